@@ -1,0 +1,23 @@
+# Warning flags for cadre's own targets, and the sanitizer switch.
+add_library(cadre_warnings INTERFACE)
+target_compile_options(cadre_warnings INTERFACE -Wall -Wextra -Wpedantic
+  -Wno-missing-field-initializers)
+if(CADRE_WERROR)
+  target_compile_options(cadre_warnings INTERFACE -Werror)
+endif()
+if(CADRE_SANITIZE)
+  add_compile_options(-fsanitize=${CADRE_SANITIZE} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${CADRE_SANITIZE})
+endif()
+
+# cadre_module(NAME SOURCES... DEPS ... PRIVATE_DEPS ...)
+function(cadre_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(cadre_${name} STATIC ${M_SOURCES})
+  add_library(cadre::${name} ALIAS cadre_${name})
+  target_include_directories(cadre_${name}
+    PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(cadre_${name} PUBLIC ${M_DEPS}
+    PRIVATE ${M_PRIVATE_DEPS} cadre_warnings)
+endfunction()

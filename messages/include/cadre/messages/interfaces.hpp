@@ -1,0 +1,69 @@
+#pragma once
+
+// Typed actor handles: what each of cadre's actors answers. Sending a message
+// that is not listed here is a compile error.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "cadre/messages/type_ids.hpp"
+
+namespace cadre {
+
+/// The durable log. Appends are group-committed and acknowledged only after
+/// RocksDB's write returned (and fsync'd, in sync mode).
+using event_store_actor = caf::typed_actor<
+  // -> the last sequence number written for the first event's execution.
+  caf::replies_to<append_atom, append_request>::with<uint64_t>,
+  // (execution id, first seq, max count; 0 = all) -> events in seq order.
+  caf::replies_to<read_atom, std::string, uint64_t, uint64_t>::with<
+    std::vector<event>>,
+  caf::replies_to<list_atom, execution_filter>::with<
+    std::vector<execution_info>>,
+  caf::replies_to<get_atom, std::string>::with<execution_info>,
+  // Idempotency key -> execution id, or "" when the key is unknown.
+  caf::replies_to<get_atom, submit_atom, std::string>::with<std::string>,
+  caf::replies_to<put_atom, definition_record>::with<bool>,
+  // (name, version; empty = latest) -> the definition.
+  caf::replies_to<get_atom, std::string, std::string>::with<
+    definition_record>>;
+
+/// Receives published events.
+using event_sink_actor
+  = caf::typed_actor<caf::reacts_to<event_atom, std::vector<event>>>;
+
+/// Fans events out to subscribers, per execution id or ("") for all.
+using event_bus_actor = caf::typed_actor<
+  caf::reacts_to<subscribe_atom, std::string, event_sink_actor>,
+  caf::reacts_to<unsub_atom, std::string, event_sink_actor>,
+  caf::reacts_to<publish_atom, std::vector<event>>>;
+
+/// The pool of workers of one tool.
+using tool_pool_actor = caf::typed_actor<
+  caf::replies_to<run_atom, task_request>::with<task_result>,
+  // -> {name, description, input_schema, output_schema, blocking, workers}
+  caf::replies_to<describe_atom>::with<json_value>>;
+
+/// One execution's coordinator.
+using coordinator_actor = caf::typed_actor<
+  caf::replies_to<input_atom, std::string, json_value>::with<bool>,
+  caf::replies_to<cancel_atom>::with<bool>,
+  caf::replies_to<status_atom>::with<execution_info>,
+  // Answers once the execution has finished.
+  caf::replies_to<await_atom>::with<execution_info>>;
+
+/// The node's entry point for executions: owns the coordinators.
+using executions_actor = caf::typed_actor<
+  caf::replies_to<submit_atom, submit_request>::with<std::string>,
+  caf::replies_to<input_atom, human_input>::with<bool>,
+  caf::replies_to<cancel_atom, std::string>::with<bool>,
+  caf::replies_to<status_atom, std::string>::with<execution_info>,
+  caf::replies_to<await_atom, std::string>::with<execution_info>,
+  // Starts a coordinator for every unfinished execution in the store.
+  caf::replies_to<resume_atom>::with<std::vector<std::string>>>;
+
+} // namespace cadre

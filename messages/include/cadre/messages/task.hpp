@@ -1,0 +1,53 @@
+#pragma once
+
+// Task dispatch: a coordinator asks a tool pool to run one attempt of a task.
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre {
+
+/// One attempt of one task, sent to the pool of `tool`.
+struct task_request {
+  std::string execution_id;
+  std::string task_id;
+  uint32_t attempt = 1;
+  std::string tool;
+  json_value input;
+  /// Wall-clock deadline in microseconds since the epoch; 0: none.
+  int64_t deadline_us = 0;
+  /// "execution/task/attempt": stable across re-dispatch after recovery, so
+  /// tools with side effects can deduplicate.
+  std::string idempotency_key;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, task_request& x) {
+  return f(caf::meta::type_name("task_request"), x.execution_id, x.task_id,
+           x.attempt, x.tool, x.input, x.deadline_us, x.idempotency_key);
+}
+
+/// The successful outcome of a task attempt. Failures travel as caf::error.
+struct task_result {
+  json_value output;
+  /// Tool-reported usage (tokens, bytes, rows...), free-form.
+  json_value usage;
+  int64_t duration_us = 0;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, task_result& x) {
+  return f(caf::meta::type_name("task_result"), x.output, x.usage,
+           x.duration_us);
+}
+
+void to_json(json& j, const task_request& x);
+void from_json(const json& j, task_request& x);
+void to_json(json& j, const task_result& x);
+void from_json(const json& j, task_result& x);
+
+} // namespace cadre

@@ -1,0 +1,62 @@
+#pragma once
+
+// The one type-ID block of cadre: every message type and every atom.
+
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/type_id.hpp>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/execution.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/messages/task.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(cadre, (cadre::json_value))
+  CAF_ADD_TYPE_ID(cadre, (cadre::submit_request))
+  CAF_ADD_TYPE_ID(cadre, (cadre::human_input))
+  CAF_ADD_TYPE_ID(cadre, (cadre::fork_request))
+  CAF_ADD_TYPE_ID(cadre, (cadre::execution_info))
+  CAF_ADD_TYPE_ID(cadre, (cadre::execution_filter))
+  CAF_ADD_TYPE_ID(cadre, (cadre::definition_record))
+  CAF_ADD_TYPE_ID(cadre, (cadre::task_request))
+  CAF_ADD_TYPE_ID(cadre, (cadre::task_result))
+  CAF_ADD_TYPE_ID(cadre, (cadre::event))
+  CAF_ADD_TYPE_ID(cadre, (cadre::append_request))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::event>))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::execution_info>))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<std::string>))
+
+  // Execution control.
+  CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")
+  CAF_ADD_ATOM(cadre, cadre, cancel_atom, "cancel")
+  CAF_ADD_ATOM(cadre, cadre, input_atom, "input")
+  CAF_ADD_ATOM(cadre, cadre, status_atom, "status")
+  CAF_ADD_ATOM(cadre, cadre, fork_atom, "fork")
+  CAF_ADD_ATOM(cadre, cadre, resume_atom, "resume")
+  CAF_ADD_ATOM(cadre, cadre, await_atom, "await")
+  // Task dispatch and tools.
+  CAF_ADD_ATOM(cadre, cadre, run_atom, "run")
+  CAF_ADD_ATOM(cadre, cadre, describe_atom, "describe")
+  // Event store.
+  CAF_ADD_ATOM(cadre, cadre, append_atom, "append")
+  CAF_ADD_ATOM(cadre, cadre, read_atom, "read")
+  CAF_ADD_ATOM(cadre, cadre, list_atom, "list")
+  CAF_ADD_ATOM(cadre, cadre, get_atom, "get")
+  CAF_ADD_ATOM(cadre, cadre, put_atom, "put")
+  CAF_ADD_ATOM(cadre, cadre, flush_atom, "flush")
+  // Event bus.
+  CAF_ADD_ATOM(cadre, cadre, subscribe_atom, "subscribe")
+  CAF_ADD_ATOM(cadre, cadre, unsub_atom, "unsub")
+  CAF_ADD_ATOM(cadre, cadre, publish_atom, "publish")
+  CAF_ADD_ATOM(cadre, cadre, event_atom, "event")
+  // Internal timers and supervision.
+  CAF_ADD_ATOM(cadre, cadre, timer_atom, "timer")
+  CAF_ADD_ATOM(cadre, cadre, tree_atom, "tree")
+  CAF_ADD_ATOM(cadre, cadre, stop_atom, "stop")
+
+CAF_END_TYPE_ID_BLOCK(cadre)

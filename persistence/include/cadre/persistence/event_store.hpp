@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/execution.hpp"
+
+namespace cadre::persistence {
+
+/// How the event store opens its RocksDB database.
+struct store_options {
+  /// Directory of the database; created when missing. Default: ".cadre"
+  std::string dir = ".cadre";
+  /// false: `wal` mode, a write returns once it is in RocksDB's WAL (survives
+  /// a process crash). true: `sync` mode, each group is fsync'd (survives a
+  /// power loss). Default: false
+  bool sync = false;
+};
+
+/// The durable log of every execution, the execution index and the stored
+/// definitions, in one RocksDB database with a column family each
+/// (docs/event-log.md).
+///
+/// Thread safety: all methods may be called from any thread, but appends to
+/// one execution must come from one writer (its coordinator, through the
+/// event store actor) for sequence checks to be meaningful.
+class event_store {
+public:
+  virtual ~event_store();
+
+  /// Opens (or creates) the database at `opts.dir`.
+  /// Errors: errc::storage_error naming the directory and RocksDB's reason.
+  [[nodiscard]] static expected<std::unique_ptr<event_store>>
+  open(store_options opts);
+
+  /// Writes every request of `group` in one WriteBatch (group commit) and
+  /// returns, per request, the last sequence number written for its first
+  /// event's execution, or an error for that request alone:
+  /// errc::conflict when its first event's seq is not last_seq + 1 of its
+  /// execution (or a request's events are not dense), errc::storage_error
+  /// when the write failed (then every request fails).
+  [[nodiscard]] virtual std::vector<expected<uint64_t>>
+  append_group(const std::vector<append_request>& group) = 0;
+
+  /// append_group for one request.
+  [[nodiscard]] expected<uint64_t> append(const append_request& req);
+
+  /// Events of `execution_id` with seq >= `from`, at most `max` (0: all), in
+  /// sequence order. An unknown execution yields an empty vector.
+  [[nodiscard]] virtual expected<std::vector<event>>
+  read(const std::string& execution_id, uint64_t from, uint64_t max) const
+    = 0;
+
+  /// Last sequence number of `execution_id`, 0 when it has no events.
+  [[nodiscard]] virtual expected<uint64_t>
+  last_seq(const std::string& execution_id) const = 0;
+
+  /// Executions of the index matching `filter`, newest first.
+  [[nodiscard]] virtual expected<std::vector<execution_info>>
+  list(const execution_filter& filter) const = 0;
+
+  /// One execution's index entry. Errors: errc::not_found.
+  [[nodiscard]] virtual expected<execution_info>
+  get(const std::string& execution_id) const = 0;
+
+  /// The execution remembered for a submission key, or "" when none.
+  [[nodiscard]] virtual expected<std::string>
+  find_by_idempotency_key(const std::string& key) const = 0;
+
+  /// Stores a definition under name and version (replacing the same pair).
+  [[nodiscard]] virtual expected<void>
+  put_definition(const definition_record& def) = 0;
+
+  /// A stored definition; an empty `version` picks the greatest version
+  /// (compared as numbers where both are numeric, else as text).
+  /// Errors: errc::not_found.
+  [[nodiscard]] virtual expected<definition_record>
+  get_definition(const std::string& name, const std::string& version) const
+    = 0;
+
+  /// Calls `fn` for every event of every execution, in key order; stops and
+  /// returns the first error. Used by replay benchmarks and store checks.
+  [[nodiscard]] virtual expected<uint64_t>
+  scan(const std::function<void(const event&)>& fn) const = 0;
+};
+
+} // namespace cadre::persistence

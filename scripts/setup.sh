@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cadre needs that are missing. Idempotent and
+# quiet when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libcaf-dev nlohmann-json3-dev librocksdb-dev liblua5.4-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libvalijson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages: ${missing[*]} (run as root to install)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre::tools {
+
+/// Limits of a sandbox.
+struct sandbox_options {
+  /// Lua VM instructions one evaluation may run. Default: 1,000,000
+  uint64_t instruction_limit = 1'000'000;
+  /// Bytes the Lua state may allocate. Default: 16 MiB
+  size_t memory_limit = 16u << 20;
+};
+
+/// A Lua 5.4 state with no io, os, require, load, dofile, debug or
+/// string.dump, and with instruction and memory limits; math.random is
+/// removed, so an evaluation depends only on its inputs (deterministic).
+/// JSON maps to Lua as: objects and arrays -> tables (arrays 1-based), null ->
+/// `json.null`, and back (a table with keys 1..n is an array, an empty table
+/// an object).
+///
+/// Not thread-safe: one owner at a time.
+class lua_sandbox {
+public:
+  ~lua_sandbox();
+
+  [[nodiscard]] static expected<std::unique_ptr<lua_sandbox>>
+  create(sandbox_options opts = {});
+
+  /// Compiles `expr` as an expression without running it.
+  /// Errors: errc::script_error with Lua's message.
+  [[nodiscard]] expected<void> check_expression(std::string_view expr);
+
+  /// Compiles `code` as a chunk (statements) without running it.
+  [[nodiscard]] expected<void> check_chunk(std::string_view code);
+
+  /// Evaluates the expression `expr` where each key of the object `env` is a
+  /// global (e.g. input, tasks, item), and returns its value as JSON.
+  /// Errors: errc::script_error (Lua error, limit exceeded, a value that
+  /// has no JSON form such as a function).
+  [[nodiscard]] expected<json> eval(std::string_view expr, const json& env);
+
+  /// Runs `code` as a chunk with the same globals; returns what the chunk
+  /// returns (null when nothing).
+  [[nodiscard]] expected<json> run(std::string_view code, const json& env);
+
+private:
+  struct impl;
+  explicit lua_sandbox(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Renders a template: every string in `tmpl` that is exactly "{{ expr }}"
+/// becomes the expression's JSON value; other strings have each "{{ expr }}"
+/// replaced by its value as text; objects and arrays are rendered
+/// recursively. Errors name the JSON pointer of the failing string.
+[[nodiscard]] expected<json> render_template(lua_sandbox& sandbox,
+                                             const json& tmpl,
+                                             const json& env);
+
+/// Calls `fn(pointer, expr)` for every "{{ expr }}" in `tmpl` (validation).
+void for_each_template_expression(
+  const json& tmpl,
+  const std::function<void(const std::string& pointer,
+                           const std::string& expr)>& fn);
+
+} // namespace cadre::tools

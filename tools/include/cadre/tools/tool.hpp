@@ -1,0 +1,71 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre::tools {
+
+/// What a tool tells workflows, LLM agents and HTTP clients about itself.
+struct tool_description {
+  std::string name;
+  std::string description;
+  json input_schema = json::object();  ///< JSON Schema of the input
+  json output_schema = json::object(); ///< JSON Schema of the output
+};
+
+/// Per-call context handed to tool::invoke.
+struct tool_context {
+  std::string execution_id;
+  std::string task_id;
+  uint32_t attempt = 1;
+  /// "execution/task/attempt"; stable when a task is re-dispatched after a
+  /// crash, so tools with side effects can deduplicate.
+  std::string idempotency_key;
+  /// Wall-clock deadline, microseconds since the epoch; 0: none.
+  int64_t deadline_us = 0;
+  /// Set by the host when the attempt is abandoned (timeout, cancel);
+  /// long-running tools poll it and return early.
+  std::shared_ptr<std::atomic<bool>> cancel_flag
+    = std::make_shared<std::atomic<bool>>(false);
+
+  bool cancelled() const noexcept {
+    return cancel_flag->load(std::memory_order_relaxed);
+  }
+};
+
+/// An adapter to the outside world. One instance lives in one worker for the
+/// worker's life (so expensive set-up, such as an OCR engine, happens once);
+/// invoke is never called concurrently on one instance.
+class tool {
+public:
+  virtual ~tool();
+
+  /// The registered name, e.g. "script".
+  virtual std::string name() const = 0;
+
+  /// Description and JSON Schemas of input and output.
+  virtual tool_description describe() const = 0;
+
+  /// True when invoke may block (I/O, sleeping, heavy CPU): the host then
+  /// runs it off CAF's scheduler threads.
+  virtual bool blocking() const = 0;
+
+  /// Runs one call. Failures are errors with a cadre code and a message that
+  /// names what was wrong and where (a JSON pointer into the input).
+  /// Exceptions that escape are treated as a worker crash.
+  [[nodiscard]] virtual expected<json_value> invoke(const json_value& input,
+                                                    tool_context& ctx)
+    = 0;
+};
+
+/// Builds a tool from its section of the node config (`tools.<name>`).
+/// Errors name the key, e.g. "tools.sleep.max_ms: must be a number".
+using tool_factory
+  = expected<std::unique_ptr<tool>> (*)(const json_value& settings);
+
+} // namespace cadre::tools
