@@ -1,1 +1,605 @@
-// placeholder: being written
+#include "rocksdb_event_store.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+
+#include "cadre/persistence/codec.hpp"
+#include "codec_detail.hpp"
+#include "status.hpp"
+
+namespace cadre::persistence {
+
+namespace {
+
+using detail::valid_key_part;
+
+std::string_view view(const rocksdb::Slice& x) {
+  return {x.data(), x.size()};
+}
+
+/// Iterator bounds that select every key starting with `part` + '\0'.
+struct prefix_bounds {
+  explicit prefix_bounds(std::string_view part)
+    : lower(std::string{part} + '\0'),
+      upper(std::string{part} + '\x01'),
+      lower_slice(lower),
+      upper_slice(upper) {
+  }
+  prefix_bounds(const prefix_bounds&) = delete;
+  prefix_bounds& operator=(const prefix_bounds&) = delete;
+
+  /// Read options whose iterators stay inside the prefix.
+  rocksdb::ReadOptions read_options() const {
+    rocksdb::ReadOptions ro;
+    ro.iterate_lower_bound = &lower_slice;
+    ro.iterate_upper_bound = &upper_slice;
+    return ro;
+  }
+
+  std::string lower;
+  std::string upper;
+  rocksdb::Slice lower_slice;
+  rocksdb::Slice upper_slice;
+};
+
+caf::error invalid_id(std::string_view what, std::string_view id) {
+  return make_error(errc::invalid_input,
+                    std::string{what} + ": execution id '" + std::string{id}
+                      + "' is empty or contains a 0 byte");
+}
+
+caf::error wrap_event_error(std::string_view id, uint64_t seq,
+                            const caf::error& err) {
+  return make_error(errc::codec_error, "decode event '" + std::string{id}
+                                         + "' seq " + std::to_string(seq)
+                                         + ": " + message_of(err));
+}
+
+caf::error malformed_key(std::string_view where, size_t size) {
+  return make_error(errc::codec_error,
+                    std::string{where} + ": malformed event key of "
+                      + std::to_string(size) + " bytes");
+}
+
+/// Maps an event key to its execution's prefix (id + 0 byte), so the
+/// memtable keeps one insert position per execution: appends to a log land
+/// right after its previous event instead of searching the whole skiplist.
+class event_prefix final : public rocksdb::SliceTransform {
+public:
+  const char* Name() const override {
+    return "cadre.event_prefix";
+  }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return {key.data(), key.size() - 8};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() > detail::event_key_suffix
+           && key[key.size() - detail::event_key_suffix] == '\0';
+  }
+};
+
+rocksdb::CompressionType events_compression() {
+  auto supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t)
+           != supported.end();
+  };
+  return has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                       : rocksdb::kNoCompression;
+}
+
+} // namespace
+
+// -- event_store --------------------------------------------------------------
+
+event_store::~event_store() = default;
+
+expected<std::unique_ptr<event_store>> event_store::open(store_options opts) {
+  return rocksdb_event_store::open(std::move(opts));
+}
+
+expected<uint64_t> event_store::append(const append_request& req) {
+  std::vector<append_request> group;
+  group.push_back(req);
+  auto results = append_group(group);
+  return std::move(results.front());
+}
+
+// -- construction -------------------------------------------------------------
+
+expected<std::unique_ptr<event_store>>
+rocksdb_event_store::open(store_options opts) {
+  auto where = "open event store '" + opts.dir + "'";
+  if (opts.dir.empty())
+    return make_error(errc::invalid_input, where + ": directory is empty");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.dir, ec);
+  if (ec)
+    return make_error(errc::storage_error,
+                      where + ": cannot create the directory: " + ec.message());
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_background_jobs = 2;
+  // append_group serializes writers, and insert hints (below) work only
+  // without concurrent memtable writes.
+  db_opts.allow_concurrent_memtable_write = false;
+  db_opts.bytes_per_sync = 1 << 20;
+  db_opts.keep_log_file_num = 4;
+  db_opts.max_log_file_size = 16 << 20;
+  // One block cache for every column family of this store.
+  auto cache = rocksdb::NewLRUCache(32 << 20);
+  // Events: large memtables absorb bursts of small appends; reads are
+  // prefix scans, so no bloom filter.
+  rocksdb::ColumnFamilyOptions events_opts;
+  events_opts.write_buffer_size = 64 << 20;
+  events_opts.max_write_buffer_number = 3;
+  events_opts.compression = events_compression();
+  events_opts.level_compaction_dynamic_level_bytes = true;
+  events_opts.memtable_insert_with_hint_prefix_extractor =
+    std::make_shared<event_prefix>();
+  {
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    table.block_size = 16 << 10;
+    events_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  // Index, idempotency keys and definitions: small, read by key.
+  rocksdb::ColumnFamilyOptions small_opts;
+  small_opts.write_buffer_size = 8 << 20;
+  {
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    small_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
+    {rocksdb::kDefaultColumnFamilyName, small_opts},
+    {events_cf, events_opts},
+    {executions_cf, small_opts},
+    {idempotency_cf, small_opts},
+    {definitions_cf, small_opts},
+  };
+  // RocksDB refuses to open a database without all of its column families,
+  // so open the ones a newer version may have added, too.
+  std::vector<std::string> existing;
+  // A new database has none: ignoring the error is deliberate.
+  rocksdb::DB::ListColumnFamilies(db_opts, opts.dir, &existing)
+    .PermitUncheckedError();
+  for (auto& name : existing) {
+    auto known = std::any_of(descriptors.begin(), descriptors.end(),
+                             [&](const auto& d) { return d.name == name; });
+    if (!known)
+      descriptors.emplace_back(name, small_opts);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(db_opts, opts.dir, descriptors, &handles, &raw);
+  if (!st.ok()) {
+    auto err = to_error(st, where);
+    return make_error(errc::storage_error, message_of(err));
+  }
+  std::unique_ptr<rocksdb::DB> db{raw};
+  return std::unique_ptr<event_store>{
+    new rocksdb_event_store(std::move(opts), std::move(db),
+                            std::move(handles))};
+}
+
+rocksdb_event_store::rocksdb_event_store(
+  store_options opts, std::unique_ptr<rocksdb::DB> db,
+  std::vector<rocksdb::ColumnFamilyHandle*> handles)
+  : opts_(std::move(opts)), db_(std::move(db)), handles_(std::move(handles)) {
+  // Handles come back in the order of the descriptors given to DB::Open.
+  events_ = handles_[1];
+  executions_ = handles_[2];
+  idempotency_ = handles_[3];
+  definitions_ = handles_[4];
+  write_opts_.sync = opts_.sync;
+}
+
+rocksdb_event_store::~rocksdb_event_store() {
+  // A destructor has nobody to report to: the statuses are ignored on
+  // purpose. Everything acknowledged is already in the WAL.
+  for (auto* handle : handles_)
+    db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();
+}
+
+// -- appending ----------------------------------------------------------------
+
+expected<uint64_t>
+rocksdb_event_store::stored_last_seq(const std::string& execution_id) const {
+  prefix_bounds bounds{execution_id};
+  auto ro = bounds.read_options();
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
+  it->SeekToLast();
+  if (!it->Valid()) {
+    if (auto err = to_error(it->status(), "last seq of execution '"
+                                            + execution_id + "'"))
+      return err;
+    return uint64_t{0};
+  }
+  std::string_view id;
+  uint64_t seq = 0;
+  auto key = view(it->key());
+  if (!detail::split_event_key(key, id, seq) || id != execution_id)
+    return malformed_key("last seq of execution '" + execution_id + "'",
+                         key.size());
+  return seq;
+}
+
+expected<uint64_t>
+rocksdb_event_store::cached_last_seq(const std::string& execution_id) {
+  if (auto i = last_seq_.find(execution_id); i != last_seq_.end())
+    return i->second;
+  auto seq = stored_last_seq(execution_id);
+  if (seq)
+    last_seq_.emplace(execution_id, *seq);
+  return seq;
+}
+
+std::vector<expected<uint64_t>>
+rocksdb_event_store::append_group(const std::vector<append_request>& group) {
+  std::vector<expected<uint64_t>> results;
+  results.reserve(group.size());
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  if (last_seq_.size() > max_cached_executions)
+    last_seq_.clear();
+  batch_.Clear();
+  // Last seq per execution and execution per idempotency key after the
+  // requests accepted so far; views point into `group`.
+  std::unordered_map<std::string_view, uint64_t> group_last;
+  std::unordered_map<std::string_view, std::string_view> group_keys;
+  // Last seq per execution after the events of the current request.
+  std::vector<std::pair<const std::string*, uint64_t>> local;
+  std::vector<size_t> accepted;
+  std::string key_buf;
+  std::string value_buf;
+  // Checks one request against the stored and the group's state; fills
+  // `local`.
+  auto check = [&](size_t index, const append_request& req) -> caf::error {
+    auto what = "append request " + std::to_string(index);
+    local.clear();
+    size_t slot = 0;
+    const std::string* current = nullptr;
+    for (size_t pos = 0; pos < req.events.size(); ++pos) {
+      const auto& ev = req.events[pos];
+      if (current == nullptr || ev.execution_id != *current) {
+        if (!valid_key_part(ev.execution_id))
+          return invalid_id(what, ev.execution_id);
+        current = &ev.execution_id;
+        auto found = std::find_if(local.begin(), local.end(), [&](auto& x) {
+          return *x.first == ev.execution_id;
+        });
+        if (found != local.end()) {
+          slot = static_cast<size_t>(found - local.begin());
+        } else {
+          uint64_t last = 0;
+          if (auto i = group_last.find(ev.execution_id);
+              i != group_last.end()) {
+            last = i->second;
+          } else {
+            auto stored = cached_last_seq(ev.execution_id);
+            if (!stored)
+              return std::move(stored.error());
+            last = *stored;
+          }
+          slot = local.size();
+          local.emplace_back(current, last);
+        }
+      }
+      auto want = local[slot].second + 1;
+      if (ev.seq != want) {
+        auto msg = "append to execution '" + ev.execution_id
+                   + "': expected seq " + std::to_string(want) + ", got "
+                   + std::to_string(ev.seq);
+        if (pos > 0)
+          msg += " (event " + std::to_string(pos) + " of the request)";
+        return make_error(errc::conflict, std::move(msg));
+      }
+      local[slot].second = ev.seq;
+    }
+    for (const auto& info : req.index)
+      if (!valid_key_part(info.id))
+        return invalid_id(what + ": index entry", info.id);
+    if (!req.idempotency_key.empty()) {
+      if (req.events.empty())
+        return make_error(errc::invalid_input,
+                          what + ": idempotency key '" + req.idempotency_key
+                            + "' without events names no execution");
+      std::string_view target = req.events.front().execution_id;
+      std::string owner;
+      if (auto i = group_keys.find(req.idempotency_key);
+          i != group_keys.end()) {
+        owner = i->second;
+      } else {
+        auto st = db_->Get(rocksdb::ReadOptions{}, idempotency_,
+                           req.idempotency_key, &owner);
+        if (st.IsNotFound())
+          owner.clear();
+        else if (!st.ok())
+          return to_error(st, what + ": idempotency key '"
+                                + req.idempotency_key + "'");
+      }
+      if (!owner.empty() && owner != target)
+        return make_error(errc::conflict,
+                          "idempotency key '" + req.idempotency_key
+                            + "' already names execution '" + owner
+                            + "', not '" + std::string{target} + "'");
+    }
+    return caf::error{};
+  };
+  // Adds one checked request to the batch, all or nothing.
+  auto add = [&](const append_request& req) -> caf::error {
+    batch_.SetSavePoint();
+    rocksdb::Status st;
+    for (const auto& ev : req.events) {
+      detail::event_key_to(key_buf, ev.execution_id, ev.seq);
+      detail::encode_event_to(ev, value_buf);
+      st = batch_.Put(events_, key_buf, value_buf);
+      if (!st.ok())
+        break;
+    }
+    for (size_t i = 0; st.ok() && i < req.index.size(); ++i)
+      st = batch_.Put(executions_, req.index[i].id,
+                      detail::encode_execution_info(req.index[i]));
+    if (st.ok() && !req.idempotency_key.empty())
+      st = batch_.Put(idempotency_, req.idempotency_key,
+                      req.events.front().execution_id);
+    if (!st.ok()) {
+      // Rolling back to the save point set above cannot fail.
+      batch_.RollbackToSavePoint().PermitUncheckedError();
+      return to_error(st, "append: add to write batch");
+    }
+    // Popping the save point set above cannot fail.
+    batch_.PopSavePoint().PermitUncheckedError();
+    return caf::error{};
+  };
+  for (size_t index = 0; index < group.size(); ++index) {
+    const auto& req = group[index];
+    auto err = check(index, req);
+    if (!err)
+      err = add(req);
+    if (err) {
+      results.emplace_back(std::move(err));
+      continue;
+    }
+    for (auto& [id, seq] : local)
+      group_last.insert_or_assign(std::string_view{*id}, seq);
+    if (!req.idempotency_key.empty())
+      group_keys.insert_or_assign(req.idempotency_key,
+                                  req.events.front().execution_id);
+    results.emplace_back(local.empty() ? uint64_t{0} : local.front().second);
+    accepted.push_back(index);
+  }
+  if (accepted.empty())
+    return results;
+  auto st = db_->Write(write_opts_, &batch_);
+  if (!st.ok()) {
+    auto err = to_error(st, "append group of " + std::to_string(accepted.size())
+                              + " requests to '" + opts_.dir + "'");
+    for (auto index : accepted)
+      results[index] = err;
+    return results;
+  }
+  for (auto& [id, seq] : group_last)
+    last_seq_[std::string{id}] = seq;
+  return results;
+}
+
+// -- reading events -----------------------------------------------------------
+
+expected<std::vector<event>>
+rocksdb_event_store::read(const std::string& execution_id, uint64_t from,
+                          uint64_t max) const {
+  std::vector<event> out;
+  if (execution_id.empty())
+    return out;
+  if (!valid_key_part(execution_id))
+    return invalid_id("read", execution_id);
+  prefix_bounds bounds{execution_id};
+  auto ro = bounds.read_options();
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
+  std::string start;
+  detail::event_key_to(start, execution_id, from);
+  if (max > 0)
+    out.reserve(static_cast<size_t>(std::min<uint64_t>(max, 1024)));
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    if (max > 0 && out.size() >= max)
+      break;
+    std::string_view id;
+    uint64_t seq = 0;
+    auto key = view(it->key());
+    if (!detail::split_event_key(key, id, seq))
+      return malformed_key("read execution '" + execution_id + "'",
+                           key.size());
+    auto& ev = out.emplace_back();
+    ev.execution_id = execution_id;
+    ev.seq = seq;
+    if (auto err = detail::decode_event_value(view(it->value()), ev))
+      return wrap_event_error(execution_id, seq, err);
+  }
+  if (auto err = to_error(it->status(),
+                          "read execution '" + execution_id + "'"))
+    return err;
+  return out;
+}
+
+expected<uint64_t>
+rocksdb_event_store::last_seq(const std::string& execution_id) const {
+  if (execution_id.empty())
+    return uint64_t{0};
+  if (!valid_key_part(execution_id))
+    return invalid_id("last_seq", execution_id);
+  return stored_last_seq(execution_id);
+}
+
+expected<uint64_t>
+rocksdb_event_store::scan(const std::function<void(const event&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
+  // One event reused for every call: the execution id is assigned only when
+  // it changes, and the type string keeps its capacity.
+  event ev;
+  uint64_t count = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view id;
+    uint64_t seq = 0;
+    auto key = view(it->key());
+    if (!detail::split_event_key(key, id, seq))
+      return malformed_key("scan", key.size());
+    if (id != ev.execution_id)
+      ev.execution_id.assign(id);
+    ev.seq = seq;
+    if (auto err = detail::decode_event_value(view(it->value()), ev))
+      return wrap_event_error(id, seq, err);
+    fn(ev);
+    ++count;
+  }
+  if (auto err = to_error(it->status(), "scan events"))
+    return err;
+  return count;
+}
+
+// -- execution index ----------------------------------------------------------
+
+expected<std::vector<execution_info>>
+rocksdb_event_store::list(const execution_filter& filter) const {
+  std::vector<execution_info> out;
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, executions_)};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto info = detail::decode_execution_info(view(it->key()),
+                                              view(it->value()));
+    if (!info)
+      return std::move(info.error());
+    if (!filter.status.empty() && info->status != filter.status)
+      continue;
+    if (!filter.workflow.empty() && info->workflow != filter.workflow)
+      continue;
+    out.push_back(std::move(*info));
+  }
+  if (auto err = to_error(it->status(), "list executions"))
+    return err;
+  auto newer = [](const execution_info& x, const execution_info& y) {
+    return x.created_us != y.created_us ? x.created_us > y.created_us
+                                        : x.id > y.id;
+  };
+  if (filter.limit > 0 && out.size() > filter.limit) {
+    auto mid = out.begin() + filter.limit;
+    std::partial_sort(out.begin(), mid, out.end(), newer);
+    out.erase(mid, out.end());
+  } else {
+    std::sort(out.begin(), out.end(), newer);
+  }
+  return out;
+}
+
+expected<execution_info>
+rocksdb_event_store::get(const std::string& execution_id) const {
+  rocksdb::PinnableSlice value;
+  auto st = db_->Get(rocksdb::ReadOptions{}, executions_, execution_id,
+                     &value);
+  if (st.IsNotFound())
+    return make_error(errc::not_found, "execution '" + execution_id
+                                         + "' is not in the index");
+  if (auto err = to_error(st, "get execution '" + execution_id + "'"))
+    return err;
+  return detail::decode_execution_info(execution_id, view(value));
+}
+
+expected<std::string>
+rocksdb_event_store::find_by_idempotency_key(const std::string& key) const {
+  std::string owner;
+  if (key.empty())
+    return owner;
+  auto st = db_->Get(rocksdb::ReadOptions{}, idempotency_, key, &owner);
+  if (st.IsNotFound())
+    return std::string{};
+  if (auto err = to_error(st, "find idempotency key '" + key + "'"))
+    return err;
+  return owner;
+}
+
+// -- definitions --------------------------------------------------------------
+
+expected<void>
+rocksdb_event_store::put_definition(const definition_record& def) {
+  auto what = "put definition '" + def.name + "@" + def.version + "'";
+  if (!valid_key_part(def.name))
+    return make_error(errc::invalid_input,
+                      what + ": name is empty or contains a 0 byte");
+  if (!valid_key_part(def.version))
+    return make_error(errc::invalid_input,
+                      what + ": version is empty or contains a 0 byte");
+  auto key = def.name + '\0' + def.version;
+  auto st = db_->Put(write_opts_, definitions_, key,
+                     detail::encode_document(def.document));
+  if (auto err = to_error(st, what))
+    return err;
+  return {};
+}
+
+expected<definition_record>
+rocksdb_event_store::get_definition(const std::string& name,
+                                    const std::string& version) const {
+  auto id = version.empty() ? name : name + "@" + version;
+  auto missing = [&] {
+    return make_error(errc::not_found,
+                      "definition '" + id + "' is not stored");
+  };
+  if (!valid_key_part(name) || version.find('\0') != std::string::npos)
+    return missing();
+  definition_record out;
+  out.name = name;
+  std::string value;
+  if (!version.empty()) {
+    auto st = db_->Get(rocksdb::ReadOptions{}, definitions_,
+                       name + '\0' + version, &value);
+    if (st.IsNotFound())
+      return missing();
+    if (auto err = to_error(st, "get definition '" + id + "'"))
+      return err;
+    out.version = version;
+  } else {
+    prefix_bounds bounds{name};
+    auto ro = bounds.read_options();
+    std::unique_ptr<rocksdb::Iterator> it{
+      db_->NewIterator(ro, definitions_)};
+    bool found = false;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto v = view(it->key()).substr(name.size() + 1);
+      if (!found || detail::compare_versions(v, out.version) > 0) {
+        found = true;
+        out.version.assign(v);
+        value.assign(view(it->value()));
+      }
+    }
+    if (auto err = to_error(it->status(), "get definition '" + id + "'"))
+      return err;
+    if (!found)
+      return missing();
+  }
+  auto doc = detail::decode_document(
+    value, "definition '" + name + "@" + out.version + "'");
+  if (!doc)
+    return std::move(doc.error());
+  out.document = std::move(*doc);
+  return out;
+}
+
+} // namespace cadre::persistence

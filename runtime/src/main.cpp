@@ -1,1 +1,518 @@
-int main() { return 0; }
+// The `cadre` command line: run and inspect workflows on an embedded node.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "cadre/persistence/event_store.hpp"
+#include "cadre/runtime/node.hpp"
+#include "cadre/runtime/progress.hpp"
+#include "cadre/tools/tool_registry.hpp"
+#include "cadre/workflow/definition.hpp"
+
+using namespace cadre;
+
+namespace {
+
+// Exit codes.
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;   // the execution failed or was cancelled
+constexpr int exit_usage = 2;    // bad command line, file or config
+constexpr int exit_waiting = 3;  // the execution waits for a person
+
+struct global_options {
+  std::string config_file;
+  std::string db;
+  bool sync = false;
+  bool json_out = false;
+};
+
+void print_error(const std::string& msg) {
+  std::fprintf(stderr, "cadre: %s\n", msg.c_str());
+}
+
+expected<config::node_config> make_config(const global_options& g) {
+  config::node_config cfg;
+  if (!g.config_file.empty()) {
+    auto loaded = config::load_file(g.config_file, cfg);
+    if (!loaded)
+      return loaded.error();
+    cfg = std::move(*loaded);
+  }
+  auto env = config::apply_environment(std::move(cfg));
+  if (!env)
+    return env.error();
+  cfg = std::move(*env);
+  if (!g.db.empty())
+    cfg.store_dir = g.db;
+  if (g.sync)
+    cfg.store_sync = true;
+  return cfg;
+}
+
+// Parses "--input": JSON text, or @file with JSON in it.
+expected<json> parse_input(const std::string& arg, const std::string& what) {
+  std::string text = arg;
+  std::string source = what;
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in{arg.substr(1)};
+    if (!in)
+      return make_error(errc::invalid_input,
+                        what + ": cannot read " + arg.substr(1));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+    source = arg.substr(1);
+  }
+  auto doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded())
+    return make_error(errc::invalid_input,
+                      source + ": not valid JSON: " + text.substr(0, 60));
+  return doc;
+}
+
+std::unique_ptr<runtime::node> start_node(const global_options& g) {
+  auto cfg = make_config(g);
+  if (!cfg) {
+    print_error(message_of(cfg.error()));
+    std::exit(exit_usage);
+  }
+  auto n = runtime::node::start(*cfg);
+  if (!n) {
+    print_error(describe(n.error()));
+    std::exit(exit_failed);
+  }
+  return std::move(*n);
+}
+
+void print_output(const execution_info& info, bool json_out) {
+  if (json_out) {
+    json j = info;
+    j["type"] = "result";
+    std::printf("%s\n", j.dump().c_str());
+  } else if (info.status == "completed") {
+    std::printf("%s\n", info.output->dump(2).c_str());
+  }
+  std::fflush(stdout);
+}
+
+int exit_code_of(const execution_info& info) {
+  if (info.status == "completed")
+    return exit_ok;
+  if (info.status == "waiting")
+    return exit_waiting;
+  return exit_failed;
+}
+
+// Waits until the execution finished, or waits for a person with nothing
+// else in flight.
+execution_info wait_for(runtime::node& n, const std::string& id) {
+  caf::scoped_actor self{n.system()};
+  for (;;) {
+    std::optional<execution_info> done;
+    self->request(n.executions(), std::chrono::milliseconds{250}, await_atom_v,
+                  id)
+      .receive([&](execution_info& info) { done = std::move(info); },
+               [&](caf::error&) {});
+    if (done)
+      return *done;
+    execution_info status;
+    bool ok = false;
+    self->request(n.executions(), caf::infinite, status_atom_v, id)
+      .receive(
+        [&](execution_info& info) {
+          status = std::move(info);
+          ok = true;
+        },
+        [&](caf::error& err) {
+          status.id = id;
+          status.status = "failed";
+          status.error = describe(err);
+          ok = true;
+        });
+    if (ok && (status.status == "waiting" || status.finished()))
+      return status;
+  }
+}
+
+int report(const execution_info& info, bool json_out) {
+  print_output(info, json_out);
+  if (!json_out) {
+    if (info.status == "failed" || info.status == "cancelled")
+      print_error("execution " + info.id + " " + info.status + ": "
+                  + info.error);
+    else if (info.status == "waiting")
+      std::fprintf(stderr,
+                   "execution %s waits for input; it resumes with "
+                   "`cadre input %s TASK VALUE`\n",
+                   info.id.c_str(), info.id.c_str());
+  }
+  return exit_code_of(info);
+}
+
+runtime::progress_style style_of(const global_options& g) {
+  return g.json_out ? runtime::progress_style::json
+                    : runtime::progress_style::human;
+}
+
+workflow::validation_context tool_context(const tools::tool_registry& reg) {
+  workflow::validation_context ctx;
+  ctx.tool_exists = [&reg](const std::string& name) {
+    return reg.contains(name);
+  };
+  return ctx;
+}
+
+int cmd_validate(const std::vector<std::string>& files,
+                 const global_options& g) {
+  tools::tool_registry reg;
+  tools::register_builtin_tools(reg);
+  auto ctx = tool_context(reg);
+  int rc = exit_ok;
+  json all = json::array();
+  for (const auto& file : files) {
+    auto res = workflow::parse_file(file, ctx);
+    if (!res.errors.empty())
+      rc = exit_usage;
+    if (g.json_out) {
+      json errs = json::array();
+      for (auto& d : res.errors)
+        errs.push_back(json{{"file", d.file},
+                            {"line", d.where.line},
+                            {"column", d.where.column},
+                            {"pointer", d.pointer},
+                            {"message", d.message}});
+      all.push_back(json{{"file", file},
+                         {"valid", res.errors.empty()},
+                         {"errors", errs}});
+    } else if (res.errors.empty()) {
+      std::printf("%s: ok (%s, %zu tasks)\n", file.c_str(),
+                  res.def->name.c_str(), res.def->tasks.size());
+    } else {
+      for (auto& d : res.errors)
+        std::fprintf(stderr, "%s\n", d.to_string().c_str());
+      std::fprintf(stderr, "%s: %zu error%s\n", file.c_str(),
+                   res.errors.size(), res.errors.size() == 1 ? "" : "s");
+    }
+  }
+  if (g.json_out)
+    std::printf("%s\n", all.dump().c_str());
+  return rc;
+}
+
+int cmd_run(const std::string& file, const std::string& input_arg,
+            const std::string& idempotency_key, const global_options& g) {
+  tools::tool_registry reg;
+  tools::register_builtin_tools(reg);
+  auto res = workflow::parse_file(file, tool_context(reg));
+  if (!res.errors.empty()) {
+    for (auto& d : res.errors)
+      std::fprintf(stderr, "%s\n", d.to_string().c_str());
+    return exit_usage;
+  }
+  json input = json::object();
+  if (!input_arg.empty()) {
+    auto in = parse_input(input_arg, "--input");
+    if (!in) {
+      print_error(message_of(in.error()));
+      return exit_usage;
+    }
+    input = std::move(*in);
+  }
+  auto n = start_node(g);
+  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
+  submit_request req;
+  req.definition = json_value{res.def->document};
+  req.input = json_value{std::move(input)};
+  req.idempotency_key = idempotency_key;
+  req.source = file;
+  std::string id;
+  caf::error failure;
+  {
+    caf::scoped_actor self{n->system()};
+    self->request(n->executions(), caf::infinite, submit_atom_v, req)
+      .receive([&](std::string& x) { id = std::move(x); },
+               [&](caf::error& err) { failure = std::move(err); });
+  }
+  if (failure) {
+    print_error(message_of(failure).empty() ? describe(failure)
+                                            : message_of(failure));
+    return code_of(failure) == errc::invalid_input
+               || code_of(failure) == errc::invalid_workflow
+             ? exit_usage
+             : exit_failed;
+  }
+  auto info = wait_for(*n, id);
+  // Let the progress sink print the last events before the output.
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  return report(info, g.json_out);
+}
+
+int cmd_input(const std::string& id, const std::string& task,
+              const std::string& value_arg, const global_options& g) {
+  auto value = json::parse(value_arg, nullptr, false);
+  if (value.is_discarded())
+    value = value_arg; // a bare word is a string answer
+  auto n = start_node(g);
+  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
+  caf::error failure;
+  {
+    caf::scoped_actor self{n->system()};
+    self
+      ->request(n->executions(), caf::infinite, input_atom_v,
+                human_input{id, task, json_value{value}})
+      .receive([](bool) {}, [&](caf::error& err) { failure = err; });
+  }
+  if (failure) {
+    print_error(describe(failure));
+    return exit_failed;
+  }
+  auto info = wait_for(*n, id);
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  return report(info, g.json_out);
+}
+
+int cmd_resume(const global_options& g) {
+  auto n = start_node(g);
+  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
+  int rc = exit_ok;
+  json results = json::array();
+  for (const auto& id : n->resumed()) {
+    auto info = wait_for(*n, id);
+    rc = std::max(rc, exit_code_of(info));
+    json j = info;
+    results.push_back(j);
+    if (!g.json_out)
+      std::fprintf(stderr, "%s: %s\n", id.c_str(), info.status.c_str());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  if (g.json_out)
+    std::printf("%s\n", json{{"type", "resumed"}, {"executions", results}}
+                          .dump()
+                          .c_str());
+  else
+    std::fprintf(stderr, "resumed %zu execution%s\n", n->resumed().size(),
+                 n->resumed().size() == 1 ? "" : "s");
+  return rc == exit_waiting ? exit_waiting : rc;
+}
+
+int cmd_cancel(const std::string& id, const global_options& g) {
+  auto n = start_node(g);
+  caf::scoped_actor self{n->system()};
+  int rc = exit_ok;
+  self->request(n->executions(), caf::infinite, cancel_atom_v, id)
+    .receive(
+      [&](bool cancelled) {
+        std::printf("%s\n", cancelled ? "cancelled" : "already finished");
+      },
+      [&](caf::error& err) {
+        print_error(describe(err));
+        rc = exit_failed;
+      });
+  return rc;
+}
+
+std::unique_ptr<persistence::event_store> open_store(const global_options& g) {
+  auto cfg = make_config(g);
+  if (!cfg) {
+    print_error(message_of(cfg.error()));
+    std::exit(exit_usage);
+  }
+  auto store = persistence::event_store::open(
+    persistence::store_options{cfg->store_dir, false});
+  if (!store) {
+    print_error(describe(store.error()));
+    std::exit(exit_failed);
+  }
+  return std::move(*store);
+}
+
+std::string time_text(int64_t us) {
+  auto secs = static_cast<time_t>(us / 1'000'000);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
+  return buf;
+}
+
+int cmd_executions(const std::string& status, const global_options& g) {
+  auto store = open_store(g);
+  execution_filter filter;
+  filter.status = status;
+  auto list = store->list(filter);
+  if (!list) {
+    print_error(describe(list.error()));
+    return exit_failed;
+  }
+  if (g.json_out) {
+    json j = *list;
+    std::printf("%s\n", j.dump().c_str());
+    return exit_ok;
+  }
+  std::printf("%-20s %-10s %-24s %s\n", "ID", "STATUS", "WORKFLOW",
+              "UPDATED");
+  for (auto& x : *list)
+    std::printf("%-20s %-10s %-24s %s\n", x.id.c_str(), x.status.c_str(),
+                (x.workflow + "@" + x.version).c_str(),
+                time_text(x.updated_us).c_str());
+  return exit_ok;
+}
+
+int cmd_events(const std::string& id, uint64_t from, bool follow,
+               const global_options& g) {
+  uint64_t next = std::max<uint64_t>(from, 1);
+  for (;;) {
+    bool finished = false;
+    {
+      auto store = open_store(g);
+      auto evs = store->read(id, next, 0);
+      if (!evs) {
+        print_error(describe(evs.error()));
+        return exit_failed;
+      }
+      if (evs->empty() && next == 1 && !follow) {
+        print_error("execution " + id + " has no events");
+        return exit_failed;
+      }
+      for (auto& ev : *evs) {
+        if (g.json_out) {
+          json j = ev;
+          std::printf("%s\n", j.dump().c_str());
+        } else {
+          auto line = runtime::describe_event(ev);
+          std::printf("%6llu  %s  %-20s %s\n",
+                      static_cast<unsigned long long>(ev.seq),
+                      time_text(ev.time_us).c_str(), ev.type.c_str(),
+                      line.empty() ? ev.payload.dump().substr(0, 80).c_str()
+                                   : line.c_str());
+        }
+        next = ev.seq + 1;
+        finished = finished || ev.type == "execution_completed"
+                   || ev.type == "execution_failed"
+                   || ev.type == "execution_cancelled";
+      }
+      std::fflush(stdout);
+    }
+    if (!follow || finished)
+      return exit_ok;
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  }
+}
+
+int cmd_tree(const global_options& g) {
+  auto n = start_node(g);
+  auto tree = n->tree();
+  std::printf("%s\n", g.json_out ? tree.dump().c_str() : tree.dump(2).c_str());
+  return exit_ok;
+}
+
+int cmd_tools(const global_options& g) {
+  tools::tool_registry reg;
+  tools::register_builtin_tools(reg);
+  json out = json::array();
+  for (auto& name : reg.names()) {
+    auto t = reg.create(name, json_value{json::object()});
+    if (!t)
+      continue;
+    auto d = (*t)->describe();
+    out.push_back(json{{"name", d.name},
+                       {"description", d.description},
+                       {"blocking", (*t)->blocking()},
+                       {"input_schema", d.input_schema},
+                       {"output_schema", d.output_schema}});
+  }
+  if (g.json_out) {
+    std::printf("%s\n", out.dump().c_str());
+    return exit_ok;
+  }
+  for (auto& t : out)
+    std::printf("%-10s %s\n", t["name"].get<std::string>().c_str(),
+                t["description"].get<std::string>().c_str());
+  return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cadre: durable workflows and agents on actors"};
+  app.require_subcommand(1);
+  global_options g;
+  app.add_option("--config", g.config_file, "YAML config file")
+    ->check(CLI::ExistingFile);
+  app.add_option("--db", g.db, "event store directory (default .cadre)");
+  app.add_flag("--sync", g.sync, "fsync each group commit (sync mode)");
+  app.add_flag("--json", g.json_out, "machine-readable JSON output");
+
+  std::string file, input_arg, idem;
+  auto* run = app.add_subcommand("run", "run a workflow file to completion");
+  run->add_option("FILE", file, "workflow file (YAML or JSON)")->required();
+  run->add_option("--input", input_arg, "input as JSON, or @file");
+  run->add_option("--idempotency-key", idem,
+                  "submit at most once per key");
+
+  std::vector<std::string> files;
+  auto* validate = app.add_subcommand("validate", "check workflow files");
+  validate->add_option("FILE", files, "workflow files")->required();
+
+  std::string status;
+  auto* executions
+    = app.add_subcommand("executions", "list executions in the store");
+  executions->add_option("--status", status,
+                         "running, waiting, completed, failed, cancelled");
+
+  std::string id;
+  uint64_t from = 1;
+  bool follow = false;
+  auto* events = app.add_subcommand("events", "print an execution's events");
+  events->add_option("ID", id, "execution id")->required();
+  events->add_option("--from", from, "first sequence number");
+  events->add_flag("--follow,-f", follow, "wait for new events");
+
+  std::string task, value;
+  auto* input = app.add_subcommand(
+    "input", "answer a human task and continue the execution");
+  input->add_option("ID", id, "execution id")->required();
+  input->add_option("TASK", task, "task id")->required();
+  input->add_option("VALUE", value, "the answer (JSON, or a bare string)")
+    ->required();
+
+  auto* resume = app.add_subcommand(
+    "resume", "finish every unfinished execution in the store");
+  auto* cancel = app.add_subcommand("cancel", "cancel an execution");
+  cancel->add_option("ID", id, "execution id")->required();
+  auto* tree = app.add_subcommand("tree", "print the node's supervision tree");
+  auto* tools_cmd = app.add_subcommand("tools", "list the tools");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (run->parsed())
+    return cmd_run(file, input_arg, idem, g);
+  if (validate->parsed())
+    return cmd_validate(files, g);
+  if (executions->parsed())
+    return cmd_executions(status, g);
+  if (events->parsed())
+    return cmd_events(id, from, follow, g);
+  if (input->parsed())
+    return cmd_input(id, task, value, g);
+  if (resume->parsed())
+    return cmd_resume(g);
+  if (cancel->parsed())
+    return cmd_cancel(id, g);
+  if (tree->parsed())
+    return cmd_tree(g);
+  if (tools_cmd->parsed())
+    return cmd_tools(g);
+  return exit_usage;
+}

@@ -1,1 +1,1077 @@
-// placeholder: being written
+#include "cadre/workflow/machine.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <unordered_map>
+
+#include "cadre/tools/lua_sandbox.hpp"
+
+namespace cadre::workflow {
+
+namespace {
+
+enum class unit_status : uint8_t {
+  blocked,    // waiting for dependencies (or never started)
+  running,    // dispatched, no result yet
+  retry_wait, // failed, a retry timer is pending
+  human_wait, // a person is asked
+  done,
+  failed,
+  skipped,
+};
+
+// One runnable thing: a task, or one item of a map task.
+struct unit {
+  unit_status status = unit_status::blocked;
+  uint32_t attempt = 0;
+  json input;
+  json output;
+  int64_t retry_at_us = 0;
+};
+
+struct task_rt : unit {
+  size_t remaining_deps = 0;
+  bool fallback_only = false; // a fallback target: runs only on failure
+  int fallback_for = -1;      // owner index while running as a fallback
+  // kind map
+  bool map_started = false;
+  json item_values; // the list the map runs over
+  std::vector<unit> items;
+  size_t next_item = 0;
+  size_t in_progress = 0;
+  size_t done_items = 0;
+};
+
+bool terminal(unit_status s) {
+  return s == unit_status::done || s == unit_status::failed
+         || s == unit_status::skipped;
+}
+
+// A dotted path such as input.items[2].name or tasks.fetch.output, resolved
+// without Lua. Returns nullopt when `expr` is not such a path.
+std::optional<std::vector<json>> parse_path(std::string_view expr) {
+  std::vector<json> segs;
+  size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < expr.size() && std::isspace(static_cast<unsigned char>(expr[i])))
+      ++i;
+  };
+  auto ident = [&]() -> std::optional<std::string> {
+    if (i >= expr.size()
+        || !(std::isalpha(static_cast<unsigned char>(expr[i]))
+             || expr[i] == '_'))
+      return std::nullopt;
+    auto start = i;
+    while (i < expr.size()
+           && (std::isalnum(static_cast<unsigned char>(expr[i]))
+               || expr[i] == '_'))
+      ++i;
+    return std::string{expr.substr(start, i - start)};
+  };
+  skip_ws();
+  auto first = ident();
+  if (!first || *first == "true" || *first == "false" || *first == "nil"
+      || *first == "not")
+    return std::nullopt;
+  segs.emplace_back(*first);
+  while (i < expr.size()) {
+    if (expr[i] == '.') {
+      ++i;
+      auto name = ident();
+      if (!name)
+        return std::nullopt;
+      segs.emplace_back(*name);
+    } else if (expr[i] == '[') {
+      ++i;
+      if (i < expr.size() && expr[i] == '"') {
+        auto end = expr.find('"', i + 1);
+        if (end == std::string_view::npos || end + 1 >= expr.size()
+            || expr[end + 1] != ']')
+          return std::nullopt;
+        segs.emplace_back(std::string{expr.substr(i + 1, end - i - 1)});
+        i = end + 2;
+      } else {
+        auto start = i;
+        while (i < expr.size() && std::isdigit(static_cast<unsigned char>(expr[i])))
+          ++i;
+        if (start == i || i >= expr.size() || expr[i] != ']')
+          return std::nullopt;
+        segs.emplace_back(std::stoll(std::string{expr.substr(start, i - start)}));
+        ++i;
+      }
+    } else {
+      break;
+    }
+  }
+  skip_ws();
+  if (i != expr.size())
+    return std::nullopt;
+  return segs;
+}
+
+const json& null_json() {
+  static const json null;
+  return null;
+}
+
+const json& descend(const json& root, const std::vector<json>& segs,
+                    size_t from) {
+  const json* cur = &root;
+  for (size_t k = from; k < segs.size(); ++k) {
+    const auto& s = segs[k];
+    if (s.is_string()) {
+      if (!cur->is_object())
+        return null_json();
+      auto it = cur->find(s.get_ref<const std::string&>());
+      if (it == cur->end())
+        return null_json();
+      cur = &*it;
+    } else {
+      // Lua tables are 1-based; so are these paths.
+      auto idx = s.get<int64_t>();
+      if (cur->is_array() && idx >= 1
+          && static_cast<size_t>(idx) <= cur->size())
+        cur = &(*cur)[static_cast<size_t>(idx - 1)];
+      else if (cur->is_object() && cur->contains(std::to_string(idx)))
+        cur = &(*cur)[std::to_string(idx)];
+      else
+        return null_json();
+    }
+  }
+  return *cur;
+}
+
+std::string trim(std::string_view s) {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
+    ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
+    --e;
+  return std::string{s.substr(b, e - b)};
+}
+
+bool truthy(const json& x) {
+  return !(x.is_null() || (x.is_boolean() && !x.get<bool>()));
+}
+
+std::string text_of(const json& x) {
+  return x.is_string() ? x.get<std::string>() : x.dump();
+}
+
+const json* find_key(const json& obj, const char* key) {
+  if (!obj.is_object())
+    return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+} // namespace
+
+std::pair<std::string, int> split_key(const std::string& key) {
+  auto lb = key.find('[');
+  if (lb == std::string::npos || key.back() != ']')
+    return {key, -1};
+  return {key.substr(0, lb), std::stoi(key.substr(lb + 1))};
+}
+
+struct machine::state {
+  std::string id;
+  uint64_t seq = 0;
+  bool started = false;
+  std::optional<definition> def;
+  json input;
+  std::vector<task_rt> tasks;
+  std::vector<std::vector<int>> dependents;
+  std::string status = "running";
+  json output;
+  std::string error;
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+  size_t unfinished = 0;  // non-fallback tasks not yet terminal
+  size_t human_waits = 0; // tasks waiting for a person
+  size_t completions = 0;
+  std::unique_ptr<tools::lua_sandbox> lua;
+
+  bool finished() const;
+  bool finished_or_failed(int task) const;
+
+  // Closed tasks no longer hold the execution open.
+  bool closed(int task) const {
+    const auto& t = tasks[task];
+    if (t.status == unit_status::failed)
+      return def->tasks[task].on_failure != failure_action::fallback;
+    return t.status == unit_status::done || t.status == unit_status::skipped;
+  }
+
+  // -- template evaluation ----------------------------------------------------
+
+  struct scope {
+    int item = -1;
+    const json* item_value = nullptr;
+  };
+
+  json tasks_env() const {
+    json out = json::object();
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& t = tasks[i];
+      if (t.status == unit_status::done || t.status == unit_status::skipped
+          || t.status == unit_status::failed)
+        out[def->tasks[i].id] = json{{"output", t.output}};
+    }
+    return out;
+  }
+
+  expected<json> eval(const std::string& raw, const scope& sc) {
+    auto expr = trim(raw);
+    if (auto path = parse_path(expr)) {
+      const auto& root = (*path)[0].get_ref<const std::string&>();
+      if (root == "input")
+        return descend(input, *path, 1);
+      if (root == "item" && sc.item_value)
+        return descend(*sc.item_value, *path, 1);
+      if (root == "index" && sc.item >= 0 && path->size() == 1)
+        return json(sc.item + 1);
+      if (root == "tasks" && path->size() >= 2 && (*path)[1].is_string()) {
+        auto idx = def->index_of((*path)[1].get<std::string>());
+        if (idx < 0)
+          return json{};
+        if (path->size() == 2)
+          return json{{"output", tasks[idx].output}};
+        if ((*path)[2] == json("output"))
+          return descend(tasks[idx].output, *path, 3);
+        return json{};
+      }
+    }
+    if (!lua) {
+      auto sb = tools::lua_sandbox::create();
+      if (!sb)
+        return sb.error();
+      lua = std::move(*sb);
+    }
+    json env{{"input", input}, {"tasks", tasks_env()}};
+    if (sc.item_value) {
+      env["item"] = *sc.item_value;
+      env["index"] = sc.item + 1;
+    }
+    return lua->eval(expr, env);
+  }
+
+  expected<json> render(const json& tmpl, const scope& sc,
+                        const std::string& pointer) {
+    if (tmpl.is_string()) {
+      const auto& s = tmpl.get_ref<const std::string&>();
+      auto open = s.find("{{");
+      if (open == std::string::npos)
+        return tmpl;
+      auto close = s.find("}}", open);
+      if (open == 0 && close != std::string::npos && close + 2 == s.size()
+          && s.find("{{", open + 2) == std::string::npos) {
+        auto v = eval(s.substr(2, close - 2), sc);
+        if (!v)
+          return make_error(errc::script_error,
+                            pointer + ": " + message_of(v.error()));
+        return v;
+      }
+      std::string out;
+      size_t pos = 0;
+      while ((open = s.find("{{", pos)) != std::string::npos) {
+        close = s.find("}}", open);
+        if (close == std::string::npos)
+          break;
+        out.append(s, pos, open - pos);
+        auto v = eval(s.substr(open + 2, close - open - 2), sc);
+        if (!v)
+          return make_error(errc::script_error,
+                            pointer + ": " + message_of(v.error()));
+        out += text_of(*v);
+        pos = close + 2;
+      }
+      out.append(s, pos, std::string::npos);
+      return json(std::move(out));
+    }
+    if (tmpl.is_object()) {
+      json out = json::object();
+      for (auto& [k, v] : tmpl.items()) {
+        auto r = render(v, sc, pointer + "/" + k);
+        if (!r)
+          return r;
+        out[k] = std::move(*r);
+      }
+      return out;
+    }
+    if (tmpl.is_array()) {
+      json out = json::array();
+      for (size_t i = 0; i < tmpl.size(); ++i) {
+        auto r = render(tmpl[i], sc, pointer + "/" + std::to_string(i));
+        if (!r)
+          return r;
+        out.push_back(std::move(*r));
+      }
+      return out;
+    }
+    return tmpl;
+  }
+
+  // -- folding ---------------------------------------------------------------
+
+  unit* find_unit(int task, int item) {
+    if (task < 0 || static_cast<size_t>(task) >= tasks.size())
+      return nullptr;
+    auto& t = tasks[task];
+    if (item < 0)
+      return &t;
+    if (static_cast<size_t>(item) >= t.items.size())
+      return nullptr;
+    return &t.items[item];
+  }
+
+  void release(int task) {
+    for (auto d : dependents[task])
+      if (tasks[d].remaining_deps > 0)
+        --tasks[d].remaining_deps;
+  }
+
+  void finish_task(int task, unit_status to) {
+    auto& t = tasks[task];
+    bool was_closed = closed(task);
+    if (t.status == unit_status::human_wait && human_waits > 0)
+      --human_waits;
+    t.status = to;
+    if (!was_closed && closed(task) && !t.fallback_only && unfinished > 0)
+      --unfinished;
+  }
+
+  expected<void> fold(const event& ev) {
+    const auto& p = ev.payload.get();
+    auto task_index = [&]() -> int {
+      auto* name = find_key(p, "task");
+      return name && name->is_string() ? def->index_of(name->get<std::string>())
+                                       : -1;
+    };
+    auto item_of = [&]() -> int {
+      auto* it = find_key(p, "item");
+      return it && it->is_number_integer() ? it->get<int>() : -1;
+    };
+    auto bad = [&](const char* what) {
+      return make_error(errc::codec_error, "execution " + id + " event "
+                                             + std::to_string(ev.seq) + " ("
+                                             + ev.type + "): " + what);
+    };
+    updated_us = ev.time_us;
+    if (ev.type == events::submitted) {
+      auto* doc = find_key(p, "definition");
+      if (!doc)
+        return bad("no definition");
+      auto parsed = parse_document(*doc, validation_context{});
+      if (!parsed.def)
+        return bad(parsed.errors.empty()
+                     ? "invalid definition"
+                     : parsed.errors.front().to_string().c_str());
+      def = std::move(parsed.def);
+      if (auto* in = find_key(p, "input"))
+        input = *in;
+      started = true;
+      created_us = ev.time_us;
+      tasks.assign(def->tasks.size(), task_rt{});
+      dependents.assign(def->tasks.size(), {});
+      unfinished = 0;
+      for (size_t i = 0; i < def->tasks.size(); ++i) {
+        const auto& td = def->tasks[i];
+        tasks[i].remaining_deps = td.depends_on.size();
+        for (const auto& dep : td.depends_on)
+          dependents[def->index_of(dep)].push_back(static_cast<int>(i));
+        if (!td.fallback.empty())
+          tasks[def->index_of(td.fallback)].fallback_only = true;
+      }
+      for (const auto& t : tasks)
+        if (!t.fallback_only)
+          ++unfinished;
+      return {};
+    }
+    if (!def)
+      return bad("event before the submission");
+    if (ev.type == events::execution_completed) {
+      status = "completed";
+      if (auto* o = find_key(p, "output"))
+        output = *o;
+      return {};
+    }
+    if (ev.type == events::execution_failed) {
+      status = "failed";
+      if (auto* m = find_key(p, "message"))
+        error = text_of(*m);
+      return {};
+    }
+    if (ev.type == events::execution_cancelled) {
+      status = "cancelled";
+      if (auto* m = find_key(p, "reason"))
+        error = text_of(*m);
+      return {};
+    }
+    auto ti = task_index();
+    auto item = item_of();
+    auto* u = find_unit(ti, item);
+    if (!u)
+      return bad("unknown task or item");
+    auto& t = tasks[ti];
+    if (ev.type == events::dispatched) {
+      if (item >= 0 && u->status == unit_status::blocked) {
+        ++t.in_progress;
+        // Items start in order, so this restores the cursor on replay.
+        t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
+      }
+      u->status = unit_status::running;
+      if (auto* a = find_key(p, "attempt"))
+        u->attempt = a->get<uint32_t>();
+      if (auto* in = find_key(p, "input"))
+        u->input = *in;
+      return {};
+    }
+    if (ev.type == events::completed) {
+      u->output = p.value("output", json{});
+      u->attempt = p.value("attempt", u->attempt);
+      ++completions;
+      if (item >= 0) {
+        if (u->status != unit_status::done) {
+          u->status = unit_status::done;
+          ++t.done_items;
+          if (t.in_progress > 0)
+            --t.in_progress;
+        }
+        return {};
+      }
+      finish_task(ti, unit_status::done);
+      release(ti);
+      return {};
+    }
+    if (ev.type == events::failed) {
+      u->attempt = p.value("attempt", u->attempt);
+      if (auto* r = find_key(p, "retry_in_ms"); r && r->is_number()) {
+        u->status = unit_status::retry_wait;
+        u->retry_at_us = ev.time_us + r->get<int64_t>() * 1000;
+        return {};
+      }
+      if (item >= 0) {
+        u->status = unit_status::failed;
+        if (t.in_progress > 0)
+          --t.in_progress;
+        return {};
+      }
+      finish_task(ti, unit_status::failed);
+      if (def->tasks[ti].on_failure == failure_action::proceed)
+        release(ti);
+      return {};
+    }
+    if (ev.type == events::skipped) {
+      finish_task(ti, unit_status::skipped);
+      release(ti);
+      return {};
+    }
+    if (ev.type == events::map_started) {
+      auto* items = find_key(p, "items");
+      if (!items || !items->is_array())
+        return bad("map_started without items");
+      t.map_started = true;
+      t.status = unit_status::running;
+      t.items.assign(items->size(), unit{});
+      t.item_values = *items;
+      return {};
+    }
+    if (ev.type == events::fallback_started) {
+      auto* fb = find_key(p, "fallback");
+      auto fi = fb ? def->index_of(fb->get<std::string>()) : -1;
+      if (fi < 0)
+        return bad("unknown fallback task");
+      tasks[fi].fallback_for = ti;
+      return {};
+    }
+    if (ev.type == events::human_requested) {
+      if (u->status != unit_status::human_wait)
+        ++human_waits;
+      u->status = unit_status::human_wait;
+      u->attempt = 1;
+      return {};
+    }
+    return bad("unknown event type");
+  }
+};
+
+machine::machine(std::string execution_id) : st_(std::make_unique<state>()) {
+  st_->id = std::move(execution_id);
+}
+
+machine::~machine() = default;
+machine::machine(machine&&) noexcept = default;
+machine& machine::operator=(machine&&) noexcept = default;
+
+expected<void> machine::apply(const event& ev) {
+  if (ev.seq != st_->seq + 1)
+    return make_error(errc::conflict, "execution " + st_->id + ": expected seq "
+                                        + std::to_string(st_->seq + 1)
+                                        + ", got " + std::to_string(ev.seq));
+  if (auto r = st_->fold(ev); !r)
+    return r;
+  st_->seq = ev.seq;
+  return {};
+}
+
+// Decision helpers: each emits events (folding them at once) and actions.
+namespace {
+
+struct decider {
+  machine::state& st;
+  machine& m;
+  step& out;
+  int64_t now;
+
+  void emit(const char* type, json payload) {
+    event ev{st.id, st.seq + 1, now, type, json_value{std::move(payload)}};
+    auto r = m.apply(ev);
+    // Decisions only emit events the fold accepts; a failure is a bug.
+    if (!r)
+      throw std::logic_error(describe(r.error()));
+    out.events.push_back(std::move(ev));
+  }
+
+  json task_payload(int task, int item) const {
+    json p{{"task", st.def->tasks[task].id}};
+    if (item >= 0)
+      p["item"] = item;
+    return p;
+  }
+
+  std::string key_of(int task, int item) const {
+    const auto& id = st.def->tasks[task].id;
+    return item < 0 ? id : id + "[" + std::to_string(item) + "]";
+  }
+
+  void fail_execution(int task, const std::string& code,
+                      const std::string& message) {
+    json p{{"code", code}, {"message", message}};
+    if (task >= 0)
+      p["task"] = st.def->tasks[task].id;
+    emit(events::execution_failed, std::move(p));
+  }
+
+  void dispatch_unit(int task, int item, uint32_t attempt, json input) {
+    const auto& td = st.def->tasks[task];
+    auto p = task_payload(task, item);
+    p["attempt"] = attempt;
+    p["tool"] = td.tool;
+    p["input"] = input;
+    emit(events::dispatched, std::move(p));
+    action a;
+    a.kind = td.kind == task_kind::workflow ? action::run_child
+                                            : action::dispatch;
+    a.key = key_of(task, item);
+    a.task_id = td.id;
+    a.item = item;
+    a.attempt = attempt;
+    a.tool = td.tool;
+    a.input = std::move(input);
+    a.timeout_ms = td.timeout_ms;
+    if (td.kind == task_kind::workflow)
+      a.document = td.workflow;
+    out.actions.push_back(std::move(a));
+  }
+
+  // Renders a unit's input and dispatches it; a template error is a final
+  // failure of the task (retrying cannot fix it).
+  void start_unit(int task, int item) {
+    const auto& td = st.def->tasks[task];
+    machine::state::scope sc;
+    json item_value;
+    if (item >= 0) {
+      item_value = st.tasks[task].item_values[static_cast<size_t>(item)];
+      sc.item = item;
+      sc.item_value = &item_value;
+    }
+    auto input = st.render(td.input, sc, td.pointer + "/input");
+    if (!input) {
+      final_failure(task, item, "script_error", message_of(input.error()), 1);
+      return;
+    }
+    dispatch_unit(task, item, 1, std::move(*input));
+  }
+
+  void fill_map(int task) {
+    auto& t = st.tasks[task];
+    auto limit = st.def->tasks[task].concurrency;
+    while (t.next_item < t.items.size()
+           && (limit == 0 || t.in_progress < limit)) {
+      auto i = static_cast<int>(t.next_item);
+      start_unit(task, i);
+      if (st.finished_or_failed(task))
+        return;
+    }
+  }
+
+  void start_task(int task) {
+    const auto& td = st.def->tasks[task];
+    machine::state::scope sc;
+    if (!td.when.empty()) {
+      auto cond = st.eval(td.when, sc);
+      if (!cond) {
+        final_failure(task, -1, "script_error",
+                      td.pointer + "/when: " + message_of(cond.error()), 1);
+        return;
+      }
+      if (!truthy(*cond)) {
+        emit(events::skipped, task_payload(task, -1));
+        start_ready(task);
+        return;
+      }
+    }
+    switch (td.kind) {
+      case task_kind::tool:
+      case task_kind::workflow:
+        start_unit(task, -1);
+        return;
+      case task_kind::human: {
+        auto prompt = st.render(td.prompt, sc, td.pointer + "/prompt");
+        if (!prompt) {
+          final_failure(task, -1, "script_error", message_of(prompt.error()),
+                        1);
+          return;
+        }
+        auto p = task_payload(task, -1);
+        p["prompt"] = std::move(*prompt);
+        emit(events::human_requested, std::move(p));
+        action a;
+        a.kind = action::waiting_human;
+        a.key = td.id;
+        a.task_id = td.id;
+        out.actions.push_back(std::move(a));
+        return;
+      }
+      case task_kind::map: {
+        auto items = st.eval(td.items, sc);
+        if (!items || !items->is_array()) {
+          auto msg = items ? std::string{"items did not yield a list"}
+                           : message_of(items.error());
+          final_failure(task, -1, items ? "invalid_input" : "script_error",
+                        td.pointer + "/items: " + msg, 1);
+          return;
+        }
+        auto p = task_payload(task, -1);
+        p["items"] = *items;
+        emit(events::map_started, std::move(p));
+        if (items->empty()) {
+          auto c = task_payload(task, -1);
+          c["attempt"] = 1;
+          c["output"] = json::array();
+          emit(events::completed, std::move(c));
+          start_ready(task);
+          return;
+        }
+        fill_map(task);
+        return;
+      }
+    }
+  }
+
+  // Starts every dependent of `task` whose dependencies are now all met.
+  void start_ready(int task) {
+    for (auto d : st.dependents[task]) {
+      if (st.finished())
+        return;
+      auto& t = st.tasks[d];
+      if (t.remaining_deps == 0 && t.status == unit_status::blocked
+          && !t.fallback_only)
+        start_task(d);
+    }
+  }
+
+  void complete_task(int task, json output, uint32_t attempt) {
+    auto p = task_payload(task, -1);
+    p["attempt"] = attempt;
+    p["output"] = std::move(output);
+    emit(events::completed, std::move(p));
+    auto owner = st.tasks[task].fallback_for;
+    if (owner >= 0) {
+      auto q = task_payload(owner, -1);
+      q["attempt"] = st.tasks[owner].attempt;
+      q["output"] = st.tasks[task].output;
+      q["via"] = st.def->tasks[task].id;
+      emit(events::completed, std::move(q));
+      start_ready(owner);
+    }
+    start_ready(task);
+  }
+
+  void final_failure(int task, int item, const std::string& code,
+                     const std::string& message, uint32_t attempt) {
+    auto p = task_payload(task, item);
+    p["attempt"] = attempt;
+    p["code"] = code;
+    p["message"] = message;
+    p["final"] = true;
+    emit(events::failed, std::move(p));
+    if (item >= 0) {
+      // One item's final failure fails its map task.
+      final_failure(task, -1, code,
+                    "item " + std::to_string(item) + ": " + message,
+                    st.tasks[task].attempt);
+      return;
+    }
+    const auto& td = st.def->tasks[task];
+    switch (td.on_failure) {
+      case failure_action::fail:
+        fail_execution(task, code, "task " + td.id + ": " + message);
+        return;
+      case failure_action::proceed:
+        start_ready(task);
+        return;
+      case failure_action::fallback: {
+        auto fb = st.def->index_of(td.fallback);
+        auto q = task_payload(task, -1);
+        q["fallback"] = td.fallback;
+        emit(events::fallback_started, std::move(q));
+        start_task(fb);
+        return;
+      }
+    }
+  }
+
+  void check_finished() {
+    if (st.finished() || st.unfinished > 0)
+      return;
+    json output;
+    if (st.def->output.is_null()) {
+      output = json::object();
+      for (size_t i = 0; i < st.tasks.size(); ++i)
+        if (!st.tasks[i].fallback_only)
+          output[st.def->tasks[i].id] = st.tasks[i].output;
+    } else {
+      auto r = st.render(st.def->output, {}, "/output");
+      if (!r) {
+        fail_execution(-1, "script_error", message_of(r.error()));
+        return;
+      }
+      output = std::move(*r);
+    }
+    emit(events::execution_completed, json{{"output", std::move(output)}});
+  }
+};
+
+} // namespace
+
+bool machine::state::finished_or_failed(int task) const {
+  return finished() || terminal(tasks[task].status);
+}
+
+bool machine::state::finished() const {
+  return status == "completed" || status == "failed" || status == "cancelled";
+}
+
+namespace {
+
+bool retryable(const retry_policy& rp, const std::string& code) {
+  if (rp.retry_on.empty())
+    return code != "invalid_input" && code != "cancelled";
+  return std::find(rp.retry_on.begin(), rp.retry_on.end(), code)
+         != rp.retry_on.end();
+}
+
+int64_t backoff_ms(const retry_policy& rp, uint32_t attempt, double draw) {
+  auto base = static_cast<double>(rp.initial_backoff_ms)
+              * std::pow(rp.multiplier, static_cast<double>(attempt - 1));
+  base = std::min(base, static_cast<double>(rp.max_backoff_ms));
+  auto factor = 1.0 + rp.jitter * (2.0 * draw - 1.0);
+  return std::max<int64_t>(0, std::llround(base * factor));
+}
+
+} // namespace
+
+expected<step> machine::submit(const json& doc, const json& input,
+                               const std::string& idempotency_key,
+                               int64_t now_us) {
+  if (st_->started)
+    return make_error(errc::conflict,
+                      "execution " + st_->id + " was already submitted");
+  auto parsed = parse_document(doc, validation_context{});
+  if (!parsed.def) {
+    std::string msg = "invalid workflow";
+    for (auto& d : parsed.errors)
+      msg += "\n  " + d.to_string();
+    return make_error(errc::invalid_workflow, std::move(msg));
+  }
+  if (!parsed.def->input_schema.is_null())
+    if (auto ok = check_schema(parsed.def->input_schema, input, "input"); !ok)
+      return ok.error();
+  step out;
+  decider d{*st_, *this, out, now_us};
+  d.emit(events::submitted,
+         json{{"workflow", parsed.def->name},
+              {"version", parsed.def->version},
+              {"definition", doc},
+              {"input", input},
+              {"idempotency_key", idempotency_key}});
+  if (st_->def->timeout_ms > 0) {
+    action a;
+    a.kind = action::execution_timer;
+    a.delay_ms = st_->def->timeout_ms;
+    out.actions.push_back(std::move(a));
+  }
+  for (size_t i = 0; i < st_->tasks.size() && !finished(); ++i)
+    if (st_->tasks[i].remaining_deps == 0 && !st_->tasks[i].fallback_only
+        && st_->tasks[i].status == unit_status::blocked)
+      d.start_task(static_cast<int>(i));
+  d.check_finished();
+  out.index = info();
+  return out;
+}
+
+step machine::succeeded(const std::string& key, uint32_t attempt,
+                        const json& output, int64_t /*duration_us*/,
+                        int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  auto [name, item] = split_key(key);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u || u->status != unit_status::running || u->attempt != attempt
+      || (item >= 0 && st_->finished_or_failed(ti)))
+    return out;
+  auto before = st_->status;
+  decider d{*st_, *this, out, now_us};
+  if (item < 0) {
+    d.complete_task(ti, output, attempt);
+  } else {
+    auto p = d.task_payload(ti, item);
+    p["attempt"] = attempt;
+    p["output"] = output;
+    d.emit(events::completed, std::move(p));
+    auto& t = st_->tasks[ti];
+    if (t.done_items == t.items.size()) {
+      json all = json::array();
+      for (auto& it : t.items)
+        all.push_back(it.output);
+      d.complete_task(ti, std::move(all), 1);
+    } else {
+      d.fill_map(ti);
+    }
+  }
+  d.check_finished();
+  if (st_->status != before || finished())
+    out.index = info();
+  return out;
+}
+
+step machine::failed(const std::string& key, uint32_t attempt,
+                     const caf::error& err, double draw, int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  auto [name, item] = split_key(key);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u || u->status != unit_status::running || u->attempt != attempt
+      || (item >= 0 && st_->finished_or_failed(ti)))
+    return out;
+  const auto& td = st_->def->tasks[ti];
+  auto code = err.category() == caf::atom("cadre")
+                ? to_string(code_of(err))
+                : err.category() == caf::atom("system") ? "worker_crashed"
+                                                        : "internal";
+  auto message = message_of(err);
+  if (message.empty())
+    message = describe(err);
+  decider d{*st_, *this, out, now_us};
+  if (attempt < td.retry.max_attempts && retryable(td.retry, code)) {
+    auto delay = backoff_ms(td.retry, attempt, draw);
+    auto p = d.task_payload(ti, item);
+    p["attempt"] = attempt;
+    p["code"] = code;
+    p["message"] = message;
+    p["retry_in_ms"] = delay;
+    d.emit(events::failed, std::move(p));
+    action a;
+    a.kind = action::retry_timer;
+    a.key = key;
+    a.task_id = td.id;
+    a.item = item;
+    a.attempt = attempt;
+    a.delay_ms = delay;
+    out.actions.push_back(std::move(a));
+    return out;
+  }
+  auto before = st_->status;
+  d.final_failure(ti, item, code, message, attempt);
+  d.check_finished();
+  if (st_->status != before || finished())
+    out.index = info();
+  return out;
+}
+
+step machine::retry_due(const std::string& key, uint32_t attempt,
+                        int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  auto [name, item] = split_key(key);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u || u->status != unit_status::retry_wait || u->attempt != attempt)
+    return out;
+  decider d{*st_, *this, out, now_us};
+  d.dispatch_unit(ti, item, attempt + 1, u->input);
+  return out;
+}
+
+step machine::execution_timed_out(int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  decider d{*st_, *this, out, now_us};
+  d.fail_execution(-1, "timeout",
+                   "execution timed out after "
+                     + std::to_string(st_->def->timeout_ms) + " ms");
+  out.index = info();
+  return out;
+}
+
+expected<step> machine::human_answer(const std::string& task_id,
+                                     const json& value, int64_t now_us) {
+  if (!st_->started)
+    return make_error(errc::not_found, "execution " + st_->id
+                                         + " has not started");
+  auto ti = st_->def->index_of(task_id);
+  if (ti < 0)
+    return make_error(errc::not_found, "execution " + st_->id
+                                         + " has no task '" + task_id + "'");
+  if (finished() || st_->tasks[ti].status != unit_status::human_wait)
+    return make_error(errc::conflict, "task '" + task_id + "' of execution "
+                                        + st_->id
+                                        + " is not waiting for input");
+  const auto& td = st_->def->tasks[ti];
+  if (!td.answer_schema.is_null())
+    if (auto ok = check_schema(td.answer_schema, value,
+                               "answer to task '" + task_id + "'");
+        !ok)
+      return ok.error();
+  step out;
+  auto before = st_->status;
+  decider d{*st_, *this, out, now_us};
+  auto p = d.task_payload(ti, -1);
+  p["attempt"] = 1;
+  p["output"] = value;
+  p["by"] = "human";
+  d.emit(events::completed, std::move(p));
+  d.start_ready(ti);
+  d.check_finished();
+  if (info().status != before || finished())
+    out.index = info();
+  return out;
+}
+
+step machine::cancel(const std::string& reason, int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  decider d{*st_, *this, out, now_us};
+  d.emit(events::execution_cancelled, json{{"reason", reason}});
+  out.index = info();
+  return out;
+}
+
+std::vector<action> machine::recover(int64_t now_us) const {
+  std::vector<action> out;
+  if (!st_->started || finished())
+    return out;
+  const auto& def = *st_->def;
+  if (def.timeout_ms > 0) {
+    action a;
+    a.kind = action::execution_timer;
+    a.delay_ms = std::max<int64_t>(
+      0, (st_->created_us + def.timeout_ms * 1000 - now_us) / 1000);
+    out.push_back(std::move(a));
+  }
+  auto add = [&](int ti, int item, const unit& u) {
+    const auto& td = def.tasks[ti];
+    action a;
+    a.key = item < 0 ? td.id : td.id + "[" + std::to_string(item) + "]";
+    a.task_id = td.id;
+    a.item = item;
+    a.attempt = u.attempt;
+    a.tool = td.tool;
+    a.input = u.input;
+    a.timeout_ms = td.timeout_ms;
+    switch (u.status) {
+      case unit_status::running:
+        a.kind = td.kind == task_kind::workflow ? action::run_child
+                                                : action::dispatch;
+        if (td.kind == task_kind::workflow)
+          a.document = td.workflow;
+        break;
+      case unit_status::retry_wait:
+        a.kind = action::retry_timer;
+        a.delay_ms = std::max<int64_t>(0, (u.retry_at_us - now_us) / 1000);
+        break;
+      case unit_status::human_wait:
+        a.kind = action::waiting_human;
+        break;
+      default:
+        return;
+    }
+    out.push_back(std::move(a));
+  };
+  for (size_t i = 0; i < st_->tasks.size(); ++i) {
+    const auto& t = st_->tasks[i];
+    if (t.map_started) {
+      if (!terminal(t.status))
+        for (size_t k = 0; k < t.items.size(); ++k)
+          add(static_cast<int>(i), static_cast<int>(k), t.items[k]);
+    } else {
+      add(static_cast<int>(i), -1, t);
+    }
+  }
+  return out;
+}
+
+const std::string& machine::id() const {
+  return st_->id;
+}
+
+uint64_t machine::last_seq() const {
+  return st_->seq;
+}
+
+bool machine::started() const {
+  return st_->started;
+}
+
+bool machine::finished() const {
+  return st_->finished();
+}
+
+execution_info machine::info() const {
+  execution_info x;
+  x.id = st_->id;
+  if (st_->def) {
+    x.workflow = st_->def->name;
+    x.version = st_->def->version;
+  }
+  x.status = st_->status;
+  if (x.status == "running" && st_->human_waits > 0)
+    x.status = "waiting";
+  x.created_us = st_->created_us;
+  x.updated_us = st_->updated_us;
+  x.last_seq = st_->seq;
+  x.output = json_value{st_->output};
+  x.error = st_->error;
+  return x;
+}
+
+const definition* machine::def() const {
+  return st_->def ? &*st_->def : nullptr;
+}
+
+size_t machine::completed_tasks() const {
+  return st_->completions;
+}
+
+} // namespace cadre::workflow

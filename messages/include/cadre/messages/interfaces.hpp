@@ -50,6 +50,8 @@ using tool_pool_actor = caf::typed_actor<
 
 /// One execution's coordinator.
 using coordinator_actor = caf::typed_actor<
+  // Starts a new execution; answers its id once the submission is durable.
+  caf::replies_to<submit_atom, submit_request>::with<std::string>,
   caf::replies_to<input_atom, std::string, json_value>::with<bool>,
   caf::replies_to<cancel_atom>::with<bool>,
   caf::replies_to<status_atom>::with<execution_info>,

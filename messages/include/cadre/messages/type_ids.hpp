@@ -58,5 +58,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_ATOM(cadre, cadre, timer_atom, "timer")
   CAF_ADD_ATOM(cadre, cadre, tree_atom, "tree")
   CAF_ADD_ATOM(cadre, cadre, stop_atom, "stop")
+  // Supervisors (actors/supervisor.hpp).
+  CAF_ADD_ATOM(cadre, cadre, forward_atom, "forward")
+  CAF_ADD_ATOM(cadre, cadre, start_child_atom, "startchild")
+  CAF_ADD_ATOM(cadre, cadre, terminate_atom, "terminate")
+  CAF_ADD_ATOM(cadre, cadre, which_children_atom, "whichchild")
+  CAF_ADD_ATOM(cadre, cadre, count_children_atom, "countchild")
+  CAF_ADD_ATOM(cadre, cadre, restart_atom, "restart")
 
 CAF_END_TYPE_ID_BLOCK(cadre)

@@ -85,6 +85,7 @@ public:
 
   /// Calls `fn` for every event of every execution, in key order; stops and
   /// returns the first error. Used by replay benchmarks and store checks.
+  /// The event passed to `fn` is reused: it is valid only during the call.
   [[nodiscard]] virtual expected<uint64_t>
   scan(const std::function<void(const event&)>& fn) const = 0;
 };

@@ -27,6 +27,14 @@ struct sandbox_options {
 /// `json.null`, and back (a table with keys 1..n is an array, an empty table
 /// an object).
 ///
+/// Each evaluation gets its own globals table, so nothing one evaluation
+/// assigns is seen by the next; the standard tables (string, table, math,
+/// utf8, json) are read-only; `pairs` visits keys in sorted order (numbers,
+/// then strings, then booleans), since Lua's hash order varies between
+/// processes; setmetatable refuses __gc. Compiled chunks are cached by their
+/// text. Lua's pattern functions (string.find, gsub, ...) run inside one VM
+/// instruction, so the instruction limit does not bound them.
+///
 /// Not thread-safe: one owner at a time.
 class lua_sandbox {
 public:
@@ -52,6 +60,11 @@ public:
   /// returns (null when nothing).
   [[nodiscard]] expected<json> run(std::string_view code, const json& env);
 
+  /// Same as render_template(*this, tmpl, env); the globals are converted to
+  /// Lua once for all expressions of the template, and the instruction limit
+  /// applies to each expression.
+  [[nodiscard]] expected<json> render(const json& tmpl, const json& env);
+
 private:
   struct impl;
   explicit lua_sandbox(std::unique_ptr<impl> ptr);
@@ -60,8 +73,11 @@ private:
 
 /// Renders a template: every string in `tmpl` that is exactly "{{ expr }}"
 /// becomes the expression's JSON value; other strings have each "{{ expr }}"
-/// replaced by its value as text; objects and arrays are rendered
-/// recursively. Errors name the JSON pointer of the failing string.
+/// replaced by its value as text (strings as they are, other values as
+/// compact JSON); objects and arrays are rendered recursively. An expression
+/// ends at the first "}}"; a "{{" with no "}}" after it is an error. Errors
+/// (errc::script_error) name the JSON pointer of the failing string within
+/// `tmpl`, e.g. "template /url: ...".
 [[nodiscard]] expected<json> render_template(lua_sandbox& sandbox,
                                              const json& tmpl,
                                              const json& env);

@@ -18,6 +18,9 @@ public:
 
   bool contains(const std::string& name) const;
 
+  /// The factory of `name`, or nullptr when none is registered.
+  tool_factory factory(const std::string& name) const;
+
   /// Registered names in order.
   std::vector<std::string> names() const;
 

@@ -1,0 +1,77 @@
+#pragma once
+
+// Factory functions for cadre's actors. The node (runtime/) wires them into
+// its supervision tree; tests spawn them alone.
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "cadre/messages/interfaces.hpp"
+
+namespace cadre::persistence {
+class event_store;
+} // namespace cadre::persistence
+
+namespace cadre::tools {
+class tool_registry;
+} // namespace cadre::tools
+
+namespace cadre::actors {
+
+/// How a tool pool runs its workers.
+struct pool_options {
+  /// Workers, i.e. calls of this tool that run at once. Default: 2
+  size_t workers = 2;
+};
+
+/// Tool name -> the pool that runs it. Built once at start-up, then shared
+/// read-only by every coordinator.
+using tool_directory = std::map<std::string, tool_pool_actor>;
+
+/// Spawns the event store actor. It runs detached (its own thread), so
+/// RocksDB writes and fsync never block CAF's scheduler threads. Appends that
+/// arrive together are written as one group; each is acknowledged after the
+/// write returned. Appended events are then published on `bus`.
+event_store_actor
+spawn_event_store(caf::actor_system& sys,
+                  std::shared_ptr<persistence::event_store> store,
+                  event_bus_actor bus);
+
+/// Spawns the event bus.
+event_bus_actor spawn_event_bus(caf::actor_system& sys);
+
+/// Spawns the pool of tool `name`: `opts.workers` workers, each holding its
+/// own instance made by the registry's factory with `settings`. Workers of
+/// blocking tools are detached actors. A worker that throws or dies fails
+/// only its call (errc::worker_crashed) and is replaced by a fresh one; a
+/// call past its deadline is failed with errc::timeout and its worker is
+/// abandoned (cancel flag set) and replaced.
+/// Errors: the factory's error (e.g. a bad setting).
+[[nodiscard]] caf::expected<tool_pool_actor>
+spawn_tool_pool(caf::actor_system& sys, const tools::tool_registry& registry,
+                const std::string& name, const json_value& settings,
+                pool_options opts);
+
+/// How executions run.
+struct executions_options {
+  /// Restarts of one coordinator within `restart_window_ms` before its
+  /// execution is left unfinished (for `cadre resume`). Default: 5
+  size_t max_restarts = 5;
+  /// Default: 10000
+  int64_t restart_window_ms = 10000;
+};
+
+/// Spawns the executions actor: the entry point for submissions and the
+/// supervisor of one coordinator per running execution. A crashed
+/// coordinator is restarted from its log; messages for it wait meanwhile.
+executions_actor
+spawn_executions(caf::actor_system& sys, event_store_actor store,
+                 event_bus_actor bus,
+                 std::shared_ptr<const tool_directory> tools,
+                 executions_options opts);
+
+} // namespace cadre::actors

@@ -1,0 +1,366 @@
+#include "coordinator.hpp"
+
+#include <chrono>
+#include <functional>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "cadre/workflow/machine.hpp"
+
+namespace cadre::actors {
+
+namespace {
+
+// The coordinator's interface plus the timers it sends itself.
+using coordinator_impl_actor = coordinator_actor::extend<
+  caf::reacts_to<timer_atom, std::string, uint32_t>, // retry of a task
+  caf::reacts_to<timer_atom>>;                       // execution timeout
+
+int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct coordinator_state {
+  static inline const char* name = "cadre.coordinator";
+  // Not an aggregate: CAF would try to build it from the actor pointer.
+  coordinator_state() = default;
+  coordinator_args args;
+  workflow::machine m{""};
+  bool ready = false;
+  // Decisions not yet durable, and who waits for them.
+  std::vector<event> pending_events;
+  std::vector<workflow::action> pending_actions;
+  std::optional<execution_info> pending_index;
+  std::string pending_idempotency_key;
+  std::vector<caf::typed_response_promise<bool>> pending_acks;
+  std::optional<caf::typed_response_promise<std::string>> submit_promise;
+  bool in_flight = false;
+  std::vector<caf::typed_response_promise<execution_info>> awaiters;
+  // Requests that arrived before recovery finished, run once it has.
+  std::vector<std::function<void()>> deferred;
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+using self_ptr = coordinator_impl_actor::stateful_pointer<coordinator_state>;
+
+void flush(self_ptr self);
+void run_action(self_ptr self, const workflow::action& a);
+
+void enqueue(self_ptr self, workflow::step&& s) {
+  auto& st = self->state;
+  if (s.events.empty() && s.actions.empty())
+    return;
+  for (auto& ev : s.events)
+    st.pending_events.emplace_back(std::move(ev));
+  for (auto& a : s.actions)
+    st.pending_actions.emplace_back(std::move(a));
+  if (s.index)
+    st.pending_index = std::move(s.index);
+  if (!st.in_flight)
+    flush(self);
+}
+
+void fail_all(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  for (auto& p : st.pending_acks)
+    p.deliver(err);
+  st.pending_acks.clear();
+  if (st.submit_promise) {
+    st.submit_promise->deliver(err);
+    st.submit_promise.reset();
+  }
+  for (auto& p : st.awaiters)
+    p.deliver(err);
+  st.awaiters.clear();
+}
+
+void finish_if_done(self_ptr self) {
+  auto& st = self->state;
+  if (!st.m.finished() || st.in_flight || !st.pending_events.empty())
+    return;
+  auto info = st.m.info();
+  for (auto& p : st.awaiters)
+    p.deliver(info);
+  st.awaiters.clear();
+  self->quit();
+}
+
+// Persist, then act: one append in flight at a time; decisions made
+// meanwhile are batched into the next append.
+void flush(self_ptr self) {
+  auto& st = self->state;
+  if (st.pending_events.empty()) {
+    for (auto& a : std::exchange(st.pending_actions, {}))
+      run_action(self, a);
+    for (auto& p : std::exchange(st.pending_acks, {}))
+      p.deliver(true);
+    finish_if_done(self);
+    return;
+  }
+  append_request req;
+  req.events = std::move(st.pending_events);
+  st.pending_events.clear();
+  if (st.pending_index) {
+    req.index.push_back(std::move(*st.pending_index));
+    st.pending_index.reset();
+  }
+  req.idempotency_key = std::exchange(st.pending_idempotency_key, {});
+  auto actions = std::exchange(st.pending_actions, {});
+  auto acks = std::exchange(st.pending_acks, {});
+  st.in_flight = true;
+  self->request(st.args.store, caf::infinite, append_atom_v, std::move(req))
+    .then(
+      [=](uint64_t) mutable {
+        auto& st = self->state;
+        st.in_flight = false;
+        if (st.submit_promise) {
+          st.submit_promise->deliver(st.args.id);
+          st.submit_promise.reset();
+        }
+        for (auto& a : actions)
+          run_action(self, a);
+        for (auto& p : acks)
+          p.deliver(true);
+        if (!st.pending_events.empty() || !st.pending_actions.empty())
+          flush(self);
+        else
+          finish_if_done(self);
+      },
+      [=](caf::error& err) mutable {
+        // The in-memory state ran ahead of the log; only a restart that
+        // folds the log again is safe.
+        for (auto& p : acks)
+          p.deliver(err);
+        fail_all(self, err);
+        self->quit(err);
+      });
+}
+
+void on_failure(self_ptr self, const std::string& key, uint32_t attempt,
+                const caf::error& err) {
+  auto& st = self->state;
+  std::uniform_real_distribution<double> dist{0.0, 1.0};
+  enqueue(self, st.m.failed(key, attempt, err, dist(st.rng), now_us()));
+}
+
+void run_action(self_ptr self, const workflow::action& a) {
+  auto& st = self->state;
+  switch (a.kind) {
+    case workflow::action::dispatch: {
+      auto i = st.args.tools->find(a.tool);
+      if (i == st.args.tools->end()) {
+        on_failure(self, a.key, a.attempt,
+                   make_error(errc::tool_not_found,
+                              "tool '" + a.tool
+                                + "' is not registered on this node"));
+        return;
+      }
+      task_request req;
+      req.execution_id = st.args.id;
+      req.task_id = a.key;
+      req.attempt = a.attempt;
+      req.tool = a.tool;
+      req.input = json_value{a.input};
+      req.idempotency_key = st.args.id + "/" + a.key + "/"
+                            + std::to_string(a.attempt);
+      caf::duration timeout = caf::infinite;
+      if (a.timeout_ms > 0) {
+        req.deadline_us = now_us() + a.timeout_ms * 1000;
+        // The pool enforces the deadline; this is a backstop.
+        timeout = caf::duration{
+          std::chrono::milliseconds{a.timeout_ms + 2000}};
+      }
+      auto key = a.key;
+      auto attempt = a.attempt;
+      self->request(i->second, timeout, run_atom_v, std::move(req))
+        .then(
+          [=](task_result& res) {
+            enqueue(self, self->state.m.succeeded(key, attempt,
+                                                  res.output.get(),
+                                                  res.duration_us, now_us()));
+          },
+          [=](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              err = make_error(errc::timeout, "task " + key + " attempt "
+                                                + std::to_string(attempt)
+                                                + " timed out");
+            on_failure(self, key, attempt, err);
+          });
+      return;
+    }
+    case workflow::action::retry_timer:
+      self->delayed_send(self, std::chrono::milliseconds{a.delay_ms},
+                         timer_atom_v, a.key, a.attempt);
+      return;
+    case workflow::action::execution_timer:
+      self->delayed_send(self, std::chrono::milliseconds{a.delay_ms},
+                         timer_atom_v);
+      return;
+    case workflow::action::run_child: {
+      submit_request req;
+      req.definition = json_value{a.document};
+      req.input = json_value{a.input};
+      req.idempotency_key = st.args.id + "/" + a.key + "/"
+                            + std::to_string(a.attempt);
+      auto key = a.key;
+      auto attempt = a.attempt;
+      auto parent = st.args.parent;
+      self->request(parent, caf::infinite, submit_atom_v, std::move(req))
+        .then(
+          [=](const std::string& child) {
+            self->request(parent, caf::infinite, await_atom_v, child)
+              .then(
+                [=](const execution_info& info) {
+                  if (info.status == "completed")
+                    enqueue(self, self->state.m.succeeded(
+                                    key, attempt, info.output.get(), 0,
+                                    now_us()));
+                  else
+                    on_failure(self, key, attempt,
+                               make_error(errc::tool_failed,
+                                          "sub-workflow " + child + " "
+                                            + info.status + ": "
+                                            + info.error));
+                },
+                [=](caf::error& err) { on_failure(self, key, attempt, err); });
+          },
+          [=](caf::error& err) { on_failure(self, key, attempt, err); });
+      return;
+    }
+    case workflow::action::waiting_human:
+      return;
+  }
+}
+
+void recover(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.args.store, caf::infinite, read_atom_v, st.args.id,
+                uint64_t{1}, uint64_t{0})
+    .then(
+      [=](std::vector<event>& log) {
+        auto& st = self->state;
+        for (auto& ev : log)
+          if (auto r = st.m.apply(ev); !r) {
+            fail_all(self, r.error());
+            self->quit(r.error());
+            return;
+          }
+        st.ready = true;
+        if (!st.m.started()) {
+          // Nothing was ever persisted: there is nothing to resume.
+          fail_all(self, make_error(errc::not_found,
+                                    "execution " + st.args.id
+                                      + " has no events"));
+          self->quit();
+          return;
+        }
+        for (auto& a : st.m.recover(now_us()))
+          st.pending_actions.push_back(std::move(a));
+        for (auto& fn : std::exchange(st.deferred, {}))
+          fn();
+        flush(self);
+      },
+      [=](caf::error& err) {
+        fail_all(self, err);
+        self->quit(err);
+      });
+}
+
+// Runs `fn` now, or after recovery when the log is still being read.
+template <class F>
+void when_ready(self_ptr self, F fn) {
+  if (self->state.ready)
+    fn();
+  else
+    self->state.deferred.emplace_back(std::move(fn));
+}
+
+coordinator_impl_actor::behavior_type
+coordinator_impl(self_ptr self, coordinator_args args) {
+  self->state.args = std::move(args);
+  self->state.m = workflow::machine{self->state.args.id};
+  if (self->state.args.mode == coordinator_mode::recover)
+    recover(self);
+  else
+    self->state.ready = true;
+  return {
+    [=](submit_atom, submit_request& req) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.m.started() || st.submit_promise)
+        return make_error(errc::conflict,
+                          "execution " + st.args.id + " already started");
+      auto s = st.m.submit(req.definition.get(), req.input.get(),
+                           req.idempotency_key, now_us());
+      if (!s) {
+        self->quit();
+        return std::move(s.error());
+      }
+      auto promise = self->make_response_promise<std::string>();
+      st.submit_promise = promise;
+      st.pending_idempotency_key = req.idempotency_key;
+      enqueue(self, std::move(*s));
+      return promise;
+    },
+    [=](input_atom, const std::string& task,
+        const json_value& value) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      when_ready(self, [=]() mutable {
+        auto& st = self->state;
+        auto s = st.m.human_answer(task, value.get(), now_us());
+        if (!s) {
+          promise.deliver(s.error());
+          return;
+        }
+        st.pending_acks.push_back(promise);
+        enqueue(self, std::move(*s));
+        if (!st.in_flight && st.pending_events.empty())
+          flush(self);
+      });
+      return promise;
+    },
+    [=](cancel_atom) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      when_ready(self, [=]() mutable {
+        auto& st = self->state;
+        st.pending_acks.push_back(promise);
+        enqueue(self, st.m.cancel("cancelled by request", now_us()));
+        if (!st.in_flight)
+          flush(self);
+      });
+      return promise;
+    },
+    [=](status_atom) -> caf::result<execution_info> {
+      auto promise = self->make_response_promise<execution_info>();
+      when_ready(self, [=]() mutable { promise.deliver(self->state.m.info()); });
+      return promise;
+    },
+    [=](await_atom) -> caf::result<execution_info> {
+      auto promise = self->make_response_promise<execution_info>();
+      when_ready(self, [=]() mutable {
+        self->state.awaiters.push_back(promise);
+        finish_if_done(self);
+      });
+      return promise;
+    },
+    [=](timer_atom, const std::string& key, uint32_t attempt) {
+      enqueue(self, self->state.m.retry_due(key, attempt, now_us()));
+    },
+    [=](timer_atom) {
+      enqueue(self, self->state.m.execution_timed_out(now_us()));
+    },
+  };
+}
+
+} // namespace
+
+coordinator_actor spawn_coordinator(caf::local_actor* parent_self,
+                                    coordinator_args args) {
+  return parent_self->spawn(coordinator_impl, std::move(args));
+}
+
+} // namespace cadre::actors

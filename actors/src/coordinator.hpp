@@ -1,0 +1,29 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cadre/actors/spawn.hpp"
+
+namespace cadre::actors {
+
+/// How a coordinator starts: with a submission (`submit` message) or by
+/// folding the existing log of its execution.
+enum class coordinator_mode { fresh, recover };
+
+struct coordinator_args {
+  std::string id;
+  coordinator_mode mode = coordinator_mode::fresh;
+  event_store_actor store;
+  std::shared_ptr<const tool_directory> tools;
+  executions_actor parent;
+};
+
+/// Spawns a coordinator as a child of `parent_self` (monitored by the
+/// caller). One per execution: it owns the execution's log, persists each
+/// decision's events before acting on them, and quits once the execution
+/// finished.
+coordinator_actor spawn_coordinator(caf::local_actor* parent_self,
+                                    coordinator_args args);
+
+} // namespace cadre::actors

@@ -1,0 +1,344 @@
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <random>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "cadre/actors/spawn.hpp"
+#include "cadre/workflow/definition.hpp"
+#include "coordinator.hpp"
+
+namespace cadre::actors {
+
+namespace {
+
+int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct live_execution {
+  coordinator_actor handle;
+  std::deque<int64_t> restarts; // times of recent restarts, for intensity
+};
+
+struct executions_state {
+  static inline const char* name = "cadre.executions";
+  // Not an aggregate: CAF would try to build it from the actor pointer.
+  executions_state() = default;
+  event_store_actor store;
+  event_bus_actor bus;
+  std::shared_ptr<const tool_directory> tools;
+  executions_options opts;
+  std::unordered_map<std::string, live_execution> live;
+  std::unordered_map<caf::actor_addr, std::string> by_addr;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Coordinators are this actor's children: they end with it (their logs
+  // keep the state for the next start).
+  ~executions_state() {
+    for (auto& [id, entry] : live)
+      if (entry.handle)
+        caf::anon_send_exit(entry.handle, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_ptr = executions_actor::stateful_pointer<executions_state>;
+
+// Time-ordered, unique enough ids: "e" + 12 hex digits of the time in ms +
+// 6 random hex digits.
+std::string new_id(self_ptr self) {
+  char buf[32];
+  auto ms = static_cast<unsigned long long>(now_us() / 1000);
+  auto r = static_cast<unsigned>(self->state.rng() & 0xffffff);
+  std::snprintf(buf, sizeof(buf), "e%012llx%06x", ms, r);
+  return buf;
+}
+
+coordinator_actor start(self_ptr self, const std::string& id,
+                        coordinator_mode mode) {
+  auto& st = self->state;
+  coordinator_args args;
+  args.id = id;
+  args.mode = mode;
+  args.store = st.store;
+  args.tools = st.tools;
+  args.parent = caf::actor_cast<executions_actor>(self);
+  auto handle = spawn_coordinator(self, std::move(args));
+  self->monitor(handle);
+  auto& entry = st.live[id];
+  entry.handle = handle;
+  st.by_addr[handle.address()] = id;
+  return handle;
+}
+
+// Runs `fn` with the execution's coordinator, starting it from its log when
+// it is not running (a waiting execution after a node restart). `fn` gets a
+// retry callback: a request that failed because the coordinator died is
+// routed again to its successor, so no message is lost to a restart.
+using with_fn = std::function<void(coordinator_actor, std::function<void()>)>;
+
+void with_coordinator(self_ptr self, const std::string& id, int tries,
+                      with_fn fn,
+                      std::function<void(const caf::error&)> on_absent) {
+  auto& st = self->state;
+  auto retry = [=] {
+    if (tries <= 0) {
+      on_absent(make_error(errc::unavailable,
+                           "execution " + id + ": coordinator keeps dying"));
+      return;
+    }
+    with_coordinator(self, id, tries - 1, fn, on_absent);
+  };
+  if (auto i = st.live.find(id); i != st.live.end()) {
+    fn(i->second.handle, retry);
+    return;
+  }
+  self->request(st.store, caf::infinite, get_atom_v, id)
+    .then(
+      [=](const execution_info& info) {
+        auto& st = self->state;
+        if (auto i = st.live.find(id); i != st.live.end()) {
+          fn(i->second.handle, retry);
+          return;
+        }
+        if (info.finished()) {
+          on_absent(caf::none);
+          return;
+        }
+        fn(start(self, id, coordinator_mode::recover), retry);
+      },
+      [=](caf::error& err) { on_absent(err); });
+}
+
+bool coordinator_died(const caf::error& err) {
+  return err == caf::sec::request_receiver_down;
+}
+
+executions_actor::behavior_type
+executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
+                std::shared_ptr<const tool_directory> tools,
+                executions_options opts) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.bus = std::move(bus);
+  st.tools = std::move(tools);
+  st.opts = opts;
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(msg.source);
+    if (i == st.by_addr.end())
+      return;
+    auto id = i->second;
+    st.by_addr.erase(i);
+    auto& entry = st.live[id];
+    if (!msg.reason || msg.reason == caf::exit_reason::normal) {
+      st.live.erase(id);
+      return;
+    }
+    // An abnormal exit: restart from the log unless it keeps crashing.
+    auto now = now_us();
+    auto window = st.opts.restart_window_ms * 1000;
+    while (!entry.restarts.empty() && now - entry.restarts.front() > window)
+      entry.restarts.pop_front();
+    if (entry.restarts.size() >= st.opts.max_restarts) {
+      std::fprintf(stderr,
+                   "cadre: coordinator of %s crashed %zu times in %lld ms "
+                   "(%s); left for `cadre resume`\n",
+                   id.c_str(), entry.restarts.size() + 1,
+                   static_cast<long long>(st.opts.restart_window_ms),
+                   describe(msg.reason).c_str());
+      st.live.erase(id);
+      return;
+    }
+    entry.restarts.push_back(now);
+    start(self, id, coordinator_mode::recover);
+  });
+  return {
+    [=](submit_atom, submit_request& req) -> caf::result<std::string> {
+      auto promise = self->make_response_promise<std::string>();
+      auto launch = [=](submit_request req) mutable {
+        auto& st = self->state;
+        workflow::validation_context ctx;
+        auto tools = st.tools;
+        ctx.tool_exists = [tools](const std::string& name) {
+          return tools->count(name) > 0;
+        };
+        auto parsed = workflow::parse_document(req.definition.get(), ctx);
+        if (!parsed.def) {
+          std::string msg = "invalid workflow";
+          if (!req.source.empty())
+            msg += " " + req.source;
+          for (auto& d : parsed.errors)
+            msg += "\n  " + d.to_string();
+          promise.deliver(make_error(errc::invalid_workflow, msg));
+          return;
+        }
+        auto id = new_id(self);
+        auto handle = start(self, id, coordinator_mode::fresh);
+        self->request(handle, caf::infinite, submit_atom_v, std::move(req))
+          .then([=](std::string& id) mutable { promise.deliver(id); },
+                [=](caf::error& err) mutable { promise.deliver(err); });
+      };
+      auto resolve = [=](submit_request req) mutable {
+        if (!req.definition.is_null() || req.definition_id.empty()) {
+          launch(std::move(req));
+          return;
+        }
+        auto name = req.definition_id;
+        std::string version;
+        if (auto at = name.find('@'); at != std::string::npos) {
+          version = name.substr(at + 1);
+          name.resize(at);
+        }
+        self->request(self->state.store, caf::infinite, get_atom_v, name,
+                      version)
+          .then(
+            [=](definition_record& def) mutable {
+              req.definition = def.document;
+              launch(std::move(req));
+            },
+            [=](caf::error& err) mutable { promise.deliver(err); });
+      };
+      if (req.idempotency_key.empty()) {
+        resolve(std::move(req));
+        return promise;
+      }
+      self->request(self->state.store, caf::infinite, get_atom_v,
+                    submit_atom_v, req.idempotency_key)
+        .then(
+          [=](const std::string& existing) mutable {
+            if (existing.empty())
+              resolve(req);
+            else
+              promise.deliver(existing);
+          },
+          [=](caf::error& err) mutable { promise.deliver(err); });
+      return promise;
+    },
+    [=](input_atom, const human_input& in) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      with_coordinator(
+        self, in.execution_id, 3,
+        [=](coordinator_actor c, std::function<void()> retry) mutable {
+          self->request(c, caf::infinite, input_atom_v, in.task_id, in.value)
+            .then([=](bool ok) mutable { promise.deliver(ok); },
+                  [=](caf::error& err) mutable {
+                    if (coordinator_died(err))
+                      retry();
+                    else
+                      promise.deliver(err);
+                  });
+        },
+        [=](const caf::error& err) mutable {
+          promise.deliver(err ? err
+                              : make_error(errc::conflict,
+                                           "execution " + in.execution_id
+                                             + " has finished"));
+        });
+      return promise;
+    },
+    [=](cancel_atom, const std::string& id) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      with_coordinator(
+        self, id, 3,
+        [=](coordinator_actor c, std::function<void()> retry) mutable {
+          self->request(c, caf::infinite, cancel_atom_v)
+            .then([=](bool ok) mutable { promise.deliver(ok); },
+                  [=](caf::error& err) mutable {
+                    if (coordinator_died(err))
+                      retry();
+                    else
+                      promise.deliver(err);
+                  });
+        },
+        [=](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            promise.deliver(false); // already finished
+        });
+      return promise;
+    },
+    [=](status_atom, const std::string& id) -> caf::result<execution_info> {
+      auto promise = self->make_response_promise<execution_info>();
+      auto& st = self->state;
+      auto from_store = [=]() mutable {
+        self->request(self->state.store, caf::infinite, get_atom_v, id)
+          .then([=](execution_info& info) mutable { promise.deliver(info); },
+                [=](caf::error& err) mutable { promise.deliver(err); });
+      };
+      if (auto i = st.live.find(id); i != st.live.end())
+        self->request(i->second.handle, caf::infinite, status_atom_v)
+          .then([=](execution_info& info) mutable { promise.deliver(info); },
+                [=](caf::error&) mutable { from_store(); });
+      else
+        from_store();
+      return promise;
+    },
+    [=](await_atom, const std::string& id) -> caf::result<execution_info> {
+      auto promise = self->make_response_promise<execution_info>();
+      auto from_store = [=]() mutable {
+        self->request(self->state.store, caf::infinite, get_atom_v, id)
+          .then([=](execution_info& info) mutable { promise.deliver(info); },
+                [=](caf::error& err) mutable { promise.deliver(err); });
+      };
+      with_coordinator(
+        self, id, 3,
+        [=](coordinator_actor c, std::function<void()> retry) mutable {
+          self->request(c, caf::infinite, await_atom_v)
+            .then([=](execution_info& info) mutable { promise.deliver(info); },
+                  [=](caf::error& err) mutable {
+                    // A coordinator that quit after finishing left the
+                    // final state in the store.
+                    if (coordinator_died(err))
+                      self->state.live.count(id) ? retry() : from_store();
+                    else
+                      promise.deliver(err);
+                  });
+        },
+        [=](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            from_store();
+        });
+      return promise;
+    },
+    [=](resume_atom) -> caf::result<std::vector<std::string>> {
+      auto promise
+        = self->make_response_promise<std::vector<std::string>>();
+      self->request(self->state.store, caf::infinite, list_atom_v,
+                    execution_filter{})
+        .then(
+          [=](std::vector<execution_info>& all) mutable {
+            std::vector<std::string> resumed;
+            for (auto& info : all) {
+              if (info.finished() || self->state.live.count(info.id))
+                continue;
+              start(self, info.id, coordinator_mode::recover);
+              resumed.push_back(info.id);
+            }
+            promise.deliver(resumed);
+          },
+          [=](caf::error& err) mutable { promise.deliver(err); });
+      return promise;
+    },
+  };
+}
+
+} // namespace
+
+executions_actor spawn_executions(caf::actor_system& sys,
+                                  event_store_actor store, event_bus_actor bus,
+                                  std::shared_ptr<const tool_directory> tools,
+                                  executions_options opts) {
+  return sys.spawn(executions_impl, std::move(store), std::move(bus),
+                   std::move(tools), opts);
+}
+
+} // namespace cadre::actors

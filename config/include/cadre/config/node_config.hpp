@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre::config {
+
+/// Settings of one tool: its pool size and its own section, passed to the
+/// tool's factory.
+struct tool_config {
+  /// Default: 2 (or `default_workers`)
+  size_t workers = 0;
+  /// The rest of `tools.<name>`.
+  json settings = json::object();
+};
+
+/// Everything a node is configured with (docs/operations.md). Defaults are
+/// the embedded ones; a file, then CADRE_* variables, then flags override.
+struct node_config {
+  /// Event store directory. Default: ".cadre"
+  std::string store_dir = ".cadre";
+  /// fsync each group commit. Default: false (wal mode)
+  bool store_sync = false;
+  /// Workers per tool pool when a tool sets none. Default: 2
+  size_t default_workers = 2;
+  /// Per-tool settings by tool name.
+  std::map<std::string, tool_config> tools;
+  /// Coordinator restarts within the window before an execution is left
+  /// for `cadre resume`. Default: 5 in 10000 ms
+  size_t max_restarts = 5;
+  int64_t restart_window_ms = 10000;
+  /// CAF scheduler threads; 0: one per core. Default: 0
+  size_t scheduler_threads = 0;
+};
+
+/// Reads a YAML config file over the defaults. Errors name the file, line
+/// and key, e.g. "cadre.yaml:4:3: store.sync: expected true or false".
+[[nodiscard]] expected<node_config> load_file(const std::string& path,
+                                              node_config base = {});
+
+/// Applies CADRE_STORE_DIR, CADRE_STORE_SYNC, CADRE_WORKERS and
+/// CADRE_SCHEDULER_THREADS. Errors name the variable.
+[[nodiscard]] expected<node_config> apply_environment(node_config cfg);
+
+} // namespace cadre::config

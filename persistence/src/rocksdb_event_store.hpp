@@ -1,0 +1,91 @@
+#pragma once
+
+// The RocksDB implementation of event_store (docs/event-log.md).
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "cadre/persistence/event_store.hpp"
+
+namespace cadre::persistence {
+
+class rocksdb_event_store final : public event_store {
+public:
+  /// Names of the column families, in the order of `cfs_`.
+  static constexpr const char* events_cf = "events";
+  static constexpr const char* executions_cf = "executions";
+  static constexpr const char* idempotency_cf = "idempotency";
+  static constexpr const char* definitions_cf = "definitions";
+
+  /// Forgets the cached last sequence numbers when more executions than this
+  /// are cached; they reload lazily from the events column family.
+  static constexpr size_t max_cached_executions = 1 << 20;
+
+  [[nodiscard]] static expected<std::unique_ptr<event_store>>
+  open(store_options opts);
+
+  ~rocksdb_event_store() override;
+
+  std::vector<expected<uint64_t>>
+  append_group(const std::vector<append_request>& group) override;
+
+  expected<std::vector<event>> read(const std::string& execution_id,
+                                    uint64_t from,
+                                    uint64_t max) const override;
+
+  expected<uint64_t> last_seq(const std::string& execution_id) const override;
+
+  expected<std::vector<execution_info>>
+  list(const execution_filter& filter) const override;
+
+  expected<execution_info> get(const std::string& execution_id) const override;
+
+  expected<std::string>
+  find_by_idempotency_key(const std::string& key) const override;
+
+  expected<void> put_definition(const definition_record& def) override;
+
+  expected<definition_record>
+  get_definition(const std::string& name,
+                 const std::string& version) const override;
+
+  expected<uint64_t>
+  scan(const std::function<void(const event&)>& fn) const override;
+
+private:
+  rocksdb_event_store(store_options opts, std::unique_ptr<rocksdb::DB> db,
+                      std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  /// Last sequence number of an execution as stored in RocksDB.
+  expected<uint64_t> stored_last_seq(const std::string& execution_id) const;
+
+  /// Last sequence number through the cache, loading it when missing.
+  /// REQUIRES: append_mtx_ held.
+  expected<uint64_t> cached_last_seq(const std::string& execution_id);
+
+  store_options opts_;
+  std::unique_ptr<rocksdb::DB> db_;
+  /// Every open column family handle (ours and unknown ones found on disk).
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* executions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
+  rocksdb::ColumnFamilyHandle* definitions_ = nullptr;
+  rocksdb::WriteOptions write_opts_;
+
+  /// Serializes append_group and guards everything below.
+  std::mutex append_mtx_;
+  /// Last committed sequence number per execution.
+  std::unordered_map<std::string, uint64_t> last_seq_;
+  /// Reused by append_group for the whole group.
+  rocksdb::WriteBatch batch_;
+};
+
+} // namespace cadre::persistence

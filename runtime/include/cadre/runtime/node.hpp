@@ -1,0 +1,55 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "cadre/config/node_config.hpp"
+#include "cadre/messages/interfaces.hpp"
+
+namespace cadre::tools {
+class tool_registry;
+} // namespace cadre::tools
+
+namespace cadre::runtime {
+
+/// A running cadre node: the actor system, the event store and every actor
+/// of the node's tree. Destroying it stops the node (ordered shutdown).
+///
+/// Thread safety: the accessors may be called from any thread.
+class node {
+public:
+  ~node();
+
+  /// Opens the store, spawns the node's actors and resumes every unfinished
+  /// execution found in the store.
+  /// Errors: errc::storage_error (store), errc::invalid_config (a tool's
+  /// settings), each naming what failed.
+  [[nodiscard]] static expected<std::unique_ptr<node>>
+  start(const config::node_config& cfg);
+
+  caf::actor_system& system();
+  executions_actor executions() const;
+  event_bus_actor bus() const;
+  event_store_actor store() const;
+  const tools::tool_registry& registry() const;
+  /// Names of the tools this node runs.
+  std::vector<std::string> tool_names() const;
+  /// {name, description, input_schema, output_schema, blocking, workers...}
+  /// per tool.
+  json describe_tools();
+  /// The node's supervision tree as JSON.
+  json tree();
+  /// Executions resumed at start.
+  const std::vector<std::string>& resumed() const;
+
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace cadre::runtime

@@ -1,0 +1,146 @@
+#include "cadre/runtime/progress.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+namespace cadre::runtime {
+
+namespace {
+
+std::string pad(std::string s, size_t n) {
+  if (s.size() < n)
+    s.append(n - s.size(), ' ');
+  return s;
+}
+
+std::string ms_text(int64_t us) {
+  char buf[32];
+  if (us < 1000)
+    std::snprintf(buf, sizeof(buf), "%lld us", static_cast<long long>(us));
+  else if (us < 10'000'000)
+    std::snprintf(buf, sizeof(buf), "%.1f ms", static_cast<double>(us) / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(us) / 1e6);
+  return buf;
+}
+
+std::string short_json(const json& x, size_t max = 60) {
+  auto s = x.dump();
+  if (s.size() > max)
+    s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+struct progress_state {
+  static inline const char* name = "cadre.progress";
+  // Not an aggregate: CAF would try to build it from the actor pointer.
+  progress_state() = default;
+  progress_style style = progress_style::human;
+  // Task key -> time of its dispatch, for durations.
+  std::unordered_map<std::string, int64_t> started;
+};
+
+std::string key_of(const json& p) {
+  auto key = p.value("task", std::string{});
+  if (p.contains("item"))
+    key += "[" + std::to_string(p["item"].get<int>()) + "]";
+  return key;
+}
+
+} // namespace
+
+std::string describe_event(const event& ev) {
+  const auto& p = ev.payload.get();
+  auto task = pad(key_of(p), 18);
+  if (ev.type == "execution_submitted")
+    return "  execution " + ev.execution_id + " of "
+           + p.value("workflow", std::string{}) + " started";
+  if (ev.type == "task_dispatched") {
+    if (p.contains("item"))
+      return {};
+    auto attempt = p.value("attempt", 1);
+    return "▶ " + task + "started"
+           + (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")"
+                          : std::string{});
+  }
+  if (ev.type == "task_completed") {
+    if (p.contains("item"))
+      return {};
+    if (p.value("by", std::string{}) == "human")
+      return "✓ " + task + "answered " + short_json(p["output"]);
+    return "✓ " + task + "done";
+  }
+  if (ev.type == "task_failed") {
+    auto msg = p.value("code", std::string{}) + ": "
+               + p.value("message", std::string{});
+    if (p.contains("retry_in_ms"))
+      return "↻ " + task + "attempt " + std::to_string(p.value("attempt", 1))
+             + " failed (" + msg + "), retry in "
+             + std::to_string(p["retry_in_ms"].get<int64_t>()) + " ms";
+    return "✗ " + task + "failed (" + msg + ")";
+  }
+  if (ev.type == "task_skipped")
+    return "- " + task + "skipped (condition false)";
+  if (ev.type == "map_started")
+    return "▶ " + task + "map over " + std::to_string(p["items"].size())
+           + " items";
+  if (ev.type == "fallback_started")
+    return "↪ " + task + "falls back to "
+           + p.value("fallback", std::string{});
+  if (ev.type == "human_requested")
+    return "⏸ " + task + "waiting for a person: "
+           + short_json(p.value("prompt", json{}), 80) + "\n    answer: cadre input "
+           + ev.execution_id + " " + p.value("task", std::string{})
+           + " VALUE";
+  if (ev.type == "execution_completed")
+    return "✓ execution " + ev.execution_id + " completed";
+  if (ev.type == "execution_failed")
+    return "✗ execution " + ev.execution_id + " failed: "
+           + p.value("message", std::string{});
+  if (ev.type == "execution_cancelled")
+    return "✗ execution " + ev.execution_id + " cancelled";
+  return {};
+}
+
+event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style) {
+  auto impl = [](event_sink_actor::stateful_pointer<progress_state> self,
+                 progress_style style) -> event_sink_actor::behavior_type {
+    self->state.style = style;
+    return {
+      [=](event_atom, const std::vector<event>& events) {
+        auto& st = self->state;
+        for (auto& ev : events) {
+          if (st.style == progress_style::quiet)
+            continue;
+          if (st.style == progress_style::json) {
+            json j = ev;
+            std::fputs((j.dump() + "\n").c_str(), stdout);
+            continue;
+          }
+          auto line = describe_event(ev);
+          const auto& p = ev.payload.get();
+          auto key = key_of(p);
+          if (ev.type == "task_dispatched" || ev.type == "map_started")
+            st.started.emplace(key, ev.time_us);
+          if ((ev.type == "task_completed" || ev.type == "task_failed")
+              && !p.contains("item")) {
+            if (auto i = st.started.find(key); i != st.started.end()) {
+              line += "  " + ms_text(ev.time_us - i->second);
+              if (ev.type == "task_completed")
+                st.started.erase(i);
+            }
+          }
+          if (!line.empty())
+            std::fputs((line + "\n").c_str(), stderr);
+        }
+        std::fflush(stdout);
+      },
+    };
+  };
+  return sys.spawn(impl, style);
+}
+
+} // namespace cadre::runtime

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configures and builds cadre into build/ (optimized with debug info,
+# warnings as errors). Extra arguments go to cmake --build (e.g. --target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f build/build.ninja ]; then
+  cmake -S . -B build -G Ninja --log-level=WARNING \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCADRE_WERROR=ON
+fi
+cmake --build build -j "${CADRE_JOBS:-2}" "$@"

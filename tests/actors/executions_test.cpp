@@ -1,0 +1,377 @@
+// End-to-end tests of the executions actor, coordinators and tool pools on
+// a real actor system and a real RocksDB store in a temporary directory.
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <gtest/gtest.h>
+
+#include "cadre/actors/spawn.hpp"
+#include "cadre/messages/register_types.hpp"
+#include "cadre/persistence/event_store.hpp"
+#include "cadre/tools/tool_registry.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A node's actors without runtime/: store, bus, pools, executions.
+class mini_node {
+public:
+  explicit mini_node(const std::string& dir) {
+    register_types(cfg_);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    tools::register_builtin_tools(registry_);
+    auto store = persistence::event_store::open({dir, false});
+    EXPECT_TRUE(store) << describe(store.error());
+    raw_ = std::move(*store);
+    bus_ = actors::spawn_event_bus(*sys_);
+    store_ = actors::spawn_event_store(*sys_, raw_, bus_);
+    auto pools = std::make_shared<actors::tool_directory>();
+    for (auto& name : registry_.names()) {
+      auto pool = actors::spawn_tool_pool(*sys_, registry_, name,
+                                          json_value{json::object()}, {4});
+      EXPECT_TRUE(pool) << name;
+      pools->emplace(name, *pool);
+    }
+    pools_ = pools;
+    executions_ = actors::spawn_executions(*sys_, store_, bus_, pools_, {});
+  }
+
+  ~mini_node() {
+    caf::scoped_actor self{*sys_};
+    auto stop = [&](const auto& h) {
+      self->monitor(h);
+      self->send_exit(h, caf::exit_reason::user_shutdown);
+      self->receive([](const caf::down_msg&) {});
+    };
+    stop(executions_);
+    for (auto& [name, pool] : *pools_)
+      stop(pool);
+    stop(store_);
+    stop(bus_);
+  }
+
+  expected<std::string> submit(const json& doc, const json& input = {},
+                               const std::string& key = {}) {
+    submit_request req;
+    req.definition = json_value{doc};
+    req.input = json_value{input};
+    req.idempotency_key = key;
+    expected<std::string> out{std::string{}};
+    caf::scoped_actor self{*sys_};
+    self->request(executions_, caf::infinite, submit_atom_v, req)
+      .receive([&](std::string& id) { out = id; },
+               [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  execution_info await(const std::string& id) {
+    execution_info out;
+    caf::scoped_actor self{*sys_};
+    self->request(executions_, 60s, await_atom_v, id)
+      .receive([&](execution_info& x) { out = std::move(x); },
+               [&](caf::error& err) {
+                 ADD_FAILURE() << describe(err);
+               });
+    return out;
+  }
+
+  execution_info status(const std::string& id) {
+    execution_info out;
+    caf::scoped_actor self{*sys_};
+    self->request(executions_, 60s, status_atom_v, id)
+      .receive([&](execution_info& x) { out = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
+  expected<bool> input(const std::string& id, const std::string& task,
+                       const json& value) {
+    expected<bool> out{false};
+    caf::scoped_actor self{*sys_};
+    self
+      ->request(executions_, 60s, input_atom_v,
+                human_input{id, task, json_value{value}})
+      .receive([&](bool x) { out = x; }, [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  std::vector<std::string> resume() {
+    std::vector<std::string> out;
+    caf::scoped_actor self{*sys_};
+    self->request(executions_, 60s, resume_atom_v)
+      .receive([&](std::vector<std::string>& x) { out = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
+  std::vector<event> events(const std::string& id) {
+    auto evs = raw_->read(id, 1, 0);
+    EXPECT_TRUE(evs);
+    return evs ? *evs : std::vector<event>{};
+  }
+
+private:
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  tools::tool_registry registry_;
+  std::shared_ptr<persistence::event_store> raw_;
+  event_bus_actor bus_;
+  event_store_actor store_;
+  std::shared_ptr<const actors::tool_directory> pools_;
+  executions_actor executions_;
+};
+
+// Counts task_completed events per task key.
+std::map<std::string, int> completions(const std::vector<event>& evs) {
+  std::map<std::string, int> out;
+  for (auto& ev : evs)
+    if (ev.type == "task_completed") {
+      auto key = ev.payload->value("task", std::string{});
+      if (ev.payload->contains("item"))
+        key += "[" + std::to_string((*ev.payload)["item"].get<int>()) + "]";
+      ++out[key];
+    }
+  return out;
+}
+
+int count_type(const std::vector<event>& evs, const std::string& type) {
+  int n = 0;
+  for (auto& ev : evs)
+    n += ev.type == type ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST(Executions, ChainWithConditionCompletesWithTemplatedOutput) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({
+    "name": "chain", "version": 1,
+    "tasks": [
+      {"id": "a", "tool": "echo", "input": {"v": "{{ input.x }}"}},
+      {"id": "b", "tool": "script", "depends_on": ["a"],
+       "input": {"code": "return args.v * 2", "args": {"v": "{{ tasks.a.output.v }}"}}},
+      {"id": "never", "tool": "echo", "depends_on": ["b"],
+       "when": "tasks.b.output > 100", "input": {"x": 1}}
+    ],
+    "output": {"doubled": "{{ tasks.b.output }}", "skipped": "{{ tasks.never.output }}"}
+  })");
+  auto id = n.submit(doc, json{{"x", 21}});
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), json::parse(R"({"doubled": 42, "skipped": null})"));
+  auto evs = n.events(*id);
+  for (size_t i = 0; i < evs.size(); ++i)
+    EXPECT_EQ(evs[i].seq, i + 1);
+  EXPECT_EQ(count_type(evs, "task_skipped"), 1);
+}
+
+TEST(Executions, RetryingTaskSucceedsAfterRecordedFailures) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({
+    "name": "retry",
+    "tasks": [
+      {"id": "flaky", "tool": "fail", "input": {"times": 2},
+       "retry": {"max_attempts": 4, "backoff": "5ms", "jitter": 0.5}}
+    ],
+    "output": "{{ tasks.flaky.output.attempt }}"
+  })");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), json(3));
+  auto evs = n.events(*id);
+  EXPECT_EQ(count_type(evs, "task_failed"), 2);
+  EXPECT_EQ(count_type(evs, "task_completed"), 1);
+  for (auto& ev : evs) {
+    if (ev.type == "task_failed") {
+      EXPECT_TRUE(ev.payload->contains("retry_in_ms"));
+    }
+  }
+}
+
+TEST(Executions, RetriesExhaustedFailTheExecutionWithTheToolError) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({
+    "name": "doomed",
+    "tasks": [
+      {"id": "bad", "tool": "fail", "input": {"times": 9, "message": "upstream down"},
+       "retry": {"max_attempts": 2, "backoff": "1ms"}}
+    ]
+  })");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id);
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_NE(info.error.find("upstream down"), std::string::npos) << info.error;
+  EXPECT_NE(info.error.find("bad"), std::string::npos) << info.error;
+}
+
+TEST(Executions, MapGathersResultsInOrderUnderConcurrencyLimit) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({
+    "name": "fan",
+    "tasks": [
+      {"id": "sq", "kind": "map", "items": "input.xs", "concurrency": 3,
+       "tool": "script", "input": {"code": "return args * args", "args": "{{ item }}"}}
+    ],
+    "output": "{{ tasks.sq.output }}"
+  })");
+  json xs = json::array();
+  json expect = json::array();
+  for (int i = 1; i <= 25; ++i) {
+    xs.push_back(i);
+    expect.push_back(i * i);
+  }
+  auto id = n.submit(doc, json{{"xs", xs}});
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), expect);
+  auto per_key = completions(n.events(*id));
+  EXPECT_EQ(per_key.size(), 26u); // 25 items and the map task
+  for (auto& [key, count] : per_key)
+    EXPECT_EQ(count, 1) << key;
+}
+
+TEST(Executions, HumanTaskWaitsDurablyThenContinuesWithTheAnswer) {
+  test::temp_dir dir;
+  std::string id;
+  auto doc = json::parse(R"({
+    "name": "approve",
+    "tasks": [
+      {"id": "ask", "kind": "human", "prompt": "ship {{ input.what }}?"},
+      {"id": "go", "tool": "echo", "depends_on": ["ask"],
+       "when": "tasks.ask.output.ok", "input": {"shipped": "{{ input.what }}"}}
+    ],
+    "output": "{{ tasks.go.output }}"
+  })");
+  {
+    mini_node n{dir.str()};
+    auto sub = n.submit(doc, json{{"what", "v1"}});
+    ASSERT_TRUE(sub);
+    id = *sub;
+    execution_info st;
+    for (int i = 0; i < 200 && st.status != "waiting"; ++i) {
+      st = n.status(id);
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(st.status, "waiting");
+    auto bad = n.input(id, "nope", json{{"ok", true}});
+    EXPECT_FALSE(bad);
+  }
+  // A new node on the same store: the answer resumes the execution.
+  mini_node n{dir.str()};
+  auto ok = n.input(id, "ask", json{{"ok", true}});
+  ASSERT_TRUE(ok) << describe(ok.error());
+  auto info = n.await(id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), json::parse(R"({"shipped": "v1"})"));
+}
+
+TEST(Executions, FailureHandlersContinueOrFallBack) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({
+    "name": "handlers",
+    "tasks": [
+      {"id": "soft", "tool": "fail", "input": {"times": 5}, "on_failure": "continue"},
+      {"id": "hard", "tool": "fail", "input": {"times": 5}, "on_failure": "fallback:plan_b"},
+      {"id": "plan_b", "tool": "echo", "input": {"from": "plan_b"}},
+      {"id": "after", "tool": "echo", "depends_on": ["soft", "hard"],
+       "input": {"soft": "{{ tasks.soft.output }}", "hard": "{{ tasks.hard.output }}"}}
+    ],
+    "output": "{{ tasks.after.output }}"
+  })");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(),
+            json::parse(R"({"soft": null, "hard": {"from": "plan_b"}})"));
+}
+
+TEST(Executions, IdempotencyKeyYieldsOneExecution) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "once", "tasks": [
+    {"id": "a", "tool": "echo", "input": {}}]})");
+  auto first = n.submit(doc, {}, "order-17");
+  ASSERT_TRUE(first);
+  n.await(*first);
+  auto second = n.submit(doc, {}, "order-17");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*first, *second);
+}
+
+TEST(Executions, InvalidSubmissionIsRejectedWithLocatedErrors) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "bad", "tasks": [
+    {"id": "a", "tool": "no_such_tool"},
+    {"id": "b", "tool": "echo", "depends_on": ["ghost"]}]})");
+  auto id = n.submit(doc);
+  ASSERT_FALSE(id);
+  EXPECT_EQ(code_of(id.error()), errc::invalid_workflow);
+  auto msg = message_of(id.error());
+  EXPECT_NE(msg.find("no_such_tool"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ghost"), std::string::npos) << msg;
+}
+
+TEST(Executions, InputSchemaIsCheckedOnSubmit) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "typed",
+    "input_schema": {"type": "object", "required": ["n"],
+                     "properties": {"n": {"type": "integer"}}},
+    "tasks": [{"id": "a", "tool": "echo", "input": {}}]})");
+  auto id = n.submit(doc, json{{"n", "seven"}});
+  ASSERT_FALSE(id);
+  EXPECT_EQ(code_of(id.error()), errc::invalid_input);
+  EXPECT_NE(message_of(id.error()).find("/n"), std::string::npos)
+    << message_of(id.error());
+}
+
+TEST(Executions, NodeRestartResumesInFlightWorkWithoutRepeatingCompletions) {
+  test::temp_dir dir;
+  std::string id;
+  auto doc = json::parse(R"({"name": "slow", "tasks": [
+    {"id": "quick", "tool": "echo", "input": {"n": 1}},
+    {"id": "nap", "kind": "map", "items": "input.xs", "concurrency": 4,
+     "tool": "sleep", "input": {"ms": "{{ item }}"}, "depends_on": ["quick"]}],
+    "output": "{{ tasks.nap.output }}"})");
+  json xs = json::array();
+  for (int i = 0; i < 12; ++i)
+    xs.push_back(20);
+  {
+    mini_node n{dir.str()};
+    auto sub = n.submit(doc, json{{"xs", xs}});
+    ASSERT_TRUE(sub);
+    id = *sub;
+    std::this_thread::sleep_for(30ms);
+    // The node stops mid-run; in-flight sleeps are abandoned.
+  }
+  mini_node n{dir.str()};
+  auto resumed = n.resume();
+  EXPECT_EQ(resumed, std::vector<std::string>{id});
+  auto info = n.await(id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output->size(), 12u);
+  for (auto& [key, count] : completions(n.events(id)))
+    EXPECT_EQ(count, 1) << key;
+}

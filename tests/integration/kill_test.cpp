@@ -1,0 +1,669 @@
+// Crash recovery: runs a 200-task workflow in the `cadre` binary, kills it
+// with SIGKILL at random points, again and again, then resumes to the end and
+// checks every execution against what was acknowledged before each kill (the
+// db_stress + ExpectedState model).
+//
+// The seed is printed; CADRE_KILL_SEED=<n> repeats a run.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/execution.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "temp_dir.hpp"
+
+extern char** environ;
+
+using namespace cadre;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// -- the workflow -------------------------------------------------------------
+
+constexpr int map_items = 60;     // items of each of the two map tasks
+constexpr int chain_length = 74;  // c1 -> c2 -> ... -> c74
+constexpr int64_t modulus = 1'000'000'007;
+
+// Map items: a value whose order matters, and a short sleep.
+int64_t item_value(int i) {
+  return (i * 37) % 101;
+}
+
+int64_t item_sleep_ms(int i) {
+  return 1 + i % 5;
+}
+
+bool chain_step_is_echo(int k) {
+  return k % 5 == 0;
+}
+
+json workflow_input() {
+  json items = json::array();
+  for (int i = 1; i <= map_items; ++i)
+    items.push_back(json{{"v", item_value(i)}, {"ms", item_sleep_ms(i)}});
+  return json{{"items", items}};
+}
+
+// Two maps of 60 items (120 units, 16 at a time each), a chain of 74 steps
+// that folds a running hash (so its end value proves every step saw its
+// predecessor's output), a task that fails twice before it succeeds, a
+// condition that holds and one that does not, and an output that combines
+// them.
+std::string workflow_yaml() {
+  std::ostringstream y;
+  y << "name: kill_test\n"
+       "version: \"1\"\n"
+       "tasks:\n"
+       "  - id: fan_sleep\n"
+       "    kind: map\n"
+       "    items: input.items\n"
+       "    concurrency: 16\n"
+       "    tool: sleep\n"
+       "    input: {ms: \"{{ item.ms }}\"}\n"
+       "  - id: fan_echo\n"
+       "    kind: map\n"
+       "    items: input.items\n"
+       "    concurrency: 16\n"
+       "    tool: echo\n"
+       "    input: {v: \"{{ item.v }}\", index: \"{{ index }}\"}\n"
+       "  - id: total\n"
+       "    depends_on: [fan_sleep, fan_echo]\n"
+       "    tool: script\n"
+       "    input:\n"
+       "      code: |\n"
+       "        local sum, slept = 0, 0\n"
+       "        for i, x in ipairs(args.echoed) do\n"
+       "          sum = sum + x.v * i + x.index\n"
+       "        end\n"
+       "        for _, x in ipairs(args.slept) do\n"
+       "          slept = slept + x.slept_ms\n"
+       "        end\n"
+       "        return {sum = sum, slept = slept}\n"
+       "      args:\n"
+       "        echoed: \"{{ tasks.fan_echo.output }}\"\n"
+       "        slept: \"{{ tasks.fan_sleep.output }}\"\n"
+       "  - id: flaky\n"
+       "    tool: fail\n"
+       "    input: {times: 2}\n"
+       "    retry: {max_attempts: 4, backoff: 10ms, multiplier: 2, "
+       "jitter: 0}\n"
+       "  - id: gate_yes\n"
+       "    depends_on: flaky\n"
+       "    when: tasks.flaky.output.attempt == 3\n"
+       "    tool: echo\n"
+       "    input: {ok: true, attempt: \"{{ tasks.flaky.output.attempt }}\"}\n"
+       "  - id: gate_no\n"
+       "    depends_on: total\n"
+       "    when: tasks.total.output.sum < 0\n"
+       "    tool: echo\n"
+       "    input: {never: true}\n";
+  for (int k = 1; k <= chain_length; ++k) {
+    y << "  - id: c" << k << "\n";
+    if (k > 1)
+      y << "    depends_on: c" << k - 1 << "\n";
+    auto prev = k > 1 ? "\"{{ tasks.c" + std::to_string(k - 1)
+                          + ".output.v }}\""
+                      : std::string{"0"};
+    if (chain_step_is_echo(k)) {
+      y << "    tool: echo\n"
+           "    input: {v: "
+        << prev << "}\n";
+    } else {
+      y << "    tool: script\n"
+           "    input:\n"
+           "      code: return {v = (args.p * 31 + args.k) % "
+        << modulus
+        << "}\n"
+           "      args: {p: "
+        << prev << ", k: " << k << "}\n";
+    }
+  }
+  y << "output:\n"
+       "  chain: \"{{ tasks.c"
+    << chain_length
+    << ".output.v }}\"\n"
+       "  sum: \"{{ tasks.total.output.sum }}\"\n"
+       "  slept: \"{{ tasks.total.output.slept }}\"\n"
+       "  items: \"{{ #tasks.fan_echo.output }}\"\n"
+       "  attempt: \"{{ tasks.flaky.output.attempt }}\"\n"
+       "  gate_yes: \"{{ tasks.gate_yes.output }}\"\n"
+       "  gate_no: \"{{ tasks.gate_no.output }}\"\n"
+       "  summary: \"chain {{ tasks.c"
+    << chain_length
+    << ".output.v }} after {{ tasks.flaky.output.attempt }} attempts\"\n";
+  return y.str();
+}
+
+json expected_output() {
+  int64_t chain = 0;
+  for (int k = 1; k <= chain_length; ++k)
+    if (!chain_step_is_echo(k))
+      chain = (chain * 31 + k) % modulus;
+  int64_t sum = 0;
+  int64_t slept = 0;
+  for (int i = 1; i <= map_items; ++i) {
+    sum += item_value(i) * i + i;
+    slept += item_sleep_ms(i);
+  }
+  return json{{"chain", chain},
+              {"sum", sum},
+              {"slept", slept},
+              {"items", map_items},
+              {"attempt", 3},
+              {"gate_yes", json{{"ok", true}, {"attempt", 3}}},
+              {"gate_no", nullptr},
+              {"summary", "chain " + std::to_string(chain)
+                            + " after 3 attempts"}};
+}
+
+// Every key ("task" or "task[item]") that completes, once each.
+std::set<std::string> expected_completions() {
+  std::set<std::string> out{"fan_sleep", "fan_echo", "total", "flaky",
+                            "gate_yes"};
+  for (int i = 0; i < map_items; ++i) {
+    out.insert("fan_sleep[" + std::to_string(i) + "]");
+    out.insert("fan_echo[" + std::to_string(i) + "]");
+  }
+  for (int k = 1; k <= chain_length; ++k)
+    out.insert("c" + std::to_string(k));
+  return out;
+}
+
+std::string key_of(const json& payload) {
+  auto key = payload.value("task", std::string{});
+  if (auto i = payload.find("item"); i != payload.end() && !i->is_null())
+    key += "[" + std::to_string(i->get<int64_t>()) + "]";
+  return key;
+}
+
+// -- a child process ------------------------------------------------------------
+
+/// A `cadre` process with stdout on a pipe and stderr in a file. The
+/// destructor kills and reaps it, so no path leaves a child behind.
+class child_process {
+public:
+  child_process(const std::vector<std::string>& args,
+                const std::string& stderr_file) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      error_ = "pipe2 failed";
+      return;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+                                     O_RDONLY, 0);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(CADRE_EXE));
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    auto rc = posix_spawn(&pid_, CADRE_EXE, &fa, nullptr, argv.data(),
+                          environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    out_ = fds[0];
+    if (rc != 0) {
+      error_ = std::string{"posix_spawn: "} + std::strerror(rc);
+      pid_ = -1;
+    }
+    started_ = clock_type::now();
+  }
+
+  ~child_process() {
+    kill_now();
+    if (out_ >= 0)
+      close(out_);
+  }
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  bool ok() const {
+    return pid_ > 0;
+  }
+
+  const std::string& error() const {
+    return error_;
+  }
+
+  clock_type::time_point started() const {
+    return started_;
+  }
+
+  /// The next complete line of stdout. False at end of output or when
+  /// `deadline` passed first.
+  bool read_line(std::string& line, clock_type::time_point deadline) {
+    for (;;) {
+      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+        line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return true;
+      }
+      if (eof_ || out_ < 0)
+        return false;
+      auto left = std::chrono::duration_cast<milliseconds>(
+                    deadline - clock_type::now())
+                    .count();
+      if (left < 0)
+        return false;
+      pollfd p{out_, POLLIN, 0};
+      auto n = poll(&p, 1, static_cast<int>(left));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return false;
+      char chunk[65536];
+      auto got = read(out_, chunk, sizeof(chunk));
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0) {
+        eof_ = true;
+        continue;
+      }
+      buf_.append(chunk, static_cast<size_t>(got));
+    }
+  }
+
+  bool at_eof() const {
+    return eof_ && buf_.find('\n') == std::string::npos;
+  }
+
+  /// SIGKILL (if still running) and reap. Returns the wait status.
+  int kill_now() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      reap(true);
+    }
+    return status_;
+  }
+
+  /// Waits for the process to exit by itself until `deadline`.
+  std::optional<int> wait_until(clock_type::time_point deadline) {
+    while (!reaped_) {
+      if (reap(false))
+        break;
+      if (clock_type::now() >= deadline)
+        return std::nullopt;
+      std::this_thread::sleep_for(milliseconds{5});
+    }
+    return status_;
+  }
+
+private:
+  bool reap(bool block) {
+    if (reaped_ || pid_ <= 0)
+      return true;
+    for (;;) {
+      auto r = waitpid(pid_, &status_, block ? 0 : WNOHANG);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r == 0)
+        return false;
+      reaped_ = true;
+      return true;
+    }
+  }
+
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buf_;
+  bool eof_ = false;
+  bool reaped_ = false;
+  int status_ = 0;
+  std::string error_;
+  clock_type::time_point started_;
+};
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status))
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return std::string{"signal "} + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// Runs a command to its end (bounded) and returns its stdout lines, or
+/// nullopt after adding a failure.
+std::optional<std::vector<std::string>>
+run_to_end(const std::vector<std::string>& args, const std::string& err_file,
+           std::chrono::seconds limit, int* exit_status = nullptr) {
+  std::string what = "cadre";
+  for (auto& a : args)
+    what += " " + a;
+  child_process c{args, err_file};
+  if (!c.ok()) {
+    ADD_FAILURE() << what << ": " << c.error();
+    return std::nullopt;
+  }
+  auto deadline = clock_type::now() + limit;
+  std::vector<std::string> lines;
+  std::string line;
+  while (clock_type::now() < deadline) {
+    if (c.read_line(line, deadline))
+      lines.push_back(line);
+    else if (c.at_eof())
+      break;
+  }
+  auto st = c.wait_until(deadline);
+  if (!st) {
+    c.kill_now();
+    ADD_FAILURE() << what << ": still running after " << limit.count()
+                  << " s; killed. stderr:\n"
+                  << read_file(err_file);
+    return std::nullopt;
+  }
+  if (exit_status)
+    *exit_status = *st;
+  else if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) {
+    ADD_FAILURE() << what << ": " << describe_status(*st) << "; stderr:\n"
+                  << read_file(err_file);
+    return std::nullopt;
+  }
+  return lines;
+}
+
+// -- the model of what was acknowledged -----------------------------------------
+
+struct expected_state {
+  /// Execution ids seen in an execution_submitted line, with their key.
+  std::map<std::string, std::string> acknowledged;
+  /// Idempotency key -> the one execution it must name.
+  std::map<std::string, std::string> by_key;
+  /// Executions a child reported as finished (result lines).
+  std::map<std::string, std::string> reported;
+};
+
+// Folds one stdout line of a child into the model; false when the line is
+// not JSON.
+bool observe(expected_state& model, const std::string& line) {
+  auto j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return false;
+  auto type = j.value("type", std::string{});
+  if (type == "execution_submitted") {
+    auto id = j.value("execution_id", std::string{});
+    auto key = j["payload"].value("idempotency_key", std::string{});
+    model.acknowledged[id] = key;
+    auto [it, fresh] = model.by_key.emplace(key, id);
+    EXPECT_TRUE(fresh || it->second == id)
+      << "key " << key << " submitted twice: " << it->second << " and "
+      << id;
+  } else if (type == "result") {
+    model.reported[j.value("id", std::string{})] = j.value("status", "");
+  }
+  return true;
+}
+
+struct round_record {
+  std::string command;
+  std::string plan;
+  size_t lines = 0;
+  std::string outcome;
+};
+
+uint64_t seed_from_env() {
+  if (auto s = std::getenv("CADRE_KILL_SEED"); s && *s)
+    return std::strtoull(s, nullptr, 10);
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) | rd();
+}
+
+} // namespace
+
+TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
+  const auto seed = seed_from_env();
+  std::printf("[ kill_test ] seed %llu (CADRE_KILL_SEED=%llu repeats it)\n",
+              static_cast<unsigned long long>(seed),
+              static_cast<unsigned long long>(seed));
+  std::fflush(stdout);
+  SCOPED_TRACE("CADRE_KILL_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng{seed};
+  auto chance = [&](double p) {
+    return std::uniform_real_distribution<double>{0.0, 1.0}(rng) < p;
+  };
+
+  test::temp_dir dir;
+  const auto wf = dir / "kill_test.yaml";
+  const auto input = dir / "input.json";
+  const auto db = dir / "db";
+  {
+    std::ofstream{wf} << workflow_yaml();
+    std::ofstream{input} << workflow_input().dump();
+  }
+  const auto errs = dir / "stderr.log";
+
+  // -- kill loop ---------------------------------------------------------------
+  constexpr int keys = 5;
+  constexpr int min_kills = 24;
+  constexpr int max_rounds = 200;
+  expected_state model;
+  std::vector<round_record> history;
+  int kills = 0;
+  int next_key = 0; // keys below were run at least once
+  auto start = clock_type::now();
+  for (int round = 0;
+       round < max_rounds && (kills < min_kills || next_key < keys)
+       && !HasFailure();
+       ++round) {
+    std::vector<std::string> args{"--db", db, "--json"};
+    round_record rec;
+    if (chance(0.25)) {
+      args.emplace_back("--sync");
+      rec.command = "--sync ";
+    }
+    if (next_key > 0 && chance(0.25)) {
+      args.emplace_back("resume");
+      rec.command += "resume";
+    } else {
+      // A new key, or again one that was run (a repeated submission).
+      auto k = std::uniform_int_distribution<int>{
+        0, std::min(next_key, keys - 1)}(rng);
+      if (k == next_key)
+        ++next_key;
+      auto key = "k" + std::to_string(k);
+      args.insert(args.end(), {"run", wf, "--input", "@" + input,
+                               "--idempotency-key", key});
+      rec.command += "run " + key;
+    }
+    // When to kill: right after the first line, or after a random delay.
+    const bool after_first_line = chance(0.3);
+    const auto delay = milliseconds{
+      std::uniform_int_distribution<int>{20, 400}(rng)};
+    rec.plan = after_first_line ? "after first line"
+                                : std::to_string(delay.count()) + " ms";
+
+    child_process c{args, errs};
+    ASSERT_TRUE(c.ok()) << c.error();
+    const auto kill_at = after_first_line
+                           ? c.started() + std::chrono::seconds{30}
+                           : c.started() + delay;
+    std::string line;
+    while (c.read_line(line, kill_at)) {
+      ++rec.lines;
+      EXPECT_TRUE(observe(model, line)) << "not JSON: " << line;
+      if (after_first_line)
+        break;
+    }
+    if (after_first_line && rec.lines == 0 && !c.at_eof())
+      ADD_FAILURE() << "round " << round << " (" << rec.command
+                    << "): no output within 30 s";
+    const bool exited_by_itself
+      = c.at_eof()
+        && c.wait_until(clock_type::now() + milliseconds{200}).has_value();
+    auto status = c.kill_now();
+    // What the process wrote before it died was acknowledged too.
+    while (c.read_line(line, clock_type::now() + std::chrono::seconds{5})) {
+      ++rec.lines;
+      EXPECT_TRUE(observe(model, line)) << "not JSON: " << line;
+    }
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
+        && !exited_by_itself) {
+      ++kills;
+      rec.outcome = "killed";
+    } else {
+      rec.outcome = describe_status(status);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "round " << round << " (" << rec.command
+        << ") ended with " << describe_status(status) << "; stderr:\n"
+        << read_file(errs);
+    }
+    history.push_back(rec);
+  }
+  const auto loop_ms = std::chrono::duration_cast<milliseconds>(
+                         clock_type::now() - start)
+                         .count();
+  EXPECT_GE(kills, min_kills) << "the processes kept finishing first";
+
+  auto dump_history = [&] {
+    std::string out;
+    for (size_t i = 0; i < history.size(); ++i)
+      out += "  " + std::to_string(i) + ": " + history[i].command + ", kill "
+             + history[i].plan + ": " + std::to_string(history[i].lines)
+             + " lines, " + history[i].outcome + "\n";
+    return out;
+  };
+  ASSERT_FALSE(HasFailure()) << dump_history();
+
+  // -- recovery ----------------------------------------------------------------
+  auto resumed = run_to_end({"--db", db, "--json", "resume"}, errs,
+                            std::chrono::seconds{120});
+  ASSERT_TRUE(resumed) << dump_history();
+  ASSERT_FALSE(resumed->empty());
+  for (auto& l : *resumed)
+    observe(model, l);
+  auto last = json::parse(resumed->back(), nullptr, false);
+  ASSERT_EQ(last.value("type", ""), "resumed") << resumed->back();
+  for (auto& x : last["executions"])
+    EXPECT_EQ(x.value("status", ""), "completed") << x.dump();
+
+  // -- verification --------------------------------------------------------------
+  auto listed = run_to_end({"--db", db, "--json", "executions"}, errs,
+                           std::chrono::seconds{60});
+  ASSERT_TRUE(listed && listed->size() == 1);
+  auto list = json::parse(listed->front(), nullptr, false);
+  ASSERT_TRUE(list.is_array()) << listed->front();
+
+  const auto want_output = expected_output();
+  const auto want_keys = expected_completions();
+  std::map<std::string, execution_info> stored;
+  for (auto& j : list) {
+    auto info = j.get<execution_info>();
+    stored[info.id] = info;
+  }
+  for (auto& [id, key] : model.acknowledged)
+    EXPECT_TRUE(stored.count(id))
+      << "acknowledged execution " << id << " (" << key << ") was lost";
+  for (auto& [id, status] : model.reported)
+    EXPECT_EQ(status, "completed") << "a child reported " << id;
+  EXPECT_LE(stored.size(), static_cast<size_t>(keys));
+
+  std::set<std::string> keys_in_store;
+  for (auto& [id, info] : stored) {
+    SCOPED_TRACE("execution " + id);
+    EXPECT_EQ(info.status, "completed") << info.error;
+    EXPECT_EQ(info.output.get(), want_output);
+    auto lines = run_to_end({"--db", db, "--json", "events", id}, errs,
+                            std::chrono::seconds{60});
+    ASSERT_TRUE(lines);
+    std::vector<event> evs;
+    for (auto& l : *lines)
+      evs.push_back(json::parse(l).get<event>());
+    ASSERT_FALSE(evs.empty());
+    EXPECT_EQ(evs.size(), info.last_seq);
+    std::map<std::string, int> completed;
+    std::set<std::string> skipped;
+    int finals = 0;
+    for (size_t i = 0; i < evs.size(); ++i) {
+      const auto& ev = evs[i];
+      ASSERT_EQ(ev.seq, i + 1) << "seqs are not dense from 1";
+      EXPECT_EQ(ev.execution_id, id);
+      const auto& p = ev.payload.get();
+      if (ev.type == "execution_submitted") {
+        EXPECT_EQ(i, 0u);
+        auto key = p.value("idempotency_key", std::string{});
+        EXPECT_TRUE(keys_in_store.insert(key).second)
+          << "two executions for key " << key;
+        if (auto a = model.acknowledged.find(id);
+            a != model.acknowledged.end()) {
+          EXPECT_EQ(a->second, key);
+        }
+      } else if (ev.type == "task_completed") {
+        auto key = key_of(p);
+        if (++completed[key] > 1)
+          ADD_FAILURE() << key << " completed again at seq " << ev.seq;
+        if (key == "flaky") {
+          EXPECT_EQ(p.value("attempt", 0), 3);
+        }
+      } else if (ev.type == "task_dispatched") {
+        auto key = key_of(p);
+        EXPECT_EQ(completed.count(key), 0u)
+          << key << " dispatched at seq " << ev.seq << " after it completed";
+      } else if (ev.type == "task_skipped") {
+        skipped.insert(key_of(p));
+      } else if (ev.type == "execution_completed") {
+        ++finals;
+        EXPECT_EQ(i + 1, evs.size()) << "events after execution_completed";
+        EXPECT_EQ(p.value("output", json{}), want_output);
+      } else if (ev.type == "execution_failed"
+                 || ev.type == "execution_cancelled") {
+        ADD_FAILURE() << ev.type << ": " << p.dump();
+      }
+    }
+    EXPECT_EQ(finals, 1);
+    EXPECT_EQ(skipped, std::set<std::string>{"gate_no"});
+    std::set<std::string> got_keys;
+    for (auto& [k, n] : completed)
+      got_keys.insert(k);
+    EXPECT_EQ(got_keys, want_keys);
+  }
+
+  const auto total_ms = std::chrono::duration_cast<milliseconds>(
+                          clock_type::now() - start)
+                          .count();
+  std::printf("[ kill_test ] %zu rounds, %d kills, %zu executions (%zu "
+              "acknowledged before a kill or exit); kill loop %lld ms, all "
+              "%lld ms\n",
+              history.size(), kills, stored.size(), model.acknowledged.size(),
+              static_cast<long long>(loop_ms),
+              static_cast<long long>(total_ms));
+  if (HasFailure())
+    std::printf("%s", dump_history().c_str());
+}

@@ -1,0 +1,142 @@
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "cadre/tools/tool_registry.hpp"
+
+using namespace cadre;
+using namespace cadre::tools;
+
+namespace {
+
+std::unique_ptr<tool> make_script(json settings = nullptr) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  auto t = registry.create("script", json_value{std::move(settings)});
+  if (!t)
+    ADD_FAILURE() << describe(t.error());
+  return t ? std::move(*t) : nullptr;
+}
+
+expected<json_value> run(tool& t, json input) {
+  tool_context ctx;
+  ctx.execution_id = "e1";
+  ctx.task_id = "t1";
+  ctx.attempt = 2;
+  ctx.idempotency_key = "e1/t1/2";
+  return t.invoke(json_value{std::move(input)}, ctx);
+}
+
+} // namespace
+
+TEST(ScriptTool, ReturnsTheChunkValueComputedFromArgs) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "return args.x + 1"},
+                               {"args", {{"x", 41}}}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), json(42));
+}
+
+TEST(ScriptTool, ReturnsTablesAsJson) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script,
+                 json{{"code", "local doubled = {}\n"
+                               "for i, v in ipairs(args.items) do\n"
+                               "  doubled[i] = v * 2\n"
+                               "end\n"
+                               "return {name = args.name, doubled = doubled,"
+                               " nested = {ok = true}}"},
+                      {"args", {{"name", "n"}, {"items", {1, 2, 3}}}}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), (json{{"name", "n"},
+                              {"doubled", {2, 4, 6}},
+                              {"nested", {{"ok", true}}}}));
+}
+
+TEST(ScriptTool, SeesTheTaskContext) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "return {ctx.execution_id, "
+                                        "ctx.task_id, ctx.attempt}"}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), (json{"e1", "t1", 2}));
+}
+
+TEST(ScriptTool, ChunkWithoutReturnGivesNull) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "local x = 1"}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_TRUE(out->is_null());
+}
+
+TEST(ScriptTool, LuaErrorsAreScriptErrorsNamingTheCode) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  for (auto code : {"error('boom')", "return (", "return nil + 1",
+                    "return os.exit(1)", "return io.open('/etc/passwd')",
+                    "return require('os')"}) {
+    auto out = run(*script, json{{"code", code}});
+    ASSERT_FALSE(out) << code;
+    EXPECT_EQ(code_of(out.error()), errc::script_error) << code;
+    auto msg = message_of(out.error());
+    EXPECT_EQ(msg.rfind("tool script: /code: ", 0), 0u) << msg;
+  }
+  auto out = run(*script, json{{"code", "error('boom')"}});
+  ASSERT_FALSE(out);
+  EXPECT_NE(message_of(out.error()).find("boom"), std::string::npos);
+}
+
+TEST(ScriptTool, InstructionLimitStopsEndlessLoops) {
+  auto script = make_script(json{{"instruction_limit", 10'000}});
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "while true do end"}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::script_error);
+  // The sandbox stays usable after a limit was hit.
+  auto next = run(*script, json{{"code", "return 1"}});
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_EQ(next->get(), json(1));
+}
+
+TEST(ScriptTool, BlockingOnlyWithALargeInstructionLimit) {
+  auto fast = make_script();
+  ASSERT_NE(fast, nullptr);
+  EXPECT_FALSE(fast->blocking());
+  auto slow = make_script(json{{"instruction_limit", 100'000'000}});
+  ASSERT_NE(slow, nullptr);
+  EXPECT_TRUE(slow->blocking());
+}
+
+TEST(ScriptTool, BadInputNamesTheJsonPointer) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  struct bad_case {
+    json input;
+    std::string message;
+  };
+  const bad_case cases[] = {
+    {json::object(), "tool script: /code: is required"},
+    {json{{"code", 12}}, "tool script: /code: must be a string of Lua code"},
+    {json{{"code", "return 1"}, {"arg", 1}},
+     "tool script: /arg: unknown key (expected one of: code, args)"},
+    {json("return 1"), "tool script: input: must be an object"},
+  };
+  for (const auto& c : cases) {
+    auto out = run(*script, c.input);
+    ASSERT_FALSE(out) << c.input.dump();
+    EXPECT_EQ(code_of(out.error()), errc::invalid_input) << c.input.dump();
+    EXPECT_EQ(message_of(out.error()), c.message) << c.input.dump();
+  }
+}
+
+TEST(ScriptTool, DescribesCodeAsRequired) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto d = script->describe();
+  EXPECT_EQ(d.name, "script");
+  EXPECT_EQ(d.input_schema["required"], json::array({"code"}));
+  EXPECT_EQ(d.input_schema["properties"]["code"]["type"], "string");
+}

@@ -1,0 +1,167 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cadre/tools/tool_registry.hpp"
+
+using namespace cadre;
+using namespace cadre::tools;
+
+namespace {
+
+/// A minimal tool, as an embedder would register one.
+class constant_tool final : public tool {
+public:
+  explicit constant_tool(json value) : value_(std::move(value)) {
+  }
+  std::string name() const override {
+    return "constant";
+  }
+  tool_description describe() const override {
+    return {"constant", "Returns a fixed value.", json::object(),
+            json::object()};
+  }
+  bool blocking() const override {
+    return false;
+  }
+  expected<json_value> invoke(const json_value&, tool_context&) override {
+    return json_value{value_};
+  }
+
+private:
+  json value_;
+};
+
+expected<std::unique_ptr<tool>> make_constant_tool(const json_value& cfg) {
+  if (cfg.is_null() || !cfg->contains("value"))
+    return make_error(errc::invalid_config, "tools.constant.value: required");
+  return std::unique_ptr<tool>{
+    std::make_unique<constant_tool>(cfg->at("value"))};
+}
+
+expected<std::unique_ptr<tool>> make_null_tool(const json_value&) {
+  return std::unique_ptr<tool>{};
+}
+
+} // namespace
+
+TEST(ToolRegistry, RegistersEveryBuiltinTool) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  const std::vector<std::string> expected_names{"chaos", "echo", "fail",
+                                                "script", "sleep"};
+  EXPECT_EQ(registry.names(), expected_names);
+  for (const auto& name : expected_names) {
+    EXPECT_TRUE(registry.contains(name)) << name;
+    auto t = registry.create(name, json_value{});
+    ASSERT_TRUE(t) << name << ": " << describe(t.error());
+    ASSERT_NE(*t, nullptr) << name;
+    EXPECT_EQ((*t)->name(), name);
+    auto d = (*t)->describe();
+    EXPECT_EQ(d.name, name);
+    EXPECT_FALSE(d.description.empty()) << name;
+    EXPECT_TRUE(d.input_schema.is_object()) << name;
+    EXPECT_TRUE(d.output_schema.is_object()) << name;
+  }
+}
+
+TEST(ToolRegistry, EmptyObjectSettingsMeanDefaults) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  for (const auto& name : registry.names()) {
+    auto t = registry.create(name, json_value{json::object()});
+    EXPECT_TRUE(t) << name << ": " << describe(t.error());
+  }
+}
+
+TEST(ToolRegistry, UnknownToolIsToolNotFound) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  EXPECT_FALSE(registry.contains("ocr2"));
+  auto t = registry.create("ocr2", json_value{});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(code_of(t.error()), errc::tool_not_found);
+  auto msg = message_of(t.error());
+  EXPECT_NE(msg.find("'ocr2'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("echo"), std::string::npos) << msg;
+}
+
+TEST(ToolRegistry, EmptyRegistryFindsNothing) {
+  tool_registry registry;
+  EXPECT_TRUE(registry.names().empty());
+  auto t = registry.create("echo", json_value{});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(code_of(t.error()), errc::tool_not_found);
+}
+
+TEST(ToolRegistry, FactoryErrorsNameTheKey) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  struct bad_case {
+    std::string tool;
+    json settings;
+    std::string message;
+  };
+  const bad_case cases[] = {
+    {"sleep", json{{"max_ms", "soon"}},
+     "tools.sleep.max_ms: must be an integer >= 0"},
+    {"chaos", json{{"max_ms", -1}},
+     "tools.chaos.max_ms: must be an integer >= 0"},
+    {"script", json{{"instruction_limit", 0}},
+     "tools.script.instruction_limit: must be an integer >= 1"},
+    {"script", json{{"memory_limit", "16M"}},
+     "tools.script.memory_limit: must be an integer >= 65536"},
+    {"fail", json::array(), "tools.fail: must be an object"},
+    {"echo", json("x"), "tools.echo: must be an object"},
+  };
+  for (const auto& c : cases) {
+    auto t = registry.create(c.tool, json_value{c.settings});
+    ASSERT_FALSE(t) << c.tool << " " << c.settings.dump();
+    EXPECT_EQ(code_of(t.error()), errc::invalid_config);
+    EXPECT_EQ(message_of(t.error()), c.message);
+  }
+}
+
+TEST(ToolRegistry, AddsAndReplacesCustomFactories) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  registry.add("constant", &make_constant_tool);
+  EXPECT_TRUE(registry.contains("constant"));
+  auto bad = registry.create("constant", json_value{});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(message_of(bad.error()), "tools.constant.value: required");
+  auto t = registry.create("constant", json_value{json{{"value", 42}}});
+  ASSERT_TRUE(t) << describe(t.error());
+  tool_context ctx;
+  auto out = (*t)->invoke(json_value{}, ctx);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->get(), json(42));
+  // Replacing a name keeps one entry.
+  auto before = registry.names().size();
+  registry.add("echo", &make_constant_tool);
+  EXPECT_EQ(registry.names().size(), before);
+  EXPECT_FALSE(registry.create("echo", json_value{}));
+}
+
+TEST(ToolRegistry, FactoryLookupReturnsTheRegisteredFunction) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  EXPECT_EQ(registry.factory("ocr2"), nullptr);
+  registry.add("constant", &make_constant_tool);
+  EXPECT_EQ(registry.factory("constant"), &make_constant_tool);
+  auto echo = registry.factory("echo");
+  ASSERT_NE(echo, nullptr);
+  auto t = echo(json_value{});
+  ASSERT_TRUE(t) << describe(t.error());
+  EXPECT_EQ((*t)->name(), "echo");
+}
+
+TEST(ToolRegistry, FactoryReturningNoToolIsAnInternalError) {
+  tool_registry registry;
+  registry.add("null", &make_null_tool);
+  auto t = registry.create("null", json_value{});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(code_of(t.error()), errc::internal);
+}

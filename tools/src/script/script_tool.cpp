@@ -1,0 +1,123 @@
+// script: runs a Lua chunk in this instance's sandbox with the globals
+// `args` and `ctx`, and returns what the chunk returns.
+
+#include <memory>
+#include <string>
+
+#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/tools/tool.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+/// With at most this many instructions a call ends within milliseconds, so
+/// it may run on a scheduler thread.
+constexpr uint64_t nonblocking_instruction_limit = 1'000'000;
+
+class script_tool final : public tool {
+public:
+  script_tool(sandbox_options opts, std::unique_ptr<lua_sandbox> sandbox)
+    : opts_(opts), sandbox_(std::move(sandbox)) {
+  }
+
+  std::string name() const override {
+    return "script";
+  }
+
+  tool_description describe() const override {
+    return {
+      "script",
+      "Runs a sandboxed Lua 5.4 chunk (no io, os, require or load; limited "
+      "to " + std::to_string(opts_.instruction_limit)
+        + " instructions) with the globals args (the input's args) and ctx "
+          "({execution_id, task_id, attempt}), and returns the chunk's "
+          "return value as JSON (tables with keys 1..n become arrays, other "
+          "tables objects; nothing returned becomes null).",
+      json{
+        {"type", "object"},
+        {"properties",
+         {
+           {"code",
+            {{"type", "string"},
+             {"minLength", 1},
+             {"description", "A Lua chunk, e.g. \"return args.x + 1\"."}}},
+           {"args", {{"description", "Any JSON, visible as `args`."}}},
+         }},
+        {"required", {"code"}},
+        {"additionalProperties", false},
+      },
+      json{{"description", "The chunk's return value."}},
+    };
+  }
+
+  bool blocking() const override {
+    return opts_.instruction_limit > nonblocking_instruction_limit;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context& ctx) override {
+    if (auto ok = detail::check_object("script", *input, {"code", "args"});
+        !ok)
+      return std::move(ok.error());
+    auto code = input->find("code");
+    if (code == input->end())
+      return detail::input_error("script", "/code", "is required");
+    if (!code->is_string())
+      return detail::input_error("script", "/code",
+                                 "must be a string of Lua code");
+    json env = json::object();
+    if (auto args = input->find("args"); args != input->end())
+      env["args"] = *args;
+    else
+      env["args"] = nullptr;
+    env["ctx"] = json{{"execution_id", ctx.execution_id},
+                      {"task_id", ctx.task_id},
+                      {"attempt", ctx.attempt}};
+    auto result = sandbox_->run(code->get_ref<const std::string&>(), env);
+    if (!result) {
+      auto msg = message_of(result.error());
+      if (msg.empty())
+        msg = cadre::describe(result.error());
+      // The sandbox prefixes "script: "; our own prefix already says so.
+      if (msg.rfind("script: ", 0) == 0)
+        msg.erase(0, 8);
+      return make_error(code_of(result.error()), "tool script: /code: " + msg);
+    }
+    return json_value{std::move(*result)};
+  }
+
+private:
+  sandbox_options opts_;
+  std::unique_ptr<lua_sandbox> sandbox_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
+  auto obj = detail::settings_object("script", settings);
+  if (!obj)
+    return std::move(obj.error());
+  sandbox_options opts;
+  auto instructions = detail::uint_setting("script", *obj, "instruction_limit",
+                                           opts.instruction_limit, 1);
+  if (!instructions)
+    return std::move(instructions.error());
+  opts.instruction_limit = *instructions;
+  // Below 64 KiB a fresh Lua state cannot even open its libraries.
+  auto memory = detail::uint_setting("script", *obj, "memory_limit",
+                                     opts.memory_limit, 64u << 10);
+  if (!memory)
+    return std::move(memory.error());
+  opts.memory_limit = static_cast<size_t>(*memory);
+  auto sandbox = lua_sandbox::create(opts);
+  if (!sandbox)
+    return make_error(code_of(sandbox.error()),
+                      "tools.script: cannot create the Lua sandbox: "
+                        + message_of(sandbox.error()));
+  return std::unique_ptr<tool>{
+    std::make_unique<script_tool>(opts, std::move(*sandbox))};
+}
+
+} // namespace cadre::tools

@@ -1,0 +1,108 @@
+// sleep: waits for {"ms": N}, in slices that poll cancellation and the
+// deadline, then returns {"slept_ms": N}.
+
+#include <memory>
+#include <string>
+
+#include "cadre/tools/tool.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+/// Settings of the sleep tool (`tools.sleep`).
+struct sleep_options {
+  /// Longest sleep one call may ask for, in milliseconds. Default: 1 hour
+  uint64_t max_ms = 3'600'000;
+};
+
+class sleep_tool final : public tool {
+public:
+  explicit sleep_tool(sleep_options opts) : opts_(opts) {
+  }
+
+  std::string name() const override {
+    return "sleep";
+  }
+
+  tool_description describe() const override {
+    return {
+      "sleep",
+      "Waits for the given number of milliseconds; stops early with an "
+      "error when the task is cancelled or its deadline passes.",
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"ms",
+           {{"type", "integer"},
+            {"minimum", 0},
+            {"maximum", opts_.max_ms},
+            {"description", "How long to sleep, in milliseconds."}}}}},
+        {"required", {"ms"}},
+        {"additionalProperties", false},
+      },
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"slept_ms", {{"type", "integer"}, {"minimum", 0}}}}},
+        {"required", {"slept_ms"}},
+      },
+    };
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context& ctx) override {
+    if (auto ok = detail::check_object("sleep", *input, {"ms"}); !ok)
+      return std::move(ok.error());
+    auto i = input->find("ms");
+    if (i == input->end())
+      return detail::input_error("sleep", "/ms", "is required");
+    auto ms = detail::as_uint(*i);
+    if (!ms)
+      return detail::input_error("sleep", "/ms",
+                                 "must be a non-negative integer");
+    if (*ms > opts_.max_ms)
+      return detail::input_error("sleep", "/ms",
+                                 "must be at most "
+                                   + std::to_string(opts_.max_ms)
+                                   + " (tools.sleep.max_ms)");
+    switch (detail::interruptible_sleep(*ms, ctx)) {
+      case detail::wait_end::cancelled:
+        return make_error(errc::cancelled, "tool sleep: cancelled before "
+                                             + std::to_string(*ms)
+                                             + " ms had passed");
+      case detail::wait_end::deadline:
+        return make_error(errc::timeout, "tool sleep: the deadline passed "
+                                           "before "
+                                           + std::to_string(*ms)
+                                           + " ms had passed");
+      case detail::wait_end::elapsed:
+        break;
+    }
+    return json_value{json{{"slept_ms", *ms}}};
+  }
+
+private:
+  sleep_options opts_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<tool>> make_sleep_tool(const json_value& settings) {
+  auto obj = detail::settings_object("sleep", settings);
+  if (!obj)
+    return std::move(obj.error());
+  sleep_options opts;
+  auto max_ms = detail::uint_setting("sleep", *obj, "max_ms", opts.max_ms);
+  if (!max_ms)
+    return std::move(max_ms.error());
+  opts.max_ms = *max_ms;
+  return std::unique_ptr<tool>{std::make_unique<sleep_tool>(opts)};
+}
+
+} // namespace cadre::tools

@@ -1,0 +1,161 @@
+#pragma once
+
+// Helpers shared by the built-in tools: error messages that name a JSON
+// pointer or a config key, integer parsing, and a sleep that honours
+// cancellation and the deadline. Private to tools/.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/tools/tool.hpp"
+
+namespace cadre::tools::detail {
+
+/// "tool <name>: <pointer>: <what>" as errc::invalid_input. An empty pointer
+/// means the whole input.
+inline caf::error input_error(std::string_view tool, std::string_view pointer,
+                              std::string_view what) {
+  std::string msg = "tool ";
+  msg += tool;
+  msg += ": ";
+  msg += pointer.empty() ? std::string_view{"input"} : pointer;
+  msg += ": ";
+  msg += what;
+  return make_error(errc::invalid_input, std::move(msg));
+}
+
+/// "tools.<name>.<key>: <what>" as errc::invalid_config. An empty key means
+/// the whole section.
+inline caf::error settings_error(std::string_view tool, std::string_view key,
+                                 std::string_view what) {
+  std::string msg = "tools.";
+  msg += tool;
+  if (!key.empty()) {
+    msg += '.';
+    msg += key;
+  }
+  msg += ": ";
+  msg += what;
+  return make_error(errc::invalid_config, std::move(msg));
+}
+
+/// The JSON pointer of `key` below the root, escaped ("/a~1b" for "a/b").
+inline std::string pointer_to(const std::string& key) {
+  return (json::json_pointer{} / key).to_string();
+}
+
+/// Returns `x` as a non-negative integer; accepts integral floats (1.0), as
+/// Lua and JavaScript produce them.
+inline std::optional<uint64_t> as_uint(const json& x) {
+  if (x.is_number_unsigned())
+    return x.get<uint64_t>();
+  if (x.is_number_integer()) {
+    auto i = x.get<int64_t>();
+    if (i < 0)
+      return std::nullopt;
+    return static_cast<uint64_t>(i);
+  }
+  if (x.is_number_float()) {
+    auto d = x.get<double>();
+    // 2^64 itself does not fit: compare against the first value past it.
+    if (!std::isfinite(d) || d < 0 || d >= 18446744073709551616.0
+        || std::floor(d) != d)
+      return std::nullopt;
+    return static_cast<uint64_t>(d);
+  }
+  return std::nullopt;
+}
+
+/// Checks that `input` is an object whose keys all appear in `allowed`.
+[[nodiscard]] inline expected<void>
+check_object(std::string_view tool, const json& input,
+             std::initializer_list<std::string_view> allowed) {
+  if (!input.is_object())
+    return input_error(tool, "", "must be an object");
+  for (const auto& [key, value] : input.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      std::string known;
+      for (auto name : allowed) {
+        if (!known.empty())
+          known += ", ";
+        known += name;
+      }
+      return input_error(tool, pointer_to(key),
+                         "unknown key (expected one of: " + known + ")");
+    }
+  }
+  return {};
+}
+
+/// Returns the settings object, or an empty object for null settings.
+[[nodiscard]] inline expected<json>
+settings_object(std::string_view tool, const json_value& settings) {
+  if (settings.is_null())
+    return json::object();
+  if (!settings->is_object())
+    return settings_error(tool, "", "must be an object");
+  return settings.get();
+}
+
+/// Reads the integer setting `key` (absent or null: `fallback`) and checks
+/// that it lies in [min, max].
+[[nodiscard]] inline expected<uint64_t>
+uint_setting(std::string_view tool, const json& settings,
+             const std::string& key, uint64_t fallback, uint64_t min = 0,
+             uint64_t max = std::numeric_limits<uint64_t>::max()) {
+  auto i = settings.find(key);
+  if (i == settings.end() || i->is_null())
+    return fallback;
+  auto x = as_uint(*i);
+  if (!x || *x < min || *x > max) {
+    std::string what = "must be an integer";
+    if (max == std::numeric_limits<uint64_t>::max())
+      what += " >= " + std::to_string(min);
+    else
+      what += " in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    return settings_error(tool, key, what);
+  }
+  return *x;
+}
+
+/// How an interruptible wait ended.
+enum class wait_end { elapsed, cancelled, deadline };
+
+/// Sleeps for `ms` in slices of at most 10 ms, returning early when `ctx` is
+/// cancelled or its deadline passes.
+inline wait_end interruptible_sleep(uint64_t ms, const tool_context& ctx) {
+  using namespace std::chrono;
+  constexpr auto slice = milliseconds{10};
+  // A year keeps the time point arithmetic far from overflow.
+  constexpr uint64_t max_wait_ms = 365ull * 24 * 3600 * 1000;
+  auto end = steady_clock::now()
+             + milliseconds{static_cast<int64_t>(std::min(ms, max_wait_ms))};
+  for (;;) {
+    if (ctx.cancelled())
+      return wait_end::cancelled;
+    if (ctx.deadline_us != 0) {
+      auto now_us = duration_cast<microseconds>(
+                      system_clock::now().time_since_epoch())
+                      .count();
+      if (now_us >= ctx.deadline_us)
+        return wait_end::deadline;
+    }
+    auto now = steady_clock::now();
+    if (now >= end)
+      return wait_end::elapsed;
+    std::this_thread::sleep_for(std::min<steady_clock::duration>(end - now,
+                                                                 slice));
+  }
+}
+
+} // namespace cadre::tools::detail

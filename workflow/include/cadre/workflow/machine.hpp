@@ -1,0 +1,144 @@
+#pragma once
+
+// The execution state machine: a pure fold of an execution's events plus the
+// decisions that turn stimuli (results, timers, input) into new events. No
+// actor code and no clock: the coordinator passes `now` and random draws in,
+// and both end up in the events, so a replay folds to the same state.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/execution.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/definition.hpp"
+
+namespace cadre::tools {
+class lua_sandbox;
+} // namespace cadre::tools
+
+namespace cadre::workflow {
+
+/// Event type names of an execution log (docs/event-log.md).
+namespace events {
+inline constexpr const char* submitted = "execution_submitted";
+inline constexpr const char* dispatched = "task_dispatched";
+inline constexpr const char* completed = "task_completed";
+inline constexpr const char* failed = "task_failed";
+inline constexpr const char* skipped = "task_skipped";
+inline constexpr const char* map_started = "map_started";
+inline constexpr const char* fallback_started = "fallback_started";
+inline constexpr const char* human_requested = "human_requested";
+inline constexpr const char* execution_completed = "execution_completed";
+inline constexpr const char* execution_failed = "execution_failed";
+inline constexpr const char* execution_cancelled = "execution_cancelled";
+} // namespace events
+
+/// Something the coordinator does once the events of its step are durable.
+struct action {
+  enum kind_t {
+    dispatch,        ///< send a task_request to the pool of `tool`
+    retry_timer,     ///< after delay_ms, call machine::retry_due(key)
+    execution_timer, ///< after delay_ms, call machine::execution_timed_out
+    run_child,       ///< run `input` as a sub-workflow `document`
+    waiting_human,   ///< a person is asked; nothing to send
+  };
+  kind_t kind = dispatch;
+  std::string key; ///< "task" or "task[item]"
+  std::string task_id;
+  int item = -1;
+  uint32_t attempt = 1;
+  std::string tool;
+  json input;
+  json document;
+  int64_t timeout_ms = 0;
+  int64_t delay_ms = 0;
+};
+
+/// New events (already folded into the machine) and what to do after they
+/// are on disk.
+struct step {
+  std::vector<event> events;
+  std::vector<action> actions;
+  /// Set when the execution's status (or output) changed.
+  std::optional<execution_info> index;
+
+  bool empty() const {
+    return events.empty() && actions.empty();
+  }
+};
+
+/// An execution's state. Not thread-safe: one coordinator owns it.
+class machine {
+public:
+  explicit machine(std::string execution_id);
+  ~machine();
+  machine(machine&&) noexcept;
+  machine& operator=(machine&&) noexcept;
+
+  /// Folds one event (in sequence order). Errors: errc::conflict for a seq
+  /// out of order, errc::codec_error for a malformed payload.
+  [[nodiscard]] expected<void> apply(const event& ev);
+
+  /// Starts the execution: records the submission and the first dispatches.
+  /// `doc` must be a definition that parse_document accepts.
+  [[nodiscard]] expected<step> submit(const json& doc, const json& input,
+                                      const std::string& idempotency_key,
+                                      int64_t now_us);
+
+  /// A task attempt succeeded. Stale results (an older attempt, a finished
+  /// task or execution) yield an empty step.
+  step succeeded(const std::string& key, uint32_t attempt, const json& output,
+                 int64_t duration_us, int64_t now_us);
+
+  /// A task attempt failed with `err`. `draw` in [0, 1) picks the jitter.
+  step failed(const std::string& key, uint32_t attempt, const caf::error& err,
+              double draw, int64_t now_us);
+
+  /// The retry timer of `key` fired.
+  step retry_due(const std::string& key, uint32_t attempt, int64_t now_us);
+
+  /// The execution timeout fired.
+  step execution_timed_out(int64_t now_us);
+
+  /// A person answered human task `task_id`. Errors: errc::not_found (no
+  /// such task), errc::conflict (not waiting), errc::invalid_input (the
+  /// answer does not match answer_schema).
+  [[nodiscard]] expected<step> human_answer(const std::string& task_id,
+                                            const json& value,
+                                            int64_t now_us);
+
+  /// Cancels the execution (an empty step if it already finished).
+  step cancel(const std::string& reason, int64_t now_us);
+
+  /// After folding a log: the actions for work that was in flight
+  /// (dispatched but not finished, pending retry timers, the execution
+  /// timer). Re-dispatches keep their attempt and idempotency key.
+  std::vector<action> recover(int64_t now_us) const;
+
+  const std::string& id() const;
+  uint64_t last_seq() const;
+  bool started() const;
+  bool finished() const;
+  /// The index entry as of the last folded event.
+  execution_info info() const;
+  const definition* def() const;
+
+  /// Counts of completion events per key (for tests and checks).
+  size_t completed_tasks() const;
+
+  /// Opaque: the fold's data, defined in machine.cpp.
+  struct state;
+
+private:
+  std::unique_ptr<state> st_;
+};
+
+/// Splits "task[3]" into ("task", 3); "task" gives ("task", -1).
+std::pair<std::string, int> split_key(const std::string& key);
+
+} // namespace cadre::workflow

@@ -1,0 +1,54 @@
+#pragma once
+
+// Internals shared by the parser, the validator and the schema checks.
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cadre/workflow/definition.hpp"
+
+namespace cadre::workflow::detail {
+
+/// Where each node of a parsed text was written, by JSON pointer.
+struct locations {
+  /// Pointer -> start of the value.
+  std::unordered_map<std::string, source_location> values;
+  /// Pointer -> start of its key in the enclosing mapping.
+  std::unordered_map<std::string, source_location> keys;
+  /// Pointer -> scalar text as written, for plain scalars read as numbers
+  /// (so `version: 1.10` stays "1.10").
+  std::unordered_map<std::string, std::string> raw_numbers;
+
+  /// The location of `pointer`, or of its nearest ancestor that has one;
+  /// with `key`, the location of its key when there is one.
+  source_location find(const std::string& pointer, bool key = false) const;
+};
+
+/// Reads YAML (or JSON) text into a JSON document, recording locations.
+/// Problems (syntax, duplicate keys, non-scalar keys) go to `errors`; the
+/// result is null when the text cannot be read at all.
+json read_yaml(const std::string& text, const std::string& file,
+               locations& where, std::vector<diagnostic>& errors);
+
+/// Validates a document and builds the definition. `where` may be null.
+parse_result validate(const json& doc, const std::string& file,
+                      const locations* where, const validation_context& ctx);
+
+/// Returns why `schema` is not a usable JSON Schema, or nothing.
+std::optional<std::string> schema_problem(const json& schema);
+
+/// Appends "/token" to `pointer`, escaping '~' and '/'.
+std::string child_pointer(const std::string& pointer, const std::string& token);
+
+/// Parses a duration: a number of milliseconds or a string such as "250ms",
+/// "30s", "5m", "1h" or "1h30m". Returns a problem, or "" and sets `ms`.
+std::string parse_duration(const json& value, int64_t& ms);
+
+/// The candidate closest to `word` when it is close enough to be a likely
+/// typo, or "".
+std::string closest(const std::string& word,
+                    const std::vector<std::string>& candidates);
+
+} // namespace cadre::workflow::detail

@@ -1,0 +1,954 @@
+// Validation of a workflow document (docs/workflows.md) into a definition.
+// Every problem becomes one diagnostic; checking goes on after an error so
+// that one run reports them all.
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/workflow/definition.hpp"
+#include "document.hpp"
+
+namespace cadre::workflow::detail {
+
+namespace {
+
+const std::vector<std::string> workflow_keys = {
+  "name", "version", "description", "input_schema", "timeout", "output",
+  "tasks",
+};
+
+const std::vector<std::string> task_keys = {
+  "id",          "kind",   "tool",          "input",       "depends_on",
+  "when",        "retry",  "timeout",       "on_failure",  "prompt",
+  "answer_schema", "items", "concurrency",  "workflow",
+};
+
+const std::vector<std::string> retry_keys = {
+  "max_attempts", "backoff", "multiplier", "max_backoff", "jitter",
+  "retry_on",
+};
+
+const std::vector<std::string> kind_names = {"tool", "human", "map",
+                                             "workflow"};
+
+/// Nesting limit of inline sub-workflows.
+constexpr int max_workflow_depth = 16;
+/// Upper bound of retry.max_attempts.
+constexpr int64_t max_attempts_limit = 1000;
+
+const char* kind_name(task_kind k) {
+  switch (k) {
+    case task_kind::tool:
+      return "tool";
+    case task_kind::human:
+      return "human";
+    case task_kind::map:
+      return "map";
+    case task_kind::workflow:
+      return "workflow";
+  }
+  return "tool";
+}
+
+/// Keys that only some kinds accept.
+bool applies(const std::string& key, task_kind kind) {
+  if (key == "tool")
+    return kind == task_kind::tool || kind == task_kind::map;
+  if (key == "input")
+    return kind != task_kind::human;
+  if (key == "prompt" || key == "answer_schema")
+    return kind == task_kind::human;
+  if (key == "items" || key == "concurrency")
+    return kind == task_kind::map;
+  if (key == "workflow")
+    return kind == task_kind::workflow;
+  return true;
+}
+
+std::vector<std::string> errc_names() {
+  std::vector<std::string> out;
+  for (int i = 1;; ++i) {
+    auto name = to_string(static_cast<errc>(i));
+    if (name == "unknown")
+      break;
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
+    ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
+    --e;
+  return s.substr(b, e - b);
+}
+
+bool valid_id(const std::string& id) {
+  if (id.empty())
+    return false;
+  auto c0 = static_cast<unsigned char>(id[0]);
+  if (!std::isalpha(c0) && c0 != '_')
+    return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return std::isalnum(c) || c == '_' || c == '-';
+  });
+}
+
+std::string in_quotes(const std::string& s) {
+  return "'" + s + "'";
+}
+
+std::string hint(const std::string& word,
+                 const std::vector<std::string>& candidates) {
+  auto best = closest(word, candidates);
+  if (best.empty())
+    return {};
+  return "; did you mean " + in_quotes(best) + "?";
+}
+
+/// A `tasks.<id>` or `tasks["id"]` found in a Lua expression.
+struct task_ref {
+  std::string id;
+  /// For `tasks.a-b`: "a-b" (Lua reads it as tasks.a minus b).
+  std::string dashed;
+};
+
+bool ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+
+std::vector<task_ref> find_task_refs(const std::string& expr) {
+  std::vector<task_ref> out;
+  size_t pos = 0;
+  const std::string word = "tasks";
+  while ((pos = expr.find(word, pos)) != std::string::npos) {
+    size_t i = pos + word.size();
+    bool starts_word = pos == 0
+                       || (!ident_char(expr[pos - 1]) && expr[pos - 1] != '.');
+    pos = i;
+    if (!starts_word || (i < expr.size() && ident_char(expr[i])))
+      continue;
+    while (i < expr.size() && std::isspace(static_cast<unsigned char>(expr[i])))
+      ++i;
+    if (i >= expr.size())
+      break;
+    if (expr[i] == '.') {
+      ++i;
+      while (i < expr.size()
+             && std::isspace(static_cast<unsigned char>(expr[i])))
+        ++i;
+      size_t b = i;
+      while (i < expr.size() && ident_char(expr[i]))
+        ++i;
+      if (i == b)
+        continue;
+      task_ref ref{expr.substr(b, i - b), {}};
+      size_t e = i;
+      while (e < expr.size() && (ident_char(expr[e]) || expr[e] == '-'))
+        ++e;
+      if (e > i)
+        ref.dashed = expr.substr(b, e - b);
+      out.push_back(std::move(ref));
+    } else if (expr[i] == '[') {
+      ++i;
+      while (i < expr.size()
+             && std::isspace(static_cast<unsigned char>(expr[i])))
+        ++i;
+      if (i >= expr.size() || (expr[i] != '"' && expr[i] != '\''))
+        continue;
+      char q = expr[i++];
+      auto end = expr.find(q, i);
+      if (end == std::string::npos)
+        continue;
+      out.push_back({expr.substr(i, end - i), {}});
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+struct dep_ref {
+  std::string id;
+  std::string pointer;
+};
+
+/// What validation keeps about a task beyond its task_def.
+struct task_info {
+  bool has_id = false;
+  std::vector<dep_ref> deps;
+  std::string fallback_pointer;
+  /// Expressions and templates to check once the graph is known.
+  bool check_input = false;
+  bool check_prompt = false;
+};
+
+class validator {
+public:
+  validator(const std::string& file, const locations* where,
+            const validation_context& ctx)
+    : file_(file), where_(where), ctx_(ctx) {
+  }
+
+  std::vector<diagnostic> errors;
+
+  std::optional<definition> workflow(const json& doc, const std::string& base,
+                                     int depth);
+
+private:
+  void error(const std::string& pointer, std::string message,
+             bool at_key = false) {
+    errors.push_back({file_,
+                      where_ != nullptr ? where_->find(pointer, at_key)
+                                        : source_location{},
+                      pointer, std::move(message)});
+  }
+
+  void check_keys(const json& obj, const std::string& pointer,
+                  const std::vector<std::string>& allowed,
+                  const std::string& what) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      const auto& key = it.key();
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
+        continue;
+      std::string msg = "unknown key " + in_quotes(key) + " in " + what;
+      if (&allowed == &task_keys
+          && std::find(retry_keys.begin(), retry_keys.end(), key)
+               != retry_keys.end())
+        msg += "; it belongs under 'retry'";
+      else
+        msg += hint(key, allowed);
+      error(child_pointer(pointer, key), std::move(msg), true);
+    }
+  }
+
+  tools::lua_sandbox* lua() {
+    if (!lua_ && !lua_failed_) {
+      auto sb = tools::lua_sandbox::create();
+      if (sb)
+        lua_ = std::move(*sb);
+      else
+        lua_failed_ = true;
+    }
+    return lua_.get();
+  }
+
+  bool string_field(const json& obj, const std::string& key,
+                    const std::string& pointer, std::string& out) {
+    auto it = obj.find(key);
+    if (it == obj.end())
+      return false;
+    if (!it->is_string()) {
+      error(child_pointer(pointer, key),
+            in_quotes(key) + " must be a string, got " + it->type_name());
+      return false;
+    }
+    out = it->get<std::string>();
+    return true;
+  }
+
+  void duration_field(const json& obj, const std::string& key,
+                      const std::string& pointer, int64_t& out) {
+    auto it = obj.find(key);
+    if (it == obj.end())
+      return;
+    if (auto problem = parse_duration(*it, out); !problem.empty())
+      error(child_pointer(pointer, key), in_quotes(key) + ": " + problem);
+  }
+
+  void schema_field(const json& obj, const std::string& key,
+                    const std::string& pointer, json& out) {
+    auto it = obj.find(key);
+    if (it == obj.end())
+      return;
+    auto ptr = child_pointer(pointer, key);
+    if (!it->is_object() && !it->is_boolean() && !it->is_null()) {
+      error(ptr, in_quotes(key) + " must be a JSON Schema (an object), got "
+                   + it->type_name());
+      return;
+    }
+    if (auto problem = schema_problem(*it))
+      error(ptr, in_quotes(key) + ": " + *problem);
+    out = *it;
+  }
+
+  void task(const json& t, const std::string& ptr, task_def& out,
+            task_info& info, int depth);
+  void retry(const json& r, const std::string& ptr, retry_policy& out);
+  void on_failure(const json& v, const std::string& ptr, task_def& out,
+                  task_info& info);
+
+  /// Checks one Lua expression: it compiles, and every task it reads is
+  /// known, not `self` and in `scope` (scope null: every task).
+  void expression(const std::string& expr, const std::string& pointer,
+                  const std::unordered_map<std::string, size_t>& index,
+                  const std::set<size_t>* scope, size_t self,
+                  const std::vector<task_def>& tasks);
+  void template_value(const json& tmpl, const std::string& pointer,
+                      const std::unordered_map<std::string, size_t>& index,
+                      const std::set<size_t>* scope, size_t self,
+                      const std::vector<task_def>& tasks);
+
+  const std::string& file_;
+  const locations* where_;
+  const validation_context& ctx_;
+  std::unique_ptr<tools::lua_sandbox> lua_;
+  bool lua_failed_ = false;
+};
+
+void validator::retry(const json& r, const std::string& ptr,
+                      retry_policy& out) {
+  if (r.is_number_integer()) {
+    auto n = r.get<int64_t>();
+    if (n < 1 || n > max_attempts_limit)
+      error(ptr, "'retry' as a number is max_attempts, which must be 1 to "
+                   + std::to_string(max_attempts_limit));
+    else
+      out.max_attempts = static_cast<uint32_t>(n);
+    return;
+  }
+  if (!r.is_object()) {
+    error(ptr, "'retry' must be a mapping (max_attempts, backoff, "
+               "multiplier, max_backoff, jitter, retry_on) or a number of "
+               "attempts, got "
+                 + std::string{r.type_name()});
+    return;
+  }
+  check_keys(r, ptr, retry_keys, "'retry'");
+  if (auto it = r.find("max_attempts"); it != r.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1
+        || it->get<int64_t>() > max_attempts_limit)
+      error(child_pointer(ptr, "max_attempts"),
+            "'max_attempts' must be an integer from 1 to "
+              + std::to_string(max_attempts_limit) + ", got " + it->dump());
+    else
+      out.max_attempts = static_cast<uint32_t>(it->get<int64_t>());
+  }
+  duration_field(r, "backoff", ptr, out.initial_backoff_ms);
+  duration_field(r, "max_backoff", ptr, out.max_backoff_ms);
+  if (auto it = r.find("multiplier"); it != r.end()) {
+    if (!it->is_number() || it->get<double>() < 1)
+      error(child_pointer(ptr, "multiplier"),
+            "'multiplier' must be a number of at least 1, got " + it->dump());
+    else
+      out.multiplier = it->get<double>();
+  }
+  if (auto it = r.find("jitter"); it != r.end()) {
+    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 1)
+      error(child_pointer(ptr, "jitter"),
+            "'jitter' must be a number from 0 to 1, got " + it->dump());
+    else
+      out.jitter = it->get<double>();
+  }
+  if (r.contains("backoff") && r.contains("max_backoff")
+      && out.max_backoff_ms < out.initial_backoff_ms)
+    error(child_pointer(ptr, "max_backoff"),
+          "'max_backoff' (" + std::to_string(out.max_backoff_ms)
+            + " ms) is less than 'backoff' ("
+            + std::to_string(out.initial_backoff_ms) + " ms)");
+  if (auto it = r.find("retry_on"); it != r.end()) {
+    auto list_ptr = child_pointer(ptr, "retry_on");
+    json items = it->is_string() ? json::array({*it}) : *it;
+    if (!items.is_array()) {
+      error(list_ptr, "'retry_on' must be a list of error codes such as "
+                      "tool_failed, timeout, worker_crashed");
+      return;
+    }
+    static const auto names = errc_names();
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto item_ptr = it->is_string() ? list_ptr
+                                      : child_pointer(list_ptr,
+                                                      std::to_string(i));
+      errc code;
+      if (!items[i].is_string()) {
+        error(item_ptr, "an error code must be a string, got "
+                          + items[i].dump());
+      } else if (auto name = items[i].get<std::string>();
+                 name == "ok" || !from_string(name, code)) {
+        auto msg = "unknown error code " + in_quotes(name) + hint(name, names);
+        if (closest(name, names).empty()) {
+          msg += " (known:";
+          for (const auto& n : names)
+            msg += " " + n;
+          msg += ")";
+        }
+        error(item_ptr, std::move(msg));
+      } else {
+        out.retry_on.push_back(name);
+      }
+    }
+  }
+}
+
+void validator::on_failure(const json& v, const std::string& ptr,
+                           task_def& out, task_info& info) {
+  const char* forms = "'on_failure' must be fail, continue, "
+                      "fallback:<task id> or {fallback: <task id>}";
+  if (v.is_object()) {
+    check_keys(v, ptr, {"fallback"}, "'on_failure'");
+    auto it = v.find("fallback");
+    if (it == v.end() || !it->is_string()
+        || trim(it->get<std::string>()).empty()) {
+      error(it == v.end() ? ptr : child_pointer(ptr, "fallback"), forms);
+      return;
+    }
+    out.on_failure = failure_action::fallback;
+    out.fallback = trim(it->get<std::string>());
+    info.fallback_pointer = child_pointer(ptr, "fallback");
+    return;
+  }
+  if (!v.is_string()) {
+    error(ptr, std::string{forms} + ", got " + v.dump());
+    return;
+  }
+  auto text = trim(v.get<std::string>());
+  if (text == "fail") {
+    out.on_failure = failure_action::fail;
+  } else if (text == "continue") {
+    out.on_failure = failure_action::proceed;
+  } else if (text.rfind("fallback", 0) == 0) {
+    auto rest = trim(text.substr(8));
+    if (rest.empty() || rest[0] != ':' || trim(rest.substr(1)).empty()) {
+      error(ptr, "'on_failure: " + text
+                   + "' names no task; write fallback:<task id>");
+      return;
+    }
+    out.on_failure = failure_action::fallback;
+    out.fallback = trim(rest.substr(1));
+    info.fallback_pointer = ptr;
+  } else {
+    error(ptr, std::string{forms} + ", got " + in_quotes(text)
+                 + hint(text, {"fail", "continue"}));
+  }
+}
+
+void validator::task(const json& t, const std::string& ptr, task_def& out,
+                     task_info& info, int depth) {
+  out.pointer = ptr;
+  if (where_ != nullptr)
+    out.where = where_->find(ptr);
+  if (!t.is_object()) {
+    error(ptr, "a task must be a mapping with at least 'id', got "
+                 + std::string{t.type_name()});
+    return;
+  }
+  check_keys(t, ptr, task_keys, "a task");
+  // id
+  if (auto it = t.find("id"); it == t.end()) {
+    error(ptr, "the task has no 'id'");
+  } else if (!it->is_string()) {
+    error(child_pointer(ptr, "id"),
+          "'id' must be a string, got " + it->dump());
+  } else if (!valid_id(it->get<std::string>())) {
+    error(child_pointer(ptr, "id"),
+          "task id " + it->dump()
+            + " must start with a letter or '_' and hold only letters, "
+              "digits, '_' and '-'");
+  } else {
+    out.id = it->get<std::string>();
+    info.has_id = true;
+  }
+  // kind: given, or inferred from the keys only one kind has
+  bool kind_ok = true;
+  bool inferred = false;
+  if (auto it = t.find("kind"); it != t.end()) {
+    auto name = it->is_string() ? it->get<std::string>() : it->dump();
+    if (name == "tool")
+      out.kind = task_kind::tool;
+    else if (name == "human")
+      out.kind = task_kind::human;
+    else if (name == "map")
+      out.kind = task_kind::map;
+    else if (name == "workflow")
+      out.kind = task_kind::workflow;
+    else {
+      error(child_pointer(ptr, "kind"),
+            "unknown kind " + in_quotes(name) + hint(name, kind_names)
+              + " (kinds: tool, human, map, workflow)");
+      kind_ok = false;
+    }
+  } else {
+    inferred = true;
+    std::vector<std::pair<std::string, task_kind>> hints;
+    if (t.contains("items"))
+      hints.emplace_back("items", task_kind::map);
+    if (t.contains("prompt"))
+      hints.emplace_back("prompt", task_kind::human);
+    else if (t.contains("answer_schema"))
+      hints.emplace_back("answer_schema", task_kind::human);
+    if (t.contains("workflow"))
+      hints.emplace_back("workflow", task_kind::workflow);
+    if (hints.size() == 1) {
+      out.kind = hints[0].second;
+    } else if (hints.size() > 1) {
+      std::string keys;
+      for (const auto& [key, kind] : hints)
+        keys += (keys.empty() ? "" : ", ") + in_quotes(key);
+      error(ptr, "cannot tell the task's kind: " + keys
+                   + " belong to different kinds; set 'kind'");
+      kind_ok = false;
+    }
+  }
+  if (kind_ok) {
+    for (auto it = t.begin(); it != t.end(); ++it)
+      if (!applies(it.key(), out.kind))
+        error(child_pointer(ptr, it.key()),
+              in_quotes(it.key()) + " does not apply to a "
+                + kind_name(out.kind) + " task"
+                + (inferred ? " (no 'kind' is given, so it is "
+                                + std::string{kind_name(out.kind)} + ")"
+                            : ""),
+              true);
+    auto need = [&](const char* key) {
+      if (!t.contains(key))
+        error(ptr, std::string{"a "} + kind_name(out.kind)
+                     + " task needs " + in_quotes(key));
+    };
+    switch (out.kind) {
+      case task_kind::tool:
+        need("tool");
+        break;
+      case task_kind::human:
+        need("prompt");
+        break;
+      case task_kind::map:
+        need("items");
+        need("tool");
+        break;
+      case task_kind::workflow:
+        need("workflow");
+        break;
+    }
+  }
+  // tool
+  if (string_field(t, "tool", ptr, out.tool)) {
+    auto tool_ptr = child_pointer(ptr, "tool");
+    if (out.tool.empty())
+      error(tool_ptr, "'tool' must name a tool");
+    else if (ctx_.tool_exists && !ctx_.tool_exists(out.tool))
+      error(tool_ptr, "unknown tool " + in_quotes(out.tool)
+                        + " (no tool of that name is registered)");
+  }
+  if (auto it = t.find("input"); it != t.end()) {
+    out.input = *it;
+    info.check_input = true;
+  }
+  // depends_on
+  if (auto it = t.find("depends_on"); it != t.end()) {
+    auto dptr = child_pointer(ptr, "depends_on");
+    auto add = [&](const json& v, const std::string& p) {
+      if (!v.is_string() || v.get<std::string>().empty()) {
+        error(p, "a dependency must be a task id, got " + v.dump());
+        return;
+      }
+      auto id = v.get<std::string>();
+      if (std::find(out.depends_on.begin(), out.depends_on.end(), id)
+          != out.depends_on.end()) {
+        error(p, "task " + in_quotes(id) + " is listed twice in depends_on");
+        return;
+      }
+      out.depends_on.push_back(id);
+      info.deps.push_back({id, p});
+    };
+    if (it->is_string()) {
+      add(*it, dptr);
+    } else if (it->is_array()) {
+      for (size_t i = 0; i < it->size(); ++i)
+        add((*it)[i], child_pointer(dptr, std::to_string(i)));
+    } else if (!it->is_null()) {
+      error(dptr, "'depends_on' must be a task id or a list of task ids, got "
+                    + it->dump());
+    }
+  }
+  // when
+  if (auto it = t.find("when"); it != t.end()) {
+    if (it->is_boolean())
+      out.when = it->get<bool>() ? "true" : "false";
+    else if (it->is_string() && !trim(it->get<std::string>()).empty())
+      out.when = trim(it->get<std::string>());
+    else
+      error(child_pointer(ptr, "when"),
+            "'when' must be a Lua expression (a string), got " + it->dump());
+  }
+  if (auto it = t.find("retry"); it != t.end())
+    retry(*it, child_pointer(ptr, "retry"), out.retry);
+  duration_field(t, "timeout", ptr, out.timeout_ms);
+  if (auto it = t.find("on_failure"); it != t.end())
+    on_failure(*it, child_pointer(ptr, "on_failure"), out, info);
+  // human
+  if (auto it = t.find("prompt"); it != t.end()) {
+    if (it->is_null() || (it->is_string() && it->get<std::string>().empty()))
+      error(child_pointer(ptr, "prompt"), "'prompt' must not be empty");
+    out.prompt = *it;
+    info.check_prompt = true;
+  }
+  schema_field(t, "answer_schema", ptr, out.answer_schema);
+  // map
+  if (auto it = t.find("items"); it != t.end()) {
+    auto iptr = child_pointer(ptr, "items");
+    if (!it->is_string()) {
+      error(iptr, "'items' must be a Lua expression (a string) giving the "
+                  "list, got "
+                    + it->dump());
+    } else {
+      auto expr = trim(it->get<std::string>());
+      // Accept the template form "{{ expr }}" too.
+      if (expr.size() >= 4 && expr.rfind("{{", 0) == 0
+          && expr.find("}}") == expr.size() - 2)
+        expr = trim(expr.substr(2, expr.size() - 4));
+      if (expr.empty())
+        error(iptr, "'items' is empty");
+      out.items = expr;
+    }
+  }
+  if (auto it = t.find("concurrency"); it != t.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0
+        || it->get<int64_t>() > std::numeric_limits<uint32_t>::max())
+      error(child_pointer(ptr, "concurrency"),
+            "'concurrency' must be a whole number, 0 or more (0: all at "
+            "once), got "
+              + it->dump());
+    else
+      out.concurrency = static_cast<uint32_t>(it->get<int64_t>());
+  }
+  // workflow
+  if (auto it = t.find("workflow"); it != t.end()) {
+    auto wptr = child_pointer(ptr, "workflow");
+    if (!it->is_object()) {
+      error(wptr, "'workflow' must be an inline workflow (a mapping with "
+                  "name and tasks), got "
+                    + std::string{it->type_name()});
+    } else if (depth + 1 > max_workflow_depth) {
+      error(wptr, "sub-workflows nested deeper than "
+                    + std::to_string(max_workflow_depth) + " levels");
+    } else {
+      workflow(*it, wptr, depth + 1);
+      out.workflow = *it;
+    }
+  }
+}
+
+void validator::expression(
+  const std::string& expr, const std::string& pointer,
+  const std::unordered_map<std::string, size_t>& index,
+  const std::set<size_t>* scope, size_t self,
+  const std::vector<task_def>& tasks) {
+  if (auto sb = lua(); sb != nullptr)
+    if (auto ok = sb->check_expression(expr); !ok)
+      error(pointer, "does not compile: " + message_of(ok.error()));
+  std::vector<std::string> ids;
+  for (const auto& [id, i] : index)
+    ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  std::set<std::string> reported;
+  for (const auto& ref : find_task_refs(expr)) {
+    if (!reported.insert(ref.id).second)
+      continue;
+    auto it = index.find(ref.id);
+    if (it == index.end()) {
+      std::string msg = "unknown task " + in_quotes(ref.id) + " in "
+                        + in_quotes("tasks." + ref.id);
+      if (!ref.dashed.empty() && index.count(ref.dashed) > 0)
+        msg += "; Lua reads tasks." + ref.dashed + " as a subtraction, "
+               "write tasks[\"" + ref.dashed + "\"]";
+      else
+        msg += hint(ref.id, ids);
+      error(pointer, std::move(msg));
+    } else if (it->second == self) {
+      error(pointer, "task " + in_quotes(ref.id) + " reads its own output");
+    } else if (scope != nullptr && scope->count(it->second) == 0) {
+      error(pointer, "task " + in_quotes(ref.id) + " is not upstream of "
+                       + in_quotes(tasks[self].id)
+                       + ", so its output is not known yet; add it to "
+                         "depends_on");
+    }
+  }
+}
+
+void validator::template_value(
+  const json& tmpl, const std::string& pointer,
+  const std::unordered_map<std::string, size_t>& index,
+  const std::set<size_t>* scope, size_t self,
+  const std::vector<task_def>& tasks) {
+  if (tmpl.is_object()) {
+    for (auto it = tmpl.begin(); it != tmpl.end(); ++it)
+      template_value(*it, child_pointer(pointer, it.key()), index, scope,
+                     self, tasks);
+  } else if (tmpl.is_array()) {
+    for (size_t i = 0; i < tmpl.size(); ++i)
+      template_value(tmpl[i], child_pointer(pointer, std::to_string(i)),
+                     index, scope, self, tasks);
+  } else if (tmpl.is_string()) {
+    const auto& s = tmpl.get_ref<const std::string&>();
+    size_t open = s.rfind("{{");
+    if (open != std::string::npos
+        && s.find("}}", open + 2) == std::string::npos) {
+      error(pointer, "a '{{' is not closed by '}}'");
+      return;
+    }
+    tools::for_each_template_expression(
+      tmpl, [&](const std::string&, const std::string& expr) {
+        if (expr.empty())
+          error(pointer, "an empty '{{ }}'");
+        else
+          expression(expr, pointer, index, scope, self, tasks);
+      });
+  }
+}
+
+std::optional<definition> validator::workflow(const json& doc,
+                                              const std::string& base,
+                                              int depth) {
+  if (!doc.is_object()) {
+    error(base, "a workflow must be a mapping with 'name' and 'tasks', got "
+                  + std::string{doc.type_name()});
+    return std::nullopt;
+  }
+  auto errors_before = errors.size();
+  definition def;
+  def.document = doc;
+  check_keys(doc, base, workflow_keys, "the workflow");
+  if (auto it = doc.find("name"); it == doc.end())
+    error(base, "the workflow has no 'name'");
+  else if (!it->is_string() || it->get<std::string>().empty())
+    error(child_pointer(base, "name"),
+          "'name' must be a non-empty string, got " + it->dump());
+  else
+    def.name = it->get<std::string>();
+  if (auto it = doc.find("version"); it != doc.end()) {
+    auto vptr = child_pointer(base, "version");
+    if (it->is_string()) {
+      def.version = it->get<std::string>();
+    } else if (it->is_number()) {
+      // Keep the number as written: `version: 1.10` is "1.10", not "1.1".
+      def.version = it->dump();
+      if (where_ != nullptr)
+        if (auto raw = where_->raw_numbers.find(vptr);
+            raw != where_->raw_numbers.end())
+          def.version = raw->second;
+    } else {
+      error(vptr, "'version' must be a string or a number, got "
+                    + it->dump());
+    }
+  }
+  string_field(doc, "description", base, def.description);
+  schema_field(doc, "input_schema", base, def.input_schema);
+  duration_field(doc, "timeout", base, def.timeout_ms);
+  if (auto it = doc.find("output"); it != doc.end())
+    def.output = *it;
+  // tasks
+  std::vector<task_info> infos;
+  auto tptr = child_pointer(base, "tasks");
+  if (auto it = doc.find("tasks"); it == doc.end()) {
+    error(base, "the workflow has no 'tasks'");
+  } else if (!it->is_array()) {
+    error(tptr, "'tasks' must be a list of tasks, got "
+                  + std::string{it->type_name()});
+  } else if (it->empty()) {
+    error(tptr, "'tasks' must list at least one task");
+  } else {
+    def.tasks.resize(it->size());
+    infos.resize(it->size());
+    for (size_t i = 0; i < it->size(); ++i)
+      task((*it)[i], child_pointer(tptr, std::to_string(i)), def.tasks[i],
+           infos[i], depth);
+  }
+  auto& tasks = def.tasks;
+  auto n = tasks.size();
+  // ids
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < n; ++i) {
+    if (!infos[i].has_id)
+      continue;
+    auto [it, added] = index.emplace(tasks[i].id, i);
+    if (!added) {
+      auto first = tasks[it->second].where.line > 0
+                     ? "line " + std::to_string(tasks[it->second].where.line)
+                     : tasks[it->second].pointer;
+      error(child_pointer(tasks[i].pointer, "id"),
+            "duplicate task id " + in_quotes(tasks[i].id) + " (first at "
+              + first + ")");
+    }
+  }
+  std::vector<std::string> ids;
+  for (const auto& [id, i] : index)
+    ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  // depends_on
+  std::vector<std::vector<size_t>> edges(n);
+  for (size_t i = 0; i < n; ++i)
+    for (const auto& dep : infos[i].deps) {
+      if (infos[i].has_id && dep.id == tasks[i].id) {
+        error(dep.pointer, "dependency cycle: " + dep.id + " -> " + dep.id
+                             + " (a task cannot depend on itself)");
+        continue;
+      }
+      auto it = index.find(dep.id);
+      if (it == index.end())
+        error(dep.pointer, "unknown task " + in_quotes(dep.id)
+                             + " in depends_on" + hint(dep.id, ids));
+      else
+        edges[i].push_back(it->second);
+    }
+  // cycles, by depth-first search in document order
+  std::vector<int> color(n, 0); // 0 new, 1 on the path, 2 done
+  std::vector<size_t> path;
+  std::function<void(size_t)> visit = [&](size_t u) {
+    color[u] = 1;
+    path.push_back(u);
+    for (auto v : edges[u]) {
+      if (color[v] == 1) {
+        auto from = std::find(path.begin(), path.end(), v);
+        std::string text;
+        for (auto p = from; p != path.end(); ++p)
+          text += tasks[*p].id + " -> ";
+        text += tasks[v].id;
+        auto next = from + 1 != path.end() ? *(from + 1) : v;
+        std::string at = tasks[v].pointer;
+        for (const auto& dep : infos[v].deps)
+          if (dep.id == tasks[next].id) {
+            at = dep.pointer;
+            break;
+          }
+        error(at, "dependency cycle: " + text
+                    + " (each task depends on the next)");
+      } else if (color[v] == 0) {
+        visit(v);
+      }
+    }
+    path.pop_back();
+    color[u] = 2;
+  };
+  for (size_t i = 0; i < n; ++i)
+    if (color[i] == 0)
+      visit(i);
+  // upstream: the transitive depends_on
+  std::vector<std::set<size_t>> upstream(n);
+  std::vector<int> state(n, 0);
+  std::function<void(size_t)> collect = [&](size_t u) {
+    state[u] = 1;
+    for (auto v : edges[u]) {
+      if (state[v] == 0)
+        collect(v);
+      upstream[u].insert(v);
+      upstream[u].insert(upstream[v].begin(), upstream[v].end());
+    }
+    state[u] = 2;
+  };
+  for (size_t i = 0; i < n; ++i)
+    if (state[i] == 0)
+      collect(i);
+  // fallbacks
+  constexpr size_t none = std::numeric_limits<size_t>::max();
+  std::vector<size_t> fallback_of(n, none); // target -> the task it serves
+  std::vector<size_t> fallback_to(n, none); // task -> its target
+  for (size_t i = 0; i < n; ++i) {
+    if (tasks[i].on_failure != failure_action::fallback)
+      continue;
+    const auto& target = tasks[i].fallback;
+    const auto& at = infos[i].fallback_pointer;
+    if (infos[i].has_id && target == tasks[i].id) {
+      error(at, "a task cannot be its own fallback");
+      continue;
+    }
+    auto it = index.find(target);
+    if (it == index.end()) {
+      error(at, "unknown fallback task " + in_quotes(target)
+                  + hint(target, ids));
+      continue;
+    }
+    auto j = it->second;
+    fallback_to[i] = j;
+    if (!tasks[j].depends_on.empty())
+      error(at, "fallback task " + in_quotes(target)
+                  + " must not have depends_on: it runs only in place of "
+                  + in_quotes(tasks[i].id));
+    if (fallback_of[j] != none)
+      error(at, "task " + in_quotes(target) + " is already the fallback of "
+                  + in_quotes(tasks[fallback_of[j]].id)
+                  + "; a fallback task serves one task");
+    else
+      fallback_of[j] = i;
+  }
+  for (size_t i = 0; i < n; ++i)
+    for (size_t k = 0; k < infos[i].deps.size(); ++k) {
+      auto it = index.find(infos[i].deps[k].id);
+      if (it == index.end() || fallback_of[it->second] == none)
+        continue;
+      auto j = it->second;
+      error(infos[i].deps[k].pointer,
+            in_quotes(tasks[i].id) + " depends on " + in_quotes(tasks[j].id)
+              + ", the fallback of " + in_quotes(tasks[fallback_of[j]].id)
+              + ", which runs only when " + in_quotes(tasks[fallback_of[j]].id)
+              + " fails");
+    }
+  for (size_t i = 0; i < n; ++i) {
+    // Report a loop of fallbacks once, from its first task.
+    std::string text = tasks[i].id;
+    size_t j = fallback_to[i];
+    size_t steps = 0;
+    bool smallest = true;
+    while (j != none && j != i && steps++ < n) {
+      text += " -> " + tasks[j].id;
+      smallest = smallest && j > i;
+      j = fallback_to[j];
+    }
+    if (j == i && steps > 0 && smallest)
+      error(infos[i].fallback_pointer,
+            "fallback cycle: " + text + " -> " + tasks[i].id);
+  }
+  // A fallback task may read what the task it replaces could read.
+  for (size_t j = 0; j < n; ++j)
+    if (auto i = fallback_of[j]; i != none)
+      upstream[j].insert(upstream[i].begin(), upstream[i].end());
+  // expressions and templates
+  for (size_t i = 0; i < n; ++i) {
+    const auto& t = tasks[i];
+    const auto* scope = &upstream[i];
+    if (!t.when.empty())
+      expression(t.when, child_pointer(t.pointer, "when"), index, scope, i,
+                 tasks);
+    if (!t.items.empty())
+      expression(t.items, child_pointer(t.pointer, "items"), index, scope, i,
+                 tasks);
+    if (infos[i].check_input)
+      template_value(t.input, child_pointer(t.pointer, "input"), index,
+                     scope, i, tasks);
+    if (infos[i].check_prompt)
+      template_value(t.prompt, child_pointer(t.pointer, "prompt"), index,
+                     scope, i, tasks);
+  }
+  if (!def.output.is_null())
+    template_value(def.output, child_pointer(base, "output"), index, nullptr,
+                   none, tasks);
+  if (errors.size() != errors_before)
+    return std::nullopt;
+  return def;
+}
+
+} // namespace
+
+parse_result validate(const json& doc, const std::string& file,
+                      const locations* where, const validation_context& ctx) {
+  validator v{file, where, ctx};
+  parse_result result;
+  result.def = v.workflow(doc, "", 0);
+  result.errors = std::move(v.errors);
+  if (!result.errors.empty())
+    result.def.reset();
+  return result;
+}
+
+} // namespace cadre::workflow::detail
