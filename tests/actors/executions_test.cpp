@@ -113,6 +113,14 @@ public:
     return out;
   }
 
+  caf::actor_system& system() {
+    return *sys_;
+  }
+
+  executions_actor executions() const {
+    return executions_;
+  }
+
   std::vector<event> events(const std::string& id) {
     auto evs = raw_->read(id, 1, 0);
     EXPECT_TRUE(evs);
@@ -374,4 +382,73 @@ TEST(Executions, NodeRestartResumesInFlightWorkWithoutRepeatingCompletions) {
   EXPECT_EQ(info.output->size(), 12u);
   for (auto& [key, count] : completions(n.events(id)))
     EXPECT_EQ(count, 1) << key;
+}
+
+TEST(Executions, CancelStopsAWaitingExecution) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "stoppable", "tasks": [
+    {"id": "ask", "kind": "human", "prompt": "go?"},
+    {"id": "after", "tool": "echo", "depends_on": ["ask"], "input": {}}]})");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id);
+  caf::scoped_actor self{n.system()};
+  bool cancelled = false;
+  self->request(n.executions(), 60s, cancel_atom_v, *id)
+    .receive([&](bool x) { cancelled = x; },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  EXPECT_TRUE(cancelled);
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "cancelled");
+  auto evs = n.events(*id);
+  EXPECT_EQ(evs.back().type, "execution_cancelled");
+  EXPECT_EQ(count_type(evs, "task_completed"), 0);
+}
+
+TEST(Executions, ExecutionTimeoutFailsTheExecution) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "late", "timeout": "50ms", "tasks": [
+    {"id": "nap", "tool": "sleep", "input": {"ms": 5000}}]})");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id);
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_NE(info.error.find("timed out"), std::string::npos) << info.error;
+}
+
+TEST(Executions, TaskTimeoutIsARetryableFailure) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "slowpoke", "tasks": [
+    {"id": "nap", "tool": "sleep", "input": {"ms": 5000}, "timeout": "30ms",
+     "retry": {"max_attempts": 2, "backoff": "1ms"}}]})");
+  auto id = n.submit(doc);
+  ASSERT_TRUE(id);
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "failed");
+  auto evs = n.events(*id);
+  ASSERT_EQ(count_type(evs, "task_failed"), 2);
+  for (auto& ev : evs) {
+    if (ev.type == "task_failed") {
+      EXPECT_EQ(ev.payload->value("code", std::string{}), "timeout");
+    }
+  }
+}
+
+TEST(Executions, SubWorkflowRunsAsAChildExecution) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "parent", "tasks": [
+    {"id": "child", "kind": "workflow", "input": {"x": "{{ input.x }}"},
+     "workflow": {"name": "kid", "tasks": [
+       {"id": "inc", "tool": "script",
+        "input": {"code": "return args + 1", "args": "{{ input.x }}"}}],
+       "output": "{{ tasks.inc.output }}"}}],
+    "output": "{{ tasks.child.output }}"})");
+  auto id = n.submit(doc, json{{"x", 41}});
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), json(42));
 }

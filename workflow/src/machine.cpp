@@ -836,7 +836,7 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
   if (!u || u->status != unit_status::running || u->attempt != attempt
       || (item >= 0 && st_->finished_or_failed(ti)))
     return out;
-  auto before = st_->status;
+  auto before = info().status;
   decider d{*st_, *this, out, now_us};
   if (item < 0) {
     d.complete_task(ti, output, attempt);
@@ -856,7 +856,7 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     }
   }
   d.check_finished();
-  if (st_->status != before || finished())
+  if (info().status != before || finished())
     out.index = info();
   return out;
 }
@@ -899,10 +899,10 @@ step machine::failed(const std::string& key, uint32_t attempt,
     out.actions.push_back(std::move(a));
     return out;
   }
-  auto before = st_->status;
+  auto before = info().status;
   d.final_failure(ti, item, code, message, attempt);
   d.check_finished();
-  if (st_->status != before || finished())
+  if (info().status != before || finished())
     out.index = info();
   return out;
 }
@@ -954,7 +954,7 @@ expected<step> machine::human_answer(const std::string& task_id,
         !ok)
       return ok.error();
   step out;
-  auto before = st_->status;
+  auto before = info().status;
   decider d{*st_, *this, out, now_us};
   auto p = d.task_payload(ti, -1);
   p["attempt"] = 1;
