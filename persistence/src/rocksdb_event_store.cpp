@@ -1,6 +1,9 @@
 #include "rocksdb_event_store.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <string_view>
@@ -101,6 +104,30 @@ rocksdb::CompressionType events_compression() {
                                        : rocksdb::kNoCompression;
 }
 
+/// Creates a fresh directory under the system temp dir for the info log of a
+/// secondary instance; the store removes it on close.
+expected<std::string> make_secondary_dir(const std::string& where) {
+  static std::atomic<uint64_t> counter{0};
+  std::error_code ec;
+  auto base = std::filesystem::temp_directory_path(ec);
+  if (ec)
+    return make_error(errc::storage_error,
+                      where + ": no temp directory: " + ec.message());
+  auto prefix = "cadre-secondary-" + std::to_string(::getpid()) + "-";
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto path = base / (prefix + std::to_string(counter++));
+    if (std::filesystem::create_directory(path, ec))
+      return path.string();
+    if (ec)
+      return make_error(errc::storage_error,
+                        where + ": cannot create '" + path.string()
+                          + "': " + ec.message());
+  }
+  return make_error(errc::storage_error,
+                    where + ": no free name for a directory under '"
+                      + base.string() + "'");
+}
+
 } // namespace
 
 // -- event_store --------------------------------------------------------------
@@ -118,21 +145,41 @@ expected<uint64_t> event_store::append(const append_request& req) {
   return std::move(results.front());
 }
 
+bool event_store::read_only() const {
+  return false;
+}
+
+expected<void> event_store::refresh() {
+  return {};
+}
+
 // -- construction -------------------------------------------------------------
 
 expected<std::unique_ptr<event_store>>
 rocksdb_event_store::open(store_options opts) {
-  auto where = "open event store '" + opts.dir + "'";
+  auto where = std::string{opts.read_only ? "open event store (read-only) '"
+                                          : "open event store '"}
+               + opts.dir + "'";
   if (opts.dir.empty())
     return make_error(errc::invalid_input, where + ": directory is empty");
   std::error_code ec;
-  std::filesystem::create_directories(opts.dir, ec);
-  if (ec)
-    return make_error(errc::storage_error,
-                      where + ": cannot create the directory: " + ec.message());
+  if (opts.read_only) {
+    // A secondary instance cannot create a database; say so plainly instead
+    // of passing on RocksDB's complaint about a missing CURRENT file.
+    auto current = std::filesystem::path{opts.dir} / "CURRENT";
+    if (!std::filesystem::is_regular_file(current, ec))
+      return make_error(errc::not_found,
+                        "no cadre store at '" + opts.dir + "'");
+  } else {
+    std::filesystem::create_directories(opts.dir, ec);
+    if (ec)
+      return make_error(errc::storage_error,
+                        where + ": cannot create the directory: "
+                          + ec.message());
+  }
   rocksdb::DBOptions db_opts;
-  db_opts.create_if_missing = true;
-  db_opts.create_missing_column_families = true;
+  db_opts.create_if_missing = !opts.read_only;
+  db_opts.create_missing_column_families = !opts.read_only;
   db_opts.max_background_jobs = 2;
   // append_group serializes writers, and insert hints (below) work only
   // without concurrent memtable writes.
@@ -140,6 +187,10 @@ rocksdb_event_store::open(store_options opts) {
   db_opts.bytes_per_sync = 1 << 20;
   db_opts.keep_log_file_num = 4;
   db_opts.max_log_file_size = 16 << 20;
+  // A secondary instance must keep every table file open: the primary may
+  // delete them after a compaction.
+  if (opts.read_only)
+    db_opts.max_open_files = -1;
   // One block cache for every column family of this store.
   auto cache = rocksdb::NewLRUCache(32 << 20);
   // Events: large memtables absorb bursts of small appends; reads are
@@ -176,9 +227,14 @@ rocksdb_event_store::open(store_options opts) {
   // RocksDB refuses to open a database without all of its column families,
   // so open the ones a newer version may have added, too.
   std::vector<std::string> existing;
-  // A new database has none: ignoring the error is deliberate.
-  rocksdb::DB::ListColumnFamilies(db_opts, opts.dir, &existing)
-    .PermitUncheckedError();
+  auto listed = rocksdb::DB::ListColumnFamilies(db_opts, opts.dir, &existing);
+  // A new database has none: ignoring the error is deliberate, unless the
+  // database must exist.
+  if (opts.read_only && !listed.ok()) {
+    auto err = to_error(listed, where);
+    return make_error(errc::storage_error, message_of(err));
+  }
+  listed.PermitUncheckedError();
   for (auto& name : existing) {
     auto known = std::any_of(descriptors.begin(), descriptors.end(),
                              [&](const auto& d) { return d.name == name; });
@@ -187,21 +243,39 @@ rocksdb_event_store::open(store_options opts) {
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(db_opts, opts.dir, descriptors, &handles, &raw);
+  std::string secondary_dir;
+  rocksdb::Status st;
+  if (opts.read_only) {
+    auto dir = make_secondary_dir(where);
+    if (!dir)
+      return std::move(dir.error());
+    secondary_dir = std::move(*dir);
+    // Opening replays the primary's MANIFEST and WAL: the store starts with
+    // everything committed so far.
+    st = rocksdb::DB::OpenAsSecondary(db_opts, opts.dir, secondary_dir,
+                                      descriptors, &handles, &raw);
+  } else {
+    st = rocksdb::DB::Open(db_opts, opts.dir, descriptors, &handles, &raw);
+  }
   if (!st.ok()) {
+    if (!secondary_dir.empty())
+      std::filesystem::remove_all(secondary_dir, ec);
     auto err = to_error(st, where);
     return make_error(errc::storage_error, message_of(err));
   }
   std::unique_ptr<rocksdb::DB> db{raw};
   return std::unique_ptr<event_store>{
-    new rocksdb_event_store(std::move(opts), std::move(db),
-                            std::move(handles))};
+    new rocksdb_event_store(std::move(opts), std::move(db), std::move(handles),
+                            std::move(secondary_dir))};
 }
 
 rocksdb_event_store::rocksdb_event_store(
   store_options opts, std::unique_ptr<rocksdb::DB> db,
-  std::vector<rocksdb::ColumnFamilyHandle*> handles)
-  : opts_(std::move(opts)), db_(std::move(db)), handles_(std::move(handles)) {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string secondary_dir)
+  : opts_(std::move(opts)),
+    secondary_dir_(std::move(secondary_dir)),
+    db_(std::move(db)),
+    handles_(std::move(handles)) {
   // Handles come back in the order of the descriptors given to DB::Open.
   events_ = handles_[1];
   executions_ = handles_[2];
@@ -216,6 +290,31 @@ rocksdb_event_store::~rocksdb_event_store() {
   for (auto* handle : handles_)
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   db_->Close().PermitUncheckedError();
+  // The secondary instance writes its info log until it is deleted.
+  db_.reset();
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary_dir_, ec);
+  }
+}
+
+bool rocksdb_event_store::read_only() const {
+  return opts_.read_only;
+}
+
+expected<void> rocksdb_event_store::refresh() {
+  if (!opts_.read_only)
+    return {};
+  auto st = db_->TryCatchUpWithPrimary();
+  if (auto err = to_error(st, "refresh event store '" + opts_.dir + "'"))
+    return err;
+  return {};
+}
+
+caf::error rocksdb_event_store::read_only_error(std::string_view what) const {
+  return make_error(errc::invalid_input,
+                    std::string{what} + " to '" + opts_.dir
+                      + "': store opened read-only");
 }
 
 // -- appending ----------------------------------------------------------------
@@ -255,6 +354,12 @@ std::vector<expected<uint64_t>>
 rocksdb_event_store::append_group(const std::vector<append_request>& group) {
   std::vector<expected<uint64_t>> results;
   results.reserve(group.size());
+  if (opts_.read_only) {
+    for (size_t index = 0; index < group.size(); ++index)
+      results.emplace_back(
+        read_only_error("append request " + std::to_string(index)));
+    return results;
+  }
   std::lock_guard<std::mutex> guard{append_mtx_};
   if (last_seq_.size() > max_cached_executions)
     last_seq_.clear();
@@ -540,6 +645,8 @@ rocksdb_event_store::find_by_idempotency_key(const std::string& key) const {
 expected<void>
 rocksdb_event_store::put_definition(const definition_record& def) {
   auto what = "put definition '" + def.name + "@" + def.version + "'";
+  if (opts_.read_only)
+    return read_only_error(what);
   if (!valid_key_part(def.name))
     return make_error(errc::invalid_input,
                       what + ": name is empty or contains a 0 byte");

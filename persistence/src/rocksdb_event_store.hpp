@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +33,10 @@ public:
   open(store_options opts);
 
   ~rocksdb_event_store() override;
+
+  bool read_only() const override;
+
+  expected<void> refresh() override;
 
   std::vector<expected<uint64_t>>
   append_group(const std::vector<append_request>& group) override;
@@ -61,7 +66,11 @@ public:
 
 private:
   rocksdb_event_store(store_options opts, std::unique_ptr<rocksdb::DB> db,
-                      std::vector<rocksdb::ColumnFamilyHandle*> handles);
+                      std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                      std::string secondary_dir);
+
+  /// The error of a write to a read-only store.
+  caf::error read_only_error(std::string_view what) const;
 
   /// Last sequence number of an execution as stored in RocksDB.
   expected<uint64_t> stored_last_seq(const std::string& execution_id) const;
@@ -71,6 +80,9 @@ private:
   expected<uint64_t> cached_last_seq(const std::string& execution_id);
 
   store_options opts_;
+  /// The secondary instance's own directory (read-only stores), removed by
+  /// the destructor; empty otherwise.
+  std::string secondary_dir_;
   std::unique_ptr<rocksdb::DB> db_;
   /// Every open column family handle (ours and unknown ones found on disk).
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

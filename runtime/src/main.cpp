@@ -1,8 +1,10 @@
 // The `cadre` command line: run and inspect workflows on an embedded node.
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -28,6 +30,7 @@ constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;   // the execution failed or was cancelled
 constexpr int exit_usage = 2;    // bad command line, file or config
 constexpr int exit_waiting = 3;  // the execution waits for a person
+constexpr int exit_interrupted = 130; // SIGINT or SIGTERM (128 + SIGINT)
 
 struct global_options {
   std::string config_file;
@@ -324,14 +327,23 @@ int cmd_cancel(const std::string& id, const global_options& g) {
   return rc;
 }
 
-std::unique_ptr<persistence::event_store> open_store(const global_options& g) {
+expected<std::unique_ptr<persistence::event_store>>
+try_open_reader(const global_options& g) {
   auto cfg = make_config(g);
   if (!cfg) {
     print_error(message_of(cfg.error()));
     std::exit(exit_usage);
   }
-  auto store = persistence::event_store::open(
-    persistence::store_options{cfg->store_dir, false});
+  persistence::store_options opts;
+  opts.dir = cfg->store_dir;
+  opts.read_only = true;
+  return persistence::event_store::open(std::move(opts));
+}
+
+// Opens the store for reading only, so a command that only reads works while
+// another cadre process writes it.
+std::unique_ptr<persistence::event_store> open_reader(const global_options& g) {
+  auto store = try_open_reader(g);
   if (!store) {
     print_error(describe(store.error()));
     std::exit(exit_failed);
@@ -347,7 +359,7 @@ std::string time_text(int64_t us) {
 }
 
 int cmd_executions(const std::string& status, const global_options& g) {
-  auto store = open_store(g);
+  auto store = open_reader(g);
   execution_filter filter;
   filter.status = status;
   auto list = store->list(filter);
@@ -369,44 +381,90 @@ int cmd_executions(const std::string& status, const global_options& g) {
   return exit_ok;
 }
 
+// Set by SIGINT and SIGTERM while `events --follow` waits.
+volatile std::sig_atomic_t interrupted = 0;
+
+void on_interrupt(int) {
+  interrupted = 1;
+}
+
+void catch_interrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Prints `evs` and advances `next` past them. Returns whether one of them
+// ends the execution.
+bool print_events(const std::vector<event>& evs, uint64_t& next,
+                  const global_options& g) {
+  bool finished = false;
+  for (auto& ev : evs) {
+    if (g.json_out) {
+      json j = ev;
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      auto line = runtime::describe_event(ev);
+      std::printf("%6llu  %s  %-20s %s\n",
+                  static_cast<unsigned long long>(ev.seq),
+                  time_text(ev.time_us).c_str(), ev.type.c_str(),
+                  line.empty() ? ev.payload.dump().substr(0, 80).c_str()
+                               : line.c_str());
+    }
+    next = ev.seq + 1;
+    finished = finished || ev.type == "execution_completed"
+               || ev.type == "execution_failed"
+               || ev.type == "execution_cancelled";
+  }
+  std::fflush(stdout);
+  return finished;
+}
+
+// With `follow`, keeps one read-only store and catches up with the writer
+// every poll_interval until the execution finishes or SIGINT/SIGTERM.
 int cmd_events(const std::string& id, uint64_t from, bool follow,
                const global_options& g) {
+  constexpr auto poll_interval = std::chrono::milliseconds{200};
+  constexpr auto poll_slice = std::chrono::milliseconds{20};
   uint64_t next = std::max<uint64_t>(from, 1);
+  auto store = open_reader(g);
+  if (follow)
+    catch_interrupts();
   for (;;) {
-    bool finished = false;
-    {
-      auto store = open_store(g);
-      auto evs = store->read(id, next, 0);
-      if (!evs) {
-        print_error(describe(evs.error()));
-        return exit_failed;
-      }
-      if (evs->empty() && next == 1 && !follow) {
-        print_error("execution " + id + " has no events");
-        return exit_failed;
-      }
-      for (auto& ev : *evs) {
-        if (g.json_out) {
-          json j = ev;
-          std::printf("%s\n", j.dump().c_str());
-        } else {
-          auto line = runtime::describe_event(ev);
-          std::printf("%6llu  %s  %-20s %s\n",
-                      static_cast<unsigned long long>(ev.seq),
-                      time_text(ev.time_us).c_str(), ev.type.c_str(),
-                      line.empty() ? ev.payload.dump().substr(0, 80).c_str()
-                                   : line.c_str());
-        }
-        next = ev.seq + 1;
-        finished = finished || ev.type == "execution_completed"
-                   || ev.type == "execution_failed"
-                   || ev.type == "execution_cancelled";
-      }
-      std::fflush(stdout);
+    auto evs = store->read(id, next, 0);
+    if (!evs) {
+      print_error(describe(evs.error()));
+      return exit_failed;
     }
-    if (!follow || finished)
+    if (evs->empty() && next == 1 && !follow) {
+      print_error("execution " + id + " has no events");
+      return exit_failed;
+    }
+    if (print_events(*evs, next, g) || !follow)
       return exit_ok;
-    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+    // The index entry is written with the events, so a finished entry in
+    // the same view means every event was read (e.g. --from past the end).
+    if (auto info = store->get(id); info && info->finished())
+      return exit_ok;
+    for (auto waited = std::chrono::milliseconds{0};
+         waited < poll_interval && !interrupted; waited += poll_slice)
+      std::this_thread::sleep_for(poll_slice);
+    if (interrupted)
+      return exit_interrupted;
+    if (auto caught_up = store->refresh(); !caught_up) {
+      // Catching up can fail when the writer removed files meanwhile; a
+      // fresh reader starts from the current state.
+      store.reset();
+      auto reopened = try_open_reader(g);
+      if (!reopened) {
+        print_error(describe(caught_up.error()) + "; reopening: "
+                    + describe(reopened.error()));
+        return exit_failed;
+      }
+      store = std::move(*reopened);
+    }
   }
 }
 

@@ -57,7 +57,7 @@ int64_t item_value(int i) {
 }
 
 int64_t item_sleep_ms(int i) {
-  return 1 + i % 5;
+  return 5 + (i * 7) % 20;
 }
 
 bool chain_step_is_echo(int k) {
@@ -71,11 +71,11 @@ json workflow_input() {
   return json{{"items", items}};
 }
 
-// Two maps of 60 items (120 units, 16 at a time each), a chain of 74 steps
-// that folds a running hash (so its end value proves every step saw its
-// predecessor's output), a task that fails twice before it succeeds, a
-// condition that holds and one that does not, and an output that combines
-// them.
+// Two maps of 60 items (120 units, 16 at a time each); then a chain of 74
+// steps that folds a running hash from the maps' sum, so its end value proves
+// every step saw its predecessor's output; beside them a task that fails
+// twice before it succeeds, a condition that holds and one that does not;
+// and an output that combines them.
 std::string workflow_yaml() {
   std::ostringstream y;
   y << "name: kill_test\n"
@@ -112,7 +112,7 @@ std::string workflow_yaml() {
        "  - id: flaky\n"
        "    tool: fail\n"
        "    input: {times: 2}\n"
-       "    retry: {max_attempts: 4, backoff: 10ms, multiplier: 2, "
+       "    retry: {max_attempts: 4, backoff: 50ms, multiplier: 2, "
        "jitter: 0}\n"
        "  - id: gate_yes\n"
        "    depends_on: flaky\n"
@@ -126,11 +126,11 @@ std::string workflow_yaml() {
        "    input: {never: true}\n";
   for (int k = 1; k <= chain_length; ++k) {
     y << "  - id: c" << k << "\n";
-    if (k > 1)
-      y << "    depends_on: c" << k - 1 << "\n";
+    y << "    depends_on: " << (k > 1 ? "c" + std::to_string(k - 1) : "total")
+      << "\n";
     auto prev = k > 1 ? "\"{{ tasks.c" + std::to_string(k - 1)
                           + ".output.v }}\""
-                      : std::string{"0"};
+                      : std::string{"\"{{ tasks.total.output.sum }}\""};
     if (chain_step_is_echo(k)) {
       y << "    tool: echo\n"
            "    input: {v: "
@@ -162,16 +162,16 @@ std::string workflow_yaml() {
 }
 
 json expected_output() {
-  int64_t chain = 0;
-  for (int k = 1; k <= chain_length; ++k)
-    if (!chain_step_is_echo(k))
-      chain = (chain * 31 + k) % modulus;
   int64_t sum = 0;
   int64_t slept = 0;
   for (int i = 1; i <= map_items; ++i) {
     sum += item_value(i) * i + i;
     slept += item_sleep_ms(i);
   }
+  int64_t chain = sum;
+  for (int k = 1; k <= chain_length; ++k)
+    if (!chain_step_is_echo(k))
+      chain = (chain * 31 + k) % modulus;
   return json{{"chain", chain},
               {"sum", sum},
               {"slept", slept},
@@ -411,32 +411,53 @@ struct expected_state {
   std::map<std::string, std::string> reported;
 };
 
-// Folds one stdout line of a child into the model; false when the line is
-// not JSON.
-bool observe(expected_state& model, const std::string& line) {
+// Records that `key` names execution `id`; a key names one execution only.
+void bind_key(expected_state& model, const std::string& key,
+              const std::string& id) {
+  auto [it, fresh] = model.by_key.emplace(key, id);
+  EXPECT_TRUE(fresh || it->second == id)
+    << "key " << key << " names two executions: " << it->second << " and "
+    << id;
+}
+
+// Folds one stdout line of a child that ran `run --idempotency-key key` (or
+// `resume` when `key` is empty) into the model, and returns the line's type;
+// "" when the line is not a JSON object.
+std::string observe(expected_state& model, const std::string& key,
+                    const std::string& line) {
   auto j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return false;
+    return {};
   auto type = j.value("type", std::string{});
   if (type == "execution_submitted") {
     auto id = j.value("execution_id", std::string{});
-    auto key = j["payload"].value("idempotency_key", std::string{});
-    model.acknowledged[id] = key;
-    auto [it, fresh] = model.by_key.emplace(key, id);
-    EXPECT_TRUE(fresh || it->second == id)
-      << "key " << key << " submitted twice: " << it->second << " and "
-      << id;
+    auto submitted_key = j["payload"].value("idempotency_key", std::string{});
+    EXPECT_FALSE(submitted_key.empty()) << line;
+    model.acknowledged[id] = submitted_key;
+    bind_key(model, submitted_key, id);
   } else if (type == "result") {
-    model.reported[j.value("id", std::string{})] = j.value("status", "");
+    auto id = j.value("id", std::string{});
+    model.reported[id] = j.value("status", "");
+    if (!key.empty())
+      bind_key(model, key, id);
   }
-  return true;
+  return type;
 }
 
 struct round_record {
+  std::string key; // of a run; empty for a resume
   std::string command;
   std::string plan;
   size_t lines = 0;
+  bool done = false; // a result or resumed line: the work had ended
   std::string outcome;
+
+  void add(expected_state& model, const std::string& line) {
+    ++lines;
+    auto type = observe(model, key, line);
+    EXPECT_FALSE(type.empty()) << "not JSON: " << line;
+    done = done || type == "result" || type == "resumed";
+  }
 };
 
 uint64_t seed_from_env() {
@@ -471,17 +492,20 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
   const auto errs = dir / "stderr.log";
 
   // -- kill loop ---------------------------------------------------------------
-  constexpr int keys = 5;
+  constexpr int keys = 6;
   constexpr int min_kills = 24;
   constexpr int max_rounds = 200;
   expected_state model;
   std::vector<round_record> history;
   int kills = 0;
+  int kills_in_flight = 0;
   int next_key = 0; // keys below were run at least once
   auto start = clock_type::now();
-  for (int round = 0;
-       round < max_rounds && (kills < min_kills || next_key < keys)
-       && !HasFailure();
+  // Until enough kills, and every key named an execution in some output.
+  for (int round = 0; round < max_rounds
+                      && (kills < min_kills
+                          || model.by_key.size() < static_cast<size_t>(keys))
+                      && !HasFailure();
        ++round) {
     std::vector<std::string> args{"--db", db, "--json"};
     round_record rec;
@@ -493,15 +517,20 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
       args.emplace_back("resume");
       rec.command += "resume";
     } else {
-      // A new key, or again one that was run (a repeated submission).
+      // A new key, or again one that was run (a repeated submission),
+      // preferring one whose execution no output named yet.
       auto k = std::uniform_int_distribution<int>{
         0, std::min(next_key, keys - 1)}(rng);
+      if (k < next_key && chance(0.5))
+        for (int i = 0; i < next_key; ++i)
+          if (!model.by_key.count("k" + std::to_string(i)))
+            k = i;
       if (k == next_key)
         ++next_key;
-      auto key = "k" + std::to_string(k);
+      rec.key = "k" + std::to_string(k);
       args.insert(args.end(), {"run", wf, "--input", "@" + input,
-                               "--idempotency-key", key});
-      rec.command += "run " + key;
+                               "--idempotency-key", rec.key});
+      rec.command += "run " + rec.key;
     }
     // When to kill: right after the first line, or after a random delay.
     const bool after_first_line = chance(0.3);
@@ -517,8 +546,7 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
                            : c.started() + delay;
     std::string line;
     while (c.read_line(line, kill_at)) {
-      ++rec.lines;
-      EXPECT_TRUE(observe(model, line)) << "not JSON: " << line;
+      rec.add(model, line);
       if (after_first_line)
         break;
     }
@@ -530,14 +558,17 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
         && c.wait_until(clock_type::now() + milliseconds{200}).has_value();
     auto status = c.kill_now();
     // What the process wrote before it died was acknowledged too.
-    while (c.read_line(line, clock_type::now() + std::chrono::seconds{5})) {
-      ++rec.lines;
-      EXPECT_TRUE(observe(model, line)) << "not JSON: " << line;
-    }
+    while (c.read_line(line, clock_type::now() + std::chrono::seconds{5}))
+      rec.add(model, line);
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
         && !exited_by_itself) {
       ++kills;
       rec.outcome = "killed";
+      // Output without an end: it died with work in flight.
+      if (rec.lines > 0 && !rec.done) {
+        ++kills_in_flight;
+        rec.outcome += " in flight";
+      }
     } else {
       rec.outcome = describe_status(status);
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -568,7 +599,7 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
   ASSERT_TRUE(resumed) << dump_history();
   ASSERT_FALSE(resumed->empty());
   for (auto& l : *resumed)
-    observe(model, l);
+    EXPECT_FALSE(observe(model, "", l).empty()) << "not JSON: " << l;
   auto last = json::parse(resumed->back(), nullptr, false);
   ASSERT_EQ(last.value("type", ""), "resumed") << resumed->back();
   for (auto& x : last["executions"])
@@ -593,7 +624,14 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
       << "acknowledged execution " << id << " (" << key << ") was lost";
   for (auto& [id, status] : model.reported)
     EXPECT_EQ(status, "completed") << "a child reported " << id;
+  for (auto& [key, id] : model.by_key)
+    EXPECT_TRUE(stored.count(id))
+      << "execution " << id << " (" << key << ") reported, then lost";
+  // At most one execution per key, and every key was named in some output.
   EXPECT_LE(stored.size(), static_cast<size_t>(keys));
+  if (model.by_key.size() == static_cast<size_t>(keys)) {
+    EXPECT_EQ(stored.size(), static_cast<size_t>(keys));
+  }
 
   std::set<std::string> keys_in_store;
   for (auto& [id, info] : stored) {
@@ -624,6 +662,9 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
         if (auto a = model.acknowledged.find(id);
             a != model.acknowledged.end()) {
           EXPECT_EQ(a->second, key);
+        }
+        if (auto b = model.by_key.find(key); b != model.by_key.end()) {
+          EXPECT_EQ(b->second, id) << "key " << key;
         }
       } else if (ev.type == "task_completed") {
         auto key = key_of(p);
@@ -658,12 +699,12 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
   const auto total_ms = std::chrono::duration_cast<milliseconds>(
                           clock_type::now() - start)
                           .count();
-  std::printf("[ kill_test ] %zu rounds, %d kills, %zu executions (%zu "
-              "acknowledged before a kill or exit); kill loop %lld ms, all "
+  std::printf("[ kill_test ] %zu rounds, %d kills (%d with work in flight), "
+              "%zu executions (%zu acknowledged); kill loop %lld ms, all "
               "%lld ms\n",
-              history.size(), kills, stored.size(), model.acknowledged.size(),
-              static_cast<long long>(loop_ms),
+              history.size(), kills, kills_in_flight, stored.size(),
+              model.acknowledged.size(), static_cast<long long>(loop_ms),
               static_cast<long long>(total_ms));
-  if (HasFailure())
+  if (HasFailure() || std::getenv("CADRE_KILL_VERBOSE"))
     std::printf("%s", dump_history().c_str());
 }

@@ -14,12 +14,19 @@ namespace cadre::persistence {
 
 /// How the event store opens its RocksDB database.
 struct store_options {
-  /// Directory of the database; created when missing. Default: ".cadre"
+  /// Directory of the database; created when missing (unless read_only).
+  /// Default: ".cadre"
   std::string dir = ".cadre";
   /// false: `wal` mode, a write returns once it is in RocksDB's WAL (survives
   /// a process crash). true: `sync` mode, each group is fsync'd (survives a
   /// power loss). Default: false
   bool sync = false;
+  /// true: open for reading only, beside a process that may hold the store
+  /// open for writing (RocksDB's secondary instance, whose info log lives in
+  /// a private directory under the system temp dir, removed on close). The
+  /// store sees the state of open() and of each refresh(); writes fail with
+  /// errc::invalid_input. The directory must hold a store. Default: false
+  bool read_only = false;
 };
 
 /// The durable log of every execution, the execution index and the stored
@@ -29,12 +36,18 @@ struct store_options {
 /// Thread safety: all methods may be called from any thread, but appends to
 /// one execution must come from one writer (its coordinator, through the
 /// event store actor) for sequence checks to be meaningful.
+///
+/// A read-only store (store_options::read_only) rejects append_group and
+/// put_definition with errc::invalid_input ("store opened read-only").
 class event_store {
 public:
   virtual ~event_store();
 
-  /// Opens (or creates) the database at `opts.dir`.
-  /// Errors: errc::storage_error naming the directory and RocksDB's reason.
+  /// Opens (or creates) the database at `opts.dir`; with `opts.read_only`,
+  /// opens an existing one for reading only.
+  /// Errors: errc::not_found ("no cadre store at DIR") when read_only and
+  /// `opts.dir` holds no store; errc::storage_error naming the directory and
+  /// RocksDB's reason.
   [[nodiscard]] static expected<std::unique_ptr<event_store>>
   open(store_options opts);
 
@@ -49,6 +62,15 @@ public:
 
   /// append_group for one request.
   [[nodiscard]] expected<uint64_t> append(const append_request& req);
+
+  /// True when opened with store_options::read_only.
+  [[nodiscard]] virtual bool read_only() const;
+
+  /// Read-only stores: makes what writers committed since open() or the last
+  /// refresh() visible to the reads that follow. Read-write stores see their
+  /// own writes at once: a no-op. May run concurrently with reads.
+  /// Errors: errc::storage_error or errc::unavailable naming the directory.
+  [[nodiscard]] virtual expected<void> refresh();
 
   /// Events of `execution_id` with seq >= `from`, at most `max` (0: all), in
   /// sequence order. An unknown execution yields an empty vector.

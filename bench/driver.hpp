@@ -1,0 +1,91 @@
+#pragma once
+
+// Shared pieces of the cadre_bench driver (cadre_bench.cpp): options,
+// statistics, the results record and the workloads' entry points. Each
+// workload lives in its own <name>_workload.cpp.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre::bench {
+
+/// Command-line settings of one driver run.
+struct options {
+  /// Workloads in the order given. Default: every workload (see main).
+  std::vector<std::string> benchmarks;
+  /// Store modes of the durable workloads. Default: wal, sync
+  std::vector<std::string> modes{"wal", "sync"};
+  /// Runs per measurement; the median is reported. Default: 3
+  int repeat = 3;
+  /// Sequential requests per roundtrip measurement. Default: 20000
+  size_t roundtrip_ops = 20000;
+  /// Items of the log folded by `replay`. Default: 10000
+  size_t replay_n = 10000;
+  /// Directory for the temporary stores. Default: the system temp dir
+  std::string db;
+  /// Where the results go as JSON; empty: nowhere. Default: empty
+  std::string json_path;
+};
+
+/// Summary of a sample (any unit; percentiles by nearest rank).
+struct summary {
+  size_t n = 0;
+  double mean = 0;
+  double min = 0;
+  double p50 = 0;
+  double p90 = 0;
+  double p99 = 0;
+  double max = 0;
+};
+
+summary summarize(std::vector<double> xs);
+double median(std::vector<double> xs);
+json to_json(const summary& s);
+
+using clock = std::chrono::steady_clock;
+
+inline double seconds_since(clock::time_point t0) {
+  return std::chrono::duration<double>(clock::now() - t0).count();
+}
+
+/// "12,345" style formatting of a rate or count.
+std::string with_commas(double x);
+
+/// What the workloads share: the options and the results so far (by
+/// workload name), so later workloads (langgraph) can quote earlier ones.
+struct run_context {
+  options opts;
+  json results = json::object();
+  /// Ratios and goals, printed again at the end.
+  std::vector<std::string> verdicts;
+
+  /// Records "goal: ... MET/MISSED" and returns whether it was met.
+  bool goal(const std::string& what, bool met);
+};
+
+// -- workloads ----------------------------------------------------------------
+
+/// `roundtrip`: cadre tool pool vs raw CAF request/response.
+void run_roundtrip(run_context& ctx);
+
+/// `fanout_N` / `chain_N`: durable no-op tasks through a full node, in each
+/// of ctx.opts.modes. Stores its figures under ctx.results[name].
+void run_durable(run_context& ctx, const std::string& name,
+                 const std::string& shape, size_t n);
+
+/// Reports the per-task cost ratio of two sizes of one shape when both ran.
+void report_linearity(run_context& ctx);
+
+/// `replay`: folds a fan-out's log into fresh machines, with and without
+/// reading it from the store.
+void run_replay(run_context& ctx);
+
+/// `langgraph`: runs bench/peers/langgraph/bench.mjs and prints cadre's
+/// chain_1000 / fanout_1000 figures of this run beside LangGraph's.
+void run_langgraph(run_context& ctx);
+
+} // namespace cadre::bench
