@@ -8,7 +8,12 @@ packages=(
   libcaf-dev nlohmann-json3-dev librocksdb-dev liblua5.4-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-
+  # tools: OCR, PDF, HTTP client and test servers, SQL
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng libpoppler-cpp-dev
+  libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libpq-dev
+  # tests of the tools: rendered images, a PostgreSQL server, the JSON
+  # Schema test suite
+  imagemagick fonts-dejavu-core postgresql json-schema-test-suite
 )
 
 missing=()
