@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -39,8 +40,13 @@ struct global_options {
   bool json_out = false;
 };
 
-void print_error(const std::string& msg) {
-  std::fprintf(stderr, "cadre: %s\n", msg.c_str());
+void print_error(std::string_view msg) {
+  // describe() names cadre's own error category; the prefix already says it.
+  constexpr std::string_view own = "cadre: ";
+  if (msg.substr(0, own.size()) == own)
+    msg.remove_prefix(own.size());
+  std::fprintf(stderr, "cadre: %.*s\n", static_cast<int>(msg.size()),
+               msg.data());
 }
 
 expected<config::node_config> make_config(const global_options& g) {
@@ -475,14 +481,30 @@ int cmd_tree(const global_options& g) {
   return exit_ok;
 }
 
+// The settings of `tools.<name>` in the config, or an empty object.
+json tool_settings(const config::node_config& cfg, const std::string& name) {
+  if (auto i = cfg.tools.find(name); i != cfg.tools.end())
+    return i->second.settings;
+  return json::object();
+}
+
 int cmd_tools(const global_options& g) {
+  auto cfg = make_config(g);
+  if (!cfg) {
+    print_error(message_of(cfg.error()));
+    return exit_usage;
+  }
   tools::tool_registry reg;
   tools::register_builtin_tools(reg);
   json out = json::array();
   for (auto& name : reg.names()) {
-    auto t = reg.create(name, json_value{json::object()});
-    if (!t)
+    auto t = reg.create(name, json_value{tool_settings(*cfg, name)});
+    if (!t) {
+      // A tool whose settings are wrong is still listed, with the reason it
+      // cannot run.
+      out.push_back(json{{"name", name}, {"error", describe(t.error())}});
       continue;
+    }
     auto d = (*t)->describe();
     out.push_back(json{{"name", d.name},
                        {"description", d.description},
@@ -494,9 +516,71 @@ int cmd_tools(const global_options& g) {
     std::printf("%s\n", out.dump().c_str());
     return exit_ok;
   }
-  for (auto& t : out)
+  for (auto& t : out) {
+    auto text = t.contains("error") ? "unavailable: " + t["error"].get<std::string>()
+                                    : t["description"].get<std::string>();
+    // The first sentence is enough for a listing; `--json` has it all.
+    if (auto dot = text.find(". "); dot != std::string::npos)
+      text.resize(dot + 1);
     std::printf("%-10s %s\n", t["name"].get<std::string>().c_str(),
-                t["description"].get<std::string>().c_str());
+                text.c_str());
+  }
+  return exit_ok;
+}
+
+// Runs one call of a tool in this process, as a worker of its pool would,
+// and prints the output as JSON.
+int cmd_tool(const std::string& name, const std::string& input_arg,
+             int64_t timeout_ms, const global_options& g) {
+  auto cfg = make_config(g);
+  if (!cfg) {
+    print_error(message_of(cfg.error()));
+    return exit_usage;
+  }
+  auto input = parse_input(input_arg.empty() ? "{}" : input_arg, "--input");
+  if (!input) {
+    print_error(message_of(input.error()));
+    return exit_usage;
+  }
+  tools::tool_registry reg;
+  tools::register_builtin_tools(reg);
+  if (!reg.contains(name)) {
+    std::string known;
+    for (auto& n : reg.names())
+      known += (known.empty() ? "" : ", ") + n;
+    print_error("unknown tool '" + name + "' (tools: " + known + ")");
+    return exit_usage;
+  }
+  auto t = reg.create(name, json_value{tool_settings(*cfg, name)});
+  if (!t) {
+    print_error(describe(t.error()));
+    return exit_usage;
+  }
+  tools::tool_context ctx;
+  ctx.execution_id = "cli";
+  ctx.task_id = name;
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  ctx.idempotency_key = "cli/" + name + "/" + std::to_string(now_us);
+  if (timeout_ms > 0)
+    ctx.deadline_us = now_us + timeout_ms * 1000;
+  expected<json_value> out = make_error(errc::internal, "not run");
+  try {
+    out = (*t)->invoke(json_value{std::move(*input)}, ctx);
+  } catch (const std::exception& ex) {
+    out = make_error(errc::worker_crashed,
+                     "tool '" + name + "' threw: " + ex.what());
+  }
+  if (!out) {
+    if (g.json_out)
+      std::printf("%s\n", json{{"error", describe(out.error())}}.dump().c_str());
+    else
+      print_error(describe(out.error()));
+    return exit_failed;
+  }
+  std::printf("%s\n", g.json_out ? out->get().dump().c_str()
+                                   : out->get().dump(2).c_str());
   return exit_ok;
 }
 
@@ -550,7 +634,17 @@ int main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel an execution");
   cancel->add_option("ID", id, "execution id")->required();
   auto* tree = app.add_subcommand("tree", "print the node's supervision tree");
-  auto* tools_cmd = app.add_subcommand("tools", "list the tools");
+  auto* tools_cmd = app.add_subcommand(
+    "tools", "list the tools (--json: with their input and output schemas)");
+  std::string tool_name;
+  int64_t tool_timeout_ms = 0;
+  auto* tool_cmd = app.add_subcommand(
+    "tool", "run one call of a tool and print its output as JSON");
+  tool_cmd->add_option("NAME", tool_name, "tool name (see `cadre tools`)")
+    ->required();
+  tool_cmd->add_option("--input", input_arg, "input as JSON, or @file");
+  tool_cmd->add_option("--timeout-ms", tool_timeout_ms,
+                       "deadline handed to the tool (0: none)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -572,5 +666,7 @@ int main(int argc, char** argv) {
     return cmd_tree(g);
   if (tools_cmd->parsed())
     return cmd_tools(g);
+  if (tool_cmd->parsed())
+    return cmd_tool(tool_name, input_arg, tool_timeout_ms, g);
   return exit_usage;
 }

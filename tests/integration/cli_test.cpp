@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -347,6 +348,63 @@ TEST(Cli, ReadOnlyCommandsOnAMissingStoreFailWithoutCreatingIt) {
     << res->err;
   EXPECT_NE(res->err.find(db), std::string::npos) << res->err;
   EXPECT_FALSE(std::filesystem::exists(db));
+}
+
+TEST(Cli, ToolsJsonListsEveryToolWithItsSchemas) {
+  test::temp_dir tmp;
+  auto res = run({"--json", "tools"}, tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 0) << res->err;
+  auto list = parse_listing(*res);
+  ASSERT_TRUE(list);
+  std::vector<std::string> names;
+  for (const auto& t : *list) {
+    SCOPED_TRACE(t.dump());
+    names.push_back(t.value("name", ""));
+    EXPECT_FALSE(t.contains("error"));
+    EXPECT_TRUE(t.value("input_schema", json{}).is_object());
+    EXPECT_TRUE(t.value("output_schema", json{}).is_object());
+    EXPECT_FALSE(t.value("description", "").empty());
+  }
+  for (const auto* want : {"echo", "fail", "script", "sleep"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end())
+      << want;
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+}
+
+TEST(Cli, ToolRunsOneCallAndPrintsItsOutputAsJson) {
+  test::temp_dir tmp;
+  auto input_file = tmp / "input.json";
+  std::ofstream{input_file} << R"({"args": {"xs": [3, 4]},
+    "code": "return {sum = args.xs[1] + args.xs[2], n = #args.xs}"})";
+  auto res = run({"--json", "tool", "script", "--input", "@" + input_file},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 0) << res->err;
+  ASSERT_EQ(res->out.size(), 1u) << joined(res->out);
+  EXPECT_EQ(json::parse(res->out.front(), nullptr, false),
+            (json{{"sum", 7}, {"n", 2}}));
+}
+
+TEST(Cli, ToolFailureUnknownToolAndBadInputAreNamed) {
+  test::temp_dir tmp;
+  auto failed = run({"tool", "fail", "--input", R"({"times": 1})"},
+                    tmp / "err1");
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->exit_code, 1);
+  EXPECT_NE(failed->err.find("tool_failed"), std::string::npos)
+    << failed->err;
+  auto unknown = run({"tool", "no-such-tool"}, tmp / "err2");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->exit_code, 2);
+  EXPECT_NE(unknown->err.find("unknown tool 'no-such-tool'"),
+            std::string::npos)
+    << unknown->err;
+  auto bad = run({"tool", "echo", "--input", "{oops"}, tmp / "err3");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->exit_code, 2);
+  EXPECT_NE(bad->err.find("--input: not valid JSON"), std::string::npos)
+    << bad->err;
 }
 
 TEST(Cli, ExecutionsListsAnExecutionWaitingForAPerson) {
