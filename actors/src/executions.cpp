@@ -115,6 +115,23 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
       [=](caf::error& err) { on_absent(err); });
 }
 
+// A coordinator restart is a node event like a supervisor's (runtime/
+// node.cpp): published under the empty execution id, never logged.
+void publish_restart(self_ptr self, const std::string& id,
+                     const caf::error& reason, size_t restarts) {
+  event ev;
+  ev.time_us = now_us();
+  ev.type = "supervisor_restart";
+  ev.payload = json_value{json{{"supervisor", "executions"},
+                               {"child", "coordinator " + id},
+                               {"reason", describe(reason)},
+                               {"restarts", restarts},
+                               {"group", json::array({id})},
+                               {"delay_ms", 0}}};
+  self->send(self->state.bus, publish_atom_v,
+             std::vector<event>{std::move(ev)});
+}
+
 bool coordinator_died(const caf::error& err) {
   return err == caf::sec::request_receiver_down;
 }
@@ -156,6 +173,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return;
     }
     entry.restarts.push_back(now);
+    publish_restart(self, id, msg.reason, entry.restarts.size());
     start(self, id, coordinator_mode::recover);
   });
   return {
@@ -308,6 +326,13 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
             from_store();
         });
       return promise;
+    },
+    [=](get_atom, const std::string& id) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      if (auto i = st.live.find(id); i != st.live.end() && i->second.handle)
+        return caf::actor_cast<caf::actor>(i->second.handle);
+      return make_error(errc::not_found,
+                        "execution " + id + ": no running coordinator");
     },
     [=](resume_atom) -> caf::result<std::vector<std::string>> {
       auto promise

@@ -583,7 +583,7 @@ public:
                 + std::to_string(st_.opts.max_restarts) + " restarts in "
                 + std::to_string(st_.opts.period.count())
                 + " ms); last failure: " + reason;
-    log("giving up: " + text);
+    log("giving up: child '" + c.spec.id + "' exceeded the restart intensity");
     begin_shutdown(make_error(errc::worker_crashed, std::move(text)));
   }
 
@@ -921,9 +921,10 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
     for (auto& spec : children) {
       auto c = l.add(std::move(spec), json_value{});
       if (auto err = l.start(*c)) {
-        auto text = "supervisor '" + st.opts.name + "': child '" + c->spec.id
-                    + "' failed to start: " + describe(err);
-        l.log(text);
+        auto what = "child '" + c->spec.id + "' failed to start: "
+                    + describe(err);
+        l.log(what);
+        auto text = "supervisor '" + st.opts.name + "': " + what;
         c->status = child_status::stopped;
         l.begin_shutdown(make_error(errc::unavailable, std::move(text)));
         break;

@@ -477,7 +477,10 @@ int cmd_events(const std::string& id, uint64_t from, bool follow,
 int cmd_tree(const global_options& g) {
   auto n = start_node(g);
   auto tree = n->tree();
-  std::printf("%s\n", g.json_out ? tree.dump().c_str() : tree.dump(2).c_str());
+  if (g.json_out)
+    std::printf("%s\n", tree.dump().c_str());
+  else
+    std::fputs(actors::render_tree(json_value{tree}).c_str(), stdout);
   return exit_ok;
 }
 

@@ -1,15 +1,50 @@
 #include "cadre/runtime/node.hpp"
 
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "cadre/actors/spawn.hpp"
+#include "cadre/actors/supervisor.hpp"
+#include "cadre/messages/event.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
 
 namespace cadre::runtime {
+
+namespace {
+
+int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+// The current incarnation of each of the node's actors. Start functions
+// write it (from the supervisors' threads); accessors and later siblings
+// read it. A restart replaces an entry, and because the root is rest_for_one,
+// every actor that captured an old handle is restarted after it.
+struct live_handles {
+  mutable std::mutex mtx;
+  event_bus_actor bus;
+  event_store_actor store;
+  std::map<std::string, tool_pool_actor> pools;
+  executions_actor executions;
+
+  template <class T>
+  T get(T live_handles::*member) const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return this->*member;
+  }
+};
 
 struct node::impl {
   config::node_config cfg;
@@ -17,38 +52,200 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> sys;
   tools::tool_registry registry;
   std::shared_ptr<persistence::event_store> raw_store;
-  std::shared_ptr<actors::tool_directory> pools;
-  event_bus_actor bus;
-  event_store_actor store;
-  executions_actor executions;
+  std::shared_ptr<live_handles> live = std::make_shared<live_handles>();
+  actors::supervisor_actor root;
   std::vector<std::string> resumed;
 
   ~impl() {
     if (!sys)
       return;
-    // Stop in reverse start order: entry point, pools, store, bus.
-    auto stop = [&](const auto& handle) {
-      if (!handle)
-        return;
+    if (root) {
+      // The root stops its children in reverse start order (executions,
+      // tools, store, bus), each within its shutdown timeout.
       caf::scoped_actor self{*sys};
-      self->monitor(handle);
-      self->send_exit(handle, caf::exit_reason::user_shutdown);
+      self->monitor(root);
+      self->send(root, stop_atom_v);
       self->receive([](const caf::down_msg&) {});
-    };
-    stop(executions);
-    if (pools)
-      for (auto& [name, pool] : *pools)
-        stop(pool);
-    stop(store);
-    stop(bus);
+    }
     // Detached actors' threads end only when the last handle is gone.
-    executions = nullptr;
-    pools.reset();
-    store = nullptr;
-    bus = nullptr;
+    root = nullptr;
+    {
+      std::lock_guard<std::mutex> guard{live->mtx};
+      live->executions = nullptr;
+      live->pools.clear();
+      live->store = nullptr;
+      live->bus = nullptr;
+    }
     sys.reset();
   }
+
+  caf::expected<caf::actor> start_tools(caf::actor_system& sys);
+  std::vector<actors::child_spec> root_specs();
+  std::function<void(const actors::restart_report&)> root_restart_hook();
 };
+
+// The tools supervisor starts asynchronously, after the root has gone on to
+// start the executions actor, which needs every pool's handle. So the root's
+// start function for "tools" spawns the pools itself, and the supervisor's
+// children adopt them on their first start (later starts spawn afresh).
+caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
+  struct slot {
+    std::mutex mtx;
+    tool_pool_actor prespawned;
+  };
+  std::vector<actors::child_spec> specs;
+  std::map<std::string, tool_pool_actor> pools;
+  for (const auto& name : registry.names()) {
+    actors::pool_options opts;
+    opts.workers = cfg.default_workers;
+    json settings = json::object();
+    if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
+      if (i->second.workers > 0)
+        opts.workers = i->second.workers;
+      settings = i->second.settings;
+    }
+    auto spawn = [this, name, opts, settings = json_value{settings}](
+                   caf::actor_system& sys) -> caf::expected<tool_pool_actor> {
+      auto pool = actors::spawn_tool_pool(sys, registry, name, settings, opts);
+      if (!pool)
+        return pool.error();
+      return pool;
+    };
+    auto first = spawn(sys);
+    if (!first) {
+      for (auto& [done, hdl] : pools)
+        caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+      return first.error();
+    }
+    pools[name] = *first;
+    auto adopted = std::make_shared<slot>();
+    adopted->prespawned = *first;
+    actors::child_spec spec;
+    spec.id = name;
+    spec.start = [this, name, spawn, adopted](const actors::start_context& ctx)
+      -> caf::expected<caf::actor> {
+      tool_pool_actor pool;
+      {
+        std::lock_guard<std::mutex> guard{adopted->mtx};
+        pool = std::exchange(adopted->prespawned, tool_pool_actor{});
+      }
+      if (!pool) {
+        auto fresh = spawn(ctx.system);
+        if (!fresh)
+          return fresh.error();
+        pool = *fresh;
+      }
+      std::lock_guard<std::mutex> guard{live->mtx};
+      live->pools[name] = pool;
+      return caf::actor_cast<caf::actor>(pool);
+    };
+    specs.push_back(std::move(spec));
+  }
+  {
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->pools = pools;
+  }
+  actors::supervisor_options opts;
+  opts.name = "tools";
+  // A pool replaces its own workers; a pool that dies is a bug, so it
+  // escalates at once and the root restarts the tools and the executions
+  // that hold their handles (rest_for_one).
+  opts.strategy = actors::restart_strategy::one_for_all;
+  opts.max_restarts = 0;
+  opts.on_restart = root_restart_hook();
+  return caf::actor_cast<caf::actor>(
+    actors::spawn_supervisor(sys, std::move(opts), std::move(specs)));
+}
+
+std::vector<actors::child_spec> node::impl::root_specs() {
+  std::vector<actors::child_spec> specs;
+  actors::child_spec bus;
+  bus.id = "event_bus";
+  bus.start = [this](const actors::start_context& ctx)
+    -> caf::expected<caf::actor> {
+    auto hdl = actors::spawn_event_bus(ctx.system);
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->bus = hdl;
+    return caf::actor_cast<caf::actor>(hdl);
+  };
+  specs.push_back(std::move(bus));
+  actors::child_spec store;
+  store.id = "event_store";
+  // Pending group commits finish before the store stops.
+  store.shutdown = std::chrono::seconds{30};
+  store.start = [this](const actors::start_context& ctx)
+    -> caf::expected<caf::actor> {
+    auto hdl = actors::spawn_event_store(ctx.system, raw_store,
+                                         live->get(&live_handles::bus));
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->store = hdl;
+    return caf::actor_cast<caf::actor>(hdl);
+  };
+  specs.push_back(std::move(store));
+  actors::child_spec tools;
+  tools.id = "tools";
+  tools.type = actors::child_type::supervisor;
+  tools.shutdown = actors::infinity;
+  tools.start = [this](const actors::start_context& ctx) {
+    return start_tools(ctx.system);
+  };
+  specs.push_back(std::move(tools));
+  actors::child_spec executions;
+  executions.id = "executions";
+  // It supervises coordinators itself (restart from the log, intensity per
+  // execution) and does not answer which_children, so the tree lists it as
+  // a worker.
+  executions.shutdown = std::chrono::seconds{30};
+  executions.start = [this](const actors::start_context& ctx)
+    -> caf::expected<caf::actor> {
+    actors::executions_options eopts;
+    eopts.max_restarts = cfg.max_restarts;
+    eopts.restart_window_ms = cfg.restart_window_ms;
+    std::shared_ptr<const actors::tool_directory> pools;
+    event_store_actor store_hdl;
+    event_bus_actor bus_hdl;
+    {
+      std::lock_guard<std::mutex> guard{live->mtx};
+      pools = std::make_shared<const actors::tool_directory>(
+        live->pools.begin(), live->pools.end());
+      store_hdl = live->store;
+      bus_hdl = live->bus;
+    }
+    auto hdl = actors::spawn_executions(ctx.system, store_hdl, bus_hdl,
+                                        std::move(pools), eopts);
+    // A restarted executions actor picks up every unfinished execution
+    // from the log, as a node start does.
+    if (ctx.restarts > 0)
+      caf::anon_send(hdl, resume_atom_v);
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->executions = hdl;
+    return caf::actor_cast<caf::actor>(hdl);
+  };
+  specs.push_back(std::move(executions));
+  return specs;
+}
+
+std::function<void(const actors::restart_report&)>
+node::impl::root_restart_hook() {
+  // Restarts are node events: published on the bus under the empty
+  // execution id, so `events --follow` on all executions shows them.
+  return [live = live](const actors::restart_report& r) {
+    json group = json::array();
+    for (auto& id : r.group)
+      group.push_back(id);
+    event ev;
+    ev.time_us = now_us();
+    ev.type = "supervisor_restart";
+    ev.payload = json_value{json{{"supervisor", r.supervisor},
+                                 {"child", r.child},
+                                 {"reason", r.reason},
+                                 {"restarts", r.restarts},
+                                 {"group", std::move(group)},
+                                 {"delay_ms", r.delay.count()}}};
+    if (auto bus = live->get(&live_handles::bus))
+      caf::anon_send(bus, publish_atom_v, std::vector<event>{std::move(ev)});
+  };
+}
 
 node::node(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
 }
@@ -71,33 +268,38 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
   st->sys_cfg->set("logger.verbosity", caf::atom("quiet"));
   st->sys = std::make_unique<caf::actor_system>(*st->sys_cfg);
   auto& sys = *st->sys;
-  st->bus = actors::spawn_event_bus(sys);
-  st->store = actors::spawn_event_store(sys, st->raw_store, st->bus);
-  st->pools = std::make_shared<actors::tool_directory>();
-  for (const auto& name : st->registry.names()) {
-    actors::pool_options opts;
-    opts.workers = cfg.default_workers;
-    json settings = json::object();
-    if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
-      if (i->second.workers > 0)
-        opts.workers = i->second.workers;
-      settings = i->second.settings;
-    }
-    auto pool = actors::spawn_tool_pool(sys, st->registry, name,
-                                        json_value{settings}, opts);
-    if (!pool)
-      return make_error(errc::invalid_config,
-                        "tools." + name + ": " + message_of(pool.error()));
-    st->pools->emplace(name, std::move(*pool));
-  }
-  actors::executions_options eopts;
-  eopts.max_restarts = cfg.max_restarts;
-  eopts.restart_window_ms = cfg.restart_window_ms;
-  st->executions = actors::spawn_executions(sys, st->store, st->bus,
-                                            st->pools, eopts);
+  actors::supervisor_options opts;
+  opts.name = "node";
+  // Later children hold handles of earlier ones (the store publishes on the
+  // bus; executions use the store and the pools).
+  opts.strategy = actors::restart_strategy::rest_for_one;
+  opts.max_restarts = 5;
+  opts.period = std::chrono::seconds{30};
+  opts.on_restart = st->root_restart_hook();
+  st->root = actors::spawn_supervisor(sys, std::move(opts), st->root_specs());
+  // The root starts its children while it initializes. Once it answers,
+  // either every child is up (the executions actor, started last, is set)
+  // or a child failed and the root is stopping, to exit with its error.
   caf::scoped_actor self{sys};
+  self->monitor(st->root);
   caf::error failure;
-  self->request(st->executions, caf::infinite, resume_atom_v)
+  self->request(st->root, caf::infinite, count_children_atom_v)
+    .receive([](json_value&) {},
+             [&](caf::error& err) { failure = std::move(err); });
+  if (failure || !st->live->get(&live_handles::executions)) {
+    self->receive([&](caf::down_msg& dm) {
+      if (dm.reason)
+        failure = std::move(dm.reason);
+    });
+    if (!failure)
+      failure = make_error(errc::internal, "the node's tree did not start");
+    st->root = nullptr;
+    return failure;
+  }
+  self->demonitor(st->root.address());
+  self
+    ->request(st->live->get(&live_handles::executions), caf::infinite,
+              resume_atom_v)
     .receive([&](std::vector<std::string>& ids) { st->resumed = ids; },
              [&](caf::error& err) { failure = std::move(err); });
   if (failure)
@@ -110,15 +312,19 @@ caf::actor_system& node::system() {
 }
 
 executions_actor node::executions() const {
-  return impl_->executions;
+  return impl_->live->get(&live_handles::executions);
 }
 
 event_bus_actor node::bus() const {
-  return impl_->bus;
+  return impl_->live->get(&live_handles::bus);
 }
 
 event_store_actor node::store() const {
-  return impl_->store;
+  return impl_->live->get(&live_handles::store);
+}
+
+actors::supervisor_actor node::root() const {
+  return impl_->root;
 }
 
 const tools::tool_registry& node::registry() const {
@@ -127,15 +333,21 @@ const tools::tool_registry& node::registry() const {
 
 std::vector<std::string> node::tool_names() const {
   std::vector<std::string> out;
-  for (auto& [name, pool] : *impl_->pools)
+  std::lock_guard<std::mutex> guard{impl_->live->mtx};
+  for (auto& [name, pool] : impl_->live->pools)
     out.push_back(name);
   return out;
 }
 
 json node::describe_tools() {
   json out = json::array();
+  std::map<std::string, tool_pool_actor> pools;
+  {
+    std::lock_guard<std::mutex> guard{impl_->live->mtx};
+    pools = impl_->live->pools;
+  }
   caf::scoped_actor self{*impl_->sys};
-  for (auto& [name, pool] : *impl_->pools)
+  for (auto& [name, pool] : pools)
     self->request(pool, caf::infinite, describe_atom_v)
       .receive([&](json_value& d) { out.push_back(d.get()); },
                [&](caf::error& err) {
@@ -145,16 +357,12 @@ json node::describe_tools() {
 }
 
 json node::tree() {
-  json pools = json::array();
-  for (auto& [name, pool] : *impl_->pools)
-    pools.push_back(json{{"id", "pool." + name}, {"type", "supervisor"}});
-  return json{{"name", "node"},
-              {"children",
-               json::array({json{{"id", "event_bus"}, {"type", "worker"}},
-                            json{{"id", "event_store"}, {"type", "worker"}},
-                            json{{"id", "tools"}, {"children", pools}},
-                            json{{"id", "executions"},
-                                 {"type", "supervisor"}}})}};
+  caf::scoped_actor self{*impl_->sys};
+  json out;
+  self->request(impl_->root, caf::infinite, which_children_atom_v)
+    .receive([&](json_value& t) { out = t.get(); },
+             [&](caf::error& err) { out = json{{"error", describe(err)}}; });
+  return out;
 }
 
 const std::vector<std::string>& node::resumed() const {

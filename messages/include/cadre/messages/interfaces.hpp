@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -66,6 +67,10 @@ using executions_actor = caf::typed_actor<
   caf::replies_to<status_atom, std::string>::with<execution_info>,
   caf::replies_to<await_atom, std::string>::with<execution_info>,
   // Starts a coordinator for every unfinished execution in the store.
-  caf::replies_to<resume_atom>::with<std::vector<std::string>>>;
+  caf::replies_to<resume_atom>::with<std::vector<std::string>>,
+  // (execution id) -> its running coordinator (a coordinator_actor), for
+  // programs that talk to it directly. Errors: not_found when the execution
+  // has no running coordinator.
+  caf::replies_to<get_atom, std::string>::with<caf::actor>>;
 
 } // namespace cadre

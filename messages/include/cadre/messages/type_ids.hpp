@@ -8,6 +8,7 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
+#include "cadre/messages/agent.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/execution.hpp"
@@ -30,6 +31,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::event>))
   CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::execution_info>))
   CAF_ADD_TYPE_ID(cadre, (std::vector<std::string>))
+  CAF_ADD_TYPE_ID(cadre, (cadre::llm_request))
+  CAF_ADD_TYPE_ID(cadre, (cadre::llm_response))
 
   // Execution control.
   CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")

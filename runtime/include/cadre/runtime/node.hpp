@@ -6,6 +6,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "cadre/actors/supervisor.hpp"
 #include "cadre/config/node_config.hpp"
 #include "cadre/messages/interfaces.hpp"
 
@@ -34,13 +35,16 @@ public:
   executions_actor executions() const;
   event_bus_actor bus() const;
   event_store_actor store() const;
+  /// The root of the node's supervision tree.
+  actors::supervisor_actor root() const;
   const tools::tool_registry& registry() const;
   /// Names of the tools this node runs.
   std::vector<std::string> tool_names() const;
   /// {name, description, input_schema, output_schema, blocking, workers...}
   /// per tool.
   json describe_tools();
-  /// The node's supervision tree as JSON.
+  /// The node's live supervision tree as JSON (see
+  /// actors::supervisor_actor's which_children).
   json tree();
   /// Executions resumed at start.
   const std::vector<std::string>& resumed() const;

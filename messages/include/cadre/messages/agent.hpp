@@ -1,0 +1,138 @@
+#pragma once
+
+// Agents: provider-neutral LLM requests and replies. An agent records each
+// as an event, so a replay reads them back instead of calling the provider.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre {
+
+/// A tool call requested by a model.
+struct llm_tool_call {
+  /// The provider's id (OpenAI "call_...", Anthropic "toolu_..."); made up
+  /// when the provider has none (Ollama), unique within the reply.
+  std::string id;
+  std::string name;
+  /// The arguments as a JSON object (OpenAI's argument string is parsed).
+  json_value arguments;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_tool_call& x) {
+  return f(caf::meta::type_name("llm_tool_call"), x.id, x.name, x.arguments);
+}
+
+/// One message of a conversation.
+struct llm_message {
+  /// "system", "user", "assistant" or "tool".
+  std::string role;
+  /// Text; may be empty for an assistant message that only calls tools.
+  std::string content;
+  /// Assistant messages: the calls the model asks for, in order.
+  std::vector<llm_tool_call> tool_calls;
+  /// Tool messages: the id of the call this answers, and the tool's name.
+  std::string tool_call_id;
+  std::string name;
+  /// Tool messages: the call failed and `content` says why.
+  bool is_error = false;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_message& x) {
+  return f(caf::meta::type_name("llm_message"), x.role, x.content,
+           x.tool_calls, x.tool_call_id, x.name, x.is_error);
+}
+
+/// A tool offered to a model: its name, what it does, and the JSON Schema
+/// of its arguments.
+struct llm_tool_spec {
+  std::string name;
+  std::string description;
+  json_value parameters;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_tool_spec& x) {
+  return f(caf::meta::type_name("llm_tool_spec"), x.name, x.description,
+           x.parameters);
+}
+
+/// Tokens of one call and what they cost (from the profile's prices).
+struct llm_usage {
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  double cost_usd = 0;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_usage& x) {
+  return f(caf::meta::type_name("llm_usage"), x.input_tokens,
+           x.output_tokens, x.cost_usd);
+}
+
+/// One call of a model.
+struct llm_request {
+  /// The provider profile (config `llm.profiles.<name>`).
+  std::string profile;
+  /// Empty: the profile's model.
+  std::string model;
+  std::vector<llm_message> messages;
+  std::vector<llm_tool_spec> tools;
+  /// "" (provider default), "auto", "none", "required", or a tool's name.
+  std::string tool_choice;
+  /// Negative: the provider's default.
+  double temperature = -1;
+  /// 0: the provider's default (Anthropic requires one: the profile's).
+  uint32_t max_tokens = 0;
+  /// Stream the reply (text pieces reach the caller as they arrive).
+  bool stream = false;
+  /// Who asks, for logs and for the scripted provider's matching.
+  std::string agent;
+  uint32_t turn = 0;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_request& x) {
+  return f(caf::meta::type_name("llm_request"), x.profile, x.model,
+           x.messages, x.tools, x.tool_choice, x.temperature, x.max_tokens,
+           x.stream, x.agent, x.turn);
+}
+
+/// A model's reply.
+struct llm_response {
+  /// role "assistant": text and/or tool calls.
+  llm_message message;
+  /// Normalized: "stop", "tool_calls", "length" or "content_filter".
+  std::string stop_reason;
+  llm_usage usage;
+  /// The model that answered, as the provider reports it.
+  std::string model;
+  int64_t duration_us = 0;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, llm_response& x) {
+  return f(caf::meta::type_name("llm_response"), x.message, x.stop_reason,
+           x.usage, x.model, x.duration_us);
+}
+
+void to_json(json& j, const llm_tool_call& x);
+void from_json(const json& j, llm_tool_call& x);
+void to_json(json& j, const llm_message& x);
+void from_json(const json& j, llm_message& x);
+void to_json(json& j, const llm_tool_spec& x);
+void from_json(const json& j, llm_tool_spec& x);
+void to_json(json& j, const llm_usage& x);
+void from_json(const json& j, llm_usage& x);
+void to_json(json& j, const llm_request& x);
+void from_json(const json& j, llm_request& x);
+void to_json(json& j, const llm_response& x);
+void from_json(const json& j, llm_response& x);
+
+} // namespace cadre

@@ -1,0 +1,322 @@
+// The node as one supervision tree, on a real actor system and a real
+// RocksDB store: the live tree, restarts reported as events, and recovery
+// of executions when the actors running them are killed.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <gtest/gtest.h>
+
+#include "cadre/messages/event.hpp"
+#include "cadre/runtime/node.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<runtime::node> start_node(const std::string& dir,
+                                          size_t workers = 4) {
+  config::node_config cfg;
+  cfg.store_dir = dir;
+  cfg.default_workers = workers;
+  auto n = runtime::node::start(cfg);
+  EXPECT_TRUE(n) << describe(n.error());
+  return n ? std::move(*n) : nullptr;
+}
+
+std::string submit(runtime::node& n, const json& doc, const json& input) {
+  submit_request req;
+  req.definition = json_value{doc};
+  req.input = json_value{input};
+  std::string id;
+  caf::scoped_actor self{n.system()};
+  self->request(n.executions(), caf::infinite, submit_atom_v, req)
+    .receive([&](std::string& x) { id = std::move(x); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  return id;
+}
+
+// Awaits through whichever executions actor is current: a request to one
+// that is killed meanwhile is asked again of its successor.
+execution_info await(runtime::node& n, const std::string& id) {
+  execution_info out;
+  for (int tries = 0; tries < 50 && !out.finished(); ++tries) {
+    caf::scoped_actor self{n.system()};
+    self->request(n.executions(), 120s, await_atom_v, id)
+      .receive([&](execution_info& x) { out = std::move(x); },
+               [&](caf::error& err) {
+                 if (err != caf::sec::request_receiver_down)
+                   ADD_FAILURE() << describe(err);
+                 std::this_thread::sleep_for(20ms);
+               });
+  }
+  return out;
+}
+
+std::vector<event> log_of(runtime::node& n, const std::string& id) {
+  std::vector<event> out;
+  caf::scoped_actor self{n.system()};
+  self->request(n.store(), 60s, read_atom_v, id, uint64_t{1}, uint64_t{0})
+    .receive([&](std::vector<event>& xs) { out = std::move(xs); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  return out;
+}
+
+// Collects events published on the bus for every execution.
+struct collected {
+  std::mutex mtx;
+  std::vector<event> events;
+
+  std::vector<event> of_type(const std::string& type) {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<event> out;
+    for (auto& ev : events)
+      if (ev.type == type)
+        out.push_back(ev);
+    return out;
+  }
+};
+
+event_sink_actor spawn_collector(caf::actor_system& sys,
+                                 std::shared_ptr<collected> into) {
+  return sys.spawn([into]() -> event_sink_actor::behavior_type {
+    return {[into](event_atom, const std::vector<event>& evs) {
+      std::lock_guard<std::mutex> guard{into->mtx};
+      into->events.insert(into->events.end(), evs.begin(), evs.end());
+    }};
+  });
+}
+
+// Waits (bounded) until `pred` holds; the bound only guards against a hang.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::seconds bound = 60s) {
+  auto end = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+std::map<std::string, int> completions(const std::vector<event>& evs) {
+  std::map<std::string, int> out;
+  for (auto& ev : evs)
+    if (ev.type == "task_completed") {
+      auto key = ev.payload->value("task", std::string{});
+      if (ev.payload->contains("item"))
+        key += "[" + std::to_string((*ev.payload)["item"].get<int>()) + "]";
+      ++out[key];
+    }
+  return out;
+}
+
+const json* child(const json& tree, const std::string& id) {
+  if (!tree.contains("children"))
+    return nullptr;
+  for (auto& c : tree["children"])
+    if (c.value("id", "") == id)
+      return &c;
+  return nullptr;
+}
+
+// A chain of `n` sleeps of `ms` each; the output is the last step's.
+json sleep_chain(int n, int ms) {
+  json tasks = json::array();
+  for (int i = 1; i <= n; ++i) {
+    json t{{"id", "s" + std::to_string(i)},
+           {"tool", "sleep"},
+           {"input", {{"ms", ms}}}};
+    if (i > 1)
+      t["depends_on"] = "s" + std::to_string(i - 1);
+    tasks.push_back(t);
+  }
+  return json{{"name", "chain"},
+              {"version", "1"},
+              {"tasks", tasks},
+              {"output", "{{ tasks.s" + std::to_string(n) + ".output }}"}};
+}
+
+} // namespace
+
+TEST(Node, RunsEveryActorUnderOneLiveTree) {
+  test::temp_dir dir;
+  auto n = start_node(dir.str());
+  ASSERT_NE(n, nullptr);
+  auto tree = n->tree();
+  EXPECT_EQ(tree.value("name", ""), "node");
+  EXPECT_EQ(tree.value("strategy", ""), "rest_for_one");
+  std::vector<std::string> order;
+  for (auto& c : tree["children"])
+    order.push_back(c.value("id", ""));
+  EXPECT_EQ(order, (std::vector<std::string>{"event_bus", "event_store",
+                                             "tools", "executions"}));
+  auto* tools = child(tree, "tools");
+  ASSERT_NE(tools, nullptr);
+  EXPECT_EQ(tools->value("type", ""), "supervisor");
+  std::vector<std::string> pools;
+  for (auto& c : (*tools)["children"]) {
+    pools.push_back(c.value("id", ""));
+    EXPECT_EQ(c.value("status", ""), "running") << c.dump();
+  }
+  EXPECT_EQ(pools, n->tool_names());
+  EXPECT_FALSE(pools.empty());
+}
+
+TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {
+  test::temp_dir dir;
+  config::node_config cfg;
+  cfg.store_dir = dir.str();
+  cfg.tools["sleep"].settings = json{{"max_ms", "long"}};
+  auto n = runtime::node::start(cfg);
+  ASSERT_FALSE(n);
+  EXPECT_NE(describe(n.error()).find("tools.sleep.max_ms"), std::string::npos)
+    << describe(n.error());
+}
+
+TEST(Node, KilledExecutionsActorIsRestartedAndItsRunFinishes) {
+  test::temp_dir dir;
+  auto n = start_node(dir.str());
+  ASSERT_NE(n, nullptr);
+  auto seen = std::make_shared<collected>();
+  auto sink = spawn_collector(n->system(), seen);
+  caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
+  auto id = submit(*n, sleep_chain(6, 30), json::object());
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] {
+    return completions(log_of(*n, id)).count("s2") > 0;
+  }));
+  auto old = n->executions();
+  caf::anon_send_exit(old, caf::exit_reason::kill);
+  ASSERT_TRUE(eventually([&] { return n->executions() != old; }));
+  auto info = await(*n, id);
+  EXPECT_EQ(info.status, "completed");
+  for (auto& [task, count] : completions(log_of(*n, id)))
+    EXPECT_EQ(count, 1) << task;
+  EXPECT_EQ(completions(log_of(*n, id)).size(), 6u);
+  // The restart is a node event, and a count in the tree.
+  ASSERT_TRUE(eventually([&] {
+    return !seen->of_type("supervisor_restart").empty();
+  }));
+  auto restart = seen->of_type("supervisor_restart").front();
+  EXPECT_EQ(restart.payload->value("supervisor", ""), "node");
+  EXPECT_EQ(restart.payload->value("child", ""), "executions");
+  EXPECT_EQ(restart.payload->value("restarts", 0), 1);
+  auto tree = n->tree();
+  auto* entry = child(tree, "executions");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->value("restarts", 0), 1);
+  caf::anon_send(n->bus(), unsub_atom_v, std::string{}, sink);
+}
+
+TEST(Node, CoordinatorKilledMidRunRecoversFromItsLog) {
+  test::temp_dir dir;
+  auto n = start_node(dir.str());
+  ASSERT_NE(n, nullptr);
+  auto seen = std::make_shared<collected>();
+  auto sink = spawn_collector(n->system(), seen);
+  caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
+  auto id = submit(*n, sleep_chain(8, 25), json::object());
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] {
+    return completions(log_of(*n, id)).count("s3") > 0;
+  }));
+  caf::actor coordinator;
+  {
+    caf::scoped_actor self{n->system()};
+    self->request(n->executions(), 60s, get_atom_v, id)
+      .receive([&](caf::actor& x) { coordinator = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  }
+  ASSERT_TRUE(coordinator);
+  caf::anon_send_exit(coordinator, caf::exit_reason::kill);
+  auto info = await(*n, id);
+  EXPECT_EQ(info.status, "completed");
+  auto done = completions(log_of(*n, id));
+  EXPECT_EQ(done.size(), 8u);
+  for (auto& [task, count] : done)
+    EXPECT_EQ(count, 1) << task;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& ev : seen->of_type("supervisor_restart"))
+      if (ev.payload->value("child", "") == "coordinator " + id)
+        return true;
+    return false;
+  }));
+  caf::anon_send(n->bus(), unsub_atom_v, std::string{}, sink);
+}
+
+TEST(Node, FiveHundredTasksCompleteWhenThirtyPercentOfCallsCrashOrHang) {
+  test::temp_dir dir;
+  auto n = start_node(dir.str(), 8);
+  ASSERT_NE(n, nullptr);
+  // Each attempt of each item crashes its worker (20%) or hangs past the
+  // task timeout (10%), chosen by a hash of its idempotency key; 15
+  // attempts make a lost item (0.3^15 per item) practically impossible.
+  json doc{
+    {"name", "chaos"},
+    {"version", "1"},
+    {"tasks",
+     json::array(
+       {json{{"id", "work"},
+             {"kind", "map"},
+             {"items", "input.items"},
+             {"concurrency", 50},
+             {"tool", "chaos"},
+             {"timeout", "300ms"},
+             {"retry",
+              {{"max_attempts", 15},
+               {"backoff", "5ms"},
+               {"max_backoff", "20ms"},
+               {"retry_on", json::array({"worker_crashed", "timeout"})}}},
+             {"input",
+              {{"crash_rate", 0.2},
+               {"hang_rate", 0.1},
+               {"ms", 60000},
+               {"value", "{{ item }}"}}}},
+        json{{"id", "total"},
+             {"depends_on", "work"},
+             {"tool", "script"},
+             {"input",
+              {{"code", "local s = 0\n"
+                        "for _, r in ipairs(args) do s = s + r.value end\n"
+                        "return {sum = s, n = #args}"},
+               {"args", "{{ tasks.work.output }}"}}}}})},
+    {"output", "{{ tasks.total.output }}"}};
+  json items = json::array();
+  int64_t expected_sum = 0;
+  for (int i = 1; i <= 500; ++i) {
+    items.push_back(i);
+    expected_sum += i;
+  }
+  auto id = submit(*n, doc, json{{"items", items}});
+  ASSERT_FALSE(id.empty());
+  auto info = await(*n, id);
+  ASSERT_EQ(info.status, "completed") << info.error;
+  auto evs = log_of(*n, id);
+  int crashed = 0;
+  int timed_out = 0;
+  for (auto& ev : evs)
+    if (ev.type == "task_failed") {
+      auto code = ev.payload->value("code", "");
+      crashed += code == "worker_crashed";
+      timed_out += code == "timeout";
+    }
+  // The chaos really happened, and every item completed exactly once.
+  EXPECT_GT(crashed, 50);
+  EXPECT_GT(timed_out, 20);
+  auto done = completions(evs);
+  for (int i = 0; i < 500; ++i)
+    EXPECT_EQ(done["work[" + std::to_string(i) + "]"], 1) << i;
+  auto out = info.output.get();
+  EXPECT_EQ(out.value("n", 0), 500);
+  EXPECT_EQ(out.value("sum", int64_t{0}), expected_sum);
+}
