@@ -135,10 +135,11 @@ std::optional<url_parts> parse_url(const std::string& url) {
     curl_free(s);
     return true;
   };
-  if (!get(CURLUPART_SCHEME, out.scheme, 0)
-      || !get(CURLUPART_HOST, out.host, 0)
-      || !get(CURLUPART_PORT, out.port, CURLU_DEFAULT_PORT))
+  if (!get(CURLUPART_SCHEME, out.scheme, 0))
     return std::nullopt;
+  // A URL without host or port (file:///x) parses; the caller rejects it.
+  get(CURLUPART_HOST, out.host, 0);
+  get(CURLUPART_PORT, out.port, CURLU_DEFAULT_PORT);
   out.scheme = to_lower(out.scheme);
   return out;
 }
@@ -623,6 +624,8 @@ expected<http_response> http_client::perform(const http_request& req) {
     if (parts->scheme != "http" && parts->scheme != "https")
       return fail(errc::invalid_input, "scheme '" + parts->scheme
                                          + "' is not allowed (http, https)");
+    if (parts->host.empty())
+      return fail(errc::invalid_input, "the URL has no host");
     if (!host_allowed(parts->host, req.policy.allowed_hosts)) {
       std::string list;
       for (const auto& x : req.policy.allowed_hosts)
