@@ -480,6 +480,29 @@ std::string redact_url(std::string_view url) {
   return text;
 }
 
+std::string url_origin(std::string_view url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u{curl_url(),
+                                                        &curl_url_cleanup};
+  std::string text{url};
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK)
+    return "<invalid URL>";
+  auto part = [&](CURLUPart which) {
+    char* s = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), which, &s, 0) == CURLUE_OK && s) {
+      out = s;
+      curl_free(s);
+    }
+    return out;
+  };
+  auto scheme = part(CURLUPART_SCHEME);
+  auto host = part(CURLUPART_HOST);
+  if (scheme.empty() || host.empty())
+    return "<invalid URL>";
+  auto port = part(CURLUPART_PORT); // empty unless given explicitly
+  return scheme + "://" + host + (port.empty() ? "" : ":" + port);
+}
+
 // -- http_client --------------------------------------------------------------
 
 struct http_client::impl {
@@ -582,7 +605,10 @@ expected<http_response> http_client::perform(const http_request& req) {
   std::string url = req.url;
   std::string body = req.body;
   http_headers headers = req.headers;
-  auto what = [&] { return method + " " + redact_url(url); };
+  auto what = [&] {
+    return method + " "
+           + (req.display_url.empty() ? redact_url(url) : req.display_url);
+  };
   auto fail = [&](errc code, std::string msg) {
     return make_error(code, what() + ": " + std::move(msg));
   };
@@ -753,7 +779,10 @@ expected<http_response> http_client::perform(const http_request& req) {
     if (resp.redirects >= req.max_redirects)
       return fail(errc::tool_failed,
                   "more than " + std::to_string(req.max_redirects)
-                    + " redirects (the next one to " + redact_url(next) + ")");
+                    + " redirects"
+                    + (req.display_url.empty()
+                         ? " (the next one to " + redact_url(next) + ")"
+                         : std::string{}));
     // Browsers' and curl's rules: 303 turns into GET, and so do 301 and
     // 302 after a POST; 307 and 308 repeat the request as it was.
     if ((status == 303 && method != "HEAD")
@@ -888,7 +917,9 @@ expected<http_response> perform_with_retry(http_client& client,
       return give_up();
     if ((req.cancel_flag && req.cancel_flag->load()) || !sleeper(delay))
       return make_error(errc::cancelled,
-                        req.method + " " + redact_url(req.url)
+                        req.method + " "
+                          + (req.display_url.empty() ? redact_url(req.url)
+                                                     : req.display_url)
                           + ": cancelled while waiting to retry (after "
                           + std::to_string(n) + " attempts)");
   }

@@ -105,12 +105,20 @@ bool host_allowed(std::string_view host,
 /// line carries no credentials or API keys: "https://h:8080/a/b".
 std::string redact_url(std::string_view url);
 
+/// "scheme://host[:port]" of `url`, for messages about URLs whose path is
+/// a secret; "<invalid URL>" when it does not parse.
+std::string url_origin(std::string_view url);
+
 /// One HTTP exchange to perform.
 struct http_request {
   /// Any token method; GET and HEAD send no body. Default: GET
   std::string method = "GET";
   /// Absolute http:// or https:// URL.
   std::string url;
+  /// How the URL appears in error messages, for URLs whose path is a
+  /// secret (webhooks). Empty: the URL of each hop through redact_url.
+  /// Default: empty
+  std::string display_url;
   /// Sent as given; a Content-Type is not added (curl's form default is
   /// suppressed). Default: none
   http_headers headers;
