@@ -229,14 +229,14 @@ TEST(HttpClient, LoopbackIsRefusedByDefaultBeforeConnecting) {
   http_client client;
   auto req = local(srv, "/");
   req.policy = ssrf_policy{};
-  req.policy.refusal_hint = " (set allow_loopback)";
+  req.policy.settings_prefix = "tools.x.";
   auto resp = client.perform(req);
   ASSERT_FALSE(resp);
   EXPECT_EQ(code_of(resp.error()), errc::invalid_input);
   auto msg = message_of(resp.error());
   EXPECT_TRUE(contains(msg, "127.0.0.1")) << msg;
   EXPECT_TRUE(contains(msg, "loopback")) << msg;
-  EXPECT_TRUE(contains(msg, "(set allow_loopback)")) << msg;
+  EXPECT_TRUE(contains(msg, "(allowed by tools.x.allow_private)")) << msg;
   EXPECT_EQ(srv.hits(), 0);
 }
 

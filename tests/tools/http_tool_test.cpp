@@ -414,7 +414,9 @@ TEST(HttpTool, RedirectsWithinAndPastTheLimit) {
   ASSERT_FALSE(blocked);
   EXPECT_EQ(code_of(blocked.error()), errc::invalid_input);
   EXPECT_TRUE(contains(message_of(blocked.error()),
-                       "169.254.169.254 is a link-local address"))
+                       "169.254.169.254 is a link-local address, which the "
+                       "policy refuses (allowed by "
+                       "tools.http.allow_link_local)"))
     << message_of(blocked.error());
 }
 

@@ -407,7 +407,7 @@ std::optional<std::string> address_refusal(std::string_view ip,
     cls = classify_v6(buf);
   else
     return std::string{"'"} + std::string{ip} + "' is not an IP address";
-  std::string what;
+  std::string what, setting;
   switch (cls) {
     case addr_class::global:
       return std::nullopt;
@@ -415,22 +415,28 @@ std::optional<std::string> address_refusal(std::string_view ip,
       if (policy.allow_loopback)
         return std::nullopt;
       what = "a loopback address";
+      setting = "allow_private";
       break;
     case addr_class::private_net:
       if (policy.allow_private)
         return std::nullopt;
       what = "a private address";
+      setting = "allow_private";
       break;
     case addr_class::link_local:
       if (policy.allow_link_local)
         return std::nullopt;
       what = "a link-local address";
+      setting = "allow_link_local";
       break;
     case addr_class::reserved:
       return "address " + text + " is a multicast or reserved address, "
              + "which is never allowed";
   }
-  return "address " + text + " is " + what + ", which the policy refuses";
+  auto msg = "address " + text + " is " + what + ", which the policy refuses";
+  if (!policy.settings_prefix.empty())
+    msg += " (allowed by " + policy.settings_prefix + setting + ")";
+  return msg;
 }
 
 bool host_allowed(std::string_view host,
@@ -532,8 +538,7 @@ caf::error hop_error(CURLcode rc, const transfer& t, const std::string& what,
     return make_error(code, what + ": " + std::move(msg));
   };
   auto blocked = [&] {
-    std::string msg = t.blocked + req.policy.refusal_hint;
-    return fail(errc::invalid_input, std::move(msg));
+    return fail(errc::invalid_input, t.blocked);
   };
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -659,7 +664,10 @@ expected<http_response> http_client::perform(const http_request& req) {
       return fail(errc::invalid_input,
                   "host '" + strip_brackets(parts->host)
                     + "' is not in the allowed hosts (" + list + ")"
-                    + req.policy.refusal_hint);
+                    + (req.policy.settings_prefix.empty()
+                         ? std::string{}
+                         : " (" + req.policy.settings_prefix
+                             + "allowed_hosts)"));
     }
     auto now = steady_clock::now();
     if (now >= end) {

@@ -84,9 +84,11 @@ struct ssrf_policy {
   /// Allow link-local: 169.254/16 (where cloud metadata services live) and
   /// fe80::/10. Default: false
   bool allow_link_local = false;
-  /// Appended to every refusal, e.g. " (set tools.http.allow_private)", so
-  /// the message says how to allow it. Default: empty
-  std::string refusal_hint;
+  /// Prefix of the settings that lift a refusal, e.g. "tools.http.": a
+  /// refusal then ends "(allowed by tools.http.allow_private)", as
+  /// net_options maps those settings (allow_private also allows loopback).
+  /// Default: empty, no such hint
+  std::string settings_prefix;
 };
 
 /// Why `policy` refuses the IP address `ip` (textual IPv4 or IPv6, e.g.

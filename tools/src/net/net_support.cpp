@@ -52,9 +52,7 @@ expected<net_options> parse_net_options(std::string_view tool,
   if (!link)
     return std::move(link.error());
   out.policy.allow_link_local = *link;
-  out.policy.refusal_hint = " (allowed by tools." + std::string{tool}
-                            + ".allow_private, allow_link_local or "
-                              "allowed_hosts)";
+  out.policy.settings_prefix = "tools." + std::string{tool} + ".";
   auto connect = ms_setting(tool, settings, "connect_timeout_ms",
                             out.connect_timeout);
   if (!connect)
