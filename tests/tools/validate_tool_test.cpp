@@ -433,3 +433,19 @@ TEST(JsonSchema, CompiledSchemaIsSharedAcrossThreads) {
     th.join();
   EXPECT_EQ(wrong.load(), 0);
 }
+
+TEST(JsonSchema, EveryBuiltinToolDescribesItselfWithValidSchemas) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  for (const auto& name : registry.names()) {
+    auto t = registry.create(name, json_value{});
+    ASSERT_TRUE(t) << name << ": " << describe(t.error());
+    auto d = (*t)->describe();
+    for (const auto* schema : {&d.input_schema, &d.output_schema}) {
+      std::string at;
+      auto c = json_schema::compile(*schema, {}, &at);
+      EXPECT_TRUE(c) << name << ": " << at << ": "
+                     << (c ? "" : message_of(c.error()));
+    }
+  }
+}
