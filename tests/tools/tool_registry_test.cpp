@@ -51,7 +51,7 @@ TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "script", "sleep", "validate"};
+    "chaos", "echo", "fail", "file", "script", "sleep", "validate"};
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;
