@@ -51,7 +51,10 @@ TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "http", "notify", "script", "search", "sleep"};
+    "chaos", "echo", "fail", "file", "http", "notify", "script", "search", "sleep", "validate"};
+=======
+    "chaos", "echo", "fail", "file", "script", "sleep", "validate"};
+>>>>>>> tool-validate
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;

@@ -1,0 +1,899 @@
+// file: reads, writes (atomically), lists, stats and creates files and
+// directories inside one configured root directory. Paths that lead out of
+// the root, by "..", by an absolute path or through a symlink, are refused.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cadre/tools/tool.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Settings of the file tool (`tools.file`).
+struct file_options {
+  /// The directory the tool works in; nothing outside it is reachable.
+  /// Default: the current directory
+  std::string root;
+  /// Refuses write and mkdir. Default: false
+  bool read_only = false;
+  /// Largest file read returns, in bytes. Default: 10 MiB
+  uint64_t max_read_bytes = 10 * 1024 * 1024;
+  /// Largest content write accepts, in bytes (after decoding). Default:
+  /// 10 MiB
+  uint64_t max_write_bytes = 10 * 1024 * 1024;
+  /// Most entries one list returns. Default: 1000
+  uint64_t max_list_entries = 1000;
+};
+
+constexpr std::string_view tool_name = "file";
+
+caf::error input_error(std::string_view pointer, std::string_view what) {
+  return detail::input_error(tool_name, pointer, what);
+}
+
+caf::error path_error(errc code, const std::string& path,
+                      std::string_view what) {
+  return make_error(code, "tool file: /path: '" + path + "' "
+                            + std::string{what});
+}
+
+/// Closes a file descriptor on scope exit.
+class unique_fd {
+public:
+  explicit unique_fd(int fd = -1) : fd_(fd) {
+  }
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  }
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() {
+    reset();
+  }
+  int get() const {
+    return fd_;
+  }
+  explicit operator bool() const {
+    return fd_ >= 0;
+  }
+  void reset() {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+private:
+  int fd_;
+};
+
+// -- encodings ----------------------------------------------------------------
+
+constexpr char b64_chars[]
+  = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8)
+                 | uint8_t(in[i + 2]);
+    out += b64_chars[(n >> 18) & 63];
+    out += b64_chars[(n >> 12) & 63];
+    out += b64_chars[(n >> 6) & 63];
+    out += b64_chars[n & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t n = uint8_t(in[i]) << 16;
+    out += b64_chars[(n >> 18) & 63];
+    out += b64_chars[(n >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += b64_chars[(n >> 18) & 63];
+    out += b64_chars[(n >> 12) & 63];
+    out += b64_chars[(n >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+/// Decodes standard or URL-safe base64; whitespace is skipped and padding
+/// is optional. Returns nothing on any other character.
+std::optional<std::string> base64_decode(std::string_view in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else if (c == '=') {
+      ++pad;
+      continue;
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+      continue;
+    else
+      return std::nullopt;
+    if (pad > 0)
+      return std::nullopt; // data after padding
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  if (pad > 2 || bits >= 6)
+    return std::nullopt;
+  return out;
+}
+
+/// True when `text` is well-formed UTF-8 (no overlongs, no surrogates).
+bool valid_utf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<uint8_t>(text[i]);
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > text.size())
+      return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto d = static_cast<uint8_t>(text[i + k]);
+      if ((d & 0xC0) != 0x80)
+        return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string iso_time(const struct timespec& ts) {
+  std::tm tm{};
+  gmtime_r(&ts.tv_sec, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf.data();
+}
+
+const char* type_of(mode_t mode) {
+  if (S_ISREG(mode))
+    return "file";
+  if (S_ISDIR(mode))
+    return "directory";
+  if (S_ISLNK(mode))
+    return "symlink";
+  return "other";
+}
+
+json stat_json(const std::string& name, const struct stat& st) {
+  return {{"name", name},
+          {"type", type_of(st.st_mode)},
+          {"size", static_cast<uint64_t>(st.st_size)},
+          {"mtime", iso_time(st.st_mtim)}};
+}
+
+bool under(const fs::path& path, const fs::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty() && std::next(r) == root.end())
+      break; // a trailing separator of the root
+    if (p == path.end() || *p != *r)
+      return false;
+  }
+  return true;
+}
+
+// -- the tool -----------------------------------------------------------------
+
+class file_tool final : public tool {
+public:
+  explicit file_tool(file_options opts, fs::path root)
+    : opts_(std::move(opts)), root_(std::move(root)) {
+  }
+
+  std::string name() const override {
+    return "file";
+  }
+
+  tool_description describe() const override {
+    return {
+      "file",
+      std::string{"Reads, writes, lists, stats and creates files and "
+                  "directories inside one root directory"}
+        + (opts_.read_only ? " (read-only: write and mkdir are refused)"
+                           : "")
+        + ". Paths are relative to the root; paths that leave it (\"..\", "
+          "absolute paths elsewhere, symlinks pointing out) are refused. "
+          "read returns text (UTF-8) or base64; write replaces a file "
+          "atomically with text, base64 bytes or a JSON value; list gives "
+          "name, type, size and mtime, optionally recursive and filtered "
+          "by a glob.",
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"op",
+           {{"enum", {"read", "write", "list", "stat", "mkdir"}},
+            {"description", "What to do."}}},
+          {"path",
+           {{"type", "string"},
+            {"description", "File or directory, relative to the root. "
+                            "Default for list: the root itself."}}},
+          {"encoding",
+           {{"enum", {"utf8", "base64", "json"}},
+            {"description", "read: utf8 (default) or base64. write: utf8 "
+                            "(default), base64 (content is base64 text) or "
+                            "json (content is any JSON value, written "
+                            "pretty-printed)."}}},
+          {"content",
+           {{"description", "write: the new content (see encoding)."}}},
+          {"create_parents",
+           {{"type", "boolean"},
+            {"description", "write: create missing parent directories. "
+                            "Default: false. mkdir always creates "
+                            "parents."}}},
+          {"overwrite",
+           {{"type", "boolean"},
+            {"description", "write: replace an existing file. Default: "
+                            "true."}}},
+          {"recursive",
+           {{"type", "boolean"},
+            {"description", "list: descend into subdirectories (symlinks "
+                            "are not followed). Default: false."}}},
+          {"glob",
+           {{"type", "string"},
+            {"description", "list: keep entries whose name matches, e.g. "
+                            "\"*.json\"; with a '/', the path below the "
+                            "listed directory is matched instead."}}},
+          {"limit",
+           {{"type", "integer"},
+            {"minimum", 1},
+            {"maximum", opts_.max_list_entries},
+            {"description", "list: most entries to return."}}}}},
+        {"required", {"op"}},
+        {"additionalProperties", false},
+      },
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"path", {{"type", "string"}}},
+          {"content", {{"description", "read: text or base64."}}},
+          {"encoding", {{"type", "string"}}},
+          {"size", {{"type", "integer"}}},
+          {"bytes_written", {{"type", "integer"}}},
+          {"entries",
+           {{"type", "array"},
+            {"items",
+             {{"type", "object"},
+              {"properties",
+               {{"name", {{"type", "string"}}},
+                {"type",
+                 {{"enum", {"file", "directory", "symlink", "other"}}}},
+                {"size", {{"type", "integer"}}},
+                {"mtime",
+                 {{"type", "string"},
+                  {"description", "ISO 8601, UTC."}}}}}}}}},
+          {"truncated", {{"type", "boolean"}}},
+          {"exists", {{"type", "boolean"}}},
+          {"type", {{"type", "string"}}},
+          {"mtime", {{"type", "string"}}},
+          {"created", {{"type", "boolean"}}}}},
+        {"required", {"path"}},
+      },
+    };
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context& ctx) override {
+    if (auto ok = detail::check_object(tool_name, *input,
+                                       {"op", "path", "encoding", "content",
+                                        "create_parents", "overwrite",
+                                        "recursive", "glob", "limit"});
+        !ok)
+      return std::move(ok.error());
+    auto op = input->find("op");
+    if (op == input->end())
+      return input_error("/op", "is required");
+    if (!op->is_string())
+      return input_error("/op", "must be one of read, write, list, stat, "
+                                "mkdir");
+    const auto& name = op->get_ref<const std::string&>();
+    if (name == "read")
+      return read(*input);
+    if (name == "write")
+      return write(*input);
+    if (name == "list")
+      return list(*input, ctx);
+    if (name == "stat")
+      return stat(*input);
+    if (name == "mkdir")
+      return mkdir(*input);
+    return input_error("/op", "must be one of read, write, list, stat, "
+                              "mkdir (got '" + name + "')");
+  }
+
+private:
+  /// A path checked to stay in the root: `rel` has no symlinks, no "."
+  /// or ".." and is relative to the root ("" is the root).
+  struct place {
+    std::string shown; // as the caller wrote it
+    fs::path rel;
+  };
+
+  /// Reads /path and resolves it inside the root.
+  expected<place> resolve(const json& input, bool required = true) const {
+    auto it = input.find("path");
+    std::string text = ".";
+    if (it == input.end() || it->is_null()) {
+      if (required)
+        return input_error("/path", "is required");
+    } else if (!it->is_string()) {
+      return input_error("/path", "must be a string");
+    } else {
+      text = it->get<std::string>();
+    }
+    if (text.empty())
+      return input_error("/path", "must not be empty");
+    if (text.find('\0') != std::string::npos)
+      return input_error("/path", "must not contain NUL characters");
+    fs::path given{text};
+    auto full = (given.is_absolute() ? given : root_ / given).lexically_normal();
+    if (!under(full, root_))
+      return path_error(errc::invalid_input, text,
+                        "escapes the root directory");
+    std::error_code ec;
+    // Symlinks resolve as the kernel would; what is left over does not
+    // exist yet (a file to write, directories to create).
+    auto real = fs::weakly_canonical(full, ec);
+    // weakly_canonical stops at a dangling symlink: follow it by hand, so
+    // a link to a missing file outside the root is caught too.
+    for (int hops = 0; !ec && hops < 40; ++hops) {
+      std::error_code missing; // not there at all: nothing to follow
+      if (!fs::is_symlink(fs::symlink_status(real, missing)))
+        break;
+      auto target = fs::read_symlink(real, ec);
+      if (!ec)
+        real = fs::weakly_canonical(real.parent_path() / target, ec);
+    }
+    if (ec)
+      return path_error(errc::storage_error, text,
+                        "cannot be resolved: " + ec.message());
+    if (!under(real, root_))
+      return path_error(errc::invalid_input, text,
+                        "escapes the root directory (through a symlink)");
+    auto rel = real.lexically_relative(root_).lexically_normal();
+    if (!rel.empty() && !rel.has_filename())
+      rel = rel.parent_path(); // "dir/" names "dir"
+    if (rel == ".")
+      rel.clear();
+    return place{text, rel};
+  }
+
+  /// Opens the directory `rel` below the root, one component at a time
+  /// with O_NOFOLLOW, so a symlink swapped in after resolve() is refused
+  /// instead of followed. With `create`, missing directories are made.
+  expected<unique_fd> open_dir(const place& where, const fs::path& rel,
+                               bool create, bool* created = nullptr) const {
+    unique_fd fd{::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (!fd)
+      return make_error(errc::storage_error,
+                        "tool file: cannot open the root '" + root_.string()
+                          + "': " + std::strerror(errno));
+    fs::path so_far;
+    for (const auto& part : rel) {
+      so_far /= part;
+      auto flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+      unique_fd next{::openat(fd.get(), part.c_str(), flags)};
+      if (!next && errno == ENOENT && create) {
+        if (::mkdirat(fd.get(), part.c_str(), 0777) != 0 && errno != EEXIST)
+          return path_error(errc::storage_error, where.shown,
+                            "cannot create directory '" + so_far.string()
+                              + "': " + std::strerror(errno));
+        if (created)
+          *created = true;
+        next = unique_fd{::openat(fd.get(), part.c_str(), flags)};
+      }
+      if (!next) {
+        int err = errno;
+        if (err == ENOENT)
+          return path_error(errc::not_found, where.shown,
+                            "not found: directory '" + so_far.string()
+                              + "' does not exist");
+        if (err == ENOTDIR)
+          return path_error(errc::invalid_input, where.shown,
+                            "'" + so_far.string() + "' is not a directory");
+        if (err == ELOOP)
+          return path_error(errc::invalid_input, where.shown,
+                            "escapes the root directory ('"
+                              + so_far.string()
+                              + "' became a symlink during the call)");
+        return path_error(errc::storage_error, where.shown,
+                          "cannot open '" + so_far.string()
+                            + "': " + std::strerror(err));
+      }
+      fd = std::move(next);
+    }
+    return fd;
+  }
+
+  std::string shown_rel(const fs::path& rel) const {
+    return rel.empty() ? std::string{"."} : rel.generic_string();
+  }
+
+  expected<json_value> read(const json& input) {
+    auto where = resolve(input);
+    if (!where)
+      return std::move(where.error());
+    std::string encoding = "utf8";
+    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
+      if (!e->is_string()
+          || (*e != "utf8" && *e != "base64"))
+        return input_error("/encoding", "must be utf8 or base64 for read");
+      encoding = e->get<std::string>();
+    }
+    if (where->rel.empty())
+      return path_error(errc::invalid_input, where->shown,
+                        "is a directory (use op list)");
+    auto dir = open_dir(*where, where->rel.parent_path(), false);
+    if (!dir)
+      return std::move(dir.error());
+    auto leaf = where->rel.filename();
+    unique_fd fd{::openat(dir->get(), leaf.c_str(),
+                          O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
+    if (!fd) {
+      int err = errno;
+      if (err == ENOENT)
+        return path_error(errc::not_found, where->shown, "not found");
+      if (err == ELOOP)
+        return path_error(errc::invalid_input, where->shown,
+                          "escapes the root directory (became a symlink "
+                          "during the call)");
+      return path_error(errc::storage_error, where->shown,
+                        std::string{"cannot be opened: "}
+                          + std::strerror(err));
+    }
+    struct stat st{};
+    if (::fstat(fd.get(), &st) != 0)
+      return path_error(errc::storage_error, where->shown,
+                        std::string{"cannot be read: "}
+                          + std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+      return path_error(errc::invalid_input, where->shown,
+                        "is a directory (use op list)");
+    if (!S_ISREG(st.st_mode))
+      return path_error(errc::invalid_input, where->shown,
+                        "is not a regular file");
+    auto size = static_cast<uint64_t>(st.st_size);
+    if (size > opts_.max_read_bytes)
+      return path_error(errc::invalid_input, where->shown,
+                        "is too large: " + std::to_string(size)
+                          + " bytes, the limit is "
+                          + std::to_string(opts_.max_read_bytes)
+                          + " (tools.file.max_read_bytes)");
+    std::string bytes;
+    std::array<char, 65536> buf{};
+    for (;;) {
+      auto n = ::read(fd.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return path_error(errc::storage_error, where->shown,
+                          std::string{"cannot be read: "}
+                            + std::strerror(errno));
+      if (n == 0)
+        break;
+      bytes.append(buf.data(), static_cast<size_t>(n));
+      // The file may grow while it is read: the cap still holds.
+      if (bytes.size() > opts_.max_read_bytes)
+        return path_error(errc::invalid_input, where->shown,
+                          "is too large: it grew past the limit of "
+                            + std::to_string(opts_.max_read_bytes)
+                            + " bytes (tools.file.max_read_bytes)");
+    }
+    json out = {{"path", shown_rel(where->rel)},
+                {"encoding", encoding},
+                {"size", bytes.size()},
+                {"mtime", iso_time(st.st_mtim)}};
+    if (encoding == "utf8") {
+      if (!valid_utf8(bytes))
+        return path_error(errc::invalid_input, where->shown,
+                          "is not valid UTF-8 text (read it with encoding "
+                          "base64)");
+      out["content"] = std::move(bytes);
+    } else {
+      out["content"] = base64_encode(bytes);
+    }
+    return json_value{std::move(out)};
+  }
+
+  expected<json_value> write(const json& input) {
+    if (opts_.read_only)
+      return input_error("/op", "write is refused: the file tool is "
+                                "read-only (tools.file.read_only)");
+    auto where = resolve(input);
+    if (!where)
+      return std::move(where.error());
+    std::string encoding = "utf8";
+    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
+      if (!e->is_string()
+          || (*e != "utf8" && *e != "base64" && *e != "json"))
+        return input_error("/encoding", "must be utf8, base64 or json");
+      encoding = e->get<std::string>();
+    }
+    auto content = input.find("content");
+    if (content == input.end())
+      return input_error("/content", "is required for write");
+    std::string bytes;
+    if (encoding == "json") {
+      bytes = content->dump(2) + "\n";
+    } else if (!content->is_string()) {
+      return input_error("/content", "must be a string for encoding "
+                                       + encoding);
+    } else if (encoding == "base64") {
+      auto decoded = base64_decode(content->get_ref<const std::string&>());
+      if (!decoded)
+        return input_error("/content", "is not valid base64");
+      bytes = std::move(*decoded);
+    } else {
+      bytes = content->get<std::string>();
+    }
+    if (bytes.size() > opts_.max_write_bytes)
+      return input_error("/content",
+                         "is too large: " + std::to_string(bytes.size())
+                           + " bytes, the limit is "
+                           + std::to_string(opts_.max_write_bytes)
+                           + " (tools.file.max_write_bytes)");
+    auto create_parents = bool_input(input, "create_parents", false);
+    if (!create_parents)
+      return std::move(create_parents.error());
+    auto overwrite = bool_input(input, "overwrite", true);
+    if (!overwrite)
+      return std::move(overwrite.error());
+    if (where->rel.empty())
+      return path_error(errc::invalid_input, where->shown, "is a directory");
+    auto dir = open_dir(*where, where->rel.parent_path(), *create_parents);
+    if (!dir) {
+      if (code_of(dir.error()) == errc::not_found)
+        return path_error(errc::not_found, where->shown,
+                          "cannot be written: its directory does not exist "
+                          "(set create_parents)");
+      return std::move(dir.error());
+    }
+    auto leaf = where->rel.filename().string();
+    struct stat st{};
+    if (::fstatat(dir->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISDIR(st.st_mode))
+        return path_error(errc::invalid_input, where->shown,
+                          "is a directory");
+      if (!*overwrite)
+        return path_error(errc::conflict, where->shown,
+                          "already exists (overwrite is false)");
+    }
+    // Write a temporary file beside the target, then rename it over: a
+    // reader sees the old content or the new, never a half-written file.
+    std::random_device rd;
+    std::string tmp;
+    unique_fd fd;
+    for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
+      tmp = "." + leaf + ".tmp-" + std::to_string(rd());
+      fd = unique_fd{::openat(dir->get(), tmp.c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+                                | O_CLOEXEC,
+                              0666)};
+      if (!fd && errno != EEXIST)
+        break;
+    }
+    if (!fd)
+      return path_error(errc::storage_error, where->shown,
+                        std::string{"cannot be written: "}
+                          + std::strerror(errno));
+    auto fail = [&](const char* what) {
+      int err = errno;
+      ::unlinkat(dir->get(), tmp.c_str(), 0);
+      return path_error(errc::storage_error, where->shown,
+                        std::string{what} + std::strerror(err));
+    };
+    size_t done = 0;
+    while (done < bytes.size()) {
+      auto n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return fail("cannot be written: ");
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0)
+      return fail("cannot be synced: ");
+    fd.reset();
+    if (::renameat(dir->get(), tmp.c_str(), dir->get(), leaf.c_str()) != 0)
+      return fail("cannot be replaced: ");
+    // The rename itself is durable once the directory is synced.
+    ::fsync(dir->get());
+    return json_value{json{{"path", shown_rel(where->rel)},
+                           {"bytes_written", bytes.size()}}};
+  }
+
+  expected<json_value> list(const json& input, tool_context& ctx) {
+    auto where = resolve(input, false);
+    if (!where)
+      return std::move(where.error());
+    auto recursive = bool_input(input, "recursive", false);
+    if (!recursive)
+      return std::move(recursive.error());
+    std::string glob;
+    if (auto g = input.find("glob"); g != input.end() && !g->is_null()) {
+      if (!g->is_string() || g->get_ref<const std::string&>().empty())
+        return input_error("/glob", "must be a non-empty string");
+      glob = g->get<std::string>();
+    }
+    uint64_t limit = opts_.max_list_entries;
+    if (auto l = input.find("limit"); l != input.end() && !l->is_null()) {
+      auto n = detail::as_uint(*l);
+      if (!n || *n == 0 || *n > opts_.max_list_entries)
+        return input_error("/limit",
+                           "must be an integer in [1, "
+                             + std::to_string(opts_.max_list_entries)
+                             + "] (tools.file.max_list_entries)");
+      limit = *n;
+    }
+    auto dir = open_dir(*where, where->rel, false);
+    if (!dir)
+      return std::move(dir.error());
+    json entries = json::array();
+    bool truncated = false;
+    auto ok = walk(std::move(*dir), "", *recursive, glob, limit, entries,
+                   truncated, ctx, *where);
+    if (!ok)
+      return std::move(ok.error());
+    return json_value{json{{"path", shown_rel(where->rel)},
+                           {"entries", std::move(entries)},
+                           {"truncated", truncated}}};
+  }
+
+  /// Lists the directory `fd` (whose path below the listed one is
+  /// `prefix`), sorted by name, depth first.
+  expected<void> walk(unique_fd fd, const std::string& prefix,
+                      bool recursive, const std::string& glob,
+                      uint64_t limit, json& entries, bool& truncated,
+                      tool_context& ctx, const place& where) {
+    if (ctx.cancelled())
+      return make_error(errc::cancelled, "tool file: list cancelled");
+    int dup = ::dup(fd.get());
+    if (dup < 0)
+      return path_error(errc::storage_error, where.shown,
+                        std::string{"cannot be listed: "}
+                          + std::strerror(errno));
+    std::unique_ptr<DIR, int (*)(DIR*)> d{::fdopendir(dup), &::closedir};
+    if (!d) {
+      ::close(dup);
+      return path_error(errc::storage_error, where.shown,
+                        std::string{"cannot be listed: "}
+                          + std::strerror(errno));
+    }
+    std::vector<std::string> names;
+    while (auto* e = ::readdir(d.get())) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..")
+        names.push_back(std::move(n));
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      struct stat st{};
+      if (::fstatat(fd.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        continue; // removed while listing
+      auto rel = prefix.empty() ? n : prefix + "/" + n;
+      bool keep = glob.empty();
+      if (!keep) {
+        bool by_path = glob.find('/') != std::string::npos;
+        keep = ::fnmatch(glob.c_str(), (by_path ? rel : n).c_str(),
+                         by_path ? FNM_PATHNAME : 0)
+               == 0;
+      }
+      if (keep && entries.size() >= limit) {
+        truncated = true;
+        return {};
+      }
+      if (keep) {
+        auto entry = stat_json(rel, st);
+        if (S_ISDIR(st.st_mode))
+          entry.erase("size");
+        entries.push_back(std::move(entry));
+      }
+      if (recursive && S_ISDIR(st.st_mode)) {
+        unique_fd sub{::openat(fd.get(), n.c_str(),
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+                                 | O_CLOEXEC)};
+        if (!sub)
+          continue; // replaced or unreadable: skip rather than fail
+        auto ok = walk(std::move(sub), rel, recursive, glob, limit, entries,
+                       truncated, ctx, where);
+        if (!ok || truncated)
+          return ok;
+      }
+    }
+    return {};
+  }
+
+  expected<json_value> stat(const json& input) {
+    auto where = resolve(input);
+    if (!where)
+      return std::move(where.error());
+    json out = {{"path", shown_rel(where->rel)}};
+    struct stat st{};
+    if (where->rel.empty()) {
+      if (::stat(root_.c_str(), &st) != 0)
+        return path_error(errc::storage_error, where->shown,
+                          std::string{"cannot be examined: "}
+                            + std::strerror(errno));
+    } else {
+      auto dir = open_dir(*where, where->rel.parent_path(), false);
+      if (!dir) {
+        if (code_of(dir.error()) == errc::not_found) {
+          out["exists"] = false;
+          return json_value{std::move(out)};
+        }
+        return std::move(dir.error());
+      }
+      auto leaf = where->rel.filename();
+      if (::fstatat(dir->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW)
+          != 0) {
+        if (errno == ENOENT) {
+          out["exists"] = false;
+          return json_value{std::move(out)};
+        }
+        return path_error(errc::storage_error, where->shown,
+                          std::string{"cannot be examined: "}
+                            + std::strerror(errno));
+      }
+    }
+    out["exists"] = true;
+    out["type"] = type_of(st.st_mode);
+    if (!S_ISDIR(st.st_mode))
+      out["size"] = static_cast<uint64_t>(st.st_size);
+    out["mtime"] = iso_time(st.st_mtim);
+    return json_value{std::move(out)};
+  }
+
+  expected<json_value> mkdir(const json& input) {
+    if (opts_.read_only)
+      return input_error("/op", "mkdir is refused: the file tool is "
+                                "read-only (tools.file.read_only)");
+    auto where = resolve(input);
+    if (!where)
+      return std::move(where.error());
+    bool created = false;
+    auto dir = open_dir(*where, where->rel, true, &created);
+    if (!dir)
+      return std::move(dir.error());
+    return json_value{json{{"path", shown_rel(where->rel)},
+                           {"created", created}}};
+  }
+
+  static expected<bool> bool_input(const json& input, const char* key,
+                                   bool fallback) {
+    auto it = input.find(key);
+    if (it == input.end() || it->is_null())
+      return fallback;
+    if (!it->is_boolean())
+      return input_error(detail::pointer_to(key), "must be true or false");
+    return it->get<bool>();
+  }
+
+  file_options opts_;
+  fs::path root_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<tool>> make_file_tool(const json_value& settings) {
+  auto obj = detail::settings_object(tool_name, settings);
+  if (!obj)
+    return std::move(obj.error());
+  file_options opts;
+  for (const auto& [key, value] : obj->items())
+    if (key != "root" && key != "read_only" && key != "max_read_bytes"
+        && key != "max_write_bytes" && key != "max_list_entries")
+      return detail::settings_error(tool_name, key,
+                                    "unknown key (expected one of: root, "
+                                    "read_only, max_read_bytes, "
+                                    "max_write_bytes, max_list_entries)");
+  if (auto it = obj->find("root"); it != obj->end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty())
+      return detail::settings_error(tool_name, "root",
+                                    "must be a directory path");
+    opts.root = it->get<std::string>();
+  }
+  if (auto it = obj->find("read_only"); it != obj->end() && !it->is_null()) {
+    if (!it->is_boolean())
+      return detail::settings_error(tool_name, "read_only",
+                                    "must be true or false");
+    opts.read_only = it->get<bool>();
+  }
+  for (auto [key, field] :
+       {std::pair{"max_read_bytes", &file_options::max_read_bytes},
+        std::pair{"max_write_bytes", &file_options::max_write_bytes},
+        std::pair{"max_list_entries", &file_options::max_list_entries}}) {
+    auto v = detail::uint_setting(tool_name, *obj, key, opts.*field, 1);
+    if (!v)
+      return std::move(v.error());
+    opts.*field = *v;
+  }
+  std::error_code ec;
+  auto root = opts.root.empty() ? fs::current_path(ec)
+                                : fs::canonical(opts.root, ec);
+  if (ec)
+    return detail::settings_error(tool_name, "root",
+                                  "'" + opts.root + "' cannot be used: "
+                                    + ec.message());
+  if (!fs::is_directory(root, ec))
+    return detail::settings_error(tool_name, "root",
+                                  "'" + opts.root + "' is not a directory");
+  // current_path is absolute but may hold symlinks: compare real paths.
+  root = fs::canonical(root, ec);
+  if (ec)
+    return detail::settings_error(tool_name, "root", ec.message());
+  return std::unique_ptr<tool>{
+    std::make_unique<file_tool>(std::move(opts), std::move(root))};
+}
+
+} // namespace cadre::tools

@@ -1,0 +1,233 @@
+// validate: checks {"instance"} against the JSON Schema {"schema"} (draft
+// 4, 6 or 7) and returns {"valid", "errors"} with every failure, each with
+// its instance pointer, keyword and schema pointer.
+
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "cadre/tools/json_schema.hpp"
+#include "cadre/tools/tool.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+/// Settings of the validate tool (`tools.validate`).
+struct validate_options {
+  /// Directory that serves remote $refs: "http://host/a/b.json" reads
+  /// "<remotes_dir>/a/b.json". Empty: remote refs (other than the drafts'
+  /// meta-schemas) are an error. Default: ""
+  std::string remotes_dir;
+  /// Compiled schemas kept, least recently used dropped first; 0 disables
+  /// the cache. Default: 64
+  uint64_t cache_size = 64;
+  /// Most errors returned by one call; the rest are counted. Default: 1000
+  uint64_t max_errors = 1000;
+};
+
+/// A bounded LRU map from schema text (plus draft) to its compiled form,
+/// since workflows validate many instances against one schema.
+class schema_cache {
+public:
+  explicit schema_cache(size_t capacity) : capacity_(capacity) {
+  }
+
+  const json_schema* find(const std::string& key) {
+    auto it = index_.find(key);
+    if (it == index_.end())
+      return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return &it->second->second;
+  }
+
+  void add(std::string key, json_schema schema) {
+    if (capacity_ == 0)
+      return;
+    if (index_.size() >= capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(std::move(key), std::move(schema));
+    index_.emplace(order_.front().first, order_.begin());
+  }
+
+  size_t size() const {
+    return index_.size();
+  }
+
+private:
+  using entry = std::pair<std::string, json_schema>;
+  size_t capacity_;
+  std::list<entry> order_;
+  std::unordered_map<std::string, std::list<entry>::iterator> index_;
+};
+
+class validate_tool final : public tool {
+public:
+  explicit validate_tool(validate_options opts)
+    : opts_(std::move(opts)), cache_(opts_.cache_size) {
+  }
+
+  std::string name() const override {
+    return "validate";
+  }
+
+  tool_description describe() const override {
+    json error_schema = {
+      {"type", "object"},
+      {"properties",
+       {{"pointer",
+         {{"type", "string"},
+          {"description", "JSON pointer to the failing part of the instance "
+                          "(\"\" is the whole instance)."}}},
+        {"keyword",
+         {{"type", "string"},
+          {"description", "Schema keyword that failed, e.g. \"required\", "
+                          "\"type\", \"maximum\"."}}},
+        {"schema_pointer",
+         {{"type", "string"},
+          {"description", "JSON pointer to that keyword in the schema."}}},
+        {"message", {{"type", "string"}}}}},
+      {"required", {"pointer", "keyword", "schema_pointer", "message"}},
+    };
+    return {
+      "validate",
+      "Checks a JSON value (instance) against a JSON Schema (draft 4, 6 or "
+      "7) and lists every way it fails, each with a JSON pointer into the "
+      "instance, the failing keyword and where that keyword is in the "
+      "schema. Use it to check data (e.g. fields extracted from a "
+      "document) before storing or acting on it. Local $refs resolve; "
+      "remote $refs do not. String formats are not checked except date, "
+      "time and date-time.",
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"schema",
+           {{"type", {"object", "boolean"}},
+            {"description", "The JSON Schema."}}},
+          {"instance", {{"description", "The value to check; any JSON."}}},
+          {"draft",
+           {{"enum", {4, 6, 7}},
+            {"description", "JSON Schema draft. Default: from the schema's "
+                            "\"$schema\", else 7."}}}}},
+        {"required", {"schema", "instance"}},
+        {"additionalProperties", false},
+      },
+      json{
+        {"type", "object"},
+        {"properties",
+         {{"valid", {{"type", "boolean"}}},
+          {"errors", {{"type", "array"}, {"items", error_schema}}},
+          {"truncated",
+           {{"type", "integer"},
+            {"description", "Errors left out beyond the limit "
+                            "(tools.validate.max_errors); absent when "
+                            "none."}}}}},
+        {"required", {"valid", "errors"}},
+      },
+    };
+  }
+
+  bool blocking() const override {
+    // Big instances or schemas with heavy patterns take real CPU time.
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context&) override {
+    if (auto ok = detail::check_object("validate", *input,
+                                       {"schema", "instance", "draft"});
+        !ok)
+      return std::move(ok.error());
+    auto schema = input->find("schema");
+    if (schema == input->end())
+      return detail::input_error("validate", "/schema", "is required");
+    auto instance = input->find("instance");
+    if (instance == input->end())
+      return detail::input_error("validate", "/instance", "is required");
+    schema_options opts;
+    opts.remotes_dir = opts_.remotes_dir;
+    if (auto d = input->find("draft"); d != input->end() && !d->is_null()) {
+      auto n = detail::as_uint(*d);
+      if (!n || (*n != 4 && *n != 6 && *n != 7))
+        return detail::input_error("validate", "/draft",
+                                   "must be 4, 6 or 7");
+      opts.draft = static_cast<int>(*n);
+    }
+    auto key = std::to_string(opts.draft) + schema->dump();
+    const json_schema* compiled = cache_.find(key);
+    json_schema fresh;
+    if (!compiled) {
+      std::string at;
+      auto c = json_schema::compile(*schema, opts, &at);
+      if (!c) {
+        auto what = message_of(c.error());
+        if (what.find("remote $ref") != std::string::npos
+            && opts_.remotes_dir.empty())
+          what += " (set tools.validate.remotes_dir to serve them from a "
+                  "directory)";
+        return detail::input_error("validate", "/schema" + at, what);
+      }
+      fresh = std::move(*c);
+      cache_.add(key, fresh);
+      compiled = &fresh;
+    }
+    auto errors = compiled->validate(*instance);
+    json list = json::array();
+    for (const auto& e : errors) {
+      if (list.size() >= opts_.max_errors)
+        break;
+      list.push_back({{"pointer", e.pointer},
+                      {"keyword", e.keyword},
+                      {"schema_pointer", e.schema_pointer},
+                      {"message", e.message}});
+    }
+    json out = {{"valid", errors.empty()}, {"errors", std::move(list)}};
+    if (errors.size() > opts_.max_errors)
+      out["truncated"] = errors.size() - opts_.max_errors;
+    return json_value{std::move(out)};
+  }
+
+private:
+  validate_options opts_;
+  schema_cache cache_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<tool>>
+make_validate_tool(const json_value& settings) {
+  auto obj = detail::settings_object("validate", settings);
+  if (!obj)
+    return std::move(obj.error());
+  validate_options opts;
+  for (const auto& [key, value] : obj->items())
+    if (key != "remotes_dir" && key != "cache_size" && key != "max_errors")
+      return detail::settings_error("validate", key,
+                                    "unknown key (expected one of: "
+                                    "remotes_dir, cache_size, max_errors)");
+  if (auto it = obj->find("remotes_dir"); it != obj->end()
+                                          && !it->is_null()) {
+    if (!it->is_string())
+      return detail::settings_error("validate", "remotes_dir",
+                                    "must be a string (a directory)");
+    opts.remotes_dir = it->get<std::string>();
+  }
+  auto cache_size = detail::uint_setting("validate", *obj, "cache_size",
+                                         opts.cache_size, 0, 100'000);
+  if (!cache_size)
+    return std::move(cache_size.error());
+  opts.cache_size = *cache_size;
+  auto max_errors = detail::uint_setting("validate", *obj, "max_errors",
+                                         opts.max_errors, 1);
+  if (!max_errors)
+    return std::move(max_errors.error());
+  opts.max_errors = *max_errors;
+  return std::unique_ptr<tool>{std::make_unique<validate_tool>(opts)};
+}
+
+} // namespace cadre::tools
