@@ -592,6 +592,8 @@ int cmd_tool(const std::string& name, const std::string& input_arg,
 int main(int argc, char** argv) {
   CLI::App app{"cadre: durable workflows and agents on actors"};
   app.require_subcommand(1);
+  // Global flags also work after the command (`cadre tools --json`).
+  app.fallthrough();
   global_options g;
   app.add_option("--config", g.config_file, "YAML config file")
     ->check(CLI::ExistingFile);
