@@ -111,6 +111,8 @@ struct fixtures {
     render(dir / "noisy.png", clean_lines, 300,
            "-attenuate 0.6 +noise Gaussian");
     render(dir / "low.png", clean_lines, 150);
+    render(dir / "worst.png", clean_lines, 150,
+           "-background white -rotate 3 -attenuate 0.6 +noise Gaussian");
     render(dir / "blank.png", {});
     render(dir / "clean.gif", clean_lines);
     std::vector<std::string> jpegs;
@@ -136,7 +138,18 @@ struct fixtures {
       << png.substr(0, png.size() / 3);
     std::ofstream{dir / "broken.pdf", std::ios::binary}
       << "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nthis is not a pdf\n";
+    auto flipped = png;
+    auto idat = flipped.find("IDAT");
+    for (size_t i = idat + 20; i < idat + 60; ++i)
+      flipped[i] = static_cast<char>(flipped[i] ^ 0x5a);
+    std::ofstream{dir / "flipped.png", std::ios::binary} << flipped;
+    auto jpg = slurp(dir / "clean.jpg");
+    std::ofstream{dir / "truncated.jpg", std::ios::binary}
+      << jpg.substr(0, jpg.size() / 2);
     auto tif = slurp(dir / "three.tif");
+    // The first page whole, the second cut short.
+    std::ofstream{dir / "truncated.tif", std::ios::binary}
+      << tif.substr(0, tif.size() / 2);
     std::ofstream{dir / "broken.tif", std::ios::binary}
       << tif.substr(0, 16);
     std::ofstream{dir / "notes.txt"} << "just text\n";
@@ -240,7 +253,7 @@ TEST(OcrTool, CleanImagesAreReadWithAtLeast98PercentWordAccuracy) {
 TEST(OcrTool, DegradedImagesStayReadable) {
   // Measured, not a target: the floor only catches a broken pipeline (e.g.
   // a lost resolution or a wrong page segmentation mode).
-  for (auto name : {"rotated.png", "noisy.png", "low.png"}) {
+  for (auto name : {"rotated.png", "noisy.png", "low.png", "worst.png"}) {
     auto out = run(shared_ocr(), json{{"path", name}});
     ASSERT_TRUE(out) << describe(out.error());
     auto acc = word_accuracy(clean_lines, (*out)["text"]);
@@ -390,8 +403,17 @@ TEST(OcrTool, PathsOutsideTheRootAreRefused) {
 
 TEST(OcrTool, CorruptAndUnsupportedFilesAreClearErrors) {
   auto& t = shared_ocr();
+  // The libraries' complaints do not reach stderr.
+  testing::internal::CaptureStderr();
   expect_error(run(t, json{{"path", "truncated.png"}}), errc::invalid_input,
-               "/path: page 1: cannot decode the PNG image");
+               "/path: cannot read the PNG document: truncated");
+  expect_error(run(t, json{{"path", "flipped.png"}}), errc::invalid_input,
+               "/path: cannot read the PNG document: corrupt (bad checksum "
+               "in the IDAT chunk)");
+  expect_error(run(t, json{{"path", "truncated.jpg"}}), errc::invalid_input,
+               "/path: cannot read the JPEG document: truncated");
+  expect_error(run(t, json{{"path", "truncated.tif"}}), errc::invalid_input,
+               "/path: page 2: cannot decode the TIFF image");
   expect_error(run(t, json{{"path", "broken.pdf"}}), errc::invalid_input,
                "/path: cannot read the PDF document: corrupt");
   expect_error(run(t, json{{"path", "broken.tif"}}), errc::invalid_input,
@@ -402,6 +424,7 @@ TEST(OcrTool, CorruptAndUnsupportedFilesAreClearErrors) {
                "unsupported format");
   expect_error(run(t, json{{"base64", ""}}), errc::invalid_input,
                "/base64: is empty");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
   // The engine still works afterwards.
   auto out = run(t, json{{"path", "clean.png"}});
   ASSERT_TRUE(out) << describe(out.error());

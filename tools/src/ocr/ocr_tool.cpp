@@ -69,6 +69,8 @@ void silence_libraries() {
   static std::once_flag once;
   std::call_once(once, [] {
     setMsgSeverity(L_SEVERITY_NONE);
+    // libtiff's messages come through Leptonica's handler.
+    leptSetStderrHandler([](const char*) {});
     poppler::set_debug_error_function([](const std::string&, void*) {},
                                       nullptr);
   });
@@ -179,6 +181,78 @@ std::optional<doc_format> sniff(const std::string& b) {
   // PDF allows up to 1024 bytes of junk before the header.
   if (b.substr(0, 1024).find("%PDF-") != std::string::npos)
     return doc_format::pdf;
+  return std::nullopt;
+}
+
+// libpng and libjpeg, called by Leptonica with their default handlers,
+// print to stderr on a damaged file; these checks refuse the usual damage
+// (truncation, bit flips) first.
+
+uint32_t crc32_of(const char* data, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k)
+        c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i)
+    c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+uint32_t be32(const std::string& b, size_t i) {
+  auto u = [&](size_t k) { return static_cast<uint32_t>(
+                             static_cast<uint8_t>(b[i + k])); };
+  return (u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3);
+}
+
+// Walks the chunks of a PNG and checks their CRCs.
+std::optional<std::string> png_damage(const std::string& b) {
+  size_t i = 8;
+  for (bool first = true;; first = false) {
+    if (b.size() < i + 12)
+      return "truncated";
+    auto len = be32(b, i);
+    if (len > b.size() - i - 12)
+      return "truncated";
+    auto type = b.substr(i + 4, 4);
+    if (first && type != "IHDR")
+      return "corrupt (no IHDR chunk)";
+    if (crc32_of(b.data() + i + 4, len + 4) != be32(b, i + 8 + len))
+      return "corrupt (bad checksum in the " + type + " chunk)";
+    if (type == "IEND")
+      return std::nullopt;
+    i += 12 + len;
+  }
+}
+
+// Walks a JPEG's segments to its first scan and looks for the end marker
+// after it (markers cannot occur inside the byte-stuffed scan data).
+std::optional<std::string> jpeg_damage(const std::string& b) {
+  size_t i = 2;
+  for (;;) {
+    if (b.size() < i + 4 || static_cast<uint8_t>(b[i]) != 0xFF)
+      return "truncated or corrupt";
+    auto marker = static_cast<uint8_t>(b[i + 1]);
+    if (marker == 0xFF) { // fill byte
+      ++i;
+      continue;
+    }
+    auto len = (static_cast<size_t>(static_cast<uint8_t>(b[i + 2])) << 8)
+               | static_cast<uint8_t>(b[i + 3]);
+    if (len < 2)
+      return "corrupt";
+    i += 2 + len;
+    if (marker == 0xDA)
+      break;
+  }
+  if (i > b.size() || b.find("\xff\xd9", i) == std::string::npos)
+    return "truncated (no end of image marker)";
   return std::nullopt;
 }
 
@@ -294,9 +368,14 @@ public:
     };
     switch (d.src_.format) {
       case doc_format::png:
-      case doc_format::jpeg:
+      case doc_format::jpeg: {
+        auto damage = d.src_.format == doc_format::png ? png_damage(b)
+                                                       : jpeg_damage(b);
+        if (damage)
+          return bad(*damage);
         d.pages_ = 1;
         break;
+      }
       case doc_format::tiff: {
         // tiffGetCount wants a FILE; read the bytes through one.
         auto* f = fmemopen(b.data(), b.size(), "rb");
