@@ -18,7 +18,7 @@ row() { # y, then the four cells of a line item
 eval convert -density $dpi -units PixelsPerInch -size ${w}x${h} xc:white \
   -fill black -font $bold -pointsize 20 -annotate +150+200 "'ACME Office Supplies Ltd.'" \
   -font $sans -pointsize 11 \
-  -annotate +150+280 "'12 Harbour Road, Bristol BS1 4DJ'" \
+  -annotate +150+280 "'12 Harbour Road, Bristol BS1 4ST'" \
   -font $bold -pointsize 16 -annotate +1750+200 "'INVOICE'" \
   -font $sans -pointsize 11 \
   -annotate +1750+280 "'Invoice number: INV-2024-0042'" \
