@@ -763,9 +763,9 @@ private:
     return req;
   }
 
+public:
   // Whether language `lang` can be used; the error names the directory.
   // Public for the factory, which checks the configured languages.
-public:
   expected<void> check_language(const std::string& lang) const {
     if (!valid_language_name(lang))
       return make_error(errc::invalid_input,
