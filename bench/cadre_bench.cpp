@@ -3,7 +3,7 @@
 //
 //   cadre_bench [--benchmarks=roundtrip,fanout_10000,...] [--modes=wal,sync]
 //               [--repeat=3] [--roundtrip_ops=20000] [--replay_n=10000]
-//               [--db=DIR] [--json NAME|PATH]
+//               [--ocr_pages=8] [--db=DIR] [--json NAME|PATH]
 
 #include <algorithm>
 #include <cmath>
@@ -190,8 +190,8 @@ void usage() {
     stderr,
     "usage: cadre_bench [--benchmarks=a,b,c] [--modes=wal,sync]\n"
     "                   [--repeat=N] [--roundtrip_ops=N] [--replay_n=N]\n"
-    "                   [--db=DIR] [--json NAME|PATH]\n"
-    "workloads: roundtrip fanout_N chain_N replay langgraph\n"
+    "                   [--ocr_pages=N] [--db=DIR] [--json NAME|PATH]\n"
+    "workloads: roundtrip fanout_N chain_N replay langgraph ocr\n"
     "default:   --benchmarks=");
   for (size_t i = 0; i < default_benchmarks.size(); ++i)
     std::fprintf(stderr, "%s%s", i ? "," : "", default_benchmarks[i].c_str());
@@ -229,6 +229,8 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.roundtrip_ops = std::max<size_t>(100, std::stoull(v));
     } else if (value_of("--replay_n", v)) {
       opts.replay_n = std::max<size_t>(1, std::stoull(v));
+    } else if (value_of("--ocr_pages", v)) {
+      opts.ocr_pages = std::max<size_t>(2, std::stoull(v));
     } else if (value_of("--db", v)) {
       opts.db = v;
     } else if (value_of("--json", v)) {
@@ -279,6 +281,8 @@ int main(int argc, char** argv) {
       run_replay(ctx);
     } else if (name == "langgraph") {
       run_langgraph(ctx);
+    } else if (name == "ocr") {
+      run_ocr(ctx);
     } else {
       std::fprintf(stderr, "unknown benchmark '%s'\n", name.c_str());
       usage();

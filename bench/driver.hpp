@@ -25,6 +25,8 @@ struct options {
   size_t roundtrip_ops = 20000;
   /// Items of the log folded by `replay`. Default: 10000
   size_t replay_n = 10000;
+  /// Pages of the document the `ocr` workload reads. Default: 8
+  size_t ocr_pages = 8;
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty
@@ -83,6 +85,10 @@ void report_linearity(run_context& ctx);
 /// `replay`: folds a fan-out's log into fresh machines, with and without
 /// reading it from the store.
 void run_replay(run_context& ctx);
+
+/// `ocr`: OCR pages/s through pools of 1 and 2 workers (and the tool
+/// object alone), and the per-call overhead of a pool (echo).
+void run_ocr(run_context& ctx);
 
 /// `langgraph`: runs bench/peers/langgraph/bench.mjs and prints cadre's
 /// chain_1000 / fanout_1000 figures of this run beside LangGraph's.

@@ -1,5 +1,9 @@
 #include <chrono>
 #include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -11,12 +15,23 @@ namespace cadre::actors {
 
 namespace {
 
+// What a worker answers: whole calls (run), and the stages of a call that
+// its tool splits (split, then run per part, then join).
 using worker_actor = caf::typed_actor<
-  caf::replies_to<run_atom, task_request>::with<task_result>>;
+  caf::replies_to<run_atom, task_request>::with<task_result>,
+  caf::replies_to<split_atom, task_request>::with<std::vector<json_value>>,
+  caf::replies_to<join_atom, task_request,
+                  std::vector<json_value>>::with<task_result>>;
 
 int64_t now_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+int64_t since_us(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::steady_clock::now() - start)
     .count();
 }
 
@@ -28,42 +43,77 @@ struct worker_state {
   worker_state() = default;
 };
 
+using worker_self = worker_actor::stateful_pointer<worker_state>;
+
+tools::tool_context make_context(const task_request& req,
+                                 std::shared_ptr<std::atomic<bool>> flag) {
+  tools::tool_context ctx;
+  ctx.execution_id = req.execution_id;
+  ctx.task_id = req.task_id;
+  ctx.attempt = req.attempt;
+  ctx.idempotency_key = req.idempotency_key;
+  ctx.deadline_us = req.deadline_us;
+  ctx.cancel_flag = std::move(flag);
+  return ctx;
+}
+
+// Runs `f` (a call into the tool); an exception fails the call and ends the
+// worker, whose state is suspect after a throw, so the pool starts a fresh
+// one.
+template <class T, class F>
+caf::result<T> guarded(worker_self self, tools::tool& tool, F f) {
+  try {
+    auto out = f();
+    if (!out)
+      return std::move(out.error());
+    return std::move(*out);
+  } catch (const std::exception& e) {
+    self->quit(caf::sec::runtime_error);
+    return make_error(errc::worker_crashed,
+                      "tool " + tool.name() + " threw: " + e.what());
+  } catch (...) {
+    self->quit(caf::sec::runtime_error);
+    return make_error(errc::worker_crashed,
+                      "tool " + tool.name() + " threw a non-exception");
+  }
+}
+
 worker_actor::behavior_type
-worker_impl(worker_actor::stateful_pointer<worker_state> self,
-            std::shared_ptr<tools::tool> tool,
+worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
             std::shared_ptr<std::atomic<bool>> cancel_flag) {
   return {
     [=](run_atom, const task_request& req) -> caf::result<task_result> {
-      tools::tool_context ctx;
-      ctx.execution_id = req.execution_id;
-      ctx.task_id = req.task_id;
-      ctx.attempt = req.attempt;
-      ctx.idempotency_key = req.idempotency_key;
-      ctx.deadline_us = req.deadline_us;
-      ctx.cancel_flag = cancel_flag;
-      auto start = std::chrono::steady_clock::now();
-      try {
+      return guarded<task_result>(self, *tool, [&]() -> expected<task_result> {
+        auto ctx = make_context(req, cancel_flag);
+        auto start = std::chrono::steady_clock::now();
         auto out = tool->invoke(req.input, ctx);
         if (!out)
           return std::move(out.error());
         task_result res;
         res.output = std::move(*out);
-        res.duration_us
-          = std::chrono::duration_cast<std::chrono::microseconds>(
-              std::chrono::steady_clock::now() - start)
-              .count();
+        res.duration_us = since_us(start);
         return res;
-      } catch (const std::exception& e) {
-        // The worker's state is suspect after a throw: answer this call,
-        // then die so the pool starts a fresh one.
-        self->quit(caf::sec::runtime_error);
-        return make_error(errc::worker_crashed,
-                          "tool " + tool->name() + " threw: " + e.what());
-      } catch (...) {
-        self->quit(caf::sec::runtime_error);
-        return make_error(errc::worker_crashed,
-                          "tool " + tool->name() + " threw a non-exception");
-      }
+      });
+    },
+    [=](split_atom,
+        const task_request& req) -> caf::result<std::vector<json_value>> {
+      return guarded<std::vector<json_value>>(self, *tool, [&] {
+        auto ctx = make_context(req, cancel_flag);
+        return tool->split(req.input, ctx);
+      });
+    },
+    [=](join_atom, const task_request& req,
+        std::vector<json_value>& parts) -> caf::result<task_result> {
+      return guarded<task_result>(self, *tool, [&]() -> expected<task_result> {
+        auto start = std::chrono::steady_clock::now();
+        auto out = tool->join(req.input, std::move(parts));
+        if (!out)
+          return std::move(out.error());
+        task_result res;
+        res.output = std::move(*out);
+        res.duration_us = since_us(start);
+        return res;
+      });
     },
   };
 }
@@ -76,9 +126,11 @@ struct worker_slot {
   bool busy = false;
 };
 
-struct queued_call {
-  task_request req;
-  caf::typed_response_promise<task_result> promise;
+// Work waiting for a free worker: a whole call, a split, a part or a join.
+struct queued_job {
+  // Starts the job on the worker in slot `i`, or drops it when its call has
+  // already failed (the slot then stays free).
+  std::function<void(size_t)> start;
 };
 
 struct pool_state {
@@ -90,10 +142,12 @@ struct pool_state {
   json_value settings;
   tools::tool_description description;
   bool blocking = false;
+  bool splits = false;
   std::vector<worker_slot> workers;
-  std::deque<queued_call> queue;
+  std::deque<queued_job> queue;
   uint64_t crashes = 0;
   uint64_t timeouts = 0;
+  uint64_t fanouts = 0;
 
   // The pool's end is its workers' end; a worker blocked in a tool sees its
   // cancel flag.
@@ -148,71 +202,180 @@ void abandon(pool_self self, size_t i) {
   start_worker(self, i, nullptr);
 }
 
-void run_on(pool_self self, size_t i, queued_call call) {
+std::string label(const task_request& req) {
+  return "task " + req.task_id + " attempt " + std::to_string(req.attempt);
+}
+
+// Sends one job's message `xs...` to the worker in slot `i`, bounded by the
+// deadline of `req`, and hands the reply or the error to `done`. `what`
+// names the job in the errors the pool makes (timeouts, dead workers).
+// `done` runs before the queue is pumped again and must not pump itself.
+template <class Reply, class... Ts>
+void dispatch(pool_self self, size_t i, const task_request& req,
+              std::string what,
+              std::function<void(caf::expected<Reply>)> done, Ts... xs) {
   auto& st = self->state;
   auto& slot = st.workers[i];
-  slot.busy = true;
   auto handle = slot.handle;
   caf::duration timeout = caf::infinite;
-  if (call.req.deadline_us > 0) {
-    auto left = call.req.deadline_us - now_us();
+  if (req.deadline_us > 0) {
+    auto left = req.deadline_us - now_us();
     if (left <= 0) {
-      slot.busy = false;
       ++st.timeouts;
-      call.promise.deliver(make_error(
-        errc::timeout, "task " + call.req.task_id + " attempt "
-                         + std::to_string(call.req.attempt)
-                         + ": deadline passed before tool "
-                         + st.tool_name + " could start"));
+      done(make_error(errc::timeout, what + ": deadline passed before tool "
+                                       + st.tool_name + " could start"));
       return;
     }
     timeout = caf::duration{std::chrono::microseconds{left}};
   }
-  auto promise = call.promise;
-  auto req = std::move(call.req);
-  self->request(handle, timeout, run_atom_v, req)
+  slot.busy = true;
+  self->request(handle, timeout, std::move(xs)...)
     .then(
-      [=](task_result& res) mutable {
-        promise.deliver(std::move(res));
+      [=](Reply& res) {
         auto j = slot_of(self, handle.address());
         if (j < self->state.workers.size())
           self->state.workers[j].busy = false;
+        done(std::move(res));
         pump(self);
       },
-      [=](caf::error& err) mutable {
+      [=](caf::error& err) {
         auto& st = self->state;
         auto j = slot_of(self, handle.address());
         if (err == caf::sec::request_timeout) {
           ++st.timeouts;
-          promise.deliver(make_error(
-            errc::timeout, "tool " + st.tool_name + ": task " + req.task_id
-                             + " attempt " + std::to_string(req.attempt)
-                             + " passed its deadline"));
+          done(make_error(errc::timeout, "tool " + st.tool_name + ": " + what
+                                           + " passed its deadline"));
           if (j < st.workers.size())
             abandon(self, j);
         } else if (err.category() == caf::atom("cadre")) {
           // The tool's own failure; a worker_crashed error also ends the
           // worker, which the down handler replaces.
-          promise.deliver(std::move(err));
           if (j < st.workers.size())
             st.workers[j].busy = false;
+          done(std::move(err));
         } else {
           ++st.crashes;
-          promise.deliver(make_error(errc::worker_crashed,
-                                     "tool " + st.tool_name
-                                       + ": worker died: " + describe(err)));
+          done(make_error(errc::worker_crashed,
+                          "tool " + st.tool_name + ": worker died during "
+                            + what + ": " + describe(err)));
         }
         pump(self);
       });
 }
 
+// Delivers a whole call's outcome.
+std::function<void(caf::expected<task_result>)>
+deliver_to(caf::typed_response_promise<task_result> promise) {
+  return [promise](caf::expected<task_result> res) mutable {
+    if (res)
+      promise.deliver(std::move(*res));
+    else
+      promise.deliver(std::move(res.error()));
+  };
+}
+
+queued_job whole_job(pool_self self, task_request req,
+                     caf::typed_response_promise<task_result> promise) {
+  return {[=](size_t i) {
+    dispatch<task_result>(self, i, req, label(req), deliver_to(promise),
+                          run_atom_v, req);
+  }};
+}
+
+// One split call: its parts' outputs, filled in any order, joined in order.
+struct fanout {
+  task_request req;
+  caf::typed_response_promise<task_result> promise;
+  std::vector<json_value> outputs;
+  size_t left = 0;
+  bool failed = false;
+  std::chrono::steady_clock::time_point start;
+
+  void fail(caf::error err) {
+    if (failed)
+      return;
+    failed = true;
+    promise.deliver(std::move(err));
+  }
+};
+
+// Queues the parts of a split call behind the work already waiting; the
+// last part to finish queues the join ahead of everything.
+void fan_out(pool_self self, std::shared_ptr<fanout> g,
+             std::vector<json_value> parts) {
+  auto n = parts.size();
+  g->outputs.resize(n);
+  g->left = n;
+  ++self->state.fanouts;
+  for (size_t k = 0; k < n; ++k) {
+    auto part = g->req;
+    part.input = std::move(parts[k]);
+    auto what = label(g->req) + " part " + std::to_string(k + 1) + " of "
+                + std::to_string(n);
+    self->state.queue.push_back({[=](size_t i) {
+      if (g->failed)
+        return;
+      auto done = [self, g, k](caf::expected<task_result> res) {
+        if (g->failed)
+          return;
+        if (!res) {
+          g->fail(std::move(res.error()));
+          return;
+        }
+        g->outputs[k] = std::move(res->output);
+        if (--g->left > 0)
+          return;
+        self->state.queue.push_front({[=](size_t j) {
+          auto joined = [g](caf::expected<task_result> res) {
+            if (!res) {
+              g->fail(std::move(res.error()));
+              return;
+            }
+            res->duration_us = since_us(g->start);
+            g->promise.deliver(std::move(*res));
+          };
+          dispatch<task_result>(self, j, g->req, label(g->req) + " join",
+                                joined, join_atom_v, g->req, g->outputs);
+        }});
+      };
+      dispatch<task_result>(self, i, part, what, done, run_atom_v, part);
+    }});
+  }
+}
+
+// A call of a tool that splits: the split runs on a worker (it may read
+// files), then the parts or, without parts, the whole call.
+queued_job split_job(pool_self self, task_request req,
+                     caf::typed_response_promise<task_result> promise) {
+  return {[=](size_t i) {
+    auto start = std::chrono::steady_clock::now();
+    auto done = [=](caf::expected<std::vector<json_value>> parts) mutable {
+      if (!parts) {
+        promise.deliver(std::move(parts.error()));
+      } else if (parts->empty()) {
+        self->state.queue.push_front(whole_job(self, req, promise));
+      } else {
+        auto g = std::make_shared<fanout>();
+        g->req = req;
+        g->promise = promise;
+        g->start = start;
+        fan_out(self, std::move(g), std::move(*parts));
+      }
+    };
+    dispatch<std::vector<json_value>>(self, i, req, label(req) + " split",
+                                      done, split_atom_v, req);
+  }};
+}
+
 void pump(pool_self self) {
   auto& st = self->state;
   for (size_t i = 0; i < st.workers.size() && !st.queue.empty(); ++i) {
-    if (st.workers[i].handle && !st.workers[i].busy) {
-      auto call = std::move(st.queue.front());
+    // A job may be dropped or fail before it starts; the slot then takes
+    // the next one.
+    while (st.workers[i].handle && !st.workers[i].busy && !st.queue.empty()) {
+      auto job = std::move(st.queue.front());
       st.queue.pop_front();
-      run_on(self, i, std::move(call));
+      job.start(i);
     }
   }
 }
@@ -227,6 +390,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   st.settings = std::move(settings);
   st.description = first->describe();
   st.blocking = first->blocking();
+  st.splits = first->splits();
   st.workers.resize(std::max<size_t>(1, workers));
   start_worker(self, 0, std::move(first));
   for (size_t i = 1; i < st.workers.size(); ++i)
@@ -243,7 +407,9 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   return {
     [=](run_atom, task_request& req) -> caf::result<task_result> {
       auto promise = self->make_response_promise<task_result>();
-      self->state.queue.push_back(queued_call{std::move(req), promise});
+      auto& st = self->state;
+      st.queue.push_back(st.splits ? split_job(self, std::move(req), promise)
+                                   : whole_job(self, std::move(req), promise));
       pump(self);
       return promise;
     },
@@ -257,9 +423,11 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                              {"input_schema", st.description.input_schema},
                              {"output_schema", st.description.output_schema},
                              {"blocking", st.blocking},
+                             {"splits", st.splits},
                              {"workers", st.workers.size()},
                              {"busy", busy},
                              {"queued", st.queue.size()},
+                             {"fanouts", st.fanouts},
                              {"crashes", st.crashes},
                              {"timeouts", st.timeouts}}};
     },

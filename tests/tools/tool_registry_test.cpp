@@ -50,11 +50,16 @@ expected<std::unique_ptr<tool>> make_null_tool(const json_value&) {
 TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
+<<<<<<< HEAD
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "script", "search", "sleep", "validate"};
+    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "validate"};
 =======
     "chaos", "echo", "fail", "file", "script", "sleep", "validate"};
 >>>>>>> tool-validate
+=======
+  const std::vector<std::string> expected_names{
+    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "validate"};
+>>>>>>> tool-ocr
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;

@@ -33,6 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cadre, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_request))
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_response))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::json_value>))
 
   // Execution control.
   CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")
@@ -45,6 +46,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   // Task dispatch and tools.
   CAF_ADD_ATOM(cadre, cadre, run_atom, "run")
   CAF_ADD_ATOM(cadre, cadre, describe_atom, "describe")
+  // A pool's workers: one call split into parts, the parts' outputs joined.
+  CAF_ADD_ATOM(cadre, cadre, split_atom, "split")
+  CAF_ADD_ATOM(cadre, cadre, join_atom, "join")
   // Event store.
   CAF_ADD_ATOM(cadre, cadre, append_atom, "append")
   CAF_ADD_ATOM(cadre, cadre, read_atom, "read")

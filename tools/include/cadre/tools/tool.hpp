@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
@@ -61,6 +62,27 @@ public:
   [[nodiscard]] virtual expected<json_value> invoke(const json_value& input,
                                                     tool_context& ctx)
     = 0;
+
+  /// True when split() may cut a call into parts. The pool asks only tools
+  /// that say so, so the others pay nothing for fan-out. Default: false.
+  virtual bool splits() const;
+
+  /// Cuts one call into parts: inputs that the pool runs in parallel on its
+  /// workers, each through invoke() (e.g. one part per page of a document),
+  /// before join() makes the call's output of their outputs. An empty vector
+  /// runs the call whole. Called on a worker, like invoke (it may open
+  /// files), and only when splits() is true. Errors fail the call.
+  /// Default: no split (an empty vector).
+  [[nodiscard]] virtual expected<std::vector<json_value>>
+  split(const json_value& input, tool_context& ctx);
+
+  /// Builds the output of a split call from its parts' outputs, given in the
+  /// order of split(). Called on a worker (any instance of the pool, not
+  /// necessarily the one that split) after every part succeeded; a part that
+  /// fails fails the call with that part's error instead.
+  /// Default: errc::internal (a tool that splits must join).
+  [[nodiscard]] virtual expected<json_value>
+  join(const json_value& input, std::vector<json_value> parts);
 };
 
 /// Builds a tool from its section of the node config (`tools.<name>`).

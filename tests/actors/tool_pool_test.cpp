@@ -1,0 +1,285 @@
+// Tool pools that fan a split call out across their workers, on a real
+// actor system with detached workers, with a splittable probe tool.
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <gtest/gtest.h>
+
+#include "cadre/actors/spawn.hpp"
+#include "cadre/messages/register_types.hpp"
+#include "cadre/tools/tool_registry.hpp"
+
+using namespace cadre;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What the probe's instances share: instance numbers and a rendezvous that
+// parts wait at until `rendezvous` of them have started, which only happens
+// when they run at the same time.
+struct probe_board {
+  std::mutex mtx;
+  std::condition_variable cv;
+  int entered = 0;
+  int rendezvous = 0;
+  int instances = 0;
+  bool cancel_seen = false;
+
+  void reset(int n) {
+    std::lock_guard<std::mutex> guard{mtx};
+    entered = 0;
+    rendezvous = n;
+    cancel_seen = false;
+  }
+};
+
+probe_board& board() {
+  static probe_board b;
+  return b;
+}
+
+// Input {"n": N, "fail"?: k, "throw"?: k, "hang"?: k} splits into N parts
+// {"i": k, ...}; part k fails, throws or waits for cancellation as asked.
+// Without "n" the call runs whole. Outputs say which instance ran them.
+class probe_tool final : public tools::tool {
+public:
+  probe_tool() {
+    std::lock_guard<std::mutex> guard{board().mtx};
+    id_ = ++board().instances;
+  }
+
+  std::string name() const override {
+    return "probe";
+  }
+
+  tools::tool_description describe() const override {
+    return {"probe", "test tool", json::object(), json::object()};
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  bool splits() const override {
+    return true;
+  }
+
+  expected<std::vector<json_value>> split(const json_value& input,
+                                          tools::tool_context&) override {
+    std::vector<json_value> parts;
+    if (input->contains("split_fail"))
+      return make_error(errc::invalid_input, "probe: /n: cannot split");
+    if (!input->contains("n"))
+      return parts;
+    for (int k = 0; k < input->at("n").get<int>(); ++k) {
+      json part = *input;
+      part.erase("n");
+      part["i"] = k;
+      part["split_by"] = id_;
+      parts.emplace_back(std::move(part));
+    }
+    return parts;
+  }
+
+  expected<json_value> join(const json_value&,
+                            std::vector<json_value> parts) override {
+    json order = json::array();
+    json by = json::array();
+    json split_by = json::array();
+    for (auto& p : parts) {
+      order.push_back(p->at("i"));
+      by.push_back(p->at("by"));
+      split_by.push_back(p->at("split_by"));
+    }
+    return json_value{json{{"order", order},
+                           {"by", by},
+                           {"split_by", split_by},
+                           {"joined_by", id_}}};
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tools::tool_context& ctx) override {
+    if (!input->contains("i"))
+      return json_value{json{{"whole", true}, {"by", id_}}};
+    auto i = input->at("i").get<int>();
+    {
+      std::unique_lock<std::mutex> lock{board().mtx};
+      ++board().entered;
+      board().cv.notify_all();
+      if (!board().cv.wait_for(lock, 30s, [] {
+            return board().entered >= board().rendezvous;
+          }))
+        return make_error(errc::tool_failed,
+                          "probe: parts did not run at the same time");
+    }
+    if (input->value("fail", -1) == i)
+      return make_error(errc::tool_failed,
+                        "probe: part " + std::to_string(i) + " failed");
+    if (input->value("throw", -1) == i)
+      throw std::runtime_error("part " + std::to_string(i) + " threw");
+    if (input->value("hang", -1) == i) {
+      // Waits for the pool to give up on it (cancel flag), at most a minute.
+      for (int k = 0; k < 6000 && !ctx.cancelled(); ++k)
+        std::this_thread::sleep_for(10ms);
+      std::lock_guard<std::mutex> guard{board().mtx};
+      board().cancel_seen = ctx.cancelled();
+      board().cv.notify_all();
+      return make_error(errc::cancelled, "probe: cancelled");
+    }
+    return json_value{json{{"i", i}, {"by", id_},
+                           {"split_by", input->at("split_by")}}};
+  }
+
+private:
+  int id_ = 0;
+};
+
+expected<std::unique_ptr<tools::tool>> make_probe(const json_value&) {
+  return std::unique_ptr<tools::tool>{std::make_unique<probe_tool>()};
+}
+
+class ToolPool : public ::testing::Test {
+protected:
+  ToolPool() {
+    register_types(cfg_);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    registry_.add("probe", &make_probe);
+    auto pool = actors::spawn_tool_pool(*sys_, registry_, "probe",
+                                        json_value{}, {2});
+    EXPECT_TRUE(pool);
+    pool_ = *pool;
+  }
+
+  ~ToolPool() override {
+    caf::scoped_actor self{*sys_};
+    self->monitor(pool_);
+    self->send_exit(pool_, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+  }
+
+  expected<json> call(json input, int64_t deadline_us = 0) {
+    task_request req;
+    req.execution_id = "e";
+    req.task_id = "t";
+    req.tool = "probe";
+    req.input = json_value{std::move(input)};
+    req.deadline_us = deadline_us;
+    expected<json> out{json{}};
+    caf::scoped_actor self{*sys_};
+    self->request(pool_, 120s, run_atom_v, req)
+      .receive([&](task_result& res) { out = res.output.get(); },
+               [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+
+  json describe_pool() {
+    json out;
+    caf::scoped_actor self{*sys_};
+    self->request(pool_, 60s, describe_atom_v)
+      .receive([&](json_value& x) { out = x.get(); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  tools::tool_registry registry_;
+  tool_pool_actor pool_;
+};
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+TEST_F(ToolPool, PartsRunOnDifferentWorkersAndJoinInOrder) {
+  // Each part waits until two have started: with one worker at a time the
+  // call would fail.
+  board().reset(2);
+  auto out = call(json{{"n", 6}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ((*out)["order"], json::array({0, 1, 2, 3, 4, 5}));
+  std::set<int> by;
+  for (auto& x : (*out)["by"])
+    by.insert(x.get<int>());
+  EXPECT_EQ(by.size(), 2u) << out->dump();
+  // The split ran on one of the workers (it may read files), not elsewhere.
+  auto split_by = (*out)["split_by"][0].get<int>();
+  EXPECT_TRUE(by.count(split_by) == 1) << out->dump();
+  EXPECT_TRUE(by.count((*out)["joined_by"].get<int>()) == 1) << out->dump();
+  auto d = describe_pool();
+  EXPECT_EQ(d["splits"], true);
+  EXPECT_EQ(d["fanouts"], 1);
+  EXPECT_EQ(d["busy"], 0);
+}
+
+TEST_F(ToolPool, ACallWithoutPartsRunsWhole) {
+  board().reset(0);
+  auto out = call(json::object());
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ((*out)["whole"], true);
+  EXPECT_EQ(describe_pool()["fanouts"], 0);
+}
+
+TEST_F(ToolPool, AFailingPartFailsTheCallWithItsError) {
+  board().reset(0);
+  auto out = call(json{{"n", 4}, {"fail", 2}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::tool_failed);
+  EXPECT_EQ(message_of(out.error()), "probe: part 2 failed");
+  auto split = call(json{{"n", 4}, {"split_fail", true}});
+  ASSERT_FALSE(split);
+  EXPECT_EQ(message_of(split.error()), "probe: /n: cannot split");
+  // The pool goes on with both workers.
+  board().reset(2);
+  auto next = call(json{{"n", 2}});
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_EQ((*next)["order"], json::array({0, 1}));
+}
+
+TEST_F(ToolPool, ACrashingPartFailsTheCallAndItsWorkerIsReplaced) {
+  board().reset(0);
+  auto out = call(json{{"n", 3}, {"throw", 1}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::worker_crashed);
+  EXPECT_NE(message_of(out.error()).find("part 1 threw"), std::string::npos)
+    << describe(out.error());
+  // Two parts meeting proves two live workers again.
+  board().reset(2);
+  auto next = call(json{{"n", 2}});
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_EQ((*next)["order"], json::array({0, 1}));
+}
+
+TEST_F(ToolPool, APartPastTheDeadlineTimesOutNamingThePart) {
+  board().reset(0);
+  auto out = call(json{{"n", 2}, {"hang", 1}}, now_us() + 2'000'000);
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::timeout);
+  EXPECT_NE(message_of(out.error())
+              .find("task t attempt 1 part 2 of 2 passed its deadline"),
+            std::string::npos)
+    << describe(out.error());
+  // The abandoned worker saw its cancel flag.
+  {
+    std::unique_lock<std::mutex> lock{board().mtx};
+    EXPECT_TRUE(board().cv.wait_for(lock, 60s,
+                                    [] { return board().cancel_seen; }));
+  }
+  board().reset(2);
+  auto next = call(json{{"n", 2}});
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_GE(describe_pool()["timeouts"].get<int>(), 1);
+}
