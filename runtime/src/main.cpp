@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -590,6 +591,15 @@ int cmd_tool(const std::string& name, const std::string& input_arg,
 } // namespace
 
 int main(int argc, char** argv) {
+  // Tesseract's OpenMP threads spin while waiting, which costs OCR about a
+  // factor of 4 on a busy machine; cadre parallelizes across pool workers
+  // instead. OpenMP reads the limit when it loads, before main, so set it
+  // and start over (same pid) unless the user chose a value.
+  if (std::getenv("OMP_THREAD_LIMIT") == nullptr) {
+    ::setenv("OMP_THREAD_LIMIT", "1", 0);
+    ::execv("/proc/self/exe", argv);
+    // Not fatal: run on with OpenMP's defaults.
+  }
   CLI::App app{"cadre: durable workflows and agents on actors"};
   app.require_subcommand(1);
   // Global flags also work after the command (`cadre tools --json`).
