@@ -102,7 +102,7 @@ end
 -- Integral floats (2.0, as JSON may carry them) count as integers.
 local function check_integer(fname, i, v, default, lvl)
   if v == nil and default ~= nil then return default end
-  local n = tointeger(v)
+  local n = mtype(v) and tointeger(v)
   if n == nil then error(arg_error(fname, i, "integer", v), lvl or 3) end
   return n
 end
@@ -283,7 +283,7 @@ json.encode = guarded(function(v, opts)
       fail(arg_error("json.encode", 2, "table", opts))
     end
     if opts.indent ~= nil then
-      indent = tointeger(opts.indent)
+      indent = mtype(opts.indent) and tointeger(opts.indent)
       if not indent or indent < 0 or indent > 16 then
         fail("json.encode: indent must be an integer from 0 to 16")
       end
@@ -673,7 +673,7 @@ end
 -- The keys of a list's items (the items themselves without `key`), all
 -- numbers or all strings, nil where missing. Raises at `lvl`.
 local function keys_of(fname, list, n, key, lvl)
-  local keys, kind = {}, nil
+  local keys, seen = {}, nil
   for i = 1, n do
     local k
     if key == nil then
@@ -689,11 +689,11 @@ local function keys_of(fname, list, n, key, lvl)
                      fname, key == nil and "value" or "key", i,
                      k ~= k and "NaN" or kind(k)), lvl)
       end
-      if kind and kind ~= t then
+      if seen and seen ~= t then
         error(format("%s: cannot compare numbers with strings (item %d)",
                      fname, i), lvl)
       end
-      kind = t
+      seen = t
     end
     keys[i] = k
   end
@@ -1127,11 +1127,12 @@ function date.parse(s, order)
   local word, rest = match(t, "^(%a+)%.?,?%s+(.*)$")
   if word and is_day_name[word] then t = rest end
 
-  -- 2024-03-15, 2024/3/15, 2024.03.15, optionally followed by a time
+  -- 2024-03-15, 2024/3/15, 2024.03.15, optionally followed by a time of
+  -- day ("T10:30:00Z", " 10:30")
   local y, m, d = match(t, "^(%d%d%d%d)[%-/%.](%d%d?)[%-/%.](%d%d?)%f[%D]")
   if y then
     local tail = sub(t, #match(t, "^%d+.%d+.%d+") + 1)
-    if tail == "" or find(tail, "^[t%s]") then
+    if tail == "" or find(tail, "^[t%s]%d%d?:%d%d") then
       return checked(tonumber(y), tonumber(m), tonumber(d), s)
     end
     return checked(nil, nil, nil, s)
