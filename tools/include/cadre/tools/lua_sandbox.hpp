@@ -37,12 +37,13 @@ struct sandbox_options {
 /// compiled once per process and loaded once per state.
 ///
 /// Each evaluation gets its own globals table, so nothing one evaluation
-/// assigns is seen by the next; the standard tables (string, table, math,
-/// utf8, json) are read-only; `pairs` visits keys in sorted order (numbers,
-/// then strings, then booleans), since Lua's hash order varies between
-/// processes; setmetatable refuses __gc. Compiled chunks are cached by their
-/// text. Lua's pattern functions (string.find, gsub, ...) run inside one VM
-/// instruction, so the instruction limit does not bound them.
+/// assigns is seen by the next; the library tables (string, table, math,
+/// utf8, json, number, date) are read-only; `pairs` visits keys in sorted
+/// order (numbers, then strings, then booleans), since Lua's hash order
+/// varies between processes; setmetatable refuses __gc. Compiled chunks are
+/// cached by their text. Lua's pattern functions (string.find, gsub, ...)
+/// run inside one VM instruction, so the instruction limit does not bound
+/// them.
 ///
 /// Not thread-safe: one owner at a time.
 class lua_sandbox {
