@@ -320,3 +320,21 @@ TEST(LuaSandbox, RejectsGlobalsThatAreNotAnObject) {
   EXPECT_EQ(cadre::code_of(v.error()), errc::script_error);
   EXPECT_EQ(eval_ok(*sb, "1", nullptr), json(1));
 }
+
+TEST(LuaSandbox, EmptyArraysAndObjectsKeepTheirKind) {
+  auto sb = make_sandbox();
+  json env = {{"input", {{"list", json::array()}, {"obj", json::object()},
+                         {"nested", {{"a", json::array()}}}}}};
+  EXPECT_EQ(eval_ok(*sb, "input.list", env), json::array());
+  EXPECT_EQ(eval_ok(*sb, "input.obj", env), json::object());
+  EXPECT_EQ(eval_ok(*sb, "input", env), env["input"]);
+  // An object whose keys happen to be 1..n stays an object.
+  auto v = sb->run("args[1] = 'x' return args",
+                   {{"args", json::object()}});
+  ASSERT_TRUE(v) << cadre::describe(v.error());
+  EXPECT_EQ(*v, json({{"1", "x"}}));
+  // Tables made by the script follow the 1..n rule, unless marked.
+  EXPECT_EQ(eval_ok(*sb, "{}"), json::object());
+  EXPECT_EQ(eval_ok(*sb, "json.array()"), json::array());
+  EXPECT_EQ(eval_ok(*sb, "json.object({'a'})"), json({{"1", "a"}}));
+}

@@ -140,3 +140,118 @@ TEST(ScriptTool, DescribesCodeAsRequired) {
   EXPECT_EQ(d.input_schema["required"], json::array({"code"}));
   EXPECT_EQ(d.input_schema["properties"]["code"]["type"], "string");
 }
+
+namespace {
+
+/// The example of docs/tools.md: fields of an invoice from OCR text.
+constexpr const char* invoice_code = R"lua(
+local text = args.text
+local lines = text:lines()
+
+-- The rest of the first line that starts with `label:`, trimmed.
+local function field(label)
+  for _, line in ipairs(lines) do
+    local value = line:match("^%s*" .. label .. "%s*:%s*(.-)%s*$")
+    if value then return value end
+  end
+end
+
+local total = field("Total")
+local issued = field("Date")
+-- A nil value would drop its key: json.null keeps it as null.
+return {
+  vendor = lines[1]:trim(),
+  number = field("Invoice No") or json.null,
+  date = issued and date.parse(issued) or json.null,
+  total = total and number.parse(total) or json.null,
+}
+)lua";
+
+} // namespace
+
+TEST(ScriptTool, ParsesAnInvoiceFromOcrText) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script,
+                 json{{"code", invoice_code},
+                      {"args",
+                       {{"text", "ACME Supplies Ltd.\n"
+                                 "Invoice No: INV-2024-0042\n"
+                                 "Date: March 15, 2024\n"
+                                 "Widget A   2 x $100.00\n"
+                                 "Total: $1,234.50\n"}}}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), (json{{"vendor", "ACME Supplies Ltd."},
+                              {"number", "INV-2024-0042"},
+                              {"date", "2024-03-15"},
+                              {"total", 1234.5}}));
+  // A field missing from the text is null, not an error.
+  out = run(*script, json{{"code", invoice_code},
+                          {"args", {{"text", "Scan\nDate: 15/03/2024"}}}});
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), (json{{"vendor", "Scan"},
+                              {"number", nullptr},
+                              {"date", "2024-03-15"},
+                              {"total", nullptr}}));
+}
+
+TEST(ScriptTool, LibraryErrorsNameTheScriptLine) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "local s = args\n"
+                                        "local v = json.decode(s)\n"
+                                        "return v"},
+                               {"args", "{\"a\": }"}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::script_error);
+  EXPECT_EQ(message_of(out.error()),
+            "tool script: /code: script:2: json.decode: unexpected "
+            "character '}' at line 1, column 7 (byte 7)");
+  out = run(*script, json{{"code", "local d = date.add_days(args, 1)"},
+                          {"args", "15/03/2024"}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(message_of(out.error()),
+            "tool script: /code: script:1: date.add_days: '15/03/2024' is "
+            "not a date (YYYY-MM-DD)");
+}
+
+TEST(ScriptTool, TodayComesInAsInputAndTheResultIsDeterministic) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  json input = {{"code", "return {days_left = date.diff_days(args.today, "
+                         "args.due), weekday = date.format(args.due, '%A'), "
+                         "amounts = table.map(args.amounts, function(a) "
+                         "return number.parse(a) end)}"},
+                {"args",
+                 {{"today", "2024-03-01"},
+                  {"due", "2024-03-15"},
+                  {"amounts", {"$1,234.50", "€ 99", "n/a"}}}}};
+  auto first = run(*script, input);
+  ASSERT_TRUE(first) << describe(first.error());
+  EXPECT_EQ(first->get(), (json{{"days_left", 14},
+                                {"weekday", "Friday"},
+                                {"amounts", {1234.5, 99, nullptr}}}));
+  auto other = make_script();
+  ASSERT_NE(other, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    auto again = run(i % 2 == 0 ? *script : *other, input);
+    ASSERT_TRUE(again) << describe(again.error());
+    EXPECT_EQ(again->get(), first->get());
+  }
+}
+
+TEST(ScriptTool, SandboxEscapesAreStillRefused) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  for (auto code :
+       {"return load('return 1')()", "return string.dump(print)",
+        "return require('io')", "return dofile('/etc/passwd')",
+        "return os.time()", "return io.read()", "return debug.getinfo(1)",
+        "return collectgarbage('count')", "date.now = function() end",
+        "string.split = nil",
+        "return getmetatable('').__index.split"}) {
+    auto out = run(*script, json{{"code", code}});
+    ASSERT_FALSE(out) << code;
+    EXPECT_EQ(code_of(out.error()), errc::script_error) << code;
+  }
+}

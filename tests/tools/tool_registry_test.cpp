@@ -120,7 +120,7 @@ TEST(ToolRegistry, FactoryErrorsNameTheKey) {
     {"script", json{{"instruction_limit", 0}},
      "tools.script.instruction_limit: must be an integer >= 1"},
     {"script", json{{"memory_limit", "16M"}},
-     "tools.script.memory_limit: must be an integer >= 65536"},
+     "tools.script.memory_limit: must be an integer >= 262144"},
     {"fail", json::array(), "tools.fail: must be an object"},
     {"echo", json("x"), "tools.echo: must be an object"},
   };

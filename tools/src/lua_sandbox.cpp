@@ -11,6 +11,8 @@
 
 #include <lua.hpp>
 
+#include "lua/stdlib.hpp"
+
 // Every Lua API call that may allocate runs inside lua_pcall, because a Lua
 // error outside a protected call aborts the process. Lua is built as C and
 // raises errors with longjmp, so the C functions run in protected mode keep
@@ -27,6 +29,8 @@ char null_sentinel;
 char cache_key;
 char env_key;
 char env_mt_key;
+char array_mt_key;
+char object_mt_key;
 
 /// Nesting limit of JSON values in both directions (also stops cycles).
 constexpr int max_depth = 200;
@@ -39,10 +43,11 @@ static_assert(std::is_trivially_destructible_v<json::const_iterator>,
               "push_json relies on iterators without destructors");
 
 // Runs once in a fresh state, with the standard tables still complete: strips
-// what is unsafe or non-deterministic and freezes the shared library tables
-// so one evaluation cannot change what the next one sees.
+// what is unsafe or non-deterministic, adds cadre's library (lua/stdlib.cpp)
+// and freezes the shared library tables so one evaluation cannot change what
+// the next one sees. Returns the metatables that mark JSON arrays and objects.
 constexpr const char* init_chunk = R"lua(
-local G, null, metafield = ...
+local G, null, metafield, stdlib = ...
 local error, next, type, rawget, rawset, setmetatable, ipairs =
   error, next, type, rawget, rawset, setmetatable, ipairs
 local sort = table.sort
@@ -111,13 +116,20 @@ G.setmetatable = function(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("__gc metamethods are not allowed in the sandbox", 2)
   end
+  if type(t) == "table" and metafield(t, "__metatable") ~= nil then
+    error("cannot change a protected metatable", 2)
+  end
   return setmetatable(t, mt)
 end
+local lib = stdlib(G, null, sorted_pairs, function(t) frozen[t] = true end)
 for _, name in ipairs({"string", "table", "math", "utf8"}) do
   G[name] = readonly(G[name], name)
 end
-G.json = readonly({null = null}, "json")
+for _, name in ipairs({"json", "number", "date"}) do
+  G[name] = readonly(lib[name], name)
+end
 G._G = nil
+return lib.array_mt, lib.object_mt
 )lua";
 
 bool valid_utf8(const char* s, size_t n) {
@@ -227,6 +239,9 @@ void push_json(lua_State* L, const json& j, int depth) {
     case json::value_t::array: {
       lua_createtable(L, static_cast<int>(std::min<size_t>(j.size(), 1u << 20)),
                       0);
+      // Marked, so that an empty (or emptied) array stays an array.
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+      lua_setmetatable(L, -2);
       lua_Integer i = 1;
       for (auto it = j.cbegin(); it != j.cend(); ++it) {
         push_json(L, *it, depth + 1);
@@ -237,6 +252,8 @@ void push_json(lua_State* L, const json& j, int depth) {
     case json::value_t::object: {
       lua_createtable(L, 0,
                       static_cast<int>(std::min<size_t>(j.size(), 1u << 20)));
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+      lua_setmetatable(L, -2);
       for (auto it = j.cbegin(); it != j.cend(); ++it) {
         const std::string& key = it.key();
         lua_pushlstring(L, key.data(), key.size());
@@ -257,8 +274,35 @@ int raw_metafield(lua_State* L) {
   return 1;
 }
 
-/// Protected: opens the safe libraries and runs init_chunk.
+int append_chunk(lua_State*, const void* p, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(p), n);
+  return 0;
+}
+
+/// The standard library compiled once per process (empty if that failed):
+/// loading its bytecode into each new state is much faster than parsing it.
+/// Stripped of debug info (half the load time again); its errors name the
+/// caller's line, not its own.
+const std::string& stdlib_bytecode() {
+  static const std::string code = [] {
+    std::string out;
+    lua_State* L = luaL_newstate();
+    if (L == nullptr)
+      return out;
+    auto src = detail::lua_stdlib_source();
+    if (luaL_loadbufferx(L, src.data(), src.size(), "=stdlib", "t") == LUA_OK
+        && lua_dump(L, append_chunk, &out, 1) != 0)
+      out.clear();
+    lua_close(L);
+    return out;
+  }();
+  return code;
+}
+
+/// Protected: arg 1 points to the library's bytecode (or an empty string);
+/// opens the safe libraries and runs init_chunk.
 int init_state(lua_State* L) {
+  auto bytecode = static_cast<const std::string*>(lua_touserdata(L, 1));
   luaL_requiref(L, "_G", luaopen_base, 1);
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
   luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
@@ -272,7 +316,21 @@ int init_state(lua_State* L) {
   lua_pushglobaltable(L);
   lua_pushlightuserdata(L, &null_sentinel);
   lua_pushcfunction(L, raw_metafield);
-  lua_call(L, 3, 0);
+  // Our own bytecode only; scripts and expressions load as text ("t").
+  int loaded = LUA_OK;
+  if (!bytecode->empty()) {
+    loaded = luaL_loadbufferx(L, bytecode->data(), bytecode->size(),
+                              "=stdlib", "b");
+  } else {
+    auto source = detail::lua_stdlib_source();
+    loaded = luaL_loadbufferx(L, source.data(), source.size(), "=stdlib",
+                              "t");
+  }
+  if (loaded != LUA_OK)
+    return lua_error(L);
+  lua_call(L, 4, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
   // The metatable of each evaluation's globals: reads fall through to the
   // (frozen) standard globals, writes stay in the evaluation's own table.
   lua_createtable(L, 0, 2);
@@ -557,8 +615,23 @@ struct lua_sandbox::impl {
     if (depth >= max_depth)
       return "tables nested deeper than " + std::to_string(max_depth)
              + " levels (a cycle?)";
-    if (!lua_checkstack(L, 4))
+    if (!lua_checkstack(L, 6))
       return "tables nested too deeply";
+    // The marker metatables of json.array / json.object (and of decoded
+    // and input tables) decide what an empty table is.
+    enum { unmarked, array_marked, object_marked } marker = unmarked;
+    if (lua_getmetatable(L, idx)) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+      if (lua_rawequal(L, -1, -2)) {
+        marker = array_marked;
+      } else {
+        lua_pop(L, 1);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+        if (lua_rawequal(L, -1, -2))
+          marker = object_marked;
+      }
+      lua_pop(L, 2);
+    }
     size_t count = 0;
     size_t positive = 0;
     lua_Integer max_key = 0;
@@ -575,11 +648,12 @@ struct lua_sandbox::impl {
       lua_pop(L, 1);
     }
     if (count == 0) {
-      out = json::object();
+      out = marker == array_marked ? json::array() : json::object();
       return {};
     }
     auto base = path.size();
-    if (positive == count && static_cast<size_t>(max_key) == count) {
+    if (marker != object_marked && positive == count
+        && static_cast<size_t>(max_key) == count) {
       out = json::array();
       for (size_t i = 1; i <= count; ++i) {
         lua_rawgeti(L, idx, static_cast<lua_Integer>(i));
@@ -664,7 +738,8 @@ lua_sandbox::create(sandbox_options opts) {
                       "lua sandbox: cannot create a Lua state within "
                         + std::to_string(opts.memory_limit) + " bytes");
   *static_cast<impl**>(lua_getextraspace(p->L)) = p.get();
-  int status = p->protect(init_state, nullptr, 0);
+  const std::string& bytecode = stdlib_bytecode();
+  int status = p->protect(init_state, const_cast<std::string*>(&bytecode), 0);
   if (status != LUA_OK) {
     auto msg = p->error_text(status);
     return make_error(errc::invalid_config, "lua sandbox: set-up: " + msg);

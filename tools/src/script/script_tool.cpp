@@ -34,7 +34,16 @@ public:
         + " instructions) with the globals args (the input's args) and ctx "
           "({execution_id, task_id, attempt}), and returns the chunk's "
           "return value as JSON (tables with keys 1..n become arrays, other "
-          "tables objects; nothing returned becomes null).",
+          "tables objects; nothing returned becomes null). Besides Lua's "
+          "string, table, math and utf8 it has: json.encode/decode/null/"
+          "array/object/type; string.split/trim/ltrim/rtrim/starts_with/"
+          "ends_with/contains/replace (plain text)/pad_left/pad_right/join/"
+          "lines/ulen/match_all (also as s:method()); number.parse "
+          "(\"$1,234.50\" -> 1234.5; nil if not a number)/round/format; "
+          "date.parse (common formats -> \"YYYY-MM-DD\"; nil, reason if "
+          "not a date)/format/add_days/add_months/diff_days/weekday/"
+          "is_valid; table.map/filter/keys/values/sort_by/group_by/sum/min/"
+          "max/contains. There is no clock: pass today's date in args.",
       json{
         {"type", "object"},
         {"properties",
@@ -105,9 +114,10 @@ expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
   if (!instructions)
     return std::move(instructions.error());
   opts.instruction_limit = *instructions;
-  // Below 64 KiB a fresh Lua state cannot even open its libraries.
+  // A fresh Lua state with its libraries takes about 128 KiB; leave room
+  // for the script itself.
   auto memory = detail::uint_setting("script", *obj, "memory_limit",
-                                     opts.memory_limit, 64u << 10);
+                                     opts.memory_limit, 256u << 10);
   if (!memory)
     return std::move(memory.error());
   opts.memory_limit = static_cast<size_t>(*memory);

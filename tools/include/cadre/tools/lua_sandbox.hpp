@@ -25,15 +25,25 @@ struct sandbox_options {
 /// removed, so an evaluation depends only on its inputs (deterministic).
 /// JSON maps to Lua as: objects and arrays -> tables (arrays 1-based), null ->
 /// `json.null`, and back (a table with keys 1..n is an array, an empty table
-/// an object).
+/// an object, unless json.array / json.object marked it; tables that came
+/// from JSON carry that mark, so `[]` stays an array).
+///
+/// Besides Lua's string, table, math and utf8 libraries, the state has
+/// cadre's standard library, written in Lua and so bound by the same limits:
+/// json (encode, decode, array, object, type), string helpers (split, trim,
+/// replace, ...), number (parse, round, format), date (parse, format,
+/// add_days, diff_days, weekday, ...; no clock) and table helpers (map,
+/// filter, sort_by, group_by, sum, ...); docs/tools.md describes them. It is
+/// compiled once per process and loaded once per state.
 ///
 /// Each evaluation gets its own globals table, so nothing one evaluation
-/// assigns is seen by the next; the standard tables (string, table, math,
-/// utf8, json) are read-only; `pairs` visits keys in sorted order (numbers,
-/// then strings, then booleans), since Lua's hash order varies between
-/// processes; setmetatable refuses __gc. Compiled chunks are cached by their
-/// text. Lua's pattern functions (string.find, gsub, ...) run inside one VM
-/// instruction, so the instruction limit does not bound them.
+/// assigns is seen by the next; the library tables (string, table, math,
+/// utf8, json, number, date) are read-only; `pairs` visits keys in sorted
+/// order (numbers, then strings, then booleans), since Lua's hash order
+/// varies between processes; setmetatable refuses __gc. Compiled chunks are
+/// cached by their text. Lua's pattern functions (string.find, gsub, ...)
+/// run inside one VM instruction, so the instruction limit does not bound
+/// them.
 ///
 /// Not thread-safe: one owner at a time.
 class lua_sandbox {
