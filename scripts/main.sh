@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds cadre and runs the main job:
-# examples/fanout.yaml (a map fan-out, a retried task, a condition) runs until
-# it waits durably for a person's approval; the approval is then given with
-# `cadre input`, which resumes the execution from its log to completion.
+# examples/documents/intake.yaml reads the shipped invoice with OCR (the
+# image, then the same invoice as a PDF), extracts its number, date, vendor
+# and total, validates them against a JSON Schema and stores the record in
+# SQLite (invoices.db), printing each task live and the record at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh --target cadre
 cadre=./build/runtime/cadre
 db=${CADRE_DB:-.cadre}
-rc=0
-"$cadre" --db "$db" run examples/fanout.yaml \
-  --input @examples/fanout.input.json || rc=$?
-if [ "$rc" -eq 3 ]; then
-  id=$("$cadre" --db "$db" --json executions --status waiting |
-    grep -o '"id":"[^"]*"' | head -n 1 | cut -d'"' -f4)
-  echo "approving $id"
-  "$cadre" --db "$db" input "$id" approve '{"approved": true, "comment": "looks good"}'
-  exit $?
-fi
-exit "$rc"
+for doc in examples/documents/invoice.png examples/documents/invoice.pdf; do
+  echo "== $doc"
+  "$cadre" --db "$db" --config examples/documents/cadre.yaml \
+    run examples/documents/intake.yaml --input "{\"path\": \"$doc\"}"
+done

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -496,4 +497,72 @@ TEST(Cli, ReadOnlyCommandsWorkWhileARunWritesTheStore) {
   if (!writer_was_live)
     std::printf("[ cli_test ] note: the run ended before `executions` "
                 "returned; the live-writer case was not exercised\n");
+}
+
+// The main job (scripts/main.sh): the shipped invoice, as an image and as a
+// PDF, read by real Tesseract, its fields extracted, validated and stored in
+// a real SQLite file; a second run of the same invoice updates its record.
+TEST(Cli, DocumentIntakeStoresTheInvoiceFromImageAndPdf) {
+  test::temp_dir tmp;
+  auto config = tmp / "cadre.yaml";
+  std::ofstream{config} << "tools:\n"
+                           "  ocr:\n"
+                           "    root: "
+                        << source_path("examples/documents")
+                        << "\n"
+                           "  sql:\n"
+                           "    root: "
+                        << tmp.str()
+                        << "\n"
+                           "    path: invoices.db\n";
+  const json expected_record{{"number", "INV-2024-0042"},
+                             {"date", "2024-03-15"},
+                             {"vendor", "ACME Office Supplies Ltd."},
+                             {"total", 170.88},
+                             {"currency", "GBP"}};
+  int stored = 0;
+  for (auto doc : {"invoice.png", "invoice.pdf"}) {
+    auto input = json{{"path", source_path("examples/documents/") + doc}};
+    auto res = run({"--db", tmp / "db", "--config", config, "--json", "run",
+                    source_path("examples/documents/intake.yaml"), "--input",
+                    input.dump()},
+                   tmp / "err");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->exit_code, 0) << doc << "\n" << res->err << joined(res->out);
+    ASSERT_FALSE(res->out.empty());
+    auto result = json::parse(res->out.back(), nullptr, false);
+    ASSERT_EQ(result.value("type", ""), "result") << res->out.back();
+    const auto& out = result["output"];
+    EXPECT_EQ(out["record"], expected_record) << doc << ": " << out.dump();
+    EXPECT_GT(out.value("confidence", 0.0), 80.0) << doc;
+    stored = out.value("stored_invoices", 0);
+  }
+  // Both documents are the same invoice: one record, updated in place.
+  EXPECT_EQ(stored, 1);
+  EXPECT_TRUE(std::filesystem::exists(tmp / "invoices.db"));
+}
+
+// A document whose fields do not validate fails with every schema error and
+// stores nothing.
+TEST(Cli, DocumentIntakeRejectsADocumentWithoutInvoiceFields) {
+  test::temp_dir tmp;
+  auto config = tmp / "cadre.yaml";
+  std::ofstream{config} << "tools:\n  sql:\n    root: " << tmp.str()
+                        << "\n    path: invoices.db\n  ocr:\n    root: "
+                        << tmp.str() << "\n";
+  // A page with words but no invoice fields, rendered like the fixture.
+  auto page = tmp / "letter.png";
+  auto cmd = "convert -size 1200x400 xc:white -font DejaVu-Sans -pointsize 36 "
+             "-fill black -annotate +60+120 'Dear customer, thank you.' '"
+             + page + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto res = run({"--db", tmp / "db", "--config", config, "run",
+                  source_path("examples/documents/intake.yaml"), "--input",
+                  json{{"path", page}}.dump()},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 1) << res->err;
+  EXPECT_NE(res->err.find("do not validate"), std::string::npos) << res->err;
+  EXPECT_NE(res->err.find("/number"), std::string::npos) << res->err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "invoices.db"));
 }
