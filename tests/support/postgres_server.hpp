@@ -62,11 +62,14 @@ public:
     return port_;
   }
 
-  /// URL of database `db` as the superuser `cadre` (trust auth, no
-  /// password).
-  std::string url(const std::string& db = "postgres") const {
-    return "postgresql://cadre@127.0.0.1:" + std::to_string(port_) + "/"
-           + db;
+  /// URL of the database `postgres` as the superuser `cadre` (trust auth,
+  /// no password); with `schema`, that schema comes first in search_path.
+  std::string url(const std::string& schema = {}) const {
+    auto url = "postgresql://cadre@127.0.0.1:" + std::to_string(port_)
+               + "/postgres";
+    if (!schema.empty())
+      url += "?options=-csearch_path%3D" + schema;
+    return url;
   }
 
   /// A port on 127.0.0.1 that nothing listens on right now.
@@ -203,7 +206,9 @@ private:
                      const std::string& data) {
     auto initdb_log = (pg_dir_ / "initdb.log").string();
     auto pid = spawn({(bin / "initdb").string(), "-D", data, "-U", "cadre",
-                      "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"},
+                      "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync",
+                      // 1 MB WAL segments instead of 16: less to copy.
+                      "--wal-segsize=1"},
                      initdb_log, false);
     if (pid < 0)
       return "fork failed";

@@ -248,6 +248,26 @@ TEST(SqlTool, SqliteCancelStopsALongQuery) {
   EXPECT_EQ(code_of(err), errc::cancelled);
 }
 
+TEST(SqlTool, SqliteStopsAtTheTaskDeadline) {
+  auto sql = make_sql();
+  ASSERT_NE(sql, nullptr);
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  tool_context ctx;
+  ctx.deadline_us = now_us + 50'000;
+  auto err = fail(*sql, {{"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                                 "SELECT x + 1 FROM c) SELECT count(*) FROM c"}},
+                  ctx);
+  EXPECT_EQ(code_of(err), errc::timeout);
+  EXPECT_EQ(message_of(err), "tool sql: /sql: the task deadline passed "
+                             "before the statement finished");
+  tool_context late;
+  late.deadline_us = now_us - 1;
+  err = fail(*sql, {{"sql", "SELECT 1"}}, late);
+  EXPECT_EQ(code_of(err), errc::timeout);
+}
+
 TEST(SqlTool, SqliteBadSqlReportsThePosition) {
   auto sql = make_sql();
   ASSERT_NE(sql, nullptr);
@@ -418,7 +438,8 @@ TEST(SqlTool, DescribeListsTheDatabases) {
   auto d = sql->describe();
   EXPECT_EQ(d.input_schema["properties"]["database"]["enum"],
             (json{"main", "pg"}));
-  EXPECT_TRUE(contains(d.description, "main (SQLite), pg (PostgreSQL)"))
+  EXPECT_TRUE(contains(d.description,
+                       "main (SQLite, the default), pg (PostgreSQL)"))
     << d.description;
   // The default (SQLite) works although pg's variable is unset.
   EXPECT_EQ(run(*sql, {{"sql", "SELECT 1 AS x"}})["rows"][0]["x"], 1);
@@ -432,7 +453,7 @@ TEST(SqlTool, DescribeListsTheDatabases) {
 // -- PostgreSQL ----------------------------------------------------------------
 
 /// Starts one server for all PostgreSQL tests; each test gets its own
-/// database, so tests do not see each other's tables.
+/// schema, so tests do not see each other's tables.
 class SqlPostgres : public ::testing::Test {
 public:
   static void SetUpTestSuite() {
@@ -450,19 +471,19 @@ protected:
     ASSERT_TRUE(server_->running())
       << "PostgreSQL did not start: " << server_->error();
     auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    db_ = "t_";
+    schema_ = "t_";
     for (char c : std::string{info->name()})
-      db_ += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      schema_ += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto admin = make_sql({{"postgres_url", server_->url()}});
     ASSERT_NE(admin, nullptr);
-    run(*admin, {{"sql", "DROP DATABASE IF EXISTS " + db_}});
-    run(*admin, {{"sql", "CREATE DATABASE " + db_}});
-    sql_ = make_sql({{"postgres_url", server_->url(db_)}});
+    run(*admin, {{"sql", "DROP SCHEMA IF EXISTS " + schema_ + " CASCADE"}});
+    run(*admin, {{"sql", "CREATE SCHEMA " + schema_}});
+    sql_ = make_sql({{"postgres_url", server_->url(schema_)}});
     ASSERT_NE(sql_, nullptr);
   }
 
   static test::postgres_server* server_;
-  std::string db_;
+  std::string schema_;
   std::unique_ptr<tool> sql_;
 };
 
@@ -551,7 +572,7 @@ TEST_F(SqlPostgres, InjectionInAValueStaysAValue) {
                          {"params", {evil}}});
   EXPECT_EQ(out["rows"], (json{{{"name", evil}}}));
   auto tables = run(*sql_, {{"sql", "SELECT tablename FROM pg_tables WHERE "
-                                    "schemaname = 'public'"}});
+                                    "schemaname = current_schema()"}});
   EXPECT_EQ(tables["rows"], (json{{{"tablename", "t"}}}));
   // Several statements in one sql string are refused by the protocol.
   auto err = fail(*sql_, {{"sql", "SELECT 1; DROP TABLE t"}});
@@ -615,7 +636,7 @@ TEST_F(SqlPostgres, MaxRowsTruncates) {
 TEST_F(SqlPostgres, ReconnectsAfterTheConnectionBreaks) {
   auto pid = run(*sql_, {{"sql", "SELECT pg_backend_pid() AS pid"}});
   ASSERT_TRUE(pid["rows"][0]["pid"].is_number_integer());
-  auto killer = make_sql({{"postgres_url", server_->url(db_)}});
+  auto killer = make_sql({{"postgres_url", server_->url(schema_)}});
   ASSERT_NE(killer, nullptr);
   auto killed = run(*killer, {{"sql", "SELECT pg_terminate_backend($1) AS ok"},
                               {"params", {pid["rows"][0]["pid"]}}});
@@ -634,15 +655,15 @@ TEST_F(SqlPostgres, ReconnectsAfterTheConnectionBreaks) {
 }
 
 TEST_F(SqlPostgres, UrlFromAnEnvironmentVariable) {
-  ::setenv("CADRE_TEST_SQL_URL", server_->url(db_).c_str(), 1);
+  ::setenv("CADRE_TEST_SQL_URL", server_->url(schema_).c_str(), 1);
   auto sql = make_sql({{"databases",
                         {{"pg", {{"driver", "postgres"},
                                  {"url_env", "CADRE_TEST_SQL_URL"}}}}},
                        {"default", "pg"}});
   ASSERT_NE(sql, nullptr);
-  auto out = run(*sql, {{"sql", "SELECT current_database() AS db"}});
+  auto out = run(*sql, {{"sql", "SELECT current_schema() AS s"}});
   ::unsetenv("CADRE_TEST_SQL_URL");
-  EXPECT_EQ(out["rows"][0]["db"], db_);
+  EXPECT_EQ(out["rows"][0]["s"], schema_);
 }
 
 TEST_F(SqlPostgres, ErrorsNeverShowThePassword) {

@@ -42,8 +42,8 @@ struct sql_options {
   /// Most rows one statement returns (a call may ask for fewer).
   /// Default: 1000
   uint64_t max_rows = 1000;
-  /// Statement timeout in milliseconds (a call may ask for less).
-  /// Default: 30 s
+  /// Time limit of one call's statements, in milliseconds (a call may ask
+  /// for less). Default: 30 s
   uint64_t timeout_ms = 30'000;
 };
 
@@ -67,6 +67,7 @@ public:
       if (!listing.empty())
         listing += ", ";
       listing += name + " (" + (db.driver == "sqlite" ? "SQLite" : "PostgreSQL")
+                 + (name == opts_.default_database ? ", the default" : "")
                  + ")";
     }
     json params{
@@ -104,8 +105,8 @@ public:
     };
     return {
       "sql",
-      "Runs parameterized SQL on a configured database: " + listing
-        + "; default " + opts_.default_database
+      "Runs parameterized SQL on SQLite or PostgreSQL: one statement, or "
+      "a list as one transaction. Databases: " + listing
         + ". Give {sql, params} for one statement, or {statements: [{sql, "
           "params}, ...]} to run several as one transaction (all or "
           "nothing). Put every value in params, never in the SQL text. "
@@ -117,7 +118,7 @@ public:
           "json and jsonb as JSON. At most "
           + std::to_string(opts_.max_rows)
           + " rows per statement (truncated: true when there were more); "
-            "statements stop after timeout_ms (default "
+            "a call stops after timeout_ms (default "
           + std::to_string(opts_.timeout_ms) + ").",
       json{
         {"type", "object"},
@@ -128,7 +129,11 @@ public:
              {"enum", names},
              {"description", "Which configured database; default "
                                + opts_.default_database + "."}}},
-           {"sql", sql_text},
+           {"sql", {{"type", "string"},
+                    {"minLength", 1},
+                    {"description", "One SQL statement with placeholders; "
+                                    "never put values into the SQL text. "
+                                    "Give either sql or statements."}}},
            {"params", params},
            {"statements",
             {{"type", "array"},
@@ -150,9 +155,9 @@ public:
             {{"type", "integer"},
              {"minimum", 1},
              {"maximum", opts_.timeout_ms},
-             {"description", "A shorter statement timeout, in ms."}}},
+             {"description", "A shorter time limit for the call's "
+                             "statements, in ms."}}},
          }},
-        {"oneOf", {{{"required", {"sql"}}}, {{"required", {"statements"}}}}},
         {"additionalProperties", false},
       },
       json{{"oneOf",
