@@ -53,6 +53,10 @@ caf::error fail(tool& t, json input, tool_context ctx = {}) {
   return std::move(out.error());
 }
 
+/// A query that counts forever unless something stops it.
+constexpr const char* forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                                "SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -65,7 +69,7 @@ json sqlite_settings(const test::temp_dir& dir, json extra = json::object()) {
 
 } // namespace
 
-// -- SQLite --------------------------------------------------------------------
+// -- SQLite ------------------------------------------------------------------
 
 TEST(SqlTool, DefaultIsAnInMemorySqliteDatabase) {
   auto sql = make_sql();
@@ -111,6 +115,19 @@ TEST(SqlTool, SqliteKeepsJsonTypes) {
   EXPECT_EQ(cols[7], (json{{"name", "q"}, {"type", "real"}}));
   EXPECT_EQ(out["rows_affected"], 0);
   EXPECT_FALSE(out.contains("last_insert_id"));
+}
+
+TEST(SqlTool, SqliteTextThatIsNotUtf8ComesBackAsBase64) {
+  auto sql = make_sql();
+  ASSERT_NE(sql, nullptr);
+  auto out = run(*sql,
+                 {{"sql", "SELECT CAST(x'ff00' AS TEXT) AS t, 'ok' AS u"}});
+  EXPECT_EQ(out["rows"], (json{{{"t", "/wA="}, {"u", "ok"}}}));
+  EXPECT_EQ(out["columns"][0],
+            (json{{"name", "t"}, {"type", "text"}, {"encoding", "base64"}}));
+  EXPECT_EQ(out["columns"][1], (json{{"name", "u"}, {"type", "text"}}));
+  // The output is valid JSON text throughout.
+  EXPECT_NO_THROW(out.dump());
 }
 
 TEST(SqlTool, SqliteNamedParameters) {
@@ -221,10 +238,7 @@ TEST(SqlTool, SqliteOneStatementPerSqlAndNoTransactionControl) {
 TEST(SqlTool, SqliteStatementTimeoutStopsALongQuery) {
   auto sql = make_sql();
   ASSERT_NE(sql, nullptr);
-  // Counts forever without the timeout.
-  auto err = fail(*sql, {{"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-                                 "SELECT x + 1 FROM c) SELECT count(*) FROM c"},
-                         {"timeout_ms", 50}});
+  auto err = fail(*sql, {{"sql", forever}, {"timeout_ms", 50}});
   EXPECT_EQ(code_of(err), errc::timeout);
   EXPECT_EQ(message_of(err), "tool sql: /sql: statement timeout: not finished "
                              "within 50 ms (timeout_ms)");
@@ -241,9 +255,7 @@ TEST(SqlTool, SqliteCancelStopsALongQuery) {
     std::this_thread::sleep_for(20ms);
     flag->store(true);
   }};
-  auto err = fail(*sql, {{"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-                                 "SELECT x + 1 FROM c) SELECT count(*) FROM c"}},
-                  ctx);
+  auto err = fail(*sql, {{"sql", forever}}, ctx);
   canceller.join();
   EXPECT_EQ(code_of(err), errc::cancelled);
 }
@@ -256,9 +268,7 @@ TEST(SqlTool, SqliteStopsAtTheTaskDeadline) {
                   .count();
   tool_context ctx;
   ctx.deadline_us = now_us + 50'000;
-  auto err = fail(*sql, {{"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-                                 "SELECT x + 1 FROM c) SELECT count(*) FROM c"}},
-                  ctx);
+  auto err = fail(*sql, {{"sql", forever}}, ctx);
   EXPECT_EQ(code_of(err), errc::timeout);
   EXPECT_EQ(message_of(err), "tool sql: /sql: the task deadline passed "
                              "before the statement finished");
@@ -432,7 +442,8 @@ TEST(SqlTool, DescribeListsTheDatabases) {
     {{"root", dir.str()},
      {"databases",
       {{"main", {{"path", "main.db"}}},
-       {"pg", {{"driver", "postgres"}, {"url_env", "CADRE_TEST_NO_SUCH_URL"}}}}},
+       {"pg",
+        {{"driver", "postgres"}, {"url_env", "CADRE_TEST_NO_SUCH_URL"}}}}},
      {"default", "main"}});
   ASSERT_NE(sql, nullptr);
   auto d = sql->describe();
@@ -450,7 +461,7 @@ TEST(SqlTool, DescribeListsTheDatabases) {
                              "not set or empty");
 }
 
-// -- PostgreSQL ----------------------------------------------------------------
+// -- PostgreSQL --------------------------------------------------------------
 
 /// Starts one server for all PostgreSQL tests; each test gets its own
 /// schema, so tests do not see each other's tables.
@@ -560,8 +571,8 @@ TEST_F(SqlPostgres, TransactionRollsBackOnFailure) {
                                      {{"sql", "COMMIT"}}}}});
   EXPECT_TRUE(contains(message_of(err), "/statements/1/sql: transaction"))
     << message_of(err);
-  EXPECT_EQ(run(*sql_, {{"sql", "SELECT count(*) AS n FROM t"}})["rows"][0]["n"],
-            2);
+  auto n = run(*sql_, {{"sql", "SELECT count(*) AS n FROM t"}});
+  EXPECT_EQ(n["rows"][0]["n"], 2);
 }
 
 TEST_F(SqlPostgres, InjectionInAValueStaysAValue) {

@@ -129,8 +129,9 @@ bool is_transaction_control(const std::string& sql) {
   auto word = [&] {
     skip_blank();
     std::string w;
-    while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])))
-      w += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+    for (; i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]));
+         ++i)
+      w += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i])));
     return w;
   };
   auto first = word();
