@@ -51,15 +51,20 @@ TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
 <<<<<<< HEAD
+<<<<<<< HEAD
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "validate"};
+    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
 =======
     "chaos", "echo", "fail", "file", "script", "sleep", "validate"};
 >>>>>>> tool-validate
 =======
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "validate"};
+    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
 >>>>>>> tool-ocr
+=======
+  const std::vector<std::string> expected_names{
+    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
+>>>>>>> tool-sql
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;

@@ -1,0 +1,578 @@
+// sql: runs parameterized statements on a configured SQLite or PostgreSQL
+// database and returns the rows as JSON; a list of statements runs as one
+// transaction. Values are always bound, never spliced into the SQL.
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cadre/tools/tool.hpp"
+#include "sql/sql_connection.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// One configured database (`tools.sql.databases.<name>`).
+struct database_options {
+  /// "sqlite" or "postgres".
+  std::string driver;
+  sql::sqlite_settings sqlite;
+  sql::postgres_settings postgres;
+};
+
+/// Settings of the sql tool (`tools.sql`).
+struct sql_options {
+  /// Directory that relative SQLite paths start from; every SQLite file
+  /// must lie inside it. Default: the working directory
+  fs::path root;
+  /// The databases by name. Default: none but "default", a SQLite database
+  /// in memory (or at `path`, or PostgreSQL at postgres_url[_env])
+  std::map<std::string, database_options> databases;
+  /// The database a call uses when it names none. Default: "default", or
+  /// the only database configured
+  std::string default_database = "default";
+  /// Most rows one statement returns (a call may ask for fewer).
+  /// Default: 1000
+  uint64_t max_rows = 1000;
+  /// Time limit of one call's statements, in milliseconds (a call may ask
+  /// for less). Default: 30 s
+  uint64_t timeout_ms = 30'000;
+};
+
+constexpr uint64_t max_timeout_ms = 24ull * 3600 * 1000;
+constexpr uint64_t max_rows_limit = 10'000'000;
+
+class sql_tool final : public tool {
+public:
+  explicit sql_tool(sql_options opts) : opts_(std::move(opts)) {
+  }
+
+  std::string name() const override {
+    return "sql";
+  }
+
+  tool_description describe() const override {
+    json names = json::array();
+    std::string listing;
+    for (const auto& [name, db] : opts_.databases) {
+      names.push_back(name);
+      if (!listing.empty())
+        listing += ", ";
+      listing += name + " (" + (db.driver == "sqlite" ? "SQLite" : "PostgreSQL")
+                 + (name == opts_.default_database ? ", the default" : "")
+                 + ")";
+    }
+    json params{
+      {"type", {"array", "object"}},
+      {"description",
+       "Values bound to the placeholders, in order: SQLite ? (or an object "
+       "for :name), PostgreSQL $1, $2, .... Numbers, strings, booleans and "
+       "null keep their type; an object or array is passed as JSON text; "
+       "bytes as {\"$base64\": \"...\"}."},
+    };
+    json sql_text{
+      {"type", "string"},
+      {"minLength", 1},
+      {"description", "One SQL statement with placeholders; never put "
+                      "values into the SQL text."},
+    };
+    json result{
+      {"type", "object"},
+      {"properties",
+       {
+         {"columns",
+          {{"type", "array"},
+           {"items",
+            {{"type", "object"},
+             {"properties",
+              {{"name", {{"type", "string"}}},
+               {"type", {{"type", "string"}}},
+               {"encoding", {{"const", "base64"}}}}}}}}},
+         {"rows", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+         {"truncated", {{"type", "boolean"}}},
+         {"rows_affected", {{"type", "integer"}}},
+         {"last_insert_id", {{"type", "integer"}}},
+       }},
+      {"required", {"columns", "rows", "truncated", "rows_affected"}},
+    };
+    return {
+      "sql",
+      "Runs parameterized SQL on SQLite or PostgreSQL: one statement, or "
+      "a list as one transaction. Databases: " + listing
+        + ". Give {sql, params} for one statement, or {statements: [{sql, "
+          "params}, ...]} to run several as one transaction (all or "
+          "nothing). Put every value in params, never in the SQL text. "
+          "Returns {columns: [{name, type}], rows: [{column: value}], "
+          "truncated, rows_affected, last_insert_id (SQLite)}; a list "
+          "returns {results: [...]}, one per statement. Bytes (BLOB, bytea) "
+          "come back as base64 strings and their column says encoding: "
+          "base64; PostgreSQL numeric as a string to keep its precision; "
+          "json and jsonb as JSON. At most "
+          + std::to_string(opts_.max_rows)
+          + " rows per statement (truncated: true when there were more); "
+            "a call stops after timeout_ms (default "
+          + std::to_string(opts_.timeout_ms) + ").",
+      json{
+        {"type", "object"},
+        {"properties",
+         {
+           {"database",
+            {{"type", "string"},
+             {"enum", names},
+             {"description", "Which configured database; default "
+                               + opts_.default_database + "."}}},
+           {"sql", {{"type", "string"},
+                    {"minLength", 1},
+                    {"description", "One SQL statement with placeholders; "
+                                    "never put values into the SQL text. "
+                                    "Give either sql or statements."}}},
+           {"params", params},
+           {"statements",
+            {{"type", "array"},
+             {"minItems", 1},
+             {"items",
+              {{"type", "object"},
+               {"properties", {{"sql", sql_text}, {"params", params}}},
+               {"required", {"sql"}},
+               {"additionalProperties", false}}},
+             {"description", "Several statements run in order as one "
+                             "transaction; any error rolls back them "
+                             "all."}}},
+           {"max_rows",
+            {{"type", "integer"},
+             {"minimum", 0},
+             {"maximum", opts_.max_rows},
+             {"description", "Fewer rows per statement than the default."}}},
+           {"timeout_ms",
+            {{"type", "integer"},
+             {"minimum", 1},
+             {"maximum", opts_.timeout_ms},
+             {"description", "A shorter time limit for the call's "
+                             "statements, in ms."}}},
+         }},
+        {"additionalProperties", false},
+      },
+      json{{"oneOf",
+            {result,
+             {{"type", "object"},
+              {"properties",
+               {{"results", {{"type", "array"}, {"items", result}}}}},
+              {"required", {"results"}}}}}},
+    };
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context& ctx) override {
+    auto call = parse(*input);
+    if (!call)
+      return std::move(call.error());
+    auto limits = limits_of(*call, ctx);
+    if (!limits)
+      return std::move(limits.error());
+    auto conn = connection(call->database, *limits);
+    if (!conn)
+      return std::move(conn.error());
+    auto results = (*conn)->run(call->statements, call->is_list, *limits);
+    if (!results)
+      return std::move(results.error());
+    if (!call->is_list)
+      return json_value{std::move(results->front())};
+    json list = json::array();
+    for (auto& r : *results)
+      list.push_back(std::move(r));
+    return json_value{json{{"results", std::move(list)}}};
+  }
+
+private:
+  struct sql_call {
+    std::string database;
+    std::vector<sql::statement> statements;
+    bool is_list = false;
+    uint64_t max_rows = 0;
+    uint64_t timeout_ms = 0;
+  };
+
+  expected<sql_call> parse(const json& input) const {
+    if (auto ok = detail::check_object("sql", input,
+                                       {"database", "sql", "params",
+                                        "statements", "max_rows",
+                                        "timeout_ms"});
+        !ok)
+      return std::move(ok.error());
+    sql_call out;
+    out.database = opts_.default_database;
+    if (auto i = input.find("database"); i != input.end()) {
+      if (!i->is_string())
+        return detail::input_error("sql", "/database", "must be a string");
+      out.database = i->get<std::string>();
+      if (opts_.databases.count(out.database) == 0) {
+        std::string known;
+        for (const auto& [name, db] : opts_.databases)
+          known += (known.empty() ? "" : ", ") + name;
+        return detail::input_error("sql", "/database",
+                                   "unknown database '" + out.database
+                                     + "' (configured: " + known + ")");
+      }
+    }
+    auto sql = input.find("sql");
+    auto list = input.find("statements");
+    if ((sql == input.end()) == (list == input.end()))
+      return detail::input_error("sql", "",
+                                 "give either sql (one statement) or "
+                                 "statements (a list run as one "
+                                 "transaction)");
+    if (sql != input.end()) {
+      auto params = input.find("params");
+      auto s = statement_of(*sql, params == input.end() ? nullptr : *params,
+                            "");
+      if (!s)
+        return std::move(s.error());
+      out.statements.push_back(std::move(*s));
+    } else {
+      if (input.contains("params"))
+        return detail::input_error("sql", "/params",
+                                   "belongs inside each of statements");
+      if (!list->is_array() || list->empty())
+        return detail::input_error("sql", "/statements",
+                                   "must be a non-empty array of {sql, "
+                                   "params}");
+      out.is_list = true;
+      for (size_t i = 0; i < list->size(); ++i) {
+        auto at = "/statements/" + std::to_string(i);
+        const auto& item = (*list)[i];
+        if (!item.is_object())
+          return detail::input_error("sql", at, "must be an object {sql, "
+                                                "params}");
+        for (const auto& [key, v] : item.items())
+          if (key != "sql" && key != "params")
+            return detail::input_error("sql", at + detail::pointer_to(key),
+                                       "unknown key (expected one of: sql, "
+                                       "params)");
+        auto q = item.find("sql");
+        if (q == item.end())
+          return detail::input_error("sql", at + "/sql", "is required");
+        auto p = item.find("params");
+        auto s = statement_of(*q, p == item.end() ? nullptr : *p, at);
+        if (!s)
+          return std::move(s.error());
+        out.statements.push_back(std::move(*s));
+      }
+    }
+    out.max_rows = opts_.max_rows;
+    if (auto i = input.find("max_rows"); i != input.end()) {
+      auto n = detail::as_uint(*i);
+      if (!n || *n > opts_.max_rows)
+        return detail::input_error("sql", "/max_rows",
+                                   "must be an integer in [0, "
+                                     + std::to_string(opts_.max_rows)
+                                     + "] (tools.sql.max_rows)");
+      out.max_rows = *n;
+    }
+    out.timeout_ms = opts_.timeout_ms;
+    if (auto i = input.find("timeout_ms"); i != input.end()) {
+      auto n = detail::as_uint(*i);
+      if (!n || *n < 1 || *n > opts_.timeout_ms)
+        return detail::input_error("sql", "/timeout_ms",
+                                   "must be an integer in [1, "
+                                     + std::to_string(opts_.timeout_ms)
+                                     + "] (tools.sql.timeout_ms)");
+      out.timeout_ms = *n;
+    }
+    return out;
+  }
+
+  static expected<sql::statement>
+  statement_of(const json& sql, const json& params, const std::string& at) {
+    if (!sql.is_string() || sql.get_ref<const std::string&>().empty())
+      return detail::input_error("sql", at + "/sql",
+                                 "must be a non-empty string of SQL");
+    if (!params.is_null() && !params.is_array() && !params.is_object())
+      return detail::input_error("sql", at + "/params",
+                                 "must be an array (or an object of named "
+                                 "values for SQLite)");
+    return sql::statement{sql.get<std::string>(), params, at};
+  }
+
+  expected<sql::call_limits> limits_of(const sql_call& call,
+                                       const tool_context& ctx) const {
+    using namespace std::chrono;
+    sql::call_limits out;
+    out.max_rows = call.max_rows;
+    out.timeout_ms = call.timeout_ms;
+    out.ctx = &ctx;
+    auto now = steady_clock::now();
+    out.end = now + milliseconds{call.timeout_ms};
+    if (ctx.deadline_us != 0) {
+      auto now_us = duration_cast<microseconds>(
+                      system_clock::now().time_since_epoch())
+                      .count();
+      auto left_us = ctx.deadline_us - now_us;
+      if (left_us <= 0)
+        return make_error(errc::timeout, "tool sql: the task deadline "
+                                         "passed before the call started");
+      if (microseconds{left_us} < milliseconds{call.timeout_ms}) {
+        out.end = now + microseconds{left_us};
+        out.end_is_deadline = true;
+      }
+    }
+    if (ctx.cancelled())
+      return make_error(errc::cancelled, "tool sql: cancelled before the "
+                                         "call started");
+    return out;
+  }
+
+  /// This instance's connection to `name`, opened on first use and again
+  /// after it broke.
+  expected<sql::connection*> connection(const std::string& name,
+                                        const sql::call_limits& limits) {
+    auto i = conns_.find(name);
+    if (i != conns_.end() && !i->second->usable()) {
+      conns_.erase(i);
+      i = conns_.end();
+    }
+    if (i == conns_.end()) {
+      const auto& db = opts_.databases.at(name);
+      auto conn = db.driver == "sqlite"
+                    ? sql::open_sqlite(name, db.sqlite)
+                    : sql::open_postgres(name, db.postgres, limits);
+      if (!conn)
+        return std::move(conn.error());
+      i = conns_.emplace(name, std::move(*conn)).first;
+    }
+    return i->second.get();
+  }
+
+  sql_options opts_;
+  std::map<std::string, std::unique_ptr<sql::connection>> conns_;
+};
+
+// -- settings -----------------------------------------------------------------
+
+expected<std::string> string_setting(const json& obj, const std::string& key,
+                                     const std::string& where) {
+  auto i = obj.find(key);
+  if (i == obj.end() || i->is_null())
+    return std::string{};
+  if (!i->is_string() || i->get_ref<const std::string&>().empty())
+    return detail::settings_error("sql", where + key,
+                                  "must be a non-empty string");
+  return i->get<std::string>();
+}
+
+expected<bool> bool_setting(const json& obj, const std::string& key,
+                            const std::string& where) {
+  auto i = obj.find(key);
+  if (i == obj.end() || i->is_null())
+    return false;
+  if (!i->is_boolean())
+    return detail::settings_error("sql", where + key, "must be true or false");
+  return i->get<bool>();
+}
+
+/// Resolves a SQLite path against the root and checks it stays inside.
+expected<std::string> sqlite_path(const std::string& path,
+                                  const fs::path& root,
+                                  const std::string& key) {
+  if (path == ":memory:")
+    return path;
+  std::error_code ec;
+  auto full = fs::weakly_canonical(root / path, ec);
+  if (ec)
+    return detail::settings_error("sql", key,
+                                  "cannot resolve '" + path
+                                    + "': " + ec.message());
+  auto rel = full.lexically_relative(root);
+  if (rel.empty() || rel == "." || *rel.begin() == "..")
+    return detail::settings_error("sql", key,
+                                  "'" + path + "' is not a file inside "
+                                    "tools.sql.root (" + root.string()
+                                    + ")");
+  return full.string();
+}
+
+/// Parses one database entry (`where` ends in '.').
+expected<database_options> database_of(const json& obj,
+                                       const std::string& where,
+                                       const fs::path& root) {
+  database_options db;
+  auto driver = string_setting(obj, "driver", where);
+  if (!driver)
+    return std::move(driver.error());
+  auto path = string_setting(obj, "path", where);
+  if (!path)
+    return std::move(path.error());
+  auto url = string_setting(obj, "url", where);
+  if (!url)
+    return std::move(url.error());
+  auto url_env = string_setting(obj, "url_env", where);
+  if (!url_env)
+    return std::move(url_env.error());
+  auto read_only = bool_setting(obj, "read_only", where);
+  if (!read_only)
+    return std::move(read_only.error());
+  db.driver = *driver;
+  if (db.driver.empty())
+    db.driver = url->empty() && url_env->empty() ? "sqlite" : "postgres";
+  if (db.driver == "sqlite") {
+    if (!url->empty() || !url_env->empty())
+      return detail::settings_error("sql", where + "url",
+                                    "is for driver postgres");
+    auto full = sqlite_path(path->empty() ? ":memory:" : *path, root,
+                            where + "path");
+    if (!full)
+      return std::move(full.error());
+    db.sqlite = sql::sqlite_settings{*full, *read_only};
+    return db;
+  }
+  if (db.driver != "postgres")
+    return detail::settings_error("sql", where + "driver",
+                                  "must be sqlite or postgres");
+  if (!path->empty())
+    return detail::settings_error("sql", where + "path",
+                                  "is for driver sqlite");
+  if (*read_only)
+    return detail::settings_error("sql", where + "read_only",
+                                  "is for driver sqlite (for PostgreSQL, "
+                                  "connect as a read-only role)");
+  if (url->empty() == url_env->empty())
+    return detail::settings_error("sql", where + "url",
+                                  "give either url or url_env (the name of "
+                                  "an environment variable holding it)");
+  if (!url->empty())
+    if (auto problem = sql::postgres_url_problem(*url))
+      return detail::settings_error("sql", where + "url",
+                                    "not a PostgreSQL connection URL: "
+                                      + *problem);
+  db.postgres = sql::postgres_settings{*url, *url_env};
+  return db;
+}
+
+} // namespace
+
+expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
+  auto obj = detail::settings_object("sql", settings);
+  if (!obj)
+    return std::move(obj.error());
+  static constexpr const char* known[]
+    = {"root",      "path",   "read_only", "postgres_url", "postgres_url_env",
+       "databases", "default", "max_rows", "timeout_ms"};
+  for (const auto& [key, v] : obj->items())
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
+      return detail::settings_error("sql", key,
+                                    "unknown key (expected one of: root, "
+                                    "path, read_only, postgres_url, "
+                                    "postgres_url_env, databases, default, "
+                                    "max_rows, timeout_ms)");
+  sql_options opts;
+  auto root = string_setting(*obj, "root", "");
+  if (!root)
+    return std::move(root.error());
+  std::error_code ec;
+  opts.root = fs::weakly_canonical(fs::absolute(root->empty() ? "." : *root),
+                                   ec);
+  if (ec)
+    return detail::settings_error("sql", "root", ec.message());
+  if (auto i = obj->find("databases"); i != obj->end() && !i->is_null()) {
+    if (!i->is_object())
+      return detail::settings_error("sql", "databases",
+                                    "must be an object of name: {driver, "
+                                    "path | url | url_env}");
+    for (const auto& [name, entry] : i->items()) {
+      auto where = "databases." + name + ".";
+      if (!entry.is_object())
+        return detail::settings_error("sql", "databases." + name,
+                                      "must be an object {driver, path | "
+                                      "url | url_env, read_only}");
+      for (const auto& [key, v] : entry.items())
+        if (key != "driver" && key != "path" && key != "url"
+            && key != "url_env" && key != "read_only")
+          return detail::settings_error("sql", where + key,
+                                        "unknown key (expected one of: "
+                                        "driver, path, url, url_env, "
+                                        "read_only)");
+      auto db = database_of(entry, where, opts.root);
+      if (!db)
+        return std::move(db.error());
+      opts.databases.emplace(name, std::move(*db));
+    }
+  }
+  // The top-level path / postgres_url describe the database "default".
+  json implicit = json::object();
+  if (auto i = obj->find("path"); i != obj->end())
+    implicit["path"] = *i;
+  if (auto i = obj->find("read_only"); i != obj->end())
+    implicit["read_only"] = *i;
+  if (auto i = obj->find("postgres_url"); i != obj->end())
+    implicit["url"] = *i;
+  if (auto i = obj->find("postgres_url_env"); i != obj->end())
+    implicit["url_env"] = *i;
+  if (opts.databases.count("default") != 0) {
+    if (!implicit.empty())
+      return detail::settings_error("sql", implicit.begin().key(),
+                                    "conflicts with databases.default");
+  } else if (opts.databases.empty() || !implicit.empty()) {
+    if (implicit.contains("path")
+        && (implicit.contains("url") || implicit.contains("url_env")))
+      return detail::settings_error("sql", "path",
+                                    "is for SQLite; postgres_url makes the "
+                                    "default database PostgreSQL");
+    if (implicit.contains("url") && implicit.contains("url_env"))
+      return detail::settings_error("sql", "postgres_url",
+                                    "give either postgres_url or "
+                                    "postgres_url_env");
+    auto db = database_of(implicit, "", opts.root);
+    if (!db) {
+      // Name the key as written at the top level.
+      auto msg = message_of(db.error());
+      for (auto [from, to] : {std::pair{"tools.sql.url_env:",
+                                        "tools.sql.postgres_url_env:"},
+                              std::pair{"tools.sql.url:",
+                                        "tools.sql.postgres_url:"}})
+        if (msg.rfind(from, 0) == 0)
+          msg = to + msg.substr(std::string_view{from}.size());
+      return make_error(code_of(db.error()), std::move(msg));
+    }
+    opts.databases.emplace("default", std::move(*db));
+  }
+  auto def = string_setting(*obj, "default", "");
+  if (!def)
+    return std::move(def.error());
+  if (!def->empty()) {
+    opts.default_database = *def;
+    if (opts.databases.count(opts.default_database) == 0)
+      return detail::settings_error("sql", "default",
+                                    "names no database in "
+                                    "tools.sql.databases");
+  } else if (opts.databases.count("default") == 0) {
+    if (opts.databases.size() != 1)
+      return detail::settings_error("sql", "default",
+                                    "is required: several databases are "
+                                    "configured and none is named default");
+    opts.default_database = opts.databases.begin()->first;
+  }
+  auto max_rows = detail::uint_setting("sql", *obj, "max_rows", opts.max_rows,
+                                       0, max_rows_limit);
+  if (!max_rows)
+    return std::move(max_rows.error());
+  opts.max_rows = *max_rows;
+  auto timeout = detail::uint_setting("sql", *obj, "timeout_ms",
+                                      opts.timeout_ms, 1, max_timeout_ms);
+  if (!timeout)
+    return std::move(timeout.error());
+  opts.timeout_ms = *timeout;
+  return std::unique_ptr<tool>{std::make_unique<sql_tool>(std::move(opts))};
+}
+
+} // namespace cadre::tools
