@@ -50,21 +50,9 @@ expected<std::unique_ptr<tool>> make_null_tool(const json_value&) {
 TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
-<<<<<<< HEAD
-<<<<<<< HEAD
   const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
-=======
-    "chaos", "echo", "fail", "file", "script", "sleep", "validate"};
->>>>>>> tool-validate
-=======
-  const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
->>>>>>> tool-ocr
-=======
-  const std::vector<std::string> expected_names{
-    "chaos", "echo", "fail", "file", "http", "notify", "ocr", "script", "search", "sleep", "sql", "validate"};
->>>>>>> tool-sql
+    "chaos",  "echo",   "fail",  "file",  "http", "notify",
+    "ocr",    "script", "search", "sleep", "sql",  "validate"};
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;
