@@ -50,8 +50,8 @@ expected<std::unique_ptr<tool>> make_null_tool(const json_value&) {
 TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
-  const std::vector<std::string> expected_names{"chaos", "echo", "fail",
-                                                "script", "sleep"};
+  const std::vector<std::string> expected_names{
+    "chaos", "echo", "fail", "http", "notify", "script", "search", "sleep"};
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;

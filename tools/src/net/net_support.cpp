@@ -1,0 +1,292 @@
+#include "net/net_support.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "tool_support.hpp"
+
+namespace cadre::tools::net {
+
+namespace {
+
+/// Reads a millisecond setting in [1, max].
+expected<std::chrono::milliseconds>
+ms_setting(std::string_view tool, const json& settings, const std::string& key,
+           std::chrono::milliseconds fallback,
+           uint64_t max = 24ull * 3600 * 1000) {
+  auto x = detail::uint_setting(tool, settings, key,
+                                static_cast<uint64_t>(fallback.count()), 1,
+                                max);
+  if (!x)
+    return std::move(x.error());
+  return std::chrono::milliseconds{static_cast<int64_t>(*x)};
+}
+
+} // namespace
+
+expected<net_options> parse_net_options(std::string_view tool,
+                                        const json& settings,
+                                        net_options defaults) {
+  net_options out = std::move(defaults);
+  if (auto i = settings.find("allowed_hosts");
+      i != settings.end() && !i->is_null()) {
+    if (!i->is_array())
+      return detail::settings_error(tool, "allowed_hosts",
+                                    "must be an array of host names");
+    out.policy.allowed_hosts.clear();
+    for (const auto& host : *i) {
+      if (!host.is_string() || host.get<std::string>().empty())
+        return detail::settings_error(tool, "allowed_hosts",
+                                      "must be an array of host names");
+      out.policy.allowed_hosts.push_back(host.get<std::string>());
+    }
+  }
+  auto priv = bool_setting(tool, settings, "allow_private",
+                           out.policy.allow_private);
+  if (!priv)
+    return std::move(priv.error());
+  out.policy.allow_private = *priv;
+  out.policy.allow_loopback = *priv;
+  auto link = bool_setting(tool, settings, "allow_link_local",
+                           out.policy.allow_link_local);
+  if (!link)
+    return std::move(link.error());
+  out.policy.allow_link_local = *link;
+  out.policy.settings_prefix = "tools." + std::string{tool} + ".";
+  auto connect = ms_setting(tool, settings, "connect_timeout_ms",
+                            out.connect_timeout);
+  if (!connect)
+    return std::move(connect.error());
+  out.connect_timeout = *connect;
+  auto timeout = ms_setting(tool, settings, "timeout_ms", out.timeout);
+  if (!timeout)
+    return std::move(timeout.error());
+  out.timeout = *timeout;
+  auto redirects = detail::uint_setting(tool, settings, "max_redirects",
+                                        out.max_redirects, 0, 50);
+  if (!redirects)
+    return std::move(redirects.error());
+  out.max_redirects = static_cast<uint32_t>(*redirects);
+  auto bytes = detail::uint_setting(tool, settings, "max_response_bytes",
+                                    out.max_response_bytes, 1,
+                                    uint64_t{1} << 32);
+  if (!bytes)
+    return std::move(bytes.error());
+  out.max_response_bytes = *bytes;
+  auto attempts = detail::uint_setting(tool, settings, "max_attempts",
+                                       out.retry.max_attempts, 1, 20);
+  if (!attempts)
+    return std::move(attempts.error());
+  out.retry.max_attempts = static_cast<uint32_t>(*attempts);
+  auto base = ms_setting(tool, settings, "retry_base_ms",
+                         out.retry.base_delay);
+  if (!base)
+    return std::move(base.error());
+  out.retry.base_delay = *base;
+  auto max_delay = ms_setting(tool, settings, "retry_max_ms",
+                              out.retry.max_delay);
+  if (!max_delay)
+    return std::move(max_delay.error());
+  out.retry.max_delay = *max_delay;
+  return out;
+}
+
+expected<void> check_setting_keys(std::string_view tool, const json& settings,
+                                  std::initializer_list<std::string_view> extra) {
+  for (const auto& [key, value] : settings.items()) {
+    auto known = [&](const auto& keys) {
+      return std::find(keys.begin(), keys.end(), key) != keys.end();
+    };
+    if (known(net_setting_keys) || known(extra))
+      continue;
+    std::string list;
+    for (auto k : extra)
+      list += std::string{list.empty() ? "" : ", "} + std::string{k};
+    for (auto k : net_setting_keys)
+      list += std::string{list.empty() ? "" : ", "} + std::string{k};
+    return detail::settings_error(tool, key,
+                                  "unknown setting (expected one of: " + list
+                                    + ")");
+  }
+  return {};
+}
+
+expected<bool> bool_setting(std::string_view tool, const json& settings,
+                            const std::string& key, bool fallback) {
+  auto i = settings.find(key);
+  if (i == settings.end() || i->is_null())
+    return fallback;
+  if (!i->is_boolean())
+    return detail::settings_error(tool, key, "must be true or false");
+  return i->get<bool>();
+}
+
+expected<std::string> string_setting(std::string_view tool,
+                                     const json& settings,
+                                     const std::string& key,
+                                     std::string fallback) {
+  auto i = settings.find(key);
+  if (i == settings.end() || i->is_null())
+    return fallback;
+  if (!i->is_string())
+    return detail::settings_error(tool, key, "must be a string");
+  return i->get<std::string>();
+}
+
+http_request make_request(const net_options& opts, const tool_context& ctx) {
+  http_request req;
+  req.connect_timeout = opts.connect_timeout;
+  req.timeout = opts.timeout;
+  req.max_redirects = opts.max_redirects;
+  req.max_response_bytes = opts.max_response_bytes;
+  req.policy = opts.policy;
+  req.cancel_flag = ctx.cancel_flag;
+  req.deadline_us = ctx.deadline_us;
+  return req;
+}
+
+caf::error tool_error(std::string_view tool, const caf::error& err) {
+  return make_error(code_of(err),
+                    "tool " + std::string{tool} + ": " + message_of(err));
+}
+
+std::string url_encode(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+        || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
+        || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+std::string append_query(std::string_view url, std::string_view pairs) {
+  if (pairs.empty())
+    return std::string{url};
+  auto hash = url.find('#');
+  auto base = url.substr(0, hash);
+  std::string out{base};
+  if (base.find('?') == std::string_view::npos)
+    out += '?';
+  else if (out.back() != '?' && out.back() != '&')
+    out += '&';
+  out += pairs;
+  if (hash != std::string_view::npos)
+    out += url.substr(hash);
+  return out;
+}
+
+bool valid_utf8(std::string_view text) noexcept {
+  size_t i = 0;
+  auto n = text.size();
+  auto at = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  while (i < n) {
+    auto c = at(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n)
+      return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((at(i + k) & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (at(i + k) & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800)
+        || (len == 4 && cp < 0x10000) || cp > 0x10ffff
+        || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char table[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  auto at = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t v = (uint32_t{at(i)} << 16) | (uint32_t{at(i + 1)} << 8)
+                 | at(i + 2);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (auto rest = bytes.size() - i; rest > 0) {
+    uint32_t v = uint32_t{at(i)} << 16;
+    if (rest == 2)
+      v |= uint32_t{at(i + 1)} << 8;
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += rest == 2 ? table[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+bool is_json_content_type(std::string_view content_type) noexcept {
+  auto type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && type.back() == ' ')
+    type.remove_suffix(1);
+  if (iequals(type, "application/json"))
+    return true;
+  return type.size() > 5 && iequals(type.substr(type.size() - 5), "+json");
+}
+
+void put_body(json& out, const http_response& resp) {
+  const auto* type = resp.headers.find("content-type");
+  if (type && is_json_content_type(*type) && !resp.body.empty()) {
+    auto doc = json::parse(resp.body, nullptr, false);
+    if (!doc.is_discarded()) {
+      out["body"] = std::move(doc);
+      return;
+    }
+  }
+  if (valid_utf8(resp.body)) {
+    out["body"] = resp.body;
+  } else {
+    out["body"] = nullptr;
+    out["body_base64"] = base64(resp.body);
+  }
+}
+
+std::string body_excerpt(std::string_view body, size_t max) {
+  if (body.size() <= max)
+    return valid_utf8(body) ? std::string{body} : "<binary>";
+  auto cut = max;
+  // Step back over UTF-8 continuation bytes to a character boundary.
+  while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xc0) == 0x80)
+    --cut;
+  auto head = body.substr(0, cut);
+  return valid_utf8(head) ? std::string{head} + "..." : "<binary>";
+}
+
+} // namespace cadre::tools::net

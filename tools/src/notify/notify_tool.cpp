@@ -1,0 +1,211 @@
+// notify: POSTs a JSON message to a webhook (Slack-compatible {"text",
+// "blocks"} by default, or a custom JSON body), with retries and the SSRF
+// policy of the network tools. A non-2xx answer is an error: a notification
+// that did not arrive must not pass silently.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cadre/tools/tool.hpp"
+#include "net/http_client.hpp"
+#include "net/net_support.hpp"
+#include "tool_support.hpp"
+
+namespace cadre::tools {
+
+namespace {
+
+constexpr std::string_view tool_name = "notify";
+
+/// Settings of the notify tool (`tools.notify`).
+struct notify_options {
+  /// Common network settings (net_support.hpp). Redirects are not followed
+  /// by default: a redirected POST would arrive as a GET. Default:
+  /// net_options with max_redirects 0
+  net::net_options net;
+  /// Webhook used when the input names none; it often holds a secret in
+  /// its path, so messages show only its origin. Default: none
+  std::string url;
+  /// Extra request headers (e.g. Authorization for a generic webhook).
+  /// Default: none
+  net::http_headers headers;
+};
+
+class notify_tool final : public tool {
+public:
+  explicit notify_tool(notify_options opts) : opts_(std::move(opts)) {
+  }
+
+  std::string name() const override {
+    return std::string{tool_name};
+  }
+
+  tool_description describe() const override {
+    return {
+      std::string{tool_name},
+      "Sends a notification to a chat webhook (Slack, Mattermost, Rocket.Chat "
+      "and other Slack-compatible hooks): `text` is the message, `blocks` "
+      "optional Slack Block Kit blocks. Give `body` instead to POST any JSON "
+      "document (e.g. for Discord or Microsoft Teams). The webhook URL comes "
+      "from the node settings unless `url` is given. Fails when the webhook "
+      "does not accept the message.",
+      json{
+        {"type", "object"},
+        {"properties",
+         {
+           {"text",
+            {{"type", "string"},
+             {"description", "Message text (Slack mrkdwn)."}}},
+           {"blocks",
+            {{"type", "array"},
+             {"items", {{"type", "object"}}},
+             {"description", "Slack Block Kit blocks; text stays the "
+                             "fallback for notifications."}}},
+           {"body",
+            {{"type", "object"},
+             {"description", "A custom JSON body, sent as is instead of "
+                             "text and blocks."}}},
+           {"url",
+            {{"type", "string"},
+             {"description", "Webhook URL; default: the configured one."}}},
+         }},
+        {"additionalProperties", false},
+      },
+      json{
+        {"type", "object"},
+        {"properties",
+         {
+           {"delivered", {{"type", "boolean"}}},
+           {"status", {{"type", "integer"}}},
+           {"attempts", {{"type", "integer"}, {"minimum", 1}}},
+           {"response",
+            {{"description", "The webhook's answer: parsed JSON or text."}}},
+         }},
+        {"required", {"delivered", "status", "attempts"}},
+      },
+    };
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tool_context& ctx) override {
+    const json& in = *input;
+    auto bad = [](std::string_view pointer, std::string_view what) {
+      return detail::input_error(tool_name, pointer, what);
+    };
+    if (auto ok = detail::check_object(tool_name, in,
+                                       {"text", "blocks", "body", "url"});
+        !ok)
+      return std::move(ok.error());
+    auto text = in.find("text");
+    auto blocks = in.find("blocks");
+    auto body = in.find("body");
+    json payload;
+    if (body != in.end()) {
+      if (!body->is_object())
+        return bad("/body", "must be an object");
+      if (text != in.end() || blocks != in.end())
+        return bad("/body", "give either body or text and blocks, not both");
+      payload = *body;
+    } else {
+      if (text == in.end())
+        return bad("/text", "is required (or give body)");
+      if (!text->is_string() || text->get<std::string>().empty())
+        return bad("/text", "must be a non-empty string");
+      payload = json{{"text", *text}};
+      if (blocks != in.end()) {
+        if (!blocks->is_array())
+          return bad("/blocks", "must be an array of objects");
+        for (size_t i = 0; i < blocks->size(); ++i)
+          if (!(*blocks)[i].is_object())
+            return bad("/blocks/" + std::to_string(i), "must be an object");
+        payload["blocks"] = *blocks;
+      }
+    }
+    auto req = net::make_request(opts_.net, ctx);
+    req.method = "POST";
+    req.url = opts_.url;
+    if (auto u = in.find("url"); u != in.end()) {
+      if (!u->is_string() || u->get<std::string>().empty())
+        return bad("/url", "must be a non-empty string");
+      req.url = u->get<std::string>();
+    }
+    if (req.url.empty())
+      return bad("/url", "is required: no webhook is configured "
+                         "(tools.notify.url)");
+    // Webhook URLs carry their secret in the path: show the origin only.
+    req.display_url = net::url_origin(req.url) + "/...";
+    req.headers = opts_.headers;
+    req.headers.set("Content-Type", "application/json");
+    if (!ctx.idempotency_key.empty())
+      req.headers.set("Idempotency-Key", ctx.idempotency_key);
+    req.body = payload.dump();
+    auto resp = net::perform_with_retry(client_, req, opts_.net.retry);
+    if (!resp)
+      return net::tool_error(tool_name, resp.error());
+    auto status = resp->status;
+    if (status < 200 || status > 299) {
+      std::string msg = "tool notify: POST " + req.display_url
+                        + ": the webhook answered " + std::to_string(status);
+      if (resp->attempts > 1)
+        msg += " after " + std::to_string(resp->attempts) + " attempts";
+      if (!resp->body.empty())
+        msg += ": " + net::body_excerpt(resp->body);
+      return make_error(status >= 500 ? errc::unavailable : errc::tool_failed,
+                        std::move(msg));
+    }
+    json out{{"delivered", true},
+             {"status", status},
+             {"attempts", resp->attempts}};
+    json answer;
+    net::put_body(answer, *resp);
+    out["response"] = answer["body"];
+    return json_value{std::move(out)};
+  }
+
+private:
+  notify_options opts_;
+  net::http_client client_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<tool>> make_notify_tool(const json_value& settings) {
+  auto obj = detail::settings_object(tool_name, settings);
+  if (!obj)
+    return std::move(obj.error());
+  if (auto ok = net::check_setting_keys(tool_name, *obj, {"url", "headers"});
+      !ok)
+    return std::move(ok.error());
+  notify_options opts;
+  net::net_options defaults;
+  defaults.max_redirects = 0;
+  auto net_opts = net::parse_net_options(tool_name, *obj, defaults);
+  if (!net_opts)
+    return std::move(net_opts.error());
+  opts.net = std::move(*net_opts);
+  auto url = net::string_setting(tool_name, *obj, "url", "");
+  if (!url)
+    return std::move(url.error());
+  opts.url = std::move(*url);
+  if (auto h = obj->find("headers"); h != obj->end() && !h->is_null()) {
+    if (!h->is_object())
+      return detail::settings_error(tool_name, "headers",
+                                    "must be an object of strings");
+    for (const auto& [name, value] : h->items()) {
+      if (!value.is_string()
+          || value.get<std::string>().find_first_of("\r\n")
+               != std::string::npos)
+        return detail::settings_error(tool_name, "headers." + name,
+                                      "must be a string without line breaks");
+      opts.headers.add(name, value.get<std::string>());
+    }
+  }
+  return std::unique_ptr<tool>{std::make_unique<notify_tool>(std::move(opts))};
+}
+
+} // namespace cadre::tools
