@@ -110,8 +110,9 @@ inline void expect_error(const caf::error& err, errc code,
                          const std::string& needle = "") {
   auto text = describe(err);
   EXPECT_EQ(code_of(err), code) << text;
-  if (!needle.empty())
+  if (!needle.empty()) {
     EXPECT_TRUE(contains(text, needle)) << text;
+  }
   EXPECT_NO_SECRET(text);
 }
 
