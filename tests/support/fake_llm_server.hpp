@@ -44,6 +44,9 @@ struct llm_reply {
   /// Hold the answer until the server stops: slower than any client
   /// timeout.
   bool stall = false;
+  /// Send the pieces, then hold the rest of the stream until the server
+  /// stops: a stream that stops flowing.
+  bool stall_after = false;
 };
 
 /// A whole JSON body with `status`.
@@ -103,16 +106,20 @@ public:
       res.status = reply.status;
       for (const auto& [name, value] : reply.headers)
         res.set_header(name, value);
-      if (reply.pieces.size() == 1 && reply.content_type == "application/json") {
+      if (reply.pieces.size() == 1 && !reply.stall_after
+          && reply.content_type == "application/json") {
         res.set_content(reply.pieces.front(), reply.content_type);
         return;
       }
       res.set_chunked_content_provider(
         reply.content_type,
-        [pieces = reply.pieces](size_t, httplib::DataSink& sink) {
+        [this, pieces = reply.pieces,
+         stall_after = reply.stall_after](size_t, httplib::DataSink& sink) {
           for (const auto& p : pieces)
             if (!sink.write(p.data(), p.size()))
               return false;
+          if (stall_after)
+            srv_.wait_for_stop(std::chrono::seconds{30});
           sink.done();
           return true;
         });

@@ -275,7 +275,7 @@ TEST(LlmOllama, SlowReplyTimesOut) {
   f.prof.timeout = 300ms;
   auto resp = make(f.prof)->complete(weather_request(), {});
   ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::timeout);
+  expect_error(resp.error(), errc::timeout, "llm.profiles.test.timeout");
 }
 
 TEST(LlmOllama, CloudKeyIsSentAndARefusalNeverQuotesIt) {

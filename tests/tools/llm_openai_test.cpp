@@ -379,8 +379,42 @@ TEST(LlmOpenai, SlowReplyTimesOut) {
   f.prof.timeout = 300ms;
   auto resp = make(f.prof)->complete(weather_request(), {});
   ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::timeout, "test");
+  expect_error(resp.error(), errc::timeout, "llm.profiles.test.timeout");
   EXPECT_EQ(f.srv.exchanges().size(), 1u);
+}
+
+TEST(LlmOpenai, StreamThatStopsFlowingTimesOut) {
+  fixture f;
+  auto r = stream_reply({chunk({{"content", "Hel"}})}, "text/event-stream");
+  r.stall_after = true;
+  f.srv.push(r);
+  f.prof.timeout = 300ms;
+  auto req = weather_request();
+  req.stream = true;
+  std::string seen;
+  tools::llm::call_context ctx;
+  ctx.on_text = [&](std::string_view t) { seen += t; };
+  auto resp = make(f.prof)->complete(req, ctx);
+  ASSERT_FALSE(resp);
+  expect_error(resp.error(), errc::timeout);
+  EXPECT_EQ(seen, "Hel");
+  // Part of the reply was delivered: no second attempt.
+  EXPECT_EQ(f.srv.exchanges().size(), 1u);
+}
+
+TEST(LlmOpenai, CallDeadlineBoundsTheWait) {
+  fixture f;
+  llm_reply r;
+  r.stall = true;
+  f.srv.push(r);
+  tools::llm::call_context ctx;
+  ctx.deadline_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      (std::chrono::system_clock::now() + 300ms)
+                        .time_since_epoch())
+                      .count();
+  auto resp = make(f.prof)->complete(weather_request(), ctx);
+  ASSERT_FALSE(resp);
+  expect_error(resp.error(), errc::timeout, "deadline");
 }
 
 TEST(LlmOpenai, RejectedKeyIsAConfigErrorThatNeverQuotesTheKey) {

@@ -96,9 +96,10 @@ expected<void> check_settings(const profile& p,
     for (auto k : known)
       list += (list.empty() ? "" : ", ") + std::string{k};
     return setting_error(p, key,
-                         "unknown setting for kind " + p.kind
-                           + " (expected one of: common keys"
-                           + (list.empty() ? "" : ", " + list) + ")");
+                         "unknown setting (the settings of kind " + p.kind
+                           + " are: "
+                           + (list.empty() ? std::string{"none"} : list)
+                           + ")");
   }
   return {};
 }
@@ -335,7 +336,15 @@ caf::error stream_error(const profile& p, const std::string& model,
 
 caf::error transport_error(const profile& p, const caf::error& err,
                            std::string_view secret) {
-  return profile_error(p, code_of(err), scrub(message_of(err), secret));
+  auto msg = scrub(message_of(err), secret);
+  // Point at the setting that bounded the wait.
+  if (code_of(err) == errc::timeout) {
+    if (has(msg, "(connect timeout)"))
+      msg += " (llm.profiles." + p.name + ".connect_timeout)";
+    else if (has(msg, "(timeout)"))
+      msg += " (llm.profiles." + p.name + ".timeout)";
+  }
+  return profile_error(p, code_of(err), std::move(msg));
 }
 
 expected<net::http_response>
