@@ -298,3 +298,19 @@ TEST(LlmOllama, UnknownSettingIsRefusedByName) {
   ASSERT_FALSE(prov);
   expect_error(prov.error(), errc::invalid_config, "llm.profiles.test.num_ctx");
 }
+
+TEST(LlmOllama, UnreachableServerIsUnavailableAfterRetries) {
+  std::string url;
+  {
+    // A port that was just free: nothing listens there any more.
+    loopback_server gone;
+    gone.start();
+    url = gone.url();
+  }
+  auto prof = test_profile("ollama", url);
+  prof.api_key_env.clear();
+  prof.max_attempts = 2;
+  auto resp = make(prof)->complete(weather_request(), {});
+  ASSERT_FALSE(resp);
+  expect_error(resp.error(), errc::unavailable, "after 2 attempts");
+}

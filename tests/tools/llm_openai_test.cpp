@@ -103,6 +103,7 @@ TEST(LlmOpenai, PlainReplySendsTheSpecFieldsAndParsesUsage) {
   auto prov = make(f.prof);
   auto req = weather_request();
   req.tools.clear();
+  req.tool_choice = "auto"; // dropped: servers refuse it without tools
   req.temperature = 0.2;
   req.max_tokens = 100;
   auto resp = prov->complete(req, {});
@@ -132,6 +133,7 @@ TEST(LlmOpenai, PlainReplySendsTheSpecFieldsAndParsesUsage) {
   EXPECT_FALSE(body.contains("max_completion_tokens"));
   EXPECT_FALSE(body.contains("stream"));
   EXPECT_FALSE(body.contains("tools"));
+  EXPECT_FALSE(body.contains("tool_choice"));
   expect_no_secret_recorded(req, *resp);
 }
 

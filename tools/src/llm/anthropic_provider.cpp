@@ -352,7 +352,7 @@ anthropic_provider::complete(const llm_request& request,
     auto doc = parse_json(resp->body);
     if (!doc || !doc->is_object())
       return malformed(profile_, "not a JSON object", resp->body, *key);
-    if (doc->contains("error"))
+    if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
       return stream_error(profile_, *model, provider_code(resp->body),
                           provider_message(resp->body), *key);
     auto content = doc->find("content");

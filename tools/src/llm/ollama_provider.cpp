@@ -154,7 +154,7 @@ bool fold(const profile& p, const std::string& model, std::string_view text,
                            secret);
     return false;
   }
-  if (auto e = doc->find("error"); e != doc->end()) {
+  if (auto e = doc->find("error"); e != doc->end() && !e->is_null()) {
     st.failure = stream_error(p, model, provider_code(text),
                               provider_message(text), secret);
     return false;

@@ -120,7 +120,8 @@ json openai_provider::request_body(const llm_request& req,
     }
     body["tools"] = std::move(tools);
   }
-  if (!req.tool_choice.empty()) {
+  // Servers refuse tool_choice without tools.
+  if (!req.tool_choice.empty() && !req.tools.empty()) {
     if (req.tool_choice == "auto" || req.tool_choice == "none"
         || req.tool_choice == "required")
       body["tool_choice"] = req.tool_choice;
@@ -200,7 +201,7 @@ openai_provider::parse_reply(const std::string& body,
   auto doc = parse_json(body);
   if (!doc || !doc->is_object())
     return malformed(profile_, "not a JSON object", body, secret);
-  if (doc->contains("error"))
+  if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
     return stream_error(profile_, string_or_empty(*doc, "model"),
                         provider_code(body), provider_message(body), secret);
   auto choices = doc->find("choices");
@@ -299,7 +300,7 @@ expected<llm_response> openai_provider::complete(const llm_request& request,
                              *key);
       return false;
     }
-    if (auto e = chunk->find("error"); e != chunk->end()) {
+    if (auto e = chunk->find("error"); e != chunk->end() && !e->is_null()) {
       st.failure = stream_error(profile_, *model, provider_code(data),
                                 provider_message(data), *key);
       return false;
