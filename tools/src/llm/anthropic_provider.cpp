@@ -1,0 +1,429 @@
+// anthropic: the Messages API, POST {base_url}/v1/messages with x-api-key
+// and anthropic-version: system prompt as a top-level field, content blocks
+// text / tool_use / tool_result, and SSE events whose tool input arrives as
+// partial JSON per content block index.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cadre/tools/llm/provider.hpp"
+#include "llm/llm_support.hpp"
+#include "net/http_client.hpp"
+
+namespace cadre::tools::llm {
+
+namespace {
+
+using namespace detail;
+
+/// Settings of an anthropic profile (`llm.profiles.<name>.<key>`).
+struct anthropic_options {
+  /// `version`: the anthropic-version header. Default: "2023-06-01"
+  std::string version = "2023-06-01";
+  /// `max_tokens`: sent when the request sets none (the API requires
+  /// one). Default: 4096
+  uint32_t max_tokens = 4096;
+  /// `beta`: an anthropic-beta header value. Default: none
+  std::string beta;
+};
+
+class anthropic_provider final : public provider {
+public:
+  anthropic_provider(profile p, anthropic_options opts)
+    : profile_(std::move(p)), opts_(std::move(opts)) {
+  }
+
+  const profile& settings() const override {
+    return profile_;
+  }
+
+  expected<llm_response> complete(const llm_request& request,
+                                  const call_context& ctx) override;
+
+private:
+  json request_body(const llm_request& req, const std::string& model) const;
+
+  profile profile_;
+  anthropic_options opts_;
+  net::http_client client_;
+};
+
+std::string string_or_empty(const json& j, const char* key) {
+  auto i = j.find(key);
+  if (i != j.end() && i->is_string())
+    return i->get<std::string>();
+  return {};
+}
+
+json anthropic_provider::request_body(const llm_request& req,
+                                      const std::string& model) const {
+  json body{{"model", model},
+            {"max_tokens",
+             req.max_tokens > 0 ? req.max_tokens : opts_.max_tokens}};
+  std::string system;
+  json messages = json::array();
+  for (const auto& m : req.messages) {
+    if (m.role == "system") {
+      // No system role in the Messages API: one top-level field.
+      if (!system.empty())
+        system += "\n\n";
+      system += m.content;
+      continue;
+    }
+    json blocks = json::array();
+    std::string role = m.role == "assistant" ? "assistant" : "user";
+    if (m.role == "tool") {
+      json result{{"type", "tool_result"},
+                  {"tool_use_id", m.tool_call_id},
+                  {"content", m.content}};
+      if (m.is_error)
+        result["is_error"] = true;
+      blocks.push_back(std::move(result));
+    } else {
+      // The API refuses empty text blocks.
+      if (!m.content.empty())
+        blocks.push_back(json{{"type", "text"}, {"text", m.content}});
+      for (const auto& c : m.tool_calls)
+        blocks.push_back(json{{"type", "tool_use"},
+                              {"id", c.id},
+                              {"name", c.name},
+                              {"input", c.arguments.is_null()
+                                          ? json::object()
+                                          : c.arguments.get()}});
+      if (blocks.empty())
+        blocks.push_back(json{{"type", "text"}, {"text", m.content}});
+    }
+    // Turns alternate: consecutive tool results (and text after them) go
+    // into one user message.
+    if (!messages.empty() && messages.back()["role"] == role) {
+      for (auto& b : blocks)
+        messages.back()["content"].push_back(std::move(b));
+    } else {
+      messages.push_back(json{{"role", role}, {"content", std::move(blocks)}});
+    }
+  }
+  if (!system.empty())
+    body["system"] = system;
+  body["messages"] = std::move(messages);
+  // "none" offers no tools, as the other providers do; the API also takes
+  // tool_choice none, but only alongside tools.
+  if (!req.tools.empty()) {
+    json tools = json::array();
+    for (const auto& t : req.tools) {
+      json tool{{"name", t.name}};
+      if (!t.description.empty())
+        tool["description"] = t.description;
+      tool["input_schema"] = t.parameters.is_null()
+                               ? json{{"type", "object"},
+                                      {"properties", json::object()}}
+                               : t.parameters.get();
+      tools.push_back(std::move(tool));
+    }
+    body["tools"] = std::move(tools);
+    if (req.tool_choice == "auto")
+      body["tool_choice"] = json{{"type", "auto"}};
+    else if (req.tool_choice == "none")
+      body["tool_choice"] = json{{"type", "none"}};
+    else if (req.tool_choice == "required")
+      body["tool_choice"] = json{{"type", "any"}};
+    else if (!req.tool_choice.empty())
+      body["tool_choice"] = json{{"type", "tool"}, {"name", req.tool_choice}};
+  }
+  if (req.temperature >= 0)
+    body["temperature"] = req.temperature;
+  if (req.stream)
+    body["stream"] = true;
+  return body;
+}
+
+std::string stop_reason_of(const std::string& reason, bool has_calls) {
+  if (reason == "tool_use" || has_calls)
+    return "tool_calls";
+  if (reason == "max_tokens" || reason == "model_context_window_exceeded")
+    return "length";
+  if (reason == "refusal")
+    return "content_filter";
+  return "stop"; // end_turn, stop_sequence, pause_turn
+}
+
+/// Adds what a `usage` object says: input counts all input, cached or not.
+void read_usage(const json& j, uint64_t& in, uint64_t& out) {
+  auto u = j.find("usage");
+  if (u == j.end() || !u->is_object())
+    return;
+  auto num = [&](const char* key) -> std::optional<uint64_t> {
+    auto i = u->find(key);
+    if (i != u->end() && i->is_number_unsigned())
+      return i->get<uint64_t>();
+    return std::nullopt;
+  };
+  auto input = num("input_tokens");
+  if (input) {
+    in = *input;
+    for (const char* k : {"cache_creation_input_tokens",
+                          "cache_read_input_tokens"})
+      in += num(k).value_or(0);
+  }
+  // message_delta's output_tokens is cumulative: replace, never add.
+  if (auto o = num("output_tokens"))
+    out = *o;
+}
+
+/// One content block of a streamed reply.
+struct block {
+  std::string type;
+  std::string text;
+  std::string id;
+  std::string name;
+  std::string partial_json;
+  json input;
+  bool stopped = false;
+};
+
+struct stream_state {
+  std::map<int64_t, block> blocks;
+  std::string stop_reason;
+  std::string model;
+  uint64_t input = 0;
+  uint64_t output = 0;
+  bool started = false;
+  bool stopped = false;
+  std::optional<caf::error> failure;
+};
+
+expected<llm_response>
+anthropic_provider::complete(const llm_request& request,
+                             const call_context& ctx) {
+  auto start = wall_now_us();
+  if (auto ok = check_request(profile_, request); !ok)
+    return ok.error();
+  auto model = model_of(profile_, request);
+  if (!model)
+    return model.error();
+  auto key = api_key(profile_, true);
+  if (!key)
+    return key.error();
+  auto req = make_post(profile_, ctx, join_url(profile_.base_url,
+                                               "/v1/messages"),
+                       request_body(request, *model));
+  req.headers.add("x-api-key", *key);
+  req.headers.add("anthropic-version", opts_.version);
+  if (!opts_.beta.empty())
+    req.headers.add("anthropic-beta", opts_.beta);
+
+  stream_state st;
+  auto fail = [&](caf::error err) {
+    st.failure = std::move(err);
+    return false;
+  };
+  auto on_event = [&](const std::string&, const std::string& data) {
+    if (st.stopped)
+      return true;
+    auto ev = parse_json(data);
+    if (!ev || !ev->is_object())
+      return fail(malformed(profile_, "an event is not JSON", data, *key));
+    // The payload's type names the event (as the `event:` line does).
+    auto type = string_or_empty(*ev, "type");
+    if (type == "ping")
+      return true;
+    if (type == "error") {
+      auto e = ev->find("error");
+      std::string etype, msg;
+      if (e != ev->end() && e->is_object()) {
+        etype = string_or_empty(*e, "type");
+        msg = string_or_empty(*e, "message");
+      }
+      return fail(stream_error(profile_, *model, etype, msg, *key));
+    }
+    if (type == "message_start") {
+      st.started = true;
+      if (auto m = ev->find("message"); m != ev->end() && m->is_object()) {
+        st.model = string_or_empty(*m, "model");
+        read_usage(*m, st.input, st.output);
+      }
+      return true;
+    }
+    if (type == "message_delta") {
+      if (auto d = ev->find("delta"); d != ev->end() && d->is_object())
+        if (auto r = string_or_empty(*d, "stop_reason"); !r.empty())
+          st.stop_reason = r;
+      uint64_t in = st.input;
+      read_usage(*ev, in, st.output);
+      // input_tokens in message_delta is optional; keep message_start's.
+      if (in > 0)
+        st.input = in;
+      return true;
+    }
+    if (type == "message_stop") {
+      st.stopped = true;
+      return true;
+    }
+    auto index_it = ev->find("index");
+    if (type.rfind("content_block_", 0) != 0)
+      return true; // new event types are ignored
+    if (index_it == ev->end() || !index_it->is_number_integer())
+      return fail(malformed(profile_, type + " has no index", data, *key));
+    auto index = index_it->get<int64_t>();
+    if (type == "content_block_start") {
+      auto cb = ev->find("content_block");
+      if (cb == ev->end() || !cb->is_object())
+        return fail(malformed(profile_, "content_block_start has no block",
+                              data, *key));
+      auto& b = st.blocks[index];
+      b.type = string_or_empty(*cb, "type");
+      b.text = string_or_empty(*cb, "text");
+      b.id = string_or_empty(*cb, "id");
+      b.name = string_or_empty(*cb, "name");
+      return true;
+    }
+    auto found = st.blocks.find(index);
+    if (found == st.blocks.end())
+      return fail(malformed(profile_, type + " for a block that did not "
+                                             "start",
+                            data, *key));
+    auto& b = found->second;
+    if (type == "content_block_delta") {
+      auto d = ev->find("delta");
+      if (d == ev->end() || !d->is_object())
+        return fail(malformed(profile_, "content_block_delta has no delta",
+                              data, *key));
+      auto dtype = string_or_empty(*d, "type");
+      if (dtype == "text_delta") {
+        auto piece = string_or_empty(*d, "text");
+        b.text += piece;
+        if (ctx.on_text && !piece.empty())
+          ctx.on_text(piece);
+      } else if (dtype == "input_json_delta") {
+        b.partial_json += string_or_empty(*d, "partial_json");
+      }
+      return true;
+    }
+    if (type == "content_block_stop") {
+      b.stopped = true;
+      if (b.type == "tool_use") {
+        auto args = parse_arguments(profile_, b.name, b.partial_json);
+        if (!args)
+          return fail(args.error());
+        b.input = std::move(*args);
+      }
+      return true;
+    }
+    return true;
+  };
+  sse_parser sse{on_event};
+  if (request.stream)
+    req.on_body = [&](std::string_view piece) { return sse.feed(piece); };
+  auto resp = send(client_, profile_, req, *model, *key, st.failure);
+  if (!resp)
+    return resp.error();
+
+  llm_response out;
+  out.message.role = "assistant";
+  if (request.stream) {
+    sse.finish();
+    if (st.failure)
+      return *st.failure;
+    if (!st.started || !st.stopped)
+      return profile_error(profile_, errc::tool_failed,
+                           "malformed reply: the event stream ended before "
+                           "message_stop");
+    for (auto& [index, b] : st.blocks) {
+      if (b.type == "text") {
+        out.message.content += b.text;
+      } else if (b.type == "tool_use") {
+        if (!b.stopped)
+          return malformed(profile_, "tool_use block without "
+                                     "content_block_stop",
+                           b.partial_json, *key);
+        llm_tool_call call;
+        call.id = b.id;
+        call.name = b.name;
+        call.arguments = json_value{std::move(b.input)};
+        out.message.tool_calls.push_back(std::move(call));
+      }
+    }
+    out.stop_reason = stop_reason_of(st.stop_reason,
+                                     !out.message.tool_calls.empty());
+    out.usage = usage_of(profile_, st.input, st.output);
+    out.model = st.model;
+  } else {
+    auto doc = parse_json(resp->body);
+    if (!doc || !doc->is_object())
+      return malformed(profile_, "not a JSON object", resp->body, *key);
+    if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
+      return stream_error(profile_, *model, provider_code(resp->body),
+                          provider_message(resp->body), *key);
+    auto content = doc->find("content");
+    if (content == doc->end() || !content->is_array())
+      return malformed(profile_, "no content array", resp->body, *key);
+    for (const auto& b : *content) {
+      auto type = b.is_object() ? string_or_empty(b, "type") : "";
+      if (type == "text") {
+        out.message.content += string_or_empty(b, "text");
+      } else if (type == "tool_use") {
+        llm_tool_call call;
+        call.id = string_or_empty(b, "id");
+        call.name = string_or_empty(b, "name");
+        if (call.id.empty() || call.name.empty())
+          return malformed(profile_, "a tool_use block has no id or name",
+                           b.dump(), *key);
+        auto in = b.find("input");
+        auto args = object_arguments(profile_, call.name,
+                                     in == b.end() ? json{} : *in);
+        if (!args)
+          return args.error();
+        call.arguments = json_value{std::move(*args)};
+        out.message.tool_calls.push_back(std::move(call));
+      }
+      // thinking and server-tool blocks are not part of llm_message
+    }
+    out.stop_reason = stop_reason_of(string_or_empty(*doc, "stop_reason"),
+                                     !out.message.tool_calls.empty());
+    uint64_t in = 0, used = 0;
+    read_usage(*doc, in, used);
+    out.usage = usage_of(profile_, in, used);
+    out.model = string_or_empty(*doc, "model");
+  }
+  if (out.model.empty())
+    out.model = *model;
+  out.duration_us = wall_now_us() - start;
+  return out;
+}
+
+} // namespace
+
+expected<std::unique_ptr<provider>> make_anthropic_provider(const profile& p) {
+  if (auto ok = check_settings(p, {"version", "max_tokens", "beta"}); !ok)
+    return ok.error();
+  profile prof = p;
+  if (prof.base_url.empty())
+    prof.base_url = default_base_url("anthropic");
+  if (prof.api_key_env.empty())
+    return setting_error(prof, "api_key_env",
+                         "an anthropic profile needs the name of the "
+                         "environment variable that holds the API key");
+  anthropic_options opts;
+  const auto& s = prof.settings;
+  for (const char* k : {"version", "beta"}) {
+    auto i = s.find(k);
+    if (i == s.end() || i->is_null())
+      continue;
+    if (!i->is_string() || i->get<std::string>().empty())
+      return setting_error(prof, k, "must be a non-empty string");
+    (std::string_view{k} == "version" ? opts.version : opts.beta)
+      = i->get<std::string>();
+  }
+  if (auto i = s.find("max_tokens"); i != s.end() && !i->is_null()) {
+    if (!i->is_number_integer() || i->get<int64_t>() < 1
+        || i->get<int64_t>() > 1'000'000)
+      return setting_error(prof, "max_tokens",
+                           "must be an integer in [1, 1000000]");
+    opts.max_tokens = static_cast<uint32_t>(i->get<int64_t>());
+  }
+  return std::unique_ptr<provider>{
+    std::make_unique<anthropic_provider>(std::move(prof), std::move(opts))};
+}
+
+} // namespace cadre::tools::llm
