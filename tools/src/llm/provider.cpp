@@ -14,10 +14,10 @@ provider::~provider() = default;
 expected<std::unique_ptr<provider>> make_provider(const profile& p) {
   std::string known;
   // Second expansion: dispatch on the kind.
-#define CADRE_LLM_PROVIDER(kind)                                               \
-  if (p.kind == #kind)                                                         \
-    return make_##kind##_provider(p);                                          \
-  known += known.empty() ? #kind : ", " #kind;
+#define CADRE_LLM_PROVIDER(k)                                                  \
+  if (p.kind == #k)                                                            \
+    return make_##k##_provider(p);                                             \
+  known += known.empty() ? #k : ", " #k;
 #include "providers.def"
 #undef CADRE_LLM_PROVIDER
   return make_error(errc::invalid_config,
