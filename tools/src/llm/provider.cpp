@@ -14,6 +14,7 @@ provider::~provider() = default;
 expected<std::unique_ptr<provider>> make_provider(const profile& p) {
   std::string known;
   // Second expansion: dispatch on the kind.
+  // The parameter is not called `kind`: it would replace p.kind too.
 #define CADRE_LLM_PROVIDER(k)                                                  \
   if (p.kind == #k)                                                            \
     return make_##k##_provider(p);                                             \

@@ -33,6 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cadre, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_request))
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_response))
+  CAF_ADD_TYPE_ID(cadre, (cadre::agent_turn))
 
   // Execution control.
   CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")
