@@ -232,6 +232,47 @@ void run_action(self_ptr self, const workflow::action& a) {
           [=](caf::error& err) { on_failure(self, key, attempt, err); });
       return;
     }
+    case workflow::action::run_agent: {
+      auto key = a.key;
+      auto attempt = a.attempt;
+      if (!st.args.agents) {
+        on_failure(self, key, attempt,
+                   make_error(errc::unavailable,
+                              "task " + key + ": this node runs no agents"));
+        return;
+      }
+      agent_turn turn;
+      turn.agent = a.agent;
+      turn.spec = json_value{a.document};
+      turn.input = json_value{a.input};
+      turn.execution_id = st.args.id;
+      turn.task_id = a.key;
+      turn.attempt = a.attempt;
+      turn.idempotency_key = st.args.id + "/" + a.key + "/"
+                             + std::to_string(a.attempt);
+      caf::duration timeout = caf::infinite;
+      if (a.timeout_ms > 0) {
+        turn.deadline_us = now_us() + a.timeout_ms * 1000;
+        timeout = caf::duration{
+          std::chrono::milliseconds{a.timeout_ms + 2000}};
+      }
+      self->request(st.args.agents, timeout, run_atom_v, std::move(turn))
+        .then(
+          [=](task_result& res) {
+            enqueue(self, self->state.m.succeeded(key, attempt,
+                                                  res.output.get(),
+                                                  res.duration_us, now_us(),
+                                                  res.usage.get()));
+          },
+          [=](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              err = make_error(errc::timeout, "task " + key + " attempt "
+                                                + std::to_string(attempt)
+                                                + " timed out");
+            on_failure(self, key, attempt, err);
+          });
+      return;
+    }
     case workflow::action::waiting_human:
       return;
   }

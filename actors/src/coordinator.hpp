@@ -17,6 +17,8 @@ struct coordinator_args {
   event_store_actor store;
   std::shared_ptr<const tool_directory> tools;
   executions_actor parent;
+  /// Runs agent tasks; null: they fail with errc::unavailable.
+  agents_actor agents;
 };
 
 /// Spawns a coordinator as a child of `parent_self` (monitored by the

@@ -33,6 +33,7 @@ struct executions_state {
   event_store_actor store;
   event_bus_actor bus;
   std::shared_ptr<const tool_directory> tools;
+  agents_actor agents;
   executions_options opts;
   std::unordered_map<std::string, live_execution> live;
   std::unordered_map<caf::actor_addr, std::string> by_addr;
@@ -67,6 +68,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.mode = mode;
   args.store = st.store;
   args.tools = st.tools;
+  args.agents = st.agents;
   args.parent = caf::actor_cast<executions_actor>(self);
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
@@ -139,11 +141,12 @@ bool coordinator_died(const caf::error& err) {
 executions_actor::behavior_type
 executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                 std::shared_ptr<const tool_directory> tools,
-                executions_options opts) {
+                agents_actor agents, executions_options opts) {
   auto& st = self->state;
   st.store = std::move(store);
   st.bus = std::move(bus);
   st.tools = std::move(tools);
+  st.agents = std::move(agents);
   st.opts = opts;
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& st = self->state;
@@ -362,8 +365,17 @@ executions_actor spawn_executions(caf::actor_system& sys,
                                   event_store_actor store, event_bus_actor bus,
                                   std::shared_ptr<const tool_directory> tools,
                                   executions_options opts) {
+  return spawn_executions(sys, std::move(store), std::move(bus),
+                          std::move(tools), agents_actor{}, opts);
+}
+
+executions_actor spawn_executions(caf::actor_system& sys,
+                                  event_store_actor store, event_bus_actor bus,
+                                  std::shared_ptr<const tool_directory> tools,
+                                  agents_actor agents,
+                                  executions_options opts) {
   return sys.spawn(executions_impl, std::move(store), std::move(bus),
-                   std::move(tools), opts);
+                   std::move(tools), std::move(agents), opts);
 }
 
 } // namespace cadre::actors

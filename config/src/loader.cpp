@@ -84,14 +84,14 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     return make_error(errc::invalid_config,
                       where(path, root, "/") + ": expected a mapping");
   static const std::set<std::string> top
-    = {"store", "tools", "executions", "scheduler"};
+    = {"store", "tools", "executions", "scheduler", "llm", "agents"};
   for (auto it : root) {
     auto key = it.first.as<std::string>();
     if (!top.count(key))
       return make_error(errc::invalid_config,
                         where(path, it.first, key)
                           + ": unknown key (known: store, tools, "
-                            "executions, scheduler)");
+                            "executions, scheduler, llm, agents)");
   }
   if (auto store = root["store"]) {
     for (auto it : store) {
@@ -171,6 +171,16 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
       cfg.restart_window_ms = *r;
     }
   }
+  // Checked by the node when it starts (runtime/src/agents_config.cpp),
+  // with errors that name the key.
+  for (const char* key : {"llm", "agents"})
+    if (auto section = root[key]) {
+      auto j = to_json(section);
+      if (!j.is_object())
+        return make_error(errc::invalid_config,
+                          where(path, section, key) + ": expected a mapping");
+      (std::string{key} == "llm" ? cfg.llm : cfg.agents) = std::move(j);
+    }
   if (auto sc = root["scheduler"]) {
     if (auto v = sc["threads"]) {
       auto r = scalar<size_t>(path, v, "scheduler.threads",

@@ -174,10 +174,18 @@ runtime::progress_style style_of(const global_options& g) {
                     : runtime::progress_style::human;
 }
 
-workflow::validation_context tool_context(const tools::tool_registry& reg) {
+workflow::validation_context tool_context(const tools::tool_registry& reg,
+                                          const global_options& g) {
   workflow::validation_context ctx;
   ctx.tool_exists = [&reg](const std::string& name) {
     return reg.contains(name);
+  };
+  // Agents of the node config count as known; a bad config is reported
+  // when the node starts.
+  auto cfg = make_config(g);
+  auto agents = cfg && cfg->agents.is_object() ? cfg->agents : json::object();
+  ctx.agent_exists = [agents](const std::string& name) {
+    return agents.contains(name);
   };
   return ctx;
 }
@@ -186,7 +194,7 @@ int cmd_validate(const std::vector<std::string>& files,
                  const global_options& g) {
   tools::tool_registry reg;
   tools::register_builtin_tools(reg);
-  auto ctx = tool_context(reg);
+  auto ctx = tool_context(reg, g);
   int rc = exit_ok;
   json all = json::array();
   for (const auto& file : files) {
@@ -223,7 +231,7 @@ int cmd_run(const std::string& file, const std::string& input_arg,
             const std::string& idempotency_key, const global_options& g) {
   tools::tool_registry reg;
   tools::register_builtin_tools(reg);
-  auto res = workflow::parse_file(file, tool_context(reg));
+  auto res = workflow::parse_file(file, tool_context(reg, g));
   if (!res.errors.empty()) {
     for (auto& d : res.errors)
       std::fprintf(stderr, "%s\n", d.to_string().c_str());

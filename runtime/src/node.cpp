@@ -15,6 +15,7 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "agents_config.hpp"
 
 namespace cadre::runtime {
 
@@ -37,6 +38,7 @@ struct live_handles {
   event_bus_actor bus;
   event_store_actor store;
   std::map<std::string, tool_pool_actor> pools;
+  agents_actor agents;
   executions_actor executions;
 
   template <class T>
@@ -53,6 +55,7 @@ struct node::impl {
   tools::tool_registry registry;
   std::shared_ptr<persistence::event_store> raw_store;
   std::shared_ptr<live_handles> live = std::make_shared<live_handles>();
+  actors::agents_options agent_opts;
   actors::supervisor_actor root;
   std::vector<std::string> resumed;
 
@@ -72,6 +75,7 @@ struct node::impl {
     {
       std::lock_guard<std::mutex> guard{live->mtx};
       live->executions = nullptr;
+      live->agents = nullptr;
       live->pools.clear();
       live->store = nullptr;
       live->bus = nullptr;
@@ -190,6 +194,30 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     return start_tools(ctx.system);
   };
   specs.push_back(std::move(tools));
+  actors::child_spec agents;
+  agents.id = "agents";
+  // It supervises its agents itself (restart from their logs), like
+  // executions its coordinators.
+  agents.shutdown = std::chrono::seconds{30};
+  agents.start = [this](const actors::start_context& ctx)
+    -> caf::expected<caf::actor> {
+    std::shared_ptr<const actors::tool_directory> pools;
+    event_store_actor store_hdl;
+    event_bus_actor bus_hdl;
+    {
+      std::lock_guard<std::mutex> guard{live->mtx};
+      pools = std::make_shared<const actors::tool_directory>(
+        live->pools.begin(), live->pools.end());
+      store_hdl = live->store;
+      bus_hdl = live->bus;
+    }
+    auto hdl = actors::spawn_agents(ctx.system, store_hdl, bus_hdl,
+                                    std::move(pools), agent_opts);
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->agents = hdl;
+    return caf::actor_cast<caf::actor>(hdl);
+  };
+  specs.push_back(std::move(agents));
   actors::child_spec executions;
   executions.id = "executions";
   // It supervises coordinators itself (restart from the log, intensity per
@@ -204,15 +232,17 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     std::shared_ptr<const actors::tool_directory> pools;
     event_store_actor store_hdl;
     event_bus_actor bus_hdl;
+    agents_actor agents_hdl;
     {
       std::lock_guard<std::mutex> guard{live->mtx};
       pools = std::make_shared<const actors::tool_directory>(
         live->pools.begin(), live->pools.end());
       store_hdl = live->store;
       bus_hdl = live->bus;
+      agents_hdl = live->agents;
     }
     auto hdl = actors::spawn_executions(ctx.system, store_hdl, bus_hdl,
-                                        std::move(pools), eopts);
+                                        std::move(pools), agents_hdl, eopts);
     // A restarted executions actor picks up every unfinished execution
     // from the log, as a node start does.
     if (ctx.restarts > 0)
@@ -256,6 +286,10 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
   auto st = std::make_unique<impl>();
   st->cfg = cfg;
   tools::register_builtin_tools(st->registry);
+  auto agent_opts = agents_options_of(cfg, st->registry);
+  if (!agent_opts)
+    return agent_opts.error();
+  st->agent_opts = std::move(*agent_opts);
   auto store = persistence::event_store::open(
     persistence::store_options{cfg.store_dir, cfg.store_sync});
   if (!store)
@@ -321,6 +355,10 @@ event_bus_actor node::bus() const {
 
 event_store_actor node::store() const {
   return impl_->live->get(&live_handles::store);
+}
+
+agents_actor node::agents() const {
+  return impl_->live->get(&live_handles::agents);
 }
 
 actors::supervisor_actor node::root() const {

@@ -159,7 +159,12 @@ TEST(Node, RunsEveryActorUnderOneLiveTree) {
   for (auto& c : tree["children"])
     order.push_back(c.value("id", ""));
   EXPECT_EQ(order, (std::vector<std::string>{"event_bus", "event_store",
-                                             "tools", "executions"}));
+                                             "tools", "agents",
+                                             "executions"}));
+  auto* agents = child(tree, "agents");
+  ASSERT_NE(agents, nullptr);
+  EXPECT_EQ(agents->value("status", ""), "running") << agents->dump();
+  EXPECT_TRUE(n->agents());
   auto* tools = child(tree, "tools");
   ASSERT_NE(tools, nullptr);
   EXPECT_EQ(tools->value("type", ""), "supervisor");
@@ -170,6 +175,27 @@ TEST(Node, RunsEveryActorUnderOneLiveTree) {
   }
   EXPECT_EQ(pools, n->tool_names());
   EXPECT_FALSE(pools.empty());
+}
+
+TEST(Node, BadAgentConfigFailsTheStartNamingTheKey) {
+  test::temp_dir dir;
+  config::node_config cfg;
+  cfg.store_dir = dir.str();
+  cfg.agents = json{{"writer", {{"tools", {"echo", "ech"}}}}};
+  auto n = runtime::node::start(cfg);
+  ASSERT_FALSE(n);
+  EXPECT_NE(describe(n.error()).find("agents.writer/tools/1: unknown tool "
+                                     "'ech'"),
+            std::string::npos)
+    << describe(n.error());
+  cfg.agents = json::object();
+  cfg.llm = json{{"profiles", {{"s", {{"kind", "scripted"},
+                                      {"turns", "nope"}}}}}};
+  auto m = runtime::node::start(cfg);
+  ASSERT_FALSE(m);
+  EXPECT_NE(describe(m.error()).find("llm.profiles.s.settings.turns"),
+            std::string::npos)
+    << describe(m.error());
 }
 
 TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {

@@ -31,6 +31,7 @@ struct unit {
 };
 
 struct task_rt : unit {
+  json usage; // from the completion event (agent tasks)
   size_t remaining_deps = 0;
   bool fallback_only = false; // a fallback target: runs only on failure
   int fallback_for = -1;      // owner index while running as a fallback
@@ -431,6 +432,8 @@ struct machine::state {
     }
     if (ev.type == events::completed) {
       u->output = p.value("output", json{});
+      if (auto* us = find_key(p, "usage"); us && item < 0)
+        t.usage = *us;
       u->attempt = p.value("attempt", u->attempt);
       ++completions;
       if (item >= 0) {
@@ -559,12 +562,21 @@ struct decider {
     const auto& td = st.def->tasks[task];
     auto p = task_payload(task, item);
     p["attempt"] = attempt;
-    p["tool"] = td.tool;
+    if (td.kind == task_kind::agent)
+      p["agent"] = td.agent;
+    else
+      p["tool"] = td.tool;
     p["input"] = input;
     emit(events::dispatched, std::move(p));
     action a;
     a.kind = td.kind == task_kind::workflow ? action::run_child
+             : td.kind == task_kind::agent  ? action::run_agent
                                             : action::dispatch;
+    if (td.kind == task_kind::agent) {
+      a.agent = td.agent;
+      if (auto i = st.def->agents.find(td.agent); i != st.def->agents.end())
+        a.document = i->second;
+    }
     a.key = key_of(task, item);
     a.task_id = td.id;
     a.item = item;
@@ -627,6 +639,7 @@ struct decider {
     switch (td.kind) {
       case task_kind::tool:
       case task_kind::workflow:
+      case task_kind::agent:
         start_unit(task, -1);
         return;
       case task_kind::human: {
@@ -684,10 +697,13 @@ struct decider {
     }
   }
 
-  void complete_task(int task, json output, uint32_t attempt) {
+  void complete_task(int task, json output, uint32_t attempt,
+                     const json& usage = nullptr) {
     auto p = task_payload(task, -1);
     p["attempt"] = attempt;
     p["output"] = std::move(output);
+    if (!usage.is_null())
+      p["usage"] = usage;
     emit(events::completed, std::move(p));
     auto owner = st.tasks[task].fallback_for;
     if (owner >= 0) {
@@ -752,7 +768,30 @@ struct decider {
       }
       output = std::move(*r);
     }
-    emit(events::execution_completed, json{{"output", std::move(output)}});
+    json done{{"output", std::move(output)}};
+    if (auto u = usage_total(); !u.is_null())
+      done["usage"] = std::move(u);
+    emit(events::execution_completed, std::move(done));
+  }
+
+  // The sum of the tasks' recorded usage (agents' tokens and cost), or null.
+  json usage_total() const {
+    json sum;
+    for (const auto& t : st.tasks) {
+      if (!t.usage.is_object())
+        continue;
+      if (sum.is_null())
+        sum = json{{"input_tokens", 0}, {"output_tokens", 0},
+                   {"cost_usd", 0.0}, {"llm_calls", 0}, {"tool_calls", 0}};
+      for (auto& [k, v] : sum.items())
+        if (auto i = t.usage.find(k); i != t.usage.end() && i->is_number()) {
+          if (v.is_number_float())
+            v = v.get<double>() + i->get<double>();
+          else
+            v = v.get<int64_t>() + i->get<int64_t>();
+        }
+    }
+    return sum;
   }
 };
 
@@ -826,7 +865,7 @@ expected<step> machine::submit(const json& doc, const json& input,
 
 step machine::succeeded(const std::string& key, uint32_t attempt,
                         const json& output, int64_t /*duration_us*/,
-                        int64_t now_us) {
+                        int64_t now_us, const json& usage) {
   step out;
   if (!st_->started || finished())
     return out;
@@ -839,7 +878,7 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
   auto before = info().status;
   decider d{*st_, *this, out, now_us};
   if (item < 0) {
-    d.complete_task(ti, output, attempt);
+    d.complete_task(ti, output, attempt, usage);
   } else {
     auto p = d.task_payload(ti, item);
     p["attempt"] = attempt;
@@ -1003,9 +1042,15 @@ std::vector<action> machine::recover(int64_t now_us) const {
     switch (u.status) {
       case unit_status::running:
         a.kind = td.kind == task_kind::workflow ? action::run_child
+                 : td.kind == task_kind::agent  ? action::run_agent
                                                 : action::dispatch;
         if (td.kind == task_kind::workflow)
           a.document = td.workflow;
+        if (td.kind == task_kind::agent) {
+          a.agent = td.agent;
+          if (auto j = def.agents.find(td.agent); j != def.agents.end())
+            a.document = j->second;
+        }
         break;
       case unit_status::retry_wait:
         a.kind = action::retry_timer;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "document.hpp"
 
@@ -23,13 +24,13 @@ namespace {
 
 const std::vector<std::string> workflow_keys = {
   "name", "version", "description", "input_schema", "timeout", "output",
-  "tasks",
+  "tasks", "agents",
 };
 
 const std::vector<std::string> task_keys = {
   "id",          "kind",   "tool",          "input",       "depends_on",
   "when",        "retry",  "timeout",       "on_failure",  "prompt",
-  "answer_schema", "items", "concurrency",  "workflow",
+  "answer_schema", "items", "concurrency",  "workflow",    "agent",
 };
 
 const std::vector<std::string> retry_keys = {
@@ -38,7 +39,7 @@ const std::vector<std::string> retry_keys = {
 };
 
 const std::vector<std::string> kind_names = {"tool", "human", "map",
-                                             "workflow"};
+                                             "workflow", "agent"};
 
 /// Nesting limit of inline sub-workflows.
 constexpr int max_workflow_depth = 16;
@@ -55,6 +56,8 @@ const char* kind_name(task_kind k) {
       return "map";
     case task_kind::workflow:
       return "workflow";
+    case task_kind::agent:
+      return "agent";
   }
   return "tool";
 }
@@ -71,6 +74,8 @@ bool applies(const std::string& key, task_kind kind) {
     return kind == task_kind::map;
   if (key == "workflow")
     return kind == task_kind::workflow;
+  if (key == "agent")
+    return kind == task_kind::agent;
   return true;
 }
 
@@ -473,10 +478,12 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       out.kind = task_kind::map;
     else if (name == "workflow")
       out.kind = task_kind::workflow;
+    else if (name == "agent")
+      out.kind = task_kind::agent;
     else {
       error(child_pointer(ptr, "kind"),
             "unknown kind " + in_quotes(name) + hint(name, kind_names)
-              + " (kinds: tool, human, map, workflow)");
+              + " (kinds: tool, human, map, workflow, agent)");
       kind_ok = false;
     }
   } else {
@@ -490,6 +497,8 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       hints.emplace_back("answer_schema", task_kind::human);
     if (t.contains("workflow"))
       hints.emplace_back("workflow", task_kind::workflow);
+    if (t.contains("agent"))
+      hints.emplace_back("agent", task_kind::agent);
     if (hints.size() == 1) {
       out.kind = hints[0].second;
     } else if (hints.size() > 1) {
@@ -530,6 +539,9 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       case task_kind::workflow:
         need("workflow");
         break;
+      case task_kind::agent:
+        need("agent");
+        break;
     }
   }
   // tool
@@ -541,6 +553,8 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       error(tool_ptr, "unknown tool " + in_quotes(out.tool)
                         + " (no tool of that name is registered)");
   }
+  if (string_field(t, "agent", ptr, out.agent) && out.agent.empty())
+    error(child_pointer(ptr, "agent"), "'agent' must name an agent");
   if (auto it = t.find("input"); it != t.end()) {
     out.input = *it;
     info.check_input = true;
@@ -748,6 +762,28 @@ std::optional<definition> validator::workflow(const json& doc,
   duration_field(doc, "timeout", base, def.timeout_ms);
   if (auto it = doc.find("output"); it != doc.end())
     def.output = *it;
+  if (auto it = doc.find("agents"); it != doc.end()) {
+    auto aptr = child_pointer(base, "agents");
+    if (!it->is_object()) {
+      error(aptr, "'agents' must be a mapping of agent names to agents, got "
+                    + std::string{it->type_name()});
+    } else {
+      agent_check check;
+      check.tool_exists = ctx_.tool_exists;
+      for (auto a = it->begin(); a != it->end(); ++a) {
+        auto ptr = child_pointer(aptr, a.key());
+        if (!valid_id(a.key()))
+          error(ptr, "agent name " + in_quotes(a.key())
+                       + " must start with a letter or '_' and hold only "
+                         "letters, digits, '_' and '-'",
+                true);
+        agent_spec spec;
+        for (auto& p : parse_agent_spec(a.key(), *a, spec, check))
+          error(ptr + p.pointer, p.message);
+        def.agents[a.key()] = *a;
+      }
+    }
+  }
   // tasks
   std::vector<task_info> infos;
   auto tptr = child_pointer(base, "tasks");
@@ -767,6 +803,21 @@ std::optional<definition> validator::workflow(const json& doc,
   }
   auto& tasks = def.tasks;
   auto n = tasks.size();
+  // agents named by agent tasks
+  for (size_t i = 0; i < n; ++i) {
+    const auto& name = tasks[i].agent;
+    if (tasks[i].kind != task_kind::agent || name.empty()
+        || def.agents.count(name) > 0
+        || !ctx_.agent_exists || ctx_.agent_exists(name))
+      continue;
+    std::vector<std::string> known;
+    for (const auto& [k, v] : def.agents)
+      known.push_back(k);
+    error(child_pointer(tasks[i].pointer, "agent"),
+          "unknown agent " + in_quotes(name)
+            + " (define it under 'agents:' or in the node config)"
+            + hint(name, known));
+  }
   // ids
   std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < n; ++i) {

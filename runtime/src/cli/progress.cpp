@@ -102,6 +102,30 @@ std::string describe_event(const event& ev) {
            + p.value("message", std::string{});
   if (ev.type == "execution_cancelled")
     return "✗ execution " + ev.execution_id + " cancelled";
+  // An agent's log ("agent:<id>"): what it thinks and does.
+  if (ev.type == "llm_responded") {
+    const auto& m = p.value("response", json::object()).value("message",
+                                                              json::object());
+    auto text = m.value("content", std::string{});
+    std::string line = "  … " + ev.execution_id + " call "
+                       + std::to_string(p.value("call", 0))
+                       + (p.value("cached", false) ? " (cached)" : "") + ": "
+                       + short_json(text, 70);
+    if (auto calls = m.find("tool_calls");
+        calls != m.end() && !calls->empty())
+      line += " -> " + std::to_string(calls->size()) + " tool call(s)";
+    return line;
+  }
+  if (ev.type == "tool_called")
+    return "    → " + p.value("name", std::string{}) + " "
+           + short_json(p.value("arguments", json{}));
+  if (ev.type == "tool_result")
+    return "    ← " + p.value("name", std::string{}) + " "
+           + (p.contains("error")
+                ? "error: " + p.value("error", std::string{})
+                : short_json(p.value("output", json{})));
+  if (ev.type == "agent_turn_failed")
+    return "  ✗ " + ev.execution_id + ": " + p.value("message", std::string{});
   return {};
 }
 

@@ -3,7 +3,9 @@
 // Factory functions for cadre's actors. The node (runtime/) wires them into
 // its supervision tree; tests spawn them alone.
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include "cadre/messages/interfaces.hpp"
+#include "cadre/tools/llm/provider.hpp"
 
 namespace cadre::persistence {
 class event_store;
@@ -73,5 +76,51 @@ spawn_executions(caf::actor_system& sys, event_store_actor store,
                  event_bus_actor bus,
                  std::shared_ptr<const tool_directory> tools,
                  executions_options opts);
+
+/// The same, running agent tasks on `agents`.
+executions_actor
+spawn_executions(caf::actor_system& sys, event_store_actor store,
+                 event_bus_actor bus,
+                 std::shared_ptr<const tool_directory> tools,
+                 agents_actor agents, executions_options opts);
+
+/// Makes the provider of a profile; tests put a provider of their own here.
+using provider_factory
+  = std::function<expected<std::unique_ptr<tools::llm::provider>>(
+    const tools::llm::profile&)>;
+
+/// How agents run (docs/agents.md).
+struct agents_options {
+  /// LLM profiles by name. A missing "default" is a scripted profile
+  /// without a script. Default: none
+  std::map<std::string, tools::llm::profile> profiles;
+  /// Agents of the node config by name (agent specs as JSON). Default: none
+  json agents = json::object();
+  /// Answer an LLM request identical to one answered before from the
+  /// response cache (log "llmcache:<hash>") instead of the provider.
+  /// Default: false
+  bool cache = false;
+  /// Default: tools::llm::make_provider
+  provider_factory make_provider;
+  /// Restarts of one agent within `restart_window_ms` before its turns
+  /// fail with errc::unavailable. Default: 5 in 10000 ms
+  size_t max_restarts = 5;
+  int64_t restart_window_ms = 10000;
+  /// An agent without turns for this long stops (its memory stays in its
+  /// log). Default: 60 s
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds{60};
+};
+
+/// Spawns the agents actor: the entry point for agent turns and the
+/// supervisor of one agent actor per agent id. An agent appends every LLM
+/// request and reply and every tool call and result to its log before
+/// acting on it, recovers its memory from the log when it starts, and
+/// resumes an unfinished turn without repeating what the log records.
+/// LLM calls run in a detached worker per agent; tool calls go to `tools`
+/// in parallel. A crashed agent is restarted and its turns re-sent.
+agents_actor spawn_agents(caf::actor_system& sys, event_store_actor store,
+                          event_bus_actor bus,
+                          std::shared_ptr<const tool_directory> tools,
+                          agents_options opts);
 
 } // namespace cadre::actors

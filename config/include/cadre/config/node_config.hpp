@@ -36,6 +36,13 @@ struct node_config {
   int64_t restart_window_ms = 10000;
   /// CAF scheduler threads; 0: one per core. Default: 0
   size_t scheduler_threads = 0;
+  /// The `llm` section as JSON: `profiles` (LLM provider profiles by
+  /// name) and `cache` (answer identical requests from the response
+  /// cache). Read by runtime/. Default: {}
+  json llm = json::object();
+  /// The `agents` section as JSON: agent specs by name (docs/agents.md).
+  /// Default: {}
+  json agents = json::object();
 };
 
 /// Reads a YAML config file over the defaults. Errors name the file, line

@@ -122,6 +122,34 @@ auto inspect(Inspector& f, llm_response& x) {
            x.usage, x.model, x.duration_us);
 }
 
+/// One turn of an agent: a prompt to answer on behalf of a task. The
+/// agent records the turn in its log under `idempotency_key`, so the same
+/// turn sent again (after a crash of either side) resumes or replays it
+/// instead of starting over. The answer is a task_result whose output is
+/// the final answer and whose usage holds tokens, cost and the agent's log.
+struct agent_turn {
+  /// The agent's definition name (workflow `agents:` or node config).
+  std::string agent;
+  /// The agent's definition as JSON; null: the node config's `agents.<agent>`.
+  json_value spec;
+  /// The prompt: a string, or any JSON (sent to the model as JSON text).
+  json_value input;
+  std::string execution_id;
+  std::string task_id;
+  uint32_t attempt = 1;
+  /// "execution/task/attempt": names the turn in the agent's log.
+  std::string idempotency_key;
+  /// Wall-clock deadline in microseconds since the epoch; 0: none.
+  int64_t deadline_us = 0;
+};
+
+template <class Inspector>
+auto inspect(Inspector& f, agent_turn& x) {
+  return f(caf::meta::type_name("agent_turn"), x.agent, x.spec, x.input,
+           x.execution_id, x.task_id, x.attempt, x.idempotency_key,
+           x.deadline_us);
+}
+
 void to_json(json& j, const llm_tool_call& x);
 void from_json(const json& j, llm_tool_call& x);
 void to_json(json& j, const llm_message& x);

@@ -19,5 +19,8 @@ struct task_result;
 struct event;
 struct append_request;
 struct definition_record;
+struct agent_turn;
+struct llm_request;
+struct llm_response;
 
 } // namespace cadre

@@ -49,6 +49,15 @@ using tool_pool_actor = caf::typed_actor<
   // -> {name, description, input_schema, output_schema, blocking, workers}
   caf::replies_to<describe_atom>::with<json_value>>;
 
+/// The node's agents: one actor per agent id, each with its memory
+/// recovered from its log ("agent:<agent id>").
+using agents_actor = caf::typed_actor<
+  // Runs (or resumes, or replays) one turn -> the final answer, usage.
+  caf::replies_to<run_atom, agent_turn>::with<task_result>,
+  // (agent id) -> {agent_id, log, messages, turns}: the memory as folded
+  // from the log. Errors: not_found when the agent has no log.
+  caf::replies_to<get_atom, std::string>::with<json_value>>;
+
 /// One execution's coordinator.
 using coordinator_actor = caf::typed_actor<
   // Starts a new execution; answers its id once the submission is durable.

@@ -34,6 +34,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_request))
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_response))
   CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::json_value>))
+  CAF_ADD_TYPE_ID(cadre, (cadre::agent_turn))
 
   // Execution control.
   CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")

@@ -35,6 +35,8 @@ public:
   executions_actor executions() const;
   event_bus_actor bus() const;
   event_store_actor store() const;
+  /// The agents actor (turns, and each agent's memory by agent id).
+  agents_actor agents() const;
   /// The root of the node's supervision tree.
   actors::supervisor_actor root() const;
   const tools::tool_registry& registry() const;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,7 +36,7 @@ struct retry_policy {
   std::vector<std::string> retry_on;
 };
 
-enum class task_kind { tool, human, map, workflow };
+enum class task_kind { tool, human, map, workflow, agent };
 
 enum class failure_action {
   fail,     ///< the execution fails (default)
@@ -77,6 +78,8 @@ struct task_def {
   uint32_t concurrency = 0;
   /// kind workflow: the sub-workflow's document (inline, already parsed).
   json workflow;
+  /// kind agent: the agent's name (the workflow's `agents:` or the node's).
+  std::string agent;
   /// JSON pointer of this task in the document, e.g. "/tasks/2".
   std::string pointer;
   source_location where;
@@ -95,6 +98,9 @@ struct definition {
   json output;
   /// Execution timeout in ms; 0: none.
   int64_t timeout_ms = 0;
+  /// Agents defined by the workflow, by name (checked agent specs, see
+  /// agent_spec.hpp).
+  std::map<std::string, json> agents;
   /// The document as written (stored in the log so replays never depend on
   /// the file again).
   json document;
@@ -118,6 +124,9 @@ struct diagnostic {
 struct validation_context {
   /// True when a tool of that name is registered. Unset: any name passes.
   std::function<bool(const std::string&)> tool_exists;
+  /// True when the node defines an agent of that name (config `agents:`).
+  /// Unset: any name passes (the node checks when the task runs).
+  std::function<bool(const std::string&)> agent_exists;
 };
 
 /// The result of parsing: a definition when `errors` is empty.

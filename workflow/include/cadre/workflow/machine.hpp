@@ -46,6 +46,7 @@ struct action {
     execution_timer, ///< after delay_ms, call machine::execution_timed_out
     run_child,       ///< run `input` as a sub-workflow `document`
     waiting_human,   ///< a person is asked; nothing to send
+    run_agent,       ///< run one turn of agent `agent` with `input`
   };
   kind_t kind = dispatch;
   std::string key; ///< "task" or "task[item]"
@@ -53,6 +54,9 @@ struct action {
   int item = -1;
   uint32_t attempt = 1;
   std::string tool;
+  /// run_agent: the agent's name, and its spec when the workflow defines
+  /// it (null: the node's).
+  std::string agent;
   json input;
   json document;
   int64_t timeout_ms = 0;
@@ -91,9 +95,12 @@ public:
                                       int64_t now_us);
 
   /// A task attempt succeeded. Stale results (an older attempt, a finished
-  /// task or execution) yield an empty step.
+  /// task or execution) yield an empty step. A non-null `usage` (an
+  /// agent's tokens and cost) is recorded with the completion and summed
+  /// into the execution's.
   step succeeded(const std::string& key, uint32_t attempt, const json& output,
-                 int64_t duration_us, int64_t now_us);
+                 int64_t duration_us, int64_t now_us,
+                 const json& usage = nullptr);
 
   /// A task attempt failed with `err`. `draw` in [0, 1) picks the jitter.
   step failed(const std::string& key, uint32_t attempt, const caf::error& err,

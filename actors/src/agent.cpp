@@ -1,0 +1,1081 @@
+// Agents: the agents actor routes turns to one agent actor per agent id;
+// each agent keeps its memory as a log ("agent:<id>") and runs the loop
+// LLM call -> tool calls in parallel -> results back -> ... -> final answer,
+// appending every step before acting on it (docs/agents.md).
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "cadre/actors/spawn.hpp"
+#include "cadre/actors/supervisor.hpp"
+#include "cadre/workflow/agent_spec.hpp"
+#include "cadre/workflow/definition.hpp"
+
+namespace cadre::actors {
+
+namespace {
+
+namespace ev_type {
+constexpr const char* turn_started = "agent_turn_started";
+constexpr const char* message = "agent_message";
+constexpr const char* llm_requested = "llm_requested";
+constexpr const char* llm_responded = "llm_responded";
+constexpr const char* tool_called = "tool_called";
+constexpr const char* tool_result = "tool_result";
+constexpr const char* turn_completed = "agent_turn_completed";
+constexpr const char* turn_failed = "agent_turn_failed";
+constexpr const char* token = "agent_token";
+} // namespace ev_type
+
+int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+// FNV-1a: stable across builds and runs, unlike std::hash.
+std::string hash_hex(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+template <class T>
+std::optional<T> from(const json& j) {
+  try {
+    return j.get<T>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+json zero_usage() {
+  return json{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0},
+              {"llm_calls", 0},    {"tool_calls", 0}};
+}
+
+// -- the LLM worker ---------------------------------------------------------------
+
+// Runs provider calls off CAF's scheduler threads (a detached actor per
+// agent). The json_value carries what is not part of the recorded request:
+// the deadline, the agent's script, and where streamed text goes.
+using llm_worker_actor = caf::typed_actor<
+  caf::replies_to<run_atom, llm_request, json_value>::with<llm_response>>;
+
+struct llm_worker_state {
+  static inline const char* name = "cadre.llm_worker";
+  llm_worker_state() = default;
+  std::map<std::string, std::unique_ptr<tools::llm::provider>> providers;
+};
+
+expected<tools::llm::profile> profile_for(const agents_options& opts,
+                                          const std::string& name,
+                                          const json& script) {
+  tools::llm::profile p;
+  if (auto i = opts.profiles.find(name); i != opts.profiles.end())
+    p = i->second;
+  else if (name == "default")
+    p.kind = "scripted"; // offline by default: a fresh machine needs no key
+  else
+    return make_error(errc::invalid_config,
+                      "llm.profiles." + name
+                        + ": no such LLM profile is configured");
+  p.name = name;
+  if (!script.is_null() && p.kind == "scripted") {
+    if (script.is_string())
+      p.settings = json{{"script", script}};
+    else if (script.is_array())
+      p.settings = json{{"turns", script}};
+    else
+      p.settings = script;
+  }
+  return p;
+}
+
+llm_worker_actor::behavior_type
+llm_worker_impl(llm_worker_actor::stateful_pointer<llm_worker_state> self,
+                std::shared_ptr<const agents_options> opts,
+                std::shared_ptr<std::atomic<bool>> cancel_flag,
+                event_bus_actor bus) {
+  return {
+    [=](run_atom, const llm_request& req,
+        const json_value& ctx) -> caf::result<llm_response> {
+      const auto& c = ctx.get();
+      auto p = profile_for(*opts, req.profile, c.value("script", json{}));
+      if (!p)
+        return std::move(p.error());
+      auto key = p->name + "\n" + p->settings.dump();
+      auto& prov = self->state.providers[key];
+      if (!prov) {
+        auto made = opts->make_provider ? opts->make_provider(*p)
+                                        : tools::llm::make_provider(*p);
+        if (!made) {
+          self->state.providers.erase(key);
+          return std::move(made.error());
+        }
+        prov = std::move(*made);
+      }
+      tools::llm::call_context cc;
+      cc.deadline_us = c.value("deadline_us", int64_t{0});
+      cc.cancel_flag = cancel_flag;
+      if (req.stream) {
+        auto execution = c.value("execution", std::string{});
+        auto meta = json{{"agent", req.agent},
+                         {"agent_id", c.value("agent_id", std::string{})},
+                         {"task", c.value("task", std::string{})},
+                         {"call", req.turn}};
+        // Streamed pieces are bus events only: the reply is what the log
+        // keeps.
+        cc.on_text = [=](std::string_view piece) {
+          auto p = meta;
+          p["text"] = std::string{piece};
+          event ev{execution, 0, now_us(), ev_type::token,
+                   json_value{std::move(p)}};
+          self->send(bus, publish_atom_v, std::vector<event>{std::move(ev)});
+        };
+      }
+      try {
+        auto res = prov->complete(req, cc);
+        if (!res)
+          return std::move(res.error());
+        return std::move(*res);
+      } catch (const std::exception& e) {
+        // A provider's state is suspect after a throw: make a fresh one.
+        self->state.providers.erase(key);
+        return make_error(errc::tool_failed, "llm profile " + req.profile
+                                               + " threw: " + e.what());
+      }
+    },
+  };
+}
+
+// -- one agent ----------------------------------------------------------------------
+
+using agent_actor = caf::typed_actor<
+  caf::replies_to<run_atom, agent_turn>::with<task_result>,
+  caf::replies_to<get_atom>::with<json_value>,
+  caf::reacts_to<timer_atom, uint64_t>>;
+
+struct finished_turn {
+  bool ok = false;
+  json output;
+  json usage;
+  errc code = errc::internal;
+  std::string message;
+};
+
+struct active_turn {
+  std::string key;
+  std::string execution;
+  std::string task;
+  uint32_t attempt = 1;
+  int64_t deadline_us = 0;
+  workflow::agent_spec spec;
+  json spec_doc;
+  std::vector<llm_message> messages; // this turn's conversation
+  uint32_t calls = 0;                // LLM calls requested
+  bool llm_pending = false;          // requested, not answered
+  llm_request request;               // the last request
+  std::vector<llm_tool_call> tool_calls; // of the last reply
+  std::map<std::string, llm_message> results; // call id -> tool message
+  bool repaired = false;
+  json usage = zero_usage();
+};
+
+struct agent_state {
+  static inline const char* name = "cadre.agent";
+  agent_state() = default;
+  std::string id;
+  std::string log;
+  event_store_actor store;
+  event_bus_actor bus;
+  std::shared_ptr<const tool_directory> tools;
+  std::shared_ptr<const agents_options> opts;
+  // The fold of the log.
+  uint64_t seq = 0;
+  std::vector<llm_message> history; // earlier turns: prompts and answers
+  std::map<std::string, finished_turn> finished;
+  std::optional<active_turn> active;
+  // Turns asked for, and who waits for which.
+  std::deque<agent_turn> queue;
+  std::map<std::string, std::vector<caf::typed_response_promise<task_result>>>
+    waiting;
+  bool ready = false;
+  // Persist, then act.
+  std::vector<event> pending_events;
+  std::vector<std::function<void()>> pending_actions;
+  bool in_flight = false;
+  llm_worker_actor worker;
+  std::shared_ptr<std::atomic<bool>> cancel_flag
+    = std::make_shared<std::atomic<bool>>(false);
+  std::map<std::string, llm_tool_spec> tool_specs;
+  uint64_t idle_generation = 0;
+  // get_atom requests that came before the log was read.
+  std::vector<caf::typed_response_promise<json_value>> get_waiters;
+
+  ~agent_state() {
+    cancel_flag->store(true);
+    if (worker)
+      caf::anon_send_exit(worker, caf::exit_reason::kill);
+  }
+};
+
+using agent_self = agent_actor::stateful_pointer<agent_state>;
+
+// -- fold ---------------------------------------------------------------------------
+
+void fold(agent_state& st, const event& ev) {
+  st.seq = ev.seq;
+  const auto& p = ev.payload.get();
+  if (!p.is_object())
+    return;
+  auto turn = p.value("turn", std::string{});
+  if (ev.type == ev_type::turn_started) {
+    active_turn t;
+    t.key = turn;
+    t.execution = p.value("execution", std::string{});
+    t.task = p.value("task", std::string{});
+    t.attempt = p.value("attempt", uint32_t{1});
+    t.spec_doc = p.value("spec", json::object());
+    // Checked when the turn started; the log keeps what ran.
+    (void) workflow::parse_agent_spec(p.value("agent", std::string{}),
+                                      t.spec_doc, t.spec);
+    st.active = std::move(t);
+    return;
+  }
+  if (!st.active || st.active->key != turn)
+    return;
+  auto& t = *st.active;
+  if (ev.type == ev_type::message) {
+    if (auto m = from<llm_message>(p.value("message", json::object())))
+      t.messages.push_back(std::move(*m));
+    if (p.value("repair", false))
+      t.repaired = true;
+  } else if (ev.type == ev_type::llm_requested) {
+    t.calls = p.value("call", t.calls + 1);
+    t.llm_pending = true;
+    if (auto r = from<llm_request>(p.value("request", json::object())))
+      t.request = std::move(*r);
+  } else if (ev.type == ev_type::llm_responded) {
+    t.llm_pending = false;
+    auto r = from<llm_response>(p.value("response", json::object()));
+    if (!r)
+      return;
+    t.messages.push_back(r->message);
+    t.tool_calls = r->message.tool_calls;
+    t.results.clear();
+    t.usage["input_tokens"] = t.usage["input_tokens"].get<uint64_t>()
+                              + r->usage.input_tokens;
+    t.usage["output_tokens"] = t.usage["output_tokens"].get<uint64_t>()
+                               + r->usage.output_tokens;
+    t.usage["cost_usd"] = t.usage["cost_usd"].get<double>()
+                          + r->usage.cost_usd;
+    t.usage["llm_calls"] = t.usage["llm_calls"].get<uint64_t>() + 1;
+  } else if (ev.type == ev_type::tool_called) {
+    t.usage["tool_calls"] = t.usage["tool_calls"].get<uint64_t>() + 1;
+  } else if (ev.type == ev_type::tool_result) {
+    llm_message m;
+    m.role = "tool";
+    m.tool_call_id = p.value("id", std::string{});
+    m.name = p.value("name", std::string{});
+    if (auto e = p.find("error"); e != p.end()) {
+      m.is_error = true;
+      m.content = "error: " + e->get<std::string>();
+    } else {
+      m.content = p.value("output", json{}).dump();
+    }
+    t.results[m.tool_call_id] = m;
+    if (t.results.size() == t.tool_calls.size())
+      // In call order, whatever order they finished in.
+      for (const auto& c : t.tool_calls)
+        if (auto i = t.results.find(c.id); i != t.results.end())
+          t.messages.push_back(i->second);
+  } else if (ev.type == ev_type::turn_completed
+             || ev.type == ev_type::turn_failed) {
+    finished_turn f;
+    f.ok = ev.type == ev_type::turn_completed;
+    f.output = p.value("output", json{});
+    f.usage = p.value("usage", json{});
+    if (!f.ok) {
+      if (!from_string(p.value("code", std::string{"internal"}), f.code))
+        f.code = errc::internal;
+      f.message = p.value("message", std::string{});
+    } else {
+      // Memory keeps each turn's prompt and final answer.
+      for (const auto& m : t.messages)
+        if (m.role == "user") {
+          st.history.push_back(m);
+          break;
+        }
+      if (!t.messages.empty() && t.messages.back().role == "assistant") {
+        llm_message a;
+        a.role = "assistant";
+        a.content = t.messages.back().content;
+        st.history.push_back(std::move(a));
+      }
+    }
+    st.finished[turn] = std::move(f);
+    st.active.reset();
+  }
+}
+
+// -- persist, then act ----------------------------------------------------------------
+
+void flush(agent_self self);
+void next_turn(agent_self self);
+
+void emit(agent_self self, const char* type, json payload) {
+  auto& st = self->state;
+  event ev{st.log, st.seq + 1, now_us(), type, json_value{std::move(payload)}};
+  fold(st, ev);
+  st.pending_events.push_back(std::move(ev));
+}
+
+void after(agent_self self, std::function<void()> fn) {
+  self->state.pending_actions.push_back(std::move(fn));
+}
+
+void flush(agent_self self) {
+  auto& st = self->state;
+  if (st.in_flight)
+    return;
+  if (st.pending_events.empty()) {
+    for (auto& fn : std::exchange(st.pending_actions, {}))
+      fn();
+    if (!st.pending_events.empty())
+      flush(self);
+    return;
+  }
+  append_request req;
+  req.events = std::exchange(st.pending_events, {});
+  auto actions = std::exchange(st.pending_actions, {});
+  st.in_flight = true;
+  self->request(st.store, caf::infinite, append_atom_v, std::move(req))
+    .then(
+      [=](uint64_t) {
+        self->state.in_flight = false;
+        for (auto& fn : actions)
+          fn();
+        flush(self);
+      },
+      [=](caf::error& err) {
+        // Memory ran ahead of the log: only a restart that folds the log
+        // again is safe. Waiting turns are re-sent by the agents actor.
+        self->quit(err);
+      });
+}
+
+// -- the loop -------------------------------------------------------------------------
+
+task_result result_of(agent_self self, const finished_turn& f) {
+  task_result r;
+  r.output = json_value{f.output};
+  auto usage = f.usage.is_object() ? f.usage : zero_usage();
+  usage["agent_id"] = self->state.id;
+  usage["agent_log"] = self->state.log;
+  r.usage = json_value{std::move(usage)};
+  return r;
+}
+
+void answer(agent_self self, const std::string& key) {
+  auto& st = self->state;
+  auto f = st.finished.find(key);
+  auto w = st.waiting.find(key);
+  if (f == st.finished.end() || w == st.waiting.end())
+    return;
+  for (auto& p : w->second) {
+    if (f->second.ok)
+      p.deliver(result_of(self, f->second));
+    else
+      p.deliver(make_error(f->second.code, f->second.message));
+  }
+  st.waiting.erase(w);
+}
+
+void finish_turn(agent_self self, bool ok, json output, errc code,
+                 std::string message) {
+  auto& st = self->state;
+  auto key = st.active->key;
+  json p{{"turn", key}, {"usage", st.active->usage}};
+  if (ok) {
+    p["output"] = std::move(output);
+    emit(self, ev_type::turn_completed, std::move(p));
+  } else {
+    p["code"] = to_string(code);
+    p["message"] = message;
+    emit(self, ev_type::turn_failed, std::move(p));
+  }
+  after(self, [=] {
+    answer(self, key);
+    next_turn(self);
+  });
+}
+
+void fail_turn(agent_self self, errc code, const std::string& message) {
+  auto& t = *self->state.active;
+  finish_turn(self, false, nullptr, code,
+              "agent " + t.spec.name + " (task " + t.task + "): " + message);
+}
+
+llm_request build_request(agent_state& st) {
+  auto& t = *st.active;
+  llm_request r;
+  r.profile = t.spec.provider;
+  r.model = t.spec.model;
+  if (!t.spec.system.empty()) {
+    llm_message sys;
+    sys.role = "system";
+    sys.content = t.spec.system;
+    r.messages.push_back(std::move(sys));
+  }
+  auto window = std::min<size_t>(t.spec.memory_window, st.history.size());
+  r.messages.insert(r.messages.end(), st.history.end() - window,
+                    st.history.end());
+  r.messages.insert(r.messages.end(), t.messages.begin(), t.messages.end());
+  for (const auto& name : t.spec.tools)
+    if (auto i = st.tool_specs.find(name); i != st.tool_specs.end())
+      r.tools.push_back(i->second);
+  r.temperature = t.spec.temperature;
+  r.max_tokens = t.spec.max_tokens;
+  r.stream = t.spec.stream;
+  r.agent = t.spec.name;
+  r.turn = t.calls + 1;
+  return r;
+}
+
+void call_llm(agent_self self, uint32_t call);
+
+void request_llm(agent_self self) {
+  auto& st = self->state;
+  auto req = build_request(st);
+  auto call = req.turn;
+  json j = req;
+  emit(self, ev_type::llm_requested,
+       json{{"turn", st.active->key}, {"call", call}, {"request", j}});
+  after(self, [=] { call_llm(self, call); });
+}
+
+std::string strip_fences(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return {};
+  auto e = s.find_last_not_of(" \t\r\n");
+  auto t = s.substr(b, e - b + 1);
+  if (t.rfind("```", 0) == 0) {
+    auto nl = t.find('\n');
+    auto close = t.rfind("```");
+    if (nl != std::string::npos && close > nl)
+      t = t.substr(nl + 1, close - nl - 1);
+  }
+  return t;
+}
+
+void final_answer(agent_self self, const llm_message& msg) {
+  auto& t = *self->state.active;
+  if (t.spec.output_schema.is_null()) {
+    finish_turn(self, true, msg.content, errc::ok, {});
+    return;
+  }
+  std::string problem;
+  auto value = json::parse(strip_fences(msg.content), nullptr, false);
+  if (value.is_discarded()) {
+    problem = "the answer is not JSON";
+  } else if (auto ok = workflow::check_schema(t.spec.output_schema, value,
+                                              "answer");
+             !ok) {
+    problem = message_of(ok.error());
+  } else {
+    finish_turn(self, true, std::move(value), errc::ok, {});
+    return;
+  }
+  if (t.repaired) {
+    fail_turn(self, errc::invalid_input,
+              "the answer does not match output_schema after a repair "
+              "turn: "
+                + problem);
+    return;
+  }
+  llm_message repair;
+  repair.role = "user";
+  repair.content = "Your answer does not match the required JSON Schema ("
+                   + problem
+                   + "). Answer again with only a JSON value that matches "
+                     "this schema: "
+                   + t.spec.output_schema.dump();
+  emit(self, ev_type::message,
+       json{{"turn", t.key}, {"message", repair}, {"repair", true}});
+  request_llm(self);
+}
+
+void dispatch_tool(agent_self self, const llm_tool_call& call);
+
+void on_llm_reply(agent_self self, const std::string& key, uint32_t call,
+                  llm_response res, bool cached) {
+  auto& st = self->state;
+  if (!st.active || st.active->key != key || !st.active->llm_pending
+      || st.active->calls != call)
+    return;
+  res.message.role = "assistant";
+  // Tool call ids must be unique in the turn: the log and the results are
+  // keyed by them.
+  std::set<std::string> seen;
+  for (size_t i = 0; i < res.message.tool_calls.size(); ++i) {
+    auto& c = res.message.tool_calls[i];
+    if (c.id.empty() || !seen.insert(c.id).second) {
+      c.id = "call_" + std::to_string(call) + "_" + std::to_string(i + 1);
+      seen.insert(c.id);
+    }
+  }
+  json p{{"turn", key}, {"call", call}, {"response", res}};
+  if (cached)
+    p["cached"] = true;
+  emit(self, ev_type::llm_responded, std::move(p));
+  auto& t = *st.active;
+  if (res.message.tool_calls.empty()) {
+    final_answer(self, res.message);
+  } else if (t.calls >= t.spec.max_iterations) {
+    fail_turn(self, errc::tool_failed,
+              "no final answer after max_iterations ("
+                + std::to_string(t.spec.max_iterations)
+                + ") LLM calls; the model still calls tools");
+  } else {
+    // Every call is recorded before any is sent: they run in parallel.
+    for (const auto& c : res.message.tool_calls)
+      emit(self, ev_type::tool_called,
+           json{{"turn", key}, {"call", call}, {"id", c.id}, {"name", c.name},
+                {"arguments", c.arguments.get()}});
+    auto calls = res.message.tool_calls;
+    after(self, [=] {
+      for (const auto& c : calls)
+        dispatch_tool(self, c);
+    });
+  }
+  flush(self);
+}
+
+void on_tool_result(agent_self self, const std::string& key,
+                    const llm_tool_call& call, expected<json> out) {
+  auto& st = self->state;
+  if (!st.active || st.active->key != key
+      || st.active->results.count(call.id) > 0)
+    return;
+  auto& t = *st.active;
+  if (std::none_of(t.tool_calls.begin(), t.tool_calls.end(),
+                   [&](const llm_tool_call& c) { return c.id == call.id; }))
+    return;
+  json p{{"turn", key}, {"id", call.id}, {"name", call.name}};
+  if (out)
+    p["output"] = std::move(*out);
+  else
+    p["error"] = message_of(out.error()).empty() ? describe(out.error())
+                                                 : message_of(out.error());
+  emit(self, ev_type::tool_result, std::move(p));
+  if (t.results.size() == t.tool_calls.size())
+    request_llm(self);
+  flush(self);
+}
+
+void dispatch_tool(agent_self self, const llm_tool_call& call) {
+  auto& st = self->state;
+  auto& t = *st.active;
+  auto key = t.key;
+  auto& allowed = t.spec.tools;
+  const tool_pool_actor* pool = nullptr;
+  if (st.tools)
+    if (auto i = st.tools->find(call.name); i != st.tools->end())
+      pool = &i->second;
+  if (std::find(allowed.begin(), allowed.end(), call.name) == allowed.end()
+      || pool == nullptr) {
+    on_tool_result(self, key, call,
+                   make_error(errc::tool_not_found,
+                              "tool '" + call.name
+                                + "' is not one of this agent's tools"));
+    return;
+  }
+  if (!call.arguments->is_object()) {
+    on_tool_result(self, key, call,
+                   make_error(errc::invalid_input,
+                              "tool " + call.name
+                                + ": arguments must be a JSON object"));
+    return;
+  }
+  task_request req;
+  req.execution_id = t.execution;
+  req.task_id = t.task + "/" + call.id;
+  req.attempt = t.attempt;
+  req.tool = call.name;
+  req.input = call.arguments;
+  req.deadline_us = t.deadline_us;
+  req.idempotency_key = key + "/" + call.id;
+  self->request(*pool, caf::infinite, run_atom_v, std::move(req))
+    .then(
+      [=](task_result& res) {
+        on_tool_result(self, key, call, res.output.get());
+      },
+      [=](caf::error& err) { on_tool_result(self, key, call, err); });
+}
+
+void call_llm(agent_self self, uint32_t call) {
+  auto& st = self->state;
+  if (!st.active || st.active->calls != call || !st.active->llm_pending)
+    return;
+  auto& t = *st.active;
+  auto key = t.key;
+  auto req = t.request;
+  json ctx{{"deadline_us", t.deadline_us},
+           {"script", t.spec.script},
+           {"execution", t.execution},
+           {"agent_id", st.id},
+           {"task", t.task}};
+  auto on_error = [=](caf::error& err) {
+    auto& st = self->state;
+    if (!st.active || st.active->key != key || st.active->calls != call
+        || !st.active->llm_pending)
+      return;
+    auto code = err.category() == caf::atom("cadre") ? code_of(err)
+                                                     : errc::unavailable;
+    fail_turn(self, code,
+              "LLM call " + std::to_string(call) + " failed: "
+                + (message_of(err).empty() ? describe(err) : message_of(err)));
+    flush(self);
+  };
+  auto ask_provider = [=](std::string cache_log) {
+    auto& st = self->state;
+    if (!st.worker)
+      st.worker = self->spawn<caf::detached>(llm_worker_impl, st.opts,
+                                             st.cancel_flag, st.bus);
+    self->request(st.worker, caf::infinite, run_atom_v, req, json_value{ctx})
+      .then(
+        [=](llm_response& res) {
+          if (!cache_log.empty()) {
+            // A one-event log per request hash; a lost race is harmless.
+            append_request c;
+            c.events.push_back(event{cache_log, 1, now_us(), "llm_cached",
+                                     json_value{json(res)}});
+            self->request(self->state.store, caf::infinite, append_atom_v,
+                          std::move(c))
+              .then([](uint64_t) {}, [](caf::error&) {});
+          }
+          on_llm_reply(self, key, call, std::move(res), false);
+        },
+        on_error);
+  };
+  if (!st.opts->cache) {
+    ask_provider({});
+    return;
+  }
+  json hashed = req;
+  hashed.erase("stream");
+  auto cache_log = "llmcache:" + hash_hex(hashed.dump() + t.spec.script.dump());
+  self->request(st.store, caf::infinite, read_atom_v, cache_log, uint64_t{1},
+                uint64_t{1})
+    .then(
+      [=](std::vector<event>& evs) {
+        if (!evs.empty())
+          if (auto res = from<llm_response>(evs.front().payload.get())) {
+            on_llm_reply(self, key, call, std::move(*res), true);
+            return;
+          }
+        ask_provider(cache_log);
+      },
+      [=](caf::error&) { ask_provider(cache_log); });
+}
+
+// Asks the pools for the JSON Schemas of `names` not known yet, then runs
+// `then`.
+void load_tool_specs(agent_self self, std::vector<std::string> names,
+                     std::function<void()> then) {
+  auto& st = self->state;
+  auto left = std::make_shared<size_t>(0);
+  std::vector<std::pair<std::string, tool_pool_actor>> ask;
+  for (const auto& n : names)
+    if (!st.tool_specs.count(n) && st.tools)
+      if (auto i = st.tools->find(n); i != st.tools->end())
+        ask.emplace_back(n, i->second);
+  if (ask.empty()) {
+    then();
+    return;
+  }
+  *left = ask.size();
+  for (auto& [name, pool] : ask) {
+    auto n = name;
+    auto done = [=] {
+      if (--*left == 0)
+        then();
+    };
+    self->request(pool, caf::infinite, describe_atom_v)
+      .then(
+        [=](json_value& d) {
+          llm_tool_spec spec;
+          spec.name = n;
+          spec.description = d->value("description", std::string{});
+          spec.parameters = json_value{d->value("input_schema",
+                                                json::object())};
+          self->state.tool_specs[n] = std::move(spec);
+          done();
+        },
+        [=](caf::error&) { done(); });
+  }
+}
+
+void schedule_idle(agent_self self) {
+  auto& st = self->state;
+  if (st.active || !st.queue.empty() || !st.waiting.empty())
+    return;
+  self->delayed_send(self, st.opts->idle_timeout, timer_atom_v,
+                     ++st.idle_generation);
+}
+
+// Continues the active turn from wherever the log left it.
+void resume(agent_self self) {
+  auto& st = self->state;
+  auto& t = *st.active;
+  if (t.llm_pending) {
+    // At-least-once: the one call in flight at the crash runs again.
+    after(self, [=, call = t.calls] { call_llm(self, call); });
+  } else if (!t.tool_calls.empty() && t.results.size() < t.tool_calls.size()
+             && !t.messages.empty() && t.messages.back().role == "assistant") {
+    std::vector<llm_tool_call> open;
+    for (const auto& c : t.tool_calls)
+      if (!t.results.count(c.id))
+        open.push_back(c);
+    after(self, [=] {
+      for (const auto& c : open)
+        dispatch_tool(self, c);
+    });
+  } else if (!t.messages.empty() && t.messages.back().role == "assistant") {
+    final_answer(self, t.messages.back());
+  } else {
+    request_llm(self);
+  }
+  flush(self);
+}
+
+void start_turn(agent_self self, agent_turn req) {
+  auto& st = self->state;
+  workflow::agent_spec spec;
+  auto problems = workflow::parse_agent_spec(req.agent, req.spec.get(), spec);
+  if (!problems.empty()) {
+    auto& w = st.waiting[req.idempotency_key];
+    for (auto& p : w)
+      p.deliver(make_error(errc::invalid_config,
+                           "agent " + req.agent + problems.front().pointer
+                             + ": " + problems.front().message));
+    st.waiting.erase(req.idempotency_key);
+    next_turn(self);
+    return;
+  }
+  emit(self, ev_type::turn_started,
+       json{{"turn", req.idempotency_key},
+            {"agent", req.agent},
+            {"spec", req.spec.get()},
+            {"execution", req.execution_id},
+            {"task", req.task_id},
+            {"attempt", req.attempt},
+            {"input", req.input.get()}});
+  st.active->deadline_us = req.deadline_us;
+  llm_message user;
+  user.role = "user";
+  user.content = req.input->is_string() ? req.input->get<std::string>()
+                                        : req.input->dump();
+  emit(self, ev_type::message,
+       json{{"turn", req.idempotency_key}, {"message", user}});
+  auto tools = st.active->spec.tools;
+  load_tool_specs(self, tools, [=] {
+    if (self->state.active)
+      request_llm(self);
+    flush(self);
+  });
+}
+
+void next_turn(agent_self self) {
+  auto& st = self->state;
+  if (!st.ready || st.active || st.in_flight)
+    return;
+  while (!st.queue.empty()) {
+    auto req = std::move(st.queue.front());
+    st.queue.pop_front();
+    if (st.finished.count(req.idempotency_key)) {
+      answer(self, req.idempotency_key);
+      continue;
+    }
+    start_turn(self, std::move(req));
+    return;
+  }
+  schedule_idle(self);
+}
+
+json memory_json(agent_self self) {
+  auto& st = self->state;
+  json msgs = st.history;
+  json active = nullptr;
+  if (st.active)
+    active = json{{"turn", st.active->key},
+                  {"messages", st.active->messages},
+                  {"calls", st.active->calls}};
+  return json{{"agent_id", st.id},
+              {"log", st.log},
+              {"seq", st.seq},
+              {"messages", std::move(msgs)},
+              {"turns", st.finished.size()},
+              {"active", std::move(active)}};
+}
+
+caf::result<json_value> memory_reply(agent_self self) {
+  if (self->state.seq == 0)
+    return make_error(errc::not_found,
+                      "agent " + self->state.id + " has no log");
+  return json_value{memory_json(self)};
+}
+
+agent_actor::behavior_type agent_impl(agent_self self, std::string id,
+                                      event_store_actor store,
+                                      event_bus_actor bus,
+                                      std::shared_ptr<const tool_directory> tools,
+                                      std::shared_ptr<const agents_options> opts) {
+  install_exception_handler(self);
+  auto& st = self->state;
+  st.id = id;
+  st.log = "agent:" + id;
+  st.store = std::move(store);
+  st.bus = std::move(bus);
+  st.tools = std::move(tools);
+  st.opts = std::move(opts);
+  // Memory is the fold of the log; an unfinished turn resumes at once.
+  self->request(st.store, caf::infinite, read_atom_v, st.log, uint64_t{1},
+                uint64_t{0})
+    .then(
+      [=](std::vector<event>& log) {
+        auto& st = self->state;
+        for (auto& ev : log)
+          fold(st, ev);
+        st.ready = true;
+        for (auto& p : std::exchange(st.get_waiters, {})) {
+          if (st.seq == 0)
+            p.deliver(make_error(errc::not_found,
+                                 "agent " + st.id + " has no log"));
+          else
+            p.deliver(json_value{memory_json(self)});
+        }
+        if (st.active) {
+          auto tools = st.active->spec.tools;
+          load_tool_specs(self, tools, [=] {
+            if (self->state.active)
+              resume(self);
+          });
+        } else {
+          next_turn(self);
+        }
+      },
+      [=](caf::error& err) { self->quit(err); });
+  return {
+    [=](run_atom, agent_turn& req) -> caf::result<task_result> {
+      auto& st = self->state;
+      auto key = req.idempotency_key;
+      auto promise = self->make_response_promise<task_result>();
+      st.waiting[key].push_back(promise);
+      if (st.finished.count(key)) {
+        answer(self, key);
+        return promise;
+      }
+      if (st.active && st.active->key == key) {
+        st.active->deadline_us = req.deadline_us;
+        return promise;
+      }
+      if (std::none_of(st.queue.begin(), st.queue.end(),
+                       [&](const agent_turn& q) {
+                         return q.idempotency_key == key;
+                       }))
+        st.queue.push_back(std::move(req));
+      next_turn(self);
+      return promise;
+    },
+    [=](get_atom) -> caf::result<json_value> {
+      auto& st = self->state;
+      if (!st.ready) {
+        auto promise = self->make_response_promise<json_value>();
+        st.get_waiters.push_back(promise);
+        return promise;
+      }
+      return memory_reply(self);
+    },
+    [=](timer_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (generation == 0 || generation != st.idle_generation)
+        return;
+      if (!st.active && st.queue.empty() && st.waiting.empty()
+          && !st.in_flight)
+        self->quit();
+    },
+  };
+}
+
+// -- the agents actor -------------------------------------------------------------
+
+struct live_agent {
+  agent_actor handle;
+  std::deque<int64_t> restarts;
+};
+
+struct agents_state {
+  static inline const char* name = "cadre.agents";
+  agents_state() = default;
+  event_store_actor store;
+  event_bus_actor bus;
+  std::shared_ptr<const tool_directory> tools;
+  std::shared_ptr<const agents_options> opts;
+  std::unordered_map<std::string, live_agent> live;
+  std::unordered_map<caf::actor_addr, std::string> by_addr;
+
+  ~agents_state() {
+    for (auto& [id, a] : live)
+      if (a.handle)
+        caf::anon_send_exit(a.handle, caf::exit_reason::user_shutdown);
+  }
+};
+
+using agents_self = agents_actor::stateful_pointer<agents_state>;
+
+agent_actor agent_of(agents_self self, const std::string& id) {
+  auto& st = self->state;
+  auto& entry = st.live[id];
+  if (!entry.handle) {
+    entry.handle = self->spawn(agent_impl, id, st.store, st.bus, st.tools,
+                               st.opts);
+    self->monitor(entry.handle);
+    st.by_addr[entry.handle.address()] = id;
+  }
+  return entry.handle;
+}
+
+// A turn whose agent died is sent again to its successor, which resumes
+// it from the log.
+void route(agents_self self, std::string id, agent_turn turn,
+           caf::typed_response_promise<task_result> promise, int tries) {
+  auto& st = self->state;
+  auto& entry = st.live[id];
+  if (entry.restarts.size() > st.opts->max_restarts) {
+    promise.deliver(make_error(errc::unavailable,
+                               "agent " + id + " keeps crashing; its turns "
+                                               "wait in its log"));
+    return;
+  }
+  auto handle = agent_of(self, id);
+  self->request(handle, caf::infinite, run_atom_v, turn)
+    .then([=](task_result& r) mutable { promise.deliver(std::move(r)); },
+          [=](caf::error& err) mutable {
+            if (err == caf::sec::request_receiver_down && tries > 0)
+              route(self, id, turn, promise, tries - 1);
+            else
+              promise.deliver(std::move(err));
+          });
+}
+
+agents_actor::behavior_type
+agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
+            std::shared_ptr<const tool_directory> tools,
+            std::shared_ptr<const agents_options> opts) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.bus = std::move(bus);
+  st.tools = std::move(tools);
+  st.opts = std::move(opts);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(msg.source);
+    if (i == st.by_addr.end())
+      return;
+    auto id = i->second;
+    st.by_addr.erase(i);
+    auto& entry = st.live[id];
+    entry.handle = nullptr;
+    if (!msg.reason || msg.reason == caf::exit_reason::normal) {
+      st.live.erase(id);
+      return;
+    }
+    // Restarted lazily: the next turn (or the re-sent one) starts it.
+    auto now = now_us();
+    while (!entry.restarts.empty()
+           && now - entry.restarts.front() > st.opts->restart_window_ms * 1000)
+      entry.restarts.pop_front();
+    entry.restarts.push_back(now);
+    event ev;
+    ev.time_us = now;
+    ev.type = "supervisor_restart";
+    ev.payload = json_value{json{{"supervisor", "agents"},
+                                 {"child", "agent " + id},
+                                 {"reason", describe(msg.reason)},
+                                 {"restarts", entry.restarts.size()},
+                                 {"group", json::array({id})},
+                                 {"delay_ms", 0}}};
+    self->send(st.bus, publish_atom_v, std::vector<event>{std::move(ev)});
+  });
+  return {
+    [=](run_atom, agent_turn& turn) -> caf::result<task_result> {
+      auto& st = self->state;
+      if (turn.spec.is_null()) {
+        auto i = st.opts->agents.find(turn.agent);
+        if (i == st.opts->agents.end())
+          return make_error(errc::not_found,
+                            "agent '" + turn.agent
+                              + "' is not defined (in the workflow's "
+                                "'agents:' or the node config's)");
+        turn.spec = json_value{*i};
+      }
+      workflow::agent_spec spec;
+      workflow::agent_check check;
+      auto dir = st.tools;
+      check.tool_exists = [dir](const std::string& n) {
+        return dir && dir->count(n) > 0;
+      };
+      auto problems = workflow::parse_agent_spec(turn.agent, turn.spec.get(),
+                                                 spec, check);
+      if (!problems.empty()) {
+        std::string msg = "agent " + turn.agent + ":";
+        for (auto& p : problems)
+          msg += " " + (p.pointer.empty() ? "/" : p.pointer) + ": "
+                 + p.message + ";";
+        msg.pop_back();
+        return make_error(errc::invalid_config, msg);
+      }
+      auto id = workflow::agent_id_of(spec, turn.execution_id, turn.task_id);
+      auto promise = self->make_response_promise<task_result>();
+      route(self, id, std::move(turn), promise, 5);
+      return promise;
+    },
+    [=](get_atom, const std::string& id) -> caf::result<json_value> {
+      auto promise = self->make_response_promise<json_value>();
+      self->request(agent_of(self, id), caf::infinite, get_atom_v)
+        .then([=](json_value& v) mutable { promise.deliver(v); },
+              [=](caf::error& e) mutable { promise.deliver(e); });
+      return promise;
+    },
+  };
+}
+
+} // namespace
+
+agents_actor spawn_agents(caf::actor_system& sys, event_store_actor store,
+                          event_bus_actor bus,
+                          std::shared_ptr<const tool_directory> tools,
+                          agents_options opts) {
+  return sys.spawn(agents_impl, std::move(store), std::move(bus),
+                   std::move(tools),
+                   std::make_shared<const agents_options>(std::move(opts)));
+}
+
+} // namespace cadre::actors

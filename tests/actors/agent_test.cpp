@@ -1,0 +1,467 @@
+// Agents on a real actor system and a real RocksDB store: the tool-calling
+// loop, schema repair, failures, memory recovered from the log, replay and
+// the response cache with zero provider calls, and agent workflow tasks.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "cadre/actors/spawn.hpp"
+#include "cadre/messages/register_types.hpp"
+#include "cadre/persistence/event_store.hpp"
+#include "cadre/tools/tool_registry.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A model behind HTTP on loopback that counts the requests it gets: the
+// first call of a turn asks for `echo`, a call after a tool result answers
+// {"said": <the echo>}, and the bodies are kept for inspection.
+class counting_llm_server {
+public:
+  counting_llm_server() {
+    server_.Post("/chat", [this](const httplib::Request& rq,
+                                 httplib::Response& rs) {
+      ++hits_;
+      auto req = json::parse(rq.body).get<llm_request>();
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        bodies_.push_back(json::parse(rq.body));
+      }
+      llm_response res;
+      res.message.role = "assistant";
+      const auto& last = req.messages.back();
+      if (last.role == "tool") {
+        res.message.content = json{{"said", json::parse(last.content)}}.dump();
+        res.stop_reason = "stop";
+      } else {
+        llm_tool_call call;
+        call.id = "c1";
+        call.name = "echo";
+        call.arguments = json_value{json{{"text", last.content}}};
+        res.message.tool_calls.push_back(call);
+        res.stop_reason = "tool_calls";
+      }
+      res.usage.input_tokens = 10;
+      res.usage.output_tokens = 5;
+      rs.set_content(json(res).dump(), "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread{[this] { server_.listen_after_bind(); }};
+    while (!server_.is_running())
+      std::this_thread::yield();
+  }
+
+  ~counting_llm_server() {
+    server_.stop();
+    thread_.join();
+  }
+
+  int hits() const {
+    return hits_.load();
+  }
+
+  json body(size_t i) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return bodies_.at(i);
+  }
+
+  int port() const {
+    return port_;
+  }
+
+private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> hits_{0};
+  std::mutex mtx_;
+  std::vector<json> bodies_;
+};
+
+// A test-only provider kind: posts the request to the counting server.
+class http_test_provider final : public tools::llm::provider {
+public:
+  http_test_provider(tools::llm::profile p, int port)
+    : profile_(std::move(p)), port_(port) {
+  }
+  const tools::llm::profile& settings() const override {
+    return profile_;
+  }
+  expected<llm_response> complete(const llm_request& req,
+                                  const tools::llm::call_context&) override {
+    httplib::Client cli{"127.0.0.1", port_};
+    auto r = cli.Post("/chat", json(req).dump(), "application/json");
+    if (!r || r->status != 200)
+      return make_error(errc::unavailable, "http_test: request failed");
+    return json::parse(r->body).get<llm_response>();
+  }
+
+private:
+  tools::llm::profile profile_;
+  int port_;
+};
+
+class agent_node {
+public:
+  agent_node(const std::string& dir, actors::agents_options opts = {}) {
+    register_types(cfg_);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    tools::register_builtin_tools(registry_);
+    auto store = persistence::event_store::open({dir, false});
+    EXPECT_TRUE(store) << describe(store.error());
+    raw_ = std::move(*store);
+    bus_ = actors::spawn_event_bus(*sys_);
+    store_ = actors::spawn_event_store(*sys_, raw_, bus_);
+    auto pools = std::make_shared<actors::tool_directory>();
+    for (auto& name : registry_.names()) {
+      auto pool = actors::spawn_tool_pool(*sys_, registry_, name,
+                                          json_value{json::object()}, {4});
+      EXPECT_TRUE(pool) << name;
+      pools->emplace(name, *pool);
+    }
+    pools_ = pools;
+    agents_ = actors::spawn_agents(*sys_, store_, bus_, pools_,
+                                   std::move(opts));
+    executions_ = actors::spawn_executions(*sys_, store_, bus_, pools_,
+                                           agents_, {});
+  }
+
+  ~agent_node() {
+    caf::scoped_actor self{*sys_};
+    auto stop = [&](const auto& h) {
+      self->monitor(h);
+      self->send_exit(h, caf::exit_reason::user_shutdown);
+      self->receive([](const caf::down_msg&) {});
+    };
+    stop(executions_);
+    stop(agents_);
+    for (auto& [name, pool] : *pools_)
+      stop(pool);
+    stop(store_);
+    stop(bus_);
+  }
+
+  expected<task_result> turn(agent_turn t) {
+    expected<task_result> out{task_result{}};
+    caf::scoped_actor self{*sys_};
+    self->request(agents_, 60s, run_atom_v, std::move(t))
+      .receive([&](task_result& r) { out = std::move(r); },
+               [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  expected<json> memory(const std::string& id) {
+    expected<json> out{json{}};
+    caf::scoped_actor self{*sys_};
+    self->request(agents_, 60s, get_atom_v, id)
+      .receive([&](json_value& v) { out = v.get(); },
+               [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  std::vector<event> log(const std::string& id) {
+    auto evs = raw_->read(id, 1, 0);
+    EXPECT_TRUE(evs);
+    return evs ? *evs : std::vector<event>{};
+  }
+
+  execution_info run(const json& doc, const json& input = json::object()) {
+    submit_request req;
+    req.definition = json_value{doc};
+    req.input = json_value{input};
+    execution_info out;
+    caf::scoped_actor self{*sys_};
+    std::string id;
+    self->request(executions_, 60s, submit_atom_v, req)
+      .receive([&](std::string& x) { id = x; },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    if (id.empty())
+      return out;
+    self->request(executions_, 60s, await_atom_v, id)
+      .receive([&](execution_info& x) { out = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
+private:
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  tools::tool_registry registry_;
+  std::shared_ptr<persistence::event_store> raw_;
+  event_bus_actor bus_;
+  event_store_actor store_;
+  std::shared_ptr<const actors::tool_directory> pools_;
+  agents_actor agents_;
+  executions_actor executions_;
+};
+
+const json answer_schema = json::parse(R"js({
+  "type": "object",
+  "properties": {"echoed": {"type": "string"}, "n": {"type": "integer"}},
+  "required": ["echoed", "n"]})js");
+
+json researcher(json script, json extra = json::object()) {
+  json spec{{"tools", {"echo", "script"}},
+            {"output_schema", answer_schema},
+            {"script", std::move(script)}};
+  spec.update(extra);
+  return spec;
+}
+
+const json two_tools = json::parse(R"js([
+  {"turn": 1, "reply": {"text": "calling", "tool_calls": [
+     {"name": "echo", "arguments": {"text": "{{ last_user | text }}"}},
+     {"name": "script", "arguments": {"code": "return 6 * 7"}}],
+     "usage": {"input_tokens": 100, "output_tokens": 20}}},
+  {"match": "", "reply": {"text": "{\"echoed\": {{ tool.echo.text }}, \"n\": {{ tool.script }}}",
+     "usage": {"input_tokens": 150, "output_tokens": 10}}}
+])js");
+
+agent_turn make_turn(const std::string& agent, json spec, json input,
+                     const std::string& execution = "e1",
+                     const std::string& task = "t") {
+  agent_turn t;
+  t.agent = agent;
+  t.spec = json_value{std::move(spec)};
+  t.input = json_value{std::move(input)};
+  t.execution_id = execution;
+  t.task_id = task;
+  t.idempotency_key = execution + "/" + task + "/1";
+  return t;
+}
+
+std::vector<std::string> types_of(const std::vector<event>& evs) {
+  std::vector<std::string> out;
+  for (auto& ev : evs)
+    out.push_back(ev.type);
+  return out;
+}
+
+size_t count_of(const std::vector<event>& evs, const std::string& type) {
+  size_t n = 0;
+  for (auto& ev : evs)
+    n += ev.type == type ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST(Agent, CallsTwoToolsInParallelThenAnswersWithSchemaValidJson) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto res = node.turn(make_turn("researcher", researcher(two_tools), "hi"));
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), (json{{"echoed", "hi"}, {"n", 42}}));
+  const auto& usage = res->usage.get();
+  EXPECT_EQ(usage["input_tokens"], 250);
+  EXPECT_EQ(usage["output_tokens"], 30);
+  EXPECT_EQ(usage["llm_calls"], 2);
+  EXPECT_EQ(usage["tool_calls"], 2);
+  EXPECT_EQ(usage["agent_log"], "agent:e1/researcher");
+  // Both calls are recorded (and sent) before either result is in.
+  auto log = node.log("agent:e1/researcher");
+  auto types = types_of(log);
+  std::vector<std::string> expected_types
+    = {"agent_turn_started", "agent_message", "llm_requested",
+       "llm_responded",      "tool_called",   "tool_called",
+       "tool_result",        "tool_result",   "llm_requested",
+       "llm_responded",      "agent_turn_completed"};
+  EXPECT_EQ(types, expected_types);
+  // The model was offered both tools with their input schemas.
+  auto req = log[2].payload->at("request");
+  ASSERT_EQ(req["tools"].size(), 2u);
+  EXPECT_EQ(req["tools"][0]["name"], "echo");
+  EXPECT_TRUE(req["tools"][0]["parameters"].is_object());
+}
+
+TEST(Agent, SchemaMismatchIsRepairedOnce) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([
+    {"match": "does not match", "reply": {"text": "{\"echoed\": \"x\", \"n\": 1}"}},
+    {"default": true, "reply": {"text": "{\"echoed\": 5}"}}])js");
+  auto res = node.turn(make_turn("r", researcher(script), "q"));
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), (json{{"echoed", "x"}, {"n", 1}}));
+  auto log = node.log("agent:e1/r");
+  EXPECT_EQ(count_of(log, "llm_requested"), 2u);
+  size_t repairs = 0;
+  for (auto& ev : log)
+    if (ev.type == "agent_message" && ev.payload->value("repair", false)) {
+      ++repairs;
+      auto text = ev.payload->at("message").at("content").get<std::string>();
+      EXPECT_NE(text.find("/echoed"), std::string::npos) << text;
+    }
+  EXPECT_EQ(repairs, 1u);
+}
+
+TEST(Agent, SecondSchemaMismatchFailsClearly) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([
+    {"default": true, "reply": {"text": "not json at all"}}])js");
+  auto res = node.turn(make_turn("r", researcher(script), "q"));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(code_of(res.error()), errc::invalid_input);
+  auto msg = message_of(res.error());
+  EXPECT_NE(msg.find("agent r"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("after a repair"), std::string::npos) << msg;
+  auto log = node.log("agent:e1/r");
+  EXPECT_EQ(count_of(log, "llm_requested"), 2u);
+  EXPECT_EQ(log.back().type, "agent_turn_failed");
+}
+
+TEST(Agent, MaxIterationsFailsClearly) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([{"default": true, "reply": {
+    "tool_calls": [{"name": "echo", "arguments": {"text": "again"}}]}}])js");
+  auto res = node.turn(make_turn(
+    "loop", researcher(script, json{{"max_iterations", 3}}), "q"));
+  ASSERT_FALSE(res);
+  auto msg = message_of(res.error());
+  EXPECT_NE(msg.find("max_iterations (3)"), std::string::npos) << msg;
+  EXPECT_EQ(count_of(node.log("agent:e1/loop"), "llm_requested"), 3u);
+}
+
+TEST(Agent, BadSpecsAndUnknownAgentsAreClearErrors) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto unknown = make_turn("ghost", nullptr, "q");
+  auto res = node.turn(unknown);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(code_of(res.error()), errc::not_found);
+  EXPECT_NE(message_of(res.error()).find("'ghost' is not defined"),
+            std::string::npos);
+  auto bad = node.turn(make_turn("b", json{{"tools", {"ech"}}}, "q"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(code_of(bad.error()), errc::invalid_config);
+  EXPECT_NE(message_of(bad.error()).find("/tools/0: unknown tool 'ech'"),
+            std::string::npos)
+    << message_of(bad.error());
+  auto nomatch = node.turn(make_turn(
+    "quiet", json{{"script", json::array({json{{"agent", "other"},
+                                                {"reply", {{"text", "x"}}}}})}},
+    "q"));
+  ASSERT_FALSE(nomatch);
+  EXPECT_NE(message_of(nomatch.error()).find("agent 'quiet' turn 1"),
+            std::string::npos)
+    << message_of(nomatch.error());
+}
+
+// Replay and memory without the provider: the turn answered once is
+// answered again from the log by a new agents actor, with no HTTP request;
+// the next turn sees the earlier prompt and answer, recovered from the log.
+TEST(Agent, ReplaysFromTheLogWithZeroHttpRequests) {
+  test::temp_dir dir;
+  counting_llm_server server;
+  auto opts = [&] {
+    actors::agents_options o;
+    tools::llm::profile p;
+    p.name = "remote";
+    p.kind = "http_test";
+    o.profiles["remote"] = p;
+    auto port = server.port();
+    o.make_provider = [port](const tools::llm::profile& p)
+      -> expected<std::unique_ptr<tools::llm::provider>> {
+      return std::unique_ptr<tools::llm::provider>{
+        new http_test_provider(p, port)};
+    };
+    return o;
+  };
+  json spec{{"provider", "remote"}, {"tools", {"echo"}}};
+  json first;
+  {
+    agent_node node{dir.str(), opts()};
+    auto res = node.turn(make_turn("mem", spec, "remember me"));
+    ASSERT_TRUE(res) << describe(res.error());
+    first = res->output.get();
+    EXPECT_EQ(server.hits(), 2);
+  }
+  {
+    agent_node node{dir.str(), opts()};
+    auto again = node.turn(make_turn("mem", spec, "remember me"));
+    ASSERT_TRUE(again) << describe(again.error());
+    EXPECT_EQ(again->output.get(), first);
+    EXPECT_EQ(server.hits(), 2) << "a recorded turn called the model again";
+    auto mem = node.memory("e1/mem");
+    ASSERT_TRUE(mem) << describe(mem.error());
+    ASSERT_EQ((*mem)["messages"].size(), 2u);
+    EXPECT_EQ((*mem)["messages"][0]["content"], "remember me");
+    // A new turn of the same agent id continues its memory.
+    auto next = node.turn(make_turn("mem", spec, "and now?", "e1", "t2"));
+    ASSERT_TRUE(next) << describe(next.error());
+    EXPECT_EQ(server.hits(), 4);
+    auto body = server.body(2);
+    auto msgs = body["messages"];
+    ASSERT_GE(msgs.size(), 3u);
+    EXPECT_EQ(msgs[0]["content"], "remember me");
+    EXPECT_EQ(msgs[1]["role"], "assistant");
+    EXPECT_EQ(msgs[2]["content"], "and now?");
+  }
+}
+
+TEST(Agent, ResponseCacheAnswersIdenticalRequests) {
+  test::temp_dir dir;
+  counting_llm_server server;
+  actors::agents_options o;
+  o.cache = true;
+  auto port = server.port();
+  o.make_provider = [port](const tools::llm::profile& p)
+    -> expected<std::unique_ptr<tools::llm::provider>> {
+    return std::unique_ptr<tools::llm::provider>{
+      new http_test_provider(p, port)};
+  };
+  agent_node node{dir.str(), o};
+  // scope task: two executions, two agents, identical requests.
+  json spec{{"tools", {"echo"}}, {"memory", {{"scope", "task"}}}};
+  auto a = node.turn(make_turn("c", spec, "same", "e1"));
+  ASSERT_TRUE(a) << describe(a.error());
+  EXPECT_EQ(server.hits(), 2);
+  auto b = node.turn(make_turn("c", spec, "same", "e2"));
+  ASSERT_TRUE(b) << describe(b.error());
+  EXPECT_EQ(b->output.get(), a->output.get());
+  EXPECT_EQ(server.hits(), 2);
+  size_t cached = 0;
+  for (auto& ev : node.log("agent:e2/t"))
+    if (ev.type == "llm_responded" && ev.payload->value("cached", false))
+      ++cached;
+  EXPECT_EQ(cached, 2u);
+}
+
+TEST(Agent, WorkflowAgentTaskRecordsUsagePerTaskAndExecution) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  json doc{{"name", "wf"},
+           {"agents", {{"researcher", researcher(two_tools)}}},
+           {"tasks",
+            {{{"id", "ask"},
+              {"agent", "researcher"},
+              {"input", "{{ input.q }}"}}}},
+           {"output", "{{ tasks.ask.output }}"}};
+  auto info = node.run(doc, json{{"q", "hello"}});
+  ASSERT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(), (json{{"echoed", "hello"}, {"n", 42}}));
+  auto log = node.log(info.id);
+  ASSERT_FALSE(log.empty());
+  bool task_usage = false;
+  for (auto& ev : log)
+    if (ev.type == "task_completed" && ev.payload->contains("usage"))
+      task_usage = ev.payload->at("usage")["input_tokens"] == 250;
+  EXPECT_TRUE(task_usage);
+  EXPECT_EQ(log.back().type, "execution_completed");
+  EXPECT_EQ(log.back().payload->at("usage")["output_tokens"], 30);
+}
