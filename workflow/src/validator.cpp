@@ -200,6 +200,56 @@ struct task_info {
   bool check_prompt = false;
 };
 
+// Which tasks finish before a task starts: its depends_on, transitively,
+// and those of the task it is the fallback of. Answered per query by a
+// search over the dependency edges: materializing every task's closure is
+// quadratic in a long chain (a 1,000-step chain spent most of its
+// validation there).
+class upstream_index {
+public:
+  upstream_index(const std::vector<std::vector<size_t>>& deps,
+                 const std::vector<size_t>& fallback_of)
+    : deps_(deps), fallback_of_(fallback_of) {
+  }
+
+  /// True when `v` is upstream of `task`.
+  bool contains(size_t task, size_t v) const {
+    std::vector<char> seen(deps_.size(), 0);
+    std::vector<size_t> todo;
+    auto push_deps = [&](size_t u) {
+      for (auto d : deps_[u])
+        if (!seen[d]) {
+          seen[d] = 1;
+          todo.push_back(d);
+        }
+    };
+    push_deps(task);
+    if (task < fallback_of_.size() && fallback_of_[task] < deps_.size())
+      push_deps(fallback_of_[task]);
+    // Direct dependencies first: the common case answers at once.
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (todo[i] == v)
+        return true;
+      push_deps(todo[i]);
+    }
+    return false;
+  }
+
+private:
+  const std::vector<std::vector<size_t>>& deps_;
+  const std::vector<size_t>& fallback_of_;
+};
+
+/// The upstream tasks of one task, as the reference checks ask for them.
+struct upstream_scope {
+  const upstream_index* index;
+  size_t task;
+
+  size_t count(size_t v) const {
+    return index->contains(task, v) ? 1 : 0;
+  }
+};
+
 class validator {
 public:
   validator(const std::string& file, const locations* where,
@@ -299,11 +349,11 @@ private:
   /// known, not `self` and in `scope` (scope null: every task).
   void expression(const std::string& expr, const std::string& pointer,
                   const std::unordered_map<std::string, size_t>& index,
-                  const std::set<size_t>* scope, size_t self,
+                  const upstream_scope* scope, size_t self,
                   const std::vector<task_def>& tasks);
   void template_value(const json& tmpl, const std::string& pointer,
                       const std::unordered_map<std::string, size_t>& index,
-                      const std::set<size_t>* scope, size_t self,
+                      const upstream_scope* scope, size_t self,
                       const std::vector<task_def>& tasks);
 
   const std::string& file_;
@@ -657,15 +707,19 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
 void validator::expression(
   const std::string& expr, const std::string& pointer,
   const std::unordered_map<std::string, size_t>& index,
-  const std::set<size_t>* scope, size_t self,
+  const upstream_scope* scope, size_t self,
   const std::vector<task_def>& tasks) {
   if (auto sb = lua(); sb != nullptr)
     if (auto ok = sb->check_expression(expr); !ok)
       error(pointer, "does not compile: " + message_of(ok.error()));
-  std::vector<std::string> ids;
-  for (const auto& [id, i] : index)
-    ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
+  // Candidates for a "did you mean" hint, sorted: built only for an error.
+  auto known_ids = [&index] {
+    std::vector<std::string> ids;
+    for (const auto& [id, i] : index)
+      ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
   std::set<std::string> reported;
   for (const auto& ref : find_task_refs(expr)) {
     if (!reported.insert(ref.id).second)
@@ -678,7 +732,7 @@ void validator::expression(
         msg += "; Lua reads tasks." + ref.dashed + " as a subtraction, "
                "write tasks[\"" + ref.dashed + "\"]";
       else
-        msg += hint(ref.id, ids);
+        msg += hint(ref.id, known_ids());
       error(pointer, std::move(msg));
     } else if (it->second == self) {
       error(pointer, "task " + in_quotes(ref.id) + " reads its own output");
@@ -694,7 +748,7 @@ void validator::expression(
 void validator::template_value(
   const json& tmpl, const std::string& pointer,
   const std::unordered_map<std::string, size_t>& index,
-  const std::set<size_t>* scope, size_t self,
+  const upstream_scope* scope, size_t self,
   const std::vector<task_def>& tasks) {
   if (tmpl.is_object()) {
     for (auto it = tmpl.begin(); it != tmpl.end(); ++it)
@@ -885,22 +939,6 @@ std::optional<definition> validator::workflow(const json& doc,
   for (size_t i = 0; i < n; ++i)
     if (color[i] == 0)
       visit(i);
-  // upstream: the transitive depends_on
-  std::vector<std::set<size_t>> upstream(n);
-  std::vector<int> state(n, 0);
-  std::function<void(size_t)> collect = [&](size_t u) {
-    state[u] = 1;
-    for (auto v : edges[u]) {
-      if (state[v] == 0)
-        collect(v);
-      upstream[u].insert(v);
-      upstream[u].insert(upstream[v].begin(), upstream[v].end());
-    }
-    state[u] = 2;
-  };
-  for (size_t i = 0; i < n; ++i)
-    if (state[i] == 0)
-      collect(i);
   // fallbacks
   constexpr size_t none = std::numeric_limits<size_t>::max();
   std::vector<size_t> fallback_of(n, none); // target -> the task it serves
@@ -961,13 +999,12 @@ std::optional<definition> validator::workflow(const json& doc,
             "fallback cycle: " + text + " -> " + tasks[i].id);
   }
   // A fallback task may read what the task it replaces could read.
-  for (size_t j = 0; j < n; ++j)
-    if (auto i = fallback_of[j]; i != none)
-      upstream[j].insert(upstream[i].begin(), upstream[i].end());
+  upstream_index upstream{edges, fallback_of};
   // expressions and templates
   for (size_t i = 0; i < n; ++i) {
     const auto& t = tasks[i];
-    const auto* scope = &upstream[i];
+    upstream_scope task_scope{&upstream, i};
+    const auto* scope = &task_scope;
     if (!t.when.empty())
       expression(t.when, child_pointer(t.pointer, "when"), index, scope, i,
                  tasks);
