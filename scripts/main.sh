@@ -4,6 +4,8 @@
 # image, then the same invoice as a PDF), extracts its number, date, vendor
 # and total, validates them against a JSON Schema and stores the record in
 # SQLite (invoices.db), printing each task live and the record at the end.
+# The extraction is an LLM agent: offline on the scripted model unless
+# CADRE_LLM_KIND, CADRE_LLM_MODEL, ... name a real one (docs/agents.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

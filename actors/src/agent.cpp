@@ -95,6 +95,9 @@ expected<tools::llm::profile> profile_for(const agents_options& opts,
                       "llm.profiles." + name
                         + ": no such LLM profile is configured");
   p.name = name;
+  // An agent's own script stands in for a model: it applies only when the
+  // profile is scripted, so a real provider (from the config or from
+  // CADRE_LLM_KIND) always wins over it.
   if (!script.is_null() && p.kind == "scripted") {
     if (script.is_string())
       p.settings = json{{"script", script}};

@@ -1,7 +1,11 @@
 #include "cadre/config/node_config.hpp"
 
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
@@ -63,6 +67,145 @@ expected<T> scalar(const std::string& file, const YAML::Node& node,
     return make_error(errc::invalid_config,
                       where(file, node, key) + ": expected " + expect);
   }
+}
+
+caf::error env_error(const char* name, const std::string& what) {
+  return make_error(errc::invalid_config, std::string{name} + ": " + what);
+}
+
+/// The variable's value; nullopt when unset or empty (an empty value is
+/// "not set", so scripts can pass `CADRE_LLM_KIND=` through).
+std::optional<std::string> env_value(const char* name) {
+  auto* v = std::getenv(name);
+  if (!v || *v == '\0')
+    return std::nullopt;
+  return std::string{v};
+}
+
+/// "250ms", "30s", "1.5m", "1h30m", or digits alone (milliseconds), as
+/// milliseconds; nullopt when malformed. The profile's own parser
+/// (tools/src/llm/profile.cpp) reads the same forms.
+std::optional<double> duration_ms(const std::string& text) {
+  if (text.find_first_not_of("0123456789") == std::string::npos)
+    return std::strtod(text.c_str(), nullptr);
+  double total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size()
+           && (std::isdigit(static_cast<unsigned char>(text[i]))
+               || text[i] == '.'))
+      ++i;
+    if (i == start)
+      return std::nullopt;
+    char* end = nullptr;
+    auto number = text.substr(start, i - start);
+    auto value = std::strtod(number.c_str(), &end);
+    if (*end != '\0')
+      return std::nullopt;
+    size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
+      ++i;
+    auto unit = std::string_view{text}.substr(unit_start, i - unit_start);
+    if (unit == "ms")
+      total += value;
+    else if (unit == "s")
+      total += value * 1000;
+    else if (unit == "m")
+      total += value * 60'000;
+    else if (unit == "h")
+      total += value * 3'600'000;
+    else
+      return std::nullopt;
+  }
+  return total;
+}
+
+bool env_name(std::string_view x) {
+  if (x.empty() || std::isdigit(static_cast<unsigned char>(x.front())))
+    return false;
+  for (unsigned char c : x)
+    if (!std::isalnum(c) && c != '_')
+      return false;
+  return true;
+}
+
+/// CADRE_LLM_*: the profile `default` under llm.profiles, which every agent
+/// without a `provider` uses. A kind other than the file's starts the
+/// profile afresh (the file's keys were for another protocol); the other
+/// variables override single keys.
+expected<void> apply_llm_environment(json& llm) {
+  auto kind = env_value("CADRE_LLM_KIND");
+  auto base_url = env_value("CADRE_LLM_BASE_URL");
+  auto model = env_value("CADRE_LLM_MODEL");
+  auto key_env = env_value("CADRE_LLM_API_KEY_ENV");
+  auto timeout = env_value("CADRE_LLM_TIMEOUT");
+  if (!kind && !base_url && !model && !key_env && !timeout)
+    return {};
+  // The kinds of tools/src/llm/providers.def; config does not link tools/.
+  static const std::set<std::string> kinds
+    = {"anthropic", "ollama", "openai", "scripted"};
+  if (kind && !kinds.count(*kind))
+    return env_error("CADRE_LLM_KIND",
+                     "unknown provider '" + *kind
+                       + "' (known: anthropic, ollama, openai, scripted)");
+  if (base_url && base_url->rfind("http://", 0) != 0
+      && base_url->rfind("https://", 0) != 0)
+    // Not echoed: a URL may carry credentials.
+    return env_error("CADRE_LLM_BASE_URL",
+                     "must start with http:// or https://");
+  if (key_env && !env_name(*key_env))
+    // Never echoed: a key put here by mistake is a secret.
+    return env_error("CADRE_LLM_API_KEY_ENV",
+                     "must be the name of the environment variable that "
+                     "holds the API key (letters, digits and _, such as "
+                     "OPENAI_API_KEY), not the key itself");
+  json timeout_value;
+  if (timeout) {
+    auto ms = duration_ms(*timeout);
+    constexpr double year_ms = 365.0 * 24 * 3600 * 1000;
+    if (!ms || !std::isfinite(*ms) || *ms < 1 || *ms > year_ms)
+      return env_error("CADRE_LLM_TIMEOUT",
+                       "expected a positive duration such as \"30s\", "
+                       "\"500ms\", \"2m\" or a number of milliseconds, "
+                       "got '" + *timeout + "'");
+    timeout_value = timeout->find_first_not_of("0123456789")
+                        == std::string::npos
+                      ? json(static_cast<int64_t>(*ms))
+                      : json(*timeout);
+  }
+  if (!llm.is_object())
+    return env_error("CADRE_LLM_*", "the config's llm section is not a "
+                                    "mapping");
+  auto& profiles = llm["profiles"];
+  if (profiles.is_null())
+    profiles = json::object();
+  if (!profiles.is_object())
+    return env_error("CADRE_LLM_*", "the config's llm.profiles is not a "
+                                    "mapping of profile names");
+  auto& profile = profiles["default"];
+  if (!profile.is_object())
+    profile = json::object();
+  json file_kind = profile.contains("kind") ? profile["kind"] : json{};
+  if (kind && file_kind != json(*kind))
+    profile = json{{"kind", *kind}};
+  if (!profile.contains("kind")) {
+    const char* set = base_url ? "CADRE_LLM_BASE_URL"
+                      : model  ? "CADRE_LLM_MODEL"
+                      : key_env ? "CADRE_LLM_API_KEY_ENV"
+                                : "CADRE_LLM_TIMEOUT";
+    return env_error(set, "set CADRE_LLM_KIND too: the config has no "
+                          "llm.profiles.default to apply it to");
+  }
+  if (base_url)
+    profile["base_url"] = *base_url;
+  if (model)
+    profile["model"] = *model;
+  if (key_env)
+    profile["api_key_env"] = *key_env;
+  if (timeout)
+    profile["timeout"] = timeout_value;
+  return {};
 }
 
 } // namespace
@@ -223,6 +366,8 @@ expected<node_config> apply_environment(node_config cfg) {
   if (auto r = num("CADRE_WORKERS", cfg.default_workers); !r)
     return r.error();
   if (auto r = num("CADRE_SCHEDULER_THREADS", cfg.scheduler_threads); !r)
+    return r.error();
+  if (auto r = apply_llm_environment(cfg.llm); !r)
     return r.error();
   return cfg;
 }

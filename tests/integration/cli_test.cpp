@@ -21,11 +21,14 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cadre/messages/json_value.hpp"
+#include "cadre/persistence/event_store.hpp"
+#include "fake_llm_server.hpp"
 #include "temp_dir.hpp"
 
 extern char** environ;
@@ -499,10 +502,101 @@ TEST(Cli, ReadOnlyCommandsWorkWhileARunWritesTheStore) {
                 "returned; the live-writer case was not exercised\n");
 }
 
+/// Environment variables for the `cadre` processes of one test, restored
+/// afterwards. It starts with the CADRE_LLM_* variables unset, so a model
+/// configured on the machine does not answer in place of the test's.
+class scoped_env {
+public:
+  scoped_env() {
+    for (auto* name : {"CADRE_LLM_KIND", "CADRE_LLM_BASE_URL",
+                       "CADRE_LLM_MODEL", "CADRE_LLM_API_KEY_ENV",
+                       "CADRE_LLM_TIMEOUT"})
+      unset(name);
+  }
+  ~scoped_env() {
+    for (auto i = saved_.rbegin(); i != saved_.rend(); ++i) {
+      if (i->second)
+        ::setenv(i->first.c_str(), i->second->c_str(), 1);
+      else
+        ::unsetenv(i->first.c_str());
+    }
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+  void set(const std::string& name, const std::string& value) {
+    save(name);
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+
+  void unset(const std::string& name) {
+    save(name);
+    ::unsetenv(name.c_str());
+  }
+
+private:
+  void save(const std::string& name) {
+    auto* v = std::getenv(name.c_str());
+    saved_.emplace_back(name, v ? std::optional<std::string>{v}
+                                : std::nullopt);
+  }
+
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+/// The document-intake executions in the store at `db`, and for each the
+/// event types in the extractor agent's log (from the `extract` task's
+/// usage).
+std::vector<std::vector<std::string>> extractor_logs(const std::string& db) {
+  std::vector<std::vector<std::string>> out;
+  persistence::store_options opts;
+  opts.dir = db;
+  opts.read_only = true;
+  auto store = persistence::event_store::open(opts);
+  if (!store) {
+    ADD_FAILURE() << describe(store.error());
+    return out;
+  }
+  auto list = (*store)->list({});
+  if (!list) {
+    ADD_FAILURE() << describe(list.error());
+    return out;
+  }
+  for (const auto& info : *list) {
+    auto evs = (*store)->read(info.id, 1, 0);
+    if (!evs) {
+      ADD_FAILURE() << describe(evs.error());
+      continue;
+    }
+    std::string agent_log;
+    for (const auto& ev : *evs) {
+      const auto& p = ev.payload.get();
+      if (ev.type == "task_completed" && p.value("task", "") == "extract")
+        agent_log = p.value("usage", json::object()).value("agent_log", "");
+    }
+    std::vector<std::string> types;
+    if (agent_log.empty()) {
+      ADD_FAILURE() << info.id << ": no agent log in the extract task's "
+                                  "usage";
+    } else if (auto log = (*store)->read(agent_log, 1, 0); log) {
+      for (const auto& ev : *log)
+        types.push_back(ev.type);
+    }
+    out.push_back(std::move(types));
+  }
+  return out;
+}
+
+/// How many times `type` occurs in `types`.
+long count_of(const std::vector<std::string>& types, const std::string& type) {
+  return std::count(types.begin(), types.end(), type);
+}
+
 // The main job (scripts/main.sh): the shipped invoice, as an image and as a
 // PDF, read by real Tesseract, its fields extracted, validated and stored in
 // a real SQLite file; a second run of the same invoice updates its record.
 TEST(Cli, DocumentIntakeStoresTheInvoiceFromImageAndPdf) {
+  scoped_env env; // the scripted model: no CADRE_LLM_* of the machine
   test::temp_dir tmp;
   auto config = tmp / "cadre.yaml";
   std::ofstream{config} << "tools:\n"
@@ -540,11 +634,88 @@ TEST(Cli, DocumentIntakeStoresTheInvoiceFromImageAndPdf) {
   // Both documents are the same invoice: one record, updated in place.
   EXPECT_EQ(stored, 1);
   EXPECT_TRUE(std::filesystem::exists(tmp / "invoices.db"));
+  // The fields came from the extractor agent on the scripted model: a call
+  // that ran the script tool, then the answer.
+  auto logs = extractor_logs(tmp / "db");
+  ASSERT_EQ(logs.size(), 2u);
+  for (const auto& types : logs) {
+    EXPECT_EQ(count_of(types, "llm_requested"), 2) << joined(types);
+    EXPECT_EQ(count_of(types, "llm_responded"), 2) << joined(types);
+    EXPECT_EQ(count_of(types, "tool_result"), 1) << joined(types);
+    EXPECT_EQ(count_of(types, "agent_turn_completed"), 1) << joined(types);
+  }
+}
+
+// With CADRE_LLM_* naming an OpenAI-compatible server, the extractor asks
+// that model (here a fake one on loopback) instead of running its script,
+// and the record is the model's answer.
+TEST(Cli, DocumentIntakeAsksTheModelThatCadreLlmVariablesName) {
+  test::temp_dir tmp;
+  test::fake_llm_server model{"/v1/chat/completions"};
+  const json record{{"number", "INV-2024-0042"},
+                    {"date", "2024-03-15"},
+                    {"vendor", "ACME Office Supplies Ltd."},
+                    {"total", 170.88},
+                    {"currency", "GBP"}};
+  json message{{"role", "assistant"}, {"content", record.dump()}};
+  model.push(test::json_reply(
+    {{"id", "chatcmpl-1"},
+     {"object", "chat.completion"},
+     {"created", 1700000000},
+     {"model", "fake-extractor"},
+     {"choices",
+      {{{"index", 0}, {"message", message}, {"finish_reason", "stop"}}}},
+     {"usage",
+      {{"prompt_tokens", 900}, {"completion_tokens", 40},
+       {"total_tokens", 940}}}}));
+  scoped_env env;
+  env.set("CADRE_LLM_KIND", "openai");
+  env.set("CADRE_LLM_BASE_URL", model.url("/v1"));
+  env.set("CADRE_LLM_MODEL", "fake-extractor");
+  env.set("CADRE_LLM_API_KEY_ENV", "CADRE_TEST_INTAKE_KEY");
+  env.set("CADRE_TEST_INTAKE_KEY", "sk-intake-test");
+  env.set("CADRE_LLM_TIMEOUT", "30s");
+  auto config = tmp / "cadre.yaml";
+  std::ofstream{config} << "tools:\n  ocr:\n    root: "
+                        << source_path("examples/documents")
+                        << "\n  sql:\n    root: " << tmp.str()
+                        << "\n    path: invoices.db\n";
+  auto input = json{{"path", source_path("examples/documents/invoice.png")}};
+  auto res = run({"--db", tmp / "db", "--config", config, "--json", "run",
+                  source_path("examples/documents/intake.yaml"), "--input",
+                  input.dump()},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->exit_code, 0) << res->err << joined(res->out);
+  auto result = json::parse(res->out.back(), nullptr, false);
+  ASSERT_EQ(result.value("type", ""), "result") << res->out.back();
+  EXPECT_EQ(result["output"]["record"], record) << result.dump();
+  EXPECT_EQ(result["output"].value("stored_invoices", 0), 1);
+  // One request: the model answered without tools. It carried the OCR
+  // text in the prompt, the profile's model and the key from the variable.
+  auto got = model.exchanges();
+  ASSERT_EQ(got.size(), 1u);
+  const auto& body = got[0].json;
+  EXPECT_EQ(body.value("model", ""), "fake-extractor") << got[0].body;
+  EXPECT_EQ(got[0].header("Authorization"), "Bearer sk-intake-test");
+  std::string user;
+  for (const auto& m : body.value("messages", json::array()))
+    if (m.value("role", "") == "user")
+      if (auto c = m.value("content", json{}); c.is_string())
+        user += c.get<std::string>();
+  EXPECT_NE(user.find("INV-2024-0042"), std::string::npos) << got[0].body;
+  EXPECT_NE(user.find("ACME Office Supplies"), std::string::npos)
+    << got[0].body;
+  auto logs = extractor_logs(tmp / "db");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(count_of(logs[0], "llm_requested"), 1) << joined(logs[0]);
+  EXPECT_EQ(count_of(logs[0], "tool_called"), 0) << joined(logs[0]);
 }
 
 // A document whose fields do not validate fails with every schema error and
 // stores nothing.
 TEST(Cli, DocumentIntakeRejectsADocumentWithoutInvoiceFields) {
+  scoped_env env; // the scripted model: no CADRE_LLM_* of the machine
   test::temp_dir tmp;
   auto config = tmp / "cadre.yaml";
   std::ofstream{config} << "tools:\n  sql:\n    root: " << tmp.str()

@@ -50,8 +50,14 @@ struct node_config {
 [[nodiscard]] expected<node_config> load_file(const std::string& path,
                                               node_config base = {});
 
-/// Applies CADRE_STORE_DIR, CADRE_STORE_SYNC, CADRE_WORKERS and
-/// CADRE_SCHEDULER_THREADS. Errors name the variable.
+/// Applies CADRE_STORE_DIR, CADRE_STORE_SYNC, CADRE_WORKERS,
+/// CADRE_SCHEDULER_THREADS and the LLM variables CADRE_LLM_KIND (anthropic,
+/// ollama, openai or scripted), CADRE_LLM_BASE_URL, CADRE_LLM_MODEL,
+/// CADRE_LLM_API_KEY_ENV (the name of the variable holding the key) and
+/// CADRE_LLM_TIMEOUT, which set or override `llm.profiles.default`: a kind
+/// other than the file's replaces that profile, the others override its
+/// keys. An empty LLM variable counts as unset. Errors name the variable,
+/// e.g. "CADRE_LLM_KIND: unknown provider 'opnai' (known: ...)".
 [[nodiscard]] expected<node_config> apply_environment(node_config cfg);
 
 } // namespace cadre::config
