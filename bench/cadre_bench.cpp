@@ -3,7 +3,8 @@
 //
 //   cadre_bench [--benchmarks=roundtrip,fanout_10000,...] [--modes=wal,sync]
 //               [--repeat=3] [--roundtrip_ops=20000] [--replay_n=10000]
-//               [--ocr_pages=8] [--db=DIR] [--json NAME|PATH]
+//               [--ocr_pages=8] [--agent_turns=2000] [--db=DIR]
+//               [--json NAME|PATH]
 
 #include <algorithm>
 #include <cmath>
@@ -182,7 +183,7 @@ std::vector<std::string> split_list(const std::string& x) {
 
 const std::vector<std::string> default_benchmarks{
   "roundtrip", "fanout_1000", "fanout_10000", "chain_100",
-  "chain_1000", "replay",     "langgraph",
+  "chain_1000", "replay",     "langgraph",    "agent",
 };
 
 void usage() {
@@ -190,8 +191,9 @@ void usage() {
     stderr,
     "usage: cadre_bench [--benchmarks=a,b,c] [--modes=wal,sync]\n"
     "                   [--repeat=N] [--roundtrip_ops=N] [--replay_n=N]\n"
-    "                   [--ocr_pages=N] [--db=DIR] [--json NAME|PATH]\n"
-    "workloads: roundtrip fanout_N chain_N replay langgraph ocr\n"
+    "                   [--ocr_pages=N] [--agent_turns=N] [--db=DIR]\n"
+    "                   [--json NAME|PATH]\n"
+    "workloads: roundtrip fanout_N chain_N replay langgraph ocr agent\n"
     "default:   --benchmarks=");
   for (size_t i = 0; i < default_benchmarks.size(); ++i)
     std::fprintf(stderr, "%s%s", i ? "," : "", default_benchmarks[i].c_str());
@@ -231,6 +233,8 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.replay_n = std::max<size_t>(1, std::stoull(v));
     } else if (value_of("--ocr_pages", v)) {
       opts.ocr_pages = std::max<size_t>(2, std::stoull(v));
+    } else if (value_of("--agent_turns", v)) {
+      opts.agent_turns = std::max<size_t>(10, std::stoull(v));
     } else if (value_of("--db", v)) {
       opts.db = v;
     } else if (value_of("--json", v)) {
@@ -283,6 +287,8 @@ int main(int argc, char** argv) {
       run_langgraph(ctx);
     } else if (name == "ocr") {
       run_ocr(ctx);
+    } else if (name == "agent") {
+      run_agent(ctx);
     } else {
       std::fprintf(stderr, "unknown benchmark '%s'\n", name.c_str());
       usage();

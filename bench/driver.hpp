@@ -27,6 +27,8 @@ struct options {
   size_t replay_n = 10000;
   /// Pages of the document the `ocr` workload reads. Default: 8
   size_t ocr_pages = 8;
+  /// Sequential turns per run of the `agent` workload. Default: 2000
+  size_t agent_turns = 2000;
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty
@@ -89,6 +91,12 @@ void run_replay(run_context& ctx);
 /// `ocr`: OCR pages/s through pools of 1 and 2 workers (and the tool
 /// object alone), and the per-call overhead of a pool (echo).
 void run_ocr(run_context& ctx);
+
+/// `agent`: per-turn cost of an agent on a scripted model without delay
+/// (through the node's agents actor, wal), beside the provider's complete()
+/// alone; a turn with one echo call beside an echo call through its pool;
+/// and a workflow chaining agent tasks.
+void run_agent(run_context& ctx);
 
 /// `langgraph`: runs bench/peers/langgraph/bench.mjs and prints cadre's
 /// chain_1000 / fanout_1000 figures of this run beside LangGraph's.
