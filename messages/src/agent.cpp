@@ -2,23 +2,11 @@
 // Empty and default fields are left out, so recorded turns stay small.
 
 #include "cadre/messages/agent.hpp"
+#include "json_opt.hpp"
 
 namespace cadre {
 
-namespace {
-
-template <class T>
-void opt(const json& j, const char* key, T& out) {
-  if (auto i = j.find(key); i != j.end() && !i->is_null())
-    i->get_to(out);
-}
-
-void opt(const json& j, const char* key, json_value& out) {
-  if (auto i = j.find(key); i != j.end())
-    out = json_value{*i};
-}
-
-} // namespace
+using detail::opt;
 
 void to_json(json& j, const llm_tool_call& x) {
   j = json{{"id", x.id}, {"name", x.name}, {"arguments", x.arguments.get()}};

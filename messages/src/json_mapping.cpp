@@ -3,23 +3,11 @@
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/execution.hpp"
 #include "cadre/messages/task.hpp"
+#include "json_opt.hpp"
 
 namespace cadre {
 
-namespace {
-
-template <class T>
-void opt(const json& j, const char* key, T& out) {
-  if (auto i = j.find(key); i != j.end() && !i->is_null())
-    i->get_to(out);
-}
-
-void opt(const json& j, const char* key, json_value& out) {
-  if (auto i = j.find(key); i != j.end())
-    out = json_value{*i};
-}
-
-} // namespace
+using detail::opt;
 
 void to_json(json& j, const submit_request& x) {
   j = json{{"definition", x.definition.get()},

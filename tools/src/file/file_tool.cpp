@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cadre/tools/tool.hpp"
+#include "codec/base64.hpp"
 #include "tool_support.hpp"
 
 namespace cadre::tools {
@@ -96,75 +97,8 @@ private:
 
 // -- encodings ----------------------------------------------------------------
 
-constexpr char b64_chars[]
-  = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8)
-                 | uint8_t(in[i + 2]);
-    out += b64_chars[(n >> 18) & 63];
-    out += b64_chars[(n >> 12) & 63];
-    out += b64_chars[(n >> 6) & 63];
-    out += b64_chars[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += b64_chars[(n >> 18) & 63];
-    out += b64_chars[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += b64_chars[(n >> 18) & 63];
-    out += b64_chars[(n >> 12) & 63];
-    out += b64_chars[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-/// Decodes standard or URL-safe base64; whitespace is skipped and padding
-/// is optional. Returns nothing on any other character.
-std::optional<std::string> base64_decode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z')
-      v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      v = c - '0' + 52;
-    else if (c == '+' || c == '-')
-      v = 62;
-    else if (c == '/' || c == '_')
-      v = 63;
-    else if (c == '=') {
-      ++pad;
-      continue;
-    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-      continue;
-    else
-      return std::nullopt;
-    if (pad > 0)
-      return std::nullopt; // data after padding
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  if (pad > 2 || bits >= 6)
-    return std::nullopt;
-  return out;
-}
+using detail::base64_decode;
+using detail::base64_encode;
 
 /// True when `text` is well-formed UTF-8 (no overlongs, no surrogates).
 bool valid_utf8(std::string_view text) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "codec/base64.hpp"
 #include "tool_support.hpp"
 
 namespace cadre::tools::net {
@@ -226,30 +227,7 @@ bool valid_utf8(std::string_view text) noexcept {
 }
 
 std::string base64(std::string_view bytes) {
-  static constexpr char table[]
-    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto at = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = (uint32_t{at(i)} << 16) | (uint32_t{at(i + 1)} << 8)
-                 | at(i + 2);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += table[v & 63];
-  }
-  if (auto rest = bytes.size() - i; rest > 0) {
-    uint32_t v = uint32_t{at(i)} << 16;
-    if (rest == 2)
-      v |= uint32_t{at(i + 1)} << 8;
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += rest == 2 ? table[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
+  return detail::base64_encode(bytes);
 }
 
 bool is_json_content_type(std::string_view content_type) noexcept {

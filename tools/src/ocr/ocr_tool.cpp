@@ -30,6 +30,7 @@
 #include <tesseract/resultiterator.h>
 
 #include "cadre/tools/tool.hpp"
+#include "codec/base64.hpp"
 #include "tool_support.hpp"
 
 namespace cadre::tools {
@@ -122,50 +123,6 @@ struct source {
   std::string where;
   doc_format format = doc_format::png;
 };
-
-// Decodes standard or URL-safe base64; whitespace is skipped, padding is
-// optional.
-std::optional<std::string> decode_base64(const std::string& in) {
-  static const auto table = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    const char* a
-      = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
-    t['-'] = 62;
-    t['_'] = 63;
-    return t;
-  }();
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char c : in) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-      continue;
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad > 0)
-      return std::nullopt; // data after padding
-    auto v = table[static_cast<uint8_t>(c)];
-    if (v < 0)
-      return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  // A lone 6-bit group cannot encode a byte.
-  if (bits >= 6 || pad > 2)
-    return std::nullopt;
-  return out;
-}
 
 std::optional<doc_format> sniff(const std::string& b) {
   auto starts = [&](std::string_view magic) {
@@ -816,7 +773,7 @@ private:
       auto& text = b->get_ref<const std::string&>();
       if (text.size() / 4 * 3 > opts_.max_input_bytes + 3)
         return too_large(src.where);
-      auto bytes = decode_base64(text);
+      auto bytes = detail::base64_decode(text);
       if (!bytes)
         return detail::input_error(tool_name, src.where,
                                    "is not valid base64");

@@ -15,6 +15,7 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/tool.hpp"
+#include "codec/base64.hpp"
 
 namespace cadre::tools::sql {
 
@@ -111,11 +112,8 @@ std::optional<std::string> postgres_url_problem(const std::string& url);
 
 // -- helpers shared by the backends ------------------------------------------
 
-/// Standard base64 with padding.
-std::string base64_encode(std::string_view bytes);
-
-/// Decodes standard base64 (padding optional); nullopt on bad input.
-std::optional<std::string> base64_decode(std::string_view text);
+using detail::base64_decode;
+using detail::base64_encode;
 
 /// True when `bytes` is well-formed UTF-8 (JSON text must be).
 bool valid_utf8(std::string_view bytes);
