@@ -15,6 +15,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/workflow/agent_spec.hpp"
@@ -34,6 +35,9 @@ constexpr const char* tool_result = "tool_result";
 constexpr const char* turn_completed = "agent_turn_completed";
 constexpr const char* turn_failed = "agent_turn_failed";
 constexpr const char* token = "agent_token";
+constexpr const char* summary_requested = "memory_summary_requested";
+constexpr const char* summarized = "memory_summarized";
+constexpr const char* summary_failed = "memory_summary_failed";
 } // namespace ev_type
 
 int64_t now_us() {
@@ -66,6 +70,15 @@ std::optional<T> from(const json& j) {
 json zero_usage() {
   return json{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0},
               {"llm_calls", 0},    {"tool_calls", 0}};
+}
+
+void add_usage(json& total, const llm_usage& u) {
+  total["input_tokens"] = total["input_tokens"].get<uint64_t>()
+                          + u.input_tokens;
+  total["output_tokens"] = total["output_tokens"].get<uint64_t>()
+                           + u.output_tokens;
+  total["cost_usd"] = total["cost_usd"].get<double>() + u.cost_usd;
+  total["llm_calls"] = total["llm_calls"].get<uint64_t>() + 1;
 }
 
 // -- the LLM worker ---------------------------------------------------------------
@@ -197,6 +210,12 @@ struct active_turn {
   std::map<std::string, llm_message> results; // call id -> tool message
   bool repaired = false;
   json usage = zero_usage();
+  // Summary memory: a summary call asked for and not answered, and whether
+  // this turn already tried one (a failed summary falls back to the window).
+  bool summary_pending = false;
+  bool summary_tried = false;
+  size_t summary_to = 0;
+  llm_request summary_request;
 };
 
 struct agent_state {
@@ -211,6 +230,9 @@ struct agent_state {
   // The fold of the log.
   uint64_t seq = 0;
   std::vector<llm_message> history; // earlier turns: prompts and answers
+  // Summary memory: the model's summary of history[0, summarized).
+  std::string summary;
+  size_t summarized = 0;
   std::map<std::string, finished_turn> finished;
   std::optional<active_turn> active;
   // Turns asked for, and who waits for which.
@@ -281,13 +303,21 @@ void fold(agent_state& st, const event& ev) {
     t.messages.push_back(r->message);
     t.tool_calls = r->message.tool_calls;
     t.results.clear();
-    t.usage["input_tokens"] = t.usage["input_tokens"].get<uint64_t>()
-                              + r->usage.input_tokens;
-    t.usage["output_tokens"] = t.usage["output_tokens"].get<uint64_t>()
-                               + r->usage.output_tokens;
-    t.usage["cost_usd"] = t.usage["cost_usd"].get<double>()
-                          + r->usage.cost_usd;
-    t.usage["llm_calls"] = t.usage["llm_calls"].get<uint64_t>() + 1;
+    add_usage(t.usage, r->usage);
+  } else if (ev.type == ev_type::summary_requested) {
+    t.summary_pending = true;
+    t.summary_tried = true;
+    t.summary_to = p.value("to", size_t{0});
+    if (auto r = from<llm_request>(p.value("request", json::object())))
+      t.summary_request = std::move(*r);
+  } else if (ev.type == ev_type::summarized) {
+    t.summary_pending = false;
+    st.summary = p.value("summary", std::string{});
+    st.summarized = std::min(p.value("to", size_t{0}), st.history.size());
+    if (auto u = from<llm_usage>(p.value("usage", json::object())))
+      add_usage(t.usage, *u);
+  } else if (ev.type == ev_type::summary_failed) {
+    t.summary_pending = false;
   } else if (ev.type == ev_type::tool_called) {
     t.usage["tool_calls"] = t.usage["tool_calls"].get<uint64_t>() + 1;
   } else if (ev.type == ev_type::tool_result) {
@@ -340,6 +370,7 @@ void fold(agent_state& st, const event& ev) {
 
 void flush(agent_self self);
 void next_turn(agent_self self);
+void count(agent_self self, const char* name, metric_labels ls);
 
 void emit(agent_self self, const char* type, json payload) {
   auto& st = self->state;
@@ -413,6 +444,8 @@ void finish_turn(agent_self self, bool ok, json output, errc code,
                  std::string message) {
   auto& st = self->state;
   auto key = st.active->key;
+  count(self, "cadre_agent_turns_total",
+        {{"agent", st.active->spec.name}, {"outcome", ok ? "completed" : "failed"}});
   json p{{"turn", key}, {"usage", st.active->usage}};
   if (ok) {
     p["output"] = std::move(output);
@@ -439,14 +472,26 @@ llm_request build_request(agent_state& st) {
   llm_request r;
   r.profile = t.spec.provider;
   r.model = t.spec.model;
-  if (!t.spec.system.empty()) {
+  bool summarizing = t.spec.memory_policy == "summary";
+  // One system message: several are not portable across providers.
+  auto system = t.spec.system;
+  if (summarizing && !st.summary.empty())
+    system += (system.empty() ? "" : "\n\n")
+              + std::string{"Summary of the earlier conversation:\n"}
+              + st.summary;
+  if (!system.empty()) {
     llm_message sys;
     sys.role = "system";
-    sys.content = t.spec.system;
+    sys.content = std::move(system);
     r.messages.push_back(std::move(sys));
   }
+  // The newest `memory_window` messages, none of them already summarized.
   auto window = std::min<size_t>(t.spec.memory_window, st.history.size());
-  r.messages.insert(r.messages.end(), st.history.end() - window,
+  auto first = st.history.size() - window;
+  if (summarizing)
+    first = std::max(first, std::min(st.summarized, st.history.size()));
+  r.messages.insert(r.messages.end(),
+                    st.history.begin() + static_cast<ptrdiff_t>(first),
                     st.history.end());
   r.messages.insert(r.messages.end(), t.messages.begin(), t.messages.end());
   for (const auto& name : t.spec.tools)
@@ -580,6 +625,9 @@ void on_tool_result(agent_self self, const std::string& key,
   if (std::none_of(t.tool_calls.begin(), t.tool_calls.end(),
                    [&](const llm_tool_call& c) { return c.id == call.id; }))
     return;
+  count(self, "cadre_agent_tool_calls_total",
+        {{"agent", t.spec.name}, {"tool", call.name},
+         {"outcome", out ? "ok" : "error"}});
   json p{{"turn", key}, {"id", call.id}, {"name", call.name}};
   if (out)
     p["output"] = std::move(*out);
@@ -632,29 +680,52 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
       [=](caf::error& err) { on_tool_result(self, key, call, err); });
 }
 
-void call_llm(agent_self self, uint32_t call) {
-  auto& st = self->state;
-  if (!st.active || st.active->calls != call || !st.active->llm_pending)
+// -- metrics --------------------------------------------------------------------------
+
+// Labelled by the agent's name, never its id: ids grow with executions,
+// and a series per execution would swamp a metrics store. Per-execution
+// figures are in the events (task_completed, execution_completed).
+void count_llm_call(agent_self self, const llm_request& req,
+                    const llm_response* res, const char* outcome) {
+  auto& m = self->state.opts->metrics;
+  if (!m)
     return;
+  auto model = res && !res->model.empty() ? res->model : req.model;
+  metric_labels ls{{"agent", req.agent}, {"profile", req.profile},
+                   {"model", model}};
+  auto with_outcome = ls;
+  with_outcome.emplace_back("outcome", outcome);
+  m->add("cadre_llm_calls_total", with_outcome);
+  // A cached reply cost nothing this time.
+  if (res && std::string_view{outcome} == "ok") {
+    m->add("cadre_llm_input_tokens_total", ls,
+           static_cast<double>(res->usage.input_tokens));
+    m->add("cadre_llm_output_tokens_total", ls,
+           static_cast<double>(res->usage.output_tokens));
+    m->add("cadre_llm_cost_usd_total", ls, res->usage.cost_usd);
+  }
+}
+
+void count(agent_self self, const char* name, metric_labels ls) {
+  if (auto& m = self->state.opts->metrics)
+    m->add(name, ls);
+}
+
+// Asks the model (or, when enabled, the response cache) and hands the reply
+// to `ok`; `fail` gets the error. Counts the call either way.
+void ask_model(agent_self self, const llm_request& req,
+               std::function<void(llm_response, bool)> ok,
+               std::function<void(caf::error&)> fail) {
+  auto& st = self->state;
   auto& t = *st.active;
-  auto key = t.key;
-  auto req = t.request;
   json ctx{{"deadline_us", t.deadline_us},
            {"script", t.spec.script},
            {"execution", t.execution},
            {"agent_id", st.id},
            {"task", t.task}};
   auto on_error = [=](caf::error& err) {
-    auto& st = self->state;
-    if (!st.active || st.active->key != key || st.active->calls != call
-        || !st.active->llm_pending)
-      return;
-    auto code = err.category() == caf::atom("cadre") ? code_of(err)
-                                                     : errc::unavailable;
-    fail_turn(self, code,
-              "LLM call " + std::to_string(call) + " failed: "
-                + (message_of(err).empty() ? describe(err) : message_of(err)));
-    flush(self);
+    count_llm_call(self, req, nullptr, "error");
+    fail(err);
   };
   auto ask_provider = [=](std::string cache_log) {
     auto& st = self->state;
@@ -673,7 +744,8 @@ void call_llm(agent_self self, uint32_t call) {
                           std::move(c))
               .then([](uint64_t) {}, [](caf::error&) {});
           }
-          on_llm_reply(self, key, call, std::move(res), false);
+          count_llm_call(self, req, &res, "ok");
+          ok(std::move(res), false);
         },
         on_error);
   };
@@ -690,12 +762,141 @@ void call_llm(agent_self self, uint32_t call) {
       [=](std::vector<event>& evs) {
         if (!evs.empty())
           if (auto res = from<llm_response>(evs.front().payload.get())) {
-            on_llm_reply(self, key, call, std::move(*res), true);
+            count_llm_call(self, req, &*res, "cached");
+            ok(std::move(*res), true);
             return;
           }
         ask_provider(cache_log);
       },
       [=](caf::error&) { ask_provider(cache_log); });
+}
+
+void call_llm(agent_self self, uint32_t call) {
+  auto& st = self->state;
+  if (!st.active || st.active->calls != call || !st.active->llm_pending)
+    return;
+  auto key = st.active->key;
+  ask_model(
+    self, st.active->request,
+    [=](llm_response res, bool cached) {
+      on_llm_reply(self, key, call, std::move(res), cached);
+    },
+    [=](caf::error& err) {
+      auto& st = self->state;
+      if (!st.active || st.active->key != key || st.active->calls != call
+          || !st.active->llm_pending)
+        return;
+      auto code = err.category() == caf::atom("cadre") ? code_of(err)
+                                                       : errc::unavailable;
+      fail_turn(self, code,
+                "LLM call " + std::to_string(call) + " failed: "
+                  + (message_of(err).empty() ? describe(err)
+                                             : message_of(err)));
+      flush(self);
+    });
+}
+
+// -- summary memory ---------------------------------------------------------------------
+
+// Whether the turn should first fold old messages into the summary: more
+// than `memory_window` unsummarized messages, and no try yet this turn.
+bool needs_summary(const agent_state& st) {
+  const auto& t = *st.active;
+  return t.spec.memory_policy == "summary" && !t.summary_tried
+         && st.history.size() > st.summarized
+         && st.history.size() - st.summarized > t.spec.memory_window
+         && st.history.size() - t.spec.memory_keep > st.summarized;
+}
+
+constexpr const char* summary_instruction
+  = "Summarize the agent's conversation below for its later turns.";
+
+llm_request build_summary_request(const agent_state& st, size_t to) {
+  const auto& t = *st.active;
+  llm_request r;
+  r.profile = t.spec.provider;
+  r.model = t.spec.model;
+  r.agent = t.spec.name;
+  r.turn = 0; // not a call of the turn: scripts match it by its text
+  r.stream = false;
+  r.max_tokens = t.spec.max_tokens;
+  llm_message sys;
+  sys.role = "system";
+  sys.content = "You keep the memory of an AI agent. Write a summary that "
+                "keeps facts, names, numbers, decisions and open questions, "
+                "and drops pleasantries. Answer with the summary only.";
+  r.messages.push_back(std::move(sys));
+  std::string text = summary_instruction;
+  if (!st.summary.empty())
+    text += "\n\nSummary so far:\n" + st.summary;
+  text += "\n\nConversation to add:";
+  for (size_t i = st.summarized; i < to; ++i)
+    text += "\n[" + st.history[i].role + "] " + st.history[i].content;
+  llm_message user;
+  user.role = "user";
+  user.content = std::move(text);
+  r.messages.push_back(std::move(user));
+  return r;
+}
+
+void call_summary(agent_self self);
+
+// The turn's first LLM call, after a summary when one is due.
+void begin_calls(agent_self self) {
+  auto& st = self->state;
+  if (!needs_summary(st)) {
+    request_llm(self);
+    return;
+  }
+  auto to = st.history.size() - st.active->spec.memory_keep;
+  auto req = build_summary_request(st, to);
+  json j = req;
+  emit(self, ev_type::summary_requested,
+       json{{"turn", st.active->key},
+            {"from", st.summarized},
+            {"to", to},
+            {"request", std::move(j)}});
+  after(self, [=] { call_summary(self); });
+}
+
+void call_summary(agent_self self) {
+  auto& st = self->state;
+  if (!st.active || !st.active->summary_pending)
+    return;
+  auto key = st.active->key;
+  auto to = st.active->summary_to;
+  auto still_pending = [=] {
+    auto& st = self->state;
+    return st.active && st.active->key == key && st.active->summary_pending;
+  };
+  ask_model(
+    self, st.active->summary_request,
+    [=](llm_response res, bool cached) {
+      if (!still_pending())
+        return;
+      json p{{"turn", key},
+             {"from", self->state.summarized},
+             {"to", to},
+             {"summary", res.message.content},
+             {"usage", res.usage}};
+      if (cached)
+        p["cached"] = true;
+      emit(self, ev_type::summarized, std::move(p));
+      request_llm(self);
+      flush(self);
+    },
+    [=](caf::error& err) {
+      if (!still_pending())
+        return;
+      // The turn goes on with the plain window; the next turn tries again.
+      emit(self, ev_type::summary_failed,
+           json{{"turn", key},
+                {"to", to},
+                {"message", message_of(err).empty() ? describe(err)
+                                                    : message_of(err)}});
+      request_llm(self);
+      flush(self);
+    });
 }
 
 // Asks the pools for the JSON Schemas of `names` not known yet, then runs
@@ -747,7 +948,9 @@ void schedule_idle(agent_self self) {
 void resume(agent_self self) {
   auto& st = self->state;
   auto& t = *st.active;
-  if (t.llm_pending) {
+  if (t.summary_pending) {
+    after(self, [=] { call_summary(self); });
+  } else if (t.llm_pending) {
     // At-least-once: the one call in flight at the crash runs again.
     after(self, [=, call = t.calls] { call_llm(self, call); });
   } else if (!t.tool_calls.empty() && t.results.size() < t.tool_calls.size()
@@ -763,7 +966,7 @@ void resume(agent_self self) {
   } else if (!t.messages.empty() && t.messages.back().role == "assistant") {
     final_answer(self, t.messages.back());
   } else {
-    request_llm(self);
+    begin_calls(self);
   }
   flush(self);
 }
@@ -800,7 +1003,7 @@ void start_turn(agent_self self, agent_turn req) {
   auto tools = st.active->spec.tools;
   load_tool_specs(self, tools, [=] {
     if (self->state.active)
-      request_llm(self);
+      begin_calls(self);
     flush(self);
   });
 }
@@ -834,6 +1037,8 @@ json memory_json(agent_self self) {
               {"log", st.log},
               {"seq", st.seq},
               {"messages", std::move(msgs)},
+              {"summary", st.summary},
+              {"summarized", st.summarized},
               {"turns", st.finished.size()},
               {"active", std::move(active)}};
 }
@@ -1076,6 +1281,21 @@ agents_actor spawn_agents(caf::actor_system& sys, event_store_actor store,
                           event_bus_actor bus,
                           std::shared_ptr<const tool_directory> tools,
                           agents_options opts) {
+  if (auto& m = opts.metrics) {
+    m->declare("cadre_llm_calls_total",
+               "LLM calls by agent, profile, model and outcome (ok, error, "
+               "cached)");
+    m->declare("cadre_llm_input_tokens_total",
+               "Input (prompt) tokens the provider reported");
+    m->declare("cadre_llm_output_tokens_total",
+               "Output (completion) tokens the provider reported");
+    m->declare("cadre_llm_cost_usd_total",
+               "Cost in US dollars at the profile's prices");
+    m->declare("cadre_agent_turns_total",
+               "Agent turns finished, by agent and outcome");
+    m->declare("cadre_agent_tool_calls_total",
+               "Tool calls made by agents, by agent, tool and outcome");
+  }
   return sys.spawn(agents_impl, std::move(store), std::move(bus),
                    std::move(tools),
                    std::make_shared<const agents_options>(std::move(opts)));

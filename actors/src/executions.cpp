@@ -3,6 +3,7 @@
 #include <functional>
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -24,6 +25,9 @@ int64_t now_us() {
 struct live_execution {
   coordinator_actor handle;
   std::deque<int64_t> restarts; // times of recent restarts, for intensity
+  // Requests that found `handle` dead before its down message arrived: they
+  // run again once the down handler has restarted or dropped it.
+  std::vector<std::function<void()>> awaiting_successor;
 };
 
 struct executions_state {
@@ -88,16 +92,27 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
                       with_fn fn,
                       std::function<void(const caf::error&)> on_absent) {
   auto& st = self->state;
-  auto retry = [=] {
-    if (tries <= 0) {
-      on_absent(make_error(errc::unavailable,
-                           "execution " + id + ": coordinator keeps dying"));
-      return;
-    }
-    with_coordinator(self, id, tries - 1, fn, on_absent);
+  auto run = [=](coordinator_actor c) {
+    // A request to a dead coordinator fails at once, often before the down
+    // message that replaces it: wait for the successor instead of spending
+    // the tries on the same dead handle.
+    auto retry = [=] {
+      if (tries <= 0) {
+        on_absent(make_error(errc::unavailable,
+                             "execution " + id + ": coordinator keeps dying"));
+        return;
+      }
+      auto again = [=] { with_coordinator(self, id, tries - 1, fn, on_absent); };
+      auto i = self->state.live.find(id);
+      if (i != self->state.live.end() && i->second.handle == c)
+        i->second.awaiting_successor.push_back(std::move(again));
+      else
+        again();
+    };
+    fn(c, retry);
   };
   if (auto i = st.live.find(id); i != st.live.end()) {
-    fn(i->second.handle, retry);
+    run(i->second.handle);
     return;
   }
   self->request(st.store, caf::infinite, get_atom_v, id)
@@ -105,14 +120,14 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
       [=](const execution_info& info) {
         auto& st = self->state;
         if (auto i = st.live.find(id); i != st.live.end()) {
-          fn(i->second.handle, retry);
+          run(i->second.handle);
           return;
         }
         if (info.finished()) {
           on_absent(caf::none);
           return;
         }
-        fn(start(self, id, coordinator_mode::recover), retry);
+        run(start(self, id, coordinator_mode::recover));
       },
       [=](caf::error& err) { on_absent(err); });
 }
@@ -156,8 +171,15 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
     auto id = i->second;
     st.by_addr.erase(i);
     auto& entry = st.live[id];
+    auto waiting = std::move(entry.awaiting_successor);
+    entry.awaiting_successor.clear();
+    auto resume_waiting = [&waiting] {
+      for (auto& f : waiting)
+        f();
+    };
     if (!msg.reason || msg.reason == caf::exit_reason::normal) {
       st.live.erase(id);
+      resume_waiting();
       return;
     }
     // An abnormal exit: restart from the log unless it keeps crashing.
@@ -173,11 +195,13 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                    static_cast<long long>(st.opts.restart_window_ms),
                    describe(msg.reason).c_str());
       st.live.erase(id);
+      resume_waiting();
       return;
     }
     entry.restarts.push_back(now);
     publish_restart(self, id, msg.reason, entry.restarts.size());
     start(self, id, coordinator_mode::recover);
+    resume_waiting();
   });
   return {
     [=](submit_atom, submit_request& req) -> caf::result<std::string> {

@@ -17,6 +17,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "cadre/actors/metrics.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/runtime/progress.hpp"
@@ -39,6 +40,7 @@ struct global_options {
   std::string db;
   bool sync = false;
   bool json_out = false;
+  std::string metrics_file;
 };
 
 void print_error(std::string_view msg) {
@@ -102,6 +104,25 @@ std::unique_ptr<runtime::node> start_node(const global_options& g) {
     std::exit(exit_failed);
   }
   return std::move(*n);
+}
+
+// Writes the node's counters for a Prometheus textfile collector: to a
+// temporary file renamed into place, so a scrape never reads half a file.
+// Returns `rc`, or exit_failed when the file cannot be written.
+int write_metrics(runtime::node& n, const global_options& g, int rc) {
+  if (g.metrics_file.empty())
+    return rc;
+  auto tmp = g.metrics_file + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::trunc};
+    out << n.metrics().prometheus();
+    out.close();
+    if (out && std::rename(tmp.c_str(), g.metrics_file.c_str()) == 0)
+      return rc;
+  }
+  std::remove(tmp.c_str());
+  print_error("--metrics-file: cannot write " + g.metrics_file);
+  return rc == exit_ok ? exit_failed : rc;
 }
 
 void print_output(const execution_info& info, bool json_out) {
@@ -273,7 +294,7 @@ int cmd_run(const std::string& file, const std::string& input_arg,
   auto info = wait_for(*n, id);
   // Let the progress sink print the last events before the output.
   std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  return report(info, g.json_out);
+  return write_metrics(*n, g, report(info, g.json_out));
 }
 
 int cmd_input(const std::string& id, const std::string& task,
@@ -298,7 +319,7 @@ int cmd_input(const std::string& id, const std::string& task,
   }
   auto info = wait_for(*n, id);
   std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  return report(info, g.json_out);
+  return write_metrics(*n, g, report(info, g.json_out));
 }
 
 int cmd_resume(const global_options& g) {
@@ -323,7 +344,7 @@ int cmd_resume(const global_options& g) {
   else
     std::fprintf(stderr, "resumed %zu execution%s\n", n->resumed().size(),
                  n->resumed().size() == 1 ? "" : "s");
-  return rc == exit_waiting ? exit_waiting : rc;
+  return write_metrics(*n, g, rc == exit_waiting ? exit_waiting : rc);
 }
 
 int cmd_cancel(const std::string& id, const global_options& g) {
@@ -618,6 +639,9 @@ int main(int argc, char** argv) {
   app.add_option("--db", g.db, "event store directory (default .cadre)");
   app.add_flag("--sync", g.sync, "fsync each group commit (sync mode)");
   app.add_flag("--json", g.json_out, "machine-readable JSON output");
+  app.add_option("--metrics-file", g.metrics_file,
+                 "run, input, resume: write the node's counters (Prometheus "
+                 "text) to this file at the end");
 
   std::string file, input_arg, idem;
   auto* run = app.add_subcommand("run", "run a workflow file to completion");

@@ -9,6 +9,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/messages/event.hpp"
@@ -56,6 +57,7 @@ struct node::impl {
   std::shared_ptr<persistence::event_store> raw_store;
   std::shared_ptr<live_handles> live = std::make_shared<live_handles>();
   actors::agents_options agent_opts;
+  std::shared_ptr<actors::metric_registry> metrics;
   actors::supervisor_actor root;
   std::vector<std::string> resumed;
 
@@ -290,6 +292,8 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
   if (!agent_opts)
     return agent_opts.error();
   st->agent_opts = std::move(*agent_opts);
+  st->metrics = std::make_shared<actors::metric_registry>();
+  st->agent_opts.metrics = st->metrics;
   auto store = persistence::event_store::open(
     persistence::store_options{cfg.store_dir, cfg.store_sync});
   if (!store)
@@ -361,6 +365,10 @@ event_bus_actor node::bus() const {
 
 event_store_actor node::store() const {
   return impl_->live->get(&live_handles::store);
+}
+
+actors::metric_registry& node::metrics() const {
+  return *impl_->metrics;
 }
 
 agents_actor node::agents() const {

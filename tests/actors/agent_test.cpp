@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
@@ -464,4 +465,187 @@ TEST(Agent, WorkflowAgentTaskRecordsUsagePerTaskAndExecution) {
   EXPECT_TRUE(task_usage);
   EXPECT_EQ(log.back().type, "execution_completed");
   EXPECT_EQ(log.back().payload->at("usage")["output_tokens"], 30);
+}
+
+namespace {
+
+// Answers each turn with "answer <prompt>"; a summary request (recognized by
+// its opening line) is answered with SUMMARY-A, or SUMMARY-B once a summary
+// exists.
+const json summarizing_script = json::parse(R"js([
+  {"match": "Summary so far:\nSUMMARY-A", "reply": {"text": "SUMMARY-B",
+     "usage": {"input_tokens": 7, "output_tokens": 3}}},
+  {"match": "^Summarize the agent's conversation", "reply": {"text": "SUMMARY-A",
+     "usage": {"input_tokens": 7, "output_tokens": 3}}},
+  {"default": true, "reply": {"text": "answer {{ last_user | text }}"}}
+])js");
+
+json summarizing_spec(json script = summarizing_script) {
+  return json{{"system", "Be brief."},
+              {"memory",
+               {{"scope", "agent"},
+                {"policy", "summary"},
+                {"window", 4},
+                {"keep", 2}}},
+              {"script", std::move(script)}};
+}
+
+expected<task_result> ask(agent_node& node, const json& spec, int n) {
+  auto q = "q" + std::to_string(n);
+  return node.turn(make_turn("keeper", spec, q, "e", q));
+}
+
+std::vector<event> of_type(const std::vector<event>& evs,
+                           const std::string& type) {
+  std::vector<event> out;
+  for (const auto& ev : evs)
+    if (ev.type == type)
+      out.push_back(ev);
+  return out;
+}
+
+} // namespace
+
+TEST(Agent, SummaryMemoryFoldsOldTurnsIntoAModelWrittenSummary) {
+  test::temp_dir dir;
+  auto spec = summarizing_spec();
+  {
+    agent_node node{dir.str()};
+    for (int n = 1; n <= 6; ++n) {
+      auto res = ask(node, spec, n);
+      ASSERT_TRUE(res) << n << ": " << describe(res.error());
+      EXPECT_EQ(res->output.get(), "answer q" + std::to_string(n));
+    }
+    auto log = node.log("agent:keeper");
+    // Turn 4 found 6 unsummarized messages (> window 4) and folded all but
+    // the newest 2; turn 6 folded the next 4 into the existing summary.
+    auto made = of_type(log, "memory_summarized");
+    ASSERT_EQ(made.size(), 2u);
+    EXPECT_EQ(made[0].payload->at("from"), 0);
+    EXPECT_EQ(made[0].payload->at("to"), 4);
+    EXPECT_EQ(made[0].payload->at("summary"), "SUMMARY-A");
+    EXPECT_EQ(made[1].payload->at("from"), 4);
+    EXPECT_EQ(made[1].payload->at("to"), 8);
+    EXPECT_EQ(made[1].payload->at("summary"), "SUMMARY-B");
+    // The second summary request carried the first summary and the
+    // messages it had not covered, in order.
+    auto asked = of_type(log, "memory_summary_requested");
+    ASSERT_EQ(asked.size(), 2u);
+    auto text = asked[1].payload->at("request")["messages"][1]["content"]
+                  .get<std::string>();
+    EXPECT_NE(text.find("Summary so far:\nSUMMARY-A"), std::string::npos);
+    EXPECT_NE(text.find("[user] q3\n[assistant] answer q3\n[user] q4"),
+              std::string::npos)
+      << text;
+    EXPECT_EQ(text.find("q1"), std::string::npos) << text;
+    // Turn 6's model call: the summary in the system prompt, then only the
+    // unsummarized messages (turn 5's), then the turn's own prompt.
+    auto requests = of_type(log, "llm_requested");
+    ASSERT_EQ(requests.size(), 6u);
+    auto msgs = requests.back().payload->at("request")["messages"];
+    ASSERT_EQ(msgs.size(), 4u) << msgs.dump();
+    EXPECT_EQ(msgs[0]["role"], "system");
+    EXPECT_EQ(msgs[0]["content"],
+              "Be brief.\n\nSummary of the earlier conversation:\nSUMMARY-B");
+    EXPECT_EQ(msgs[1]["content"], "q5");
+    EXPECT_EQ(msgs[2]["content"], "answer q5");
+    EXPECT_EQ(msgs[3]["content"], "q6");
+    // The summary call's usage counts toward its turn.
+    auto turns = of_type(log, "agent_turn_completed");
+    ASSERT_EQ(turns.size(), 6u);
+    EXPECT_EQ(turns[3].payload->at("usage")["llm_calls"], 2);
+    EXPECT_EQ(turns[2].payload->at("usage")["llm_calls"], 1);
+  }
+  // A restarted node has the summary from the log, without asking a model.
+  agent_node node{dir.str()};
+  auto mem = node.memory("keeper");
+  ASSERT_TRUE(mem) << describe(mem.error());
+  EXPECT_EQ((*mem)["summary"], "SUMMARY-B");
+  EXPECT_EQ((*mem)["summarized"], 8);
+  ASSERT_TRUE(ask(node, spec, 7));
+  auto requests = of_type(node.log("agent:keeper"), "llm_requested");
+  auto msgs = requests.back().payload->at("request")["messages"];
+  EXPECT_NE(msgs[0]["content"].get<std::string>().find("SUMMARY-B"),
+            std::string::npos);
+}
+
+TEST(Agent, FailedSummaryFallsBackToTheWindowAndTheTurnGoesOn) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([
+    {"match": "^Summarize the agent's conversation",
+     "reply": {"error": "unavailable: summarizer down"}},
+    {"default": true, "reply": {"text": "answer {{ last_user | text }}"}}
+  ])js");
+  auto spec = summarizing_spec(script);
+  for (int n = 1; n <= 4; ++n) {
+    auto res = ask(node, spec, n);
+    ASSERT_TRUE(res) << n << ": " << describe(res.error());
+  }
+  auto log = node.log("agent:keeper");
+  auto failed = of_type(log, "memory_summary_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].payload->at("message").get<std::string>().find(
+              "summarizer down"),
+            std::string::npos);
+  EXPECT_TRUE(of_type(log, "memory_summarized").empty());
+  // Turn 4 sent the newest `window` messages, as the window policy would.
+  auto msgs = of_type(log, "llm_requested").back().payload->at(
+    "request")["messages"];
+  ASSERT_EQ(msgs.size(), 6u) << msgs.dump();
+  EXPECT_EQ(msgs[0]["content"], "Be brief.");
+  EXPECT_EQ(msgs[1]["content"], "q2");
+}
+
+TEST(Agent, CountsCallsTokensCostTurnsAndToolCallsAsMetrics) {
+  test::temp_dir dir;
+  actors::agents_options opts;
+  tools::llm::profile priced;
+  priced.name = "priced";
+  priced.price_input_per_mtok = 2;
+  priced.price_output_per_mtok = 10;
+  opts.profiles["priced"] = priced;
+  auto m = std::make_shared<actors::metric_registry>();
+  opts.metrics = m;
+  agent_node node{dir.str(), opts};
+  auto spec = researcher(two_tools, json{{"provider", "priced"}});
+  ASSERT_TRUE(node.turn(make_turn("researcher", spec, "hi")));
+  actors::metric_labels call{{"agent", "researcher"},
+                             {"profile", "priced"},
+                             {"model", "scripted"}};
+  auto ok = call;
+  ok.emplace_back("outcome", "ok");
+  EXPECT_EQ(m->value("cadre_llm_calls_total", ok), 2);
+  EXPECT_EQ(m->value("cadre_llm_input_tokens_total", call), 250);
+  EXPECT_EQ(m->value("cadre_llm_output_tokens_total", call), 30);
+  EXPECT_NEAR(m->value("cadre_llm_cost_usd_total", call),
+              (250 * 2 + 30 * 10) / 1e6, 1e-12);
+  EXPECT_EQ(m->value("cadre_agent_turns_total",
+                     {{"agent", "researcher"}, {"outcome", "completed"}}),
+            1);
+  EXPECT_EQ(m->value("cadre_agent_tool_calls_total",
+                     {{"agent", "researcher"}, {"tool", "echo"},
+                      {"outcome", "ok"}}),
+            1);
+  // A failed turn is counted as such, and so is its failed model call.
+  auto broken = json::parse(R"js([{"default": true,
+    "reply": {"error": "unavailable: model down"}}])js");
+  EXPECT_FALSE(node.turn(make_turn("researcher",
+                                   researcher(broken,
+                                              json{{"provider", "priced"}}),
+                                   "hi", "e2")));
+  auto failed = call;
+  failed[2].second = "";
+  failed.emplace_back("outcome", "error");
+  EXPECT_EQ(m->value("cadre_llm_calls_total", failed), 1);
+  EXPECT_EQ(m->value("cadre_agent_turns_total",
+                     {{"agent", "researcher"}, {"outcome", "failed"}}),
+            1);
+  auto text = m->prometheus();
+  EXPECT_NE(text.find("# TYPE cadre_llm_cost_usd_total counter\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("cadre_llm_input_tokens_total{agent=\"researcher\","
+                      "profile=\"priced\",model=\"scripted\"} 250\n"),
+            std::string::npos)
+    << text;
 }

@@ -617,7 +617,8 @@ TEST(Cli, DocumentIntakeStoresTheInvoiceFromImageAndPdf) {
   int stored = 0;
   for (auto doc : {"invoice.png", "invoice.pdf"}) {
     auto input = json{{"path", source_path("examples/documents/") + doc}};
-    auto res = run({"--db", tmp / "db", "--config", config, "--json", "run",
+    auto res = run({"--db", tmp / "db", "--config", config, "--json",
+                    "--metrics-file", tmp / "cadre.prom", "run",
                     source_path("examples/documents/intake.yaml"), "--input",
                     input.dump()},
                    tmp / "err");
@@ -633,6 +634,22 @@ TEST(Cli, DocumentIntakeStoresTheInvoiceFromImageAndPdf) {
   }
   // Both documents are the same invoice: one record, updated in place.
   EXPECT_EQ(stored, 1);
+  // The last run's counters, for a textfile collector: the extractor's two
+  // model calls and its one tool call.
+  std::stringstream prom;
+  prom << std::ifstream{tmp / "cadre.prom"}.rdbuf();
+  EXPECT_NE(prom.str().find("# TYPE cadre_llm_calls_total counter"),
+            std::string::npos)
+    << prom.str();
+  EXPECT_TRUE(std::regex_search(
+    prom.str(), std::regex{"\ncadre_llm_calls_total\\{agent=\"extractor\"[^}]*"
+                           "outcome=\"ok\"\\} 2\n"}))
+    << prom.str();
+  EXPECT_TRUE(std::regex_search(
+    prom.str(), std::regex{"\ncadre_agent_tool_calls_total\\{agent=\"extractor\","
+                           "tool=\"script\",outcome=\"ok\"\\} 1\n"}))
+    << prom.str();
+  EXPECT_FALSE(std::filesystem::exists(tmp / "cadre.prom.tmp"));
   EXPECT_TRUE(std::filesystem::exists(tmp / "invoices.db"));
   // The fields came from the extractor agent on the scripted model: a call
   // that ran the script tool, then the answer.

@@ -100,9 +100,11 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
   }
   if (auto i = doc.find("memory"); i != doc.end()) {
     if (!i->is_object()) {
-      err("/memory", "'memory' must be a mapping {scope, window}, got "
+      err("/memory", "'memory' must be a mapping {scope, window, policy, "
+                     "keep}, got "
                        + i->dump());
     } else {
+      bool keep_set = false;
       for (auto m = i->begin(); m != i->end(); ++m) {
         if (m.key() == "scope") {
           auto v = m->is_string() ? m->get<std::string>() : m->dump();
@@ -113,12 +115,28 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
             out.memory_scope = v;
         } else if (m.key() == "window") {
           count(*m, "/memory/window", "window", 0, out.memory_window);
+        } else if (m.key() == "policy") {
+          auto v = m->is_string() ? m->get<std::string>() : m->dump();
+          if (v != "window" && v != "summary")
+            err("/memory/policy",
+                "'policy' must be window or summary, got " + v);
+          else
+            out.memory_policy = v;
+        } else if (m.key() == "keep") {
+          count(*m, "/memory/keep", "keep", 0, out.memory_keep);
+          keep_set = true;
         } else {
           err(detail::child_pointer("/memory", m.key()),
               "unknown key '" + m.key() + "' in 'memory' (known: scope, "
-              "window)");
+              "window, policy, keep)");
         }
       }
+      if (!keep_set)
+        out.memory_keep = out.memory_window / 2;
+      else if (out.memory_keep > out.memory_window)
+        err("/memory/keep", "'keep' (" + std::to_string(out.memory_keep)
+                              + ") must not exceed 'window' ("
+                              + std::to_string(out.memory_window) + ")");
     }
   }
   if (auto i = doc.find("temperature"); i != doc.end()) {

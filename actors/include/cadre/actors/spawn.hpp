@@ -25,6 +25,8 @@ class tool_registry;
 
 namespace cadre::actors {
 
+class metric_registry;
+
 /// How a tool pool runs its workers.
 struct pool_options {
   /// Workers, i.e. calls of this tool that run at once. Default: 2
@@ -109,6 +111,9 @@ struct agents_options {
   /// An agent without turns for this long stops (its memory stays in its
   /// log). Default: 60 s
   std::chrono::milliseconds idle_timeout = std::chrono::seconds{60};
+  /// Where LLM calls, tokens, cost, turns and tool calls are counted
+  /// (docs/metrics.md). Default: none (not counted)
+  std::shared_ptr<metric_registry> metrics;
 };
 
 /// Spawns the agents actor: the entry point for agent turns and the

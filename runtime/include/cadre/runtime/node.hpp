@@ -14,6 +14,10 @@ namespace cadre::tools {
 class tool_registry;
 } // namespace cadre::tools
 
+namespace cadre::actors {
+class metric_registry;
+} // namespace cadre::actors
+
 namespace cadre::runtime {
 
 /// A running cadre node: the actor system, the event store and every actor
@@ -35,6 +39,9 @@ public:
   executions_actor executions() const;
   event_bus_actor bus() const;
   event_store_actor store() const;
+  /// The node's counters (LLM calls, tokens and cost, agent turns and tool
+  /// calls; docs/metrics.md).
+  actors::metric_registry& metrics() const;
   /// The agents actor (turns, and each agent's memory by agent id).
   agents_actor agents() const;
   /// The root of the node's supervision tree.

@@ -39,6 +39,14 @@ struct agent_spec {
   /// Messages of earlier turns (prompts and final answers) sent along.
   /// Default: 20
   uint32_t memory_window = 20;
+  /// What happens to messages older than the window: "window" drops them
+  /// from the request (the log keeps them); "summary" folds them into a
+  /// model-written summary sent ahead of the window. Default: "window"
+  std::string memory_policy = "window";
+  /// With "summary": messages kept verbatim after a summary is made (the
+  /// newest ones); a summary is made when more than `memory_window`
+  /// unsummarized messages have gathered. Default: memory_window / 2
+  uint32_t memory_keep = 10;
   /// Negative: the provider's default.
   double temperature = -1;
   /// 0: the provider's default.
