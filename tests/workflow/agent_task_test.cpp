@@ -72,7 +72,32 @@ tasks:
   EXPECT_TRUE(parse_agent_spec("helper", r.def->agents["helper"], spec).empty());
   EXPECT_EQ(spec.memory_scope, "task");
   EXPECT_EQ(spec.memory_window, 4u);
+  EXPECT_EQ(spec.memory_policy, "window");
+  EXPECT_EQ(spec.memory_keep, 2u); // half the window when not given
   EXPECT_EQ(agent_id_of(spec, "e1", "ask"), "e1/ask");
+}
+
+TEST(AgentTask, SummaryMemoryIsCheckedWithItsKeys) {
+  agent_spec spec;
+  EXPECT_TRUE(parse_agent_spec("a",
+                               json{{"memory",
+                                     {{"policy", "summary"},
+                                      {"window", 8},
+                                      {"keep", 3}}}},
+                               spec)
+                .empty());
+  EXPECT_EQ(spec.memory_policy, "summary");
+  EXPECT_EQ(spec.memory_keep, 3u);
+  auto problems = parse_agent_spec(
+    "a", json{{"memory", {{"policy", "forget"}, {"window", 4}, {"keep", 5}}}},
+    spec);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].pointer, "/memory/policy");
+  EXPECT_NE(problems[0].message.find("window or summary, got forget"),
+            std::string::npos);
+  EXPECT_EQ(problems[1].pointer, "/memory/keep");
+  EXPECT_NE(problems[1].message.find("must not exceed 'window' (4)"),
+            std::string::npos);
 }
 
 TEST(AgentTask, ErrorsAreLocated) {
