@@ -227,14 +227,16 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     return make_error(errc::invalid_config,
                       where(path, root, "/") + ": expected a mapping");
   static const std::set<std::string> top
-    = {"store", "tools", "executions", "scheduler", "llm", "agents"};
+    = {"store", "tools", "executions", "scheduler", "llm", "agents",
+       "server", "log"};
   for (auto it : root) {
     auto key = it.first.as<std::string>();
     if (!top.count(key))
       return make_error(errc::invalid_config,
                         where(path, it.first, key)
                           + ": unknown key (known: store, tools, "
-                            "executions, scheduler, llm, agents)");
+                            "executions, scheduler, llm, agents, server, "
+                            "log)");
   }
   if (auto store = root["store"]) {
     for (auto it : store) {
@@ -314,15 +316,17 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
       cfg.restart_window_ms = *r;
     }
   }
-  // Checked by the node when it starts (runtime/src/agents_config.cpp),
-  // with errors that name the key.
-  for (const char* key : {"llm", "agents"})
+  // Checked by runtime/ when the node or the server starts
+  // (agents_config.cpp, server_options.cpp), with errors that name the key.
+  for (auto [key, section_json] :
+       {std::pair{"llm", &cfg.llm}, std::pair{"agents", &cfg.agents},
+        std::pair{"server", &cfg.server}, std::pair{"log", &cfg.log}})
     if (auto section = root[key]) {
       auto j = to_json(section);
       if (!j.is_object())
         return make_error(errc::invalid_config,
                           where(path, section, key) + ": expected a mapping");
-      (std::string{key} == "llm" ? cfg.llm : cfg.agents) = std::move(j);
+      *section_json = std::move(j);
     }
   if (auto sc = root["scheduler"]) {
     if (auto v = sc["threads"]) {

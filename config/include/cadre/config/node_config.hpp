@@ -43,6 +43,12 @@ struct node_config {
   /// The `agents` section as JSON: agent specs by name (docs/agents.md).
   /// Default: {}
   json agents = json::object();
+  /// The `server` section as JSON (`cadre serve`: listen address, tokens,
+  /// limits; docs/operations.md). Read by runtime/. Default: {}
+  json server = json::object();
+  /// The `log` section as JSON (`level`, `format`). Read by runtime/.
+  /// Default: {}
+  json log = json::object();
 };
 
 /// Reads a YAML config file over the defaults. Errors name the file, line
