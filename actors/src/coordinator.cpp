@@ -37,7 +37,13 @@ struct coordinator_state {
   std::vector<workflow::action> pending_actions;
   std::optional<execution_info> pending_index;
   std::string pending_idempotency_key;
-  std::vector<caf::typed_response_promise<bool>> pending_acks;
+  // A request's answer is the sequence number of the event that recorded
+  // it: `index` is that event's place in pending_events.
+  struct ack {
+    caf::typed_response_promise<uint64_t> promise;
+    size_t index = 0;
+  };
+  std::vector<ack> pending_acks;
   std::optional<caf::typed_response_promise<std::string>> submit_promise;
   bool in_flight = false;
   std::vector<caf::typed_response_promise<execution_info>> awaiters;
@@ -67,8 +73,8 @@ void enqueue(self_ptr self, workflow::step&& s) {
 
 void fail_all(self_ptr self, const caf::error& err) {
   auto& st = self->state;
-  for (auto& p : st.pending_acks)
-    p.deliver(err);
+  for (auto& a : st.pending_acks)
+    a.promise.deliver(err);
   st.pending_acks.clear();
   if (st.submit_promise) {
     st.submit_promise->deliver(err);
@@ -97,8 +103,9 @@ void flush(self_ptr self) {
   if (st.pending_events.empty()) {
     for (auto& a : std::exchange(st.pending_actions, {}))
       run_action(self, a);
-    for (auto& p : std::exchange(st.pending_acks, {}))
-      p.deliver(true);
+    // Nothing to record (e.g. a cancel the machine had no event for).
+    for (auto& a : std::exchange(st.pending_acks, {}))
+      a.promise.deliver(uint64_t{0});
     finish_if_done(self);
     return;
   }
@@ -112,10 +119,11 @@ void flush(self_ptr self) {
   req.idempotency_key = std::exchange(st.pending_idempotency_key, {});
   auto actions = std::exchange(st.pending_actions, {});
   auto acks = std::exchange(st.pending_acks, {});
+  auto batch = req.events.size();
   st.in_flight = true;
   self->request(st.args.store, caf::infinite, append_atom_v, std::move(req))
     .then(
-      [=](uint64_t) mutable {
+      [=](uint64_t last_seq) mutable {
         auto& st = self->state;
         st.in_flight = false;
         if (st.submit_promise) {
@@ -124,8 +132,8 @@ void flush(self_ptr self) {
         }
         for (auto& a : actions)
           run_action(self, a);
-        for (auto& p : acks)
-          p.deliver(true);
+        for (auto& a : acks)
+          a.promise.deliver(last_seq + 1 - batch + a.index);
         if (!st.pending_events.empty() || !st.pending_actions.empty())
           flush(self);
         else
@@ -134,8 +142,8 @@ void flush(self_ptr self) {
       [=](caf::error& err) mutable {
         // The in-memory state ran ahead of the log; only a restart that
         // folds the log again is safe.
-        for (auto& p : acks)
-          p.deliver(err);
+        for (auto& a : acks)
+          a.promise.deliver(err);
         fail_all(self, err);
         self->quit(err);
       });
@@ -348,8 +356,8 @@ coordinator_impl(self_ptr self, coordinator_args args) {
       return promise;
     },
     [=](input_atom, const std::string& task,
-        const json_value& value) -> caf::result<bool> {
-      auto promise = self->make_response_promise<bool>();
+        const json_value& value) -> caf::result<uint64_t> {
+      auto promise = self->make_response_promise<uint64_t>();
       when_ready(self, [=]() mutable {
         auto& st = self->state;
         auto s = st.m.human_answer(task, value.get(), now_us());
@@ -357,18 +365,18 @@ coordinator_impl(self_ptr self, coordinator_args args) {
           promise.deliver(s.error());
           return;
         }
-        st.pending_acks.push_back(promise);
+        st.pending_acks.push_back({promise, st.pending_events.size()});
         enqueue(self, std::move(*s));
         if (!st.in_flight && st.pending_events.empty())
           flush(self);
       });
       return promise;
     },
-    [=](cancel_atom) -> caf::result<bool> {
-      auto promise = self->make_response_promise<bool>();
+    [=](cancel_atom) -> caf::result<uint64_t> {
+      auto promise = self->make_response_promise<uint64_t>();
       when_ready(self, [=]() mutable {
         auto& st = self->state;
-        st.pending_acks.push_back(promise);
+        st.pending_acks.push_back({promise, st.pending_events.size()});
         enqueue(self, st.m.cancel("cancelled by request", now_us()));
         if (!st.in_flight)
           flush(self);

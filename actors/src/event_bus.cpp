@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <iterator>
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
@@ -20,13 +22,19 @@ struct event_bus_state {
 
 event_bus_actor::behavior_type
 event_bus_impl(event_bus_actor::stateful_pointer<event_bus_state> self) {
+  // Keys without subscribers go, so streams of many executions leave no
+  // entries behind.
   self->set_down_handler([=](const caf::down_msg& msg) {
-    for (auto& [key, list] : self->state.subs)
+    auto& subs = self->state.subs;
+    for (auto i = subs.begin(); i != subs.end();) {
+      auto& list = i->second;
       list.erase(std::remove_if(list.begin(), list.end(),
                                 [&](const event_sink_actor& x) {
                                   return x.address() == msg.source;
                                 }),
                  list.end());
+      i = list.empty() ? subs.erase(i) : std::next(i);
+    }
   });
   return {
     [=](subscribe_atom, const std::string& execution_id,
@@ -36,8 +44,13 @@ event_bus_impl(event_bus_actor::stateful_pointer<event_bus_state> self) {
     },
     [=](unsub_atom, const std::string& execution_id,
         const event_sink_actor& sink) {
-      auto& list = self->state.subs[execution_id];
+      auto i = self->state.subs.find(execution_id);
+      if (i == self->state.subs.end())
+        return;
+      auto& list = i->second;
       list.erase(std::remove(list.begin(), list.end(), sink), list.end());
+      if (list.empty())
+        self->state.subs.erase(i);
     },
     [=](publish_atom, std::vector<event>& events) {
       auto& subs = self->state.subs;

@@ -95,6 +95,16 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
         const std::string& version) -> caf::result<definition_record> {
       return reply(self->state.store->get_definition(name, version));
     },
+    [=](list_atom, put_atom, const std::string& name)
+      -> caf::result<std::vector<definition_record>> {
+      return reply(self->state.store->list_definitions(name));
+    },
+    [=](delete_atom, const std::string& name) -> caf::result<uint64_t> {
+      auto r = self->state.store->delete_definition(name);
+      if (!r)
+        return r.error();
+      return static_cast<uint64_t>(*r);
+    },
   };
 }
 

@@ -41,6 +41,12 @@ struct executions_state {
   executions_options opts;
   std::unordered_map<std::string, live_execution> live;
   std::unordered_map<caf::actor_addr, std::string> by_addr;
+  // Submissions with an idempotency key that are not durable yet, by key.
+  struct submitting_entry {
+    std::string digest;
+    std::vector<caf::typed_response_promise<std::string>> waiters;
+  };
+  std::unordered_map<std::string, submitting_entry> submitting;
   std::mt19937_64 rng{std::random_device{}()};
 
   // Coordinators are this actor's children: they end with it (their logs
@@ -62,6 +68,28 @@ std::string new_id(self_ptr self) {
   auto r = static_cast<unsigned>(self->state.rng() & 0xffffff);
   std::snprintf(buf, sizeof(buf), "e%012llx%06x", ms, r);
   return buf;
+}
+
+// What an idempotency key is compared on: the workflow (its name, or the
+// stored definition's id) and the input.
+std::string digest_of(const std::string& workflow, const json& input) {
+  return workflow + "\n" + (input.is_null() ? json::object() : input).dump();
+}
+
+std::string digest_of(const submit_request& req) {
+  auto workflow = req.definition_id;
+  if (auto at = workflow.find('@'); at != std::string::npos)
+    workflow.resize(at);
+  if (req.definition.get().is_object())
+    workflow = req.definition.get().value("name", std::string{});
+  return digest_of(workflow, req.input.get());
+}
+
+// The digest of the submission an execution_submitted event records.
+std::string digest_of(const event& submitted) {
+  const auto& p = submitted.payload.get();
+  return digest_of(p.value("workflow", std::string{}),
+                   p.contains("input") ? p["input"] : json::object());
 }
 
 coordinator_actor start(self_ptr self, const std::string& id,
@@ -206,6 +234,28 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
   return {
     [=](submit_atom, submit_request& req) -> caf::result<std::string> {
       auto promise = self->make_response_promise<std::string>();
+      auto key = req.idempotency_key;
+      // Answers this submission and, under its key, every duplicate that
+      // arrived while it was on its way.
+      auto finish = [=](expected<std::string> res) mutable {
+        std::vector<caf::typed_response_promise<std::string>> waiters;
+        if (!key.empty()) {
+          auto& st = self->state;
+          if (auto i = st.submitting.find(key); i != st.submitting.end()) {
+            waiters = std::move(i->second.waiters);
+            st.submitting.erase(i);
+          }
+        }
+        if (res) {
+          promise.deliver(*res);
+          for (auto& w : waiters)
+            w.deliver(*res);
+        } else {
+          promise.deliver(res.error());
+          for (auto& w : waiters)
+            w.deliver(res.error());
+        }
+      };
       auto launch = [=](submit_request req) mutable {
         auto& st = self->state;
         workflow::validation_context ctx;
@@ -220,14 +270,14 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
             msg += " " + req.source;
           for (auto& d : parsed.errors)
             msg += "\n  " + d.to_string();
-          promise.deliver(make_error(errc::invalid_workflow, msg));
+          finish(make_error(errc::invalid_workflow, msg));
           return;
         }
         auto id = new_id(self);
         auto handle = start(self, id, coordinator_mode::fresh);
         self->request(handle, caf::infinite, submit_atom_v, std::move(req))
-          .then([=](std::string& id) mutable { promise.deliver(id); },
-                [=](caf::error& err) mutable { promise.deliver(err); });
+          .then([=](std::string& id) mutable { finish(id); },
+                [=](caf::error& err) mutable { finish(err); });
       };
       auto resolve = [=](submit_request req) mutable {
         if (!req.definition.is_null() || req.definition_id.empty()) {
@@ -247,31 +297,63 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
               req.definition = def.document;
               launch(std::move(req));
             },
-            [=](caf::error& err) mutable { promise.deliver(err); });
+            [=](caf::error& err) mutable { finish(err); });
       };
-      if (req.idempotency_key.empty()) {
+      if (key.empty()) {
         resolve(std::move(req));
         return promise;
       }
+      auto& st = self->state;
+      auto request_digest = digest_of(req);
+      if (auto i = st.submitting.find(key); i != st.submitting.end()) {
+        // The same key while the first submission is on its way: the same
+        // answer, once it is durable.
+        if (i->second.digest != request_digest)
+          return make_error(errc::conflict,
+                            "idempotency key '" + key
+                              + "' is being used by a submission with "
+                                "another workflow or input");
+        i->second.waiters.push_back(promise);
+        return promise;
+      }
+      st.submitting[key].digest = request_digest;
       self->request(self->state.store, caf::infinite, get_atom_v,
-                    submit_atom_v, req.idempotency_key)
+                    submit_atom_v, key)
         .then(
           [=](const std::string& existing) mutable {
-            if (existing.empty())
+            if (existing.empty()) {
               resolve(req);
-            else
-              promise.deliver(existing);
+              return;
+            }
+            // A key names one submission: the same request answers the
+            // same id, another one is a conflict.
+            self
+              ->request(self->state.store, caf::infinite, read_atom_v,
+                        existing, uint64_t{1}, uint64_t{1})
+              .then(
+                [=](std::vector<event>& evs) mutable {
+                  if (!evs.empty()
+                      && digest_of(evs.front()) != request_digest)
+                    finish(make_error(errc::conflict,
+                                      "idempotency key '" + key
+                                        + "' names execution " + existing
+                                        + ", submitted with another "
+                                          "workflow or input"));
+                  else
+                    finish(existing);
+                },
+                [=](caf::error& err) mutable { finish(err); });
           },
-          [=](caf::error& err) mutable { promise.deliver(err); });
+          [=](caf::error& err) mutable { finish(err); });
       return promise;
     },
-    [=](input_atom, const human_input& in) -> caf::result<bool> {
-      auto promise = self->make_response_promise<bool>();
+    [=](input_atom, const human_input& in) -> caf::result<uint64_t> {
+      auto promise = self->make_response_promise<uint64_t>();
       with_coordinator(
         self, in.execution_id, 3,
         [=](coordinator_actor c, std::function<void()> retry) mutable {
           self->request(c, caf::infinite, input_atom_v, in.task_id, in.value)
-            .then([=](bool ok) mutable { promise.deliver(ok); },
+            .then([=](uint64_t seq) mutable { promise.deliver(seq); },
                   [=](caf::error& err) mutable {
                     if (coordinator_died(err))
                       retry();
@@ -293,7 +375,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         self, id, 3,
         [=](coordinator_actor c, std::function<void()> retry) mutable {
           self->request(c, caf::infinite, cancel_atom_v)
-            .then([=](bool ok) mutable { promise.deliver(ok); },
+            .then([=](uint64_t seq) mutable { promise.deliver(seq > 0); },
                   [=](caf::error& err) mutable {
                     if (coordinator_died(err))
                       retry();

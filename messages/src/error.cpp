@@ -10,11 +10,12 @@ namespace cadre {
 
 namespace {
 
-constexpr std::array<const char*, 16> errc_names = {
+constexpr std::array<const char*, 17> errc_names = {
   "ok",          "invalid_input",  "invalid_workflow", "invalid_config",
   "tool_not_found", "tool_failed", "worker_crashed",   "timeout",
   "cancelled",   "not_found",      "conflict",         "storage_error",
   "script_error", "codec_error",   "unavailable",      "internal",
+  "overloaded",
 };
 
 } // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <system_error>
@@ -18,6 +19,7 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include "cadre/persistence/codec.hpp"
 #include "codec_detail.hpp"
@@ -707,6 +709,52 @@ rocksdb_event_store::get_definition(const std::string& name,
     return std::move(doc.error());
   out.document = std::move(*doc);
   return out;
+}
+
+expected<std::vector<definition_record>>
+rocksdb_event_store::list_definitions(const std::string& name) const {
+  std::vector<definition_record> out;
+  if (!name.empty() && !valid_key_part(name))
+    return out;
+  std::optional<prefix_bounds> bounds;
+  rocksdb::ReadOptions ro;
+  if (!name.empty()) {
+    bounds.emplace(name);
+    ro = bounds->read_options();
+  }
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, definitions_)};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto key = view(it->key());
+    auto sep = key.find('\0');
+    if (sep == std::string_view::npos)
+      continue;
+    definition_record rec;
+    rec.name.assign(key.substr(0, sep));
+    rec.version.assign(key.substr(sep + 1));
+    out.push_back(std::move(rec));
+  }
+  if (auto err = to_error(it->status(), "list definitions"))
+    return err;
+  return out;
+}
+
+expected<size_t>
+rocksdb_event_store::delete_definition(const std::string& name) {
+  auto what = "delete definition '" + name + "'";
+  if (opts_.read_only)
+    return read_only_error(what);
+  auto versions = list_definitions(name);
+  if (!versions)
+    return std::move(versions.error());
+  if (versions->empty())
+    return size_t{0};
+  rocksdb::WriteBatch batch;
+  for (auto& v : *versions)
+    batch.Delete(definitions_, v.name + '\0' + v.version);
+  auto st = db_->Write(write_opts_, &batch);
+  if (auto err = to_error(st, what))
+    return err;
+  return versions->size();
 }
 
 } // namespace cadre::persistence

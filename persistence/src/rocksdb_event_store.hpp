@@ -56,6 +56,9 @@ public:
   find_by_idempotency_key(const std::string& key) const override;
 
   expected<void> put_definition(const definition_record& def) override;
+  expected<std::vector<definition_record>>
+  list_definitions(const std::string& name) const override;
+  expected<size_t> delete_definition(const std::string& name) override;
 
   expected<definition_record>
   get_definition(const std::string& name,

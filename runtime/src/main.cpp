@@ -23,6 +23,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "serve.hpp"
 
 using namespace cadre;
 
@@ -92,13 +93,20 @@ expected<json> parse_input(const std::string& arg, const std::string& what) {
   return doc;
 }
 
-std::unique_ptr<runtime::node> start_node(const global_options& g) {
+// Starts an embedded node for `command`. Only `resume` resumes every
+// unfinished execution; the others run or recover just their own.
+std::unique_ptr<runtime::node> start_node(const global_options& g,
+                                          const std::string& command,
+                                          bool resume_all = false) {
   auto cfg = make_config(g);
   if (!cfg) {
     print_error(message_of(cfg.error()));
     std::exit(exit_usage);
   }
-  auto n = runtime::node::start(*cfg);
+  runtime::start_options opts;
+  opts.resume_all = resume_all;
+  opts.holder = "cadre " + command;
+  auto n = runtime::node::start(*cfg, opts);
   if (!n) {
     print_error(describe(n.error()));
     std::exit(exit_failed);
@@ -267,7 +275,7 @@ int cmd_run(const std::string& file, const std::string& input_arg,
     }
     input = std::move(*in);
   }
-  auto n = start_node(g);
+  auto n = start_node(g, "run");
   auto sink = runtime::spawn_progress(n->system(), style_of(g));
   caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
   submit_request req;
@@ -302,7 +310,7 @@ int cmd_input(const std::string& id, const std::string& task,
   auto value = json::parse(value_arg, nullptr, false);
   if (value.is_discarded())
     value = value_arg; // a bare word is a string answer
-  auto n = start_node(g);
+  auto n = start_node(g, "input");
   auto sink = runtime::spawn_progress(n->system(), style_of(g));
   caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
   caf::error failure;
@@ -311,7 +319,7 @@ int cmd_input(const std::string& id, const std::string& task,
     self
       ->request(n->executions(), caf::infinite, input_atom_v,
                 human_input{id, task, json_value{value}})
-      .receive([](bool) {}, [&](caf::error& err) { failure = err; });
+      .receive([](uint64_t) {}, [&](caf::error& err) { failure = err; });
   }
   if (failure) {
     print_error(describe(failure));
@@ -323,7 +331,7 @@ int cmd_input(const std::string& id, const std::string& task,
 }
 
 int cmd_resume(const global_options& g) {
-  auto n = start_node(g);
+  auto n = start_node(g, "resume", true);
   auto sink = runtime::spawn_progress(n->system(), style_of(g));
   caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
   int rc = exit_ok;
@@ -348,7 +356,7 @@ int cmd_resume(const global_options& g) {
 }
 
 int cmd_cancel(const std::string& id, const global_options& g) {
-  auto n = start_node(g);
+  auto n = start_node(g, "cancel");
   caf::scoped_actor self{n->system()};
   int rc = exit_ok;
   self->request(n->executions(), caf::infinite, cancel_atom_v, id)
@@ -505,7 +513,7 @@ int cmd_events(const std::string& id, uint64_t from, bool follow,
 }
 
 int cmd_tree(const global_options& g) {
-  auto n = start_node(g);
+  auto n = start_node(g, "tree");
   auto tree = n->tree();
   if (g.json_out)
     std::printf("%s\n", tree.dump().c_str());
@@ -693,8 +701,24 @@ int main(int argc, char** argv) {
   tool_cmd->add_option("--timeout-ms", tool_timeout_ms,
                        "deadline handed to the tool (0: none)");
 
+  runtime::serve_flags serve_flags;
+  auto* serve = app.add_subcommand(
+    "serve", "run the node as a service with its HTTP API until SIGTERM");
+  serve->add_option("--listen", serve_flags.listen,
+                    "HOST:PORT to serve HTTP on (default 127.0.0.1:8700)");
+  serve->add_flag("--insecure", serve_flags.insecure,
+                  "allow a non-loopback --listen without tokens");
+
   CLI11_PARSE(app, argc, argv);
 
+  if (serve->parsed()) {
+    auto cfg = make_config(g);
+    if (!cfg) {
+      print_error(message_of(cfg.error()));
+      return exit_usage;
+    }
+    return runtime::serve(*cfg, serve_flags);
+  }
   if (run->parsed())
     return cmd_run(file, input_arg, idem, g);
   if (validate->parsed())

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include <unistd.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
@@ -17,6 +19,7 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "agents_config.hpp"
+#include "store_holder.hpp"
 
 namespace cadre::runtime {
 
@@ -60,8 +63,11 @@ struct node::impl {
   std::shared_ptr<actors::metric_registry> metrics;
   actors::supervisor_actor root;
   std::vector<std::string> resumed;
+  start_options opts;
 
   ~impl() {
+    if (raw_store)
+      clear_holder(cfg.store_dir);
     if (!sys)
       return;
     if (root) {
@@ -246,8 +252,9 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     auto hdl = actors::spawn_executions(ctx.system, store_hdl, bus_hdl,
                                         std::move(pools), agents_hdl, eopts);
     // A restarted executions actor picks up every unfinished execution
-    // from the log, as a node start does.
-    if (ctx.restarts > 0)
+    // from the log, as a node start does (a node that runs only its own
+    // executions recovers them on demand instead).
+    if (ctx.restarts > 0 && opts.resume_all)
       caf::anon_send(hdl, resume_atom_v);
     std::lock_guard<std::mutex> guard{live->mtx};
     live->executions = hdl;
@@ -284,9 +291,11 @@ node::node(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
 
 node::~node() = default;
 
-expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
+expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
+                                            start_options start_opts) {
   auto st = std::make_unique<impl>();
   st->cfg = cfg;
+  st->opts = start_opts;
   tools::register_builtin_tools(st->registry);
   auto agent_opts = agents_options_of(cfg, st->registry);
   if (!agent_opts)
@@ -296,9 +305,17 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
   st->agent_opts.metrics = st->metrics;
   auto store = persistence::event_store::open(
     persistence::store_options{cfg.store_dir, cfg.store_sync});
-  if (!store)
+  if (!store) {
+    // RocksDB says only that its LOCK is held; the holder file says by whom.
+    if (auto who = read_holder(cfg.store_dir))
+      return make_error(errc::storage_error,
+                        holder_message(cfg.store_dir, *who));
     return store.error();
+  }
   st->raw_store = std::move(*store);
+  write_holder(cfg.store_dir,
+               store_holder{static_cast<long>(::getpid()), start_opts.holder,
+                            start_opts.url});
   st->sys_cfg = std::make_unique<caf::actor_system_config>();
   register_types(*st->sys_cfg);
   if (cfg.scheduler_threads > 0)
@@ -327,6 +344,8 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
   caf::scoped_actor self{sys};
   self->monitor(st->root);
   caf::error failure;
+  // caf::infinite: the root answers once its children have started, and
+  // each child's start ends (or fails) on its own.
   self->request(st->root, caf::infinite, count_children_atom_v)
     .receive([](json_value&) {},
              [&](caf::error& err) { failure = std::move(err); });
@@ -341,13 +360,17 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg) {
     return failure;
   }
   self->demonitor(st->root.address());
-  self
-    ->request(st->live->get(&live_handles::executions), caf::infinite,
-              resume_atom_v)
-    .receive([&](std::vector<std::string>& ids) { st->resumed = ids; },
-             [&](caf::error& err) { failure = std::move(err); });
-  if (failure)
-    return failure;
+  if (start_opts.resume_all) {
+    // Reading the index and starting coordinators is local work; a minute
+    // means the store is stuck.
+    self
+      ->request(st->live->get(&live_handles::executions),
+                std::chrono::minutes{1}, resume_atom_v)
+      .receive([&](std::vector<std::string>& ids) { st->resumed = ids; },
+               [&](caf::error& err) { failure = std::move(err); });
+    if (failure)
+      return failure;
+  }
   return std::unique_ptr<node>{new node(std::move(st))};
 }
 
@@ -383,6 +406,12 @@ const tools::tool_registry& node::registry() const {
   return impl_->registry;
 }
 
+tool_pool_actor node::pool(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{impl_->live->mtx};
+  auto i = impl_->live->pools.find(name);
+  return i == impl_->live->pools.end() ? tool_pool_actor{} : i->second;
+}
+
 std::vector<std::string> node::tool_names() const {
   std::vector<std::string> out;
   std::lock_guard<std::mutex> guard{impl_->live->mtx};
@@ -400,7 +429,7 @@ json node::describe_tools() {
   }
   caf::scoped_actor self{*impl_->sys};
   for (auto& [name, pool] : pools)
-    self->request(pool, caf::infinite, describe_atom_v)
+    self->request(pool, std::chrono::seconds{10}, describe_atom_v)
       .receive([&](json_value& d) { out.push_back(d.get()); },
                [&](caf::error& err) {
                  out.push_back(json{{"name", name}, {"error", describe(err)}});
@@ -411,7 +440,7 @@ json node::describe_tools() {
 json node::tree() {
   caf::scoped_actor self{*impl_->sys};
   json out;
-  self->request(impl_->root, caf::infinite, which_children_atom_v)
+  self->request(impl_->root, std::chrono::seconds{10}, which_children_atom_v)
     .receive([&](json_value& t) { out = t.get(); },
              [&](caf::error& err) { out = json{{"error", describe(err)}}; });
   return out;
@@ -419,6 +448,23 @@ json node::tree() {
 
 const std::vector<std::string>& node::resumed() const {
   return impl_->resumed;
+}
+
+const config::node_config& node::config() const {
+  return impl_->cfg;
+}
+
+bool node::running() const {
+  auto root = impl_->root;
+  if (!root || !impl_->live->get(&live_handles::executions))
+    return false;
+  // The root answers while it runs; during a restart of the whole tree or
+  // a shutdown it does not, within the deadline.
+  caf::scoped_actor self{*impl_->sys};
+  bool answered = false;
+  self->request(root, std::chrono::seconds{2}, count_children_atom_v)
+    .receive([&](json_value&) { answered = true; }, [](caf::error&) {});
+  return answered;
 }
 
 } // namespace cadre::runtime

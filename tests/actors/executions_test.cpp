@@ -93,14 +93,16 @@ public:
     return out;
   }
 
-  expected<bool> input(const std::string& id, const std::string& task,
-                       const json& value) {
-    expected<bool> out{false};
+  // -> the sequence number of the event that recorded the answer.
+  expected<uint64_t> input(const std::string& id, const std::string& task,
+                           const json& value) {
+    expected<uint64_t> out{uint64_t{0}};
     caf::scoped_actor self{*sys_};
     self
       ->request(executions_, 60s, input_atom_v,
                 human_input{id, task, json_value{value}})
-      .receive([&](bool x) { out = x; }, [&](caf::error& err) { out = err; });
+      .receive([&](uint64_t x) { out = x; },
+               [&](caf::error& err) { out = err; });
     return out;
   }
 
@@ -287,6 +289,9 @@ TEST(Executions, HumanTaskWaitsDurablyThenContinuesWithTheAnswer) {
   mini_node n{dir.str()};
   auto ok = n.input(id, "ask", json{{"ok", true}});
   ASSERT_TRUE(ok) << describe(ok.error());
+  // The answer is acknowledged with its own event's place in the log:
+  // after the submission, the dispatch and the human request.
+  EXPECT_GE(*ok, 3u);
   auto info = n.await(id);
   EXPECT_EQ(info.status, "completed") << info.error;
   EXPECT_EQ(info.output.get(), json::parse(R"({"shipped": "v1"})"));

@@ -28,6 +28,7 @@
 
 #include "cadre/messages/json_value.hpp"
 #include "cadre/persistence/event_store.hpp"
+#include "cadre_process.hpp"
 #include "fake_llm_server.hpp"
 #include "temp_dir.hpp"
 
@@ -37,192 +38,19 @@ using namespace cadre;
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using test::cadre_process;
+using test::clock_type;
+using test::describe_status;
+using test::read_file;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 /// Bound for any one command; generous for a loaded machine.
 constexpr seconds command_limit{60};
 
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string source_path(const std::string& relative) {
   return std::string{CADRE_SOURCE_DIR} + "/" + relative;
 }
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status))
-    return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string{"signal "} + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-/// A `cadre` process with stdout on a pipe and stderr in a file. The
-/// destructor kills and reaps it, so no path leaves a child behind.
-class cadre_process {
-public:
-  cadre_process(const std::vector<std::string>& args, std::string err_file)
-    : err_file_(std::move(err_file)) {
-    what_ = "cadre";
-    for (const auto& a : args)
-      what_ += " " + a;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      error_ = std::string{"pipe2: "} + std::strerror(errno);
-      return;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_file_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-                                     O_RDONLY, 0);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(CADRE_EXE));
-    for (const auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    auto rc = posix_spawn(&pid_, CADRE_EXE, &fa, nullptr, argv.data(),
-                          environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    out_ = fds[0];
-    if (rc != 0) {
-      error_ = std::string{"posix_spawn: "} + std::strerror(rc);
-      pid_ = -1;
-    }
-  }
-
-  ~cadre_process() {
-    kill_now();
-    if (out_ >= 0)
-      close(out_);
-  }
-
-  cadre_process(const cadre_process&) = delete;
-  cadre_process& operator=(const cadre_process&) = delete;
-
-  bool ok() const {
-    return pid_ > 0;
-  }
-
-  pid_t pid() const {
-    return pid_;
-  }
-
-  /// The command line and, when set, why it could not start.
-  std::string what() const {
-    return error_.empty() ? what_ : what_ + ": " + error_;
-  }
-
-  std::string stderr_text() const {
-    return read_file(err_file_);
-  }
-
-  /// The next complete line of stdout. False at end of output or when
-  /// `deadline` passed first.
-  bool read_line(std::string& line, clock_type::time_point deadline) {
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      if (eof_ || out_ < 0)
-        return false;
-      auto left = std::chrono::duration_cast<milliseconds>(
-                    deadline - clock_type::now())
-                    .count();
-      if (left < 0)
-        return false;
-      pollfd p{out_, POLLIN, 0};
-      auto n = poll(&p, 1, static_cast<int>(left));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      char chunk[4096];
-      auto got = read(out_, chunk, sizeof(chunk));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buf_.append(chunk, static_cast<size_t>(got));
-    }
-  }
-
-  /// Every remaining line of stdout until end of output or `deadline`.
-  std::vector<std::string> read_all(clock_type::time_point deadline) {
-    std::vector<std::string> lines;
-    std::string line;
-    while (read_line(line, deadline))
-      lines.push_back(line);
-    return lines;
-  }
-
-  /// True when the process has exited (and is reaped).
-  bool exited() {
-    return reap(false);
-  }
-
-  /// Waits for the process to exit by itself until `deadline`; returns its
-  /// wait status.
-  std::optional<int> wait_until(clock_type::time_point deadline) {
-    while (!reap(false)) {
-      if (clock_type::now() >= deadline)
-        return std::nullopt;
-      std::this_thread::sleep_for(milliseconds{10});
-    }
-    return status_;
-  }
-
-  void signal(int sig) {
-    if (pid_ > 0 && !reaped_)
-      ::kill(pid_, sig);
-  }
-
-  /// SIGKILL (if still running) and reap.
-  void kill_now() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      reap(true);
-    }
-  }
-
-private:
-  bool reap(bool block) {
-    if (reaped_ || pid_ <= 0)
-      return true;
-    for (;;) {
-      auto r = waitpid(pid_, &status_, block ? 0 : WNOHANG);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r == 0)
-        return false;
-      reaped_ = true;
-      return true;
-    }
-  }
-
-  std::string what_;
-  std::string err_file_;
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string buf_;
-  bool eof_ = false;
-  bool reaped_ = false;
-  int status_ = 0;
-  std::string error_;
-};
 
 /// What a command printed and how it ended.
 struct outcome {

@@ -179,4 +179,8 @@ std::string closest(const std::string& word,
 
 } // namespace detail
 
+std::string parse_duration(const json& value, int64_t& ms) {
+  return detail::parse_duration(value, ms);
+}
+
 } // namespace cadre::workflow

@@ -30,6 +30,7 @@ enum class errc : uint8_t {
   codec_error,      ///< an encoding or decoding failed
   unavailable,      ///< a dependency is down or shutting down
   internal,         ///< a bug: an invariant was violated
+  overloaded,       ///< a bounded queue is full; try again later
 };
 
 /// Returns the name of `x`, e.g. "tool_not_found".

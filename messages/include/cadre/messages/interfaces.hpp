@@ -31,7 +31,13 @@ using event_store_actor = caf::typed_actor<
   caf::replies_to<put_atom, definition_record>::with<bool>,
   // (name, version; empty = latest) -> the definition.
   caf::replies_to<get_atom, std::string, std::string>::with<
-    definition_record>>;
+    definition_record>,
+  // (list_atom, put_atom, name; "" = all) -> name and version of each
+  // stored definition, documents left null.
+  caf::replies_to<list_atom, put_atom, std::string>::with<
+    std::vector<definition_record>>,
+  // (name) -> how many versions were removed.
+  caf::replies_to<delete_atom, std::string>::with<uint64_t>>;
 
 /// Receives published events.
 using event_sink_actor
@@ -62,8 +68,10 @@ using agents_actor = caf::typed_actor<
 using coordinator_actor = caf::typed_actor<
   // Starts a new execution; answers its id once the submission is durable.
   caf::replies_to<submit_atom, submit_request>::with<std::string>,
-  caf::replies_to<input_atom, std::string, json_value>::with<bool>,
-  caf::replies_to<cancel_atom>::with<bool>,
+  // Input and cancel answer the sequence number of the event that recorded
+  // them, once it is durable.
+  caf::replies_to<input_atom, std::string, json_value>::with<uint64_t>,
+  caf::replies_to<cancel_atom>::with<uint64_t>,
   caf::replies_to<status_atom>::with<execution_info>,
   // Answers once the execution has finished.
   caf::replies_to<await_atom>::with<execution_info>>;
@@ -71,7 +79,10 @@ using coordinator_actor = caf::typed_actor<
 /// The node's entry point for executions: owns the coordinators.
 using executions_actor = caf::typed_actor<
   caf::replies_to<submit_atom, submit_request>::with<std::string>,
-  caf::replies_to<input_atom, human_input>::with<bool>,
+  // -> the sequence number of the event recording the answer, once it is
+  // durable. Errors: conflict (already answered, or finished), not_found
+  // (no such execution or waiting task), invalid_input (schema mismatch).
+  caf::replies_to<input_atom, human_input>::with<uint64_t>,
   caf::replies_to<cancel_atom, std::string>::with<bool>,
   caf::replies_to<status_atom, std::string>::with<execution_info>,
   caf::replies_to<await_atom, std::string>::with<execution_info>,

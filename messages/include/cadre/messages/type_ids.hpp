@@ -35,6 +35,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(cadre, (cadre::llm_response))
   CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::json_value>))
   CAF_ADD_TYPE_ID(cadre, (cadre::agent_turn))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::definition_record>))
 
   // Execution control.
   CAF_ADD_ATOM(cadre, cadre, submit_atom, "submit")
@@ -73,5 +74,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_ATOM(cadre, cadre, which_children_atom, "whichchild")
   CAF_ADD_ATOM(cadre, cadre, count_children_atom, "countchild")
   CAF_ADD_ATOM(cadre, cadre, restart_atom, "restart")
+  CAF_ADD_ATOM(cadre, cadre, delete_atom, "delete")
 
 CAF_END_TYPE_ID_BLOCK(cadre)

@@ -105,6 +105,16 @@ public:
   get_definition(const std::string& name, const std::string& version) const
     = 0;
 
+  /// The stored definitions (name and version; documents left null), of
+  /// `name` or of all names when it is empty, in key order.
+  [[nodiscard]] virtual expected<std::vector<definition_record>>
+  list_definitions(const std::string& name) const = 0;
+
+  /// Removes every version of definition `name`; returns how many there
+  /// were (0: none stored).
+  [[nodiscard]] virtual expected<size_t>
+  delete_definition(const std::string& name) = 0;
+
   /// Calls `fn` for every event of every execution, in key order; stops and
   /// returns the first error. Used by replay benchmarks and store checks.
   /// The event passed to `fn` is reused: it is valid only during the call.

@@ -24,16 +24,31 @@ namespace cadre::runtime {
 /// of the node's tree. Destroying it stops the node (ordered shutdown).
 ///
 /// Thread safety: the accessors may be called from any thread.
+/// How a node starts.
+struct start_options {
+  /// Resume every unfinished execution in the store. `cadre serve` and
+  /// `cadre resume` do; an embedded command runs (and recovers on demand)
+  /// only the executions it touches, so it never repeats the side effects
+  /// of unrelated executions. Default: true
+  bool resume_all = true;
+  /// What the store's holder file names as the process holding the store,
+  /// e.g. "cadre run"; see store_holder.hpp. Default: "cadre"
+  std::string holder = "cadre";
+  /// The server's URL for the holder file, when there is one. Default: ""
+  std::string url;
+};
+
 class node {
 public:
   ~node();
 
-  /// Opens the store, spawns the node's actors and resumes every unfinished
-  /// execution found in the store.
-  /// Errors: errc::storage_error (store), errc::invalid_config (a tool's
-  /// settings), each naming what failed.
+  /// Opens the store, spawns the node's actors and, with
+  /// `opts.resume_all`, resumes every unfinished execution in the store.
+  /// Errors: errc::storage_error (store; naming the process that holds it
+  /// when another one does), errc::invalid_config (a tool's settings), each
+  /// naming what failed.
   [[nodiscard]] static expected<std::unique_ptr<node>>
-  start(const config::node_config& cfg);
+  start(const config::node_config& cfg, start_options opts = {});
 
   caf::actor_system& system();
   executions_actor executions() const;
@@ -47,6 +62,8 @@ public:
   /// The root of the node's supervision tree.
   actors::supervisor_actor root() const;
   const tools::tool_registry& registry() const;
+  /// The pool of tool `name`, or an invalid handle.
+  tool_pool_actor pool(const std::string& name) const;
   /// Names of the tools this node runs.
   std::vector<std::string> tool_names() const;
   /// {name, description, input_schema, output_schema, blocking, workers...}
@@ -57,6 +74,11 @@ public:
   json tree();
   /// Executions resumed at start.
   const std::vector<std::string>& resumed() const;
+  /// The config the node was started with.
+  const config::node_config& config() const;
+  /// True while the supervision tree runs (the root and the executions
+  /// actor are alive).
+  bool running() const;
 
   struct impl;
 

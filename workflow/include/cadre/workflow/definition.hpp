@@ -157,4 +157,9 @@ parse_result parse_document(const json& doc, const validation_context& ctx);
                                           const json& value,
                                           const std::string& what);
 
+/// Parses a duration as every cadre format writes one: a number of
+/// milliseconds or a string such as "250ms", "30s", "5m", "1h" or "1h30m".
+/// Returns a problem a person can act on, or "" and sets `ms`.
+std::string parse_duration(const json& value, int64_t& ms);
+
 } // namespace cadre::workflow

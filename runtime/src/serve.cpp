@@ -1,0 +1,114 @@
+#include "serve.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "cadre/runtime/node.hpp"
+#include "ingress/http_server.hpp"
+#include "ingress/server_options.hpp"
+#include "store_holder.hpp"
+
+namespace cadre::runtime {
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+void print_error(const std::string& msg) {
+  std::fprintf(stderr, "cadre serve: %s\n", msg.c_str());
+}
+
+bool tokens_configured(const json& server) {
+  auto env = std::getenv("CADRE_API_TOKENS");
+  return (env != nullptr && *env != '\0')
+         || (server.is_object()
+             && (server.contains("tokens") || server.contains("jwt")));
+}
+
+} // namespace
+
+int serve(const config::node_config& cfg, const serve_flags& flags) {
+  auto opts = parse_server_options(cfg.server);
+  if (!opts) {
+    print_error(message_of(opts.error()));
+    return exit_usage;
+  }
+  if (!flags.listen.empty())
+    if (auto problem = parse_listen(flags.listen, *opts); !problem.empty()) {
+      print_error("--listen: " + problem);
+      return exit_usage;
+    }
+  if (flags.insecure)
+    opts->insecure = true;
+  if (!opts->loopback() && !opts->insecure && !tokens_configured(cfg.server)) {
+    print_error("refusing to serve " + opts->host
+                + " without tokens: anyone who reaches it could run tools. "
+                  "Configure server.tokens (or CADRE_API_TOKENS), or pass "
+                  "--insecure");
+    return exit_usage;
+  }
+  // Every thread started from here on (CAF's, the server's) inherits the
+  // mask, so SIGTERM and SIGINT reach only the sigwait below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  start_options start;
+  start.resume_all = true;
+  start.holder = "cadre serve";
+  start.url = opts->url();
+  auto n = node::start(cfg, start);
+  if (!n) {
+    print_error(message_of(n.error()).empty() ? describe(n.error())
+                                              : message_of(n.error()));
+    return exit_failed;
+  }
+  auto srv = std::make_unique<http_server>(**n, *opts);
+  auto port = srv->bind();
+  if (!port) {
+    print_error(message_of(port.error()));
+    return exit_usage;
+  }
+  opts->port = *port;
+  auto url = opts->url();
+  write_holder(cfg.store_dir,
+               store_holder{static_cast<long>(::getpid()), "cadre serve", url});
+  std::thread runner{[&srv] { srv->run(); }};
+  // Programs read the first line of stdout; people read stderr.
+  std::printf("%s\n", json{{"type", "listening"},
+                           {"url", url},
+                           {"pid", static_cast<long>(::getpid())},
+                           {"store", cfg.store_dir},
+                           {"resumed", (*n)->resumed().size()}}
+                        .dump()
+                        .c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "cadre serve: listening on %s (store %s, %zu execution%s "
+               "resumed)\n",
+               url.c_str(), cfg.store_dir.c_str(), (*n)->resumed().size(),
+               (*n)->resumed().size() == 1 ? "" : "s");
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "cadre serve: %s: draining (at most %lld ms)\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM",
+               static_cast<long long>(opts->drain_timeout.count()));
+  srv->shutdown();
+  runner.join();
+  srv.reset();
+  // The node stops its tree in reverse start order (executions first, the
+  // store's pending group commits last).
+  n->reset();
+  std::fprintf(stderr, "cadre serve: stopped\n");
+  return exit_ok;
+}
+
+} // namespace cadre::runtime

@@ -1,0 +1,724 @@
+// `cadre serve` as clients use it: real server processes on loopback, real
+// HTTP requests and event streams, kill -9 and SIGTERM.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "cadre/messages/json_value.hpp"
+#include "cadre_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using test::cadre_process;
+using test::clock_type;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string source_path(const std::string& relative) {
+  return std::string{CADRE_SOURCE_DIR} + "/" + relative;
+}
+
+/// A `cadre serve` on a store, on a free loopback port.
+class server {
+public:
+  explicit server(const std::string& db, std::vector<std::string> extra = {},
+                  std::vector<std::string> env = {})
+    : db_(db) {
+    std::vector<std::string> args{"--db", db};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"serve", "--listen", "127.0.0.1:0"});
+    proc_ = std::make_unique<cadre_process>(args, db + ".serve.err", env);
+    std::string line;
+    if (!proc_->read_line(line, clock_type::now() + 60s)) {
+      ADD_FAILURE() << "cadre serve did not start: "
+                    << proc_->stderr_text();
+      return;
+    }
+    auto j = json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("url")) {
+      ADD_FAILURE() << "unexpected first line: " << line;
+      return;
+    }
+    url_ = j["url"].get<std::string>();
+    auto colon = url_.rfind(':');
+    port_ = std::stoi(url_.substr(colon + 1));
+  }
+
+  bool ok() const {
+    return port_ > 0;
+  }
+  const std::string& url() const {
+    return url_;
+  }
+  int port() const {
+    return port_;
+  }
+  cadre_process& proc() {
+    return *proc_;
+  }
+
+  httplib::Client client() const {
+    httplib::Client c{"127.0.0.1", port_};
+    c.set_read_timeout(60, 0);
+    c.set_connection_timeout(10, 0);
+    return c;
+  }
+
+private:
+  std::string db_;
+  std::unique_ptr<cadre_process> proc_;
+  std::string url_;
+  int port_ = 0;
+};
+
+json body_of(const httplib::Result& r) {
+  if (!r)
+    return json{{"transport_error", httplib::to_string(r.error())}};
+  return json::parse(r->body, nullptr, false);
+}
+
+json post(const server& s, const std::string& path, const json& body,
+          int* status = nullptr) {
+  auto c = s.client();
+  auto r = c.Post(path.c_str(), body.dump(), "application/json");
+  if (status)
+    *status = r ? r->status : -1;
+  return body_of(r);
+}
+
+json get(const server& s, const std::string& path, int* status = nullptr) {
+  auto c = s.client();
+  auto r = c.Get(path.c_str());
+  if (status)
+    *status = r ? r->status : -1;
+  return body_of(r);
+}
+
+/// One Server-Sent Event as a client sees it.
+struct sse_event {
+  std::string id;
+  std::string type;
+  std::string data;
+};
+
+/// Splits an event stream into events; comments are dropped.
+class sse_parser {
+public:
+  void feed(const char* data, size_t n, std::vector<sse_event>& out) {
+    buf_.append(data, n);
+    for (;;) {
+      auto end = buf_.find("\n\n");
+      if (end == std::string::npos)
+        return;
+      auto block = buf_.substr(0, end);
+      buf_.erase(0, end + 2);
+      sse_event ev;
+      bool any = false;
+      size_t start = 0;
+      while (start <= block.size()) {
+        auto nl = block.find('\n', start);
+        auto line = block.substr(start, nl == std::string::npos
+                                          ? std::string::npos
+                                          : nl - start);
+        if (line.rfind("id: ", 0) == 0)
+          ev.id = line.substr(4), any = true;
+        else if (line.rfind("event: ", 0) == 0)
+          ev.type = line.substr(7), any = true;
+        else if (line.rfind("data: ", 0) == 0)
+          ev.data += (ev.data.empty() ? "" : "\n") + line.substr(6),
+            any = true;
+        if (nl == std::string::npos)
+          break;
+        start = nl + 1;
+      }
+      if (any)
+        out.push_back(std::move(ev));
+    }
+  }
+
+private:
+  std::string buf_;
+};
+
+/// Reads an event stream until `stop` says so or the stream ends.
+std::vector<sse_event>
+read_stream(const server& s, const std::string& path,
+            const httplib::Headers& headers,
+            const std::function<bool(const sse_event&)>& stop) {
+  auto c = s.client();
+  std::vector<sse_event> events;
+  sse_parser parser;
+  httplib::Headers h = headers;
+  h.emplace("Accept", "text/event-stream");
+  c.Get(path.c_str(), h, [&](const char* data, size_t n) {
+    std::vector<sse_event> got;
+    parser.feed(data, n, got);
+    for (auto& ev : got) {
+      events.push_back(ev);
+      if (stop(ev))
+        return false;
+    }
+    return true;
+  });
+  return events;
+}
+
+std::string yaml_of(const std::string& file) {
+  return test::read_file(source_path(file));
+}
+
+const char* chain_yaml = R"(name: slow_chain
+version: 1
+tasks:
+  - id: a
+    tool: sleep
+    input: {ms: 150}
+  - id: b
+    depends_on: a
+    tool: sleep
+    input: {ms: 150}
+  - id: c
+    depends_on: b
+    tool: sleep
+    input: {ms: 150}
+  - id: d
+    depends_on: c
+    tool: sleep
+    input: {ms: 150}
+  - id: e
+    depends_on: d
+    tool: sleep
+    input: {ms: 150}
+)";
+
+const char* human_yaml = R"(name: approval
+version: 1
+tasks:
+  - id: ask
+    kind: human
+    prompt: "Ship it?"
+    answer_schema:
+      type: object
+      properties: {ok: {type: boolean}}
+      required: [ok]
+output:
+  shipped: "{{ tasks.ask.output.ok }}"
+)";
+
+int put_workflow(const server& s, const std::string& name,
+                 const std::string& yaml, json* body = nullptr) {
+  auto c = s.client();
+  auto r = c.Put(("/v1/workflows/" + name).c_str(), yaml, "application/yaml");
+  if (body)
+    *body = body_of(r);
+  return r ? r->status : -1;
+}
+
+} // namespace
+
+TEST(Serve, ProbesMetricsAndEveryDocumentedRoute) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  int status = 0;
+  EXPECT_EQ(get(s, "/healthz", &status)["status"], "ok");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(get(s, "/readyz", &status)["status"], "ready");
+  EXPECT_EQ(status, 200);
+  auto c = s.client();
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("cadre_http_requests_total{route=\"/healthz\""),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("cadre_http_request_duration_seconds_bucket"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("cadre_executions{status=\"running\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("cadre_tool_pool_queue_depth{tool=\"echo\"}"),
+            std::string::npos);
+  // Every route of the OpenAPI document is served: no "no route" 404 and
+  // no 405 for any documented method and path.
+  auto doc = get(s, "/openapi.json", &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_TRUE(doc.contains("paths"));
+  EXPECT_EQ(doc["openapi"].get<std::string>().substr(0, 3), "3.1");
+  size_t checked = 0;
+  for (auto& [path, ops] : doc["paths"].items()) {
+    auto concrete = std::regex_replace(path, std::regex{"\\{[^}]+\\}"}, "x");
+    for (auto& [method, op] : ops.items()) {
+      (void) op;
+      httplib::Request req;
+      req.method = method;
+      for (auto& ch : req.method)
+        ch = static_cast<char>(std::toupper(ch));
+      req.path = concrete;
+      if (concrete == "/v1/events")
+        req.path = "/v1/events?probe=1"; // a stream: checked elsewhere
+      if (req.method != "GET" && req.method != "DELETE") {
+        req.body = "{}";
+        req.set_header("Content-Type", "application/json");
+      }
+      if (concrete.find("/events") != std::string::npos)
+        continue;
+      auto r = c.send(req);
+      ASSERT_TRUE(r) << method << " " << path;
+      auto j = json::parse(r->body, nullptr, false);
+      EXPECT_NE(r->status, 405) << method << " " << path << ": " << r->body;
+      if (r->status == 404)
+        EXPECT_EQ(j.value("detail", std::string{}).rfind("no route", 0),
+                  std::string::npos)
+          << method << " " << path;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 15u);
+  // And what is not documented is not served.
+  auto none = get(s, "/v1/nothing", &status);
+  EXPECT_EQ(status, 404);
+  EXPECT_EQ(none["type"], "/problems/not_found");
+  auto r = c.Delete("/v1/executions");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST, GET");
+}
+
+TEST(Serve, WorkflowsAreStoredVersionedAndValidated) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  json body;
+  EXPECT_EQ(put_workflow(s, "hello", yaml_of("examples/hello.yaml"), &body),
+            201);
+  EXPECT_EQ(body["version"], "1");
+  // The same again is a no-op; other content under the same version is not.
+  EXPECT_EQ(put_workflow(s, "hello", yaml_of("examples/hello.yaml")), 200);
+  auto changed = yaml_of("examples/hello.yaml");
+  changed.replace(changed.find("Greets someone"), 14, "Greets anybody");
+  EXPECT_EQ(put_workflow(s, "hello", changed, &body), 409) << body.dump();
+  // Without a version in the document, the next one is assigned.
+  std::string unversioned = human_yaml;
+  unversioned.erase(unversioned.find("version: 1\n"), 11);
+  EXPECT_EQ(put_workflow(s, "approval", unversioned, &body), 201);
+  EXPECT_EQ(body["version"], "1");
+  unversioned.replace(unversioned.find("Ship it?"), 8, "Ship now?");
+  EXPECT_EQ(put_workflow(s, "approval", unversioned, &body), 201);
+  EXPECT_EQ(body["version"], "2");
+  int status = 0;
+  auto list = get(s, "/v1/workflows", &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(list["workflows"].size(), 2u);
+  EXPECT_EQ(list["workflows"][0]["name"], "approval");
+  EXPECT_EQ(list["workflows"][0]["latest"], "2");
+  auto v1 = get(s, "/v1/workflows/approval?version=1", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(v1["definition"]["tasks"][0]["prompt"], "Ship it?");
+  EXPECT_EQ(get(s, "/v1/workflows/approval")["version"], "2");
+  // Located errors: line and pointer of the first, every error listed.
+  EXPECT_EQ(put_workflow(s, "broken",
+                         "name: broken\ntasks:\n  - id: a\n    tool: nope\n",
+                         &body),
+            422);
+  EXPECT_EQ(body["type"], "/problems/invalid_workflow");
+  EXPECT_EQ(body["line"], 4);
+  EXPECT_EQ(body["pointer"], "/tasks/0/tool");
+  EXPECT_FALSE(body["errors"].empty());
+  EXPECT_EQ(put_workflow(s, "other", yaml_of("examples/hello.yaml"), &body),
+            422);
+  EXPECT_EQ(body["pointer"], "/name");
+  auto c = s.client();
+  auto del = c.Delete("/v1/workflows/approval");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 204);
+  get(s, "/v1/workflows/approval", &status);
+  EXPECT_EQ(status, 404);
+}
+
+TEST(Serve, ExecutionsRunListAndPage) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(put_workflow(s, "hello", yaml_of("examples/hello.yaml")), 201);
+  int status = 0;
+  auto done = post(s, "/v1/executions?wait=30",
+                   json{{"workflow", "hello"},
+                        {"input", {{"name", "Ada"}, {"shout", true}}}},
+                   &status);
+  ASSERT_EQ(status, 200) << done.dump();
+  EXPECT_EQ(done["status"], "completed");
+  EXPECT_EQ(done["output"]["greeting"], "HELLO, ADA!");
+  EXPECT_EQ(done["tasks"]["greet"]["state"], "completed");
+  EXPECT_EQ(done["tasks"]["greet"]["attempts"], 1);
+  EXPECT_EQ(done["input"]["name"], "Ada");
+  // An inline definition and a bad input: 422 pointing into the input.
+  auto bad = post(s, "/v1/executions",
+                  json{{"workflow", "hello"}, {"input", {{"name", 5}}}},
+                  &status);
+  EXPECT_EQ(status, 422);
+  EXPECT_EQ(bad["pointer"], "/input/name");
+  std::vector<std::string> ids{done["id"].get<std::string>()};
+  for (int i = 0; i < 2; ++i) {
+    auto sub = post(s, "/v1/executions?wait=30",
+                    json{{"workflow", "hello"},
+                         {"input", {{"name", "n" + std::to_string(i)}}}},
+                    &status);
+    ASSERT_EQ(status, 200);
+    ids.push_back(sub["id"].get<std::string>());
+    std::this_thread::sleep_for(2ms); // ids are time-ordered by the ms
+  }
+  // Newest first, two a page.
+  auto page1 = get(s, "/v1/executions?limit=2&workflow=hello", &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(page1["executions"].size(), 2u);
+  EXPECT_EQ(page1["executions"][0]["id"], ids[2]);
+  ASSERT_TRUE(page1.contains("next_cursor"));
+  auto page2 = get(s, "/v1/executions?limit=2&workflow=hello&cursor="
+                        + page1["next_cursor"].get<std::string>(),
+                   &status);
+  ASSERT_EQ(page2["executions"].size(), 1u);
+  EXPECT_EQ(page2["executions"][0]["id"], ids[0]);
+  EXPECT_FALSE(page2.contains("next_cursor"));
+  auto bogus = get(s, "/v1/executions?status=bogus", &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(bogus["detail"].get<std::string>().find("bogus"),
+            std::string::npos);
+  get(s, "/v1/executions/e-unknown", &status);
+  EXPECT_EQ(status, 404);
+  // Events, paged.
+  auto evs = get(s, "/v1/executions/" + ids[0] + "/events?after=2&limit=3",
+                 &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(evs["events"].size(), 3u);
+  EXPECT_EQ(evs["events"][0]["seq"], 3);
+  EXPECT_EQ(evs["next_after"], 5);
+}
+
+TEST(Serve, OneIdempotencyKeyNamesOneExecutionUnderConcurrency) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(put_workflow(s, "hello", yaml_of("examples/hello.yaml")), 201);
+  constexpr int clients = 8;
+  std::vector<std::string> ids(clients);
+  std::vector<int> statuses(clients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      auto r = post(s, "/v1/executions",
+                    json{{"workflow", "hello"},
+                         {"input", {{"name", "Ada"}}},
+                         {"idempotency_key", "order-17"}},
+                    &statuses[i]);
+      ids[i] = r.value("id", std::string{});
+    });
+  for (auto& t : threads)
+    t.join();
+  std::set<std::string> distinct(ids.begin(), ids.end());
+  EXPECT_EQ(distinct.size(), 1u);
+  EXPECT_FALSE(ids[0].empty());
+  int created = 0;
+  for (int st : statuses) {
+    EXPECT_TRUE(st == 200 || st == 201) << st;
+    created += st == 201;
+  }
+  EXPECT_GE(created, 1);
+  int status = 0;
+  auto all = get(s, "/v1/executions?workflow=hello", &status);
+  EXPECT_EQ(all["executions"].size(), 1u);
+  // The key with another input is a conflict naming the key.
+  auto conflict = post(s, "/v1/executions",
+                       json{{"workflow", "hello"},
+                            {"input", {{"name", "Bob"}}},
+                            {"idempotency_key", "order-17"}},
+                       &status);
+  EXPECT_EQ(status, 409);
+  EXPECT_NE(conflict["detail"].get<std::string>().find("order-17"),
+            std::string::npos);
+}
+
+TEST(Serve, HumanTaskIsAnsweredOverHttpAndStreamed) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(put_workflow(s, "approval", human_yaml), 201);
+  int status = 0;
+  auto sub = post(s, "/v1/executions?wait=30", json{{"workflow", "approval"}},
+                  &status);
+  ASSERT_EQ(status, 200) << sub.dump();
+  ASSERT_EQ(sub["status"], "waiting");
+  ASSERT_EQ(sub["waiting"].size(), 1u);
+  EXPECT_EQ(sub["waiting"][0]["task"], "ask");
+  EXPECT_EQ(sub["waiting"][0]["prompt"], "Ship it?");
+  EXPECT_EQ(sub["waiting"][0]["answer_schema"]["required"][0], "ok");
+  auto id = sub["id"].get<std::string>();
+  // A stream opened while it waits sees the answer and the end.
+  std::vector<sse_event> events;
+  std::thread reader{[&] {
+    events = read_stream(s, "/v1/executions/" + id + "/events", {},
+                         [](const sse_event& ev) { return ev.type == "end"; });
+  }};
+  auto wrong = post(s, "/v1/executions/" + id + "/input",
+                    json{{"task", "ask"}, {"value", {{"ok", "yes"}}}},
+                    &status);
+  EXPECT_EQ(status, 422);
+  EXPECT_EQ(wrong["pointer"], "/value/ok");
+  auto nope = post(s, "/v1/executions/" + id + "/input",
+                   json{{"task", "nope"}, {"value", true}}, &status);
+  EXPECT_TRUE(status == 404 || status == 409) << nope.dump();
+  auto ok = post(s, "/v1/executions/" + id + "/input",
+                 json{{"task", "ask"}, {"value", {{"ok", true}}}}, &status);
+  ASSERT_EQ(status, 202) << ok.dump();
+  auto seq = ok["seq"].get<uint64_t>();
+  auto again = post(s, "/v1/executions/" + id + "/input",
+                    json{{"task", "ask"}, {"value", {{"ok", true}}}},
+                    &status);
+  EXPECT_EQ(status, 409) << again.dump();
+  reader.join();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, "end");
+  EXPECT_EQ(json::parse(events.back().data)["status"], "completed");
+  // The acknowledged seq is the answer's event in the log.
+  auto evs = get(s, "/v1/executions/" + id + "/events?after="
+                      + std::to_string(seq - 1) + "&limit=1");
+  ASSERT_EQ(evs["events"].size(), 1u);
+  EXPECT_EQ(evs["events"][0]["type"], "task_completed");
+  EXPECT_EQ(evs["events"][0]["payload"]["task"], "ask");
+  // Ids are dense and in order, each once.
+  uint64_t expect = 1;
+  for (auto& ev : events) {
+    if (ev.id.empty())
+      continue;
+    EXPECT_EQ(std::stoull(ev.id), expect++);
+  }
+}
+
+TEST(Serve, StreamResumesWithLastEventIdAcrossKill9) {
+  test::temp_dir dir;
+  auto db = dir.str() + "/db";
+  std::string id;
+  std::vector<sse_event> first;
+  {
+    server s{db};
+    ASSERT_TRUE(s.ok());
+    ASSERT_EQ(put_workflow(s, "slow_chain", chain_yaml), 201);
+    int status = 0;
+    auto sub = post(s, "/v1/executions", json{{"workflow", "slow_chain"}},
+                    &status);
+    ASSERT_EQ(status, 201);
+    id = sub["id"].get<std::string>();
+    // Read until the second task has completed, then kill the server.
+    int completed = 0;
+    first = read_stream(s, "/v1/executions/" + id + "/events", {},
+                        [&](const sse_event& ev) {
+                          return ev.type == "task_completed"
+                                 && ++completed == 2;
+                        });
+    s.proc().kill_now();
+  }
+  ASSERT_FALSE(first.empty());
+  auto last_id = first.back().id;
+  ASSERT_FALSE(last_id.empty());
+  server s{db};
+  ASSERT_TRUE(s.ok());
+  auto rest = read_stream(s, "/v1/executions/" + id + "/events",
+                          {{"Last-Event-ID", last_id}},
+                          [](const sse_event& ev) { return ev.type == "end"; });
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.back().type, "end");
+  EXPECT_EQ(json::parse(rest.back().data)["status"], "completed");
+  // Every event exactly once across the two streams, dense from 1.
+  std::vector<uint64_t> seqs;
+  for (auto* part : {&first, &rest})
+    for (auto& ev : *part)
+      if (!ev.id.empty())
+        seqs.push_back(std::stoull(ev.id));
+  ASSERT_FALSE(seqs.empty());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    EXPECT_EQ(seqs[i], i + 1) << "at " << i;
+  int status = 0;
+  auto info = get(s, "/v1/executions/" + id, &status);
+  EXPECT_EQ(info["status"], "completed");
+  EXPECT_EQ(seqs.back(), info["last_seq"].get<uint64_t>());
+}
+
+TEST(Serve, SigtermDrainsAndEndsStreams) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(put_workflow(s, "approval", human_yaml), 201);
+  int status = 0;
+  auto sub = post(s, "/v1/executions?wait=30", json{{"workflow", "approval"}},
+                  &status);
+  ASSERT_EQ(sub["status"], "waiting");
+  auto id = sub["id"].get<std::string>();
+  std::vector<sse_event> events;
+  std::atomic<bool> opened{false};
+  std::thread reader{[&] {
+    events = read_stream(s, "/v1/executions/" + id + "/events", {},
+                         [&](const sse_event& ev) {
+                           opened = true;
+                           return ev.type == "close";
+                         });
+  }};
+  for (int i = 0; i < 500 && !opened; ++i)
+    std::this_thread::sleep_for(10ms);
+  s.proc().signal(SIGTERM);
+  reader.join();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, "close");
+  auto data = json::parse(events.back().data);
+  EXPECT_EQ(data["reason"], "shutdown");
+  EXPECT_EQ(data["last_event_id"], 3);
+  auto st = s.proc().wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value()) << "still running after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+    << test::describe_status(*st) << s.proc().stderr_text();
+}
+
+TEST(Serve, SlowStreamClientIsCutOffNotBuffered) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  sse: {queue: 16}\n  write_timeout: 30s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  // A client that opens the all-executions stream and does not read.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\n"
+                    "Accept: text/event-stream\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0),
+            static_cast<ssize_t>(req.size()));
+  // A flood of events with large payloads.
+  std::string big(20000, 'x');
+  auto doc = json{{"name", "flood"},
+                  {"tasks", json::array({json{{"id", "a"},
+                                              {"tool", "echo"},
+                                              {"input", {{"text", big}}}}})}};
+  for (int i = 0; i < 150; ++i) {
+    int status = 0;
+    post(s, "/v1/executions", json{{"definition", doc}}, &status);
+    ASSERT_EQ(status, 201);
+  }
+  // The server stays responsive and counted the cut-off stream.
+  bool cut = false;
+  for (int i = 0; i < 200 && !cut; ++i) {
+    auto c = s.client();
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    cut = m->body.find("cadre_sse_cut_off_total 0") == std::string::npos;
+    if (!cut)
+      std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(cut) << "the slow stream was never cut off";
+  // What the client gets when it reads again ends with the close event.
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(got.find("event: close\ndata: {\"reason\":\"overloaded\""),
+            std::string::npos);
+}
+
+TEST(Serve, BadBodiesGetProblemDocumentsThatNameThePlace) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  auto c = s.client();
+  auto send = [&](const std::string& body) {
+    auto r = c.Post("/v1/executions", body, "application/json");
+    EXPECT_TRUE(r);
+    return std::make_pair(r ? r->status : -1, body_of(r));
+  };
+  auto [s1, invalid] = send("{\"workflow\": \"x\",\n  \"input\": }");
+  EXPECT_EQ(s1, 400);
+  EXPECT_EQ(invalid["line"], 2);
+  EXPECT_EQ(invalid["type"], "/problems/bad_request");
+  auto [s2, wrong] = send(R"({"workflow": 7})");
+  EXPECT_EQ(s2, 400);
+  EXPECT_EQ(wrong["pointer"], "/workflow");
+  auto [s3, unknown] = send(R"({"workflow": "x", "inptu": {}})");
+  EXPECT_EQ(s3, 400);
+  EXPECT_EQ(unknown["pointer"], "/inptu");
+  auto [s4, bytes] = send("{\"workflow\": \"caf\xe9\"}");
+  EXPECT_EQ(s4, 400);
+  EXPECT_NE(bytes["detail"].get<std::string>().find("UTF-8"),
+            std::string::npos);
+  std::string deep(100000, '[');
+  auto [s5, nested] = send("{\"input\": " + deep + "}");
+  EXPECT_EQ(s5, 400);
+  EXPECT_NE(nested["detail"].get<std::string>().find("deeper"),
+            std::string::npos);
+  auto [s6, missing] = send(R"({"workflow": "nope"})");
+  EXPECT_EQ(s6, 404);
+  EXPECT_EQ(missing["type"], "/problems/not_found");
+  // 50 MB: refused before it is read.
+  std::string huge(50u << 20, ' ');
+  auto r = c.Post("/v1/executions", huge, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(body_of(r)["type"], "/problems/too_large");
+  // Still serving.
+  int status = 0;
+  get(s, "/healthz", &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST(Serve, SecondServerOnTheStoreNamesTheHolder) {
+  test::temp_dir dir;
+  auto db = dir.str() + "/db";
+  server s{db};
+  ASSERT_TRUE(s.ok());
+  cadre_process second{{"--db", db, "serve", "--listen", "127.0.0.1:0"},
+                       dir.str() + "/second.err"};
+  auto st = second.wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(WEXITSTATUS(*st), 1);
+  auto err = second.stderr_text();
+  EXPECT_NE(err.find("is used by cadre serve (pid "
+                     + std::to_string(s.proc().pid()) + ", " + s.url()
+                     + "); use --server " + s.url()),
+            std::string::npos)
+    << err;
+  cadre_process run{{"--db", db, "run", source_path("examples/hello.yaml"),
+                     "--input", R"({"name": "Ada"})"},
+                    dir.str() + "/run.err"};
+  st = run.wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_NE(run.stderr_text().find("use --server " + s.url()),
+            std::string::npos)
+    << run.stderr_text();
+  // Without tokens, only loopback.
+  cadre_process open{{"--db", dir.str() + "/db2", "serve", "--listen",
+                      "0.0.0.0:0"},
+                     dir.str() + "/open.err"};
+  st = open.wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(WEXITSTATUS(*st), 2);
+  EXPECT_NE(open.stderr_text().find("--insecure"), std::string::npos);
+}
