@@ -11,6 +11,8 @@ packages=(
   # tools: OCR, PDF, HTTP client and test servers, SQL
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libpoppler-cpp-dev
   libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libpq-dev
+  # cadre serve: token hashes and JWTs
+  libssl-dev libjwt-dev
   # tests of the tools: rendered images, a PostgreSQL server, the JSON
   # Schema test suite
   imagemagick fonts-dejavu-core postgresql json-schema-test-suite

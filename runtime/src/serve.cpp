@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cadre/runtime/auth.hpp"
 #include "cadre/runtime/node.hpp"
 #include "ingress/http_server.hpp"
 #include "ingress/server_options.hpp"
@@ -25,12 +26,6 @@ void print_error(const std::string& msg) {
   std::fprintf(stderr, "cadre serve: %s\n", msg.c_str());
 }
 
-bool tokens_configured(const json& server) {
-  auto env = std::getenv("CADRE_API_TOKENS");
-  return (env != nullptr && *env != '\0')
-         || (server.is_object()
-             && (server.contains("tokens") || server.contains("jwt")));
-}
 
 } // namespace
 
@@ -47,7 +42,14 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
     }
   if (flags.insecure)
     opts->insecure = true;
-  if (!opts->loopback() && !opts->insecure && !tokens_configured(cfg.server)) {
+  // Checked before the node starts, so bad tokens never resume anything.
+  auto auth = parse_auth_options(cfg.server, std::getenv("CADRE_API_TOKENS"));
+  if (!auth) {
+    print_error(message_of(auth.error()));
+    return exit_usage;
+  }
+  bool tokens = authenticator{std::move(*auth)}.enabled();
+  if (!opts->loopback() && !opts->insecure && !tokens) {
     print_error("refusing to serve " + opts->host
                 + " without tokens: anyone who reaches it could run tools. "
                   "Configure server.tokens (or CADRE_API_TOKENS), or pass "
@@ -75,7 +77,8 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   auto port = srv->bind();
   if (!port) {
     print_error(message_of(port.error()));
-    return exit_usage;
+    return code_of(port.error()) == errc::invalid_config ? exit_usage
+                                                         : exit_failed;
   }
   opts->port = *port;
   auto url = opts->url();

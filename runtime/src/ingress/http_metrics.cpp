@@ -58,7 +58,8 @@ std::string http_metrics::prometheus() const {
 
 void log_request(const std::string& id, const std::string& method,
                  const std::string& path, const std::string& route,
-                 int status, double seconds, const std::string& client) {
+                 int status, double seconds, const std::string& client,
+                 const std::string& principal) {
   // Replaced by the log module's request line.
   (void) id;
   (void) method;
@@ -67,6 +68,7 @@ void log_request(const std::string& id, const std::string& method,
   (void) status;
   (void) seconds;
   (void) client;
+  (void) principal;
 }
 
 } // namespace cadre::runtime

@@ -47,6 +47,7 @@ private:
 /// client address. Never headers or bodies (they may carry secrets).
 void log_request(const std::string& id, const std::string& method,
                  const std::string& path, const std::string& route,
-                 int status, double seconds, const std::string& client);
+                 int status, double seconds, const std::string& client,
+                 const std::string& principal);
 
 } // namespace cadre::runtime

@@ -19,7 +19,9 @@
 
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/supervisor.hpp"
+#include "cadre/runtime/auth.hpp"
 #include "cadre/runtime/node.hpp"
+#include "cadre/runtime/rate_limit.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "ingress/event_stream.hpp"
 #include "ingress/execution_view.hpp"
@@ -152,6 +154,8 @@ private:
 /// thread (one request at a time per thread).
 struct request_context {
   std::string id;
+  /// The token's (or JWT subject's) name; empty without auth.
+  std::string principal;
   std::string route = "unmatched";
   steady_clock::time_point start;
 };
@@ -231,6 +235,8 @@ struct route_def {
 struct http_server::impl {
   node& n;
   server_options opts;
+  std::unique_ptr<authenticator> auth;
+  std::unique_ptr<rate_limiter> limiter;
   std::unique_ptr<httplib::Server> srv;
   http_metrics metrics;
   std::atomic<bool> draining{false};
@@ -382,6 +388,36 @@ void http_server::impl::middleware() {
       send_problem(res, p);
       return httplib::Server::HandlerResponse::Handled;
     }
+    if (auth && auth->enabled()) {
+      auto needed = required_scope(req.method, req.path);
+      if (needed != scope::none) {
+        auto who = auth->authenticate(req.get_header_value("Authorization"));
+        if (!who) {
+          send_problem(res, problem_of(who.error()));
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        if (auto ok = authenticator::authorize(*who, needed); !ok) {
+          send_problem(res, problem_of(ok.error()));
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        current.principal = who->name;
+      }
+    }
+    if (limiter && !probe) {
+      auto key = current.principal.empty() ? "addr:" + req.remote_addr
+                                           : "token:" + current.principal;
+      if (auto wait = limiter->try_acquire(key, steady_clock::now())) {
+        auto p = make_problem(429, "rate_limited",
+                              "over the request rate of "
+                                + (current.principal.empty()
+                                     ? "this address"
+                                     : "token " + current.principal)
+                                + " (server.rate_limit)");
+        p.retry_after_s = static_cast<int>((wait->count() + 999) / 1000);
+        send_problem(res, p);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.has_header("Content-Length")) {
       auto declared = std::strtoull(
         req.get_header_value("Content-Length").c_str(), nullptr, 10);
@@ -443,7 +479,7 @@ void http_server::impl::middleware() {
                      .count();
     metrics.observe(current.route, req.method, res.status, elapsed);
     log_request(current.id, req.method, req.path, current.route, res.status,
-                elapsed, req.remote_addr);
+                elapsed, req.remote_addr, current.principal);
   });
 }
 
@@ -1206,6 +1242,14 @@ http_server::~http_server() {
 
 expected<int> http_server::bind() {
   auto& st = *impl_;
+  auto auth = parse_auth_options(st.n.config().server,
+                                 std::getenv("CADRE_API_TOKENS"));
+  if (!auth)
+    return std::move(auth.error());
+  st.auth = std::make_unique<authenticator>(std::move(*auth));
+  if (st.opts.rate_limit > 0)
+    st.limiter = std::make_unique<rate_limiter>(st.opts.rate_limit,
+                                                st.opts.rate_burst);
   if (!st.opts.tls_cert_file.empty()) {
     auto tls = std::make_unique<httplib::SSLServer>(
       st.opts.tls_cert_file.c_str(), st.opts.tls_key_file.c_str());

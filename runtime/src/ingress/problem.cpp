@@ -126,6 +126,19 @@ problem problem_of(const caf::error& err, const std::string& pointer_base) {
       p.status = 504;
       p.type = "timeout";
       break;
+    case errc::unauthorized:
+      p.status = 401;
+      p.type = "unauthorized";
+      break;
+    case errc::forbidden:
+      p.status = 403;
+      p.type = "forbidden";
+      break;
+    case errc::rate_limited:
+      p.status = 429;
+      p.type = "rate_limited";
+      p.retry_after_s = 1;
+      break;
     case errc::overloaded:
       p.status = 503;
       p.type = "overloaded";

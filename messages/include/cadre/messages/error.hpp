@@ -12,7 +12,8 @@ namespace cadre {
 
 /// Error codes of the `cadre` error category. Every failure that crosses a
 /// module or actor boundary is a `caf::error` with one of these codes and a
-/// context string that says what and where.
+/// context string that says what and where. New codes go at the end: the
+/// numbers travel in serialized errors.
 enum class errc : uint8_t {
   ok = 0,
   invalid_input,    ///< bad input to a tool, a submission or a command
@@ -30,6 +31,9 @@ enum class errc : uint8_t {
   codec_error,      ///< an encoding or decoding failed
   unavailable,      ///< a dependency is down or shutting down
   internal,         ///< a bug: an invariant was violated
+  unauthorized,     ///< no credentials, or credentials that do not verify
+  forbidden,        ///< valid credentials without the scope needed
+  rate_limited,     ///< the caller spent its request budget; try later
   overloaded,       ///< a bounded queue is full; try again later
 };
 
