@@ -383,7 +383,9 @@ void pump(pool_self self) {
 tool_pool_actor::behavior_type
 pool_impl(pool_self self, std::string name, tools::tool_factory factory,
           json_value settings, std::shared_ptr<tools::tool> first,
-          size_t workers) {
+          pool_options opts) {
+  auto workers = opts.workers;
+  auto max_queue = opts.max_queue;
   auto& st = self->state;
   st.tool_name = std::move(name);
   st.factory = factory;
@@ -406,8 +408,14 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   });
   return {
     [=](run_atom, task_request& req) -> caf::result<task_result> {
-      auto promise = self->make_response_promise<task_result>();
       auto& st = self->state;
+      if (st.queue.size() >= max_queue)
+        return make_error(errc::overloaded,
+                          "tool '" + st.tool_name + "': "
+                            + std::to_string(st.queue.size())
+                            + " calls wait for a worker already (tools."
+                            + st.tool_name + ".max_queue)");
+      auto promise = self->make_response_promise<task_result>();
       st.queue.push_back(st.splits ? split_job(self, std::move(req), promise)
                                    : whole_job(self, std::move(req), promise));
       pump(self);
@@ -445,8 +453,7 @@ spawn_tool_pool(caf::actor_system& sys, const tools::tool_registry& registry,
     return std::move(first.error());
   tools::tool_factory factory = registry.factory(name);
   return sys.spawn(pool_impl, name, factory, settings,
-                   std::shared_ptr<tools::tool>(std::move(*first)),
-                   opts.workers);
+                   std::shared_ptr<tools::tool>(std::move(*first)), opts);
 }
 
 } // namespace cadre::actors

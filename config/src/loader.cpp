@@ -297,6 +297,18 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         tc.workers = *v;
         tc.settings.erase("workers");
       }
+      if (auto q = it.second["max_queue"]) {
+        auto v = scalar<size_t>(path, q, "tools." + name + ".max_queue",
+                                "a positive integer");
+        if (!v)
+          return v.error();
+        if (*v == 0)
+          return make_error(errc::invalid_config,
+                            where(path, q, "tools." + name + ".max_queue")
+                              + ": expected a positive integer");
+        tc.max_queue = *v;
+        tc.settings.erase("max_queue");
+      }
       cfg.tools[name] = std::move(tc);
     }
   }

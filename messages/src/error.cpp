@@ -20,7 +20,7 @@ constexpr std::array<const char*, 20> errc_names = {
 };
 
 static_assert(errc_names.size()
-                == static_cast<size_t>(errc::rate_limited) + 1,
+                == static_cast<size_t>(errc::overloaded) + 1,
               "every errc needs a name");
 
 } // namespace

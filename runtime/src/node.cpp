@@ -114,6 +114,8 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
     if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
       if (i->second.workers > 0)
         opts.workers = i->second.workers;
+      if (i->second.max_queue > 0)
+        opts.max_queue = i->second.max_queue;
       settings = i->second.settings;
     }
     auto spawn = [this, name, opts, settings = json_value{settings}](

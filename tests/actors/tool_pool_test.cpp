@@ -283,3 +283,42 @@ TEST_F(ToolPool, APartPastTheDeadlineTimesOutNamingThePart) {
   ASSERT_TRUE(next) << describe(next.error());
   EXPECT_GE(describe_pool()["timeouts"].get<int>(), 1);
 }
+
+TEST(ToolPoolQueue, CallsPastTheBoundAreRefusedOverloaded) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  tools::tool_registry registry;
+  tools::register_builtin_tools(registry);
+  actors::pool_options opts;
+  opts.workers = 1;
+  opts.max_queue = 2;
+  auto pool = actors::spawn_tool_pool(sys, registry, "sleep", json_value{},
+                                      opts);
+  ASSERT_TRUE(pool);
+  task_request req;
+  req.execution_id = "e";
+  req.task_id = "t";
+  req.tool = "sleep";
+  req.input = json_value{json{{"ms", 1000}}};
+  caf::scoped_actor self{sys};
+  // One runs, two wait, the fourth finds the queue full.
+  // The pool hands a call to a free worker in the same step it queues it.
+  auto first = self->request(*pool, 60s, run_atom_v, req);
+  auto second = self->request(*pool, 60s, run_atom_v, req);
+  auto third = self->request(*pool, 60s, run_atom_v, req);
+  auto fourth = self->request(*pool, 60s, run_atom_v, req);
+  caf::error refused;
+  fourth.receive([](task_result&) {},
+                 [&](caf::error& err) { refused = std::move(err); });
+  EXPECT_EQ(code_of(refused), errc::overloaded) << describe(refused);
+  EXPECT_NE(message_of(refused).find("tools.sleep.max_queue"),
+            std::string::npos);
+  int done = 0;
+  for (auto* h : {&first, &second, &third})
+    h->receive([&](task_result&) { ++done; },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  EXPECT_EQ(done, 3);
+  self->send_exit(*pool, caf::exit_reason::user_shutdown);
+}

@@ -722,3 +722,118 @@ TEST(Serve, SecondServerOnTheStoreNamesTheHolder) {
   EXPECT_EQ(WEXITSTATUS(*st), 2);
   EXPECT_NE(open.stderr_text().find("--insecure"), std::string::npos);
 }
+
+TEST(Serve, TokensAndScopesGuardEveryRoute) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db",
+           {},
+           {"CADRE_API_TOKENS=reader-secret-1:read,writer-secret-2:read+write,"
+            "admin-secret-3"}};
+  ASSERT_TRUE(s.ok());
+  auto call = [&](const std::string& method, const std::string& path,
+                  const std::string& token, const std::string& body = "") {
+    auto c = s.client();
+    if (!token.empty())
+      c.set_bearer_token_auth(token.c_str());
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    if (!body.empty()) {
+      req.body = body;
+      req.set_header("Content-Type", "application/yaml");
+    }
+    auto r = c.send(req);
+    EXPECT_TRUE(r) << method << " " << path;
+    return r ? r->status : -1;
+  };
+  EXPECT_EQ(call("GET", "/healthz", ""), 200);
+  EXPECT_EQ(call("GET", "/readyz", ""), 200);
+  {
+    auto c = s.client();
+    auto r = c.Get("/v1/executions");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer");
+    EXPECT_EQ(body_of(r)["type"], "/problems/unauthorized");
+  }
+  EXPECT_EQ(call("GET", "/v1/executions", "not-a-token"), 401);
+  EXPECT_EQ(call("GET", "/v1/executions", "reader-secret-1"), 200);
+  EXPECT_EQ(call("GET", "/metrics", "reader-secret-1"), 200);
+  auto wf = yaml_of("examples/hello.yaml");
+  EXPECT_EQ(call("PUT", "/v1/workflows/hello", "reader-secret-1", wf), 403);
+  EXPECT_EQ(call("PUT", "/v1/workflows/hello", "writer-secret-2", wf), 201);
+  EXPECT_EQ(call("DELETE", "/v1/workflows/hello", "writer-secret-2"), 403);
+  EXPECT_EQ(call("DELETE", "/v1/workflows/hello", "admin-secret-3"), 204);
+  // No token text reaches the server's output.
+  auto err = s.proc().stderr_text();
+  for (auto secret : {"reader-secret-1", "writer-secret-2", "admin-secret-3"})
+    EXPECT_EQ(err.find(secret), std::string::npos) << secret;
+}
+
+TEST(Serve, RateLimitAnswers429WithRetryAfter) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  // One request every 100 s after a burst of 3: the fourth is refused.
+  std::ofstream{cfg} << "server:\n  rate_limit: {per_second: 0.01, burst: 3}\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  int status = 0;
+  for (int i = 0; i < 3; ++i) {
+    get(s, "/v1/tools", &status);
+    EXPECT_EQ(status, 200) << i;
+  }
+  auto c = s.client();
+  auto r = c.Get("/v1/tools");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429);
+  EXPECT_EQ(body_of(r)["type"], "/problems/rate_limited");
+  auto retry = std::stoi(r->get_header_value("Retry-After"));
+  EXPECT_GE(retry, 1);
+  EXPECT_LE(retry, 100);
+  // Probes are not limited.
+  get(s, "/healthz", &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST(Serve, EmbeddedCommandsLeaveOtherExecutionsAlone) {
+  test::temp_dir dir;
+  auto db = dir.str() + "/db";
+  auto wf = dir.str() + "/slow.yaml";
+  std::ofstream{wf} << chain_yaml;
+  // An execution left unfinished by a kill -9 mid-run.
+  std::string id;
+  {
+    cadre_process p{{"--db", db, "--json", "run", wf}, dir.str() + "/p.err"};
+    std::string line;
+    while (p.read_line(line, clock_type::now() + 60s)) {
+      auto j = json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("type", "") == "task_completed") {
+        id = j.value("execution_id", std::string{});
+        break;
+      }
+    }
+    p.kill_now();
+  }
+  ASSERT_FALSE(id.empty());
+  auto events_of = [&](const std::string& which) {
+    cadre_process e{{"--db", db, "--json", "events", which},
+                    dir.str() + "/e.err"};
+    return e.read_all(clock_type::now() + 60s).size();
+  };
+  auto before = events_of(id);
+  // Another workflow, embedded: it runs only its own execution.
+  cadre_process run{{"--db", db, "run", source_path("examples/hello.yaml"),
+                     "--input", R"({"name": "Ada"})"},
+                    dir.str() + "/run.err"};
+  auto st = run.wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(WEXITSTATUS(*st), 0) << run.stderr_text();
+  EXPECT_EQ(events_of(id), before);
+  // `cadre serve` resumes it.
+  server s{db};
+  ASSERT_TRUE(s.ok());
+  auto rest = read_stream(s, "/v1/executions/" + id + "/events", {},
+                          [](const sse_event& ev) { return ev.type == "end"; });
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(json::parse(rest.back().data)["status"], "completed");
+}

@@ -31,6 +31,11 @@ class metric_registry;
 struct pool_options {
   /// Workers, i.e. calls of this tool that run at once. Default: 2
   size_t workers = 2;
+  /// Calls waiting for a free worker; a call past it fails at once with
+  /// errc::overloaded (a task retries it per its policy). Large enough for
+  /// a workflow's whole fan-out, small enough to bound memory.
+  /// Default: 65536
+  size_t max_queue = 65536;
 };
 
 /// Tool name -> the pool that runs it. Built once at start-up, then shared

@@ -15,6 +15,9 @@ namespace cadre::config {
 struct tool_config {
   /// Default: 2 (or `default_workers`)
   size_t workers = 0;
+  /// Calls waiting for a worker before new ones are refused
+  /// (errc::overloaded). Default: 0 (the pool's default)
+  size_t max_queue = 0;
   /// The rest of `tools.<name>`.
   json settings = json::object();
 };
