@@ -56,6 +56,8 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
                   "--insecure");
     return exit_usage;
   }
+  // A client that hangs up is a failed write, not the end of the server.
+  ::signal(SIGPIPE, SIG_IGN);
   // Every thread started from here on (CAF's, the server's) inherits the
   // mask, so SIGTERM and SIGINT reach only the sigwait below.
   sigset_t stop_signals;

@@ -28,6 +28,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A server may close a connection while a test still writes a body (413).
+[[maybe_unused]] const bool sigpipe_ignored = [] {
+  ::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+
 std::string source_path(const std::string& relative) {
   return std::string{CADRE_SOURCE_DIR} + "/" + relative;
 }
@@ -278,10 +284,11 @@ TEST(Serve, ProbesMetricsAndEveryDocumentedRoute) {
       ASSERT_TRUE(r) << method << " " << path;
       auto j = json::parse(r->body, nullptr, false);
       EXPECT_NE(r->status, 405) << method << " " << path << ": " << r->body;
-      if (r->status == 404)
+      if (r->status == 404) {
         EXPECT_EQ(j.value("detail", std::string{}).rfind("no route", 0),
                   std::string::npos)
           << method << " " << path;
+      }
       ++checked;
     }
   }
@@ -581,7 +588,8 @@ TEST(Serve, SigtermDrainsAndEndsStreams) {
   EXPECT_EQ(events.back().type, "close");
   auto data = json::parse(events.back().data);
   EXPECT_EQ(data["reason"], "shutdown");
-  EXPECT_EQ(data["last_event_id"], 3);
+  // submitted, human_requested
+  EXPECT_EQ(data["last_event_id"], 2);
   auto st = s.proc().wait_until(clock_type::now() + 60s);
   ASSERT_TRUE(st.has_value()) << "still running after SIGTERM";
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
