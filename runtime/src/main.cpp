@@ -23,6 +23,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "logging_setup.hpp"
 
 using namespace cadre;
 
@@ -41,6 +42,7 @@ struct global_options {
   bool sync = false;
   bool json_out = false;
   std::string metrics_file;
+  runtime::log_flags log;
 };
 
 void print_error(std::string_view msg) {
@@ -68,6 +70,8 @@ expected<config::node_config> make_config(const global_options& g) {
     cfg.store_dir = g.db;
   if (g.sync)
     cfg.store_sync = true;
+  if (auto logging = runtime::init_logging(cfg, g.log); !logging)
+    return logging.error();
   return cfg;
 }
 
@@ -642,6 +646,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-file", g.metrics_file,
                  "run, input, resume: write the node's counters (Prometheus "
                  "text) to this file at the end");
+  app.add_option("--log-level", g.log.level,
+                 "trace, debug, info, warn, error or off (default warn)");
+  app.add_option("--log-format", g.log.format,
+                 "operator logs on stderr as text or json (default text)");
 
   std::string file, input_arg, idem;
   auto* run = app.add_subcommand("run", "run a workflow file to completion");
