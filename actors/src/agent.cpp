@@ -18,6 +18,7 @@
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
+#include "cadre/log/log.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 
@@ -651,6 +652,10 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
       pool = &i->second;
   if (std::find(allowed.begin(), allowed.end(), call.name) == allowed.end()
       || pool == nullptr) {
+    log::info("agent tool call refused: not one of its tools",
+              {{"actor", "agent"}, {"agent", st.id},
+               {"execution", t.execution}, {"task", t.task},
+               {"tool", call.name.substr(0, 64)}});
     on_tool_result(self, key, call,
                    make_error(errc::tool_not_found,
                               "tool '" + call.name
@@ -1177,6 +1182,10 @@ void route(agents_self self, std::string id, agent_turn turn,
   auto& st = self->state;
   auto& entry = st.live[id];
   if (entry.restarts.size() > st.opts->max_restarts) {
+    log::warn("agent keeps crashing; turn refused",
+              {{"actor", "agents"}, {"agent", id},
+               {"execution", turn.execution_id}, {"task", turn.task_id},
+               {"restarts", entry.restarts.size()}});
     promise.deliver(make_error(errc::unavailable,
                                "agent " + id + " keeps crashing; its turns "
                                                "wait in its log"));
@@ -1221,6 +1230,9 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
            && now - entry.restarts.front() > st.opts->restart_window_ms * 1000)
       entry.restarts.pop_front();
     entry.restarts.push_back(now);
+    log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
+                                  {"restarts", entry.restarts.size()},
+                                  {"reason", describe(msg.reason)}});
     event ev;
     ev.time_us = now;
     ev.type = "supervisor_restart";

@@ -8,6 +8,7 @@
 #include <caf/local_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 
 namespace cadre::actors {
@@ -149,11 +150,40 @@ void flush(self_ptr self) {
       });
 }
 
+// Info, not warn: a failing task is the workflow's business (the CLI
+// reports it), not the node's. Only the error code is logged: the message
+// may quote the task's input or a tool's reply; `cadre events` shows it.
+void log_failures(const std::string& id, const workflow::step& s) {
+  if (!log::enabled(log::level::info))
+    return;
+  for (const auto& ev : s.events) {
+    const auto& p = ev.payload.get();
+    if (ev.type != "task_failed" || !p.is_object())
+      continue;
+    auto task = p.value("task", "");
+    if (auto item = p.find("item"); item != p.end())
+      task += "[" + item->dump() + "]";
+    auto attempt = p.value("attempt", int64_t{0});
+    auto code = p.value("code", "");
+    if (p.contains("retry_in_ms"))
+      log::info("task failed; retrying",
+                {{"actor", "coordinator"}, {"execution", id}, {"task", task},
+                 {"attempt", attempt}, {"code", code},
+                 {"retry_in_ms", p.value("retry_in_ms", int64_t{0})}});
+    else
+      log::info("task failed", {{"actor", "coordinator"}, {"execution", id},
+                                {"task", task}, {"attempt", attempt},
+                                {"code", code}});
+  }
+}
+
 void on_failure(self_ptr self, const std::string& key, uint32_t attempt,
                 const caf::error& err) {
   auto& st = self->state;
   std::uniform_real_distribution<double> dist{0.0, 1.0};
-  enqueue(self, st.m.failed(key, attempt, err, dist(st.rng), now_us()));
+  auto s = st.m.failed(key, attempt, err, dist(st.rng), now_us());
+  log_failures(st.args.id, s);
+  enqueue(self, std::move(s));
 }
 
 void run_action(self_ptr self, const workflow::action& a) {

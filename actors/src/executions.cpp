@@ -9,6 +9,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "cadre/actors/spawn.hpp"
+#include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "coordinator.hpp"
 
@@ -216,17 +217,21 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
     while (!entry.restarts.empty() && now - entry.restarts.front() > window)
       entry.restarts.pop_front();
     if (entry.restarts.size() >= st.opts.max_restarts) {
-      std::fprintf(stderr,
-                   "cadre: coordinator of %s crashed %zu times in %lld ms "
-                   "(%s); left for `cadre resume`\n",
-                   id.c_str(), entry.restarts.size() + 1,
-                   static_cast<long long>(st.opts.restart_window_ms),
-                   describe(msg.reason).c_str());
+      log::warn("coordinator keeps crashing; execution left for cadre resume",
+                {{"actor", "executions"},
+                 {"execution", id},
+                 {"crashes", entry.restarts.size() + 1},
+                 {"window_ms", st.opts.restart_window_ms},
+                 {"reason", describe(msg.reason)}});
       st.live.erase(id);
       resume_waiting();
       return;
     }
     entry.restarts.push_back(now);
+    log::info("coordinator restarted", {{"actor", "executions"},
+                                        {"execution", id},
+                                        {"restarts", entry.restarts.size()},
+                                        {"reason", describe(msg.reason)}});
     publish_restart(self, id, msg.reason, entry.restarts.size());
     start(self, id, coordinator_mode::recover);
     resume_waiting();

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +15,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 
+#include "cadre/log/log.hpp"
 #include "cadre/messages/error.hpp"
 
 namespace cadre::actors {
@@ -209,12 +209,6 @@ public:
   child_ptr find(const std::string& id) const {
     auto i = st_.by_id.find(id);
     return i == st_.by_id.end() ? nullptr : i->second;
-  }
-
-  void log(const std::string& line) const {
-    if (st_.opts.log)
-      std::cerr << "cadre supervisor '" << st_.opts.name << "': " << line
-                << '\n';
   }
 
   // -- forwarding ------------------------------------------------------------
@@ -416,9 +410,12 @@ public:
     r.restarts = c.restarts;
     r.group = std::move(group);
     r.delay = std::chrono::duration_cast<std::chrono::milliseconds>(delay);
-    log("restarting child '" + c.spec.id + "' (restart "
-        + std::to_string(c.restarts) + ", in " + std::to_string(to_ms(delay))
-        + " ms): " + reason);
+    if (st_.opts.log)
+      log::warn("restarting child", {{"actor", st_.opts.name},
+                                     {"child", c.spec.id},
+                                     {"restarts", c.restarts},
+                                     {"delay_ms", to_ms(delay)},
+                                     {"reason", reason}});
     if (st_.opts.on_restart)
       st_.opts.on_restart(r);
   }
@@ -521,8 +518,11 @@ public:
     for (auto& c : st_.children) {
       if (c->incarnation == inc && c->handle
           && c->status == child_status::stopping) {
-        log("child '" + c->spec.id + "' did not stop within "
-            + std::to_string(c->spec.shutdown.count()) + " ms: killing it");
+        if (st_.opts.log)
+          log::warn("child did not stop in time; killing it",
+                    {{"actor", st_.opts.name},
+                     {"child", c->spec.id},
+                     {"shutdown_ms", c->spec.shutdown.count()}});
         self_->send_exit(c->handle, caf::exit_reason::kill);
       }
     }
@@ -583,7 +583,13 @@ public:
                 + std::to_string(st_.opts.max_restarts) + " restarts in "
                 + std::to_string(st_.opts.period.count())
                 + " ms); last failure: " + reason;
-    log("giving up: child '" + c.spec.id + "' exceeded the restart intensity");
+    if (st_.opts.log)
+      log::error("giving up: child exceeded the restart intensity",
+                 {{"actor", st_.opts.name},
+                  {"child", c.spec.id},
+                  {"max_restarts", st_.opts.max_restarts},
+                  {"period_ms", st_.opts.period.count()},
+                  {"reason", reason}});
     begin_shutdown(make_error(errc::worker_crashed, std::move(text)));
   }
 
@@ -923,7 +929,10 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
       if (auto err = l.start(*c)) {
         auto what = "child '" + c->spec.id + "' failed to start: "
                     + describe(err);
-        l.log(what);
+        if (st.opts.log)
+          log::error("child failed to start", {{"actor", st.opts.name},
+                                               {"child", c->spec.id},
+                                               {"reason", describe(err)}});
         auto text = "supervisor '" + st.opts.name + "': " + what;
         c->status = child_status::stopped;
         l.begin_shutdown(make_error(errc::unavailable, std::move(text)));
@@ -1017,8 +1026,8 @@ void install_exception_handler(caf::scheduled_actor* self) {
       } catch (...) {
         what = "unknown exception";
       }
-      std::cerr << "cadre: actor " << ptr->name() << " (id " << ptr->id()
-                << ") died of an exception: " << what << '\n';
+      log::error("actor died of an exception",
+                 {{"actor", ptr->name()}, {"id", ptr->id()}, {"error", what}});
       return caf::make_error(caf::sec::runtime_error, std::move(what));
     });
 }

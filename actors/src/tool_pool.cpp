@@ -9,6 +9,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "cadre/actors/spawn.hpp"
+#include "cadre/log/log.hpp"
 #include "cadre/tools/tool_registry.hpp"
 
 namespace cadre::actors {
@@ -171,6 +172,10 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
     auto made = st.factory(st.settings);
     if (!made) {
       // The factory worked at start-up; failing now leaves the slot empty.
+      log::error("tool worker could not be replaced",
+                 {{"actor", "tool_pool"},
+                  {"tool", st.tool_name},
+                  {"reason", describe(made.error())}});
       st.workers[i] = worker_slot{};
       return;
     }
@@ -238,11 +243,15 @@ void dispatch(pool_self self, size_t i, const task_request& req,
         done(std::move(res));
         pump(self);
       },
-      [=](caf::error& err) {
+      [=, execution = req.execution_id, task = req.task_id](caf::error& err) {
         auto& st = self->state;
         auto j = slot_of(self, handle.address());
         if (err == caf::sec::request_timeout) {
           ++st.timeouts;
+          log::warn("tool call timed out; replacing its worker",
+                    {{"actor", "tool_pool"}, {"tool", st.tool_name},
+                     {"execution", execution}, {"task", task},
+                     {"call", what}});
           done(make_error(errc::timeout, "tool " + st.tool_name + ": " + what
                                            + " passed its deadline"));
           if (j < st.workers.size())
@@ -401,8 +410,12 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     auto i = slot_of(self, msg.source);
     if (i == self->state.workers.size())
       return;
-    if (msg.reason)
+    if (msg.reason) {
       ++self->state.crashes;
+      log::warn("tool worker died; replacing it",
+                {{"actor", "tool_pool"}, {"tool", self->state.tool_name},
+                 {"reason", describe(msg.reason)}});
+    }
     start_worker(self, i, nullptr);
     pump(self);
   });

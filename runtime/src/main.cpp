@@ -23,6 +23,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "logging_setup.hpp"
 #include "serve.hpp"
 
 using namespace cadre;
@@ -42,6 +43,7 @@ struct global_options {
   bool sync = false;
   bool json_out = false;
   std::string metrics_file;
+  runtime::log_flags log;
 };
 
 void print_error(std::string_view msg) {
@@ -69,6 +71,8 @@ expected<config::node_config> make_config(const global_options& g) {
     cfg.store_dir = g.db;
   if (g.sync)
     cfg.store_sync = true;
+  if (auto logging = runtime::init_logging(cfg, g.log); !logging)
+    return logging.error();
   return cfg;
 }
 
@@ -650,6 +654,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-file", g.metrics_file,
                  "run, input, resume: write the node's counters (Prometheus "
                  "text) to this file at the end");
+  app.add_option("--log-level", g.log.level,
+                 "trace, debug, info, warn, error or off (default warn)");
+  app.add_option("--log-format", g.log.format,
+                 "operator logs on stderr as text or json (default text)");
 
   std::string file, input_arg, idem;
   auto* run = app.add_subcommand("run", "run a workflow file to completion");
@@ -715,6 +723,14 @@ int main(int argc, char** argv) {
     auto cfg = make_config(g);
     if (!cfg) {
       print_error(message_of(cfg.error()));
+      return exit_usage;
+    }
+    // A service logs what it does unless told otherwise.
+    runtime::log_settings service_defaults;
+    service_defaults.level = log::level::info;
+    if (auto logging = runtime::init_logging(*cfg, g.log, service_defaults);
+        !logging) {
+      print_error(message_of(logging.error()));
       return exit_usage;
     }
     return runtime::serve(*cfg, serve_flags);

@@ -14,6 +14,7 @@
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
+#include "cadre/log/log.hpp"
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
@@ -73,10 +74,13 @@ struct node::impl {
     if (root) {
       // The root stops its children in reverse start order (executions,
       // tools, store, bus), each within its shutdown timeout.
+      log::info("node stopping", {{"actor", "node"}, {"store", cfg.store_dir}});
       caf::scoped_actor self{*sys};
       self->monitor(root);
       self->send(root, stop_atom_v);
       self->receive([](const caf::down_msg&) {});
+      log::info("node stopped",
+                {{"actor", "node"}, {"store", cfg.store_dir}});
     }
     // Detached actors' threads end only when the last handle is gone.
     root = nullptr;
@@ -373,6 +377,12 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
     if (failure)
       return failure;
   }
+  log::info("node started",
+            {{"actor", "node"},
+             {"store", cfg.store_dir},
+             {"sync", cfg.store_sync ? "true" : "false"},
+             {"tools", st->live->get(&live_handles::pools).size()},
+             {"executions_resumed", st->resumed.size()}});
   return std::unique_ptr<node>{new node(std::move(st))};
 }
 

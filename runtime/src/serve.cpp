@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cadre/log/log.hpp"
 #include "cadre/runtime/auth.hpp"
 #include "cadre/runtime/node.hpp"
 #include "ingress/http_server.hpp"
@@ -96,23 +97,22 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
                         .dump()
                         .c_str());
   std::fflush(stdout);
-  std::fprintf(stderr,
-               "cadre serve: listening on %s (store %s, %zu execution%s "
-               "resumed)\n",
-               url.c_str(), cfg.store_dir.c_str(), (*n)->resumed().size(),
-               (*n)->resumed().size() == 1 ? "" : "s");
+  log::info("listening", {{"actor", "serve"},
+                          {"url", url},
+                          {"store", cfg.store_dir},
+                          {"executions_resumed", (*n)->resumed().size()}});
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "cadre serve: %s: draining (at most %lld ms)\n",
-               sig == SIGINT ? "SIGINT" : "SIGTERM",
-               static_cast<long long>(opts->drain_timeout.count()));
+  log::info("draining", {{"actor", "serve"},
+                         {"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"},
+                         {"drain_timeout_ms", opts->drain_timeout.count()}});
   srv->shutdown();
   runner.join();
   srv.reset();
   // The node stops its tree in reverse start order (executions first, the
   // store's pending group commits last).
   n->reset();
-  std::fprintf(stderr, "cadre serve: stopped\n");
+  log::info("stopped", {{"actor", "serve"}});
   return exit_ok;
 }
 

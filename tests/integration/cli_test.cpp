@@ -170,6 +170,45 @@ TEST(Cli, RunOfAMissingFileIsAUsageErrorNamingTheFile) {
   EXPECT_NE(res->err.find(file), std::string::npos) << res->err;
 }
 
+TEST(Cli, LogFlagsWriteJsonLinesToStderr) {
+  test::temp_dir tmp;
+  auto res = run({"--db", tmp / "db", "--log-level", "info", "--log-format",
+                  "json", "run", source_path("examples/hello.yaml"),
+                  "--input", R"({"name":"Ada"})"},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 0) << res->err;
+  std::vector<std::string> msgs;
+  std::istringstream lines{res->err};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{')
+      continue;
+    auto j = json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_TRUE(j["time"].is_string()) << line;
+    EXPECT_TRUE(j["level"].is_string()) << line;
+    ASSERT_TRUE(j["msg"].is_string()) << line;
+    msgs.push_back(j["msg"].get<std::string>());
+  }
+  EXPECT_NE(std::find(msgs.begin(), msgs.end(), "node started"), msgs.end())
+    << res->err;
+  EXPECT_NE(std::find(msgs.begin(), msgs.end(), "node stopped"), msgs.end())
+    << res->err;
+}
+
+TEST(Cli, AnUnknownLogLevelIsAUsageErrorNamingTheFlag) {
+  test::temp_dir tmp;
+  auto res = run({"--db", tmp / "db", "--log-level", "verbose", "run",
+                  source_path("examples/hello.yaml"), "--input",
+                  R"({"name":"Ada"})"},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 2) << res->err;
+  EXPECT_NE(res->err.find("--log-level: unknown level 'verbose'"),
+            std::string::npos)
+    << res->err;
+}
+
 TEST(Cli, ReadOnlyCommandsOnAMissingStoreFailWithoutCreatingIt) {
   test::temp_dir tmp;
   auto db = tmp / "db";

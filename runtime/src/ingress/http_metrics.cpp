@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "cadre/log/log.hpp"
+
 namespace cadre::runtime {
 
 void http_metrics::observe(const std::string& route,
@@ -60,15 +62,22 @@ void log_request(const std::string& id, const std::string& method,
                  const std::string& path, const std::string& route,
                  int status, double seconds, const std::string& client,
                  const std::string& principal) {
-  // Replaced by the log module's request line.
-  (void) id;
-  (void) method;
-  (void) path;
-  (void) route;
-  (void) status;
-  (void) seconds;
-  (void) client;
-  (void) principal;
+  // Never the query string: it may carry a token a client put there.
+  auto bare = path.substr(0, path.find('?'));
+  auto lvl = status >= 500 ? log::level::warn : log::level::info;
+  if (!log::enabled(lvl))
+    return;
+  // `token` is the token's configured name, never its text.
+  log::write(lvl, "http request",
+             {{"actor", "http"},
+              {"request_id", id},
+              {"method", method},
+              {"path", bare},
+              {"route", route},
+              {"status", status},
+              {"duration_ms", seconds * 1000.0},
+              {"client", client},
+              {"token", principal.empty() ? "-" : principal}});
 }
 
 } // namespace cadre::runtime

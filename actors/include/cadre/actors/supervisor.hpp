@@ -190,7 +190,8 @@ struct supervisor_options {
   /// Called in the supervisor's context for every restart decision; keep it
   /// short and thread-safe (e.g. anon_send to the event bus). Default: none
   std::function<void(const restart_report&)> on_restart;
-  /// Print a line to stderr per restart and escalation. Default: true
+  /// Write an operator log line (cadre/log) per restart, escalation, kill
+  /// and failed start. Default: true
   bool log = true;
   /// How long which_children waits for a nested supervisor. Default: 5 s
   std::chrono::milliseconds tree_timeout = std::chrono::seconds{5};
