@@ -23,6 +23,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cli/client_commands.hpp"
 
 using namespace cadre;
 
@@ -642,6 +643,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-file", g.metrics_file,
                  "run, input, resume: write the node's counters (Prometheus "
                  "text) to this file at the end");
+  std::string server;
+  app.add_option("--server", server,
+                 "talk to `cadre serve` at this URL (default: $CADRE_SERVER; "
+                 "bearer token from $CADRE_TOKEN)");
 
   std::string file, input_arg, idem;
   auto* run = app.add_subcommand("run", "run a workflow file to completion");
@@ -694,6 +699,26 @@ int main(int argc, char** argv) {
                        "deadline handed to the tool (0: none)");
 
   CLI11_PARSE(app, argc, argv);
+
+  // With a server, the commands that have a client version use its API.
+  runtime::cli::client_command client;
+  client.name = app.get_subcommands().front()->get_name();
+  client.server = server;
+  client.json_out = g.json_out;
+  client.metrics_file = g.metrics_file;
+  client.file = file;
+  client.input = input_arg;
+  client.idempotency_key = idem;
+  client.status = status;
+  client.id = id;
+  client.from = from;
+  client.follow = follow;
+  client.task = task;
+  client.value = value;
+  client.tool = tool_name;
+  client.timeout_ms = tool_timeout_ms;
+  if (auto rc = runtime::cli::run_on_server(client))
+    return *rc;
 
   if (run->parsed())
     return cmd_run(file, input_arg, idem, g);
