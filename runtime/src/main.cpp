@@ -23,6 +23,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cli/client_commands.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
 
@@ -658,6 +659,10 @@ int main(int argc, char** argv) {
                  "trace, debug, info, warn, error or off (default warn)");
   app.add_option("--log-format", g.log.format,
                  "operator logs on stderr as text or json (default text)");
+  std::string server;
+  app.add_option("--server", server,
+                 "talk to `cadre serve` at this URL (default: $CADRE_SERVER; "
+                 "bearer token from $CADRE_TOKEN)");
 
   std::string file, input_arg, idem;
   auto* run = app.add_subcommand("run", "run a workflow file to completion");
@@ -735,6 +740,26 @@ int main(int argc, char** argv) {
     }
     return runtime::serve(*cfg, serve_flags);
   }
+  // With a server, the commands that have a client version use its API.
+  runtime::cli::client_command client;
+  client.name = app.get_subcommands().front()->get_name();
+  client.server = server;
+  client.json_out = g.json_out;
+  client.metrics_file = g.metrics_file;
+  client.file = file;
+  client.input = input_arg;
+  client.idempotency_key = idem;
+  client.status = status;
+  client.id = id;
+  client.from = from;
+  client.follow = follow;
+  client.task = task;
+  client.value = value;
+  client.tool = tool_name;
+  client.timeout_ms = tool_timeout_ms;
+  if (auto rc = runtime::cli::run_on_server(client))
+    return *rc;
+
   if (run->parsed())
     return cmd_run(file, input_arg, idem, g);
   if (validate->parsed())

@@ -1,4 +1,4 @@
-#include "net/http_client.hpp"
+#include "cadre/tools/net/http_client.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -566,6 +566,37 @@ TEST(HttpClient, StreamsA2xxBodyToTheSink) {
   auto stopped = client.perform(req);
   ASSERT_FALSE(stopped);
   EXPECT_EQ(code_of(stopped.error()), errc::cancelled);
+}
+
+TEST(HttpClient, IdleTimeoutEndsASilentStream) {
+  loopback_server srv;
+  srv.server().Get("/silent", [&srv](const httplib::Request&,
+                                     httplib::Response& res) {
+    res.set_chunked_content_provider(
+      "text/event-stream", [&srv](size_t, httplib::DataSink& sink) {
+        std::string first = ": keep-alive\n\n";
+        sink.write(first.data(), first.size());
+        srv.wait_for_stop(30s);
+        sink.done();
+        return true;
+      });
+  });
+  srv.start();
+  http_client client;
+  auto req = local(srv, "/silent");
+  req.timeout = 60s;
+  req.idle_timeout = 300ms;
+  std::string streamed;
+  req.on_body = [&](std::string_view chunk) {
+    streamed += chunk;
+    return true;
+  };
+  auto resp = client.perform(req);
+  ASSERT_FALSE(resp);
+  EXPECT_EQ(code_of(resp.error()), errc::timeout);
+  EXPECT_TRUE(contains(message_of(resp.error()), "idle timeout"))
+    << message_of(resp.error());
+  EXPECT_EQ(streamed, ": keep-alive\n\n");
 }
 
 TEST(HttpClient, BadRequestsAreInvalidInput) {

@@ -1,5 +1,5 @@
 // LLM profiles from config (parse_profile, make_provider, cost_of) and the
-// stream framing the providers share (SSE and NDJSON).
+// NDJSON framing of the ollama provider (SSE: sse_parser_test.cpp).
 
 #include <string>
 #include <utility>
@@ -134,38 +134,6 @@ TEST(LlmProfile, MissingModelIsAConfigError) {
   auto resp = (*prov)->complete(weather_request(), {});
   ASSERT_FALSE(resp);
   expect_error(resp.error(), errc::invalid_config, "llm.profiles.p.model");
-}
-
-TEST(LlmStreamFraming, SseEventsSurviveAnySplit) {
-  const std::string stream = ": comment\r\n"
-                             "event: message_start\r\n"
-                             "data: {\"a\":1}\r\n"
-                             "\r\n"
-                             "data: line1\n"
-                             "data: line2\n"
-                             "id: 7\n"
-                             "\n"
-                             "data:no-space\r"
-                             "\r"
-                             "data: [DONE]";
-  const std::vector<std::pair<std::string, std::string>> expected = {
-    {"message_start", "{\"a\":1}"},
-    {"", "line1\nline2"},
-    {"", "no-space"},
-    {"", "[DONE]"}};
-  for (size_t size = 1; size <= stream.size(); ++size) {
-    SCOPED_TRACE(size);
-    std::vector<std::pair<std::string, std::string>> got;
-    tools::llm::detail::sse_parser p{
-      [&](const std::string& e, const std::string& d) {
-        got.emplace_back(e, d);
-        return true;
-      }};
-    for (size_t i = 0; i < stream.size(); i += size)
-      ASSERT_TRUE(p.feed(std::string_view{stream}.substr(i, size)));
-    ASSERT_TRUE(p.finish());
-    EXPECT_EQ(got, expected);
-  }
 }
 
 TEST(LlmStreamFraming, NdjsonLinesSurviveAnySplit) {

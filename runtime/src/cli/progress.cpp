@@ -1,7 +1,7 @@
 #include "cadre/runtime/progress.hpp"
 
 #include <chrono>
-#include <unordered_map>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -38,9 +38,7 @@ struct progress_state {
   static inline const char* name = "cadre.progress";
   // Not an aggregate: CAF would try to build it from the actor pointer.
   progress_state() = default;
-  progress_style style = progress_style::human;
-  // Task key -> time of its dispatch, for durations.
-  std::unordered_map<std::string, int64_t> started;
+  std::optional<progress_printer> printer;
 };
 
 std::string key_of(const json& p) {
@@ -129,38 +127,45 @@ std::string describe_event(const event& ev) {
   return {};
 }
 
+void progress_printer::print(const event& ev) {
+  if (style_ == progress_style::quiet)
+    return;
+  if (style_ == progress_style::json) {
+    json j = ev;
+    std::fputs((j.dump() + "\n").c_str(), machine_);
+    return;
+  }
+  auto line = describe_event(ev);
+  const auto& p = ev.payload.get();
+  auto key = key_of(p);
+  if (ev.type == "task_dispatched" || ev.type == "map_started")
+    started_.emplace(key, ev.time_us);
+  if ((ev.type == "task_completed" || ev.type == "task_failed")
+      && !p.contains("item")) {
+    if (auto i = started_.find(key); i != started_.end()) {
+      line += "  " + ms_text(ev.time_us - i->second);
+      if (ev.type == "task_completed")
+        started_.erase(i);
+    }
+  }
+  if (!line.empty())
+    std::fputs((line + "\n").c_str(), human_);
+}
+
+void progress_printer::flush() {
+  std::fflush(machine_);
+}
+
 event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style) {
   auto impl = [](event_sink_actor::stateful_pointer<progress_state> self,
                  progress_style style) -> event_sink_actor::behavior_type {
-    self->state.style = style;
+    self->state.printer.emplace(style);
     return {
       [=](event_atom, const std::vector<event>& events) {
-        auto& st = self->state;
-        for (auto& ev : events) {
-          if (st.style == progress_style::quiet)
-            continue;
-          if (st.style == progress_style::json) {
-            json j = ev;
-            std::fputs((j.dump() + "\n").c_str(), stdout);
-            continue;
-          }
-          auto line = describe_event(ev);
-          const auto& p = ev.payload.get();
-          auto key = key_of(p);
-          if (ev.type == "task_dispatched" || ev.type == "map_started")
-            st.started.emplace(key, ev.time_us);
-          if ((ev.type == "task_completed" || ev.type == "task_failed")
-              && !p.contains("item")) {
-            if (auto i = st.started.find(key); i != st.started.end()) {
-              line += "  " + ms_text(ev.time_us - i->second);
-              if (ev.type == "task_completed")
-                st.started.erase(i);
-            }
-          }
-          if (!line.empty())
-            std::fputs((line + "\n").c_str(), stderr);
-        }
-        std::fflush(stdout);
+        auto& printer = *self->state.printer;
+        for (auto& ev : events)
+          printer.print(ev);
+        printer.flush();
       },
     };
   };

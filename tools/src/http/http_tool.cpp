@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "cadre/tools/net/http_client.hpp"
 #include "cadre/tools/tool.hpp"
-#include "net/http_client.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
 

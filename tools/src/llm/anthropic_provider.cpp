@@ -9,8 +9,8 @@
 #include <string>
 
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
-#include "net/http_client.hpp"
 
 namespace cadre::tools::llm {
 
@@ -312,7 +312,7 @@ anthropic_provider::complete(const llm_request& request,
     }
     return true;
   };
-  sse_parser sse{on_event};
+  net::sse_parser sse{on_event};
   if (request.stream)
     req.on_body = [&](std::string_view piece) { return sse.feed(piece); };
   auto resp = send(client_, profile_, req, *model, *key, st.failure);

@@ -3,8 +3,8 @@
 // What the HTTP providers (openai, ollama, anthropic) share: the request
 // skeleton built from a profile and a call context, the API key read from
 // the environment, error messages that name the profile and never the key,
-// SSE and NDJSON framing, and the parsing of tool-call arguments. Private to
-// tools/.
+// NDJSON framing (SSE is cadre/tools/net/sse_parser.hpp), and the parsing of
+// tool-call arguments. Private to tools/.
 
 #include <chrono>
 #include <cstdint>
@@ -18,7 +18,8 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/llm/provider.hpp"
-#include "net/http_client.hpp"
+#include "cadre/tools/net/http_client.hpp"
+#include "cadre/tools/net/sse_parser.hpp"
 
 namespace cadre::tools::llm::detail {
 
@@ -132,37 +133,6 @@ caf::error malformed(const profile& p, std::string_view what,
 
 /// Parses `text` as JSON; nullopt when it is not.
 std::optional<json> parse_json(std::string_view text);
-
-/// Server-sent events (text/event-stream), fed in arbitrary pieces. Each
-/// complete event goes to the handler as (event name, data); `data` lines
-/// of one event are joined with '\n'; comments and `id:`/`retry:` fields
-/// are skipped; "\r\n" and "\r" line ends are accepted.
-class sse_parser {
-public:
-  /// Returns false to stop parsing (the rest of the stream is ignored).
-  using handler = std::function<bool(const std::string& event,
-                                     const std::string& data)>;
-
-  explicit sse_parser(handler h) : on_event_(std::move(h)) {
-  }
-
-  /// Feeds a piece of the stream; false when the handler stopped it.
-  bool feed(std::string_view piece);
-
-  /// Ends the stream: dispatches an event left without its blank line.
-  bool finish();
-
-private:
-  bool line(std::string_view text);
-  bool dispatch();
-
-  handler on_event_;
-  std::string buf_;
-  std::string event_;
-  std::string data_;
-  bool has_data_ = false;
-  bool stopped_ = false;
-};
 
 /// Newline-delimited lines (NDJSON), fed in arbitrary pieces; blank lines
 /// are skipped and a last line without its newline is passed by finish().

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
-#include "net/http_client.hpp"
 
 namespace cadre::tools::llm {
 

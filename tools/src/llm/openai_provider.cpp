@@ -9,8 +9,8 @@
 #include <string>
 
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
-#include "net/http_client.hpp"
 
 namespace cadre::tools::llm {
 
@@ -287,7 +287,7 @@ expected<llm_response> openai_provider::complete(const llm_request& request,
   if (!opts_.organization.empty())
     req.headers.add("OpenAI-Organization", opts_.organization);
   stream_state st;
-  sse_parser sse{[&](const std::string&, const std::string& data) {
+  net::sse_parser sse{[&](const std::string&, const std::string& data) {
     if (st.done)
       return true; // nothing is expected after [DONE]
     if (data == "[DONE]") {

@@ -1,4 +1,4 @@
-#include "net/http_client.hpp"
+#include "cadre/tools/net/http_client.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -180,7 +180,15 @@ bool has_line_break(std::string_view x) {
 
 // -- one hop ------------------------------------------------------------------
 
-enum class stop_reason { none, too_large, sink, cancelled, deadline, blocked };
+enum class stop_reason {
+  none,
+  too_large,
+  sink,
+  cancelled,
+  deadline,
+  idle,
+  blocked
+};
 
 /// State shared with curl's callbacks during one hop.
 struct transfer {
@@ -193,6 +201,8 @@ struct transfer {
     = route::unknown;
   stop_reason why = stop_reason::none;
   std::string blocked; // why an address was refused
+  // When the last body byte arrived (the hop's start before the first).
+  steady_clock::time_point last_data = steady_clock::now();
   std::exception_ptr error;
 };
 
@@ -212,6 +222,7 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
         t->body_route = transfer::route::collect;
     }
     t->bytes += len;
+    t->last_data = steady_clock::now();
     if (t->bytes > t->req->max_response_bytes) {
       t->why = stop_reason::too_large;
       return 0;
@@ -273,6 +284,11 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   }
   if (t->req->deadline_us != 0 && wall_now_us() >= t->req->deadline_us) {
     t->why = stop_reason::deadline;
+    return 1;
+  }
+  if (t->req->idle_timeout.count() > 0
+      && steady_clock::now() - t->last_data > t->req->idle_timeout) {
+    t->why = stop_reason::idle;
     return 1;
   }
   return 0;
@@ -570,6 +586,11 @@ caf::error hop_error(CURLcode rc, const transfer& t, const std::string& what,
         case stop_reason::deadline:
           return fail(errc::timeout,
                       "the deadline passed before the exchange finished");
+        case stop_reason::idle:
+          return fail(errc::timeout,
+                      "nothing received for "
+                        + std::to_string(req.idle_timeout.count())
+                        + " ms (idle timeout)");
         default:
           return fail(errc::cancelled, "cancelled");
       }

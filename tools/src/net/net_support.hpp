@@ -12,8 +12,8 @@
 
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre/tools/net/http_client.hpp"
 #include "cadre/tools/tool.hpp"
-#include "net/http_client.hpp"
 
 namespace cadre::tools::net {
 

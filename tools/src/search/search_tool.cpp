@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cadre/tools/net/http_client.hpp"
 #include "cadre/tools/tool.hpp"
-#include "net/http_client.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
 

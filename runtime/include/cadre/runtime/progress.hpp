@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <unordered_map>
 
 #include <caf/fwd.hpp>
 
@@ -14,6 +16,32 @@ enum class progress_style {
   human, ///< one compact line per task state change, to stderr
   json,  ///< one JSON event per line, to stdout
   quiet,
+};
+
+/// Prints an execution's events as they happen, in `style`: for a person a
+/// line per task state change on `human` (with each task's duration), for
+/// programs one JSON object per event on `machine`. Used by the sink that
+/// spawn_progress makes and by the CLI following a server's event stream.
+/// Not thread-safe: one owner.
+class progress_printer {
+public:
+  explicit progress_printer(progress_style style, std::FILE* human = stderr,
+                            std::FILE* machine = stdout)
+    : style_(style), human_(human), machine_(machine) {
+  }
+
+  /// Prints `ev` (nothing for events not worth a line in human style).
+  void print(const event& ev);
+
+  /// Flushes the JSON output, after a batch of events.
+  void flush();
+
+private:
+  progress_style style_;
+  std::FILE* human_;
+  std::FILE* machine_;
+  // Task key -> time of its dispatch, for durations.
+  std::unordered_map<std::string, int64_t> started_;
 };
 
 /// Spawns a sink that prints the events it receives in `style`.

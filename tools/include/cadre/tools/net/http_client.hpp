@@ -1,11 +1,12 @@
 #pragma once
 
 // An HTTP client on libcurl for the tools that talk to the network (http,
-// notify, search, the LLM providers): timeouts, a response size cap,
-// redirects followed one hop at a time, an SSRF policy checked against every
-// address a connection is opened to, cancellation, streaming, and a retry
-// helper with backoff that honours Retry-After. Private to tools/: no curl
-// type appears here.
+// notify, search, the LLM providers) and for the `cadre` CLI talking to
+// `cadre serve`: timeouts, a response size cap, redirects followed one hop
+// at a time, an SSRF policy checked against every address a connection is
+// opened to, cancellation, streaming, and a retry helper with backoff that
+// honours Retry-After. The one HTTP client of cadre; no curl type appears
+// here.
 
 #include <atomic>
 #include <chrono>
@@ -132,6 +133,11 @@ struct http_request {
   /// Longest time for the whole exchange, every redirect included.
   /// Default: 30 s
   std::chrono::milliseconds timeout{30'000};
+  /// Longest time without a byte of the response body, counted from the
+  /// start of each hop (errc::timeout): notices a silently dead stream
+  /// whose server sends keep-alives. Checked about once a second; 0: none.
+  /// Default: 0
+  std::chrono::milliseconds idle_timeout{0};
   /// Redirects (301, 302, 303, 307, 308) followed at most; 0 returns the
   /// redirect response itself, and more than this many is an error.
   /// Default: 5

@@ -1,0 +1,391 @@
+#include "cli/client_commands.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cadre/actors/supervisor.hpp"
+#include "cadre/runtime/progress.hpp"
+#include "cadre/workflow/definition.hpp"
+#include "cli/client.hpp"
+#include "cli/output.hpp"
+
+namespace cadre::runtime::cli {
+
+namespace {
+
+// Set by SIGINT and SIGTERM while a command follows a stream; the client
+// polls it and stops the transfer. Lives as long as the process.
+std::atomic<bool>* interrupt_flag = nullptr;
+
+void on_interrupt(int) {
+  if (interrupt_flag)
+    interrupt_flag->store(true);
+}
+
+void catch_interrupts(api_client& client) {
+  static auto flag = std::make_shared<std::atomic<bool>>(false);
+  interrupt_flag = flag.get();
+  client.cancel_flag(flag);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() {
+  return interrupt_flag && interrupt_flag->load();
+}
+
+// Exit code of an error the server or the connection gave: a bad token or
+// server URL is a configuration problem.
+int exit_of(const caf::error& err, int otherwise = exit_failed) {
+  return code_of(err) == errc::invalid_config ? exit_usage : otherwise;
+}
+
+int fail(const caf::error& err, int otherwise = exit_failed) {
+  print_error(message_of(err));
+  return exit_of(err, otherwise);
+}
+
+// The server's counters for a Prometheus textfile collector, written to a
+// temporary file renamed into place, as on an embedded node.
+int write_metrics(api_client& client, const std::string& file, int rc) {
+  if (file.empty())
+    return rc;
+  auto text = client.metrics();
+  if (text) {
+    auto tmp = file + ".tmp";
+    std::ofstream out{tmp, std::ios::trunc};
+    out << *text;
+    out.close();
+    if (out && std::rename(tmp.c_str(), file.c_str()) == 0)
+      return rc;
+    std::remove(tmp.c_str());
+    print_error("--metrics-file: cannot write " + file);
+  } else {
+    print_error("--metrics-file: " + message_of(text.error()));
+  }
+  return rc == exit_ok ? exit_failed : rc;
+}
+
+/// Shows an execution's events as progress until it ends or waits for a
+/// person, then reports it as `cadre run` does on an embedded node.
+class execution_watch {
+public:
+  execution_watch(api_client& client, bool json_out, uint64_t check_seq = 0)
+    : client_(client),
+      json_out_(json_out),
+      printer_(json_out ? progress_style::json : progress_style::human),
+      check_seq_(check_seq) {
+  }
+
+  stream_handlers handlers() {
+    stream_handlers h;
+    h.on_event = [this](const event& ev) { return on_event(ev); };
+    // Token deltas: lines in --json, as the embedded node's sink prints
+    // them; nothing for a person.
+    h.on_token = [this](const event& ev) {
+      printer_.print(ev);
+      printer_.flush();
+      return true;
+    };
+    return h;
+  }
+
+  /// The exit code after the stream is over.
+  int conclude(const expected<stream_outcome>& out) {
+    if (waiting_)
+      return report(*waiting_, json_out_);
+    if (!out)
+      return fail(out.error());
+    auto info = client_.execution(out->execution_id);
+    if (!info)
+      return fail(info.error());
+    return report(*info, json_out_);
+  }
+
+private:
+  bool on_event(const event& ev) {
+    printer_.print(ev);
+    printer_.flush();
+    // An execution waits for a person from its human_requested on; after
+    // an answer, another person may still be asked.
+    if (ev.type != "human_requested" && ev.seq != check_seq_)
+      return true;
+    auto info = client_.execution(ev.execution_id);
+    if (info && info->status == "waiting") {
+      waiting_ = std::move(*info);
+      return false;
+    }
+    return true;
+  }
+
+  api_client& client_;
+  bool json_out_;
+  progress_printer printer_;
+  uint64_t check_seq_;
+  std::optional<execution_info> waiting_;
+};
+
+// A 422 invalid_workflow lists its errors; they are shown like local
+// diagnostics, at the line of their task when the pointer is in one.
+bool print_workflow_errors(const json& problem, const std::string& file,
+                           const workflow::definition& def) {
+  auto errors = problem.is_object() ? problem.find("errors") : problem.end();
+  if (!problem.is_object() || errors == problem.end() || !errors->is_array()
+      || errors->empty())
+    return false;
+  for (const auto& e : *errors) {
+    workflow::diagnostic d;
+    d.file = file;
+    d.pointer = e.value("pointer", std::string{});
+    // Pointers into the request body point into its `definition`.
+    constexpr std::string_view prefix = "/definition";
+    if (d.pointer.compare(0, prefix.size(), prefix) == 0)
+      d.pointer.erase(0, prefix.size());
+    d.message = e.value("message", std::string{});
+    for (const auto& t : def.tasks) {
+      auto n = t.pointer.size();
+      if (n > 0 && d.pointer.compare(0, n, t.pointer) == 0
+          && (d.pointer.size() == n || d.pointer[n] == '/'))
+        d.where = t.where;
+    }
+    std::fprintf(stderr, "%s\n", d.to_string().c_str());
+  }
+  return true;
+}
+
+int client_run(api_client& client, const client_command& cmd) {
+  // Parsed here, so a bad file is reported with its lines and columns;
+  // tools and agents are the server's, which checks them.
+  auto res = workflow::parse_file(cmd.file, workflow::validation_context{});
+  if (!res.errors.empty()) {
+    for (auto& d : res.errors)
+      std::fprintf(stderr, "%s\n", d.to_string().c_str());
+    return exit_usage;
+  }
+  json input = json::object();
+  if (!cmd.input.empty()) {
+    auto in = parse_input(cmd.input, "--input");
+    if (!in)
+      return fail(in.error(), exit_usage);
+    input = std::move(*in);
+  }
+  json body{{"definition", res.def->document}, {"input", std::move(input)}};
+  if (!cmd.idempotency_key.empty())
+    body["idempotency_key"] = cmd.idempotency_key;
+  execution_watch watch{client, cmd.json_out};
+  auto out = client.submit_stream(body, watch.handlers());
+  if (!out) {
+    auto code = code_of(out.error());
+    if (code != errc::invalid_workflow
+        || !print_workflow_errors(client.last_problem(), cmd.file, *res.def))
+      print_error(message_of(out.error()));
+    return code == errc::invalid_input || code == errc::invalid_workflow
+               || code == errc::invalid_config
+             ? exit_usage
+             : exit_failed;
+  }
+  // A stream that broke continues from the last event seen.
+  if (out->ended == stream_outcome::how::dropped
+      || out->ended == stream_outcome::how::closed) {
+    if (out->execution_id.empty()) {
+      print_error("the stream of the submission broke before the execution's "
+                  "id arrived: "
+                  + message_of(out->error));
+      return exit_failed;
+    }
+    auto id = out->execution_id;
+    out = client.follow(id, out->last_seq, watch.handlers());
+    if (out && out->execution_id.empty())
+      out->execution_id = id;
+  }
+  return write_metrics(client, cmd.metrics_file, watch.conclude(out));
+}
+
+int client_input(api_client& client, const client_command& cmd) {
+  auto value = json::parse(cmd.value, nullptr, false);
+  if (value.is_discarded())
+    value = cmd.value; // a bare word is a string answer
+  auto seq = client.answer(cmd.id, cmd.task, value);
+  if (!seq)
+    return fail(seq.error());
+  // From the answer on, as an embedded node shows it.
+  execution_watch watch{client, cmd.json_out, *seq};
+  auto out = client.follow(cmd.id, *seq > 0 ? *seq - 1 : 0, watch.handlers());
+  if (out && out->execution_id.empty())
+    out->execution_id = cmd.id;
+  return write_metrics(client, cmd.metrics_file, watch.conclude(out));
+}
+
+int client_executions(api_client& client, const client_command& cmd) {
+  std::vector<execution_info> all;
+  std::string cursor;
+  do {
+    auto page = client.executions(cmd.status, cursor);
+    if (!page)
+      return fail(page.error());
+    for (auto& x : page->executions)
+      all.push_back(std::move(x));
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  print_executions(all, cmd.json_out);
+  return exit_ok;
+}
+
+int client_events(api_client& client, const client_command& cmd) {
+  constexpr uint32_t page_size = 1000;
+  uint64_t after = std::max<uint64_t>(cmd.from, 1) - 1;
+  if (!cmd.follow) {
+    bool any = false;
+    for (;;) {
+      auto page = client.events(cmd.id, after, page_size);
+      if (!page)
+        return fail(page.error());
+      for (auto& ev : page->events) {
+        print_event_row(ev, cmd.json_out);
+        any = true;
+      }
+      if (!page->next_after || page->events.empty())
+        break;
+      after = *page->next_after;
+    }
+    std::fflush(stdout);
+    if (!any && cmd.from <= 1) {
+      print_error("execution " + cmd.id + " has no events");
+      return exit_failed;
+    }
+    return exit_ok;
+  }
+  catch_interrupts(client);
+  stream_handlers h;
+  h.on_event = [&](const event& ev) {
+    print_event_row(ev, cmd.json_out);
+    std::fflush(stdout);
+    return true;
+  };
+  auto out = client.follow(cmd.id, after, h);
+  if (interrupted())
+    return exit_interrupted;
+  if (!out)
+    return fail(out.error());
+  return exit_ok;
+}
+
+int client_cancel(api_client& client, const client_command& cmd) {
+  auto cancelled = client.cancel(cmd.id);
+  if (!cancelled)
+    return fail(cancelled.error());
+  std::printf("%s\n", *cancelled ? "cancelled" : "already finished");
+  return exit_ok;
+}
+
+int client_tools(api_client& client, const client_command& cmd) {
+  auto list = client.tools();
+  if (!list)
+    return fail(list.error());
+  if (cmd.json_out) {
+    std::printf("%s\n", list->dump().c_str());
+    return exit_ok;
+  }
+  for (auto& t : *list) {
+    auto text = t.contains("error")
+                  ? "unavailable: " + t.value("error", std::string{})
+                  : t.value("description", std::string{});
+    // The first sentence is enough for a listing; `--json` has it all.
+    if (auto dot = text.find(". "); dot != std::string::npos)
+      text.resize(dot + 1);
+    std::printf("%-10s %s\n", t.value("name", std::string{}).c_str(),
+                text.c_str());
+  }
+  return exit_ok;
+}
+
+int client_tool(api_client& client, const client_command& cmd) {
+  auto input = parse_input(cmd.input.empty() ? "{}" : cmd.input, "--input");
+  if (!input)
+    return fail(input.error(), exit_usage);
+  auto out = client.invoke_tool(cmd.tool, *input, cmd.timeout_ms);
+  if (!out) {
+    // An unknown tool is a usage error, as on an embedded node; a call
+    // that fails is the tool's failure.
+    if (code_of(out.error()) == errc::not_found)
+      return fail(out.error(), exit_usage);
+    if (cmd.json_out && code_of(out.error()) != errc::invalid_config) {
+      std::printf("%s\n",
+                  json{{"error", message_of(out.error())}}.dump().c_str());
+      return exit_failed;
+    }
+    return fail(out.error());
+  }
+  std::printf("%s\n", cmd.json_out ? out->dump().c_str()
+                                   : out->dump(2).c_str());
+  return exit_ok;
+}
+
+int client_tree(api_client& client, const client_command& cmd) {
+  auto tree = client.tree();
+  if (!tree)
+    return fail(tree.error());
+  if (cmd.json_out)
+    std::printf("%s\n", tree->dump().c_str());
+  else
+    std::fputs(actors::render_tree(json_value{*tree}).c_str(), stdout);
+  return exit_ok;
+}
+
+} // namespace
+
+std::string server_url(const std::string& flag) {
+  if (!flag.empty())
+    return flag;
+  const char* env = std::getenv("CADRE_SERVER");
+  return env ? env : "";
+}
+
+std::optional<int> run_on_server(const client_command& cmd) {
+  using command = int (*)(api_client&, const client_command&);
+  static const std::pair<const char*, command> commands[] = {
+    {"run", &client_run},
+    {"input", &client_input},
+    {"executions", &client_executions},
+    {"events", &client_events},
+    {"cancel", &client_cancel},
+    {"tools", &client_tools},
+    {"tool", &client_tool},
+    {"tree", &client_tree},
+  };
+  auto url = server_url(cmd.server);
+  if (url.empty())
+    return std::nullopt;
+  if (cmd.name == "resume") {
+    print_error("resume runs on the server's node; use cadre serve");
+    return exit_usage;
+  }
+  for (const auto& [name, fn] : commands) {
+    if (cmd.name != name)
+      continue;
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      print_error("--server: expected an http:// or https:// URL, got '" + url
+                  + "'");
+      return exit_usage;
+    }
+    const char* token = std::getenv("CADRE_TOKEN");
+    api_client client{url, token ? token : ""};
+    return fn(client, cmd);
+  }
+  return std::nullopt;
+}
+
+} // namespace cadre::runtime::cli

@@ -1,0 +1,111 @@
+#include "cli/output.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "cadre/runtime/progress.hpp"
+
+namespace cadre::runtime::cli {
+
+void print_error(std::string_view msg) {
+  constexpr std::string_view own = "cadre: ";
+  if (msg.substr(0, own.size()) == own)
+    msg.remove_prefix(own.size());
+  std::fprintf(stderr, "cadre: %.*s\n", static_cast<int>(msg.size()),
+               msg.data());
+}
+
+expected<json> parse_input(const std::string& arg, const std::string& what) {
+  std::string text = arg;
+  std::string source = what;
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in{arg.substr(1)};
+    if (!in)
+      return make_error(errc::invalid_input,
+                        what + ": cannot read " + arg.substr(1));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+    source = arg.substr(1);
+  }
+  auto doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded())
+    return make_error(errc::invalid_input,
+                      source + ": not valid JSON: " + text.substr(0, 60));
+  return doc;
+}
+
+int exit_code_of(const execution_info& info) {
+  if (info.status == "completed")
+    return exit_ok;
+  if (info.status == "waiting")
+    return exit_waiting;
+  return exit_failed;
+}
+
+int report(const execution_info& info, bool json_out) {
+  if (json_out) {
+    json j = info;
+    j["type"] = "result";
+    std::printf("%s\n", j.dump().c_str());
+  } else if (info.status == "completed") {
+    std::printf("%s\n", info.output->dump(2).c_str());
+  }
+  std::fflush(stdout);
+  if (!json_out) {
+    if (info.status == "failed" || info.status == "cancelled")
+      print_error("execution " + info.id + " " + info.status + ": "
+                  + info.error);
+    else if (info.status == "waiting")
+      std::fprintf(stderr,
+                   "execution %s waits for input; it resumes with "
+                   "`cadre input %s TASK VALUE`\n",
+                   info.id.c_str(), info.id.c_str());
+  }
+  return exit_code_of(info);
+}
+
+std::string time_text(int64_t us) {
+  auto secs = static_cast<time_t>(us / 1'000'000);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
+  return buf;
+}
+
+void print_executions(const std::vector<execution_info>& list,
+                      bool json_out) {
+  if (json_out) {
+    json j = list;
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%-20s %-10s %-24s %s\n", "ID", "STATUS", "WORKFLOW",
+              "UPDATED");
+  for (auto& x : list)
+    std::printf("%-20s %-10s %-24s %s\n", x.id.c_str(), x.status.c_str(),
+                (x.workflow + "@" + x.version).c_str(),
+                time_text(x.updated_us).c_str());
+}
+
+void print_event_row(const event& ev, bool json_out) {
+  if (json_out) {
+    json j = ev;
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  auto line = describe_event(ev);
+  std::printf("%6llu  %s  %-20s %s\n",
+              static_cast<unsigned long long>(ev.seq),
+              time_text(ev.time_us).c_str(), ev.type.c_str(),
+              line.empty() ? ev.payload.dump().substr(0, 80).c_str()
+                           : line.c_str());
+}
+
+bool ends_execution(std::string_view type) {
+  return type == "execution_completed" || type == "execution_failed"
+         || type == "execution_cancelled";
+}
+
+} // namespace cadre::runtime::cli
