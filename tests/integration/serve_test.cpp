@@ -685,12 +685,31 @@ TEST(Serve, BadBodiesGetProblemDocumentsThatNameThePlace) {
   auto [s6, missing] = send(R"({"workflow": "nope"})");
   EXPECT_EQ(s6, 404);
   EXPECT_EQ(missing["type"], "/problems/not_found");
-  // 50 MB: refused before it is read.
-  std::string huge(50u << 20, ' ');
-  auto r = c.Post("/v1/executions", huge, "application/json");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 413);
-  EXPECT_EQ(body_of(r)["type"], "/problems/too_large");
+  // 50 MB: refused from its Content-Length, before a byte of it is read.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  std::string head = "POST /v1/executions HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: 52428800\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0),
+            static_cast<ssize_t>(head.size()));
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
+  EXPECT_NE(answer.find("/problems/too_large"), std::string::npos);
   // Still serving.
   int status = 0;
   get(s, "/healthz", &status);
@@ -844,4 +863,78 @@ TEST(Serve, EmbeddedCommandsLeaveOtherExecutionsAlone) {
                           [](const sse_event& ev) { return ev.type == "end"; });
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(json::parse(rest.back().data)["status"], "completed");
+}
+
+TEST(Serve, TheCliIsAClientOfTheServer) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  auto human = dir.str() + "/approval.yaml";
+  std::ofstream{human} << human_yaml;
+  struct result {
+    int code = -1;
+    std::vector<std::string> out;
+    std::string err;
+  };
+  int n = 0;
+  auto cli = [&](std::vector<std::string> args,
+                 std::vector<std::string> env = {}) {
+    if (env.empty())
+      args.insert(args.begin(), {"--server", s.url()});
+    auto err = dir.str() + "/cli" + std::to_string(n++) + ".err";
+    cadre_process p{args, err, env};
+    result r;
+    r.out = p.read_all(clock_type::now() + 60s);
+    auto st = p.wait_until(clock_type::now() + 60s);
+    EXPECT_TRUE(st.has_value());
+    r.code = st && WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
+    r.err = p.stderr_text();
+    return r;
+  };
+  auto joined = [](const std::vector<std::string>& lines) {
+    std::string all;
+    for (auto& l : lines)
+      all += l + "\n";
+    return all;
+  };
+  auto hello = cli({"run", source_path("examples/hello.yaml"), "--input",
+                    R"({"name": "Ada", "shout": true})"});
+  EXPECT_EQ(hello.code, 0) << hello.err;
+  EXPECT_NE(joined(hello.out).find("HELLO, ADA!"), std::string::npos)
+    << joined(hello.out);
+  // A located error in the file stays local: exit 2, file:line.
+  auto broken = dir.str() + "/broken.yaml";
+  std::ofstream{broken} << "name: broken\ntasks:\n  - id: a\n    tool: nope\n";
+  auto bad = cli({"run", broken});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("broken.yaml:"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("/tasks/0/tool"), std::string::npos) << bad.err;
+  // A person's task: run waits (3), input answers, the execution ends.
+  auto waiting = cli({"--json", "run", human});
+  EXPECT_EQ(waiting.code, 3) << waiting.err;
+  std::string id;
+  for (auto& line : waiting.out) {
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("execution_id"))
+      id = j["execution_id"].get<std::string>();
+  }
+  ASSERT_FALSE(id.empty()) << joined(waiting.out);
+  auto listed = cli({"--json", "executions", "--status", "waiting"});
+  EXPECT_EQ(listed.code, 0) << listed.err;
+  EXPECT_NE(joined(listed.out).find(id), std::string::npos);
+  auto answered = cli({"input", id, "ask", R"({"ok": true})"});
+  EXPECT_EQ(answered.code, 0) << answered.err;
+  // The same through CADRE_SERVER: the execution's log, ending completed.
+  auto events = cli({"--json", "events", id}, {"CADRE_SERVER=" + s.url()});
+  EXPECT_EQ(events.code, 0) << events.err;
+  ASSERT_FALSE(events.out.empty());
+  EXPECT_EQ(json::parse(events.out.back())["type"], "execution_completed");
+  auto tools = cli({"tools"});
+  EXPECT_EQ(tools.code, 0) << tools.err;
+  EXPECT_NE(joined(tools.out).find("echo"), std::string::npos);
+  auto tree = cli({"--json", "tree"});
+  EXPECT_EQ(tree.code, 0) << tree.err;
+  EXPECT_TRUE(json::parse(joined(tree.out), nullptr, false).is_object());
+  auto resume = cli({"resume"});
+  EXPECT_EQ(resume.code, 2);
 }
