@@ -15,6 +15,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
@@ -399,7 +400,7 @@ void flush(agent_self self) {
   req.events = std::exchange(st.pending_events, {});
   auto actions = std::exchange(st.pending_actions, {});
   st.in_flight = true;
-  self->request(st.store, caf::infinite, append_atom_v, std::move(req))
+  self->request(st.store, local_deadline, append_atom_v, std::move(req))
     .then(
       [=](uint64_t) {
         self->state.in_flight = false;
@@ -677,6 +678,8 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
   req.input = call.arguments;
   req.deadline_us = t.deadline_us;
   req.idempotency_key = key + "/" + call.id;
+  // caf::infinite: the call carries the turn's deadline (deadline_us),
+  // which the pool enforces.
   self->request(*pool, caf::infinite, run_atom_v, std::move(req))
     .then(
       [=](task_result& res) {
@@ -737,6 +740,7 @@ void ask_model(agent_self self, const llm_request& req,
     if (!st.worker)
       st.worker = self->spawn<caf::detached>(llm_worker_impl, st.opts,
                                              st.cancel_flag, st.bus);
+    // caf::infinite: the provider bounds each call (the profile's timeout).
     self->request(st.worker, caf::infinite, run_atom_v, req, json_value{ctx})
       .then(
         [=](llm_response& res) {
@@ -745,7 +749,7 @@ void ask_model(agent_self self, const llm_request& req,
             append_request c;
             c.events.push_back(event{cache_log, 1, now_us(), "llm_cached",
                                      json_value{json(res)}});
-            self->request(self->state.store, caf::infinite, append_atom_v,
+            self->request(self->state.store, local_deadline, append_atom_v,
                           std::move(c))
               .then([](uint64_t) {}, [](caf::error&) {});
           }
@@ -761,7 +765,7 @@ void ask_model(agent_self self, const llm_request& req,
   json hashed = req;
   hashed.erase("stream");
   auto cache_log = "llmcache:" + hash_hex(hashed.dump() + t.spec.script.dump());
-  self->request(st.store, caf::infinite, read_atom_v, cache_log, uint64_t{1},
+  self->request(st.store, local_deadline, read_atom_v, cache_log, uint64_t{1},
                 uint64_t{1})
     .then(
       [=](std::vector<event>& evs) {
@@ -926,7 +930,7 @@ void load_tool_specs(agent_self self, std::vector<std::string> names,
       if (--*left == 0)
         then();
     };
-    self->request(pool, caf::infinite, describe_atom_v)
+    self->request(pool, local_deadline, describe_atom_v)
       .then(
         [=](json_value& d) {
           llm_tool_spec spec;
@@ -1069,7 +1073,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
   st.tools = std::move(tools);
   st.opts = std::move(opts);
   // Memory is the fold of the log; an unfinished turn resumes at once.
-  self->request(st.store, caf::infinite, read_atom_v, st.log, uint64_t{1},
+  self->request(st.store, local_deadline, read_atom_v, st.log, uint64_t{1},
                 uint64_t{0})
     .then(
       [=](std::vector<event>& log) {
@@ -1192,6 +1196,8 @@ void route(agents_self self, std::string id, agent_turn turn,
     return;
   }
   auto handle = agent_of(self, id);
+  // caf::infinite: a turn is bounded by its task's deadline and the
+  // agent's max_iterations, each call inside it by its own timeout.
   self->request(handle, caf::infinite, run_atom_v, turn)
     .then([=](task_result& r) mutable { promise.deliver(std::move(r)); },
           [=](caf::error& err) mutable {
@@ -1279,7 +1285,7 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
     },
     [=](get_atom, const std::string& id) -> caf::result<json_value> {
       auto promise = self->make_response_promise<json_value>();
-      self->request(agent_of(self, id), caf::infinite, get_atom_v)
+      self->request(agent_of(self, id), local_deadline, get_atom_v)
         .then([=](json_value& v) mutable { promise.deliver(v); },
               [=](caf::error& e) mutable { promise.deliver(e); });
       return promise;

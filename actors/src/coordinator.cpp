@@ -1,6 +1,7 @@
 #include "coordinator.hpp"
 
 #include <chrono>
+#include <map>
 #include <functional>
 #include <random>
 
@@ -8,6 +9,8 @@
 #include <caf/local_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/actors/deadlines.hpp"
+#include "cadre/actors/metrics.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 
@@ -97,6 +100,21 @@ void finish_if_done(self_ptr self) {
   self->quit();
 }
 
+// Task outcomes among `events`, for cadre_tasks_total: completed, failed
+// (for good), retried, skipped.
+std::map<std::string, size_t> task_outcomes(const std::vector<event>& events) {
+  std::map<std::string, size_t> out;
+  for (const auto& ev : events) {
+    if (ev.type == workflow::events::completed)
+      ++out["completed"];
+    else if (ev.type == workflow::events::skipped)
+      ++out["skipped"];
+    else if (ev.type == workflow::events::failed)
+      ++out[ev.payload->contains("retry_in_ms") ? "retried" : "failed"];
+  }
+  return out;
+}
+
 // Persist, then act: one append in flight at a time; decisions made
 // meanwhile are batched into the next append.
 void flush(self_ptr self) {
@@ -121,12 +139,17 @@ void flush(self_ptr self) {
   auto actions = std::exchange(st.pending_actions, {});
   auto acks = std::exchange(st.pending_acks, {});
   auto batch = req.events.size();
+  auto outcomes = task_outcomes(req.events);
   st.in_flight = true;
-  self->request(st.args.store, caf::infinite, append_atom_v, std::move(req))
+  self->request(st.args.store, local_deadline, append_atom_v, std::move(req))
     .then(
       [=](uint64_t last_seq) mutable {
         auto& st = self->state;
         st.in_flight = false;
+        if (st.args.metrics)
+          for (auto& [outcome, n] : outcomes)
+            st.args.metrics->add("cadre_tasks_total", {{"outcome", outcome}},
+                                 static_cast<double>(n));
         if (st.submit_promise) {
           st.submit_promise->deliver(st.args.id);
           st.submit_promise.reset();
@@ -206,6 +229,9 @@ void run_action(self_ptr self, const workflow::action& a) {
       req.input = json_value{a.input};
       req.idempotency_key = st.args.id + "/" + a.key + "/"
                             + std::to_string(a.attempt);
+      // caf::infinite only for a task without `timeout`: its author said
+      // it may take as long as it takes (the execution's timeout still
+      // ends it).
       caf::duration timeout = caf::infinite;
       if (a.timeout_ms > 0) {
         req.deadline_us = now_us() + a.timeout_ms * 1000;
@@ -248,9 +274,11 @@ void run_action(self_ptr self, const workflow::action& a) {
       auto key = a.key;
       auto attempt = a.attempt;
       auto parent = st.args.parent;
-      self->request(parent, caf::infinite, submit_atom_v, std::move(req))
+      self->request(parent, local_deadline, submit_atom_v, std::move(req))
         .then(
           [=](const std::string& child) {
+            // caf::infinite: a child execution may run for days (it may
+            // wait for a person); its own timeout, if any, ends it.
             self->request(parent, caf::infinite, await_atom_v, child)
               .then(
                 [=](const execution_info& info) {
@@ -288,6 +316,8 @@ void run_action(self_ptr self, const workflow::action& a) {
       turn.attempt = a.attempt;
       turn.idempotency_key = st.args.id + "/" + a.key + "/"
                              + std::to_string(a.attempt);
+      // caf::infinite only for an agent task without `timeout` (see the
+      // tool task above).
       caf::duration timeout = caf::infinite;
       if (a.timeout_ms > 0) {
         turn.deadline_us = now_us() + a.timeout_ms * 1000;
@@ -318,7 +348,7 @@ void run_action(self_ptr self, const workflow::action& a) {
 
 void recover(self_ptr self) {
   auto& st = self->state;
-  self->request(st.args.store, caf::infinite, read_atom_v, st.args.id,
+  self->request(st.args.store, local_deadline, read_atom_v, st.args.id,
                 uint64_t{1}, uint64_t{0})
     .then(
       [=](std::vector<event>& log) {

@@ -7,6 +7,8 @@
 
 namespace cadre::actors {
 
+class metric_registry;
+
 /// How a coordinator starts: with a submission (`submit` message) or by
 /// folding the existing log of its execution.
 enum class coordinator_mode { fresh, recover };
@@ -19,6 +21,8 @@ struct coordinator_args {
   executions_actor parent;
   /// Runs agent tasks; null: they fail with errc::unavailable.
   agents_actor agents;
+  /// Counts task outcomes (cadre_tasks_total); null: not counted.
+  std::shared_ptr<metric_registry> metrics;
 };
 
 /// Spawns a coordinator as a child of `parent_self` (monitored by the

@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
@@ -103,6 +104,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.tools = st.tools;
   args.agents = st.agents;
   args.parent = caf::actor_cast<executions_actor>(self);
+  args.metrics = st.opts.metrics;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
   auto& entry = st.live[id];
@@ -144,7 +146,7 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
     run(i->second.handle);
     return;
   }
-  self->request(st.store, caf::infinite, get_atom_v, id)
+  self->request(st.store, local_deadline, get_atom_v, id)
     .then(
       [=](const execution_info& info) {
         auto& st = self->state;
@@ -280,7 +282,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         }
         auto id = new_id(self);
         auto handle = start(self, id, coordinator_mode::fresh);
-        self->request(handle, caf::infinite, submit_atom_v, std::move(req))
+        self->request(handle, local_deadline, submit_atom_v, std::move(req))
           .then([=](std::string& id) mutable { finish(id); },
                 [=](caf::error& err) mutable { finish(err); });
       };
@@ -295,7 +297,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
           version = name.substr(at + 1);
           name.resize(at);
         }
-        self->request(self->state.store, caf::infinite, get_atom_v, name,
+        self->request(self->state.store, local_deadline, get_atom_v, name,
                       version)
           .then(
             [=](definition_record& def) mutable {
@@ -322,7 +324,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         return promise;
       }
       st.submitting[key].digest = request_digest;
-      self->request(self->state.store, caf::infinite, get_atom_v,
+      self->request(self->state.store, local_deadline, get_atom_v,
                     submit_atom_v, key)
         .then(
           [=](const std::string& existing) mutable {
@@ -333,7 +335,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
             // A key names one submission: the same request answers the
             // same id, another one is a conflict.
             self
-              ->request(self->state.store, caf::infinite, read_atom_v,
+              ->request(self->state.store, local_deadline, read_atom_v,
                         existing, uint64_t{1}, uint64_t{1})
               .then(
                 [=](std::vector<event>& evs) mutable {
@@ -357,7 +359,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       with_coordinator(
         self, in.execution_id, 3,
         [=](coordinator_actor c, std::function<void()> retry) mutable {
-          self->request(c, caf::infinite, input_atom_v, in.task_id, in.value)
+          self->request(c, local_deadline, input_atom_v, in.task_id, in.value)
             .then([=](uint64_t seq) mutable { promise.deliver(seq); },
                   [=](caf::error& err) mutable {
                     if (coordinator_died(err))
@@ -379,7 +381,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       with_coordinator(
         self, id, 3,
         [=](coordinator_actor c, std::function<void()> retry) mutable {
-          self->request(c, caf::infinite, cancel_atom_v)
+          self->request(c, local_deadline, cancel_atom_v)
             .then([=](uint64_t seq) mutable { promise.deliver(seq > 0); },
                   [=](caf::error& err) mutable {
                     if (coordinator_died(err))
@@ -400,12 +402,12 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       auto promise = self->make_response_promise<execution_info>();
       auto& st = self->state;
       auto from_store = [=]() mutable {
-        self->request(self->state.store, caf::infinite, get_atom_v, id)
+        self->request(self->state.store, local_deadline, get_atom_v, id)
           .then([=](execution_info& info) mutable { promise.deliver(info); },
                 [=](caf::error& err) mutable { promise.deliver(err); });
       };
       if (auto i = st.live.find(id); i != st.live.end())
-        self->request(i->second.handle, caf::infinite, status_atom_v)
+        self->request(i->second.handle, local_deadline, status_atom_v)
           .then([=](execution_info& info) mutable { promise.deliver(info); },
                 [=](caf::error&) mutable { from_store(); });
       else
@@ -415,13 +417,15 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
     [=](await_atom, const std::string& id) -> caf::result<execution_info> {
       auto promise = self->make_response_promise<execution_info>();
       auto from_store = [=]() mutable {
-        self->request(self->state.store, caf::infinite, get_atom_v, id)
+        self->request(self->state.store, local_deadline, get_atom_v, id)
           .then([=](execution_info& info) mutable { promise.deliver(info); },
                 [=](caf::error& err) mutable { promise.deliver(err); });
       };
       with_coordinator(
         self, id, 3,
         [=](coordinator_actor c, std::function<void()> retry) mutable {
+          // caf::infinite: await answers when the execution ends, which may
+          // be days away; the caller bounds its own wait.
           self->request(c, caf::infinite, await_atom_v)
             .then([=](execution_info& info) mutable { promise.deliver(info); },
                   [=](caf::error& err) mutable {
@@ -451,7 +455,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
     [=](resume_atom) -> caf::result<std::vector<std::string>> {
       auto promise
         = self->make_response_promise<std::vector<std::string>>();
-      self->request(self->state.store, caf::infinite, list_atom_v,
+      self->request(self->state.store, local_deadline, list_atom_v,
                     execution_filter{})
         .then(
           [=](std::vector<execution_info>& all) mutable {

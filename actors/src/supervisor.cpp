@@ -239,6 +239,8 @@ public:
   void send_to_child(child& c, uint64_t seq, pending_msg& p) {
     p.sent_to = c.incarnation;
     p.bounced = false;
+    // caf::infinite: a forwarded request is answered by the child, whose
+    // own deadlines bound it; a child that dies bounces it instead.
     auto h = self_->request(c.handle, caf::infinite, p.content);
     auto self = self_;
     auto id = c.spec.id;
@@ -311,6 +313,8 @@ public:
     auto self = self_;
     auto id = c.spec.id;
     auto inc = c.incarnation;
+    // caf::infinite: a probe of a child's liveness; a dead child answers
+    // at once with an error and a live one right away.
     auto h = self_->request(c.handle, caf::infinite, caf::sys_atom_v,
                             caf::get_atom_v, std::string{"info"});
     self_->add_multiplexed_response_handler(

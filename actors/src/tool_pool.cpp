@@ -222,6 +222,8 @@ void dispatch(pool_self self, size_t i, const task_request& req,
   auto& st = self->state;
   auto& slot = st.workers[i];
   auto handle = slot.handle;
+  // caf::infinite only for a call without a deadline (a task without
+  // `timeout`); the worker is watched by a monitor either way.
   caf::duration timeout = caf::infinite;
   if (req.deadline_us > 0) {
     auto left = req.deadline_us - now_us();

@@ -17,6 +17,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/metrics.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/runtime/node.hpp"
@@ -24,6 +25,7 @@
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/output.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
 
@@ -31,12 +33,16 @@ using namespace cadre;
 
 namespace {
 
-// Exit codes.
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;   // the execution failed or was cancelled
-constexpr int exit_usage = 2;    // bad command line, file or config
-constexpr int exit_waiting = 3;  // the execution waits for a person
-constexpr int exit_interrupted = 130; // SIGINT or SIGTERM (128 + SIGINT)
+using runtime::cli::ends_execution;
+using runtime::cli::exit_code_of;
+using runtime::cli::exit_failed;
+using runtime::cli::exit_interrupted;
+using runtime::cli::exit_ok;
+using runtime::cli::exit_usage;
+using runtime::cli::exit_waiting;
+using runtime::cli::parse_input;
+using runtime::cli::print_error;
+using runtime::cli::report;
 
 struct global_options {
   std::string config_file;
@@ -47,14 +53,6 @@ struct global_options {
   runtime::log_flags log;
 };
 
-void print_error(std::string_view msg) {
-  // describe() names cadre's own error category; the prefix already says it.
-  constexpr std::string_view own = "cadre: ";
-  if (msg.substr(0, own.size()) == own)
-    msg.remove_prefix(own.size());
-  std::fprintf(stderr, "cadre: %.*s\n", static_cast<int>(msg.size()),
-               msg.data());
-}
 
 expected<config::node_config> make_config(const global_options& g) {
   config::node_config cfg;
@@ -77,26 +75,6 @@ expected<config::node_config> make_config(const global_options& g) {
   return cfg;
 }
 
-// Parses "--input": JSON text, or @file with JSON in it.
-expected<json> parse_input(const std::string& arg, const std::string& what) {
-  std::string text = arg;
-  std::string source = what;
-  if (!arg.empty() && arg[0] == '@') {
-    std::ifstream in{arg.substr(1)};
-    if (!in)
-      return make_error(errc::invalid_input,
-                        what + ": cannot read " + arg.substr(1));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-    source = arg.substr(1);
-  }
-  auto doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded())
-    return make_error(errc::invalid_input,
-                      source + ": not valid JSON: " + text.substr(0, 60));
-  return doc;
-}
 
 // Starts an embedded node for `command`. Only `resume` resumes every
 // unfinished execution; the others run or recover just their own.
@@ -138,24 +116,7 @@ int write_metrics(runtime::node& n, const global_options& g, int rc) {
   return rc == exit_ok ? exit_failed : rc;
 }
 
-void print_output(const execution_info& info, bool json_out) {
-  if (json_out) {
-    json j = info;
-    j["type"] = "result";
-    std::printf("%s\n", j.dump().c_str());
-  } else if (info.status == "completed") {
-    std::printf("%s\n", info.output->dump(2).c_str());
-  }
-  std::fflush(stdout);
-}
 
-int exit_code_of(const execution_info& info) {
-  if (info.status == "completed")
-    return exit_ok;
-  if (info.status == "waiting")
-    return exit_waiting;
-  return exit_failed;
-}
 
 // Waits until the execution finished, or waits for a person with nothing
 // else in flight.
@@ -171,7 +132,7 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
       return *done;
     execution_info status;
     bool ok = false;
-    self->request(n.executions(), caf::infinite, status_atom_v, id)
+    self->request(n.executions(), actors::local_deadline, status_atom_v, id)
       .receive(
         [&](execution_info& info) {
           status = std::move(info);
@@ -188,20 +149,6 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
   }
 }
 
-int report(const execution_info& info, bool json_out) {
-  print_output(info, json_out);
-  if (!json_out) {
-    if (info.status == "failed" || info.status == "cancelled")
-      print_error("execution " + info.id + " " + info.status + ": "
-                  + info.error);
-    else if (info.status == "waiting")
-      std::fprintf(stderr,
-                   "execution %s waits for input; it resumes with "
-                   "`cadre input %s TASK VALUE`\n",
-                   info.id.c_str(), info.id.c_str());
-  }
-  return exit_code_of(info);
-}
 
 runtime::progress_style style_of(const global_options& g) {
   return g.json_out ? runtime::progress_style::json
@@ -292,7 +239,7 @@ int cmd_run(const std::string& file, const std::string& input_arg,
   caf::error failure;
   {
     caf::scoped_actor self{n->system()};
-    self->request(n->executions(), caf::infinite, submit_atom_v, req)
+    self->request(n->executions(), actors::local_deadline, submit_atom_v, req)
       .receive([&](std::string& x) { id = std::move(x); },
                [&](caf::error& err) { failure = std::move(err); });
   }
@@ -322,7 +269,7 @@ int cmd_input(const std::string& id, const std::string& task,
   {
     caf::scoped_actor self{n->system()};
     self
-      ->request(n->executions(), caf::infinite, input_atom_v,
+      ->request(n->executions(), actors::local_deadline, input_atom_v,
                 human_input{id, task, json_value{value}})
       .receive([](uint64_t) {}, [&](caf::error& err) { failure = err; });
   }
@@ -364,7 +311,7 @@ int cmd_cancel(const std::string& id, const global_options& g) {
   auto n = start_node(g, "cancel");
   caf::scoped_actor self{n->system()};
   int rc = exit_ok;
-  self->request(n->executions(), caf::infinite, cancel_atom_v, id)
+  self->request(n->executions(), actors::local_deadline, cancel_atom_v, id)
     .receive(
       [&](bool cancelled) {
         std::printf("%s\n", cancelled ? "cancelled" : "already finished");
@@ -400,12 +347,6 @@ std::unique_ptr<persistence::event_store> open_reader(const global_options& g) {
   return std::move(*store);
 }
 
-std::string time_text(int64_t us) {
-  auto secs = static_cast<time_t>(us / 1'000'000);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
-  return buf;
-}
 
 int cmd_executions(const std::string& status, const global_options& g) {
   auto store = open_reader(g);
@@ -416,17 +357,7 @@ int cmd_executions(const std::string& status, const global_options& g) {
     print_error(describe(list.error()));
     return exit_failed;
   }
-  if (g.json_out) {
-    json j = *list;
-    std::printf("%s\n", j.dump().c_str());
-    return exit_ok;
-  }
-  std::printf("%-20s %-10s %-24s %s\n", "ID", "STATUS", "WORKFLOW",
-              "UPDATED");
-  for (auto& x : *list)
-    std::printf("%-20s %-10s %-24s %s\n", x.id.c_str(), x.status.c_str(),
-                (x.workflow + "@" + x.version).c_str(),
-                time_text(x.updated_us).c_str());
+  runtime::cli::print_executions(*list, g.json_out);
   return exit_ok;
 }
 
@@ -451,21 +382,9 @@ bool print_events(const std::vector<event>& evs, uint64_t& next,
                   const global_options& g) {
   bool finished = false;
   for (auto& ev : evs) {
-    if (g.json_out) {
-      json j = ev;
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      auto line = runtime::describe_event(ev);
-      std::printf("%6llu  %s  %-20s %s\n",
-                  static_cast<unsigned long long>(ev.seq),
-                  time_text(ev.time_us).c_str(), ev.type.c_str(),
-                  line.empty() ? ev.payload.dump().substr(0, 80).c_str()
-                               : line.c_str());
-    }
+    runtime::cli::print_event_row(ev, g.json_out);
     next = ev.seq + 1;
-    finished = finished || ev.type == "execution_completed"
-               || ev.type == "execution_failed"
-               || ev.type == "execution_cancelled";
+    finished = finished || ends_execution(ev.type);
   }
   std::fflush(stdout);
   return finished;

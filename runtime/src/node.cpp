@@ -243,6 +243,7 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     actors::executions_options eopts;
     eopts.max_restarts = cfg.max_restarts;
     eopts.restart_window_ms = cfg.restart_window_ms;
+    eopts.metrics = metrics;
     std::shared_ptr<const actors::tool_directory> pools;
     event_store_actor store_hdl;
     event_bus_actor bus_hdl;
@@ -309,6 +310,9 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   st->agent_opts = std::move(*agent_opts);
   st->metrics = std::make_shared<actors::metric_registry>();
   st->agent_opts.metrics = st->metrics;
+  st->metrics->declare("cadre_tasks_total",
+                       "Task outcomes: completed, failed (for good), retried, "
+                       "skipped");
   auto store = persistence::event_store::open(
     persistence::store_options{cfg.store_dir, cfg.store_sync});
   if (!store) {

@@ -34,6 +34,7 @@
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/execution.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre_process.hpp"
 #include "temp_dir.hpp"
 
 extern char** environ;
@@ -205,160 +206,9 @@ std::string key_of(const json& payload) {
 
 // -- a child process ------------------------------------------------------------
 
-/// A `cadre` process with stdout on a pipe and stderr in a file. The
-/// destructor kills and reaps it, so no path leaves a child behind.
-class child_process {
-public:
-  child_process(const std::vector<std::string>& args,
-                const std::string& stderr_file) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      error_ = "pipe2 failed";
-      return;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-                                     O_RDONLY, 0);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(CADRE_EXE));
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    auto rc = posix_spawn(&pid_, CADRE_EXE, &fa, nullptr, argv.data(),
-                          environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    out_ = fds[0];
-    if (rc != 0) {
-      error_ = std::string{"posix_spawn: "} + std::strerror(rc);
-      pid_ = -1;
-    }
-    started_ = clock_type::now();
-  }
-
-  ~child_process() {
-    kill_now();
-    if (out_ >= 0)
-      close(out_);
-  }
-
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-
-  bool ok() const {
-    return pid_ > 0;
-  }
-
-  const std::string& error() const {
-    return error_;
-  }
-
-  clock_type::time_point started() const {
-    return started_;
-  }
-
-  /// The next complete line of stdout. False at end of output or when
-  /// `deadline` passed first.
-  bool read_line(std::string& line, clock_type::time_point deadline) {
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      if (eof_ || out_ < 0)
-        return false;
-      auto left = std::chrono::duration_cast<milliseconds>(
-                    deadline - clock_type::now())
-                    .count();
-      if (left < 0)
-        return false;
-      pollfd p{out_, POLLIN, 0};
-      auto n = poll(&p, 1, static_cast<int>(left));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      char chunk[65536];
-      auto got = read(out_, chunk, sizeof(chunk));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buf_.append(chunk, static_cast<size_t>(got));
-    }
-  }
-
-  bool at_eof() const {
-    return eof_ && buf_.find('\n') == std::string::npos;
-  }
-
-  /// SIGKILL (if still running) and reap. Returns the wait status.
-  int kill_now() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      reap(true);
-    }
-    return status_;
-  }
-
-  /// Waits for the process to exit by itself until `deadline`.
-  std::optional<int> wait_until(clock_type::time_point deadline) {
-    while (!reaped_) {
-      if (reap(false))
-        break;
-      if (clock_type::now() >= deadline)
-        return std::nullopt;
-      std::this_thread::sleep_for(milliseconds{5});
-    }
-    return status_;
-  }
-
-private:
-  bool reap(bool block) {
-    if (reaped_ || pid_ <= 0)
-      return true;
-    for (;;) {
-      auto r = waitpid(pid_, &status_, block ? 0 : WNOHANG);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r == 0)
-        return false;
-      reaped_ = true;
-      return true;
-    }
-  }
-
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string buf_;
-  bool eof_ = false;
-  bool reaped_ = false;
-  int status_ = 0;
-  std::string error_;
-  clock_type::time_point started_;
-};
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status))
-    return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string{"signal "} + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using child_process = test::cadre_process;
+using test::describe_status;
+using test::read_file;
 
 /// Runs a command to its end (bounded) and returns its stdout lines, or
 /// nullopt after adding a failure.
@@ -368,9 +218,9 @@ run_to_end(const std::vector<std::string>& args, const std::string& err_file,
   std::string what = "cadre";
   for (auto& a : args)
     what += " " + a;
-  child_process c{args, err_file};
+  child_process c{args, err_file, {}, true};
   if (!c.ok()) {
-    ADD_FAILURE() << what << ": " << c.error();
+    ADD_FAILURE() << what << ": " << c.what();
     return std::nullopt;
   }
   auto deadline = clock_type::now() + limit;
@@ -539,8 +389,8 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
     rec.plan = after_first_line ? "after first line"
                                 : std::to_string(delay.count()) + " ms";
 
-    child_process c{args, errs};
-    ASSERT_TRUE(c.ok()) << c.error();
+    child_process c{args, errs, {}, true};
+    ASSERT_TRUE(c.ok()) << c.what();
     const auto kill_at = after_first_line
                            ? c.started() + std::chrono::seconds{30}
                            : c.started() + delay;

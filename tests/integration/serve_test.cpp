@@ -411,6 +411,14 @@ TEST(Serve, ExecutionsRunListAndPage) {
   ASSERT_EQ(evs["events"].size(), 3u);
   EXPECT_EQ(evs["events"][0]["seq"], 3);
   EXPECT_EQ(evs["next_after"], 5);
+  // Task outcomes are counted.
+  auto c = s.client();
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("cadre_tasks_total{outcome=\"completed\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("cadre_executions{status=\"completed\"} 3"),
+            std::string::npos);
 }
 
 TEST(Serve, OneIdempotencyKeyNamesOneExecutionUnderConcurrency) {

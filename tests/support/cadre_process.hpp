@@ -49,9 +49,9 @@ inline std::string describe_status(int status) {
 class cadre_process {
 public:
   /// `env`: "NAME=value" entries added to (and overriding) this process's
-  /// environment.
+  /// environment. Stderr goes to `err_file`, appended to when `append`.
   cadre_process(const std::vector<std::string>& args, std::string err_file,
-                const std::vector<std::string>& env = {})
+                const std::vector<std::string>& env = {}, bool append = false)
     : err_file_(std::move(err_file)) {
     what_ = "cadre";
     for (const auto& a : args)
@@ -65,7 +65,9 @@ public:
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_file_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                                     O_WRONLY | O_CREAT
+                                       | (append ? O_APPEND : O_TRUNC),
+                                     0644);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
                                      O_RDONLY, 0);
     std::vector<char*> argv;
@@ -110,6 +112,15 @@ public:
 
   bool ok() const {
     return pid_ > 0;
+  }
+
+  clock_type::time_point started() const {
+    return started_;
+  }
+
+  /// True once stdout has ended and every complete line was read.
+  bool at_eof() const {
+    return eof_ && buf_.find('\n') == std::string::npos;
   }
 
   pid_t pid() const {
@@ -189,12 +200,13 @@ public:
       ::kill(pid_, sig);
   }
 
-  /// SIGKILL (if still running) and reap.
-  void kill_now() {
+  /// SIGKILL (if still running) and reap. Returns the wait status.
+  int kill_now() {
     if (pid_ > 0 && !reaped_) {
       ::kill(pid_, SIGKILL);
       reap(true);
     }
+    return status_;
   }
 
 private:
@@ -221,6 +233,7 @@ private:
   bool reaped_ = false;
   int status_ = 0;
   std::string error_;
+  clock_type::time_point started_ = clock_type::now();
 };
 
 

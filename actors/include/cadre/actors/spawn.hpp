@@ -73,6 +73,9 @@ struct executions_options {
   size_t max_restarts = 5;
   /// Default: 10000
   int64_t restart_window_ms = 10000;
+  /// Where task outcomes are counted (cadre_tasks_total{outcome}).
+  /// Default: none (not counted)
+  std::shared_ptr<metric_registry> metrics;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the
