@@ -12,7 +12,7 @@ packages=(
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libpoppler-cpp-dev
   libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libpq-dev
   # cadre serve: token hashes and JWTs
-  libssl-dev libjwt-dev
+  libssl-dev libjwt-dev openssl
   # tests of the tools: rendered images, a PostgreSQL server, the JSON
   # Schema test suite
   imagemagick fonts-dejavu-core postgresql json-schema-test-suite

@@ -1103,6 +1103,16 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
     [=](run_atom, agent_turn& req) -> caf::result<task_result> {
       auto& st = self->state;
       auto key = req.idempotency_key;
+      // One agent id runs one turn at a time; turns past the bound are
+      // refused rather than queued without end (a task retries them).
+      bool known = st.finished.count(key) > 0
+                   || (st.active && st.active->key == key)
+                   || st.waiting.count(key) > 0;
+      if (!known && st.queue.size() >= st.opts->max_queued_turns)
+        return make_error(errc::overloaded,
+                          "agent " + req.agent + ": "
+                            + std::to_string(st.queue.size())
+                            + " turns wait already (max_queued_turns)");
       auto promise = self->make_response_promise<task_result>();
       st.waiting[key].push_back(promise);
       if (st.finished.count(key)) {

@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -945,4 +947,117 @@ TEST(Serve, TheCliIsAClientOfTheServer) {
   EXPECT_TRUE(json::parse(joined(tree.out), nullptr, false).is_object());
   auto resume = cli({"resume"});
   EXPECT_EQ(resume.code, 2);
+}
+
+TEST(Serve, TlsServesHttpsWithTheConfiguredCertificate) {
+  test::temp_dir dir;
+  auto cert = dir.str() + "/cert.pem";
+  auto key = dir.str() + "/key.pem";
+  auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+             "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "
+             + key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  tls: {cert_file: " << cert
+                     << ", key_file: " << key << "}\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.url().rfind("https://127.0.0.1:", 0), 0u) << s.url();
+  httplib::SSLClient tls{"127.0.0.1", s.port()};
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  auto r = tls.Get("/healthz");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  // Plain HTTP on the same port gets no answer.
+  auto plain = s.client();
+  plain.set_read_timeout(5, 0);
+  auto p = plain.Get("/healthz");
+  EXPECT_TRUE(!p || p->status != 200);
+  // A certificate that cannot be read stops the server with the key named.
+  std::ofstream{cfg, std::ios::trunc}
+    << "server:\n  tls: {cert_file: " << dir.str()
+    << "/missing.pem, key_file: " << key << "}\n";
+  cadre_process bad{{"--db", dir.str() + "/db2", "--config", cfg, "serve",
+                     "--listen", "127.0.0.1:0"},
+                    dir.str() + "/bad.err"};
+  auto st = bad.wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(WEXITSTATUS(*st), 2);
+  EXPECT_NE(bad.stderr_text().find("server.tls"), std::string::npos)
+    << bad.stderr_text();
+}
+
+TEST(Serve, CorsAnswersConfiguredOriginsOnly) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  cors_origins: [https://app.example]\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  auto c = s.client();
+  httplib::Request pre;
+  pre.method = "OPTIONS";
+  pre.path = "/v1/executions";
+  pre.set_header("Origin", "https://app.example");
+  pre.set_header("Access-Control-Request-Method", "POST");
+  auto r = c.send(pre);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"),
+            "https://app.example");
+  EXPECT_NE(r->get_header_value("Access-Control-Allow-Headers")
+              .find("Authorization"),
+            std::string::npos);
+  auto other = c.Get("/healthz", {{"Origin", "https://evil.example"}});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
+}
+
+TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  read_timeout: 1s\n";
+  server s{dir.str() + "/db", {"--config", cfg, "--log-format", "json"}};
+  ASSERT_TRUE(s.ok());
+  // Half a request line, then nothing: the server hangs up.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  std::string partial = "GET /healthz HT";
+  ::send(fd, partial.data(), partial.size(), 0);
+  char buf[256];
+  auto n = ::recv(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  EXPECT_LE(n, 0) << "the server answered half a request";
+  // Each request has an id, echoed and in its log line.
+  auto c = s.client();
+  auto r = c.Get("/healthz", {{"X-Request-Id", "test-req-42"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("X-Request-Id"), "test-req-42");
+  bool logged = false;
+  for (int i = 0; i < 100 && !logged; ++i) {
+    std::istringstream lines{s.proc().stderr_text()};
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto j = json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("request_id", "") == "test-req-42") {
+        EXPECT_EQ(j["msg"], "http request");
+        EXPECT_EQ(j["route"], "/healthz");
+        EXPECT_EQ(j["status"], 200);
+        EXPECT_TRUE(j.contains("duration_ms"));
+        logged = true;
+      }
+    }
+    if (!logged)
+      std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(logged) << s.proc().stderr_text();
 }

@@ -6,18 +6,22 @@
 namespace cadre::runtime {
 
 void stream_queue::push(std::vector<event> evs) {
+  bool overflowed_now = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (overflowed_ || !closed_.empty())
       return;
     if (events_.size() + evs.size() > bound_) {
       overflowed_ = true;
+      overflowed_now = true;
       events_.clear();
     } else {
       for (auto& ev : evs)
         events_.push_back(std::move(ev));
     }
   }
+  if (overflowed_now && on_overflow_)
+    on_overflow_();
   cv_.notify_one();
 }
 

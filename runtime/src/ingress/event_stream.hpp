@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,7 +27,11 @@ namespace cadre::runtime {
 /// client resumes from the store with Last-Event-ID.
 class stream_queue {
 public:
-  explicit stream_queue(size_t bound) : bound_(bound) {
+  /// `on_overflow` runs once, on the producer's thread, when the queue
+  /// overflows (the writer may be blocked on its client and notice later).
+  explicit stream_queue(size_t bound,
+                        std::function<void()> on_overflow = nullptr)
+    : bound_(bound), on_overflow_(std::move(on_overflow)) {
   }
 
   void push(std::vector<event> evs);
@@ -46,6 +51,7 @@ private:
   std::condition_variable cv_;
   std::deque<event> events_;
   size_t bound_;
+  std::function<void()> on_overflow_;
   bool overflowed_ = false;
   std::string closed_;
 };

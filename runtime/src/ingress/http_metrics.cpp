@@ -54,7 +54,7 @@ std::string http_metrics::prometheus() const {
   out += "# HELP cadre_sse_cut_off_total Event streams ended because their "
          "client read too slowly\n# TYPE cadre_sse_cut_off_total counter\n"
          "cadre_sse_cut_off_total "
-         + std::to_string(cut_off_.load()) + "\n";
+         + std::to_string(cut_off_->load()) + "\n";
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <tuple>
@@ -23,8 +24,10 @@ public:
   void observe(const std::string& route, const std::string& method,
                int status, double seconds);
 
-  void count_cut_off() {
-    ++cut_off_;
+  /// Counts streams cut off; shared, so a stream that outlives the
+  /// server (a thread left after the drain) still counts safely.
+  std::shared_ptr<std::atomic<uint64_t>> cut_off_counter() const {
+    return cut_off_;
   }
 
   /// cadre_http_requests_total, cadre_http_request_duration_seconds and
@@ -40,7 +43,8 @@ private:
   mutable std::mutex mtx_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::pair<std::string, std::string>, histogram> latency_;
-  std::atomic<uint64_t> cut_off_{0};
+  std::shared_ptr<std::atomic<uint64_t>> cut_off_
+    = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 /// One log line per request: id, method, path, route, status, duration,

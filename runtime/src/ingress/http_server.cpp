@@ -896,7 +896,8 @@ void http_server::impl::executions() {
 // -- events --------------------------------------------------------------------
 
 std::shared_ptr<stream_queue> http_server::impl::open_stream() {
-  auto q = std::make_shared<stream_queue>(opts.sse_queue);
+  auto q = std::make_shared<stream_queue>(
+    opts.sse_queue, [counter = metrics.cut_off_counter()] { ++*counter; });
   std::lock_guard<std::mutex> guard{streams_mtx};
   streams.insert(q);
   if (draining)
@@ -1001,7 +1002,6 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
                                     + " events waited (server.sse.queue); "
                                       "reconnect with Last-Event-ID"}}
                               .dump()));
-          metrics.count_cut_off();
           return finish();
         }
         if (woke == stream_queue::wake::closed) {
@@ -1065,7 +1065,6 @@ void http_server::impl::stream_all(httplib::Response& res) {
         if (woke == stream_queue::wake::overflowed) {
           write(sse_message("", "close",
                             json{{"reason", "overloaded"}}.dump()));
-          metrics.count_cut_off();
           ok = false;
         } else if (woke == stream_queue::wake::closed) {
           write(sse_message("", "close",

@@ -116,6 +116,9 @@ struct agents_options {
   /// fail with errc::unavailable. Default: 5 in 10000 ms
   size_t max_restarts = 5;
   int64_t restart_window_ms = 10000;
+  /// Turns waiting for one agent id while it runs another; past it a turn
+  /// fails with errc::overloaded. Default: 1024
+  size_t max_queued_turns = 1024;
   /// An agent without turns for this long stops (its memory stays in its
   /// log). Default: 60 s
   std::chrono::milliseconds idle_timeout = std::chrono::seconds{60};
