@@ -1052,7 +1052,7 @@ TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {
         EXPECT_EQ(j["msg"], "http request");
         EXPECT_EQ(j["route"], "/healthz");
         EXPECT_EQ(j["status"], 200);
-        EXPECT_TRUE(j.contains("duration_ms"));
+        EXPECT_TRUE(j["duration_us"].is_number_integer());
         logged = true;
       }
     }

@@ -75,7 +75,7 @@ void log_request(const std::string& id, const std::string& method,
               {"path", bare},
               {"route", route},
               {"status", status},
-              {"duration_ms", seconds * 1000.0},
+              {"duration_us", static_cast<int64_t>(seconds * 1e6)},
               {"client", client},
               {"token", principal.empty() ? "-" : principal}});
 }
