@@ -1,0 +1,219 @@
+// The pure parts of the HTTP ingress: request bodies, problem documents,
+// server options, the execution view and SSE framing.
+
+#include <gtest/gtest.h>
+
+#include "cadre/messages/error.hpp"
+#include "ingress/event_stream.hpp"
+#include "ingress/execution_view.hpp"
+#include "ingress/problem.hpp"
+#include "ingress/request_body.hpp"
+#include "ingress/server_options.hpp"
+
+using namespace cadre;
+using namespace cadre::runtime;
+
+TEST(RequestBody, SyntaxErrorsCarryLineAndColumn) {
+  auto r = parse_json_body("{\n  \"workflow\": \"x\",\n  \"input\": }");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().line, 3);
+  EXPECT_EQ(r.error().column, 12);
+}
+
+TEST(RequestBody, RefusesNonUtf8WithItsPlace) {
+  auto r = parse_json_body("{\"a\": \"caf\xe9\"}");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("byte 10"), std::string::npos)
+    << r.error().detail;
+  EXPECT_EQ(r.error().line, 1);
+  EXPECT_EQ(r.error().column, 11);
+}
+
+TEST(RequestBody, BoundsNestingWithoutRecursing) {
+  std::string deep = "{\"a\": " + std::string(300, '[')
+                     + std::string(300, ']') + "}";
+  auto r = parse_json_body(deep);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("deeper than 256"), std::string::npos);
+  // Brackets inside strings do not count.
+  auto ok = parse_json_body("{\"a\": \"" + std::string(1000, '[') + "\"}");
+  EXPECT_TRUE(ok);
+  // The object and 255 arrays: 256 levels, the most accepted.
+  EXPECT_TRUE(parse_json_body("{\"a\": " + std::string(255, '[')
+                              + std::string(255, ']') + "}"));
+}
+
+TEST(RequestBody, SubmissionFieldsAreCheckedWithPointers) {
+  auto named = submission_of(json{{"workflow", "hello"}, {"version", "2"}});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->definition_id, "hello@2");
+  EXPECT_EQ(named->input.get(), json::object());
+  auto both = submission_of(
+    json{{"workflow", "a"}, {"definition", json::object()}});
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error().status, 400);
+  auto unknown = submission_of(json{{"workflow", "a"}, {"inptu", 1}});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().pointer, "/inptu");
+  auto wrong = submission_of(json{{"workflow", 7}});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().pointer, "/workflow");
+  auto def = submission_of(json{{"definition", "not an object"}});
+  ASSERT_FALSE(def);
+  EXPECT_EQ(def.error().pointer, "/definition");
+  auto key = submission_of(
+    json{{"workflow", "a"}, {"idempotency_key", std::string(300, 'k')}});
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().pointer, "/idempotency_key");
+}
+
+TEST(RequestBody, AnswersAndToolCalls) {
+  auto in = human_input_of("e1", json{{"task", "ask"}, {"value", false}});
+  ASSERT_TRUE(in);
+  EXPECT_EQ(in->execution_id, "e1");
+  EXPECT_EQ(in->value.get(), json(false));
+  EXPECT_FALSE(human_input_of("e1", json{{"task", "ask"}}));
+  auto call = tool_call_of(json{{"input", {{"text", "hi"}}},
+                                {"timeout_ms", 5000}});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->timeout_ms, 5000);
+  auto bad = tool_call_of(json{{"timeout_ms", -1}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().pointer, "/timeout_ms");
+}
+
+TEST(Problem, ErrorCodesPickStatusTypeAndPointer) {
+  auto p = problem_of(make_error(errc::invalid_input,
+                                 "input: does not match its schema: /count: "
+                                 "expected integer"),
+                      "/input");
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.type, "invalid_input");
+  EXPECT_EQ(p.pointer, "/input/count");
+  EXPECT_EQ(problem_of(make_error(errc::not_found, "x")).status, 404);
+  EXPECT_EQ(problem_of(make_error(errc::conflict, "x")).status, 409);
+  EXPECT_EQ(problem_of(make_error(errc::unauthorized, "x")).status, 401);
+  EXPECT_EQ(problem_of(make_error(errc::forbidden, "x")).status, 403);
+  auto limited = problem_of(make_error(errc::rate_limited, "x"));
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_GT(limited.retry_after_s, 0);
+  auto full = problem_of(make_error(errc::overloaded, "x"));
+  EXPECT_EQ(full.status, 503);
+  EXPECT_EQ(full.type, "overloaded");
+  EXPECT_EQ(problem_of(caf::make_error(caf::sec::request_timeout)).status,
+            503);
+  auto doc = make_problem(404, "not_found", "no route").to_json("r-1");
+  EXPECT_EQ(doc["type"], "/problems/not_found");
+  EXPECT_EQ(doc["title"], "Not found");
+  EXPECT_EQ(doc["request_id"], "r-1");
+  EXPECT_FALSE(doc.contains("pointer"));
+}
+
+TEST(ServerOptions, KeysAreReadAndBadOnesNamed) {
+  auto opts = parse_server_options(json::parse(R"({
+    "listen": "0.0.0.0:9000", "drain_timeout": "2s", "threads": 8,
+    "sse": {"queue": 16, "keepalive": 500}, "rate_limit": {"per_second": 5},
+    "cors_origins": ["https://a.example"]})"));
+  ASSERT_TRUE(opts) << describe(opts.error());
+  EXPECT_EQ(opts->host, "0.0.0.0");
+  EXPECT_EQ(opts->port, 9000);
+  EXPECT_FALSE(opts->loopback());
+  EXPECT_EQ(opts->drain_timeout.count(), 2000);
+  EXPECT_EQ(opts->sse_queue, 16u);
+  EXPECT_EQ(opts->sse_keepalive.count(), 500);
+  EXPECT_EQ(opts->rate_burst, 10.0);
+  auto bad = [](const char* text) {
+    auto r = parse_server_options(json::parse(text));
+    return r ? std::string{} : message_of(r.error());
+  };
+  EXPECT_EQ(bad(R"({"listen": "8700"})").rfind("server.listen:", 0), 0u);
+  EXPECT_EQ(bad(R"({"threads": 1})").rfind("server.threads:", 0), 0u);
+  EXPECT_EQ(bad(R"({"sse": {"queu": 1}})").rfind("server.sse.queu:", 0), 0u);
+  EXPECT_EQ(bad(R"({"tls": {"cert_file": "c"}})").rfind("server.tls:", 0),
+            0u);
+  EXPECT_EQ(bad(R"({"drain_timeout": "soon"})")
+              .rfind("server.drain_timeout:", 0),
+            0u);
+  EXPECT_EQ(bad(R"({"lisen": "x"})").rfind("server.lisen: unknown key", 0),
+            0u);
+  server_options v6;
+  EXPECT_EQ(parse_listen("[::1]:0", v6), "");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_TRUE(v6.loopback());
+  EXPECT_EQ(v6.url(), "http://[::1]:0");
+}
+
+TEST(ExecutionView, FoldsTasksUsageAndWaitingHumans) {
+  execution_info info;
+  info.id = "e1";
+  info.status = "waiting";
+  auto def = json::parse(R"({"name": "w", "tasks": [
+    {"id": "fetch", "tool": "echo"},
+    {"id": "ask", "kind": "human", "prompt": "ok?",
+     "answer_schema": {"type": "boolean"}},
+    {"id": "never", "tool": "echo"}]})");
+  auto ev = [](uint64_t seq, int64_t t, std::string type, json p) {
+    return event{"e1", seq, t, std::move(type), json_value{std::move(p)}};
+  };
+  std::vector<event> evs{
+    ev(1, 1000, "execution_submitted",
+       {{"workflow", "w"}, {"definition", def}, {"input", {{"n", 1}}}}),
+    ev(2, 1000, "task_dispatched", {{"task", "fetch"}, {"attempt", 1}}),
+    ev(3, 2000, "task_failed",
+       {{"task", "fetch"}, {"attempt", 1}, {"message", "flaky"},
+        {"retry_in_ms", 10}}),
+    ev(4, 3000, "task_dispatched", {{"task", "fetch"}, {"attempt", 2}}),
+    ev(5, 5000, "task_completed",
+       {{"task", "fetch"}, {"attempt", 2}, {"output", "x"},
+        {"usage", {{"input_tokens", 7}, {"cost_usd", 0.5}}}}),
+    ev(6, 6000, "human_requested", {{"task", "ask"}, {"prompt", "ok?"}}),
+  };
+  auto v = execution_view(info, evs);
+  EXPECT_EQ(v["input"]["n"], 1);
+  EXPECT_EQ(v["tasks"]["fetch"]["state"], "completed");
+  EXPECT_EQ(v["tasks"]["fetch"]["attempts"], 2);
+  EXPECT_EQ(v["tasks"]["fetch"]["output"], "x");
+  EXPECT_DOUBLE_EQ(v["tasks"]["fetch"]["duration_ms"].get<double>(), 4.0);
+  EXPECT_EQ(v["tasks"]["never"]["state"], "pending");
+  EXPECT_EQ(v["tasks"]["ask"]["state"], "waiting");
+  EXPECT_EQ(v["usage"]["input_tokens"], 7);
+  EXPECT_DOUBLE_EQ(v["usage"]["cost_usd"].get<double>(), 0.5);
+  ASSERT_EQ(v["waiting"].size(), 1u);
+  EXPECT_EQ(v["waiting"][0]["task"], "ask");
+  EXPECT_EQ(v["waiting"][0]["answer_schema"]["type"], "boolean");
+}
+
+TEST(EventStream, FramingAndTheBoundedQueue) {
+  EXPECT_EQ(sse_message("7", "task_completed", "{\"a\":1}"),
+            "id: 7\nevent: task_completed\ndata: {\"a\":1}\n\n");
+  EXPECT_EQ(sse_message("", "end", "a\nb"), "event: end\ndata: a\ndata: b\n\n");
+  event tok{"e1", 0, 1, "agent_token",
+            json_value{json{{"text", "Hi"}, {"agent", "w"}}}};
+  auto framed = sse_of(tok, false);
+  EXPECT_EQ(framed.rfind("event: token\n", 0), 0u) << framed;
+  EXPECT_EQ(framed.find("id:"), std::string::npos);
+  event persisted{"e1", 4, 1, "task_completed", json_value{json::object()}};
+  EXPECT_EQ(sse_of(persisted, true).rfind("id: e1:4\n", 0), 0u);
+  int overflows = 0;
+  stream_queue q{3, [&] { ++overflows; }};
+  q.push({persisted, persisted});
+  std::vector<event> out;
+  EXPECT_EQ(q.pop(out, std::chrono::milliseconds{0}),
+            stream_queue::wake::events);
+  EXPECT_EQ(out.size(), 2u);
+  q.push({persisted, persisted});
+  q.push({persisted, persisted}); // 4 waiting > 3
+  EXPECT_EQ(overflows, 1);
+  q.push({persisted});
+  EXPECT_EQ(overflows, 1);
+  out.clear();
+  EXPECT_EQ(q.pop(out, std::chrono::milliseconds{0}),
+            stream_queue::wake::overflowed);
+  EXPECT_TRUE(out.empty());
+  stream_queue closing{8};
+  closing.close("shutdown");
+  EXPECT_EQ(closing.pop(out, std::chrono::milliseconds{0}),
+            stream_queue::wake::closed);
+  EXPECT_EQ(closing.close_reason(), "shutdown");
+}
