@@ -1061,3 +1061,42 @@ TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {
   }
   EXPECT_TRUE(logged) << s.proc().stderr_text();
 }
+
+TEST(Serve, AgentTokensStreamWithoutIds) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(put_workflow(s, "agent-demo", yaml_of("examples/agent.yaml")),
+            201);
+  auto c = s.client();
+  std::vector<sse_event> events;
+  sse_parser parser;
+  // Submit and stream in one call.
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/executions";
+  req.set_header("Accept", "text/event-stream");
+  req.set_header("Content-Type", "application/json");
+  req.body
+    = json{{"workflow", "agent-demo"}, {"input", {{"topic", "actors"}}}}.dump();
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    parser.feed(data, n, events);
+    return true;
+  };
+  auto r = c.send(req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(r->get_header_value("X-Execution-Id").empty());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, "end");
+  size_t tokens = 0;
+  for (auto& ev : events)
+    if (ev.type == "token") {
+      ++tokens;
+      EXPECT_TRUE(ev.id.empty());
+      auto j = json::parse(ev.data);
+      EXPECT_TRUE(j.contains("text"));
+      EXPECT_FALSE(j.value("execution_id", std::string{}).empty());
+    }
+  EXPECT_GT(tokens, 0u);
+}
