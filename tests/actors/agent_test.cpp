@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -161,6 +162,24 @@ public:
     self->request(agents_, 60s, run_atom_v, std::move(t))
       .receive([&](task_result& r) { out = std::move(r); },
                [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  // Sends every turn before waiting for any, so they arrive in order.
+  std::vector<expected<task_result>> turns(std::vector<agent_turn> ts) {
+    caf::scoped_actor self{*sys_};
+    std::vector<decltype(self->request(agents_, 60s, run_atom_v,
+                                       std::declval<agent_turn>()))>
+      handles;
+    for (auto& t : ts)
+      handles.push_back(self->request(agents_, 60s, run_atom_v, std::move(t)));
+    std::vector<expected<task_result>> out;
+    for (auto& h : handles) {
+      expected<task_result> r{task_result{}};
+      h.receive([&](task_result& x) { r = std::move(x); },
+                [&](caf::error& err) { r = err; });
+      out.push_back(std::move(r));
+    }
     return out;
   }
 
@@ -648,4 +667,37 @@ TEST(Agent, CountsCallsTokensCostTurnsAndToolCallsAsMetrics) {
                       "profile=\"priced\",model=\"scripted\"} 250\n"),
             std::string::npos)
     << text;
+}
+
+TEST(Agent, TurnsPastTheQueueBoundAreRefusedOverloaded) {
+  test::temp_dir dir;
+  actors::agents_options opts;
+  opts.max_queued_turns = 1;
+  agent_node n{dir.str(), opts};
+  // The first turn sits in a slow tool call while the others arrive.
+  auto spec = json::parse(R"js({"tools": ["sleep"], "script": [
+    {"turn": 1, "reply": {"tool_calls": [
+       {"name": "sleep", "arguments": {"ms": 1500}}]}},
+    {"match": "", "reply": {"text": "done"}}]})js");
+  auto first = std::async(std::launch::async, [&] {
+    return n.turn(make_turn("slow", spec, "one", "e1", "t1"));
+  });
+  // Until the first turn's tool call is on record: the turn is running.
+  bool running = false;
+  for (int i = 0; i < 3000 && !running; ++i) {
+    for (auto& ev : n.log("agent:e1/slow"))
+      running = running || ev.type == "tool_called";
+    if (!running)
+      std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(running);
+  // The second waits in the queue, so the queue is full for the third.
+  auto rest = n.turns({make_turn("slow", spec, "two", "e1", "t2"),
+                       make_turn("slow", spec, "three", "e1", "t3")});
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_TRUE(rest[0]) << describe(rest[0].error());
+  ASSERT_FALSE(rest[1]);
+  EXPECT_EQ(code_of(rest[1].error()), errc::overloaded)
+    << describe(rest[1].error());
+  EXPECT_TRUE(first.get());
 }
