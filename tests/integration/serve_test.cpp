@@ -1100,3 +1100,74 @@ TEST(Serve, AgentTokensStreamWithoutIds) {
     }
   EXPECT_GT(tokens, 0u);
 }
+
+namespace {
+
+int connect_to(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `request` and reads until the end of the response headers (or the
+// connection's end).
+std::string exchange_head(int fd, const std::string& request) {
+  ::send(fd, request.data(), request.size(), 0);
+  std::string got;
+  char c;
+  while (got.find("\r\n\r\n") == std::string::npos
+         && ::recv(fd, &c, 1, 0) == 1)
+    got += c;
+  return got;
+}
+
+} // namespace
+
+TEST(Serve, ConnectionsPastThePoolAndQueueAreAnswered503) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  // A short keep-alive: a stream notices its closed client at its next write.
+  std::ofstream{cfg} << "server:\n  threads: 2\n  max_queued_connections: 1\n"
+                        "  sse: {keepalive: 200ms}\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  // Two streams hold both threads.
+  std::string stream = "GET /v1/events HTTP/1.1\r\nHost: x\r\n"
+                       "Accept: text/event-stream\r\n\r\n";
+  int a = connect_to(s.port());
+  int b = connect_to(s.port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_EQ(exchange_head(a, stream).rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(exchange_head(b, stream).rfind("HTTP/1.1 200", 0), 0u);
+  std::string probe = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  // The third waits in the queue; the fourth finds it full.
+  int queued = connect_to(s.port());
+  ASSERT_GE(queued, 0);
+  ::send(queued, probe.data(), probe.size(), 0);
+  int refused = connect_to(s.port());
+  ASSERT_GE(refused, 0);
+  auto head = exchange_head(refused, probe);
+  EXPECT_EQ(head.rfind("HTTP/1.1 503", 0), 0u) << head;
+  EXPECT_NE(head.find("Retry-After: 1"), std::string::npos) << head;
+  ::close(refused);
+  // Once a stream ends, the queued request is served.
+  ::close(a);
+  std::string answer;
+  char c;
+  while (answer.find("\r\n\r\n") == std::string::npos
+         && ::recv(queued, &c, 1, 0) == 1)
+    answer += c;
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  ::close(queued);
+  ::close(b);
+}

@@ -56,7 +56,7 @@ thread_local bool overflow_lane = false;
 class bounded_pool final : public httplib::TaskQueue {
 public:
   bounded_pool(size_t threads, size_t max_queued, milliseconds drain)
-    : max_queued_(max_queued), drain_(drain) {
+    : workers_(threads), max_queued_(max_queued), drain_(drain) {
     for (size_t i = 0; i < threads; ++i)
       threads_.emplace_back([this] { work(false); });
     threads_.emplace_back([this] { work(true); });
@@ -68,13 +68,17 @@ public:
 
   void enqueue(std::function<void()> fn) override {
     std::unique_lock<std::mutex> guard{mtx_};
-    space_.wait(guard, [this] {
-      return stop_ || jobs_.size() < max_queued_
-             || rejects_.size() < max_queued_;
+    // Connections an idle worker is about to take do not count as queued.
+    auto room = [this] {
+      auto idle = workers_ > busy_ ? workers_ - busy_ : 0;
+      return jobs_.size() < max_queued_ + idle;
+    };
+    space_.wait(guard, [&] {
+      return stop_ || room() || rejects_.size() < max_queued_;
     });
     if (stop_)
       return;
-    if (jobs_.size() < max_queued_)
+    if (room())
       jobs_.push_back(std::move(fn));
     else
       rejects_.push_back(std::move(fn));
@@ -124,13 +128,18 @@ private:
         fn = std::move(q.front());
         q.pop_front();
         ++running_;
+        if (!reject_lane)
+          ++busy_;
       }
       space_.notify_one();
       fn();
       {
         std::lock_guard<std::mutex> guard{mtx_};
         --running_;
+        if (!reject_lane)
+          --busy_;
       }
+      space_.notify_one();
       done_.notify_all();
     }
   }
@@ -142,9 +151,12 @@ private:
   std::deque<std::function<void()>> jobs_;
   std::deque<std::function<void()>> rejects_;
   std::vector<std::thread> threads_;
+  size_t workers_;
   size_t max_queued_;
   milliseconds drain_;
+  // Connections being handled, on either lane, and on the workers' lane.
   size_t running_ = 0;
+  size_t busy_ = 0;
   bool stop_ = false;
 };
 
