@@ -1,0 +1,159 @@
+#pragma once
+
+// The HTTP server's shared parts: per-request context, response helpers
+// and the server state whose route groups live in their own files
+// (workflow_routes.cpp, execution_routes.cpp, event_routes.cpp,
+// tool_routes.cpp). Private to runtime/src/ingress.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "cadre/runtime/auth.hpp"
+#include "cadre/runtime/node.hpp"
+#include "cadre/runtime/rate_limit.hpp"
+#include "ingress/event_stream.hpp"
+#include "ingress/http_metrics.hpp"
+#include "ingress/http_server.hpp"
+#include "ingress/problem.hpp"
+
+namespace cadre::runtime {
+
+int64_t now_us();
+
+/// What the middleware learns about the request being handled on this
+/// thread (one request at a time per thread).
+struct request_context {
+  std::string id;
+  /// The token's (or JWT subject's) name; empty without auth.
+  std::string principal;
+  std::string route = "unmatched";
+  std::chrono::steady_clock::time_point start;
+};
+
+/// The request this thread handles.
+request_context& current_request();
+
+bool valid_request_id(const std::string& id);
+
+std::string new_request_id();
+
+void send_json(httplib::Response& res, int status, const json& body);
+
+/// Writes `p` as the response (with Retry-After and WWW-Authenticate where
+/// they belong) and the request's id.
+void send_problem(httplib::Response& res, const problem& p);
+
+bool wants_stream(const httplib::Request& req);
+
+/// A query parameter as an unsigned number; `fallback` when absent.
+expected<uint64_t> query_number(const httplib::Request& req,
+                                const std::string& name, uint64_t fallback,
+                                uint64_t max);
+
+struct route_def {
+  std::string method;
+  std::regex pattern;
+};
+
+struct http_server::impl {
+  node& n;
+  server_options opts;
+  std::unique_ptr<authenticator> auth;
+  std::unique_ptr<rate_limiter> limiter;
+  std::unique_ptr<httplib::Server> srv;
+  http_metrics metrics;
+  std::atomic<bool> draining{false};
+  std::vector<route_def> routes;
+  // Open streams, closed with a last event on shutdown.
+  std::mutex streams_mtx;
+  std::set<std::shared_ptr<stream_queue>> streams;
+  // PUT of a workflow: version assignment and the conflict check are one
+  // step.
+  std::mutex workflows_mtx;
+  std::once_flag shutdown_once;
+
+  impl(node& nd, server_options o) : n(nd), opts(std::move(o)) {
+  }
+
+  caf::actor_system& sys() {
+    return n.system();
+  }
+
+  /// One request to an actor with the request deadline; the answer or the
+  /// error.
+  template <class T, class Handle, class... Ts>
+  expected<T> ask(const Handle& hdl, Ts&&... xs) {
+    if (!hdl)
+      return make_error(errc::unavailable, "the node is not running");
+    caf::scoped_actor self{sys()};
+    expected<T> out = make_error(errc::internal, "no answer");
+    self->request(hdl, opts.request_timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out = std::move(x); },
+               [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+
+  using handler
+    = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  void add(const std::string& method, const std::string& pattern,
+           const std::string& label, handler fn) {
+    routes.push_back(route_def{method, std::regex{pattern}});
+    auto wrapped = [this, label, fn = std::move(fn)](
+                     const httplib::Request& req, httplib::Response& res) {
+      current_request().route = label;
+      try {
+        fn(req, res);
+      } catch (const std::exception& ex) {
+        send_problem(res, make_problem(500, "internal",
+                                       std::string{"unexpected error: "}
+                                         + ex.what()));
+      }
+    };
+    if (method == "GET")
+      srv->Get(pattern, wrapped);
+    else if (method == "POST")
+      srv->Post(pattern, wrapped);
+    else if (method == "PUT")
+      srv->Put(pattern, wrapped);
+    else if (method == "DELETE")
+      srv->Delete(pattern, wrapped);
+  }
+
+  /// Methods of the routes whose pattern matches `path`.
+  std::vector<std::string> allowed(const std::string& path) const {
+    std::vector<std::string> out;
+    for (auto& r : routes)
+      if (std::regex_match(path, r.pattern))
+        out.push_back(r.method);
+    return out;
+  }
+
+  void install();
+  void middleware();
+  void probes();
+  void workflows();
+  void executions();
+  void events();
+  void tools_agents_tree();
+
+  void stream_execution(const std::string& id, uint64_t after,
+                        httplib::Response& res);
+  void stream_all(httplib::Response& res);
+  std::shared_ptr<stream_queue> open_stream();
+  void close_stream(const std::shared_ptr<stream_queue>& q);
+};
+
+
+} // namespace cadre::runtime
