@@ -1108,11 +1108,18 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
       bool known = st.finished.count(key) > 0
                    || (st.active && st.active->key == key)
                    || st.waiting.count(key) > 0;
-      if (!known && st.queue.size() >= st.opts->max_queued_turns)
+      if (!known && st.queue.size() >= st.opts->max_queued_turns) {
+        log::warn("agent turn refused: queue full",
+                  {{"actor", "agent"},
+                   {"agent", req.agent},
+                   {"execution", req.execution_id},
+                   {"task", req.task_id},
+                   {"queued", st.queue.size()}});
         return make_error(errc::overloaded,
                           "agent " + req.agent + ": "
                             + std::to_string(st.queue.size())
                             + " turns wait already (max_queued_turns)");
+      }
       auto promise = self->make_response_promise<task_result>();
       st.waiting[key].push_back(promise);
       if (st.finished.count(key)) {

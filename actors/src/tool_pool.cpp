@@ -424,12 +424,19 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   return {
     [=](run_atom, task_request& req) -> caf::result<task_result> {
       auto& st = self->state;
-      if (st.queue.size() >= max_queue)
+      if (st.queue.size() >= max_queue) {
+        log::warn("tool call refused: queue full",
+                  {{"actor", "tool_pool"},
+                   {"tool", st.tool_name},
+                   {"execution", req.execution_id},
+                   {"task", req.task_id},
+                   {"queued", st.queue.size()}});
         return make_error(errc::overloaded,
                           "tool '" + st.tool_name + "': "
                             + std::to_string(st.queue.size())
                             + " calls wait for a worker already (tools."
                             + st.tool_name + ".max_queue)");
+      }
       auto promise = self->make_response_promise<task_result>();
       st.queue.push_back(st.splits ? split_job(self, std::move(req), promise)
                                    : whole_job(self, std::move(req), promise));
