@@ -643,6 +643,14 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  if (executions->parsed() && !status.empty()
+      && status != "running" && status != "waiting" && status != "completed"
+      && status != "failed" && status != "cancelled") {
+    print_error("--status: unknown status '" + status
+                + "' (known: running, waiting, completed, failed, "
+                  "cancelled)");
+    return exit_usage;
+  }
   if (serve->parsed()) {
     auto cfg = make_config(g);
     if (!cfg) {

@@ -621,3 +621,14 @@ TEST(Cli, DocumentIntakeRejectsADocumentWithoutInvoiceFields) {
   EXPECT_NE(res->err.find("/number"), std::string::npos) << res->err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "invoices.db"));
 }
+
+TEST(Cli, AnUnknownStatusFilterIsAUsageError) {
+  test::temp_dir tmp;
+  auto res = run({"--db", tmp / "db", "executions", "--status", "bogus"},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 2);
+  EXPECT_NE(res->err.find("--status: unknown status 'bogus'"),
+            std::string::npos)
+    << res->err;
+}
