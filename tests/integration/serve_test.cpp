@@ -1171,3 +1171,32 @@ TEST(Serve, ConnectionsPastThePoolAndQueueAreAnswered503) {
   ::close(queued);
   ::close(b);
 }
+
+TEST(Serve, SigtermLetsRequestsInFlightFinish) {
+  test::temp_dir dir;
+  server s{dir.str() + "/db"};
+  ASSERT_TRUE(s.ok());
+  int status = 0;
+  json answer;
+  std::thread call{[&] {
+    answer = post(s, "/v1/tools/sleep/invoke",
+                  json{{"input", {{"ms", 1500}}}}, &status);
+  }};
+  // Until the call runs in the sleep tool's pool.
+  bool busy = false;
+  for (int i = 0; i < 1000 && !busy; ++i) {
+    auto tools = get(s, "/v1/tools");
+    for (auto& t : tools["tools"])
+      busy = busy || (t["name"] == "sleep" && t.value("busy", 0) > 0);
+    if (!busy)
+      std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(busy);
+  s.proc().signal(SIGTERM);
+  call.join();
+  EXPECT_EQ(status, 200) << answer.dump();
+  EXPECT_TRUE(answer.contains("output")) << answer.dump();
+  auto st = s.proc().wait_until(clock_type::now() + 60s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+}
