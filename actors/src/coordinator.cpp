@@ -29,6 +29,15 @@ int64_t now_us() {
     .count();
 }
 
+// Seeds a coordinator's retry jitter. std::random_device is built once per
+// thread, not per coordinator: constructing one checks the CPU for RDRAND
+// (cpuid), about 30 us in a VM where cpuid traps to the hypervisor, paid by
+// every execution (bench/README.md, "HTTP service").
+uint64_t retry_jitter_seed() {
+  thread_local std::mt19937_64 seeds{std::random_device{}()};
+  return seeds();
+}
+
 struct coordinator_state {
   static inline const char* name = "cadre.coordinator";
   // Not an aggregate: CAF would try to build it from the actor pointer.
@@ -53,7 +62,7 @@ struct coordinator_state {
   std::vector<caf::typed_response_promise<execution_info>> awaiters;
   // Requests that arrived before recovery finished, run once it has.
   std::vector<std::function<void()>> deferred;
-  std::mt19937_64 rng{std::random_device{}()};
+  std::mt19937_64 rng{retry_jitter_seed()};
 };
 
 using self_ptr = coordinator_impl_actor::stateful_pointer<coordinator_state>;

@@ -6,6 +6,8 @@
 #include <map>
 #include <random>
 
+#include <sys/socket.h>
+
 #include "cadre/actors/metrics.hpp"
 #include "ingress/bounded_pool.hpp"
 #include "ingress/openapi.hpp"
@@ -98,6 +100,14 @@ void http_server::impl::install() {
   srv->set_read_timeout(opts.read_timeout);
   srv->set_write_timeout(opts.write_timeout);
   srv->set_keep_alive_timeout(5);
+  // httplib closes a connection after 5 requests by default, so busy
+  // clients reconnect all the time; an idle one still goes after 5 s.
+  srv->set_keep_alive_max_count(1000);
+  // httplib writes a response's headers and body in separate send()s; with
+  // Nagle's algorithm on (httplib's default) the body then waits for the
+  // client's delayed ACK, some 40 ms on Linux, on every request
+  // (bench/README.md, "HTTP service").
+  srv->set_tcp_nodelay(true);
   // A backstop for chunked bodies; a declared Content-Length over the
   // limit is refused before the body is read (middleware).
   srv->set_payload_max_length(opts.max_body_bytes);
@@ -348,6 +358,16 @@ expected<int> http_server::bind() {
     st.srv = std::make_unique<httplib::Server>();
   }
   st.install();
+  // Debian's libcpp-httplib listens with a backlog of 5 (compiled in): past
+  // a few connects in a burst the kernel drops SYNs and each dropped client
+  // waits out the 1 s SYN retransmit (bench/README.md, "HTTP service"). The
+  // listening socket passes through the socket options hook before bind();
+  // listen() on it again after the bind raises the backlog.
+  auto listen_fd = std::make_shared<socket_t>(-1);
+  st.srv->set_socket_options([listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    *listen_fd = sock;
+  });
   int port = st.opts.port;
   if (port == 0) {
     port = st.srv->bind_to_any_port(st.opts.host);
@@ -360,6 +380,8 @@ expected<int> http_server::bind() {
                         + std::to_string(port)
                         + " (in use, or not an address of this host)");
   }
+  if (*listen_fd >= 0)
+    ::listen(*listen_fd, SOMAXCONN);
   st.opts.port = port;
   return port;
 }
