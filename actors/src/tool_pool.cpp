@@ -259,9 +259,10 @@ void dispatch(pool_self self, size_t i, const task_request& req,
           if (j < st.workers.size())
             abandon(self, j);
         } else if (err.category() == caf::atom("cadre")) {
-          // The tool's own failure; a worker_crashed error also ends the
-          // worker, which the down handler replaces.
-          if (j < st.workers.size())
+          // The tool's own failure. A worker_crashed error also ends the
+          // worker: its slot stays taken until the down handler has put a
+          // fresh worker in it, so no call is sent to the dying one.
+          if (j < st.workers.size() && code_of(err) != errc::worker_crashed)
             st.workers[j].busy = false;
           done(std::move(err));
         } else {
