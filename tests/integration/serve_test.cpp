@@ -236,6 +236,37 @@ int put_workflow(const server& s, const std::string& name,
   return r ? r->status : -1;
 }
 
+// A TCP connection to the server, reads bounded at 30 s; `rcvbuf` > 0
+// shrinks the receive buffer first (a client that reads slowly).
+int connect_to(int port, int rcvbuf = 0) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (rcvbuf > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `request` and reads until the end of the response headers (or the
+// connection's end).
+std::string exchange_head(int fd, const std::string& request) {
+  ::send(fd, request.data(), request.size(), 0);
+  std::string got;
+  char c;
+  while (got.find("\r\n\r\n") == std::string::npos
+         && ::recv(fd, &c, 1, 0) == 1)
+    got += c;
+  return got;
+}
+
 } // namespace
 
 TEST(Serve, ProbesMetricsAndEveryDocumentedRoute) {
@@ -613,16 +644,8 @@ TEST(Serve, SlowStreamClientIsCutOffNotBuffered) {
   server s{dir.str() + "/db", {"--config", cfg}};
   ASSERT_TRUE(s.ok());
   // A client that opens the all-executions stream and does not read.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = connect_to(s.port(), 4096);
   ASSERT_GE(fd, 0);
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-            0);
   std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\n"
                     "Accept: text/event-stream\r\n\r\n";
   ASSERT_EQ(::send(fd, req.data(), req.size(), 0),
@@ -696,14 +719,8 @@ TEST(Serve, BadBodiesGetProblemDocumentsThatNameThePlace) {
   EXPECT_EQ(s6, 404);
   EXPECT_EQ(missing["type"], "/problems/not_found");
   // 50 MB: refused from its Content-Length, before a byte of it is read.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = connect_to(s.port());
   ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-            0);
   std::string head = "POST /v1/executions HTTP/1.1\r\nHost: x\r\n"
                      "Content-Type: application/json\r\n"
                      "Content-Length: 52428800\r\n\r\n";
@@ -1021,16 +1038,8 @@ TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {
   server s{dir.str() + "/db", {"--config", cfg, "--log-format", "json"}};
   ASSERT_TRUE(s.ok());
   // Half a request line, then nothing: the server hangs up.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = connect_to(s.port());
   ASSERT_GE(fd, 0);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-            0);
   std::string partial = "GET /healthz HT";
   ::send(fd, partial.data(), partial.size(), 0);
   char buf[256];
@@ -1101,36 +1110,6 @@ TEST(Serve, AgentTokensStreamWithoutIds) {
   EXPECT_GT(tokens, 0u);
 }
 
-namespace {
-
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Sends `request` and reads until the end of the response headers (or the
-// connection's end).
-std::string exchange_head(int fd, const std::string& request) {
-  ::send(fd, request.data(), request.size(), 0);
-  std::string got;
-  char c;
-  while (got.find("\r\n\r\n") == std::string::npos
-         && ::recv(fd, &c, 1, 0) == 1)
-    got += c;
-  return got;
-}
-
-} // namespace
 
 TEST(Serve, ConnectionsPastThePoolAndQueueAreAnswered503) {
   test::temp_dir dir;
