@@ -600,6 +600,13 @@ TEST(Serve, StreamResumesWithLastEventIdAcrossKill9) {
   auto info = get(s, "/v1/executions/" + id, &status);
   EXPECT_EQ(info["status"], "completed");
   EXPECT_EQ(seqs.back(), info["last_seq"].get<uint64_t>());
+  // Resuming after the very last event of a finished execution ends at once.
+  auto after_end = read_stream(
+    s, "/v1/executions/" + id + "/events",
+    {{"Last-Event-ID", std::to_string(seqs.back())}},
+    [](const sse_event& ev) { return ev.type == "end"; });
+  ASSERT_EQ(after_end.size(), 1u);
+  EXPECT_EQ(after_end[0].type, "end");
 }
 
 TEST(Serve, SigtermDrainsAndEndsStreams) {

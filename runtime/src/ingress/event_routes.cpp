@@ -88,9 +88,9 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
       // events gets a close event naming the problem instead.
       if (!catch_up())
         return finish();
-      if (last == 0) {
+      if (!ended) {
         auto info = ask<execution_info>(n.store(), get_atom_v, id);
-        if (!info) {
+        if (!info && last == 0) {
           write(sse_message("", "close",
                             json{{"reason", "not_found"},
                                  {"detail", "execution " + id
@@ -98,6 +98,10 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
                               .dump()));
           return finish();
         }
+        // A client that resumes after the last event of a finished
+        // execution (its terminal event already seen) gets the end now.
+        if (info && info->finished() && last >= info->last_seq)
+          ended = true;
       }
       if (ended) {
         write(end_message());
