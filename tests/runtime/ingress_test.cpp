@@ -211,6 +211,13 @@ TEST(EventStream, FramingAndTheBoundedQueue) {
   EXPECT_EQ(q.pop(out, std::chrono::milliseconds{0}),
             stream_queue::wake::overflowed);
   EXPECT_TRUE(out.empty());
+  // A burst larger than the bound reaches a client that keeps up.
+  stream_queue burst{3};
+  burst.push({persisted, persisted, persisted, persisted, persisted});
+  out.clear();
+  EXPECT_EQ(burst.pop(out, std::chrono::milliseconds{0}),
+            stream_queue::wake::events);
+  EXPECT_EQ(out.size(), 5u);
   stream_queue closing{8};
   closing.close("shutdown");
   EXPECT_EQ(closing.pop(out, std::chrono::milliseconds{0}),

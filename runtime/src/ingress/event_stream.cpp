@@ -11,7 +11,9 @@ void stream_queue::push(std::vector<event> evs) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (overflowed_ || !closed_.empty())
       return;
-    if (events_.size() + evs.size() > bound_) {
+    // One batch from the bus is in memory already (payloads are shared);
+    // the bound is on what piles up behind a client that does not read.
+    if (!events_.empty() && events_.size() + evs.size() > bound_) {
       overflowed_ = true;
       overflowed_now = true;
       events_.clear();
