@@ -12,6 +12,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/replay.hpp"
 #include "coordinator.hpp"
 
 namespace cadre::actors {
@@ -374,6 +375,82 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                                            "execution " + in.execution_id
                                              + " has finished"));
         });
+      return promise;
+    },
+    [=](fork_atom, fork_request& req) -> caf::result<json_value> {
+      workflow::fork_edits edits;
+      if (!req.input_override.is_null())
+        edits.input = req.input_override.get();
+      if (!req.definition_override.is_null())
+        edits.definition = req.definition_override.get();
+      for (const auto* part : {&req.outputs, &req.answers})
+        if (!part->is_null() && !part->get().is_object())
+          return make_error(errc::invalid_input,
+                            std::string{part == &req.outputs ? "outputs"
+                                                             : "answers"}
+                              + ": expected an object of task ids");
+      if (req.outputs.get().is_object())
+        for (auto& [task, value] : req.outputs.get().items())
+          edits.outputs[task] = value;
+      if (req.answers.get().is_object())
+        for (auto& [task, value] : req.answers.get().items())
+          edits.answers[task] = value;
+      edits.rerun.insert(req.rerun.begin(), req.rerun.end());
+      auto promise = self->make_response_promise<json_value>();
+      auto parent = req.execution_id;
+      auto at = req.at_seq;
+      auto dry_run = req.dry_run;
+      self
+        ->request(self->state.store, local_deadline, read_atom_v, parent,
+                  uint64_t{1}, uint64_t{0})
+        .then(
+          [=](std::vector<event>& log) mutable {
+            if (log.empty()) {
+              promise.deliver(make_error(errc::not_found,
+                                         "no execution '" + parent + "'"));
+              return;
+            }
+            auto id = new_id(self);
+            auto plan = workflow::plan_fork(log, at, edits, id, now_us());
+            if (!plan) {
+              promise.deliver(plan.error());
+              return;
+            }
+            json to_run = json::array();
+            for (auto& [key, runner] : plan->to_run)
+              to_run.push_back(json{{"task", key}, {"runs", runner}});
+            json reply{{"id", dry_run ? std::string{} : id},
+                       {"parent", parent},
+                       {"at", at == 0 ? log.back().seq : at},
+                       {"reused", plan->reused},
+                       {"edited", plan->edited},
+                       {"to_run", std::move(to_run)},
+                       {"waiting", plan->waiting},
+                       {"undecided", plan->undecided},
+                       {"status", plan->index->status},
+                       {"dry_run", dry_run}};
+            if (dry_run) {
+              promise.deliver(json_value{std::move(reply)});
+              return;
+            }
+            append_request app;
+            app.events = std::move(plan->events);
+            app.index.push_back(*plan->index);
+            self->request(self->state.store, local_deadline, append_atom_v,
+                          std::move(app))
+              .then(
+                [=](uint64_t) mutable {
+                  log::info("execution forked", {{"actor", "executions"},
+                                                 {"execution", id},
+                                                 {"parent", parent}});
+                  if (reply["status"] == "running"
+                      || reply["status"] == "waiting")
+                    start(self, id, coordinator_mode::recover);
+                  promise.deliver(json_value{std::move(reply)});
+                },
+                [=](caf::error& err) mutable { promise.deliver(err); });
+          },
+          [=](caf::error& err) mutable { promise.deliver(err); });
       return promise;
     },
     [=](cancel_atom, const std::string& id) -> caf::result<bool> {

@@ -41,7 +41,11 @@ void to_json(json& j, const fork_request& x) {
   j = json{{"execution_id", x.execution_id},
            {"at_seq", x.at_seq},
            {"input_override", x.input_override.get()},
-           {"definition_override", x.definition_override.get()}};
+           {"definition_override", x.definition_override.get()},
+           {"outputs", x.outputs.get()},
+           {"rerun", x.rerun},
+           {"answers", x.answers.get()},
+           {"dry_run", x.dry_run}};
 }
 
 void from_json(const json& j, fork_request& x) {
@@ -49,6 +53,10 @@ void from_json(const json& j, fork_request& x) {
   opt(j, "at_seq", x.at_seq);
   opt(j, "input_override", x.input_override);
   opt(j, "definition_override", x.definition_override);
+  opt(j, "outputs", x.outputs);
+  opt(j, "rerun", x.rerun);
+  opt(j, "answers", x.answers);
+  opt(j, "dry_run", x.dry_run);
 }
 
 void to_json(json& j, const execution_info& x) {

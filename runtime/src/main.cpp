@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -26,6 +27,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cli/client_commands.hpp"
 #include "cli/output.hpp"
+#include "cli/replay_commands.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
 
@@ -436,6 +438,48 @@ int cmd_events(const std::string& id, uint64_t from, bool follow,
   }
 }
 
+// Forks an execution on an embedded node and, unless --dry-run, follows the
+// fork like `cadre run` follows a new execution.
+int cmd_fork(const runtime::cli::fork_flags& flags, const global_options& g) {
+  auto req = runtime::cli::fork_request_of(flags);
+  if (!req) {
+    print_error(message_of(req.error()));
+    return exit_usage;
+  }
+  auto n = start_node(g, "fork");
+  json plan;
+  caf::error failure;
+  {
+    caf::scoped_actor self{n->system()};
+    self->request(n->executions(), actors::local_deadline, fork_atom_v, *req)
+      .receive([&](json_value& x) { plan = x.get(); },
+               [&](caf::error& err) { failure = std::move(err); });
+  }
+  if (failure) {
+    print_error(message_of(failure).empty() ? describe(failure)
+                                            : message_of(failure));
+    return code_of(failure) == errc::invalid_input
+               || code_of(failure) == errc::not_found
+               || code_of(failure) == errc::invalid_workflow
+             ? exit_usage
+             : exit_failed;
+  }
+  runtime::cli::print_fork_plan(plan, g.json_out);
+  if (flags.dry_run)
+    return exit_ok;
+  auto id = plan["id"].get<std::string>();
+  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
+  auto info = wait_for(*n, id);
+  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  return write_metrics(*n, g, report(info, g.json_out));
+}
+
+int cmd_import(const std::string& file, const global_options& g) {
+  auto n = start_node(g, "import");
+  return runtime::cli::cmd_import(*n, file, g.json_out);
+}
+
 int cmd_tree(const global_options& g) {
   auto n = start_node(g, "tree");
   auto tree = n->tree();
@@ -633,6 +677,65 @@ int main(int argc, char** argv) {
   tool_cmd->add_option("--timeout-ms", tool_timeout_ms,
                        "deadline handed to the tool (0: none)");
 
+  uint64_t at = 0;
+  auto* inspect = app.add_subcommand(
+    "inspect", "an execution's state after an event (default: the last)");
+  inspect->add_option("ID", id, "execution id")->required();
+  inspect->add_option("--at", at, "sequence number of the event");
+
+  std::string against;
+  auto* replay = app.add_subcommand(
+    "replay", "step through an execution's events, or check them against "
+              "another definition");
+  replay->add_option("ID", id, "execution id")->required();
+  replay->add_option("--against", against,
+                     "workflow file whose decisions are checked against the "
+                     "recorded log");
+
+  std::vector<std::string> targets, workflows;
+  auto* test = app.add_subcommand(
+    "test", "replay recorded executions against workflow files; exit 1 on "
+            "a divergence");
+  test->add_option("TARGET", targets,
+                   "execution ids, exported runs (.ndjson) or directories of "
+                   "them")
+    ->required();
+  test->add_option("--workflows", workflows,
+                   "workflow files to check against, matched by name "
+                   "(default: each run's recorded definition)");
+
+  std::string other;
+  auto* diff = app.add_subcommand("diff", "compare two executions");
+  diff->add_option("A", id, "execution id")->required();
+  diff->add_option("B", other, "execution id")->required();
+
+  auto* export_cmd = app.add_subcommand(
+    "export", "write an execution with its agent logs as NDJSON on stdout");
+  export_cmd->add_option("ID", id, "execution id")->required();
+  std::string import_file;
+  auto* import_cmd
+    = app.add_subcommand("import", "load an exported execution");
+  import_cmd->add_option("FILE", import_file, "an export (.ndjson)")
+    ->required();
+
+  runtime::cli::fork_flags fork_flags;
+  auto* fork = app.add_subcommand(
+    "fork", "start a new execution from an execution's history, with edits");
+  fork->add_option("ID", fork_flags.id, "execution id")->required();
+  fork->add_option("--at", fork_flags.at,
+                   "fork after this event (default: the last)");
+  fork->add_option("--input", fork_flags.input,
+                   "new workflow input: JSON, or @file");
+  fork->add_option("--definition", fork_flags.definition,
+                   "new workflow file");
+  fork->add_option("--set", fork_flags.set,
+                   "tasks.TASK.output=JSON: use this result instead");
+  fork->add_option("--rerun", fork_flags.rerun, "run TASK again");
+  fork->add_option("--answer", fork_flags.answer,
+                   "TASK=VALUE: a different answer to a human task");
+  fork->add_flag("--dry-run", fork_flags.dry_run,
+                 "only say what would be reused and what would run");
+
   runtime::serve_flags serve_flags;
   auto* serve = app.add_subcommand(
     "serve", "run the node as a service with its HTTP API until SIGTERM");
@@ -707,5 +810,30 @@ int main(int argc, char** argv) {
     return cmd_tools(g);
   if (tool_cmd->parsed())
     return cmd_tool(tool_name, input_arg, tool_timeout_ms, g);
+  if (inspect->parsed())
+    return runtime::cli::cmd_inspect(*open_reader(g), id, at, g.json_out);
+  if (replay->parsed())
+    return runtime::cli::cmd_replay(*open_reader(g), id, against, g.json_out);
+  if (test->parsed()) {
+    // A store is needed only for targets that are execution ids.
+    std::unique_ptr<persistence::event_store> store;
+    for (const auto& t : targets) {
+      std::error_code ec;
+      if (!std::filesystem::exists(t, ec)) {
+        store = open_reader(g);
+        break;
+      }
+    }
+    return runtime::cli::cmd_test(store.get(), targets, workflows,
+                                  g.json_out);
+  }
+  if (diff->parsed())
+    return runtime::cli::cmd_diff(*open_reader(g), id, other, g.json_out);
+  if (export_cmd->parsed())
+    return runtime::cli::cmd_export(*open_reader(g), id, std::cout);
+  if (import_cmd->parsed())
+    return cmd_import(import_file, g);
+  if (fork->parsed())
+    return cmd_fork(fork_flags, g);
   return exit_usage;
 }

@@ -52,40 +52,12 @@ std::string source_path(const std::string& relative) {
   return std::string{CADRE_SOURCE_DIR} + "/" + relative;
 }
 
-/// What a command printed and how it ended.
-struct outcome {
-  int exit_code = -1; ///< -1 when it did not exit normally
-  std::vector<std::string> out;
-  std::string err;
-};
+using test::outcome;
 
-/// Runs a command to its end, bounded by command_limit; nullopt (after a
-/// failure) when it could not start or did not end in time.
+/// Runs a command to its end, bounded by command_limit.
 std::optional<outcome> run(const std::vector<std::string>& args,
                            const std::string& err_file) {
-  cadre_process p{args, err_file};
-  if (!p.ok()) {
-    ADD_FAILURE() << p.what();
-    return std::nullopt;
-  }
-  auto deadline = clock_type::now() + command_limit;
-  outcome res;
-  res.out = p.read_all(deadline);
-  auto st = p.wait_until(deadline);
-  if (!st) {
-    p.kill_now();
-    ADD_FAILURE() << p.what() << ": still running after "
-                  << command_limit.count() << " s; killed. stderr:\n"
-                  << p.stderr_text();
-    return std::nullopt;
-  }
-  res.exit_code = WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
-  res.err = p.stderr_text();
-  if (res.exit_code < 0)
-    ADD_FAILURE() << p.what() << ": " << describe_status(*st)
-                  << "; stderr:\n"
-                  << res.err;
-  return res;
+  return test::run_to_end(args, err_file, command_limit);
 }
 
 std::string joined(const std::vector<std::string>& lines) {

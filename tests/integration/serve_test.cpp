@@ -279,7 +279,16 @@ TEST(Serve, ProbesMetricsAndEveryDocumentedRoute) {
   EXPECT_EQ(get(s, "/readyz", &status)["status"], "ready");
   EXPECT_EQ(status, 200);
   auto c = s.client();
+  // A request is counted once its response is written, which may be just
+  // after the client read it: wait for the count, with a deadline.
   auto metrics = c.Get("/metrics");
+  for (auto deadline = test::clock_type::now() + std::chrono::seconds{10};
+       metrics
+       && metrics->body.find("cadre_http_requests_total{route=\"/healthz\"")
+            == std::string::npos
+       && test::clock_type::now() < deadline;
+       metrics = c.Get("/metrics"))
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("cadre_http_requests_total{route=\"/healthz\""),
             std::string::npos);

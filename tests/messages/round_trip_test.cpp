@@ -79,11 +79,19 @@ TEST(RoundTrip, HumanInput) {
 
 TEST(RoundTrip, ForkRequest) {
   fork_request x{"e1", 17, json_value{payload}, json_value{}};
+  x.outputs = json_value{json{{"fetch", {{"ok", true}}}}};
+  x.rerun = {"summarize"};
+  x.answers = json_value{json{{"approve", false}}};
+  x.dry_run = true;
   for (const auto& y : {binary_round_trip(x), json_round_trip(x)}) {
     EXPECT_EQ(y.execution_id, x.execution_id);
     EXPECT_EQ(y.at_seq, x.at_seq);
     EXPECT_EQ(y.input_override, x.input_override);
     EXPECT_TRUE(y.definition_override.is_null());
+    EXPECT_EQ(y.outputs, x.outputs);
+    EXPECT_EQ(y.rerun, x.rerun);
+    EXPECT_EQ(y.answers, x.answers);
+    EXPECT_TRUE(y.dry_run);
   }
 }
 

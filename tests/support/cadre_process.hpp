@@ -236,5 +236,43 @@ private:
   clock_type::time_point started_ = clock_type::now();
 };
 
+/// What a command printed and how it ended.
+struct outcome {
+  int exit_code = -1; ///< -1 when it did not exit normally
+  std::vector<std::string> out;
+  std::string err;
+};
+
+/// Runs a command to its end, bounded by `limit`; nullopt (after a gtest
+/// failure) when it could not start or did not end in time. Needs
+/// <gtest/gtest.h> included first.
+inline std::optional<outcome>
+run_to_end(const std::vector<std::string>& args, const std::string& err_file,
+           std::chrono::seconds limit,
+           const std::vector<std::string>& env = {}) {
+  cadre_process p{args, err_file, env};
+  if (!p.ok()) {
+    ADD_FAILURE() << p.what();
+    return std::nullopt;
+  }
+  auto deadline = clock_type::now() + limit;
+  outcome res;
+  res.out = p.read_all(deadline);
+  auto st = p.wait_until(deadline);
+  if (!st) {
+    p.kill_now();
+    ADD_FAILURE() << p.what() << ": still running after " << limit.count()
+                  << " s; killed. stderr:\n"
+                  << p.stderr_text();
+    return std::nullopt;
+  }
+  res.exit_code = WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
+  res.err = p.stderr_text();
+  if (res.exit_code < 0)
+    ADD_FAILURE() << p.what() << ": " << describe_status(*st)
+                  << "; stderr:\n"
+                  << res.err;
+  return res;
+}
 
 } // namespace cadre::test

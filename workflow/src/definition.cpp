@@ -183,4 +183,20 @@ std::string parse_duration(const json& value, int64_t& ms) {
   return detail::parse_duration(value, ms);
 }
 
+const char* kind_name(task_kind k) {
+  switch (k) {
+    case task_kind::tool:
+      return "tool";
+    case task_kind::human:
+      return "human";
+    case task_kind::map:
+      return "map";
+    case task_kind::workflow:
+      return "workflow";
+    case task_kind::agent:
+      return "agent";
+  }
+  return "tool";
+}
+
 } // namespace cadre::workflow

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <unordered_map>
 
 #include "cadre/tools/lua_sandbox.hpp"
@@ -27,11 +28,13 @@ struct unit {
   uint32_t attempt = 0;
   json input;
   json output;
+  json error; // {code, message} of the last failure
   int64_t retry_at_us = 0;
 };
 
 struct task_rt : unit {
-  json usage; // from the completion event (agent tasks)
+  json usage;  // from the completion event (agent tasks)
+  json prompt; // human tasks: what the person was asked
   size_t remaining_deps = 0;
   bool fallback_only = false; // a fallback target: runs only on failure
   int fallback_for = -1;      // owner index while running as a fallback
@@ -193,10 +196,16 @@ struct machine::state {
   size_t unfinished = 0;  // non-fallback tasks not yet terminal
   size_t human_waits = 0; // tasks waiting for a person
   size_t completions = 0;
+  // A fork's edits (its execution_forked event): results and answers that
+  // stand in for running a task or asking a person.
+  std::map<std::string, json> fork_outputs;
+  std::map<std::string, json> fork_answers;
   std::unique_ptr<tools::lua_sandbox> lua;
 
   bool finished() const;
   bool finished_or_failed(int task) const;
+  // The sum of the tasks' recorded usage (agents' tokens and cost), or null.
+  json usage_total() const;
 
   // Closed tasks no longer hold the execution open.
   bool closed(int task) const {
@@ -317,6 +326,15 @@ struct machine::state {
 
   // -- folding ---------------------------------------------------------------
 
+  void use_fork_edits(const json& edits) {
+    if (auto* o = find_key(edits, "outputs"); o && o->is_object())
+      for (auto& [task, v] : o->items())
+        fork_outputs[task] = v;
+    if (auto* a = find_key(edits, "answers"); a && a->is_object())
+      for (auto& [task, v] : a->items())
+        fork_answers[task] = v;
+  }
+
   unit* find_unit(int task, int item) {
     if (task < 0 || static_cast<size_t>(task) >= tasks.size())
       return nullptr;
@@ -393,6 +411,11 @@ struct machine::state {
     }
     if (!def)
       return bad("event before the submission");
+    if (ev.type == events::forked) {
+      // Where a fork's own history begins; its edits hold from here on.
+      use_fork_edits(p.value("edits", json::object()));
+      return {};
+    }
     if (ev.type == events::execution_completed) {
       status = "completed";
       if (auto* o = find_key(p, "output"))
@@ -451,6 +474,8 @@ struct machine::state {
     }
     if (ev.type == events::failed) {
       u->attempt = p.value("attempt", u->attempt);
+      u->error = json{{"code", p.value("code", std::string{})},
+                      {"message", p.value("message", std::string{})}};
       if (auto* r = find_key(p, "retry_in_ms"); r && r->is_number()) {
         u->status = unit_status::retry_wait;
         u->retry_at_us = ev.time_us + r->get<int64_t>() * 1000;
@@ -494,6 +519,7 @@ struct machine::state {
       if (u->status != unit_status::human_wait)
         ++human_waits;
       u->status = unit_status::human_wait;
+      t.prompt = p.value("prompt", json{});
       u->attempt = 1;
       return {};
     }
@@ -605,6 +631,17 @@ struct decider {
       final_failure(task, item, "script_error", message_of(input.error()), 1);
       return;
     }
+    if (auto o = st.fork_outputs.find(td.id);
+        o != st.fork_outputs.end() && item < 0) {
+      // A fork's edit: recorded as dispatched and done, nothing runs.
+      auto p = task_payload(task, -1);
+      p["attempt"] = 1;
+      p["tool"] = td.tool;
+      p["input"] = std::move(*input);
+      emit(events::dispatched, std::move(p));
+      complete_task(task, o->second, 1, nullptr, "fork");
+      return;
+    }
     dispatch_unit(task, item, 1, std::move(*input));
   }
 
@@ -652,6 +689,15 @@ struct decider {
         auto p = task_payload(task, -1);
         p["prompt"] = std::move(*prompt);
         emit(events::human_requested, std::move(p));
+        if (auto f = st.fork_answers.find(td.id); f != st.fork_answers.end()) {
+          auto c = task_payload(task, -1);
+          c["attempt"] = 1;
+          c["output"] = f->second;
+          c["by"] = "fork";
+          emit(events::completed, std::move(c));
+          start_ready(task);
+          return;
+        }
         action a;
         a.kind = action::waiting_human;
         a.key = td.id;
@@ -698,12 +744,14 @@ struct decider {
   }
 
   void complete_task(int task, json output, uint32_t attempt,
-                     const json& usage = nullptr) {
+                     const json& usage = nullptr, const char* by = nullptr) {
     auto p = task_payload(task, -1);
     p["attempt"] = attempt;
     p["output"] = std::move(output);
     if (!usage.is_null())
       p["usage"] = usage;
+    if (by)
+      p["by"] = by;
     emit(events::completed, std::move(p));
     auto owner = st.tasks[task].fallback_for;
     if (owner >= 0) {
@@ -769,33 +817,33 @@ struct decider {
       output = std::move(*r);
     }
     json done{{"output", std::move(output)}};
-    if (auto u = usage_total(); !u.is_null())
+    if (auto u = st.usage_total(); !u.is_null())
       done["usage"] = std::move(u);
     emit(events::execution_completed, std::move(done));
   }
 
-  // The sum of the tasks' recorded usage (agents' tokens and cost), or null.
-  json usage_total() const {
-    json sum;
-    for (const auto& t : st.tasks) {
-      if (!t.usage.is_object())
-        continue;
-      if (sum.is_null())
-        sum = json{{"input_tokens", 0}, {"output_tokens", 0},
-                   {"cost_usd", 0.0}, {"llm_calls", 0}, {"tool_calls", 0}};
-      for (auto& [k, v] : sum.items())
-        if (auto i = t.usage.find(k); i != t.usage.end() && i->is_number()) {
-          if (v.is_number_float())
-            v = v.get<double>() + i->get<double>();
-          else
-            v = v.get<int64_t>() + i->get<int64_t>();
-        }
-    }
-    return sum;
-  }
 };
 
 } // namespace
+
+json machine::state::usage_total() const {
+  json sum;
+  for (const auto& t : tasks) {
+    if (!t.usage.is_object())
+      continue;
+    if (sum.is_null())
+      sum = json{{"input_tokens", 0}, {"output_tokens", 0},
+                 {"cost_usd", 0.0}, {"llm_calls", 0}, {"tool_calls", 0}};
+    for (auto& [k, v] : sum.items())
+      if (auto i = t.usage.find(k); i != t.usage.end() && i->is_number()) {
+        if (v.is_number_float())
+          v = v.get<double>() + i->get<double>();
+        else
+          v = v.get<int64_t>() + i->get<int64_t>();
+      }
+  }
+  return sum;
+}
 
 bool machine::state::finished_or_failed(int task) const {
   return finished() || terminal(tasks[task].status);
@@ -830,21 +878,17 @@ expected<step> machine::submit(const json& doc, const json& input,
   if (st_->started)
     return make_error(errc::conflict,
                       "execution " + st_->id + " was already submitted");
-  auto parsed = parse_document(doc, validation_context{});
-  if (!parsed.def) {
-    std::string msg = "invalid workflow";
-    for (auto& d : parsed.errors)
-      msg += "\n  " + d.to_string();
-    return make_error(errc::invalid_workflow, std::move(msg));
-  }
-  if (!parsed.def->input_schema.is_null())
-    if (auto ok = check_schema(parsed.def->input_schema, input, "input"); !ok)
+  auto parsed = load_document(doc);
+  if (!parsed)
+    return parsed.error();
+  if (!parsed->input_schema.is_null())
+    if (auto ok = check_schema(parsed->input_schema, input, "input"); !ok)
       return ok.error();
   step out;
   decider d{*st_, *this, out, now_us};
   d.emit(events::submitted,
-         json{{"workflow", parsed.def->name},
-              {"version", parsed.def->version},
+         json{{"workflow", parsed->name},
+              {"version", parsed->version},
               {"definition", doc},
               {"input", input},
               {"idempotency_key", idempotency_key}});
@@ -927,6 +971,8 @@ step machine::failed(const std::string& key, uint32_t attempt,
     p["code"] = code;
     p["message"] = message;
     p["retry_in_ms"] = delay;
+    // The draw makes the delay reproducible when a log is replayed.
+    p["draw"] = draw;
     d.emit(events::failed, std::move(p));
     action a;
     a.kind = action::retry_timer;
@@ -1117,6 +1163,264 @@ const definition* machine::def() const {
 
 size_t machine::completed_tasks() const {
   return st_->completions;
+}
+
+namespace {
+
+const char* state_name(unit_status s) {
+  switch (s) {
+    case unit_status::blocked:
+      return "blocked";
+    case unit_status::running:
+      return "running";
+    case unit_status::retry_wait:
+      return "retry_wait";
+    case unit_status::human_wait:
+      return "waiting";
+    case unit_status::done:
+      return "done";
+    case unit_status::failed:
+      return "failed";
+    case unit_status::skipped:
+      return "skipped";
+  }
+  return "unknown";
+}
+
+// What a unit has got to: only the fields that mean something in its state.
+json unit_view(const unit& u) {
+  json out{{"state", state_name(u.status)}, {"attempt", u.attempt}};
+  if (u.status != unit_status::blocked)
+    out["input"] = u.input;
+  if (u.status == unit_status::done || u.status == unit_status::skipped)
+    out["output"] = u.output;
+  if (!u.error.is_null()
+      && (u.status == unit_status::failed
+          || u.status == unit_status::retry_wait
+          || u.status == unit_status::running))
+    out["error"] = u.error;
+  if (u.status == unit_status::retry_wait)
+    out["retry_at_us"] = u.retry_at_us;
+  return out;
+}
+
+} // namespace
+
+json machine::view() const {
+  const auto& st = *st_;
+  auto info = this->info();
+  json out{{"id", st.id},
+           {"seq", st.seq},
+           {"status", info.status},
+           {"workflow", info.workflow},
+           {"version", info.version},
+           {"created_us", st.created_us},
+           {"updated_us", st.updated_us},
+           {"input", st.input}};
+  if (st.status == "completed")
+    out["output"] = st.output;
+  if (!st.error.empty())
+    out["error"] = st.error;
+  json tasks = json::array();
+  json timers = json::array();
+  json waiting = json::array();
+  if (st.def) {
+    if (st.def->timeout_ms > 0 && !st.finished())
+      timers.push_back(json{{"kind", "execution_timeout"},
+                            {"at_us", st.created_us
+                                        + st.def->timeout_ms * 1000}});
+    for (size_t i = 0; i < st.tasks.size(); ++i) {
+      const auto& td = st.def->tasks[i];
+      const auto& t = st.tasks[i];
+      auto v = unit_view(t);
+      v["id"] = td.id;
+      v["kind"] = kind_name(td.kind);
+      if (!td.tool.empty())
+        v["tool"] = td.tool;
+      if (!td.agent.empty())
+        v["agent"] = td.agent;
+      if (t.status == unit_status::done)
+        v["output"] = t.output;
+      if (!t.usage.is_null())
+        v["usage"] = t.usage;
+      if (t.fallback_only)
+        v["fallback_only"] = true;
+      if (t.map_started) {
+        json items = json::array();
+        for (size_t k = 0; k < t.items.size(); ++k) {
+          auto iv = unit_view(t.items[k]);
+          iv["item"] = t.item_values[k];
+          items.push_back(std::move(iv));
+          if (t.items[k].status == unit_status::retry_wait)
+            timers.push_back(json{{"kind", "retry"},
+                                  {"task", td.id + "[" + std::to_string(k)
+                                             + "]"},
+                                  {"at_us", t.items[k].retry_at_us}});
+        }
+        v["items"] = std::move(items);
+      }
+      if (t.status == unit_status::retry_wait)
+        timers.push_back(json{{"kind", "retry"},
+                              {"task", td.id},
+                              {"at_us", t.retry_at_us}});
+      if (t.status == unit_status::human_wait) {
+        v["prompt"] = t.prompt;
+        json w{{"task", td.id}, {"prompt", t.prompt}};
+        if (!td.answer_schema.is_null())
+          w["answer_schema"] = td.answer_schema;
+        waiting.push_back(std::move(w));
+      }
+      tasks.push_back(std::move(v));
+    }
+  }
+  if (auto u = st.usage_total(); !u.is_null())
+    out["usage"] = std::move(u);
+  out["tasks"] = std::move(tasks);
+  out["timers"] = std::move(timers);
+  out["waiting"] = std::move(waiting);
+  return out;
+}
+
+namespace {
+
+constexpr int snapshot_format = 1;
+
+json unit_snapshot(const unit& u) {
+  return json{{"s", static_cast<int>(u.status)}, {"attempt", u.attempt},
+              {"input", u.input},  {"output", u.output},
+              {"error", u.error},  {"retry_at_us", u.retry_at_us}};
+}
+
+void unit_restore(const json& j, unit& u) {
+  u.status = static_cast<unit_status>(j.at("s").get<int>());
+  u.attempt = j.at("attempt").get<uint32_t>();
+  u.input = j.at("input");
+  u.output = j.at("output");
+  u.error = j.at("error");
+  u.retry_at_us = j.at("retry_at_us").get<int64_t>();
+}
+
+} // namespace
+
+json machine::snapshot() const {
+  const auto& st = *st_;
+  json tasks = json::array();
+  for (const auto& t : st.tasks) {
+    auto j = unit_snapshot(t);
+    j["usage"] = t.usage;
+    j["prompt"] = t.prompt;
+    j["remaining_deps"] = t.remaining_deps;
+    j["fallback_only"] = t.fallback_only;
+    j["fallback_for"] = t.fallback_for;
+    j["map_started"] = t.map_started;
+    j["item_values"] = t.item_values;
+    json items = json::array();
+    for (const auto& u : t.items)
+      items.push_back(unit_snapshot(u));
+    j["items"] = std::move(items);
+    j["next_item"] = t.next_item;
+    j["in_progress"] = t.in_progress;
+    j["done_items"] = t.done_items;
+    tasks.push_back(std::move(j));
+  }
+  return json{{"format", snapshot_format},
+              {"id", st.id},
+              {"seq", st.seq},
+              {"started", st.started},
+              {"definition", st.def ? st.def->document : json{}},
+              {"input", st.input},
+              {"status", st.status},
+              {"output", st.output},
+              {"error", st.error},
+              {"created_us", st.created_us},
+              {"updated_us", st.updated_us},
+              {"unfinished", st.unfinished},
+              {"human_waits", st.human_waits},
+              {"completions", st.completions},
+              {"fork_outputs", st.fork_outputs},
+              {"fork_answers", st.fork_answers},
+              {"tasks", std::move(tasks)}};
+}
+
+expected<machine> machine::restore(const std::string& id, const json& snap) {
+  auto bad = [&](const std::string& what) {
+    return make_error(errc::codec_error,
+                      "snapshot of execution " + id + ": " + what);
+  };
+  if (!snap.is_object() || snap.value("format", 0) != snapshot_format)
+    return bad("unknown format");
+  if (snap.value("id", std::string{}) != id)
+    return bad("made for execution " + snap.value("id", std::string{}));
+  machine m{id};
+  auto& st = *m.st_;
+  try {
+    st.seq = snap.at("seq").get<uint64_t>();
+    st.started = snap.at("started").get<bool>();
+    if (st.started) {
+      auto def = load_document(snap.at("definition"));
+      if (!def)
+        return bad(message_of(def.error()));
+      st.def = std::move(*def);
+    }
+    st.input = snap.at("input");
+    st.status = snap.at("status").get<std::string>();
+    st.output = snap.at("output");
+    st.error = snap.at("error").get<std::string>();
+    st.created_us = snap.at("created_us").get<int64_t>();
+    st.updated_us = snap.at("updated_us").get<int64_t>();
+    st.unfinished = snap.at("unfinished").get<size_t>();
+    st.human_waits = snap.at("human_waits").get<size_t>();
+    st.completions = snap.at("completions").get<size_t>();
+    st.fork_outputs
+      = snap.at("fork_outputs").get<std::map<std::string, json>>();
+    st.fork_answers
+      = snap.at("fork_answers").get<std::map<std::string, json>>();
+    const auto& tasks = snap.at("tasks");
+    if (!st.def || tasks.size() != st.def->tasks.size()) {
+      if (st.started)
+        return bad("its tasks do not match its definition");
+    } else {
+      st.tasks.assign(tasks.size(), task_rt{});
+      st.dependents.assign(tasks.size(), {});
+      for (size_t i = 0; i < tasks.size(); ++i) {
+        const auto& j = tasks[i];
+        auto& t = st.tasks[i];
+        unit_restore(j, t);
+        t.usage = j.at("usage");
+        t.prompt = j.at("prompt");
+        t.remaining_deps = j.at("remaining_deps").get<size_t>();
+        t.fallback_only = j.at("fallback_only").get<bool>();
+        t.fallback_for = j.at("fallback_for").get<int>();
+        t.map_started = j.at("map_started").get<bool>();
+        t.item_values = j.at("item_values");
+        for (const auto& u : j.at("items")) {
+          t.items.emplace_back();
+          unit_restore(u, t.items.back());
+        }
+        t.next_item = j.at("next_item").get<size_t>();
+        t.in_progress = j.at("in_progress").get<size_t>();
+        t.done_items = j.at("done_items").get<size_t>();
+        for (const auto& dep : st.def->tasks[i].depends_on)
+          st.dependents[static_cast<size_t>(st.def->index_of(dep))]
+            .push_back(static_cast<int>(i));
+      }
+    }
+  } catch (const json::exception& e) {
+    return bad(e.what());
+  }
+  return m;
+}
+
+void machine::use_fork_edits(const json& edits) {
+  st_->use_fork_edits(edits);
+}
+
+std::string machine::unit_state(const std::string& key) const {
+  if (!st_->def)
+    return {};
+  auto [name, item] = split_key(key);
+  auto* u = st_->find_unit(st_->def->index_of(name), item);
+  return u ? state_name(u->status) : std::string{};
 }
 
 } // namespace cadre::workflow

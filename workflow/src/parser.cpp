@@ -337,4 +337,15 @@ parse_result parse_document(const json& doc, const validation_context& ctx) {
   return detail::validate(doc, "", nullptr, ctx);
 }
 
+expected<definition> load_document(const json& doc) {
+  auto parsed = parse_document(doc, validation_context{});
+  if (!parsed.def) {
+    std::string msg = "invalid workflow";
+    for (auto& d : parsed.errors)
+      msg += "\n  " + d.to_string();
+    return make_error(errc::invalid_workflow, std::move(msg));
+  }
+  return std::move(*parsed.def);
+}
+
 } // namespace cadre::workflow

@@ -46,21 +46,6 @@ constexpr int max_workflow_depth = 16;
 /// Upper bound of retry.max_attempts.
 constexpr int64_t max_attempts_limit = 1000;
 
-const char* kind_name(task_kind k) {
-  switch (k) {
-    case task_kind::tool:
-      return "tool";
-    case task_kind::human:
-      return "human";
-    case task_kind::map:
-      return "map";
-    case task_kind::workflow:
-      return "workflow";
-    case task_kind::agent:
-      return "agent";
-  }
-  return "tool";
-}
 
 /// Keys that only some kinds accept.
 bool applies(const std::string& key, task_kind kind) {

@@ -46,7 +46,9 @@ auto inspect(Inspector& f, human_input& x) {
            x.value);
 }
 
-/// Starts a new execution from the first `at_seq` events of another.
+/// Starts a new execution from the history of another up to event `at_seq`
+/// (0: its last), reusing every recorded result the edits do not reach
+/// (docs/replay.md#fork).
 struct fork_request {
   std::string execution_id;
   uint64_t at_seq = 0;
@@ -54,12 +56,21 @@ struct fork_request {
   json_value input_override;
   /// Replaces the definition (when not null).
   json_value definition_override;
+  /// {task id: output}: results used instead of the recorded ones.
+  json_value outputs;
+  /// Task ids that run again although their inputs are unchanged.
+  std::vector<std::string> rerun;
+  /// {human task id: answer}: answers used instead of the recorded ones.
+  json_value answers;
+  /// Only plan: say what would be reused and what would run.
+  bool dry_run = false;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, fork_request& x) {
   return f(caf::meta::type_name("fork_request"), x.execution_id, x.at_seq,
-           x.input_override, x.definition_override);
+           x.input_override, x.definition_override, x.outputs, x.rerun,
+           x.answers, x.dry_run);
 }
 
 /// Status of an execution as kept by the execution index.

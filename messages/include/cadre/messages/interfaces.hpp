@@ -86,6 +86,10 @@ using executions_actor = caf::typed_actor<
   caf::replies_to<cancel_atom, std::string>::with<bool>,
   caf::replies_to<status_atom, std::string>::with<execution_info>,
   caf::replies_to<await_atom, std::string>::with<execution_info>,
+  // -> the fork's plan ({id, parent, at, reused, edited, to_run, waiting,
+  // undecided, status}); with dry_run nothing is written. Errors:
+  // not_found (no such execution or event), invalid_input (an edit).
+  caf::replies_to<fork_atom, fork_request>::with<json_value>,
   // Starts a coordinator for every unfinished execution in the store.
   caf::replies_to<resume_atom>::with<std::vector<std::string>>,
   // (execution id) -> its running coordinator (a coordinator_actor), for

@@ -151,6 +151,13 @@ parse_result parse_file(const std::string& path,
 /// diagnostics carry JSON pointers but no line numbers.
 parse_result parse_document(const json& doc, const validation_context& ctx);
 
+/// parse_document for a document that must be valid (a recorded or
+/// submitted one): errc::invalid_workflow listing every diagnostic.
+[[nodiscard]] expected<definition> load_document(const json& doc);
+
+/// "tool", "human", "map", "workflow" or "agent".
+const char* kind_name(task_kind k);
+
 /// Checks `value` against the JSON Schema `schema` (drafts 4, 6, 7).
 /// Errors: errc::invalid_input listing each failure with its JSON pointer.
 [[nodiscard]] expected<void> check_schema(const json& schema,

@@ -36,6 +36,8 @@ inline constexpr const char* human_requested = "human_requested";
 inline constexpr const char* execution_completed = "execution_completed";
 inline constexpr const char* execution_failed = "execution_failed";
 inline constexpr const char* execution_cancelled = "execution_cancelled";
+/// A fork's marker after the history it took over (docs/replay.md).
+inline constexpr const char* forked = "execution_forked";
 } // namespace events
 
 /// Something the coordinator does once the events of its step are durable.
@@ -137,6 +139,32 @@ public:
 
   /// Counts of completion events per key (for tests and checks).
   size_t completed_tasks() const;
+
+  /// The state as JSON (what `cadre inspect` shows; docs/replay.md): the
+  /// status, input and output, every task with its state, attempt, input,
+  /// output or error (map items too), pending timers and human tasks.
+  json view() const;
+
+  /// The fold's whole state as JSON, to start another machine from
+  /// (restore) without folding the events up to last_seq() again.
+  json snapshot() const;
+
+  /// A machine in the state `snap` (made by snapshot()). Errors:
+  /// errc::codec_error for a snapshot of another format or execution, or
+  /// one that does not read.
+  [[nodiscard]] static expected<machine> restore(const std::string& id,
+                                                 const json& snap);
+
+  /// A fork's edits, {outputs: {task: result}, answers: {task: answer}}:
+  /// from now on a task named there completes with that result when it
+  /// would be dispatched (a human task when it would ask), recorded as
+  /// `task_completed` with `by: "fork"`. Folding `execution_forked` does
+  /// this too (docs/replay.md#fork).
+  void use_fork_edits(const json& edits);
+
+  /// The state of unit `key` ("task" or "task[item]"): blocked, running,
+  /// retry_wait, waiting, done, failed or skipped; empty when unknown.
+  std::string unit_state(const std::string& key) const;
 
   /// Opaque: the fold's data, defined in machine.cpp.
   struct state;

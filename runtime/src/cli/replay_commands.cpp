@@ -1,0 +1,793 @@
+#include "cli/replay_commands.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "cadre/actors/deadlines.hpp"
+#include "cadre/persistence/event_store.hpp"
+#include "cadre/runtime/node.hpp"
+#include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/replay.hpp"
+#include "cli/output.hpp"
+
+namespace cadre::runtime::cli {
+
+namespace {
+
+expected<std::vector<event>> read_log(persistence::event_store& store,
+                                      const std::string& id) {
+  auto log = store.read(id, 1, 0);
+  if (!log)
+    return log.error();
+  if (log->empty())
+    return make_error(errc::not_found, "no execution '" + id + "' in the store");
+  return log;
+}
+
+std::string short_json(const json& x, size_t max = 60) {
+  auto s = x.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > max)
+    s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+// `cadre inspect` for a person: status, then a row per task.
+void print_state(const json& v) {
+  std::printf("execution %s  %s@%s  %s  (after event %llu)\n",
+              v["id"].get<std::string>().c_str(),
+              v["workflow"].get<std::string>().c_str(),
+              v["version"].get<std::string>().c_str(),
+              v["status"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(v["seq"].get<uint64_t>()));
+  std::printf("  input  %s\n", short_json(v["input"], 100).c_str());
+  for (const auto& t : v["tasks"]) {
+    std::string what = t["state"].get<std::string>();
+    if (t.value("attempt", 0) > 1)
+      what += " (attempt " + std::to_string(t["attempt"].get<int>()) + ")";
+    std::string detail;
+    if (t.contains("output"))
+      detail = "output " + short_json(t["output"]);
+    else if (t.contains("error"))
+      detail = "error " + t["error"].value("code", std::string{}) + ": "
+               + t["error"].value("message", std::string{});
+    else if (t.contains("prompt"))
+      detail = "asks " + short_json(t["prompt"]);
+    else if (t.contains("input"))
+      detail = "input " + short_json(t["input"]);
+    std::printf("  %-16s %-9s %-22s %s\n", t["id"].get<std::string>().c_str(),
+                t["kind"].get<std::string>().c_str(), what.c_str(),
+                detail.c_str());
+    if (t.contains("items"))
+      for (size_t i = 0; i < t["items"].size(); ++i) {
+        const auto& it = t["items"][i];
+        std::printf("    [%zu] %-18s %s\n", i,
+                    it["state"].get<std::string>().c_str(),
+                    it.contains("output")
+                      ? ("output " + short_json(it["output"])).c_str()
+                      : "");
+      }
+  }
+  for (const auto& w : v["timers"])
+    std::printf("  timer  %s %s\n", w["kind"].get<std::string>().c_str(),
+                w.value("task", std::string{}).c_str());
+  if (v.contains("output"))
+    std::printf("  output %s\n", short_json(v["output"], 200).c_str());
+  if (v.contains("error"))
+    std::printf("  error  %s\n", v["error"].get<std::string>().c_str());
+  if (v.contains("agents"))
+    for (const auto& [name, conv] : v["agents"].items())
+      std::printf("  agent  %s: %zu messages\n", name.c_str(), conv.size());
+}
+
+// The conversation an agent log holds up to `until_us`: prompts, replies,
+// tool calls and results, as far as they had got.
+json conversation(const std::vector<event>& log, int64_t until_us) {
+  json out = json::array();
+  for (const auto& ev : log) {
+    if (ev.time_us > until_us)
+      break;
+    const auto& p = ev.payload.get();
+    if (ev.type == "agent_message")
+      out.push_back(json{{"seq", ev.seq}, {"role", "user"},
+                         {"content", p.value("message", json{})}});
+    else if (ev.type == "llm_responded")
+      out.push_back(
+        json{{"seq", ev.seq}, {"role", "assistant"},
+             {"content", p.contains("response")
+                             && p["response"].contains("message")
+                           ? p["response"]["message"].value("content", json{})
+                           : json{}}});
+    else if (ev.type == "tool_called")
+      out.push_back(json{{"seq", ev.seq}, {"role", "tool_call"},
+                         {"name", p.value("name", json{})},
+                         {"arguments", p.value("arguments", json{})}});
+    else if (ev.type == "tool_result")
+      out.push_back(json{{"seq", ev.seq}, {"role", "tool"},
+                         {"name", p.value("name", json{})},
+                         {"content", p.contains("output") ? p["output"]
+                                                          : p.value("error",
+                                                                    json{})}});
+  }
+  return out;
+}
+
+// The state after `at`, with the agent conversations as far as they had
+// got then.
+expected<json> state_at(persistence::event_store& store,
+                        const std::vector<event>& log, uint64_t at) {
+  auto m = workflow::fold_log(log, at);
+  if (!m)
+    return m.error();
+  auto v = m->view();
+  auto until = log[m->last_seq() - 1].time_us;
+  std::vector<event> prefix(log.begin(),
+                            log.begin() + static_cast<long>(m->last_seq()));
+  json agents = json::object();
+  for (const auto& name : workflow::agent_logs_of(prefix)) {
+    auto alog = store.read(name, 1, 0);
+    if (!alog)
+      return alog.error();
+    agents[name] = conversation(*alog, until);
+  }
+  if (!agents.empty())
+    v["agents"] = std::move(agents);
+  return v;
+}
+
+// What changed between two states, per task: "b: running -> done".
+json state_changes(const json& before, const json& after) {
+  json out = json::array();
+  auto states = [](const json& view) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : view["tasks"]) {
+      auto id = t["id"].get<std::string>();
+      out[id] = t["state"].get<std::string>();
+      if (t.contains("items"))
+        for (size_t i = 0; i < t["items"].size(); ++i)
+          out[id + "[" + std::to_string(i) + "]"]
+            = t["items"][i]["state"].get<std::string>();
+    }
+    return out;
+  };
+  auto was = states(before);
+  for (const auto& [key, now] : states(after)) {
+    auto i = was.find(key);
+    // A task that merely appears (blocked) is not news.
+    if (i == was.end() ? now != "blocked" : i->second != now)
+      out.push_back(json{{"task", key},
+                         {"from", i == was.end() ? "" : i->second},
+                         {"to", now}});
+  }
+  if (before["status"] != after["status"])
+    out.push_back(json{{"execution", after["status"]},
+                       {"from", before["status"]}});
+  return out;
+}
+
+json step_record(const event& ev, const json& before, const json& after) {
+  json r{{"seq", ev.seq}, {"type", ev.type}};
+  const auto& p = ev.payload.get();
+  if (p.is_object() && p.contains("task"))
+    r["task"] = p["task"];
+  r["changes"] = state_changes(before, after);
+  return r;
+}
+
+void print_step(const json& r) {
+  std::string changes;
+  for (const auto& c : r["changes"]) {
+    if (!changes.empty())
+      changes += ", ";
+    if (c.contains("task"))
+      changes += c["task"].get<std::string>() + ": "
+                 + c["from"].get<std::string>() + " -> "
+                 + c["to"].get<std::string>();
+    else
+      changes += "execution: " + c["from"].get<std::string>() + " -> "
+                 + c["execution"].get<std::string>();
+  }
+  std::printf("%6llu  %-20s %-14s %s\n",
+              static_cast<unsigned long long>(r["seq"].get<uint64_t>()),
+              r["type"].get<std::string>().c_str(),
+              r.value("task", std::string{}).c_str(), changes.c_str());
+}
+
+// Interactive stepping on a terminal: every position is a fold of the
+// prefix, so going back costs what going forward does.
+int step_interactively(const std::vector<event>& log) {
+  uint64_t at = 1;
+  auto show = [&](uint64_t seq) {
+    auto before = seq > 1 ? workflow::fold_log(log, seq - 1)->view()
+                          : json{{"tasks", json::array()},
+                                 {"status", "none"}};
+    auto after = workflow::fold_log(log, seq)->view();
+    print_step(step_record(log[seq - 1], before, after));
+  };
+  std::printf("%zu events; n(ext), b(ack), g SEQ, t TASK (next event of "
+              "TASK), p(ayload), s(tate), q(uit)\n",
+              log.size());
+  show(at);
+  std::string line;
+  while (std::printf("[%llu/%zu] > ", static_cast<unsigned long long>(at),
+                     log.size()),
+         std::fflush(stdout), std::getline(std::cin, line)) {
+    std::istringstream words{line};
+    std::string cmd;
+    words >> cmd;
+    if (cmd.empty() || cmd == "n") {
+      if (at < log.size())
+        show(++at);
+      else
+        std::printf("at the last event\n");
+    } else if (cmd == "b") {
+      if (at > 1)
+        show(--at);
+      else
+        std::printf("at the first event\n");
+    } else if (cmd == "g") {
+      uint64_t seq = 0;
+      words >> seq;
+      if (seq >= 1 && seq <= log.size())
+        show(at = seq);
+      else
+        std::printf("no event %llu (1..%zu)\n",
+                    static_cast<unsigned long long>(seq), log.size());
+    } else if (cmd == "t") {
+      std::string task;
+      words >> task;
+      auto next = at;
+      while (next < log.size()
+             && log[next].payload.get().value("task", std::string{}) != task)
+        ++next;
+      if (next < log.size())
+        show(at = next + 1);
+      else
+        std::printf("no later event of task '%s'\n", task.c_str());
+    } else if (cmd == "p") {
+      std::printf("%s\n", log[at - 1]
+                            .payload.get()
+                            .dump(2, ' ', false,
+                                  json::error_handler_t::replace)
+                            .c_str());
+    } else if (cmd == "s") {
+      print_state(workflow::fold_log(log, at)->view());
+    } else if (cmd == "q") {
+      break;
+    } else {
+      std::printf("n, b, g SEQ, t TASK, p, s or q\n");
+    }
+  }
+  return exit_ok;
+}
+
+void print_divergence(const std::string& id, const workflow::replay_check& r,
+                      bool json_out, const std::string& against) {
+  if (json_out) {
+    json out{{"execution", id},
+             {"against", against},
+             {"compatible", r.compatible()},
+             {"events", r.events}};
+    if (r.first)
+      out["divergence"] = workflow::to_json(*r.first);
+    std::printf("%s\n", out.dump(-1, ' ', false,
+                                 json::error_handler_t::replace)
+                          .c_str());
+    return;
+  }
+  if (r.compatible()) {
+    std::printf("ok %s: %llu events decide the same with %s\n", id.c_str(),
+                static_cast<unsigned long long>(r.events), against.c_str());
+    return;
+  }
+  const auto& d = *r.first;
+  std::printf("DIVERGED %s at event %llu%s: %s\n", id.c_str(),
+              static_cast<unsigned long long>(d.seq),
+              d.task.empty() ? "" : (" (" + d.task + ")").c_str(),
+              d.reason.c_str());
+  if (!d.expected.is_null())
+    std::printf("  recorded: %s\n", short_json(d.expected, 200).c_str());
+  if (!d.got.is_null())
+    std::printf("  now:      %s\n", short_json(d.got, 200).c_str());
+}
+
+expected<json> definition_of_file(const std::string& file) {
+  auto res = workflow::parse_file(file, workflow::validation_context{});
+  if (!res.errors.empty()) {
+    std::string msg;
+    for (auto& d : res.errors)
+      msg += (msg.empty() ? "" : "\n") + d.to_string();
+    return make_error(errc::invalid_workflow, msg);
+  }
+  return res.def->document;
+}
+
+} // namespace
+
+int cmd_inspect(persistence::event_store& store, const std::string& id,
+                uint64_t at, bool json_out) {
+  auto log = read_log(store, id);
+  if (!log) {
+    print_error(message_of(log.error()));
+    return exit_failed;
+  }
+  auto v = state_at(store, *log, at);
+  if (!v) {
+    print_error(message_of(v.error()));
+    return code_of(v.error()) == errc::not_found ? exit_usage : exit_failed;
+  }
+  if (json_out)
+    std::printf("%s\n", v->dump(-1, ' ', false,
+                                json::error_handler_t::replace)
+                          .c_str());
+  else
+    print_state(*v);
+  return exit_ok;
+}
+
+int cmd_replay(persistence::event_store& store, const std::string& id,
+               const std::string& against, bool json_out) {
+  auto log = read_log(store, id);
+  if (!log) {
+    print_error(message_of(log.error()));
+    return exit_failed;
+  }
+  if (!against.empty()) {
+    auto doc = definition_of_file(against);
+    if (!doc) {
+      print_error(message_of(doc.error()));
+      return exit_usage;
+    }
+    auto r = workflow::check_against(*log, &*doc);
+    if (!r) {
+      print_error(message_of(r.error()));
+      return exit_failed;
+    }
+    print_divergence(id, *r, json_out, against);
+    return r->compatible() ? exit_ok : exit_failed;
+  }
+  if (!json_out && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+    return step_interactively(*log);
+  // One record per event; the fold advances once per event.
+  workflow::machine m{id};
+  json before{{"tasks", json::array()}, {"status", "none"}};
+  for (const auto& ev : *log) {
+    if (auto r = m.apply(ev); !r) {
+      print_error(message_of(r.error()));
+      return exit_failed;
+    }
+    auto after = m.view();
+    auto rec = step_record(ev, before, after);
+    if (json_out)
+      std::printf("%s\n", rec.dump(-1, ' ', false,
+                                   json::error_handler_t::replace)
+                            .c_str());
+    else
+      print_step(rec);
+    before = std::move(after);
+  }
+  return exit_ok;
+}
+
+int cmd_test(persistence::event_store* store,
+             const std::vector<std::string>& targets,
+             const std::vector<std::string>& workflows, bool json_out) {
+  std::map<std::string, std::pair<std::string, json>> by_name;
+  for (const auto& file : workflows) {
+    auto doc = definition_of_file(file);
+    if (!doc) {
+      print_error(message_of(doc.error()));
+      return exit_usage;
+    }
+    by_name[doc->value("name", std::string{})] = {file, *doc};
+  }
+  // (label, log) of every recorded execution named.
+  std::vector<std::pair<std::string, std::vector<event>>> runs;
+  auto add_bundle = [&](const std::filesystem::path& path) -> bool {
+    std::ifstream in{path};
+    auto b = read_bundle(in, path.string());
+    if (!b) {
+      print_error(message_of(b.error()));
+      return false;
+    }
+    runs.emplace_back(path.string(), *b->log(b->execution));
+    return true;
+  };
+  for (const auto& t : targets) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(t, ec)) {
+      std::vector<std::filesystem::path> files;
+      for (const auto& e : std::filesystem::directory_iterator{t, ec})
+        if (e.path().extension() == ".ndjson")
+          files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      if (files.empty()) {
+        print_error(t + ": no exported runs (*.ndjson) in this directory");
+        return exit_usage;
+      }
+      for (const auto& f : files)
+        if (!add_bundle(f))
+          return exit_usage;
+    } else if (std::filesystem::is_regular_file(t, ec)) {
+      if (!add_bundle(t))
+        return exit_usage;
+    } else if (store) {
+      auto log = read_log(*store, t);
+      if (!log) {
+        print_error(message_of(log.error()));
+        return exit_usage;
+      }
+      runs.emplace_back(t, std::move(*log));
+    } else {
+      print_error(t + ": neither a file, a directory nor an execution id");
+      return exit_usage;
+    }
+  }
+  size_t diverged = 0;
+  for (const auto& [label, log] : runs) {
+    auto name = log.front().payload.get().value("workflow", std::string{});
+    auto w = by_name.find(name);
+    auto against = w == by_name.end() ? std::string{"its recorded definition"}
+                                      : w->second.first;
+    auto r = workflow::check_against(
+      log, w == by_name.end() ? nullptr : &w->second.second);
+    if (!r) {
+      print_error(label + ": " + message_of(r.error()));
+      return exit_failed;
+    }
+    if (!r->compatible())
+      ++diverged;
+    print_divergence(label, *r, json_out, against);
+  }
+  if (!json_out)
+    std::printf("%zu of %zu recorded runs decide the same\n",
+                runs.size() - diverged, runs.size());
+  return diverged == 0 ? exit_ok : exit_failed;
+}
+
+int cmd_diff(persistence::event_store& store, const std::string& a,
+             const std::string& b, bool json_out) {
+  auto la = read_log(store, a);
+  if (!la) {
+    print_error(message_of(la.error()));
+    return exit_usage;
+  }
+  auto lb = read_log(store, b);
+  if (!lb) {
+    print_error(message_of(lb.error()));
+    return exit_usage;
+  }
+  auto d = workflow::diff_logs(*la, *lb);
+  if (!d) {
+    print_error(message_of(d.error()));
+    return exit_failed;
+  }
+  if (json_out) {
+    json out{{"a", a},
+             {"b", b},
+             {"same", d->same()},
+             {"first_divergent_seq", d->first_divergent_seq},
+             {"first_a", d->first_a},
+             {"first_b", d->first_b},
+             {"tasks", d->tasks},
+             {"usage_a", d->usage_a},
+             {"usage_b", d->usage_b}};
+    std::printf("%s\n", out.dump(-1, ' ', false,
+                                 json::error_handler_t::replace)
+                          .c_str());
+    return exit_ok;
+  }
+  if (d->same()) {
+    std::printf("%s and %s have the same events\n", a.c_str(), b.c_str());
+  } else {
+    std::printf("first difference at event %llu\n",
+                static_cast<unsigned long long>(d->first_divergent_seq));
+    std::printf("  a: %s\n", d->first_a.is_null()
+                               ? "(ended)"
+                               : short_json(d->first_a, 200).c_str());
+    std::printf("  b: %s\n", d->first_b.is_null()
+                               ? "(ended)"
+                               : short_json(d->first_b, 200).c_str());
+  }
+  for (const auto& t : d->tasks) {
+    std::printf("  %-16s %s\n", t["task"].get<std::string>().c_str(),
+                t["status"].get<std::string>().c_str());
+    if (t.contains("changes"))
+      for (const auto& c : t["changes"])
+        std::printf("      %s: %s -> %s\n",
+                    c["pointer"].get<std::string>().c_str(),
+                    c.contains("a") ? short_json(c["a"]).c_str() : "(none)",
+                    c.contains("b") ? short_json(c["b"]).c_str() : "(none)");
+  }
+  if (!d->usage_a.is_null() || !d->usage_b.is_null())
+    std::printf("  usage  a: %s\n         b: %s\n",
+                short_json(d->usage_a, 200).c_str(),
+                short_json(d->usage_b, 200).c_str());
+  return exit_ok;
+}
+
+const std::vector<event>* bundle::log(const std::string& name) const {
+  for (const auto& [n, evs] : logs)
+    if (n == name)
+      return &evs;
+  return nullptr;
+}
+
+expected<void> write_bundle(persistence::event_store& store,
+                            const std::string& id, std::ostream& out) {
+  auto log = read_log(store, id);
+  if (!log)
+    return log.error();
+  auto names = workflow::agent_logs_of(*log);
+  out << json{{"cadre", "export"}, {"format", 1}, {"execution", id},
+              {"logs", names}}
+           .dump(-1, ' ', false, json::error_handler_t::replace)
+      << '\n';
+  auto write = [&out](const std::string& name,
+                      const std::vector<event>& evs) {
+    for (const auto& ev : evs)
+      out << json{{"log", name},
+                  {"seq", ev.seq},
+                  {"time_us", ev.time_us},
+                  {"type", ev.type},
+                  {"payload", ev.payload.get()}}
+               .dump(-1, ' ', false, json::error_handler_t::replace)
+          << '\n';
+  };
+  write(id, *log);
+  for (const auto& name : names) {
+    auto evs = store.read(name, 1, 0);
+    if (!evs)
+      return evs.error();
+    write(name, *evs);
+  }
+  if (!out)
+    return make_error(errc::storage_error, "cannot write the bundle");
+  return {};
+}
+
+int cmd_export(persistence::event_store& store, const std::string& id,
+               std::ostream& out) {
+  if (auto ok = write_bundle(store, id, out); !ok) {
+    print_error(message_of(ok.error()));
+    return code_of(ok.error()) == errc::not_found ? exit_usage : exit_failed;
+  }
+  out.flush();
+  return exit_ok;
+}
+
+expected<bundle> read_bundle(std::istream& in, const std::string& name) {
+  bundle b;
+  std::string line;
+  size_t n = 0;
+  auto bad = [&](const std::string& what) {
+    return make_error(errc::invalid_input,
+                      name + ":" + std::to_string(n) + ": " + what);
+  };
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty())
+      continue;
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return bad("not a JSON object");
+    if (n == 1) {
+      if (j.value("cadre", std::string{}) != "export"
+          || !j["execution"].is_string())
+        return bad("not a cadre export (its first line names the execution)");
+      if (j.value("format", 0) != 1)
+        return bad("unsupported export format " + j["format"].dump());
+      b.execution = j["execution"].get<std::string>();
+      continue;
+    }
+    if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
+        || !j["type"].is_string())
+      return bad("an event needs log, seq and type");
+    auto log = j["log"].get<std::string>();
+    if (b.logs.empty() || b.logs.back().first != log) {
+      if (b.log(log))
+        return bad("the events of log '" + log + "' are not together");
+      b.logs.emplace_back(log, std::vector<event>{});
+    }
+    auto& evs = b.logs.back().second;
+    event ev;
+    ev.execution_id = log;
+    ev.seq = j["seq"].get<uint64_t>();
+    if (ev.seq != evs.size() + 1)
+      return bad("log '" + log + "': expected seq "
+                 + std::to_string(evs.size() + 1) + ", got "
+                 + std::to_string(ev.seq));
+    ev.time_us = j.value("time_us", int64_t{0});
+    ev.type = j["type"].get<std::string>();
+    ev.payload = json_value{j.value("payload", json{})};
+    evs.push_back(std::move(ev));
+  }
+  if (n == 0)
+    return make_error(errc::invalid_input, name + ": empty");
+  if (!b.log(b.execution))
+    return make_error(errc::invalid_input,
+                      name + ": no events of execution " + b.execution);
+  return b;
+}
+
+int cmd_import(node& n, const std::string& file, bool json_out) {
+  std::ifstream in{file};
+  if (!in) {
+    print_error(file + ": cannot open");
+    return exit_usage;
+  }
+  auto b = read_bundle(in, file);
+  if (!b) {
+    print_error(message_of(b.error()));
+    return exit_usage;
+  }
+  const auto& log = *b->log(b->execution);
+  auto m = workflow::fold_log(log);
+  if (!m) {
+    print_error(file + ": execution " + b->execution
+                + " does not fold: " + message_of(m.error()));
+    return exit_usage;
+  }
+  caf::scoped_actor self{n.system()};
+  bool exists = false;
+  self->request(n.store(), actors::local_deadline, get_atom_v, b->execution)
+    .receive([&](execution_info&) { exists = true; }, [](caf::error&) {});
+  if (exists) {
+    print_error("execution " + b->execution + " is already in the store");
+    return exit_failed;
+  }
+  json skipped = json::array();
+  caf::error failure;
+  auto append = [&](const std::string& name, const std::vector<event>& evs,
+                    bool index) {
+    append_request req;
+    req.events = evs;
+    if (index)
+      req.index.push_back(m->info());
+    self->request(n.store(), actors::local_deadline, append_atom_v, req)
+      .receive([](uint64_t) {},
+               [&](caf::error& err) {
+                 // An agent log shared across executions (memory scope
+                 // `agent`) may be here already: it keeps its own history.
+                 if (!index && code_of(err) == errc::conflict)
+                   skipped.push_back(name);
+                 else
+                   failure = err;
+               });
+  };
+  for (const auto& [name, evs] : b->logs)
+    if (name != b->execution && !failure)
+      append(name, evs, false);
+  if (!failure)
+    append(b->execution, log, true);
+  if (failure) {
+    print_error(message_of(failure));
+    return exit_failed;
+  }
+  json out{{"type", "imported"},
+           {"execution", b->execution},
+           {"events", log.size()},
+           {"agent_logs", b->logs.size() - 1},
+           {"status", m->info().status}};
+  if (!skipped.empty())
+    out["skipped_agent_logs"] = skipped;
+  if (json_out) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("imported %s (%zu events, %zu agent logs, %s)\n",
+                b->execution.c_str(), log.size(), b->logs.size() - 1,
+                m->info().status.c_str());
+    for (const auto& s : skipped)
+      std::printf("  kept the store's %s (already there)\n",
+                  s.get<std::string>().c_str());
+  }
+  return exit_ok;
+}
+
+expected<fork_request> fork_request_of(const fork_flags& flags) {
+  fork_request req;
+  req.execution_id = flags.id;
+  req.at_seq = flags.at;
+  req.dry_run = flags.dry_run;
+  req.rerun = flags.rerun;
+  if (!flags.input.empty()) {
+    auto in = parse_input(flags.input, "--input");
+    if (!in)
+      return in.error();
+    req.input_override = json_value{std::move(*in)};
+  }
+  if (!flags.definition.empty()) {
+    auto doc = definition_of_file(flags.definition);
+    if (!doc)
+      return doc.error();
+    req.definition_override = json_value{std::move(*doc)};
+  }
+  auto value_of = [](const std::string& text) {
+    auto v = json::parse(text, nullptr, false);
+    return v.is_discarded() ? json(text) : v; // a bare word is a string
+  };
+  json outputs = json::object();
+  for (const auto& s : flags.set) {
+    // tasks.T.output=JSON
+    auto eq = s.find('=');
+    const std::string prefix = "tasks.";
+    const std::string suffix = ".output";
+    auto path = s.substr(0, eq);
+    if (eq == std::string::npos || path.rfind(prefix, 0) != 0
+        || path.size() <= prefix.size() + suffix.size()
+        || path.compare(path.size() - suffix.size(), suffix.size(), suffix)
+             != 0)
+      return make_error(errc::invalid_input,
+                        "--set '" + s + "': expected tasks.TASK.output=JSON");
+    auto task = path.substr(prefix.size(),
+                            path.size() - prefix.size() - suffix.size());
+    outputs[task] = value_of(s.substr(eq + 1));
+  }
+  if (!outputs.empty())
+    req.outputs = json_value{std::move(outputs)};
+  json answers = json::object();
+  for (const auto& s : flags.answer) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return make_error(errc::invalid_input,
+                        "--answer '" + s + "': expected TASK=VALUE");
+    answers[s.substr(0, eq)] = value_of(s.substr(eq + 1));
+  }
+  if (!answers.empty())
+    req.answers = json_value{std::move(answers)};
+  return req;
+}
+
+void print_fork_plan(const json& plan, bool json_out) {
+  if (json_out) {
+    std::printf("%s\n", json{{"type", "fork"}, {"plan", plan}}
+                          .dump(-1, ' ', false,
+                                json::error_handler_t::replace)
+                          .c_str());
+    return;
+  }
+  auto list = [](const json& xs) {
+    std::string out;
+    for (const auto& x : xs)
+      out += (out.empty() ? "" : ", ") + x.get<std::string>();
+    return out.empty() ? std::string{"none"} : out;
+  };
+  std::printf("%s %s at event %llu%s\n",
+              plan.value("dry_run", false) ? "would fork" : "forked",
+              plan["parent"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(plan["at"].get<uint64_t>()),
+              plan.value("dry_run", false)
+                ? ""
+                : (" as " + plan["id"].get<std::string>()).c_str());
+  std::printf("  reused:   %s\n", list(plan["reused"]).c_str());
+  if (!plan["edited"].empty())
+    std::printf("  edited:   %s\n", list(plan["edited"]).c_str());
+  static const char* side_effecting[] = {"http", "sql", "notify", "airflow"};
+  std::string runs;
+  for (const auto& r : plan["to_run"]) {
+    auto runner = r["runs"].get<std::string>();
+    runs += (runs.empty() ? "" : ", ") + r["task"].get<std::string>() + " ("
+            + runner;
+    for (const char* s : side_effecting)
+      if (runner == s)
+        runs += ", side effects";
+    runs += ")";
+  }
+  std::printf("  run again: %s\n", runs.empty() ? "none" : runs.c_str());
+  if (!plan["waiting"].empty())
+    std::printf("  asks again: %s\n", list(plan["waiting"]).c_str());
+  if (!plan["undecided"].empty())
+    std::printf("  then:     %s\n", list(plan["undecided"]).c_str());
+  std::fflush(stdout);
+}
+
+} // namespace cadre::runtime::cli

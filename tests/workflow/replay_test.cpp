@@ -1,0 +1,429 @@
+// Replay on recorded logs without an actor system: the state at any event
+// equals the live machine's, a definition is checked against history, forks
+// reuse what their edits do not reach, and diffs name what changed.
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "cadre/workflow/machine.hpp"
+#include "cadre/workflow/replay.hpp"
+
+using namespace cadre;
+using namespace cadre::workflow;
+
+namespace {
+
+// A map, a retried task, a condition, a person and tasks that read each
+// other's outputs.
+json pipeline(const std::string& condition = "input.x == 'go'",
+              const std::string& prompt = "ok {{ tasks.b.output.y }}?") {
+  return json{
+    {"name", "pipeline"},
+    {"version", "1"},
+    {"tasks",
+     {{{"id", "a"}, {"tool", "echo"}, {"input", {{"x", "{{ input.x }}"}}}},
+      {{"id", "b"},
+       {"tool", "echo"},
+       {"depends_on", "a"},
+       {"input", {{"y", "{{ tasks.a.output.x }}"}}}},
+      {{"id", "flaky"},
+       {"tool", "flaky"},
+       {"retry", {{"max_attempts", 3}, {"backoff", "10ms"}, {"jitter", 0.5}}},
+       {"input", {{"z", 1}}}},
+      {{"id", "each"},
+       {"kind", "map"},
+       {"items", "input.list"},
+       {"tool", "echo"},
+       {"input", {{"v", "{{ item }}"}}}},
+      {{"id", "c"},
+       {"tool", "echo"},
+       {"depends_on", "b"},
+       {"when", condition},
+       {"input", {{"c", true}}}},
+      {{"id", "h"},
+       {"kind", "human"},
+       {"depends_on", json::array({"c", "flaky", "each"})},
+       {"prompt", prompt}},
+      {{"id", "d"},
+       {"tool", "echo"},
+       {"depends_on", "h"},
+       {"input", {{"answer", "{{ tasks.h.output }}"}}}}}}};
+}
+
+json pipeline_input() {
+  return json{{"x", "go"}, {"list", {1, 2, 3}}};
+}
+
+// Runs a definition to its end against a pretend world: `echo` answers its
+// input, `flaky` fails its first attempt, a person answers `answer`. Keeps
+// the log and the live machine's state after every step.
+struct recorded_run {
+  std::vector<event> log;
+  std::map<uint64_t, json> states; // last seq of a step -> view then
+  std::map<std::string, int> calls; // tool -> dispatches answered
+};
+
+// Runs `todo` and what follows from it to the end of the execution.
+void live(machine& m, std::deque<action> todo, recorded_run& run,
+          const json& answer, int64_t now) {
+  auto take = [&](step s) {
+    for (auto& ev : s.events)
+      run.log.push_back(ev);
+    for (auto& a : s.actions)
+      todo.push_back(a);
+    run.states[m.last_seq()] = m.view();
+  };
+  while (!todo.empty() && !m.finished()) {
+    auto a = todo.front();
+    todo.pop_front();
+    now += 10;
+    switch (a.kind) {
+      case action::dispatch:
+        ++run.calls[a.tool];
+        if (a.tool == "flaky" && a.attempt == 1)
+          take(m.failed(a.key, a.attempt,
+                        make_error(errc::tool_failed, "flaked"), 0.25, now));
+        else
+          take(m.succeeded(a.key, a.attempt, a.input, 5, now));
+        break;
+      case action::retry_timer:
+        take(m.retry_due(a.key, a.attempt, now));
+        break;
+      case action::waiting_human: {
+        auto s = m.human_answer(a.task_id, answer, now);
+        EXPECT_TRUE(s) << describe(s.error());
+        take(std::move(*s));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  EXPECT_TRUE(m.finished());
+}
+
+recorded_run record(const json& doc, const json& input,
+                    const json& answer = "yes") {
+  recorded_run run;
+  machine m{"parent"};
+  auto first = m.submit(doc, input, "key-1", 1000);
+  EXPECT_TRUE(first) << describe(first.error());
+  run.log = first->events;
+  run.states[m.last_seq()] = m.view();
+  live(m, {first->actions.begin(), first->actions.end()}, run, answer, 1000);
+  return run;
+}
+
+// Goes on with a fork the way a recovered coordinator does.
+recorded_run continue_fork(const fork_plan& plan) {
+  recorded_run run;
+  run.log = plan.events;
+  auto m = fold_log(plan.events);
+  EXPECT_TRUE(m) << describe(m.error());
+  auto todo = m->recover(6000);
+  live(*m, {todo.begin(), todo.end()}, run, "from the live fork", 6000);
+  return run;
+}
+
+std::string status_of(const json& view, const std::string& task) {
+  for (const auto& t : view["tasks"])
+    if (t["id"] == task)
+      return t["state"].get<std::string>();
+  return "absent";
+}
+
+} // namespace
+
+TEST(Replay, InspectAtEverySeqEqualsTheLiveState) {
+  auto run = record(pipeline(), pipeline_input());
+  ASSERT_GT(run.log.size(), 20u);
+  EXPECT_EQ(run.log.back().type, "execution_completed");
+  for (const auto& [seq, live] : run.states) {
+    auto m = fold_log(run.log, seq);
+    ASSERT_TRUE(m) << describe(m.error());
+    EXPECT_EQ(m->view(), live) << "at seq " << seq;
+  }
+  // Between steps too: each prefix folds, and a task's state only moves on.
+  auto mid = fold_log(run.log, 3);
+  ASSERT_TRUE(mid);
+  EXPECT_EQ(mid->view()["seq"], 3);
+  auto past = fold_log(run.log, run.log.size() + 1);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(code_of(past.error()), errc::not_found);
+}
+
+TEST(Replay, InspectShowsRetriesWaitsAndErrors) {
+  auto run = record(pipeline(), pipeline_input());
+  // After flaky's first failure: waiting for its retry, with the error.
+  uint64_t failed_at = 0;
+  uint64_t asked_at = 0;
+  for (const auto& ev : run.log) {
+    if (ev.type == "task_failed" && failed_at == 0)
+      failed_at = ev.seq;
+    if (ev.type == "human_requested")
+      asked_at = ev.seq;
+  }
+  ASSERT_GT(failed_at, 0u);
+  auto m = fold_log(run.log, failed_at);
+  ASSERT_TRUE(m);
+  auto v = m->view();
+  EXPECT_EQ(status_of(v, "flaky"), "retry_wait");
+  bool timer = false;
+  for (const auto& t : v["timers"])
+    timer = timer || t["task"] == "flaky";
+  EXPECT_TRUE(timer) << v.dump();
+  for (const auto& t : v["tasks"]) {
+    if (t["id"] == "flaky") {
+      EXPECT_EQ(t["error"]["code"], "tool_failed");
+      EXPECT_EQ(t["error"]["message"], "flaked");
+    }
+  }
+  auto w = fold_log(run.log, asked_at);
+  ASSERT_TRUE(w);
+  auto wv = w->view();
+  EXPECT_EQ(wv["status"], "waiting");
+  ASSERT_EQ(wv["waiting"].size(), 1u);
+  EXPECT_EQ(wv["waiting"][0]["prompt"], "ok go?");
+}
+
+TEST(Replay, TheRecordedDefinitionIsCompatibleWithItsLog) {
+  auto run = record(pipeline(), pipeline_input());
+  auto same = check_against(run.log);
+  ASSERT_TRUE(same) << describe(same.error());
+  EXPECT_TRUE(same->compatible())
+    << to_json(*same->first).dump(2);
+  EXPECT_EQ(same->events, run.log.size());
+}
+
+TEST(Replay, AChangedConditionDivergesWhereItIsDecided) {
+  auto run = record(pipeline(), pipeline_input());
+  auto changed = pipeline("input.x == 'stop'");
+  auto r = check_against(run.log, &changed);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_FALSE(r->compatible());
+  const auto& d = *r->first;
+  // The recorded dispatch of c is where the new condition skips it.
+  ASSERT_LE(d.seq, run.log.size());
+  const auto& at = run.log[d.seq - 1];
+  EXPECT_EQ(at.type, "task_dispatched");
+  EXPECT_EQ(at.payload->value("task", ""), "c");
+  EXPECT_EQ(d.got["type"], "task_skipped");
+  EXPECT_NE(d.reason.find("task_skipped of c"), std::string::npos) << d.reason;
+}
+
+TEST(Replay, AChangedPromptAndARemovedTaskDiverge) {
+  auto run = record(pipeline(), pipeline_input());
+  auto prompt = pipeline("input.x == 'go'", "really {{ tasks.b.output.y }}?");
+  auto r = check_against(run.log, &prompt);
+  ASSERT_TRUE(r);
+  ASSERT_FALSE(r->compatible());
+  EXPECT_EQ(r->first->task, "h");
+  EXPECT_EQ(r->first->got["payload"]["prompt"], "really go?");
+
+  auto removed = pipeline();
+  auto& tasks = removed["tasks"];
+  tasks.erase(tasks.begin() + 6); // d
+  auto q = check_against(run.log, &removed);
+  ASSERT_TRUE(q);
+  ASSERT_FALSE(q->compatible());
+  EXPECT_EQ(q->first->task, "d");
+}
+
+TEST(Replay, AChangedAgentSpecDivergesAtTheTurn) {
+  auto doc = [](const std::string& system) {
+    return json{{"name", "w"},
+                {"agents", {{"helper", {{"system", system}}}}},
+                {"tasks", {{{"id", "ask"}, {"agent", "helper"},
+                            {"input", "hi"}}}}};
+  };
+  machine m{"e"};
+  auto s = m.submit(doc("be brief"), json::object(), "", 1);
+  ASSERT_TRUE(s) << describe(s.error());
+  std::vector<event> log = s->events;
+  for (auto& ev : m.succeeded("ask", 1, "hello", 0, 2).events)
+    log.push_back(ev);
+  auto same = check_against(log);
+  ASSERT_TRUE(same);
+  EXPECT_TRUE(same->compatible());
+  auto other = doc("be verbose");
+  auto r = check_against(log, &other);
+  ASSERT_TRUE(r);
+  ASSERT_FALSE(r->compatible());
+  EXPECT_EQ(r->first->task, "ask");
+  EXPECT_NE(r->first->reason.find("agent helper"), std::string::npos);
+}
+
+TEST(Replay, AnUneditedForkReusesEverything) {
+  auto run = record(pipeline(), pipeline_input());
+  auto plan = plan_fork(run.log, 0, fork_edits{}, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_TRUE(plan->to_run.empty());
+  EXPECT_TRUE(plan->waiting.empty());
+  ASSERT_TRUE(plan->index);
+  EXPECT_EQ(plan->index->status, "completed");
+  EXPECT_EQ(plan->events.back().type, "execution_forked");
+  // Everything but the marker is the parent's history again.
+  std::vector<event> without_marker(plan->events.begin(),
+                                    plan->events.end() - 1);
+  auto d = diff_logs(run.log, without_marker);
+  ASSERT_TRUE(d) << describe(d.error());
+  EXPECT_TRUE(d->same()) << d->first_a.dump() << "\n" << d->first_b.dump();
+  for (const auto& t : d->tasks)
+    EXPECT_EQ(t["status"], "same") << t.dump();
+}
+
+TEST(Replay, AForkRerunsOnlyWhatItsEditReaches) {
+  auto run = record(pipeline(), pipeline_input());
+  uint64_t asked_at = 0;
+  for (const auto& ev : run.log)
+    if (ev.type == "human_requested")
+      asked_at = ev.seq;
+  fork_edits edits;
+  edits.outputs["a"] = json{{"x", "stop"}};
+  auto plan = plan_fork(run.log, asked_at, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  // b reads a's output, so it runs again; flaky and the map items do not.
+  ASSERT_EQ(plan->to_run.size(), 1u);
+  EXPECT_EQ(plan->to_run[0].first, "b");
+  EXPECT_EQ(plan->to_run[0].second, "echo");
+  EXPECT_EQ(plan->edited, std::vector<std::string>{"a"});
+  std::set<std::string> reused(plan->reused.begin(), plan->reused.end());
+  EXPECT_TRUE(reused.count("flaky"));
+  EXPECT_TRUE(reused.count("each[0]"));
+  EXPECT_FALSE(reused.count("b"));
+  // c, h and d wait for b.
+  std::set<std::string> undecided(plan->undecided.begin(),
+                                  plan->undecided.end());
+  EXPECT_TRUE(undecided.count("c"));
+  EXPECT_TRUE(undecided.count("d"));
+  // The fork's log folds, with b running and a's output replaced.
+  auto m = fold_log(plan->events);
+  ASSERT_TRUE(m) << describe(m.error());
+  auto view = m->view();
+  EXPECT_EQ(status_of(view, "b"), "running");
+  for (const auto& t : view["tasks"]) {
+    if (t["id"] == "a") {
+      EXPECT_EQ(t["output"], (json{{"x", "stop"}}));
+    }
+  }
+  // What the live fork re-dispatches is b alone.
+  auto actions = m->recover(6000);
+  size_t dispatches = 0;
+  for (const auto& a : actions)
+    if (a.kind == action::dispatch) {
+      ++dispatches;
+      EXPECT_EQ(a.key, "b");
+      EXPECT_EQ(a.input, (json{{"y", "stop"}}));
+    }
+  EXPECT_EQ(dispatches, 1u);
+  EXPECT_EQ(plan->events.back().payload->at("edits")["outputs"]["a"]["x"],
+            "stop");
+}
+
+TEST(Replay, AForkBeforeAResultRunsItAgainAndAnswersCanBeEdited) {
+  auto run = record(pipeline(), pipeline_input());
+  // At seq 3 nothing has finished: every dispatched task runs again.
+  auto early = plan_fork(run.log, 3, fork_edits{}, "early", 5000);
+  ASSERT_TRUE(early) << describe(early.error());
+  EXPECT_TRUE(early->reused.empty());
+  EXPECT_FALSE(early->to_run.empty());
+
+  fork_edits edits;
+  edits.answers["h"] = "no";
+  auto answered = plan_fork(run.log, 0, edits, "answered", 5000);
+  ASSERT_TRUE(answered) << describe(answered.error());
+  ASSERT_EQ(answered->to_run.size(), 1u);
+  EXPECT_EQ(answered->to_run[0].first, "d");
+
+  fork_edits rerun;
+  rerun.rerun.insert("flaky");
+  auto again = plan_fork(run.log, 0, rerun, "again", 5000);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->to_run.size(), 1u);
+  EXPECT_EQ(again->to_run[0].first, "flaky");
+
+  fork_edits bad;
+  bad.outputs["nope"] = 1;
+  auto refused = plan_fork(run.log, 0, bad, "bad", 5000);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::invalid_input);
+  EXPECT_NE(message_of(refused.error()).find("'nope'"), std::string::npos);
+}
+
+TEST(Replay, DiffNamesTheFirstDivergenceAndEachTask) {
+  auto a = record(pipeline(), pipeline_input(), "yes");
+  auto b = record(pipeline(), pipeline_input(), "no");
+  auto same = diff_logs(a.log, a.log);
+  ASSERT_TRUE(same);
+  EXPECT_TRUE(same->same());
+  auto d = diff_logs(a.log, b.log);
+  ASSERT_TRUE(d) << describe(d.error());
+  ASSERT_FALSE(d->same());
+  EXPECT_EQ(d->first_a["payload"]["output"], "yes");
+  EXPECT_EQ(d->first_b["payload"]["output"], "no");
+  std::map<std::string, json> by_task;
+  for (const auto& t : d->tasks)
+    by_task[t["task"].get<std::string>()] = t;
+  EXPECT_EQ(by_task["a"]["status"], "same");
+  EXPECT_EQ(by_task["h"]["status"], "different");
+  EXPECT_EQ(by_task["d"]["status"], "different");
+  EXPECT_EQ(by_task["d"]["changes"][0]["pointer"], "/output/answer");
+}
+
+TEST(Replay, JsonChangesEscapePointers) {
+  auto c = json_changes(json{{"a/b", 1}, {"k", {1, 2}}},
+                        json{{"a/b", 2}, {"k", {1}}, {"n", true}});
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0]["pointer"], "/a~1b");
+  EXPECT_EQ(c[1]["pointer"], "/k/1");
+  EXPECT_FALSE(c[1].contains("b"));
+  EXPECT_EQ(c[2]["pointer"], "/n");
+}
+
+TEST(Replay, AForksEditsHoldForTasksThatRunAfterIt) {
+  auto run = record(pipeline(), pipeline_input());
+  fork_edits edits;
+  edits.outputs["d"] = json{{"answer", "edited"}};
+  edits.answers["h"] = "no";
+  auto plan = plan_fork(run.log, 3, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  auto child = continue_fork(*plan);
+  ASSERT_EQ(child.log.back().type, "execution_completed");
+  const auto& out = child.log.back().payload->at("output");
+  EXPECT_EQ(out["d"], (json{{"answer", "edited"}}));
+  EXPECT_EQ(out["h"], "no");
+  // d never reached its tool: its one dispatch is the fork's edit.
+  size_t d_completions = 0;
+  for (const auto& ev : child.log)
+    if (ev.type == "task_completed" && ev.payload->value("task", "") == "d") {
+      ++d_completions;
+      EXPECT_EQ(ev.payload->value("by", ""), "fork");
+    }
+  EXPECT_EQ(d_completions, 1u);
+  EXPECT_EQ(child.calls.count("flaky") ? child.calls["flaky"] : 0, 2);
+  // The fork's own log replays with its recorded definition.
+  auto same = check_against(child.log);
+  ASSERT_TRUE(same) << describe(same.error());
+  EXPECT_TRUE(same->compatible()) << to_json(*same->first).dump(2);
+  // The parent is untouched: a fork is a new log.
+  EXPECT_EQ(run.log.front().execution_id, "parent");
+  EXPECT_EQ(child.log.front().execution_id, "child");
+}
+
+TEST(Replay, AForkRefusesAnAnswerItsSchemaRejects) {
+  auto doc = pipeline();
+  doc["tasks"][5]["answer_schema"] = json{{"type", "string"},
+                                          {"enum", {"yes", "no"}}};
+  auto run = record(doc, pipeline_input());
+  fork_edits edits;
+  edits.answers["h"] = "maybe";
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(code_of(plan.error()), errc::invalid_input);
+  EXPECT_NE(message_of(plan.error()).find("--answer h"), std::string::npos)
+    << message_of(plan.error());
+}

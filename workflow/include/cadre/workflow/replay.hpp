@@ -1,0 +1,135 @@
+#pragma once
+
+// Replay debugging on recorded logs (docs/replay.md): the state at any event,
+// a definition checked against history, forks that reuse what still applies,
+// and the difference between two executions. Pure functions over events and
+// `machine`, the same fold the coordinator runs; no actors, no store.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/machine.hpp"
+
+namespace cadre::workflow {
+
+/// Folds the events of `log` up to and including `seq` (0: all of them).
+/// Errors: the fold's (errc::conflict, errc::codec_error), and
+/// errc::not_found when `log` is empty or `seq` is past its end.
+[[nodiscard]] expected<machine> fold_log(const std::vector<event>& log,
+                                         uint64_t seq = 0);
+
+/// The agent logs ("agent:<id>") an execution's turns wrote: those its
+/// completions name, and those its running agent tasks write to.
+std::vector<std::string> agent_logs_of(const std::vector<event>& log);
+
+/// One event as the comparison sees it: type and payload.
+json event_json(const event& ev);
+
+/// The first recorded event where a definition decides differently.
+struct divergence {
+  uint64_t seq = 0;   ///< the recorded event at which the decisions part
+  std::string task;   ///< its task ("task" or "task[item]"), if any
+  std::string reason; ///< one line: what differs
+  json expected;      ///< the recorded event ({type, payload}), or null
+  json got;           ///< what the definition decides there, or null
+};
+
+json to_json(const divergence& d);
+
+/// The outcome of replaying a log through a definition's decisions.
+struct replay_check {
+  uint64_t events = 0; ///< recorded events checked
+  std::optional<divergence> first;
+
+  bool compatible() const {
+    return !first;
+  }
+};
+
+/// Re-runs the recorded `log` through the decisions of the definition
+/// document `doc` (the recorded one when null), feeding it the recorded
+/// results, answers, timers and cancellations, without calling any tool or
+/// model. An agent task whose agent spec differs from the recorded one
+/// diverges at its dispatch (its model requests would differ). Errors:
+/// errc::invalid_workflow for a `doc` that does not parse,
+/// errc::codec_error for a log that does not fold.
+[[nodiscard]] expected<replay_check> check_against(const std::vector<event>& log,
+                                                   const json* doc = nullptr);
+
+/// What a fork changes (docs/replay.md#fork).
+struct fork_edits {
+  std::optional<json> input;      ///< a new workflow input
+  std::optional<json> definition; ///< a new definition document
+  std::map<std::string, json> outputs; ///< task id -> result to use instead
+  std::set<std::string> rerun;         ///< task ids that run again
+  std::map<std::string, json> answers; ///< human task id -> answer
+
+  bool empty() const {
+    return !input && !definition && outputs.empty() && rerun.empty()
+           && answers.empty();
+  }
+};
+
+json to_json(const fork_edits& e);
+
+/// A fork's beginning: the events of the new execution up to where it goes
+/// on live, and what it reused.
+struct fork_plan {
+  std::vector<event> events;       ///< seq 1.., the last is execution_forked
+  std::vector<std::string> reused; ///< keys whose recorded result was kept
+  std::vector<std::string> edited; ///< keys given a result or answer by edits
+  /// Keys that run again when the fork goes live, with their tool (or
+  /// "agent:NAME", "workflow"); later tasks that depend on them run after.
+  std::vector<std::pair<std::string, std::string>> to_run;
+  std::vector<std::string> waiting;   ///< human tasks that will ask again
+  std::vector<std::string> undecided; ///< tasks that wait for those
+  std::optional<execution_info> index;
+};
+
+/// Plans a fork of `parent` (its whole recorded log) at event `at`: a new
+/// execution `id` that is submitted with the parent's (or the edited) input
+/// and definition and is fed, for every task whose rendered input is the
+/// one the parent dispatched at or before `at`, the parent's recorded
+/// result; edits replace results and answers or force re-runs. All events
+/// get the time `now_us`. Errors: errc::not_found (`at` past the log),
+/// errc::invalid_input (an edit names no task of the definition, an answer
+/// that does not match its schema, an input that does not), and the fold's.
+[[nodiscard]] expected<fork_plan> plan_fork(const std::vector<event>& parent,
+                                            uint64_t at, const fork_edits& edits,
+                                            const std::string& id,
+                                            int64_t now_us);
+
+/// The differences between two executions (docs/replay.md#diff).
+struct execution_diff {
+  /// The first seq whose events differ (type or payload; times and ids
+  /// aside), or 0 when the logs are the same.
+  uint64_t first_divergent_seq = 0;
+  json first_a; ///< {type, payload} of A there, or null (A ended)
+  json first_b;
+  /// Per task id: {task, status: same|different|only_a|only_b, changes:
+  /// [{pointer, a, b}] for `different`}.
+  json tasks = json::array();
+  json usage_a; ///< the executions' summed usage (null without agents)
+  json usage_b;
+
+  bool same() const {
+    return first_divergent_seq == 0;
+  }
+};
+
+/// Compares two recorded logs. Errors: the fold's.
+[[nodiscard]] expected<execution_diff> diff_logs(const std::vector<event>& a,
+                                                 const std::vector<event>& b);
+
+/// The leaves where `a` and `b` differ, as [{pointer, a, b}] (a missing
+/// side is absent from its entry). At most `limit` entries.
+json json_changes(const json& a, const json& b, size_t limit = 100);
+
+} // namespace cadre::workflow

@@ -1,0 +1,729 @@
+#include "cadre/workflow/replay.hpp"
+
+#include "cadre/workflow/agent_spec.hpp"
+#include "document.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <utility>
+
+namespace cadre::workflow {
+
+namespace {
+
+const json& field(const json& obj, const char* key) {
+  static const json null;
+  if (!obj.is_object())
+    return null;
+  auto i = obj.find(key);
+  return i == obj.end() ? null : *i;
+}
+
+std::string text(const json& obj, const char* key) {
+  const auto& v = field(obj, key);
+  return v.is_string() ? v.get<std::string>() : std::string{};
+}
+
+// "task" or "task[item]" of an event's payload.
+std::string key_of(const json& payload) {
+  auto task = text(payload, "task");
+  const auto& item = field(payload, "item");
+  if (item.is_number_integer())
+    return task + "[" + std::to_string(item.get<int64_t>()) + "]";
+  return task;
+}
+
+caf::error error_from(const json& payload) {
+  errc code = errc::internal;
+  if (!from_string(text(payload, "code"), code))
+    code = errc::internal;
+  return make_error(code, text(payload, "message"));
+}
+
+double draw_of(const json& payload) {
+  const auto& d = field(payload, "draw");
+  return d.is_number() ? d.get<double>() : 0.0;
+}
+
+// The payload as a decision is compared: what the definition decides, not
+// what differs by construction (the submitted definition, a retry delay
+// recorded before draws were).
+json comparable(const event& ev, bool recorded_has_draw,
+               bool same_definition = false) {
+  json p = ev.payload.get();
+  if (ev.type == events::submitted && p.is_object()) {
+    p.erase("idempotency_key");
+    if (!same_definition) {
+      p.erase("definition");
+      p.erase("workflow");
+      p.erase("version");
+    }
+  }
+  if (ev.type == events::failed && p.is_object() && !recorded_has_draw) {
+    p.erase("retry_in_ms");
+    p.erase("draw");
+  }
+  return p;
+}
+
+bool same_decision(const event& recorded, const event& got) {
+  if (recorded.type != got.type)
+    return false;
+  bool has_draw = field(recorded.payload.get(), "draw").is_number();
+  return comparable(recorded, has_draw) == comparable(got, has_draw);
+}
+
+// A sentence for an event: "task_dispatched of fetch (attempt 2)".
+std::string describe_event(const event& ev) {
+  const auto& p = ev.payload.get();
+  auto key = key_of(p);
+  std::string out = ev.type;
+  if (!key.empty())
+    out += " of " + key;
+  if (const auto& a = field(p, "attempt"); a.is_number_integer())
+    out += " (attempt " + std::to_string(a.get<int64_t>()) + ")";
+  return out;
+}
+
+// The parts of a task's definition that act outside the execution's log: an
+// agent's spec (its prompts, model, tools) and a child workflow.
+json external_spec(const definition& def, const std::string& task) {
+  auto idx = def.index_of(task);
+  if (idx < 0)
+    return nullptr;
+  const auto& td = def.tasks[static_cast<size_t>(idx)];
+  if (td.kind == task_kind::agent) {
+    auto i = def.agents.find(td.agent);
+    return i == def.agents.end() ? json{} : i->second;
+  }
+  if (td.kind == task_kind::workflow)
+    return td.workflow;
+  return nullptr;
+}
+
+// Drives a fresh machine with the stimuli a recorded log holds and compares
+// each decision with the recorded one.
+class lockstep {
+public:
+  lockstep(const std::vector<event>& log, const definition& recorded_def)
+    : log_(log), recorded_def_(recorded_def), m_(log.front().execution_id) {
+  }
+
+  expected<replay_check> run(const json& doc) {
+    replay_check out;
+    // A fork's edits decide for their tasks from its first event on.
+    for (const auto& ev : log_)
+      if (ev.type == events::forked)
+        m_.use_fork_edits(field(ev.payload.get(), "edits"));
+    const auto& first = log_.front();
+    const auto& p = first.payload.get();
+    auto s = m_.submit(doc, field(p, "input"), text(p, "idempotency_key"),
+                       first.time_us);
+    if (!s) {
+      if (code_of(s.error()) == errc::invalid_workflow)
+        return s.error();
+      out.first = divergence{first.seq, {},
+                             "the definition refuses the recorded input: "
+                               + message_of(s.error()),
+                             event_json(first), nullptr};
+      return out;
+    }
+    if (auto d = compare(*s, 0)) {
+      out.first = std::move(d);
+      out.events = out.first->seq;
+      return out;
+    }
+    pos_ = s->events.size();
+    while (pos_ < log_.size()) {
+      const auto& ev = log_[pos_];
+      divergence why;
+      auto next = stimulus(ev, why);
+      if (!next) {
+        out.first = std::move(why);
+        out.events = ev.seq;
+        return out;
+      }
+      if (auto d = compare(*next, pos_)) {
+        out.first = std::move(d);
+        out.events = out.first->seq;
+        return out;
+      }
+      pos_ += std::max<size_t>(next->events.size(), 1);
+    }
+    out.events = log_.size();
+    return out;
+  }
+
+private:
+  // Feeds the machine the stimulus recorded event `ev` stands for; a
+  // divergence when the definition has nothing that takes it.
+  std::optional<step> stimulus(const event& ev, divergence& why) {
+    const auto& p = ev.payload.get();
+    auto key = key_of(p);
+    auto attempt = field(p, "attempt").is_number_integer()
+                     ? field(p, "attempt").get<uint32_t>()
+                     : 1u;
+    auto nothing = [&](std::string reason) {
+      why = divergence{ev.seq, key, std::move(reason), event_json(ev), nullptr};
+      return std::optional<step>{};
+    };
+    auto state = key.empty() ? std::string{} : m_.unit_state(key);
+    auto unexpected = [&] {
+      return nothing("recorded " + describe_event(ev)
+                     + "; the definition "
+                     + (state.empty() ? "has no such task"
+                                      : "has it " + state));
+    };
+    if (ev.type == events::completed) {
+      if (text(p, "by") == "human") {
+        auto r = m_.human_answer(text(p, "task"), field(p, "output"),
+                                 ev.time_us);
+        if (!r)
+          return nothing("recorded an answer to " + key
+                         + "; the definition refuses it: "
+                         + message_of(r.error()));
+        return std::move(*r);
+      }
+      auto s = m_.succeeded(key, attempt, field(p, "output"), 0, ev.time_us,
+                            field(p, "usage"));
+      if (s.events.empty())
+        return unexpected();
+      return s;
+    }
+    if (ev.type == events::failed) {
+      auto s = m_.failed(key, attempt, error_from(p), draw_of(p), ev.time_us);
+      if (s.events.empty())
+        return unexpected();
+      return s;
+    }
+    if (ev.type == events::dispatched && attempt > 1
+        && state == "retry_wait") {
+      auto s = m_.retry_due(key, attempt - 1, ev.time_us);
+      if (s.events.empty())
+        return unexpected();
+      return s;
+    }
+    if (ev.type == events::execution_failed && text(p, "code") == "timeout"
+        && text(p, "task").empty()) {
+      auto s = m_.execution_timed_out(ev.time_us);
+      if (s.events.empty())
+        return nothing("recorded the execution's timeout; the definition "
+                       "has finished it");
+      return s;
+    }
+    if (ev.type == events::execution_cancelled) {
+      auto s = m_.cancel(text(p, "reason"), ev.time_us);
+      if (s.events.empty())
+        return nothing("recorded a cancellation; the definition has "
+                       "finished the execution");
+      return s;
+    }
+    if (ev.type == events::forked) {
+      // A fork's marker is history, not a decision: fold it as recorded.
+      event copy = ev;
+      copy.seq = m_.last_seq() + 1;
+      if (auto r = m_.apply(copy); !r)
+        return nothing("cannot fold the fork marker: "
+                       + message_of(r.error()));
+      step s;
+      s.events.push_back(std::move(copy));
+      return s;
+    }
+    return nothing("recorded " + describe_event(ev)
+                   + "; the definition decides nothing here"
+                   + (state.empty() ? std::string{}
+                                    : " (" + key + " is " + state + ")"));
+  }
+
+  // Compares the events of step `s` with the recorded ones from `at`.
+  std::optional<divergence> compare(const step& s, size_t at) {
+    for (size_t k = 0; k < s.events.size(); ++k) {
+      const auto& got = s.events[k];
+      if (at + k >= log_.size())
+        return divergence{got.seq, key_of(got.payload.get()),
+                          "the definition decides " + describe_event(got)
+                            + " after the end of the recorded log",
+                          nullptr, event_json(got)};
+      const auto& rec = log_[at + k];
+      if (!same_decision(rec, got)) {
+        std::string reason = "recorded " + describe_event(rec);
+        if (rec.type == got.type) {
+          auto changes = json_changes(rec.payload.get(), got.payload.get(), 1);
+          reason += ", the definition decides it with another "
+                    + (changes.empty()
+                         ? std::string{"payload"}
+                         : changes[0]["pointer"].get<std::string>().substr(1));
+        } else {
+          reason += ", the definition decides " + describe_event(got);
+        }
+        return divergence{rec.seq, key_of(rec.payload.get()),
+                          std::move(reason), event_json(rec),
+                          event_json(got)};
+      }
+      if (got.type == events::dispatched) {
+        auto task = text(got.payload.get(), "task");
+        auto before = external_spec(recorded_def_, task);
+        auto now = m_.def() ? external_spec(*m_.def(), task) : json{};
+        if (before != now)
+          return divergence{
+            rec.seq, key_of(rec.payload.get()),
+            "task " + task + " runs "
+              + (got.payload.get().contains("agent")
+                   ? "agent " + text(got.payload.get(), "agent")
+                       + " with a spec that differs from the recorded one"
+                   : std::string{"a child workflow that differs from the "
+                                 "recorded one"})
+              + " (its recorded model replies and results do not apply)",
+            before, now};
+      }
+    }
+    return std::nullopt;
+  }
+
+  const std::vector<event>& log_;
+  const definition& recorded_def_;
+  machine m_;
+  size_t pos_ = 0;
+};
+
+} // namespace
+
+expected<machine> fold_log(const std::vector<event>& log, uint64_t seq) {
+  if (log.empty())
+    return make_error(errc::not_found, "the execution has no events");
+  if (seq > log.back().seq)
+    return make_error(errc::not_found,
+                      "execution " + log.front().execution_id + " has "
+                        + std::to_string(log.back().seq)
+                        + " events; there is no event "
+                        + std::to_string(seq));
+  machine m{log.front().execution_id};
+  for (const auto& ev : log) {
+    if (seq != 0 && ev.seq > seq)
+      break;
+    if (auto r = m.apply(ev); !r)
+      return r.error();
+  }
+  return m;
+}
+
+std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
+  std::vector<std::string> out;
+  auto add = [&out](std::string name) {
+    if (std::find(out.begin(), out.end(), name) == out.end())
+      out.push_back(std::move(name));
+  };
+  std::optional<definition> def;
+  for (const auto& ev : log) {
+    const auto& p = ev.payload.get();
+    if (ev.type == events::submitted) {
+      auto parsed = parse_document(field(p, "definition"),
+                                   validation_context{});
+      if (parsed.def)
+        def = std::move(parsed.def);
+    } else if (ev.type == events::completed) {
+      auto name = text(field(p, "usage"), "agent_log");
+      if (!name.empty())
+        add(std::move(name));
+    } else if (ev.type == events::dispatched && def) {
+      auto agent = text(p, "agent");
+      auto i = def->agents.find(agent);
+      if (agent.empty() || i == def->agents.end())
+        continue;
+      agent_spec spec;
+      parse_agent_spec(agent, i->second, spec);
+      add("agent:" + agent_id_of(spec, ev.execution_id, text(p, "task")));
+    }
+  }
+  return out;
+}
+
+json event_json(const event& ev) {
+  return json{{"type", ev.type}, {"payload", ev.payload.get()}};
+}
+
+json to_json(const divergence& d) {
+  json out{{"seq", d.seq}, {"reason", d.reason}};
+  if (!d.task.empty())
+    out["task"] = d.task;
+  out["expected"] = d.expected;
+  out["got"] = d.got;
+  return out;
+}
+
+namespace {
+
+// The recorded definition of a log, parsed.
+expected<definition> recorded_definition(const std::vector<event>& log) {
+  if (log.empty())
+    return make_error(errc::not_found, "the execution has no events");
+  const auto& first = log.front();
+  if (first.type != events::submitted)
+    return make_error(errc::codec_error,
+                      "execution " + first.execution_id
+                        + ": the first event is " + first.type
+                        + ", not execution_submitted");
+  auto parsed = parse_document(field(first.payload.get(), "definition"),
+                               validation_context{});
+  if (!parsed.def)
+    return make_error(errc::codec_error,
+                      "execution " + first.execution_id
+                        + ": the recorded definition does not parse");
+  return std::move(*parsed.def);
+}
+
+} // namespace
+
+expected<replay_check> check_against(const std::vector<event>& log,
+                                     const json* doc) {
+  auto recorded = recorded_definition(log);
+  if (!recorded)
+    return recorded.error();
+  lockstep driver{log, *recorded};
+  if (doc)
+    return driver.run(*doc);
+  return driver.run(field(log.front().payload.get(), "definition"));
+}
+
+json to_json(const fork_edits& e) {
+  json out = json::object();
+  if (e.input)
+    out["input"] = *e.input;
+  if (e.definition)
+    out["definition"] = field(*e.definition, "name").is_string()
+                          ? json{{"name", (*e.definition)["name"]},
+                                 {"version", field(*e.definition, "version")}}
+                          : json{{"replaced", true}};
+  if (!e.outputs.empty())
+    out["outputs"] = e.outputs;
+  if (!e.rerun.empty())
+    out["rerun"] = e.rerun;
+  if (!e.answers.empty())
+    out["answers"] = e.answers;
+  return out;
+}
+
+namespace {
+
+// What the parent recorded up to the fork point, by unit and attempt.
+struct recorded_attempt {
+  json input;
+  const event* outcome = nullptr; // task_completed or task_failed
+};
+
+struct recorded_history {
+  std::map<std::string, std::map<uint32_t, recorded_attempt>> units;
+  std::map<std::string, json> prompts;  // human task -> prompt asked
+  std::map<std::string, json> answers;  // human task -> answer given
+
+  void add(const event& ev) {
+    const auto& p = ev.payload.get();
+    auto key = key_of(p);
+    auto attempt = field(p, "attempt").is_number_integer()
+                     ? field(p, "attempt").get<uint32_t>()
+                     : 1u;
+    if (ev.type == events::dispatched) {
+      units[key][attempt].input = field(p, "input");
+    } else if (ev.type == events::human_requested) {
+      prompts[key] = field(p, "prompt");
+    } else if (ev.type == events::completed && text(p, "by") == "human") {
+      answers[key] = field(p, "output");
+    } else if ((ev.type == events::completed || ev.type == events::failed)
+               && !field(p, "via").is_string()) {
+      auto u = units.find(key);
+      // Only results of dispatched attempts: a map's own completion and
+      // a template failure are decisions, made again by the fork.
+      if (u != units.end())
+        if (auto a = u->second.find(attempt); a != u->second.end())
+          a->second.outcome = &ev;
+    }
+  }
+};
+
+std::string runner_of(const action& a) {
+  switch (a.kind) {
+    case action::run_agent:
+      return "agent:" + a.agent;
+    case action::run_child:
+      return "workflow";
+    default:
+      return a.tool;
+  }
+}
+
+} // namespace
+
+expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
+                              const fork_edits& edits, const std::string& id,
+                              int64_t now_us) {
+  if (parent.empty())
+    return make_error(errc::not_found, "the execution has no events");
+  const auto& parent_id = parent.front().execution_id;
+  if (at == 0)
+    at = parent.back().seq;
+  if (at > parent.back().seq)
+    return make_error(errc::not_found,
+                      "execution " + parent_id + " has "
+                        + std::to_string(parent.back().seq)
+                        + " events; cannot fork at "
+                        + std::to_string(at));
+  if (parent.front().type != events::submitted)
+    return make_error(errc::codec_error, "execution " + parent_id
+                                           + ": the first event is not "
+                                             "execution_submitted");
+  recorded_history hist;
+  for (const auto& ev : parent) {
+    if (ev.seq > at)
+      break;
+    hist.add(ev);
+  }
+  const auto& sub = parent.front().payload.get();
+  json doc = edits.definition ? *edits.definition : field(sub, "definition");
+  json input = edits.input ? *edits.input : field(sub, "input");
+  auto parsed = load_document(doc);
+  if (!parsed)
+    return parsed.error();
+  const auto& def = *parsed;
+  auto check_task = [&](const std::string& task,
+                        const char* flag) -> expected<void> {
+    auto idx = def.index_of(task);
+    if (idx < 0)
+      return make_error(errc::invalid_input,
+                        std::string{flag} + ": the workflow has no task '"
+                          + task + "'");
+    if (def.tasks[static_cast<size_t>(idx)].kind == task_kind::map
+        && std::string{flag} == "--set")
+      return make_error(errc::invalid_input,
+                        "--set: task '" + task
+                          + "' is a map; its result is made from its "
+                            "items (use --rerun " + task + ")");
+    return {};
+  };
+  for (const auto& [task, value] : edits.outputs)
+    if (auto ok = check_task(task, "--set"); !ok)
+      return ok.error();
+  for (const auto& task : edits.rerun)
+    if (auto ok = check_task(task, "--rerun"); !ok)
+      return ok.error();
+  for (const auto& [task, value] : edits.answers) {
+    if (auto ok = check_task(task, "--answer"); !ok)
+      return ok.error();
+    const auto& td = def.tasks[static_cast<size_t>(def.index_of(task))];
+    if (td.kind != task_kind::human)
+      return make_error(errc::invalid_input,
+                        "--answer: task '" + task + "' is not a human task");
+    if (!td.answer_schema.is_null())
+      if (auto ok = check_schema(td.answer_schema, value,
+                                 "--answer " + task);
+          !ok)
+        return ok.error();
+  }
+  machine m{id};
+  json fork_edits_json = to_json(edits);
+  m.use_fork_edits(fork_edits_json);
+  auto first = m.submit(doc, input, "", now_us);
+  if (!first)
+    return first.error();
+  fork_plan plan;
+  std::deque<action> todo;
+  auto take = [&](step s) {
+    for (auto& ev : s.events) {
+      if (ev.type == events::completed
+          && text(ev.payload.get(), "by") == "fork")
+        plan.edited.push_back(key_of(ev.payload.get()));
+      plan.events.push_back(std::move(ev));
+    }
+    for (auto& a : s.actions)
+      todo.push_back(std::move(a));
+  };
+  auto reuse = [&plan](const std::string& key) {
+    if (plan.reused.empty() || plan.reused.back() != key)
+      plan.reused.push_back(key);
+  };
+  take(std::move(*first));
+  while (!todo.empty()) {
+    auto a = std::move(todo.front());
+    todo.pop_front();
+    if (m.finished())
+      break;
+    switch (a.kind) {
+      case action::dispatch:
+      case action::run_agent:
+      case action::run_child: {
+        const recorded_attempt* rec = nullptr;
+        if (!edits.rerun.count(a.task_id))
+          if (auto u = hist.units.find(a.key); u != hist.units.end())
+            if (auto r = u->second.find(a.attempt); r != u->second.end())
+              rec = &r->second;
+        if (rec && rec->outcome && rec->input == a.input) {
+          const auto& p = rec->outcome->payload.get();
+          if (rec->outcome->type == events::completed)
+            take(m.succeeded(a.key, a.attempt, field(p, "output"), 0, now_us,
+                             field(p, "usage")));
+          else
+            take(m.failed(a.key, a.attempt, error_from(p), draw_of(p),
+                          now_us));
+          reuse(a.key);
+          break;
+        }
+        plan.to_run.emplace_back(a.key, runner_of(a));
+        break;
+      }
+      case action::retry_timer: {
+        // The parent's retry happened before the fork point: so does the
+        // fork's; otherwise the live fork waits for the timer.
+        auto u = hist.units.find(a.key);
+        if (u != hist.units.end() && u->second.count(a.attempt + 1))
+          take(m.retry_due(a.key, a.attempt, now_us));
+        break;
+      }
+      case action::waiting_human: {
+        auto asked = hist.prompts.find(a.key);
+        auto answer = hist.answers.find(a.key);
+        auto prompt = m.view();
+        json now_prompt;
+        for (const auto& t : prompt["tasks"])
+          if (t["id"] == a.task_id)
+            now_prompt = t.value("prompt", json{});
+        if (!edits.rerun.count(a.task_id) && asked != hist.prompts.end()
+            && answer != hist.answers.end() && asked->second == now_prompt) {
+          auto s = m.human_answer(a.task_id, answer->second, now_us);
+          if (!s)
+            return s.error();
+          take(std::move(*s));
+          reuse(a.key);
+          break;
+        }
+        plan.waiting.push_back(a.key);
+        break;
+      }
+      case action::execution_timer:
+        break; // armed again by the live coordinator from the log
+    }
+  }
+  if (!m.finished()) {
+    auto view = m.view();
+    for (const auto& t : view["tasks"])
+      if (t["state"] == "blocked" && !t.value("fallback_only", false))
+        plan.undecided.push_back(t["id"].get<std::string>());
+  }
+  json reused = plan.reused;
+  json to_run = json::array();
+  for (const auto& [key, runner] : plan.to_run)
+    to_run.push_back(json{{"task", key}, {"runs", runner}});
+  event marker{id, m.last_seq() + 1, now_us, events::forked,
+               json_value{json{{"execution", parent_id},
+                               {"seq", at},
+                               {"edits", std::move(fork_edits_json)},
+                               {"reused", std::move(reused)},
+                               {"to_run", std::move(to_run)}}}};
+  if (auto r = m.apply(marker); !r)
+    return r.error();
+  plan.events.push_back(std::move(marker));
+  plan.index = m.info();
+  return plan;
+}
+
+json json_changes(const json& a, const json& b, size_t limit) {
+  json out = json::array();
+  std::function<void(const json&, const json&, const std::string&)> walk;
+  walk = [&](const json& x, const json& y, const std::string& ptr) {
+    if (out.size() >= limit || x == y)
+      return;
+    if (x.is_object() && y.is_object()) {
+      for (auto& [k, v] : x.items()) {
+        auto j = y.find(k);
+        if (j == y.end()) {
+          if (out.size() < limit)
+            out.push_back(
+              json{{"pointer", detail::child_pointer(ptr, k)}, {"a", v}});
+        } else {
+          walk(v, *j, detail::child_pointer(ptr, k));
+        }
+      }
+      for (auto& [k, v] : y.items())
+        if (!x.contains(k) && out.size() < limit)
+          out.push_back(
+            json{{"pointer", detail::child_pointer(ptr, k)}, {"b", v}});
+      return;
+    }
+    if (x.is_array() && y.is_array()) {
+      auto n = std::max(x.size(), y.size());
+      for (size_t i = 0; i < n && out.size() < limit; ++i) {
+        auto p = ptr + "/" + std::to_string(i);
+        if (i >= x.size())
+          out.push_back(json{{"pointer", p}, {"b", y[i]}});
+        else if (i >= y.size())
+          out.push_back(json{{"pointer", p}, {"a", x[i]}});
+        else
+          walk(x[i], y[i], p);
+      }
+      return;
+    }
+    out.push_back(json{{"pointer", ptr}, {"a", x}, {"b", y}});
+  };
+  walk(a, b, "");
+  return out;
+}
+
+expected<execution_diff> diff_logs(const std::vector<event>& a,
+                                   const std::vector<event>& b) {
+  auto ma = fold_log(a);
+  if (!ma)
+    return ma.error();
+  auto mb = fold_log(b);
+  if (!mb)
+    return mb.error();
+  execution_diff out;
+  auto n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const event* x = i < a.size() ? &a[i] : nullptr;
+    const event* y = i < b.size() ? &b[i] : nullptr;
+    if (x && y && x->type == y->type
+        && comparable(*x, true, true) == comparable(*y, true, true))
+      continue;
+    out.first_divergent_seq = i + 1;
+    out.first_a = x ? event_json(*x) : json{};
+    out.first_b = y ? event_json(*y) : json{};
+    break;
+  }
+  auto va = ma->view();
+  auto vb = mb->view();
+  auto tasks_of = [](const json& v) {
+    std::map<std::string, json> out;
+    for (const auto& t : v["tasks"])
+      out[t["id"].get<std::string>()] = t;
+    return out;
+  };
+  auto ta = tasks_of(va);
+  auto tb = tasks_of(vb);
+  auto result_of = [](const json& t) {
+    json r{{"state", t["state"]}};
+    for (const char* k : {"output", "error", "items"})
+      if (t.contains(k))
+        r[k] = t[k];
+    return r;
+  };
+  for (const auto& [id, t] : ta) {
+    auto j = tb.find(id);
+    if (j == tb.end()) {
+      out.tasks.push_back(json{{"task", id}, {"status", "only_a"}});
+      continue;
+    }
+    auto changes = json_changes(result_of(t), result_of(j->second));
+    if (changes.empty())
+      out.tasks.push_back(json{{"task", id}, {"status", "same"}});
+    else
+      out.tasks.push_back(
+        json{{"task", id}, {"status", "different"}, {"changes", changes}});
+  }
+  for (const auto& [id, t] : tb)
+    if (!ta.count(id))
+      out.tasks.push_back(json{{"task", id}, {"status", "only_b"}});
+  out.usage_a = va.value("usage", json{});
+  out.usage_b = vb.value("usage", json{});
+  return out;
+}
+
+} // namespace cadre::workflow
