@@ -184,6 +184,38 @@ inline std::optional<std::chrono::milliseconds> parse_duration(const json& x) {
   return milliseconds{static_cast<int64_t>(total)};
 }
 
+/// Reads the string `key` of the settings object `section` into `out`,
+/// which stays as it is when the key is absent or null; `bad(key, what)`
+/// makes the error naming the key.
+template <class Bad>
+[[nodiscard]] expected<void> read_string(const json& section, const char* key,
+                                         std::string& out, Bad&& bad) {
+  auto i = section.find(key);
+  if (i == section.end() || i->is_null())
+    return {};
+  if (!i->is_string())
+    return bad(key, "must be a string");
+  out = i->get<std::string>();
+  return {};
+}
+
+/// Reads the positive duration `key` (parse_duration) like read_string.
+template <class Bad>
+[[nodiscard]] expected<void> read_duration(const json& section,
+                                           const char* key,
+                                           std::chrono::milliseconds& out,
+                                           Bad&& bad) {
+  auto i = section.find(key);
+  if (i == section.end() || i->is_null())
+    return {};
+  auto d = parse_duration(*i);
+  if (!d || d->count() == 0)
+    return bad(key, "must be a positive duration such as \"30s\", "
+                    "\"500ms\", \"2m\" or a number of milliseconds");
+  out = *d;
+  return {};
+}
+
 /// True when `x` can name an environment variable (letters, digits and _,
 /// not starting with a digit): a setting `*_env` holds a name, never the
 /// secret itself.

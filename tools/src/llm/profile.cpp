@@ -23,26 +23,11 @@ expected<profile> parse_profile(const std::string& name, const json& section) {
     return bad("", "must be an object with at least `kind`");
   if (!section.is_object())
     return bad("", "must be an object");
-  auto str = [&](const char* key, std::string& out) -> expected<void> {
-    auto i = section.find(key);
-    if (i == section.end() || i->is_null())
-      return {};
-    if (!i->is_string())
-      return bad(key, "must be a string");
-    out = i->get<std::string>();
-    return {};
+  auto str = [&](const char* key, std::string& out) {
+    return tools::detail::read_string(section, key, out, bad);
   };
-  auto dur = [&](const char* key,
-                 std::chrono::milliseconds& out) -> expected<void> {
-    auto i = section.find(key);
-    if (i == section.end() || i->is_null())
-      return {};
-    auto d = tools::detail::parse_duration(*i);
-    if (!d || d->count() == 0)
-      return bad(key, "must be a positive duration such as \"30s\", "
-                      "\"500ms\", \"2m\" or a number of milliseconds");
-    out = *d;
-    return {};
+  auto dur = [&](const char* key, std::chrono::milliseconds& out) {
+    return tools::detail::read_duration(section, key, out, bad);
   };
   auto price = [&](const char* key, double& out) -> expected<void> {
     auto i = section.find(key);
