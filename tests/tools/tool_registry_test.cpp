@@ -51,8 +51,9 @@ TEST(ToolRegistry, RegistersEveryBuiltinTool) {
   tool_registry registry;
   register_builtin_tools(registry);
   const std::vector<std::string> expected_names{
-    "chaos",  "echo",   "fail",  "file",  "http", "notify",
-    "ocr",    "script", "search", "sleep", "sql",  "validate"};
+    "airflow", "chaos",  "echo",   "fail",  "file", "http",
+    "notify",  "ocr",    "script", "search", "sleep", "sql",
+    "validate"};
   EXPECT_EQ(registry.names(), expected_names);
   for (const auto& name : expected_names) {
     EXPECT_TRUE(registry.contains(name)) << name;

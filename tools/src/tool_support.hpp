@@ -1,10 +1,12 @@
 #pragma once
 
 // Helpers shared by the built-in tools: error messages that name a JSON
-// pointer or a config key, integer parsing, and a sleep that honours
-// cancellation and the deadline. Private to tools/.
+// pointer or a config key, integer and duration parsing, secrets kept out of
+// messages, and a sleep that honours cancellation and the deadline. Private
+// to tools/.
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -126,6 +128,114 @@ uint_setting(std::string_view tool, const json& settings,
     return settings_error(tool, key, what);
   }
   return *x;
+}
+
+/// "250ms", "30s", "2m", "1h", "1m30s", or a number of milliseconds (at
+/// most a year); nullopt for anything else.
+inline std::optional<std::chrono::milliseconds> parse_duration(const json& x) {
+  using std::chrono::milliseconds;
+  constexpr double max_ms = 365.0 * 24 * 3600 * 1000;
+  if (x.is_number()) {
+    auto d = x.get<double>();
+    if (!std::isfinite(d) || d < 0 || d > max_ms || std::floor(d) != d)
+      return std::nullopt;
+    return milliseconds{static_cast<int64_t>(d)};
+  }
+  if (!x.is_string())
+    return std::nullopt;
+  const auto& text = x.get_ref<const std::string&>();
+  if (text.empty())
+    return std::nullopt;
+  double total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size()
+           && (std::isdigit(static_cast<unsigned char>(text[i]))
+               || text[i] == '.'))
+      ++i;
+    if (i == start)
+      return std::nullopt;
+    double value = 0;
+    try {
+      value = std::stod(text.substr(start, i - start));
+    } catch (...) {
+      return std::nullopt;
+    }
+    size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
+      ++i;
+    auto unit = std::string_view{text}.substr(unit_start, i - unit_start);
+    double scale = 0;
+    if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m")
+      scale = 60'000;
+    else if (unit == "h")
+      scale = 3'600'000;
+    else
+      return std::nullopt;
+    total += value * scale;
+  }
+  if (!std::isfinite(total) || total > max_ms)
+    return std::nullopt;
+  return milliseconds{static_cast<int64_t>(total)};
+}
+
+/// Reads the string `key` of the settings object `section` into `out`,
+/// which stays as it is when the key is absent or null; `bad(key, what)`
+/// makes the error naming the key.
+template <class Bad>
+[[nodiscard]] expected<void> read_string(const json& section, const char* key,
+                                         std::string& out, Bad&& bad) {
+  auto i = section.find(key);
+  if (i == section.end() || i->is_null())
+    return {};
+  if (!i->is_string())
+    return bad(key, "must be a string");
+  out = i->get<std::string>();
+  return {};
+}
+
+/// Reads the positive duration `key` (parse_duration) like read_string.
+template <class Bad>
+[[nodiscard]] expected<void> read_duration(const json& section,
+                                           const char* key,
+                                           std::chrono::milliseconds& out,
+                                           Bad&& bad) {
+  auto i = section.find(key);
+  if (i == section.end() || i->is_null())
+    return {};
+  auto d = parse_duration(*i);
+  if (!d || d->count() == 0)
+    return bad(key, "must be a positive duration such as \"30s\", "
+                    "\"500ms\", \"2m\" or a number of milliseconds");
+  out = *d;
+  return {};
+}
+
+/// True when `x` can name an environment variable (letters, digits and _,
+/// not starting with a digit): a setting `*_env` holds a name, never the
+/// secret itself.
+inline bool env_name(std::string_view x) {
+  if (x.empty() || std::isdigit(static_cast<unsigned char>(x.front())))
+    return false;
+  for (unsigned char c : x)
+    if (!std::isalnum(c) && c != '_')
+      return false;
+  return true;
+}
+
+/// Replaces every occurrence of `secret` in `text` with "[redacted]".
+inline std::string scrub(std::string text, std::string_view secret) {
+  if (secret.empty())
+    return text;
+  for (auto pos = text.find(secret); pos != std::string::npos;
+       pos = text.find(secret, pos))
+    text.replace(pos, secret.size(), "[redacted]");
+  return text;
 }
 
 /// How an interruptible wait ended.

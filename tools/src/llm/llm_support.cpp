@@ -203,15 +203,6 @@ net::retry_policy retry_of(const profile& p) {
   return r;
 }
 
-std::string scrub(std::string text, std::string_view secret) {
-  if (secret.empty())
-    return text;
-  for (auto pos = text.find(secret); pos != std::string::npos;
-       pos = text.find(secret, pos))
-    text.replace(pos, secret.size(), "[redacted]");
-  return text;
-}
-
 std::string quote(std::string_view text, std::string_view secret,
                   size_t max) {
   return "'" + scrub(net::body_excerpt(text, max), secret) + "'";

@@ -20,6 +20,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
 #include "cadre/tools/net/sse_parser.hpp"
+#include "tool_support.hpp"
 
 namespace cadre::tools::llm::detail {
 
@@ -69,7 +70,7 @@ net::http_request make_post(const profile& p, const call_context& ctx,
 net::retry_policy retry_of(const profile& p);
 
 /// Replaces every occurrence of `secret` in `text` with "[redacted]".
-std::string scrub(std::string text, std::string_view secret);
+using tools::detail::scrub;
 
 /// The first characters of `text` in quotes for an error message, with
 /// "..." when cut, the secret scrubbed.

@@ -13,72 +13,6 @@
 
 namespace cadre::tools::llm {
 
-namespace {
-
-/// "250ms", "30s", "2m", "1h", "1m30s", or a number of milliseconds.
-std::optional<std::chrono::milliseconds> parse_duration(const json& x) {
-  using std::chrono::milliseconds;
-  constexpr double max_ms = 365.0 * 24 * 3600 * 1000;
-  if (x.is_number()) {
-    auto d = x.get<double>();
-    if (!std::isfinite(d) || d < 0 || d > max_ms || std::floor(d) != d)
-      return std::nullopt;
-    return milliseconds{static_cast<int64_t>(d)};
-  }
-  if (!x.is_string())
-    return std::nullopt;
-  auto text = x.get<std::string>();
-  if (text.empty())
-    return std::nullopt;
-  double total = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size()
-           && (std::isdigit(static_cast<unsigned char>(text[i]))
-               || text[i] == '.'))
-      ++i;
-    if (i == start)
-      return std::nullopt;
-    double value = 0;
-    try {
-      value = std::stod(text.substr(start, i - start));
-    } catch (...) {
-      return std::nullopt;
-    }
-    size_t unit_start = i;
-    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
-      ++i;
-    auto unit = std::string_view{text}.substr(unit_start, i - unit_start);
-    double scale = 0;
-    if (unit == "ms")
-      scale = 1;
-    else if (unit == "s")
-      scale = 1000;
-    else if (unit == "m")
-      scale = 60'000;
-    else if (unit == "h")
-      scale = 3'600'000;
-    else
-      return std::nullopt;
-    total += value * scale;
-  }
-  if (!std::isfinite(total) || total > max_ms)
-    return std::nullopt;
-  return milliseconds{static_cast<int64_t>(total)};
-}
-
-bool env_name(std::string_view x) {
-  if (x.empty() || std::isdigit(static_cast<unsigned char>(x.front())))
-    return false;
-  for (unsigned char c : x)
-    if (!std::isalnum(c) && c != '_')
-      return false;
-  return true;
-}
-
-} // namespace
-
 expected<profile> parse_profile(const std::string& name, const json& section) {
   profile p;
   p.name = name;
@@ -89,26 +23,11 @@ expected<profile> parse_profile(const std::string& name, const json& section) {
     return bad("", "must be an object with at least `kind`");
   if (!section.is_object())
     return bad("", "must be an object");
-  auto str = [&](const char* key, std::string& out) -> expected<void> {
-    auto i = section.find(key);
-    if (i == section.end() || i->is_null())
-      return {};
-    if (!i->is_string())
-      return bad(key, "must be a string");
-    out = i->get<std::string>();
-    return {};
+  auto str = [&](const char* key, std::string& out) {
+    return tools::detail::read_string(section, key, out, bad);
   };
-  auto dur = [&](const char* key,
-                 std::chrono::milliseconds& out) -> expected<void> {
-    auto i = section.find(key);
-    if (i == section.end() || i->is_null())
-      return {};
-    auto d = parse_duration(*i);
-    if (!d || d->count() == 0)
-      return bad(key, "must be a positive duration such as \"30s\", "
-                      "\"500ms\", \"2m\" or a number of milliseconds");
-    out = *d;
-    return {};
+  auto dur = [&](const char* key, std::chrono::milliseconds& out) {
+    return tools::detail::read_duration(section, key, out, bad);
   };
   auto price = [&](const char* key, double& out) -> expected<void> {
     auto i = section.find(key);
@@ -131,7 +50,7 @@ expected<profile> parse_profile(const std::string& name, const json& section) {
       return r.error();
   if (p.kind.empty())
     return bad("kind", "must not be empty");
-  if (!p.api_key_env.empty() && !env_name(p.api_key_env))
+  if (!p.api_key_env.empty() && !tools::detail::env_name(p.api_key_env))
     // Never echo the value: a key pasted here by mistake is a secret.
     return bad("api_key_env",
                "must be the name of an environment variable (letters, "
