@@ -53,14 +53,6 @@ double elapsed_us(clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
 }
 
-std::string fresh_dir(const options& opts) {
-  auto base = opts.db.empty() ? std::filesystem::temp_directory_path()
-                              : std::filesystem::path{opts.db};
-  auto dir = base / ("cadre_bench_agent." + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
 struct turn_run {
   bool ok = false;
   /// The turns after the first, one at a time.

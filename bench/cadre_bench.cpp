@@ -3,7 +3,8 @@
 //
 //   cadre_bench [--benchmarks=roundtrip,fanout_10000,...] [--modes=wal,sync]
 //               [--repeat=3] [--roundtrip_ops=20000] [--replay_n=10000]
-//               [--ocr_pages=8] [--agent_turns=2000] [--db=DIR]
+//               [--ocr_pages=8] [--agent_turns=2000]
+//               [--timetravel_n=50000] [--db=DIR]
 //               [--json NAME|PATH]
 
 #include <algorithm>
@@ -191,9 +192,11 @@ void usage() {
     stderr,
     "usage: cadre_bench [--benchmarks=a,b,c] [--modes=wal,sync]\n"
     "                   [--repeat=N] [--roundtrip_ops=N] [--replay_n=N]\n"
-    "                   [--ocr_pages=N] [--agent_turns=N] [--db=DIR]\n"
+    "                   [--ocr_pages=N] [--agent_turns=N]\n"
+    "                   [--timetravel_n=N] [--db=DIR]\n"
     "                   [--json NAME|PATH]\n"
-    "workloads: roundtrip fanout_N chain_N replay langgraph ocr agent\n"
+    "workloads: roundtrip fanout_N chain_N replay timetravel langgraph ocr\n"
+    "           agent\n"
     "default:   --benchmarks=");
   for (size_t i = 0; i < default_benchmarks.size(); ++i)
     std::fprintf(stderr, "%s%s", i ? "," : "", default_benchmarks[i].c_str());
@@ -233,6 +236,8 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.replay_n = std::max<size_t>(1, std::stoull(v));
     } else if (value_of("--ocr_pages", v)) {
       opts.ocr_pages = std::max<size_t>(2, std::stoull(v));
+    } else if (value_of("--timetravel_n", v)) {
+      opts.timetravel_n = std::max<size_t>(100, std::stoull(v));
     } else if (value_of("--agent_turns", v)) {
       opts.agent_turns = std::max<size_t>(10, std::stoull(v));
     } else if (value_of("--db", v)) {
@@ -283,6 +288,8 @@ int main(int argc, char** argv) {
       run_durable(ctx, name, m[1], std::stoull(m[2]));
     } else if (name == "replay") {
       run_replay(ctx);
+    } else if (name == "timetravel") {
+      run_timetravel(ctx);
     } else if (name == "langgraph") {
       run_langgraph(ctx);
     } else if (name == "ocr") {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cadre/messages/event.hpp"
 #include "cadre/messages/json_value.hpp"
 
 namespace cadre::bench {
@@ -29,6 +30,8 @@ struct options {
   size_t ocr_pages = 8;
   /// Sequential turns per run of the `agent` workload. Default: 2000
   size_t agent_turns = 2000;
+  /// Map items of the `timetravel` log (two events each). Default: 50000
+  size_t timetravel_n = 50000;
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty
@@ -71,6 +74,25 @@ struct run_context {
   bool goal(const std::string& what, bool met);
 };
 
+/// A fresh directory for a store under opts.db (or the temp dir).
+std::string fresh_dir(const options& opts);
+
+/// One workflow run through a whole node on a fresh store.
+struct durable_run {
+  bool ok = false;
+  double seconds = 0;
+  size_t events = 0;
+  summary task_latency_us;
+  std::string id;
+  std::vector<event> log;
+};
+
+/// Runs a `fanout` (one map over n items) or `chain` (n tasks in a row)
+/// of echo tasks from submit to completion and reads its log back. Keeps
+/// the store (its path in `keep_dir`) when `keep_dir` is set.
+durable_run run_once(const options& opts, const std::string& shape, size_t n,
+                     bool sync, std::string* keep_dir = nullptr);
+
 // -- workloads ----------------------------------------------------------------
 
 /// `roundtrip`: cadre tool pool vs raw CAF request/response.
@@ -87,6 +109,10 @@ void report_linearity(run_context& ctx);
 /// `replay`: folds a fan-out's log into fresh machines, with and without
 /// reading it from the store.
 void run_replay(run_context& ctx);
+
+/// `timetravel`: state at a seq (snapshots or not), replay --against,
+/// export/import and a fork through a node, on a fan-out's log.
+void run_timetravel(run_context& ctx);
 
 /// `ocr`: OCR pages/s through pools of 1 and 2 workers (and the tool
 /// object alone), and the per-call overhead of a pool (echo).

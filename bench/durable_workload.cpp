@@ -55,26 +55,6 @@ json chain_definition(size_t n) {
 
 // -- one run ------------------------------------------------------------------
 
-std::string fresh_dir(const options& opts) {
-  static std::atomic<int> counter{0};
-  auto base = opts.db.empty() ? std::filesystem::temp_directory_path()
-                              : std::filesystem::path{opts.db};
-  auto dir = base
-             / ("cadre_bench." + std::to_string(::getpid()) + "."
-                + std::to_string(counter++));
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
-struct durable_run {
-  bool ok = false;
-  double seconds = 0;
-  size_t events = 0;
-  summary task_latency_us;
-  std::string id;
-  std::vector<event> log;
-};
-
 // Task latency: from each unit's task_dispatched to its task_completed, by
 // the events' own times (the coordinator's clock at each decision).
 summary task_latencies(const std::vector<event>& log) {
@@ -97,10 +77,44 @@ summary task_latencies(const std::vector<event>& log) {
   return summarize(std::move(lat));
 }
 
+const char* unit_of(const std::string& shape) {
+  return shape == "chain" ? "steps/s" : "tasks/s";
+}
+
+// Goals on the 2-core reference machine (bench/README.md).
+void check_goals(run_context& ctx, const std::string& name,
+                 const std::string& shape, size_t n, const std::string& mode,
+                 double rate) {
+  double want = 0;
+  if (shape == "fanout" && mode == "wal" && n >= 10000)
+    want = 100000;
+  else if (shape == "chain" && mode == "wal" && n >= 1000)
+    want = 50000;
+  else if (shape == "chain" && mode == "sync" && n >= 1000)
+    want = 5000;
+  if (want > 0)
+    ctx.goal(name + " " + mode + ": " + with_commas(rate) + " " +
+               unit_of(shape) + " >= " + with_commas(want),
+             rate >= want);
+}
+
+} // namespace
+
+std::string fresh_dir(const options& opts) {
+  static std::atomic<int> counter{0};
+  auto base = opts.db.empty() ? std::filesystem::temp_directory_path()
+                              : std::filesystem::path{opts.db};
+  auto dir = base
+             / ("cadre_bench." + std::to_string(::getpid()) + "."
+                + std::to_string(counter++));
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
 // Starts a node on a fresh store, runs one workflow from submit to
 // completion and reads its log back. Keeps the store when `keep_dir`.
 durable_run run_once(const options& opts, const std::string& shape, size_t n,
-                     bool sync, std::string* keep_dir = nullptr) {
+                     bool sync, std::string* keep_dir) {
   durable_run out;
   submit_request req;
   if (shape == "fanout") {
@@ -157,29 +171,6 @@ durable_run run_once(const options& opts, const std::string& shape, size_t n,
     std::filesystem::remove_all(dir);
   return out;
 }
-
-const char* unit_of(const std::string& shape) {
-  return shape == "chain" ? "steps/s" : "tasks/s";
-}
-
-// Goals on the 2-core reference machine (bench/README.md).
-void check_goals(run_context& ctx, const std::string& name,
-                 const std::string& shape, size_t n, const std::string& mode,
-                 double rate) {
-  double want = 0;
-  if (shape == "fanout" && mode == "wal" && n >= 10000)
-    want = 100000;
-  else if (shape == "chain" && mode == "wal" && n >= 1000)
-    want = 50000;
-  else if (shape == "chain" && mode == "sync" && n >= 1000)
-    want = 5000;
-  if (want > 0)
-    ctx.goal(name + " " + mode + ": " + with_commas(rate) + " " +
-               unit_of(shape) + " >= " + with_commas(want),
-             rate >= want);
-}
-
-} // namespace
 
 void run_durable(run_context& ctx, const std::string& name,
                  const std::string& shape, size_t n) {

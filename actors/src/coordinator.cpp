@@ -13,6 +13,7 @@
 #include "cadre/actors/metrics.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
+#include "cadre/workflow/replay.hpp"
 
 namespace cadre::actors {
 
@@ -45,6 +46,8 @@ struct coordinator_state {
   coordinator_args args;
   workflow::machine m{""};
   bool ready = false;
+  // Seq of the newest snapshot written or restored (0: none).
+  uint64_t last_snapshot_seq = 0;
   // Decisions not yet durable, and who waits for them.
   std::vector<event> pending_events;
   std::vector<workflow::action> pending_actions;
@@ -149,6 +152,22 @@ void flush(self_ptr self) {
   auto acks = std::exchange(st.pending_acks, {});
   auto batch = req.events.size();
   auto outcomes = task_outcomes(req.events);
+  // A step that reaches a multiple of snapshot_every brings the state
+  // along in the same atomic write: a snapshot never runs ahead of its log.
+  // A big state (a map of many items) is snapshotted less often, so
+  // snapshots cost no more than the events they save reading.
+  if (auto every = st.args.snapshot_every; every > 0) {
+    auto after = st.m.last_seq();
+    auto before = after - std::min<uint64_t>(after, batch);
+    auto gap = std::max<uint64_t>(every, st.m.state_units());
+    if (after / every > before / every
+        && after - st.last_snapshot_seq >= gap) {
+      req.events.push_back(
+        event{workflow::snapshot_log(st.args.id, after / every), 1, now_us(),
+              workflow::events::snapshot, json_value{st.m.snapshot()}});
+      st.last_snapshot_seq = after;
+    }
+  }
   st.in_flight = true;
   self->request(st.args.store, local_deadline, append_atom_v, std::move(req))
     .then(
@@ -355,10 +374,11 @@ void run_action(self_ptr self, const workflow::action& a) {
   }
 }
 
-void recover(self_ptr self) {
+// Reads the log from `from` and folds it onto the machine, then resumes.
+void fold_and_resume(self_ptr self, uint64_t from) {
   auto& st = self->state;
   self->request(st.args.store, local_deadline, read_atom_v, st.args.id,
-                uint64_t{1}, uint64_t{0})
+                from, uint64_t{0})
     .then(
       [=](std::vector<event>& log) {
         auto& st = self->state;
@@ -382,6 +402,71 @@ void recover(self_ptr self) {
         for (auto& fn : std::exchange(st.deferred, {}))
           fn();
         flush(self);
+      },
+      [=](caf::error& err) {
+        fail_all(self, err);
+        self->quit(err);
+      });
+}
+
+// Restores snapshot `k` if it is there, else looks at the one before, at
+// most `probes` of them, else folds the whole log.
+void recover_from_snapshot(self_ptr self, uint64_t k, uint64_t last,
+                           int probes) {
+  if (k == 0 || probes == 0) {
+    fold_and_resume(self, 1);
+    return;
+  }
+  auto& st = self->state;
+  self
+    ->request(st.args.store, local_deadline, read_atom_v,
+              workflow::snapshot_log(st.args.id, k), uint64_t{1}, uint64_t{1})
+    .then(
+      [=](std::vector<event>& snaps) {
+        auto& st = self->state;
+        if (snaps.empty()) {
+          recover_from_snapshot(self, k - 1, last, probes - 1);
+          return;
+        }
+        auto m = workflow::machine::restore(st.args.id,
+                                            snaps.front().payload.get());
+        if (!m) {
+          // Another format or a damaged value is only a lost shortcut:
+          // the log has everything.
+          log::warn("snapshot not used; folding the whole log",
+                    {{"actor", "coordinator"},
+                     {"execution", st.args.id},
+                     {"reason", message_of(m.error())}});
+          fold_and_resume(self, 1);
+          return;
+        }
+        st.m = std::move(*m);
+        st.last_snapshot_seq = st.m.last_seq();
+        log::debug("recovering from a snapshot",
+                   {{"actor", "coordinator"},
+                    {"execution", st.args.id},
+                    {"snapshot_seq", st.m.last_seq()},
+                    {"last_seq", last}});
+        fold_and_resume(self, st.m.last_seq() + 1);
+      },
+      [=](caf::error&) { fold_and_resume(self, 1); });
+}
+
+// Starts from the newest snapshot when there is one (reading at most
+// snapshot_every events past it), else from the first event.
+void recover(self_ptr self) {
+  auto& st = self->state;
+  if (st.args.snapshot_every == 0) {
+    fold_and_resume(self, 1);
+    return;
+  }
+  self
+    ->request(st.args.store, local_deadline, get_atom_v, read_atom_v,
+              st.args.id)
+    .then(
+      [=](uint64_t last) {
+        recover_from_snapshot(self, last / self->state.args.snapshot_every,
+                              last, 64);
       },
       [=](caf::error& err) {
         fail_all(self, err);

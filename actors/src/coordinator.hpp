@@ -23,6 +23,8 @@ struct coordinator_args {
   agents_actor agents;
   /// Counts task outcomes (cadre_tasks_total); null: not counted.
   std::shared_ptr<metric_registry> metrics;
+  /// A snapshot every this many events (workflow::snapshot_log); 0: none.
+  uint64_t snapshot_every = 0;
 };
 
 /// Spawns a coordinator as a child of `parent_self` (monitored by the

@@ -3,6 +3,7 @@
 
 #include "cadre/actors/spawn.hpp"
 #include "cadre/persistence/event_store.hpp"
+#include "cadre/workflow/machine.hpp"
 
 namespace cadre::actors {
 
@@ -63,7 +64,10 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
           promises[i].deliver(*results[i]);
           if (st.bus)
             for (auto& ev : group[i].events)
-              published.emplace_back(std::move(ev));
+              // A snapshot is a copy of state for readers of the store,
+              // not news for subscribers.
+              if (ev.type != workflow::events::snapshot)
+                published.emplace_back(std::move(ev));
         } else {
           promises[i].deliver(results[i].error());
         }
@@ -74,6 +78,9 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
     [=](read_atom, const std::string& id, uint64_t from,
         uint64_t max) -> caf::result<std::vector<event>> {
       return reply(self->state.store->read(id, from, max));
+    },
+    [=](get_atom, read_atom, const std::string& id) -> caf::result<uint64_t> {
+      return reply(self->state.store->last_seq(id));
     },
     [=](list_atom, const execution_filter& filter)
       -> caf::result<std::vector<execution_info>> {

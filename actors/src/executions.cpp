@@ -106,6 +106,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.agents = st.agents;
   args.parent = caf::actor_cast<executions_actor>(self);
   args.metrics = st.opts.metrics;
+  args.snapshot_every = st.opts.snapshot_every;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
   auto& entry = st.live[id];

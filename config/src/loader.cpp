@@ -262,10 +262,17 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
                             where(path, it.second, "store.mode")
                               + ": expected wal or sync, got " + *v);
         cfg.store_sync = *v == "sync";
+      } else if (key == "snapshot_every") {
+        auto v = scalar<uint64_t>(path, it.second, "store.snapshot_every",
+                                  "a number of events (0: no snapshots)");
+        if (!v)
+          return v.error();
+        cfg.snapshot_every = *v;
       } else {
         return make_error(errc::invalid_config,
                           where(path, it.first, "store." + key)
-                            + ": unknown key (known: dir, mode, sync)");
+                            + ": unknown key (known: dir, mode, snapshot_every, "
+                              "sync)");
       }
     }
   }

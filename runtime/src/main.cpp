@@ -810,8 +810,12 @@ int main(int argc, char** argv) {
     return cmd_tools(g);
   if (tool_cmd->parsed())
     return cmd_tool(tool_name, input_arg, tool_timeout_ms, g);
-  if (inspect->parsed())
-    return runtime::cli::cmd_inspect(*open_reader(g), id, at, g.json_out);
+  if (inspect->parsed()) {
+    auto cfg = make_config(g);
+    return runtime::cli::cmd_inspect(*open_reader(g), id, at,
+                                     cfg ? cfg->snapshot_every : 0,
+                                     g.json_out);
+  }
   if (replay->parsed())
     return runtime::cli::cmd_replay(*open_reader(g), id, against, g.json_out);
   if (test->parsed()) {

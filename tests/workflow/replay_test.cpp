@@ -427,3 +427,52 @@ TEST(Replay, AForkRefusesAnAnswerItsSchemaRejects) {
   EXPECT_NE(message_of(plan.error()).find("--answer h"), std::string::npos)
     << message_of(plan.error());
 }
+
+TEST(Replay, ASnapshotRestoresTheStateAtEverySeq) {
+  auto run = record(pipeline(), pipeline_input());
+  auto whole = fold_log(run.log);
+  ASSERT_TRUE(whole);
+  for (uint64_t seq = 1; seq <= run.log.size(); ++seq) {
+    auto m = fold_log(run.log, seq);
+    ASSERT_TRUE(m);
+    // Through JSON text, as the store keeps it.
+    auto snap = json::parse(m->snapshot().dump());
+    auto r = machine::restore("parent", snap);
+    ASSERT_TRUE(r) << describe(r.error());
+    EXPECT_EQ(r->view(), m->view()) << "at seq " << seq;
+    EXPECT_EQ(r->recover(9000).size(), m->recover(9000).size());
+    std::vector<event> rest(run.log.begin() + static_cast<long>(seq),
+                            run.log.end());
+    auto on = fold_from("parent", snap, rest);
+    ASSERT_TRUE(on) << describe(on.error());
+    EXPECT_EQ(on->view(), whole->view()) << "from seq " << seq;
+  }
+}
+
+TEST(Replay, ARestoredMachineDecidesAsTheOriginal) {
+  auto run = record(pipeline(), pipeline_input());
+  uint64_t asked_at = 0;
+  for (const auto& ev : run.log)
+    if (ev.type == "human_requested")
+      asked_at = ev.seq;
+  auto m = fold_log(run.log, asked_at);
+  ASSERT_TRUE(m);
+  auto r = machine::restore("parent", m->snapshot());
+  ASSERT_TRUE(r);
+  auto a = m->human_answer("h", "yes", 7000);
+  auto b = r->human_answer("h", "yes", 7000);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(a->events.size(), b->events.size());
+  for (size_t i = 0; i < a->events.size(); ++i) {
+    EXPECT_EQ(a->events[i].type, b->events[i].type);
+    EXPECT_EQ(a->events[i].payload, b->events[i].payload);
+  }
+  // Another execution's snapshot or another format is refused.
+  EXPECT_FALSE(machine::restore("other", m->snapshot()));
+  auto old = m->snapshot();
+  old["format"] = 99;
+  auto refused = machine::restore("parent", old);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::codec_error);
+}

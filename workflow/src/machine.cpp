@@ -1302,6 +1302,13 @@ void unit_restore(const json& j, unit& u) {
 
 } // namespace
 
+size_t machine::state_units() const {
+  size_t n = st_->tasks.size();
+  for (const auto& t : st_->tasks)
+    n += t.items.size();
+  return n;
+}
+
 json machine::snapshot() const {
   const auto& st = *st_;
   json tasks = json::array();

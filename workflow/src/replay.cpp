@@ -339,6 +339,49 @@ std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
   return out;
 }
 
+std::vector<std::string> agent_logs_of(const machine& m) {
+  std::vector<std::string> out;
+  if (!m.def())
+    return out;
+  auto v = m.view();
+  for (const auto& t : v["tasks"]) {
+    if (t["kind"] != "agent" || t["state"] == "blocked")
+      continue;
+    std::string name;
+    if (t.contains("usage"))
+      name = text(t["usage"], "agent_log");
+    if (name.empty()) {
+      auto i = m.def()->agents.find(text(t, "agent"));
+      if (i == m.def()->agents.end())
+        continue;
+      agent_spec spec;
+      parse_agent_spec(i->first, i->second, spec);
+      name = "agent:" + agent_id_of(spec, m.id(), text(t, "id"));
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end())
+      out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::string snapshot_log(const std::string& id, uint64_t k) {
+  return "snapshot:" + id + "/" + std::to_string(k);
+}
+
+expected<machine> fold_from(const std::string& id, const json& snap,
+                            const std::vector<event>& log, uint64_t seq) {
+  auto m = machine::restore(id, snap);
+  if (!m)
+    return m.error();
+  for (const auto& ev : log) {
+    if (seq != 0 && ev.seq > seq)
+      break;
+    if (auto r = m->apply(ev); !r)
+      return r.error();
+  }
+  return m;
+}
+
 json event_json(const event& ev) {
   return json{{"type", ev.type}, {"payload", ev.payload.get()}};
 }

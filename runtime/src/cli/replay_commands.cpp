@@ -123,17 +123,15 @@ json conversation(const std::vector<event>& log, int64_t until_us) {
 
 // The state after `at`, with the agent conversations as far as they had
 // got then.
-expected<json> state_at(persistence::event_store& store,
-                        const std::vector<event>& log, uint64_t at) {
-  auto m = workflow::fold_log(log, at);
+expected<json> state_at(persistence::event_store& store, const std::string& id,
+                        uint64_t at, uint64_t snapshot_every) {
+  auto m = machine_at(store, id, at, snapshot_every);
   if (!m)
     return m.error();
   auto v = m->view();
-  auto until = log[m->last_seq() - 1].time_us;
-  std::vector<event> prefix(log.begin(),
-                            log.begin() + static_cast<long>(m->last_seq()));
+  auto until = v["updated_us"].get<int64_t>();
   json agents = json::object();
-  for (const auto& name : workflow::agent_logs_of(prefix)) {
+  for (const auto& name : workflow::agent_logs_of(*m)) {
     auto alog = store.read(name, 1, 0);
     if (!alog)
       return alog.error();
@@ -313,14 +311,49 @@ expected<json> definition_of_file(const std::string& file) {
 
 } // namespace
 
+// The machine after event `at` (0: the last), from the newest snapshot at
+// or before it when there is one.
+expected<workflow::machine> machine_at(persistence::event_store& store,
+                                       const std::string& id, uint64_t at,
+                                       uint64_t snapshot_every) {
+  auto last = store.last_seq(id);
+  if (!last)
+    return last.error();
+  if (*last == 0)
+    return make_error(errc::not_found, "no execution '" + id + "' in the store");
+  if (at > *last)
+    return make_error(errc::not_found,
+                      "execution " + id + " has " + std::to_string(*last)
+                        + " events; there is no event " + std::to_string(at));
+  auto target = at == 0 ? *last : at;
+  if (snapshot_every > 0)
+    // Not every multiple has a snapshot (a big state is snapshotted less
+    // often), and one may lie just past `target`: look back a little.
+    for (uint64_t k = target / snapshot_every, tries = 0; k > 0 && tries < 64;
+         --k, ++tries) {
+      auto snap = store.read(workflow::snapshot_log(id, k), 1, 1);
+      if (!snap || snap->empty())
+        continue;
+      const auto& state = snap->front().payload.get();
+      auto seq = state.value("seq", uint64_t{0});
+      if (seq == 0 || seq > target)
+        continue;
+      auto rest = store.read(id, seq + 1, target - seq);
+      if (!rest)
+        return rest.error();
+      if (auto m = workflow::fold_from(id, state, *rest, target))
+        return m;
+      break; // a snapshot that does not restore: fold the log instead
+    }
+  auto log = store.read(id, 1, target);
+  if (!log)
+    return log.error();
+  return workflow::fold_log(*log, target);
+}
+
 int cmd_inspect(persistence::event_store& store, const std::string& id,
-                uint64_t at, bool json_out) {
-  auto log = read_log(store, id);
-  if (!log) {
-    print_error(message_of(log.error()));
-    return exit_failed;
-  }
-  auto v = state_at(store, *log, at);
+                uint64_t at, uint64_t snapshot_every, bool json_out) {
+  auto v = state_at(store, id, at, snapshot_every);
   if (!v) {
     print_error(message_of(v.error()));
     return code_of(v.error()) == errc::not_found ? exit_usage : exit_failed;

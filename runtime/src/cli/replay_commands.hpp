@@ -13,6 +13,7 @@
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/execution.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/machine.hpp"
 
 namespace cadre::persistence {
 class event_store;
@@ -24,9 +25,17 @@ class node;
 
 namespace cadre::runtime::cli {
 
-/// `cadre inspect ID [--at SEQ]`.
+/// The machine after event `at` (0: the last) of execution `id`, restored
+/// from the newest snapshot at or before it when there is one. Errors:
+/// errc::not_found (no such execution or event), the store's, the fold's.
+[[nodiscard]] expected<workflow::machine>
+machine_at(persistence::event_store& store, const std::string& id,
+           uint64_t at, uint64_t snapshot_every);
+
+/// `cadre inspect ID [--at SEQ]`, from the newest snapshot at or before
+/// the event when the store has one (store.snapshot_every).
 int cmd_inspect(persistence::event_store& store, const std::string& id,
-                uint64_t at, bool json_out);
+                uint64_t at, uint64_t snapshot_every, bool json_out);
 
 /// `cadre replay ID [--against FILE]`: steps through the log (interactive
 /// on a terminal) or checks it against another definition.

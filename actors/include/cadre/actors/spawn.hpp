@@ -76,6 +76,9 @@ struct executions_options {
   /// Where task outcomes are counted (cadre_tasks_total{outcome}).
   /// Default: none (not counted)
   std::shared_ptr<metric_registry> metrics;
+  /// A snapshot of the state every this many events (0: none).
+  /// Default: 1000
+  uint64_t snapshot_every = 1000;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the

@@ -29,6 +29,10 @@ struct node_config {
   std::string store_dir = ".cadre";
   /// fsync each group commit. Default: false (wal mode)
   bool store_sync = false;
+  /// A snapshot of an execution's state every this many events, so
+  /// inspect and recovery read at most that many past one
+  /// (docs/replay.md#snapshots); 0: none. Default: 1000
+  uint64_t snapshot_every = 1000;
   /// Workers per tool pool when a tool sets none. Default: 2
   size_t default_workers = 2;
   /// Per-tool settings by tool name.

@@ -23,6 +23,8 @@ using event_store_actor = caf::typed_actor<
   // (execution id, first seq, max count; 0 = all) -> events in seq order.
   caf::replies_to<read_atom, std::string, uint64_t, uint64_t>::with<
     std::vector<event>>,
+  // (execution id) -> its last sequence number, 0 when it has no events.
+  caf::replies_to<get_atom, read_atom, std::string>::with<uint64_t>,
   caf::replies_to<list_atom, execution_filter>::with<
     std::vector<execution_info>>,
   caf::replies_to<get_atom, std::string>::with<execution_info>,

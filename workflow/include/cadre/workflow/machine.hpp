@@ -36,6 +36,8 @@ inline constexpr const char* human_requested = "human_requested";
 inline constexpr const char* execution_completed = "execution_completed";
 inline constexpr const char* execution_failed = "execution_failed";
 inline constexpr const char* execution_cancelled = "execution_cancelled";
+/// The one event of a snapshot log (workflow::snapshot_log).
+inline constexpr const char* snapshot = "snapshot";
 /// A fork's marker after the history it took over (docs/replay.md).
 inline constexpr const char* forked = "execution_forked";
 } // namespace events
@@ -144,6 +146,9 @@ public:
   /// status, input and output, every task with its state, attempt, input,
   /// output or error (map items too), pending timers and human tasks.
   json view() const;
+
+  /// How big the state is, in tasks and map items: what a snapshot costs.
+  size_t state_units() const;
 
   /// The fold's whole state as JSON, to start another machine from
   /// (restore) without folding the events up to last_seq() again.

@@ -29,6 +29,24 @@ namespace cadre::workflow {
 /// completions name, and those its running agent tasks write to.
 std::vector<std::string> agent_logs_of(const std::vector<event>& log);
 
+/// The same from a machine's state (e.g. one restored from a snapshot).
+std::vector<std::string> agent_logs_of(const machine& m);
+
+/// Snapshots: the coordinator writes the state after the step that reached
+/// seq k * every as the one event (type "snapshot", payload
+/// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
+/// write as that step's events, when at least max(every, state_units())
+/// events passed since the previous one. Readers look back from k.
+std::string snapshot_log(const std::string& id, uint64_t k);
+
+/// Folds `log` (the events after the snapshot's seq, in order) onto the
+/// machine restored from `snap`, up to `seq` (0: all). Errors: restore's
+/// and the fold's.
+[[nodiscard]] expected<machine> fold_from(const std::string& id,
+                                          const json& snap,
+                                          const std::vector<event>& log,
+                                          uint64_t seq = 0);
+
 /// One event as the comparison sees it: type and payload.
 json event_json(const event& ev);
 
