@@ -2,7 +2,7 @@
 // store on disk and an agent on a counting model server: inspect every
 // event, check definitions against the log, fork with an edit, diff, export
 // and import, and gate on recorded runs with `cadre test`; then the same
-// over the HTTP API of `cadre serve`.
+// over the HTTP API of `cadre serve` (and the CLI as its client).
 
 #include <sys/wait.h>
 
@@ -377,6 +377,9 @@ TEST_F(ReplayHttp, StateAtEveryEventIsWhatInspectPrints) {
   EXPECT_TRUE(saw_agent);
   EXPECT_EQ(test::get(*s, "/v1/executions/" + id + "/state"),
             cadre_json({"inspect", id}));
+  // The CLI as a client prints the same.
+  EXPECT_EQ(cadre_json({"--server", s->url(), "inspect", id, "--at", "5"}),
+            cadre_json({"inspect", id, "--at", "5"}));
   // Past the end, an unknown execution, a bad number.
   auto c = s->client();
   expect_problem(c.Get(("/v1/executions/" + id + "/state?at="
@@ -386,6 +389,12 @@ TEST_F(ReplayHttp, StateAtEveryEventIsWhatInspectPrints) {
   expect_problem(c.Get("/v1/executions/nope/state"), 404, "'nope'");
   expect_problem(c.Get(("/v1/executions/" + id + "/state?at=seven").c_str()),
                  400, "at");
+  auto past = cadre({"--server", s->url(), "inspect", id, "--at",
+                     std::to_string(n + 1)});
+  EXPECT_EQ(past.exit_code, 2);
+  EXPECT_NE(past.err.find("has " + std::to_string(n) + " events"),
+            std::string::npos)
+    << past.err;
   ASSERT_EQ(model_calls(), 1u); // reading asks no model
 }
 
@@ -429,6 +438,12 @@ TEST_F(ReplayHttp, ForkWithEditsRunsWhatTheEditsReach) {
   EXPECT_EQ(plan["waiting"], json::array({"approve"})) << plan.dump();
   EXPECT_EQ(finished(*s, plan["id"].get<std::string>())["status"],
             "waiting");
+  // The CLI as a client forks and follows the fork to its end.
+  auto cli = cadre({"--server", s->url(), "--json", "fork", id, "--answer",
+                    "approve=maybe"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err << joined(cli.out);
+  auto result = json::parse(cli.out.back(), nullptr, false);
+  EXPECT_EQ(result["output"]["act"]["decision"], "maybe") << cli.out.back();
   EXPECT_EQ(model_calls(), 1u);
   // Bad edits are refused, naming what is wrong and where.
   auto refuse = [&](const json& body, int status, const std::string& names,
@@ -452,6 +467,10 @@ TEST_F(ReplayHttp, ForkWithEditsRunsWhatTheEditsReach) {
   refuse(json{{"workflow", "unstored"}}, 404, "unstored", "");
   expect_problem(send(*s, "POST", "/v1/executions/nope/fork", "{}"), 404,
                  "'nope'");
+  auto bad = cadre({"--server", s->url(), "fork", id, "--set",
+                    "tasks.nope.output=1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("no task 'nope'"), std::string::npos) << bad.err;
   // The parent is untouched, its agent log included.
   s.reset();
   EXPECT_EQ(export_of(id), before);
@@ -472,6 +491,7 @@ TEST_F(ReplayHttp, DiffAndExportAreWhatTheCliPrints) {
   ASSERT_EQ(status, 200) << diff.dump();
   EXPECT_FALSE(diff["same"].get<bool>());
   EXPECT_EQ(diff, cadre_json({"diff", id, child}));
+  EXPECT_EQ(cadre_json({"--server", s->url(), "diff", id, child}), diff);
   EXPECT_TRUE(
     test::get(*s, "/v1/executions/" + id + "/diff/" + id)["same"].get<bool>());
   auto c = s->client();
@@ -484,6 +504,9 @@ TEST_F(ReplayHttp, DiffAndExportAreWhatTheCliPrints) {
   EXPECT_EQ(exported->get_header_value("Content-Type"),
             "application/x-ndjson");
   EXPECT_EQ(exported->body, export_of(id));
+  auto client = cadre({"--server", s->url(), "export", id});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  EXPECT_EQ(joined(client.out), export_of(id));
   expect_problem(c.Get("/v1/executions/nope/export"), 404, "'nope'");
 }
 
@@ -523,6 +546,19 @@ TEST_F(ReplayHttp, ExportImportedIntoAnotherServerHasTheSameState) {
   expect_problem(send(*other, "POST", "/v1/imports", bundle,
                       "application/json"),
                  415, "application/x-ndjson");
+  // The CLI as a client: its file is checked, then sent.
+  auto file = tmp_ / "run.ndjson";
+  std::ofstream{file} << bundle;
+  auto cli = cadre({"--server", other->url(), "import", file});
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_NE(cli.err.find("already in the store"), std::string::npos)
+    << cli.err;
+  auto third = serve("third");
+  auto ok = cadre({"--server", third->url(), "--json", "import", file});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(json::parse(ok.out.back())["type"], "imported");
+  EXPECT_EQ(test::get(*third, "/v1/executions/" + id + "/state"),
+            test::get(*s, "/v1/executions/" + id + "/state"));
 }
 
 TEST_F(ReplayHttp, ImportsRespectTheBodyLimitAndScopes) {
