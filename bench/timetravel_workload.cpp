@@ -14,7 +14,7 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/workflow/replay.hpp"
-#include "cli/replay_commands.hpp"
+#include "replay_support.hpp"
 #include "driver.hpp"
 
 namespace cadre::bench {
@@ -62,7 +62,8 @@ void run_timetravel(run_context& ctx) {
       seqs.push_back(1 + rng() % log.size());
     auto at = [&](uint64_t every) {
       return time_each(seqs, [&](uint64_t seq) {
-        auto m = runtime::cli::machine_at(**store, src.id, seq, every);
+        auto m = runtime::machine_at(runtime::store_reader(**store, every),
+                                     src.id, seq);
         return m && m->last_seq() == seq;
       });
     };
@@ -110,7 +111,9 @@ void run_timetravel(run_context& ctx) {
     for (int r = 0; r < std::max(3, ctx.opts.repeat); ++r) {
       std::ostringstream text;
       auto t0 = clock::now();
-      if (!store || !runtime::cli::write_bundle(**store, src.id, text))
+      if (!store
+          || !runtime::write_bundle(runtime::store_reader(**store), src.id,
+                                    text))
         return;
       ex.push_back(seconds_since(t0));
       auto target_dir = fresh_dir(ctx.opts);
@@ -119,7 +122,7 @@ void run_timetravel(run_context& ctx) {
           persistence::store_options{target_dir, false});
         std::istringstream in{text.str()};
         auto t1 = clock::now();
-        auto b = runtime::cli::read_bundle(in, "bench");
+        auto b = runtime::read_bundle(in, "bench");
         if (!b || !target)
           return;
         std::vector<append_request> reqs;

@@ -776,11 +776,14 @@ int main(int argc, char** argv) {
   client.server = server;
   client.json_out = g.json_out;
   client.metrics_file = g.metrics_file;
-  client.file = file;
+  client.file = import_cmd->parsed() ? import_file : file;
   client.input = input_arg;
   client.idempotency_key = idem;
   client.status = status;
   client.id = id;
+  client.at = at;
+  client.other = other;
+  client.fork = fork_flags;
   client.from = from;
   client.follow = follow;
   client.task = task;

@@ -1,22 +1,27 @@
 // Replay debugging as a person does it, with real `cadre` processes on a
 // store on disk and an agent on a counting model server: inspect every
 // event, check definitions against the log, fork with an edit, diff, export
-// and import, and gate on recorded runs with `cadre test`.
+// and import, and gate on recorded runs with `cadre test`; then the same
+// over the HTTP API of `cadre serve` (and the CLI as its client).
 
 #include <sys/wait.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cadre/messages/json_value.hpp"
 #include "cadre_process.hpp"
+#include "cadre_server.hpp"
 #include "fake_llm_server.hpp"
 #include "temp_dir.hpp"
 
@@ -28,6 +33,12 @@ using test::outcome;
 using std::chrono::seconds;
 
 constexpr seconds command_limit{60};
+
+// A server may close a connection while a test still writes a body (413).
+[[maybe_unused]] const bool sigpipe_ignored = [] {
+  ::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 std::string joined(const std::vector<std::string>& lines) {
   std::string out;
@@ -327,4 +338,315 @@ TEST_F(ReplayCli, SnapshotsServeInspectAndRecoveryWithTheSameState) {
     EXPECT_EQ(cadre_json({"inspect", id, "--at", std::to_string(seq)}),
               from_snapshots[seq - 1])
       << "at " << seq;
+}
+
+// -- the same over HTTP ---------------------------------------------------------
+
+namespace {
+
+/// The replay routes of `cadre serve` on the store the CLI tests record
+/// into; the CLI reads the same store read-only while the server holds it.
+class ReplayHttp : public ReplayCli {
+protected:
+  std::unique_ptr<test::cadre_server> serve(const std::string& db = "db") {
+    auto s = std::make_unique<test::cadre_server>(tmp_ / db,
+                                                  std::vector<std::string>{},
+                                                  env());
+    EXPECT_TRUE(s->ok());
+    return s;
+  }
+
+  // The execution once it no longer runs (bounded, not timed).
+  json finished(const test::cadre_server& s, const std::string& id) {
+    json x;
+    for (auto deadline = test::clock_type::now() + command_limit;
+         test::clock_type::now() < deadline;
+         std::this_thread::sleep_for(std::chrono::milliseconds{20})) {
+      x = test::get(s, "/v1/executions/" + id);
+      if (x.value("status", "running") != "running")
+        break;
+    }
+    return x;
+  }
+
+  static httplib::Result send(const test::cadre_server& s,
+                              const std::string& method,
+                              const std::string& path,
+                              const std::string& body = "",
+                              const std::string& type = "application/json") {
+    auto c = s.client();
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    if (!body.empty() || method == "POST") {
+      req.body = body;
+      req.set_header("Content-Type", type);
+    }
+    return c.send(req);
+  }
+};
+
+// A problem document with `status`, whose detail has `names` in it.
+void expect_problem(const httplib::Result& r, int status,
+                    const std::string& names,
+                    const std::string& pointer = "") {
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, status) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/problem+json");
+  auto p = json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(p.is_object()) << r->body;
+  EXPECT_EQ(p.value("status", 0), status);
+  EXPECT_NE(p.value("detail", std::string{}).find(names), std::string::npos)
+    << r->body;
+  if (!pointer.empty()) {
+    EXPECT_EQ(p.value("pointer", std::string{}), pointer) << r->body;
+  }
+}
+
+} // namespace
+
+TEST_F(ReplayHttp, StateAtEveryEventIsWhatInspectPrints) {
+  auto id = recorded_run();
+  auto s = serve();
+  auto n = cadre_json({"inspect", id})["seq"].get<uint64_t>();
+  ASSERT_GE(n, 8u);
+  bool saw_agent = false;
+  for (uint64_t seq = 1; seq <= n; ++seq) {
+    int status = 0;
+    auto over_http = test::get(*s, "/v1/executions/" + id
+                                     + "/state?at=" + std::to_string(seq),
+                               &status);
+    ASSERT_EQ(status, 200) << over_http.dump();
+    // The CLI reads the store beside the server, read-only.
+    EXPECT_EQ(over_http,
+              cadre_json({"inspect", id, "--at", std::to_string(seq)}))
+      << "at " << seq;
+    saw_agent = saw_agent || over_http.contains("agents");
+  }
+  EXPECT_TRUE(saw_agent);
+  EXPECT_EQ(test::get(*s, "/v1/executions/" + id + "/state"),
+            cadre_json({"inspect", id}));
+  // The CLI as a client prints the same.
+  EXPECT_EQ(cadre_json({"--server", s->url(), "inspect", id, "--at", "5"}),
+            cadre_json({"inspect", id, "--at", "5"}));
+  // Past the end, an unknown execution, a bad number.
+  auto c = s->client();
+  expect_problem(c.Get(("/v1/executions/" + id + "/state?at="
+                        + std::to_string(n + 1))
+                         .c_str()),
+                 404, "has " + std::to_string(n) + " events");
+  expect_problem(c.Get("/v1/executions/nope/state"), 404, "'nope'");
+  expect_problem(c.Get(("/v1/executions/" + id + "/state?at=seven").c_str()),
+                 400, "at");
+  auto past = cadre({"--server", s->url(), "inspect", id, "--at",
+                     std::to_string(n + 1)});
+  EXPECT_EQ(past.exit_code, 2);
+  EXPECT_NE(past.err.find("has " + std::to_string(n) + " events"),
+            std::string::npos)
+    << past.err;
+  ASSERT_EQ(model_calls(), 1u); // reading asks no model
+}
+
+TEST_F(ReplayHttp, ForkWithEditsRunsWhatTheEditsReach) {
+  auto id = recorded_run();
+  auto before = export_of(id);
+  auto s = serve();
+  auto fork_path = "/v1/executions/" + id + "/fork";
+  // A dry run plans and writes nothing.
+  auto dry = send(*s, "POST", fork_path,
+                  R"({"answers": {"approve": "no"}, "dry_run": true})");
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  auto plan = json::parse(dry->body);
+  EXPECT_EQ(plan["id"], "");
+  ASSERT_EQ(plan["to_run"].size(), 1u) << plan.dump();
+  EXPECT_EQ(plan["to_run"][0]["task"], "act");
+  EXPECT_EQ(test::get(*s, "/v1/executions")["executions"].size(), 1u);
+  // A corrected tool result and answer: the agent's turn is reused.
+  auto r = send(*s, "POST", fork_path,
+                json{{"outputs", {{"explain", "The quota was hit."}}},
+                     {"answers", {{"approve", "no"}}}}
+                  .dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  plan = json::parse(r->body);
+  auto child = plan["id"].get<std::string>();
+  EXPECT_EQ(r->get_header_value("Location"), "/v1/executions/" + child);
+  auto done = finished(*s, child);
+  EXPECT_EQ(done["status"], "completed") << done.dump();
+  EXPECT_EQ(done["output"]["act"]["decision"], "no") << done.dump();
+  EXPECT_EQ(done["output"]["act"]["why"], "The quota was hit.");
+  // A new definition as YAML text: the human task's prompt changed, so it
+  // asks again.
+  std::string changed = triage_yaml;
+  changed.replace(changed.find("Act on:"), 7, "Really act on:");
+  r = send(*s, "POST", fork_path, json{{"definition", changed}}.dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  plan = json::parse(r->body);
+  EXPECT_EQ(plan["waiting"], json::array({"approve"})) << plan.dump();
+  EXPECT_EQ(finished(*s, plan["id"].get<std::string>())["status"],
+            "waiting");
+  // The CLI as a client forks and follows the fork to its end.
+  auto cli = cadre({"--server", s->url(), "--json", "fork", id, "--answer",
+                    "approve=maybe"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err << joined(cli.out);
+  auto result = json::parse(cli.out.back(), nullptr, false);
+  EXPECT_EQ(result["output"]["act"]["decision"], "maybe") << cli.out.back();
+  EXPECT_EQ(model_calls(), 1u);
+  // Bad edits are refused, naming what is wrong and where.
+  auto refuse = [&](const json& body, int status, const std::string& names,
+                    const std::string& pointer) {
+    expect_problem(send(*s, "POST", fork_path, body.dump()), status, names,
+                   pointer);
+  };
+  refuse(json{{"outputs", {{"nope", 1}}}}, 422, "no task 'nope'",
+         "/outputs/nope");
+  refuse(json{{"rerun", json::array({"explain", "zz"})}}, 422,
+         "no task 'zz'", "/rerun/1");
+  refuse(json{{"answers", {{"act", "yes"}}}}, 422, "not a human task",
+         "/answers/act");
+  refuse(json{{"at", 999}}, 404, "cannot fork at 999", "");
+  refuse(json{{"at", "3"}}, 400, "at:", "/at");
+  refuse(json{{"rerun", "explain"}}, 400, "rerun", "/rerun");
+  refuse(json{{"dry-run", true}}, 400, "unknown field 'dry-run'", "/dry-run");
+  refuse(json{{"definition", "name: triage\ntasks:\n  - id: a\n    tool: "
+                             "nope\n"}},
+         422, "unknown tool 'nope'", "/definition/tasks/0/tool");
+  refuse(json{{"workflow", "unstored"}}, 404, "unstored", "");
+  expect_problem(send(*s, "POST", "/v1/executions/nope/fork", "{}"), 404,
+                 "'nope'");
+  auto bad = cadre({"--server", s->url(), "fork", id, "--set",
+                    "tasks.nope.output=1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("no task 'nope'"), std::string::npos) << bad.err;
+  // The parent is untouched, its agent log included.
+  s.reset();
+  EXPECT_EQ(export_of(id), before);
+}
+
+TEST_F(ReplayHttp, DiffAndExportAreWhatTheCliPrints) {
+  auto id = recorded_run();
+  auto s = serve();
+  auto r = send(*s, "POST", "/v1/executions/" + id + "/fork",
+                R"({"answers": {"approve": "no"}})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto child = json::parse(r->body)["id"].get<std::string>();
+  ASSERT_EQ(finished(*s, child)["status"], "completed");
+  int status = 0;
+  auto diff = test::get(*s, "/v1/executions/" + id + "/diff/" + child,
+                        &status);
+  ASSERT_EQ(status, 200) << diff.dump();
+  EXPECT_FALSE(diff["same"].get<bool>());
+  EXPECT_EQ(diff, cadre_json({"diff", id, child}));
+  EXPECT_EQ(cadre_json({"--server", s->url(), "diff", id, child}), diff);
+  EXPECT_TRUE(
+    test::get(*s, "/v1/executions/" + id + "/diff/" + id)["same"].get<bool>());
+  auto c = s->client();
+  expect_problem(c.Get(("/v1/executions/" + id + "/diff/nope").c_str()), 404,
+                 "'nope'");
+  // The export is the CLI's bytes, whichever way it is asked for.
+  auto exported = c.Get(("/v1/executions/" + id + "/export").c_str());
+  ASSERT_TRUE(exported);
+  ASSERT_EQ(exported->status, 200) << exported->body;
+  EXPECT_EQ(exported->get_header_value("Content-Type"),
+            "application/x-ndjson");
+  EXPECT_EQ(exported->body, export_of(id));
+  auto client = cadre({"--server", s->url(), "export", id});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  EXPECT_EQ(joined(client.out), export_of(id));
+  expect_problem(c.Get("/v1/executions/nope/export"), 404, "'nope'");
+}
+
+TEST_F(ReplayHttp, ExportImportedIntoAnotherServerHasTheSameState) {
+  auto id = recorded_run();
+  auto bundle = export_of(id);
+  auto s = serve();
+  auto other = serve("other");
+  auto r = send(*other, "POST", "/v1/imports", bundle, "application/x-ndjson");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(r->get_header_value("Location"), "/v1/executions/" + id);
+  auto imported = json::parse(r->body);
+  EXPECT_EQ(imported["execution"], id);
+  EXPECT_EQ(imported["status"], "completed");
+  EXPECT_EQ(imported["agent_logs"], 1);
+  auto n = test::get(*s, "/v1/executions/" + id + "/state")["seq"]
+             .get<uint64_t>();
+  EXPECT_EQ(imported["events"], n);
+  for (uint64_t seq = 1; seq <= n; seq += 2) {
+    auto path = "/v1/executions/" + id + "/state?at=" + std::to_string(seq);
+    EXPECT_EQ(test::get(*other, path), test::get(*s, path)) << "at " << seq;
+  }
+  auto again = other->client().Get(("/v1/executions/" + id + "/export")
+                                      .c_str());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, bundle);
+  // Twice is a conflict; a damaged bundle names its line; only NDJSON.
+  expect_problem(send(*other, "POST", "/v1/imports", bundle,
+                      "application/x-ndjson"),
+                 409, "already in the store");
+  auto damaged = bundle.substr(0, bundle.find('\n') + 1) + "{oops\n";
+  auto bad = send(*other, "POST", "/v1/imports", damaged,
+                  "application/x-ndjson");
+  expect_problem(bad, 400, "body:2:");
+  EXPECT_EQ(json::parse(bad->body)["line"], 2);
+  expect_problem(send(*other, "POST", "/v1/imports", bundle,
+                      "application/json"),
+                 415, "application/x-ndjson");
+  // The CLI as a client: its file is checked, then sent.
+  auto file = tmp_ / "run.ndjson";
+  std::ofstream{file} << bundle;
+  auto cli = cadre({"--server", other->url(), "import", file});
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_NE(cli.err.find("already in the store"), std::string::npos)
+    << cli.err;
+  auto third = serve("third");
+  auto ok = cadre({"--server", third->url(), "--json", "import", file});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(json::parse(ok.out.back())["type"], "imported");
+  EXPECT_EQ(test::get(*third, "/v1/executions/" + id + "/state"),
+            test::get(*s, "/v1/executions/" + id + "/state"));
+}
+
+TEST_F(ReplayHttp, ImportsRespectTheBodyLimitAndScopes) {
+  auto id = recorded_run();
+  auto bundle = export_of(id);
+  auto cfg = tmp_ / "cadre.yaml";
+  std::ofstream{cfg} << "server:\n  max_body_bytes: 256\n";
+  test::cadre_server s{tmp_ / "small",
+                       {"--config", cfg},
+                       {"CADRE_API_TOKENS=reader-1:read,writer-2:read+write"}};
+  ASSERT_TRUE(s.ok());
+  auto call = [&](const std::string& method, const std::string& path,
+                  const std::string& token, const std::string& body,
+                  const std::string& type) {
+    auto c = s.client();
+    c.set_bearer_token_auth(token.c_str());
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.body = body;
+    if (!body.empty())
+      req.set_header("Content-Type", type);
+    return c.send(req);
+  };
+  ASSERT_GT(bundle.size(), 256u);
+  expect_problem(call("POST", "/v1/imports", "writer-2", bundle,
+                      "application/x-ndjson"),
+                 413, "server.max_body_bytes");
+  expect_problem(call("POST", "/v1/imports", "reader-1", "{}\n",
+                      "application/x-ndjson"),
+                 403, "write");
+  expect_problem(call("POST", "/v1/executions/" + id + "/fork", "reader-1",
+                      "{}", "application/json"),
+                 403, "write");
+  // Reading is the read scope's (this store has no such execution).
+  expect_problem(call("GET", "/v1/executions/" + id + "/state", "reader-1",
+                      "", ""),
+                 404, id);
+  expect_problem(call("POST", "/v1/executions/" + id + "/fork", "writer-2",
+                      "{}", "application/json"),
+                 404, id);
 }

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "cadre/messages/error.hpp"
+#include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/machine.hpp"
+#include "cadre/workflow/replay.hpp"
 #include "ingress/event_stream.hpp"
 #include "ingress/execution_view.hpp"
 #include "ingress/problem.hpp"
@@ -81,6 +84,141 @@ TEST(RequestBody, AnswersAndToolCalls) {
   auto bad = tool_call_of(json{{"timeout_ms", -1}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().pointer, "/timeout_ms");
+}
+
+TEST(RequestBody, ForkFieldsAreCheckedWithPointers) {
+  auto all = fork_of("e1", json{{"at", 4},
+                                {"input", {{"n", 2}}},
+                                {"definition", "name: x\ntasks: []\n"},
+                                {"outputs", {{"a", 1}}},
+                                {"rerun", json::array({"b"})},
+                                {"answers", {{"ask", true}}},
+                                {"dry_run", true}});
+  ASSERT_TRUE(all) << all.error().detail;
+  EXPECT_EQ(all->request.execution_id, "e1");
+  EXPECT_EQ(all->request.at_seq, 4u);
+  EXPECT_EQ(all->request.input_override.get(), (json{{"n", 2}}));
+  EXPECT_TRUE(all->request.definition_override.is_null());
+  EXPECT_TRUE(all->definition.is_string());
+  EXPECT_EQ(all->request.outputs.get(), (json{{"a", 1}}));
+  EXPECT_EQ(all->request.rerun, std::vector<std::string>{"b"});
+  EXPECT_TRUE(all->request.dry_run);
+  auto stored = fork_of("e1", json{{"workflow", "w"}, {"version", "2"}});
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->workflow, "w");
+  EXPECT_EQ(stored->version, "2");
+  EXPECT_TRUE(fork_of("e1", json::object()));
+  const std::pair<json, const char*> bad[] = {
+    {json{{"at", -1}}, "/at"},
+    {json{{"at", "3"}}, "/at"},
+    {json{{"definition", 7}}, "/definition"},
+    {json{{"definition", ""}}, "/definition"},
+    {json{{"definition", json::object()}, {"workflow", "w"}}, "/definition"},
+    {json{{"version", "1"}}, "/version"},
+    {json{{"outputs", json::array()}}, "/outputs"},
+    {json{{"answers", "yes"}}, "/answers"},
+    {json{{"rerun", "a"}}, "/rerun"},
+    {json{{"rerun", json::array({"a", 3})}}, "/rerun/1"},
+    {json{{"dry_run", "yes"}}, "/dry_run"},
+    {json{{"outptus", json::object()}}, "/outptus"},
+  };
+  for (const auto& [body, pointer] : bad) {
+    auto r = fork_of("e1", body);
+    ASSERT_FALSE(r) << body.dump();
+    EXPECT_EQ(r.error().status, 400) << body.dump();
+    EXPECT_EQ(r.error().pointer, pointer) << body.dump();
+  }
+}
+
+TEST(RequestBody, ForkProblemsNameTheBodyFields) {
+  // Real refusals of plan_fork, whose messages name the CLI's flags.
+  json doc{{"name", "f"},
+           {"input_schema",
+            {{"type", "object"},
+             {"properties", {{"n", {{"type", "integer"}}}}}}},
+           {"tasks",
+            {{{"id", "a"}, {"tool", "echo"}, {"input", {{"x", 1}}}},
+             {{"id", "ask"},
+              {"kind", "human"},
+              {"prompt", "ok?"},
+              {"answer_schema", {{"type", "boolean"}}}}}}};
+  workflow::machine m{"p1"};
+  auto first = m.submit(doc, json{{"n", 1}}, "", 1);
+  ASSERT_TRUE(first);
+  auto refused = [&](const workflow::fork_edits& edits,
+                     const fork_request& req = {}) {
+    auto plan = workflow::plan_fork(first->events, 0, edits, "f1", 2);
+    EXPECT_FALSE(plan);
+    return plan ? problem{} : fork_problem_of(plan.error(), req);
+  };
+  workflow::fork_edits outputs;
+  outputs.outputs["nope"] = 1;
+  auto p = refused(outputs);
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.pointer, "/outputs/nope");
+  EXPECT_EQ(p.detail, "outputs: the workflow has no task 'nope'");
+  workflow::fork_edits rerun;
+  rerun.rerun = {"zz"};
+  fork_request req;
+  req.rerun = {"a", "zz"};
+  p = refused(rerun, req);
+  EXPECT_EQ(p.pointer, "/rerun/1");
+  EXPECT_EQ(p.detail, "rerun: the workflow has no task 'zz'");
+  workflow::fork_edits not_human;
+  not_human.answers["a"] = true;
+  p = refused(not_human);
+  EXPECT_EQ(p.pointer, "/answers/a");
+  EXPECT_EQ(p.detail.rfind("answers: task 'a'", 0), 0u) << p.detail;
+  workflow::fork_edits wrong_answer;
+  wrong_answer.answers["ask"] = "yes";
+  p = refused(wrong_answer);
+  EXPECT_EQ(p.pointer, "/answers/ask");
+  EXPECT_EQ(p.detail.rfind("answers/ask: does not match", 0), 0u)
+    << p.detail;
+  workflow::fork_edits input;
+  input.input = json{{"n", "x"}};
+  p = refused(input);
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.pointer, "/input/n");
+  auto past = workflow::plan_fork(first->events, 99, {}, "f1", 2);
+  ASSERT_FALSE(past);
+  p = fork_problem_of(past.error(), {});
+  EXPECT_EQ(p.status, 404);
+  EXPECT_NE(p.detail.find("has " + std::to_string(first->events.size())
+                          + " events"),
+            std::string::npos)
+    << p.detail;
+}
+
+TEST(RequestBody, WorkflowProblemsListEveryErrorUnderTheirPointer) {
+  auto parsed = workflow::parse_text(
+    "name: x\ntasks:\n  - id: a\n    tool: 7\n  - id: a\n    tool: echo\n",
+    "definition", workflow::validation_context{});
+  ASSERT_FALSE(parsed.errors.empty());
+  auto p = workflow_problem(parsed.errors, "definition", "/definition", false);
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.type, "invalid_workflow");
+  EXPECT_EQ(p.pointer.rfind("/definition/tasks/", 0), 0u) << p.pointer;
+  EXPECT_EQ(p.line, 0) << "lines of an embedded text are not the body's";
+  ASSERT_EQ(p.extra["errors"].size(), parsed.errors.size());
+  EXPECT_GT(p.extra["errors"][0]["line"].get<int>(), 0);
+  auto body = workflow_problem(parsed.errors, "workflow", "", true);
+  EXPECT_GT(body.line, 0);
+  EXPECT_EQ(body.detail.rfind("the workflow has " + std::to_string(
+                                parsed.errors.size()), 0),
+            0u)
+    << body.detail;
+}
+
+TEST(RequestBody, NdjsonTextIsBoundedLikeJson) {
+  EXPECT_FALSE(check_json_text("{\"a\": 1}\n{\"b\": [2]}\n"));
+  auto deep = check_json_text("{}\n" + std::string(300, '['));
+  ASSERT_TRUE(deep);
+  EXPECT_EQ(deep->status, 400);
+  EXPECT_EQ(deep->line, 2);
+  auto bytes = check_json_text("{}\n\"caf\xe9\"");
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(bytes->line, 2);
 }
 
 TEST(Problem, ErrorCodesPickStatusTypeAndPointer) {

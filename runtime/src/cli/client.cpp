@@ -308,6 +308,17 @@ caf::error api_client::answer_error(const net::http_request& req,
                       + net::redact_url(req.url) + ": " + what);
 }
 
+caf::error api_client::status_error(const net::http_response& resp) {
+  last_problem_ = json::parse(resp.body, nullptr, false);
+  if (last_problem_.is_discarded())
+    last_problem_ = json{};
+  auto err = problem_error(resp.status, resp.body);
+  if (resp.status == 401 && token_.empty())
+    return make_error(cadre::code_of(err),
+                      message_of(err) + " (set CADRE_TOKEN)");
+  return err;
+}
+
 expected<json> api_client::call(net::http_request req) {
   expected<net::http_response> resp = make_error(errc::internal, "not sent");
   if (req.method == "GET") {
@@ -321,16 +332,8 @@ expected<json> api_client::call(net::http_request req) {
   }
   if (!resp)
     return transport_error(resp.error());
-  if (resp->status < 200 || resp->status >= 300) {
-    last_problem_ = json::parse(resp->body, nullptr, false);
-    if (last_problem_.is_discarded())
-      last_problem_ = json{};
-    auto err = problem_error(resp->status, resp->body);
-    if (resp->status == 401 && token_.empty())
-      return make_error(cadre::code_of(err),
-                        message_of(err) + " (set CADRE_TOKEN)");
-    return err;
-  }
+  if (resp->status < 200 || resp->status >= 300)
+    return status_error(*resp);
   if (resp->body.empty())
     return json{};
   auto doc = json::parse(resp->body, nullptr, false);
@@ -364,12 +367,8 @@ expected<stream_outcome> api_client::stream(net::http_request req,
     out.error = transport_error(resp.error());
     return out;
   }
-  if (resp->status < 200 || resp->status >= 300) {
-    last_problem_ = json::parse(resp->body, nullptr, false);
-    if (last_problem_.is_discarded())
-      last_problem_ = json{};
-    return problem_error(resp->status, resp->body);
-  }
+  if (resp->status < 200 || resp->status >= 300)
+    return status_error(*resp);
   reader.finish();
   if (reader.broken())
     return reader.broken();
@@ -540,6 +539,73 @@ expected<bool> api_client::cancel(const std::string& id) {
   if (auto c = doc->find("cancelled"); c != doc->end() && c->is_boolean())
     return c->get<bool>();
   return answer_error(req, "no cancelled in " + quote(doc->dump()));
+}
+
+expected<json> api_client::state(const std::string& id, uint64_t at) {
+  std::vector<std::pair<std::string, std::string>> query;
+  if (at > 0)
+    query.emplace_back("at", std::to_string(at));
+  return call(make_request("GET",
+                           url("/v1/executions/" + percent_encode(id)
+                                 + "/state",
+                               query),
+                           call_timeout));
+}
+
+expected<json> api_client::diff(const std::string& a, const std::string& b) {
+  return call(make_request("GET",
+                           url("/v1/executions/" + percent_encode(a)
+                               + "/diff/" + percent_encode(b)),
+                           call_timeout));
+}
+
+expected<void>
+api_client::export_bundle(const std::string& id,
+                          const std::function<bool(std::string_view)>& sink) {
+  // Not retried: what was written cannot be taken back.
+  auto req = make_request("GET",
+                          url("/v1/executions/" + percent_encode(id)
+                              + "/export"),
+                          stream_timeout);
+  req.headers.set("Accept", "application/x-ndjson");
+  req.idle_timeout = stream_idle;
+  req.on_body = sink;
+  auto resp = calls_.perform(req);
+  if (!resp)
+    return transport_error(resp.error());
+  if (resp->status < 200 || resp->status >= 300)
+    return status_error(*resp);
+  return {};
+}
+
+expected<json> api_client::import_bundle(std::string ndjson) {
+  auto req = make_request("POST", url("/v1/imports"), call_timeout);
+  req.headers.set("Content-Type", "application/x-ndjson");
+  req.body = std::move(ndjson);
+  return call(std::move(req));
+}
+
+expected<json> api_client::fork(const fork_request& r) {
+  auto req = make_request("POST",
+                          url("/v1/executions/"
+                              + percent_encode(r.execution_id) + "/fork"),
+                          call_timeout);
+  req.headers.set("Content-Type", "application/json");
+  json body{{"dry_run", r.dry_run}};
+  if (r.at_seq > 0)
+    body["at"] = r.at_seq;
+  if (!r.input_override.is_null())
+    body["input"] = r.input_override.get();
+  if (!r.definition_override.is_null())
+    body["definition"] = r.definition_override.get();
+  if (!r.outputs.is_null())
+    body["outputs"] = r.outputs.get();
+  if (!r.rerun.empty())
+    body["rerun"] = r.rerun;
+  if (!r.answers.is_null())
+    body["answers"] = r.answers.get();
+  req.body = body.dump();
+  return call(std::move(req));
 }
 
 expected<json> api_client::tools() {

@@ -219,6 +219,28 @@ public:
   /// had already finished.
   [[nodiscard]] expected<bool> cancel(const std::string& id);
 
+  /// GET /v1/executions/{id}/state?at=: the state after event `at` (0: the
+  /// last), as `cadre inspect --json` prints it.
+  [[nodiscard]] expected<json> state(const std::string& id, uint64_t at);
+
+  /// GET /v1/executions/{a}/diff/{b}, as `cadre diff --json` prints it.
+  [[nodiscard]] expected<json> diff(const std::string& a,
+                                    const std::string& b);
+
+  /// GET /v1/executions/{id}/export: the bundle's bytes to `sink` as they
+  /// arrive (returning false stops the transfer: errc::cancelled).
+  [[nodiscard]] expected<void>
+  export_bundle(const std::string& id,
+                const std::function<bool(std::string_view)>& sink);
+
+  /// POST /v1/imports with an exported bundle (NDJSON): {execution, events,
+  /// agent_logs, status, skipped_agent_logs?}.
+  [[nodiscard]] expected<json> import_bundle(std::string ndjson);
+
+  /// POST /v1/executions/{id}/fork: the fork's plan, as the executions
+  /// actor answers it.
+  [[nodiscard]] expected<json> fork(const fork_request& req);
+
   /// GET /v1/tools: the `tools` array.
   [[nodiscard]] expected<json> tools();
 
@@ -247,6 +269,9 @@ private:
                                   const stream_handlers& handlers);
 
   caf::error transport_error(const caf::error& err) const;
+  /// The error of a response outside 2xx (problem_error); keeps its
+  /// problem document in last_problem_.
+  caf::error status_error(const tools::net::http_response& resp);
   caf::error answer_error(const tools::net::http_request& req,
                           const std::string& what) const;
 

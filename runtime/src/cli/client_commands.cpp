@@ -7,9 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,6 +21,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cli/client.hpp"
 #include "cli/output.hpp"
+#include "replay_support.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -83,11 +87,16 @@ int write_metrics(api_client& client, const std::string& file, int rc) {
 /// person, then reports it as `cadre run` does on an embedded node.
 class execution_watch {
 public:
-  execution_watch(api_client& client, bool json_out, uint64_t check_seq = 0)
+  /// `check_seq`: an event after which the execution may wait without
+  /// asking anew. `quiet_until`: an event type; the events up to the first
+  /// of that type are not shown, and after it the execution may wait.
+  execution_watch(api_client& client, bool json_out, uint64_t check_seq = 0,
+                  std::string quiet_until = {})
     : client_(client),
       json_out_(json_out),
       printer_(json_out ? progress_style::json : progress_style::human),
-      check_seq_(check_seq) {
+      check_seq_(check_seq),
+      quiet_until_(std::move(quiet_until)) {
   }
 
   stream_handlers handlers() {
@@ -117,11 +126,19 @@ public:
 
 private:
   bool on_event(const event& ev) {
-    printer_.print(ev);
-    printer_.flush();
+    bool check = ev.seq == check_seq_;
+    if (!quiet_until_.empty()) {
+      if (ev.type != quiet_until_)
+        return true;
+      quiet_until_.clear();
+      check = true;
+    } else {
+      printer_.print(ev);
+      printer_.flush();
+    }
     // An execution waits for a person from its human_requested on; after
     // an answer, another person may still be asked.
-    if (ev.type != "human_requested" && ev.seq != check_seq_)
+    if (ev.type != "human_requested" && !check)
       return true;
     auto info = client_.execution(ev.execution_id);
     if (info && info->status == "waiting") {
@@ -135,6 +152,7 @@ private:
   bool json_out_;
   progress_printer printer_;
   uint64_t check_seq_;
+  std::string quiet_until_;
   std::optional<execution_info> waiting_;
 };
 
@@ -345,6 +363,74 @@ int client_tree(api_client& client, const client_command& cmd) {
   return exit_ok;
 }
 
+int client_inspect(api_client& client, const client_command& cmd) {
+  auto state = client.state(cmd.id, cmd.at);
+  if (!state)
+    return fail(state.error(), replay_exit(state.error()));
+  print_inspect(*state, cmd.json_out);
+  return exit_ok;
+}
+
+int client_diff(api_client& client, const client_command& cmd) {
+  auto diff = client.diff(cmd.id, cmd.other);
+  if (!diff)
+    return fail(diff.error(), replay_exit(diff.error()));
+  print_diff(*diff, cmd.json_out);
+  return exit_ok;
+}
+
+int client_export(api_client& client, const client_command& cmd) {
+  auto done = client.export_bundle(cmd.id, [](std::string_view piece) {
+    return std::fwrite(piece.data(), 1, piece.size(), stdout) == piece.size();
+  });
+  std::fflush(stdout);
+  if (!done)
+    return fail(done.error(), replay_exit(done.error()));
+  return exit_ok;
+}
+
+int client_import(api_client& client, const client_command& cmd) {
+  std::ifstream in{cmd.file, std::ios::binary};
+  if (!in) {
+    print_error(cmd.file + ": cannot open");
+    return exit_usage;
+  }
+  std::string text{std::istreambuf_iterator<char>{in},
+                   std::istreambuf_iterator<char>{}};
+  // Read here too, so a damaged bundle is named by its file and line, as
+  // on a local store.
+  std::istringstream check{text};
+  if (auto b = read_bundle(check, cmd.file); !b) {
+    print_error(message_of(b.error()));
+    return exit_usage;
+  }
+  auto done = client.import_bundle(std::move(text));
+  if (!done)
+    return fail(done.error(), replay_exit(done.error()));
+  print_import(*done, cmd.json_out);
+  return exit_ok;
+}
+
+int client_fork(api_client& client, const client_command& cmd) {
+  auto req = fork_request_of(cmd.fork);
+  if (!req)
+    return fail(req.error(), exit_usage);
+  auto plan = client.fork(*req);
+  if (!plan)
+    return fail(plan.error(), replay_exit(plan.error()));
+  print_fork_plan(*plan, cmd.json_out);
+  if (cmd.fork.dry_run)
+    return exit_ok;
+  // From where the fork goes on live, as `cadre run` follows a new
+  // execution.
+  auto id = plan->value("id", std::string{});
+  execution_watch watch{client, cmd.json_out, 0, "execution_forked"};
+  auto out = client.follow(id, 0, watch.handlers());
+  if (out && out->execution_id.empty())
+    out->execution_id = id;
+  return write_metrics(client, cmd.metrics_file, watch.conclude(out));
+}
+
 } // namespace
 
 std::string server_url(const std::string& flag) {
@@ -365,6 +451,11 @@ std::optional<int> run_on_server(const client_command& cmd) {
     {"tools", &client_tools},
     {"tool", &client_tool},
     {"tree", &client_tree},
+    {"inspect", &client_inspect},
+    {"diff", &client_diff},
+    {"export", &client_export},
+    {"import", &client_import},
+    {"fork", &client_fork},
   };
   auto url = server_url(cmd.server);
   if (url.empty())

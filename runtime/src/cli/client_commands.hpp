@@ -2,12 +2,15 @@
 
 // The `cadre` commands that talk to `cadre serve` over its HTTP API when
 // `--server URL` (or CADRE_SERVER) is given: run, executions, events,
-// input, cancel, tools, tool and tree, with the same output and exit codes
-// as on an embedded node. Private to runtime/.
+// input, cancel, tools, tool, tree, inspect, diff, export, import and fork,
+// with the same output and exit codes as on an embedded node or a local
+// store. Private to runtime/.
 
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include "replay_commands.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -21,14 +24,18 @@ struct client_command {
   bool json_out = false;
   /// run, input: where to write the server's counters at the end.
   std::string metrics_file;
-  /// run: the workflow file, --input and --idempotency-key; tool: --input.
+  /// run: the workflow file, --input and --idempotency-key; tool: --input;
+  /// import: the bundle.
   std::string file;
   std::string input;
   std::string idempotency_key;
   /// executions --status.
   std::string status;
-  /// events, input, cancel: the execution; events --from and --follow.
+  /// events, input, cancel, inspect, diff, export: the execution; events
+  /// --from and --follow; inspect --at; diff: the other execution.
   std::string id;
+  uint64_t at = 0;
+  std::string other;
   uint64_t from = 1;
   bool follow = false;
   /// input: the task and the answer (JSON or a bare string).
@@ -37,6 +44,8 @@ struct client_command {
   /// tool: its name and --timeout-ms.
   std::string tool;
   int64_t timeout_ms = 0;
+  /// fork: its flags.
+  fork_flags fork;
 };
 
 /// The server to talk to: `flag` if not empty, else CADRE_SERVER; "" for

@@ -11,7 +11,6 @@
 #include <sstream>
 
 #include <caf/actor_system.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include "cadre/actors/deadlines.hpp"
 #include "cadre/persistence/event_store.hpp"
@@ -19,19 +18,15 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
 #include "cli/output.hpp"
+#include "replay_support.hpp"
 
 namespace cadre::runtime::cli {
 
 namespace {
 
-expected<std::vector<event>> read_log(persistence::event_store& store,
-                                      const std::string& id) {
-  auto log = store.read(id, 1, 0);
-  if (!log)
-    return log.error();
-  if (log->empty())
-    return make_error(errc::not_found, "no execution '" + id + "' in the store");
-  return log;
+log_reader reader_of(persistence::event_store& store,
+                     uint64_t snapshot_every = 0) {
+  return store_reader(store, snapshot_every);
 }
 
 std::string short_json(const json& x, size_t max = 60) {
@@ -87,59 +82,6 @@ void print_state(const json& v) {
   if (v.contains("agents"))
     for (const auto& [name, conv] : v["agents"].items())
       std::printf("  agent  %s: %zu messages\n", name.c_str(), conv.size());
-}
-
-// The conversation an agent log holds up to `until_us`: prompts, replies,
-// tool calls and results, as far as they had got.
-json conversation(const std::vector<event>& log, int64_t until_us) {
-  json out = json::array();
-  for (const auto& ev : log) {
-    if (ev.time_us > until_us)
-      break;
-    const auto& p = ev.payload.get();
-    if (ev.type == "agent_message")
-      out.push_back(json{{"seq", ev.seq}, {"role", "user"},
-                         {"content", p.value("message", json{})}});
-    else if (ev.type == "llm_responded")
-      out.push_back(
-        json{{"seq", ev.seq}, {"role", "assistant"},
-             {"content", p.contains("response")
-                             && p["response"].contains("message")
-                           ? p["response"]["message"].value("content", json{})
-                           : json{}}});
-    else if (ev.type == "tool_called")
-      out.push_back(json{{"seq", ev.seq}, {"role", "tool_call"},
-                         {"name", p.value("name", json{})},
-                         {"arguments", p.value("arguments", json{})}});
-    else if (ev.type == "tool_result")
-      out.push_back(json{{"seq", ev.seq}, {"role", "tool"},
-                         {"name", p.value("name", json{})},
-                         {"content", p.contains("output") ? p["output"]
-                                                          : p.value("error",
-                                                                    json{})}});
-  }
-  return out;
-}
-
-// The state after `at`, with the agent conversations as far as they had
-// got then.
-expected<json> state_at(persistence::event_store& store, const std::string& id,
-                        uint64_t at, uint64_t snapshot_every) {
-  auto m = machine_at(store, id, at, snapshot_every);
-  if (!m)
-    return m.error();
-  auto v = m->view();
-  auto until = v["updated_us"].get<int64_t>();
-  json agents = json::object();
-  for (const auto& name : workflow::agent_logs_of(*m)) {
-    auto alog = store.read(name, 1, 0);
-    if (!alog)
-      return alog.error();
-    agents[name] = conversation(*alog, until);
-  }
-  if (!agents.empty())
-    v["agents"] = std::move(agents);
-  return v;
 }
 
 // What changed between two states, per task: "b: running -> done".
@@ -311,68 +253,44 @@ expected<json> definition_of_file(const std::string& file) {
 
 } // namespace
 
-// The machine after event `at` (0: the last), from the newest snapshot at
-// or before it when there is one.
-expected<workflow::machine> machine_at(persistence::event_store& store,
-                                       const std::string& id, uint64_t at,
-                                       uint64_t snapshot_every) {
-  auto last = store.last_seq(id);
-  if (!last)
-    return last.error();
-  if (*last == 0)
-    return make_error(errc::not_found, "no execution '" + id + "' in the store");
-  if (at > *last)
-    return make_error(errc::not_found,
-                      "execution " + id + " has " + std::to_string(*last)
-                        + " events; there is no event " + std::to_string(at));
-  auto target = at == 0 ? *last : at;
-  if (snapshot_every > 0)
-    // Not every multiple has a snapshot (a big state is snapshotted less
-    // often), and one may lie just past `target`: look back a little.
-    for (uint64_t k = target / snapshot_every, tries = 0; k > 0 && tries < 64;
-         --k, ++tries) {
-      auto snap = store.read(workflow::snapshot_log(id, k), 1, 1);
-      if (!snap || snap->empty())
-        continue;
-      const auto& state = snap->front().payload.get();
-      auto seq = state.value("seq", uint64_t{0});
-      if (seq == 0 || seq > target)
-        continue;
-      auto rest = store.read(id, seq + 1, target - seq);
-      if (!rest)
-        return rest.error();
-      if (auto m = workflow::fold_from(id, state, *rest, target))
-        return m;
-      break; // a snapshot that does not restore: fold the log instead
-    }
-  auto log = store.read(id, 1, target);
-  if (!log)
-    return log.error();
-  return workflow::fold_log(*log, target);
+int replay_exit(const caf::error& err) {
+  switch (code_of(err)) {
+    case errc::not_found:
+    case errc::invalid_input:
+    case errc::invalid_workflow:
+    case errc::invalid_config:
+      return exit_usage;
+    default:
+      return exit_failed;
+  }
+}
+
+void print_inspect(const json& state, bool json_out) {
+  if (json_out)
+    std::printf("%s\n", state.dump(-1, ' ', false,
+                                   json::error_handler_t::replace)
+                          .c_str());
+  else
+    print_state(state);
 }
 
 int cmd_inspect(persistence::event_store& store, const std::string& id,
                 uint64_t at, uint64_t snapshot_every, bool json_out) {
-  auto v = state_at(store, id, at, snapshot_every);
+  auto v = execution_state(reader_of(store, snapshot_every), id, at);
   if (!v) {
     print_error(message_of(v.error()));
-    return code_of(v.error()) == errc::not_found ? exit_usage : exit_failed;
+    return replay_exit(v.error());
   }
-  if (json_out)
-    std::printf("%s\n", v->dump(-1, ' ', false,
-                                json::error_handler_t::replace)
-                          .c_str());
-  else
-    print_state(*v);
+  print_inspect(*v, json_out);
   return exit_ok;
 }
 
 int cmd_replay(persistence::event_store& store, const std::string& id,
                const std::string& against, bool json_out) {
-  auto log = read_log(store, id);
+  auto log = read_execution(reader_of(store), id);
   if (!log) {
     print_error(message_of(log.error()));
-    return exit_failed;
+    return replay_exit(log.error());
   }
   if (!against.empty()) {
     auto doc = definition_of_file(against);
@@ -454,7 +372,7 @@ int cmd_test(persistence::event_store* store,
       if (!add_bundle(t))
         return exit_usage;
     } else if (store) {
-      auto log = read_log(*store, t);
+      auto log = read_execution(reader_of(*store), t);
       if (!log) {
         print_error(message_of(log.error()));
         return exit_usage;
@@ -487,51 +405,27 @@ int cmd_test(persistence::event_store* store,
   return diverged == 0 ? exit_ok : exit_failed;
 }
 
-int cmd_diff(persistence::event_store& store, const std::string& a,
-             const std::string& b, bool json_out) {
-  auto la = read_log(store, a);
-  if (!la) {
-    print_error(message_of(la.error()));
-    return exit_usage;
-  }
-  auto lb = read_log(store, b);
-  if (!lb) {
-    print_error(message_of(lb.error()));
-    return exit_usage;
-  }
-  auto d = workflow::diff_logs(*la, *lb);
-  if (!d) {
-    print_error(message_of(d.error()));
-    return exit_failed;
-  }
+void print_diff(const json& d, bool json_out) {
   if (json_out) {
-    json out{{"a", a},
-             {"b", b},
-             {"same", d->same()},
-             {"first_divergent_seq", d->first_divergent_seq},
-             {"first_a", d->first_a},
-             {"first_b", d->first_b},
-             {"tasks", d->tasks},
-             {"usage_a", d->usage_a},
-             {"usage_b", d->usage_b}};
-    std::printf("%s\n", out.dump(-1, ' ', false,
-                                 json::error_handler_t::replace)
+    std::printf("%s\n", d.dump(-1, ' ', false, json::error_handler_t::replace)
                           .c_str());
-    return exit_ok;
+    return;
   }
-  if (d->same()) {
+  auto a = d["a"].get<std::string>();
+  auto b = d["b"].get<std::string>();
+  if (d["same"].get<bool>()) {
     std::printf("%s and %s have the same events\n", a.c_str(), b.c_str());
   } else {
     std::printf("first difference at event %llu\n",
-                static_cast<unsigned long long>(d->first_divergent_seq));
-    std::printf("  a: %s\n", d->first_a.is_null()
-                               ? "(ended)"
-                               : short_json(d->first_a, 200).c_str());
-    std::printf("  b: %s\n", d->first_b.is_null()
-                               ? "(ended)"
-                               : short_json(d->first_b, 200).c_str());
+                static_cast<unsigned long long>(
+                  d["first_divergent_seq"].get<uint64_t>()));
+    for (const char* side : {"a", "b"}) {
+      const auto& first = d[std::string{"first_"} + side];
+      std::printf("  %s: %s\n", side,
+                  first.is_null() ? "(ended)" : short_json(first, 200).c_str());
+    }
   }
-  for (const auto& t : d->tasks) {
+  for (const auto& t : d["tasks"]) {
     std::printf("  %-16s %s\n", t["task"].get<std::string>().c_str(),
                 t["status"].get<std::string>().c_str());
     if (t.contains("changes"))
@@ -541,115 +435,52 @@ int cmd_diff(persistence::event_store& store, const std::string& a,
                     c.contains("a") ? short_json(c["a"]).c_str() : "(none)",
                     c.contains("b") ? short_json(c["b"]).c_str() : "(none)");
   }
-  if (!d->usage_a.is_null() || !d->usage_b.is_null())
+  if (!d["usage_a"].is_null() || !d["usage_b"].is_null())
     std::printf("  usage  a: %s\n         b: %s\n",
-                short_json(d->usage_a, 200).c_str(),
-                short_json(d->usage_b, 200).c_str());
-  return exit_ok;
+                short_json(d["usage_a"], 200).c_str(),
+                short_json(d["usage_b"], 200).c_str());
 }
 
-const std::vector<event>* bundle::log(const std::string& name) const {
-  for (const auto& [n, evs] : logs)
-    if (n == name)
-      return &evs;
-  return nullptr;
-}
-
-expected<void> write_bundle(persistence::event_store& store,
-                            const std::string& id, std::ostream& out) {
-  auto log = read_log(store, id);
-  if (!log)
-    return log.error();
-  auto names = workflow::agent_logs_of(*log);
-  out << json{{"cadre", "export"}, {"format", 1}, {"execution", id},
-              {"logs", names}}
-           .dump(-1, ' ', false, json::error_handler_t::replace)
-      << '\n';
-  auto write = [&out](const std::string& name,
-                      const std::vector<event>& evs) {
-    for (const auto& ev : evs)
-      out << json{{"log", name},
-                  {"seq", ev.seq},
-                  {"time_us", ev.time_us},
-                  {"type", ev.type},
-                  {"payload", ev.payload.get()}}
-               .dump(-1, ' ', false, json::error_handler_t::replace)
-          << '\n';
-  };
-  write(id, *log);
-  for (const auto& name : names) {
-    auto evs = store.read(name, 1, 0);
-    if (!evs)
-      return evs.error();
-    write(name, *evs);
+int cmd_diff(persistence::event_store& store, const std::string& a,
+             const std::string& b, bool json_out) {
+  auto d = execution_diff(reader_of(store), a, b);
+  if (!d) {
+    print_error(message_of(d.error()));
+    return replay_exit(d.error());
   }
-  if (!out)
-    return make_error(errc::storage_error, "cannot write the bundle");
-  return {};
+  print_diff(*d, json_out);
+  return exit_ok;
 }
 
 int cmd_export(persistence::event_store& store, const std::string& id,
                std::ostream& out) {
-  if (auto ok = write_bundle(store, id, out); !ok) {
+  if (auto ok = write_bundle(reader_of(store), id, out); !ok) {
     print_error(message_of(ok.error()));
-    return code_of(ok.error()) == errc::not_found ? exit_usage : exit_failed;
+    return replay_exit(ok.error());
   }
   out.flush();
   return exit_ok;
 }
 
-expected<bundle> read_bundle(std::istream& in, const std::string& name) {
-  bundle b;
-  std::string line;
-  size_t n = 0;
-  auto bad = [&](const std::string& what) {
-    return make_error(errc::invalid_input,
-                      name + ":" + std::to_string(n) + ": " + what);
-  };
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty())
-      continue;
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      return bad("not a JSON object");
-    if (n == 1) {
-      if (j.value("cadre", std::string{}) != "export"
-          || !j["execution"].is_string())
-        return bad("not a cadre export (its first line names the execution)");
-      if (j.value("format", 0) != 1)
-        return bad("unsupported export format " + j["format"].dump());
-      b.execution = j["execution"].get<std::string>();
-      continue;
-    }
-    if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
-        || !j["type"].is_string())
-      return bad("an event needs log, seq and type");
-    auto log = j["log"].get<std::string>();
-    if (b.logs.empty() || b.logs.back().first != log) {
-      if (b.log(log))
-        return bad("the events of log '" + log + "' are not together");
-      b.logs.emplace_back(log, std::vector<event>{});
-    }
-    auto& evs = b.logs.back().second;
-    event ev;
-    ev.execution_id = log;
-    ev.seq = j["seq"].get<uint64_t>();
-    if (ev.seq != evs.size() + 1)
-      return bad("log '" + log + "': expected seq "
-                 + std::to_string(evs.size() + 1) + ", got "
-                 + std::to_string(ev.seq));
-    ev.time_us = j.value("time_us", int64_t{0});
-    ev.type = j["type"].get<std::string>();
-    ev.payload = json_value{j.value("payload", json{})};
-    evs.push_back(std::move(ev));
+void print_import(const json& result, bool json_out) {
+  if (json_out) {
+    auto out = result;
+    out["type"] = "imported";
+    std::printf("%s\n", out.dump(-1, ' ', false,
+                                 json::error_handler_t::replace)
+                          .c_str());
+    return;
   }
-  if (n == 0)
-    return make_error(errc::invalid_input, name + ": empty");
-  if (!b.log(b.execution))
-    return make_error(errc::invalid_input,
-                      name + ": no events of execution " + b.execution);
-  return b;
+  std::printf("imported %s (%llu events, %llu agent logs, %s)\n",
+              result["execution"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(result["events"].get<uint64_t>()),
+              static_cast<unsigned long long>(
+                result["agent_logs"].get<uint64_t>()),
+              result["status"].get<std::string>().c_str());
+  if (result.contains("skipped_agent_logs"))
+    for (const auto& s : result["skipped_agent_logs"])
+      std::printf("  kept the store's %s (already there)\n",
+                  s.get<std::string>().c_str());
 }
 
 int cmd_import(node& n, const std::string& file, bool json_out) {
@@ -663,66 +494,12 @@ int cmd_import(node& n, const std::string& file, bool json_out) {
     print_error(message_of(b.error()));
     return exit_usage;
   }
-  const auto& log = *b->log(b->execution);
-  auto m = workflow::fold_log(log);
-  if (!m) {
-    print_error(file + ": execution " + b->execution
-                + " does not fold: " + message_of(m.error()));
-    return exit_usage;
+  auto done = import_bundle(n.system(), n.store(), *b, actors::local_deadline);
+  if (!done) {
+    print_error(message_of(done.error()));
+    return replay_exit(done.error());
   }
-  caf::scoped_actor self{n.system()};
-  bool exists = false;
-  self->request(n.store(), actors::local_deadline, get_atom_v, b->execution)
-    .receive([&](execution_info&) { exists = true; }, [](caf::error&) {});
-  if (exists) {
-    print_error("execution " + b->execution + " is already in the store");
-    return exit_failed;
-  }
-  json skipped = json::array();
-  caf::error failure;
-  auto append = [&](const std::string& name, const std::vector<event>& evs,
-                    bool index) {
-    append_request req;
-    req.events = evs;
-    if (index)
-      req.index.push_back(m->info());
-    self->request(n.store(), actors::local_deadline, append_atom_v, req)
-      .receive([](uint64_t) {},
-               [&](caf::error& err) {
-                 // An agent log shared across executions (memory scope
-                 // `agent`) may be here already: it keeps its own history.
-                 if (!index && code_of(err) == errc::conflict)
-                   skipped.push_back(name);
-                 else
-                   failure = err;
-               });
-  };
-  for (const auto& [name, evs] : b->logs)
-    if (name != b->execution && !failure)
-      append(name, evs, false);
-  if (!failure)
-    append(b->execution, log, true);
-  if (failure) {
-    print_error(message_of(failure));
-    return exit_failed;
-  }
-  json out{{"type", "imported"},
-           {"execution", b->execution},
-           {"events", log.size()},
-           {"agent_logs", b->logs.size() - 1},
-           {"status", m->info().status}};
-  if (!skipped.empty())
-    out["skipped_agent_logs"] = skipped;
-  if (json_out) {
-    std::printf("%s\n", out.dump().c_str());
-  } else {
-    std::printf("imported %s (%zu events, %zu agent logs, %s)\n",
-                b->execution.c_str(), log.size(), b->logs.size() - 1,
-                m->info().status.c_str());
-    for (const auto& s : skipped)
-      std::printf("  kept the store's %s (already there)\n",
-                  s.get<std::string>().c_str());
-  }
+  print_import(*done, json_out);
   return exit_ok;
 }
 

@@ -25,13 +25,6 @@ class node;
 
 namespace cadre::runtime::cli {
 
-/// The machine after event `at` (0: the last) of execution `id`, restored
-/// from the newest snapshot at or before it when there is one. Errors:
-/// errc::not_found (no such execution or event), the store's, the fold's.
-[[nodiscard]] expected<workflow::machine>
-machine_at(persistence::event_store& store, const std::string& id,
-           uint64_t at, uint64_t snapshot_every);
-
 /// `cadre inspect ID [--at SEQ]`, from the newest snapshot at or before
 /// the event when the store has one (store.snapshot_every).
 int cmd_inspect(persistence::event_store& store, const std::string& id,
@@ -58,25 +51,24 @@ int cmd_diff(persistence::event_store& store, const std::string& a,
 int cmd_export(persistence::event_store& store, const std::string& id,
                std::ostream& out);
 
-/// An exported bundle, read back: the execution's log and the agent logs.
-struct bundle {
-  std::string execution;
-  std::vector<std::pair<std::string, std::vector<event>>> logs;
-
-  const std::vector<event>* log(const std::string& name) const;
-};
-
-/// Reads a bundle; errors name the file and line.
-[[nodiscard]] expected<bundle> read_bundle(std::istream& in,
-                                           const std::string& name);
-
-/// Writes the bundle of execution `id`. Errors: not_found, the store's.
-[[nodiscard]] expected<void> write_bundle(persistence::event_store& store,
-                                          const std::string& id,
-                                          std::ostream& out);
-
 /// `cadre import FILE`.
 int cmd_import(node& n, const std::string& file, bool json_out);
+
+/// The exit code of a replay command that failed with `err`: exit_usage
+/// for what the command line named wrong (an unknown execution or event,
+/// a bad edit, file or token), exit_failed otherwise.
+int replay_exit(const caf::error& err);
+
+/// Prints `cadre inspect`'s state (execution_state): JSON, or a row per
+/// task.
+void print_inspect(const json& state, bool json_out);
+
+/// Prints `cadre diff` (execution_diff): JSON, or lines.
+void print_diff(const json& diff, bool json_out);
+
+/// Prints what `cadre import` did (import_bundle's answer): JSON, or a
+/// line.
+void print_import(const json& result, bool json_out);
 
 /// What `cadre fork` was asked.
 struct fork_flags {

@@ -220,9 +220,12 @@ scope required_scope(std::string_view method, std::string_view path) {
   if (method == "POST" && seg[1] == "executions") {
     if (seg.size() == 2)
       return scope::write;
-    if (seg.size() == 4 && (seg[3] == "cancel" || seg[3] == "input"))
+    if (seg.size() == 4
+        && (seg[3] == "cancel" || seg[3] == "input" || seg[3] == "fork"))
       return scope::write;
   }
+  if (method == "POST" && seg[1] == "imports" && seg.size() == 2)
+    return scope::write;
   if (method == "PUT" && seg[1] == "workflows" && seg.size() == 3)
     return scope::write;
   return scope::admin;

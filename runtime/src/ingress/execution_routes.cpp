@@ -35,28 +35,11 @@ void http_server::impl::executions() {
         }
         if (!sub->definition.is_null()) {
           // Validate here, so the errors carry pointers into the body.
-          workflow::validation_context ctx;
-          auto tools = n.tool_names();
-          ctx.tool_exists = [tools](const std::string& t) {
-            return std::find(tools.begin(), tools.end(), t) != tools.end();
-          };
-          auto parsed = workflow::parse_document(sub->definition.get(), ctx);
+          auto parsed = workflow::parse_document(sub->definition.get(),
+                                                 validation());
           if (!parsed.def) {
-            auto p = make_problem(422, "invalid_workflow",
-                                  "the definition has "
-                                    + std::to_string(parsed.errors.size())
-                                    + " error(s)");
-            json errs = json::array();
-            for (auto& d : parsed.errors)
-              errs.push_back(json{{"pointer", "/definition" + d.pointer},
-                                  {"message", d.message}});
-            if (!parsed.errors.empty()) {
-              p.pointer = "/definition" + parsed.errors.front().pointer;
-              p.detail += "; first: " + p.pointer + ": "
-                          + parsed.errors.front().message;
-            }
-            p.extra["errors"] = std::move(errs);
-            send_problem(res, p);
+            send_problem(res, workflow_problem(parsed.errors, "definition",
+                                               "/definition", false));
             return;
           }
         }

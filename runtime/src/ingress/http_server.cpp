@@ -116,6 +116,7 @@ void http_server::impl::install() {
   workflows();
   executions();
   events();
+  replay();
   tools_agents_tree();
 }
 

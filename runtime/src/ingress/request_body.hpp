@@ -8,10 +8,15 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "cadre/messages/execution.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "ingress/problem.hpp"
+
+namespace cadre::workflow {
+struct diagnostic;
+} // namespace cadre::workflow
 
 namespace cadre::runtime {
 
@@ -47,6 +52,10 @@ constexpr size_t max_body_depth = 256;
 /// column).
 std::optional<problem> check_text(const std::string& text);
 
+/// A 400 problem when `text` (JSON or NDJSON) is not UTF-8 or nests deeper
+/// than max_body_depth (naming the line and column).
+std::optional<problem> check_json_text(const std::string& text);
+
 /// Parses a JSON body: UTF-8, nesting at most max_body_depth, syntax (with
 /// line and column).
 body_result<json> parse_json_body(const std::string& text);
@@ -66,5 +75,38 @@ struct tool_call_body {
 
 /// POST /v1/tools/{name}/invoke: {input, timeout_ms?}.
 body_result<tool_call_body> tool_call_of(const json& body);
+
+/// POST /v1/executions/{id}/fork: {at?, input?, definition? | workflow?
+/// (with version?), outputs?, rerun?, answers?, dry_run?}. Unknown fields
+/// and wrong types are 400 with a pointer.
+struct fork_body {
+  /// The request, but for its definition_override.
+  fork_request request;
+  /// `definition` as given: a workflow document, or its YAML or JSON text;
+  /// null when absent.
+  json definition;
+  /// `workflow`: a stored workflow instead, with `version` ("": the
+  /// latest); "" when absent.
+  std::string workflow;
+  std::string version;
+};
+
+body_result<fork_body> fork_of(const std::string& id, const json& body);
+
+/// The problem for a fork the executions actor refused. Its plan names
+/// the edits as the CLI's flags do (`--set`, `--rerun`, `--answer`); the
+/// problem names the body's fields instead and points at them
+/// (`/outputs/T`, `/rerun/I`, `/answers/T`, `/input/...`); `req` is the
+/// request refused, for the index into its `rerun`.
+problem fork_problem_of(const caf::error& err, const fork_request& req);
+
+/// 422 /problems/invalid_workflow for a workflow document with `errors`:
+/// `detail` counts them ("the <what> has 2 errors") and quotes the first,
+/// `errors` lists each {pointer, message, line?, column?} with its pointer
+/// under `pointer_base`; `pointer` (and with `lines_in_body`, `line` and
+/// `column`) are the first's.
+problem workflow_problem(const std::vector<workflow::diagnostic>& errors,
+                         const std::string& what,
+                         const std::string& pointer_base, bool lines_in_body);
 
 } // namespace cadre::runtime

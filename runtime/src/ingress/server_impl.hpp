@@ -27,6 +27,10 @@
 #include "ingress/http_server.hpp"
 #include "ingress/problem.hpp"
 
+namespace cadre::workflow {
+struct validation_context;
+} // namespace cadre::workflow
+
 namespace cadre::runtime {
 
 int64_t now_us();
@@ -140,12 +144,17 @@ struct http_server::impl {
     return out;
   }
 
+  /// Checks of a workflow document submitted to this node: its tools must
+  /// be registered (agents are checked when they run).
+  workflow::validation_context validation() const;
+
   void install();
   void middleware();
   void probes();
   void workflows();
   void executions();
   void events();
+  void replay();
   void tools_agents_tree();
 
   void stream_execution(const std::string& id, uint64_t after,

@@ -13,6 +13,15 @@ namespace cadre::runtime {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+workflow::validation_context http_server::impl::validation() const {
+  workflow::validation_context ctx;
+  auto tools = n.tool_names();
+  ctx.tool_exists = [tools](const std::string& t) {
+    return std::find(tools.begin(), tools.end(), t) != tools.end();
+  };
+  return ctx;
+}
+
 void http_server::impl::workflows() {
   const std::string name_re = "([A-Za-z0-9._-]{1,128})";
   add("PUT", "/v1/workflows/" + name_re, "/v1/workflows/{name}",
@@ -31,38 +40,15 @@ void http_server::impl::workflows() {
           send_problem(res, *bad);
           return;
         }
-        workflow::validation_context ctx;
-        auto tools = n.tool_names();
-        ctx.tool_exists = [tools](const std::string& t) {
-          return std::find(tools.begin(), tools.end(), t) != tools.end();
-        };
+        auto ctx = validation();
         auto agents = n.config().agents;
         ctx.agent_exists = [agents](const std::string& a) {
           return agents.is_object() && agents.contains(a);
         };
         auto parsed = workflow::parse_text(req.body, "body", ctx);
         if (!parsed.def) {
-          auto p = make_problem(422, "invalid_workflow",
-                                "the workflow has "
-                                  + std::to_string(parsed.errors.size())
-                                  + " error"
-                                  + (parsed.errors.size() == 1 ? "" : "s"));
-          json errs = json::array();
-          for (auto& d : parsed.errors) {
-            errs.push_back(json{{"line", d.where.line},
-                                {"column", d.where.column},
-                                {"pointer", d.pointer},
-                                {"message", d.message}});
-          }
-          if (!parsed.errors.empty()) {
-            auto& first = parsed.errors.front();
-            p.detail += "; first: " + first.to_string();
-            p.pointer = first.pointer;
-            p.line = static_cast<int>(first.where.line);
-            p.column = static_cast<int>(first.where.column);
-          }
-          p.extra["errors"] = std::move(errs);
-          send_problem(res, p);
+          send_problem(res,
+                       workflow_problem(parsed.errors, "workflow", "", true));
           return;
         }
         auto doc = parsed.def->document;

@@ -41,8 +41,9 @@ constexpr bool satisfies(scope granted, scope needed) noexcept {
 /// The scope a request needs. `path` is the request path as routed (a query
 /// string is ignored). GET and HEAD of /healthz and /readyz need none, any
 /// other GET or HEAD read; POST /v1/executions, POST
-/// /v1/executions/{id}/cancel, POST /v1/executions/{id}/input and PUT
-/// /v1/workflows/{name} need write. Everything else, DELETE
+/// /v1/executions/{id}/cancel, POST /v1/executions/{id}/input, POST
+/// /v1/executions/{id}/fork, POST /v1/imports and PUT /v1/workflows/{name}
+/// need write. Everything else, DELETE
 /// /v1/workflows/{name} and POST /v1/tools/{name}/invoke among it, needs
 /// admin: a request no route answers cannot need less than the strictest.
 scope required_scope(std::string_view method, std::string_view path);

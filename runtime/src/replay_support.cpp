@@ -1,0 +1,340 @@
+#include "replay_support.hpp"
+
+#include "cadre/persistence/event_store.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <istream>
+#include <ostream>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "cadre/messages/execution.hpp"
+#include "cadre/workflow/replay.hpp"
+
+namespace cadre::runtime {
+
+namespace {
+
+std::string dumped(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The conversation an agent log holds up to `until_us`: prompts, replies,
+// tool calls and results, as far as they had got.
+json conversation(const std::vector<event>& log, int64_t until_us) {
+  json out = json::array();
+  for (const auto& ev : log) {
+    if (ev.time_us > until_us)
+      break;
+    const auto& p = ev.payload.get();
+    if (ev.type == "agent_message")
+      out.push_back(json{{"seq", ev.seq}, {"role", "user"},
+                         {"content", p.value("message", json{})}});
+    else if (ev.type == "llm_responded")
+      out.push_back(
+        json{{"seq", ev.seq}, {"role", "assistant"},
+             {"content", p.contains("response")
+                             && p["response"].contains("message")
+                           ? p["response"]["message"].value("content", json{})
+                           : json{}}});
+    else if (ev.type == "tool_called")
+      out.push_back(json{{"seq", ev.seq}, {"role", "tool_call"},
+                         {"name", p.value("name", json{})},
+                         {"arguments", p.value("arguments", json{})}});
+    else if (ev.type == "tool_result")
+      out.push_back(json{{"seq", ev.seq}, {"role", "tool"},
+                         {"name", p.value("name", json{})},
+                         {"content", p.contains("output") ? p["output"]
+                                                          : p.value("error",
+                                                                    json{})}});
+  }
+  return out;
+}
+
+// Ids the HTTP routes can name.
+bool addressable(const std::string& id) {
+  return !id.empty() && id.size() <= 128
+         && std::all_of(id.begin(), id.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '.'
+                     || c == '_' || c == '-';
+            });
+}
+
+} // namespace
+
+expected<std::vector<event>> read_execution(const log_reader& read,
+                                            const std::string& id) {
+  auto log = read(id);
+  if (!log)
+    return log.error();
+  if (log->empty())
+    return make_error(errc::not_found,
+                      "no execution '" + id + "' in the store");
+  return log;
+}
+
+log_reader store_reader(persistence::event_store& store,
+                        uint64_t snapshot_every) {
+  log_reader r;
+  r.read = [&store](const std::string& name, uint64_t from, uint64_t max) {
+    return store.read(name, from, max);
+  };
+  r.last_seq = [&store](const std::string& name) {
+    return store.last_seq(name);
+  };
+  r.snapshot_every = snapshot_every;
+  return r;
+}
+
+expected<workflow::machine> machine_at(const log_reader& read,
+                                       const std::string& id, uint64_t at) {
+  auto last = read.last_seq(id);
+  if (!last)
+    return last.error();
+  if (*last == 0)
+    return make_error(errc::not_found, "no execution '" + id + "' in the store");
+  if (at > *last)
+    return make_error(errc::not_found,
+                      "execution " + id + " has " + std::to_string(*last)
+                        + " events; there is no event " + std::to_string(at));
+  auto target = at == 0 ? *last : at;
+  if (auto every = read.snapshot_every; every > 0)
+    // Not every multiple has a snapshot (a big state is snapshotted less
+    // often), and one may lie just past `target`: look back a little.
+    for (uint64_t k = target / every, tries = 0; k > 0 && tries < 64;
+         --k, ++tries) {
+      auto snap = read.read(workflow::snapshot_log(id, k), 1, 1);
+      if (!snap || snap->empty())
+        continue;
+      const auto& state = snap->front().payload.get();
+      auto seq = state.value("seq", uint64_t{0});
+      if (seq == 0 || seq > target)
+        continue;
+      auto rest = read.read(id, seq + 1, target - seq);
+      if (!rest)
+        return rest.error();
+      if (auto m = workflow::fold_from(id, state, *rest, target))
+        return m;
+      break; // a snapshot that does not restore: fold the log instead
+    }
+  auto log = read.read(id, 1, target);
+  if (!log)
+    return log.error();
+  return workflow::fold_log(*log, target);
+}
+
+expected<json> execution_state(const log_reader& read, const std::string& id,
+                               uint64_t at) {
+  auto m = machine_at(read, id, at);
+  if (!m)
+    return m.error();
+  auto v = m->view();
+  auto until = v["updated_us"].get<int64_t>();
+  json agents = json::object();
+  for (const auto& name : workflow::agent_logs_of(*m)) {
+    auto alog = read(name);
+    if (!alog)
+      return alog.error();
+    agents[name] = conversation(*alog, until);
+  }
+  if (!agents.empty())
+    v["agents"] = std::move(agents);
+  return v;
+}
+
+expected<json> execution_diff(const log_reader& read, const std::string& a,
+                              const std::string& b) {
+  auto la = read_execution(read, a);
+  if (!la)
+    return la.error();
+  auto lb = read_execution(read, b);
+  if (!lb)
+    return lb.error();
+  auto d = workflow::diff_logs(*la, *lb);
+  if (!d)
+    return d.error();
+  return json{{"a", a},
+              {"b", b},
+              {"same", d->same()},
+              {"first_divergent_seq", d->first_divergent_seq},
+              {"first_a", d->first_a},
+              {"first_b", d->first_b},
+              {"tasks", d->tasks},
+              {"usage_a", d->usage_a},
+              {"usage_b", d->usage_b}};
+}
+
+const std::vector<event>* bundle::log(const std::string& name) const {
+  for (const auto& [n, evs] : logs)
+    if (n == name)
+      return &evs;
+  return nullptr;
+}
+
+expected<void> write_bundle(const log_reader& read, const std::string& id,
+                            std::ostream& out) {
+  auto log = read_execution(read, id);
+  if (!log)
+    return log.error();
+  auto names = workflow::agent_logs_of(*log);
+  out << dumped(json{{"cadre", "export"},
+                     {"format", 1},
+                     {"execution", id},
+                     {"logs", names}})
+      << '\n';
+  auto write = [&out](const std::string& name,
+                      const std::vector<event>& evs) {
+    for (const auto& ev : evs)
+      out << dumped(json{{"log", name},
+                         {"seq", ev.seq},
+                         {"time_us", ev.time_us},
+                         {"type", ev.type},
+                         {"payload", ev.payload.get()}})
+          << '\n';
+  };
+  write(id, *log);
+  for (const auto& name : names) {
+    auto evs = read(name);
+    if (!evs)
+      return evs.error();
+    write(name, *evs);
+  }
+  if (!out)
+    return make_error(errc::storage_error, "cannot write the bundle");
+  return {};
+}
+
+expected<bundle> read_bundle(std::istream& in, const std::string& name,
+                             size_t* bad_line) {
+  bundle b;
+  std::string line;
+  size_t n = 0;
+  if (bad_line)
+    *bad_line = 0;
+  auto bad = [&](const std::string& what) {
+    if (bad_line)
+      *bad_line = n;
+    return make_error(errc::invalid_input,
+                      name + ":" + std::to_string(n) + ": " + what);
+  };
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty())
+      continue;
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return bad("not a JSON object");
+    if (n == 1) {
+      if (j.value("cadre", std::string{}) != "export"
+          || !j["execution"].is_string())
+        return bad("not a cadre export (its first line names the execution)");
+      if (j.value("format", 0) != 1)
+        return bad("unsupported export format " + j["format"].dump());
+      b.execution = j["execution"].get<std::string>();
+      continue;
+    }
+    if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
+        || !j["type"].is_string())
+      return bad("an event needs log, seq and type");
+    auto log = j["log"].get<std::string>();
+    if (b.logs.empty() || b.logs.back().first != log) {
+      if (b.log(log))
+        return bad("the events of log '" + log + "' are not together");
+      b.logs.emplace_back(log, std::vector<event>{});
+    }
+    auto& evs = b.logs.back().second;
+    event ev;
+    ev.execution_id = log;
+    ev.seq = j["seq"].get<uint64_t>();
+    if (ev.seq != evs.size() + 1)
+      return bad("log '" + log + "': expected seq "
+                 + std::to_string(evs.size() + 1) + ", got "
+                 + std::to_string(ev.seq));
+    ev.time_us = j.value("time_us", int64_t{0});
+    ev.type = j["type"].get<std::string>();
+    ev.payload = json_value{j.value("payload", json{})};
+    evs.push_back(std::move(ev));
+  }
+  if (n == 0)
+    return make_error(errc::invalid_input, name + ": empty");
+  if (!b.log(b.execution))
+    return make_error(errc::invalid_input,
+                      name + ": no events of execution " + b.execution);
+  return b;
+}
+
+expected<json> import_bundle(caf::actor_system& sys,
+                             const event_store_actor& store, const bundle& b,
+                             caf::timespan deadline) {
+  if (!addressable(b.execution))
+    return make_error(errc::invalid_input,
+                      "execution id '" + b.execution.substr(0, 140)
+                        + "': expected 1 to 128 letters, digits, '.', '_' "
+                          "or '-'");
+  const auto& log = *b.log(b.execution);
+  auto m = workflow::fold_log(log);
+  if (!m)
+    return make_error(errc::invalid_input,
+                      "execution " + b.execution
+                        + " does not fold: " + message_of(m.error()));
+  // Only the agent logs its turns wrote travel with an execution.
+  auto agent_logs = workflow::agent_logs_of(log);
+  for (const auto& [name, evs] : b.logs)
+    if (name != b.execution
+        && (name.rfind("agent:", 0) != 0
+            || std::find(agent_logs.begin(), agent_logs.end(), name)
+                 == agent_logs.end()))
+      return make_error(errc::invalid_input,
+                        "log '" + name + "' is not an agent log of execution "
+                          + b.execution);
+  caf::scoped_actor self{sys};
+  bool exists = false;
+  caf::error failure;
+  self->request(store, deadline, get_atom_v, b.execution)
+    .receive([&](execution_info&) { exists = true; },
+             [&](caf::error& err) {
+               if (code_of(err) != errc::not_found)
+                 failure = std::move(err);
+             });
+  if (failure)
+    return failure;
+  if (exists)
+    return make_error(errc::conflict,
+                      "execution " + b.execution + " is already in the store");
+  json skipped = json::array();
+  auto append = [&](const std::string& name, const std::vector<event>& evs,
+                    bool index) {
+    append_request req;
+    req.events = evs;
+    if (index)
+      req.index.push_back(m->info());
+    self->request(store, deadline, append_atom_v, req)
+      .receive([](uint64_t) {},
+               [&](caf::error& err) {
+                 // An agent log shared across executions (memory scope
+                 // `agent`) may be here already: it keeps its own history.
+                 if (!index && code_of(err) == errc::conflict)
+                   skipped.push_back(name);
+                 else
+                   failure = std::move(err);
+               });
+  };
+  for (const auto& [name, evs] : b.logs)
+    if (name != b.execution && !failure)
+      append(name, evs, false);
+  if (!failure)
+    append(b.execution, log, true);
+  if (failure)
+    return failure;
+  json out{{"execution", b.execution},
+           {"events", log.size()},
+           {"agent_logs", b.logs.size() - 1},
+           {"status", m->info().status}};
+  if (!skipped.empty())
+    out["skipped_agent_logs"] = std::move(skipped);
+  return out;
+}
+
+} // namespace cadre::runtime

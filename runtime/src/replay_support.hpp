@@ -1,0 +1,123 @@
+#pragma once
+
+// What the replay commands of the CLI and the replay routes of the HTTP API
+// compute alike (docs/replay.md): the state of an execution after an event
+// with its agents' conversations, the difference of two executions, and
+// the export bundle written and read back and imported. One copy for both:
+// the CLI reads a read-only store, the ingress reads through the store
+// actor, each behind a log_reader. Private to runtime/.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/interfaces.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/machine.hpp"
+
+namespace cadre::persistence {
+class event_store;
+} // namespace cadre::persistence
+
+namespace cadre::runtime {
+
+/// Reads the logs of a store by name (an execution id, "agent:<id>",
+/// "snapshot:<id>/<k>"); an unknown log is an empty one.
+struct log_reader {
+  /// Events from seq `from`, at most `max` (0: all).
+  std::function<expected<std::vector<event>>(const std::string&, uint64_t,
+                                             uint64_t)>
+    read;
+  /// The last seq of a log, 0 when it has none.
+  std::function<expected<uint64_t>(const std::string&)> last_seq;
+  /// The store's store.snapshot_every (0: do not look for snapshots).
+  uint64_t snapshot_every = 0;
+
+  expected<std::vector<event>> operator()(const std::string& name) const {
+    return read(name, 1, 0);
+  }
+};
+
+/// The log of execution `id`. Errors: errc::not_found ("no execution 'ID'
+/// in the store") for an empty log, and the reader's.
+[[nodiscard]] expected<std::vector<event>>
+read_execution(const log_reader& read, const std::string& id);
+
+/// A reader of a store opened in this process (the CLI's read-only one).
+log_reader store_reader(persistence::event_store& store,
+                        uint64_t snapshot_every = 0);
+
+/// The machine of execution `id` after event `at` (0: its last), restored
+/// from the newest snapshot at or before it when there is one (looking back
+/// over up to 64 multiples of snapshot_every). Errors: errc::not_found for
+/// an unknown execution or an `at` past its last event (naming how many
+/// events it has), the fold's, the reader's.
+[[nodiscard]] expected<workflow::machine>
+machine_at(const log_reader& read, const std::string& id, uint64_t at);
+
+/// The state of execution `id` after event `at` (0: its last), as
+/// workflow::machine::view() shows it, with `agents`: each agent log its
+/// turns wrote, as the conversation it held at that event ([{seq, role,
+/// content | name, arguments}]). `cadre inspect --json` prints it and
+/// GET /v1/executions/{id}/state answers it. Errors: errc::not_found for
+/// an unknown execution or an `at` past its last event (naming how many
+/// events it has), the fold's, the reader's.
+[[nodiscard]] expected<json>
+execution_state(const log_reader& read, const std::string& id, uint64_t at);
+
+/// The difference of executions `a` and `b` (workflow::diff_logs) as
+/// `cadre diff --json` prints it and GET /v1/executions/{a}/diff/{b}
+/// answers it: {a, b, same, first_divergent_seq, first_a, first_b, tasks,
+/// usage_a, usage_b}. Errors: errc::not_found naming the unknown one, the
+/// fold's, the reader's.
+[[nodiscard]] expected<json>
+execution_diff(const log_reader& read, const std::string& a,
+               const std::string& b);
+
+/// An exported bundle, read back: the execution's log and the agent logs.
+struct bundle {
+  std::string execution;
+  /// (log name, its events from seq 1), the execution's log among them.
+  std::vector<std::pair<std::string, std::vector<event>>> logs;
+
+  const std::vector<event>* log(const std::string& name) const;
+};
+
+/// Writes the bundle of execution `id` as NDJSON: a first line {"cadre":
+/// "export", "format": 1, "execution": ID, "logs": [agent logs]}, then a
+/// line {log, seq, time_us, type, payload} per event, the execution's log
+/// first. `cadre export` and GET /v1/executions/{id}/export write it.
+/// Errors: errc::not_found, the reader's, errc::storage_error when `out`
+/// fails.
+[[nodiscard]] expected<void>
+write_bundle(const log_reader& read, const std::string& id, std::ostream& out);
+
+/// Reads a bundle from `in`. Errors: errc::invalid_input "NAME:LINE: what"
+/// ("NAME: what" when no line is at fault); `bad_line`, when given, is set
+/// to the line at fault (0: none).
+[[nodiscard]] expected<bundle> read_bundle(std::istream& in,
+                                           const std::string& name,
+                                           size_t* bad_line = nullptr);
+
+/// Imports `b` into the store behind `store`: checks that the execution's
+/// log folds and that every other log is an agent log its turns wrote,
+/// then appends the agent logs (keeping one the store already has: memory
+/// scope `agent` is shared across executions) and the execution's log with
+/// its index entry. Each request carries `deadline`. Returns {execution,
+/// events, agent_logs, status, skipped_agent_logs?}. Errors:
+/// errc::invalid_input (the bundle), errc::conflict (the store has the
+/// execution), the store's.
+[[nodiscard]] expected<json> import_bundle(caf::actor_system& sys,
+                                           const event_store_actor& store,
+                                           const bundle& b,
+                                           caf::timespan deadline);
+
+} // namespace cadre::runtime
