@@ -9,7 +9,6 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -18,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/tools/regex.hpp"
 
 namespace cadre::tools::llm {
 
@@ -71,8 +71,9 @@ struct entry {
   std::string agent;
   /// Matches only this turn (the request's 1-based call number); 0: any.
   uint32_t turn = 0;
-  /// Matches when the last message's content contains a match (ECMAScript).
-  std::optional<std::regex> match;
+  /// Matches when the last message's content contains a match (RE2: the
+  /// content is whatever a tool or a person wrote).
+  std::optional<regex> match;
   std::string match_text;
   /// Used only when no other entry matches.
   bool is_default = false;
@@ -123,12 +124,10 @@ expected<entry> parse_entry(const profile& p, const json& e,
     } else if (key == "match") {
       if (!value.is_string())
         return script_error(p, at, "must be a regular expression (a string)");
-      try {
-        out.match.emplace(value.get<std::string>(), std::regex::ECMAScript);
-      } catch (const std::regex_error& err) {
-        return script_error(p, at, "not a regular expression: "
-                                     + std::string{err.what()});
-      }
+      auto re = regex::compile(value.get<std::string>());
+      if (!re)
+        return script_error(p, at, message_of(re.error()));
+      out.match = std::move(*re);
       out.match_text = value.get<std::string>();
     } else if (key == "default") {
       if (!value.is_boolean())
@@ -391,7 +390,7 @@ public:
         continue;
       if (e.turn != 0 && e.turn != req.turn)
         continue;
-      if (e.match && !std::regex_search(last, *e.match))
+      if (e.match && !e.match->search(last))
         continue;
       hit = &e;
       break;
