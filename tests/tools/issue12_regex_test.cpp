@@ -2,20 +2,19 @@
 // patternProperties, format) runs in linear time without deep recursion;
 // std::regex crashed on a 60,000-character string and hung on ^(a+)+$.
 
-#include <chrono>
-#include <future>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/regex.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "finishes.hpp"
 
 using namespace cadre;
 using namespace cadre::tools;
+using cadre::test::finishes;
 
 namespace {
 
@@ -32,21 +31,6 @@ json string_property(const std::string& pattern) {
   return {{"type", "object"},
           {"properties",
            {{"code", {{"type", "string"}, {"pattern", pattern}}}}}};
-}
-
-/// Runs `f` on a thread of its own and says whether it finished within a
-/// deadline far beyond what a linear match needs (a hang fails the test
-/// instead of blocking it; the thread is left behind).
-template <class F>
-bool finishes(F f) {
-  auto done = std::make_shared<std::promise<void>>();
-  auto fut = done->get_future();
-  std::thread{[f, done] {
-    f();
-    done->set_value();
-  }}.detach();
-  return fut.wait_for(std::chrono::seconds{120})
-         == std::future_status::ready;
 }
 
 std::unique_ptr<tool> make_validate() {

@@ -42,17 +42,7 @@ namespace detail {
 
 std::string child_pointer(const std::string& pointer,
                           const std::string& token) {
-  std::string out = pointer;
-  out += '/';
-  for (char c : token) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
+  return yaml::child_pointer(pointer, token);
 }
 
 namespace {

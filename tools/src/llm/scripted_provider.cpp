@@ -14,54 +14,14 @@
 #include <thread>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/regex.hpp"
+#include "cadre/yaml/reader.hpp"
 
 namespace cadre::tools::llm {
 
 namespace {
 
-// YAML (JSON is YAML flow style) to JSON with the core schema's plain
-// scalars: quoted scalars stay strings.
-json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      json out = json::object();
-      for (auto it : node)
-        out[it.first.as<std::string>()] = yaml_to_json(it.second);
-      return out;
-    }
-    case YAML::NodeType::Sequence: {
-      json out = json::array();
-      for (auto it : node)
-        out.push_back(yaml_to_json(it));
-      return out;
-    }
-    case YAML::NodeType::Scalar: {
-      const auto& s = node.Scalar();
-      if (node.Tag() != "?")
-        return s;
-      if (s == "true" || s == "True" || s == "TRUE")
-        return true;
-      if (s == "false" || s == "False" || s == "FALSE")
-        return false;
-      if (s == "null" || s == "~" || s == "Null" || s == "NULL")
-        return nullptr;
-      char* end = nullptr;
-      auto i = std::strtoll(s.c_str(), &end, 10);
-      if (!s.empty() && *end == '\0')
-        return i;
-      auto d = std::strtod(s.c_str(), &end);
-      if (!s.empty() && *end == '\0')
-        return d;
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
 
 /// One entry of a script.
 struct entry {
@@ -512,17 +472,22 @@ expected<std::unique_ptr<provider>> make_scripted_provider(const profile& p) {
     if (!f->is_string())
       return script_error(p, "script", "must be a file path");
     auto path = f->get<std::string>();
-    try {
-      auto doc = yaml_to_json(YAML::LoadFile(path));
-      turns = doc.is_object() && doc.contains("turns") ? doc["turns"] : doc;
-    } catch (const YAML::BadFile&) {
+    std::ifstream in{path, std::ios::binary};
+    if (!in)
       return script_error(p, "script", "cannot read '" + path + "'");
-    } catch (const YAML::Exception& e) {
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto doc = yaml::read(text.str());
+    if (!doc.problems.empty()) {
+      const auto& bad = doc.problems.front();
       return script_error(p, "script",
-                          path + ":" + std::to_string(e.mark.line + 1) + ":"
-                            + std::to_string(e.mark.column + 1) + ": "
-                            + e.msg);
+                          path + ":" + std::to_string(bad.at.line) + ":"
+                            + std::to_string(bad.at.column) + ": "
+                            + bad.message);
     }
+    turns = doc.value.is_object() && doc.value.contains("turns")
+              ? doc.value["turns"]
+              : doc.value;
   } else {
     // No script: a model that only says it has none, so an agent still runs.
     turns = json::array(
