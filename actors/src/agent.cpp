@@ -22,6 +22,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
@@ -541,7 +542,7 @@ void final_answer(agent_self self, const llm_message& msg) {
     return;
   }
   std::string problem;
-  auto value = json::parse(strip_fences(msg.content), nullptr, false);
+  auto value = try_parse_json(strip_fences(msg.content));
   if (value.is_discarded()) {
     problem = "the answer is not JSON";
   } else if (auto ok = workflow::check_schema(t.spec.output_schema, value,

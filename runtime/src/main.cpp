@@ -40,6 +40,7 @@ using runtime::cli::exit_interrupted;
 using runtime::cli::exit_ok;
 using runtime::cli::exit_usage;
 using runtime::cli::exit_waiting;
+using runtime::cli::parse_answer;
 using runtime::cli::parse_input;
 using runtime::cli::print_error;
 using runtime::cli::report;
@@ -259,9 +260,12 @@ int cmd_run(const std::string& file, const std::string& input_arg,
 
 int cmd_input(const std::string& id, const std::string& task,
               const std::string& value_arg, const global_options& g) {
-  auto value = json::parse(value_arg, nullptr, false);
-  if (value.is_discarded())
-    value = value_arg; // a bare word is a string answer
+  auto answer = parse_answer(value_arg);
+  if (!answer) {
+    print_error(message_of(answer.error()));
+    return exit_usage;
+  }
+  json value = std::move(*answer);
   auto n = start_node(g, "input");
   auto sink = runtime::spawn_progress(n->system(), style_of(g));
   caf::anon_send(n->bus(), subscribe_atom_v, id, sink);

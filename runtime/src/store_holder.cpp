@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cadre/messages/json_value.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -50,7 +51,7 @@ std::optional<store_holder> read_holder(const std::string& dir) {
     return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
-  auto j = json::parse(ss.str(), nullptr, false);
+  auto j = try_parse_json(ss.str());
   if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer())
     return std::nullopt;
   store_holder who;

@@ -632,3 +632,61 @@ TEST(Cli, AnUnknownStatusFilterIsAUsageError) {
             std::string::npos)
     << res->err;
 }
+
+// -- issue 12: hostile input is a located error, never a crash -------------
+
+TEST(Issue12, AliasBombInAWorkflowFileIsALocatedError) {
+  test::temp_dir tmp;
+  auto file = tmp / "bomb.yaml";
+  {
+    std::ofstream out{file};
+    out << "name: bomb\n"
+           "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int level = 1; level < 9; ++level) {
+      out << "x" << level << ": &a" << level << " [";
+      for (int i = 0; i < 9; ++i)
+        out << (i ? ", *a" : "*a") << level - 1;
+      out << "]\n";
+    }
+    out << "tasks:\n  - {id: t, tool: echo, input: *a8}\n";
+  }
+  auto res = run({"validate", file}, tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 2) << res->err;
+  EXPECT_EQ(res->err.rfind(file + ":", 0), 0u) << res->err;
+  EXPECT_NE(res->err.find("values once its aliases are expanded"),
+            std::string::npos)
+    << res->err;
+}
+
+TEST(Issue12, DeeplyNestedInputIsALocatedError) {
+  test::temp_dir tmp;
+  auto deep = tmp / "deep.json";
+  std::ofstream{deep} << std::string(100'000, '[')
+                      << std::string(100'000, ']');
+  auto workflow = tmp / "w.yaml";
+  std::ofstream{workflow} << "name: w\ntasks:\n  - {id: a, tool: echo}\n";
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--db", tmp / "db", "run", workflow, "--input", "@" + deep},
+         {"--db", tmp / "db", "tool", "echo", "--input", "@" + deep}}) {
+    auto res = run(args, tmp / "err");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->exit_code, 2) << res->err;
+    EXPECT_NE(res->err.find(deep + ": line 1, column 513: nested deeper "
+                                   "than 512 levels"),
+              std::string::npos)
+      << res->err;
+  }
+  // As deep as allowed: it runs, is stored, and reads back.
+  auto ok = tmp / "ok.json";
+  std::ofstream{ok} << "{\"a\": " << std::string(500, '[')
+                    << std::string(500, ']') << "}";
+  auto res = run({"--db", tmp / "db", "run", workflow, "--input", "@" + ok},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 0) << res->err;
+  auto listing = run({"--db", tmp / "db", "--json", "executions"},
+                     tmp / "err");
+  ASSERT_TRUE(listing);
+  EXPECT_EQ(listing->exit_code, 0) << listing->err;
+}

@@ -31,17 +31,17 @@ TEST(RequestBody, RefusesNonUtf8WithItsPlace) {
 }
 
 TEST(RequestBody, BoundsNestingWithoutRecursing) {
-  std::string deep = "{\"a\": " + std::string(300, '[')
-                     + std::string(300, ']') + "}";
+  std::string deep = "{\"a\": " + std::string(600, '[')
+                     + std::string(600, ']') + "}";
   auto r = parse_json_body(deep);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().detail.find("deeper than 256"), std::string::npos);
+  EXPECT_NE(r.error().detail.find("deeper than 512"), std::string::npos);
   // Brackets inside strings do not count.
   auto ok = parse_json_body("{\"a\": \"" + std::string(1000, '[') + "\"}");
   EXPECT_TRUE(ok);
-  // The object and 255 arrays: 256 levels, the most accepted.
-  EXPECT_TRUE(parse_json_body("{\"a\": " + std::string(255, '[')
-                              + std::string(255, ']') + "}"));
+  // The object and 511 arrays: 512 levels, the most accepted.
+  EXPECT_TRUE(parse_json_body("{\"a\": " + std::string(511, '[')
+                              + std::string(511, ']') + "}"));
 }
 
 TEST(RequestBody, SubmissionFieldsAreCheckedWithPointers) {

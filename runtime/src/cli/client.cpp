@@ -1,4 +1,5 @@
 #include "cli/client.hpp"
+#include "cadre/messages/json_text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -146,7 +147,7 @@ std::string percent_encode(std::string_view text) {
 caf::error problem_error(long status, std::string_view body) {
   auto code = code_of_status(status);
   std::string text = "server: " + std::to_string(status);
-  auto doc = json::parse(body, nullptr, false);
+  auto doc = try_parse_json(body);
   if (doc.is_object()
       && (doc.contains("type") || doc.contains("title")
           || doc.contains("detail"))) {
@@ -203,13 +204,13 @@ bool stream_reader::on_message(const std::string& type,
     return false;
   };
   if (type == "end" || type == "close") {
-    out_.data = json::parse(data, nullptr, false);
+    out_.data = try_parse_json(data);
     if (out_.data.is_discarded())
       out_.data = json{};
     return stop(type == "end" ? stream_outcome::how::ended
                               : stream_outcome::how::closed);
   }
-  auto doc = json::parse(data, nullptr, false);
+  auto doc = try_parse_json(data);
   if (type == "token") {
     if (!handlers_.on_token || !doc.is_object())
       return true;
@@ -322,7 +323,7 @@ expected<json> api_client::call(net::http_request req) {
   if (!resp)
     return transport_error(resp.error());
   if (resp->status < 200 || resp->status >= 300) {
-    last_problem_ = json::parse(resp->body, nullptr, false);
+    last_problem_ = try_parse_json(resp->body);
     if (last_problem_.is_discarded())
       last_problem_ = json{};
     auto err = problem_error(resp->status, resp->body);
@@ -333,7 +334,7 @@ expected<json> api_client::call(net::http_request req) {
   }
   if (resp->body.empty())
     return json{};
-  auto doc = json::parse(resp->body, nullptr, false);
+  auto doc = try_parse_json(resp->body);
   if (doc.is_discarded())
     return answer_error(req, "not JSON: " + quote(resp->body));
   return doc;
@@ -365,7 +366,7 @@ expected<stream_outcome> api_client::stream(net::http_request req,
     return out;
   }
   if (resp->status < 200 || resp->status >= 300) {
-    last_problem_ = json::parse(resp->body, nullptr, false);
+    last_problem_ = try_parse_json(resp->body);
     if (last_problem_.is_discarded())
       last_problem_ = json{};
     return problem_error(resp->status, resp->body);

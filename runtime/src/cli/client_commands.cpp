@@ -215,10 +215,12 @@ int client_run(api_client& client, const client_command& cmd) {
 }
 
 int client_input(api_client& client, const client_command& cmd) {
-  auto value = json::parse(cmd.value, nullptr, false);
-  if (value.is_discarded())
-    value = cmd.value; // a bare word is a string answer
-  auto seq = client.answer(cmd.id, cmd.task, value);
+  auto value = parse_answer(cmd.value);
+  if (!value) {
+    print_error(message_of(value.error()));
+    return exit_usage;
+  }
+  auto seq = client.answer(cmd.id, cmd.task, *value);
   if (!seq)
     return fail(seq.error());
   // From the answer on, as an embedded node shows it.

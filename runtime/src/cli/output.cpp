@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 #include "cadre/runtime/progress.hpp"
 
 namespace cadre::runtime::cli {
@@ -30,11 +32,29 @@ expected<json> parse_input(const std::string& arg, const std::string& what) {
     text = ss.str();
     source = arg.substr(1);
   }
-  auto doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded())
+  json_text_error where;
+  auto doc = parse_json(text, &where);
+  if (!doc) {
+    bool syntax = where.reason != "not valid UTF-8"
+                  && where.reason.rfind("nested deeper", 0) != 0;
     return make_error(errc::invalid_input,
-                      source + ": not valid JSON: " + text.substr(0, 60));
+                      source + (syntax ? ": not valid JSON: " : ": ")
+                        + where.to_string());
+  }
   return doc;
+}
+
+expected<json> parse_answer(const std::string& arg) {
+  json_text_error where;
+  auto doc = parse_json(arg, &where);
+  if (doc)
+    return doc;
+  if (auto at = invalid_utf8_at(arg); at != std::string::npos)
+    return make_error(errc::invalid_input,
+                      "VALUE: not valid UTF-8 at byte " + std::to_string(at));
+  if (where.reason.rfind("nested deeper", 0) == 0)
+    return make_error(errc::invalid_input, "VALUE: " + where.to_string());
+  return json(arg); // a bare word is a string answer
 }
 
 int exit_code_of(const execution_info& info) {

@@ -27,6 +27,7 @@
 
 #include "json_schema/linear_regex.hpp"
 #include "json_schema/meta_schemas.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -664,7 +665,7 @@ json* fetch(const std::string& uri, const std::string& remotes_dir,
                         + path.string()};
   std::stringstream text;
   text << in.rdbuf();
-  auto doc = json::parse(text.str(), nullptr, false);
+  auto doc = try_parse_json(text.str());
   if (doc.is_discarded())
     throw fetch_failure{"remote $ref '" + uri + "': " + path.string()
                         + " is not JSON"};

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "net/net_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm::detail {
 
@@ -218,10 +219,10 @@ std::string quote(std::string_view text, std::string_view secret,
 }
 
 std::optional<json> parse_json(std::string_view text) {
-  auto doc = json::parse(text.begin(), text.end(), nullptr, false);
-  if (doc.is_discarded())
+  auto doc = cadre::parse_json(text);
+  if (!doc)
     return std::nullopt;
-  return doc;
+  return std::move(*doc);
 }
 
 std::string provider_message(std::string_view body) {

@@ -17,6 +17,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/regex.hpp"
 #include "cadre/yaml/reader.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
 
@@ -167,7 +168,7 @@ std::string trim(const std::string& s) {
 }
 
 json parse_or_text(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
+  auto j = try_parse_json(text);
   if (j.is_discarded())
     return text;
   return j;

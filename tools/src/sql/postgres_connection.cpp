@@ -19,6 +19,7 @@
 
 #include "sql/sql_connection.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::sql {
 
@@ -608,7 +609,7 @@ private:
       }
       case json_oid:
       case jsonb_oid: {
-        auto doc = json::parse(text, nullptr, false);
+        auto doc = try_parse_json(text);
         if (!doc.is_discarded())
           return doc;
         break;

@@ -15,6 +15,7 @@
 
 #include "sql/sql_connection.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::sql {
 
@@ -353,7 +354,7 @@ private:
         std::string_view text{p ? p : "",
                               static_cast<size_t>(sqlite3_column_bytes(st, i))};
         if (json_col) {
-          auto doc = json::parse(text, nullptr, false);
+          auto doc = try_parse_json(text);
           if (!doc.is_discarded())
             return doc;
         }
