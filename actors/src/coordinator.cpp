@@ -13,6 +13,7 @@
 #include "cadre/actors/metrics.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
@@ -194,7 +195,7 @@ void log_failures(const std::string& id, const workflow::step& s) {
       continue;
     auto task = p.value("task", "");
     if (auto item = p.find("item"); item != p.end())
-      task += "[" + item->dump() + "]";
+      task += "[" + dump_json(*item) + "]";
     auto attempt = p.value("attempt", int64_t{0});
     auto code = p.value("code", "");
     if (p.contains("retry_in_ms"))

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "cadre/yaml/reader.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::config {
 
@@ -50,7 +51,7 @@ expected<T> scalar(const source& src, const json& value,
         raw != src.doc.raw_numbers.end())
       return raw->second;
     if (value.is_boolean())
-      return value.dump();
+      return dump_json(value);
   } else if constexpr (std::is_same_v<T, bool>) {
     if (value.is_boolean())
       return value.get<bool>();

@@ -28,6 +28,7 @@
 #include "cli/output.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
+#include "cadre/messages/json_text.hpp"
 
 using namespace cadre;
 
@@ -205,7 +206,7 @@ int cmd_validate(const std::vector<std::string>& files,
     }
   }
   if (g.json_out)
-    std::printf("%s\n", all.dump().c_str());
+    std::printf("%s\n", dump_json(all).c_str());
   return rc;
 }
 
@@ -302,8 +303,8 @@ int cmd_resume(const global_options& g) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds{50});
   if (g.json_out)
-    std::printf("%s\n", json{{"type", "resumed"}, {"executions", results}}
-                          .dump()
+    std::printf("%s\n", dump_json(json{{"type", "resumed"},
+                                        {"executions", results}})
                           .c_str());
   else
     std::fprintf(stderr, "resumed %zu execution%s\n", n->resumed().size(),
@@ -444,7 +445,7 @@ int cmd_tree(const global_options& g) {
   auto n = start_node(g, "tree");
   auto tree = n->tree();
   if (g.json_out)
-    std::printf("%s\n", tree.dump().c_str());
+    std::printf("%s\n", dump_json(tree).c_str());
   else
     std::fputs(actors::render_tree(json_value{tree}).c_str(), stdout);
   return exit_ok;
@@ -482,7 +483,7 @@ int cmd_tools(const global_options& g) {
                        {"output_schema", d.output_schema}});
   }
   if (g.json_out) {
-    std::printf("%s\n", out.dump().c_str());
+    std::printf("%s\n", dump_json(out).c_str());
     return exit_ok;
   }
   for (auto& t : out) {
@@ -543,13 +544,14 @@ int cmd_tool(const std::string& name, const std::string& input_arg,
   }
   if (!out) {
     if (g.json_out)
-      std::printf("%s\n", json{{"error", describe(out.error())}}.dump().c_str());
+      std::printf("%s\n",
+                  dump_json(json{{"error", describe(out.error())}}).c_str());
     else
       print_error(describe(out.error()));
     return exit_failed;
   }
-  std::printf("%s\n", g.json_out ? out->get().dump().c_str()
-                                   : out->get().dump(2).c_str());
+  std::printf("%s\n", g.json_out ? dump_json(out->get()).c_str()
+                                   : dump_json(out->get(), 2).c_str());
   return exit_ok;
 }
 

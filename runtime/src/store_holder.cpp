@@ -30,8 +30,9 @@ void write_holder(const std::string& dir, const store_holder& who) {
   auto tmp = path + ".tmp";
   {
     std::ofstream out{tmp, std::ios::trunc};
-    out << json{{"pid", who.pid}, {"command", who.command}, {"url", who.url}}
-             .dump()
+    out << dump_json(json{{"pid", who.pid},
+                          {"command", who.command},
+                          {"url", who.url}})
         << '\n';
     if (!out)
       return;

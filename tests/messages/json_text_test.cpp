@@ -43,3 +43,16 @@ TEST(JsonText, SyntaxAndUtf8ErrorsHaveLineAndColumn) {
   EXPECT_EQ(parse_json(" {\"a\": [1, 2]} ").value(),
             (json{{"a", {1, 2}}}));
 }
+
+TEST(Issue12, DumpOfBytesThatAreNotUtf8NeverThrows) {
+  // nlohmann's dump throws type_error 316 here, which aborted every command
+  // that showed such a value from a store.
+  json doc = {{"text", std::string{"caf\xe9"}}};
+  EXPECT_THROW((void) doc.dump(), json::type_error);
+  EXPECT_EQ(dump_json(doc), "{\"text\":\"caf\xef\xbf\xbd\"}");
+  EXPECT_EQ(dump_json(doc, 2), "{\n  \"text\": \"caf\xef\xbf\xbd\"\n}");
+  json_value value{doc};
+  EXPECT_EQ(value.dump(), "{\"text\":\"caf\xef\xbf\xbd\"}");
+  EXPECT_EQ(to_string(value), value.dump());
+  EXPECT_EQ(dump_json(json{{"a", "é"}}), "{\"a\":\"é\"}");
+}

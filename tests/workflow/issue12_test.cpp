@@ -111,3 +111,17 @@ TEST(Issue12, UnsupportedPatternInInputSchemaIsALocatedError) {
     << d->message;
   EXPECT_EQ(d->where.line, 3);
 }
+
+TEST(Issue12, TextThatIsNotUtf8IsALocatedError) {
+  auto r = parse_text("name: u\n"
+                      "tasks:\n"
+                      "  - {id: a, tool: echo, input: {text: \"\xc3\x28 "
+                      "{{ 1 }}\"}}\n",
+                      "u.yaml", test_context());
+  ASSERT_FALSE(r.def);
+  auto* d = find_error(r, "not valid UTF-8");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->pointer, "/tasks/0/input/text");
+  EXPECT_EQ(d->where.line, 3);
+  // Over HTTP a workflow arrives as JSON, checked when its body is parsed.
+}

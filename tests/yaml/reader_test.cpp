@@ -100,3 +100,20 @@ TEST(Issue12, DeepNestingStopsAtTheDepthBound) {
     EXPECT_TRUE(deeper.value.is_null());
   }
 }
+
+TEST(Issue12, TextThatIsNotUtf8IsALocatedError) {
+  auto doc = yaml::read("ok: café\n"
+                        "bad: \"\xc3\x28 {{ 1 }}\"\n"
+                        "list: [a, b\xe9]\n"
+                        "k\xff: 1\n");
+  ASSERT_EQ(doc.problems.size(), 3u);
+  EXPECT_EQ(doc.problems[0].pointer, "/bad");
+  EXPECT_EQ(doc.problems[0].at.line, 2);
+  EXPECT_EQ(doc.problems[0].at.column, 6);
+  EXPECT_EQ(doc.problems[0].message, "not valid UTF-8 (at byte 0)");
+  EXPECT_EQ(doc.problems[1].pointer, "/list/1");
+  EXPECT_EQ(doc.problems[1].message, "not valid UTF-8 (at byte 1)");
+  EXPECT_EQ(doc.problems[2].at.line, 4);
+  EXPECT_EQ(doc.value["ok"], "café");
+  EXPECT_FALSE(doc.value.contains("k\xff"));
+}

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "document.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
 
@@ -52,7 +53,7 @@ constexpr const char* duration_hint
     "1h30m";
 
 std::string describe_value(const json& value) {
-  auto text = value.dump();
+  auto text = dump_json(value);
   if (text.size() > 40)
     text = text.substr(0, 40) + "...";
   return text;

@@ -13,6 +13,8 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cadre/messages/utf8.hpp"
+
 namespace cadre::yaml {
 
 namespace {
@@ -184,6 +186,8 @@ public:
           }
           std::string name = key.Scalar();
           count_bytes(key, pointer, name.size());
+          if (!utf8(key, pointer, name))
+            continue;
           auto child = child_pointer(pointer, name);
           if (out.contains(name)) {
             auto first = doc_.keys[child];
@@ -205,6 +209,18 @@ public:
   }
 
 private:
+  // JSON text is UTF-8: a key or scalar that is not would abort whatever
+  // writes it out later (issue 12).
+  bool utf8(const YAML::Node& node, const std::string& pointer,
+            const std::string& text) {
+    auto at = invalid_utf8_at(text);
+    if (at == std::string::npos)
+      return true;
+    error(node.Mark(), pointer,
+          "not valid UTF-8 (at byte " + std::to_string(at) + ")");
+    return false;
+  }
+
   void count_bytes(const YAML::Node& node, const std::string& pointer,
                    size_t n) {
     bytes_ += n;
@@ -220,6 +236,8 @@ private:
     const auto& tag = node.Tag();
     const auto& text = node.Scalar();
     count_bytes(node, pointer, text.size());
+    if (!utf8(node, pointer, text))
+      return nullptr;
     // yaml-cpp tags quoted and block scalars "!": they stay strings.
     if (tag == "!" || tag == "tag:yaml.org,2002:str")
       return text;

@@ -45,7 +45,7 @@ std::string text_of(const json& j, const char* key) {
     return {};
   if (i->is_string())
     return i->get<std::string>();
-  return i->dump();
+  return dump_json(*i);
 }
 
 template <class T>
@@ -70,7 +70,7 @@ execution_info info_of(const json& j) {
   x.output = json_value{j.value("output", json{})};
   // An error may come as an object with a message.
   if (auto e = j.find("error"); e != j.end() && e->is_object())
-    x.error = e->contains("message") ? text_of(*e, "message") : e->dump();
+    x.error = e->contains("message") ? text_of(*e, "message") : dump_json(*e);
   else
     x.error = text_of(j, "error");
   return x;
@@ -388,7 +388,7 @@ expected<stream_outcome>
 api_client::submit_stream(const json& body, const stream_handlers& handlers) {
   auto req = make_request("POST", url("/v1/executions"), stream_timeout);
   req.headers.set("Content-Type", "application/json");
-  req.body = body.dump();
+  req.body = dump_json(body);
   return stream(std::move(req), 0, handlers);
 }
 
@@ -521,13 +521,13 @@ expected<uint64_t> api_client::answer(const std::string& id,
                               + "/input"),
                           call_timeout);
   req.headers.set("Content-Type", "application/json");
-  req.body = json{{"task", task}, {"value", value}}.dump();
+  req.body = dump_json(json{{"task", task}, {"value", value}});
   auto doc = call(req);
   if (!doc)
     return doc.error();
   if (auto seq = doc->find("seq"); seq != doc->end() && seq->is_number())
     return seq->get<uint64_t>();
-  return answer_error(req, "no seq in " + quote(doc->dump()));
+  return answer_error(req, "no seq in " + quote(dump_json(*doc)));
 }
 
 expected<bool> api_client::cancel(const std::string& id) {
@@ -540,7 +540,7 @@ expected<bool> api_client::cancel(const std::string& id) {
     return doc.error();
   if (auto c = doc->find("cancelled"); c != doc->end() && c->is_boolean())
     return c->get<bool>();
-  return answer_error(req, "no cancelled in " + quote(doc->dump()));
+  return answer_error(req, "no cancelled in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::tools() {
@@ -550,7 +550,7 @@ expected<json> api_client::tools() {
     return doc.error();
   if (auto list = doc->find("tools"); list != doc->end() && list->is_array())
     return *list;
-  return answer_error(req, "no tools in " + quote(doc->dump()));
+  return answer_error(req, "no tools in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::invoke_tool(const std::string& name,
@@ -566,13 +566,13 @@ expected<json> api_client::invoke_tool(const std::string& name,
   json body{{"input", input}};
   if (timeout_ms > 0)
     body["timeout_ms"] = timeout_ms;
-  req.body = body.dump();
+  req.body = dump_json(body);
   auto doc = call(req);
   if (!doc)
     return doc.error();
   if (auto out = doc->find("output"); out != doc->end())
     return *out;
-  return answer_error(req, "no output in " + quote(doc->dump()));
+  return answer_error(req, "no output in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::tree() {

@@ -18,6 +18,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cli/client.hpp"
 #include "cli/output.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -298,7 +299,7 @@ int client_tools(api_client& client, const client_command& cmd) {
   if (!list)
     return fail(list.error());
   if (cmd.json_out) {
-    std::printf("%s\n", list->dump().c_str());
+    std::printf("%s\n", dump_json(*list).c_str());
     return exit_ok;
   }
   for (auto& t : *list) {
@@ -326,13 +327,13 @@ int client_tool(api_client& client, const client_command& cmd) {
       return fail(out.error(), exit_usage);
     if (cmd.json_out && code_of(out.error()) != errc::invalid_config) {
       std::printf("%s\n",
-                  json{{"error", message_of(out.error())}}.dump().c_str());
+                  dump_json(json{{"error", message_of(out.error())}}).c_str());
       return exit_failed;
     }
     return fail(out.error());
   }
-  std::printf("%s\n", cmd.json_out ? out->dump().c_str()
-                                   : out->dump(2).c_str());
+  std::printf("%s\n", cmd.json_out ? dump_json(*out).c_str()
+                                   : dump_json(*out, 2).c_str());
   return exit_ok;
 }
 
@@ -341,7 +342,7 @@ int client_tree(api_client& client, const client_command& cmd) {
   if (!tree)
     return fail(tree.error());
   if (cmd.json_out)
-    std::printf("%s\n", tree->dump().c_str());
+    std::printf("%s\n", dump_json(*tree).c_str());
   else
     std::fputs(actors::render_tree(json_value{*tree}).c_str(), stdout);
   return exit_ok;

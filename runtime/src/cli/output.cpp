@@ -69,9 +69,9 @@ int report(const execution_info& info, bool json_out) {
   if (json_out) {
     json j = info;
     j["type"] = "result";
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
   } else if (info.status == "completed") {
-    std::printf("%s\n", info.output->dump(2).c_str());
+    std::printf("%s\n", dump_json(*info.output, 2).c_str());
   }
   std::fflush(stdout);
   if (!json_out) {
@@ -98,7 +98,7 @@ void print_executions(const std::vector<execution_info>& list,
                       bool json_out) {
   if (json_out) {
     json j = list;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     return;
   }
   std::printf("%-20s %-10s %-24s %s\n", "ID", "STATUS", "WORKFLOW",
@@ -112,14 +112,14 @@ void print_executions(const std::vector<execution_info>& list,
 void print_event_row(const event& ev, bool json_out) {
   if (json_out) {
     json j = ev;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     return;
   }
   auto line = describe_event(ev);
   std::printf("%6llu  %s  %-20s %s\n",
               static_cast<unsigned long long>(ev.seq),
               time_text(ev.time_us).c_str(), ev.type.c_str(),
-              line.empty() ? ev.payload.dump().substr(0, 80).c_str()
+              line.empty() ? dump_json(ev.payload).substr(0, 80).c_str()
                            : line.c_str());
 }
 

@@ -586,7 +586,7 @@ bool has_subschemas(const std::string& keyword) {
 
 /// The same number text valijson would print, from the schema instead.
 std::string number_text(const json& x) {
-  return x.is_number() ? x.dump() : std::string{"?"};
+  return x.is_number() ? dump_json(x) : std::string{"?"};
 }
 
 std::string nicer_message(const std::string& keyword, const json* schema,
@@ -620,14 +620,14 @@ std::string nicer_message(const std::string& keyword, const json* schema,
     // valijson prints limits with std::to_string ("10.000000").
     auto digits = text.find_last_not_of("0123456789.-+e");
     return text.substr(0, digits + 1) + number_text(limit) + " (got "
-           + value.dump() + ")";
+           + dump_json(value) + ")";
   }
   if (keyword == "enum")
-    return "Value is not one of " + limit.dump();
+    return "Value is not one of " + dump_json(limit);
   if (keyword == "const")
-    return "Value must be " + limit.dump();
+    return "Value must be " + dump_json(limit);
   if (keyword == "pattern" && limit.is_string())
-    return "String does not match the pattern " + limit.dump();
+    return "String does not match the pattern " + dump_json(limit);
   return text;
 }
 

@@ -181,7 +181,7 @@ net::http_request make_post(const profile& p, const call_context& ctx,
   req.method = "POST";
   req.url = std::move(url);
   req.headers.add("Content-Type", "application/json");
-  req.body = body.dump();
+  req.body = dump_json(body);
   req.connect_timeout = p.connect_timeout;
   req.timeout = p.timeout;
   // An LLM endpoint is chosen by the operator, not by a model or a user:
@@ -369,7 +369,7 @@ expected<json> object_arguments(const profile& p, const std::string& tool,
   if (!args.is_object())
     return malformed(p, "the arguments of tool call '" + tool
                           + "' are not a JSON object",
-                     args.dump());
+                     dump_json(args));
   return args;
 }
 

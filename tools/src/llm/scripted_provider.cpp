@@ -62,7 +62,7 @@ expected<uint64_t> uint_of(const profile& p, const std::string& where,
     return x.get<uint64_t>();
   if (x.is_number_integer() && x.get<int64_t>() >= 0)
     return static_cast<uint64_t>(x.get<int64_t>());
-  return script_error(p, where, "must be an integer >= 0, got " + x.dump());
+  return script_error(p, where, "must be an integer >= 0, got " + dump_json(x));
 }
 
 expected<entry> parse_entry(const profile& p, const json& e,
@@ -101,7 +101,7 @@ expected<entry> parse_entry(const profile& p, const json& e,
       for (auto& [rk, rv] : value.items()) {
         auto rat = at + "." + rk;
         if (rk == "text") {
-          out.text = rv.is_string() ? rv.get<std::string>() : rv.dump();
+          out.text = rv.is_string() ? rv.get<std::string>() : dump_json(rv);
         } else if (rk == "tool_calls") {
           if (!rv.is_array())
             return script_error(p, rat, "must be a list of {name, arguments}");
@@ -270,7 +270,7 @@ struct template_env {
                             + "' (known: last_tool_result, tool_results, "
                               "tool.<name>[.path], last_user, last_message, "
                               "agent, turn)");
-      out += as_text && v->is_string() ? v->get<std::string>() : v->dump();
+      out += as_text && v->is_string() ? v->get<std::string>() : dump_json(*v);
       pos = close + 2;
     }
     out.append(s, pos, std::string::npos);

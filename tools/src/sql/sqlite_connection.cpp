@@ -318,7 +318,7 @@ private:
           return detail::input_error("sql", where, err);
         // Other objects and arrays are stored as JSON text, which SQLite's
         // json functions read.
-        auto text = v.dump();
+        auto text = dump_json(v);
         rc = sqlite3_bind_text64(st, i, text.data(), text.size(),
                                  SQLITE_TRANSIENT, SQLITE_UTF8);
       }

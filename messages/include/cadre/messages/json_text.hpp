@@ -64,4 +64,9 @@ std::pair<int, int> line_column(std::string_view text,
 /// data.
 std::string dump_json(const json& doc, int indent = -1);
 
+/// The same for a json_value.
+inline std::string dump_json(const json_value& doc, int indent = -1) {
+  return dump_json(doc.get(), indent);
+}
+
 } // namespace cadre
