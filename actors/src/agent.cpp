@@ -22,6 +22,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
@@ -136,7 +137,7 @@ llm_worker_impl(llm_worker_actor::stateful_pointer<llm_worker_state> self,
       auto p = profile_for(*opts, req.profile, c.value("script", json{}));
       if (!p)
         return std::move(p.error());
-      auto key = p->name + "\n" + p->settings.dump();
+      auto key = p->name + "\n" + dump_json(p->settings);
       auto& prov = self->state.providers[key];
       if (!prov) {
         auto made = opts->make_provider ? opts->make_provider(*p)
@@ -331,7 +332,7 @@ void fold(agent_state& st, const event& ev) {
       m.is_error = true;
       m.content = "error: " + e->get<std::string>();
     } else {
-      m.content = p.value("output", json{}).dump();
+      m.content = dump_json(p.value("output", json{}));
     }
     t.results[m.tool_call_id] = m;
     if (t.results.size() == t.tool_calls.size())
@@ -541,7 +542,7 @@ void final_answer(agent_self self, const llm_message& msg) {
     return;
   }
   std::string problem;
-  auto value = json::parse(strip_fences(msg.content), nullptr, false);
+  auto value = try_parse_json(strip_fences(msg.content));
   if (value.is_discarded()) {
     problem = "the answer is not JSON";
   } else if (auto ok = workflow::check_schema(t.spec.output_schema, value,
@@ -565,7 +566,7 @@ void final_answer(agent_self self, const llm_message& msg) {
                    + problem
                    + "). Answer again with only a JSON value that matches "
                      "this schema: "
-                   + t.spec.output_schema.dump();
+                   + dump_json(t.spec.output_schema);
   emit(self, ev_type::message,
        json{{"turn", t.key}, {"message", repair}, {"repair", true}});
   request_llm(self);
@@ -764,7 +765,8 @@ void ask_model(agent_self self, const llm_request& req,
   }
   json hashed = req;
   hashed.erase("stream");
-  auto cache_log = "llmcache:" + hash_hex(hashed.dump() + t.spec.script.dump());
+  auto cache_log = "llmcache:"
+                   + hash_hex(dump_json(hashed) + dump_json(t.spec.script));
   self->request(st.store, local_deadline, read_atom_v, cache_log, uint64_t{1},
                 uint64_t{1})
     .then(
@@ -1006,7 +1008,7 @@ void start_turn(agent_self self, agent_turn req) {
   llm_message user;
   user.role = "user";
   user.content = req.input->is_string() ? req.input->get<std::string>()
-                                        : req.input->dump();
+                                        : dump_json(*req.input);
   emit(self, ev_type::message,
        json{{"turn", req.idempotency_key}, {"message", user}});
   auto tools = st.active->spec.tools;

@@ -14,6 +14,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
@@ -213,7 +214,7 @@ void log_failures(const std::string& id, const workflow::step& s) {
       continue;
     auto task = p.value("task", "");
     if (auto item = p.find("item"); item != p.end())
-      task += "[" + item->dump() + "]";
+      task += "[" + dump_json(*item) + "]";
     auto attempt = p.value("attempt", int64_t{0});
     auto code = p.value("code", "");
     if (p.contains("retry_in_ms"))

@@ -14,6 +14,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
 #include "coordinator.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
@@ -76,7 +77,8 @@ std::string new_id(self_ptr self) {
 // What an idempotency key is compared on: the workflow (its name, or the
 // stored definition's id) and the input.
 std::string digest_of(const std::string& workflow, const json& input) {
-  return workflow + "\n" + (input.is_null() ? json::object() : input).dump();
+  return workflow + "\n"
+         + dump_json(input.is_null() ? json::object() : input);
 }
 
 std::string digest_of(const submit_request& req) {

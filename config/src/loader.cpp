@@ -3,70 +3,70 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <limits>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
+#include <type_traits>
 
-#include <yaml-cpp/yaml.h>
+#include "cadre/yaml/reader.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::config {
 
 namespace {
 
-std::string where(const std::string& file, const YAML::Node& node,
-                  const std::string& key) {
-  auto mark = node.Mark();
-  return file + ":" + std::to_string(mark.line + 1) + ":"
-         + std::to_string(mark.column + 1) + ": " + key;
-}
+/// The config file as read: the document and where each value was written.
+struct source {
+  const std::string& path;
+  const yaml::document& doc;
 
-json to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      json out = json::object();
-      for (auto it : node)
-        out[it.first.as<std::string>()] = to_json(it.second);
-      return out;
-    }
-    case YAML::NodeType::Sequence: {
-      json out = json::array();
-      for (auto it : node)
-        out.push_back(to_json(it));
-      return out;
-    }
-    case YAML::NodeType::Scalar: {
-      const auto& s = node.Scalar();
-      if (node.Tag() == "!")
-        return s;
-      if (s == "true")
-        return true;
-      if (s == "false")
-        return false;
-      if (s == "null" || s == "~")
-        return nullptr;
-      char* end = nullptr;
-      auto i = std::strtoll(s.c_str(), &end, 10);
-      if (!s.empty() && *end == '\0')
-        return i;
-      auto d = std::strtod(s.c_str(), &end);
-      if (!s.empty() && *end == '\0')
-        return d;
-      return s;
-    }
-    default:
-      return nullptr;
+  /// "file:line:column: key" at the value of `pointer` (at its key with
+  /// `at_key`).
+  std::string where(const std::string& pointer, const std::string& key,
+                    bool at_key = false) const {
+    auto at = doc.find(pointer, at_key);
+    return path + ":" + std::to_string(at.line) + ":"
+           + std::to_string(at.column) + ": " + key;
   }
-}
+
+  caf::error fail(const std::string& pointer, const std::string& key,
+                  const std::string& what, bool at_key = false) const {
+    return make_error(errc::invalid_config,
+                      where(pointer, key, at_key) + ": " + what);
+  }
+};
 
 template <class T>
-expected<T> scalar(const std::string& file, const YAML::Node& node,
-                   const std::string& key, const char* expect) {
-  try {
-    return node.as<T>();
-  } catch (const YAML::Exception&) {
-    return make_error(errc::invalid_config,
-                      where(file, node, key) + ": expected " + expect);
+expected<T> scalar(const source& src, const json& value,
+                   const std::string& pointer, const std::string& key,
+                   const char* expect) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (value.is_string())
+      return value.get<std::string>();
+    // A path or a name that YAML read as a number or a boolean.
+    if (auto raw = src.doc.raw_numbers.find(pointer);
+        raw != src.doc.raw_numbers.end())
+      return raw->second;
+    if (value.is_boolean())
+      return dump_json(value);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (value.is_boolean())
+      return value.get<bool>();
+  } else if constexpr (std::is_unsigned_v<T>) {
+    if (value.is_number_unsigned()
+        || (value.is_number_integer() && value.get<int64_t>() >= 0))
+      return value.get<T>();
+  } else {
+    if (value.is_number_integer()
+        && (!value.is_number_unsigned()
+            || value.get<uint64_t>()
+                 <= static_cast<uint64_t>(std::numeric_limits<T>::max())))
+      return value.get<T>();
   }
+  return src.fail(pointer, key, std::string{"expected "} + expect);
 }
 
 caf::error env_error(const char* name, const std::string& what) {
@@ -211,79 +211,84 @@ expected<void> apply_llm_environment(json& llm) {
 } // namespace
 
 expected<node_config> load_file(const std::string& path, node_config cfg) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
     return make_error(errc::invalid_config, path + ": cannot read the file");
-  } catch (const YAML::ParserException& e) {
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto doc = yaml::read(text.str());
+  const source src{path, doc};
+  if (!doc.problems.empty()) {
+    const auto& p = doc.problems.front();
     return make_error(errc::invalid_config,
-                      path + ":" + std::to_string(e.mark.line + 1) + ":"
-                        + std::to_string(e.mark.column + 1) + ": " + e.msg);
+                      path + ":" + std::to_string(p.at.line) + ":"
+                        + std::to_string(p.at.column) + ": "
+                        + (p.pointer.empty() ? "" : p.pointer + ": ")
+                        + p.message);
   }
-  if (root.IsNull())
+  const json& root = doc.value;
+  if (root.is_null())
     return cfg;
-  if (!root.IsMap())
-    return make_error(errc::invalid_config,
-                      where(path, root, "/") + ": expected a mapping");
+  if (!root.is_object())
+    return src.fail("", "/", "expected a mapping");
   static const std::set<std::string> top
     = {"store", "tools", "executions", "scheduler", "llm", "agents",
        "server", "log"};
-  for (auto it : root) {
-    auto key = it.first.as<std::string>();
+  for (const auto& [key, value] : root.items()) {
+    (void) value;
     if (!top.count(key))
-      return make_error(errc::invalid_config,
-                        where(path, it.first, key)
-                          + ": unknown key (known: store, tools, "
-                            "executions, scheduler, llm, agents, server, "
-                            "log)");
+      return src.fail("/" + key, key,
+                      "unknown key (known: store, tools, executions, "
+                      "scheduler, llm, agents, server, log)",
+                      true);
   }
-  if (auto store = root["store"]) {
-    for (auto it : store) {
-      auto key = it.first.as<std::string>();
+  auto section = [&](const char* name) -> const json* {
+    auto it = root.find(name);
+    return it == root.end() || it->is_null() ? nullptr : &*it;
+  };
+  if (auto* store = section("store")) {
+    if (!store->is_object())
+      return src.fail("/store", "store", "expected a mapping");
+    for (const auto& [key, value] : store->items()) {
+      auto at = "/store/" + key;
       if (key == "dir") {
-        auto v = scalar<std::string>(path, it.second, "store.dir", "a path");
+        auto v = scalar<std::string>(src, value, at, "store.dir", "a path");
         if (!v)
           return v.error();
         cfg.store_dir = *v;
       } else if (key == "sync") {
-        auto v = scalar<bool>(path, it.second, "store.sync",
-                              "true or false");
+        auto v = scalar<bool>(src, value, at, "store.sync", "true or false");
         if (!v)
           return v.error();
         cfg.store_sync = *v;
       } else if (key == "mode") {
-        auto v = scalar<std::string>(path, it.second, "store.mode",
+        auto v = scalar<std::string>(src, value, at, "store.mode",
                                      "wal or sync");
         if (!v)
           return v.error();
         if (*v != "wal" && *v != "sync")
-          return make_error(errc::invalid_config,
-                            where(path, it.second, "store.mode")
-                              + ": expected wal or sync, got " + *v);
+          return src.fail(at, "store.mode", "expected wal or sync, got " + *v);
         cfg.store_sync = *v == "sync";
       } else if (key == "snapshot_every") {
-        auto v = scalar<uint64_t>(path, it.second, "store.snapshot_every",
+        auto v = scalar<uint64_t>(src, value, at, "store.snapshot_every",
                                   "a number of events (0: no snapshots)");
         if (!v)
           return v.error();
         cfg.snapshot_every = *v;
       } else {
-        return make_error(errc::invalid_config,
-                          where(path, it.first, "store." + key)
-                            + ": unknown key (known: dir, mode, snapshot_every, "
-                              "sync)");
+        return src.fail(at, "store." + key,
+                        "unknown key (known: dir, mode, snapshot_every, sync)",
+                        true);
       }
     }
   }
-  if (auto tools = root["tools"]) {
-    if (!tools.IsMap())
-      return make_error(errc::invalid_config,
-                        where(path, tools, "tools") + ": expected a mapping");
-    for (auto it : tools) {
-      auto name = it.first.as<std::string>();
+  if (auto* tools = section("tools")) {
+    if (!tools->is_object())
+      return src.fail("/tools", "tools", "expected a mapping");
+    for (const auto& [name, value] : tools->items()) {
+      auto at = yaml::child_pointer("/tools", name);
       if (name == "workers") {
-        auto v = scalar<size_t>(path, it.second, "tools.workers",
+        auto v = scalar<size_t>(src, value, at, "tools.workers",
                                 "a positive integer");
         if (!v)
           return v.error();
@@ -291,44 +296,48 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         continue;
       }
       tool_config tc;
-      tc.settings = to_json(it.second);
+      tc.settings = value;
       if (!tc.settings.is_object())
-        return make_error(errc::invalid_config,
-                          where(path, it.second, "tools." + name)
-                            + ": expected a mapping");
-      if (auto w = it.second["workers"]) {
-        auto v = scalar<size_t>(path, w, "tools." + name + ".workers",
+        return src.fail(at, "tools." + name, "expected a mapping");
+      if (auto w = value.find("workers"); w != value.end()) {
+        auto v = scalar<size_t>(src, *w, at + "/workers",
+                                "tools." + name + ".workers",
                                 "a positive integer");
         if (!v)
           return v.error();
         tc.workers = *v;
         tc.settings.erase("workers");
       }
-      if (auto q = it.second["max_queue"]) {
-        auto v = scalar<size_t>(path, q, "tools." + name + ".max_queue",
+      if (auto q = value.find("max_queue"); q != value.end()) {
+        auto key = "tools." + name + ".max_queue";
+        auto v = scalar<size_t>(src, *q, at + "/max_queue", key,
                                 "a positive integer");
         if (!v)
           return v.error();
         if (*v == 0)
-          return make_error(errc::invalid_config,
-                            where(path, q, "tools." + name + ".max_queue")
-                              + ": expected a positive integer");
+          return src.fail(at + "/max_queue", key,
+                          "expected a positive integer");
         tc.max_queue = *v;
         tc.settings.erase("max_queue");
       }
       cfg.tools[name] = std::move(tc);
     }
   }
-  if (auto ex = root["executions"]) {
-    if (auto v = ex["max_restarts"]) {
-      auto r = scalar<size_t>(path, v, "executions.max_restarts",
+  for (auto key : {"executions", "scheduler"})
+    if (auto* value = section(key); value && !value->is_object())
+      return src.fail(std::string{"/"} + key, key, "expected a mapping");
+  if (auto* ex = section("executions")) {
+    if (auto v = ex->find("max_restarts"); v != ex->end()) {
+      auto r = scalar<size_t>(src, *v, "/executions/max_restarts",
+                              "executions.max_restarts",
                               "a non-negative integer");
       if (!r)
         return r.error();
       cfg.max_restarts = *r;
     }
-    if (auto v = ex["restart_window_ms"]) {
-      auto r = scalar<int64_t>(path, v, "executions.restart_window_ms",
+    if (auto v = ex->find("restart_window_ms"); v != ex->end()) {
+      auto r = scalar<int64_t>(src, *v, "/executions/restart_window_ms",
+                               "executions.restart_window_ms",
                                "milliseconds");
       if (!r)
         return r.error();
@@ -340,17 +349,15 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
   for (auto [key, section_json] :
        {std::pair{"llm", &cfg.llm}, std::pair{"agents", &cfg.agents},
         std::pair{"server", &cfg.server}, std::pair{"log", &cfg.log}})
-    if (auto section = root[key]) {
-      auto j = to_json(section);
-      if (!j.is_object())
-        return make_error(errc::invalid_config,
-                          where(path, section, key) + ": expected a mapping");
-      *section_json = std::move(j);
+    if (auto* value = section(key)) {
+      if (!value->is_object())
+        return src.fail(std::string{"/"} + key, key, "expected a mapping");
+      *section_json = *value;
     }
-  if (auto sc = root["scheduler"]) {
-    if (auto v = sc["threads"]) {
-      auto r = scalar<size_t>(path, v, "scheduler.threads",
-                              "a non-negative integer");
+  if (auto* sc = section("scheduler")) {
+    if (auto v = sc->find("threads"); v != sc->end()) {
+      auto r = scalar<size_t>(src, *v, "/scheduler/threads",
+                              "scheduler.threads", "a non-negative integer");
       if (!r)
         return r.error();
       cfg.scheduler_threads = *r;

@@ -1,4 +1,5 @@
 #include "cadre/log/log.hpp"
+#include "cadre/messages/json_text.hpp"
 
 #include <atomic>
 #include <cmath>
@@ -189,7 +190,7 @@ constexpr std::string_view format_names[] = {"text", "json"};
 field::field(std::string_view k, double v) : key(k) {
   // JSON has no NaN or infinity: those travel as strings.
   number = std::isfinite(v);
-  value = number ? nlohmann::json(v).dump() : std::to_string(v);
+  value = number ? dump_json(nlohmann::json(v)) : std::to_string(v);
 }
 
 std::string_view to_string(level x) {

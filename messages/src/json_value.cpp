@@ -1,4 +1,5 @@
 #include "cadre/messages/json_value.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre {
 
@@ -36,11 +37,11 @@ bool json_value::from_cbor(const std::string& bytes) {
 }
 
 std::string json_value::dump() const {
-  return doc_->dump();
+  return dump_json(*doc_);
 }
 
 std::string to_string(const json_value& x) {
-  return x.dump();
+  return dump_json(x);
 }
 
 } // namespace cadre

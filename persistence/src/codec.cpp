@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cadre/messages/json_text.hpp"
 #include "codec_detail.hpp"
 
 namespace cadre::persistence {
@@ -54,7 +55,9 @@ void put_text(std::string& out, std::string_view x) {
 /// lengths are checked against the input and nesting is bounded.
 class cbor_reader {
 public:
-  static constexpr unsigned max_depth = 256;
+  // Values read from text nest at most max_json_depth levels; events and
+  // templates add levels around them.
+  static constexpr unsigned max_depth = 2 * max_json_depth;
 
   cbor_reader(const unsigned char* first, const unsigned char* last)
     : pos_(first), begin_(first), end_(last) {

@@ -3,6 +3,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/agent_spec.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -23,7 +24,7 @@ agents_options_of(const config::node_config& cfg,
   for (auto& [k, v] : cfg.llm.items()) {
     if (k == "cache") {
       if (!v.is_boolean())
-        return bad("llm.cache", "expected true or false, got " + v.dump());
+        return bad("llm.cache", "expected true or false, got " + dump_json(v));
       opts.cache = v.get<bool>();
     } else if (k == "profiles") {
       if (!v.is_object())

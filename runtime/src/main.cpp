@@ -30,6 +30,7 @@
 #include "cli/replay_commands.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
+#include "cadre/messages/json_text.hpp"
 
 using namespace cadre;
 
@@ -42,6 +43,7 @@ using runtime::cli::exit_interrupted;
 using runtime::cli::exit_ok;
 using runtime::cli::exit_usage;
 using runtime::cli::exit_waiting;
+using runtime::cli::parse_answer;
 using runtime::cli::parse_input;
 using runtime::cli::print_error;
 using runtime::cli::report;
@@ -206,7 +208,7 @@ int cmd_validate(const std::vector<std::string>& files,
     }
   }
   if (g.json_out)
-    std::printf("%s\n", all.dump().c_str());
+    std::printf("%s\n", dump_json(all).c_str());
   return rc;
 }
 
@@ -261,9 +263,12 @@ int cmd_run(const std::string& file, const std::string& input_arg,
 
 int cmd_input(const std::string& id, const std::string& task,
               const std::string& value_arg, const global_options& g) {
-  auto value = json::parse(value_arg, nullptr, false);
-  if (value.is_discarded())
-    value = value_arg; // a bare word is a string answer
+  auto answer = parse_answer(value_arg);
+  if (!answer) {
+    print_error(message_of(answer.error()));
+    return exit_usage;
+  }
+  json value = std::move(*answer);
   auto n = start_node(g, "input");
   auto sink = runtime::spawn_progress(n->system(), style_of(g));
   caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
@@ -300,8 +305,8 @@ int cmd_resume(const global_options& g) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds{50});
   if (g.json_out)
-    std::printf("%s\n", json{{"type", "resumed"}, {"executions", results}}
-                          .dump()
+    std::printf("%s\n", dump_json(json{{"type", "resumed"},
+                                        {"executions", results}})
                           .c_str());
   else
     std::fprintf(stderr, "resumed %zu execution%s\n", n->resumed().size(),
@@ -484,7 +489,7 @@ int cmd_tree(const global_options& g) {
   auto n = start_node(g, "tree");
   auto tree = n->tree();
   if (g.json_out)
-    std::printf("%s\n", tree.dump().c_str());
+    std::printf("%s\n", dump_json(tree).c_str());
   else
     std::fputs(actors::render_tree(json_value{tree}).c_str(), stdout);
   return exit_ok;
@@ -522,7 +527,7 @@ int cmd_tools(const global_options& g) {
                        {"output_schema", d.output_schema}});
   }
   if (g.json_out) {
-    std::printf("%s\n", out.dump().c_str());
+    std::printf("%s\n", dump_json(out).c_str());
     return exit_ok;
   }
   for (auto& t : out) {
@@ -583,13 +588,14 @@ int cmd_tool(const std::string& name, const std::string& input_arg,
   }
   if (!out) {
     if (g.json_out)
-      std::printf("%s\n", json{{"error", describe(out.error())}}.dump().c_str());
+      std::printf("%s\n",
+                  dump_json(json{{"error", describe(out.error())}}).c_str());
     else
       print_error(describe(out.error()));
     return exit_failed;
   }
-  std::printf("%s\n", g.json_out ? out->get().dump().c_str()
-                                   : out->get().dump(2).c_str());
+  std::printf("%s\n", g.json_out ? dump_json(out->get()).c_str()
+                                   : dump_json(out->get(), 2).c_str());
   return exit_ok;
 }
 

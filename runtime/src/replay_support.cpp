@@ -1,5 +1,6 @@
 #include "replay_support.hpp"
 
+#include "cadre/messages/json_text.hpp"
 #include "cadre/persistence/event_store.hpp"
 
 #include <algorithm>
@@ -18,7 +19,7 @@ namespace cadre::runtime {
 namespace {
 
 std::string dumped(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return dump_json(j);
 }
 
 // The conversation an agent log holds up to `until_us`: prompts, replies,
@@ -223,7 +224,7 @@ expected<bundle> read_bundle(std::istream& in, const std::string& name,
     ++n;
     if (line.empty())
       continue;
-    auto j = json::parse(line, nullptr, false);
+    auto j = try_parse_json(line);
     if (j.is_discarded() || !j.is_object())
       return bad("not a JSON object");
     if (n == 1) {

@@ -14,6 +14,7 @@
 #include "ingress/http_server.hpp"
 #include "ingress/server_options.hpp"
 #include "store_holder.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -89,12 +90,11 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
                store_holder{static_cast<long>(::getpid()), "cadre serve", url});
   std::thread runner{[&srv] { srv->run(); }};
   // Programs read the first line of stdout; people read stderr.
-  std::printf("%s\n", json{{"type", "listening"},
+  std::printf("%s\n", dump_json(json{{"type", "listening"},
                            {"url", url},
                            {"pid", static_cast<long>(::getpid())},
                            {"store", cfg.store_dir},
-                           {"resumed", (*n)->resumed().size()}}
-                        .dump()
+                           {"resumed", (*n)->resumed().size()}})
                         .c_str());
   std::fflush(stdout);
   log::info("listening", {{"actor", "serve"},

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cadre/messages/json_value.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -29,8 +30,9 @@ void write_holder(const std::string& dir, const store_holder& who) {
   auto tmp = path + ".tmp";
   {
     std::ofstream out{tmp, std::ios::trunc};
-    out << json{{"pid", who.pid}, {"command", who.command}, {"url", who.url}}
-             .dump()
+    out << dump_json(json{{"pid", who.pid},
+                          {"command", who.command},
+                          {"url", who.url}})
         << '\n';
     if (!out)
       return;
@@ -50,7 +52,7 @@ std::optional<store_holder> read_holder(const std::string& dir) {
     return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
-  auto j = json::parse(ss.str(), nullptr, false);
+  auto j = try_parse_json(ss.str());
   if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer())
     return std::nullopt;
   store_holder who;

@@ -604,3 +604,160 @@ TEST(Cli, AnUnknownStatusFilterIsAUsageError) {
             std::string::npos)
     << res->err;
 }
+
+// -- issue 12: hostile input is a located error, never a crash -------------
+
+TEST(Issue12, AliasBombInAWorkflowFileIsALocatedError) {
+  test::temp_dir tmp;
+  auto file = tmp / "bomb.yaml";
+  {
+    std::ofstream out{file};
+    out << "name: bomb\n"
+           "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int level = 1; level < 9; ++level) {
+      out << "x" << level << ": &a" << level << " [";
+      for (int i = 0; i < 9; ++i)
+        out << (i ? ", *a" : "*a") << level - 1;
+      out << "]\n";
+    }
+    out << "tasks:\n  - {id: t, tool: echo, input: *a8}\n";
+  }
+  auto res = run({"validate", file}, tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 2) << res->err;
+  EXPECT_EQ(res->err.rfind(file + ":", 0), 0u) << res->err;
+  EXPECT_NE(res->err.find("values once its aliases are expanded"),
+            std::string::npos)
+    << res->err;
+}
+
+TEST(Issue12, DeeplyNestedInputIsALocatedError) {
+  test::temp_dir tmp;
+  auto deep = tmp / "deep.json";
+  std::ofstream{deep} << std::string(100'000, '[')
+                      << std::string(100'000, ']');
+  auto workflow = tmp / "w.yaml";
+  std::ofstream{workflow} << "name: w\ntasks:\n  - {id: a, tool: echo}\n";
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--db", tmp / "db", "run", workflow, "--input", "@" + deep},
+         {"--db", tmp / "db", "tool", "echo", "--input", "@" + deep}}) {
+    auto res = run(args, tmp / "err");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->exit_code, 2) << res->err;
+    EXPECT_NE(res->err.find(deep + ": line 1, column 513: nested deeper "
+                                   "than 512 levels"),
+              std::string::npos)
+      << res->err;
+  }
+  // As deep as allowed: it runs, is stored, and reads back.
+  auto ok = tmp / "ok.json";
+  std::ofstream{ok} << "{\"a\": " << std::string(500, '[')
+                    << std::string(500, ']') << "}";
+  auto res = run({"--db", tmp / "db", "run", workflow, "--input", "@" + ok},
+                 tmp / "err");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->exit_code, 0) << res->err;
+  auto listing = run({"--db", tmp / "db", "--json", "executions"},
+                     tmp / "err");
+  ASSERT_TRUE(listing);
+  EXPECT_EQ(listing->exit_code, 0) << listing->err;
+}
+
+TEST(Issue12, NonUtf8InAWorkflowFileIsALocatedError) {
+  test::temp_dir tmp;
+  auto file = tmp / "u.yaml";
+  std::ofstream{file} << "name: u\ntasks:\n"
+                         "  - {id: a, tool: echo, input: {text: \"\xc3\x28 "
+                         "{{ 1 }}\"}}\n";
+  for (std::string cmd : {"validate", "run"}) {
+    auto res = run({"--db", tmp / "db", cmd, file}, tmp / "err");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->exit_code, 2) << res->err;
+    EXPECT_NE(res->err.find(file + ":3:"), std::string::npos) << res->err;
+    EXPECT_NE(res->err.find("/tasks/0/input/text: not valid UTF-8"),
+              std::string::npos)
+      << res->err;
+  }
+}
+
+TEST(Issue12, NonUtf8AnswerIsRefusedAndTheStoreStaysReadable) {
+  test::temp_dir tmp;
+  auto workflow = tmp / "ask.yaml";
+  std::ofstream{workflow} << "name: ask\ntasks:\n"
+                             "  - {id: approve, kind: human, "
+                             "prompt: \"Approve\"}\n";
+  auto started = run({"--db", tmp / "db", "--json", "run", workflow},
+                     tmp / "err");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->exit_code, 3) << started->err;
+  auto listing = run({"--db", tmp / "db", "--json", "executions"},
+                     tmp / "err");
+  ASSERT_TRUE(listing);
+  auto list = parse_listing(*listing);
+  ASSERT_TRUE(list && list->size() == 1);
+  auto id = list->at(0).at("id").get<std::string>();
+  auto answered = run({"--db", tmp / "db", "input", id, "approve",
+                       "caf\xe9"},
+                      tmp / "err");
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->exit_code, 2) << answered->err;
+  EXPECT_NE(answered->err.find("VALUE: not valid UTF-8 at byte 3"),
+            std::string::npos)
+    << answered->err;
+  auto again = run({"--db", tmp / "db", "--json", "executions"},
+                   tmp / "err");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->exit_code, 0) << again->err;
+  // A valid answer still goes through.
+  auto ok = run({"--db", tmp / "db", "input", id, "approve", "café"},
+                tmp / "err");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->exit_code, 0) << ok->err;
+}
+
+TEST(Issue12, StoredBytesThatAreNotUtf8NeverAbortACommand) {
+  // What an older cadre let into a store: every command that shows it
+  // prints U+FFFD instead of aborting.
+  test::temp_dir tmp;
+  const std::string bad = "caf\xe9";
+  {
+    persistence::store_options opts;
+    opts.dir = tmp / "db";
+    auto store = persistence::event_store::open(opts);
+    ASSERT_TRUE(store) << describe(store.error());
+    append_request req;
+    req.events.push_back({"e1", 1, 1, "execution_submitted",
+                          json_value{json{{"workflow", bad},
+                                          {"version", "1"},
+                                          {"definition", json::object()},
+                                          {"input", {{"text", bad}}}}}});
+    req.events.push_back({"e1", 2, 2, "execution_failed",
+                          json_value{json{{"code", "tool_failed"},
+                                          {"message", bad}}}});
+    execution_info info;
+    info.id = "e1";
+    info.workflow = bad;
+    info.version = "1";
+    info.status = "failed";
+    info.last_seq = 2;
+    info.output = json_value{json{{"text", bad}}};
+    info.error = bad;
+    req.index.push_back(info);
+    auto seq = (*store)->append(req);
+    ASSERT_TRUE(seq) << describe(seq.error());
+  }
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--json", "executions"},
+         {"executions"},
+         {"--json", "events", "e1"},
+         {"events", "e1"}}) {
+    args.insert(args.begin(), {"--db", tmp / "db"});
+    auto res = run(args, tmp / "err");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->exit_code, 0) << args.back() << ": " << res->err;
+    if (args[2] == "--json") {
+      EXPECT_NE(joined(res->out).find("caf\xef\xbf\xbd"), std::string::npos)
+        << joined(res->out);
+    }
+  }
+}

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cadre/messages/json_text.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/machine.hpp"
@@ -34,17 +35,17 @@ TEST(RequestBody, RefusesNonUtf8WithItsPlace) {
 }
 
 TEST(RequestBody, BoundsNestingWithoutRecursing) {
-  std::string deep = "{\"a\": " + std::string(300, '[')
-                     + std::string(300, ']') + "}";
+  std::string deep = "{\"a\": " + std::string(600, '[')
+                     + std::string(600, ']') + "}";
   auto r = parse_json_body(deep);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().detail.find("deeper than 256"), std::string::npos);
+  EXPECT_NE(r.error().detail.find("deeper than 512"), std::string::npos);
   // Brackets inside strings do not count.
   auto ok = parse_json_body("{\"a\": \"" + std::string(1000, '[') + "\"}");
   EXPECT_TRUE(ok);
-  // The object and 255 arrays: 256 levels, the most accepted.
-  EXPECT_TRUE(parse_json_body("{\"a\": " + std::string(255, '[')
-                              + std::string(255, ']') + "}"));
+  // The object and 511 arrays: 512 levels, the most accepted.
+  EXPECT_TRUE(parse_json_body("{\"a\": " + std::string(511, '[')
+                              + std::string(511, ']') + "}"));
 }
 
 TEST(RequestBody, SubmissionFieldsAreCheckedWithPointers) {
@@ -212,7 +213,7 @@ TEST(RequestBody, WorkflowProblemsListEveryErrorUnderTheirPointer) {
 
 TEST(RequestBody, NdjsonTextIsBoundedLikeJson) {
   EXPECT_FALSE(check_json_text("{\"a\": 1}\n{\"b\": [2]}\n"));
-  auto deep = check_json_text("{}\n" + std::string(300, '['));
+  auto deep = check_json_text("{}\n" + std::string(max_json_depth + 1, '['));
   ASSERT_TRUE(deep);
   EXPECT_EQ(deep->status, 400);
   EXPECT_EQ(deep->line, 2);

@@ -15,7 +15,7 @@
 
 #include "cadre/messages/error.hpp"
 #include "cadre/tools/json_schema.hpp"
-#include "codec/yaml_json.hpp"
+#include "cadre/yaml/reader.hpp"
 
 namespace cadre::test {
 
@@ -64,7 +64,7 @@ public:
   /// Reads `path`; throws std::runtime_error when it cannot (a test
   /// without its spec cannot run).
   static openapi_document load(const std::string& path) {
-    auto doc = tools::detail::read_yaml_file(path);
+    auto doc = yaml::read_file(path);
     if (!doc)
       throw std::runtime_error("openapi_document: " + message_of(doc.error()));
     return openapi_document{std::move(*doc)};

@@ -191,7 +191,7 @@ TEST(ScriptedProvider, BadScriptsNameTheKey) {
     {json{{"turns", json::array({json{{"reply", {{"text", "a"}}}, {"trun", 1}}})}},
      "settings.turns.0.trun: unknown key"},
     {json{{"turns", json::array({json{{"match", "(("}, {"reply", json::object()}}})}},
-     "settings.turns.0.match: not a regular expression"},
+     "settings.turns.0.match: not a supported regular expression"},
     {json{{"turns", json::array({json{{"agent", "a"}}})}},
      "settings.turns.0: an entry needs a 'reply'"},
     {json{{"script", "/nonexistent/script.yaml"}},

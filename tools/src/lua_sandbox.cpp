@@ -12,6 +12,8 @@
 #include <lua.hpp>
 
 #include "lua/stdlib.hpp"
+#include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 
 // Every Lua API call that may allocate runs inside lua_pcall, because a Lua
 // error outside a protected call aborts the process. Lua is built as C and
@@ -131,45 +133,6 @@ end
 G._G = nil
 return lib.array_mt, lib.object_mt
 )lua";
-
-bool valid_utf8(const char* s, size_t n) {
-  auto u = reinterpret_cast<const unsigned char*>(s);
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = u[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n)
-      return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((u[i + k] & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (u[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800)
-        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
-  }
-  return true;
-}
 
 std::string escape_pointer_token(const std::string& token) {
   std::string out;
@@ -592,7 +555,7 @@ struct lua_sandbox::impl {
       case LUA_TSTRING: {
         size_t n = 0;
         auto s = lua_tolstring(L, idx, &n);
-        if (!valid_utf8(s, n))
+        if (!valid_utf8(std::string_view{s, n}))
           return "a string that is not valid UTF-8";
         out = std::string{s, n};
         return {};
@@ -677,7 +640,7 @@ struct lua_sandbox::impl {
       if (lua_type(L, -2) == LUA_TSTRING) {
         size_t n = 0;
         auto s = lua_tolstring(L, -2, &n);
-        if (!valid_utf8(s, n))
+        if (!valid_utf8(std::string_view{s, n}))
           return "a table key that is not valid UTF-8";
         key.assign(s, n);
       } else if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2)) {
@@ -883,7 +846,7 @@ expected<json> lua_sandbox::impl::render(const json& tmpl,
     if (v->is_string())
       out += v->get_ref<const std::string&>();
     else
-      out += v->dump();
+      out += dump_json(*v);
     last = p.end;
   }
   out.append(text, last, std::string::npos);

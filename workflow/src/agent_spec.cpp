@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "document.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
 
@@ -36,7 +37,8 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
         to = i->get<std::string>();
       else
         err(std::string{"/"} + key,
-            std::string{"'"} + key + "' must be a string, got " + i->dump());
+            std::string{"'"} + key + "' must be a string, got "
+              + dump_json(*i));
     }
   };
   auto count = [&](const json& v, const std::string& ptr, const char* what,
@@ -44,7 +46,7 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
     if (!v.is_number_integer() || v.get<int64_t>() < min
         || v.get<int64_t>() > 100000)
       err(ptr, std::string{"'"} + what + "' must be an integer from "
-                 + std::to_string(min) + " to 100000, got " + v.dump());
+                 + std::to_string(min) + " to 100000, got " + dump_json(v));
     else
       to = static_cast<uint32_t>(v.get<int64_t>());
   };
@@ -64,13 +66,14 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
     err("/provider", "'provider' must name an LLM profile");
   if (auto i = doc.find("tools"); i != doc.end()) {
     if (!i->is_array()) {
-      err("/tools", "'tools' must be a list of tool names, got " + i->dump());
+      err("/tools", "'tools' must be a list of tool names, got "
+                      + dump_json(*i));
     } else {
       for (size_t k = 0; k < i->size(); ++k) {
         const auto& t = (*i)[k];
         auto ptr = "/tools/" + std::to_string(k);
         if (!t.is_string() || t.get<std::string>().empty()) {
-          err(ptr, "a tool must be named by a string, got " + t.dump());
+          err(ptr, "a tool must be named by a string, got " + dump_json(t));
           continue;
         }
         auto tool = t.get<std::string>();
@@ -102,12 +105,12 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
     if (!i->is_object()) {
       err("/memory", "'memory' must be a mapping {scope, window, policy, "
                      "keep}, got "
-                       + i->dump());
+                       + dump_json(*i));
     } else {
       bool keep_set = false;
       for (auto m = i->begin(); m != i->end(); ++m) {
         if (m.key() == "scope") {
-          auto v = m->is_string() ? m->get<std::string>() : m->dump();
+          auto v = m->is_string() ? m->get<std::string>() : dump_json(*m);
           if (v != "task" && v != "execution" && v != "agent")
             err("/memory/scope",
                 "'scope' must be task, execution or agent, got " + v);
@@ -116,7 +119,7 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
         } else if (m.key() == "window") {
           count(*m, "/memory/window", "window", 0, out.memory_window);
         } else if (m.key() == "policy") {
-          auto v = m->is_string() ? m->get<std::string>() : m->dump();
+          auto v = m->is_string() ? m->get<std::string>() : dump_json(*m);
           if (v != "window" && v != "summary")
             err("/memory/policy",
                 "'policy' must be window or summary, got " + v);
@@ -142,7 +145,7 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
   if (auto i = doc.find("temperature"); i != doc.end()) {
     if (!i->is_number() || i->get<double>() < 0 || i->get<double>() > 2)
       err("/temperature", "'temperature' must be a number from 0 to 2, got "
-                            + i->dump());
+                            + dump_json(*i));
     else
       out.temperature = i->get<double>();
   }
@@ -150,7 +153,7 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
     count(*i, "/max_tokens", "max_tokens", 1, out.max_tokens);
   if (auto i = doc.find("stream"); i != doc.end()) {
     if (!i->is_boolean())
-      err("/stream", "'stream' must be true or false, got " + i->dump());
+      err("/stream", "'stream' must be true or false, got " + dump_json(*i));
     else
       out.stream = i->get<bool>();
   }
@@ -158,7 +161,7 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
     if (!i->is_string() && !i->is_array() && !i->is_object())
       err("/script", "'script' must be a file path, a list of entries or "
                      "{turns: [...]}, got "
-                       + i->dump());
+                       + dump_json(*i));
     else
       out.script = *i;
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "document.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
 
@@ -42,17 +43,7 @@ namespace detail {
 
 std::string child_pointer(const std::string& pointer,
                           const std::string& token) {
-  std::string out = pointer;
-  out += '/';
-  for (char c : token) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
+  return yaml::child_pointer(pointer, token);
 }
 
 namespace {
@@ -62,7 +53,7 @@ constexpr const char* duration_hint
     "1h30m";
 
 std::string describe_value(const json& value) {
-  auto text = value.dump();
+  auto text = dump_json(value);
   if (text.size() > 40)
     text = text.substr(0, 40) + "...";
   return text;

@@ -8,19 +8,14 @@
 #include <vector>
 
 #include "cadre/workflow/definition.hpp"
+#include "cadre/yaml/reader.hpp"
 
 namespace cadre::workflow::detail {
 
-/// Where each node of a parsed text was written, by JSON pointer.
-struct locations {
-  /// Pointer -> start of the value.
-  std::unordered_map<std::string, source_location> values;
-  /// Pointer -> start of its key in the enclosing mapping.
-  std::unordered_map<std::string, source_location> keys;
-  /// Pointer -> scalar text as written, for plain scalars read as numbers
-  /// (so `version: 1.10` stays "1.10").
-  std::unordered_map<std::string, std::string> raw_numbers;
-
+/// Where each node of a parsed text was written, by JSON pointer (values,
+/// keys, and raw_numbers: the text of plain scalars read as numbers, so
+/// `version: 1.10` stays "1.10").
+struct locations : yaml::document {
   /// The location of `pointer`, or of its nearest ancestor that has one;
   /// with `key`, the location of its key when there is one.
   source_location find(const std::string& pointer, bool key = false) const;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
 
@@ -161,7 +162,7 @@ bool truthy(const json& x) {
 }
 
 std::string text_of(const json& x) {
-  return x.is_string() ? x.get<std::string>() : x.dump();
+  return x.is_string() ? x.get<std::string>() : dump_json(x);
 }
 
 const json* find_key(const json& obj, const char* key) {

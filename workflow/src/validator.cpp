@@ -17,6 +17,7 @@
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "document.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow::detail {
 
@@ -372,7 +373,7 @@ void validator::retry(const json& r, const std::string& ptr,
         || it->get<int64_t>() > max_attempts_limit)
       error(child_pointer(ptr, "max_attempts"),
             "'max_attempts' must be an integer from 1 to "
-              + std::to_string(max_attempts_limit) + ", got " + it->dump());
+              + std::to_string(max_attempts_limit) + ", got " + dump_json(*it));
     else
       out.max_attempts = static_cast<uint32_t>(it->get<int64_t>());
   }
@@ -381,14 +382,15 @@ void validator::retry(const json& r, const std::string& ptr,
   if (auto it = r.find("multiplier"); it != r.end()) {
     if (!it->is_number() || it->get<double>() < 1)
       error(child_pointer(ptr, "multiplier"),
-            "'multiplier' must be a number of at least 1, got " + it->dump());
+            "'multiplier' must be a number of at least 1, got "
+              + dump_json(*it));
     else
       out.multiplier = it->get<double>();
   }
   if (auto it = r.find("jitter"); it != r.end()) {
     if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 1)
       error(child_pointer(ptr, "jitter"),
-            "'jitter' must be a number from 0 to 1, got " + it->dump());
+            "'jitter' must be a number from 0 to 1, got " + dump_json(*it));
     else
       out.jitter = it->get<double>();
   }
@@ -414,7 +416,7 @@ void validator::retry(const json& r, const std::string& ptr,
       errc code;
       if (!items[i].is_string()) {
         error(item_ptr, "an error code must be a string, got "
-                          + items[i].dump());
+                          + dump_json(items[i]));
       } else if (auto name = items[i].get<std::string>();
                  name == "ok" || !from_string(name, code)) {
         auto msg = "unknown error code " + in_quotes(name) + hint(name, names);
@@ -450,7 +452,7 @@ void validator::on_failure(const json& v, const std::string& ptr,
     return;
   }
   if (!v.is_string()) {
-    error(ptr, std::string{forms} + ", got " + v.dump());
+    error(ptr, std::string{forms} + ", got " + dump_json(v));
     return;
   }
   auto text = trim(v.get<std::string>());
@@ -490,10 +492,10 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
     error(ptr, "the task has no 'id'");
   } else if (!it->is_string()) {
     error(child_pointer(ptr, "id"),
-          "'id' must be a string, got " + it->dump());
+          "'id' must be a string, got " + dump_json(*it));
   } else if (!valid_id(it->get<std::string>())) {
     error(child_pointer(ptr, "id"),
-          "task id " + it->dump()
+          "task id " + dump_json(*it)
             + " must start with a letter or '_' and hold only letters, "
               "digits, '_' and '-'");
   } else {
@@ -504,7 +506,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
   bool kind_ok = true;
   bool inferred = false;
   if (auto it = t.find("kind"); it != t.end()) {
-    auto name = it->is_string() ? it->get<std::string>() : it->dump();
+    auto name = it->is_string() ? it->get<std::string>() : dump_json(*it);
     if (name == "tool")
       out.kind = task_kind::tool;
     else if (name == "human")
@@ -599,7 +601,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
     auto dptr = child_pointer(ptr, "depends_on");
     auto add = [&](const json& v, const std::string& p) {
       if (!v.is_string() || v.get<std::string>().empty()) {
-        error(p, "a dependency must be a task id, got " + v.dump());
+        error(p, "a dependency must be a task id, got " + dump_json(v));
         return;
       }
       auto id = v.get<std::string>();
@@ -618,7 +620,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
         add((*it)[i], child_pointer(dptr, std::to_string(i)));
     } else if (!it->is_null()) {
       error(dptr, "'depends_on' must be a task id or a list of task ids, got "
-                    + it->dump());
+                    + dump_json(*it));
     }
   }
   // when
@@ -629,7 +631,8 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       out.when = trim(it->get<std::string>());
     else
       error(child_pointer(ptr, "when"),
-            "'when' must be a Lua expression (a string), got " + it->dump());
+            "'when' must be a Lua expression (a string), got "
+              + dump_json(*it));
   }
   if (auto it = t.find("retry"); it != t.end())
     retry(*it, child_pointer(ptr, "retry"), out.retry);
@@ -650,7 +653,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
     if (!it->is_string()) {
       error(iptr, "'items' must be a Lua expression (a string) giving the "
                   "list, got "
-                    + it->dump());
+                    + dump_json(*it));
     } else {
       auto expr = trim(it->get<std::string>());
       // Accept the template form "{{ expr }}" too.
@@ -668,7 +671,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       error(child_pointer(ptr, "concurrency"),
             "'concurrency' must be a whole number, 0 or more (0: all at "
             "once), got "
-              + it->dump());
+              + dump_json(*it));
     else
       out.concurrency = static_cast<uint32_t>(it->get<int64_t>());
   }
@@ -777,7 +780,7 @@ std::optional<definition> validator::workflow(const json& doc,
     error(base, "the workflow has no 'name'");
   else if (!it->is_string() || it->get<std::string>().empty())
     error(child_pointer(base, "name"),
-          "'name' must be a non-empty string, got " + it->dump());
+          "'name' must be a non-empty string, got " + dump_json(*it));
   else
     def.name = it->get<std::string>();
   if (auto it = doc.find("version"); it != doc.end()) {
@@ -786,14 +789,14 @@ std::optional<definition> validator::workflow(const json& doc,
       def.version = it->get<std::string>();
     } else if (it->is_number()) {
       // Keep the number as written: `version: 1.10` is "1.10", not "1.1".
-      def.version = it->dump();
+      def.version = dump_json(*it);
       if (where_ != nullptr)
         if (auto raw = where_->raw_numbers.find(vptr);
             raw != where_->raw_numbers.end())
           def.version = raw->second;
     } else {
       error(vptr, "'version' must be a string or a number, got "
-                    + it->dump());
+                    + dump_json(*it));
     }
   }
   string_field(doc, "description", base, def.description);

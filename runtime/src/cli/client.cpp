@@ -1,4 +1,5 @@
 #include "cli/client.hpp"
+#include "cadre/messages/json_text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -44,7 +45,7 @@ std::string text_of(const json& j, const char* key) {
     return {};
   if (i->is_string())
     return i->get<std::string>();
-  return i->dump();
+  return dump_json(*i);
 }
 
 template <class T>
@@ -69,7 +70,7 @@ execution_info info_of(const json& j) {
   x.output = json_value{j.value("output", json{})};
   // An error may come as an object with a message.
   if (auto e = j.find("error"); e != j.end() && e->is_object())
-    x.error = e->contains("message") ? text_of(*e, "message") : e->dump();
+    x.error = e->contains("message") ? text_of(*e, "message") : dump_json(*e);
   else
     x.error = text_of(j, "error");
   return x;
@@ -146,7 +147,7 @@ std::string percent_encode(std::string_view text) {
 caf::error problem_error(long status, std::string_view body) {
   auto code = code_of_status(status);
   std::string text = "server: " + std::to_string(status);
-  auto doc = json::parse(body, nullptr, false);
+  auto doc = try_parse_json(body);
   if (doc.is_object()
       && (doc.contains("type") || doc.contains("title")
           || doc.contains("detail"))) {
@@ -203,13 +204,13 @@ bool stream_reader::on_message(const std::string& type,
     return false;
   };
   if (type == "end" || type == "close") {
-    out_.data = json::parse(data, nullptr, false);
+    out_.data = try_parse_json(data);
     if (out_.data.is_discarded())
       out_.data = json{};
     return stop(type == "end" ? stream_outcome::how::ended
                               : stream_outcome::how::closed);
   }
-  auto doc = json::parse(data, nullptr, false);
+  auto doc = try_parse_json(data);
   if (type == "token") {
     if (!handlers_.on_token || !doc.is_object())
       return true;
@@ -309,7 +310,7 @@ caf::error api_client::answer_error(const net::http_request& req,
 }
 
 caf::error api_client::status_error(const net::http_response& resp) {
-  last_problem_ = json::parse(resp.body, nullptr, false);
+  last_problem_ = try_parse_json(resp.body);
   if (last_problem_.is_discarded())
     last_problem_ = json{};
   auto err = problem_error(resp.status, resp.body);
@@ -336,7 +337,7 @@ expected<json> api_client::call(net::http_request req) {
     return status_error(*resp);
   if (resp->body.empty())
     return json{};
-  auto doc = json::parse(resp->body, nullptr, false);
+  auto doc = try_parse_json(resp->body);
   if (doc.is_discarded())
     return answer_error(req, "not JSON: " + quote(resp->body));
   return doc;
@@ -386,7 +387,7 @@ expected<stream_outcome>
 api_client::submit_stream(const json& body, const stream_handlers& handlers) {
   auto req = make_request("POST", url("/v1/executions"), stream_timeout);
   req.headers.set("Content-Type", "application/json");
-  req.body = body.dump();
+  req.body = dump_json(body);
   return stream(std::move(req), 0, handlers);
 }
 
@@ -519,13 +520,13 @@ expected<uint64_t> api_client::answer(const std::string& id,
                               + "/input"),
                           call_timeout);
   req.headers.set("Content-Type", "application/json");
-  req.body = json{{"task", task}, {"value", value}}.dump();
+  req.body = dump_json(json{{"task", task}, {"value", value}});
   auto doc = call(req);
   if (!doc)
     return doc.error();
   if (auto seq = doc->find("seq"); seq != doc->end() && seq->is_number())
     return seq->get<uint64_t>();
-  return answer_error(req, "no seq in " + quote(doc->dump()));
+  return answer_error(req, "no seq in " + quote(dump_json(*doc)));
 }
 
 expected<bool> api_client::cancel(const std::string& id) {
@@ -538,7 +539,7 @@ expected<bool> api_client::cancel(const std::string& id) {
     return doc.error();
   if (auto c = doc->find("cancelled"); c != doc->end() && c->is_boolean())
     return c->get<bool>();
-  return answer_error(req, "no cancelled in " + quote(doc->dump()));
+  return answer_error(req, "no cancelled in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::state(const std::string& id, uint64_t at) {
@@ -615,7 +616,7 @@ expected<json> api_client::tools() {
     return doc.error();
   if (auto list = doc->find("tools"); list != doc->end() && list->is_array())
     return *list;
-  return answer_error(req, "no tools in " + quote(doc->dump()));
+  return answer_error(req, "no tools in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::invoke_tool(const std::string& name,
@@ -631,13 +632,13 @@ expected<json> api_client::invoke_tool(const std::string& name,
   json body{{"input", input}};
   if (timeout_ms > 0)
     body["timeout_ms"] = timeout_ms;
-  req.body = body.dump();
+  req.body = dump_json(body);
   auto doc = call(req);
   if (!doc)
     return doc.error();
   if (auto out = doc->find("output"); out != doc->end())
     return *out;
-  return answer_error(req, "no output in " + quote(doc->dump()));
+  return answer_error(req, "no output in " + quote(dump_json(*doc)));
 }
 
 expected<json> api_client::tree() {

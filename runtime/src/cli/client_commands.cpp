@@ -22,6 +22,7 @@
 #include "cli/client.hpp"
 #include "cli/output.hpp"
 #include "replay_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -233,10 +234,12 @@ int client_run(api_client& client, const client_command& cmd) {
 }
 
 int client_input(api_client& client, const client_command& cmd) {
-  auto value = json::parse(cmd.value, nullptr, false);
-  if (value.is_discarded())
-    value = cmd.value; // a bare word is a string answer
-  auto seq = client.answer(cmd.id, cmd.task, value);
+  auto value = parse_answer(cmd.value);
+  if (!value) {
+    print_error(message_of(value.error()));
+    return exit_usage;
+  }
+  auto seq = client.answer(cmd.id, cmd.task, *value);
   if (!seq)
     return fail(seq.error());
   // From the answer on, as an embedded node shows it.
@@ -314,7 +317,7 @@ int client_tools(api_client& client, const client_command& cmd) {
   if (!list)
     return fail(list.error());
   if (cmd.json_out) {
-    std::printf("%s\n", list->dump().c_str());
+    std::printf("%s\n", dump_json(*list).c_str());
     return exit_ok;
   }
   for (auto& t : *list) {
@@ -342,13 +345,13 @@ int client_tool(api_client& client, const client_command& cmd) {
       return fail(out.error(), exit_usage);
     if (cmd.json_out && code_of(out.error()) != errc::invalid_config) {
       std::printf("%s\n",
-                  json{{"error", message_of(out.error())}}.dump().c_str());
+                  dump_json(json{{"error", message_of(out.error())}}).c_str());
       return exit_failed;
     }
     return fail(out.error());
   }
-  std::printf("%s\n", cmd.json_out ? out->dump().c_str()
-                                   : out->dump(2).c_str());
+  std::printf("%s\n", cmd.json_out ? dump_json(*out).c_str()
+                                   : dump_json(*out, 2).c_str());
   return exit_ok;
 }
 
@@ -357,7 +360,7 @@ int client_tree(api_client& client, const client_command& cmd) {
   if (!tree)
     return fail(tree.error());
   if (cmd.json_out)
-    std::printf("%s\n", tree->dump().c_str());
+    std::printf("%s\n", dump_json(*tree).c_str());
   else
     std::fputs(actors::render_tree(json_value{*tree}).c_str(), stdout);
   return exit_ok;

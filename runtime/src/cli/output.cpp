@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 #include "cadre/runtime/progress.hpp"
 
 namespace cadre::runtime::cli {
@@ -30,11 +32,29 @@ expected<json> parse_input(const std::string& arg, const std::string& what) {
     text = ss.str();
     source = arg.substr(1);
   }
-  auto doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded())
+  json_text_error where;
+  auto doc = parse_json(text, &where);
+  if (!doc) {
+    bool syntax = where.reason != "not valid UTF-8"
+                  && where.reason.rfind("nested deeper", 0) != 0;
     return make_error(errc::invalid_input,
-                      source + ": not valid JSON: " + text.substr(0, 60));
+                      source + (syntax ? ": not valid JSON: " : ": ")
+                        + where.to_string());
+  }
   return doc;
+}
+
+expected<json> parse_answer(const std::string& arg) {
+  json_text_error where;
+  auto doc = parse_json(arg, &where);
+  if (doc)
+    return doc;
+  if (auto at = invalid_utf8_at(arg); at != std::string::npos)
+    return make_error(errc::invalid_input,
+                      "VALUE: not valid UTF-8 at byte " + std::to_string(at));
+  if (where.reason.rfind("nested deeper", 0) == 0)
+    return make_error(errc::invalid_input, "VALUE: " + where.to_string());
+  return json(arg); // a bare word is a string answer
 }
 
 int exit_code_of(const execution_info& info) {
@@ -49,9 +69,9 @@ int report(const execution_info& info, bool json_out) {
   if (json_out) {
     json j = info;
     j["type"] = "result";
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
   } else if (info.status == "completed") {
-    std::printf("%s\n", info.output->dump(2).c_str());
+    std::printf("%s\n", dump_json(*info.output, 2).c_str());
   }
   std::fflush(stdout);
   if (!json_out) {
@@ -78,7 +98,7 @@ void print_executions(const std::vector<execution_info>& list,
                       bool json_out) {
   if (json_out) {
     json j = list;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     return;
   }
   std::printf("%-20s %-10s %-24s %s\n", "ID", "STATUS", "WORKFLOW",
@@ -92,14 +112,14 @@ void print_executions(const std::vector<execution_info>& list,
 void print_event_row(const event& ev, bool json_out) {
   if (json_out) {
     json j = ev;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     return;
   }
   auto line = describe_event(ev);
   std::printf("%6llu  %s  %-20s %s\n",
               static_cast<unsigned long long>(ev.seq),
               time_text(ev.time_us).c_str(), ev.type.c_str(),
-              line.empty() ? ev.payload.dump().substr(0, 80).c_str()
+              line.empty() ? dump_json(ev.payload).substr(0, 80).c_str()
                            : line.c_str());
 }
 

@@ -30,9 +30,14 @@ constexpr int exit_interrupted = 130; // SIGINT or SIGTERM (128 + SIGINT)
 void print_error(std::string_view msg);
 
 /// Parses a `--input` argument: JSON text, or @file with JSON in it;
-/// errc::invalid_input naming `what` or the file.
+/// errc::invalid_input naming `what` or the file, and the line and column
+/// (not JSON, not UTF-8, nested too deeply).
 [[nodiscard]] expected<json> parse_input(const std::string& arg,
                                          const std::string& what);
+
+/// Parses the VALUE of `cadre input`: JSON, or else a bare word taken as a
+/// string. errc::invalid_input when it is not UTF-8 or nests too deeply.
+[[nodiscard]] expected<json> parse_answer(const std::string& arg);
 
 /// The exit code of an execution in this state: 0 completed, 3 waiting,
 /// 1 otherwise.

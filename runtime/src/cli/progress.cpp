@@ -1,4 +1,5 @@
 #include "cadre/runtime/progress.hpp"
+#include "cadre/messages/json_text.hpp"
 
 #include <chrono>
 #include <optional>
@@ -28,7 +29,7 @@ std::string ms_text(int64_t us) {
 }
 
 std::string short_json(const json& x, size_t max = 60) {
-  auto s = x.dump();
+  auto s = dump_json(x);
   if (s.size() > max)
     s = s.substr(0, max - 3) + "...";
   return s;
@@ -132,7 +133,7 @@ void progress_printer::print(const event& ev) {
     return;
   if (style_ == progress_style::json) {
     json j = ev;
-    std::fputs((j.dump() + "\n").c_str(), machine_);
+    std::fputs((dump_json(j) + "\n").c_str(), machine_);
     return;
   }
   auto line = describe_event(ev);

@@ -12,6 +12,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include "cadre/messages/json_text.hpp"
 #include "cadre/actors/deadlines.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/runtime/node.hpp"
@@ -30,7 +31,7 @@ log_reader reader_of(persistence::event_store& store,
 }
 
 std::string short_json(const json& x, size_t max = 60) {
-  auto s = x.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto s = dump_json(x);
   if (s.size() > max)
     s = s.substr(0, max - 3) + "...";
   return s;
@@ -194,10 +195,8 @@ int step_interactively(const std::vector<event>& log) {
       else
         std::printf("no later event of task '%s'\n", task.c_str());
     } else if (cmd == "p") {
-      std::printf("%s\n", log[at - 1]
-                            .payload.get()
-                            .dump(2, ' ', false,
-                                  json::error_handler_t::replace)
+      std::printf("%s\n", dump_json(log[at - 1]
+                            .payload.get(), 2)
                             .c_str());
     } else if (cmd == "s") {
       print_state(workflow::fold_log(log, at)->view());
@@ -219,8 +218,7 @@ void print_divergence(const std::string& id, const workflow::replay_check& r,
              {"events", r.events}};
     if (r.first)
       out["divergence"] = workflow::to_json(*r.first);
-    std::printf("%s\n", out.dump(-1, ' ', false,
-                                 json::error_handler_t::replace)
+    std::printf("%s\n", dump_json(out)
                           .c_str());
     return;
   }
@@ -267,8 +265,7 @@ int replay_exit(const caf::error& err) {
 
 void print_inspect(const json& state, bool json_out) {
   if (json_out)
-    std::printf("%s\n", state.dump(-1, ' ', false,
-                                   json::error_handler_t::replace)
+    std::printf("%s\n", dump_json(state)
                           .c_str());
   else
     print_state(state);
@@ -319,8 +316,7 @@ int cmd_replay(persistence::event_store& store, const std::string& id,
     auto after = m.view();
     auto rec = step_record(ev, before, after);
     if (json_out)
-      std::printf("%s\n", rec.dump(-1, ' ', false,
-                                   json::error_handler_t::replace)
+      std::printf("%s\n", dump_json(rec)
                             .c_str());
     else
       print_step(rec);
@@ -407,7 +403,7 @@ int cmd_test(persistence::event_store* store,
 
 void print_diff(const json& d, bool json_out) {
   if (json_out) {
-    std::printf("%s\n", d.dump(-1, ' ', false, json::error_handler_t::replace)
+    std::printf("%s\n", dump_json(d)
                           .c_str());
     return;
   }
@@ -466,8 +462,7 @@ void print_import(const json& result, bool json_out) {
   if (json_out) {
     auto out = result;
     out["type"] = "imported";
-    std::printf("%s\n", out.dump(-1, ' ', false,
-                                 json::error_handler_t::replace)
+    std::printf("%s\n", dump_json(out)
                           .c_str());
     return;
   }
@@ -522,7 +517,7 @@ expected<fork_request> fork_request_of(const fork_flags& flags) {
     req.definition_override = json_value{std::move(*doc)};
   }
   auto value_of = [](const std::string& text) {
-    auto v = json::parse(text, nullptr, false);
+    auto v = try_parse_json(text);
     return v.is_discarded() ? json(text) : v; // a bare word is a string
   };
   json outputs = json::object();
@@ -559,9 +554,7 @@ expected<fork_request> fork_request_of(const fork_flags& flags) {
 
 void print_fork_plan(const json& plan, bool json_out) {
   if (json_out) {
-    std::printf("%s\n", json{{"type", "fork"}, {"plan", plan}}
-                          .dump(-1, ' ', false,
-                                json::error_handler_t::replace)
+    std::printf("%s\n", dump_json(json{{"type", "fork"}, {"plan", plan}})
                           .c_str());
     return;
   }

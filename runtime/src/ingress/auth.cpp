@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "ingress/digest.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -138,7 +139,7 @@ json decode_segment(std::string_view segment) {
   std::string text;
   if (!base64url_decode(segment, text))
     return json{};
-  auto doc = json::parse(text, nullptr, false);
+  auto doc = try_parse_json(text);
   return doc.is_object() ? doc : json{};
 }
 

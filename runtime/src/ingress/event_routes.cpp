@@ -1,6 +1,7 @@
 // Events of executions: paged, and live as Server-Sent Events.
 
 #include "ingress/server_impl.hpp"
+#include "cadre/messages/json_text.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -61,10 +62,9 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
                                              last + 1, page);
           if (!evs)
             return write(sse_message("", "close",
-                                     json{{"reason", "unavailable"},
+                                     dump_json(json{{"reason", "unavailable"},
                                           {"last_event_id", last},
-                                          {"detail", describe(evs.error())}}
-                                       .dump()))
+                                          {"detail", describe(evs.error())}})))
                    && false;
           for (auto& ev : *evs) {
             if (!write(sse_of(ev, false)))
@@ -81,7 +81,7 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
         auto info = ask<execution_info>(n.store(), get_atom_v, id);
         json data{{"status", info ? info->status : "unknown"},
                   {"last_seq", last}};
-        return sse_message("", "end", data.dump());
+        return sse_message("", "end", dump_json(data));
       };
       // Unknown executions are 404 before any byte would be better, but
       // the headers are out once the provider runs; an execution without
@@ -92,10 +92,9 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
         auto info = ask<execution_info>(n.store(), get_atom_v, id);
         if (!info && last == 0) {
           write(sse_message("", "close",
-                            json{{"reason", "not_found"},
+                            dump_json(json{{"reason", "not_found"},
                                  {"detail", "execution " + id
-                                              + " is not in the store"}}
-                              .dump()));
+                                              + " is not in the store"}})));
           return finish();
         }
         // A client that resumes after the last event of a finished
@@ -113,21 +112,19 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
         auto woke = q->pop(batch, opts.sse_keepalive);
         if (woke == stream_queue::wake::overflowed) {
           write(sse_message("", "close",
-                            json{{"reason", "overloaded"},
+                            dump_json(json{{"reason", "overloaded"},
                                  {"last_event_id", last},
                                  {"detail",
                                   "the client read too slowly: more than "
                                     + std::to_string(opts.sse_queue)
                                     + " events waited (server.sse.queue); "
-                                      "reconnect with Last-Event-ID"}}
-                              .dump()));
+                                      "reconnect with Last-Event-ID"}})));
           return finish();
         }
         if (woke == stream_queue::wake::closed) {
           write(sse_message("", "close",
-                            json{{"reason", q->close_reason()},
-                                 {"last_event_id", last}}
-                              .dump()));
+                            dump_json(json{{"reason", q->close_reason()},
+                                 {"last_event_id", last}})));
           return finish();
         }
         if (woke == stream_queue::wake::timeout) {
@@ -183,11 +180,11 @@ void http_server::impl::stream_all(httplib::Response& res) {
         bool ok = true;
         if (woke == stream_queue::wake::overflowed) {
           write(sse_message("", "close",
-                            json{{"reason", "overloaded"}}.dump()));
+                            dump_json(json{{"reason", "overloaded"}})));
           ok = false;
         } else if (woke == stream_queue::wake::closed) {
           write(sse_message("", "close",
-                            json{{"reason", q->close_reason()}}.dump()));
+                            dump_json(json{{"reason", q->close_reason()}})));
           ok = false;
         } else if (woke == stream_queue::wake::timeout) {
           ok = write(": keep-alive\n\n");

@@ -11,6 +11,7 @@
 #include "cadre/actors/metrics.hpp"
 #include "ingress/bounded_pool.hpp"
 #include "ingress/openapi.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -310,7 +311,7 @@ void http_server::impl::probes() {
           if (d.contains("name") && d.contains("queued"))
             text += "cadre_tool_pool_queue_depth{tool=\""
                     + d["name"].get<std::string>() + "\"} "
-                    + d["queued"].dump() + "\n";
+                    + dump_json(d["queued"]) + "\n";
         {
           std::lock_guard<std::mutex> guard{streams_mtx};
           text += "# HELP cadre_sse_streams Open event streams\n"

@@ -5,6 +5,7 @@
 
 #include <caf/error.hpp>
 
+#include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
 #include "cadre/workflow/definition.hpp"
 
@@ -16,46 +17,6 @@ problem bad_request(std::string detail, std::string pointer = "") {
   auto p = make_problem(400, "bad_request", std::move(detail));
   p.pointer = std::move(pointer);
   return p;
-}
-
-// 1-based line and column of byte `offset` in `text`.
-std::pair<int, int> line_column(const std::string& text, size_t offset) {
-  int line = 1;
-  int column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return {line, column};
-}
-
-// The nesting depth of JSON text, strings skipped; stops counting past
-// `limit` and returns the offset where it was passed.
-std::optional<size_t> too_deep_at(const std::string& text, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"')
-      in_string = true;
-    else if (c == '[' || c == '{') {
-      if (++depth > limit)
-        return i;
-    } else if ((c == ']' || c == '}') && depth > 0)
-      --depth;
-  }
-  return std::nullopt;
 }
 
 std::optional<problem> unknown_fields(const json& body,
@@ -105,10 +66,11 @@ std::optional<problem> check_text(const std::string& text) {
 std::optional<problem> check_json_text(const std::string& text) {
   if (auto bad = check_text(text))
     return bad;
-  if (auto at = too_deep_at(text, max_body_depth)) {
-    auto [line, column] = line_column(text, *at);
+  if (auto at = too_deep_at(text, max_json_depth);
+      at != std::string_view::npos) {
+    auto [line, column] = line_column(text, at);
     auto p = bad_request("the body nests deeper than "
-                         + std::to_string(max_body_depth) + " levels");
+                         + std::to_string(max_json_depth) + " levels");
     p.line = line;
     p.column = column;
     return p;
@@ -119,27 +81,23 @@ std::optional<problem> check_json_text(const std::string& text) {
 body_result<json> parse_json_body(const std::string& text) {
   if (text.empty())
     return bad_request("the body is empty; expected a JSON object");
-  if (auto bad = check_json_text(text))
-    return *bad;
-  try {
-    auto doc = json::parse(text);
-    if (!doc.is_object())
-      return bad_request(std::string{"expected a JSON object, got "}
-                         + doc.type_name());
-    return doc;
-  } catch (const json::parse_error& e) {
-    auto offset = e.byte > 0 ? e.byte - 1 : 0;
-    auto [line, column] = line_column(text, offset);
-    // nlohmann's message: "[json.exception.parse_error.101] parse error at
-    // line 1, column 5: syntax error ..."; keep what follows the location.
-    std::string what = e.what();
-    if (auto c = what.find(": "); c != std::string::npos)
-      what = what.substr(c + 2);
-    auto p = bad_request("the body is not valid JSON: " + what);
-    p.line = line;
-    p.column = column;
+  json_text_error where;
+  auto doc = parse_json(text, &where);
+  if (!doc) {
+    auto p = where.reason == "not valid UTF-8"
+               ? *check_text(text)
+               : bad_request((where.reason.rfind("nested deeper", 0) == 0
+                                ? "the body "
+                                : "the body is not valid JSON: ")
+                             + where.reason);
+    p.line = where.line;
+    p.column = where.column;
     return p;
   }
+  if (!doc->is_object())
+    return bad_request(std::string{"expected a JSON object, got "}
+                       + doc->type_name());
+  return std::move(*doc);
 }
 
 body_result<submit_request> submission_of(const json& body) {

@@ -45,19 +45,16 @@ private:
   std::variant<T, problem> x_;
 };
 
-/// Deepest nesting of arrays and objects accepted in a body.
-constexpr size_t max_body_depth = 256;
-
 /// A 400 problem when `text` is not UTF-8 (naming the byte offset, line and
 /// column).
 std::optional<problem> check_text(const std::string& text);
 
 /// A 400 problem when `text` (JSON or NDJSON) is not UTF-8 or nests deeper
-/// than max_body_depth (naming the line and column).
+/// than max_json_depth (naming the line and column).
 std::optional<problem> check_json_text(const std::string& text);
 
-/// Parses a JSON body: UTF-8, nesting at most max_body_depth, syntax (with
-/// line and column).
+/// Parses a JSON body: UTF-8, nesting at most max_json_depth
+/// (cadre/messages/json_text.hpp), syntax (with line and column).
 body_result<json> parse_json_body(const std::string& text);
 
 /// POST /v1/executions: {workflow, version?} or {definition}, input?,

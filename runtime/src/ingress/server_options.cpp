@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "cadre/workflow/definition.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::runtime {
 
@@ -64,7 +65,7 @@ expected<server_options> parse_server_options(const json& section) {
                    size_t min) -> caf::error {
     if (!v.is_number_integer() || v.get<int64_t>() < static_cast<int64_t>(min))
       return bad(key, "expected an integer of at least " + std::to_string(min)
-                        + ", got " + v.dump());
+                        + ", got " + dump_json(v));
     out = v.get<size_t>();
     return {};
   };

@@ -12,6 +12,7 @@
 
 #include "cadre/tools/tool.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -241,7 +242,7 @@ private:
                                  "crash_rate + hang_rate + error_rate must "
                                  "not exceed 1");
     if (auto i = input.find("seed_key"); i != input.end())
-      out.seed_key = i->is_string() ? i->get<std::string>() : i->dump();
+      out.seed_key = i->is_string() ? i->get<std::string>() : dump_json(*i);
     if (auto i = input.find("crash_attempts"); i != input.end()) {
       auto n = detail::as_uint(*i);
       if (!n)

@@ -25,6 +25,8 @@
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 
 namespace cadre::tools {
 
@@ -99,44 +101,6 @@ private:
 
 using detail::base64_decode;
 using detail::base64_encode;
-
-/// True when `text` is well-formed UTF-8 (no overlongs, no surrogates).
-bool valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    auto c = static_cast<uint8_t>(text[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > text.size())
-      return false;
-    for (size_t k = 1; k < len; ++k) {
-      auto d = static_cast<uint8_t>(text[i + k]);
-      if ((d & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    static constexpr uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
-  }
-  return true;
-}
 
 std::string iso_time(const struct timespec& ts) {
   std::tm tm{};
@@ -519,7 +483,7 @@ private:
       return input_error("/content", "is required for write");
     std::string bytes;
     if (encoding == "json") {
-      bytes = content->dump(2) + "\n";
+      bytes = dump_json(*content, 2) + "\n";
     } else if (!content->is_string()) {
       return input_error("/content", "must be a string for encoding "
                                        + encoding);

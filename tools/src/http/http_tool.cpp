@@ -13,6 +13,7 @@
 #include "cadre/tools/tool.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -278,7 +279,7 @@ private:
         if (v.is_string())
           text = v.get<std::string>();
         else if (v.is_boolean() || v.is_number())
-          text = v.dump();
+          text = dump_json(v);
         else
           return false;
         if (!pairs.empty())
@@ -307,7 +308,7 @@ private:
     if (j != in.end() && b != in.end())
       return bad("/body", "give either json or body, not both");
     if (j != in.end()) {
-      req.body = j->dump();
+      req.body = dump_json(*j);
       if (!req.headers.contains("content-type"))
         req.headers.add("Content-Type", "application/json");
     } else if (b != in.end()) {

@@ -11,9 +11,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <optional>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -27,7 +25,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "json_schema/linear_regex.hpp"
 #include "json_schema/meta_schemas.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -39,11 +39,89 @@ struct json_schema::impl {
   valijson::Schema compiled;
   /// "$id"/"id" (as written and resolved) -> pointer, for locating errors.
   std::unordered_map<std::string, std::string> ids;
-  // valijson's validator caches compiled regexes, so one is kept and shared
-  // under a lock instead of recompiling patterns on every call.
-  mutable std::mutex mtx;
-  mutable valijson::Validator validator;
+  /// Every `pattern` and `patternProperties` key of the schema (and of the
+  /// remote documents it refers to), compiled with RE2.
+  detail::pattern_table patterns;
 };
+
+// -- regular expressions (linear_regex.hpp) ---------------------------------
+
+namespace detail {
+
+namespace {
+
+thread_local const pattern_table* patterns_now = nullptr;
+
+} // namespace
+
+patterns_in_use::patterns_in_use(const pattern_table& table)
+  : previous_(patterns_now) {
+  patterns_now = &table;
+}
+
+patterns_in_use::~patterns_in_use() {
+  patterns_now = previous_;
+}
+
+bool pattern_search(const std::string& pattern, const std::string& text) {
+  if (patterns_now)
+    if (auto it = patterns_now->find(pattern); it != patterns_now->end())
+      return it->second.search(text);
+  auto re = regex::compile(pattern);
+  return re && re->search(text);
+}
+
+bool check_pattern(const std::string& pattern, const std::string& text,
+                   valijson::ValidationResults* results,
+                   const std::vector<std::string>& context) {
+  if (pattern_search(pattern, text))
+    return true;
+  if (results)
+    results->pushError(context, "Failed to match regex specified by "
+                                "'pattern' constraint.");
+  return false;
+}
+
+bool check_format(const std::string& format, const std::string& text,
+                  valijson::ValidationResults* results,
+                  const std::vector<std::string>& context) {
+  // valijson's expressions; a match fixes where month and day are.
+  static const auto date = *regex::compile(
+    "^([0-9]+)-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])$");
+  static const auto time = *regex::compile(
+    "^([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9]|60)(\\.[0-9]+)?(([Zz])|"
+    "([\\+|\\-]([01][0-9]|2[0-3]):[0-5][0-9]))$");
+  static const auto date_time = *regex::compile(
+    "^([0-9]+)-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3])"
+    ":([0-5][0-9]):([0-5][0-9]|60)(\\.[0-9]+)?(([Zz])|([\\+|\\-]([01][0-9]|"
+    "2[0-3]):[0-5][0-9]))$");
+  auto fail = [&](const std::string& what) {
+    if (results)
+      results->pushError(context, "String should be a valid " + what);
+    return false;
+  };
+  // valijson's day check, and its message, for both dates and date-times.
+  auto day_in_month = [&](size_t month_at) {
+    auto digits = [&](size_t at) {
+      return (text[at] - '0') * 10 + (text[at + 1] - '0');
+    };
+    int month = digits(month_at);
+    int day = digits(month_at + 3);
+    int limit = month == 2 ? 29 : (month <= 7) == (month % 2 == 1) ? 31 : 30;
+    return day <= limit || fail("date-time");
+  };
+  if (format == "date")
+    return date.search(text) ? day_in_month(text.size() - 5) : fail(format);
+  if (format == "time")
+    return time.search(text) || fail(format);
+  if (format == "date-time")
+    return date_time.search(text)
+             ? day_in_month(text.find_first_of("Tt") - 5)
+             : fail(format);
+  return true;
+}
+
+} // namespace detail
 
 namespace {
 
@@ -472,12 +550,10 @@ private:
     }
   }
 
-  static bool matches(const std::string& pattern, const std::string& text) {
-    try {
-      return std::regex_search(text, std::regex{pattern});
-    } catch (const std::exception&) {
-      return false;
-    }
+  bool matches(const std::string& pattern, const std::string& text) const {
+    if (auto it = s_.patterns.find(pattern); it != s_.patterns.end())
+      return it->second.search(text);
+    return false;
   }
 
   const json_schema::impl& s_;
@@ -510,7 +586,7 @@ bool has_subschemas(const std::string& keyword) {
 
 /// The same number text valijson would print, from the schema instead.
 std::string number_text(const json& x) {
-  return x.is_number() ? x.dump() : std::string{"?"};
+  return x.is_number() ? dump_json(x) : std::string{"?"};
 }
 
 std::string nicer_message(const std::string& keyword, const json* schema,
@@ -544,14 +620,14 @@ std::string nicer_message(const std::string& keyword, const json* schema,
     // valijson prints limits with std::to_string ("10.000000").
     auto digits = text.find_last_not_of("0123456789.-+e");
     return text.substr(0, digits + 1) + number_text(limit) + " (got "
-           + value.dump() + ")";
+           + dump_json(value) + ")";
   }
   if (keyword == "enum")
-    return "Value is not one of " + limit.dump();
+    return "Value is not one of " + dump_json(limit);
   if (keyword == "const")
-    return "Value must be " + limit.dump();
+    return "Value must be " + dump_json(limit);
   if (keyword == "pattern" && limit.is_string())
-    return "String does not match the pattern " + limit.dump();
+    return "String does not match the pattern " + dump_json(limit);
   return text;
 }
 
@@ -589,7 +665,7 @@ json* fetch(const std::string& uri, const std::string& remotes_dir,
                         + path.string()};
   std::stringstream text;
   text << in.rdbuf();
-  auto doc = json::parse(text.str(), nullptr, false);
+  auto doc = try_parse_json(text.str());
   if (doc.is_discarded())
     throw fetch_failure{"remote $ref '" + uri + "': " + path.string()
                         + " is not JSON"};
@@ -600,12 +676,70 @@ json* fetch(const std::string& uri, const std::string& remotes_dir,
   return new json(std::move(doc));
 }
 
-/// Compiles without the meta-schema check.
+/// A `pattern` or `patternProperties` key that RE2 refuses, or a URI
+/// that valijson cannot read safely.
+struct pattern_failure : std::runtime_error {
+  pattern_failure(std::string at, const std::string& what)
+    : std::runtime_error(what), pointer(std::move(at)) {
+  }
+  std::string pointer;
+};
+
+// valijson's parser matches the URI part of ids and refs with std::regex,
+// which recurses once per character: longer ones are refused.
+constexpr size_t max_uri_size = 2048;
+
+/// Compiles every `pattern` and `patternProperties` key of `node` and its
+/// subschemas into `out`, and checks the size of ids and refs. Throws
+/// pattern_failure naming the first refused.
+void compile_patterns(const json& node, const std::string& pointer,
+                      detail::pattern_table& out) {
+  if (!node.is_object())
+    return;
+  for (auto key : {"$ref", "$id", "id"}) {
+    auto it = node.find(key);
+    if (it == node.end() || !it->is_string())
+      continue;
+    const auto& uri = it->get_ref<const std::string&>();
+    if (std::min(uri.find('#'), uri.size()) > max_uri_size)
+      throw pattern_failure{child(pointer, key),
+                            "the URI is longer than "
+                              + std::to_string(max_uri_size) + " bytes"};
+  }
+  auto add = [&](const std::string& text, const std::string& at) {
+    if (out.count(text))
+      return;
+    auto re = regex::compile(text);
+    if (!re)
+      throw pattern_failure{at, "pattern "
+                                  + json(text).dump(
+                                    -1, ' ', false,
+                                    json::error_handler_t::replace)
+                                  + ": " + message_of(re.error())};
+    out.emplace(text, std::move(*re));
+  };
+  if (auto p = node.find("pattern"); p != node.end() && p->is_string())
+    add(p->get<std::string>(), child(pointer, "pattern"));
+  if (auto pp = node.find("patternProperties");
+      pp != node.end() && pp->is_object())
+    for (const auto& [name, sub] : pp->items()) {
+      (void) sub;
+      add(name, child(child(pointer, "patternProperties"), name));
+    }
+  for_each_subschema(node, pointer,
+                     [&](const json& sub, const std::string& at) {
+                       compile_patterns(sub, at, out);
+                     });
+}
+
+/// Compiles without the meta-schema check. Throws fetch_failure,
+/// pattern_failure, or valijson's exceptions.
 std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
                                          const std::string& remotes_dir) {
   auto result = std::make_shared<json_schema::impl>();
   result->draft = draft;
   collect_ids(schema, "", "", draft, result->ids);
+  compile_patterns(schema, "", result->patterns);
   // Errors are located in the prepared document, whose refs are local or
   // absolute; its pointers equal those of `schema`.
   result->doc = schema;
@@ -614,13 +748,30 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
   adapter root{result->doc};
   std::function<const json*(const std::string&)> fetch_doc
     = [&](const std::string& uri) -> const json* {
-    return fetch(uri, remotes_dir, draft);
+    std::unique_ptr<json> doc{fetch(uri, remotes_dir, draft)};
+    try {
+      compile_patterns(*doc, "", result->patterns);
+    } catch (const pattern_failure& e) {
+      throw fetch_failure{"remote $ref '" + uri + "': " + e.pointer + ": "
+                          + e.what()};
+    }
+    return doc.release();
   };
   std::function<void(const json*)> free_doc = [](const json* doc) {
     delete doc;
   };
   parser.populateSchema(root, result->compiled, fetch_doc, free_doc);
   return result;
+}
+
+/// Validates `instance` against a compiled schema with its patterns.
+bool check(const json_schema::impl& s, const json& instance,
+           valijson::ValidationResults* results) {
+  detail::patterns_in_use guard{s.patterns};
+  // A validator is a flag and a cache of std::regex that the visitor on
+  // RE2 never fills, so one per call costs nothing and needs no lock.
+  valijson::Validator validator;
+  return validator.validate(s.compiled, adapter{instance}, results);
 }
 
 const json_schema::impl& meta_schema(int draft) {
@@ -634,14 +785,10 @@ const json_schema::impl& meta_schema(int draft) {
 std::vector<schema_error> run(const json_schema::impl& s,
                               const json& instance) {
   valijson::ValidationResults results;
-  adapter target{instance};
-  bool ok = false;
-  {
-    std::lock_guard<std::mutex> guard{s.mtx};
-    ok = s.validator.validate(s.compiled, target, &results);
-  }
-  if (ok)
+  if (check(s, instance, &results))
     return {};
+  // The locator matches patternProperties with the schema's patterns.
+  detail::patterns_in_use guard{s.patterns};
   struct raw {
     std::string pointer;
     std::string text;
@@ -705,8 +852,7 @@ std::vector<schema_error> run(const json_schema::impl& s,
                 alone[partner] = n.at(partner);
             try {
               auto one = build(alone, s.draft, "");
-              if (!valijson::Validator{}.validate(one->compiled,
-                                                  adapter{*value}, nullptr)) {
+              if (!check(*one, *value, nullptr)) {
                 pick = p;
                 break;
               }
@@ -805,6 +951,8 @@ expected<json_schema> json_schema::compile(const json& schema,
     return json_schema{build(schema, draft, opts.remotes_dir)};
   } catch (const fetch_failure& e) {
     return fail("", e.what());
+  } catch (const pattern_failure& e) {
+    return fail(e.pointer, e.what());
   } catch (const std::exception& e) {
     return fail("", std::string{"not a usable JSON Schema: "} + e.what());
   }
@@ -819,9 +967,7 @@ std::vector<schema_error> json_schema::validate(const json& instance) const {
 bool json_schema::accepts(const json& instance) const {
   if (!impl_)
     return true;
-  adapter target{instance};
-  std::lock_guard<std::mutex> guard{impl_->mtx};
-  return impl_->validator.validate(impl_->compiled, target, nullptr);
+  return check(*impl_, instance, nullptr);
 }
 
 int json_schema::draft() const {

@@ -11,6 +11,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
 
@@ -368,7 +369,7 @@ anthropic_provider::complete(const llm_request& request,
         call.name = string_or_empty(b, "name");
         if (call.id.empty() || call.name.empty())
           return malformed(profile_, "a tool_use block has no id or name",
-                           b.dump(), *key);
+                           dump_json(b), *key);
         auto in = b.find("input");
         auto args = object_arguments(profile_, call.name,
                                      in == b.end() ? json{} : *in);

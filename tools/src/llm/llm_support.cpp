@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "net/net_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm::detail {
 
@@ -180,7 +181,7 @@ net::http_request make_post(const profile& p, const call_context& ctx,
   req.method = "POST";
   req.url = std::move(url);
   req.headers.add("Content-Type", "application/json");
-  req.body = body.dump();
+  req.body = dump_json(body);
   req.connect_timeout = p.connect_timeout;
   req.timeout = p.timeout;
   // An LLM endpoint is chosen by the operator, not by a model or a user:
@@ -209,10 +210,10 @@ std::string quote(std::string_view text, std::string_view secret,
 }
 
 std::optional<json> parse_json(std::string_view text) {
-  auto doc = json::parse(text.begin(), text.end(), nullptr, false);
-  if (doc.is_discarded())
+  auto doc = cadre::parse_json(text);
+  if (!doc)
     return std::nullopt;
-  return doc;
+  return std::move(*doc);
 }
 
 std::string provider_message(std::string_view body) {
@@ -359,7 +360,7 @@ expected<json> object_arguments(const profile& p, const std::string& tool,
   if (!args.is_object())
     return malformed(p, "the arguments of tool call '" + tool
                           + "' are not a JSON object",
-                     args.dump());
+                     dump_json(args));
   return args;
 }
 

@@ -11,6 +11,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
 
@@ -180,7 +181,7 @@ bool fold(const profile& p, const std::string& model, std::string_view text,
         if (!c.is_object() || fn == c.end() || !fn->is_object()
             || string_or_empty(*fn, "name").empty()) {
           st.failure = malformed(p, "a tool call has no function name",
-                                 c.dump(), secret);
+                                 dump_json(c), secret);
           return false;
         }
         llm_tool_call call;

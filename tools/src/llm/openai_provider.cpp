@@ -11,6 +11,7 @@
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
 #include "llm/llm_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
 
@@ -71,7 +72,8 @@ json tool_call_json(const llm_tool_call& call) {
                                               : call.arguments.get();
   return json{{"id", call.id},
               {"type", "function"},
-              {"function", {{"name", call.name}, {"arguments", args.dump()}}}};
+              {"function",
+               {{"name", call.name}, {"arguments", dump_json(args)}}}};
 }
 
 json message_json(const llm_message& m) {
@@ -227,7 +229,7 @@ openai_provider::parse_reply(const std::string& body,
     for (const auto& c : *calls) {
       auto fn = c.is_object() ? c.find("function") : c.end();
       if (!c.is_object() || fn == c.end() || !fn->is_object())
-        return malformed(profile_, "a tool call has no function", c.dump(),
+        return malformed(profile_, "a tool call has no function", dump_json(c),
                          secret);
       call_parts part;
       part.id = string_or_empty(c, "id");
@@ -236,10 +238,10 @@ openai_provider::parse_reply(const std::string& body,
       if (args != fn->end() && args->is_string())
         part.arguments = args->get<std::string>();
       else if (args != fn->end() && args->is_object())
-        part.arguments = args->dump(); // lenient: an object, as Ollama's
+        part.arguments = dump_json(*args); // lenient: an object, as Ollama's
       else if (args != fn->end() && !args->is_null())
         return malformed(profile_, "tool call arguments are not a string",
-                         c.dump(), secret);
+                         dump_json(c), secret);
       parts.emplace(i++, std::move(part));
     }
   }
@@ -338,7 +340,7 @@ expected<llm_response> openai_provider::complete(const llm_request& request,
         auto index = c.find("index");
         if (index == c.end() || !index->is_number_integer()) {
           st.failure = malformed(profile_, "a tool call piece has no index",
-                                 c.dump(), *key);
+                                 dump_json(c), *key);
           return false;
         }
         auto& part = st.calls[index->get<int64_t>()];
@@ -356,7 +358,7 @@ expected<llm_response> openai_provider::complete(const llm_request& request,
           if (args->is_string())
             part.arguments += args->get<std::string>();
           else if (args->is_object())
-            part.arguments += args->dump();
+            part.arguments += dump_json(*args);
         }
       }
     }

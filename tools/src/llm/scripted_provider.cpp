@@ -9,18 +9,20 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cadre/tools/llm/provider.hpp"
-#include "codec/yaml_json.hpp"
+#include "cadre/tools/regex.hpp"
+#include "cadre/yaml/reader.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
 
 namespace {
+
 
 /// One entry of a script.
 struct entry {
@@ -30,8 +32,9 @@ struct entry {
   std::string agent;
   /// Matches only this turn (the request's 1-based call number); 0: any.
   uint32_t turn = 0;
-  /// Matches when the last message's content contains a match (ECMAScript).
-  std::optional<std::regex> match;
+  /// Matches when the last message's content contains a match (RE2: the
+  /// content is whatever a tool or a person wrote).
+  std::optional<regex> match;
   std::string match_text;
   /// Used only when no other entry matches.
   bool is_default = false;
@@ -59,7 +62,7 @@ expected<uint64_t> uint_of(const profile& p, const std::string& where,
     return x.get<uint64_t>();
   if (x.is_number_integer() && x.get<int64_t>() >= 0)
     return static_cast<uint64_t>(x.get<int64_t>());
-  return script_error(p, where, "must be an integer >= 0, got " + x.dump());
+  return script_error(p, where, "must be an integer >= 0, got " + dump_json(x));
 }
 
 expected<entry> parse_entry(const profile& p, const json& e,
@@ -82,12 +85,10 @@ expected<entry> parse_entry(const profile& p, const json& e,
     } else if (key == "match") {
       if (!value.is_string())
         return script_error(p, at, "must be a regular expression (a string)");
-      try {
-        out.match.emplace(value.get<std::string>(), std::regex::ECMAScript);
-      } catch (const std::regex_error& err) {
-        return script_error(p, at, "not a regular expression: "
-                                     + std::string{err.what()});
-      }
+      auto re = regex::compile(value.get<std::string>());
+      if (!re)
+        return script_error(p, at, message_of(re.error()));
+      out.match = std::move(*re);
       out.match_text = value.get<std::string>();
     } else if (key == "default") {
       if (!value.is_boolean())
@@ -100,7 +101,7 @@ expected<entry> parse_entry(const profile& p, const json& e,
       for (auto& [rk, rv] : value.items()) {
         auto rat = at + "." + rk;
         if (rk == "text") {
-          out.text = rv.is_string() ? rv.get<std::string>() : rv.dump();
+          out.text = rv.is_string() ? rv.get<std::string>() : dump_json(rv);
         } else if (rk == "tool_calls") {
           if (!rv.is_array())
             return script_error(p, rat, "must be a list of {name, arguments}");
@@ -167,7 +168,7 @@ std::string trim(const std::string& s) {
 }
 
 json parse_or_text(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
+  auto j = try_parse_json(text);
   if (j.is_discarded())
     return text;
   return j;
@@ -269,7 +270,7 @@ struct template_env {
                             + "' (known: last_tool_result, tool_results, "
                               "tool.<name>[.path], last_user, last_message, "
                               "agent, turn)");
-      out += as_text && v->is_string() ? v->get<std::string>() : v->dump();
+      out += as_text && v->is_string() ? v->get<std::string>() : dump_json(*v);
       pos = close + 2;
     }
     out.append(s, pos, std::string::npos);
@@ -350,7 +351,7 @@ public:
         continue;
       if (e.turn != 0 && e.turn != req.turn)
         continue;
-      if (e.match && !std::regex_search(last, *e.match))
+      if (e.match && !e.match->search(last))
         continue;
       hit = &e;
       break;
@@ -472,7 +473,7 @@ expected<std::unique_ptr<provider>> make_scripted_provider(const profile& p) {
     if (!f->is_string())
       return script_error(p, "script", "must be a file path");
     auto path = f->get<std::string>();
-    auto doc = tools::detail::read_yaml_file(path);
+    auto doc = yaml::read_file(path);
     if (!doc)
       return script_error(p, "script", message_of(doc.error()));
     turns = doc->is_object() && doc->contains("turns") ? (*doc)["turns"]

@@ -6,6 +6,7 @@
 #include "cadre/messages/utf8.hpp"
 #include "codec/base64.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::net {
 
@@ -206,7 +207,7 @@ bool is_json_content_type(std::string_view content_type) noexcept {
 void put_body(json& out, const http_response& resp) {
   const auto* type = resp.headers.find("content-type");
   if (type && is_json_content_type(*type) && !resp.body.empty()) {
-    auto doc = json::parse(resp.body, nullptr, false);
+    auto doc = try_parse_json(resp.body);
     if (!doc.is_discarded()) {
       out["body"] = std::move(doc);
       return;

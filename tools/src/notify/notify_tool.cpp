@@ -11,6 +11,7 @@
 #include "cadre/tools/tool.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -143,7 +144,7 @@ public:
     req.headers.set("Content-Type", "application/json");
     if (!ctx.idempotency_key.empty())
       req.headers.set("Idempotency-Key", ctx.idempotency_key);
-    req.body = payload.dump();
+    req.body = dump_json(payload);
     auto resp = net::perform_with_retry(client_, req, opts_.net.retry);
     if (!resp)
       return net::tool_error(tool_name, resp.error());

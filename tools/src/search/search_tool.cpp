@@ -16,6 +16,7 @@
 #include "cadre/tools/tool.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -469,7 +470,7 @@ private:
                   "search.formats in its settings.yml)";
       return unavailable("searxng: " + reason);
     }
-    auto doc = json::parse(resp->body, nullptr, false);
+    auto doc = try_parse_json(resp->body);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("results")
         || !doc["results"].is_array())
       return unavailable("searxng: the answer is not a JSON object with a "

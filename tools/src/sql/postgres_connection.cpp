@@ -19,6 +19,7 @@
 
 #include "sql/sql_connection.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::sql {
 
@@ -494,7 +495,7 @@ private:
         }
         case json::value_t::number_float:
           // JSON's own shortest form reads back to the same double.
-          ok = push(v.dump(), numeric_oid);
+          ok = push(dump_json(v), numeric_oid);
           break;
         case json::value_t::string: {
           const auto& text = v.get_ref<const std::string&>();
@@ -516,7 +517,7 @@ private:
           }
           if (!err.empty())
             return detail::input_error("sql", at, err);
-          ok = push(v.dump(), 0);
+          ok = push(dump_json(v), 0);
         }
       }
       if (!ok)
@@ -608,7 +609,7 @@ private:
       }
       case json_oid:
       case jsonb_oid: {
-        auto doc = json::parse(text, nullptr, false);
+        auto doc = try_parse_json(text);
         if (!doc.is_discarded())
           return doc;
         break;

@@ -14,6 +14,7 @@
 
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre/messages/utf8.hpp"
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
 
@@ -115,8 +116,9 @@ std::optional<std::string> postgres_url_problem(const std::string& url);
 using detail::base64_decode;
 using detail::base64_encode;
 
-/// True when `bytes` is well-formed UTF-8 (JSON text must be).
-bool valid_utf8(std::string_view bytes);
+/// True when `bytes` is well-formed UTF-8 (JSON text must be): the one
+/// check of cadre/messages/utf8.hpp.
+using cadre::valid_utf8;
 
 /// If `param` is {"$base64": "..."}, its decoded bytes; an error message in
 /// `error` when it has that shape but bad content.

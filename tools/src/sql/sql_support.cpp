@@ -47,39 +47,6 @@ caf::error stop_error(stop_reason why, const call_limits& limits,
                       + " ms (timeout_ms)");
 }
 
-bool valid_utf8(std::string_view bytes) {
-  size_t i = 0;
-  auto n = bytes.size();
-  auto at = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
-  auto cont = [&](size_t k) { return k < n && (at(k) & 0xc0) == 0x80; };
-  while (i < n) {
-    auto c = at(i);
-    if (c < 0x80) {
-      ++i;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      if (!cont(i + 1))
-        return false;
-      i += 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      if (!cont(i + 1) || !cont(i + 2))
-        return false;
-      // Overlong forms and UTF-16 surrogates are not valid UTF-8.
-      if ((c == 0xe0 && at(i + 1) < 0xa0) || (c == 0xed && at(i + 1) > 0x9f))
-        return false;
-      i += 3;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3))
-        return false;
-      if ((c == 0xf0 && at(i + 1) < 0x90) || (c == 0xf4 && at(i + 1) > 0x8f))
-        return false;
-      i += 4;
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::optional<std::string> blob_param(const json& param, std::string& error) {
   if (!param.is_object() || param.size() != 1)
     return std::nullopt;

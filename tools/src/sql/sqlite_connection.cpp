@@ -15,6 +15,7 @@
 
 #include "sql/sql_connection.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::sql {
 
@@ -317,7 +318,7 @@ private:
           return detail::input_error("sql", where, err);
         // Other objects and arrays are stored as JSON text, which SQLite's
         // json functions read.
-        auto text = v.dump();
+        auto text = dump_json(v);
         rc = sqlite3_bind_text64(st, i, text.data(), text.size(),
                                  SQLITE_TRANSIENT, SQLITE_UTF8);
       }
@@ -353,7 +354,7 @@ private:
         std::string_view text{p ? p : "",
                               static_cast<size_t>(sqlite3_column_bytes(st, i))};
         if (json_col) {
-          auto doc = json::parse(text, nullptr, false);
+          auto doc = try_parse_json(text);
           if (!doc.is_discarded())
             return doc;
         }

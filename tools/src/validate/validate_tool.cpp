@@ -11,6 +11,7 @@
 #include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/tool.hpp"
 #include "tool_support.hpp"
+#include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools {
 
@@ -158,7 +159,7 @@ public:
                                    "must be 4, 6 or 7");
       opts.draft = static_cast<int>(*n);
     }
-    auto key = std::to_string(opts.draft) + schema->dump();
+    auto key = std::to_string(opts.draft) + dump_json(*schema);
     const json_schema* compiled = cache_.find(key);
     json_schema fresh;
     if (!compiled) {

@@ -41,7 +41,8 @@ public:
   /// Decodes CBOR; returns false on malformed input and leaves *this null.
   bool from_cbor(const std::string& bytes);
 
-  /// Compact JSON text.
+  /// Compact JSON text; bytes that are not UTF-8 become U+FFFD (never
+  /// throws: a document from a store must always be printable).
   std::string dump() const;
 
   friend bool operator==(const json_value& x, const json_value& y) {

@@ -1,0 +1,92 @@
+// The config file: read through the one bounded YAML reader, every error
+// naming the file, line, column and key.
+
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "cadre/config/node_config.hpp"
+#include "finishes.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+
+namespace {
+
+expected<config::node_config> load(const test::temp_dir& dir,
+                                   const std::string& text) {
+  auto path = dir / "cadre.yaml";
+  std::ofstream{path} << text;
+  return config::load_file(path);
+}
+
+std::string error_of(const expected<config::node_config>& r) {
+  return r ? std::string{} : message_of(r.error());
+}
+
+} // namespace
+
+TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
+  test::temp_dir dir;
+  auto cfg = load(dir, "store: {dir: /var/cadre, mode: sync}\n"
+                       "tools:\n"
+                       "  workers: 3\n"
+                       "  ocr: {lang: eng, workers: 4, max_queue: 9}\n"
+                       "executions: {max_restarts: 5, restart_window_ms: 100}\n"
+                       "scheduler: {threads: 2}\n"
+                       "server: {port: 8080}\n");
+  ASSERT_TRUE(cfg) << describe(cfg.error());
+  EXPECT_EQ(cfg->store_dir, "/var/cadre");
+  EXPECT_TRUE(cfg->store_sync);
+  EXPECT_EQ(cfg->default_workers, 3u);
+  ASSERT_TRUE(cfg->tools.count("ocr"));
+  EXPECT_EQ(cfg->tools["ocr"].settings, (json{{"lang", "eng"}}));
+  EXPECT_EQ(cfg->tools["ocr"].workers, 4u);
+  EXPECT_EQ(cfg->tools["ocr"].max_queue, 9u);
+  EXPECT_EQ(cfg->max_restarts, 5u);
+  EXPECT_EQ(cfg->restart_window_ms, 100);
+  EXPECT_EQ(cfg->scheduler_threads, 2u);
+  EXPECT_EQ(cfg->server, (json{{"port", 8080}}));
+  // A directory named by digits is still a path.
+  auto digits = load(dir, "store: {dir: 2024}\n");
+  ASSERT_TRUE(digits);
+  EXPECT_EQ(digits->store_dir, "2024");
+}
+
+TEST(ConfigFile, ErrorsNameFileLineColumnAndKey) {
+  test::temp_dir dir;
+  auto path = dir / "cadre.yaml";
+  EXPECT_EQ(error_of(load(dir, "store:\n  dri: x\n")),
+            path + ":2:3: store.dri: unknown key (known: dir, mode, snapshot_every, sync)");
+  EXPECT_EQ(error_of(load(dir, "tools:\n  ocr: {workers: -1}\n")),
+            path + ":2:18: tools.ocr.workers: expected a positive integer");
+  EXPECT_EQ(error_of(load(dir, "stor: {}\n")),
+            path + ":1:1: stor: unknown key (known: store, tools, executions, "
+                   "scheduler, llm, agents, server, log)");
+  EXPECT_EQ(error_of(load(dir, "store: {sync: maybe}\n")),
+            path + ":1:15: store.sync: expected true or false");
+  EXPECT_EQ(error_of(load(dir, "a: [1\n")).rfind(path + ":2:1: ", 0), 0u);
+  EXPECT_TRUE(load(dir, ""));
+}
+
+TEST(Issue12, ConfigAliasBombIsRefusedWithItsPlace) {
+  // Nine levels of nine aliases under a section that is read whole.
+  std::string bomb = "server:\n"
+                     "  x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int level = 1; level < 9; ++level) {
+    bomb += "  x" + std::to_string(level) + ": &a" + std::to_string(level)
+            + " [";
+    for (int i = 0; i < 9; ++i)
+      bomb += (i ? ", *a" : "*a") + std::to_string(level - 1);
+    bomb += "]\n";
+  }
+  test::temp_dir dir;
+  std::string what;
+  ASSERT_TRUE(test::finishes([&] { what = error_of(load(dir, bomb)); }));
+  EXPECT_NE(what.find("values once its aliases are expanded"),
+            std::string::npos)
+    << what;
+  auto path = dir / "cadre.yaml";
+  EXPECT_EQ(what.rfind(path + ":", 0), 0u) << what;
+}

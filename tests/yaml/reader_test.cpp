@@ -1,0 +1,119 @@
+// The one YAML reader: core-schema scalars, places, and its bounds.
+
+#include "cadre/yaml/reader.hpp"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+using namespace cadre;
+
+namespace {
+
+std::string nested_aliases(int levels, int fan_out) {
+  std::string text = "x0: &a0 [";
+  for (int i = 0; i < fan_out; ++i)
+    text += (i ? ", " : "") + std::string{"lol"};
+  text += "]\n";
+  for (int level = 1; level < levels; ++level) {
+    text += "x" + std::to_string(level) + ": &a" + std::to_string(level)
+            + " [";
+    for (int i = 0; i < fan_out; ++i)
+      text += (i ? ", *a" : "*a") + std::to_string(level - 1);
+    text += "]\n";
+  }
+  return text;
+}
+
+} // namespace
+
+TEST(YamlReader, ReadsCoreSchemaScalarsWithPlaces) {
+  auto doc = yaml::read("a: 1\nb: \"1\"\nc: [true, ~, 1.5, 0x1f, yes]\n"
+                        "d: 1.10\n");
+  ASSERT_TRUE(doc.problems.empty());
+  EXPECT_EQ(doc.value,
+            (json{{"a", 1},
+                  {"b", "1"},
+                  {"c", {true, nullptr, 1.5, 31, "yes"}},
+                  {"d", 1.1}}));
+  EXPECT_EQ(doc.raw_numbers.at("/d"), "1.10");
+  EXPECT_EQ(doc.find("/c/2").line, 3);
+  EXPECT_EQ(doc.find("/b", true).column, 1);
+  EXPECT_EQ(doc.find("/b").column, 4);
+  EXPECT_FALSE(doc.empty);
+}
+
+TEST(YamlReader, ReportsSyntaxErrorsDuplicatesAndEmptyDocuments) {
+  auto bad = yaml::read("a: [1, 2\n");
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].message.rfind("syntax error", 0), 0u);
+  auto dup = yaml::read("a: 1\nb: 2\na: 3\n");
+  ASSERT_EQ(dup.problems.size(), 1u);
+  EXPECT_EQ(dup.problems[0].pointer, "/a");
+  EXPECT_EQ(dup.problems[0].at.line, 3);
+  EXPECT_TRUE(yaml::read("").empty);
+  EXPECT_TRUE(yaml::read("# nothing\n").empty);
+  auto two = yaml::read("a: 1\n---\nb: 2\n");
+  EXPECT_EQ(two.second_document.line, 3);
+}
+
+TEST(Issue12, AliasBombStopsAtTheValueBound) {
+  // 9 levels of 9 aliases: 9^9 strings from about 700 bytes.
+  auto doc = yaml::read(nested_aliases(9, 9));
+  EXPECT_TRUE(doc.value.is_null());
+  ASSERT_EQ(doc.problems.size(), 1u);
+  EXPECT_NE(doc.problems[0].message.find(
+              "more than 250000 values once its aliases are expanded"),
+            std::string::npos)
+    << doc.problems[0].message;
+  EXPECT_GT(doc.problems[0].at.line, 0);
+  EXPECT_TRUE(doc.values.empty());
+}
+
+TEST(Issue12, AliasBombOfLongStringsStopsAtTheByteBound) {
+  std::string text = "s: &s " + std::string(1 << 20, 'x') + "\n";
+  text += "l: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n";
+  yaml::read_options opts;
+  opts.max_bytes = 4u << 20;
+  auto doc = yaml::read(text, opts);
+  ASSERT_EQ(doc.problems.size(), 1u);
+  EXPECT_NE(doc.problems[0].message.find("bytes of text"), std::string::npos);
+  EXPECT_EQ(doc.problems[0].at.line, 1);
+}
+
+TEST(Issue12, DeepNestingStopsAtTheDepthBound) {
+  yaml::read_options opts;
+  opts.max_depth = 100;
+  auto doc = yaml::read("a:\n  b: " + std::string(150, '[')
+                          + std::string(150, ']') + "\n",
+                        opts);
+  ASSERT_FALSE(doc.problems.empty());
+  EXPECT_EQ(doc.problems[0].message, "nested deeper than 100 levels");
+  EXPECT_EQ(doc.problems[0].at.line, 2);
+  EXPECT_EQ(doc.problems[0].pointer.rfind("/a/b/0/0/", 0), 0u);
+  // Far deeper: yaml-cpp's own guard stops first, an error, not a crash.
+  for (int depth : {600, 100'000}) {
+    auto deeper = yaml::read(std::string(depth, '[')
+                             + std::string(depth, ']'));
+    ASSERT_EQ(deeper.problems.size(), 1u);
+    EXPECT_EQ(deeper.problems[0].message.rfind("nested too deeply", 0), 0u);
+    EXPECT_TRUE(deeper.value.is_null());
+  }
+}
+
+TEST(Issue12, TextThatIsNotUtf8IsALocatedError) {
+  auto doc = yaml::read("ok: café\n"
+                        "bad: \"\xc3\x28 {{ 1 }}\"\n"
+                        "list: [a, b\xe9]\n"
+                        "k\xff: 1\n");
+  ASSERT_EQ(doc.problems.size(), 3u);
+  EXPECT_EQ(doc.problems[0].pointer, "/bad");
+  EXPECT_EQ(doc.problems[0].at.line, 2);
+  EXPECT_EQ(doc.problems[0].at.column, 6);
+  EXPECT_EQ(doc.problems[0].message, "not valid UTF-8 (at byte 0)");
+  EXPECT_EQ(doc.problems[1].pointer, "/list/1");
+  EXPECT_EQ(doc.problems[1].message, "not valid UTF-8 (at byte 1)");
+  EXPECT_EQ(doc.problems[2].at.line, 4);
+  EXPECT_EQ(doc.value["ok"], "café");
+  EXPECT_FALSE(doc.value.contains("k\xff"));
+}

@@ -1,0 +1,357 @@
+// The one YAML reader: YAML (and JSON, which YAML reads as flow style) to
+// a JSON document with the place of every value, bounded in depth and in
+// what aliases expand to.
+
+#include "cadre/yaml/reader.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string_view>
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include "cadre/messages/utf8.hpp"
+
+namespace cadre::yaml {
+
+namespace {
+
+position position_of(const YAML::Mark& mark) {
+  if (mark.line < 0 || mark.column < 0)
+    return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+bool is_digits(std::string_view s, bool hex = false) {
+  if (s.empty())
+    return false;
+  for (char c : s) {
+    bool ok = (c >= '0' && c <= '9')
+              || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+std::optional<json> parse_int(std::string_view s) {
+  std::string_view digits = s;
+  bool negative = false;
+  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
+    negative = digits[0] == '-';
+    digits.remove_prefix(1);
+  }
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0'
+      && (digits[1] == 'x' || digits[1] == 'o')) {
+    base = digits[1] == 'x' ? 16 : 8;
+    digits.remove_prefix(2);
+    if (s[0] == '-' || s[0] == '+')
+      return std::nullopt; // YAML 1.2: no sign on 0x / 0o
+  }
+  if (!is_digits(digits, base == 16))
+    return std::nullopt;
+  if (base == 8)
+    for (char c : digits)
+      if (c > '7')
+        return std::nullopt;
+  uint64_t u = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(),
+                                   u, base);
+  if (ec == std::errc{} && end == digits.data() + digits.size()) {
+    if (!negative)
+      return u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? json(static_cast<int64_t>(u))
+               : json(u);
+    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + 1)
+      return json(static_cast<int64_t>(0 - u));
+  }
+  // Too large for 64 bits: keep it as a float.
+  return json(std::strtod(std::string{s}.c_str(), nullptr));
+}
+
+std::optional<json> parse_float(std::string_view s) {
+  // YAML 1.2 core schema: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+'))
+    ++i;
+  size_t int_digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    ++i;
+    ++int_digits;
+  }
+  size_t frac_digits = 0;
+  bool dot = false;
+  if (i < s.size() && s[i] == '.') {
+    dot = true;
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+      ++frac_digits;
+    }
+  }
+  if (int_digits == 0 && frac_digits == 0)
+    return std::nullopt;
+  bool exponent = false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    exponent = true;
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+'))
+      ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+      ++exp_digits;
+    }
+    if (exp_digits == 0)
+      return std::nullopt;
+  }
+  if (i != s.size() || (!dot && !exponent))
+    return std::nullopt;
+  return json(std::strtod(std::string{s}.c_str(), nullptr));
+}
+
+/// A plain scalar under the YAML 1.2 core schema (null is already a Null
+/// node in yaml-cpp).
+json infer_scalar(const std::string& s, bool& numeric) {
+  numeric = false;
+  if (s == "true" || s == "True" || s == "TRUE")
+    return true;
+  if (s == "false" || s == "False" || s == "FALSE")
+    return false;
+  if (auto i = parse_int(s)) {
+    numeric = true;
+    return *i;
+  }
+  if (auto f = parse_float(s)) {
+    numeric = true;
+    return *f;
+  }
+  return s;
+}
+
+/// Thrown when the document grows past a bound: the conversion stops.
+struct too_large {};
+
+class converter {
+public:
+  converter(document& doc, const read_options& opts) : doc_(doc), opts_(opts) {
+  }
+
+  json convert(const YAML::Node& node, const std::string& pointer,
+               size_t depth) {
+    doc_.values.emplace(pointer, position_of(node.Mark()));
+    // Aliases share their node, so every use counts again here: this bounds
+    // what a few nested aliases can expand to.
+    if (++values_ > opts_.max_values) {
+      error(node.Mark(), pointer,
+            "the document holds more than " + std::to_string(opts_.max_values)
+              + " values once its aliases are expanded");
+      throw too_large{};
+    }
+    if (depth > opts_.max_depth) {
+      error(node.Mark(), pointer,
+            "nested deeper than " + std::to_string(opts_.max_depth)
+              + " levels");
+      return nullptr;
+    }
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        return nullptr;
+      case YAML::NodeType::Scalar:
+        return scalar(node, pointer);
+      case YAML::NodeType::Sequence: {
+        json out = json::array();
+        size_t i = 0;
+        for (const auto& item : node)
+          out.push_back(
+            convert(item, pointer + "/" + std::to_string(i++), depth + 1));
+        return out;
+      }
+      case YAML::NodeType::Map: {
+        json out = json::object();
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          // Copies: GCC 12 sees dangling temporaries in it->first.Scalar().
+          YAML::Node key = it->first;
+          YAML::Node value = it->second;
+          if (!key.IsScalar()) {
+            error(key.Mark(), pointer,
+                  "a mapping key must be a plain text, not a "
+                    + std::string{key.IsMap() ? "mapping" : "sequence"});
+            continue;
+          }
+          std::string name = key.Scalar();
+          count_bytes(key, pointer, name.size());
+          if (!utf8(key, pointer, name))
+            continue;
+          auto child = child_pointer(pointer, name);
+          if (out.contains(name)) {
+            auto first = doc_.keys[child];
+            error(key.Mark(), child,
+                  "duplicate key '" + name + "' (first at line "
+                    + std::to_string(first.line) + ")");
+            continue;
+          }
+          doc_.keys.emplace(child, position_of(key.Mark()));
+          out[name] = convert(value, child, depth + 1);
+          // An empty value has the mark of whatever follows it.
+          if (value.IsNull() && value.Mark().line != key.Mark().line)
+            doc_.values[child] = position_of(key.Mark());
+        }
+        return out;
+      }
+    }
+    return nullptr;
+  }
+
+private:
+  // JSON text is UTF-8: a key or scalar that is not would abort whatever
+  // writes it out later (issue 12).
+  bool utf8(const YAML::Node& node, const std::string& pointer,
+            const std::string& text) {
+    auto at = invalid_utf8_at(text);
+    if (at == std::string::npos)
+      return true;
+    error(node.Mark(), pointer,
+          "not valid UTF-8 (at byte " + std::to_string(at) + ")");
+    return false;
+  }
+
+  void count_bytes(const YAML::Node& node, const std::string& pointer,
+                   size_t n) {
+    bytes_ += n;
+    if (bytes_ > opts_.max_bytes) {
+      error(node.Mark(), pointer,
+            "the document holds more than " + std::to_string(opts_.max_bytes)
+              + " bytes of text once its aliases are expanded");
+      throw too_large{};
+    }
+  }
+
+  json scalar(const YAML::Node& node, const std::string& pointer) {
+    const auto& tag = node.Tag();
+    const auto& text = node.Scalar();
+    count_bytes(node, pointer, text.size());
+    if (!utf8(node, pointer, text))
+      return nullptr;
+    // yaml-cpp tags quoted and block scalars "!": they stay strings.
+    if (tag == "!" || tag == "tag:yaml.org,2002:str")
+      return text;
+    bool numeric = false;
+    if (tag == "?" || tag.empty()) {
+      auto value = infer_scalar(text, numeric);
+      if (numeric)
+        doc_.raw_numbers.emplace(pointer, text);
+      return value;
+    }
+    if (tag == "tag:yaml.org,2002:null")
+      return nullptr;
+    auto value = infer_scalar(text, numeric);
+    bool fits = (tag == "tag:yaml.org,2002:int" && value.is_number_integer())
+                || (tag == "tag:yaml.org,2002:float" && value.is_number())
+                || (tag == "tag:yaml.org,2002:bool" && value.is_boolean());
+    if (fits)
+      return tag == "tag:yaml.org,2002:float" ? json(value.get<double>())
+                                              : value;
+    error(node.Mark(), pointer,
+          "unsupported tag '" + tag + "' on '" + text + "'");
+    return text;
+  }
+
+  void error(const YAML::Mark& mark, const std::string& pointer,
+             std::string message) {
+    doc_.problems.push_back({position_of(mark), pointer, std::move(message)});
+  }
+
+  document& doc_;
+  const read_options& opts_;
+  size_t values_ = 0;
+  size_t bytes_ = 0;
+};
+
+} // namespace
+
+std::string child_pointer(const std::string& pointer,
+                          const std::string& token) {
+  return pointer + (json::json_pointer{} / token).to_string();
+}
+
+position document::find(const std::string& pointer, bool key) const {
+  std::string p = pointer;
+  if (key)
+    if (auto it = keys.find(p); it != keys.end() && it->second.line > 0)
+      return it->second;
+  for (;;) {
+    if (auto it = values.find(p); it != values.end() && it->second.line > 0)
+      return it->second;
+    if (p.empty())
+      return {};
+    p.resize(p.rfind('/'));
+  }
+}
+
+document read(const std::string& text, const read_options& opts) {
+  document doc;
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(text);
+  } catch (const YAML::DeepRecursion& e) {
+    doc.empty = false;
+    doc.problems.push_back({position_of(e.mark), "",
+                            "nested too deeply for the YAML parser (it "
+                            "stops at about 500 levels of flow collections)"});
+    return doc;
+  } catch (const YAML::ParserException& e) {
+    doc.empty = false;
+    doc.problems.push_back({position_of(e.mark), "",
+                            "syntax error: " + e.msg});
+    return doc;
+  } catch (const std::exception& e) {
+    doc.empty = false;
+    doc.problems.push_back({{}, "", std::string{"cannot read: "} + e.what()});
+    return doc;
+  }
+  if (nodes.empty() || nodes[0].IsNull())
+    return doc;
+  doc.empty = false;
+  if (nodes.size() > 1)
+    doc.second_document = position_of(nodes[1].Mark());
+  converter conv{doc, opts};
+  try {
+    doc.value = conv.convert(nodes[0], "", 0);
+  } catch (const too_large&) {
+    doc.value = nullptr;
+    // The maps hold what was read before the bound: drop them.
+    doc.values.clear();
+    doc.keys.clear();
+    doc.raw_numbers.clear();
+  } catch (const std::exception& e) {
+    doc.value = nullptr;
+    doc.problems.push_back({{}, "", std::string{"cannot read: "} + e.what()});
+  }
+  return doc;
+}
+
+expected<json> read_file(const std::string& path, const read_options& opts) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return make_error(errc::invalid_input, "cannot read '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto doc = read(text.str(), opts);
+  if (!doc.problems.empty()) {
+    const auto& bad = doc.problems.front();
+    return make_error(errc::invalid_input,
+                      path + ":" + std::to_string(bad.at.line) + ":"
+                        + std::to_string(bad.at.column) + ": " + bad.message);
+  }
+  return std::move(doc.value);
+}
+
+} // namespace cadre::yaml
