@@ -3,11 +3,15 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <string_view>
 
 #include <yaml-cpp/yaml.h>
+
+#include "cadre/messages/duration.hpp"
+#include "cadre/schedule/cron.hpp"
 
 namespace cadre::config {
 
@@ -208,6 +212,162 @@ expected<void> apply_llm_environment(json& llm) {
   return {};
 }
 
+caf::error config_error(const std::string& file, const YAML::Node& node,
+                        const std::string& key, const std::string& what) {
+  return make_error(errc::invalid_config,
+                    where(file, node, key) + ": " + what);
+}
+
+bool schedule_name(std::string_view x) {
+  if (x.empty() || x.size() > 128)
+    return false;
+  for (unsigned char c : x)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+/// One entry of `schedules`, checked key by key; `names` holds the names
+/// of the entries before it.
+expected<schedule::spec> load_schedule(const std::string& file,
+                                       const YAML::Node& item,
+                                       const std::string& at,
+                                       std::set<std::string>& names) {
+  if (!item.IsMap())
+    return config_error(file, item, at,
+                        "expected a mapping with name, workflow and every "
+                        "or cron");
+  schedule::spec s;
+  auto mark = item.Mark();
+  s.origin = file + ":" + std::to_string(mark.line + 1) + ":"
+             + std::to_string(mark.column + 1);
+  std::optional<YAML::Node> every;
+  std::optional<YAML::Node> cron;
+  bool has_name = false;
+  bool has_workflow = false;
+  for (auto it : item) {
+    auto key = it.first.as<std::string>();
+    auto path = at + "." + key;
+    const auto& value = it.second;
+    auto text = [&](const char* expect) {
+      return scalar<std::string>(file, value, path, expect);
+    };
+    if (key == "name") {
+      auto v = text("a name");
+      if (!v)
+        return v.error();
+      if (!value.IsScalar() || !schedule_name(*v))
+        return config_error(file, value, path,
+                            "expected 1 to 128 letters, digits, '.', '_' "
+                            "or '-'");
+      if (!names.insert(*v).second)
+        return config_error(file, value, path,
+                            "another schedule is named '" + *v + "'");
+      s.name = *v;
+      has_name = true;
+    } else if (key == "workflow") {
+      auto v = text("the path of a workflow file");
+      if (!v)
+        return v.error();
+      if (!value.IsScalar() || v->empty())
+        return config_error(file, value, path,
+                            "expected the path of a workflow file");
+      std::filesystem::path p{*v};
+      if (p.is_relative())
+        p = std::filesystem::path{file}.parent_path() / p;
+      s.workflow = p.lexically_normal().string();
+      has_workflow = true;
+    } else if (key == "input") {
+      s.input = to_json(value);
+    } else if (key == "every") {
+      every = value;
+    } else if (key == "cron") {
+      cron = value;
+    } else if (key == "missed") {
+      auto v = text("skip or run_once");
+      if (!v)
+        return v.error();
+      if (!schedule::from_string(*v, s.missed))
+        return config_error(file, value, path,
+                            "expected skip or run_once, got '" + *v + "'");
+    } else if (key == "overlap") {
+      auto v = text("skip, queue or allow");
+      if (!v)
+        return v.error();
+      if (!schedule::from_string(*v, s.overlap))
+        return config_error(file, value, path,
+                            "expected skip, queue or allow, got '" + *v
+                              + "'");
+    } else {
+      return config_error(file, it.first, path,
+                          "unknown key (known: name, workflow, input, "
+                          "every, cron, missed, overlap)");
+    }
+  }
+  if (!has_name)
+    return config_error(file, item, at, "name is required");
+  if (!has_workflow)
+    return config_error(file, item, at + " (" + s.name + ")",
+                        "workflow is required");
+  if (every && cron)
+    return config_error(file, *cron, at + ".cron",
+                        "set either every or cron, not both");
+  if (every) {
+    int64_t ms = 0;
+    if (!every->IsScalar())
+      return config_error(file, *every, at + ".every",
+                          "expected a duration such as 30s, 5m or 1h");
+    if (auto problem = parse_duration(to_json(*every), ms); !problem.empty())
+      return config_error(file, *every, at + ".every", problem);
+    if (ms < 1000)
+      return config_error(file, *every, at + ".every",
+                          "at least 1s, got " + every->Scalar());
+    s.every_ms = ms;
+  } else if (cron) {
+    auto v = scalar<std::string>(file, *cron, at + ".cron",
+                                 "a cron expression");
+    if (!v)
+      return v.error();
+    schedule::cron_error bad;
+    if (!cron->IsScalar() || !schedule::cron::parse(*v, &bad)) {
+      // Point at the field at fault: a quoted scalar starts after its
+      // quote.
+      auto m = cron->Mark();
+      auto column = m.column + 1 + static_cast<int>(bad.offset)
+                    + (cron->Tag() == "!" ? 1 : 0);
+      return make_error(errc::invalid_config,
+                        file + ":" + std::to_string(m.line + 1) + ":"
+                          + std::to_string(column) + ": " + at
+                          + ".cron: " + bad.message);
+    }
+    s.cron = *v;
+  } else {
+    return config_error(file, item, at + " (" + s.name + ")",
+                        "set every (a duration such as 5m) or cron (five "
+                        "fields such as \"*/5 * * * *\")");
+  }
+  return s;
+}
+
+expected<std::vector<schedule::spec>>
+load_schedules(const std::string& file, const YAML::Node& node) {
+  std::vector<schedule::spec> out;
+  if (node.IsNull())
+    return out;
+  if (!node.IsSequence())
+    return config_error(file, node, "schedules", "expected a list");
+  std::set<std::string> names;
+  size_t i = 0;
+  for (auto item : node) {
+    auto s = load_schedule(file, item,
+                           "schedules[" + std::to_string(i++) + "]", names);
+    if (!s)
+      return s.error();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
 } // namespace
 
 expected<node_config> load_file(const std::string& path, node_config cfg) {
@@ -228,7 +388,7 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
                       where(path, root, "/") + ": expected a mapping");
   static const std::set<std::string> top
     = {"store", "tools", "executions", "scheduler", "llm", "agents",
-       "server", "log"};
+       "server", "log", "schedules"};
   for (auto it : root) {
     auto key = it.first.as<std::string>();
     if (!top.count(key))
@@ -236,7 +396,7 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
                         where(path, it.first, key)
                           + ": unknown key (known: store, tools, "
                             "executions, scheduler, llm, agents, server, "
-                            "log)");
+                            "log, schedules)");
   }
   if (auto store = root["store"]) {
     for (auto it : store) {
@@ -340,6 +500,12 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
                           where(path, section, key) + ": expected a mapping");
       *section_json = std::move(j);
     }
+  if (auto sched = root["schedules"]) {
+    auto specs = load_schedules(path, sched);
+    if (!specs)
+      return specs.error();
+    cfg.schedules = std::move(*specs);
+  }
   if (auto sc = root["scheduler"]) {
     if (auto v = sc["threads"]) {
       auto r = scalar<size_t>(path, v, "scheduler.threads",
