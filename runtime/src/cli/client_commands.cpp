@@ -18,6 +18,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cli/client.hpp"
 #include "cli/output.hpp"
+#include "cli/schedule_commands.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -334,6 +335,14 @@ int client_tool(api_client& client, const client_command& cmd) {
   return exit_ok;
 }
 
+int client_schedules(api_client& client, const client_command& cmd) {
+  auto list = client.schedules();
+  if (!list)
+    return fail(list.error());
+  print_schedules(*list, cmd.json_out);
+  return exit_ok;
+}
+
 int client_tree(api_client& client, const client_command& cmd) {
   auto tree = client.tree();
   if (!tree)
@@ -365,6 +374,7 @@ std::optional<int> run_on_server(const client_command& cmd) {
     {"tools", &client_tools},
     {"tool", &client_tool},
     {"tree", &client_tree},
+    {"schedules", &client_schedules},
   };
   auto url = server_url(cmd.server);
   if (url.empty())

@@ -2,8 +2,8 @@
 
 // The `cadre` commands that talk to `cadre serve` over its HTTP API when
 // `--server URL` (or CADRE_SERVER) is given: run, executions, events,
-// input, cancel, tools, tool and tree, with the same output and exit codes
-// as on an embedded node. Private to runtime/.
+// input, cancel, tools, tool, tree and schedules, with the same output and
+// exit codes as on an embedded node. Private to runtime/.
 
 #include <cstdint>
 #include <optional>

@@ -117,6 +117,7 @@ void http_server::impl::install() {
   executions();
   events();
   tools_agents_tree();
+  schedules();
 }
 
 void http_server::impl::middleware() {

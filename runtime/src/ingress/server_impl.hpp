@@ -3,7 +3,7 @@
 // The HTTP server's shared parts: per-request context, response helpers
 // and the server state whose route groups live in their own files
 // (workflow_routes.cpp, execution_routes.cpp, event_routes.cpp,
-// tool_routes.cpp). Private to runtime/src/ingress.
+// tool_routes.cpp, schedule_routes.cpp). Private to runtime/src/ingress.
 
 #include <atomic>
 #include <chrono>
@@ -147,6 +147,7 @@ struct http_server::impl {
   void executions();
   void events();
   void tools_agents_tree();
+  void schedules();
 
   void stream_execution(const std::string& id, uint64_t after,
                         httplib::Response& res);
