@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -13,6 +14,9 @@
 
 #include "cadre/yaml/reader.hpp"
 #include "cadre/messages/json_text.hpp"
+
+#include "cadre/messages/duration.hpp"
+#include "cadre/schedule/cron.hpp"
 
 namespace cadre::config {
 
@@ -208,6 +212,168 @@ expected<void> apply_llm_environment(json& llm) {
   return {};
 }
 
+bool schedule_name(std::string_view x) {
+  if (x.empty() || x.size() > 128)
+    return false;
+  for (unsigned char c : x)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+// Whether the scalar at `at` in `text` starts with a quote (its characters
+// then start one column later).
+bool quoted_at(std::string_view text, yaml::position at) {
+  size_t pos = 0;
+  for (int line = 1; line < at.line && pos != std::string_view::npos; ++line)
+    if ((pos = text.find('\n', pos)) != std::string_view::npos)
+      ++pos;
+  if (pos == std::string_view::npos || at.column < 1)
+    return false;
+  pos += static_cast<size_t>(at.column - 1);
+  return pos < text.size() && (text[pos] == '"' || text[pos] == '\'');
+}
+
+/// One entry of `schedules`, checked key by key; `names` holds the names
+/// of the entries before it.
+expected<schedule::spec> load_schedule(const source& src,
+                                       std::string_view text,
+                                       const json& item, size_t index,
+                                       std::set<std::string>& names) {
+  auto ptr = "/schedules/" + std::to_string(index);
+  auto at = "schedules[" + std::to_string(index) + "]";
+  if (!item.is_object())
+    return src.fail(ptr, at,
+                    "expected a mapping with name, workflow and every or "
+                    "cron");
+  schedule::spec s;
+  auto mark = src.doc.find(ptr);
+  s.origin = src.path + ":" + std::to_string(mark.line) + ":"
+             + std::to_string(mark.column);
+  const json* every = nullptr;
+  const json* cron = nullptr;
+  bool has_name = false;
+  bool has_workflow = false;
+  for (const auto& [key, value] : item.items()) {
+    auto vptr = yaml::child_pointer(ptr, key);
+    auto path = at + "." + key;
+    auto text_value = [&](const char* expect) {
+      return scalar<std::string>(src, value, vptr, path, expect);
+    };
+    if (key == "name") {
+      auto v = text_value("a name");
+      if (!v)
+        return v.error();
+      if (!value.is_string() || !schedule_name(*v))
+        return src.fail(vptr, path,
+                        "expected 1 to 128 letters, digits, '.', '_' or '-'");
+      if (!names.insert(*v).second)
+        return src.fail(vptr, path, "another schedule is named '" + *v + "'");
+      s.name = *v;
+      has_name = true;
+    } else if (key == "workflow") {
+      auto v = text_value("the path of a workflow file");
+      if (!v)
+        return v.error();
+      if (v->empty())
+        return src.fail(vptr, path, "expected the path of a workflow file");
+      std::filesystem::path p{*v};
+      if (p.is_relative())
+        p = std::filesystem::path{src.path}.parent_path() / p;
+      s.workflow = p.lexically_normal().string();
+      has_workflow = true;
+    } else if (key == "input") {
+      s.input = value;
+    } else if (key == "every") {
+      every = &value;
+    } else if (key == "cron") {
+      cron = &value;
+    } else if (key == "missed") {
+      auto v = text_value("skip or run_once");
+      if (!v)
+        return v.error();
+      if (!schedule::from_string(*v, s.missed))
+        return src.fail(vptr, path,
+                        "expected skip or run_once, got '" + *v + "'");
+    } else if (key == "overlap") {
+      auto v = text_value("skip, queue or allow");
+      if (!v)
+        return v.error();
+      if (!schedule::from_string(*v, s.overlap))
+        return src.fail(vptr, path,
+                        "expected skip, queue or allow, got '" + *v + "'");
+    } else {
+      return src.fail(vptr, path,
+                      "unknown key (known: name, workflow, input, every, "
+                      "cron, missed, overlap)",
+                      true);
+    }
+  }
+  if (!has_name)
+    return src.fail(ptr, at, "name is required");
+  if (!has_workflow)
+    return src.fail(ptr, at + " (" + s.name + ")", "workflow is required");
+  if (every && cron)
+    return src.fail(ptr + "/cron", at + ".cron",
+                    "set either every or cron, not both");
+  if (every) {
+    int64_t ms = 0;
+    auto eptr = ptr + "/every";
+    if (every->is_object() || every->is_array())
+      return src.fail(eptr, at + ".every",
+                      "expected a duration such as 30s, 5m or 1h");
+    if (auto problem = parse_duration(*every, ms); !problem.empty())
+      return src.fail(eptr, at + ".every", problem);
+    if (ms < 1000)
+      return src.fail(eptr, at + ".every",
+                      "at least 1s, got "
+                        + (every->is_string() ? every->get<std::string>()
+                                              : dump_json(*every)));
+    s.every_ms = ms;
+  } else if (cron) {
+    auto cptr = ptr + "/cron";
+    auto v = scalar<std::string>(src, *cron, cptr, at + ".cron",
+                                 "a cron expression");
+    if (!v)
+      return v.error();
+    schedule::cron_error bad;
+    if (!schedule::cron::parse(*v, &bad)) {
+      // Point at the field at fault: a quoted scalar starts after its
+      // quote.
+      auto m = src.doc.find(cptr);
+      auto column = m.column + static_cast<int>(bad.offset)
+                    + (quoted_at(text, m) ? 1 : 0);
+      return make_error(errc::invalid_config,
+                        src.path + ":" + std::to_string(m.line) + ":"
+                          + std::to_string(column) + ": " + at
+                          + ".cron: " + bad.message);
+    }
+    s.cron = *v;
+  } else {
+    return src.fail(ptr, at + " (" + s.name + ")",
+                    "set every (a duration such as 5m) or cron (five fields "
+                    "such as \"*/5 * * * *\")");
+  }
+  return s;
+}
+
+expected<std::vector<schedule::spec>>
+load_schedules(const source& src, std::string_view text, const json& node) {
+  std::vector<schedule::spec> out;
+  if (node.is_null())
+    return out;
+  if (!node.is_array())
+    return src.fail("/schedules", "schedules", "expected a list");
+  std::set<std::string> names;
+  for (size_t i = 0; i < node.size(); ++i) {
+    auto s = load_schedule(src, text, node[i], i, names);
+    if (!s)
+      return s.error();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
 } // namespace
 
 expected<node_config> load_file(const std::string& path, node_config cfg) {
@@ -233,13 +399,13 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     return src.fail("", "/", "expected a mapping");
   static const std::set<std::string> top
     = {"store", "tools", "executions", "scheduler", "llm", "agents",
-       "server", "log"};
+       "server", "log", "schedules"};
   for (const auto& [key, value] : root.items()) {
     (void) value;
     if (!top.count(key))
       return src.fail("/" + key, key,
                       "unknown key (known: store, tools, executions, "
-                      "scheduler, llm, agents, server, log)",
+                      "scheduler, llm, agents, server, log, schedules)",
                       true);
   }
   auto section = [&](const char* name) -> const json* {
@@ -354,6 +520,12 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         return src.fail(std::string{"/"} + key, key, "expected a mapping");
       *section_json = *value;
     }
+  if (auto* sched = section("schedules")) {
+    auto specs = load_schedules(src, text.str(), *sched);
+    if (!specs)
+      return specs.error();
+    cfg.schedules = std::move(*specs);
+  }
   if (auto* sc = section("scheduler")) {
     if (auto v = sc->find("threads"); v != sc->end()) {
       auto r = scalar<size_t>(src, *v, "/scheduler/threads",

@@ -28,6 +28,7 @@
 #include "cli/client_commands.hpp"
 #include "cli/output.hpp"
 #include "cli/replay_commands.hpp"
+#include "cli/schedule_commands.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -368,6 +369,23 @@ int cmd_executions(const std::string& status, const global_options& g) {
   return exit_ok;
 }
 
+// Reads the store beside a running server; a store that does not exist
+// yet has no history.
+int cmd_schedules(const global_options& g) {
+  auto cfg = make_config(g);
+  if (!cfg) {
+    print_error(message_of(cfg.error()));
+    return exit_usage;
+  }
+  auto store = try_open_reader(g);
+  if (!store && code_of(store.error()) != errc::not_found) {
+    print_error(describe(store.error()));
+    return exit_failed;
+  }
+  return runtime::cli::cmd_schedules(store ? store->get() : nullptr, *cfg,
+                                     g.json_out);
+}
+
 // Set by SIGINT and SIGTERM while `events --follow` waits.
 volatile std::sig_atomic_t interrupted = 0;
 
@@ -671,6 +689,9 @@ int main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel an execution");
   cancel->add_option("ID", id, "execution id")->required();
   auto* tree = app.add_subcommand("tree", "print the node's supervision tree");
+  auto* schedules_cmd = app.add_subcommand(
+    "schedules", "list the config's schedules with their next and last "
+                 "firing");
   auto* tools_cmd = app.add_subcommand(
     "tools", "list the tools (--json: with their input and output schemas)");
   std::string tool_name;
@@ -815,6 +836,8 @@ int main(int argc, char** argv) {
     return cmd_cancel(id, g);
   if (tree->parsed())
     return cmd_tree(g);
+  if (schedules_cmd->parsed())
+    return cmd_schedules(g);
   if (tools_cmd->parsed())
     return cmd_tools(g);
   if (tool_cmd->parsed())

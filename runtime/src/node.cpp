@@ -12,6 +12,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "cadre/actors/metrics.hpp"
+#include "cadre/actors/schedules.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
@@ -20,6 +21,7 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "agents_config.hpp"
+#include "schedules_config.hpp"
 #include "store_holder.hpp"
 
 namespace cadre::runtime {
@@ -45,6 +47,7 @@ struct live_handles {
   std::map<std::string, tool_pool_actor> pools;
   agents_actor agents;
   executions_actor executions;
+  schedules_actor schedules;
 
   template <class T>
   T get(T live_handles::*member) const {
@@ -61,6 +64,8 @@ struct node::impl {
   std::shared_ptr<persistence::event_store> raw_store;
   std::shared_ptr<live_handles> live = std::make_shared<live_handles>();
   actors::agents_options agent_opts;
+  // What the schedules actor runs (start_options::schedules).
+  std::vector<actors::scheduled_workflow> schedules;
   std::shared_ptr<actors::metric_registry> metrics;
   actors::supervisor_actor root;
   std::vector<std::string> resumed;
@@ -72,8 +77,9 @@ struct node::impl {
     if (!sys)
       return;
     if (root) {
-      // The root stops its children in reverse start order (executions,
-      // tools, store, bus), each within its shutdown timeout.
+      // The root stops its children in reverse start order (schedules,
+      // executions, agents, tools, store, bus), each within its shutdown
+      // timeout.
       log::info("node stopping", {{"actor", "node"}, {"store", cfg.store_dir}});
       caf::scoped_actor self{*sys};
       self->monitor(root);
@@ -86,6 +92,7 @@ struct node::impl {
     root = nullptr;
     {
       std::lock_guard<std::mutex> guard{live->mtx};
+      live->schedules = nullptr;
       live->executions = nullptr;
       live->agents = nullptr;
       live->pools.clear();
@@ -269,6 +276,30 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     return caf::actor_cast<caf::actor>(hdl);
   };
   specs.push_back(std::move(executions));
+  if (!schedules.empty()) {
+    actors::child_spec sched;
+    sched.id = "schedules";
+    sched.start = [this](const actors::start_context& ctx)
+      -> caf::expected<caf::actor> {
+      event_store_actor store_hdl;
+      event_bus_actor bus_hdl;
+      executions_actor executions_hdl;
+      {
+        std::lock_guard<std::mutex> guard{live->mtx};
+        store_hdl = live->store;
+        bus_hdl = live->bus;
+        executions_hdl = live->executions;
+      }
+      // A restart folds each schedule's log again and goes on from there.
+      auto hdl = actors::spawn_schedules(ctx.system, store_hdl, bus_hdl,
+                                         executions_hdl, schedules,
+                                         actors::schedules_options{});
+      std::lock_guard<std::mutex> guard{live->mtx};
+      live->schedules = hdl;
+      return caf::actor_cast<caf::actor>(hdl);
+    };
+    specs.push_back(std::move(sched));
+  }
   return specs;
 }
 
@@ -309,6 +340,12 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   if (!agent_opts)
     return agent_opts.error();
   st->agent_opts = std::move(*agent_opts);
+  if (start_opts.schedules) {
+    auto scheduled = load_scheduled_workflows(cfg, st->registry);
+    if (!scheduled)
+      return scheduled.error();
+    st->schedules = std::move(*scheduled);
+  }
   st->metrics = std::make_shared<actors::metric_registry>();
   st->agent_opts.metrics = st->metrics;
   st->metrics->declare("cadre_tasks_total",
@@ -387,7 +424,8 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
              {"store", cfg.store_dir},
              {"sync", cfg.store_sync ? "true" : "false"},
              {"tools", st->live->get(&live_handles::pools).size()},
-             {"executions_resumed", st->resumed.size()}});
+             {"executions_resumed", st->resumed.size()},
+             {"schedules", st->schedules.size()}});
   return std::unique_ptr<node>{new node(std::move(st))};
 }
 
@@ -413,6 +451,10 @@ actors::metric_registry& node::metrics() const {
 
 agents_actor node::agents() const {
   return impl_->live->get(&live_handles::agents);
+}
+
+schedules_actor node::schedules() const {
+  return impl_->live->get(&live_handles::schedules);
 }
 
 actors::supervisor_actor node::root() const {

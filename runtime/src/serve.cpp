@@ -71,6 +71,7 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   start.resume_all = true;
   start.holder = "cadre serve";
   start.url = opts->url();
+  start.schedules = true;
   auto n = node::start(cfg, start);
   if (!n) {
     print_error(message_of(n.error()).empty() ? describe(n.error())

@@ -219,6 +219,7 @@ TEST_F(Auth, RequiredScopeOfEveryDocumentedRoute) {
     {"GET", "/v1/executions/e0193c1f2a4b17c3e9a/events?after=0",
      scope::read},
     {"GET", "/v1/events", scope::read},
+    {"GET", "/v1/schedules", scope::read},
     {"GET", "/v1/tools", scope::read},
     {"POST", "/v1/tools/echo/invoke", scope::admin},
     {"GET", "/v1/agents", scope::read},

@@ -350,6 +350,19 @@ TEST(EventStream, FramingAndTheBoundedQueue) {
   EXPECT_EQ(q.pop(out, std::chrono::milliseconds{0}),
             stream_queue::wake::overflowed);
   EXPECT_TRUE(out.empty());
+  // A stream subscribed to every execution before it knew its own keeps
+  // only that one's events once told.
+  event other{"e2", 1, 1, "task_completed", json_value{json::object()}};
+  stream_queue early{8};
+  early.push({other, persisted});
+  early.only("e1");
+  early.push({other, tok});
+  out.clear();
+  EXPECT_EQ(early.pop(out, std::chrono::milliseconds{0}),
+            stream_queue::wake::events);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].execution_id, "e1");
+  EXPECT_EQ(out[1].type, "agent_token");
   // A burst larger than the bound reaches a client that keeps up.
   stream_queue burst{3};
   burst.push({persisted, persisted, persisted, persisted, persisted});

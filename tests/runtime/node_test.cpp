@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -206,6 +207,84 @@ TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {
   auto n = runtime::node::start(cfg);
   ASSERT_FALSE(n);
   EXPECT_NE(describe(n.error()).find("tools.sleep.max_ms"), std::string::npos)
+    << describe(n.error());
+}
+
+TEST(Node, SchedulesRunOnlyWhenAskedForAndUnderTheTree) {
+  test::temp_dir dir;
+  auto file = dir / "hello.yaml";
+  std::ofstream{file} << "name: hello\ntasks:\n  - {id: a, tool: echo}\n";
+  config::node_config cfg;
+  cfg.store_dir = dir / "db";
+  schedule::spec s;
+  s.name = "hourly";
+  s.workflow = file;
+  s.every_ms = 3'600'000;
+  cfg.schedules.push_back(s);
+  auto children = [](runtime::node& n) {
+    std::vector<std::string> ids;
+    auto tree = n.tree();
+    for (auto& c : tree["children"])
+      ids.push_back(c.value("id", ""));
+    return ids;
+  };
+  {
+    // An embedded command's node: no schedules.
+    auto n = runtime::node::start(cfg);
+    ASSERT_TRUE(n) << describe(n.error());
+    EXPECT_FALSE((*n)->schedules());
+    auto ids = children(**n);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids.back(), "executions");
+  }
+  runtime::start_options opts;
+  opts.schedules = true;
+  auto n = runtime::node::start(cfg, opts);
+  ASSERT_TRUE(n) << describe(n.error());
+  auto ids = children(**n);
+  ASSERT_FALSE(ids.empty());
+  EXPECT_EQ(ids.back(), "schedules");
+  ASSERT_TRUE((*n)->schedules());
+  caf::scoped_actor self{(*n)->system()};
+  json list;
+  self->request((*n)->schedules(), 60s, list_atom_v)
+    .receive([&](json_value& x) { list = x.get(); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["name"], "hourly");
+  EXPECT_EQ(list[0]["every"], "1h");
+}
+
+TEST(Node, AScheduleThatCouldNeverRunFailsTheStart) {
+  test::temp_dir dir;
+  auto file = dir / "typed.yaml";
+  std::ofstream{file} << "name: typed\n"
+                         "input_schema: {type: object, required: [n]}\n"
+                         "tasks:\n  - {id: a, tool: echo}\n";
+  config::node_config cfg;
+  cfg.store_dir = dir / "db";
+  schedule::spec s;
+  s.name = "typed";
+  s.workflow = file;
+  s.every_ms = 60'000;
+  s.origin = "cadre.yaml:3:5";
+  cfg.schedules.push_back(s);
+  runtime::start_options opts;
+  opts.schedules = true;
+  auto n = runtime::node::start(cfg, opts);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(code_of(n.error()), errc::invalid_config);
+  EXPECT_NE(message_of(n.error()).find("cadre.yaml:3:5: schedule typed: "
+                                       "input: does not match"),
+            std::string::npos)
+    << describe(n.error());
+  cfg.schedules[0].workflow = dir / "missing.yaml";
+  n = runtime::node::start(cfg, opts);
+  ASSERT_FALSE(n);
+  EXPECT_NE(message_of(n.error()).find("schedule typed: workflow "
+                                       + (dir / "missing.yaml")
+                                       + " is not valid"),
+            std::string::npos)
     << describe(n.error());
 }
 

@@ -37,9 +37,8 @@ std::optional<std::string> schema_problem(const json& schema);
 /// Appends "/token" to `pointer`, escaping '~' and '/'.
 std::string child_pointer(const std::string& pointer, const std::string& token);
 
-/// Parses a duration: a number of milliseconds or a string such as "250ms",
-/// "30s", "5m", "1h" or "1h30m". Returns a problem, or "" and sets `ms`.
-std::string parse_duration(const json& value, int64_t& ms);
+/// The one duration parser (cadre/messages/duration.hpp).
+using cadre::parse_duration;
 
 /// The candidate closest to `word` when it is close enough to be a likely
 /// typo, or "".

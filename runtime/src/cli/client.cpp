@@ -641,6 +641,17 @@ expected<json> api_client::invoke_tool(const std::string& name,
   return answer_error(req, "no output in " + quote(dump_json(*doc)));
 }
 
+expected<json> api_client::schedules() {
+  auto req = make_request("GET", url("/v1/schedules"), call_timeout);
+  auto doc = call(req);
+  if (!doc)
+    return doc.error();
+  if (auto list = doc->find("schedules");
+      list != doc->end() && list->is_array())
+    return *list;
+  return answer_error(req, "no schedules in " + quote(doc->dump()));
+}
+
 expected<json> api_client::tree() {
   return call(make_request("GET", url("/v1/tree"), call_timeout));
 }

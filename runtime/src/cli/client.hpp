@@ -249,6 +249,9 @@ public:
   [[nodiscard]] expected<json>
   invoke_tool(const std::string& name, const json& input, int64_t timeout_ms);
 
+  /// GET /v1/schedules: the `schedules` array.
+  [[nodiscard]] expected<json> schedules();
+
   /// GET /v1/tree: the supervision tree, as `cadre tree --json`.
   [[nodiscard]] expected<json> tree();
 

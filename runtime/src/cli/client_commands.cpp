@@ -23,6 +23,7 @@
 #include "cli/output.hpp"
 #include "replay_support.hpp"
 #include "cadre/messages/json_text.hpp"
+#include "cli/schedule_commands.hpp"
 
 namespace cadre::runtime::cli {
 
@@ -355,6 +356,14 @@ int client_tool(api_client& client, const client_command& cmd) {
   return exit_ok;
 }
 
+int client_schedules(api_client& client, const client_command& cmd) {
+  auto list = client.schedules();
+  if (!list)
+    return fail(list.error());
+  print_schedules(*list, cmd.json_out);
+  return exit_ok;
+}
+
 int client_tree(api_client& client, const client_command& cmd) {
   auto tree = client.tree();
   if (!tree)
@@ -459,6 +468,7 @@ std::optional<int> run_on_server(const client_command& cmd) {
     {"export", &client_export},
     {"import", &client_import},
     {"fork", &client_fork},
+    {"schedules", &client_schedules},
   };
   auto url = server_url(cmd.server);
   if (url.empty())

@@ -2,9 +2,9 @@
 
 // The `cadre` commands that talk to `cadre serve` over its HTTP API when
 // `--server URL` (or CADRE_SERVER) is given: run, executions, events,
-// input, cancel, tools, tool, tree, inspect, diff, export, import and fork,
-// with the same output and exit codes as on an embedded node or a local
-// store. Private to runtime/.
+// input, cancel, tools, tool, tree, schedules, inspect, diff, export,
+// import and fork, with the same output and exit codes as on an embedded
+// node or a local store. Private to runtime/.
 
 #include <cstdint>
 #include <optional>

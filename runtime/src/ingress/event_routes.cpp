@@ -26,22 +26,27 @@ void http_server::impl::close_stream(const std::shared_ptr<stream_queue>& q) {
   streams.erase(q);
 }
 
-void http_server::impl::stream_execution(const std::string& id, uint64_t after,
-                                         httplib::Response& res) {
+void http_server::impl::stream_execution(
+  const std::string& id, uint64_t after, httplib::Response& res,
+  std::optional<open_subscription> opened) {
   res.set_header("Cache-Control", "no-store");
   res.set_header("X-Accel-Buffering", "no");
+  auto started = std::make_shared<bool>(false);
   res.set_chunked_content_provider(
     "text/event-stream",
-    [this, id, after](size_t, httplib::DataSink& sink) {
-      auto q = open_stream();
-      auto sinker = spawn_stream_sink(sys(), q);
+    [this, id, after, opened, started](size_t, httplib::DataSink& sink) {
+      *started = true;
+      auto q = opened ? opened->q : open_stream();
+      auto sinker = opened ? opened->sink : spawn_stream_sink(sys(), q);
+      auto topic = opened ? opened->topic : id;
       auto bus = n.bus();
       // Subscribe before reading the store: whatever is appended after the
       // read arrives live, and live events the read already had are
       // skipped by their sequence number.
-      caf::anon_send(bus, subscribe_atom_v, id, sinker);
+      if (!opened)
+        caf::anon_send(bus, subscribe_atom_v, id, sinker);
       auto finish = [&] {
-        caf::anon_send(bus, unsub_atom_v, id, sinker);
+        caf::anon_send(bus, unsub_atom_v, topic, sinker);
         caf::anon_send_exit(sinker, caf::exit_reason::user_shutdown);
         close_stream(q);
         sink.done();
@@ -159,6 +164,14 @@ void http_server::impl::stream_execution(const std::string& id, uint64_t after,
           return finish();
         }
       }
+    },
+    // A client gone before the stream began leaves no subscription behind.
+    [this, opened, started](bool) {
+      if (*started || !opened)
+        return;
+      caf::anon_send(n.bus(), unsub_atom_v, opened->topic, opened->sink);
+      caf::anon_send_exit(opened->sink, caf::exit_reason::user_shutdown);
+      close_stream(opened->q);
     });
 }
 

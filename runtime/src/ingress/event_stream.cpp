@@ -1,5 +1,7 @@
 #include "ingress/event_stream.hpp"
 
+#include <algorithm>
+
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -13,6 +15,14 @@ void stream_queue::push(std::vector<event> evs) {
       return;
     // One batch from the bus is in memory already (payloads are shared);
     // the bound is on what piles up behind a client that does not read.
+    if (!only_.empty())
+      evs.erase(std::remove_if(evs.begin(), evs.end(),
+                               [this](const event& ev) {
+                                 return ev.execution_id != only_;
+                               }),
+                evs.end());
+    if (evs.empty())
+      return;
     if (!events_.empty() && events_.size() + evs.size() > bound_) {
       overflowed_ = true;
       overflowed_now = true;
@@ -25,6 +35,16 @@ void stream_queue::push(std::vector<event> evs) {
   if (overflowed_now && on_overflow_)
     on_overflow_();
   cv_.notify_one();
+}
+
+void stream_queue::only(const std::string& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  only_ = id;
+  events_.erase(std::remove_if(events_.begin(), events_.end(),
+                               [&id](const event& ev) {
+                                 return ev.execution_id != id;
+                               }),
+                events_.end());
 }
 
 void stream_queue::close(std::string reason) {

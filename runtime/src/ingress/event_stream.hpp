@@ -36,6 +36,11 @@ public:
 
   void push(std::vector<event> evs);
 
+  /// From now on keeps only the events of execution `id` (and drops the
+  /// others already queued): a stream subscribed to every execution before
+  /// it knew the id of the one it follows.
+  void only(const std::string& id);
+
   /// Ends the stream early (server shutdown).
   void close(std::string reason);
 
@@ -54,6 +59,7 @@ private:
   std::function<void()> on_overflow_;
   bool overflowed_ = false;
   std::string closed_;
+  std::string only_;
 };
 
 /// A sink actor that feeds `q`; it holds only a weak reference, so a

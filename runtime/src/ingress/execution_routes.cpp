@@ -49,15 +49,31 @@ void http_server::impl::executions() {
           if (auto found = ask<std::string>(n.store(), get_atom_v,
                                             submit_atom_v, key))
             existing = *found;
+        // Submit-and-stream listens before it submits: a model's tokens
+        // are live only, and an instant one streams before a later
+        // subscription would.
+        std::optional<open_subscription> early;
+        if (wants_stream(req)) {
+          early = open_subscription{open_stream(), {}, std::string{}};
+          early->sink = spawn_stream_sink(sys(), early->q);
+          caf::anon_send(n.bus(), subscribe_atom_v, early->topic,
+                         early->sink);
+        }
         auto id = ask<std::string>(n.executions(), submit_atom_v, *sub);
         if (!id) {
+          if (early) {
+            caf::anon_send(n.bus(), unsub_atom_v, early->topic, early->sink);
+            caf::anon_send_exit(early->sink, caf::exit_reason::user_shutdown);
+            close_stream(early->q);
+          }
           send_problem(res, problem_of(id.error(), "/input"));
           return;
         }
         res.set_header("X-Execution-Id", *id);
         res.set_header("Location", "/v1/executions/" + *id);
-        if (wants_stream(req)) {
-          stream_execution(*id, 0, res);
+        if (early) {
+          early->q->only(*id);
+          stream_execution(*id, 0, res, early);
           return;
         }
         int status = existing == *id ? 200 : 201;

@@ -119,6 +119,7 @@ void http_server::impl::install() {
   events();
   replay();
   tools_agents_tree();
+  schedules();
 }
 
 void http_server::impl::middleware() {

@@ -3,11 +3,12 @@
 // The HTTP server's shared parts: per-request context, response helpers
 // and the server state whose route groups live in their own files
 // (workflow_routes.cpp, execution_routes.cpp, event_routes.cpp,
-// tool_routes.cpp). Private to runtime/src/ingress.
+// tool_routes.cpp, schedule_routes.cpp). Private to runtime/src/ingress.
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -164,9 +165,19 @@ struct http_server::impl {
   void events();
   void replay();
   void tools_agents_tree();
+  void schedules();
 
+  /// Streams execution `id` from event `after`. A stream opened before the
+  /// execution existed (submit-and-stream, so no live token is missed)
+  /// passes its queue, its sink and the topic it subscribed to.
+  struct open_subscription {
+    std::shared_ptr<stream_queue> q;
+    event_sink_actor sink;
+    std::string topic;
+  };
   void stream_execution(const std::string& id, uint64_t after,
-                        httplib::Response& res);
+                        httplib::Response& res,
+                        std::optional<open_subscription> opened = {});
   void stream_all(httplib::Response& res);
   std::shared_ptr<stream_queue> open_stream();
   void close_stream(const std::shared_ptr<stream_queue>& q);

@@ -4,9 +4,11 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre/schedule/schedule.hpp"
 
 namespace cadre::config {
 
@@ -56,6 +58,11 @@ struct node_config {
   /// The `log` section as JSON (`level`, `format`). Read by runtime/.
   /// Default: {}
   json log = json::object();
+  /// The `schedules` section: workflows `cadre serve` runs on a schedule
+  /// (docs/operations.md#schedules), each checked as it is read; a relative
+  /// `workflow` path is resolved against the config file's directory.
+  /// Default: none
+  std::vector<schedule::spec> schedules;
 };
 
 /// Reads a YAML config file over the defaults. Errors name the file, line

@@ -99,4 +99,15 @@ using executions_actor = caf::typed_actor<
   // has no running coordinator.
   caf::replies_to<get_atom, std::string>::with<caf::actor>>;
 
+/// The node's schedules (`cadre serve`, docs/operations.md#schedules):
+/// fires each configured workflow on time, recording each firing in the
+/// schedule's log ("schedule:<name>") before it submits the execution.
+using schedules_actor = caf::typed_actor<
+  // The events of executions it waits for (it is an event_sink_actor).
+  caf::reacts_to<event_atom, std::vector<event>>,
+  // -> [{name, workflow, every_ms | cron, missed, overlap, next_due_us,
+  // last, queued?, ...}]: each schedule as it stands (schedule::machine::
+  // view), in name order.
+  caf::replies_to<list_atom>::with<json_value>>;
+
 } // namespace cadre

@@ -36,6 +36,10 @@ struct start_options {
   std::string holder = "cadre";
   /// The server's URL for the holder file, when there is one. Default: ""
   std::string url;
+  /// Run the config's schedules (`cadre serve`); an embedded command never
+  /// fires them. Their workflows are read and checked at start.
+  /// Default: false
+  bool schedules = false;
 };
 
 class node {
@@ -45,8 +49,8 @@ public:
   /// Opens the store, spawns the node's actors and, with
   /// `opts.resume_all`, resumes every unfinished execution in the store.
   /// Errors: errc::storage_error (store; naming the process that holds it
-  /// when another one does), errc::invalid_config (a tool's settings), each
-  /// naming what failed.
+  /// when another one does), errc::invalid_config (a tool's settings, a
+  /// schedule's workflow), each naming what failed.
   [[nodiscard]] static expected<std::unique_ptr<node>>
   start(const config::node_config& cfg, start_options opts = {});
 
@@ -59,6 +63,9 @@ public:
   actors::metric_registry& metrics() const;
   /// The agents actor (turns, and each agent's memory by agent id).
   agents_actor agents() const;
+  /// The schedules actor; invalid unless the node runs schedules
+  /// (start_options::schedules and at least one configured).
+  schedules_actor schedules() const;
   /// The root of the node's supervision tree.
   actors::supervisor_actor root() const;
   const tools::tool_registry& registry() const;

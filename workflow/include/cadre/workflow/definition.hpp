@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cadre/messages/duration.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 
@@ -164,9 +165,8 @@ const char* kind_name(task_kind k);
                                           const json& value,
                                           const std::string& what);
 
-/// Parses a duration as every cadre format writes one: a number of
-/// milliseconds or a string such as "250ms", "30s", "5m", "1h" or "1h30m".
-/// Returns a problem a person can act on, or "" and sets `ms`.
-std::string parse_duration(const json& value, int64_t& ms);
+/// Parses a duration as every cadre format writes one (the one parser of
+/// cadre/messages/duration.hpp).
+using cadre::parse_duration;
 
 } // namespace cadre::workflow
