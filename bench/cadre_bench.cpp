@@ -193,7 +193,7 @@ void usage() {
     "usage: cadre_bench [--benchmarks=a,b,c] [--modes=wal,sync]\n"
     "                   [--repeat=N] [--roundtrip_ops=N] [--replay_n=N]\n"
     "                   [--ocr_pages=N] [--agent_turns=N]\n"
-    "                   [--timetravel_n=N] [--db=DIR]\n"
+    "                   [--timetravel_n=N] [--snapshot_every=N] [--db=DIR]\n"
     "                   [--json NAME|PATH]\n"
     "workloads: roundtrip fanout_N chain_N replay timetravel langgraph ocr\n"
     "           agent\n"
@@ -236,6 +236,8 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.replay_n = std::max<size_t>(1, std::stoull(v));
     } else if (value_of("--ocr_pages", v)) {
       opts.ocr_pages = std::max<size_t>(2, std::stoull(v));
+    } else if (value_of("--snapshot_every", v)) {
+      opts.snapshot_every = std::stoull(v);
     } else if (value_of("--timetravel_n", v)) {
       opts.timetravel_n = std::max<size_t>(100, std::stoull(v));
     } else if (value_of("--agent_turns", v)) {

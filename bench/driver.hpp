@@ -32,6 +32,8 @@ struct options {
   size_t agent_turns = 2000;
   /// Map items of the `timetravel` log (two events each). Default: 50000
   size_t timetravel_n = 50000;
+  /// store.snapshot_every of the nodes the workloads start. Default: 1000
+  uint64_t snapshot_every = 1000;
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty

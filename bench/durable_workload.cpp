@@ -129,6 +129,7 @@ durable_run run_once(const options& opts, const std::string& shape, size_t n,
     config::node_config cfg;
     cfg.store_dir = dir;
     cfg.store_sync = sync;
+    cfg.snapshot_every = opts.snapshot_every;
     auto nd = runtime::node::start(cfg);
     if (!nd) {
       std::fprintf(stderr, "node: %s\n", to_string(nd.error()).c_str());

@@ -155,12 +155,14 @@ void flush(self_ptr self) {
   auto outcomes = task_outcomes(req.events);
   // A step that reaches a multiple of snapshot_every brings the state
   // along in the same atomic write: a snapshot never runs ahead of its log.
-  // A big state (a map of many items) is snapshotted less often, so
-  // snapshots cost no more than the events they save reading.
+  // A big state (a map of many items) is snapshotted less often: a
+  // snapshot costs about what writing one event per task and item does,
+  // so at least 8 events a unit keep snapshots to an eighth of the writes
+  // (bench/README.md, timetravel).
   if (auto every = st.args.snapshot_every; every > 0) {
     auto after = st.m.last_seq();
     auto before = after - std::min<uint64_t>(after, batch);
-    auto gap = std::max<uint64_t>(every, st.m.state_units());
+    auto gap = std::max<uint64_t>(every, 8 * st.m.state_units());
     if (after / every > before / every
         && after - st.last_snapshot_seq >= gap) {
       req.events.push_back(

@@ -35,8 +35,9 @@ std::vector<std::string> agent_logs_of(const machine& m);
 /// Snapshots: the coordinator writes the state after the step that reached
 /// seq k * every as the one event (type "snapshot", payload
 /// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
-/// write as that step's events, when at least max(every, state_units())
-/// events passed since the previous one. Readers look back from k.
+/// write as that step's events, when at least max(every, 8 *
+/// state_units()) events passed since the previous one. Readers look back
+/// from k.
 std::string snapshot_log(const std::string& id, uint64_t k);
 
 /// Folds `log` (the events after the snapshot's seq, in order) onto the
