@@ -436,22 +436,54 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
               promise.deliver(json_value{std::move(reply)});
               return;
             }
-            append_request app;
-            app.events = std::move(plan->events);
-            app.index.push_back(*plan->index);
-            self->request(self->state.store, local_deadline, append_atom_v,
-                          std::move(app))
-              .then(
-                [=](uint64_t) mutable {
-                  log::info("execution forked", {{"actor", "executions"},
-                                                 {"execution", id},
-                                                 {"parent", parent}});
-                  if (reply["status"] == "running"
-                      || reply["status"] == "waiting")
-                    start(self, id, coordinator_mode::recover);
-                  promise.deliver(json_value{std::move(reply)});
-                },
-                [=](caf::error& err) mutable { promise.deliver(err); });
+            // The fork's log and its agents' memory as of the fork point
+            // go in one atomic write, after the parent's agent logs are read.
+            auto app = std::make_shared<append_request>();
+            app->events = std::move(plan->events);
+            app->index.push_back(*plan->index);
+            auto reused = plan->reused;
+            auto names = std::make_shared<std::vector<std::string>>();
+            for (auto& name : workflow::agent_logs_of(log))
+              if (name.rfind("agent:" + parent + "/", 0) == 0)
+                names->push_back(std::move(name));
+            auto write = [=]() mutable {
+              self->request(self->state.store, local_deadline, append_atom_v,
+                            *app)
+                .then(
+                  [=](uint64_t) mutable {
+                    log::info("execution forked", {{"actor", "executions"},
+                                                   {"execution", id},
+                                                   {"parent", parent}});
+                    if (reply["status"] == "running"
+                        || reply["status"] == "waiting")
+                      start(self, id, coordinator_mode::recover);
+                    promise.deliver(json_value{std::move(reply)});
+                  },
+                  [=](caf::error& err) mutable { promise.deliver(err); });
+            };
+            // Reads the agent logs one after another; each pending read
+            // holds the reader, which holds itself only weakly.
+            auto next = std::make_shared<std::function<void(size_t)>>();
+            std::weak_ptr<std::function<void(size_t)>> weak_next = next;
+            *next = [=](size_t i) mutable {
+              if (i == names->size()) {
+                write();
+                return;
+              }
+              auto keep = weak_next.lock();
+              self
+                ->request(self->state.store, local_deadline, read_atom_v,
+                          (*names)[i], uint64_t{1}, uint64_t{0})
+                .then(
+                  [=](std::vector<event>& agent_log) mutable {
+                    for (auto& ev : workflow::branch_agent_log(
+                           agent_log, parent, id, reused))
+                      app->events.push_back(std::move(ev));
+                    (*keep)(i + 1);
+                  },
+                  [=](caf::error& err) mutable { promise.deliver(err); });
+            };
+            (*next)(0);
           },
           [=](caf::error& err) mutable { promise.deliver(err); });
       return promise;

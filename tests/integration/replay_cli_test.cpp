@@ -301,6 +301,51 @@ TEST_F(ReplayCli, ExportAndImportGiveTheSameState) {
     << refused.err;
 }
 
+const char* two_turns_yaml = R"yaml(name: two-turns
+version: "1"
+agents:
+  analyst:
+    system: You explain failures in one sentence.
+    stream: false
+tasks:
+  - id: first
+    agent: analyst
+    input: "What failed in job 7?"
+  - id: second
+    depends_on: first
+    agent: analyst
+    input: "And what should we do about it?"
+)yaml";
+
+TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
+  auto file = tmp_ / "two.yaml";
+  std::ofstream{file} << two_turns_yaml;
+  auto run = cadre({"--json", "run", file});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+              .get<std::string>();
+  ASSERT_EQ(model_calls(), 2u);
+  auto before = export_of(id);
+  auto fork = cadre({"--json", "fork", id, "--rerun", "second"});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto child = json::parse(fork.out.front(), nullptr, false)["plan"]["id"]
+                 .get<std::string>();
+  // The re-run turn asked the model with the first turn in its memory.
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  std::string sent = got.back().body;
+  EXPECT_NE(sent.find("What failed in job 7?"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("The disk was full."), std::string::npos) << sent;
+  EXPECT_NE(sent.find("And what should we do about it?"), std::string::npos);
+  // The fork's agent log starts with the parent's first turn; the parent
+  // is untouched.
+  auto agent = cadre({"--json", "events", "agent:" + child + "/analyst"});
+  ASSERT_EQ(agent.exit_code, 0) << agent.err;
+  auto first = json::parse(agent.out.front(), nullptr, false);
+  EXPECT_EQ(first["payload"]["turn"], id + "/first/1");
+  EXPECT_EQ(export_of(id), before);
+}
+
 // Retries make many events for few tasks: the shape of execution whose
 // state is small beside its log, which snapshots are for.
 const char* flaky_yaml = R"yaml(name: flaky

@@ -476,3 +476,24 @@ TEST(Replay, ARestoredMachineDecidesAsTheOriginal) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(code_of(refused.error()), errc::codec_error);
 }
+
+TEST(Replay, AForkBranchesTheParentsAgentMemoryAtReusedTurns) {
+  auto ev = [](const std::string& log, uint64_t seq, const std::string& turn) {
+    return event{log, seq, 1, "agent_message",
+                 json_value{json{{"turn", turn}, {"message", "m"}}}};
+  };
+  std::vector<event> log{ev("agent:p/helper", 1, "p/ask/1"),
+                         ev("agent:p/helper", 2, "p/ask/1"),
+                         ev("agent:p/helper", 3, "p/later/1"),
+                         ev("agent:p/helper", 4, "p/ask/2")};
+  auto copy = branch_agent_log(log, "p", "f", {"ask"});
+  ASSERT_EQ(copy.size(), 3u);
+  for (size_t i = 0; i < copy.size(); ++i) {
+    EXPECT_EQ(copy[i].execution_id, "agent:f/helper");
+    EXPECT_EQ(copy[i].seq, i + 1);
+  }
+  EXPECT_EQ(copy[2].payload->value("turn", ""), "p/ask/2");
+  // A log shared across executions (memory scope `agent`) is not copied.
+  std::vector<event> shared{ev("agent:helper", 1, "p/ask/1")};
+  EXPECT_TRUE(branch_agent_log(shared, "p", "f", {"ask"}).empty());
+}

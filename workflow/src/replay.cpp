@@ -668,6 +668,35 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   return plan;
 }
 
+std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
+                                    const std::string& parent,
+                                    const std::string& fork,
+                                    const std::vector<std::string>& reused) {
+  std::vector<event> out;
+  if (agent_log.empty())
+    return out;
+  const auto prefix = "agent:" + parent + "/";
+  const auto& name = agent_log.front().execution_id;
+  if (name.rfind(prefix, 0) != 0)
+    return out;
+  auto target = "agent:" + fork + "/" + name.substr(prefix.size());
+  auto kept = [&](const std::string& turn) {
+    for (const auto& key : reused)
+      if (turn.rfind(parent + "/" + key + "/", 0) == 0)
+        return true;
+    return false;
+  };
+  for (const auto& ev : agent_log) {
+    if (!kept(text(ev.payload.get(), "turn")))
+      continue;
+    event copy = ev;
+    copy.execution_id = target;
+    copy.seq = out.size() + 1;
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
 json json_changes(const json& a, const json& b, size_t limit) {
   json out = json::array();
   std::function<void(const json&, const json&, const std::string&)> walk;

@@ -125,6 +125,16 @@ struct fork_plan {
                                             const std::string& id,
                                             int64_t now_us);
 
+/// A fork's copy of a parent's agent log (memory scope `execution` or
+/// `task`: "agent:<parent>/..."): the events of the turns of `reused` keys
+/// (any attempt), renumbered from 1 under "agent:<fork>/...", so an agent
+/// turn that runs again in the fork remembers what it did before the fork
+/// point. Empty for a log that is not the parent's own (scope `agent`).
+std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
+                                    const std::string& parent,
+                                    const std::string& fork,
+                                    const std::vector<std::string>& reused);
+
 /// The differences between two executions (docs/replay.md#diff).
 struct execution_diff {
   /// The first seq whose events differ (type or payload; times and ids
