@@ -736,6 +736,11 @@ void ask_model(agent_self self, const llm_request& req,
     count_llm_call(self, req, nullptr, "error");
     fail(err);
   };
+  // What a cache entry is compared on, in full: the request (streamed or
+  // not alike) and the script a scripted model answers from.
+  json cache_key = req;
+  cache_key.erase("stream");
+  cache_key["script"] = t.spec.script;
   auto ask_provider = [=](std::string cache_log) {
     auto& st = self->state;
     if (!st.worker)
@@ -746,13 +751,26 @@ void ask_model(agent_self self, const llm_request& req,
       .then(
         [=](llm_response& res) {
           if (!cache_log.empty()) {
-            // A one-event log per request hash; a lost race is harmless.
+            // A one-event log per request hash, with the request itself so a
+            // hit is checked in full; a lost race (conflict) is harmless.
             append_request c;
-            c.events.push_back(event{cache_log, 1, now_us(), "llm_cached",
-                                     json_value{json(res)}});
+            c.events.push_back(
+              event{cache_log, 1, now_us(), "llm_cached",
+                    json_value{json{{"request", cache_key},
+                                    {"response", json(res)}}}});
             self->request(self->state.store, local_deadline, append_atom_v,
                           std::move(c))
-              .then([](uint64_t) {}, [](caf::error&) {});
+              .then([](uint64_t) {},
+                    [=](caf::error& err) {
+                      if (code_of(err) == errc::conflict)
+                        return;
+                      count(self, "cadre_llm_cache_write_failures_total",
+                            {{"agent", req.agent}});
+                      log::warn("LLM cache entry not written",
+                                {{"actor", "agent"},
+                                 {"log", cache_log},
+                                 {"reason", describe(err)}});
+                    });
           }
           count_llm_call(self, req, &res, "ok");
           ok(std::move(res), false);
@@ -763,21 +781,25 @@ void ask_model(agent_self self, const llm_request& req,
     ask_provider({});
     return;
   }
-  json hashed = req;
-  hashed.erase("stream");
-  auto cache_log = "llmcache:"
-                   + hash_hex(dump_json(hashed) + dump_json(t.spec.script));
+  auto cache_log = "llmcache:" + hash_hex(dump_json(cache_key));
   self->request(st.store, local_deadline, read_atom_v, cache_log, uint64_t{1},
                 uint64_t{1})
     .then(
       [=](std::vector<event>& evs) {
-        if (!evs.empty())
-          if (auto res = from<llm_response>(evs.front().payload.get())) {
-            count_llm_call(self, req, &*res, "cached");
-            ok(std::move(*res), true);
-            return;
-          }
-        ask_provider(cache_log);
+        // The hash only finds the entry; the stored request must be this
+        // one to the byte (an entry without it, from before, is a miss).
+        if (!evs.empty()) {
+          const auto& entry = evs.front().payload.get();
+          if (entry.is_object() && entry.contains("request")
+              && entry["request"] == cache_key && entry.contains("response"))
+            if (auto res = from<llm_response>(entry["response"])) {
+              count_llm_call(self, req, &*res, "cached");
+              ok(std::move(*res), true);
+              return;
+            }
+        }
+        // A miss, or a hash collision: ask, and leave the entry alone.
+        ask_provider(evs.empty() ? cache_log : std::string{});
       },
       [=](caf::error&) { ask_provider(cache_log); });
 }

@@ -198,6 +198,22 @@ public:
     return evs ? *evs : std::vector<event>{};
   }
 
+  /// Every event of logs whose name starts with `prefix`.
+  std::vector<event> logs_with(const std::string& prefix) {
+    std::vector<event> out;
+    EXPECT_TRUE(raw_->scan([&](const event& ev) {
+      if (ev.execution_id.rfind(prefix, 0) == 0)
+        out.push_back(ev);
+    }));
+    return out;
+  }
+
+  void append(std::vector<event> evs) {
+    std::vector<append_request> reqs{append_request{std::move(evs), {}, {}}};
+    for (auto& r : raw_->append_group(reqs))
+      EXPECT_TRUE(r) << describe(r.error());
+  }
+
   execution_info run(const json& doc, const json& input = json::object()) {
     submit_request req;
     req.definition = json_value{doc};
@@ -460,6 +476,56 @@ TEST(Agent, ResponseCacheAnswersIdenticalRequests) {
     if (ev.type == "llm_responded" && ev.payload->value("cached", false))
       ++cached;
   EXPECT_EQ(cached, 2u);
+}
+
+// The hash only finds a cache entry: an entry under the same hash for
+// another request (a collision, or an entry from before the request was
+// stored) is a miss, and the model is asked.
+TEST(Agent, ResponseCacheComparesTheWholeRequest) {
+  counting_llm_server server;
+  actors::agents_options o;
+  o.cache = true;
+  auto port = server.port();
+  o.make_provider = [port](const tools::llm::profile& p)
+    -> expected<std::unique_ptr<tools::llm::provider>> {
+    return std::unique_ptr<tools::llm::provider>{
+      new http_test_provider(p, port)};
+  };
+  json spec{{"tools", {"echo"}}, {"memory", {{"scope", "task"}}}};
+  std::vector<event> entries;
+  json first;
+  {
+    test::temp_dir dir;
+    agent_node node{dir.str(), o};
+    auto a = node.turn(make_turn("c", spec, "same", "e1"));
+    ASSERT_TRUE(a) << describe(a.error());
+    first = a->output.get();
+    entries = node.logs_with("llmcache:");
+  }
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_TRUE(entries[0].payload->contains("request"));
+  auto calls = server.hits();
+  test::temp_dir dir;
+  agent_node node{dir.str(), o};
+  // The same log names: one holds another request's answer, the other an
+  // answer alone (as entries were written before the request was stored).
+  for (size_t i = 0; i < entries.size(); ++i) {
+    json forged = entries[i].payload.get();
+    forged["request"]["messages"][0]["content"] = "another request";
+    forged["response"]["message"]["content"] = "forged";
+    entries[i].payload
+      = json_value{i == 0 ? forged : json{forged["response"]}};
+  }
+  node.append(entries);
+  auto b = node.turn(make_turn("c", spec, "same", "e2"));
+  ASSERT_TRUE(b) << describe(b.error());
+  EXPECT_EQ(b->output.get(), first);
+  EXPECT_EQ(server.hits(), calls + 2);
+  for (auto& ev : node.log("agent:e2/t")) {
+    if (ev.type == "llm_responded") {
+      EXPECT_FALSE(ev.payload->value("cached", false));
+    }
+  }
 }
 
 TEST(Agent, WorkflowAgentTaskRecordsUsagePerTaskAndExecution) {
