@@ -86,45 +86,6 @@ std::optional<std::string> env_value(const char* name) {
   return std::string{v};
 }
 
-/// "250ms", "30s", "1.5m", "1h30m", or digits alone (milliseconds), as
-/// milliseconds; nullopt when malformed. The profile's own parser
-/// (tools/src/llm/profile.cpp) reads the same forms.
-std::optional<double> duration_ms(const std::string& text) {
-  if (text.find_first_not_of("0123456789") == std::string::npos)
-    return std::strtod(text.c_str(), nullptr);
-  double total = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size()
-           && (std::isdigit(static_cast<unsigned char>(text[i]))
-               || text[i] == '.'))
-      ++i;
-    if (i == start)
-      return std::nullopt;
-    char* end = nullptr;
-    auto number = text.substr(start, i - start);
-    auto value = std::strtod(number.c_str(), &end);
-    if (*end != '\0')
-      return std::nullopt;
-    size_t unit_start = i;
-    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
-      ++i;
-    auto unit = std::string_view{text}.substr(unit_start, i - unit_start);
-    if (unit == "ms")
-      total += value;
-    else if (unit == "s")
-      total += value * 1000;
-    else if (unit == "m")
-      total += value * 60'000;
-    else if (unit == "h")
-      total += value * 3'600'000;
-    else
-      return std::nullopt;
-  }
-  return total;
-}
-
 bool env_name(std::string_view x) {
   if (x.empty() || std::isdigit(static_cast<unsigned char>(x.front())))
     return false;
@@ -166,16 +127,16 @@ expected<void> apply_llm_environment(json& llm) {
                      "OPENAI_API_KEY), not the key itself");
   json timeout_value;
   if (timeout) {
-    auto ms = duration_ms(*timeout);
-    constexpr double year_ms = 365.0 * 24 * 3600 * 1000;
-    if (!ms || !std::isfinite(*ms) || *ms < 1 || *ms > year_ms)
+    int64_t ms = 0;
+    constexpr int64_t year_ms = int64_t{365} * 24 * 3600 * 1000;
+    if (!parse_duration(json(*timeout), ms).empty() || ms < 1 || ms > year_ms)
       return env_error("CADRE_LLM_TIMEOUT",
                        "expected a positive duration such as \"30s\", "
                        "\"500ms\", \"2m\" or a number of milliseconds, "
                        "got '" + *timeout + "'");
     timeout_value = timeout->find_first_not_of("0123456789")
                         == std::string::npos
-                      ? json(static_cast<int64_t>(*ms))
+                      ? json(ms)
                       : json(*timeout);
   }
   if (!llm.is_object())

@@ -211,7 +211,7 @@ TEST(ConfigEnvironment, BadBaseUrlAndTimeoutNameTheirVariables) {
       << error_of(out);
   }
   for (auto bad :
-       {"soon", "0", "0s", "10 s", "5d", "99999999999999999999"}) {
+       {"soon", "0", "0s", "10 seconds", "5d", "99999999999999999999"}) {
     env_guard env;
     env.set("CADRE_LLM_KIND", "ollama");
     env.set("CADRE_LLM_TIMEOUT", bad);

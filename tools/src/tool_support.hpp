@@ -17,6 +17,7 @@
 #include <string_view>
 #include <thread>
 
+#include "cadre/messages/duration.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/tool.hpp"
@@ -130,58 +131,17 @@ uint_setting(std::string_view tool, const json& settings,
   return *x;
 }
 
-/// "250ms", "30s", "2m", "1h", "1m30s", or a number of milliseconds (at
-/// most a year); nullopt for anything else.
+/// The one duration form of cadre (cadre/messages/duration.hpp: "250ms",
+/// "30s", "2m", "1h", "1m30s", or a number of milliseconds), at most a
+/// year; nullopt for anything else.
 inline std::optional<std::chrono::milliseconds> parse_duration(const json& x) {
-  using std::chrono::milliseconds;
-  constexpr double max_ms = 365.0 * 24 * 3600 * 1000;
-  if (x.is_number()) {
-    auto d = x.get<double>();
-    if (!std::isfinite(d) || d < 0 || d > max_ms || std::floor(d) != d)
-      return std::nullopt;
-    return milliseconds{static_cast<int64_t>(d)};
-  }
-  if (!x.is_string())
+  constexpr int64_t year_ms = int64_t{365} * 24 * 3600 * 1000;
+  if (x.is_number_float() && std::floor(x.get<double>()) != x.get<double>())
     return std::nullopt;
-  const auto& text = x.get_ref<const std::string&>();
-  if (text.empty())
+  int64_t ms = 0;
+  if (!cadre::parse_duration(x, ms).empty() || ms > year_ms)
     return std::nullopt;
-  double total = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size()
-           && (std::isdigit(static_cast<unsigned char>(text[i]))
-               || text[i] == '.'))
-      ++i;
-    if (i == start)
-      return std::nullopt;
-    double value = 0;
-    try {
-      value = std::stod(text.substr(start, i - start));
-    } catch (...) {
-      return std::nullopt;
-    }
-    size_t unit_start = i;
-    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
-      ++i;
-    auto unit = std::string_view{text}.substr(unit_start, i - unit_start);
-    double scale = 0;
-    if (unit == "ms")
-      scale = 1;
-    else if (unit == "s")
-      scale = 1000;
-    else if (unit == "m")
-      scale = 60'000;
-    else if (unit == "h")
-      scale = 3'600'000;
-    else
-      return std::nullopt;
-    total += value * scale;
-  }
-  if (!std::isfinite(total) || total > max_ms)
-    return std::nullopt;
-  return milliseconds{static_cast<int64_t>(total)};
+  return std::chrono::milliseconds{ms};
 }
 
 /// Reads the string `key` of the settings object `section` into `out`,
