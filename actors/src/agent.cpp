@@ -330,7 +330,8 @@ void fold(agent_state& st, const event& ev) {
     m.name = p.value("name", std::string{});
     if (auto e = p.find("error"); e != p.end()) {
       m.is_error = true;
-      m.content = "error: " + e->get<std::string>();
+      // The providers mark it as an error in their own way.
+      m.content = e->get<std::string>();
     } else {
       m.content = dump_json(p.value("output", json{}));
     }

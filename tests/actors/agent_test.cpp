@@ -528,6 +528,32 @@ TEST(Agent, ResponseCacheComparesTheWholeRequest) {
   }
 }
 
+// A failed tool call goes back to the model as that call's result, marked
+// as an error once: the providers add their own marking ("Error: ..." for
+// OpenAI and Ollama, is_error for Anthropic), so the text carries none.
+TEST(Agent, AFailedToolResultReachesTheModelWithoutAPrefix) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  json script = json::parse(R"js([
+    {"turn": 1, "reply": {"text": "trying", "tool_calls": [
+       {"name": "fail", "arguments": {"message": "station offline"}}]}},
+    {"match": "", "reply": {"text": "it failed"}}])js");
+  json spec{{"tools", {"fail"}}, {"script", script}};
+  auto res = node.turn(make_turn("f", spec, "go"));
+  ASSERT_TRUE(res) << describe(res.error());
+  json tool_message;
+  for (auto& ev : node.log("agent:e1/f"))
+    if (ev.type == "llm_requested")
+      for (const auto& m : ev.payload->at("request")["messages"])
+        if (m.value("role", "") == "tool")
+          tool_message = m;
+  ASSERT_TRUE(tool_message.is_object());
+  EXPECT_TRUE(tool_message.value("is_error", false)) << tool_message.dump();
+  auto content = tool_message.value("content", std::string{});
+  EXPECT_NE(content.find("station offline"), std::string::npos) << content;
+  EXPECT_NE(content.rfind("error: ", 0), 0u) << content;
+}
+
 TEST(Agent, WorkflowAgentTaskRecordsUsagePerTaskAndExecution) {
   test::temp_dir dir;
   agent_node node{dir.str()};
