@@ -112,14 +112,12 @@ json anthropic_provider::request_body(const llm_request& req,
   // tool_choice none, but only alongside tools.
   if (!req.tools.empty()) {
     json tools = json::array();
-    for (const auto& t : req.tools) {
+    for (const auto& spec : req.tools) {
+      auto t = offer(spec);
       json tool{{"name", t.name}};
       if (!t.description.empty())
         tool["description"] = t.description;
-      tool["input_schema"] = t.parameters.is_null()
-                               ? json{{"type", "object"},
-                                      {"properties", json::object()}}
-                               : t.parameters.get();
+      tool["input_schema"] = std::move(t.parameters);
       tools.push_back(std::move(tool));
     }
     body["tools"] = std::move(tools);

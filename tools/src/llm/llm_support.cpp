@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <optional>
+#include <set>
 
 #include "net/net_support.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -432,6 +434,70 @@ bool line_splitter::finish() {
   if (rest.find_first_not_of(" \t") == std::string::npos)
     return true;
   return on_line_(rest);
+}
+
+offered_tool offer(const llm_tool_spec& t) {
+  offered_tool out;
+  out.name = t.name;
+  out.description = t.description;
+  json schema = t.parameters.get().is_object() ? t.parameters.get()
+                                               : json::object();
+  std::string forms;
+  for (const char* comb : {"oneOf", "anyOf", "allOf"}) {
+    auto it = schema.find(comb);
+    if (it == schema.end())
+      continue;
+    json branches = *it;
+    schema.erase(comb);
+    if (!branches.is_array())
+      continue;
+    bool all = std::string{comb} == "allOf";
+    std::optional<std::set<std::string>> required_everywhere;
+    std::set<std::string> required_any;
+    for (const auto& b : branches) {
+      if (!b.is_object())
+        continue;
+      if (auto p = b.find("properties"); p != b.end() && p->is_object())
+        for (auto& [k, v] : p->items())
+          if (!schema["properties"].contains(k))
+            schema["properties"][k] = v;
+      std::set<std::string> req;
+      if (auto r = b.find("required"); r != b.end() && r->is_array())
+        for (const auto& x : *r)
+          if (x.is_string())
+            req.insert(x.get<std::string>());
+      required_any.insert(req.begin(), req.end());
+      if (!required_everywhere)
+        required_everywhere = req;
+      else
+        for (auto i = required_everywhere->begin();
+             i != required_everywhere->end();)
+          i = req.count(*i) ? std::next(i) : required_everywhere->erase(i);
+    }
+    std::set<std::string> required;
+    if (auto r = schema.find("required"); r != schema.end() && r->is_array())
+      for (const auto& x : *r)
+        if (x.is_string())
+          required.insert(x.get<std::string>());
+    const auto& add = all ? required_any
+                          : required_everywhere.value_or(std::set<std::string>{});
+    required.insert(add.begin(), add.end());
+    if (!required.empty())
+      schema["required"] = required;
+    if (!all)
+      forms += std::string{forms.empty() ? "" : " "}
+               + "The arguments take one of these forms (JSON Schema " + comb
+               + "): " + dump_json(branches);
+  }
+  for (const char* k : {"enum", "const", "not", "if", "then", "else"})
+    schema.erase(k);
+  schema["type"] = "object";
+  if (!schema.contains("properties") || !schema["properties"].is_object())
+    schema["properties"] = json::object();
+  out.parameters = std::move(schema);
+  if (!forms.empty())
+    out.description += (out.description.empty() ? "" : "\n\n") + forms;
+  return out;
 }
 
 } // namespace cadre::tools::llm::detail

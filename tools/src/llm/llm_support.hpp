@@ -154,6 +154,21 @@ private:
 };
 
 /// The usage of a reply with its cost per the profile's prices.
+/// A tool as every provider accepts it: the name, a description, and
+/// parameters that are a JSON Schema of type object at the top with no
+/// top-level combinator (OpenAI refuses "Invalid schema for function",
+/// Anthropic "input_schema.type: Field required"). A top-level oneOf/anyOf
+/// becomes one object with every branch's properties (required: those all
+/// branches require), allOf the merge of its branches; what that loses is
+/// said in the description.
+struct offered_tool {
+  std::string name;
+  std::string description;
+  json parameters;
+};
+
+offered_tool offer(const llm_tool_spec& t);
+
 llm_usage usage_of(const profile& p, uint64_t input, uint64_t output);
 
 } // namespace cadre::tools::llm::detail

@@ -104,14 +104,12 @@ json ollama_provider::request_body(const llm_request& req,
   // No tool_choice in the native API; "none" is honoured by offering none.
   if (!req.tools.empty() && req.tool_choice != "none") {
     json tools = json::array();
-    for (const auto& t : req.tools) {
+    for (const auto& spec : req.tools) {
+      auto t = offer(spec);
       json fn{{"name", t.name}};
       if (!t.description.empty())
         fn["description"] = t.description;
-      fn["parameters"] = t.parameters.is_null()
-                           ? json{{"type", "object"},
-                                  {"properties", json::object()}}
-                           : t.parameters.get();
+      fn["parameters"] = std::move(t.parameters);
       tools.push_back(json{{"type", "function"}, {"function", std::move(fn)}});
     }
     body["tools"] = std::move(tools);

@@ -110,14 +110,12 @@ json openai_provider::request_body(const llm_request& req,
   body["messages"] = std::move(messages);
   if (!req.tools.empty()) {
     json tools = json::array();
-    for (const auto& t : req.tools) {
+    for (const auto& spec : req.tools) {
+      auto t = offer(spec);
       json fn{{"name", t.name}};
       if (!t.description.empty())
         fn["description"] = t.description;
-      fn["parameters"] = t.parameters.is_null()
-                           ? json{{"type", "object"},
-                                  {"properties", json::object()}}
-                           : t.parameters.get();
+      fn["parameters"] = std::move(t.parameters);
       tools.push_back(json{{"type", "function"}, {"function", std::move(fn)}});
     }
     body["tools"] = std::move(tools);
