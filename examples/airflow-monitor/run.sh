@@ -49,7 +49,7 @@ fi
 echo "test Airflow server: $url"
 
 # The example's config, pointed at that server.
-sed -e "s#AIRFLOW_BASE_URL#$url#" \
+sed -e "s#base_url: http://localhost:8080#base_url: $url#" \
     -e "s#workflow: monitor.yaml#workflow: $here/monitor.yaml#" \
     "$here/cadre.yaml" >"$work/cadre.yaml"
 export AIRFLOW_PASSWORD="$password"

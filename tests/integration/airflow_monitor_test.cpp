@@ -59,8 +59,9 @@ std::string write_config(const test::temp_dir& tmp,
                          test::fake_airflow_server& srv,
                          bool keep_schedules = true) {
   auto text = test::read_file(source_path("examples/airflow-monitor/cadre.yaml"));
-  EXPECT_NE(text.find("AIRFLOW_BASE_URL"), std::string::npos);
-  replace_all(text, "AIRFLOW_BASE_URL", srv.base_url());
+  const std::string url = "base_url: http://localhost:8080";
+  EXPECT_NE(text.find(url), std::string::npos);
+  replace_all(text, url, "base_url: " + srv.base_url());
   replace_all(text, "workflow: monitor.yaml", "workflow: " + workflow);
   if (!keep_schedules) {
     auto at = text.find("\nschedules:");
@@ -335,6 +336,24 @@ TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice)
   EXPECT_TRUE(srv.clears().empty());
   // A node on the same store again: the answer resumes the execution.
   answer_clear_then_skip(env, id);
+}
+
+TEST(AirflowMonitor, ConfigSchedulesTheMonitorEveryFiveMinutes) {
+  example_env env;
+  auto listed = run({"--config",
+                     source_path("examples/airflow-monitor/cadre.yaml"),
+                     "--db", env.db, "--json", "schedules"},
+                    env.tmp / "schedules.err", env.srv);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->exit_code, 0) << listed->err;
+  ASSERT_EQ(listed->out.size(), 1u) << listed->err;
+  auto doc = json::parse(listed->out.front(), nullptr, false);
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << listed->out.front();
+  EXPECT_EQ(doc[0].value("name", ""), "airflow-monitor") << doc.dump();
+  EXPECT_EQ(doc[0].value("workflow", ""), workflow) << doc.dump();
+  EXPECT_EQ(doc[0].value("every_ms", 0), 300000) << doc.dump();
+  EXPECT_EQ(doc[0].value("input", json{}), (json{{"dag_id", "~"}}));
+  EXPECT_EQ(doc[0].value("overlap", ""), "skip") << doc.dump();
 }
 
 TEST(AirflowMonitor, RunScriptRunsTheExampleOfflineInOneCommand) {
