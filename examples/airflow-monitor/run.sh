@@ -67,6 +67,9 @@ fi
 id="$("${run[@]}" --json executions --status waiting \
       | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | head -n 1)"
 echo
+echo "the whole question (the human_requested event of cadre events $id):"
+"${run[@]}" --json events "$id" | grep '"type":"human_requested"'
+echo
 echo "answering: cadre input $id decide '$decisions'"
 "${run[@]}" input "$id" decide "$decisions"
 
