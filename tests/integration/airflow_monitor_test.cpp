@@ -1,0 +1,390 @@
+// The airflow-monitor example (examples/airflow-monitor/) end to end,
+// offline: real `cadre` processes run monitor.yaml with the example's
+// cadre.yaml, pointed at the test Airflow server on loopback (in this
+// process, so the test reads what it received) serving two failed DAG
+// runs. The agents play their scripts; a person answers `cadre input`.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "airflow_monitor_fixture.hpp"
+#include "cadre/messages/error.hpp"
+#include "cadre/persistence/event_store.hpp"
+#include "cadre_process.hpp"
+#include "cadre_server.hpp"
+#include "fake_airflow_server.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using nlohmann::json;
+
+namespace {
+
+namespace monitor = test::airflow_monitor;
+using test::clock_type;
+
+constexpr std::chrono::seconds command_limit{120};
+
+std::string source_path(const std::string& relative) {
+  return std::string{CADRE_SOURCE_DIR} + "/" + relative;
+}
+
+std::string spec_dir() {
+  return std::string{CADRE_SOURCE_DIR} + "/../shared/specs/airflow";
+}
+
+const std::string workflow = source_path("examples/airflow-monitor/monitor.yaml");
+
+void replace_all(std::string& text, const std::string& from,
+                 const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+}
+
+/// The example's cadre.yaml pointed at `srv`, written into `tmp` (its
+/// schedule's workflow made absolute). Without `schedules` for `cadre
+/// serve`, whose schedule would fire on the wall clock.
+std::string write_config(const test::temp_dir& tmp,
+                         test::fake_airflow_server& srv,
+                         bool keep_schedules = true) {
+  auto text = test::read_file(source_path("examples/airflow-monitor/cadre.yaml"));
+  const std::string url = "base_url: http://localhost:8080";
+  EXPECT_NE(text.find(url), std::string::npos);
+  replace_all(text, url, "base_url: " + srv.base_url());
+  replace_all(text, "workflow: monitor.yaml", "workflow: " + workflow);
+  if (!keep_schedules) {
+    auto at = text.find("\nschedules:");
+    EXPECT_NE(at, std::string::npos);
+    text.resize(at + 1);
+  }
+  auto path = tmp / (keep_schedules ? "cadre.yaml" : "serve.yaml");
+  std::ofstream{path} << text;
+  return path;
+}
+
+/// The password from the environment, as the config says; no real model
+/// even when the developer's shell names one.
+std::vector<std::string> env_of(test::fake_airflow_server& srv) {
+  return {"AIRFLOW_PASSWORD=" + srv.opts().password, "CADRE_LLM_KIND=",
+          "CADRE_LLM_MODEL=", "CADRE_LLM_BASE_URL=",
+          "CADRE_LLM_API_KEY_ENV="};
+}
+
+std::optional<test::outcome> run(const std::vector<std::string>& args,
+                                 const std::string& err_file,
+                                 test::fake_airflow_server& srv) {
+  return test::run_to_end(args, err_file, command_limit, env_of(srv));
+}
+
+/// A test Airflow server serving the example's fixture, the example's
+/// config pointed at it, and a store.
+struct example_env {
+  test::temp_dir tmp;
+  test::fake_airflow_server srv{spec_dir()};
+  std::string db = tmp / "db";
+  std::string config;
+
+  example_env() {
+    monitor::add_fixture(srv);
+    config = write_config(tmp, srv);
+  }
+
+  /// `cadre run monitor.yaml` with `input`, on the embedded node.
+  std::optional<test::outcome> run_monitor(const json& input) {
+    return run({"--config", config, "--db", db, "run", workflow, "--input",
+                input.dump()},
+               tmp / "run.err", srv);
+  }
+};
+
+std::unique_ptr<persistence::event_store> open_store(const std::string& db) {
+  persistence::store_options opts;
+  opts.dir = db;
+  opts.read_only = true;
+  auto store = persistence::event_store::open(opts);
+  if (!store) {
+    ADD_FAILURE() << describe(store.error());
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+/// The one execution of the store.
+std::optional<execution_info> only_execution(const std::string& db) {
+  auto store = open_store(db);
+  if (!store)
+    return std::nullopt;
+  auto list = store->list({});
+  if (!list || list->size() != 1) {
+    ADD_FAILURE() << "expected one execution";
+    return std::nullopt;
+  }
+  return list->front();
+}
+
+/// The clear calls `srv` received for `task` of `dag`.
+std::vector<test::airflow_clear>
+clears_of(test::fake_airflow_server& srv, const monitor::failed_task& t) {
+  std::vector<test::airflow_clear> out;
+  for (auto& c : srv.clears())
+    if (c.dag_id == t.dag_id)
+      out.push_back(c);
+  return out;
+}
+
+/// A clear of exactly `t`: its run and only its task.
+void expect_clear_of(const test::airflow_clear& c,
+                     const monitor::failed_task& t, bool dry_run) {
+  EXPECT_TRUE(c.valid) << c.body.dump();
+  EXPECT_EQ(c.dry_run, dry_run) << c.body.dump();
+  EXPECT_EQ(c.body.value("dag_run_id", ""), t.run_id) << c.body.dump();
+  EXPECT_EQ(c.body.value("task_ids", json{}), json::array({t.task_id}))
+    << c.body.dump();
+}
+
+/// Checks the summary for the answer `clear` for `newest` and `skip` for
+/// `older`, and what the server saw: a dry run then a real clear of
+/// exactly the task answered `clear`, nothing for the other.
+void expect_cleared_newest_only(test::fake_airflow_server& srv,
+                                const json& output) {
+  using monitor::newest;
+  using monitor::older;
+  auto cleared = clears_of(srv, newest);
+  ASSERT_EQ(cleared.size(), 2u);
+  expect_clear_of(cleared[0], newest, true);
+  expect_clear_of(cleared[1], newest, false);
+  EXPECT_TRUE(clears_of(srv, older).empty());
+  EXPECT_EQ(srv.clears().size(), 2u);
+  // Airflow's state of each: cleared (null, for the scheduler) and failed.
+  EXPECT_TRUE(srv.task_instance(newest.dag_id, newest.run_id, newest.task_id)
+                .at("state")
+                .is_null());
+  EXPECT_EQ(srv.task_instance(older.dag_id, older.run_id, older.task_id)
+              .at("state"),
+            "failed");
+  // The summary: one entry per failed task, newest run first.
+  ASSERT_TRUE(output.is_array()) << output.dump();
+  ASSERT_EQ(output.size(), 2u) << output.dump();
+  const auto& first = output[0];
+  EXPECT_EQ(first.value("dag_id", ""), newest.dag_id);
+  EXPECT_EQ(first.value("run_id", ""), newest.run_id);
+  EXPECT_EQ(first.value("task_id", ""), newest.task_id);
+  EXPECT_EQ(first.value("try_number", 0), newest.try_number);
+  EXPECT_EQ(first.value("cause", ""), "KeyError: 'amount'");
+  EXPECT_EQ(first.value("decision", ""), "clear");
+  EXPECT_EQ(first.value("action", ""),
+            "cleared: the dry run listed 1 task instance(s), the clear "
+            "cleared 1; no longer failed, queued for a retry");
+  const auto& second = output[1];
+  EXPECT_EQ(second.value("dag_id", ""), older.dag_id);
+  EXPECT_EQ(second.value("task_id", ""), older.task_id);
+  EXPECT_NE(second.value("cause", "").find("OperationalError"),
+            std::string::npos)
+    << second.dump();
+  EXPECT_EQ(second.value("decision", ""), "skip");
+  EXPECT_EQ(second.value("comment", ""), "database maintenance");
+  EXPECT_EQ(second.value("action", ""), "none: left failed");
+}
+
+const char* const clear_then_skip
+  = R"({"decisions": [{"decision": "clear", "comment": "upstream fixed"},
+                      {"decision": "skip", "comment": "database maintenance"}]})";
+
+/// Counts, per agent log of the execution, each LLM call and the turns.
+std::map<std::string, int> agent_steps(const std::string& db,
+                                       const std::string& log) {
+  std::map<std::string, int> seen;
+  auto store = open_store(db);
+  if (!store)
+    return seen;
+  auto evs = store->read(log, 1, 0);
+  if (!evs) {
+    ADD_FAILURE() << log << ": " << describe(evs.error());
+    return seen;
+  }
+  for (auto& ev : *evs) {
+    const auto& p = ev.payload.get();
+    if (ev.type == "llm_requested" || ev.type == "llm_responded")
+      ++seen[ev.type + " " + std::to_string(p.value("call", 0))];
+    if (ev.type == "agent_turn_started" || ev.type == "agent_turn_completed")
+      ++seen[ev.type];
+  }
+  return seen;
+}
+
+/// Each agent (monitor, and the analyzer once per failed task) asked its
+/// model exactly once per call of its one turn: five calls each.
+void expect_one_request_per_call(const std::string& db,
+                                 const std::string& id) {
+  for (const char* task : {"monitor", "analyze_1", "analyze_2"}) {
+    auto log = "agent:" + id + "/" + task;
+    auto seen = agent_steps(db, log);
+    for (auto& [what, n] : seen)
+      EXPECT_EQ(n, 1) << log << ": " << what << " is recorded " << n
+                      << " times";
+    EXPECT_EQ(seen.size(), 2u + 5 * 2) << log;
+    EXPECT_EQ(seen.count("llm_requested 5"), 1u) << log;
+    EXPECT_EQ(seen.count("agent_turn_completed"), 1u) << log;
+  }
+  EXPECT_TRUE(agent_steps(db, "agent:" + id + "/analyze_3").empty());
+}
+
+/// Answers `clear` for the newest failed task and `skip` for the other
+/// (`cadre input` on the embedded node), then checks the execution's end:
+/// the summary, the clears the server saw, one model request per call.
+void answer_clear_then_skip(example_env& env, const std::string& id) {
+  auto answered = run({"--config", env.config, "--db", env.db, "input", id,
+                       "decide", clear_then_skip},
+                      env.tmp / "input.err", env.srv);
+  ASSERT_TRUE(answered);
+  ASSERT_EQ(answered->exit_code, 0) << answered->err;
+  auto done = only_execution(env.db);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->id, id);
+  EXPECT_EQ(done->status, "completed") << done->error;
+  expect_cleared_newest_only(env.srv, done->output.get());
+  expect_one_request_per_call(env.db, id);
+}
+
+TEST(AirflowMonitor, ClearsTheTaskAnsweredClearAndLeavesTheSkippedOne) {
+  example_env env;
+  auto& [tmp, srv, db, config] = env;
+  auto ran = env.run_monitor({{"dag_id", "~"}});
+  ASSERT_TRUE(ran);
+  // 3: the execution waits for the person's decisions.
+  ASSERT_EQ(ran->exit_code, 3) << ran->err;
+  EXPECT_TRUE(srv.clears().empty());
+  auto waiting = only_execution(db);
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(waiting->status, "waiting") << waiting->error;
+  // The question shows each failed task with its analysis.
+  auto events = run({"--db", db, "--json", "events", waiting->id},
+                    tmp / "events.err", srv);
+  ASSERT_TRUE(events);
+  std::string asked;
+  for (auto& line : events->out)
+    if (line.find("\"human_requested\"") != std::string::npos)
+      asked = line;
+  ASSERT_FALSE(asked.empty()) << events->err;
+  EXPECT_NE(asked.find("KeyError: 'amount'"), std::string::npos) << asked;
+  EXPECT_NE(asked.find("psycopg2.OperationalError"), std::string::npos)
+    << asked;
+  EXPECT_NE(asked.find("suggested_fix"), std::string::npos) << asked;
+
+  answer_clear_then_skip(env, waiting->id);
+}
+
+TEST(AirflowMonitor, NoFailedRunIsAllClearWithoutAskingAnyone) {
+  example_env env;
+  auto& [tmp, srv, db, config] = env;
+  auto ran = env.run_monitor({{"dag_id", monitor::healthy_dag}});
+  ASSERT_TRUE(ran);
+  ASSERT_EQ(ran->exit_code, 0) << ran->err;
+  auto done = only_execution(db);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, "completed") << done->error;
+  EXPECT_EQ(done->output.get(), json("all clear"));
+  EXPECT_TRUE(srv.clears().empty());
+  // The monitor looked at that DAG only, and no analyzer ran.
+  EXPECT_EQ(srv.count("/api/v2/dags/" + std::string{monitor::healthy_dag}
+                      + "/dagRuns"),
+            1u);
+  EXPECT_TRUE(agent_steps(db, "agent:" + done->id + "/analyze_1").empty());
+}
+
+TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice) {
+  example_env env;
+  auto& [tmp, srv, db, config] = env;
+  std::string id;
+  {
+    test::cadre_server node{db, {"--config", write_config(tmp, srv, false)},
+                            env_of(srv)};
+    ASSERT_TRUE(node.ok());
+    // Submitted to the node, followed until the node asks the person.
+    test::cadre_process follow{{"--server", node.url(), "--json", "run",
+                                workflow, "--input", R"({"dag_id": "~"})"},
+                               tmp / "follow.err", env_of(srv)};
+    ASSERT_TRUE(follow.ok()) << follow.what();
+    auto deadline = clock_type::now() + command_limit;
+    std::string line;
+    bool asked = false;
+    while (!asked && follow.read_line(line, deadline)) {
+      auto ev = json::parse(line, nullptr, false);
+      if (ev.is_object() && ev.value("type", "") == "human_requested") {
+        asked = true;
+        id = ev.value("execution_id", "");
+      }
+    }
+    ASSERT_TRUE(asked) << follow.stderr_text();
+    ASSERT_FALSE(id.empty()) << line;
+    node.proc().signal(SIGKILL);
+    auto st = node.proc().wait_until(clock_type::now() + command_limit);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(WIFSIGNALED(*st)) << test::describe_status(*st);
+  }
+  EXPECT_TRUE(srv.clears().empty());
+  // A node on the same store again: the answer resumes the execution.
+  answer_clear_then_skip(env, id);
+}
+
+TEST(AirflowMonitor, ConfigSchedulesTheMonitorEveryFiveMinutes) {
+  example_env env;
+  auto listed = run({"--config",
+                     source_path("examples/airflow-monitor/cadre.yaml"),
+                     "--db", env.db, "--json", "schedules"},
+                    env.tmp / "schedules.err", env.srv);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->exit_code, 0) << listed->err;
+  ASSERT_EQ(listed->out.size(), 1u) << listed->err;
+  auto doc = json::parse(listed->out.front(), nullptr, false);
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << listed->out.front();
+  EXPECT_EQ(doc[0].value("name", ""), "airflow-monitor") << doc.dump();
+  EXPECT_EQ(doc[0].value("workflow", ""), workflow) << doc.dump();
+  EXPECT_EQ(doc[0].value("every_ms", 0), 300000) << doc.dump();
+  EXPECT_EQ(doc[0].value("input", json{}), (json{{"dag_id", "~"}}));
+  EXPECT_EQ(doc[0].value("overlap", ""), "skip") << doc.dump();
+}
+
+TEST(AirflowMonitor, RunScriptRunsTheExampleOfflineInOneCommand) {
+  // examples/airflow-monitor/run.sh with the standalone test Airflow server
+  // (cadre_fake_airflow) and its default decisions: clear, then skip.
+  auto command = "BUILD='" + std::string{CADRE_BINARY_DIR} + "' timeout 300 '"
+                 + source_path("examples/airflow-monitor/run.sh") + "' 2>&1";
+  auto* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;)
+    out.append(buf, n);
+  auto st = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+    << test::describe_status(st) << "\n"
+    << out;
+  EXPECT_NE(out.find("\"action\": \"cleared: the dry run listed 1"),
+            std::string::npos)
+    << out;
+  EXPECT_NE(out.find("\"action\": \"none: left failed\""),
+            std::string::npos)
+    << out;
+  // The server's record: a dry run, then the real clear, of transform.
+  auto dry = out.find(R"("clear":"etl_daily","dry_run":true)");
+  auto real = out.find(R"("clear":"etl_daily","dry_run":false)");
+  EXPECT_NE(dry, std::string::npos) << out;
+  EXPECT_NE(real, std::string::npos) << out;
+  EXPECT_LT(dry, real) << out;
+  EXPECT_EQ(out.find(R"("clear":"reports_weekly")"), std::string::npos)
+    << out;
+}
+
+} // namespace
