@@ -233,7 +233,8 @@ int cmd_run(const std::string& file, const std::string& input_arg,
     input = std::move(*in);
   }
   auto n = start_node(g, "run");
-  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  auto mark = std::make_shared<runtime::progress_mark>();
+  auto sink = runtime::spawn_progress(n->system(), style_of(g), mark);
   caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
   submit_request req;
   req.definition = json_value{res.def->document};
@@ -257,8 +258,9 @@ int cmd_run(const std::string& file, const std::string& input_arg,
              : exit_failed;
   }
   auto info = wait_for(*n, id);
-  // Let the progress sink print the last events before the output.
-  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  // The result goes after the execution's last event (bounded: a sink that
+  // missed events must not hold the command).
+  mark->wait(id, info.last_seq, std::chrono::seconds{5});
   return write_metrics(*n, g, report(info, g.json_out));
 }
 
@@ -271,7 +273,8 @@ int cmd_input(const std::string& id, const std::string& task,
   }
   json value = std::move(*answer);
   auto n = start_node(g, "input");
-  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  auto mark = std::make_shared<runtime::progress_mark>();
+  auto sink = runtime::spawn_progress(n->system(), style_of(g), mark);
   caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
   caf::error failure;
   {
@@ -286,25 +289,27 @@ int cmd_input(const std::string& id, const std::string& task,
     return exit_failed;
   }
   auto info = wait_for(*n, id);
-  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  // The result goes after the execution's last event (bounded).
+  mark->wait(id, info.last_seq, std::chrono::seconds{5});
   return write_metrics(*n, g, report(info, g.json_out));
 }
 
 int cmd_resume(const global_options& g) {
   auto n = start_node(g, "resume", true);
-  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  auto mark = std::make_shared<runtime::progress_mark>();
+  auto sink = runtime::spawn_progress(n->system(), style_of(g), mark);
   caf::anon_send(n->bus(), subscribe_atom_v, std::string{}, sink);
   int rc = exit_ok;
   json results = json::array();
   for (const auto& id : n->resumed()) {
     auto info = wait_for(*n, id);
+    mark->wait(id, info.last_seq, std::chrono::seconds{5});
     rc = std::max(rc, exit_code_of(info));
     json j = info;
     results.push_back(j);
     if (!g.json_out)
       std::fprintf(stderr, "%s: %s\n", id.c_str(), info.status.c_str());
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds{50});
   if (g.json_out)
     std::printf("%s\n", dump_json(json{{"type", "resumed"},
                                         {"executions", results}})
@@ -491,10 +496,12 @@ int cmd_fork(const runtime::cli::fork_flags& flags, const global_options& g) {
   if (flags.dry_run)
     return exit_ok;
   auto id = plan["id"].get<std::string>();
-  auto sink = runtime::spawn_progress(n->system(), style_of(g));
+  auto mark = std::make_shared<runtime::progress_mark>();
+  auto sink = runtime::spawn_progress(n->system(), style_of(g), mark);
   caf::anon_send(n->bus(), subscribe_atom_v, id, sink);
   auto info = wait_for(*n, id);
-  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  // The result goes after the execution's last event (bounded).
+  mark->wait(id, info.last_seq, std::chrono::seconds{5});
   return write_metrics(*n, g, report(info, g.json_out));
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -71,3 +72,17 @@ TEST(ProgressPrinter, JsonIsOneEventPerLine) {
 }
 
 } // namespace
+
+// The CLI prints an execution's result once the sink printed its last
+// event: the mark says how far that is, per execution.
+TEST(ProgressMark, WaitsForTheSeqOfItsExecution) {
+  runtime::progress_mark mark;
+  EXPECT_FALSE(mark.wait("e1", 3, std::chrono::milliseconds{1}));
+  mark.printed("e2", 9);
+  EXPECT_FALSE(mark.wait("e1", 3, std::chrono::milliseconds{1}));
+  std::thread sink{[&] { mark.printed("e1", 3); }};
+  EXPECT_TRUE(mark.wait("e1", 3, std::chrono::seconds{60}));
+  sink.join();
+  mark.printed("e1", 2); // never moves back
+  EXPECT_TRUE(mark.wait("e1", 3, std::chrono::milliseconds{1}));
+}

@@ -157,9 +157,30 @@ void progress_printer::flush() {
   std::fflush(machine_);
 }
 
-event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style) {
+void progress_mark::printed(const std::string& id, uint64_t seq) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& at = seqs_[id];
+    at = std::max(at, seq);
+  }
+  cv_.notify_all();
+}
+
+bool progress_mark::wait(const std::string& id, uint64_t seq,
+                         std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  return cv_.wait_for(guard, timeout, [&] {
+    auto i = seqs_.find(id);
+    return i != seqs_.end() && i->second >= seq;
+  });
+}
+
+event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style,
+                                std::shared_ptr<progress_mark> mark) {
   auto impl = [](event_sink_actor::stateful_pointer<progress_state> self,
-                 progress_style style) -> event_sink_actor::behavior_type {
+                 progress_style style,
+                 std::shared_ptr<progress_mark> mark)
+    -> event_sink_actor::behavior_type {
     self->state.printer.emplace(style);
     return {
       [=](event_atom, const std::vector<event>& events) {
@@ -167,10 +188,14 @@ event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style) {
         for (auto& ev : events)
           printer.print(ev);
         printer.flush();
+        if (mark)
+          for (auto& ev : events)
+            if (ev.seq > 0)
+              mark->printed(ev.execution_id, ev.seq);
       },
     };
   };
-  return sys.spawn(impl, style);
+  return sys.spawn(impl, style, std::move(mark));
 }
 
 } // namespace cadre::runtime

@@ -1,6 +1,10 @@
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <cstdio>
 #include <string>
 #include <unordered_map>
@@ -44,8 +48,29 @@ private:
   std::unordered_map<std::string, int64_t> started_;
 };
 
-/// Spawns a sink that prints the events it receives in `style`.
-event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style);
+/// How far a progress sink has printed, per execution: the CLI prints an
+/// execution's result only after its last event, so a program reading the
+/// JSON lines finds the result last. Thread-safe.
+class progress_mark {
+public:
+  /// Records that the events of `id` up to `seq` were printed.
+  void printed(const std::string& id, uint64_t seq);
+
+  /// Waits until the events of `id` up to `seq` were printed, at most
+  /// `timeout`; false when it ran out.
+  bool wait(const std::string& id, uint64_t seq,
+            std::chrono::milliseconds timeout);
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::unordered_map<std::string, uint64_t> seqs_;
+};
+
+/// Spawns a sink that prints the events it receives in `style`, and moves
+/// `mark` (when given) past each batch it printed.
+event_sink_actor spawn_progress(caf::actor_system& sys, progress_style style,
+                                std::shared_ptr<progress_mark> mark = nullptr);
 
 /// One line for a person describing `ev`, or "" when the event is not worth
 /// a line (e.g. a single map item starting).
