@@ -244,6 +244,18 @@ private:
   executions_actor executions_;
 };
 
+// Agents options whose every provider asks `server`.
+actors::agents_options asking(const counting_llm_server& server) {
+  actors::agents_options o;
+  auto port = server.port();
+  o.make_provider = [port](const tools::llm::profile& p)
+    -> expected<std::unique_ptr<tools::llm::provider>> {
+    return std::unique_ptr<tools::llm::provider>{
+      new http_test_provider(p, port)};
+  };
+  return o;
+}
+
 const json answer_schema = json::parse(R"js({
   "type": "object",
   "properties": {"echoed": {"type": "string"}, "n": {"type": "integer"}},
@@ -405,17 +417,11 @@ TEST(Agent, ReplaysFromTheLogWithZeroHttpRequests) {
   test::temp_dir dir;
   counting_llm_server server;
   auto opts = [&] {
-    actors::agents_options o;
+    auto o = asking(server);
     tools::llm::profile p;
     p.name = "remote";
     p.kind = "http_test";
     o.profiles["remote"] = p;
-    auto port = server.port();
-    o.make_provider = [port](const tools::llm::profile& p)
-      -> expected<std::unique_ptr<tools::llm::provider>> {
-      return std::unique_ptr<tools::llm::provider>{
-        new http_test_provider(p, port)};
-    };
     return o;
   };
   json spec{{"provider", "remote"}, {"tools", {"echo"}}};
@@ -453,14 +459,8 @@ TEST(Agent, ReplaysFromTheLogWithZeroHttpRequests) {
 TEST(Agent, ResponseCacheAnswersIdenticalRequests) {
   test::temp_dir dir;
   counting_llm_server server;
-  actors::agents_options o;
+  auto o = asking(server);
   o.cache = true;
-  auto port = server.port();
-  o.make_provider = [port](const tools::llm::profile& p)
-    -> expected<std::unique_ptr<tools::llm::provider>> {
-    return std::unique_ptr<tools::llm::provider>{
-      new http_test_provider(p, port)};
-  };
   agent_node node{dir.str(), o};
   // scope task: two executions, two agents, identical requests.
   json spec{{"tools", {"echo"}}, {"memory", {{"scope", "task"}}}};
@@ -483,14 +483,8 @@ TEST(Agent, ResponseCacheAnswersIdenticalRequests) {
 // stored) is a miss, and the model is asked.
 TEST(Agent, ResponseCacheComparesTheWholeRequest) {
   counting_llm_server server;
-  actors::agents_options o;
+  auto o = asking(server);
   o.cache = true;
-  auto port = server.port();
-  o.make_provider = [port](const tools::llm::profile& p)
-    -> expected<std::unique_ptr<tools::llm::provider>> {
-    return std::unique_ptr<tools::llm::provider>{
-      new http_test_provider(p, port)};
-  };
   json spec{{"tools", {"echo"}}, {"memory", {{"scope", "task"}}}};
   std::vector<event> entries;
   json first;

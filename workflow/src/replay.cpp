@@ -570,11 +570,15 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
     return first.error();
   fork_plan plan;
   std::deque<action> todo;
+  std::map<std::string, json> prompts_now; // what the fork asks a person
   auto take = [&](step s) {
     for (auto& ev : s.events) {
       if (ev.type == events::completed
           && text(ev.payload.get(), "by") == "fork")
         plan.edited.push_back(key_of(ev.payload.get()));
+      if (ev.type == events::human_requested)
+        prompts_now[key_of(ev.payload.get())] = field(ev.payload.get(),
+                                                      "prompt");
       plan.events.push_back(std::move(ev));
     }
     for (auto& a : s.actions)
@@ -624,13 +628,9 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
       case action::waiting_human: {
         auto asked = hist.prompts.find(a.key);
         auto answer = hist.answers.find(a.key);
-        auto prompt = m.view();
-        json now_prompt;
-        for (const auto& t : prompt["tasks"])
-          if (t["id"] == a.task_id)
-            now_prompt = t.value("prompt", json{});
         if (!edits.rerun.count(a.task_id) && asked != hist.prompts.end()
-            && answer != hist.answers.end() && asked->second == now_prompt) {
+            && answer != hist.answers.end()
+            && asked->second == prompts_now[a.key]) {
           auto s = m.human_answer(a.task_id, answer->second, now_us);
           if (!s)
             return s.error();

@@ -25,11 +25,6 @@ namespace cadre::runtime::cli {
 
 namespace {
 
-log_reader reader_of(persistence::event_store& store,
-                     uint64_t snapshot_every = 0) {
-  return store_reader(store, snapshot_every);
-}
-
 std::string short_json(const json& x, size_t max = 60) {
   auto s = dump_json(x);
   if (s.size() > max)
@@ -273,7 +268,7 @@ void print_inspect(const json& state, bool json_out) {
 
 int cmd_inspect(persistence::event_store& store, const std::string& id,
                 uint64_t at, uint64_t snapshot_every, bool json_out) {
-  auto v = execution_state(reader_of(store, snapshot_every), id, at);
+  auto v = execution_state(store_reader(store, snapshot_every), id, at);
   if (!v) {
     print_error(message_of(v.error()));
     return replay_exit(v.error());
@@ -284,7 +279,7 @@ int cmd_inspect(persistence::event_store& store, const std::string& id,
 
 int cmd_replay(persistence::event_store& store, const std::string& id,
                const std::string& against, bool json_out) {
-  auto log = read_execution(reader_of(store), id);
+  auto log = read_execution(store_reader(store), id);
   if (!log) {
     print_error(message_of(log.error()));
     return replay_exit(log.error());
@@ -368,7 +363,7 @@ int cmd_test(persistence::event_store* store,
       if (!add_bundle(t))
         return exit_usage;
     } else if (store) {
-      auto log = read_execution(reader_of(*store), t);
+      auto log = read_execution(store_reader(*store), t);
       if (!log) {
         print_error(message_of(log.error()));
         return exit_usage;
@@ -439,7 +434,7 @@ void print_diff(const json& d, bool json_out) {
 
 int cmd_diff(persistence::event_store& store, const std::string& a,
              const std::string& b, bool json_out) {
-  auto d = execution_diff(reader_of(store), a, b);
+  auto d = execution_diff(store_reader(store), a, b);
   if (!d) {
     print_error(message_of(d.error()));
     return replay_exit(d.error());
@@ -450,7 +445,7 @@ int cmd_diff(persistence::event_store& store, const std::string& a,
 
 int cmd_export(persistence::event_store& store, const std::string& id,
                std::ostream& out) {
-  if (auto ok = write_bundle(reader_of(store), id, out); !ok) {
+  if (auto ok = write_bundle(store_reader(store), id, out); !ok) {
     print_error(message_of(ok.error()));
     return replay_exit(ok.error());
   }
