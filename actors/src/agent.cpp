@@ -649,12 +649,11 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
   auto& t = *st.active;
   auto key = t.key;
   auto& allowed = t.spec.tools;
-  const tool_pool_actor* pool = nullptr;
+  std::optional<tool_directory::route> route;
   if (st.tools)
-    if (auto i = st.tools->find(call.name); i != st.tools->end())
-      pool = &i->second;
+    route = st.tools->pick(call.name);
   if (std::find(allowed.begin(), allowed.end(), call.name) == allowed.end()
-      || pool == nullptr) {
+      || !route) {
     log::info("agent tool call refused: not one of its tools",
               {{"actor", "agent"}, {"agent", st.id},
                {"execution", t.execution}, {"task", t.task},
@@ -680,9 +679,16 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
   req.input = call.arguments;
   req.deadline_us = t.deadline_us;
   req.idempotency_key = key + "/" + call.id;
-  // caf::infinite: the call carries the turn's deadline (deadline_us),
-  // which the pool enforces.
-  self->request(*pool, caf::infinite, run_atom_v, std::move(req))
+  // A local call carries the turn's deadline (deadline_us), which the pool
+  // enforces (caf::infinite when the turn has none). A remote pool's node
+  // may vanish with the answer, so that wait is bounded here too.
+  caf::duration timeout = caf::infinite;
+  if (t.deadline_us > 0)
+    timeout = caf::duration{std::chrono::microseconds{
+      std::max<int64_t>(t.deadline_us - now_us(), 0) + 2000000}};
+  else if (!route->node.empty())
+    timeout = caf::duration{remote_tool_backstop};
+  self->request(route->pool, timeout, run_atom_v, std::move(req))
     .then(
       [=](task_result& res) {
         on_tool_result(self, key, call, res.output.get());
@@ -942,8 +948,8 @@ void load_tool_specs(agent_self self, std::vector<std::string> names,
   std::vector<std::pair<std::string, tool_pool_actor>> ask;
   for (const auto& n : names)
     if (!st.tool_specs.count(n) && st.tools)
-      if (auto i = st.tools->find(n); i != st.tools->end())
-        ask.emplace_back(n, i->second);
+      if (auto route = st.tools->pick(n))
+        ask.emplace_back(n, route->pool);
   if (ask.empty()) {
     then();
     return;
@@ -1308,7 +1314,7 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
       workflow::agent_check check;
       auto dir = st.tools;
       check.tool_exists = [dir](const std::string& n) {
-        return dir && dir->count(n) > 0;
+        return dir && dir->has(n);
       };
       auto problems = workflow::parse_agent_spec(turn.agent, turn.spec.get(),
                                                  spec, check);

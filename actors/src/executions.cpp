@@ -272,7 +272,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         workflow::validation_context ctx;
         auto tools = st.tools;
         ctx.tool_exists = [tools](const std::string& name) {
-          return tools->count(name) > 0;
+          return tools->has(name);
         };
         auto parsed = workflow::parse_document(req.definition.get(), ctx);
         if (!parsed.def) {

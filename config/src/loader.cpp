@@ -360,13 +360,13 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     return src.fail("", "/", "expected a mapping");
   static const std::set<std::string> top
     = {"store", "tools", "executions", "scheduler", "llm", "agents",
-       "server", "log", "schedules"};
+       "server", "log", "schedules", "cluster"};
   for (const auto& [key, value] : root.items()) {
     (void) value;
     if (!top.count(key))
       return src.fail("/" + key, key,
                       "unknown key (known: store, tools, executions, "
-                      "scheduler, llm, agents, server, log, schedules)",
+                      "scheduler, llm, agents, server, log, schedules, cluster)",
                       true);
   }
   auto section = [&](const char* name) -> const json* {
@@ -435,6 +435,13 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         tc.workers = *v;
         tc.settings.erase("workers");
       }
+      if (auto e = value.find("enabled"); e != value.end()) {
+        if (!e->is_boolean())
+          return src.fail(at + "/enabled", "tools." + name + ".enabled",
+                          "expected true or false");
+        tc.enabled = e->get<bool>();
+        tc.settings.erase("enabled");
+      }
       if (auto q = value.find("max_queue"); q != value.end()) {
         auto key = "tools." + name + ".max_queue";
         auto v = scalar<size_t>(src, *q, at + "/max_queue", key,
@@ -475,7 +482,8 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
   // (agents_config.cpp, server_options.cpp), with errors that name the key.
   for (auto [key, section_json] :
        {std::pair{"llm", &cfg.llm}, std::pair{"agents", &cfg.agents},
-        std::pair{"server", &cfg.server}, std::pair{"log", &cfg.log}})
+        std::pair{"server", &cfg.server}, std::pair{"log", &cfg.log},
+        std::pair{"cluster", &cfg.cluster}})
     if (auto* value = section(key)) {
       if (!value->is_object())
         return src.fail(std::string{"/"} + key, key, "expected a mapping");

@@ -696,6 +696,9 @@ int main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel an execution");
   cancel->add_option("ID", id, "execution id")->required();
   auto* tree = app.add_subcommand("tree", "print the node's supervision tree");
+  auto* nodes_cmd = app.add_subcommand(
+    "nodes", "list the cluster's members as a running node sees them "
+             "(needs --server)");
   auto* schedules_cmd = app.add_subcommand(
     "schedules", "list the config's schedules with their next and last "
                  "firing");
@@ -777,6 +780,15 @@ int main(int argc, char** argv) {
                     "HOST:PORT to serve HTTP on (default 127.0.0.1:8700)");
   serve->add_flag("--insecure", serve_flags.insecure,
                   "allow a non-loopback --listen without tokens");
+  serve->add_option("--cluster-listen", serve_flags.cluster_listen,
+                    "HOST:PORT to accept cluster members on");
+  serve->add_option("--join", serve_flags.join,
+                    "HOST:PORT[,HOST:PORT]: members to join");
+  serve->add_option("--node-name", serve_flags.node_name,
+                    "this node's name in the cluster");
+  serve->add_flag("--insecure-cluster", serve_flags.insecure_cluster,
+                  "accept cluster members on a non-loopback address "
+                  "without TLS");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -845,6 +857,11 @@ int main(int argc, char** argv) {
     return cmd_tree(g);
   if (schedules_cmd->parsed())
     return cmd_schedules(g);
+  if (nodes_cmd->parsed()) {
+    print_error("nodes asks a running node: pass --server URL (or set "
+                "CADRE_SERVER)");
+    return exit_usage;
+  }
   if (tools_cmd->parsed())
     return cmd_tools(g);
   if (tool_cmd->parsed())

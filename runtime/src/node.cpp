@@ -9,8 +9,10 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "cadre/actors/cluster_member.hpp"
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/schedules.hpp"
 #include "cadre/actors/spawn.hpp"
@@ -27,6 +29,28 @@
 namespace cadre::runtime {
 
 namespace {
+
+// What CAF 0.17 leaves off by default and a cluster needs
+// (docs/cluster.md#configuration).
+void configure_network(caf::actor_system_config& cfg,
+                       const cluster_options& c) {
+  cfg.load<caf::io::middleman>();
+  // Nodes of another cluster or protocol version fail the handshake.
+  cfg.set("middleman.app-identifiers",
+          std::vector<std::string>{
+            "cadre/" + c.name + "/"
+            + std::to_string(cluster_protocol_version)});
+  // With CAF's defaults of 0 a frozen peer's connection is never closed;
+  // these close it about when the member list says the peer is down.
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{c.heartbeat_interval});
+  cfg.set("middleman.connection-timeout", caf::timespan{c.down_after});
+  // One worker deserializes everything on 2 cores; two double throughput.
+  cfg.set("middleman.workers", size_t{2});
+  // Members connect to each other directly (a full mesh); routes through
+  // a third node are not used.
+  cfg.set("middleman.enable-automatic-connections", false);
+}
 
 int64_t now_us() {
   using namespace std::chrono;
@@ -45,9 +69,12 @@ struct live_handles {
   event_bus_actor bus;
   event_store_actor store;
   std::map<std::string, tool_pool_actor> pools;
+  // Where calls go: these pools and what other members offer.
+  std::shared_ptr<actors::tool_directory> directory;
   agents_actor agents;
   executions_actor executions;
   schedules_actor schedules;
+  member_actor member;
 
   template <class T>
   T get(T live_handles::*member) const {
@@ -92,10 +119,12 @@ struct node::impl {
     root = nullptr;
     {
       std::lock_guard<std::mutex> guard{live->mtx};
+      live->member = nullptr;
       live->schedules = nullptr;
       live->executions = nullptr;
       live->agents = nullptr;
       live->pools.clear();
+      live->directory = nullptr;
       live->store = nullptr;
       live->bus = nullptr;
     }
@@ -104,6 +133,7 @@ struct node::impl {
 
   caf::expected<caf::actor> start_tools(caf::actor_system& sys);
   std::vector<actors::child_spec> root_specs();
+  actors::child_spec member_spec();
   std::function<void(const actors::restart_report&)> root_restart_hook();
 };
 
@@ -123,6 +153,8 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
     opts.workers = cfg.default_workers;
     json settings = json::object();
     if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
+      if (!i->second.enabled)
+        continue;
       if (i->second.workers > 0)
         opts.workers = i->second.workers;
       if (i->second.max_queue > 0)
@@ -162,6 +194,8 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
       }
       std::lock_guard<std::mutex> guard{live->mtx};
       live->pools[name] = pool;
+      if (live->directory)
+        live->directory->add_local(name, pool);
       return caf::actor_cast<caf::actor>(pool);
     };
     specs.push_back(std::move(spec));
@@ -169,6 +203,7 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
   {
     std::lock_guard<std::mutex> guard{live->mtx};
     live->pools = pools;
+    live->directory = std::make_shared<actors::tool_directory>(pools);
   }
   actors::supervisor_options opts;
   opts.name = "tools";
@@ -227,8 +262,7 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     event_bus_actor bus_hdl;
     {
       std::lock_guard<std::mutex> guard{live->mtx};
-      pools = std::make_shared<const actors::tool_directory>(
-        live->pools.begin(), live->pools.end());
+      pools = live->directory;
       store_hdl = live->store;
       bus_hdl = live->bus;
     }
@@ -258,8 +292,7 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     agents_actor agents_hdl;
     {
       std::lock_guard<std::mutex> guard{live->mtx};
-      pools = std::make_shared<const actors::tool_directory>(
-        live->pools.begin(), live->pools.end());
+      pools = live->directory;
       store_hdl = live->store;
       bus_hdl = live->bus;
       agents_hdl = live->agents;
@@ -300,7 +333,62 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     };
     specs.push_back(std::move(sched));
   }
+  if (opts.cluster.enabled)
+    specs.push_back(member_spec());
   return specs;
+}
+
+// The member starts last: it offers the pools and names the executions
+// actor and the bus, so a restart of any of them restarts it too
+// (rest_for_one) and the others hear the new handles.
+actors::child_spec node::impl::member_spec() {
+  actors::child_spec spec;
+  spec.id = "member";
+  spec.start = [this](const actors::start_context& ctx)
+    -> caf::expected<caf::actor> {
+    const auto& c = opts.cluster;
+    actors::member_options mo;
+    mo.name = c.node_name;
+    mo.incarnation = static_cast<uint64_t>(now_us());
+    mo.address = c.address();
+    mo.seeds = c.join;
+    mo.heartbeat_interval = c.heartbeat_interval;
+    mo.membership.suspect_after_ms = c.suspect_after.count();
+    mo.membership.down_after_ms = c.down_after.count();
+    mo.connector = caf::actor_cast<caf::actor>(
+      ctx.system.middleman().actor_handle());
+    mo.metrics = metrics;
+    for (auto& [name, spec] : agent_opts.agents.items())
+      mo.agents.push_back(name);
+    for (auto& [name, profile] : agent_opts.profiles)
+      mo.profiles.push_back(name);
+    member_actor old;
+    {
+      std::lock_guard<std::mutex> guard{live->mtx};
+      mo.directory = live->directory;
+      mo.executions = live->executions;
+      mo.bus = live->bus;
+      old = live->member;
+    }
+    auto hdl = actors::spawn_member(ctx.system, std::move(mo));
+    if (old) {
+      // A restarted member takes the old one's place on the listener. The
+      // middleman runs on its own thread, so waiting for it here is short.
+      auto& mm = ctx.system.middleman();
+      mm.unpublish(old, c.listen_port);
+      auto port = mm.publish(hdl, c.listen_port, c.listen_host.c_str(), true);
+      if (!port) {
+        caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+        return make_error(errc::unavailable,
+                          "cluster listener " + c.address()
+                            + ": " + ctx.system.render(port.error()));
+      }
+    }
+    std::lock_guard<std::mutex> guard{live->mtx};
+    live->member = hdl;
+    return caf::actor_cast<caf::actor>(hdl);
+  };
+  return spec;
 }
 
 std::function<void(const actors::restart_report&)>
@@ -375,6 +463,8 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   // sleep. Going straight to the condition variable, which the sender
   // notifies, halves a workflow step (bench/README.md).
   st->sys_cfg->set("work-stealing.moderate-poll-attempts", size_t{0});
+  if (start_opts.cluster.enabled)
+    configure_network(*st->sys_cfg, start_opts.cluster);
   st->sys = std::make_unique<caf::actor_system>(*st->sys_cfg);
   auto& sys = *st->sys;
   actors::supervisor_options opts;
@@ -408,6 +498,23 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
     return failure;
   }
   self->demonitor(st->root.address());
+  if (start_opts.cluster.enabled) {
+    const auto& c = start_opts.cluster;
+    auto member = st->live->get(&live_handles::member);
+    // Published, not registered: a peer's connect answers this handle
+    // without a second round trip.
+    auto port = sys.middleman().publish(member, c.listen_port,
+                                        c.listen_host.c_str(), true);
+    if (!port)
+      return make_error(errc::unavailable,
+                        "cluster listener " + c.listen_host + ":"
+                          + std::to_string(c.listen_port) + ": "
+                          + sys.render(port.error()));
+    log::info("cluster listening",
+              {{"actor", "node"}, {"node", c.node_name},
+               {"address", c.address()}, {"cluster", c.name},
+               {"seeds", c.join.size()}});
+  }
   if (start_opts.resume_all) {
     // Reading the index and starting coordinators is local work; a minute
     // means the store is stuck.
@@ -457,6 +564,53 @@ schedules_actor node::schedules() const {
   return impl_->live->get(&live_handles::schedules);
 }
 
+member_actor node::member() const {
+  return impl_->live->get(&live_handles::member);
+}
+
+json node::nodes() {
+  if (auto member = impl_->live->get(&live_handles::member)) {
+    caf::scoped_actor self{*impl_->sys};
+    json out;
+    self->request(member, std::chrono::seconds{10}, get_atom_v, nodes_atom_v)
+      .receive([&](json_value& v) { out = v.get(); },
+               [&](caf::error& err) {
+                 out = json{{"error", describe(err)}};
+               });
+    return out;
+  }
+  json tools = json::array();
+  for (auto& t : describe_tools())
+    tools.push_back(json{{"name", t.value("name", std::string{})},
+                         {"workers", t.value("workers", uint64_t{0})},
+                         {"load", t.value("busy", uint64_t{0})
+                                    + t.value("queued", uint64_t{0})}});
+  json agents = json::array();
+  for (auto& [name, spec] : impl_->agent_opts.agents.items())
+    agents.push_back(name);
+  json profiles = json::array();
+  for (auto& [name, profile] : impl_->agent_opts.profiles)
+    profiles.push_back(name);
+  return json::array({json{{"name", "local"},
+                           {"address", ""},
+                           {"state", "up"},
+                           {"incarnation", 0},
+                           {"self", true},
+                           {"tools", std::move(tools)},
+                           {"agents", std::move(agents)},
+                           {"profiles", std::move(profiles)}}});
+}
+
+void node::leave_cluster() {
+  auto member = member_actor{};
+  member = impl_->live->get(&live_handles::member);
+  if (!member)
+    return;
+  caf::scoped_actor self{*impl_->sys};
+  self->request(member, std::chrono::seconds{5}, leave_atom_v)
+    .receive([](bool) {}, [](caf::error&) {});
+}
+
 actors::supervisor_actor node::root() const {
   return impl_->root;
 }
@@ -474,6 +628,8 @@ tool_pool_actor node::pool(const std::string& name) const {
 std::vector<std::string> node::tool_names() const {
   std::vector<std::string> out;
   std::lock_guard<std::mutex> guard{impl_->live->mtx};
+  if (impl_->live->directory)
+    return impl_->live->directory->names();
   for (auto& [name, pool] : impl_->live->pools)
     out.push_back(name);
   return out;

@@ -58,6 +58,26 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
                   "--insecure");
     return exit_usage;
   }
+  auto cluster = parse_cluster_options(cfg.cluster);
+  if (!cluster) {
+    print_error(message_of(cluster.error()));
+    return exit_usage;
+  }
+  if (auto err = apply_cluster_flags(*cluster, flags.cluster_listen,
+                                     flags.join, flags.node_name)) {
+    print_error(message_of(err));
+    return exit_usage;
+  }
+  if (flags.insecure_cluster)
+    cluster->insecure = true;
+  if (cluster->enabled && !cluster->loopback() && !cluster->insecure) {
+    print_error("refusing to accept cluster members on "
+                + cluster->listen_host
+                + " without TLS: anyone who reaches it could run tools and "
+                  "read executions. Listen on loopback, or pass "
+                  "--insecure-cluster (cluster.insecure)");
+    return exit_usage;
+  }
   // A client that hangs up is a failed write, not the end of the server.
   ::signal(SIGPIPE, SIG_IGN);
   // Every thread started from here on (CAF's, the server's) inherits the
@@ -72,6 +92,7 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   start.holder = "cadre serve";
   start.url = opts->url();
   start.schedules = true;
+  start.cluster = *cluster;
   auto n = node::start(cfg, start);
   if (!n) {
     print_error(message_of(n.error()).empty() ? describe(n.error())
@@ -91,12 +112,16 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
                store_holder{static_cast<long>(::getpid()), "cadre serve", url});
   std::thread runner{[&srv] { srv->run(); }};
   // Programs read the first line of stdout; people read stderr.
-  std::printf("%s\n", dump_json(json{{"type", "listening"},
-                           {"url", url},
-                           {"pid", static_cast<long>(::getpid())},
-                           {"store", cfg.store_dir},
-                           {"resumed", (*n)->resumed().size()}})
-                        .c_str());
+  auto listening = json{{"type", "listening"},
+                        {"url", url},
+                        {"pid", static_cast<long>(::getpid())},
+                        {"store", cfg.store_dir},
+                        {"resumed", (*n)->resumed().size()}};
+  if (cluster->enabled) {
+    listening["node"] = cluster->node_name;
+    listening["cluster"] = cluster->address();
+  }
+  std::printf("%s\n", dump_json(listening).c_str());
   std::fflush(stdout);
   log::info("listening", {{"actor", "serve"},
                           {"url", url},
@@ -107,6 +132,8 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   log::info("draining", {{"actor", "serve"},
                          {"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"},
                          {"drain_timeout_ms", opts->drain_timeout.count()}});
+  // The others stop placing work here before the drain starts.
+  (*n)->leave_cluster();
   srv->shutdown();
   runner.join();
   srv.reset();

@@ -11,6 +11,12 @@ struct serve_flags {
   std::string listen;
   /// --insecure: serve a non-loopback address without tokens.
   bool insecure = false;
+  /// --cluster-listen, --join, --node-name (override cluster.*).
+  std::string cluster_listen;
+  std::string join;
+  std::string node_name;
+  /// --insecure-cluster: a non-loopback cluster listener without TLS.
+  bool insecure_cluster = false;
 };
 
 /// `cadre serve`: runs the node and its HTTP API until SIGTERM or SIGINT,

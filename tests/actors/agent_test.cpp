@@ -132,7 +132,7 @@ public:
       auto pool = actors::spawn_tool_pool(*sys_, registry_, name,
                                           json_value{json::object()}, {4});
       EXPECT_TRUE(pool) << name;
-      pools->emplace(name, *pool);
+      pools->add_local(name, *pool);
     }
     pools_ = pools;
     agents_ = actors::spawn_agents(*sys_, store_, bus_, pools_,
@@ -150,7 +150,7 @@ public:
     };
     stop(executions_);
     stop(agents_);
-    for (auto& [name, pool] : *pools_)
+    for (auto& [name, pool] : pools_->local())
       stop(pool);
     stop(store_);
     stop(bus_);

@@ -39,7 +39,7 @@ public:
       auto pool = actors::spawn_tool_pool(*sys_, registry_, name,
                                           json_value{json::object()}, {4});
       EXPECT_TRUE(pool) << name;
-      pools->emplace(name, *pool);
+      pools->add_local(name, *pool);
     }
     pools_ = pools;
     executions_ = actors::spawn_executions(*sys_, store_, bus_, pools_, {});
@@ -53,7 +53,7 @@ public:
       self->receive([](const caf::down_msg&) {});
     };
     stop(executions_);
-    for (auto& [name, pool] : *pools_)
+    for (auto& [name, pool] : pools_->local())
       stop(pool);
     stop(store_);
     stop(bus_);

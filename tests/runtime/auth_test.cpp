@@ -220,6 +220,7 @@ TEST_F(Auth, RequiredScopeOfEveryDocumentedRoute) {
      scope::read},
     {"GET", "/v1/events", scope::read},
     {"GET", "/v1/schedules", scope::read},
+    {"GET", "/v1/nodes", scope::read},
     {"GET", "/v1/tools", scope::read},
     {"POST", "/v1/tools/echo/invoke", scope::admin},
     {"GET", "/v1/agents", scope::read},

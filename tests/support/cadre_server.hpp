@@ -20,14 +20,16 @@ namespace cadre::test {
 class cadre_server {
 public:
   /// `extra`: global options before `serve` (`--config FILE`); `env`:
-  /// NAME=VALUE for the process.
+  /// NAME=VALUE for the process; `serve_args`: options of `serve`.
   explicit cadre_server(const std::string& db,
                         std::vector<std::string> extra = {},
-                        std::vector<std::string> env = {})
+                        std::vector<std::string> env = {},
+                        std::vector<std::string> serve_args = {})
     : db_(db) {
     std::vector<std::string> args{"--db", db};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), {"serve", "--listen", "127.0.0.1:0"});
+    args.insert(args.end(), serve_args.begin(), serve_args.end());
     proc_ = std::make_unique<cadre_process>(args, db + ".serve.err", env);
     std::string line;
     if (!proc_->read_line(line,

@@ -516,6 +516,8 @@ struct machine::state {
       tasks[fi].fallback_for = ti;
       return {};
     }
+    if (ev.type == events::redispatched)
+      return {}; // the attempt runs on, elsewhere
     if (ev.type == events::human_requested) {
       if (u->status != unit_status::human_wait)
         ++human_waits;
@@ -990,6 +992,39 @@ step machine::failed(const std::string& key, uint32_t attempt,
   d.check_finished();
   if (info().status != before || finished())
     out.index = info();
+  return out;
+}
+
+step machine::redispatch(const std::string& key, uint32_t attempt,
+                         const std::string& cause, const std::string& node,
+                         int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  auto [name, item] = split_key(key);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u || u->status != unit_status::running || u->attempt != attempt)
+    return out;
+  const auto& td = st_->def->tasks[ti];
+  if (td.kind != task_kind::tool && td.kind != task_kind::map)
+    return out;
+  decider d{*st_, *this, out, now_us};
+  auto p = d.task_payload(ti, item);
+  p["attempt"] = attempt;
+  p["cause"] = cause;
+  p["node"] = node;
+  d.emit(events::redispatched, std::move(p));
+  action a;
+  a.kind = action::dispatch;
+  a.key = key;
+  a.task_id = td.id;
+  a.item = item;
+  a.attempt = attempt;
+  a.tool = td.tool;
+  a.input = u->input;
+  a.timeout_ms = td.timeout_ms;
+  out.actions.push_back(std::move(a));
   return out;
 }
 

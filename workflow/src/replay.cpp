@@ -219,6 +219,14 @@ private:
                        "finished the execution");
       return s;
     }
+    if (ev.type == events::redispatched) {
+      // The loss of a node is a stimulus, recorded by its effect.
+      auto s = m_.redispatch(key, attempt, text(p, "cause"), text(p, "node"),
+                             ev.time_us);
+      if (s.events.empty())
+        return unexpected();
+      return s;
+    }
     if (ev.type == events::forked) {
       // A fork's marker is history, not a decision: fold it as recorded.
       event copy = ev;

@@ -652,6 +652,16 @@ expected<json> api_client::schedules() {
   return answer_error(req, "no schedules in " + quote(doc->dump()));
 }
 
+expected<json> api_client::nodes() {
+  auto req = make_request("GET", url("/v1/nodes"), call_timeout);
+  auto doc = call(req);
+  if (!doc)
+    return doc.error();
+  if (auto list = doc->find("nodes"); list != doc->end() && list->is_array())
+    return *list;
+  return answer_error(req, "no nodes in " + quote(doc->dump()));
+}
+
 expected<json> api_client::tree() {
   return call(make_request("GET", url("/v1/tree"), call_timeout));
 }

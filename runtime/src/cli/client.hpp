@@ -249,6 +249,8 @@ public:
   [[nodiscard]] expected<json>
   invoke_tool(const std::string& name, const json& input, int64_t timeout_ms);
 
+  /// GET /v1/nodes: the `nodes` array.
+  [[nodiscard]] expected<json> nodes();
   /// GET /v1/schedules: the `schedules` array.
   [[nodiscard]] expected<json> schedules();
 

@@ -364,6 +364,34 @@ int client_schedules(api_client& client, const client_command& cmd) {
   return exit_ok;
 }
 
+int client_nodes(api_client& client, const client_command& cmd) {
+  auto list = client.nodes();
+  if (!list)
+    return fail(list.error());
+  if (cmd.json_out) {
+    std::printf("%s\n", dump_json(*list).c_str());
+    return exit_ok;
+  }
+  std::printf("%-20s %-22s %-8s %6s %6s %8s  %s\n", "NAME", "ADDRESS", "STATE",
+              "TOOLS", "LOAD", "UPTIME", "AGENTS");
+  for (const auto& node : *list) {
+    auto name = node.value("name", std::string{});
+    if (node.value("self", false))
+      name += " *";
+    std::string agents;
+    for (const auto& a : node.value("agents", json::array()))
+      agents += (agents.empty() ? "" : ",") + a.get<std::string>();
+    std::printf("%-20s %-22s %-8s %6zu %6llu %7llds  %s\n", name.c_str(),
+                node.value("address", std::string{}).c_str(),
+                node.value("state", std::string{}).c_str(),
+                node.value("tools", json::array()).size(),
+                static_cast<unsigned long long>(node.value("load", uint64_t{0})),
+                static_cast<long long>(node.value("uptime_s", int64_t{0})),
+                agents.empty() ? "-" : agents.c_str());
+  }
+  return exit_ok;
+}
+
 int client_tree(api_client& client, const client_command& cmd) {
   auto tree = client.tree();
   if (!tree)
@@ -469,6 +497,7 @@ std::optional<int> run_on_server(const client_command& cmd) {
     {"import", &client_import},
     {"fork", &client_fork},
     {"schedules", &client_schedules},
+    {"nodes", &client_nodes},
   };
   auto url = server_url(cmd.server);
   if (url.empty())

@@ -81,6 +81,14 @@ std::string describe_event(const event& ev) {
              + std::to_string(p["retry_in_ms"].get<int64_t>()) + " ms";
     return "✗ " + task + "failed (" + msg + ")";
   }
+  if (ev.type == "task_redispatched")
+    return "↻ " + task + "attempt " + std::to_string(p.value("attempt", 1))
+           + " sent again: node " + p.value("node", std::string{}) + " lost";
+  // Node events: the cluster's member list as this node sees it.
+  if (ev.type.rfind("member_", 0) == 0)
+    return "◆ node " + p.value("node", std::string{}) + " "
+           + ev.type.substr(7) + " (" + p.value("reason", std::string{})
+           + ")";
   if (ev.type == "task_skipped")
     return "- " + task + "skipped (condition false)";
   if (ev.type == "map_started")

@@ -120,6 +120,7 @@ void http_server::impl::install() {
   replay();
   tools_agents_tree();
   schedules();
+  nodes();
 }
 
 void http_server::impl::middleware() {

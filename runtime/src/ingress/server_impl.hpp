@@ -166,6 +166,7 @@ struct http_server::impl {
   void replay();
   void tools_agents_tree();
   void schedules();
+  void nodes();
 
   /// Streams execution `id` from event `after`. A stream opened before the
   /// execution existed (submit-and-stream, so no live token is missed)

@@ -15,3 +15,13 @@ namespace cadre::actors {
 inline constexpr std::chrono::seconds local_deadline{60};
 
 } // namespace cadre::actors
+
+namespace cadre::actors {
+
+/// The longest wait for a tool call without a deadline of its own on
+/// another node: a node that vanishes mid-call takes the answer with it,
+/// and a call there must end some time. Coordinators re-dispatch such a
+/// call as soon as the node's link is lost; this is the backstop.
+inline constexpr std::chrono::minutes remote_tool_backstop{30};
+
+} // namespace cadre::actors

@@ -12,6 +12,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "cadre/actors/tool_directory.hpp"
 #include "cadre/messages/interfaces.hpp"
 #include "cadre/tools/llm/provider.hpp"
 
@@ -38,9 +39,6 @@ struct pool_options {
   size_t max_queue = 65536;
 };
 
-/// Tool name -> the pool that runs it. Built once at start-up, then shared
-/// read-only by every coordinator.
-using tool_directory = std::map<std::string, tool_pool_actor>;
 
 /// Spawns the event store actor. It runs detached (its own thread), so
 /// RocksDB writes and fsync never block CAF's scheduler threads. Appends that

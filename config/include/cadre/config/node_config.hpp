@@ -20,6 +20,9 @@ struct tool_config {
   /// Calls waiting for a worker before new ones are refused
   /// (errc::overloaded). Default: 0 (the pool's default)
   size_t max_queue = 0;
+  /// False: this node runs no pool of the tool; in a cluster, calls go to
+  /// the nodes that do (docs/cluster.md#placement). Default: true
+  bool enabled = true;
   /// The rest of `tools.<name>`.
   json settings = json::object();
 };
@@ -55,6 +58,9 @@ struct node_config {
   /// The `server` section as JSON (`cadre serve`: listen address, tokens,
   /// limits; docs/operations.md). Read by runtime/. Default: {}
   json server = json::object();
+  /// The `cluster` section as JSON (listen address, seeds, failure
+  /// detector; docs/cluster.md). Read by runtime/. Default: {}
+  json cluster = json::object();
   /// The `log` section as JSON (`level`, `format`). Read by runtime/.
   /// Default: {}
   json log = json::object();

@@ -110,4 +110,24 @@ using schedules_actor = caf::typed_actor<
   // view), in name order.
   caf::replies_to<list_atom>::with<json_value>>;
 
+/// A node's member of the cluster (docs/cluster.md), published on its
+/// cluster listener: peers and outside CAF programs connect to that port
+/// and get this handle.
+using member_actor = caf::typed_actor<
+  // A node announces itself -> every member this node has heard from,
+  // itself first (handles included).
+  caf::replies_to<join_atom, node_info>::with<std::vector<node_info>>,
+  // A member's periodic word: its load and what it offers.
+  caf::reacts_to<heartbeat_atom, node_info>,
+  // (name, incarnation): that member leaves gracefully.
+  caf::reacts_to<leave_atom, std::string, uint64_t>,
+  // -> [{name, address, state, incarnation, self, tools, agents, profiles,
+  // load, uptime_s, last_heard_ms}]: the member list as this node sees it.
+  caf::replies_to<get_atom, nodes_atom>::with<json_value>,
+  // -> this node's own node_info: its entry points (executions actor,
+  // event bus) for programs that integrate at the message level.
+  caf::replies_to<get_atom>::with<node_info>,
+  // This node leaves: the others are told, nothing new is placed on it.
+  caf::replies_to<leave_atom>::with<bool>>;
+
 } // namespace cadre

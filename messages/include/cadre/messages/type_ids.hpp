@@ -9,6 +9,7 @@
 #include <caf/type_id.hpp>
 
 #include "cadre/messages/agent.hpp"
+#include "cadre/messages/cluster.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/execution.hpp"
@@ -75,5 +76,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre, caf::first_custom_type_id)
   CAF_ADD_ATOM(cadre, cadre, count_children_atom, "countchild")
   CAF_ADD_ATOM(cadre, cadre, restart_atom, "restart")
   CAF_ADD_ATOM(cadre, cadre, delete_atom, "delete")
+
+  // Cluster membership (docs/cluster.md). Added last: IDs already given
+  // keep their values.
+  CAF_ADD_TYPE_ID(cadre, (cadre::tool_offer))
+  CAF_ADD_TYPE_ID(cadre, (cadre::node_info))
+  CAF_ADD_TYPE_ID(cadre, (std::vector<cadre::node_info>))
+  CAF_ADD_ATOM(cadre, cadre, heartbeat_atom, "heartbeat")
+  CAF_ADD_ATOM(cadre, cadre, leave_atom, "leave")
+  CAF_ADD_ATOM(cadre, cadre, nodes_atom, "nodes")
+  CAF_ADD_ATOM(cadre, cadre, seed_atom, "seed")
 
 CAF_END_TYPE_ID_BLOCK(cadre)

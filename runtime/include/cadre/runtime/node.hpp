@@ -8,6 +8,7 @@
 
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/config/node_config.hpp"
+#include "cadre/runtime/cluster_options.hpp"
 #include "cadre/messages/interfaces.hpp"
 
 namespace cadre::tools {
@@ -40,6 +41,9 @@ struct start_options {
   /// fires them. Their workflows are read and checked at start.
   /// Default: false
   bool schedules = false;
+  /// Join a cluster (`cadre serve --cluster-listen`); disabled: a node
+  /// alone, without CAF's network layer. Default: disabled
+  cluster_options cluster;
 };
 
 class node {
@@ -66,12 +70,22 @@ public:
   /// The schedules actor; invalid unless the node runs schedules
   /// (start_options::schedules and at least one configured).
   schedules_actor schedules() const;
+  /// The node's member of the cluster; invalid without a cluster.
+  member_actor member() const;
+  /// The cluster's members as this node sees them (GET /v1/nodes): name,
+  /// address, state, incarnation, self, tools, agents, profiles, load,
+  /// uptime_s, last_heard_ms. Without a cluster: this node alone.
+  json nodes();
+  /// Tells the other members this node leaves (before a graceful stop);
+  /// waits at most a few seconds. Nothing without a cluster.
+  void leave_cluster();
   /// The root of the node's supervision tree.
   actors::supervisor_actor root() const;
   const tools::tool_registry& registry() const;
   /// The pool of tool `name`, or an invalid handle.
   tool_pool_actor pool(const std::string& name) const;
-  /// Names of the tools this node runs.
+  /// Names of the tools this node can call: its own and, in a cluster,
+  /// those other members offer.
   std::vector<std::string> tool_names() const;
   /// {name, description, input_schema, output_schema, blocking, workers...}
   /// per tool.

@@ -40,6 +40,9 @@ inline constexpr const char* execution_cancelled = "execution_cancelled";
 inline constexpr const char* snapshot = "snapshot";
 /// A fork's marker after the history it took over (docs/replay.md).
 inline constexpr const char* forked = "execution_forked";
+/// A running attempt sent again, unchanged, because the node running it was
+/// lost (docs/cluster.md#losing-a-node).
+inline constexpr const char* redispatched = "task_redispatched";
 } // namespace events
 
 /// Something the coordinator does once the events of its step are durable.
@@ -109,6 +112,15 @@ public:
   /// A task attempt failed with `err`. `draw` in [0, 1) picks the jitter.
   step failed(const std::string& key, uint32_t attempt, const caf::error& err,
               double draw, int64_t now_us);
+
+  /// The node running attempt `attempt` of `key` was lost (`cause`, e.g.
+  /// "node_lost", naming `node`): the same attempt, with the same input and
+  /// idempotency key, is dispatched again. Counted as a retry in the log
+  /// (task_redispatched), not against the task's max_attempts: the attempt
+  /// never finished. Empty when the attempt is no longer running.
+  step redispatch(const std::string& key, uint32_t attempt,
+                  const std::string& cause, const std::string& node,
+                  int64_t now_us);
 
   /// The retry timer of `key` fired.
   step retry_due(const std::string& key, uint32_t attempt, int64_t now_us);

@@ -1,0 +1,57 @@
+#pragma once
+
+// The `cluster` section of the node config and the flags of `cadre serve`
+// that override it (docs/cluster.md#configuration).
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/json_value.hpp"
+
+namespace cadre::runtime {
+
+struct cluster_options {
+  /// Set by `listen`: the node takes part in a cluster.
+  bool enabled = false;
+  /// Nodes of one cluster share it; it is part of CAF's app identifier, so
+  /// a node of another cluster is refused at the handshake. Default: cadre
+  std::string name = "cadre";
+  /// Unique in the cluster. Default: the host name and the port
+  std::string node_name;
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;
+  /// host:port others reach this node at. Default: the listen address
+  std::string advertise;
+  /// host:port of nodes to join.
+  std::vector<std::string> join;
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds suspect_after{2000};
+  std::chrono::milliseconds down_after{5000};
+  /// Accept cluster connections from other hosts without TLS.
+  bool insecure = false;
+
+  /// The advertised address (advertise, else listen).
+  std::string address() const;
+  /// Whether the listener only accepts loopback connections.
+  bool loopback() const;
+};
+
+/// The version of the messages nodes exchange: nodes of other versions
+/// are refused at the handshake.
+inline constexpr int cluster_protocol_version = 1;
+
+/// Reads `section` (null: no cluster). Errors: errc::invalid_config naming
+/// the key, e.g. "cluster.join[1]: expected HOST:PORT, got 'x'".
+[[nodiscard]] expected<cluster_options>
+parse_cluster_options(const json& section);
+
+/// Applies --cluster-listen, --join (comma-separated) and --node-name.
+[[nodiscard]] caf::error apply_cluster_flags(cluster_options& opts,
+                                             const std::string& listen,
+                                             const std::string& join,
+                                             const std::string& node_name);
+
+} // namespace cadre::runtime

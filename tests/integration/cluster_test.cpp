@@ -1,0 +1,311 @@
+// The cluster with real `cadre serve` processes on loopback: joining and
+// leaving, tools that live on other nodes, and a worker node lost mid-task
+// to kill -9 and to SIGSTOP (docs/cluster.md).
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cadre_server.hpp"
+#include "temp_dir.hpp"
+
+using namespace cadre;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// A port free now (bound to 0 and released): the cluster listener needs a
+// known port, since its address is what the others join.
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0
+      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0)
+      ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct cluster_node {
+  std::string name;
+  std::string address;
+  std::unique_ptr<test::cadre_server> server;
+};
+
+// Starts node `name` with its store and config in `dir`, joining `seeds`.
+cluster_node start_node(const test::temp_dir& dir, const std::string& name,
+                        const std::string& seeds,
+                        const std::string& config_yaml = "") {
+  cluster_node n;
+  n.name = name;
+  n.address = "127.0.0.1:" + std::to_string(free_port());
+  std::vector<std::string> global;
+  // Quick failure detection keeps the tests short.
+  std::string cfg = "cluster:\n  suspect_after: 1s\n  down_after: 3s\n"
+                    "  heartbeat_interval: 250ms\n"
+                    + config_yaml;
+  auto cfg_file = dir / (name + ".yaml");
+  std::ofstream{cfg_file} << cfg;
+  global = {"--config", cfg_file, "--log-level", "info"};
+  std::vector<std::string> serve{"--cluster-listen", n.address,
+                                 "--node-name", name};
+  if (!seeds.empty()) {
+    serve.push_back("--join");
+    serve.push_back(seeds);
+  }
+  n.server = std::make_unique<test::cadre_server>(dir / name, global,
+                                                  std::vector<std::string>{},
+                                                  serve);
+  return n;
+}
+
+// The member list as `n` sees it, by name.
+std::map<std::string, json> members(const cluster_node& n) {
+  std::map<std::string, json> out;
+  auto doc = test::get(*n.server, "/v1/nodes");
+  if (doc.contains("nodes"))
+    for (auto& m : doc["nodes"])
+      out[m["name"].get<std::string>()] = m;
+  return out;
+}
+
+std::string state_of(const cluster_node& observer, const std::string& name) {
+  auto all = members(observer);
+  auto i = all.find(name);
+  return i == all.end() ? "absent" : i->second.value("state", "");
+}
+
+// Polls `ok` until it holds or 30 s pass.
+bool eventually(const std::function<bool()>& ok) {
+  auto until = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < until) {
+    if (ok())
+      return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return ok();
+}
+
+json sleep_workflow(int ms) {
+  return json{{"name", "remote"},
+              {"tasks",
+               json::array({json{{"id", "hello"},
+                                 {"tool", "echo"},
+                                 {"input", {{"text", "hi"}}}},
+                            json{{"id", "nap"},
+                                 {"tool", "sleep"},
+                                 {"input", {{"ms", ms}}},
+                                 {"depends_on", json::array({"hello"})}}})}};
+}
+
+// Tools `echo` and `sleep` run only on the other nodes.
+const char* without_tools = "tools:\n  echo: {enabled: false}\n"
+                            "  sleep: {enabled: false}\n";
+
+std::vector<json> events_of(const cluster_node& n, const std::string& id) {
+  auto doc = test::get(*n.server, "/v1/executions/" + id + "/events");
+  std::vector<json> out;
+  if (doc.contains("events"))
+    for (auto& e : doc["events"])
+      out.push_back(e);
+  return out;
+}
+
+size_t count_events(const std::vector<json>& evs, const std::string& type,
+                    const std::string& task) {
+  size_t n = 0;
+  for (auto& e : evs)
+    if (e.value("type", "") == type
+        && e["payload"].value("task", "") == task)
+      ++n;
+  return n;
+}
+
+// The name of the node whose pools run a call now, as `observer` sees it.
+std::string busy_node(const cluster_node& observer) {
+  for (auto& [name, m] : members(observer))
+    if (!m.value("self", false) && m.value("load", 0) > 0)
+      return name;
+  return "";
+}
+
+} // namespace
+
+TEST(Cluster, ThreeNodesJoinIntoAFullMeshAndALeavingNodeIsLeft) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "");
+  ASSERT_TRUE(a.server->ok());
+  auto b = start_node(dir, "b", a.address);
+  auto c = start_node(dir, "c", a.address);
+  ASSERT_TRUE(b.server->ok() && c.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    return state_of(a, "b") == "up" && state_of(a, "c") == "up";
+  })) << json(members(a)).dump();
+  // c joined a only, and learned of b from a's list.
+  ASSERT_TRUE(eventually([&] {
+    return state_of(c, "b") == "up" && state_of(b, "c") == "up";
+  })) << json(members(c)).dump();
+  auto seen = members(a);
+  EXPECT_TRUE(seen["a"].value("self", false));
+  EXPECT_EQ(seen["b"].value("address", ""), b.address);
+  EXPECT_FALSE(seen["b"]["tools"].empty());
+  EXPECT_GT(seen["b"].value("incarnation", uint64_t{0}), 0u);
+  // A graceful stop tells the others.
+  c.server->proc().signal(SIGTERM);
+  ASSERT_TRUE(c.server->proc().wait_until(std::chrono::steady_clock::now()
+                                          + 30s));
+  EXPECT_TRUE(eventually([&] {
+    return state_of(a, "c") == "left" && state_of(b, "c") == "left";
+  })) << json(members(a)).dump();
+  EXPECT_NE(a.server->proc().stderr_text().find("cluster member left"),
+            std::string::npos);
+}
+
+TEST(Cluster, AWorkflowWhoseToolsLiveOnOtherNodesCompletes) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "", without_tools);
+  ASSERT_TRUE(a.server->ok());
+  auto b = start_node(dir, "b", a.address);
+  ASSERT_TRUE(b.server->ok());
+  ASSERT_TRUE(eventually([&] { return state_of(a, "b") == "up"; }));
+  int status = 0;
+  auto done = test::post(*a.server, "/v1/executions?wait=60",
+                         json{{"definition", sleep_workflow(10)}}, &status);
+  ASSERT_EQ(status, 200) << done.dump();
+  EXPECT_EQ(done["status"], "completed");
+  EXPECT_EQ(done["output"]["hello"]["text"], "hi");
+  EXPECT_EQ(done["output"]["nap"]["slept_ms"], 10);
+  // The execution's log is on the node that accepted it.
+  auto evs = events_of(a, done["id"].get<std::string>());
+  EXPECT_EQ(count_events(evs, "task_completed", "hello"), 1u);
+  EXPECT_EQ(count_events(evs, "task_completed", "nap"), 1u);
+  int missing = 0;
+  test::get(*b.server, "/v1/executions/" + done["id"].get<std::string>(),
+            &missing);
+  EXPECT_EQ(missing, 404);
+  // A tool no node offers is refused when the workflow is submitted.
+  auto bad = sleep_workflow(10);
+  bad["tasks"][0]["tool"] = "no_such_tool";
+  test::post(*a.server, "/v1/executions", json{{"definition", bad}}, &status);
+  EXPECT_EQ(status, 422);
+}
+
+// Kills (SIGKILL) or freezes (SIGSTOP) the node running a task; the task
+// completes elsewhere with exactly one completion event.
+void lose_worker_mid_task(int sig) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "", without_tools);
+  ASSERT_TRUE(a.server->ok());
+  auto b = start_node(dir, "b", a.address);
+  auto c = start_node(dir, "c", a.address);
+  ASSERT_TRUE(b.server->ok() && c.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    return state_of(a, "b") == "up" && state_of(a, "c") == "up";
+  }));
+  int status = 0;
+  auto sub = test::post(*a.server, "/v1/executions",
+                        json{{"definition", sleep_workflow(4000)}}, &status);
+  ASSERT_EQ(status, 201) << sub.dump();
+  auto id = sub["id"].get<std::string>();
+  std::string victim;
+  ASSERT_TRUE(eventually([&] { return !(victim = busy_node(a)).empty(); }));
+  auto& lost = victim == "b" ? b : c;
+  lost.server->proc().signal(sig);
+  json info;
+  ASSERT_TRUE(eventually([&] {
+    info = test::get(*a.server, "/v1/executions/" + id);
+    return info.value("status", "") == "completed";
+  })) << info.dump();
+  EXPECT_EQ(info["output"]["nap"]["slept_ms"], 4000);
+  auto evs = events_of(a, id);
+  ASSERT_EQ(count_events(evs, "task_redispatched", "nap"), 1u);
+  for (auto& e : evs)
+    if (e["type"] == "task_redispatched") {
+      EXPECT_EQ(e["payload"]["cause"], "node_lost");
+      EXPECT_EQ(e["payload"]["node"], victim);
+      EXPECT_EQ(e["payload"]["attempt"], 1);
+    }
+  EXPECT_EQ(count_events(evs, "task_completed", "nap"), 1u);
+  EXPECT_EQ(count_events(evs, "task_failed", "nap"), 0u);
+  if (sig == SIGSTOP) {
+    EXPECT_TRUE(eventually([&] {
+      auto s = state_of(a, victim);
+      return s == "suspect" || s == "down";
+    }));
+    // Thawed, it rejoins; its late answer is not a second completion.
+    lost.server->proc().signal(SIGCONT);
+    EXPECT_TRUE(eventually([&] { return state_of(a, victim) == "up"; }))
+      << json(members(a)).dump();
+    std::this_thread::sleep_for(1s);
+    evs = events_of(a, id);
+    EXPECT_EQ(count_events(evs, "task_completed", "nap"), 1u);
+    EXPECT_EQ(evs.back()["type"], "execution_completed");
+  } else {
+    EXPECT_TRUE(eventually([&] { return state_of(a, victim) == "down"; }));
+  }
+}
+
+TEST(Cluster, AWorkerNodeKilledMidTaskHasItsTaskFinishedElsewhere) {
+  lose_worker_mid_task(SIGKILL);
+}
+
+TEST(Cluster, AFrozenWorkerNodeIsSuspectedItsTaskMovesAndItRejoins) {
+  lose_worker_mid_task(SIGSTOP);
+}
+
+TEST(Cluster, ANodeOfAnotherClusterIsRefusedAtTheHandshake) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "");
+  ASSERT_TRUE(a.server->ok());
+  auto x = start_node(dir, "x", a.address, "  name: elsewhere\n");
+  ASSERT_TRUE(x.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    return x.server->proc().stderr_text().find("another cluster")
+           != std::string::npos;
+  })) << x.server->proc().stderr_text();
+  EXPECT_EQ(state_of(a, "x"), "absent");
+  EXPECT_EQ(state_of(x, "a"), "absent");
+}
+
+TEST(Cluster, BadClusterSettingsAreRefusedWithTheirKey) {
+  test::temp_dir dir;
+  auto cfg = dir / "bad.yaml";
+  std::ofstream{cfg} << "cluster:\n  suspect_after: 5s\n  down_after: 2s\n";
+  test::cadre_process p{{"--config", cfg, "--db", dir / "db", "serve",
+                         "--cluster-listen", "127.0.0.1:1"},
+                        dir / "bad.err"};
+  auto rc = p.wait_until(std::chrono::steady_clock::now() + 30s);
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(WEXITSTATUS(*rc), 2);
+  EXPECT_NE(p.stderr_text().find("cluster.down_after"), std::string::npos)
+    << p.stderr_text();
+  // Joining needs a listener of one's own.
+  test::cadre_process q{{"--db", dir / "db2", "serve", "--join",
+                         "127.0.0.1:1"},
+                        dir / "bad2.err"};
+  rc = q.wait_until(std::chrono::steady_clock::now() + 30s);
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(WEXITSTATUS(*rc), 2);
+  EXPECT_NE(q.stderr_text().find("cluster.join"), std::string::npos)
+    << q.stderr_text();
+}
