@@ -1,11 +1,11 @@
 #include "cadre/persistence/store_check.hpp"
 
-#include <algorithm>
+#include <unistd.h>
+
 #include <filesystem>
 #include <memory>
 #include <set>
 #include <system_error>
-#include <unistd.h>
 
 #include <rocksdb/db.h>
 #include <rocksdb/metadata.h>

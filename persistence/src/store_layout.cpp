@@ -132,7 +132,8 @@ expected<store_layout_t> store_layout(const std::string& dir,
   // record torn by a crash in the middle of its write also refuses, and
   // `cadre repair` drops it.
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
-  // Synced WALs are recorded in the MANIFEST, so a missing one is an error.
+  // WALs closed at a memtable switch are recorded in the MANIFEST, so a
+  // missing one is an error (the live WAL is not: RocksDB 7.8).
   db_opts.track_and_verify_wals_in_manifest = true;
   db_opts.paranoid_checks = true;
   // A secondary instance must keep every table file open: the primary may

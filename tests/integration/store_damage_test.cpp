@@ -3,17 +3,24 @@
 // SIGKILL right after its result, so the WAL holds it), then a copy of the
 // store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS)
 // damaged at a random offset, and every command either answers in full or
-// refuses with a storage_error: never exits 0 with less data.
+// refuses with a storage_error: never exits 0 with less data. Beside it:
+// `cadre repair` on a damaged store, and `cadre run` on a full disk.
 //
 // The seed is printed; CADRE_DAMAGE_SEED=<n> repeats a run and
 // CADRE_DAMAGE_CASES=<n> (default 5, one per kind of file) runs more
 // (scripts/store_damage.sh).
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -26,6 +33,7 @@
 
 #include "cadre/messages/json_value.hpp"
 #include "cadre_process.hpp"
+#include "invert_bytes.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -145,16 +153,7 @@ TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
     auto offset = std::uniform_int_distribution<uint64_t>{0, size - 1}(rng);
     auto len = std::min<uint64_t>(
       size - offset, std::uniform_int_distribution<uint64_t>{1, 64}(rng));
-    {
-      std::fstream io{file, std::ios::in | std::ios::out | std::ios::binary};
-      std::string bytes(len, '\0');
-      io.seekg(static_cast<std::streamoff>(offset));
-      io.read(bytes.data(), static_cast<std::streamsize>(len));
-      for (auto& ch : bytes)
-        ch = static_cast<char>(~ch);
-      io.seekp(static_cast<std::streamoff>(offset));
-      io.write(bytes.data(), static_cast<std::streamsize>(len));
-    }
+    ASSERT_TRUE(test::invert_bytes(file.string(), offset, len)) << file;
     auto label = "case " + std::to_string(c) + ": " + std::to_string(len)
                  + " bytes of " + file.filename().string() + " at "
                  + std::to_string(offset) + " of " + std::to_string(size);
@@ -225,11 +224,9 @@ TEST(StoreDamageTest, RepairSalvagesWhatIsIntactAndSaysWhatWasLost) {
     ASSERT_TRUE(res && res->exit_code == 0) << (res ? joined(*res) : "");
   }
   // Damage the middle of every table file: blocks of events and index.
-  for (auto& table : files_of_kind(db, "sst")) {
-    std::fstream io{table, std::ios::in | std::ios::out | std::ios::binary};
-    io.seekp(static_cast<std::streamoff>(fs::file_size(table) / 2));
-    io.write(std::string(32, '\xff').data(), 32);
-  }
+  for (auto& table : files_of_kind(db, "sst"))
+    ASSERT_TRUE(test::invert_bytes(table.string(), fs::file_size(table) / 2,
+                                   32));
   auto listed = test::run_to_end({"--db", db, "executions"}, err,
                                  command_limit);
   ASSERT_TRUE(listed);
@@ -267,4 +264,55 @@ TEST(StoreDamageTest, RepairSalvagesWhatIsIntactAndSaysWhatWasLost) {
     EXPECT_EQ(evs->exit_code, 0) << joined(*evs);
     EXPECT_EQ(evs->out.size(), x.value("last_seq", size_t{0})) << x.dump();
   }
+}
+
+TEST(StoreDamageTest, FullDiskRefusesTheSubmissionWhileReadsGoOn) {
+  test::temp_dir tmp;
+  const auto mnt = tmp / "disk";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=400m") != 0)
+    GTEST_SKIP() << "cannot mount a 400 MiB tmpfs at " << mnt
+                 << " (needs root): " << std::strerror(errno);
+  struct unmount_at_end {
+    std::string path;
+    ~unmount_at_end() {
+      ::umount2(path.c_str(), MNT_DETACH);
+    }
+  } unmount{mnt};
+  const auto wf = tmp / "w.yaml";
+  std::ofstream{wf} << "name: w\ntasks:\n  - {id: a, tool: echo}\n";
+  const auto db = mnt + "/db";
+  const auto err = tmp / "err";
+  auto first = test::run_to_end({"--db", db, "run", wf}, err, command_limit);
+  ASSERT_TRUE(first && first->exit_code == 0) << joined(*first);
+  // Leave 64 MiB free: below the 128 MiB a write needs.
+  const auto filler = mnt + "/filler";
+  {
+    auto left = fs::space(mnt).available;
+    ASSERT_GT(left, uint64_t{64} << 20);
+    int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    auto rc = ::posix_fallocate(fd, 0,
+                                static_cast<off_t>(left - (uint64_t{64} << 20)));
+    ::close(fd);
+    ASSERT_EQ(rc, 0) << std::strerror(rc);
+  }
+  auto refused = test::run_to_end({"--db", db, "run", wf}, err,
+                                  command_limit);
+  ASSERT_TRUE(refused);
+  expect_refused(*refused, "run on a full disk");
+  EXPECT_NE(refused->err.find("disk is full"), std::string::npos)
+    << joined(*refused);
+  // Nothing was acknowledged, and reads go on.
+  auto listed = test::run_to_end({"--db", db, "--json", "executions"}, err,
+                                 command_limit);
+  ASSERT_TRUE(listed && listed->exit_code == 0 && listed->out.size() == 1)
+    << joined(*listed);
+  EXPECT_EQ(json::parse(listed->out.front()).size(), 1u)
+    << listed->out.front();
+  // Space freed: work goes on.
+  fs::remove(filler);
+  auto again = test::run_to_end({"--db", db, "run", wf}, err, command_limit);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->exit_code, 0) << joined(*again);
 }

@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "invert_bytes.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -70,6 +71,15 @@ void fill(event_store& store) {
     ASSERT_TRUE(store.append(make_request(id, 20)));
 }
 
+/// A closed store in `tmp`/db with the executions of fill().
+std::string make_filled_store(const test::temp_dir& tmp) {
+  auto dir = tmp / "db";
+  auto store = open_store(dir);
+  if (store)
+    fill(*store);
+  return dir;
+}
+
 /// The files of `dir` whose name ends with `suffix`, largest first.
 std::vector<std::string> files_of(const std::string& dir,
                                   const std::string& suffix) {
@@ -89,15 +99,7 @@ std::vector<std::string> files_of(const std::string& dir,
 
 /// Inverts `len` bytes of `file` at `offset`.
 void flip(const std::string& file, uint64_t offset, size_t len) {
-  std::fstream io{file, std::ios::in | std::ios::out | std::ios::binary};
-  ASSERT_TRUE(io) << file;
-  std::string bytes(len, '\0');
-  io.seekg(static_cast<std::streamoff>(offset));
-  io.read(bytes.data(), static_cast<std::streamsize>(len));
-  for (auto& c : bytes)
-    c = static_cast<char>(~c);
-  io.seekp(static_cast<std::streamoff>(offset));
-  io.write(bytes.data(), static_cast<std::streamsize>(len));
+  ASSERT_TRUE(test::invert_bytes(file, offset, len)) << file;
 }
 
 /// What a user relies on: the store either answers in full (3 executions,
@@ -137,12 +139,7 @@ void expect_full_or_refused(const std::string& dir, bool read_only) {
 
 TEST(StoreDamage, MissingCurrentRefusesToCreateANewStoreOverTheOldOne) {
   test::temp_dir tmp;
-  auto dir = tmp / "db";
-  {
-    auto store = open_store(dir);
-    ASSERT_TRUE(store);
-    fill(*store);
-  }
+  auto dir = make_filled_store(tmp);
   auto tables = files_of(dir, ".sst");
   ASSERT_FALSE(tables.empty());
   fs::remove(fs::path{dir} / "CURRENT");
@@ -199,12 +196,7 @@ TEST(StoreDamage, DamagedWalRecordRefusesInsteadOfDroppingTheRest) {
 
 TEST(StoreDamage, DeletedWalAfterACleanCloseLosesNothing) {
   test::temp_dir tmp;
-  auto dir = tmp / "db";
-  {
-    auto store = open_store(dir);
-    ASSERT_TRUE(store);
-    fill(*store);
-  }
+  auto dir = make_filled_store(tmp);
   for (auto& wal : files_of(dir, ".log"))
     fs::remove(wal);
   auto store = open_store(dir);
@@ -220,12 +212,7 @@ TEST(StoreDamage, DamagedTableFileIsAStorageErrorNeverFewerExecutions) {
   for (int where = 0; where < 6; ++where) {
     SCOPED_TRACE("damage " + std::to_string(where));
     test::temp_dir tmp;
-    auto dir = tmp / "db";
-    {
-      auto store = open_store(dir);
-      ASSERT_TRUE(store);
-      fill(*store);
-    }
+    auto dir = make_filled_store(tmp);
     // Every table file, damaged at the start, middle and end (the meta
     // blocks and index a reader opens first).
     for (auto& table : files_of(dir, ".sst")) {
@@ -245,12 +232,7 @@ TEST(StoreDamage, DamagedTableFileIsAStorageErrorNeverFewerExecutions) {
 
 TEST(StoreDamage, CheckFindsDamagedTablesAndRepairSalvagesTheRest) {
   test::temp_dir tmp;
-  auto dir = tmp / "db";
-  {
-    auto store = open_store(dir);
-    ASSERT_TRUE(store);
-    fill(*store);
-  }
+  auto dir = make_filled_store(tmp);
   auto whole = check_store(dir);
   ASSERT_TRUE(whole) << describe(whole.error());
   EXPECT_TRUE(whole->ok()) << whole->problems.front();
