@@ -12,11 +12,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +32,7 @@
 #include "cadre/messages/json_value.hpp"
 #include "cadre_process.hpp"
 #include "invert_bytes.hpp"
+#include "small_disk.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -268,17 +267,10 @@ TEST(StoreDamageTest, RepairSalvagesWhatIsIntactAndSaysWhatWasLost) {
 
 TEST(StoreDamageTest, FullDiskRefusesTheSubmissionWhileReadsGoOn) {
   test::temp_dir tmp;
-  const auto mnt = tmp / "disk";
-  fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=400m") != 0)
-    GTEST_SKIP() << "cannot mount a 400 MiB tmpfs at " << mnt
-                 << " (needs root): " << std::strerror(errno);
-  struct unmount_at_end {
-    std::string path;
-    ~unmount_at_end() {
-      ::umount2(path.c_str(), MNT_DETACH);
-    }
-  } unmount{mnt};
+  test::small_disk disk{"400m"};
+  if (!disk.mounted())
+    GTEST_SKIP() << disk.error();
+  const auto& mnt = disk.path();
   const auto wf = tmp / "w.yaml";
   std::ofstream{wf} << "name: w\ntasks:\n  - {id: a, tool: echo}\n";
   const auto db = mnt + "/db";

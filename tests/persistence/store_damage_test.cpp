@@ -8,11 +8,8 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/persistence/store_check.hpp"
 
-#include <sys/mount.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "invert_bytes.hpp"
+#include "small_disk.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -264,18 +262,10 @@ TEST(StoreDamage, CheckFindsDamagedTablesAndRepairSalvagesTheRest) {
 }
 
 TEST(StoreDamage, FullDiskIsAStorageErrorAndWritesGoOnOnceSpaceIsFreed) {
-  test::temp_dir tmp;
-  auto mnt = tmp / "small";
-  fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m") != 0)
-    GTEST_SKIP() << "cannot mount an 8 MiB tmpfs at " << mnt
-                 << " (needs root): " << std::strerror(errno);
-  struct unmount_at_end {
-    std::string path;
-    ~unmount_at_end() {
-      ::umount2(path.c_str(), MNT_DETACH);
-    }
-  } unmount{mnt};
+  test::small_disk disk{"8m"};
+  if (!disk.mounted())
+    GTEST_SKIP() << disk.error();
+  const auto& mnt = disk.path();
   auto dir = mnt + "/db";
   auto opened = event_store::open(
     store_options{.dir = dir, .min_free_bytes = 2 << 20});
