@@ -1,29 +1,25 @@
 #include "rocksdb_event_store.hpp"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <optional>
-#include <set>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
-#include <rocksdb/cache.h>
-#include <rocksdb/convenience.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
-#include <rocksdb/slice_transform.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "cadre/persistence/codec.hpp"
 #include "codec_detail.hpp"
 #include "status.hpp"
+#include "store_layout.hpp"
 
 namespace cadre::persistence {
 
@@ -77,33 +73,6 @@ caf::error malformed_key(std::string_view where, size_t size) {
   return make_error(errc::codec_error,
                     std::string{where} + ": malformed event key of "
                       + std::to_string(size) + " bytes");
-}
-
-/// Maps an event key to its execution's prefix (id + 0 byte), so the
-/// memtable keeps one insert position per execution: appends to a log land
-/// right after its previous event instead of searching the whole skiplist.
-class event_prefix final : public rocksdb::SliceTransform {
-public:
-  const char* Name() const override {
-    return "cadre.event_prefix";
-  }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return {key.data(), key.size() - 8};
-  }
-  bool InDomain(const rocksdb::Slice& key) const override {
-    return key.size() > detail::event_key_suffix
-           && key[key.size() - detail::event_key_suffix] == '\0';
-  }
-};
-
-rocksdb::CompressionType events_compression() {
-  auto supported = rocksdb::GetSupportedCompressions();
-  auto has = [&](rocksdb::CompressionType t) {
-    return std::find(supported.begin(), supported.end(), t)
-           != supported.end();
-  };
-  return has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
-                                       : rocksdb::kNoCompression;
 }
 
 /// Creates a fresh directory under the system temp dir for the info log of a
@@ -165,11 +134,13 @@ rocksdb_event_store::open(store_options opts) {
   if (opts.dir.empty())
     return make_error(errc::invalid_input, where + ": directory is empty");
   std::error_code ec;
+  auto files = detail::inspect_store_dir(opts.dir);
+  if (!files.has_current && !files.rocksdb_files.empty())
+    return detail::missing_current_error(opts.dir, files);
   if (opts.read_only) {
     // A secondary instance cannot create a database; say so plainly instead
     // of passing on RocksDB's complaint about a missing CURRENT file.
-    auto current = std::filesystem::path{opts.dir} / "CURRENT";
-    if (!std::filesystem::is_regular_file(current, ec))
+    if (!files.has_current)
       return make_error(errc::not_found,
                         "no cadre store at '" + opts.dir + "'");
   } else {
@@ -179,70 +150,11 @@ rocksdb_event_store::open(store_options opts) {
                         where + ": cannot create the directory: "
                           + ec.message());
   }
-  rocksdb::DBOptions db_opts;
-  db_opts.create_if_missing = !opts.read_only;
-  db_opts.create_missing_column_families = !opts.read_only;
-  db_opts.max_background_jobs = 2;
-  // append_group serializes writers, and insert hints (below) work only
-  // without concurrent memtable writes.
-  db_opts.allow_concurrent_memtable_write = false;
-  db_opts.bytes_per_sync = 1 << 20;
-  db_opts.keep_log_file_num = 4;
-  db_opts.max_log_file_size = 16 << 20;
-  // A secondary instance must keep every table file open: the primary may
-  // delete them after a compaction.
-  if (opts.read_only)
-    db_opts.max_open_files = -1;
-  // One block cache for every column family of this store.
-  auto cache = rocksdb::NewLRUCache(32 << 20);
-  // Events: large memtables absorb bursts of small appends; reads are
-  // prefix scans, so no bloom filter.
-  rocksdb::ColumnFamilyOptions events_opts;
-  events_opts.write_buffer_size = 64 << 20;
-  events_opts.max_write_buffer_number = 3;
-  events_opts.compression = events_compression();
-  events_opts.level_compaction_dynamic_level_bytes = true;
-  events_opts.memtable_insert_with_hint_prefix_extractor =
-    std::make_shared<event_prefix>();
-  {
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = cache;
-    table.block_size = 16 << 10;
-    events_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  }
-  // Index, idempotency keys and definitions: small, read by key.
-  rocksdb::ColumnFamilyOptions small_opts;
-  small_opts.write_buffer_size = 8 << 20;
-  {
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = cache;
-    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    small_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  }
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
-    {rocksdb::kDefaultColumnFamilyName, small_opts},
-    {events_cf, events_opts},
-    {executions_cf, small_opts},
-    {idempotency_cf, small_opts},
-    {definitions_cf, small_opts},
-  };
-  // RocksDB refuses to open a database without all of its column families,
-  // so open the ones a newer version may have added, too.
-  std::vector<std::string> existing;
-  auto listed = rocksdb::DB::ListColumnFamilies(db_opts, opts.dir, &existing);
-  // A new database has none: ignoring the error is deliberate, unless the
-  // database must exist.
-  if (opts.read_only && !listed.ok()) {
-    auto err = to_error(listed, where);
-    return make_error(errc::storage_error, message_of(err));
-  }
-  listed.PermitUncheckedError();
-  for (auto& name : existing) {
-    auto known = std::any_of(descriptors.begin(), descriptors.end(),
-                             [&](const auto& d) { return d.name == name; });
-    if (!known)
-      descriptors.emplace_back(name, small_opts);
-  }
+  auto layout = detail::store_layout(opts.dir, opts.read_only);
+  if (!layout)
+    return std::move(layout.error());
+  auto& db_opts = layout->db_opts;
+  auto& descriptors = layout->descriptors;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   std::string secondary_dir;
@@ -252,6 +164,15 @@ rocksdb_event_store::open(store_options opts) {
     if (!dir)
       return std::move(dir.error());
     secondary_dir = std::move(*dir);
+    // A secondary instance skips table files it cannot open and stops at a
+    // damaged WAL record without a word; with no writer to race, a strict
+    // read-only open first proves the store whole.
+    if (!detail::writer_holds(opts.dir)) {
+      if (auto err = detail::verify_open(opts.dir, secondary_dir, *layout)) {
+        std::filesystem::remove_all(secondary_dir, ec);
+        return err;
+      }
+    }
     // Opening replays the primary's MANIFEST and WAL: the store starts with
     // everything committed so far.
     st = rocksdb::DB::OpenAsSecondary(db_opts, opts.dir, secondary_dir,
@@ -262,8 +183,7 @@ rocksdb_event_store::open(store_options opts) {
   if (!st.ok()) {
     if (!secondary_dir.empty())
       std::filesystem::remove_all(secondary_dir, ec);
-    auto err = to_error(st, where);
-    return make_error(errc::storage_error, message_of(err));
+    return detail::open_error(opts.dir, where, st);
   }
   std::unique_ptr<rocksdb::DB> db{raw};
   return std::unique_ptr<event_store>{
@@ -288,7 +208,13 @@ rocksdb_event_store::rocksdb_event_store(
 
 rocksdb_event_store::~rocksdb_event_store() {
   // A destructor has nobody to report to: the statuses are ignored on
-  // purpose. Everything acknowledged is already in the WAL.
+  // purpose. Everything acknowledged is already in the WAL; flushing it to
+  // table files (whose blocks carry checksums) leaves nothing that only the
+  // WAL holds, so a WAL lost or damaged after a clean close costs nothing.
+  // After a failed write, nothing more goes to the WAL: RocksDB asserts
+  // on a write to a WAL file that saw an error.
+  if (!opts_.read_only && !write_failed_)
+    db_->Flush(rocksdb::FlushOptions{}, handles_).PermitUncheckedError();
   for (auto* handle : handles_)
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   db_->Close().PermitUncheckedError();
@@ -313,6 +239,29 @@ expected<void> rocksdb_event_store::refresh() {
   return {};
 }
 
+caf::error rocksdb_event_store::fail(const rocksdb::Status& st,
+                                     std::string_view what) const {
+  return detail::store_error(opts_.dir, what, st);
+}
+
+caf::error rocksdb_event_store::check_free_space(std::string_view what) const {
+  if (opts_.min_free_bytes == 0)
+    return caf::error{};
+  struct statvfs fs {};
+  if (::statvfs(opts_.dir.c_str(), &fs) != 0)
+    return caf::error{}; // unknown: RocksDB reports a real failure itself
+  auto free_bytes = static_cast<uint64_t>(fs.f_bavail)
+                    * static_cast<uint64_t>(fs.f_frsize);
+  if (free_bytes >= opts_.min_free_bytes)
+    return caf::error{};
+  return make_error(errc::storage_error,
+                    std::string{what} + " to store '" + opts_.dir
+                      + "': the disk is full: " + std::to_string(free_bytes)
+                      + " bytes free, writes need "
+                      + std::to_string(opts_.min_free_bytes)
+                      + "; free space and retry");
+}
+
 caf::error rocksdb_event_store::read_only_error(std::string_view what) const {
   return make_error(errc::invalid_input,
                     std::string{what} + " to '" + opts_.dir
@@ -328,7 +277,7 @@ rocksdb_event_store::stored_last_seq(const std::string& execution_id) const {
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
   it->SeekToLast();
   if (!it->Valid()) {
-    if (auto err = to_error(it->status(), "last seq of execution '"
+    if (auto err = fail(it->status(), "last seq of execution '"
                                             + execution_id + "'"))
       return err;
     return uint64_t{0};
@@ -438,7 +387,7 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
         if (st.IsNotFound())
           owner.clear();
         else if (!st.ok())
-          return to_error(st, what + ": idempotency key '"
+          return fail(st, what + ": idempotency key '"
                                 + req.idempotency_key + "'");
       }
       if (!owner.empty() && owner != target)
@@ -494,13 +443,34 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
   }
   if (accepted.empty())
     return results;
-  auto st = db_->Write(write_opts_, &batch_);
-  if (!st.ok()) {
-    auto err = to_error(st, "append group of " + std::to_string(accepted.size())
-                              + " requests to '" + opts_.dir + "'");
+  auto what = "append group of " + std::to_string(accepted.size())
+              + " requests";
+  auto fail_all = [&](caf::error err) {
     for (auto index : accepted)
       results[index] = err;
     return results;
+  };
+  if (auto err = check_free_space(what))
+    return fail_all(std::move(err));
+  if (write_failed_) {
+    // A failed write stops RocksDB's writes until Resume(); nothing may be
+    // written before (RocksDB asserts on a write to a WAL that saw an
+    // error). After a full disk RocksDB resumes by itself once a memtable's
+    // worth of space is free (polling every 5 s), and answers Busy
+    // (errc::unavailable) until then.
+    auto resumed = db_->Resume();
+    if (!resumed.ok())
+      return fail_all(fail(resumed, what + ": writes stopped after a failed "
+                                           "write (a full disk resumes once "
+                                           "space is free)"));
+    write_failed_ = false;
+  }
+  auto st = db_->Write(write_opts_, &batch_);
+  if (!st.ok()) {
+    write_failed_ = true;
+    // What the failed write left behind is unknown: reload from the store.
+    last_seq_.clear();
+    return fail_all(fail(st, what));
   }
   for (auto& [id, seq] : group_last)
     last_seq_[std::string{id}] = seq;
@@ -539,7 +509,7 @@ rocksdb_event_store::read(const std::string& execution_id, uint64_t from,
     if (auto err = detail::decode_event_value(view(it->value()), ev))
       return wrap_event_error(execution_id, seq, err);
   }
-  if (auto err = to_error(it->status(),
+  if (auto err = fail(it->status(),
                           "read execution '" + execution_id + "'"))
     return err;
   return out;
@@ -577,7 +547,7 @@ rocksdb_event_store::scan(const std::function<void(const event&)>& fn) const {
     fn(ev);
     ++count;
   }
-  if (auto err = to_error(it->status(), "scan events"))
+  if (auto err = fail(it->status(), "scan events"))
     return err;
   return count;
 }
@@ -600,7 +570,7 @@ rocksdb_event_store::list(const execution_filter& filter) const {
       continue;
     out.push_back(std::move(*info));
   }
-  if (auto err = to_error(it->status(), "list executions"))
+  if (auto err = fail(it->status(), "list executions"))
     return err;
   auto newer = [](const execution_info& x, const execution_info& y) {
     return x.created_us != y.created_us ? x.created_us > y.created_us
@@ -624,7 +594,7 @@ rocksdb_event_store::get(const std::string& execution_id) const {
   if (st.IsNotFound())
     return make_error(errc::not_found, "execution '" + execution_id
                                          + "' is not in the index");
-  if (auto err = to_error(st, "get execution '" + execution_id + "'"))
+  if (auto err = fail(st, "get execution '" + execution_id + "'"))
     return err;
   return detail::decode_execution_info(execution_id, view(value));
 }
@@ -637,7 +607,7 @@ rocksdb_event_store::find_by_idempotency_key(const std::string& key) const {
   auto st = db_->Get(rocksdb::ReadOptions{}, idempotency_, key, &owner);
   if (st.IsNotFound())
     return std::string{};
-  if (auto err = to_error(st, "find idempotency key '" + key + "'"))
+  if (auto err = fail(st, "find idempotency key '" + key + "'"))
     return err;
   return owner;
 }
@@ -658,7 +628,7 @@ rocksdb_event_store::put_definition(const definition_record& def) {
   auto key = def.name + '\0' + def.version;
   auto st = db_->Put(write_opts_, definitions_, key,
                      detail::encode_document(def.document));
-  if (auto err = to_error(st, what))
+  if (auto err = fail(st, what))
     return err;
   return {};
 }
@@ -681,7 +651,7 @@ rocksdb_event_store::get_definition(const std::string& name,
                        name + '\0' + version, &value);
     if (st.IsNotFound())
       return missing();
-    if (auto err = to_error(st, "get definition '" + id + "'"))
+    if (auto err = fail(st, "get definition '" + id + "'"))
       return err;
     out.version = version;
   } else {
@@ -698,7 +668,7 @@ rocksdb_event_store::get_definition(const std::string& name,
         value.assign(view(it->value()));
       }
     }
-    if (auto err = to_error(it->status(), "get definition '" + id + "'"))
+    if (auto err = fail(it->status(), "get definition '" + id + "'"))
       return err;
     if (!found)
       return missing();
@@ -733,7 +703,7 @@ rocksdb_event_store::list_definitions(const std::string& name) const {
     rec.version.assign(key.substr(sep + 1));
     out.push_back(std::move(rec));
   }
-  if (auto err = to_error(it->status(), "list definitions"))
+  if (auto err = fail(it->status(), "list definitions"))
     return err;
   return out;
 }
@@ -752,7 +722,7 @@ rocksdb_event_store::delete_definition(const std::string& name) {
   for (auto& v : *versions)
     batch.Delete(definitions_, v.name + '\0' + v.version);
   auto st = db_->Write(write_opts_, &batch);
-  if (auto err = to_error(st, what))
+  if (auto err = fail(st, what))
     return err;
   return versions->size();
 }

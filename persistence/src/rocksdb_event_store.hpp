@@ -72,6 +72,14 @@ private:
                       std::vector<rocksdb::ColumnFamilyHandle*> handles,
                       std::string secondary_dir);
 
+  /// The error of a failed RocksDB call: `what` and the store named, and a
+  /// corruption said to be damage (detail::store_error).
+  caf::error fail(const rocksdb::Status& st, std::string_view what) const;
+
+  /// errc::storage_error when the store's file system has less than
+  /// store_options::min_free_bytes free.
+  caf::error check_free_space(std::string_view what) const;
+
   /// The error of a write to a read-only store.
   caf::error read_only_error(std::string_view what) const;
 
@@ -99,6 +107,8 @@ private:
   std::mutex append_mtx_;
   /// Last committed sequence number per execution.
   std::unordered_map<std::string, uint64_t> last_seq_;
+  /// A write failed: the next append_group resumes RocksDB's writes first.
+  bool write_failed_ = false;
   /// Reused by append_group for the whole group.
   rocksdb::WriteBatch batch_;
 };

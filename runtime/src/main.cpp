@@ -29,6 +29,7 @@
 #include "cli/output.hpp"
 #include "cli/replay_commands.hpp"
 #include "cli/schedule_commands.hpp"
+#include "cli/store_commands.hpp"
 #include "logging_setup.hpp"
 #include "serve.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -155,6 +156,16 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
 }
 
 
+// A bad request prints its message alone; a store that failed says so
+// ("storage_error: ..."), so scripts and people can tell the two apart.
+void print_submit_error(const caf::error& failure) {
+  auto code = code_of(failure);
+  auto store_failed = code == errc::storage_error || code == errc::unavailable;
+  print_error(store_failed || message_of(failure).empty()
+                ? describe(failure)
+                : message_of(failure));
+}
+
 runtime::progress_style style_of(const global_options& g) {
   return g.json_out ? runtime::progress_style::json
                     : runtime::progress_style::human;
@@ -250,8 +261,7 @@ int cmd_run(const std::string& file, const std::string& input_arg,
                [&](caf::error& err) { failure = std::move(err); });
   }
   if (failure) {
-    print_error(message_of(failure).empty() ? describe(failure)
-                                            : message_of(failure));
+    print_submit_error(failure);
     return code_of(failure) == errc::invalid_input
                || code_of(failure) == errc::invalid_workflow
              ? exit_usage
@@ -484,8 +494,7 @@ int cmd_fork(const runtime::cli::fork_flags& flags, const global_options& g) {
                [&](caf::error& err) { failure = std::move(err); });
   }
   if (failure) {
-    print_error(message_of(failure).empty() ? describe(failure)
-                                            : message_of(failure));
+    print_submit_error(failure);
     return code_of(failure) == errc::invalid_input
                || code_of(failure) == errc::not_found
                || code_of(failure) == errc::invalid_workflow
@@ -773,6 +782,13 @@ int main(int argc, char** argv) {
   fork->add_flag("--dry-run", fork_flags.dry_run,
                  "only say what would be reused and what would run");
 
+  auto* check = app.add_subcommand(
+    "check", "check the store for damage: files, checksums, index against "
+             "logs (exit 1 when damaged)");
+  auto* repair = app.add_subcommand(
+    "repair", "salvage a damaged store: keep what is intact, rebuild the "
+              "index from the logs, report what was lost");
+
   runtime::serve_flags serve_flags;
   auto* serve = app.add_subcommand(
     "serve", "run the node as a service with its HTTP API until SIGTERM");
@@ -895,5 +911,15 @@ int main(int argc, char** argv) {
     return cmd_import(import_file, g);
   if (fork->parsed())
     return cmd_fork(fork_flags, g);
+  if (check->parsed() || repair->parsed()) {
+    auto cfg = make_config(g);
+    if (!cfg) {
+      print_error(message_of(cfg.error()));
+      return exit_usage;
+    }
+    return check->parsed()
+             ? runtime::cli::cmd_check(cfg->store_dir, g.json_out)
+             : runtime::cli::cmd_repair(cfg->store_dir, g.json_out);
+  }
   return exit_usage;
 }

@@ -242,6 +242,11 @@ TEST(Problem, ErrorCodesPickStatusTypeAndPointer) {
   EXPECT_EQ(full.type, "overloaded");
   EXPECT_EQ(problem_of(caf::make_error(caf::sec::request_timeout)).status,
             503);
+  // A store that refused (damaged, disk full) is no bug: not 500 internal.
+  auto storage = problem_of(make_error(errc::storage_error, "disk full"));
+  EXPECT_EQ(storage.status, 503);
+  EXPECT_EQ(storage.type, "storage_error");
+  EXPECT_EQ(storage.to_json("r")["title"], "Storage error");
   auto doc = make_problem(404, "not_found", "no route").to_json("r-1");
   EXPECT_EQ(doc["type"], "/problems/not_found");
   EXPECT_EQ(doc["title"], "Not found");

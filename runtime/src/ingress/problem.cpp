@@ -21,6 +21,7 @@ std::string title_of(const std::string& type) {
     {"rate_limited", "Rate limited"},
     {"overloaded", "Overloaded"},
     {"unavailable", "Unavailable"},
+    {"storage_error", "Storage error"},
     {"timeout", "Timeout"},
     {"tool_failed", "Tool failed"},
     {"internal", "Internal error"},
@@ -148,6 +149,12 @@ problem problem_of(const caf::error& err, const std::string& pointer_base) {
       p.status = 503;
       p.type = "unavailable";
       p.retry_after_s = 1;
+      break;
+    case errc::storage_error:
+      // The store refused (damaged, or a full disk): not a bug, and reads
+      // may still work.
+      p.status = 503;
+      p.type = "storage_error";
       break;
     case errc::tool_failed:
     case errc::worker_crashed:

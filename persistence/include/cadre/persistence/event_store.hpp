@@ -27,6 +27,11 @@ struct store_options {
   /// store sees the state of open() and of each refresh(); writes fail with
   /// errc::invalid_input. The directory must hold a store. Default: false
   bool read_only = false;
+  /// Appends fail with errc::storage_error while the store's file system
+  /// has fewer free bytes than this, so RocksDB never runs into a full disk
+  /// (its background writes cannot fail cleanly there); they go through
+  /// again once space is freed. 0: no check. Default: 128 MiB
+  uint64_t min_free_bytes = uint64_t{128} << 20;
 };
 
 /// The durable log of every execution, the execution index and the stored
@@ -45,9 +50,13 @@ public:
 
   /// Opens (or creates) the database at `opts.dir`; with `opts.read_only`,
   /// opens an existing one for reading only.
+  /// Never creates a store over a directory with RocksDB files but no
+  /// CURRENT; a read-only open with no writer holding the store first
+  /// proves it whole (every table file opens, the WAL replays strictly).
   /// Errors: errc::not_found ("no cadre store at DIR") when read_only and
   /// `opts.dir` holds no store; errc::storage_error naming the directory and
-  /// RocksDB's reason.
+  /// RocksDB's reason ("store DIR is damaged: ..." for a missing CURRENT, a
+  /// damaged WAL record, table file or MANIFEST).
   [[nodiscard]] static expected<std::unique_ptr<event_store>>
   open(store_options opts);
 
@@ -56,7 +65,9 @@ public:
   /// event's execution, or an error for that request alone:
   /// errc::conflict when its first event's seq is not last_seq + 1 of its
   /// execution (or a request's events are not dense), errc::storage_error
-  /// when the write failed (then every request fails).
+  /// when the write failed or the disk is full (store_options::
+  /// min_free_bytes; then every request fails), errc::unavailable while
+  /// RocksDB waits for space after a failed write.
   [[nodiscard]] virtual std::vector<expected<uint64_t>>
   append_group(const std::vector<append_request>& group) = 0;
 

@@ -1,0 +1,238 @@
+#include "cadre/persistence/store_check.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <system_error>
+
+#include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/status.h>
+
+#include "cadre/persistence/event_store.hpp"
+#include "status.hpp"
+#include "store_layout.hpp"
+
+namespace cadre::persistence {
+
+namespace {
+
+caf::error in_use(const std::string& dir, std::string_view what) {
+  return make_error(errc::unavailable,
+                    std::string{what} + " '" + dir
+                      + "': a process holds the store open for writing; "
+                        "stop it first");
+}
+
+/// A private directory for RocksDB's info log of a check, removed at the
+/// end of the scope.
+class scratch_dir {
+public:
+  scratch_dir() {
+    std::error_code ec;
+    auto base = std::filesystem::temp_directory_path(ec);
+    for (int i = 0; !ec && i < 1000; ++i) {
+      auto p = base / ("cadre-check-" + std::to_string(::getpid()) + "-"
+                       + std::to_string(i));
+      if (std::filesystem::create_directory(p, ec)) {
+        path_ = p.string();
+        return;
+      }
+    }
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    if (!path_.empty())
+      std::filesystem::remove_all(path_, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  const std::string& path() const {
+    return path_;
+  }
+
+private:
+  std::string path_;
+};
+
+/// Checks every table block and counts the files, on a strict read-only
+/// instance; adds what is wrong to `report`. False when the store could not
+/// be opened at all.
+bool check_files(const std::string& dir, store_check_report& report) {
+  auto layout = detail::store_layout(dir, true);
+  if (!layout) {
+    report.problems.push_back(message_of(layout.error()));
+    return false;
+  }
+  scratch_dir log_dir;
+  auto db_opts = layout->db_opts;
+  db_opts.db_log_dir = log_dir.path();
+  db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::OpenForReadOnly(db_opts, dir, layout->descriptors,
+                                         &handles, &raw);
+  if (!st.ok()) {
+    report.problems.push_back(
+      message_of(detail::store_error(dir, "open", st)));
+    return false;
+  }
+  std::unique_ptr<rocksdb::DB> db{raw};
+  std::vector<rocksdb::LiveFileMetaData> tables;
+  db->GetLiveFilesMetaData(&tables);
+  std::set<std::string> names;
+  for (auto& t : tables)
+    names.insert(t.name);
+  report.table_files = names.size();
+  for (const auto& name : detail::inspect_store_dir(dir).rocksdb_files)
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".log")
+      ++report.wal_files;
+  // Reads every block of every table file and checks its checksum.
+  if (auto verified = db->VerifyChecksum(); !verified.ok())
+    report.problems.push_back(
+      message_of(detail::store_error(dir, "verify table checksums",
+                                     verified)));
+  // Closing a read-only instance has nothing to report.
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  return true;
+}
+
+} // namespace
+
+expected<std::map<std::string, log_summary>>
+summarize_logs(const event_store& store) {
+  std::map<std::string, log_summary> out;
+  log_summary* current = nullptr;
+  std::string current_id;
+  auto scanned = store.scan([&](const event& ev) {
+    if (current == nullptr || ev.execution_id != current_id) {
+      current_id = ev.execution_id;
+      current = &out[current_id];
+      current->first_seq = ev.seq;
+      current->first_type = ev.type;
+      current->dense = ev.seq == 1;
+    } else if (ev.seq != current->last_seq + 1) {
+      current->dense = false;
+    }
+    current->last_seq = ev.seq;
+    ++current->events;
+  });
+  if (!scanned)
+    return std::move(scanned.error());
+  return out;
+}
+
+std::vector<std::string>
+compare_index(const std::map<std::string, log_summary>& logs,
+              const std::vector<execution_info>& index) {
+  std::vector<std::string> out;
+  std::set<std::string> indexed;
+  for (const auto& info : index) {
+    indexed.insert(info.id);
+    auto log = logs.find(info.id);
+    if (log == logs.end()) {
+      if (info.last_seq > 0)
+        out.push_back("execution " + info.id + ": the index names "
+                      + std::to_string(info.last_seq)
+                      + " events, but its log is gone");
+    } else if (log->second.last_seq != info.last_seq) {
+      out.push_back("execution " + info.id + ": the index says its last "
+                    "event is seq " + std::to_string(info.last_seq)
+                    + ", its log ends at seq "
+                    + std::to_string(log->second.last_seq));
+    }
+  }
+  for (const auto& [id, log] : logs) {
+    if (!log.dense)
+      out.push_back("log " + id + ": " + std::to_string(log.events)
+                    + " events with gaps between seq "
+                    + std::to_string(log.first_seq) + " and "
+                    + std::to_string(log.last_seq));
+    if (log.first_type == "execution_submitted" && indexed.count(id) == 0)
+      out.push_back("execution " + id + ": a log of "
+                    + std::to_string(log.events)
+                    + " events without an index entry");
+  }
+  return out;
+}
+
+expected<store_check_report> check_store(const std::string& dir) {
+  store_check_report report;
+  report.dir = dir;
+  auto files = detail::inspect_store_dir(dir);
+  if (!files.has_current) {
+    if (files.rocksdb_files.empty())
+      return make_error(errc::not_found, "no cadre store at '" + dir + "'");
+    report.problems.push_back(
+      message_of(detail::missing_current_error(dir, files)));
+    return report;
+  }
+  if (detail::writer_holds(dir))
+    return in_use(dir, "check store");
+  if (!check_files(dir, report))
+    return report;
+  auto store = event_store::open(store_options{dir, false, true});
+  if (!store) {
+    report.problems.push_back(message_of(store.error()));
+    return report;
+  }
+  auto logs = summarize_logs(**store);
+  if (!logs) {
+    report.problems.push_back(message_of(logs.error()));
+    return report;
+  }
+  auto index = (*store)->list(execution_filter{});
+  if (!index) {
+    report.problems.push_back(message_of(index.error()));
+    return report;
+  }
+  report.logs = logs->size();
+  for (const auto& [id, log] : *logs)
+    report.events += log.events;
+  report.executions = index->size();
+  for (auto& p : compare_index(*logs, *index))
+    report.problems.push_back(std::move(p));
+  return report;
+}
+
+expected<store_repair_report> repair_store(const std::string& dir) {
+  auto files = detail::inspect_store_dir(dir);
+  if (!files.has_current && files.rocksdb_files.empty())
+    return make_error(errc::not_found, "no cadre store at '" + dir + "'");
+  if (detail::writer_holds(dir))
+    return in_use(dir, "repair store");
+  auto lost_dir = std::filesystem::path{dir} / "lost";
+  auto lost_before = [&] {
+    std::set<std::string> names;
+    std::error_code ec;
+    std::filesystem::directory_iterator it{lost_dir, ec};
+    for (; !ec && it != std::filesystem::directory_iterator{};
+         it.increment(ec))
+      names.insert(it->path().filename().string());
+    return names;
+  };
+  auto before = lost_before();
+  // The layout of a store that still lists its column families; else
+  // cadre's own, and RepairDB finds the others in the table files.
+  auto layout = detail::store_layout(dir, false);
+  if (!layout) {
+    layout = detail::store_layout("", false);
+    if (!layout)
+      return std::move(layout.error());
+  }
+  auto st = rocksdb::RepairDB(dir, layout->db_opts, layout->descriptors,
+                              layout->descriptors.front().options);
+  if (!st.ok())
+    return make_error(errc::storage_error,
+                      message_of(to_error(st, "repair store '" + dir + "'")));
+  store_repair_report report;
+  for (auto& name : lost_before())
+    if (before.count(name) == 0)
+      report.lost_files.push_back((lost_dir / name).string());
+  return report;
+}
+
+} // namespace cadre::persistence
