@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "cadre/messages/duration.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -135,6 +137,24 @@ expected<cluster_options> parse_cluster_options(const json& section) {
       err = duration(v, key, opts.suspect_after);
     } else if (key == "down_after") {
       err = duration(v, key, opts.down_after);
+    } else if (key == "tls") {
+      if (!v.is_object()) {
+        err = bad(key, "expected a mapping with ca, cert and key");
+      } else {
+        for (auto& [k, f] : v.items()) {
+          auto at = "tls." + k;
+          if (k == "ca")
+            err = text(f, at, opts.tls_ca);
+          else if (k == "cert")
+            err = text(f, at, opts.tls_cert);
+          else if (k == "key")
+            err = text(f, at, opts.tls_key);
+          else
+            err = bad(at, "unknown key (known: ca, cert, key)");
+          if (err)
+            break;
+        }
+      }
     } else if (key == "insecure") {
       if (!v.is_boolean())
         err = bad(key, "expected true or false");
@@ -143,11 +163,26 @@ expected<cluster_options> parse_cluster_options(const json& section) {
     } else {
       err = bad(key, "unknown key (known: advertise, down_after, "
                      "heartbeat_interval, insecure, join, listen, name, "
-                     "node_name, suspect_after)");
+                     "node_name, suspect_after, tls)");
     }
     if (err)
       return err;
   }
+  auto given = !opts.tls_ca.empty() + !opts.tls_cert.empty()
+               + !opts.tls_key.empty();
+  if (given != 0 && given != 3)
+    return bad("tls", "set all of ca, cert and key: without a CA and a "
+                      "certificate of its own a node cannot check its "
+                      "peers, and CAF would fall back to anonymous TLS");
+  for (auto [k, path] : {std::pair{"tls.ca", &opts.tls_ca},
+                         std::pair{"tls.cert", &opts.tls_cert},
+                         std::pair{"tls.key", &opts.tls_key}})
+    if (!path->empty()) {
+      std::FILE* f = std::fopen(path->c_str(), "rb");
+      if (f == nullptr)
+        return bad(k, "cannot read " + *path + ": " + std::strerror(errno));
+      std::fclose(f);
+    }
   if (opts.suspect_after >= opts.down_after)
     return bad("down_after", "must be longer than suspect_after");
   if (opts.heartbeat_interval * 2 > opts.suspect_after)

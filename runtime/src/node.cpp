@@ -10,6 +10,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "cadre/actors/cluster_member.hpp"
@@ -50,6 +52,34 @@ void configure_network(caf::actor_system_config& cfg,
   // Members connect to each other directly (a full mesh); routes through
   // a third node are not used.
   cfg.set("middleman.enable-automatic-connections", false);
+  if (c.tls()) {
+    // With a CA, a certificate and a key CAF's OpenSSL module checks both
+    // ends (mutual TLS). Without them it would fall back to anonymous TLS,
+    // which authenticates no one, so cadre never loads it that way.
+    cfg.load<caf::openssl::manager>();
+    cfg.set("openssl.cafile", c.tls_ca);
+    cfg.set("openssl.certificate", c.tls_cert);
+    cfg.set("openssl.key", c.tls_key);
+  }
+}
+
+// The actor that connects to other nodes: CAF's middleman actor, or its
+// OpenSSL counterpart with TLS.
+caf::actor connector_of(caf::actor_system& sys, const cluster_options& c) {
+  if (c.tls())
+    return caf::actor_cast<caf::actor>(sys.openssl_manager().actor_handle());
+  return caf::actor_cast<caf::actor>(sys.middleman().actor_handle());
+}
+
+// Publishes the member on the cluster listener (TLS when configured).
+caf::expected<uint16_t> publish_member(caf::actor_system& sys,
+                                       const member_actor& member,
+                                       const cluster_options& c) {
+  if (c.tls())
+    return caf::openssl::publish(member, c.listen_port,
+                                 c.listen_host.c_str(), true);
+  return sys.middleman().publish(member, c.listen_port,
+                                 c.listen_host.c_str(), true);
 }
 
 int64_t now_us() {
@@ -355,8 +385,7 @@ actors::child_spec node::impl::member_spec() {
     mo.heartbeat_interval = c.heartbeat_interval;
     mo.membership.suspect_after_ms = c.suspect_after.count();
     mo.membership.down_after_ms = c.down_after.count();
-    mo.connector = caf::actor_cast<caf::actor>(
-      ctx.system.middleman().actor_handle());
+    mo.connector = connector_of(ctx.system, c);
     mo.metrics = metrics;
     for (auto& [name, spec] : agent_opts.agents.items())
       mo.agents.push_back(name);
@@ -374,9 +403,8 @@ actors::child_spec node::impl::member_spec() {
     if (old) {
       // A restarted member takes the old one's place on the listener. The
       // middleman runs on its own thread, so waiting for it here is short.
-      auto& mm = ctx.system.middleman();
-      mm.unpublish(old, c.listen_port);
-      auto port = mm.publish(hdl, c.listen_port, c.listen_host.c_str(), true);
+      ctx.system.middleman().unpublish(old, c.listen_port);
+      auto port = publish_member(ctx.system, hdl, c);
       if (!port) {
         caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
         return make_error(errc::unavailable,
@@ -503,8 +531,7 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
     auto member = st->live->get(&live_handles::member);
     // Published, not registered: a peer's connect answers this handle
     // without a second round trip.
-    auto port = sys.middleman().publish(member, c.listen_port,
-                                        c.listen_host.c_str(), true);
+    auto port = publish_member(sys, member, c);
     if (!port)
       return make_error(errc::unavailable,
                         "cluster listener " + c.listen_host + ":"
@@ -513,6 +540,7 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
     log::info("cluster listening",
               {{"actor", "node"}, {"node", c.node_name},
                {"address", c.address()}, {"cluster", c.name},
+               {"tls", c.tls() ? "mutual" : "off"},
                {"seeds", c.join.size()}});
   }
   if (start_opts.resume_all) {

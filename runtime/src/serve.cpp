@@ -70,12 +70,14 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   }
   if (flags.insecure_cluster)
     cluster->insecure = true;
-  if (cluster->enabled && !cluster->loopback() && !cluster->insecure) {
+  if (cluster->enabled && !cluster->loopback() && !cluster->insecure
+      && !cluster->tls()) {
     print_error("refusing to accept cluster members on "
                 + cluster->listen_host
                 + " without TLS: anyone who reaches it could run tools and "
-                  "read executions. Listen on loopback, or pass "
-                  "--insecure-cluster (cluster.insecure)");
+                  "read executions. Configure cluster.tls (ca, cert, key), "
+                  "listen on loopback, or pass --insecure-cluster "
+                  "(cluster.insecure)");
     return exit_usage;
   }
   // A client that hangs up is a failed write, not the end of the server.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -308,4 +309,89 @@ TEST(Cluster, BadClusterSettingsAreRefusedWithTheirKey) {
   EXPECT_EQ(WEXITSTATUS(*rc), 2);
   EXPECT_NE(q.stderr_text().find("cluster.join"), std::string::npos)
     << q.stderr_text();
+}
+
+namespace {
+
+// Makes a CA and a certificate + key of node `name` signed by it, in `dir`.
+bool make_ca(const test::temp_dir& dir, const std::string& ca) {
+  auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN="
+             + ca + " -keyout " + (dir / (ca + ".key")) + " -out "
+             + (dir / (ca + ".pem")) + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+bool make_cert(const test::temp_dir& dir, const std::string& ca,
+               const std::string& name) {
+  auto key = dir / (name + ".key");
+  auto csr = dir / (name + ".csr");
+  auto pem = dir / (name + ".pem");
+  auto cmd = "openssl req -newkey rsa:2048 -nodes -subj /CN=" + name
+             + " -keyout " + key + " -out " + csr + " >/dev/null 2>&1"
+             + " && openssl x509 -req -days 2 -in " + csr + " -CA "
+             + (dir / (ca + ".pem")) + " -CAkey " + (dir / (ca + ".key"))
+             + " -CAcreateserial -out " + pem + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+std::string tls_config(const test::temp_dir& dir, const std::string& ca,
+                       const std::string& name) {
+  return "  tls:\n    ca: " + (dir / (ca + ".pem")) + "\n    cert: "
+         + (dir / (name + ".pem")) + "\n    key: " + (dir / (name + ".key"))
+         + "\n";
+}
+
+} // namespace
+
+TEST(Cluster, MutualTlsJoinsNodesOfOneCaAndRefusesAnotherCaAndPlainNodes) {
+  test::temp_dir dir;
+  ASSERT_TRUE(make_ca(dir, "ca") && make_ca(dir, "rogue"));
+  ASSERT_TRUE(make_cert(dir, "ca", "a") && make_cert(dir, "ca", "b")
+              && make_cert(dir, "rogue", "m"));
+  auto a = start_node(dir, "a", "",
+                      tls_config(dir, "ca", "a") + without_tools);
+  ASSERT_TRUE(a.server->ok()) << a.server->proc().stderr_text();
+  auto b = start_node(dir, "b", a.address, tls_config(dir, "ca", "b"));
+  ASSERT_TRUE(b.server->ok());
+  ASSERT_TRUE(eventually([&] { return state_of(a, "b") == "up"; }))
+    << b.server->proc().stderr_text();
+  // Calls cross the TLS link.
+  int status = 0;
+  auto done = test::post(*a.server, "/v1/executions?wait=60",
+                         json{{"definition", sleep_workflow(10)}}, &status);
+  ASSERT_EQ(status, 200) << done.dump();
+  EXPECT_EQ(done["output"]["nap"]["slept_ms"], 10);
+  // A certificate of another CA, and a node without TLS, are refused.
+  auto m = start_node(dir, "m", a.address, tls_config(dir, "rogue", "m"));
+  auto p = start_node(dir, "p", a.address);
+  ASSERT_TRUE(m.server->ok() && p.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    auto text = [](const cluster_node& n) {
+      return n.server->proc().stderr_text();
+    };
+    return text(m).find("cannot reach cluster member") != std::string::npos
+           && text(p).find("cannot reach cluster member")
+                != std::string::npos;
+  }));
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(state_of(a, "m"), "absent");
+  EXPECT_EQ(state_of(a, "p"), "absent");
+  EXPECT_EQ(state_of(m, "a"), "absent");
+  EXPECT_EQ(state_of(p, "a"), "absent");
+}
+
+TEST(Cluster, TlsNeedsCaCertAndKeyTogether) {
+  test::temp_dir dir;
+  auto cfg = dir / "half.yaml";
+  std::ofstream{cfg} << "cluster:\n  tls:\n    ca: " << (dir / "x.pem")
+                     << "\n";
+  test::cadre_process p{{"--config", cfg, "--db", dir / "db", "serve",
+                         "--cluster-listen", "127.0.0.1:1"},
+                        dir / "half.err"};
+  auto rc = p.wait_until(std::chrono::steady_clock::now() + 30s);
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(WEXITSTATUS(*rc), 2);
+  EXPECT_NE(p.stderr_text().find("cluster.tls: set all of ca, cert and key"),
+            std::string::npos)
+    << p.stderr_text();
 }

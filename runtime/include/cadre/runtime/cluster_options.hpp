@@ -32,6 +32,15 @@ struct cluster_options {
   std::chrono::milliseconds down_after{5000};
   /// Accept cluster connections from other hosts without TLS.
   bool insecure = false;
+  /// Mutual TLS between nodes (caf::openssl): PEM files of the cluster's
+  /// CA, this node's certificate and its key. All three or none.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+
+  bool tls() const {
+    return !tls_ca.empty();
+  }
 
   /// The advertised address (advertise, else listen).
   std::string address() const;
