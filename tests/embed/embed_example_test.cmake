@@ -30,12 +30,16 @@ if(NOT installed_libs MATCHES "libcadre_messages.a"
   message(FATAL_ERROR "unexpected libraries installed: ${installed_libs}")
 endif()
 
-set(flags "")
+# cadre's headers stay free of warnings in an embedder's C++17 build.
+set(cxx_flags "-Werror")
+set(link_flags "")
 if(SANITIZE)
   # An instrumented library needs the sanitizer's runtime in the program.
-  set(flags -DCMAKE_CXX_FLAGS=-fsanitize=${SANITIZE}
-            -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${SANITIZE})
+  string(APPEND cxx_flags " -fsanitize=${SANITIZE}")
+  set(link_flags "-fsanitize=${SANITIZE}")
 endif()
+set(flags "-DCMAKE_CXX_FLAGS=${cxx_flags}"
+          "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}")
 run("configure examples/embed" ${CMAKE_COMMAND} -S ${SOURCE_DIR}
     -B ${WORK_DIR}/build -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}
