@@ -15,9 +15,11 @@ function(cadre_module name)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(cadre_${name} STATIC ${M_SOURCES})
   add_library(cadre::${name} ALIAS cadre_${name})
+  # Build-tree paths and the warning flags stay out of an installed target
+  # (messages/CMakeLists.txt installs cadre_messages).
   target_include_directories(cadre_${name}
-    PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(cadre_${name} PUBLIC ${M_DEPS}
-    PRIVATE ${M_PRIVATE_DEPS} cadre_warnings)
+    PRIVATE ${M_PRIVATE_DEPS} $<BUILD_INTERFACE:cadre_warnings>)
 endfunction()

@@ -8,7 +8,7 @@
 namespace cadre {
 
 void register_types(caf::actor_system_config& cfg) {
-  cfg.add_message_types<caf::id_block::cadre>();
+  cfg.add_message_types<caf::id_block::cadre_messages>();
   // The templated overload of CAF 0.17.6 does not compile; render by hand.
   cfg.add_error_category(caf::atom("cadre"),
                          [](uint8_t code, caf::atom_value,

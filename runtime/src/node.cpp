@@ -452,6 +452,9 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   st->cfg = cfg;
   st->opts = start_opts;
   tools::register_builtin_tools(st->registry);
+  for (auto& [name, factory] : start_opts.extra_tools)
+    if (auto added = st->registry.add_extra(name, factory); !added)
+      return added.error();
   auto agent_opts = agents_options_of(cfg, st->registry);
   if (!agent_opts)
     return agent_opts.error();

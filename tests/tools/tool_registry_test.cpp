@@ -152,7 +152,10 @@ TEST(ToolRegistry, FactoryLookupReturnsTheRegisteredFunction) {
   register_builtin_tools(registry);
   EXPECT_EQ(registry.factory("ocr2"), nullptr);
   registry.add("constant", &make_constant_tool);
-  EXPECT_EQ(registry.factory("constant"), &make_constant_tool);
+  auto constant = registry.factory("constant");
+  using factory_fn = expected<std::unique_ptr<tool>> (*)(const json_value&);
+  ASSERT_NE(constant.target<factory_fn>(), nullptr);
+  EXPECT_EQ(*constant.target<factory_fn>(), &make_constant_tool);
   auto echo = registry.factory("echo");
   ASSERT_NE(echo, nullptr);
   auto t = echo(json_value{});
@@ -166,4 +169,50 @@ TEST(ToolRegistry, FactoryReturningNoToolIsAnInternalError) {
   auto t = registry.create("null", json_value{});
   ASSERT_FALSE(t);
   EXPECT_EQ(code_of(t.error()), errc::internal);
+}
+
+TEST(ToolRegistry, ExtraToolFromACapturingLambdaIsCreatedWithItsState) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  json fixed = {{"answer", 42}};
+  auto added = registry.add_extra(
+    "constant", [fixed](const json_value&) -> expected<std::unique_ptr<tool>> {
+      return std::unique_ptr<tool>{std::make_unique<constant_tool>(fixed)};
+    });
+  ASSERT_TRUE(added) << describe(added.error());
+  auto t = registry.create("constant", json_value{});
+  ASSERT_TRUE(t) << describe(t.error());
+  tool_context ctx;
+  auto out = (*t)->invoke(json_value{}, ctx);
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->get(), fixed);
+}
+
+TEST(ToolRegistry, ExtraToolIsRefusedForATakenNameABadNameOrNoFactory) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  auto before = registry.names();
+  struct bad_case {
+    std::string name;
+    tool_factory factory;
+    std::string message;
+  };
+  const bad_case cases[] = {
+    {"echo", &make_constant_tool, "tool 'echo' is already registered"},
+    {"", &make_constant_tool, "tool name '': use 1 to 64"},
+    {"a/b", &make_constant_tool, "tool name 'a/b'"},
+    {std::string(65, 'x'), &make_constant_tool, "use 1 to 64"},
+    {"constant", nullptr, "tool 'constant' was given no factory"},
+  };
+  for (const auto& c : cases) {
+    auto added = registry.add_extra(c.name, c.factory);
+    ASSERT_FALSE(added) << c.name;
+    EXPECT_EQ(code_of(added.error()), errc::invalid_config) << c.name;
+    EXPECT_NE(message_of(added.error()).find(c.message), std::string::npos)
+      << message_of(added.error());
+  }
+  EXPECT_EQ(registry.names(), before);
+  auto echo = registry.create("echo", json_value{});
+  ASSERT_TRUE(echo);
+  EXPECT_EQ((*echo)->name(), "echo");
 }

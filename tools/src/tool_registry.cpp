@@ -1,11 +1,34 @@
 #include "cadre/tools/tool_registry.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <utility>
 
 namespace cadre::tools {
 
 void tool_registry::add(std::string name, tool_factory factory) {
-  factories_[std::move(name)] = factory;
+  factories_[std::move(name)] = std::move(factory);
+}
+
+expected<void> tool_registry::add_extra(std::string name,
+                                        tool_factory factory) {
+  // LLM providers take tool names of at most 64 such characters.
+  auto name_char = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-';
+  };
+  if (name.empty() || name.size() > 64
+      || !std::all_of(name.begin(), name.end(), name_char))
+    return make_error(errc::invalid_config,
+                      "tool name '" + name
+                        + "': use 1 to 64 letters, digits, '_' or '-'");
+  if (contains(name))
+    return make_error(errc::invalid_config,
+                      "tool '" + name + "' is already registered");
+  if (!factory)
+    return make_error(errc::invalid_config,
+                      "tool '" + name + "' was given no factory");
+  factories_[std::move(name)] = std::move(factory);
+  return {};
 }
 
 bool tool_registry::contains(const std::string& name) const {
@@ -14,7 +37,7 @@ bool tool_registry::contains(const std::string& name) const {
 
 tool_factory tool_registry::factory(const std::string& name) const {
   auto i = factories_.find(name);
-  return i == factories_.end() ? nullptr : i->second;
+  return i == factories_.end() ? tool_factory{} : i->second;
 }
 
 std::vector<std::string> tool_registry::names() const {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "cadre/config/node_config.hpp"
 #include "cadre/runtime/cluster_options.hpp"
 #include "cadre/messages/interfaces.hpp"
+#include "cadre/tools/tool.hpp"
 
 namespace cadre::tools {
 class tool_registry;
@@ -21,10 +23,6 @@ class metric_registry;
 
 namespace cadre::runtime {
 
-/// A running cadre node: the actor system, the event store and every actor
-/// of the node's tree. Destroying it stops the node (ordered shutdown).
-///
-/// Thread safety: the accessors may be called from any thread.
 /// How a node starts.
 struct start_options {
   /// Resume every unfinished execution in the store. `cadre serve` and
@@ -44,8 +42,19 @@ struct start_options {
   /// Join a cluster (`cadre serve --cluster-listen`); disabled: a node
   /// alone, without CAF's network layer. Default: disabled
   cluster_options cluster;
+  /// Tools of the embedding program, by name, registered beside the
+  /// built-in ones (tools/src/builtin_tools.def): each gets a pool and its
+  /// `tools.<name>` settings from the config, and workflows and agents call
+  /// it like a built-in tool (docs/embedding.md#adding-a-tool).
+  /// A name that is built in or not a tool name fails the start with
+  /// errc::invalid_config. Default: none
+  std::map<std::string, tools::tool_factory> extra_tools;
 };
 
+/// A running cadre node: the actor system, the event store and every actor
+/// of the node's tree. Destroying it stops the node (ordered shutdown).
+///
+/// Thread safety: the accessors may be called from any thread.
 class node {
 public:
   ~node();

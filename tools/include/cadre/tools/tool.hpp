@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,7 +88,11 @@ public:
 
 /// Builds a tool from its section of the node config (`tools.<name>`).
 /// Errors name the key, e.g. "tools.sleep.max_ms: must be a number".
+/// Called once per worker, at start-up and whenever a worker is replaced,
+/// on a CAF scheduler thread: it must not block, and a factory that
+/// captures state must allow calls from several threads. A function or a
+/// lambda (an embedder's tool may capture its program's objects).
 using tool_factory
-  = expected<std::unique_ptr<tool>> (*)(const json_value& settings);
+  = std::function<expected<std::unique_ptr<tool>>(const json_value& settings)>;
 
 } // namespace cadre::tools

@@ -16,9 +16,15 @@ public:
   /// Registers (or replaces) a factory.
   void add(std::string name, tool_factory factory);
 
+  /// Registers the factory of a tool that is not built in (an embedder's).
+  /// Errors: errc::invalid_config when `name` is empty, not a tool name
+  /// (letters, digits, '_', '-'), already registered, or `factory` is empty.
+  [[nodiscard]] expected<void> add_extra(std::string name,
+                                         tool_factory factory);
+
   bool contains(const std::string& name) const;
 
-  /// The factory of `name`, or nullptr when none is registered.
+  /// The factory of `name`, or an empty one when none is registered.
   tool_factory factory(const std::string& name) const;
 
   /// Registered names in order.
