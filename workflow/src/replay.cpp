@@ -219,8 +219,9 @@ private:
                        "finished the execution");
       return s;
     }
-    if (ev.type == events::forked) {
-      // A fork's marker is history, not a decision: fold it as recorded.
+    if (ev.type == events::forked || ev.type == events::redispatched) {
+      // A fork's marker, or a start of the node that dispatched a task
+      // again, is history, not a decision: fold it as recorded.
       event copy = ev;
       copy.seq = m_.last_seq() + 1;
       if (auto r = m_.apply(copy); !r)

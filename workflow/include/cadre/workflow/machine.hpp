@@ -27,6 +27,8 @@ namespace cadre::workflow {
 namespace events {
 inline constexpr const char* submitted = "execution_submitted";
 inline constexpr const char* dispatched = "task_dispatched";
+/// A start of the node dispatched a running attempt again (machine::resume).
+inline constexpr const char* redispatched = "task_redispatched";
 inline constexpr const char* completed = "task_completed";
 inline constexpr const char* failed = "task_failed";
 inline constexpr const char* skipped = "task_skipped";
@@ -130,6 +132,15 @@ public:
   /// (dispatched but not finished, pending retry timers, the execution
   /// timer). Re-dispatches keep their attempt and idempotency key.
   std::vector<action> recover(int64_t now_us) const;
+
+  /// What a coordinator does at a start: recover()'s actions, each
+  /// re-dispatch recorded first as task_redispatched (so it is durable
+  /// before the task runs). An attempt that was re-dispatched at
+  /// `crash_loop_limit` starts already and never got an outcome (the node
+  /// died while running it each time) is not dispatched again: it fails
+  /// for good with code crash_loop (parked), so one task that crashes the
+  /// process cannot crash every later start. 0: no limit.
+  step resume(int64_t now_us, uint32_t crash_loop_limit);
 
   const std::string& id() const;
   uint64_t last_seq() const;
