@@ -89,17 +89,22 @@ using self_ptr = coordinator_impl_actor::stateful_pointer<coordinator_state>;
 void flush(self_ptr self);
 void run_action(self_ptr self, const workflow::action& a);
 
-void enqueue(self_ptr self, workflow::step&& s) {
+// Adds a step's events and actions to what the next flush persists.
+void add_pending(self_ptr self, workflow::step&& s) {
   auto& st = self->state;
-  if (s.events.empty() && s.actions.empty())
-    return;
   for (auto& ev : s.events)
     st.pending_events.emplace_back(std::move(ev));
   for (auto& a : s.actions)
     st.pending_actions.emplace_back(std::move(a));
   if (s.index)
     st.pending_index = std::move(s.index);
-  if (!st.in_flight)
+}
+
+void enqueue(self_ptr self, workflow::step&& s) {
+  if (s.events.empty() && s.actions.empty())
+    return;
+  add_pending(self, std::move(s));
+  if (!self->state.in_flight)
     flush(self);
 }
 
@@ -482,8 +487,21 @@ void fold_and_resume(self_ptr self, uint64_t from) {
           self->quit();
           return;
         }
-        for (auto& a : st.m.recover(now_us()))
-          st.pending_actions.push_back(std::move(a));
+        // Each re-dispatch is recorded before it runs (flush persists,
+        // then acts), so a task that kills the process is counted at
+        // every start and parked at the limit.
+        auto s = st.m.resume(now_us(), st.args.crash_loop_limit);
+        for (const auto& ev : s.events)
+          if (ev.type == workflow::events::failed
+              && ev.payload->value("code", "") == "crash_loop")
+            log::warn("task parked: the node stopped while running it at "
+                      "every start",
+                      {{"actor", "coordinator"},
+                       {"execution", st.args.id},
+                       {"task", ev.payload->value("task", "")},
+                       {"starts", st.args.crash_loop_limit}});
+        log_failures(st.args.id, s);
+        add_pending(self, std::move(s));
         for (auto& fn : std::exchange(st.deferred, {}))
           fn();
         flush(self);

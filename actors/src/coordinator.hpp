@@ -25,6 +25,10 @@ struct coordinator_args {
   std::shared_ptr<metric_registry> metrics;
   /// A snapshot every this many events (workflow::snapshot_log); 0: none.
   uint64_t snapshot_every = 0;
+  /// Starts of the node that may dispatch one running attempt again before
+  /// it is parked as failed with errc::crash_loop (machine::resume); 0: no
+  /// limit. Default: 3
+  uint32_t crash_loop_limit = 3;
 };
 
 /// Spawns a coordinator as a child of `parent_self` (monitored by the

@@ -109,6 +109,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.parent = caf::actor_cast<executions_actor>(self);
   args.metrics = st.opts.metrics;
   args.snapshot_every = st.opts.snapshot_every;
+  args.crash_loop_limit = st.opts.crash_loop_limit;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
   auto& entry = st.live[id];

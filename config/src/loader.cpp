@@ -477,6 +477,14 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         return r.error();
       cfg.restart_window_ms = *r;
     }
+    if (auto v = ex->find("crash_loop_limit"); v != ex->end()) {
+      auto r = scalar<uint32_t>(src, *v, "/executions/crash_loop_limit",
+                                "executions.crash_loop_limit",
+                                "a non-negative integer (0: no limit)");
+      if (!r)
+        return r.error();
+      cfg.crash_loop_limit = *r;
+    }
   }
   // Checked by runtime/ when the node or the server starts
   // (agents_config.cpp, server_options.cpp), with errors that name the key.

@@ -316,6 +316,7 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     eopts.restart_window_ms = cfg.restart_window_ms;
     eopts.metrics = metrics;
     eopts.snapshot_every = cfg.snapshot_every;
+    eopts.crash_loop_limit = cfg.crash_loop_limit;
     std::shared_ptr<const actors::tool_directory> pools;
     event_store_actor store_hdl;
     event_bus_actor bus_hdl;

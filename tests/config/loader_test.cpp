@@ -33,7 +33,8 @@ TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
                        "tools:\n"
                        "  workers: 3\n"
                        "  ocr: {lang: eng, workers: 4, max_queue: 9}\n"
-                       "executions: {max_restarts: 5, restart_window_ms: 100}\n"
+                       "executions: {max_restarts: 5, restart_window_ms: 100, "
+                       "crash_loop_limit: 7}\n"
                        "scheduler: {threads: 2}\n"
                        "server: {port: 8080}\n");
   ASSERT_TRUE(cfg) << describe(cfg.error());
@@ -46,6 +47,7 @@ TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
   EXPECT_EQ(cfg->tools["ocr"].max_queue, 9u);
   EXPECT_EQ(cfg->max_restarts, 5u);
   EXPECT_EQ(cfg->restart_window_ms, 100);
+  EXPECT_EQ(cfg->crash_loop_limit, 7u);
   EXPECT_EQ(cfg->scheduler_threads, 2u);
   EXPECT_EQ(cfg->server, (json{{"port", 8080}}));
   // A directory named by digits is still a path.

@@ -335,9 +335,14 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
   const auto wf = dir / "kill_test.yaml";
   const auto input = dir / "input.json";
   const auto db = dir / "db";
+  // SIGKILLs at random points may interrupt one long attempt at several
+  // starts in a row: that is not the task crashing the node, so the
+  // crash-loop guard (which would park it) is off.
+  const auto config = dir / "cadre.yaml";
   {
     std::ofstream{wf} << workflow_yaml();
     std::ofstream{input} << workflow_input().dump();
+    std::ofstream{config} << "executions: {crash_loop_limit: 0}\n";
   }
   const auto errs = dir / "stderr.log";
 
@@ -357,7 +362,7 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
                           || model.by_key.size() < static_cast<size_t>(keys))
                       && !HasFailure();
        ++round) {
-    std::vector<std::string> args{"--db", db, "--json"};
+    std::vector<std::string> args{"--config", config, "--db", db, "--json"};
     round_record rec;
     if (chance(0.25)) {
       args.emplace_back("--sync");
@@ -444,7 +449,9 @@ TEST(KillTest, AcknowledgedExecutionsSurviveSigkill) {
   ASSERT_FALSE(HasFailure()) << dump_history();
 
   // -- recovery ----------------------------------------------------------------
-  auto resumed = run_to_end({"--db", db, "--json", "resume"}, errs,
+  auto resumed = run_to_end({"--config", config, "--db", db, "--json",
+                             "resume"},
+                            errs,
                             std::chrono::seconds{120});
   ASSERT_TRUE(resumed) << dump_history();
   ASSERT_FALSE(resumed->empty());

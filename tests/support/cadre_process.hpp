@@ -244,12 +244,13 @@ struct outcome {
 };
 
 /// Runs a command to its end, bounded by `limit`; nullopt (after a gtest
-/// failure) when it could not start or did not end in time. Needs
-/// <gtest/gtest.h> included first.
+/// failure) when it could not start or did not end in time. An end by a
+/// signal is a gtest failure too, unless `may_die` (exit_code is then -1).
+/// Needs <gtest/gtest.h> included first.
 inline std::optional<outcome>
 run_to_end(const std::vector<std::string>& args, const std::string& err_file,
            std::chrono::seconds limit,
-           const std::vector<std::string>& env = {}) {
+           const std::vector<std::string>& env = {}, bool may_die = false) {
   cadre_process p{args, err_file, env};
   if (!p.ok()) {
     ADD_FAILURE() << p.what();
@@ -268,7 +269,7 @@ run_to_end(const std::vector<std::string>& args, const std::string& err_file,
   }
   res.exit_code = WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
   res.err = p.stderr_text();
-  if (res.exit_code < 0)
+  if (res.exit_code < 0 && !may_die)
     ADD_FAILURE() << p.what() << ": " << describe_status(*st)
                   << "; stderr:\n"
                   << res.err;

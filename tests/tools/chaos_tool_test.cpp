@@ -227,11 +227,14 @@ TEST(ChaosTool, BadInputNamesTheJsonPointer) {
   const bad_case cases[] = {
     {json{{"mode", "explode"}},
      "tool chaos: /mode: must be one of ok, crash, hang, slow, error, "
-     "poison"},
+     "poison, abort"},
     {json{{"mode", 1}},
      "tool chaos: /mode: must be one of ok, crash, hang, slow, error, "
-     "poison"},
+     "poison, abort"},
     {json{{"mode", "slow"}}, "tool chaos: /ms: is required for mode slow"},
+    // Ending the process is for tests that ask for it in the settings.
+    {json{{"mode", "abort"}},
+     "tool chaos: /mode: abort is off (tools.chaos.allow_abort)"},
     {json{{"mode", "slow"}, {"ms", -3}},
      "tool chaos: /ms: must be a non-negative integer"},
     {json{{"crash_rate", 1.5}},
@@ -276,6 +279,7 @@ TEST(ChaosTool, DescribesModesInItsSchema) {
   auto d = chaos->describe();
   EXPECT_EQ(d.name, "chaos");
   EXPECT_EQ(d.input_schema["properties"]["mode"]["enum"],
-            json::array({"ok", "crash", "hang", "slow", "error", "poison"}));
+            json::array({"ok", "crash", "hang", "slow", "error", "poison",
+                         "abort"}));
   EXPECT_EQ(d.output_schema["required"], json::array({"value", "attempt"}));
 }

@@ -1,5 +1,7 @@
 #include "cadre/tools/lua_sandbox.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,22 +28,22 @@ json eval_ok(lua_sandbox& sb, const std::string& expr, const json& env = {}) {
 }
 
 std::string eval_error(lua_sandbox& sb, const std::string& expr,
-                       const json& env = {}) {
+                       const json& env = {}, errc want = errc::script_error) {
   auto v = sb.eval(expr, env);
   EXPECT_FALSE(v) << expr << " gave " << (v ? v->dump() : "");
   if (v)
     return {};
-  EXPECT_EQ(cadre::code_of(v.error()), errc::script_error);
+  EXPECT_EQ(cadre::code_of(v.error()), want) << expr;
   return cadre::message_of(v.error());
 }
 
 std::string run_error(lua_sandbox& sb, const std::string& code,
-                      const json& env = {}) {
+                      const json& env = {}, errc want = errc::script_error) {
   auto v = sb.run(code, env);
   EXPECT_FALSE(v) << code << " gave " << (v ? v->dump() : "");
   if (v)
     return {};
-  EXPECT_EQ(cadre::code_of(v.error()), errc::script_error);
+  EXPECT_EQ(cadre::code_of(v.error()), want) << code;
   return cadre::message_of(v.error());
 }
 
@@ -155,12 +157,13 @@ TEST(LuaSandbox, PairsVisitsKeysInOrder) {
 
 TEST(LuaSandbox, InfiniteLoopHitsInstructionLimit) {
   auto sb = make_sandbox({.instruction_limit = 100'000});
-  auto msg = run_error(*sb, "while true do end");
+  auto msg = run_error(*sb, "while true do end", {}, errc::limit_exceeded);
   EXPECT_NE(msg.find("instruction limit exceeded"), std::string::npos) << msg;
   // A pcall in the script does not swallow the limit.
   msg = run_error(*sb,
                   "while true do pcall(function() while true do end end) "
-                  "end");
+                  "end",
+                  {}, errc::limit_exceeded);
   EXPECT_NE(msg.find("instruction limit exceeded"), std::string::npos) << msg;
   // The sandbox stays usable.
   EXPECT_EQ(eval_ok(*sb, "1 + 1"), json(2));
@@ -168,9 +171,11 @@ TEST(LuaSandbox, InfiniteLoopHitsInstructionLimit) {
 
 TEST(LuaSandbox, MemoryBombHitsMemoryLimit) {
   auto sb = make_sandbox({.memory_limit = 4u << 20});
-  auto msg = run_error(*sb, "local s = 'x' while true do s = s .. s end");
+  auto msg = run_error(*sb, "local s = 'x' while true do s = s .. s end", {},
+                       errc::limit_exceeded);
   EXPECT_NE(msg.find("memory limit exceeded"), std::string::npos) << msg;
-  msg = eval_error(*sb, "string.rep('x', 64 * 1024 * 1024)");
+  msg = eval_error(*sb, "string.rep('x', 64 * 1024 * 1024)", {},
+                   errc::limit_exceeded);
   EXPECT_NE(msg.find("memory limit exceeded"), std::string::npos) << msg;
   EXPECT_EQ(eval_ok(*sb, "#string.rep('x', 1000)"), json(1000));
 }
@@ -305,9 +310,11 @@ TEST(LuaSandbox, IsDeterministicAcrossSandboxes) {
 
 TEST(LuaSandbox, DeepRecursionIsAnError) {
   auto sb = make_sandbox();
+  // The Lua stack outgrows the memory limit first.
   auto msg = run_error(*sb, "local function f(n) return f(n + 1) + 1 end "
-                            "return f(1)");
-  EXPECT_FALSE(msg.empty());
+                            "return f(1)",
+                       {}, errc::limit_exceeded);
+  EXPECT_NE(msg.find("memory limit exceeded"), std::string::npos) << msg;
   msg = run_error(*sb, "error({code = 1})");
   EXPECT_NE(msg.find("table value"), std::string::npos) << msg;
   EXPECT_EQ(eval_ok(*sb, "2 + 2"), json(4));
@@ -337,4 +344,88 @@ TEST(LuaSandbox, EmptyArraysAndObjectsKeepTheirKind) {
   EXPECT_EQ(eval_ok(*sb, "{}"), json::object());
   EXPECT_EQ(eval_ok(*sb, "json.array()"), json::array());
   EXPECT_EQ(eval_ok(*sb, "json.object({'a'})"), json({{"1", "a"}}));
+}
+
+// Issue 12: Lua's pattern matcher runs inside one VM instruction, where the
+// instruction hook does not run; a backtracking pattern kept a node busy for
+// hours. Each pattern function now ends at the time limit.
+TEST(LuaSandbox, BacktrackingPatternsEndAtTheTimeLimit) {
+  auto sb = make_sandbox({.time_limit = std::chrono::milliseconds{100}});
+  const std::string subject = "string.rep('a', 2000)";
+  const std::string pattern = "string.rep('.-', 6) .. 'b'";
+  const std::string runs[] = {
+    "return string.find(" + subject + ", " + pattern + ")",
+    "return string.match(" + subject + ", " + pattern + ")",
+    "for m in string.gmatch(" + subject + ", " + pattern + ") do end",
+    "return string.gsub(" + subject + ", " + pattern + ", 'x')",
+    "local s = " + subject + " return s:find(" + pattern + ")",
+    // cadre's library calls the same matcher.
+    "return string.match_all(" + subject + ", " + pattern + ")",
+    // A pcall does not swallow the limit.
+    "while true do pcall(string.find, " + subject + ", " + pattern
+      + ") end",
+    "pcall(string.find, " + subject + ", " + pattern + ") return 1",
+  };
+  for (const auto& code : runs) {
+    auto msg = run_error(*sb, code, {}, errc::limit_exceeded);
+    EXPECT_NE(msg.find("time limit exceeded (100 ms)"), std::string::npos)
+      << code << ": " << msg;
+  }
+  // A plain search over a large text is bounded too.
+  auto msg = run_error(*sb,
+                       "local s = string.rep('a', 1 << 22) "
+                       "local p = string.rep('a', 1 << 21) .. 'b' "
+                       "while true do string.find(s, p, 1, true) end",
+                       {}, errc::limit_exceeded);
+  EXPECT_NE(msg.find("time limit exceeded"), std::string::npos) << msg;
+  // Conditions and template expressions (eval) end the same way.
+  msg = eval_error(*sb, "string.find(" + subject + ", " + pattern + ")", {},
+                   errc::limit_exceeded);
+  EXPECT_NE(msg.find("time limit exceeded"), std::string::npos) << msg;
+  // The sandbox stays usable, and ordinary patterns still work.
+  EXPECT_EQ(eval_ok(*sb, "string.find('hello world', 'o w')"), json(5));
+  EXPECT_EQ(eval_ok(*sb, "('key=value'):match('(%w+)=(%w+)')"), json("key"));
+  EXPECT_EQ(eval_ok(*sb, "select(2, string.gsub('a b c', '%s', ''))"),
+            json(2));
+}
+
+TEST(LuaSandbox, TemplatesEndAtTheTimeLimitNamingTheString) {
+  auto sb = make_sandbox({.time_limit = std::chrono::milliseconds{100}});
+  auto v = sb->render(
+    json{{"url", "{{ string.find(string.rep('a', 2000), "
+                 "string.rep('.-', 6) .. 'b') }}"}},
+    json::object());
+  ASSERT_FALSE(v);
+  EXPECT_EQ(cadre::code_of(v.error()), errc::limit_exceeded);
+  auto msg = cadre::message_of(v.error());
+  EXPECT_NE(msg.find("template /url: "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("time limit exceeded"), std::string::npos) << msg;
+}
+
+TEST(LuaSandbox, CallBoundsEndAnEvaluationEarly) {
+  auto sb = make_sandbox({.time_limit = std::chrono::hours{1}});
+  // A deadline earlier than the time limit (e.g. the task's).
+  cadre::tools::call_bounds soon;
+  soon.deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds{50};
+  auto v = sb->run("while true do end", json::object(), soon);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(cadre::code_of(v.error()), errc::limit_exceeded);
+  // A deadline that has passed also stops the pattern matcher.
+  cadre::tools::call_bounds past;
+  past.deadline = std::chrono::steady_clock::now();
+  v = sb->run("return string.find(string.rep('a', 2000), "
+              "string.rep('.-', 6) .. 'b')",
+              json::object(), past);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(cadre::code_of(v.error()), errc::limit_exceeded);
+  // A cancel flag ends it as cancelled.
+  std::atomic<bool> cancelled{true};
+  cadre::tools::call_bounds cancel;
+  cancel.cancelled = &cancelled;
+  v = sb->run("while true do end", json::object(), cancel);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(cadre::code_of(v.error()), errc::cancelled);
+  // The bounds were for that call only.
+  EXPECT_EQ(eval_ok(*sb, "1 + 1"), json(2));
 }

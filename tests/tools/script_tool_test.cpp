@@ -1,3 +1,4 @@
+#include <chrono>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -94,20 +95,60 @@ TEST(ScriptTool, InstructionLimitStopsEndlessLoops) {
   ASSERT_NE(script, nullptr);
   auto out = run(*script, json{{"code", "while true do end"}});
   ASSERT_FALSE(out);
-  EXPECT_EQ(code_of(out.error()), errc::script_error);
+  EXPECT_EQ(code_of(out.error()), errc::limit_exceeded);
   // The sandbox stays usable after a limit was hit.
   auto next = run(*script, json{{"code", "return 1"}});
   ASSERT_TRUE(next) << describe(next.error());
   EXPECT_EQ(next->get(), json(1));
 }
 
-TEST(ScriptTool, BlockingOnlyWithALargeInstructionLimit) {
-  auto fast = make_script();
-  ASSERT_NE(fast, nullptr);
-  EXPECT_FALSE(fast->blocking());
-  auto slow = make_script(json{{"instruction_limit", 100'000'000}});
-  ASSERT_NE(slow, nullptr);
-  EXPECT_TRUE(slow->blocking());
+// A call may take its whole time limit, so it never runs on a scheduler
+// thread (issue 12: as many such calls as cores stalled the node).
+TEST(ScriptTool, AlwaysRunsOffTheScheduler) {
+  auto script = make_script();
+  ASSERT_NE(script, nullptr);
+  EXPECT_TRUE(script->blocking());
+}
+
+// Issue 12: a backtracking pattern ignored the call's timeout.
+TEST(ScriptTool, BacktrackingPatternEndsAtTheCallDeadline) {
+  auto script = make_script(json{{"time_limit", "1h"}});
+  ASSERT_NE(script, nullptr);
+  tool_context ctx;
+  ctx.deadline_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count()
+                    + 100'000;
+  auto out = script->invoke(
+    json_value{json{{"code", "return string.find(string.rep('a', 2000), "
+                             "string.rep('.-', 6) .. 'b')"}}},
+    ctx);
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::limit_exceeded);
+  auto msg = message_of(out.error());
+  EXPECT_NE(msg.find("tool script: /code: time limit exceeded"),
+            std::string::npos)
+    << msg;
+}
+
+TEST(ScriptTool, TimeLimitSettingBoundsACall) {
+  auto script = make_script(json{{"time_limit", "100ms"}});
+  ASSERT_NE(script, nullptr);
+  auto out = run(*script, json{{"code", "return string.find(string.rep('a', "
+                                        "2000), string.rep('.-', 6) .. 'b')"}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::limit_exceeded);
+  EXPECT_NE(message_of(out.error()).find("time limit exceeded (100 ms)"),
+            std::string::npos)
+    << message_of(out.error());
+  auto bad = [] {
+    tool_registry registry;
+    register_builtin_tools(registry);
+    return registry.create("script", json_value{json{{"time_limit", "soon"}}});
+  }();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(message_of(bad.error()).find("time_limit"), std::string::npos)
+    << message_of(bad.error());
 }
 
 TEST(ScriptTool, BadInputNamesTheJsonPointer) {

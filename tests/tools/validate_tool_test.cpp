@@ -290,6 +290,42 @@ TEST(ValidateTool, InvalidSchemaIsAnInputErrorNamingWhere) {
   EXPECT_EQ(msg.rfind("tool validate: /schema: ", 0), 0u) << msg;
 }
 
+// Issue 12: {"$ref": "#"} made valijson recurse until the process died;
+// a model could send it through an agent and crash every later start.
+TEST(ValidateTool, RefCyclesAreSchemaErrorsNamingTheRef) {
+  auto t = make_validate();
+  ASSERT_NE(t, nullptr);
+  struct cycle_case {
+    json schema;
+    std::string pointer;
+  };
+  const cycle_case cases[] = {
+    {{{"$ref", "#"}}, "/schema/$ref"},
+    {{{"definitions", {{"a", {{"$ref", "#/definitions/b"}}},
+                       {"b", {{"$ref", "#/definitions/a"}}}}},
+      {"$ref", "#/definitions/a"}},
+     "/schema/definitions/"},
+    {{{"allOf", {{{"$ref", "#"}}}}}, "/schema/allOf/0/$ref"},
+    {{{"properties",
+       {{"x", {{"anyOf", {{{"$ref", "#/properties/x"}}}}}}}}},
+     "/schema/properties/x/anyOf/0/$ref"},
+    {{{"$id", "http://example.com/root.json"},
+      {"not", {{"$ref", "http://example.com/root.json"}}}},
+     "/schema/not/$ref"},
+  };
+  for (const auto& c : cases) {
+    auto msg = error_of(*t, {{"schema", c.schema}, {"instance", 1}});
+    EXPECT_EQ(msg.rfind("tool validate: " + c.pointer, 0), 0u)
+      << c.schema.dump() << ": " << msg;
+    EXPECT_NE(msg.find("cycle"), std::string::npos) << msg;
+  }
+  // Recursion that moves on in the instance stays allowed.
+  auto out = run(*t, {{"schema", {{"type", "object"},
+                                  {"properties", {{"next", {{"$ref", "#"}}}}}}},
+                      {"instance", {{"next", {{"next", json::object()}}}}}});
+  EXPECT_EQ(out.value("valid", false), true) << out.dump();
+}
+
 TEST(ValidateTool, DraftComesFromInputThenSchemaThenSeven) {
   auto t = make_validate();
   ASSERT_NE(t, nullptr);

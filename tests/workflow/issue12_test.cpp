@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/machine.hpp"
+#include "cadre/workflow/replay.hpp"
 #include "finishes.hpp"
 
 using cadre::test::finishes;
@@ -124,4 +126,86 @@ TEST(Issue12, TextThatIsNotUtf8IsALocatedError) {
   EXPECT_EQ(d->pointer, "/tasks/0/input/text");
   EXPECT_EQ(d->where.line, 3);
   // Over HTTP a workflow arrives as JSON, checked when its body is parsed.
+}
+
+namespace {
+
+/// "a" kills the node (as far as the machine knows; its failure lets "b"
+/// run), "side" runs beside it and finishes.
+cadre::json crash_loop_workflow() {
+  return cadre::json{
+    {"name", "w"},
+    {"tasks",
+     {{{"id", "a"}, {"tool", "chaos"}, {"on_failure", "continue"}},
+      {{"id", "side"}, {"tool", "echo"}},
+      {{"id", "b"}, {"tool", "echo"}, {"depends_on", "a"}}}}};
+}
+
+size_t dispatches_of(const step& s, const std::string& key) {
+  size_t n = 0;
+  for (const auto& a : s.actions)
+    n += a.kind == action::dispatch && a.key == key ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+// Issue 12: a task whose call kills the process was dispatched again at
+// every start, so every start crashed. Each re-dispatch is now recorded,
+// and at the limit the attempt is parked (failed for good, crash_loop).
+TEST(Issue12, ATaskThatNeverEndsAcrossStartsIsParkedAtTheLimit) {
+  machine m{"e1"};
+  auto s = m.submit(crash_loop_workflow(), cadre::json::object(), "", 1);
+  ASSERT_TRUE(s) << cadre::describe(s.error());
+  std::vector<cadre::event> log = s->events;
+  // "side" finishes; "a" never does: each start (a fold of the log, then
+  // resume) dispatches it again until the limit.
+  auto done = m.succeeded("side", 1, cadre::json{{"ok", true}}, 0, 2);
+  log.insert(log.end(), done.events.begin(), done.events.end());
+  constexpr uint32_t limit = 2;
+  for (uint32_t start = 1; start <= limit + 1; ++start) {
+    auto folded = fold_log(log);
+    ASSERT_TRUE(folded) << cadre::describe(folded.error());
+    auto r = folded->resume(10 + start, limit);
+    log.insert(log.end(), r.events.begin(), r.events.end());
+    if (start <= limit) {
+      EXPECT_EQ(dispatches_of(r, "a"), 1u) << "start " << start;
+      ASSERT_EQ(r.events.size(), 1u);
+      EXPECT_EQ(r.events[0].type, events::redispatched);
+      EXPECT_EQ(r.events[0].payload->value("starts", 0), int(start));
+      continue;
+    }
+    // The start past the limit parks "a" and goes on without it.
+    EXPECT_EQ(dispatches_of(r, "a"), 0u);
+    EXPECT_EQ(dispatches_of(r, "b"), 1u);
+    ASSERT_FALSE(r.events.empty());
+    const auto& failed = r.events[0];
+    EXPECT_EQ(failed.type, events::failed);
+    EXPECT_EQ(failed.payload->value("task", ""), "a");
+    EXPECT_EQ(failed.payload->value("code", ""), "crash_loop");
+    EXPECT_TRUE(failed.payload->value("final", false));
+    EXPECT_EQ(folded->unit_state("a"), "failed");
+  }
+  // The log replays against its definition without a divergence, and a
+  // snapshot keeps the count.
+  auto check = check_against(log);
+  ASSERT_TRUE(check) << cadre::describe(check.error());
+  EXPECT_FALSE(check->first) << to_json(*check->first).dump();
+}
+
+TEST(Issue12, AnOutcomeOrANewAttemptStartsTheCountAgain) {
+  machine m{"e1"};
+  auto s = m.submit(crash_loop_workflow(), cadre::json::object(), "", 1);
+  ASSERT_TRUE(s);
+  auto first = m.resume(2, 1);
+  EXPECT_EQ(dispatches_of(first, "a"), 1u);
+  // A snapshot taken now restores the count: the next start parks "a".
+  auto restored = machine::restore("e1", m.snapshot());
+  ASSERT_TRUE(restored) << cadre::describe(restored.error());
+  auto parked = restored->resume(3, 1);
+  EXPECT_EQ(dispatches_of(parked, "a"), 0u);
+  EXPECT_EQ(restored->unit_state("a"), "failed");
+  // Without a limit the task is dispatched at every start.
+  auto unlimited = m.resume(3, 0);
+  EXPECT_EQ(dispatches_of(unlimited, "a"), 1u);
 }

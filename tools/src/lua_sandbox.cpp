@@ -1,6 +1,8 @@
 #include "cadre/tools/lua_sandbox.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -11,6 +13,7 @@
 
 #include <lua.hpp>
 
+#include "lua/bounded_match.hpp"
 #include "lua/stdlib.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
@@ -268,6 +271,8 @@ int init_state(lua_State* L) {
   auto bytecode = static_cast<const std::string*>(lua_touserdata(L, 1));
   luaL_requiref(L, "_G", luaopen_base, 1);
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  // Before the library and init_chunk take their own references.
+  detail::replace_pattern_functions(L, -1);
   luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
   luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
   luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
@@ -360,25 +365,110 @@ int compile(lua_State* L) {
   return 1;
 }
 
-} // namespace
+/// The bounds of the evaluation that runs in a sandbox's state, with what
+/// enforces them; the state's extra space points here, for the count hook
+/// and the pattern matcher.
+struct evaluation_bounds {
+  using clock = std::chrono::steady_clock;
 
-struct lua_sandbox::impl {
-  sandbox_options opts;
+  /// Why the running evaluation was stopped, if it was.
+  enum class stop { none, instructions, time, cancelled };
+
   lua_State* L = nullptr;
-  size_t used = 0;
-  bool memory_denied = false;
+  uint64_t instruction_limit = 0;
   uint64_t executed = 0;
   uint64_t hook_step = 0;
+  /// None between evaluations.
+  clock::time_point deadline = clock::time_point::max();
+  int64_t time_bound_ms = 0;
+  const std::atomic<bool>* cancel = nullptr;
+  stop stopped = stop::none;
+
+  static evaluation_bounds* self_of(lua_State* L) {
+    return *static_cast<evaluation_bounds**>(lua_getextraspace(L));
+  }
+
+  /// Raises the error for `why`. From then on the hook fails at every
+  /// instruction, so a pcall in the script cannot swallow the error and
+  /// carry on.
+  void halt(stop why) {
+    stopped = why;
+    hook_step = 1;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    // Without luaL_error's "chunk:line:" prefix: the message is the same
+    // wherever the bound was hit (a hook or the pattern matcher). No C++
+    // temporaries: lua_error jumps past destructors.
+    switch (why) {
+      case stop::instructions:
+        lua_pushfstring(L, "instruction limit exceeded (%I instructions)",
+                        static_cast<lua_Integer>(instruction_limit));
+        break;
+      case stop::time:
+        lua_pushfstring(L, "time limit exceeded (%I ms)",
+                        static_cast<lua_Integer>(time_bound_ms));
+        break;
+      case stop::cancelled:
+      case stop::none:
+        lua_pushliteral(L, "cancelled");
+        break;
+    }
+    lua_error(L);
+  }
+
+  /// Raises an error when the evaluation is past its deadline or cancelled.
+  void check_time() {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed))
+      halt(stop::cancelled);
+    if (deadline != clock::time_point::max() && clock::now() >= deadline)
+      halt(stop::time);
+  }
+
+  static void count_hook(lua_State* L, lua_Debug*) {
+    auto self = self_of(L);
+    self->executed += self->hook_step;
+    self->check_time();
+    auto limit = self->instruction_limit;
+    if (self->executed >= limit) {
+      self->halt(stop::instructions);
+      return;
+    }
+    auto step = std::min(max_hook_step, limit - self->executed);
+    if (step != self->hook_step) {
+      self->hook_step = step;
+      lua_sethook(L, count_hook, LUA_MASKCOUNT, static_cast<int>(step));
+    }
+  }
+
+  /// The message of the bound that stopped the evaluation.
+  std::string limit_text() const {
+    switch (stopped) {
+      case stop::instructions:
+        return "instruction limit exceeded ("
+               + std::to_string(instruction_limit) + " instructions)";
+      case stop::time:
+        return "time limit exceeded (" + std::to_string(time_bound_ms)
+               + " ms)";
+      case stop::cancelled:
+        return "cancelled";
+      case stop::none:
+        break;
+    }
+    return {};
+  }
+};
+
+} // namespace
+
+struct lua_sandbox::impl : evaluation_bounds {
+  sandbox_options opts;
+  size_t used = 0;
+  bool memory_denied = false;
   size_t cached = 0;
   bool bound = false;
 
   ~impl() {
     if (L != nullptr)
       lua_close(L);
-  }
-
-  static impl* self_of(lua_State* L) {
-    return *static_cast<impl**>(lua_getextraspace(L));
   }
 
   static void* allocate(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -403,24 +493,13 @@ struct lua_sandbox::impl {
     return out;
   }
 
-  static void count_hook(lua_State* L, lua_Debug*) {
-    auto self = self_of(L);
-    self->executed += self->hook_step;
-    auto limit = self->opts.instruction_limit;
-    if (self->executed >= limit) {
-      // From now on fail at every instruction, so a pcall in the script
-      // cannot swallow the error and carry on.
-      self->hook_step = 1;
-      lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-      luaL_error(L, "instruction limit exceeded (%I instructions)",
-                 static_cast<lua_Integer>(limit));
-      return;
-    }
-    auto step = std::min(max_hook_step, limit - self->executed);
-    if (step != self->hook_step) {
-      self->hook_step = step;
-      lua_sethook(L, count_hook, LUA_MASKCOUNT, static_cast<int>(step));
-    }
+  /// The code of a failed call: a bound that was hit, or a Lua error.
+  errc failure_code(int status) const {
+    if (stopped == stop::cancelled)
+      return errc::cancelled;
+    if (stopped != stop::none || memory_denied || status == LUA_ERRMEM)
+      return errc::limit_exceeded;
+    return errc::script_error;
   }
 
   /// Message of the error value on top of the stack after a failed pcall.
@@ -453,7 +532,9 @@ struct lua_sandbox::impl {
     return lua_pcall(L, 1, nresults, 0);
   }
 
-  expected<void> bind(const json& env) {
+  /// Binds the globals and starts the clock of one evaluation.
+  expected<void> bind(const json& env, const call_bounds& bounds) {
+    stopped = stop::none;
     if (!env.is_object() && !env.is_null())
       return make_error(errc::script_error,
                         "lua: the globals must be a JSON object, got "
@@ -465,13 +546,23 @@ struct lua_sandbox::impl {
     if (status != LUA_OK) {
       auto msg = error_text(status);
       lua_settop(L, 0);
-      return make_error(errc::script_error, "lua: globals: " + msg);
+      return make_error(failure_code(status), "lua: globals: " + msg);
     }
     bound = true;
+    auto now = clock::now();
+    deadline = now + opts.time_limit;
+    if (bounds.deadline < deadline)
+      deadline = bounds.deadline;
+    time_bound_ms = std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)
+           .count());
+    cancel = bounds.cancelled;
     return {};
   }
 
   void unbind() {
+    deadline = clock::time_point::max();
+    cancel = nullptr;
     if (!bound)
       return;
     // Overwriting an existing registry slot with nil does not allocate.
@@ -490,7 +581,7 @@ struct lua_sandbox::impl {
     if (status != LUA_OK) {
       auto msg = error_text(status);
       lua_pop(L, 1);
-      return make_error(errc::script_error, what + ": " + msg);
+      return make_error(failure_code(status), what + ": " + msg);
     }
     if (req.added)
       cached = req.start_over ? 1 : cached + 1;
@@ -512,8 +603,10 @@ struct lua_sandbox::impl {
     int status = lua_pcall(L, 0, 1, 0);
     lua_sethook(L, nullptr, 0, 0);
     expected<json> result = json{};
-    if (status != LUA_OK) {
-      result = make_error(errc::script_error, what + ": " + error_text(status));
+    if (status != LUA_OK || stopped != stop::none) {
+      // A limit that a pcall in the script caught still ends the call.
+      auto msg = status != LUA_OK ? error_text(status) : limit_text();
+      result = make_error(failure_code(status), what + ": " + msg);
     } else {
       json out;
       std::string path;
@@ -700,7 +793,8 @@ lua_sandbox::create(sandbox_options opts) {
     return make_error(errc::invalid_config,
                       "lua sandbox: cannot create a Lua state within "
                         + std::to_string(opts.memory_limit) + " bytes");
-  *static_cast<impl**>(lua_getextraspace(p->L)) = p.get();
+  p->instruction_limit = opts.instruction_limit;
+  *static_cast<evaluation_bounds**>(lua_getextraspace(p->L)) = p.get();
   const std::string& bytecode = stdlib_bytecode();
   int status = p->protect(init_state, const_cast<std::string*>(&bytecode), 0);
   if (status != LUA_OK) {
@@ -730,18 +824,20 @@ expected<void> lua_sandbox::check_chunk(std::string_view code) {
   return ok;
 }
 
-expected<json> lua_sandbox::eval(std::string_view expr, const json& env) {
+expected<json> lua_sandbox::eval(std::string_view expr, const json& env,
+                                 const call_bounds& bounds) {
   auto& s = *impl_;
-  if (auto ok = s.bind(env); !ok)
+  if (auto ok = s.bind(env, bounds); !ok)
     return std::move(ok.error());
   auto result = s.eval_bound(expr);
   s.unbind();
   return result;
 }
 
-expected<json> lua_sandbox::run(std::string_view code, const json& env) {
+expected<json> lua_sandbox::run(std::string_view code, const json& env,
+                                const call_bounds& bounds) {
   auto& s = *impl_;
-  if (auto ok = s.bind(env); !ok)
+  if (auto ok = s.bind(env, bounds); !ok)
     return std::move(ok.error());
   std::string key = "c";
   key += code;
@@ -821,7 +917,7 @@ expected<json> lua_sandbox::impl::render(const json& tmpl,
   if (parts.empty())
     return tmpl;
   auto failed = [&](const caf::error& err) {
-    return make_error(errc::script_error,
+    return make_error(code_of(err),
                       template_where(pointer) + ": " + message_of(err));
   };
   auto evaluate = [&](std::string_view expr) -> expected<json> {
@@ -855,7 +951,7 @@ expected<json> lua_sandbox::impl::render(const json& tmpl,
 
 expected<json> lua_sandbox::render(const json& tmpl, const json& env) {
   auto& s = *impl_;
-  if (auto ok = s.bind(env); !ok)
+  if (auto ok = s.bind(env, {}); !ok)
     return std::move(ok.error());
   std::string pointer;
   auto result = s.render(tmpl, pointer);
@@ -895,6 +991,14 @@ void visit_template(
 }
 
 } // namespace
+
+namespace detail {
+
+void check_match_budget(lua_State* L) {
+  evaluation_bounds::self_of(L)->check_time();
+}
+
+} // namespace detail
 
 void for_each_template_expression(
   const json& tmpl,

@@ -31,6 +31,8 @@ struct unit {
   json output;
   json error; // {code, message} of the last failure
   int64_t retry_at_us = 0;
+  // Starts of the node that dispatched the running attempt again.
+  uint32_t restarts = 0;
 };
 
 struct task_rt : unit {
@@ -281,7 +283,7 @@ struct machine::state {
           && s.find("{{", open + 2) == std::string::npos) {
         auto v = eval(s.substr(2, close - 2), sc);
         if (!v)
-          return make_error(errc::script_error,
+          return make_error(code_of(v.error()),
                             pointer + ": " + message_of(v.error()));
         return v;
       }
@@ -294,7 +296,7 @@ struct machine::state {
         out.append(s, pos, open - pos);
         auto v = eval(s.substr(open + 2, close - open - 2), sc);
         if (!v)
-          return make_error(errc::script_error,
+          return make_error(code_of(v.error()),
                             pointer + ": " + message_of(v.error()));
         out += text_of(*v);
         pos = close + 2;
@@ -448,10 +450,18 @@ struct machine::state {
         t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
       }
       u->status = unit_status::running;
+      u->restarts = 0;
       if (auto* a = find_key(p, "attempt"))
         u->attempt = a->get<uint32_t>();
       if (auto* in = find_key(p, "input"))
         u->input = *in;
+      return {};
+    }
+    if (ev.type == events::redispatched) {
+      // Only a start of this node counts toward the crash-loop limit; a
+      // call lost with another node says nothing about this one.
+      if (p.value("cause", std::string{"node_restart"}) == "node_restart")
+        u->restarts = p.value("starts", u->restarts + 1);
       return {};
     }
     if (ev.type == events::completed) {
@@ -516,8 +526,6 @@ struct machine::state {
       tasks[fi].fallback_for = ti;
       return {};
     }
-    if (ev.type == events::redispatched)
-      return {}; // the attempt runs on, elsewhere
     if (ev.type == events::human_requested) {
       if (u->status != unit_status::human_wait)
         ++human_waits;
@@ -631,7 +639,8 @@ struct decider {
     }
     auto input = st.render(td.input, sc, td.pointer + "/input");
     if (!input) {
-      final_failure(task, item, "script_error", message_of(input.error()), 1);
+      final_failure(task, item, to_string(code_of(input.error())),
+                    message_of(input.error()), 1);
       return;
     }
     if (auto o = st.fork_outputs.find(td.id);
@@ -666,7 +675,7 @@ struct decider {
     if (!td.when.empty()) {
       auto cond = st.eval(td.when, sc);
       if (!cond) {
-        final_failure(task, -1, "script_error",
+        final_failure(task, -1, to_string(code_of(cond.error())),
                       td.pointer + "/when: " + message_of(cond.error()), 1);
         return;
       }
@@ -685,8 +694,8 @@ struct decider {
       case task_kind::human: {
         auto prompt = st.render(td.prompt, sc, td.pointer + "/prompt");
         if (!prompt) {
-          final_failure(task, -1, "script_error", message_of(prompt.error()),
-                        1);
+          final_failure(task, -1, to_string(code_of(prompt.error())),
+                        message_of(prompt.error()), 1);
           return;
         }
         auto p = task_payload(task, -1);
@@ -713,7 +722,9 @@ struct decider {
         if (!items || !items->is_array()) {
           auto msg = items ? std::string{"items did not yield a list"}
                            : message_of(items.error());
-          final_failure(task, -1, items ? "invalid_input" : "script_error",
+          final_failure(task, -1,
+                        items ? "invalid_input"
+                              : to_string(code_of(items.error())),
                         td.pointer + "/items: " + msg, 1);
           return;
         }
@@ -814,7 +825,8 @@ struct decider {
     } else {
       auto r = st.render(st.def->output, {}, "/output");
       if (!r) {
-        fail_execution(-1, "script_error", message_of(r.error()));
+        fail_execution(-1, to_string(code_of(r.error())),
+                       message_of(r.error()));
         return;
       }
       output = std::move(*r);
@@ -860,7 +872,8 @@ namespace {
 
 bool retryable(const retry_policy& rp, const std::string& code) {
   if (rp.retry_on.empty())
-    return code != "invalid_input" && code != "cancelled";
+    return code != "invalid_input" && code != "cancelled"
+           && code != "crash_loop";
   return std::find(rp.retry_on.begin(), rp.retry_on.end(), code)
          != rp.retry_on.end();
 }
@@ -1159,6 +1172,55 @@ std::vector<action> machine::recover(int64_t now_us) const {
   return out;
 }
 
+step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
+  step out;
+  auto actions = recover(now_us);
+  if (actions.empty())
+    return out;
+  auto before = info().status;
+  decider d{*st_, *this, out, now_us};
+  for (auto& a : actions) {
+    if (a.kind != action::dispatch && a.kind != action::run_agent) {
+      // Timers, people and child executions run no code in this process.
+      out.actions.push_back(std::move(a));
+      continue;
+    }
+    auto ti = st_->def->index_of(a.task_id);
+    auto* u = st_->find_unit(ti, a.item);
+    // An item of a map that a parked sibling has failed meanwhile.
+    if (!u || u->status != unit_status::running || u->attempt != a.attempt
+        || (a.item >= 0 && st_->finished_or_failed(ti)))
+      continue;
+    if (crash_loop_limit > 0 && u->restarts >= crash_loop_limit) {
+      d.final_failure(
+        ti, a.item, "crash_loop",
+        "attempt " + std::to_string(a.attempt) + " was dispatched again at "
+          + std::to_string(u->restarts)
+          + " starts of the node and never finished: the node stopped "
+            "while running it each time (a crash loop?); it is not "
+            "dispatched again",
+        a.attempt);
+      if (finished())
+        break;
+      continue;
+    }
+    auto p = d.task_payload(ti, a.item);
+    p["attempt"] = a.attempt;
+    p["cause"] = "node_restart";
+    p["starts"] = u->restarts + 1;
+    d.emit(events::redispatched, std::move(p));
+    out.actions.push_back(std::move(a));
+  }
+  d.check_finished();
+  if (finished()) {
+    // Nothing more runs for an execution a parked task has failed.
+    out.actions.clear();
+  }
+  if (info().status != before || finished())
+    out.index = info();
+  return out;
+}
+
 const std::string& machine::id() const {
   return st_->id;
 }
@@ -1322,9 +1384,12 @@ namespace {
 constexpr int snapshot_format = 1;
 
 json unit_snapshot(const unit& u) {
-  return json{{"s", static_cast<int>(u.status)}, {"attempt", u.attempt},
-              {"input", u.input},  {"output", u.output},
-              {"error", u.error},  {"retry_at_us", u.retry_at_us}};
+  json out{{"s", static_cast<int>(u.status)}, {"attempt", u.attempt},
+           {"input", u.input},  {"output", u.output},
+           {"error", u.error},  {"retry_at_us", u.retry_at_us}};
+  if (u.restarts > 0)
+    out["restarts"] = u.restarts;
+  return out;
 }
 
 void unit_restore(const json& j, unit& u) {
@@ -1334,6 +1399,7 @@ void unit_restore(const json& j, unit& u) {
   u.output = j.at("output");
   u.error = j.at("error");
   u.retry_at_us = j.at("retry_at_us").get<int64_t>();
+  u.restarts = j.value("restarts", uint32_t{0});
 }
 
 } // namespace

@@ -219,16 +219,9 @@ private:
                        "finished the execution");
       return s;
     }
-    if (ev.type == events::redispatched) {
-      // The loss of a node is a stimulus, recorded by its effect.
-      auto s = m_.redispatch(key, attempt, text(p, "cause"), text(p, "node"),
-                             ev.time_us);
-      if (s.events.empty())
-        return unexpected();
-      return s;
-    }
-    if (ev.type == events::forked) {
-      // A fork's marker is history, not a decision: fold it as recorded.
+    if (ev.type == events::forked || ev.type == events::redispatched) {
+      // A fork's marker, or a start of the node that dispatched a task
+      // again, is history, not a decision: fold it as recorded.
       event copy = ev;
       copy.seq = m_.last_seq() + 1;
       if (auto r = m_.apply(copy); !r)

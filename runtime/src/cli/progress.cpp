@@ -81,9 +81,13 @@ std::string describe_event(const event& ev) {
              + std::to_string(p["retry_in_ms"].get<int64_t>()) + " ms";
     return "✗ " + task + "failed (" + msg + ")";
   }
-  if (ev.type == "task_redispatched")
-    return "↻ " + task + "attempt " + std::to_string(p.value("attempt", 1))
-           + " sent again: node " + p.value("node", std::string{}) + " lost";
+  if (ev.type == "task_redispatched") {
+    auto again = "↻ " + task + "attempt " + std::to_string(p.value("attempt", 1))
+                 + " sent again: ";
+    if (p.value("cause", std::string{}) == "node_lost")
+      return again + "node " + p.value("node", std::string{}) + " lost";
+    return again + "the node restarted";
+  }
   // Node events: the cluster's member list as this node sees it.
   if (ev.type.rfind("member_", 0) == 0)
     return "◆ node " + p.value("node", std::string{}) + " "

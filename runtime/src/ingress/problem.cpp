@@ -159,6 +159,8 @@ problem problem_of(const caf::error& err, const std::string& pointer_base) {
     case errc::tool_failed:
     case errc::worker_crashed:
     case errc::script_error:
+    case errc::limit_exceeded:
+    case errc::crash_loop:
     case errc::cancelled:
       p.status = 502;
       p.type = "tool_failed";

@@ -3,6 +3,7 @@
 // idempotency key, so a run is reproducible and replay sees the same thing.
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,12 +24,15 @@ struct chaos_options {
   /// Longest a slow or hanging call may take, in milliseconds; a hang that
   /// is never cancelled ends here with errc::timeout. Default: 10 minutes
   uint64_t max_ms = 600'000;
+  /// Whether mode abort may end the whole process (crash-loop tests).
+  /// Default: false
+  bool allow_abort = false;
 };
 
-enum class chaos_mode { ok, crash, hang, slow, error, poison };
+enum class chaos_mode { ok, crash, hang, slow, error, poison, abort };
 
-constexpr std::string_view mode_names[] = {"ok",   "crash", "hang",
-                                           "slow", "error", "poison"};
+constexpr std::string_view mode_names[] = {"ok",    "crash",  "hang", "slow",
+                                           "error", "poison", "abort"};
 
 std::optional<chaos_mode> parse_mode(std::string_view name) {
   for (size_t i = 0; i < std::size(mode_names); ++i)
@@ -94,8 +98,9 @@ public:
       "chaos",
       "Injects failures for supervision tests: crash (throws, like a worker "
       "dying), hang (blocks until cancelled), slow (sleeps ms, then "
-      "succeeds), error (errc::tool_failed) or poison (crashes on every "
-      "attempt). Either name a mode, or give rates: the choice is then a "
+      "succeeds), error (errc::tool_failed), poison (crashes on every "
+      "attempt) or abort (ends the whole process, when tools.chaos."
+      "allow_abort is set). Either name a mode, or give rates: the choice is then a "
       "stable hash of the task's idempotency key (and seed_key), so the same "
       "attempt always makes the same choice. crash_attempts: N crashes "
       "attempts 1..N first.",
@@ -162,6 +167,13 @@ public:
       case chaos_mode::poison:
         throw std::runtime_error("chaos: poison input, crashes on every "
                                  "attempt");
+      case chaos_mode::abort:
+        // What a crashing library does to the node: nothing survives it
+        // but the log (crash-loop tests).
+        if (!opts_.allow_abort)
+          return detail::input_error("chaos", "/mode",
+                                     "abort is off (tools.chaos.allow_abort)");
+        std::abort();
       case chaos_mode::error:
         return make_error(errc::tool_failed,
                           "tool chaos: injected error (attempt "
@@ -199,7 +211,7 @@ private:
       if (!out.mode)
         return detail::input_error("chaos", "/mode",
                                    "must be one of ok, crash, hang, slow, "
-                                   "error, poison");
+                                   "error, poison, abort");
     }
     if (auto i = input.find("ms"); i != input.end()) {
       out.ms = detail::as_uint(*i);
@@ -302,6 +314,12 @@ expected<std::unique_ptr<tool>> make_chaos_tool(const json_value& settings) {
   if (!max_ms)
     return std::move(max_ms.error());
   opts.max_ms = *max_ms;
+  if (auto i = obj->find("allow_abort"); i != obj->end() && !i->is_null()) {
+    if (!i->is_boolean())
+      return detail::settings_error("chaos", "allow_abort",
+                                    "must be true or false");
+    opts.allow_abort = i->get<bool>();
+  }
   return std::unique_ptr<tool>{std::make_unique<chaos_tool>(opts)};
 }
 

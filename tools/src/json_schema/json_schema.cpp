@@ -676,8 +676,8 @@ json* fetch(const std::string& uri, const std::string& remotes_dir,
   return new json(std::move(doc));
 }
 
-/// A `pattern` or `patternProperties` key that RE2 refuses, or a URI
-/// that valijson cannot read safely.
+/// A `pattern` or `patternProperties` key that RE2 refuses, a $ref cycle,
+/// or a URI that valijson cannot read safely.
 struct pattern_failure : std::runtime_error {
   pattern_failure(std::string at, const std::string& what)
     : std::runtime_error(what), pointer(std::move(at)) {
@@ -732,6 +732,109 @@ void compile_patterns(const json& node, const std::string& pointer,
                      });
 }
 
+/// The subschemas that apply at the same place of the instance as `node`
+/// (at `pointer`), each with the pointer of the $ref that leads there ("" for
+/// allOf and the like): the steps a validator takes without moving on in
+/// the instance.
+std::vector<std::pair<std::string, std::string>>
+in_place_steps(const json& doc, const json& node, const std::string& pointer) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!node.is_object())
+    return out;
+  if (auto ref = node.find("$ref"); ref != node.end() && ref->is_string()) {
+    // Up to draft 7 a $ref replaces its siblings. Refs to other documents
+    // were made absolute by prepare; only local ones are followed here.
+    const auto& text = ref->get_ref<const std::string&>();
+    if (text.empty() || text.front() != '#')
+      return out;
+    auto target = percent_decode(text.substr(1));
+    try {
+      if (doc.contains(json::json_pointer{target}))
+        out.emplace_back(target, child(pointer, "$ref"));
+    } catch (const json::exception&) {
+      // Not a JSON pointer: valijson reports the ref.
+    }
+    return out;
+  }
+  for (auto key : {"allOf", "anyOf", "oneOf"})
+    if (auto it = node.find(key); it != node.end() && it->is_array())
+      for (size_t i = 0; i < it->size(); ++i)
+        out.emplace_back(child(child(pointer, key), std::to_string(i)), "");
+  for (auto key : {"not", "if", "then", "else"})
+    if (node.contains(key))
+      out.emplace_back(child(pointer, key), "");
+  if (auto it = node.find("dependencies");
+      it != node.end() && it->is_object())
+    for (const auto& [name, dep] : it->items())
+      if (!dep.is_array())
+        out.emplace_back(child(child(pointer, "dependencies"), name), "");
+  return out;
+}
+
+void collect_schema_pointers(const json& node, const std::string& pointer,
+                             std::vector<std::string>& out) {
+  out.push_back(pointer);
+  for_each_subschema(node, pointer,
+                     [&](const json& sub, const std::string& at) {
+                       collect_schema_pointers(sub, at, out);
+                     });
+}
+
+/// Refuses a $ref cycle that never moves on in the instance, such as
+/// {"$ref": "#"} or a ref to an allOf that holds it: valijson would follow
+/// it until the stack overflows. Throws pattern_failure naming the $ref
+/// that closes the cycle. (Refs through properties, items and the like are
+/// fine: each step goes one level down the instance.)
+void check_ref_cycles(const json& doc) {
+  std::vector<std::string> nodes;
+  collect_schema_pointers(doc, "", nodes);
+  enum class mark { open, done };
+  std::unordered_map<std::string, mark> marks;
+  struct frame {
+    std::string pointer;
+    std::string via_ref; ///< the $ref that led here ("" if none)
+    std::vector<std::pair<std::string, std::string>> steps;
+    size_t next = 0;
+  };
+  auto node_at = [&](const std::string& pointer) -> const json& {
+    return doc.at(json::json_pointer{pointer});
+  };
+  // Depth-first, with an explicit stack: a chain of refs can be long.
+  for (const auto& start : nodes) {
+    if (marks.count(start))
+      continue;
+    std::vector<frame> stack;
+    stack.push_back({start, "", in_place_steps(doc, node_at(start), start)});
+    marks[start] = mark::open;
+    while (!stack.empty()) {
+      auto& top = stack.back();
+      if (top.next == top.steps.size()) {
+        marks[top.pointer] = mark::done;
+        stack.pop_back();
+        continue;
+      }
+      auto [target, via] = top.steps[top.next++];
+      auto m = marks.find(target);
+      if (m == marks.end()) {
+        marks[target] = mark::open;
+        auto steps = in_place_steps(doc, node_at(target), target);
+        stack.push_back({target, via, std::move(steps)});
+        continue;
+      }
+      if (m->second == mark::done)
+        continue;
+      // Back to a schema on the stack: name a $ref of the cycle.
+      for (auto i = stack.size(); via.empty() && i-- > 0
+                                  && stack[i].pointer != target;)
+        via = stack[i].via_ref;
+      const auto& text = node_at(via.substr(0, via.size() - 5)).at("$ref");
+      throw pattern_failure{via, "$ref " + text.dump()
+                                   + " leads back to itself without moving "
+                                     "on in the instance (a cycle)"};
+    }
+  }
+}
+
 /// Compiles without the meta-schema check. Throws fetch_failure,
 /// pattern_failure, or valijson's exceptions.
 std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
@@ -744,6 +847,7 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
   // absolute; its pointers equal those of `schema`.
   result->doc = schema;
   prepare(result->doc, "", draft, result->ids);
+  check_ref_cycles(result->doc);
   valijson::SchemaParser parser{parser_version(draft)};
   adapter root{result->doc};
   std::function<const json*(const std::string&)> fetch_doc

@@ -1,6 +1,7 @@
 // script: runs a Lua chunk in this instance's sandbox with the globals
 // `args` and `ctx`, and returns what the chunk returns.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -12,9 +13,8 @@ namespace cadre::tools {
 
 namespace {
 
-/// With at most this many instructions a call ends within milliseconds, so
-/// it may run on a scheduler thread.
-constexpr uint64_t nonblocking_instruction_limit = 1'000'000;
+/// Wall-clock time a call may take unless the task's deadline is earlier.
+constexpr std::chrono::milliseconds default_time_limit{10'000};
 
 class script_tool final : public tool {
 public:
@@ -30,8 +30,10 @@ public:
     return {
       "script",
       "Runs a sandboxed Lua 5.4 chunk (no io, os, require or load; limited "
-      "to " + std::to_string(opts_.instruction_limit)
-        + " instructions) with the globals args (the input's args) and ctx "
+      "to " + std::to_string(opts_.instruction_limit) + " instructions, "
+        + std::to_string(opts_.memory_limit) + " bytes and "
+        + std::to_string(opts_.time_limit.count())
+        + " ms) with the globals args (the input's args) and ctx "
           "({execution_id, task_id, attempt}), and returns the chunk's "
           "return value as JSON (tables with keys 1..n become arrays, other "
           "tables objects; nothing returned becomes null). Besides Lua's "
@@ -61,8 +63,10 @@ public:
     };
   }
 
+  // A call may take up to its time limit (string patterns can keep it
+  // busy that long), too long for a scheduler thread.
   bool blocking() const override {
-    return opts_.instruction_limit > nonblocking_instruction_limit;
+    return true;
   }
 
   expected<json_value> invoke(const json_value& input,
@@ -84,7 +88,8 @@ public:
     env["ctx"] = json{{"execution_id", ctx.execution_id},
                       {"task_id", ctx.task_id},
                       {"attempt", ctx.attempt}};
-    auto result = sandbox_->run(code->get_ref<const std::string&>(), env);
+    auto result = sandbox_->run(code->get_ref<const std::string&>(), env,
+                                bounds_of(ctx));
     if (!result) {
       auto msg = message_of(result.error());
       if (msg.empty())
@@ -98,6 +103,23 @@ public:
   }
 
 private:
+  /// The task's deadline (a wall-clock time) as a steady one, and its
+  /// cancel flag.
+  static call_bounds bounds_of(const tool_context& ctx) {
+    using namespace std::chrono;
+    call_bounds out;
+    out.cancelled = ctx.cancel_flag.get();
+    if (ctx.deadline_us != 0) {
+      auto now_us
+        = duration_cast<microseconds>(system_clock::now().time_since_epoch())
+            .count();
+      out.deadline = steady_clock::now()
+                     + microseconds{std::max<int64_t>(0, ctx.deadline_us
+                                                           - now_us)};
+    }
+    return out;
+  }
+
   sandbox_options opts_;
   std::unique_ptr<lua_sandbox> sandbox_;
 };
@@ -121,6 +143,14 @@ expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
   if (!memory)
     return std::move(memory.error());
   opts.memory_limit = static_cast<size_t>(*memory);
+  opts.time_limit = default_time_limit;
+  if (auto ok = detail::read_duration(
+        *obj, "time_limit", opts.time_limit,
+        [](const char* key, const std::string& what) {
+          return detail::settings_error("script", key, what);
+        });
+      !ok)
+    return std::move(ok.error());
   auto sandbox = lua_sandbox::create(opts);
   if (!sandbox)
     return make_error(code_of(sandbox.error()),

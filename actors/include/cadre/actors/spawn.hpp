@@ -77,6 +77,10 @@ struct executions_options {
   /// A snapshot of the state every this many events (0: none).
   /// Default: 1000
   uint64_t snapshot_every = 1000;
+  /// Starts that may dispatch one running attempt again before it is
+  /// parked with crash_loop (workflow::machine::resume); 0: no limit.
+  /// Default: 3
+  uint32_t crash_loop_limit = 3;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the

@@ -46,6 +46,9 @@ struct node_config {
   /// for `cadre resume`. Default: 5 in 10000 ms
   size_t max_restarts = 5;
   int64_t restart_window_ms = 10000;
+  /// Starts of the node that may dispatch one running attempt again before
+  /// it is parked as failed with crash_loop; 0: no limit. Default: 3
+  uint32_t crash_loop_limit = 3;
   /// CAF scheduler threads; 0: one per core. Default: 0
   size_t scheduler_threads = 0;
   /// The `llm` section as JSON: `profiles` (LLM provider profiles by

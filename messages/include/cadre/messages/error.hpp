@@ -35,6 +35,8 @@ enum class errc : uint8_t {
   forbidden,        ///< valid credentials without the scope needed
   rate_limited,     ///< the caller spent its request budget; try later
   overloaded,       ///< a bounded queue is full; try again later
+  limit_exceeded,   ///< a sandbox bound (time, memory, instructions) was hit
+  crash_loop,       ///< the task crashed the process at every start
 };
 
 /// Returns the name of `x`, e.g. "tool_not_found".

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -18,10 +20,25 @@ struct sandbox_options {
   uint64_t instruction_limit = 1'000'000;
   /// Bytes the Lua state may allocate. Default: 16 MiB
   size_t memory_limit = 16u << 20;
+  /// Wall-clock time one evaluation may take (one eval or run call, or one
+  /// render call for all its expressions); checked between VM instructions
+  /// and inside the pattern matcher. Default: 1 s
+  std::chrono::milliseconds time_limit{1000};
+};
+
+/// What else may end one evaluation early.
+struct call_bounds {
+  /// An end earlier than sandbox_options::time_limit (e.g. a task's
+  /// deadline). Default: none
+  std::chrono::steady_clock::time_point deadline
+    = std::chrono::steady_clock::time_point::max();
+  /// When it becomes true the evaluation ends with errc::cancelled; polled
+  /// with the clock. Default: none
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 /// A Lua 5.4 state with no io, os, require, load, dofile, debug or
-/// string.dump, and with instruction and memory limits; math.random is
+/// string.dump, and with instruction, memory and time limits; math.random is
 /// removed, so an evaluation depends only on its inputs (deterministic).
 /// JSON maps to Lua as: objects and arrays -> tables (arrays 1-based), null ->
 /// `json.null`, and back (a table with keys 1..n is an array, an empty table
@@ -41,9 +58,13 @@ struct sandbox_options {
 /// utf8, json, number, date) are read-only; `pairs` visits keys in sorted
 /// order (numbers, then strings, then booleans), since Lua's hash order
 /// varies between processes; setmetatable refuses __gc. Compiled chunks are
-/// cached by their text. Lua's pattern functions (string.find, gsub, ...)
-/// run inside one VM instruction, so the instruction limit does not bound
-/// them.
+/// cached by their text. Lua's pattern functions (string.find, match,
+/// gmatch, gsub) run inside one VM instruction, where the instruction hook
+/// does not run, so the sandbox has its own copy of them that checks the
+/// time limit as it matches; string.rep, table.concat and the like are
+/// bounded by the memory limit. A limit that is hit ends the evaluation
+/// with errc::limit_exceeded naming the limit, even when the script
+/// catches the error with pcall.
 ///
 /// Not thread-safe: one owner at a time.
 class lua_sandbox {
@@ -62,13 +83,16 @@ public:
 
   /// Evaluates the expression `expr` where each key of the object `env` is a
   /// global (e.g. input, tasks, item), and returns its value as JSON.
-  /// Errors: errc::script_error (Lua error, limit exceeded, a value that
-  /// has no JSON form such as a function).
-  [[nodiscard]] expected<json> eval(std::string_view expr, const json& env);
+  /// Errors: errc::script_error (Lua error, a value that has no JSON form
+  /// such as a function), errc::limit_exceeded (time, memory or
+  /// instructions), errc::cancelled (bounds.cancelled).
+  [[nodiscard]] expected<json> eval(std::string_view expr, const json& env,
+                                    const call_bounds& bounds = {});
 
   /// Runs `code` as a chunk with the same globals; returns what the chunk
   /// returns (null when nothing).
-  [[nodiscard]] expected<json> run(std::string_view code, const json& env);
+  [[nodiscard]] expected<json> run(std::string_view code, const json& env,
+                                   const call_bounds& bounds = {});
 
   /// Same as render_template(*this, tmpl, env); the globals are converted to
   /// Lua once for all expressions of the template, and the instruction limit
@@ -86,7 +110,7 @@ private:
 /// replaced by its value as text (strings as they are, other values as
 /// compact JSON); objects and arrays are rendered recursively. An expression
 /// ends at the first "}}"; a "{{" with no "}}" after it is an error. Errors
-/// (errc::script_error) name the JSON pointer of the failing string within
+/// (errc::script_error, or errc::limit_exceeded) name the JSON pointer of the failing string within
 /// `tmpl`, e.g. "template /url: ...".
 [[nodiscard]] expected<json> render_template(lua_sandbox& sandbox,
                                              const json& tmpl,

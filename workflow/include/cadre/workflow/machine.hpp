@@ -27,6 +27,11 @@ namespace cadre::workflow {
 namespace events {
 inline constexpr const char* submitted = "execution_submitted";
 inline constexpr const char* dispatched = "task_dispatched";
+/// A running attempt sent again, unchanged: `cause` "node_restart" at a
+/// start of the node (machine::resume, counted in `starts`), or
+/// "node_lost" when the node running it was lost (machine::redispatch,
+/// docs/cluster.md#losing-a-node).
+inline constexpr const char* redispatched = "task_redispatched";
 inline constexpr const char* completed = "task_completed";
 inline constexpr const char* failed = "task_failed";
 inline constexpr const char* skipped = "task_skipped";
@@ -40,9 +45,6 @@ inline constexpr const char* execution_cancelled = "execution_cancelled";
 inline constexpr const char* snapshot = "snapshot";
 /// A fork's marker after the history it took over (docs/replay.md).
 inline constexpr const char* forked = "execution_forked";
-/// A running attempt sent again, unchanged, because the node running it was
-/// lost (docs/cluster.md#losing-a-node).
-inline constexpr const char* redispatched = "task_redispatched";
 } // namespace events
 
 /// Something the coordinator does once the events of its step are durable.
@@ -142,6 +144,15 @@ public:
   /// (dispatched but not finished, pending retry timers, the execution
   /// timer). Re-dispatches keep their attempt and idempotency key.
   std::vector<action> recover(int64_t now_us) const;
+
+  /// What a coordinator does at a start: recover()'s actions, each
+  /// re-dispatch recorded first as task_redispatched (so it is durable
+  /// before the task runs). An attempt that was re-dispatched at
+  /// `crash_loop_limit` starts already and never got an outcome (the node
+  /// died while running it each time) is not dispatched again: it fails
+  /// for good with code crash_loop (parked), so one task that crashes the
+  /// process cannot crash every later start. 0: no limit.
+  step resume(int64_t now_us, uint32_t crash_loop_limit);
 
   const std::string& id() const;
   uint64_t last_seq() const;
