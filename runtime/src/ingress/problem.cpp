@@ -150,6 +150,7 @@ problem problem_of(const caf::error& err, const std::string& pointer_base) {
       p.retry_after_s = 1;
       break;
     case errc::tool_failed:
+    case errc::result_too_large:
     case errc::worker_crashed:
     case errc::script_error:
     case errc::cancelled:

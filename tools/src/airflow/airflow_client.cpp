@@ -339,7 +339,7 @@ caf::error client::status_error(const connection_options& conn,
              + "'): HTTP " + std::to_string(resp.status)
              + suffix_attempts(resp.attempts);
   if (!resp.body.empty())
-    msg += ": " + problem_detail(resp.body);
+    msg += ": " + problem_detail(scrub(resp.body));
   if (resp.status >= 300 && resp.status < 400) {
     msg += " (redirects are not followed: set tools.airflow.connections."
            + conn.name + ".base_url to the address that answers";
@@ -483,7 +483,7 @@ expected<json> client::send(const connection_options& conn,
       return make_error(errc::tool_failed,
                         scrub("tool airflow: " + what + " (connection '"
                               + conn.name + "'): the answer is not JSON: "
-                              + net::body_excerpt(resp->body, 200)));
+                              + net::body_excerpt(scrub(resp->body), 200)));
     return doc;
   }
 }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -20,6 +21,7 @@ class event_store;
 } // namespace cadre::persistence
 
 namespace cadre::tools {
+class secret_store;
 class tool_registry;
 } // namespace cadre::tools
 
@@ -36,6 +38,10 @@ struct pool_options {
   /// a workflow's whole fan-out, small enough to bound memory.
   /// Default: 65536
   size_t max_queue = 65536;
+  /// The node's secrets: filled into the strings of a call's input that
+  /// its workflow marked (task_request::secret_pointers), and redacted
+  /// from every error and output a worker returns. Default: none
+  std::shared_ptr<const tools::secret_store> secrets;
 };
 
 /// Tool name -> the pool that runs it. Built once at start-up, then shared
@@ -79,6 +85,10 @@ struct executions_options {
   /// A snapshot of the state every this many events (0: none).
   /// Default: 1000
   uint64_t snapshot_every = 1000;
+  /// The names of the node's secrets, so a submission that names another
+  /// is refused at its place. Default: none (any name passes; the tool
+  /// worker checks when the task runs)
+  std::shared_ptr<const std::vector<std::string>> secret_names;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the

@@ -35,6 +35,7 @@ enum class errc : uint8_t {
   forbidden,        ///< valid credentials without the scope needed
   rate_limited,     ///< the caller spent its request budget; try later
   overloaded,       ///< a bounded queue is full; try again later
+  result_too_large, ///< a result passed a configured size bound
 };
 
 /// Returns the name of `x`, e.g. "tool_not_found".
