@@ -456,7 +456,7 @@ TEST(HttpTool, BadInputNamesThePointer) {
     {{{"url", "http://x.test/"}, {"verb", "GET"}},
      "tool http: /verb: unknown key (expected one of: url, method, headers, "
      "query, json, body, timeout_ms, connect_timeout_ms, max_redirects, "
-     "max_response_bytes, max_attempts, fail_on_status)"},
+     "max_response_bytes, max_attempts, fail_on_status, auth)"},
     {{{"url", "http://x.test/"}, {"method", "FETCH"}},
      "tool http: /method: must be one of GET, HEAD, POST, PUT, PATCH, "
      "DELETE, OPTIONS"},

@@ -392,7 +392,8 @@ TEST(SqlTool, BadSettingsNameTheKey) {
     {json(1), "tools.sql: must be an object"},
     {{{"paht", "x.db"}}, "tools.sql.paht: unknown key (expected one of: root, "
                          "path, read_only, postgres_url, postgres_url_env, "
-                         "databases, default, max_rows, timeout_ms)"},
+                         "databases, default, max_rows, max_result_bytes, "
+                         "timeout_ms)"},
     {{{"root", dir.str()}, {"path", "../escape.db"}},
      "tools.sql.path: '../escape.db' is not a file inside tools.sql.root ("
        + dir.str() + ")"},

@@ -55,7 +55,8 @@ bool holds_secret_reference(std::string_view text) {
 }
 
 void secret_store::add(const std::string& name, std::string value) {
-  if (!value.empty()) {
+  if (!value.empty()
+      && std::find(values_.begin(), values_.end(), value) == values_.end()) {
     values_.push_back(value);
     std::stable_sort(values_.begin(), values_.end(),
                      [](const auto& a, const auto& b) {
