@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -118,4 +119,30 @@ TEST(Issue12Cli, ReaderRemovesSecondaryDirsOfDeadProcesses) {
   EXPECT_EQ(res->exit_code, 0) << all_text(*res);
   EXPECT_FALSE(std::filesystem::exists(stale));
   EXPECT_TRUE(std::filesystem::exists(live));
+}
+
+// Under `ulimit -v` the node used to give up on a failed allocation but
+// never exit. Now it stops at once with a message and exit code 4, so a
+// supervisor restarts it.
+TEST(Issue12Cli, FailedAllocationEndsTheProcessWithCodeFour) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves more address space than the "
+                  "limit";
+#endif
+  test::temp_dir tmp;
+  auto wf = tmp / "echo.yaml";
+  std::ofstream{wf} << "name: e\n"
+                       "tasks:\n"
+                       "  - {id: a, tool: echo, input: {x: \"{{ input.x }}\"}}\n";
+  // 150 MB of input, copied a few times on its way: more than the limit.
+  std::ofstream{tmp / "big.json"}
+    << "{\"x\": \"" << std::string(150'000'000, 'a') << "\"}";
+  auto cmd = "ulimit -v 700000; exec timeout 120 " + std::string{CADRE_EXE}
+             + " --db " + tmp / "db" + " run " + wf + " --input @"
+             + tmp / "big.json" + " >/dev/null 2>" + tmp / "err";
+  int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 4) << test::read_file(tmp / "err");
+  EXPECT_TRUE(has(test::read_file(tmp / "err"), "cadre: out of memory"))
+    << test::read_file(tmp / "err");
 }
