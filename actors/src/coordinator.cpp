@@ -308,6 +308,7 @@ void run_action(self_ptr self, const workflow::action& a) {
       req.attempt = a.attempt;
       req.tool = a.tool;
       req.input = json_value{a.input};
+      req.secret_pointers = a.secret_pointers;
       req.idempotency_key = st.args.id + "/" + a.key + "/"
                             + std::to_string(a.attempt);
       // caf::infinite only for a task without `timeout`: its author said

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -275,6 +276,11 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         ctx.tool_exists = [tools](const std::string& name) {
           return tools->has(name);
         };
+        if (auto names = st.opts.secret_names)
+          ctx.secret_exists = [names](const std::string& name) {
+            return std::find(names->begin(), names->end(), name)
+                   != names->end();
+          };
         auto parsed = workflow::parse_document(req.definition.get(), ctx);
         if (!parsed.def) {
           std::string msg = "invalid workflow";

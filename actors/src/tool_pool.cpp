@@ -10,6 +10,7 @@
 
 #include "cadre/actors/spawn.hpp"
 #include "cadre/log/log.hpp"
+#include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 
 namespace cadre::actors {
@@ -46,9 +47,14 @@ struct worker_state {
 
 using worker_self = worker_actor::stateful_pointer<worker_state>;
 
+using secrets_ptr = std::shared_ptr<const tools::secret_store>;
+
 tools::tool_context make_context(const task_request& req,
-                                 std::shared_ptr<std::atomic<bool>> flag) {
+                                 std::shared_ptr<std::atomic<bool>> flag,
+                                 const secrets_ptr& secrets) {
   tools::tool_context ctx;
+  ctx.secrets = secrets;
+  ctx.secret_pointers = req.secret_pointers;
   ctx.execution_id = req.execution_id;
   ctx.task_id = req.task_id;
   ctx.attempt = req.attempt;
@@ -58,20 +64,50 @@ tools::tool_context make_context(const task_request& req,
   return ctx;
 }
 
+// The input with the secrets its workflow refers to filled in; only the
+// worker ever holds this copy.
+expected<json_value> filled_input(const task_request& req,
+                                  const secrets_ptr& secrets) {
+  if (req.secret_pointers.empty())
+    return req.input;
+  if (!secrets)
+    return tools::secret_store{}.resolve(req.input, req.secret_pointers);
+  return secrets->resolve(req.input, req.secret_pointers);
+}
+
+void redact(const secrets_ptr& secrets, task_result& res) {
+  if (!secrets || secrets->empty())
+    return;
+  json out = *res.output;
+  secrets->redact(out);
+  res.output = json_value{std::move(out)};
+}
+
+void redact(const secrets_ptr&, std::vector<json_value>&) {
+  // Parts go back into the same pool's workers, not out of it; the join's
+  // output is redacted.
+}
+
 // Runs `f` (a call into the tool); an exception fails the call and ends the
 // worker, whose state is suspect after a throw, so the pool starts a fresh
-// one.
+// one. What leaves the worker, error or output, has every secret value
+// redacted: this is the one place a tool's text leaves for events and logs.
 template <class T, class F>
-caf::result<T> guarded(worker_self self, tools::tool& tool, F f) {
+caf::result<T> guarded(worker_self self, tools::tool& tool,
+                       const secrets_ptr& secrets, F f) {
+  auto clean = [&](caf::error err) {
+    return secrets ? secrets->redact(err) : err;
+  };
   try {
     auto out = f();
     if (!out)
-      return std::move(out.error());
+      return clean(std::move(out.error()));
+    redact(secrets, *out);
     return std::move(*out);
   } catch (const std::exception& e) {
     self->quit(caf::sec::runtime_error);
-    return make_error(errc::worker_crashed,
-                      "tool " + tool.name() + " threw: " + e.what());
+    return clean(make_error(errc::worker_crashed,
+                            "tool " + tool.name() + " threw: " + e.what()));
   } catch (...) {
     self->quit(caf::sec::runtime_error);
     return make_error(errc::worker_crashed,
@@ -81,13 +117,18 @@ caf::result<T> guarded(worker_self self, tools::tool& tool, F f) {
 
 worker_actor::behavior_type
 worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
-            std::shared_ptr<std::atomic<bool>> cancel_flag) {
+            std::shared_ptr<std::atomic<bool>> cancel_flag,
+            secrets_ptr secrets) {
   return {
     [=](run_atom, const task_request& req) -> caf::result<task_result> {
-      return guarded<task_result>(self, *tool, [&]() -> expected<task_result> {
-        auto ctx = make_context(req, cancel_flag);
+      return guarded<task_result>(self, *tool, secrets,
+                                  [&]() -> expected<task_result> {
+        auto input = filled_input(req, secrets);
+        if (!input)
+          return std::move(input.error());
+        auto ctx = make_context(req, cancel_flag, secrets);
         auto start = std::chrono::steady_clock::now();
-        auto out = tool->invoke(req.input, ctx);
+        auto out = tool->invoke(*input, ctx);
         if (!out)
           return std::move(out.error());
         task_result res;
@@ -98,16 +139,24 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
     },
     [=](split_atom,
         const task_request& req) -> caf::result<std::vector<json_value>> {
-      return guarded<std::vector<json_value>>(self, *tool, [&] {
-        auto ctx = make_context(req, cancel_flag);
-        return tool->split(req.input, ctx);
-      });
+      return guarded<std::vector<json_value>>(
+        self, *tool, secrets, [&]() -> expected<std::vector<json_value>> {
+          auto input = filled_input(req, secrets);
+          if (!input)
+            return std::move(input.error());
+          auto ctx = make_context(req, cancel_flag, secrets);
+          return tool->split(*input, ctx);
+        });
     },
     [=](join_atom, const task_request& req,
         std::vector<json_value>& parts) -> caf::result<task_result> {
-      return guarded<task_result>(self, *tool, [&]() -> expected<task_result> {
+      return guarded<task_result>(self, *tool, secrets,
+                                  [&]() -> expected<task_result> {
+        auto input = filled_input(req, secrets);
+        if (!input)
+          return std::move(input.error());
         auto start = std::chrono::steady_clock::now();
-        auto out = tool->join(req.input, std::move(parts));
+        auto out = tool->join(*input, std::move(parts));
         if (!out)
           return std::move(out.error());
         task_result res;
@@ -141,6 +190,7 @@ struct pool_state {
   std::string tool_name;
   tools::tool_factory factory = nullptr;
   json_value settings;
+  secrets_ptr secrets;
   tools::tool_description description;
   bool blocking = false;
   bool splits = false;
@@ -183,8 +233,9 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
   }
   auto flag = std::make_shared<std::atomic<bool>>(false);
   worker_actor w = st.blocking
-                     ? self->spawn<caf::detached>(worker_impl, tool, flag)
-                     : self->spawn(worker_impl, tool, flag);
+                     ? self->spawn<caf::detached>(worker_impl, tool, flag,
+                                                  st.secrets)
+                     : self->spawn(worker_impl, tool, flag, st.secrets);
   self->monitor(w);
   st.workers[i] = worker_slot{w, flag, false};
 }
@@ -402,6 +453,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   st.tool_name = std::move(name);
   st.factory = factory;
   st.settings = std::move(settings);
+  st.secrets = opts.secrets;
   st.description = first->describe();
   st.blocking = first->blocking();
   st.splits = first->splits();

@@ -360,13 +360,14 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     return src.fail("", "/", "expected a mapping");
   static const std::set<std::string> top
     = {"store", "tools", "executions", "scheduler", "llm", "agents",
-       "server", "log", "schedules", "cluster"};
+       "server", "log", "schedules", "cluster", "secrets"};
   for (const auto& [key, value] : root.items()) {
     (void) value;
     if (!top.count(key))
       return src.fail("/" + key, key,
                       "unknown key (known: store, tools, executions, "
-                      "scheduler, llm, agents, server, log, schedules, cluster)",
+                      "scheduler, llm, agents, server, log, schedules, "
+                      "cluster, secrets)",
                       true);
   }
   auto section = [&](const char* name) -> const json* {
@@ -502,6 +503,50 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     if (!specs)
       return specs.error();
     cfg.schedules = std::move(*specs);
+  }
+  if (auto* secrets = section("secrets")) {
+    if (!secrets->is_object())
+      return src.fail("/secrets", "secrets", "expected a mapping");
+    for (const auto& [name, value] : secrets->items()) {
+      auto at = yaml::child_pointer("/secrets", name);
+      auto key = "secrets." + name;
+      bool word = !name.empty();
+      for (unsigned char c : name)
+        word = word && (std::isalnum(c) || c == '_');
+      if (!word)
+        return src.fail(at, key,
+                        "a secret's name may hold only letters, digits "
+                        "and '_'",
+                        true);
+      if (!value.is_object() || value.size() != 1
+          || !(value.contains("env") || value.contains("file")))
+        return src.fail(at, key,
+                        "expected {env: VARIABLE} or {file: PATH}");
+      secret_source s;
+      if (auto e = value.find("env"); e != value.end()) {
+        auto v = scalar<std::string>(src, *e, at + "/env", key + ".env",
+                                     "the name of an environment variable");
+        if (!v)
+          return v.error();
+        if (!env_name(*v))
+          return src.fail(at + "/env", key + ".env",
+                          "expected the name of an environment variable "
+                          "(letters, digits, '_'), not its value");
+        s.env = *v;
+      } else {
+        auto v = scalar<std::string>(src, value.at("file"), at + "/file",
+                                     key + ".file", "a path");
+        if (!v)
+          return v.error();
+        if (v->empty())
+          return src.fail(at + "/file", key + ".file", "expected a path");
+        std::filesystem::path p{*v};
+        if (p.is_relative())
+          p = std::filesystem::path{src.path}.parent_path() / p;
+        s.file = p.string();
+      }
+      cfg.secrets[name] = std::move(s);
+    }
   }
   if (auto* sc = section("scheduler")) {
     if (auto v = sc->find("threads"); v != sc->end()) {

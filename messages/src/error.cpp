@@ -10,17 +10,17 @@ namespace cadre {
 
 namespace {
 
-constexpr std::array<const char*, 22> errc_names = {
+constexpr std::array<const char*, 23> errc_names = {
   "ok",          "invalid_input",  "invalid_workflow", "invalid_config",
   "tool_not_found", "tool_failed", "worker_crashed",   "timeout",
   "cancelled",   "not_found",      "conflict",         "storage_error",
   "script_error", "codec_error",   "unavailable",      "internal",
   "unauthorized", "forbidden",     "rate_limited",
-  "overloaded",  "limit_exceeded", "crash_loop",
+  "overloaded",  "limit_exceeded", "crash_loop", "result_too_large",
 };
 
 static_assert(errc_names.size()
-                == static_cast<size_t>(errc::crash_loop) + 1,
+                == static_cast<size_t>(errc::result_too_large) + 1,
               "every errc needs a name");
 
 } // namespace

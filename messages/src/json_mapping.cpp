@@ -113,6 +113,8 @@ void to_json(json& j, const task_request& x) {
            {"input", x.input.get()},
            {"deadline_us", x.deadline_us},
            {"idempotency_key", x.idempotency_key}};
+  if (!x.secret_pointers.empty())
+    j["secret_pointers"] = x.secret_pointers;
 }
 
 void from_json(const json& j, task_request& x) {
@@ -123,6 +125,7 @@ void from_json(const json& j, task_request& x) {
   opt(j, "input", x.input);
   opt(j, "deadline_us", x.deadline_us);
   opt(j, "idempotency_key", x.idempotency_key);
+  opt(j, "secret_pointers", x.secret_pointers);
 }
 
 void to_json(json& j, const task_result& x) {

@@ -1,10 +1,13 @@
 #include "rocksdb_event_store.hpp"
 
+#include <signal.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <mutex>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -75,16 +78,56 @@ caf::error malformed_key(std::string_view where, size_t size) {
                       + std::to_string(size) + " bytes");
 }
 
+constexpr std::string_view secondary_prefix = "cadre-secondary-";
+
+/// Removes the secondary directories under `base` whose process is gone (a
+/// reader killed with SIGKILL cannot remove its own). The name holds the
+/// owner's pid: "cadre-secondary-<pid>-<n>". Best effort: a directory that
+/// cannot be removed stays.
+void remove_stale_secondary_dirs(const std::filesystem::path& base) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it{base, ec};
+  if (ec)
+    return;
+  for (; it != std::filesystem::directory_iterator{}; it.increment(ec)) {
+    if (ec)
+      return;
+    auto name = it->path().filename().string();
+    if (name.rfind(secondary_prefix, 0) != 0)
+      continue;
+    auto rest = std::string_view{name}.substr(secondary_prefix.size());
+    auto dash = rest.find('-');
+    if (dash == 0 || dash == std::string_view::npos || dash > 9)
+      continue;
+    pid_t pid = 0;
+    bool digits = true;
+    for (char c : rest.substr(0, dash)) {
+      digits = digits && c >= '0' && c <= '9';
+      pid = pid * 10 + (c - '0');
+    }
+    // EPERM: alive, another user's; only ESRCH says the owner is gone.
+    if (!digits || pid <= 0 || pid == ::getpid()
+        || ::kill(pid, 0) == 0 || errno != ESRCH)
+      continue;
+    std::error_code rm;
+    std::filesystem::remove_all(it->path(), rm);
+  }
+}
+
 /// Creates a fresh directory under the system temp dir for the info log of a
-/// secondary instance; the store removes it on close.
+/// secondary instance; the store removes it on close. The first call of a
+/// process removes those left by dead ones.
 expected<std::string> make_secondary_dir(const std::string& where) {
   static std::atomic<uint64_t> counter{0};
+  static std::once_flag swept;
   std::error_code ec;
   auto base = std::filesystem::temp_directory_path(ec);
   if (ec)
     return make_error(errc::storage_error,
                       where + ": no temp directory: " + ec.message());
-  auto prefix = "cadre-secondary-" + std::to_string(::getpid()) + "-";
+  std::call_once(swept, [&] { remove_stale_secondary_dirs(base); });
+  auto prefix = std::string{secondary_prefix} + std::to_string(::getpid())
+                + "-";
   for (int attempt = 0; attempt < 1000; ++attempt) {
     auto path = base / (prefix + std::to_string(counter++));
     if (std::filesystem::create_directory(path, ec))

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -184,6 +185,10 @@ workflow::validation_context tool_context(const tools::tool_registry& reg,
   ctx.agent_exists = [agents](const std::string& name) {
     return agents.contains(name);
   };
+  if (cfg)
+    ctx.secret_exists = [secrets = cfg->secrets](const std::string& name) {
+      return secrets.count(name) > 0;
+    };
   return ctx;
 }
 
@@ -450,6 +455,13 @@ int cmd_events(const std::string& id, uint64_t from, bool follow,
       print_error("execution " + id + " has no events");
       return exit_failed;
     }
+    // An execution's index entry is written with its first events, so an
+    // id the store does not know will never get any: waiting would never
+    // end.
+    if (evs->empty() && follow && !store->get(id)) {
+      print_error("no execution " + id + " in the store");
+      return exit_failed;
+    }
     if (print_events(*evs, next, g) || !follow)
       return exit_ok;
     // The index entry is written with the events, so a finished entry in
@@ -635,7 +647,25 @@ int cmd_tool(const std::string& name, const std::string& input_arg,
 
 } // namespace
 
+namespace {
+
+// A failed allocation leaves the node in an unknown state (an actor may
+// have stopped half way, a pool may wait for an answer that never comes):
+// end the process at once with a message and its own exit code, so a
+// supervisor restarts it and recovery starts again from the event log.
+// Only async-signal-safe calls: there may be no memory left for more.
+[[noreturn]] void out_of_memory() {
+  static constexpr char msg[]
+    = "cadre: out of memory: an allocation failed; stopping (exit code 4). "
+      "The event log holds every acknowledged step: restart to recover.\n";
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  ::_exit(runtime::cli::exit_out_of_memory);
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
+  std::set_new_handler(out_of_memory);
   // Tesseract's OpenMP threads spin while waiting, which costs OCR about a
   // factor of 4 on a busy machine; cadre parallelizes across pool workers
   // instead. OpenMP reads the limit when it loads, before main, so set it
@@ -806,7 +836,14 @@ int main(int argc, char** argv) {
                   "accept cluster members on a non-loopback address "
                   "without TLS");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own codes (105 for a missing --config file, 106 for an
+    // unknown flag...) are usage errors to a script: exit 2, as documented.
+    auto rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
 
   if (executions->parsed() && !status.empty()
       && status != "running" && status != "waiting" && status != "completed"

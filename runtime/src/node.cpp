@@ -26,6 +26,7 @@
 #include "cadre/tools/tool_registry.hpp"
 #include "agents_config.hpp"
 #include "schedules_config.hpp"
+#include "secrets_config.hpp"
 #include "store_holder.hpp"
 
 namespace cadre::runtime {
@@ -118,6 +119,7 @@ struct node::impl {
   std::unique_ptr<caf::actor_system_config> sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   tools::tool_registry registry;
+  std::shared_ptr<const tools::secret_store> secrets;
   std::shared_ptr<persistence::event_store> raw_store;
   std::shared_ptr<live_handles> live = std::make_shared<live_handles>();
   actors::agents_options agent_opts;
@@ -181,6 +183,7 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
   for (const auto& name : registry.names()) {
     actors::pool_options opts;
     opts.workers = cfg.default_workers;
+    opts.secrets = secrets;
     json settings = json::object();
     if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
       if (!i->second.enabled)
@@ -317,6 +320,8 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     eopts.metrics = metrics;
     eopts.snapshot_every = cfg.snapshot_every;
     eopts.crash_loop_limit = cfg.crash_loop_limit;
+    eopts.secret_names
+      = std::make_shared<const std::vector<std::string>>(secrets->names());
     std::shared_ptr<const actors::tool_directory> pools;
     event_store_actor store_hdl;
     event_bus_actor bus_hdl;
@@ -456,6 +461,7 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   for (auto& [name, factory] : start_opts.extra_tools)
     if (auto added = st->registry.add_extra(name, factory); !added)
       return added.error();
+  st->secrets = load_secrets(cfg);
   auto agent_opts = agents_options_of(cfg, st->registry);
   if (!agent_opts)
     return agent_opts.error();

@@ -1,5 +1,6 @@
 #include "schedules_config.hpp"
 
+#include "secrets_config.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
 
@@ -12,6 +13,9 @@ load_scheduled_workflows(const config::node_config& cfg,
   workflow::validation_context ctx;
   ctx.tool_exists = [&registry](const std::string& name) {
     return registry.contains(name);
+  };
+  ctx.secret_exists = [&cfg](const std::string& name) {
+    return secret_defined(cfg, name);
   };
   auto agents = cfg.agents;
   ctx.agent_exists = [agents](const std::string& name) {

@@ -65,7 +65,8 @@ TEST(ConfigFile, ErrorsNameFileLineColumnAndKey) {
             path + ":2:18: tools.ocr.workers: expected a positive integer");
   EXPECT_EQ(error_of(load(dir, "stor: {}\n")),
             path + ":1:1: stor: unknown key (known: store, tools, executions, "
-                   "scheduler, llm, agents, server, log, schedules, cluster)");
+                   "scheduler, llm, agents, server, log, schedules, "
+                   "cluster, secrets)");
   EXPECT_EQ(error_of(load(dir, "store: {sync: maybe}\n")),
             path + ":1:15: store.sync: expected true or false");
   EXPECT_EQ(error_of(load(dir, "a: [1\n")).rfind(path + ":2:1: ", 0), 0u);

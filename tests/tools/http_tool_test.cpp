@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "loopback_server.hpp"
 
@@ -455,7 +456,7 @@ TEST(HttpTool, BadInputNamesThePointer) {
     {{{"url", "http://x.test/"}, {"verb", "GET"}},
      "tool http: /verb: unknown key (expected one of: url, method, headers, "
      "query, json, body, timeout_ms, connect_timeout_ms, max_redirects, "
-     "max_response_bytes, max_attempts, fail_on_status)"},
+     "max_response_bytes, max_attempts, fail_on_status, auth)"},
     {{{"url", "http://x.test/"}, {"method", "FETCH"}},
      "tool http: /method: must be one of GET, HEAD, POST, PUT, PATCH, "
      "DELETE, OPTIONS"},
@@ -529,4 +530,58 @@ TEST(HttpTool, BadSettingsNameTheKey) {
   EXPECT_TRUE(contains(message_of(typo.error()),
                        "tools.http.allow_privat: unknown setting"))
     << message_of(typo.error());
+}
+
+// Issue 12: credentials come from named secrets. The worker fills in the
+// references (secret_store::resolve at the workflow's pointers); `auth`
+// builds the header, and refuses a credential that did not come from one.
+TEST(HttpTool, AuthTakesItsCredentialFromASecret) {
+  loopback_server srv;
+  std::string seen;
+  srv.server().Get("/who", [&](const httplib::Request& req,
+                               httplib::Response& res) {
+    seen = req.get_header_value("Authorization");
+    res.set_content("ok", "text/plain");
+  });
+  srv.start();
+  auto http = make_http();
+  ASSERT_NE(http, nullptr);
+  auto secrets = std::make_shared<secret_store>();
+  secrets->add("pw", "s3cret-pw");
+  const std::vector<std::string> pointers{"/auth/password"};
+  json input{{"url", srv.url("/who")},
+             {"auth",
+              {{"type", "basic"},
+               {"username", "ci"},
+               {"password", "{{ secrets.pw }}"}}}};
+  auto filled = secrets->resolve(json_value{input}, pointers);
+  ASSERT_TRUE(filled) << describe(filled.error());
+  tool_context ctx;
+  ctx.secrets = secrets;
+  ctx.secret_pointers = pointers;
+  auto out = http->invoke(*filled, ctx);
+  ASSERT_TRUE(out) << describe(out.error());
+  // base64("ci:s3cret-pw")
+  EXPECT_EQ(seen, "Basic Y2k6czNjcmV0LXB3");
+  // The same credential written in the input itself would be recorded.
+  input["auth"]["password"] = "s3cret-pw";
+  auto literal = call(*http, input);
+  ASSERT_FALSE(literal);
+  EXPECT_TRUE(contains(describe(literal.error()), "/auth/password"))
+    << describe(literal.error());
+}
+
+TEST(HttpTool, SecretsResolveOnlyWhereTheWorkflowWroteThem) {
+  secret_store secrets;
+  secrets.add("tok", "abc123");
+  json input{{"a", "{{ secrets.tok }}"}, {"b", "{{ secrets.tok }}"}};
+  auto filled = secrets.resolve(json_value{input}, {"/a"});
+  ASSERT_TRUE(filled) << describe(filled.error());
+  EXPECT_EQ((*filled)->at("a"), "abc123");
+  EXPECT_EQ((*filled)->at("b"), "{{ secrets.tok }}");
+  auto unknown = secrets.resolve(json_value{json{{"a", "{{ secrets.x }}"}}},
+                                 {"/a"});
+  ASSERT_FALSE(unknown);
+  EXPECT_TRUE(contains(describe(unknown.error()), "unknown secret 'x'"));
+  EXPECT_EQ(secrets.redact("say abc123!"), "say [redacted]!");
 }

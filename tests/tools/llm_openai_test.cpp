@@ -435,6 +435,25 @@ TEST(LlmOpenai, RejectedKeyIsAConfigErrorThatNeverQuotesTheKey) {
   EXPECT_EQ(f.srv.exchanges().size(), 1u);
 }
 
+// Issue 12: a non-JSON 5xx body was cut to 200 characters before the key
+// was scrubbed, so a key crossing the cut left its start in the error (and
+// from there in the event log and on stdout).
+TEST(LlmOpenai, KeyAcrossTheCutOfANonJsonErrorBodyLeavesNoTrace) {
+  fixture f;
+  llm_reply r;
+  r.status = 502;
+  r.content_type = "text/html";
+  r.pieces = {std::string(190, 'x') + secret_key + std::string(100, 'y')};
+  r.headers.emplace_back("Retry-After", "0");
+  f.srv.push(r);
+  auto resp = make(f.prof)->complete(weather_request(), {});
+  ASSERT_FALSE(resp);
+  auto text = describe(resp.error());
+  expect_error(resp.error(), errc::unavailable, "HTTP 502");
+  EXPECT_FALSE(contains(text, std::string{secret_key}.substr(0, 8))) << text;
+  EXPECT_TRUE(contains(text, "[redacted]")) << text;
+}
+
 TEST(LlmOpenai, UnknownModelIsAConfigErrorNamingIt) {
   fixture f;
   f.srv.push(json_reply(error_body("The model `test-model` does not exist",

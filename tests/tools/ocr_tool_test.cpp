@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "cadre/tools/tool_registry.hpp"
 #include "jpeg_pdf.hpp"
@@ -559,4 +560,70 @@ TEST(OcrTool, InvoiceFixtureReadsEveryField) {
       EXPECT_NE(text.find(field), std::string::npos)
         << name << " lacks \"" << field << "\" in:\n" << text;
   }
+}
+
+namespace {
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  std::string out;
+  auto be32 = [&](uint32_t x) {
+    for (int s = 24; s >= 0; s -= 8)
+      out += static_cast<char>((x >> s) & 0xff);
+  };
+  be32(static_cast<uint32_t>(data.size()));
+  auto body = type + data;
+  out += body;
+  be32(static_cast<uint32_t>(
+    crc32(0, reinterpret_cast<const Bytef*>(body.data()),
+          static_cast<uInt>(body.size()))));
+  return out;
+}
+
+/// A valid 1-bit PNG of `side` x `side` white pixels: a few kilobytes that
+/// decode to side * side pixels.
+std::string bomb_png(uint32_t side) {
+  std::string ihdr;
+  for (auto x : {side, side})
+    for (int s = 24; s >= 0; s -= 8)
+      ihdr += static_cast<char>((x >> s) & 0xff);
+  ihdr += std::string{"\x01\x00\x00\x00\x00", 5}; // 1 bit, gray
+  std::string row(1 + (side + 7) / 8, '\xff');
+  row[0] = '\0'; // filter: none
+  z_stream z{};
+  deflateInit(&z, 9);
+  std::string idat;
+  std::vector<unsigned char> buf(1 << 16);
+  for (uint32_t y = 0; y < side; ++y) {
+    z.next_in = reinterpret_cast<Bytef*>(row.data());
+    z.avail_in = static_cast<uInt>(row.size());
+    int flush = y + 1 == side ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      z.next_out = buf.data();
+      z.avail_out = static_cast<uInt>(buf.size());
+      deflate(&z, flush);
+      idat.append(reinterpret_cast<char*>(buf.data()),
+                  buf.size() - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd(&z);
+  return std::string{"\x89PNG\r\n\x1a\n", 8} + png_chunk("IHDR", ihdr)
+         + png_chunk("IDAT", idat) + png_chunk("IEND", "");
+}
+
+} // namespace
+
+// Issue 12: a 1.2 MB PNG reached 2.7 GB before it was refused as too large.
+// The size is read from the header, and the image is refused undecoded,
+// with its dimensions.
+TEST(OcrTool, HugeImageIsRefusedFromItsHeaderWithItsSize) {
+  test::temp_dir dir;
+  std::ofstream{dir / "bomb.png", std::ios::binary} << bomb_png(13000);
+  auto t = make_ocr(json{{"root", dir.str()}});
+  ASSERT_NE(t, nullptr);
+  auto out = run(*t, json{{"path", "bomb.png"}});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::invalid_input);
+  EXPECT_NE(describe(out.error()).find("13000 x 13000 pixels"),
+            std::string::npos)
+    << describe(out.error());
 }

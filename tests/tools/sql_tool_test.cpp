@@ -392,7 +392,8 @@ TEST(SqlTool, BadSettingsNameTheKey) {
     {json(1), "tools.sql: must be an object"},
     {{{"paht", "x.db"}}, "tools.sql.paht: unknown key (expected one of: root, "
                          "path, read_only, postgres_url, postgres_url_env, "
-                         "databases, default, max_rows, timeout_ms)"},
+                         "databases, default, max_rows, max_result_bytes, "
+                         "timeout_ms)"},
     {{{"root", dir.str()}, {"path", "../escape.db"}},
      "tools.sql.path: '../escape.db' is not a file inside tools.sql.root ("
        + dir.str() + ")"},
@@ -695,4 +696,26 @@ TEST_F(SqlPostgres, ErrorsNeverShowThePassword) {
     << message_of(bad.error());
   EXPECT_FALSE(contains(message_of(bad.error()), "s3cret-pw"))
     << message_of(bad.error());
+}
+
+// Issue 12: one statement reached 3.8 GB; a result is bounded in bytes as
+// well as rows, and refused with an error naming the limit.
+TEST(SqlTool, ResultLargerThanMaxResultBytesIsRefusedNamingTheLimit) {
+  auto sql = make_sql(json{{"max_result_bytes", 100000},
+                           {"max_rows", 1000000}});
+  ASSERT_NE(sql, nullptr);
+  // One huge cell: refused before it is copied.
+  auto big = fail(*sql, {{"sql", "SELECT zeroblob(50000000) AS b"}});
+  EXPECT_EQ(code_of(big), errc::result_too_large) << describe(big);
+  EXPECT_TRUE(contains(describe(big), "tools.sql.max_result_bytes"))
+    << describe(big);
+  EXPECT_TRUE(contains(describe(big), "100000")) << describe(big);
+  // Many small rows.
+  auto many = fail(*sql, {{"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION "
+                                  "ALL SELECT x + 1 FROM c WHERE x < 100000) "
+                                  "SELECT x, 'some text' AS t FROM c"}});
+  EXPECT_EQ(code_of(many), errc::result_too_large) << describe(many);
+  // A small result still passes.
+  auto out = run(*sql, {{"sql", "SELECT 1 AS one"}});
+  EXPECT_EQ(out["rows"], (json{{{"one", 1}}}));
 }

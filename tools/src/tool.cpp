@@ -1,9 +1,15 @@
 #include "cadre/tools/tool.hpp"
 
+#include "cadre/tools/secrets.hpp"
+
 namespace cadre::tools {
 
 // Out of line so the vtable has one home: this translation unit.
 tool::~tool() = default;
+
+std::string tool_context::redact(std::string text) const {
+  return secrets ? secrets->redact(std::move(text)) : text;
+}
 
 bool tool::splits() const {
   return false;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/tools/secrets.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
@@ -277,6 +278,11 @@ struct machine::state {
       const auto& s = tmpl.get_ref<const std::string&>();
       auto open = s.find("{{");
       if (open == std::string::npos)
+        return tmpl;
+      // The reference stays text: the tool worker fills in the value, so
+      // the recorded input never holds it (validation leaves such a
+      // string no other expression).
+      if (tools::holds_secret_reference(s))
         return tmpl;
       auto close = s.find("}}", open);
       if (open == 0 && close != std::string::npos && close + 2 == s.size()
@@ -620,6 +626,7 @@ struct decider {
     a.attempt = attempt;
     a.tool = td.tool;
     a.input = std::move(input);
+    a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
     if (td.kind == task_kind::workflow)
       a.document = td.workflow;
@@ -1133,6 +1140,7 @@ std::vector<action> machine::recover(int64_t now_us) const {
     a.attempt = u.attempt;
     a.tool = td.tool;
     a.input = u.input;
+    a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
     switch (u.status) {
       case unit_status::running:

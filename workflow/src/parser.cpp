@@ -68,7 +68,18 @@ parse_result parse_text(const std::string& text, const std::string& file,
   parse_result result;
   if (!doc.is_null() || errors.empty())
     result = detail::validate(doc, file, &where, ctx);
-  errors.insert(errors.end(), result.errors.begin(), result.errors.end());
+  // A value the reader refused (e.g. a number out of range) is null to the
+  // validator; its complaint about that null would only confuse.
+  auto reader_errors = errors.size();
+  for (auto& d : result.errors) {
+    bool explained = std::any_of(
+      errors.begin(), errors.begin() + static_cast<ptrdiff_t>(reader_errors),
+      [&](const diagnostic& r) {
+        return !r.pointer.empty() && r.pointer == d.pointer;
+      });
+    if (!explained)
+      errors.push_back(std::move(d));
+  }
   sort_by_location(errors);
   result.errors = std::move(errors);
   if (!result.errors.empty())

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/tools/secrets.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "document.hpp"
@@ -341,6 +342,12 @@ private:
                       const std::unordered_map<std::string, size_t>& index,
                       const upstream_scope* scope, size_t self,
                       const std::vector<task_def>& tasks);
+  /// Checks the secret references in `tmpl` (at `pointer`; `within` is the
+  /// pointer below the template's root) and collects where they are into
+  /// `out`; `out` null: no secret may be used here.
+  void secret_references(const json& tmpl, const std::string& pointer,
+                         const std::string& within,
+                         std::vector<std::string>* out);
 
   const std::string& file_;
   const locations* where_;
@@ -764,6 +771,50 @@ void validator::template_value(
   }
 }
 
+void validator::secret_references(const json& tmpl,
+                                  const std::string& pointer,
+                                  const std::string& within,
+                                  std::vector<std::string>* out) {
+  if (tmpl.is_object()) {
+    for (auto it = tmpl.begin(); it != tmpl.end(); ++it)
+      secret_references(*it, child_pointer(pointer, it.key()),
+                        child_pointer(within, it.key()), out);
+    return;
+  }
+  if (tmpl.is_array()) {
+    for (size_t i = 0; i < tmpl.size(); ++i)
+      secret_references(tmpl[i], child_pointer(pointer, std::to_string(i)),
+                        child_pointer(within, std::to_string(i)), out);
+    return;
+  }
+  if (!tmpl.is_string()
+      || !tools::holds_secret_reference(tmpl.get_ref<const std::string&>()))
+    return;
+  if (out == nullptr) {
+    error(pointer, "a secret may be used only in the input of a tool task "
+                   "(here its value would be recorded or sent on)");
+    return;
+  }
+  bool only_secrets = true;
+  tools::for_each_template_expression(
+    tmpl, [&](const std::string&, const std::string& expr) {
+      auto name = tools::secret_reference(expr);
+      if (!name)
+        only_secrets = false;
+      else if (ctx_.secret_exists && !ctx_.secret_exists(*name))
+        error(pointer, "unknown secret " + in_quotes(*name)
+                         + " (define it under 'secrets:' in the node "
+                           "config)");
+    });
+  if (!only_secrets) {
+    // Data put into the same string could carry a reference of its own.
+    error(pointer, "a string with a '{{ secrets.NAME }}' may hold no other "
+                   "'{{ }}' expression");
+    return;
+  }
+  out->push_back(within);
+}
+
 std::optional<definition> validator::workflow(const json& doc,
                                               const std::string& base,
                                               int depth) {
@@ -999,16 +1050,27 @@ std::optional<definition> validator::workflow(const json& doc,
     if (!t.items.empty())
       expression(t.items, child_pointer(t.pointer, "items"), index, scope, i,
                  tasks);
-    if (infos[i].check_input)
+    if (infos[i].check_input) {
       template_value(t.input, child_pointer(t.pointer, "input"), index,
                      scope, i, tasks);
-    if (infos[i].check_prompt)
+      bool to_tool
+        = t.kind == task_kind::tool || t.kind == task_kind::map;
+      secret_references(t.input, child_pointer(t.pointer, "input"), "",
+                        to_tool ? &tasks[i].secret_pointers : nullptr);
+    }
+    if (infos[i].check_prompt) {
       template_value(t.prompt, child_pointer(t.pointer, "prompt"), index,
                      scope, i, tasks);
+      secret_references(t.prompt, child_pointer(t.pointer, "prompt"), "",
+                        nullptr);
+    }
   }
-  if (!def.output.is_null())
+  if (!def.output.is_null()) {
     template_value(def.output, child_pointer(base, "output"), index, nullptr,
                    none, tasks);
+    secret_references(def.output, child_pointer(base, "output"), "",
+                      nullptr);
+  }
   if (errors.size() != errors_before)
     return std::nullopt;
   return def;

@@ -5,6 +5,7 @@
 #include "cadre/yaml/reader.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -246,6 +247,8 @@ private:
     bool numeric = false;
     if (tag == "?" || tag.empty()) {
       auto value = infer_scalar(text, numeric);
+      if (!finite(node, pointer, text, value))
+        return nullptr;
       if (numeric)
         doc_.raw_numbers.emplace(pointer, text);
       return value;
@@ -253,6 +256,8 @@ private:
     if (tag == "tag:yaml.org,2002:null")
       return nullptr;
     auto value = infer_scalar(text, numeric);
+    if (!finite(node, pointer, text, value))
+      return nullptr;
     bool fits = (tag == "tag:yaml.org,2002:int" && value.is_number_integer())
                 || (tag == "tag:yaml.org,2002:float" && value.is_number())
                 || (tag == "tag:yaml.org,2002:bool" && value.is_boolean());
@@ -262,6 +267,18 @@ private:
     error(node.Mark(), pointer,
           "unsupported tag '" + tag + "' on '" + text + "'");
     return text;
+  }
+
+  /// False (and a located problem) for a number past what a double holds,
+  /// e.g. 1e400, which would otherwise become infinity and then null.
+  bool finite(const YAML::Node& node, const std::string& pointer,
+              const std::string& text, const json& value) {
+    if (!value.is_number_float() || std::isfinite(value.get<double>()))
+      return true;
+    error(node.Mark(), pointer,
+          "the number " + text.substr(0, 40)
+            + " is out of range (at most about 1.8e308)");
+    return false;
   }
 
   void error(const YAML::Mark& mark, const std::string& pointer,

@@ -23,6 +23,7 @@ constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;  // the execution failed or was cancelled
 constexpr int exit_usage = 2;   // bad command line, file, input or config
 constexpr int exit_waiting = 3; // the execution waits for a person
+constexpr int exit_out_of_memory = 4; // an allocation failed; restart
 constexpr int exit_interrupted = 130; // SIGINT or SIGTERM (128 + SIGINT)
 
 /// Prints "cadre: <msg>" on stderr (without a second "cadre: " that

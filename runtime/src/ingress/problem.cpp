@@ -157,6 +157,7 @@ problem problem_of(const caf::error& err, const std::string& pointer_base) {
       p.type = "storage_error";
       break;
     case errc::tool_failed:
+    case errc::result_too_large:
     case errc::worker_crashed:
     case errc::script_error:
     case errc::limit_exceeded:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <utility>
 
 #include "net/net_support.hpp"
@@ -259,35 +260,19 @@ client::connection(const std::string& name) const {
 }
 
 void client::remember(const std::string& secret) {
-  if (!secret.empty()
-      && std::find(secrets_.begin(), secrets_.end(), secret)
-           == secrets_.end())
-    secrets_.push_back(secret);
+  // Named by its hash: the store dedupes by name, the value is never shown.
+  if (!secret.empty())
+    secrets_.add("credential-"
+                   + std::to_string(std::hash<std::string>{}(secret)),
+                 secret);
 }
 
 std::string client::scrub(std::string text) const {
-  for (const auto& s : secrets_)
-    text = detail::scrub(std::move(text), s);
-  return text;
+  return secrets_.redact(std::move(text));
 }
 
 void client::scrub(json& x) const {
-  if (secrets_.empty())
-    return;
-  if (x.is_string()) {
-    auto& s = x.get_ref<std::string&>();
-    s = scrub(std::move(s));
-  } else if (x.is_array()) {
-    for (auto& v : x)
-      scrub(v);
-  } else if (x.is_object()) {
-    json out = json::object();
-    for (auto& [key, value] : x.items()) {
-      scrub(value);
-      out[scrub(key)] = std::move(value);
-    }
-    x = std::move(out);
-  }
+  secrets_.redact(x);
 }
 
 expected<std::string> client::secret_env(const connection_options& conn,
@@ -339,7 +324,7 @@ caf::error client::status_error(const connection_options& conn,
              + "'): HTTP " + std::to_string(resp.status)
              + suffix_attempts(resp.attempts);
   if (!resp.body.empty())
-    msg += ": " + problem_detail(resp.body);
+    msg += ": " + problem_detail(scrub(resp.body));
   if (resp.status >= 300 && resp.status < 400) {
     msg += " (redirects are not followed: set tools.airflow.connections."
            + conn.name + ".base_url to the address that answers";
@@ -483,7 +468,7 @@ expected<json> client::send(const connection_options& conn,
       return make_error(errc::tool_failed,
                         scrub("tool airflow: " + what + " (connection '"
                               + conn.name + "'): the answer is not JSON: "
-                              + net::body_excerpt(resp->body, 200)));
+                              + net::body_excerpt(scrub(resp->body), 200)));
     return doc;
   }
 }

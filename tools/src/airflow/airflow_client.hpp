@@ -17,6 +17,7 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/net/http_client.hpp"
+#include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::tools::airflow {
@@ -195,7 +196,7 @@ private:
   /// JWTs by connection name.
   std::map<std::string, std::string> tokens_;
   /// Every credential read so far, scrubbed from messages and outputs.
-  std::vector<std::string> secrets_;
+  secret_store secrets_;
 };
 
 } // namespace cadre::tools::airflow

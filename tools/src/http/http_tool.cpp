@@ -8,8 +8,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cadre/tools/net/http_client.hpp"
+#include "codec/base64.hpp"
 #include "cadre/tools/tool.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
@@ -128,6 +130,21 @@ public:
            {"max_attempts",
             limit("Attempts in all, retries included; 1: no retry.",
                   n.retry.max_attempts)},
+           {"auth",
+            {{"type", "object"},
+             {"properties",
+              {{"type", {{"type", "string"},
+                         {"enum", {"bearer", "basic", "header"}}}},
+               {"token", {{"type", "string"}}},
+               {"username", {{"type", "string"}}},
+               {"password", {{"type", "string"}}},
+               {"name", {{"type", "string"}}},
+               {"value", {{"type", "string"}}}}},
+             {"required", {"type"}},
+             {"description",
+              "Credentials from a named secret, written in the workflow "
+              "as \"{{ secrets.NAME }}\": bearer (token), basic "
+              "(username, password) or header (name, value)."}}},
            {"fail_on_status",
             {{"type", "string"},
              {"enum", failure_enum},
@@ -177,13 +194,15 @@ public:
                                         "json", "body", "timeout_ms",
                                         "connect_timeout_ms", "max_redirects",
                                         "max_response_bytes", "max_attempts",
-                                        "fail_on_status"});
+                                        "fail_on_status", "auth"});
         !ok)
       return std::move(ok.error());
     auto req = net::make_request(opts_.net, ctx);
     auto retry = opts_.net.retry;
     auto failure = opts_.fail_on_status;
     if (auto err = parse(in, req, retry, failure))
+      return err;
+    if (auto err = authorize(in, ctx, req))
       return err;
     if (!ctx.idempotency_key.empty()
         && !req.headers.contains("idempotency-key"))
@@ -201,8 +220,9 @@ public:
                         + std::to_string(status);
       if (resp->attempts > 1)
         msg += " after " + std::to_string(resp->attempts) + " attempts";
+      // Redacted before the cut: a value across it would leave its start.
       if (!resp->body.empty())
-        msg += ": " + net::body_excerpt(resp->body);
+        msg += ": " + net::body_excerpt(ctx.redact(resp->body));
       return make_error(server ? errc::unavailable : errc::tool_failed,
                         std::move(msg));
     }
@@ -228,6 +248,80 @@ public:
   }
 
 private:
+  /// Sets the header of `auth`. Its credential must come from a secret
+  /// (a pointer the worker filled in), or it would sit in the event log.
+  static caf::error authorize(const json& in, const tool_context& ctx,
+                              net::http_request& req) {
+    auto a = in.find("auth");
+    if (a == in.end())
+      return {};
+    auto bad = [](std::string_view pointer, std::string_view what) {
+      return detail::input_error(tool_name, pointer, what);
+    };
+    if (!a->is_object())
+      return bad("/auth", "must be an object with 'type'");
+    auto t = a->find("type");
+    auto type = t != a->end() && t->is_string() ? t->get<std::string>()
+                                                : std::string{};
+    std::vector<const char*> keys;
+    const char* credential = nullptr;
+    if (type == "bearer") {
+      keys = {"type", "token"};
+      credential = "token";
+    } else if (type == "basic") {
+      keys = {"type", "username", "password"};
+      credential = "password";
+    } else if (type == "header") {
+      keys = {"type", "name", "value"};
+      credential = "value";
+    } else {
+      return bad("/auth/type", "must be one of bearer, basic, header");
+    }
+    for (const auto& [key, value] : a->items())
+      if (std::find_if(keys.begin(), keys.end(),
+                       [&](const char* k) { return key == k; })
+          == keys.end())
+        return bad("/auth" + detail::pointer_to(key),
+                   "is not a key of auth type " + type);
+    auto text = [&](const char* key) -> const std::string* {
+      auto i = a->find(key);
+      return i != a->end() && i->is_string() ? &i->get_ref<const std::string&>()
+                                             : nullptr;
+    };
+    for (auto key : keys)
+      if (!text(key))
+        return bad(std::string{"/auth/"} + key,
+                   "is required (a string) for auth type " + type);
+    auto cred_pointer = std::string{"/auth/"} + credential;
+    if (std::find(ctx.secret_pointers.begin(), ctx.secret_pointers.end(),
+                  cred_pointer)
+        == ctx.secret_pointers.end())
+      return bad(cred_pointer, "must be a secret reference written in the "
+                               "workflow, \"{{ secrets.NAME }}\" (a literal "
+                               "credential would be recorded in the event "
+                               "log)");
+    const auto& secret = *text(credential);
+    if (secret.find_first_of("\r\n") != std::string::npos
+        || secret.find('\0') != std::string::npos)
+      return bad(cred_pointer, "the secret must not contain line breaks");
+    if (type == "bearer") {
+      req.headers.set("Authorization", "Bearer " + secret);
+    } else if (type == "basic") {
+      req.headers.set("Authorization",
+                      "Basic "
+                        + detail::base64_encode(*text("username") + ":"
+                                                + secret));
+    } else {
+      const auto& name = *text("name");
+      if (name.empty()
+          || name.find_first_of(" \t\r\n:()<>@,;\\\"/[]?={}")
+               != std::string::npos)
+        return bad("/auth/name", "is not a valid header name");
+      req.headers.set(name, secret);
+    }
+    return {};
+  }
+
   /// Fills `req` from the input; returns an error naming the JSON pointer.
   caf::error parse(const json& in, net::http_request& req,
                    net::retry_policy& retry, status_failure& failure) const {

@@ -353,7 +353,7 @@ anthropic_provider::complete(const llm_request& request,
       return malformed(profile_, "not a JSON object", resp->body, *key);
     if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
       return stream_error(profile_, *model, provider_code(resp->body),
-                          provider_message(resp->body), *key);
+                          provider_message(resp->body, *key), *key);
     auto content = doc->find("content");
     if (content == doc->end() || !content->is_array())
       return malformed(profile_, "no content array", resp->body, *key);

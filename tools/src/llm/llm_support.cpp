@@ -208,7 +208,8 @@ net::retry_policy retry_of(const profile& p) {
 
 std::string quote(std::string_view text, std::string_view secret,
                   size_t max) {
-  return "'" + scrub(net::body_excerpt(text, max), secret) + "'";
+  return "'" + net::body_excerpt(scrub(std::string{text}, secret), max)
+         + "'";
 }
 
 std::optional<json> parse_json(std::string_view text) {
@@ -218,26 +219,26 @@ std::optional<json> parse_json(std::string_view text) {
   return std::move(*doc);
 }
 
-std::string provider_message(std::string_view body) {
+std::string provider_message(std::string_view body, std::string_view secret) {
   if (auto doc = parse_json(body); doc && doc->is_object()) {
     auto e = doc->find("error");
     if (e != doc->end()) {
       if (e->is_string())
-        return e->get<std::string>();
+        return scrub(e->get<std::string>(), secret);
       if (e->is_object()) {
         auto m = e->find("message");
         if (m != e->end() && m->is_string())
-          return m->get<std::string>();
+          return scrub(m->get<std::string>(), secret);
       }
     }
     // llama.cpp and some proxies: {"message": ...} or {"detail": ...}.
     for (const char* key : {"message", "detail"}) {
       auto m = doc->find(key);
       if (m != doc->end() && m->is_string())
-        return m->get<std::string>();
+        return scrub(m->get<std::string>(), secret);
     }
   }
-  return net::body_excerpt(body, 200);
+  return net::body_excerpt(scrub(std::string{body}, secret), 200);
 }
 
 std::string provider_code(std::string_view body) {
@@ -260,7 +261,7 @@ caf::error status_error(const profile& p, const std::string& model,
                         std::string_view secret) {
   auto status = resp.status;
   auto http = "(HTTP " + std::to_string(status) + ")";
-  auto msg = scrub(provider_message(resp.body), secret);
+  auto msg = provider_message(resp.body, secret);
   auto code = provider_code(resp.body);
   auto said = msg.empty() ? std::string{} : ": " + msg;
   if (status == 401 || status == 403) {

@@ -73,13 +73,15 @@ net::retry_policy retry_of(const profile& p);
 using tools::detail::scrub;
 
 /// The first characters of `text` in quotes for an error message, with
-/// "..." when cut, the secret scrubbed.
+/// "..." when cut, the secret scrubbed before the cut (a key crossing it
+/// would otherwise leave its first characters).
 std::string quote(std::string_view text, std::string_view secret = {},
                   size_t max = 200);
 
 /// The human part of an error body: `error` when it is a string (Ollama),
-/// `error.message` (OpenAI, Anthropic), else a quote of the body.
-std::string provider_message(std::string_view body);
+/// `error.message` (OpenAI, Anthropic), else the start of the body; the
+/// secret scrubbed either way, before any cut.
+std::string provider_message(std::string_view body, std::string_view secret);
 
 /// The machine part of an error body: `error.code`, else `error.type`
 /// (OpenAI "context_length_exceeded", Anthropic "not_found_error"), or "".

@@ -155,7 +155,7 @@ bool fold(const profile& p, const std::string& model, std::string_view text,
   }
   if (auto e = doc->find("error"); e != doc->end() && !e->is_null()) {
     st.failure = stream_error(p, model, provider_code(text),
-                              provider_message(text), secret);
+                              provider_message(text, secret), secret);
     return false;
   }
   if (st.model.empty())

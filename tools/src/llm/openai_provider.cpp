@@ -203,7 +203,8 @@ openai_provider::parse_reply(const std::string& body,
     return malformed(profile_, "not a JSON object", body, secret);
   if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
     return stream_error(profile_, string_or_empty(*doc, "model"),
-                        provider_code(body), provider_message(body), secret);
+                        provider_code(body), provider_message(body, secret),
+                        secret);
   auto choices = doc->find("choices");
   if (choices == doc->end() || !choices->is_array() || choices->empty()
       || !(*choices)[0].is_object())
@@ -302,7 +303,7 @@ expected<llm_response> openai_provider::complete(const llm_request& request,
     }
     if (auto e = chunk->find("error"); e != chunk->end() && !e->is_null()) {
       st.failure = stream_error(profile_, *model, provider_code(data),
-                                provider_message(data), *key);
+                                provider_message(data, *key), *key);
       return false;
     }
     if (st.model.empty())

@@ -155,7 +155,7 @@ public:
       if (resp->attempts > 1)
         msg += " after " + std::to_string(resp->attempts) + " attempts";
       if (!resp->body.empty())
-        msg += ": " + net::body_excerpt(resp->body);
+        msg += ": " + net::body_excerpt(ctx.redact(resp->body));
       return make_error(status >= 500 ? errc::unavailable : errc::tool_failed,
                         std::move(msg));
     }

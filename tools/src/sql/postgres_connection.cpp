@@ -334,6 +334,7 @@ private:
     std::vector<Oid> col_types;
     bool have_columns = false;
     bool truncated = false;
+    bool oversize = false;
     std::optional<pg_failure> failure;
     std::string other_failure;
     stop_reason stopped = stop_reason::none;
@@ -373,13 +374,19 @@ private:
             have_columns = true;
           }
           for (int row = 0; row < PQntuples(r); ++row) {
-            if (rb.row_count() >= limits_->max_rows) {
+            if (oversize || rb.row_count() >= limits_->max_rows) {
               truncated = true;
               break;
             }
             rb.begin_row();
             for (size_t c = 0; c < col_types.size(); ++c)
               rb.set(c, value(r, row, static_cast<int>(c), col_types[c], rb));
+            // The rest is drained (and dropped) as for max_rows, so the
+            // connection stays usable.
+            if (rb.too_large(*limits_)) {
+              oversize = true;
+              break;
+            }
           }
           if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             cmd_status_ = PQcmdStatus(r);
@@ -424,6 +431,8 @@ private:
     // its result is reported as it is.
     if (!other_failure.empty())
       return detail::input_error("sql", where, other_failure);
+    if (oversize)
+      return result_too_large(*limits_, where);
     if (auto ok = resolve_type_names(rb, col_types); !ok)
       return std::move(ok.error());
     auto out = rb.finish(truncated);

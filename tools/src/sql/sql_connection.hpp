@@ -36,6 +36,9 @@ enum class stop_reason { none, cancelled, deadline, timeout };
 struct call_limits {
   /// Rows returned per statement; more set `truncated`.
   uint64_t max_rows = 0;
+  /// Bytes of one statement's rows (about their JSON text); more fail the
+  /// call with errc::result_too_large (result_too_large()). 0: no bound.
+  uint64_t max_result_bytes = 0;
   /// The statement timeout this call asked for, in milliseconds.
   uint64_t timeout_ms = 0;
   /// When the call must stop: now + timeout_ms, or the task deadline when
@@ -52,6 +55,11 @@ struct call_limits {
   /// Milliseconds left until `end` (0 when past).
   uint64_t remaining_ms() const;
 };
+
+/// errc::result_too_large for the statement at `pointer`, naming the limit
+/// (tools.sql.max_result_bytes).
+caf::error result_too_large(const call_limits& limits,
+                            const std::string& pointer);
 
 /// The error for a call stopped for `why` while running the statement at
 /// `pointer` (errc::cancelled or errc::timeout).
@@ -152,11 +160,25 @@ public:
   }
 
   void set(size_t i, json value) {
+    bytes_ += keys_[i].size() + 4
+              + (value.is_string() ? value.get_ref<const std::string&>().size()
+                 : value.is_structured() ? value.dump().size()
+                                         : 8);
     rows_.back()[keys_[i]] = std::move(value);
   }
 
   size_t row_count() const {
     return rows_.size();
+  }
+
+  /// About the bytes of the rows' JSON text so far.
+  uint64_t bytes() const {
+    return bytes_;
+  }
+
+  /// True when the rows passed `limits.max_result_bytes`.
+  bool too_large(const call_limits& limits) const {
+    return limits.max_result_bytes > 0 && bytes_ > limits.max_result_bytes;
   }
 
   /// The result object; `rows_affected` and the rest are added by callers.
@@ -166,6 +188,7 @@ private:
   std::vector<std::string> keys_;
   json columns_ = json::array();
   json rows_ = json::array();
+  uint64_t bytes_ = 0;
 };
 
 /// 1-based character (not byte) position of byte `offset` in `text`.

@@ -26,6 +26,16 @@ uint64_t call_limits::remaining_ms() const {
   return static_cast<uint64_t>(ceil<milliseconds>(left).count());
 }
 
+caf::error result_too_large(const call_limits& limits,
+                            const std::string& pointer) {
+  return make_error(errc::result_too_large,
+                    "tool sql: " + (pointer.empty() ? "/sql" : pointer)
+                      + ": the result is larger than "
+                      + std::to_string(limits.max_result_bytes)
+                      + " bytes (tools.sql.max_result_bytes); select fewer "
+                        "rows or columns (max_rows, LIMIT)");
+}
+
 caf::error stop_error(stop_reason why, const call_limits& limits,
                       const std::string& pointer) {
   std::string where = "tool sql: " + (pointer.empty() ? "/sql" : pointer)

@@ -42,6 +42,9 @@ struct sql_options {
   /// Most rows one statement returns (a call may ask for fewer).
   /// Default: 1000
   uint64_t max_rows = 1000;
+  /// Most bytes of one statement's rows (about their JSON text); a larger
+  /// result fails with errc::result_too_large. Default: 16 MiB
+  uint64_t max_result_bytes = 16u << 20;
   /// Time limit of one call's statements, in milliseconds (a call may ask
   /// for less). Default: 30 s
   uint64_t timeout_ms = 30'000;
@@ -49,6 +52,7 @@ struct sql_options {
 
 constexpr uint64_t max_timeout_ms = 24ull * 3600 * 1000;
 constexpr uint64_t max_rows_limit = 10'000'000;
+constexpr uint64_t max_result_bytes_limit = 1ull << 30;
 
 class sql_tool final : public tool {
 public:
@@ -310,6 +314,7 @@ private:
     using namespace std::chrono;
     sql::call_limits out;
     out.max_rows = call.max_rows;
+    out.max_result_bytes = opts_.max_result_bytes;
     out.timeout_ms = call.timeout_ms;
     out.ctx = &ctx;
     auto now = steady_clock::now();
@@ -466,15 +471,17 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
   if (!obj)
     return std::move(obj.error());
   static constexpr const char* known[]
-    = {"root",      "path",   "read_only", "postgres_url", "postgres_url_env",
-       "databases", "default", "max_rows", "timeout_ms"};
+    = {"root",      "path",    "read_only",        "postgres_url",
+       "postgres_url_env", "databases", "default", "max_rows",
+       "max_result_bytes", "timeout_ms"};
   for (const auto& [key, v] : obj->items())
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       return detail::settings_error("sql", key,
                                     "unknown key (expected one of: root, "
                                     "path, read_only, postgres_url, "
                                     "postgres_url_env, databases, default, "
-                                    "max_rows, timeout_ms)");
+                                    "max_rows, max_result_bytes, "
+                                    "timeout_ms)");
   sql_options opts;
   auto root = string_setting(*obj, "root", "");
   if (!root)
@@ -567,6 +574,12 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
   if (!max_rows)
     return std::move(max_rows.error());
   opts.max_rows = *max_rows;
+  auto max_bytes = detail::uint_setting("sql", *obj, "max_result_bytes",
+                                        opts.max_result_bytes, 1,
+                                        max_result_bytes_limit);
+  if (!max_bytes)
+    return std::move(max_bytes.error());
+  opts.max_result_bytes = *max_bytes;
   auto timeout = detail::uint_setting("sql", *obj, "timeout_ms",
                                       opts.timeout_ms, 1, max_timeout_ms);
   if (!timeout)

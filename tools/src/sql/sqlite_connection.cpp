@@ -176,8 +176,17 @@ private:
         return failure(rc, where, "");
       if (rb.row_count() < limits_->max_rows) {
         rb.begin_row();
-        for (int i = 0; i < ncols; ++i)
+        for (int i = 0; i < ncols; ++i) {
+          // Checked before the copy: one cell may be a huge blob.
+          if (limits_->max_result_bytes > 0
+              && rb.bytes() + static_cast<uint64_t>(
+                                sqlite3_column_bytes(st.get(), i))
+                   > limits_->max_result_bytes)
+            return result_too_large(*limits_, where);
           rb.set(i, value(st.get(), i, rb, bool_col[i], json_col[i]));
+        }
+        if (rb.too_large(*limits_))
+          return result_too_large(*limits_, where);
         continue;
       }
       truncated = true;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -21,6 +22,7 @@ class event_store;
 } // namespace cadre::persistence
 
 namespace cadre::tools {
+class secret_store;
 class tool_registry;
 } // namespace cadre::tools
 
@@ -37,6 +39,10 @@ struct pool_options {
   /// a workflow's whole fan-out, small enough to bound memory.
   /// Default: 65536
   size_t max_queue = 65536;
+  /// The node's secrets: filled into the strings of a call's input that
+  /// its workflow marked (task_request::secret_pointers), and redacted
+  /// from every error and output a worker returns. Default: none
+  std::shared_ptr<const tools::secret_store> secrets;
 };
 
 
@@ -81,6 +87,10 @@ struct executions_options {
   /// parked with crash_loop (workflow::machine::resume); 0: no limit.
   /// Default: 3
   uint32_t crash_loop_limit = 3;
+  /// The names of the node's secrets, so a submission that names another
+  /// is refused at its place. Default: none (any name passes; the tool
+  /// worker checks when the task runs)
+  std::shared_ptr<const std::vector<std::string>> secret_names;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the

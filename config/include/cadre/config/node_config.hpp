@@ -27,6 +27,17 @@ struct tool_config {
   json settings = json::object();
 };
 
+/// Where a named secret's value is read from (`secrets.<name>`): exactly
+/// one of an environment variable and a file. runtime/ reads it when the
+/// node starts; the value never enters the config.
+struct secret_source {
+  /// Name of the environment variable. Default: ""
+  std::string env;
+  /// Path of the file (relative to the config file's directory); one
+  /// trailing newline is dropped. Default: ""
+  std::string file;
+};
+
 /// Everything a node is configured with (docs/operations.md). Defaults are
 /// the embedded ones; a file, then CADRE_* variables, then flags override.
 struct node_config {
@@ -72,6 +83,9 @@ struct node_config {
   /// `workflow` path is resolved against the config file's directory.
   /// Default: none
   std::vector<schedule::spec> schedules;
+  /// The `secrets` section: named secrets that tool inputs refer to as
+  /// "{{ secrets.NAME }}" (docs/operations.md#secrets). Default: none
+  std::map<std::string, secret_source> secrets;
 };
 
 /// Reads a YAML config file over the defaults. Errors name the file, line

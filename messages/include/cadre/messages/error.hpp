@@ -37,6 +37,7 @@ enum class errc : uint8_t {
   overloaded,       ///< a bounded queue is full; try again later
   limit_exceeded,   ///< a sandbox bound (time, memory, instructions) was hit
   crash_loop,       ///< the task crashed the process at every start
+  result_too_large, ///< a result passed a configured size bound
 };
 
 /// Returns the name of `x`, e.g. "tool_not_found".

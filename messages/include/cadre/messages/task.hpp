@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 
@@ -23,12 +24,17 @@ struct task_request {
   /// "execution/task/attempt": stable across re-dispatch after recovery, so
   /// tools with side effects can deduplicate.
   std::string idempotency_key;
+  /// JSON pointers of the input strings that hold "{{ secrets.NAME }}"
+  /// written in the workflow; the tool worker fills in the values there
+  /// and nowhere else (a reference arriving as data stays text).
+  std::vector<std::string> secret_pointers;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, task_request& x) {
   return f(caf::meta::type_name("task_request"), x.execution_id, x.task_id,
-           x.attempt, x.tool, x.input, x.deadline_us, x.idempotency_key);
+           x.attempt, x.tool, x.input, x.deadline_us, x.idempotency_key,
+           x.secret_pointers);
 }
 
 /// The successful outcome of a task attempt. Failures travel as caf::error.

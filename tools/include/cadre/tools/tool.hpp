@@ -12,6 +12,8 @@
 
 namespace cadre::tools {
 
+class secret_store;
+
 /// What a tool tells workflows, LLM agents and HTTP clients about itself.
 struct tool_description {
   std::string name;
@@ -34,6 +36,16 @@ struct tool_context {
   /// long-running tools poll it and return early.
   std::shared_ptr<std::atomic<bool>> cancel_flag
     = std::make_shared<std::atomic<bool>>(false);
+  /// The node's secrets (null: none), for redact().
+  std::shared_ptr<const secret_store> secrets;
+  /// JSON pointers of the input strings the worker filled from secrets
+  /// ("{{ secrets.NAME }}" written in the workflow), so a tool can insist
+  /// that a credential came from a secret rather than from data.
+  std::vector<std::string> secret_pointers;
+
+  /// `text` with every secret value replaced (secret_store::redact); call it
+  /// before cutting a text that may echo the input.
+  std::string redact(std::string text) const;
 
   bool cancelled() const noexcept {
     return cancel_flag->load(std::memory_order_relaxed);

@@ -84,6 +84,10 @@ struct task_def {
   /// JSON pointer of this task in the document, e.g. "/tasks/2".
   std::string pointer;
   source_location where;
+  /// JSON pointers, within `input`, of the strings that hold
+  /// "{{ secrets.NAME }}" (kind tool and map only); the tool worker fills
+  /// in the values there (set by validation).
+  std::vector<std::string> secret_pointers;
 };
 
 /// A validated workflow definition. Tasks are in document order; every
@@ -128,6 +132,9 @@ struct validation_context {
   /// True when the node defines an agent of that name (config `agents:`).
   /// Unset: any name passes (the node checks when the task runs).
   std::function<bool(const std::string&)> agent_exists;
+  /// True when the node defines a secret of that name (config `secrets:`).
+  /// Unset: any name passes (the tool worker checks when the task runs).
+  std::function<bool(const std::string&)> secret_exists;
 };
 
 /// The result of parsing: a definition when `errors` is empty.

@@ -67,6 +67,8 @@ struct action {
   /// it (null: the node's).
   std::string agent;
   json input;
+  /// dispatch: where `input` holds secret references (task_def).
+  std::vector<std::string> secret_pointers;
   json document;
   int64_t timeout_ms = 0;
   int64_t delay_ms = 0;
