@@ -1317,10 +1317,17 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
     // Restarted lazily: the next turn (or the re-sent one) starts it, unless
     // the crashes are over the intensity; route refuses turns until they
     // have left the window.
-    entry.crashes.record(self->clock().now());
-    log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
-                                  {"restarts", entry.crashes.recent()},
-                                  {"reason", describe(msg.reason)}});
+    if (entry.crashes.record(self->clock().now()))
+      log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
+                                    {"restarts", entry.crashes.recent()},
+                                    {"reason", describe(msg.reason)}});
+    else
+      log::warn("agent keeps crashing; its turns are refused until the "
+                "restart window has passed",
+                {{"actor", "agents"}, {"agent", id},
+                 {"restarts", entry.crashes.recent()},
+                 {"window_ms", st.opts->restart_window_ms},
+                 {"reason", describe(msg.reason)}});
     event ev;
     ev.time_us = now_us();
     ev.type = "supervisor_restart";

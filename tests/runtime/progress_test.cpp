@@ -124,6 +124,9 @@ TEST(TokenView, ANewCallStartsOverAndTheReplyOrTaskEndEndsTheLine) {
   view.add(token("e1/a", 3, "third"));
   EXPECT_TRUE(view.add(make_event(6, 0, "task_failed", {{"task", "ask"}})));
   EXPECT_TRUE(view.empty());
+  // A token of an ended call that arrives late draws no line again.
+  EXPECT_FALSE(view.add(token("e1/a", 3, " late")));
+  EXPECT_TRUE(view.empty());
 }
 
 // On a terminal the streaming lines sit below the task lines and are

@@ -110,6 +110,8 @@ bool token_view::add(const event& ev) {
       return false;
     auto id = p.value("agent_id", std::string{});
     auto call = p.value("call", int64_t{0});
+    if (auto e = ended_.find(id); e != ended_.end() && call <= e->second)
+      return false;
     auto i = std::find_if(live_.begin(), live_.end(),
                           [&](const stream& s) { return s.agent_id == id; });
     if (i == live_.end()) {
@@ -138,7 +140,14 @@ bool token_view::add(const event& ev) {
            && (ev.type == "task_completed" || ev.type == "task_failed");
   };
   auto before = live_.size();
-  live_.erase(std::remove_if(live_.begin(), live_.end(), ended), live_.end());
+  live_.erase(std::remove_if(live_.begin(), live_.end(),
+                             [&](const stream& s) {
+                               if (!ended(s))
+                                 return false;
+                               ended_[s.agent_id] = s.call;
+                               return true;
+                             }),
+              live_.end());
   return live_.size() != before;
 }
 

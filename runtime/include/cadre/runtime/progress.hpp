@@ -52,6 +52,9 @@ private:
     std::string text; // the tail of the call's text, bounded
   };
   std::vector<stream> live_;
+  // Agent id -> its last call whose line ended: tokens of it that arrive
+  // late (the bus does not order them with the log) draw nothing.
+  std::unordered_map<std::string, int64_t> ended_;
 };
 
 /// Prints an execution's events as they happen, in `style`: for a person a
