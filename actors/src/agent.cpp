@@ -17,12 +17,14 @@
 
 #include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/metrics.hpp"
+#include "cadre/actors/restart_intensity.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 
 namespace cadre::actors {
 
@@ -255,10 +257,22 @@ struct agent_state {
   // get_atom requests that came before the log was read.
   std::vector<caf::typed_response_promise<json_value>> get_waiters;
 
+  // Runs when the agent stops. Requests it took and did not answer would
+  // wait for ever (CAF 0.17 has no broken promise): they get
+  // request_receiver_down, so the agents actor sends the turns again to a
+  // successor, which resumes them from the log.
   ~agent_state() {
     cancel_flag->store(true);
     if (worker)
       caf::anon_send_exit(worker, caf::exit_reason::kill);
+    auto gone = caf::make_error(caf::sec::request_receiver_down);
+    for (auto& [key, promises] : waiting)
+      for (auto& p : promises)
+        if (p.pending())
+          p.deliver(gone);
+    for (auto& p : get_waiters)
+      if (p.pending())
+        p.deliver(gone);
   }
 };
 
@@ -521,19 +535,28 @@ void request_llm(agent_self self) {
   after(self, [=] { call_llm(self, call); });
 }
 
-std::string strip_fences(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos)
-    return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  auto t = s.substr(b, e - b + 1);
-  if (t.rfind("```", 0) == 0) {
-    auto nl = t.find('\n');
-    auto close = t.rfind("```");
-    if (nl != std::string::npos && close > nl)
-      t = t.substr(nl + 1, close - nl - 1);
+// The JSON of a final answer: the whole text, else the first fenced block
+// (```json or ```) that parses, as models often write a sentence first.
+// Discarded when there is none. A linear scan, no regex: the text is the
+// model's.
+json answer_json(const std::string& text) {
+  auto whole = try_parse_json(text);
+  if (!whole.is_discarded())
+    return whole;
+  for (auto open = text.find("```"); open != std::string::npos;) {
+    auto body = text.find('\n', open + 3);
+    if (body == std::string::npos)
+      break;
+    auto close = text.find("```", body + 1);
+    if (close == std::string::npos)
+      break;
+    auto block = try_parse_json(
+      std::string_view{text}.substr(body + 1, close - body - 1));
+    if (!block.is_discarded())
+      return block;
+    open = text.find("```", close + 3);
   }
-  return t;
+  return json::value_t::discarded;
 }
 
 void final_answer(agent_self self, const llm_message& msg) {
@@ -543,7 +566,7 @@ void final_answer(agent_self self, const llm_message& msg) {
     return;
   }
   std::string problem;
-  auto value = try_parse_json(strip_fences(msg.content));
+  auto value = answer_json(msg.content);
   if (value.is_discarded()) {
     problem = "the answer is not JSON";
   } else if (auto ok = workflow::check_schema(t.spec.output_schema, value,
@@ -558,7 +581,8 @@ void final_answer(agent_self self, const llm_message& msg) {
     fail_turn(self, errc::invalid_input,
               "the answer does not match output_schema after a repair "
               "turn: "
-                + problem);
+                + problem + "; the answer was: '"
+                + utf8_excerpt(msg.content, 300) + "'");
     return;
   }
   llm_message repair;
@@ -662,6 +686,16 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
                    make_error(errc::tool_not_found,
                               "tool '" + call.name
                                 + "' is not one of this agent's tools"));
+    return;
+  }
+  // Small models often send broken arguments: the model reads why and
+  // tries again, on an LLM call that counts against max_iterations.
+  if (!call.arguments_error.empty()) {
+    on_tool_result(self, key, call,
+                   make_error(errc::invalid_input,
+                              call.arguments_error
+                                + "; call the tool again with a JSON object "
+                                  "that matches its input schema"));
     return;
   }
   if (!call.arguments->is_object()) {
@@ -1193,7 +1227,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
 
 struct live_agent {
   agent_actor handle;
-  std::deque<int64_t> restarts;
+  restart_intensity crashes;
 };
 
 struct agents_state {
@@ -1215,9 +1249,18 @@ struct agents_state {
 
 using agents_self = agents_actor::stateful_pointer<agents_state>;
 
+live_agent& entry_of(agents_self self, const std::string& id) {
+  auto& st = self->state;
+  auto window = std::chrono::milliseconds{st.opts->restart_window_ms};
+  return st.live
+    .try_emplace(id, live_agent{agent_actor{}, restart_intensity{
+                                           st.opts->max_restarts, window}})
+    .first->second;
+}
+
 agent_actor agent_of(agents_self self, const std::string& id) {
   auto& st = self->state;
-  auto& entry = st.live[id];
+  auto& entry = entry_of(self, id);
   if (!entry.handle) {
     entry.handle = self->spawn(agent_impl, id, st.store, st.bus, st.tools,
                                st.opts);
@@ -1231,13 +1274,12 @@ agent_actor agent_of(agents_self self, const std::string& id) {
 // it from the log.
 void route(agents_self self, std::string id, agent_turn turn,
            caf::typed_response_promise<task_result> promise, int tries) {
-  auto& st = self->state;
-  auto& entry = st.live[id];
-  if (entry.restarts.size() > st.opts->max_restarts) {
+  auto& entry = entry_of(self, id);
+  if (!entry.crashes.allows(self->clock().now())) {
     log::warn("agent keeps crashing; turn refused",
               {{"actor", "agents"}, {"agent", id},
                {"execution", turn.execution_id}, {"task", turn.task_id},
-               {"restarts", entry.restarts.size()}});
+               {"restarts", entry.crashes.recent()}});
     promise.deliver(make_error(errc::unavailable,
                                "agent " + id + " keeps crashing; its turns "
                                                "wait in its log"));
@@ -1272,28 +1314,33 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
       return;
     auto id = i->second;
     st.by_addr.erase(i);
-    auto& entry = st.live[id];
+    auto& entry = entry_of(self, id);
     entry.handle = nullptr;
     if (!msg.reason || msg.reason == caf::exit_reason::normal) {
       st.live.erase(id);
       return;
     }
-    // Restarted lazily: the next turn (or the re-sent one) starts it.
-    auto now = now_us();
-    while (!entry.restarts.empty()
-           && now - entry.restarts.front() > st.opts->restart_window_ms * 1000)
-      entry.restarts.pop_front();
-    entry.restarts.push_back(now);
-    log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
-                                  {"restarts", entry.restarts.size()},
-                                  {"reason", describe(msg.reason)}});
+    // Restarted lazily: the next turn (or the re-sent one) starts it, unless
+    // the crashes are over the intensity; route refuses turns until they
+    // have left the window.
+    if (entry.crashes.record(self->clock().now()))
+      log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
+                                    {"restarts", entry.crashes.recent()},
+                                    {"reason", describe(msg.reason)}});
+    else
+      log::warn("agent keeps crashing; its turns are refused until the "
+                "restart window has passed",
+                {{"actor", "agents"}, {"agent", id},
+                 {"restarts", entry.crashes.recent()},
+                 {"window_ms", st.opts->restart_window_ms},
+                 {"reason", describe(msg.reason)}});
     event ev;
-    ev.time_us = now;
+    ev.time_us = now_us();
     ev.type = "supervisor_restart";
     ev.payload = json_value{json{{"supervisor", "agents"},
                                  {"child", "agent " + id},
                                  {"reason", describe(msg.reason)},
-                                 {"restarts", entry.restarts.size()},
+                                 {"restarts", entry.crashes.recent()},
                                  {"group", json::array({id})},
                                  {"delay_ms", 0}}};
     self->send(st.bus, publish_atom_v, std::vector<event>{std::move(ev)});

@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "cadre/actors/deadlines.hpp"
+#include "cadre/actors/restart_intensity.hpp"
 #include "cadre/actors/spawn.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
@@ -29,7 +30,7 @@ int64_t now_us() {
 
 struct live_execution {
   coordinator_actor handle;
-  std::deque<int64_t> restarts; // times of recent restarts, for intensity
+  restart_intensity crashes;
   // Requests that found `handle` dead before its down message arrived: they
   // run again once the down handler has restarted or dropped it.
   std::vector<std::function<void()>> awaiting_successor;
@@ -113,7 +114,14 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.crash_loop_limit = st.opts.crash_loop_limit;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
-  auto& entry = st.live[id];
+  auto window = std::chrono::milliseconds{st.opts.restart_window_ms};
+  auto& entry = st.live
+                  .try_emplace(id, live_execution{coordinator_actor{},
+                                                  restart_intensity{
+                                                    st.opts.max_restarts,
+                                                    window},
+                                                  {}})
+                  .first->second;
   entry.handle = handle;
   st.by_addr[handle.address()] = id;
   return handle;
@@ -207,7 +215,10 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return;
     auto id = i->second;
     st.by_addr.erase(i);
-    auto& entry = st.live[id];
+    auto found = st.live.find(id);
+    if (found == st.live.end())
+      return;
+    auto& entry = found->second;
     auto waiting = std::move(entry.awaiting_successor);
     entry.awaiting_successor.clear();
     auto resume_waiting = [&waiting] {
@@ -220,27 +231,22 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return;
     }
     // An abnormal exit: restart from the log unless it keeps crashing.
-    auto now = now_us();
-    auto window = st.opts.restart_window_ms * 1000;
-    while (!entry.restarts.empty() && now - entry.restarts.front() > window)
-      entry.restarts.pop_front();
-    if (entry.restarts.size() >= st.opts.max_restarts) {
+    if (!entry.crashes.record(self->clock().now())) {
       log::warn("coordinator keeps crashing; execution left for cadre resume",
                 {{"actor", "executions"},
                  {"execution", id},
-                 {"crashes", entry.restarts.size() + 1},
+                 {"crashes", entry.crashes.recent()},
                  {"window_ms", st.opts.restart_window_ms},
                  {"reason", describe(msg.reason)}});
       st.live.erase(id);
       resume_waiting();
       return;
     }
-    entry.restarts.push_back(now);
     log::info("coordinator restarted", {{"actor", "executions"},
                                         {"execution", id},
-                                        {"restarts", entry.restarts.size()},
+                                        {"restarts", entry.crashes.recent()},
                                         {"reason", describe(msg.reason)}});
-    publish_restart(self, id, msg.reason, entry.restarts.size());
+    publish_restart(self, id, msg.reason, entry.crashes.recent());
     start(self, id, coordinator_mode::recover);
     resume_waiting();
   });
@@ -326,12 +332,15 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       if (auto i = st.submitting.find(key); i != st.submitting.end()) {
         // The same key while the first submission is on its way: the same
         // answer, once it is durable.
+        // The promise owns the answer now: an error returned instead would
+        // never reach the requester.
         if (i->second.digest != request_digest)
-          return make_error(errc::conflict,
-                            "idempotency key '" + key
-                              + "' is being used by a submission with "
-                                "another workflow or input");
-        i->second.waiters.push_back(promise);
+          promise.deliver(make_error(errc::conflict,
+                                     "idempotency key '" + key
+                                       + "' is being used by a submission "
+                                         "with another workflow or input"));
+        else
+          i->second.waiters.push_back(promise);
         return promise;
       }
       st.submitting[key].digest = request_digest;

@@ -173,7 +173,7 @@ struct supervisor_state {
   // Alive children, killed by an attached functor should this actor die
   // without stopping them (e.g. exit_reason::kill).
   std::shared_ptr<live_map> live = std::make_shared<live_map>();
-  std::deque<time_point> restart_times;
+  restart_intensity intensity{0, std::chrono::milliseconds{0}};
   uint64_t total_restarts = 0;
   uint64_t next_seq = 0;
   uint64_t next_incarnation = 0;
@@ -381,13 +381,7 @@ public:
 
   // Returns false if the intensity is exceeded.
   bool note_restart() {
-    auto t = now();
-    st_.restart_times.push_back(t);
-    auto limit = t - std::chrono::duration_cast<clock_type::duration>(
-                   st_.opts.period);
-    while (!st_.restart_times.empty() && st_.restart_times.front() < limit)
-      st_.restart_times.pop_front();
-    return st_.restart_times.size() <= st_.opts.max_restarts;
+    return st_.intensity.record(now());
   }
 
   caf::timespan backoff(child& c) {
@@ -899,6 +893,7 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
                               std::vector<child_spec> children) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  st.intensity = restart_intensity{st.opts.max_restarts, st.opts.period};
   // Children spawned by a dying supervisor must not outlive it.
   self->attach_functor([live = st.live](const caf::error&) {
     for (auto& kvp : *live)

@@ -10,12 +10,15 @@ using detail::opt;
 
 void to_json(json& j, const llm_tool_call& x) {
   j = json{{"id", x.id}, {"name", x.name}, {"arguments", x.arguments.get()}};
+  if (!x.arguments_error.empty())
+    j["arguments_error"] = x.arguments_error;
 }
 
 void from_json(const json& j, llm_tool_call& x) {
   opt(j, "id", x.id);
   opt(j, "name", x.name);
   opt(j, "arguments", x.arguments);
+  opt(j, "arguments_error", x.arguments_error);
 }
 
 void to_json(json& j, const llm_message& x) {

@@ -45,4 +45,14 @@ size_t invalid_utf8_at(std::string_view text) noexcept {
   return std::string_view::npos;
 }
 
+std::string utf8_excerpt(std::string_view text, size_t max) {
+  if (text.size() <= max)
+    return std::string{text};
+  auto cut = max;
+  // Step back over continuation bytes to the start of a character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80)
+    --cut;
+  return std::string{text.substr(0, cut)} + "...";
+}
+
 } // namespace cadre

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -20,6 +22,8 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "fake_llm_server.hpp"
+#include "llm_test_util.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -115,9 +119,14 @@ private:
   int port_;
 };
 
+// Puts an actor between the agents and the store (e.g. one that fails).
+using store_wrapper
+  = std::function<event_store_actor(caf::actor_system&, event_store_actor)>;
+
 class agent_node {
 public:
-  agent_node(const std::string& dir, actors::agents_options opts = {}) {
+  agent_node(const std::string& dir, actors::agents_options opts = {},
+             store_wrapper wrap = {}) {
     register_types(cfg_);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -135,7 +144,8 @@ public:
       pools->add_local(name, *pool);
     }
     pools_ = pools;
-    agents_ = actors::spawn_agents(*sys_, store_, bus_, pools_,
+    agents_store_ = wrap ? wrap(*sys_, store_) : store_;
+    agents_ = actors::spawn_agents(*sys_, agents_store_, bus_, pools_,
                                    std::move(opts));
     executions_ = actors::spawn_executions(*sys_, store_, bus_, pools_,
                                            agents_, {});
@@ -150,6 +160,8 @@ public:
     };
     stop(executions_);
     stop(agents_);
+    if (agents_store_ != store_)
+      stop(agents_store_);
     for (auto& [name, pool] : pools_->local())
       stop(pool);
     stop(store_);
@@ -239,10 +251,54 @@ private:
   std::shared_ptr<persistence::event_store> raw_;
   event_bus_actor bus_;
   event_store_actor store_;
+  event_store_actor agents_store_;
   std::shared_ptr<const actors::tool_directory> pools_;
   agents_actor agents_;
   executions_actor executions_;
 };
+
+// The store, except that reads of agent logs fail while `failing` is set:
+// an agent that cannot read its log stops with an error, a crash.
+event_store_actor::behavior_type
+failing_agent_reads(event_store_actor::pointer self, event_store_actor real,
+                    std::shared_ptr<std::atomic<bool>> failing) {
+  return {
+    [=](append_atom, append_request& r) {
+      return self->delegate(real, append_atom_v, std::move(r));
+    },
+    [=](read_atom, std::string& id, uint64_t first,
+        uint64_t n) -> caf::result<std::vector<event>> {
+      if (*failing && id.rfind("agent:", 0) == 0)
+        return make_error(errc::unavailable, "test: agent log unreadable");
+      return self->delegate(real, read_atom_v, std::move(id), first, n);
+    },
+    [=](get_atom, read_atom, std::string& id) {
+      return self->delegate(real, get_atom_v, read_atom_v, std::move(id));
+    },
+    [=](list_atom, execution_filter& f) {
+      return self->delegate(real, list_atom_v, std::move(f));
+    },
+    [=](get_atom, std::string& id) {
+      return self->delegate(real, get_atom_v, std::move(id));
+    },
+    [=](get_atom, submit_atom, std::string& key) {
+      return self->delegate(real, get_atom_v, submit_atom_v, std::move(key));
+    },
+    [=](put_atom, definition_record& d) {
+      return self->delegate(real, put_atom_v, std::move(d));
+    },
+    [=](get_atom, std::string& name, std::string& version) {
+      return self->delegate(real, get_atom_v, std::move(name),
+                            std::move(version));
+    },
+    [=](list_atom, put_atom, std::string& name) {
+      return self->delegate(real, list_atom_v, put_atom_v, std::move(name));
+    },
+    [=](delete_atom, std::string& name) {
+      return self->delegate(real, delete_atom_v, std::move(name));
+    },
+  };
+}
 
 // Agents options whose every provider asks `server`.
 actors::agents_options asking(const counting_llm_server& server) {
@@ -367,6 +423,8 @@ TEST(Agent, SecondSchemaMismatchFailsClearly) {
   auto msg = message_of(res.error());
   EXPECT_NE(msg.find("agent r"), std::string::npos) << msg;
   EXPECT_NE(msg.find("after a repair"), std::string::npos) << msg;
+  // The answer itself is quoted, so a person sees what the model said.
+  EXPECT_NE(msg.find("'not json at all'"), std::string::npos) << msg;
   auto log = node.log("agent:e1/r");
   EXPECT_EQ(count_of(log, "llm_requested"), 2u);
   EXPECT_EQ(log.back().type, "agent_turn_failed");
@@ -383,6 +441,114 @@ TEST(Agent, MaxIterationsFailsClearly) {
   auto msg = message_of(res.error());
   EXPECT_NE(msg.find("max_iterations (3)"), std::string::npos) << msg;
   EXPECT_EQ(count_of(node.log("agent:e1/loop"), "llm_requested"), 3u);
+}
+
+// Models often write a sentence before the JSON; the block is the answer.
+TEST(Agent, AnswerWithProseBeforeAJsonBlockIsAccepted) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([{"default": true, "reply": {"text":
+    "Here is the result:\n```json\n{\"echoed\": \"x\", \"n\": 1}\n```\nDone."}}])js");
+  auto res = node.turn(make_turn("p", researcher(script), "q"));
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), (json{{"echoed", "x"}, {"n", 1}}));
+  EXPECT_EQ(count_of(node.log("agent:e1/p"), "llm_requested"), 1u);
+}
+
+// Small local models send broken arguments often: the call's result says
+// why and the model tries again, instead of the whole turn failing.
+TEST(Agent, MalformedToolArgumentsGoBackToTheModelAsThatCallsError) {
+  test::temp_dir dir;
+  test::fake_llm_server srv{"/v1/chat/completions"};
+  auto completion = [](json message, const char* finish) {
+    return json{{"id", "c"},
+                {"object", "chat.completion"},
+                {"model", "m"},
+                {"choices",
+                 {{{"index", 0},
+                   {"message", std::move(message)},
+                   {"finish_reason", finish}}}},
+                {"usage", {{"prompt_tokens", 3}, {"completion_tokens", 2}}}};
+  };
+  json broken{{"role", "assistant"},
+              {"content", nullptr},
+              {"tool_calls",
+               {{{"id", "call_1"},
+                 {"type", "function"},
+                 {"function",
+                  {{"name", "echo"}, {"arguments", "{\"text\": \"Par"}}}}}}};
+  srv.push(test::json_reply(completion(broken, "tool_calls")));
+  srv.push(test::json_reply(
+    completion(json{{"role", "assistant"}, {"content", "fixed"}}, "stop")));
+  actors::agents_options opts;
+  auto url = srv.url("/v1");
+  opts.make_provider = [url](const tools::llm::profile&) {
+    return tools::llm::make_provider(test::test_profile("openai", url));
+  };
+  agent_node node{dir.str(), opts};
+  auto res = node.turn(make_turn(
+    "small", json{{"tools", {"echo"}}, {"stream", false}}, "q"));
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), "fixed");
+  auto asked = srv.exchanges();
+  ASSERT_EQ(asked.size(), 2u);
+  json tool_message;
+  for (const auto& m : asked[1].json["messages"])
+    if (m.value("role", "") == "tool")
+      tool_message = m;
+  auto content = tool_message.value("content", std::string{});
+  EXPECT_NE(content.find("not valid JSON"), std::string::npos) << content;
+  EXPECT_NE(content.find("{\"text\": \"Par"), std::string::npos) << content;
+  EXPECT_EQ(tool_message.value("tool_call_id", ""), "call_1");
+}
+
+// A model that never gets its arguments right still ends at max_iterations.
+TEST(Agent, MalformedToolArgumentsCountAgainstMaxIterations) {
+  test::temp_dir dir;
+  agent_node node{dir.str()};
+  auto script = json::parse(R"js([{"default": true, "reply": {
+    "tool_calls": [{"name": "echo", "arguments": "{oops"}]}}])js");
+  auto res = node.turn(make_turn(
+    "broken", json{{"tools", {"echo"}}, {"script", script},
+                   {"max_iterations", 2}}, "q"));
+  ASSERT_FALSE(res);
+  auto msg = message_of(res.error());
+  EXPECT_NE(msg.find("max_iterations (2)"), std::string::npos) << msg;
+  size_t argument_errors = 0;
+  for (auto& ev : node.log("agent:e1/broken"))
+    if (ev.type == "tool_result"
+        && ev.payload->value("error", "").find("not valid JSON: '{oops'")
+             != std::string::npos)
+      ++argument_errors;
+  EXPECT_EQ(argument_errors, 1u);
+}
+
+// Issue 13: an agent refused for crashing too often takes turns again once
+// its crashes have left the restart window, without waiting for a crash or
+// a node restart.
+TEST(Agent, AgentOverTheRestartIntensityTakesTurnsAgainAfterTheWindow) {
+  test::temp_dir dir;
+  auto failing = std::make_shared<std::atomic<bool>>(true);
+  actors::agents_options opts;
+  opts.max_restarts = 1;
+  opts.restart_window_ms = 2000;
+  agent_node node{dir.str(), opts,
+                  [failing](caf::actor_system& sys, event_store_actor real) {
+                    return sys.spawn(failing_agent_reads, real, failing);
+                  }};
+  json spec{{"script", json::parse(R"js([{"default": true,
+              "reply": {"text": "ok"}}])js")}};
+  EXPECT_FALSE(node.turn(make_turn("a", spec, "q")));
+  auto refused = node.turn(make_turn("a", spec, "q", "e1", "t2"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::unavailable)
+    << describe(refused.error());
+  *failing = false;
+  // Waiting for the window to pass, not measuring anything.
+  std::this_thread::sleep_for(2500ms);
+  auto res = node.turn(make_turn("a", spec, "q", "e1", "t3"));
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), "ok");
 }
 
 TEST(Agent, BadSpecsAndUnknownAgentsAreClearErrors) {

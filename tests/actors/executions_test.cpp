@@ -73,6 +73,31 @@ public:
     return out;
   }
 
+  // Sends every submission before waiting for any answer.
+  std::vector<expected<std::string>>
+  submit_together(const json& doc, const std::vector<json>& inputs,
+                  const std::string& key) {
+    caf::scoped_actor self{*sys_};
+    std::vector<decltype(self->request(executions_, 60s, submit_atom_v,
+                                       submit_request{}))>
+      handles;
+    for (const auto& in : inputs) {
+      submit_request req;
+      req.definition = json_value{doc};
+      req.input = json_value{in};
+      req.idempotency_key = key;
+      handles.push_back(self->request(executions_, 60s, submit_atom_v, req));
+    }
+    std::vector<expected<std::string>> out;
+    for (auto& h : handles) {
+      expected<std::string> r{std::string{}};
+      h.receive([&](std::string& id) { r = id; },
+                [&](caf::error& err) { r = err; });
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   execution_info await(const std::string& id) {
     execution_info out;
     caf::scoped_actor self{*sys_};
@@ -330,6 +355,32 @@ TEST(Executions, IdempotencyKeyYieldsOneExecution) {
   auto second = n.submit(doc, {}, "order-17");
   ASSERT_TRUE(second);
   EXPECT_EQ(*first, *second);
+}
+
+// Issue 13 item 8: submissions under one key that arrive together name one
+// execution; the key with another input is a conflict naming the key.
+TEST(Executions, OneIdempotencyKeyArrivingTogetherNamesOneExecution) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "once", "tasks": [
+    {"id": "a", "tool": "echo", "input": {}}]})");
+  auto results = n.submit_together(doc, {json{{"x", 1}}, json{{"x", 1}},
+                                         json{{"x", 2}}},
+                                   "order-18");
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0]) << describe(results[0].error());
+  ASSERT_TRUE(results[1]) << describe(results[1].error());
+  EXPECT_EQ(*results[0], *results[1]);
+  ASSERT_FALSE(results[2]);
+  EXPECT_EQ(code_of(results[2].error()), errc::conflict);
+  EXPECT_NE(message_of(results[2].error()).find("order-18"),
+            std::string::npos)
+    << message_of(results[2].error());
+  n.await(*results[0]);
+  auto later = n.submit(doc, json{{"x", 2}}, "order-18");
+  ASSERT_FALSE(later);
+  EXPECT_EQ(code_of(later.error()), errc::conflict);
+  EXPECT_NE(message_of(later.error()).find("order-18"), std::string::npos);
 }
 
 TEST(Executions, InvalidSubmissionIsRejectedWithLocatedErrors) {

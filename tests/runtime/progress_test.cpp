@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -69,6 +70,93 @@ TEST(ProgressPrinter, JsonIsOneEventPerLine) {
   EXPECT_EQ(contents(human), "");
   std::fclose(human);
   std::fclose(machine);
+}
+
+event token(const std::string& agent_id, int call, const std::string& text,
+            const std::string& task = "ask") {
+  return event{"e1", 0, 0, "agent_token",
+               json_value{json{{"agent", "researcher"},
+                               {"agent_id", agent_id},
+                               {"task", task},
+                               {"call", call},
+                               {"text", text}}}};
+}
+
+// Issue 13: a terminal shows what each agent is saying as its model streams.
+TEST(TokenView, OneLinePerAgentWithItsTextSoFar) {
+  runtime::token_view view;
+  EXPECT_TRUE(view.add(token("e1/a", 1, "The weather")));
+  EXPECT_TRUE(view.add(token("e1/b", 1, "Looking", "other")));
+  EXPECT_TRUE(view.add(token("e1/a", 1, " in Paris\nis mild")));
+  EXPECT_EQ(view.lines(80),
+            (std::vector<std::string>{
+              "  … researcher: The weather in Paris is mild",
+              "  … researcher: Looking"}));
+}
+
+TEST(TokenView, LongTextKeepsItsNewestPartWithinTheWidth) {
+  runtime::token_view view;
+  view.add(token("e1/a", 1, "0123456789abcdefghij"));
+  auto lines = view.lines(26);
+  ASSERT_EQ(lines.size(), 1u);
+  // "  … researcher: " is 16 characters; 10 are left.
+  EXPECT_EQ(lines[0], "  … researcher: …bcdefghij");
+}
+
+TEST(TokenView, ControlCharactersFromTheModelNeverReachTheTerminal) {
+  runtime::token_view view;
+  view.add(token("e1/a", 1, "red\x1b[31m\tbell\a"));
+  auto line = view.lines(80).at(0);
+  EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+  EXPECT_EQ(line.find('\a'), std::string::npos) << line;
+}
+
+TEST(TokenView, ANewCallStartsOverAndTheReplyOrTaskEndEndsTheLine) {
+  runtime::token_view view;
+  view.add(token("e1/a", 1, "first"));
+  view.add(token("e1/a", 2, "second"));
+  EXPECT_EQ(view.lines(80),
+            (std::vector<std::string>{"  … researcher: second"}));
+  EXPECT_FALSE(view.add(make_event(5, 0, "task_completed", {{"task", "x"}})));
+  EXPECT_TRUE(view.add(event{"agent:e1/a", 3, 0, "llm_responded",
+                             json_value{json::object()}}));
+  EXPECT_TRUE(view.empty());
+  view.add(token("e1/a", 3, "third"));
+  EXPECT_TRUE(view.add(make_event(6, 0, "task_failed", {{"task", "ask"}})));
+  EXPECT_TRUE(view.empty());
+  // A token of an ended call that arrives late draws no line again.
+  EXPECT_FALSE(view.add(token("e1/a", 3, " late")));
+  EXPECT_TRUE(view.empty());
+}
+
+// On a terminal the streaming lines sit below the task lines and are
+// redrawn in place; a task line clears them first.
+TEST(ProgressPrinter, StreamingTextIsRedrawnBelowTheTaskLines) {
+  auto* human = std::tmpfile();
+  ASSERT_TRUE(human);
+  {
+    progress_printer p{progress_style::human, human, stdout, 40};
+    p.print(token("e1/a", 1, "Hi"));
+    p.print(token("e1/a", 1, " there"));
+    p.print(make_event(2, 1'000, "task_dispatched", {{"task", "next"}}));
+  }
+  EXPECT_EQ(contents(human), "  … researcher: Hi"
+                             "\r\x1b[J  … researcher: Hi there"
+                             "\r\x1b[J▶ next              started\n"
+                             "  … researcher: Hi there"
+                             "\r\x1b[J");
+  std::fclose(human);
+}
+
+TEST(ProgressPrinter, WithoutATerminalStreamingTextIsNotShown) {
+  auto* human = std::tmpfile();
+  ASSERT_TRUE(human);
+  {
+    progress_printer p{progress_style::human, human, stdout};
+    p.print(token("e1/a", 1, "Hi"));
+  }
+  EXPECT_EQ(contents(human), "");
+  std::fclose(human);
 }
 
 } // namespace

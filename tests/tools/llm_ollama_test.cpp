@@ -256,15 +256,18 @@ TEST(LlmOllama, MalformedJsonIsToolFailed) {
   expect_error(resp.error(), errc::tool_failed, "llama3.2");
 }
 
-TEST(LlmOllama, ArgumentsThatAreNotAnObjectAreMalformed) {
+// The agent hands the problem back to the model: not an error of the reply.
+TEST(LlmOllama, ArgumentsThatAreNotAnObjectAreTheCallsError) {
   fixture f;
   json msg = text("");
   msg["tool_calls"] = {
     {{"function", {{"name", "get_weather"}, {"arguments", {1, 2}}}}}};
   f.srv.push(json_reply(chat(msg, true, "stop")));
   auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::tool_failed, "[1,2]");
+  ASSERT_TRUE(resp) << describe(resp.error());
+  ASSERT_EQ(resp->message.tool_calls.size(), 1u);
+  const auto& err = resp->message.tool_calls[0].arguments_error;
+  EXPECT_NE(err.find("not a JSON object: '[1,2]'"), std::string::npos) << err;
 }
 
 TEST(LlmOllama, SlowReplyTimesOut) {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "jpeg_pdf.hpp"
 #include "temp_dir.hpp"
@@ -481,25 +482,27 @@ TEST(OcrTool, BadInputsNameTheirPointer) {
     std::string needle;
   };
   std::vector<bad_case> cases{
-    {json::array(), "input: must be an object"},
-    {json::object(), "needs exactly one of \"path\" or \"base64\""},
+    {json::array(), "/: Value type not permitted"},
+    {json::object(), "Missing required property 'path'"},
     {json{{"path", "clean.png"}, {"base64", "AAAA"}}, "exactly one"},
-    {json{{"path", 7}}, "/path: must be a non-empty string"},
-    {json{{"path", "clean.png"}, {"colour", true}}, "/colour: unknown key"},
-    {json{{"path", "clean.png"}, {"psm", 0}}, "/psm: must be"},
-    {json{{"path", "clean.png"}, {"psm", 2}}, "/psm: must be"},
+    {json{{"path", 7}}, "/path: Value type not permitted"},
+    {json{{"path", "clean.png"}, {"colour", true}}, "'colour'"},
+    {json{{"path", "clean.png"}, {"psm", 0}}, "/psm: Expected number"},
+    {json{{"path", "clean.png"}, {"psm", 2}}, "/psm: "},
     {json{{"path", "clean.png"}, {"psm", 12}}, "/psm: mode 12 needs osd"},
-    {json{{"path", "clean.png"}, {"dpi", 10}}, "/dpi: must be"},
-    {json{{"path", "clean.png"}, {"languages", 3}}, "/languages: must be"},
+    {json{{"path", "clean.png"}, {"dpi", 10}}, "/dpi: Expected number"},
+    {json{{"path", "clean.png"}, {"languages", 3}},
+     "/languages: Value type not permitted"},
     {json{{"path", "clean.png"}, {"languages", {1}}},
-     "/languages/0: must be a string"},
+     "/languages/0: Value type not permitted"},
     {json{{"path", "clean.png"}, {"pages", "2"}},
      "/pages: page 2 is out of range (the document has 1 page)"},
     {json{{"path", "ten.pdf"}, {"pages", "3-1"}}, "/pages: page ranges"},
     {json{{"path", "ten.pdf"}, {"pages", "x"}}, "/pages: must look like"},
     {json{{"path", "ten.pdf"}, {"pages", {0}}},
-     "/pages/0: must be a page number"},
-    {json{{"path", "ten.pdf"}, {"pages", true}}, "/pages: must be an array"},
+     "/pages/0: Expected number greater than or equal to 1"},
+    {json{{"path", "ten.pdf"}, {"pages", true}},
+     "/pages: Value type not permitted"},
   };
   for (auto& c : cases)
     expect_error(run(t, c.input), errc::invalid_input, c.needle);
@@ -530,6 +533,21 @@ TEST(OcrTool, CancelAndDeadlineStopBetweenPages) {
   out = t.invoke(json_value{json{{"path", "three.tif"}}}, late);
   ASSERT_FALSE(out);
   EXPECT_EQ(code_of(out.error()), errc::timeout);
+}
+
+// Issue 13 item 7: the schema an agent is offered and the tool's check
+// are one statement; psm 2 was allowed by the one and refused by the other.
+TEST(OcrTool, PublishedInputSchemaAndTheToolAgreeOnPsm) {
+  auto& t = shared_ocr();
+  auto schema = json_schema::compile(t.describe().input_schema);
+  ASSERT_TRUE(schema) << describe(schema.error());
+  for (int psm : {0, 2, 3, 13, 14}) {
+    json in{{"path", "clean.png"}, {"psm", psm}};
+    auto out = run(t, in);
+    EXPECT_EQ(schema->accepts(in), static_cast<bool>(out))
+      << "psm " << psm << ": "
+      << (out ? std::string{"accepted"} : describe(out.error()));
+  }
 }
 
 TEST(OcrTool, DescribesItselfAsBlockingWithSchemas) {

@@ -20,6 +20,7 @@
 #include "cadre/messages/duration.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
+#include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::tools::detail {
@@ -34,6 +35,36 @@ inline caf::error input_error(std::string_view tool, std::string_view pointer,
   msg += pointer.empty() ? std::string_view{"input"} : pointer;
   msg += ": ";
   msg += what;
+  return make_error(errc::invalid_input, std::move(msg));
+}
+
+/// The tool's published input schema (describe().input_schema), compiled
+/// once by its factory: the one statement of what an input may be, so the
+/// tool's own checks keep only what a schema cannot say.
+/// Errors: errc::internal (the tool publishes a schema that does not
+/// compile: a bug).
+[[nodiscard]] inline expected<json_schema> compile_input_schema(const tool& t) {
+  auto schema = json_schema::compile(t.describe().input_schema);
+  if (!schema)
+    return make_error(errc::internal, "tool " + t.name()
+                                        + ": the input schema does not "
+                                          "compile: "
+                                        + message_of(schema.error()));
+  return schema;
+}
+
+/// Checks `input` against the tool's compiled input schema:
+/// "tool <name>: /psm: ..." as errc::invalid_input.
+[[nodiscard]] inline expected<void> check_input(std::string_view tool,
+                                                const json_schema& schema,
+                                                const json& input) {
+  auto errors = schema.validate(input);
+  if (errors.empty())
+    return {};
+  std::string msg = "tool ";
+  msg += tool;
+  msg += ": ";
+  msg += to_string(errors);
   return make_error(errc::invalid_input, std::move(msg));
 }
 

@@ -105,7 +105,7 @@ public:
     stream_handlers h;
     h.on_event = [this](const event& ev) { return on_event(ev); };
     // Token deltas: lines in --json, as the embedded node's sink prints
-    // them; nothing for a person.
+    // them; for a person on a terminal, one updating line per agent.
     h.on_token = [this](const event& ev) {
       printer_.print(ev);
       printer_.flush();

@@ -1,8 +1,13 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -49,7 +54,161 @@ std::string key_of(const json& p) {
   return key;
 }
 
+// Enough of an agent's text for the widest terminal line.
+constexpr size_t max_stream_tail = 1024;
+
+// The number of characters (code points) of UTF-8 `s`.
+size_t columns(std::string_view s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  }));
+}
+
+// The last `n` characters of UTF-8 `s`.
+std::string_view last_columns(std::string_view s, size_t n) {
+  auto i = s.size();
+  for (size_t seen = 0; i > 0; --i)
+    if ((static_cast<unsigned char>(s[i - 1]) & 0xc0) != 0x80
+        && ++seen == n + 1)
+      break;
+  return s.substr(i);
+}
+
+// Text from a model for one terminal line: no control characters (a model
+// must not move the cursor or change colours), runs of space as one.
+void append_visible(std::string& out, std::string_view piece) {
+  for (char c : piece) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      if (!out.empty() && out.back() != ' ')
+        out += ' ';
+      continue;
+    }
+    if (c == ' ' && !out.empty() && out.back() == ' ')
+      continue;
+    out += c;
+  }
+}
+
+size_t terminal_columns(std::FILE* f) {
+  if (f == nullptr || !isatty(fileno(f)))
+    return 0;
+  winsize ws{};
+  if (ioctl(fileno(f), TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+    return 80;
+  return ws.ws_col;
+}
+
 } // namespace
+
+// -- token_view ---------------------------------------------------------------
+
+bool token_view::add(const event& ev) {
+  const auto& p = ev.payload.get();
+  if (ev.type == "agent_token" || ev.type == "token") {
+    if (!p.is_object())
+      return false;
+    auto id = p.value("agent_id", std::string{});
+    auto call = p.value("call", int64_t{0});
+    if (auto e = ended_.find(id); e != ended_.end() && call <= e->second)
+      return false;
+    auto i = std::find_if(live_.begin(), live_.end(),
+                          [&](const stream& s) { return s.agent_id == id; });
+    if (i == live_.end()) {
+      live_.push_back(stream{id, p.value("agent", id), ev.execution_id,
+                             p.value("task", std::string{}), call, {}});
+      i = live_.end() - 1;
+    } else if (i->call != call) {
+      i->call = call;
+      i->text.clear();
+    }
+    append_visible(i->text, p.value("text", std::string{}));
+    if (i->text.size() > 2 * max_stream_tail) {
+      auto keep = last_columns(i->text, max_stream_tail);
+      i->text = std::string{keep};
+    }
+    return true;
+  }
+  // The reply in the agent's log, or the end of its turn or task: the
+  // streamed text is complete (and has its own line when it is shown).
+  auto ended = [&](const stream& s) {
+    if (ev.execution_id == "agent:" + s.agent_id)
+      return ev.type == "llm_responded" || ev.type == "agent_turn_completed"
+             || ev.type == "agent_turn_failed";
+    return ev.execution_id == s.execution && p.is_object()
+           && p.value("task", std::string{}) == s.task
+           && (ev.type == "task_completed" || ev.type == "task_failed");
+  };
+  auto before = live_.size();
+  live_.erase(std::remove_if(live_.begin(), live_.end(),
+                             [&](const stream& s) {
+                               if (!ended(s))
+                                 return false;
+                               ended_[s.agent_id] = s.call;
+                               return true;
+                             }),
+              live_.end());
+  return live_.size() != before;
+}
+
+std::vector<std::string> token_view::lines(size_t width) const {
+  std::vector<std::string> out;
+  for (const auto& s : live_) {
+    auto head = "  … " + s.agent + ": ";
+    auto room = width > columns(head) ? width - columns(head) : 0;
+    if (room < 4) {
+      out.push_back(utf8_excerpt(head, width > 3 ? width - 3 : 0));
+      continue;
+    }
+    std::string_view text = s.text;
+    if (columns(text) <= room)
+      out.push_back(head + s.text);
+    else
+      out.push_back(head + "…" + std::string{last_columns(text, room - 1)});
+  }
+  return out;
+}
+
+// -- progress_printer ---------------------------------------------------------
+
+progress_printer::progress_printer(progress_style style, std::FILE* human,
+                                   std::FILE* machine, size_t live_width)
+  : style_(style),
+    human_(human),
+    machine_(machine),
+    live_width_(live_width == terminal ? terminal_columns(human)
+                                       : live_width) {
+  // Too narrow for a useful line of text.
+  if (live_width_ < 20)
+    live_width_ = 0;
+}
+
+progress_printer::~progress_printer() {
+  erase_live();
+}
+
+// The streaming lines sit below the others, the cursor after the last one:
+// back to the first, then clear to the end of the screen.
+void progress_printer::erase_live() {
+  if (drawn_ == 0)
+    return;
+  std::string seq = "\r";
+  if (drawn_ > 1)
+    seq += "\x1b[" + std::to_string(drawn_ - 1) + "A";
+  seq += "\x1b[J";
+  std::fputs(seq.c_str(), human_);
+  drawn_ = 0;
+}
+
+void progress_printer::draw_live() {
+  // One column short: a full line would wrap on some terminals.
+  auto lines = tokens_.lines(live_width_ - 1);
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i)
+    out += (i > 0 ? "\n" : "") + lines[i];
+  std::fputs(out.c_str(), human_);
+  drawn_ = lines.size();
+}
 
 std::string describe_event(const event& ev) {
   const auto& p = ev.payload.get();
@@ -161,8 +320,14 @@ void progress_printer::print(const event& ev) {
         started_.erase(i);
     }
   }
+  auto live_changed = live_width_ > 0 && tokens_.add(ev);
+  if (line.empty() && !live_changed)
+    return;
+  erase_live();
   if (!line.empty())
     std::fputs((line + "\n").c_str(), human_);
+  if (live_width_ > 0)
+    draw_live();
 }
 
 void progress_printer::flush() {

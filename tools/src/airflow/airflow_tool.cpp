@@ -284,9 +284,8 @@ public:
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
     const json& in = *input;
-    if (auto errors = schema_.validate(in); !errors.empty())
-      return make_error(errc::invalid_input,
-                        "tool airflow: " + to_string(errors));
+    if (auto ok = detail::check_input(name(), schema_, in); !ok)
+      return std::move(ok.error());
     auto conn = client_.connection(in.value("connection", "default"));
     if (!conn)
       return std::move(conn.error());

@@ -177,7 +177,6 @@ struct block {
   std::string id;
   std::string name;
   std::string partial_json;
-  json input;
   bool stopped = false;
 };
 
@@ -301,12 +300,6 @@ anthropic_provider::complete(const llm_request& request,
     }
     if (type == "content_block_stop") {
       b.stopped = true;
-      if (b.type == "tool_use") {
-        auto args = parse_arguments(profile_, b.name, b.partial_json);
-        if (!args)
-          return fail(args.error());
-        b.input = std::move(*args);
-      }
       return true;
     }
     return true;
@@ -339,7 +332,7 @@ anthropic_provider::complete(const llm_request& request,
         llm_tool_call call;
         call.id = b.id;
         call.name = b.name;
-        call.arguments = json_value{std::move(b.input)};
+        set_arguments(call, std::string_view{b.partial_json});
         out.message.tool_calls.push_back(std::move(call));
       }
     }
@@ -369,11 +362,7 @@ anthropic_provider::complete(const llm_request& request,
           return malformed(profile_, "a tool_use block has no id or name",
                            dump_json(b), *key);
         auto in = b.find("input");
-        auto args = object_arguments(profile_, call.name,
-                                     in == b.end() ? json{} : *in);
-        if (!args)
-          return args.error();
-        call.arguments = json_value{std::move(*args)};
+        set_arguments(call, in == b.end() ? json{} : *in);
         out.message.tool_calls.push_back(std::move(call));
       }
       // thinking and server-tool blocks are not part of llm_message

@@ -356,31 +356,35 @@ send(net::http_client& client, const profile& p, const net::http_request& req,
   return resp;
 }
 
-expected<json> object_arguments(const profile& p, const std::string& tool,
-                                const json& args) {
-  if (args.is_null())
-    return json::object();
-  if (!args.is_object())
-    return malformed(p, "the arguments of tool call '" + tool
-                          + "' are not a JSON object",
-                     dump_json(args));
-  return args;
+void set_arguments(llm_tool_call& call, const json& args) {
+  if (args.is_object()) {
+    call.arguments = json_value{args};
+    return;
+  }
+  call.arguments = json_value{json::object()};
+  if (!args.is_null())
+    call.arguments_error = "the arguments of tool call '" + call.name
+                           + "' are not a JSON object: "
+                           + quote(dump_json(args));
 }
 
-expected<json> parse_arguments(const profile& p, const std::string& tool,
-                               std::string_view text) {
+void set_arguments(llm_tool_call& call, std::string_view text) {
   auto trimmed = text;
   while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(
            trimmed.front())))
     trimmed.remove_prefix(1);
-  if (trimmed.empty())
-    return json::object();
+  if (trimmed.empty()) {
+    call.arguments = json_value{json::object()};
+    return;
+  }
   auto doc = parse_json(text);
-  if (!doc)
-    return malformed(p, "the arguments of tool call '" + tool
-                          + "' are not valid JSON",
-                     text);
-  return object_arguments(p, tool, *doc);
+  if (!doc) {
+    call.arguments = json_value{json::object()};
+    call.arguments_error = "the arguments of tool call '" + call.name
+                           + "' are not valid JSON: " + quote(text);
+    return;
+  }
+  set_arguments(call, *doc);
 }
 
 caf::error malformed(const profile& p, std::string_view what,

@@ -116,18 +116,16 @@ send(net::http_client& client, const profile& p, const net::http_request& req,
      const std::string& model, std::string_view secret,
      const std::optional<caf::error>& stream_failure);
 
-/// Parses a tool call's arguments given as a JSON string (OpenAI): "" is
-/// {}; anything else must be a JSON object, or an errc::tool_failed error
-/// quoting the text.
-[[nodiscard]] expected<json> parse_arguments(const profile& p,
-                                             const std::string& tool,
-                                             std::string_view text);
+/// Sets `call.arguments` from the model's argument text (OpenAI, Anthropic
+/// streaming, an Ollama string): "" is {}. Text that is not a JSON object
+/// is not an error of the reply: the call gets {} and an `arguments_error`
+/// quoting the text, which the agent hands back to the model to correct.
+/// @pre `call.name` is set.
+void set_arguments(llm_tool_call& call, std::string_view text);
 
-/// Checks that a reply's tool-call arguments given as JSON are an object
-/// (null is {}); errc::tool_failed otherwise.
-[[nodiscard]] expected<json> object_arguments(const profile& p,
-                                              const std::string& tool,
-                                              const json& args);
+/// The same for arguments given as JSON (Ollama, Anthropic): null is {},
+/// anything else but an object is an `arguments_error`.
+void set_arguments(llm_tool_call& call, const json& args);
 
 /// A reply body that is not the JSON expected: errc::tool_failed quoting
 /// it.

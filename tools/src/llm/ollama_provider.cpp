@@ -187,14 +187,11 @@ bool fold(const profile& p, const std::string& model, std::string_view text,
         auto args_it = fn->find("arguments");
         json raw = args_it == fn->end() ? json{} : *args_it;
         // Arguments are an object; a string of JSON is accepted too.
-        auto args = raw.is_string()
-                      ? parse_arguments(p, call.name, raw.get<std::string>())
-                      : object_arguments(p, call.name, raw);
-        if (!args) {
-          st.failure = args.error();
-          return false;
-        }
-        call.arguments = json_value{std::move(*args)};
+        if (raw.is_string())
+          set_arguments(call, std::string_view{
+                                raw.get_ref<const std::string&>()});
+        else
+          set_arguments(call, raw);
         call.id = string_or_empty(c, "id");
         if (call.id.empty())
           call.id = "call_" + std::to_string(st.calls.size());

@@ -183,13 +183,10 @@ openai_provider::finish_calls(llm_message msg,
       return malformed(profile_, "tool call #" + std::to_string(index)
                                    + " has no function name",
                        part.arguments);
-    auto args = parse_arguments(profile_, part.name, part.arguments);
-    if (!args)
-      return args.error();
     llm_tool_call call;
     call.id = part.id.empty() ? "call_" + std::to_string(index) : part.id;
     call.name = part.name;
-    call.arguments = json_value{std::move(*args)};
+    set_arguments(call, std::string_view{part.arguments});
     msg.tool_calls.push_back(std::move(call));
   }
   return msg;

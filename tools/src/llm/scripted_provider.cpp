@@ -18,6 +18,7 @@
 #include "cadre/tools/regex.hpp"
 #include "cadre/yaml/reader.hpp"
 #include "cadre/messages/json_text.hpp"
+#include "llm_support.hpp"
 
 namespace cadre::tools::llm {
 
@@ -405,7 +406,13 @@ public:
                                     + std::to_string(i) + ".arguments");
       if (!args)
         return args.error();
-      call.arguments = json_value{std::move(*args)};
+      // Arguments given as a string are the model's argument text, as
+      // OpenAI's: a script can send malformed ones, as small models do.
+      if (args->is_string())
+        detail::set_arguments(
+          call, std::string_view{args->get_ref<const std::string&>()});
+      else
+        detail::set_arguments(call, *args);
       res.message.tool_calls.push_back(std::move(call));
     }
     res.stop_reason = res.message.tool_calls.empty() ? "stop" : "tool_calls";

@@ -222,14 +222,8 @@ void put_body(json& out, const http_response& resp) {
 }
 
 std::string body_excerpt(std::string_view body, size_t max) {
-  if (body.size() <= max)
-    return valid_utf8(body) ? std::string{body} : "<binary>";
-  auto cut = max;
-  // Step back over UTF-8 continuation bytes to a character boundary.
-  while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xc0) == 0x80)
-    --cut;
-  auto head = body.substr(0, cut);
-  return valid_utf8(head) ? std::string{head} + "..." : "<binary>";
+  auto head = utf8_excerpt(body, max);
+  return valid_utf8(head) ? head : "<binary>";
 }
 
 } // namespace cadre::tools::net

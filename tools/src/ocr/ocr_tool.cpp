@@ -465,6 +465,11 @@ public:
     : opts_(std::move(opts)), tessdata_(std::move(tessdata)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   ~ocr_tool() override {
     if (api_)
       api_->End();
@@ -533,10 +538,13 @@ public:
            {{"type", "integer"},
             {"minimum", 1},
             {"maximum", 13},
+            // 2 only analyses the layout: no text to return.
+            {"not", {{"const", 2}}},
             {"description",
              "Tesseract page segmentation mode: 3 automatic (default), 4 "
              "one column, 6 one block of text, 7 one line, 8 one word, 11 "
-             "sparse text. 1 and 12 need osd.traineddata."}}},
+             "sparse text. 1 and 12 need osd.traineddata; 2 (layout "
+             "only) is not allowed."}}},
           {"dpi",
            {{"type", "integer"},
             {"minimum", 50},
@@ -677,32 +685,21 @@ private:
                 {"pages", std::move(pages)}};
   }
 
+  // The input schema says the shape and the ranges; what is checked here
+  // is what it cannot say (installed languages, osd data, page lists).
   expected<ocr_request> parse_request(const json& in) const {
-    if (auto ok = detail::check_object(tool_name, in,
-                                       {"path", "base64", "languages", "psm",
-                                        "dpi", "pages"});
-        !ok)
+    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
       return std::move(ok.error());
     ocr_request req;
     req.dpi = opts_.dpi;
     auto langs = opts_.languages;
     if (auto i = in.find("languages"); i != in.end() && !i->is_null()) {
       langs.clear();
-      if (i->is_string()) {
+      if (i->is_string())
         langs.push_back(i->get<std::string>());
-      } else if (i->is_array() && !i->empty()) {
-        for (size_t k = 0; k < i->size(); ++k) {
-          if (!(*i)[k].is_string())
-            return detail::input_error(tool_name,
-                                       "/languages/" + std::to_string(k),
-                                       "must be a string");
-          langs.push_back((*i)[k].get<std::string>());
-        }
-      } else {
-        return detail::input_error(tool_name, "/languages",
-                                   "must be a language code such as \"eng\""
-                                   " or a non-empty array of them");
-      }
+      else
+        for (const auto& l : *i)
+          langs.push_back(l.get<std::string>());
       for (size_t k = 0; k < langs.size(); ++k) {
         auto where = i->is_array() ? "/languages/" + std::to_string(k)
                                    : std::string{"/languages"};
@@ -715,11 +712,8 @@ private:
       req.languages += (req.languages.empty() ? "" : "+") + l;
     if (auto i = in.find("psm"); i != in.end() && !i->is_null()) {
       auto psm = detail::as_uint(*i);
-      if (!psm || *psm < 1 || *psm > 13 || *psm == 2)
-        return detail::input_error(tool_name, "/psm",
-                                   "must be a Tesseract page segmentation "
-                                   "mode in [1, 13], other than 2 (layout "
-                                   "only)");
+      if (!psm)
+        return detail::input_error(tool_name, "/psm", "must be an integer");
       if ((*psm == 1 || *psm == 12) && !check_language("osd"))
         return detail::input_error(tool_name, "/psm",
                                    "mode " + std::to_string(*psm)
@@ -730,9 +724,8 @@ private:
     }
     if (auto i = in.find("dpi"); i != in.end() && !i->is_null()) {
       auto dpi = detail::as_uint(*i);
-      if (!dpi || *dpi < 50 || *dpi > 1200)
-        return detail::input_error(tool_name, "/dpi",
-                                   "must be an integer in [50, 1200]");
+      if (!dpi)
+        return detail::input_error(tool_name, "/dpi", "must be an integer");
       req.dpi = *dpi;
     }
     if (auto i = in.find("pages"); i != in.end())
@@ -973,6 +966,7 @@ private:
 
   ocr_options opts_;
   std::string tessdata_;
+  json_schema input_schema_;
   std::unique_ptr<tesseract::TessBaseAPI> api_;
   std::string languages_;
 };
@@ -1045,6 +1039,10 @@ expected<std::unique_ptr<tool>> make_ocr_tool(const json_value& settings) {
   opts.pages_per_part = *per;
   auto tessdata = opts.tessdata.empty() ? default_tessdata() : opts.tessdata;
   auto t = std::make_unique<ocr_tool>(opts, tessdata);
+  auto schema = detail::compile_input_schema(*t);
+  if (!schema)
+    return std::move(schema.error());
+  t->set_input_schema(std::move(*schema));
   for (auto& l : opts.languages)
     if (auto ok = t->check_language(l); !ok)
       return detail::settings_error(tool_name, "languages",

@@ -48,6 +48,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "cadre/actors/restart_intensity.hpp"
+
 #include "cadre/messages/type_ids.hpp"
 
 namespace cadre::actors {

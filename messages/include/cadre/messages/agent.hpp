@@ -21,11 +21,16 @@ struct llm_tool_call {
   std::string name;
   /// The arguments as a JSON object (OpenAI's argument string is parsed).
   json_value arguments;
+  /// Set when the model's arguments were not a JSON object (then
+  /// `arguments` is {}): what is wrong, quoting them. The agent answers the
+  /// call with it as a tool error, so the model can correct itself.
+  std::string arguments_error;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_tool_call& x) {
-  return f(caf::meta::type_name("llm_tool_call"), x.id, x.name, x.arguments);
+  return f(caf::meta::type_name("llm_tool_call"), x.id, x.name, x.arguments,
+           x.arguments_error);
 }
 
 /// One message of a conversation.
