@@ -74,6 +74,7 @@ node_info self_info(member_self self) {
   me.agents = st.opts.agents;
   me.profiles = st.opts.profiles;
   me.leaving = st.leaving ? 1 : 0;
+  me.url = st.opts.url;
   if (st.opts.directory)
     for (auto& [tool, pool] : st.opts.directory->local()) {
       tool_offer o;
@@ -372,6 +373,7 @@ json nodes_view(member_self self) {
     node["profiles"] = info.profiles;
     node["load"] = info.load;
     node["leaving"] = info.leaving != 0;
+    node["url"] = info.url;
     auto since = m.self ? st.started_us : m.first_heard_us;
     node["uptime_s"] = since > 0 ? (now - since) / 1000000 : 0;
     if (!m.self)
@@ -435,6 +437,7 @@ member_impl_actor::behavior_type member_impl(member_self self,
                  {"members_told", st.infos.size()}});
       return true;
     },
+    [=](put_atom, std::string& url) { self->state.opts.url = std::move(url); },
     [=](timer_atom) { on_tick(self); },
     [=](seed_atom, const std::string& address) {
       try_connect(self, address);

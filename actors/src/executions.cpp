@@ -73,7 +73,7 @@ std::string new_id(self_ptr self) {
   auto ms = static_cast<unsigned long long>(now_us() / 1000);
   auto r = static_cast<unsigned>(self->state.rng() & 0xffffff);
   std::snprintf(buf, sizeof(buf), "e%012llx%06x", ms, r);
-  return buf;
+  return buf + self->state.opts.id_suffix;
 }
 
 // What an idempotency key is compared on: the workflow (its name, or the

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +34,16 @@ std::string split_host_port(const std::string& text, std::string& host,
   if (*end != '\0' || p < 1 || p > 65535)
     return "expected a port from 1 to 65535, got '" + port_text + "'";
   port = static_cast<uint16_t>(p);
+  return {};
+}
+
+// "" or what is wrong with `name` as a node name.
+std::string check_node_name(const std::string& name) {
+  if (name.empty() || name.size() > 64)
+    return "expected 1 to 64 characters, got " + std::to_string(name.size());
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
+      return "expected letters, digits, '_' and '-' only, got '" + name + "'";
   return {};
 }
 
@@ -68,6 +79,11 @@ caf::error set_listen(cluster_options& opts, const std::string& key,
 }
 
 } // namespace
+
+std::string execution_owner(const std::string& id) {
+  auto dot = id.rfind('.');
+  return dot == std::string::npos ? std::string{} : id.substr(dot + 1);
+}
 
 std::string cluster_options::address() const {
   if (!advertise.empty())
@@ -210,8 +226,16 @@ caf::error apply_cluster_flags(cluster_options& opts,
     char host[256] = {0};
     if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
       std::snprintf(host, sizeof(host), "node");
-    opts.node_name = std::string{host} + ":" + std::to_string(opts.listen_port);
+    std::string name;
+    for (char* c = host; *c != '\0' && name.size() < 48; ++c)
+      name += std::isalnum(static_cast<unsigned char>(*c)) || *c == '-'
+                ? *c
+                : '-';
+    opts.node_name = name + "-" + std::to_string(opts.listen_port);
   }
+  if (opts.enabled)
+    if (auto p = check_node_name(opts.node_name); !p.empty())
+      return bad("node_name (--node-name)", p);
   if (!opts.enabled && !opts.join.empty())
     return bad("join", "joining needs a cluster listener (cluster.listen or "
                        "--cluster-listen)");

@@ -319,6 +319,8 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     eopts.restart_window_ms = cfg.restart_window_ms;
     eopts.metrics = metrics;
     eopts.snapshot_every = cfg.snapshot_every;
+    if (opts.cluster.enabled)
+      eopts.id_suffix = "." + opts.cluster.node_name;
     eopts.crash_loop_limit = cfg.crash_loop_limit;
     eopts.secret_names
       = std::make_shared<const std::vector<std::string>>(secrets->names());
@@ -388,6 +390,10 @@ actors::child_spec node::impl::member_spec() {
     mo.incarnation = static_cast<uint64_t>(now_us());
     mo.address = c.address();
     mo.seeds = c.join;
+    {
+      std::lock_guard<std::mutex> guard{live->mtx};
+      mo.url = opts.url;
+    }
     mo.heartbeat_interval = c.heartbeat_interval;
     mo.membership.suspect_after_ms = c.suspect_after.count();
     mo.membership.down_after_ms = c.down_after.count();
@@ -604,6 +610,21 @@ schedules_actor node::schedules() const {
 
 member_actor node::member() const {
   return impl_->live->get(&live_handles::member);
+}
+
+void node::advertise_url(const std::string& url) {
+  member_actor member;
+  {
+    std::lock_guard<std::mutex> guard{impl_->live->mtx};
+    impl_->opts.url = url;
+    member = impl_->live->member;
+  }
+  if (member)
+    caf::anon_send(member, put_atom_v, url);
+}
+
+const std::string& node::node_name() const {
+  return impl_->opts.cluster.node_name;
 }
 
 json node::nodes() {

@@ -110,6 +110,7 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   }
   opts->port = *port;
   auto url = opts->url();
+  (*n)->advertise_url(url);
   write_holder(cfg.store_dir,
                store_holder{static_cast<long>(::getpid()), "cadre serve", url});
   std::thread runner{[&srv] { srv->run(); }};

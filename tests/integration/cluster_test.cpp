@@ -200,10 +200,11 @@ TEST(Cluster, AWorkflowWhoseToolsLiveOnOtherNodesCompletes) {
   auto evs = events_of(a, done["id"].get<std::string>());
   EXPECT_EQ(count_events(evs, "task_completed", "hello"), 1u);
   EXPECT_EQ(count_events(evs, "task_completed", "nap"), 1u);
-  int missing = 0;
+  // The execution's log is on a, so b sends the asker there.
+  int elsewhere = 0;
   test::get(*b.server, "/v1/executions/" + done["id"].get<std::string>(),
-            &missing);
-  EXPECT_EQ(missing, 404);
+            &elsewhere);
+  EXPECT_EQ(elsewhere, 307);
   // A tool no node offers is refused when the workflow is submitted.
   auto bad = sleep_workflow(10);
   bad["tasks"][0]["tool"] = "no_such_tool";
@@ -394,4 +395,48 @@ TEST(Cluster, TlsNeedsCaCertAndKeyTogether) {
   EXPECT_NE(p.stderr_text().find("cluster.tls: set all of ca, cert and key"),
             std::string::npos)
     << p.stderr_text();
+}
+
+TEST(Cluster, RequestsForAnotherNodesExecutionGoToItsOwnerOrAreRefusedWhileItIsDown) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "");
+  ASSERT_TRUE(a.server->ok());
+  auto b = start_node(dir, "b", a.address);
+  ASSERT_TRUE(b.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    return state_of(a, "b") == "up" && state_of(b, "a") == "up"
+           && !members(b)["a"].value("url", "").empty();
+  })) << json(members(b)).dump();
+  int status = 0;
+  auto done = test::post(*a.server, "/v1/executions?wait=60",
+                         json{{"definition", sleep_workflow(1)}}, &status);
+  ASSERT_EQ(status, 200) << done.dump();
+  auto id = done["id"].get<std::string>();
+  // The id names its owner.
+  ASSERT_GT(id.size(), 2u);
+  EXPECT_EQ(id.substr(id.size() - 2), ".a");
+  // Asked of b, the request is sent on to a, method and query kept.
+  auto c = b.server->client();
+  auto r = c.Get(("/v1/executions/" + id + "/events?after=1").c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 307);
+  EXPECT_EQ(r->get_header_value("Location"),
+            a.server->url() + "/v1/executions/" + id + "/events?after=1");
+  // Followed, it answers what a answers.
+  c.set_follow_location(true);
+  auto followed = c.Get(("/v1/executions/" + id).c_str());
+  ASSERT_TRUE(followed);
+  EXPECT_EQ(followed->status, 200);
+  EXPECT_EQ(json::parse(followed->body)["status"], "completed");
+  // With a gone, b refuses with owner_unavailable naming it.
+  a.server->proc().signal(SIGKILL);
+  json problem;
+  ASSERT_TRUE(eventually([&] {
+    problem = test::get(*b.server, "/v1/executions/" + id, &status);
+    return status == 503;
+  })) << problem.dump();
+  EXPECT_EQ(problem["type"], "/problems/owner_unavailable");
+  EXPECT_NE(problem["detail"].get<std::string>().find("node a"),
+            std::string::npos)
+    << problem.dump();
 }

@@ -123,6 +123,42 @@ void http_server::impl::install() {
   nodes();
 }
 
+bool http_server::impl::route_to_owner(const httplib::Request& req,
+                                       httplib::Response& res) {
+  static const std::string prefix = "/v1/executions/";
+  if (n.node_name().empty() || req.path.rfind(prefix, 0) != 0)
+    return false;
+  auto id = req.path.substr(prefix.size());
+  id = id.substr(0, id.find('/'));
+  auto owner = execution_owner(id);
+  if (owner.empty() || owner == n.node_name())
+    return false;
+  current_request().route = "/v1/executions/{id} (owner)";
+  std::string state = "unknown to this node";
+  for (const auto& m : n.nodes()) {
+    if (m.value("name", std::string{}) != owner)
+      continue;
+    state = m.value("state", std::string{});
+    auto url = m.value("url", std::string{});
+    if (state == "up" && !url.empty()) {
+      // 307 keeps the method and the body: a client that follows it asks
+      // the owner the same question.
+      res.status = 307;
+      res.set_header("Location", url + req.target);
+      send_json(res, 307, json{{"owner", owner}, {"location", url + req.target}});
+      return true;
+    }
+  }
+  auto p = make_problem(503, "owner_unavailable",
+                        "execution " + id + " is owned by node " + owner
+                          + ", which is " + state
+                          + ": its log is on that node's disk; it resumes "
+                            "when the node is back");
+  p.retry_after_s = 5;
+  send_problem(res, p);
+  return true;
+}
+
 void http_server::impl::middleware() {
   srv->set_pre_routing_handler([this](const httplib::Request& req,
                                       httplib::Response& res) {
@@ -201,6 +237,8 @@ void http_server::impl::middleware() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
+    if (route_to_owner(req, res))
+      return httplib::Server::HandlerResponse::Handled;
     if (req.has_header("Content-Length")) {
       auto declared = std::strtoull(
         req.get_header_value("Content-Length").c_str(), nullptr, 10);

@@ -27,6 +27,8 @@ struct member_options {
   uint64_t incarnation = 0;
   /// host:port others reach this node's cluster listener at.
   std::string address;
+  /// This node's HTTP API, told to the others. Default: none
+  std::string url;
   /// host:port of members to join; this node's own address is skipped.
   std::vector<std::string> seeds;
   /// How often members hear from each other. Default: 500 ms

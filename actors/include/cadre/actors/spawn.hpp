@@ -80,6 +80,9 @@ struct executions_options {
   /// Where task outcomes are counted (cadre_tasks_total{outcome}).
   /// Default: none (not counted)
   std::shared_ptr<metric_registry> metrics;
+  /// Appended to every new execution id (".<node name>" in a cluster), so
+  /// any node can tell which one owns an execution. Default: none
+  std::string id_suffix;
   /// A snapshot of the state every this many events (0: none).
   /// Default: 1000
   uint64_t snapshot_every = 1000;

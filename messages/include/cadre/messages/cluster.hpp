@@ -54,13 +54,16 @@ struct node_info {
   uint64_t load = 0;
   /// 1 when it is leaving (SIGTERM): others place nothing new on it.
   uint8_t leaving = 0;
+  /// Its HTTP API (`cadre serve`), where requests for the executions it
+  /// owns are sent; empty when it serves none.
+  std::string url;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("node_info"), x.name, x.incarnation,
            x.address, x.member, x.executions, x.bus, x.tools, x.agents,
-           x.profiles, x.load, x.leaving);
+           x.profiles, x.load, x.leaving, x.url);
 }
 
 } // namespace cadre

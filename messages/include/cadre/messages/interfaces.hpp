@@ -128,6 +128,8 @@ using member_actor = caf::typed_actor<
   // event bus) for programs that integrate at the message level.
   caf::replies_to<get_atom>::with<node_info>,
   // This node leaves: the others are told, nothing new is placed on it.
-  caf::replies_to<leave_atom>::with<bool>>;
+  caf::replies_to<leave_atom>::with<bool>,
+  // Sets the URL of this node's HTTP API, told to the others.
+  caf::reacts_to<put_atom, std::string>>;
 
 } // namespace cadre

@@ -19,7 +19,8 @@ struct cluster_options {
   /// Nodes of one cluster share it; it is part of CAF's app identifier, so
   /// a node of another cluster is refused at the handshake. Default: cadre
   std::string name = "cadre";
-  /// Unique in the cluster. Default: the host name and the port
+  /// Unique in the cluster; letters, digits, '_' and '-' (it ends the ids
+  /// of the executions the node owns). Default: the host name and the port
   std::string node_name;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;
@@ -51,6 +52,10 @@ struct cluster_options {
 /// The version of the messages nodes exchange: nodes of other versions
 /// are refused at the handshake.
 inline constexpr int cluster_protocol_version = 1;
+
+/// The node that owns execution `id`: what follows its last '.' (ids made
+/// in a cluster end in ".<node name>"), or "" for an id made alone.
+std::string execution_owner(const std::string& id);
 
 /// Reads `section` (null: no cluster). Errors: errc::invalid_config naming
 /// the key, e.g. "cluster.join[1]: expected HOST:PORT, got 'x'".

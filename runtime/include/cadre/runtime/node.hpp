@@ -85,6 +85,11 @@ public:
   /// address, state, incarnation, self, tools, agents, profiles, load,
   /// uptime_s, last_heard_ms. Without a cluster: this node alone.
   json nodes();
+  /// The URL of this node's HTTP API once it is bound: the other members
+  /// send requests for this node's executions there.
+  void advertise_url(const std::string& url);
+  /// This node's name in the cluster; "" without a cluster.
+  const std::string& node_name() const;
   /// Tells the other members this node leaves (before a graceful stop);
   /// waits at most a few seconds. Nothing without a cluster.
   void leave_cluster();
