@@ -48,10 +48,6 @@ struct cluster_options {
   bool loopback() const;
 };
 
-/// The version of the messages nodes exchange: nodes of other versions
-/// are refused at the handshake.
-inline constexpr int cluster_protocol_version = 1;
-
 /// Reads `section` (null: no cluster). Errors: errc::invalid_config naming
 /// the key, e.g. "cluster.join[1]: expected HOST:PORT, got 'x'".
 [[nodiscard]] expected<cluster_options>
