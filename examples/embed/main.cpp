@@ -249,9 +249,9 @@ bool run_workflow(caf::scoped_actor& self, const cadre::node_info& node) {
   // The execution id is known only with submit's answer, and the first
   // events may be published before a subscription by id would arrive: so
   // the sink subscribes to every execution ("") first and events are
-  // filtered by id. The bus has the subscription before the execution's
-  // first event, which takes the executions actor, the store and the
-  // coordinator to make.
+  // filtered by id. The node's middleman delivers one connection's messages
+  // in the order they were sent, so the bus has the subscription before the
+  // executions actor has the submission.
   self->send(bus, cadre::subscribe_atom_v, std::string{}, sink);
   auto id = submit(self, node, make_greeting_submission());
   if (id.empty())
@@ -402,7 +402,6 @@ struct stand_in_state {
   static inline const char* name = "embed.member";
   cadre::node_info me;
   cadre::member_actor node;
-  bool beating = false;
   bool leaving = false;
 };
 
@@ -482,13 +481,10 @@ bool offer_tool(caf::scoped_actor& self, const cadre::member_actor& node,
   stop_at_scope_end stop{pool, member};
   std::cout << "(d) joining as " << name << " offering " << tool_name << "\n";
   bool joined = false;
-  self
-    ->request(node, request_deadline, cadre::join_atom_v,
-              [&] {
-                // The member's own node_info carries its handle.
-                me.member = caf::actor_cast<caf::actor>(member);
-                return me;
-              }())
+  // What the node hears carries the member's handle: the node sends it
+  // heartbeats and its leave.
+  me.member = caf::actor_cast<caf::actor>(member);
+  self->request(node, request_deadline, cadre::join_atom_v, me)
     .receive(
       [&](std::vector<cadre::node_info>& members) {
         std::cout << "(d) joined; the node knows " << members.size()
