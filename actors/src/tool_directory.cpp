@@ -14,7 +14,7 @@ tool_directory::pick(const std::string& tool,
   std::lock_guard<std::mutex> guard{mtx_};
   if (auto i = local_.find(tool); i != local_.end())
     return route{i->second, std::string{}};
-  const remote_offer* best = nullptr;
+  remote_offer* best = nullptr;
   const std::string* best_node = nullptr;
   // Load per worker, compared without division: a.load * b.workers.
   auto lighter = [](const remote_offer& a, const remote_offer& b) {
@@ -33,6 +33,7 @@ tool_directory::pick(const std::string& tool,
   }
   if (!best)
     return std::nullopt;
+  ++best->load;
   return route{best->pool, *best_node};
 }
 

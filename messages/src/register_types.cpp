@@ -3,12 +3,17 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/message.hpp>
 
+#include "cadre/messages/interfaces.hpp"
 #include "cadre/messages/type_ids.hpp"
 
 namespace cadre {
 
 void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::cadre_messages>();
+  // A program on another node subscribes its own sink to a node's bus: the
+  // handle crosses the network inside (subscribe, id, sink), and CAF 0.17
+  // serializes only the typed handles registered by name.
+  cfg.add_message_type<event_sink_actor>("cadre::event_sink_actor");
   // The templated overload of CAF 0.17.6 does not compile; render by hand.
   cfg.add_error_category(caf::atom("cadre"),
                          [](uint8_t code, caf::atom_value,

@@ -20,6 +20,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
+#include "cadre/messages/cluster_protocol.hpp"
 #include "cadre/messages/event.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
@@ -40,9 +41,7 @@ void configure_network(caf::actor_system_config& cfg,
   cfg.load<caf::io::middleman>();
   // Nodes of another cluster or protocol version fail the handshake.
   cfg.set("middleman.app-identifiers",
-          std::vector<std::string>{
-            "cadre/" + c.name + "/"
-            + std::to_string(cluster_protocol_version)});
+          std::vector<std::string>{cluster_app_identifier(c.name)});
   // With CAF's defaults of 0 a frozen peer's connection is never closed;
   // these close it about when the member list says the peer is down.
   cfg.set("middleman.heartbeat-interval",

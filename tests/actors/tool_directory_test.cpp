@@ -1,6 +1,9 @@
 // Placement: this node's pool first, else the least-loaded capable member
 // that is up and was not lost for this call.
 
+#include <map>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include <caf/typed_event_based_actor.hpp>
@@ -73,4 +76,18 @@ TEST_F(ToolDirectory, SuspectLostAndWithdrawnMembersAreNotChosen) {
   EXPECT_FALSE(dir.pick("ocr"));
   EXPECT_FALSE(dir.has("ocr"));
   EXPECT_TRUE(dir.names().empty());
+}
+
+TEST_F(ToolDirectory, CallsPlacedBetweenHeartbeatsSpreadOverEqualMembers) {
+  tool_directory dir;
+  dir.offer("b", {{"echo", pool(), 2, 0}});
+  dir.offer("c", {{"echo", pool(), 2, 0}});
+  std::map<std::string, int> placed;
+  for (int i = 0; i < 8; ++i)
+    ++placed[dir.pick("echo")->node];
+  EXPECT_EQ(placed["b"], 4);
+  EXPECT_EQ(placed["c"], 4);
+  // A heartbeat's report replaces the count.
+  dir.offer("b", {{"echo", pool(), 2, 0}});
+  EXPECT_EQ(dir.pick("echo")->node, "b");
 }

@@ -7,6 +7,8 @@
 #   GENERATOR         CMake generator for the example
 #   LAUNCHER          compiler launcher (ccache) or empty
 #   SANITIZE          the build's CADRE_SANITIZE, or empty
+#   NETWORK_CHECK     runs the example against a `cadre serve` it starts
+#                     (embed_network_check.cpp)
 cmake_minimum_required(VERSION 3.22)
 
 function(run what)
@@ -59,6 +61,12 @@ foreach(expected
     message(FATAL_ERROR "cadre_embed did not print '${expected}':\n${run_output}")
   endif()
 endforeach()
+
+# Against a node: the check starts `cadre serve` with a cluster listener,
+# runs the example with its address and checks what it printed.
+set(ENV{CADRE_EMBED_EXE} ${WORK_DIR}/build/cadre_embed)
+run("cadre_embed against a node" ${NETWORK_CHECK})
+message(STATUS "${run_output}")
 
 # The pkg-config file points into the same prefix.
 find_program(PKG_CONFIG pkg-config)

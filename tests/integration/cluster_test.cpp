@@ -2,9 +2,7 @@
 // leaving, tools that live on other nodes, and a worker node lost mid-task
 // to kill -9 and to SIGSTOP (docs/cluster.md).
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "cadre_server.hpp"
+#include "free_port.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -30,23 +29,6 @@ namespace {
 
 // A port free now (bound to 0 and released): the cluster listener needs a
 // known port, since its address is what the others join.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0)
-      ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 struct cluster_node {
   std::string name;
   std::string address;
@@ -59,7 +41,7 @@ cluster_node start_node(const test::temp_dir& dir, const std::string& name,
                         const std::string& config_yaml = "") {
   cluster_node n;
   n.name = name;
-  n.address = "127.0.0.1:" + std::to_string(free_port());
+  n.address = "127.0.0.1:" + std::to_string(test::free_port());
   std::vector<std::string> global;
   // Quick failure detection keeps the tests short.
   std::string cfg = "cluster:\n  suspect_after: 1s\n  down_after: 3s\n"

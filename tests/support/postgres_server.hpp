@@ -6,12 +6,10 @@
 // run as root (PostgreSQL refuses root), as the current user otherwise.
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "free_port.hpp"
 #include "temp_dir.hpp"
 
 namespace cadre::test {
@@ -70,24 +69,6 @@ public:
     if (!schema.empty())
       url += "?options=-csearch_path%3D" + schema;
     return url;
-  }
-
-  /// A port on 127.0.0.1 that nothing listens on right now.
-  static int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    int port = 0;
-    if (fd >= 0
-        && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0
-        && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      port = ntohs(addr.sin_port);
-    if (fd >= 0)
-      ::close(fd);
-    return port;
   }
 
 private:

@@ -679,7 +679,7 @@ TEST_F(SqlPostgres, UrlFromAnEnvironmentVariable) {
 }
 
 TEST_F(SqlPostgres, ErrorsNeverShowThePassword) {
-  auto port = test::postgres_server::free_port();
+  auto port = test::free_port();
   auto url = "postgresql://cadre:s3cret-pw@127.0.0.1:" + std::to_string(port)
              + "/postgres";
   auto sql = make_sql({{"postgres_url", url}});

@@ -37,7 +37,8 @@ public:
   explicit tool_directory(std::map<std::string, tool_pool_actor> local);
 
   /// This node's pool when it has one, else the capable member with the
-  /// least load per worker that is placeable and not in `avoid`.
+  /// least load per worker that is placeable and not in `avoid` (its load
+  /// as last reported plus the calls placed there since).
   std::optional<route> pick(const std::string& tool,
                             const std::set<std::string>& avoid = {}) const;
 
@@ -70,7 +71,10 @@ private:
 
   mutable std::mutex mtx_;
   std::map<std::string, tool_pool_actor> local_;
-  std::map<std::string, node_offers> remote_;
+  // Mutable: a pick counts its call into the chosen offer's load until the
+  // member's next heartbeat replaces it, so calls placed between two
+  // heartbeats spread over equal members instead of all going to one.
+  mutable std::map<std::string, node_offers> remote_;
 };
 
 } // namespace cadre::actors

@@ -49,14 +49,9 @@ struct cluster_options {
   bool loopback() const;
 };
 
-/// The version of the messages nodes exchange: nodes of other versions
-/// are refused at the handshake.
-inline constexpr int cluster_protocol_version = 1;
-
 /// The node that owns execution `id`: what follows its last '.' (ids made
 /// in a cluster end in ".<node name>"), or "" for an id made alone.
 std::string execution_owner(const std::string& id);
-
 /// Reads `section` (null: no cluster). Errors: errc::invalid_config naming
 /// the key, e.g. "cluster.join[1]: expected HOST:PORT, got 'x'".
 [[nodiscard]] expected<cluster_options>
