@@ -17,24 +17,11 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "driver.hpp"
+#include "raw_caf.hpp"
 
 namespace cadre::bench {
 
 namespace {
-
-// What a tool worker answers; the raw baseline speaks the same protocol.
-using raw_echo_actor = caf::typed_actor<
-  caf::replies_to<run_atom, task_request>::with<task_result>>;
-
-raw_echo_actor::behavior_type raw_echo_impl() {
-  return {
-    [](run_atom, task_request& req) -> task_result {
-      task_result res;
-      res.output = std::move(req.input);
-      return res;
-    },
-  };
-}
 
 task_request make_request() {
   task_request req;
