@@ -39,16 +39,6 @@ struct sample {
   size_t errors = 0;
 };
 
-task_request make_request() {
-  task_request req;
-  req.execution_id = "bench";
-  req.task_id = "t";
-  req.tool = "echo";
-  req.input = json_value{json{{"i", 1}}};
-  req.idempotency_key = "bench/t/1";
-  return req;
-}
-
 bool split_address(const std::string& addr, std::string& host,
                    uint16_t& port) {
   auto colon = addr.rfind(':');
@@ -104,7 +94,7 @@ sample pipelined(caf::actor_system& sys, Target target, size_t n,
   auto st = std::make_shared<pipeline_state>();
   st->n = n;
   st->lat.reserve(n);
-  st->req = make_request();
+  st->req = echo_request();
   auto fut = st->done.get_future();
   auto t0 = clock::now();
   sys.spawn([=](caf::event_based_actor* self) {

@@ -32,6 +32,17 @@ inline raw_echo_actor::behavior_type raw_echo_impl() {
   };
 }
 
+// The request both sides of a round trip answer, as a task would send it.
+inline task_request echo_request() {
+  task_request req;
+  req.execution_id = "bench";
+  req.task_id = "t";
+  req.tool = "echo";
+  req.input = json_value{json{{"i", 1}}};
+  req.idempotency_key = "bench/t/1";
+  return req;
+}
+
 // The middleman settings of a cadre node (runtime/src/node.cpp), so that
 // the bench process and the raw peer talk to nodes and to each other
 // under the same conditions. The caller loads caf::io::middleman.
