@@ -5,6 +5,8 @@
 //               [--repeat=3] [--roundtrip_ops=20000] [--replay_n=10000]
 //               [--ocr_pages=8] [--agent_turns=2000]
 //               [--timetravel_n=50000] [--db=DIR]
+//               [--cluster_node=HOST:PORT --caf_peer=HOST:PORT]
+//               [--cluster_ops=100000] [--cluster_inflight=64]
 //               [--json NAME|PATH]
 
 #include <algorithm>
@@ -194,9 +196,11 @@ void usage() {
     "                   [--repeat=N] [--roundtrip_ops=N] [--replay_n=N]\n"
     "                   [--ocr_pages=N] [--agent_turns=N]\n"
     "                   [--timetravel_n=N] [--snapshot_every=N] [--db=DIR]\n"
+    "                   [--cluster_node=HOST:PORT --caf_peer=HOST:PORT]\n"
+    "                   [--cluster_ops=N] [--cluster_inflight=N]\n"
     "                   [--json NAME|PATH]\n"
     "workloads: roundtrip fanout_N chain_N replay timetravel langgraph ocr\n"
-    "           agent\n"
+    "           agent cluster_roundtrip (run by bench/cluster_bench.py)\n"
     "default:   --benchmarks=");
   for (size_t i = 0; i < default_benchmarks.size(); ++i)
     std::fprintf(stderr, "%s%s", i ? "," : "", default_benchmarks[i].c_str());
@@ -242,6 +246,14 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.timetravel_n = std::max<size_t>(100, std::stoull(v));
     } else if (value_of("--agent_turns", v)) {
       opts.agent_turns = std::max<size_t>(10, std::stoull(v));
+    } else if (value_of("--cluster_node", v)) {
+      opts.cluster_node = v;
+    } else if (value_of("--caf_peer", v)) {
+      opts.caf_peer = v;
+    } else if (value_of("--cluster_ops", v)) {
+      opts.cluster_ops = std::max<size_t>(1000, std::stoull(v));
+    } else if (value_of("--cluster_inflight", v)) {
+      opts.cluster_inflight = std::max<size_t>(1, std::stoull(v));
     } else if (value_of("--db", v)) {
       opts.db = v;
     } else if (value_of("--json", v)) {
@@ -298,6 +310,8 @@ int main(int argc, char** argv) {
       run_ocr(ctx);
     } else if (name == "agent") {
       run_agent(ctx);
+    } else if (name == "cluster_roundtrip") {
+      run_cluster_roundtrip(ctx);
     } else {
       std::fprintf(stderr, "unknown benchmark '%s'\n", name.c_str());
       usage();

@@ -34,6 +34,15 @@ struct options {
   size_t timetravel_n = 50000;
   /// store.snapshot_every of the nodes the workloads start. Default: 1000
   uint64_t snapshot_every = 1000;
+  /// `cluster_roundtrip`: a `cadre serve` node's cluster listener
+  /// (HOST:PORT) offering `echo`, and a raw CAF echo peer's
+  /// (bench/peers/caf_echo.cpp). Default: none (the workload is skipped)
+  std::string cluster_node;
+  std::string caf_peer;
+  /// Requests per cluster_roundtrip run, and how many are in flight.
+  /// Default: 100000, 64
+  size_t cluster_ops = 100000;
+  size_t cluster_inflight = 64;
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty
@@ -99,6 +108,11 @@ durable_run run_once(const options& opts, const std::string& shape, size_t n,
 
 /// `roundtrip`: cadre tool pool vs raw CAF request/response.
 void run_roundtrip(run_context& ctx);
+
+/// `cluster_roundtrip`: a tool call to another node's echo pool (the
+/// member's offer through a tool_directory, as coordinators place calls)
+/// against raw CAF remote_actor request/response, many requests in flight.
+void run_cluster_roundtrip(run_context& ctx);
 
 /// `fanout_N` / `chain_N`: durable no-op tasks through a full node, in each
 /// of ctx.opts.modes. Stores its figures under ctx.results[name].

@@ -17,34 +17,11 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "driver.hpp"
+#include "raw_caf.hpp"
 
 namespace cadre::bench {
 
 namespace {
-
-// What a tool worker answers; the raw baseline speaks the same protocol.
-using raw_echo_actor = caf::typed_actor<
-  caf::replies_to<run_atom, task_request>::with<task_result>>;
-
-raw_echo_actor::behavior_type raw_echo_impl() {
-  return {
-    [](run_atom, task_request& req) -> task_result {
-      task_result res;
-      res.output = std::move(req.input);
-      return res;
-    },
-  };
-}
-
-task_request make_request() {
-  task_request req;
-  req.execution_id = "bench";
-  req.task_id = "t";
-  req.tool = "echo";
-  req.input = json_value{json{{"i", 1}}};
-  req.idempotency_key = "bench/t/1";
-  return req;
-}
 
 double elapsed_us(clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
@@ -92,7 +69,7 @@ sample event_based(caf::actor_system& sys, Handle target, size_t n) {
   auto st = std::make_shared<client_state>();
   st->left = n;
   st->lat.reserve(n);
-  st->req = make_request();
+  st->req = echo_request();
   auto fut = st->done.get_future();
   auto t0 = clock::now();
   sys.spawn([=](caf::event_based_actor* self) { issue(self, target, st); });
@@ -105,7 +82,7 @@ sample event_based(caf::actor_system& sys, Handle target, size_t n) {
 template <class Handle>
 sample scoped(caf::actor_system& sys, Handle target, size_t n) {
   caf::scoped_actor self{sys};
-  auto req = make_request();
+  auto req = echo_request();
   sample s;
   s.latency_us.reserve(n);
   auto t0 = clock::now();

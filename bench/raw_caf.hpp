@@ -1,0 +1,61 @@
+#pragma once
+
+// The raw CAF baseline the round-trip workloads measure cadre against: an
+// echo actor speaking a tool worker's protocol (same message types), and
+// the network settings a raw CAF process needs to talk to cadre nodes.
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "cadre/messages/interfaces.hpp"
+#include "cadre/runtime/cluster_options.hpp"
+
+namespace cadre::bench {
+
+// What a tool worker answers.
+using raw_echo_actor = caf::typed_actor<
+  caf::replies_to<run_atom, task_request>::with<task_result>>;
+
+inline raw_echo_actor::behavior_type raw_echo_impl() {
+  return {
+    [](run_atom, task_request& req) -> task_result {
+      task_result res;
+      res.output = std::move(req.input);
+      return res;
+    },
+  };
+}
+
+// The request both sides of a round trip answer, as a task would send it.
+inline task_request echo_request() {
+  task_request req;
+  req.execution_id = "bench";
+  req.task_id = "t";
+  req.tool = "echo";
+  req.input = json_value{json{{"i", 1}}};
+  req.idempotency_key = "bench/t/1";
+  return req;
+}
+
+// The middleman settings of a cadre node (runtime/src/node.cpp), so that
+// the bench process and the raw peer talk to nodes and to each other
+// under the same conditions. The caller loads caf::io::middleman.
+inline void configure_like_a_node(caf::actor_system_config& cfg) {
+  cfg.set("middleman.app-identifiers",
+          std::vector<std::string>{
+            "cadre/cadre/"
+            + std::to_string(runtime::cluster_protocol_version)});
+  cfg.set("middleman.workers", size_t{2});
+  // A node closes a connection silent for cluster.down_after (5 s).
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{std::chrono::milliseconds{500}});
+  cfg.set("middleman.enable-automatic-connections", false);
+}
+
+} // namespace cadre::bench
