@@ -13,6 +13,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/messages/cluster_protocol.hpp"
 #include "cadre/messages/interfaces.hpp"
 #include "cadre/runtime/cluster_options.hpp"
 
@@ -48,9 +49,7 @@ inline task_request echo_request() {
 // under the same conditions. The caller loads caf::io::middleman.
 inline void configure_like_a_node(caf::actor_system_config& cfg) {
   cfg.set("middleman.app-identifiers",
-          std::vector<std::string>{
-            "cadre/cadre/"
-            + std::to_string(runtime::cluster_protocol_version)});
+          std::vector<std::string>{cluster_app_identifier("cadre")});
   cfg.set("middleman.workers", size_t{2});
   // A node closes a connection silent for cluster.down_after (5 s).
   cfg.set("middleman.heartbeat-interval",
