@@ -153,6 +153,15 @@ TEST(Cluster, ThreeNodesJoinIntoAFullMeshAndALeavingNodeIsLeft) {
   EXPECT_EQ(seen["b"].value("address", ""), b.address);
   EXPECT_FALSE(seen["b"]["tools"].empty());
   EXPECT_GT(seen["b"].value("incarnation", uint64_t{0}), 0u);
+  std::string scraped;
+  EXPECT_TRUE(eventually([&] {
+    auto r = a.server->client().Get("/metrics");
+    scraped = r ? r->body : "";
+    return scraped.find("cadre_cluster_members{state=\"up\"} 3")
+           != std::string::npos;
+  })) << scraped;
+  EXPECT_NE(scraped.find("cadre_cluster_transitions_total{to=\"up\"}"),
+            std::string::npos);
   // A graceful stop tells the others.
   c.server->proc().signal(SIGTERM);
   ASSERT_TRUE(c.server->proc().wait_until(std::chrono::steady_clock::now()

@@ -352,6 +352,19 @@ void http_server::impl::probes() {
             text += "cadre_tool_pool_queue_depth{tool=\""
                     + d["name"].get<std::string>() + "\"} "
                     + dump_json(d["queued"]) + "\n";
+        if (!n.node_name().empty()) {
+          std::map<std::string, size_t> members;
+          for (auto s : {"joining", "up", "suspect", "down", "left"})
+            members[s] = 0;
+          for (const auto& m : n.nodes())
+            ++members[m.value("state", std::string{"unknown"})];
+          text += "# HELP cadre_cluster_members Members of the cluster by "
+                  "state, as this node sees them (itself included)\n"
+                  "# TYPE cadre_cluster_members gauge\n";
+          for (auto& [s, count] : members)
+            text += "cadre_cluster_members{state=\"" + s + "\"} "
+                    + std::to_string(count) + "\n";
+        }
         {
           std::lock_guard<std::mutex> guard{streams_mtx};
           text += "# HELP cadre_sse_streams Open event streams\n"
