@@ -254,6 +254,21 @@ struct agent_state {
     = std::make_shared<std::atomic<bool>>(false);
   std::map<std::string, llm_tool_spec> tool_specs;
   uint64_t idle_generation = 0;
+  // Tool calls running on another node's pool, by call id: a loss of that
+  // pool's link sends the call again elsewhere (same idempotency key); an
+  // answer of a call since replaced (another token) is ignored.
+  struct remote_call {
+    std::string turn;
+    llm_tool_call call;
+    caf::actor_addr pool;
+    std::string node;
+    uint64_t token = 0;
+  };
+  std::map<std::string, remote_call> remote_calls;
+  std::set<caf::actor_addr> monitored_pools;
+  // Nodes a call was lost on: not chosen again for it.
+  std::map<std::string, std::set<std::string>> lost_on;
+  uint64_t next_token = 0;
   // get_atom requests that came before the log was read.
   std::vector<caf::typed_response_promise<json_value>> get_waiters;
 
@@ -674,10 +689,23 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
   auto key = t.key;
   auto& allowed = t.spec.tools;
   std::optional<tool_directory::route> route;
-  if (st.tools)
-    route = st.tools->pick(call.name);
-  if (std::find(allowed.begin(), allowed.end(), call.name) == allowed.end()
-      || !route) {
+  if (st.tools) {
+    std::set<std::string> avoid;
+    if (auto l = st.lost_on.find(call.id); l != st.lost_on.end())
+      avoid = l->second;
+    route = st.tools->pick(call.name, avoid);
+  }
+  bool allowed_tool
+    = std::find(allowed.begin(), allowed.end(), call.name) != allowed.end();
+  if (allowed_tool && !route && st.lost_on.count(call.id) > 0) {
+    on_tool_result(self, key, call,
+                   make_error(errc::unavailable,
+                              "tool '" + call.name
+                                + "': every node offering it was lost "
+                                  "during this call"));
+    return;
+  }
+  if (!allowed_tool || !route) {
     log::info("agent tool call refused: not one of its tools",
               {{"actor", "agent"}, {"agent", st.id},
                {"execution", t.execution}, {"task", t.task},
@@ -722,12 +750,62 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
       std::max<int64_t>(t.deadline_us - now_us(), 0) + 2000000}};
   else if (!route->node.empty())
     timeout = caf::duration{remote_tool_backstop};
+  uint64_t token = 0;
+  if (!route->node.empty()) {
+    auto addr = route->pool.address();
+    if (st.monitored_pools.insert(addr).second)
+      self->monitor(route->pool);
+    token = ++st.next_token;
+    st.remote_calls[call.id] = {key, call, addr, route->node, token};
+  }
+  // False for the answer of a call that was sent again meanwhile.
+  auto current = [=] {
+    if (token == 0)
+      return true;
+    auto& calls = self->state.remote_calls;
+    auto c = calls.find(call.id);
+    if (c == calls.end() || c->second.token != token)
+      return false;
+    calls.erase(c);
+    return true;
+  };
   self->request(route->pool, timeout, run_atom_v, std::move(req))
     .then(
       [=](task_result& res) {
-        on_tool_result(self, key, call, res.output.get());
+        if (current())
+          on_tool_result(self, key, call, res.output.get());
       },
-      [=](caf::error& err) { on_tool_result(self, key, call, err); });
+      [=](caf::error& err) {
+        if (current())
+          on_tool_result(self, key, call, err);
+      });
+}
+
+// The link to a pool on another node broke: the calls of the active turn
+// running there are sent again, elsewhere.
+void on_pool_down(agent_self self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  st.monitored_pools.erase(dm.source);
+  std::vector<agent_state::remote_call> lost;
+  for (auto i = st.remote_calls.begin(); i != st.remote_calls.end();) {
+    if (i->second.pool == dm.source) {
+      lost.push_back(std::move(i->second));
+      i = st.remote_calls.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  for (auto& c : lost) {
+    if (!st.active || st.active->key != c.turn
+        || st.active->results.count(c.call.id) > 0)
+      continue;
+    log::warn("agent tool call sent again: its node was lost",
+              {{"actor", "agent"}, {"agent", st.id},
+               {"tool", c.call.name}, {"node", c.node},
+               {"reason", to_string(dm.reason)}});
+    st.lost_on[c.call.id].insert(c.node);
+    dispatch_tool(self, c.call);
+  }
 }
 
 // -- metrics --------------------------------------------------------------------------
@@ -1137,6 +1215,8 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
   st.bus = std::move(bus);
   st.tools = std::move(tools);
   st.opts = std::move(opts);
+  self->set_down_handler(
+    [=](caf::down_msg& dm) { on_pool_down(self, dm); });
   // Memory is the fold of the log; an unfinished turn resumes at once.
   self->request(st.store, local_deadline, read_atom_v, st.log, uint64_t{1},
                 uint64_t{0})

@@ -431,3 +431,51 @@ TEST(Cluster, RequestsForAnotherNodesExecutionGoToItsOwnerOrAreRefusedWhileItIsD
             std::string::npos)
     << problem.dump();
 }
+
+TEST(Cluster, AnAgentsToolCallLostWithItsNodeIsSentAgainElsewhere) {
+  test::temp_dir dir;
+  // Node a runs the agent (scripted model) but no `sleep` pool.
+  std::string agent_cfg = std::string{without_tools}
+                          + "agents:\n"
+                            "  napper:\n"
+                            "    tools: [sleep]\n"
+                            "    script:\n"
+                            "      - turn: 1\n"
+                            "        reply:\n"
+                            "          text: napping\n"
+                            "          tool_calls:\n"
+                            "            - {name: sleep, arguments: {ms: 4000}}\n"
+                            "      - turn: 2\n"
+                            "        reply: {text: 'slept {{ tool.sleep.slept_ms }}'}\n";
+  auto a = start_node(dir, "a", "", agent_cfg);
+  ASSERT_TRUE(a.server->ok()) << a.server->proc().stderr_text();
+  auto b = start_node(dir, "b", a.address);
+  auto c = start_node(dir, "c", a.address);
+  ASSERT_TRUE(b.server->ok() && c.server->ok());
+  ASSERT_TRUE(eventually([&] {
+    return state_of(a, "b") == "up" && state_of(a, "c") == "up";
+  }));
+  json wf{{"name", "nap"},
+          {"tasks", json::array({json{{"id", "t"},
+                                      {"agent", "napper"},
+                                      {"input", "take a nap"}}})}};
+  int status = 0;
+  auto sub = test::post(*a.server, "/v1/executions", json{{"definition", wf}},
+                        &status);
+  ASSERT_EQ(status, 201) << sub.dump();
+  auto id = sub["id"].get<std::string>();
+  std::string victim;
+  ASSERT_TRUE(eventually([&] { return !(victim = busy_node(a)).empty(); }));
+  (victim == "b" ? b : c).server->proc().signal(SIGKILL);
+  json info;
+  ASSERT_TRUE(eventually([&] {
+    info = test::get(*a.server, "/v1/executions/" + id);
+    auto s = info.value("status", "");
+    return s == "completed" || s == "failed";
+  })) << info.dump();
+  EXPECT_EQ(info["status"], "completed") << info.dump();
+  EXPECT_EQ(info["output"]["t"], "slept 4000") << info.dump();
+  EXPECT_NE(a.server->proc().stderr_text().find(
+              "agent tool call sent again: its node was lost"),
+            std::string::npos);
+}
