@@ -271,7 +271,13 @@ void try_connect(member_self self, const std::string& address) {
         self->request(peer, connect_deadline, join_atom_v, self_info(self))
           .then(
             [=](std::vector<node_info>& list) {
-              self->state.addresses[address].pending = false;
+              auto& a = self->state.addresses[address];
+              a.pending = false;
+              // A seed written differently from the address its node
+              // advertises stays "unlinked": joined again at most this
+              // often, not at every heartbeat.
+              a.next_try_us = now_us() + self->state.opts.retry_max.count()
+                                           * 1000;
               if (list.empty())
                 return;
               // The first entry is the peer itself; the others it knows.
