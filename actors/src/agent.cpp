@@ -25,6 +25,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
+#include "remote_calls.hpp"
 
 namespace cadre::actors {
 
@@ -254,21 +255,8 @@ struct agent_state {
     = std::make_shared<std::atomic<bool>>(false);
   std::map<std::string, llm_tool_spec> tool_specs;
   uint64_t idle_generation = 0;
-  // Tool calls running on another node's pool, by call id: a loss of that
-  // pool's link sends the call again elsewhere (same idempotency key); an
-  // answer of a call since replaced (another token) is ignored.
-  struct remote_call {
-    std::string turn;
-    llm_tool_call call;
-    caf::actor_addr pool;
-    std::string node;
-    uint64_t token = 0;
-  };
-  std::map<std::string, remote_call> remote_calls;
-  std::set<caf::actor_addr> monitored_pools;
-  // Nodes a call was lost on: not chosen again for it.
-  std::map<std::string, std::set<std::string>> lost_on;
-  uint64_t next_token = 0;
+  // Tool calls running on another node's pool, by call id, with their turn.
+  remote_calls<std::pair<std::string, llm_tool_call>> remote;
   // get_atom requests that came before the log was read.
   std::vector<caf::typed_response_promise<json_value>> get_waiters;
 
@@ -689,15 +677,12 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
   auto key = t.key;
   auto& allowed = t.spec.tools;
   std::optional<tool_directory::route> route;
-  if (st.tools) {
-    std::set<std::string> avoid;
-    if (auto l = st.lost_on.find(call.id); l != st.lost_on.end())
-      avoid = l->second;
+  auto avoid = st.remote.avoid(call.id);
+  if (st.tools)
     route = st.tools->pick(call.name, avoid);
-  }
   bool allowed_tool
     = std::find(allowed.begin(), allowed.end(), call.name) != allowed.end();
-  if (allowed_tool && !route && st.lost_on.count(call.id) > 0) {
+  if (allowed_tool && !route && !avoid.empty()) {
     on_tool_result(self, key, call,
                    make_error(errc::unavailable,
                               "tool '" + call.name
@@ -752,21 +737,18 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     timeout = caf::duration{remote_tool_backstop};
   uint64_t token = 0;
   if (!route->node.empty()) {
-    auto addr = route->pool.address();
-    if (st.monitored_pools.insert(addr).second)
+    bool watch = false;
+    token = st.remote.sent(call.id, route->pool.address(), route->node,
+                           {key, call}, watch);
+    if (watch)
       self->monitor(route->pool);
-    token = ++st.next_token;
-    st.remote_calls[call.id] = {key, call, addr, route->node, token};
   }
   // False for the answer of a call that was sent again meanwhile.
   auto current = [=] {
-    if (token == 0)
-      return true;
-    auto& calls = self->state.remote_calls;
-    auto c = calls.find(call.id);
-    if (c == calls.end() || c->second.token != token)
+    auto& remote = self->state.remote;
+    if (!remote.answered(call.id, token))
       return false;
-    calls.erase(c);
+    remote.settled(call.id);
     return true;
   };
   self->request(route->pool, timeout, run_atom_v, std::move(req))
@@ -785,26 +767,16 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
 // running there are sent again, elsewhere.
 void on_pool_down(agent_self self, const caf::down_msg& dm) {
   auto& st = self->state;
-  st.monitored_pools.erase(dm.source);
-  std::vector<agent_state::remote_call> lost;
-  for (auto i = st.remote_calls.begin(); i != st.remote_calls.end();) {
-    if (i->second.pool == dm.source) {
-      lost.push_back(std::move(i->second));
-      i = st.remote_calls.erase(i);
-    } else {
-      ++i;
-    }
-  }
-  for (auto& c : lost) {
-    if (!st.active || st.active->key != c.turn
-        || st.active->results.count(c.call.id) > 0)
+  for (auto& c : st.remote.lost(dm.source)) {
+    auto& [turn, call] = c.payload;
+    if (!st.active || st.active->key != turn
+        || st.active->results.count(call.id) > 0)
       continue;
     log::warn("agent tool call sent again: its node was lost",
               {{"actor", "agent"}, {"agent", st.id},
-               {"tool", c.call.name}, {"node", c.node},
+               {"tool", call.name}, {"node", c.node},
                {"reason", to_string(dm.reason)}});
-    st.lost_on[c.call.id].insert(c.node);
-    dispatch_tool(self, c.call);
+    dispatch_tool(self, call);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "remote_calls.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
@@ -68,20 +69,9 @@ struct coordinator_state {
   // Requests that arrived before recovery finished, run once it has.
   std::vector<std::function<void()>> deferred;
   std::mt19937_64 rng{retry_jitter_seed()};
-  // Attempts running on another node's pool, by task key. A loss of that
-  // pool's link re-dispatches them; an answer from a call since replaced
-  // (another token) is ignored.
-  struct remote_call {
-    uint32_t attempt = 0;
-    caf::actor_addr pool;
-    std::string node;
-    uint64_t token = 0;
-  };
-  std::map<std::string, remote_call> remote_calls;
-  std::set<caf::actor_addr> monitored_pools;
-  // Nodes a task's attempt was lost on: not chosen again for it.
-  std::map<std::string, std::set<std::string>> lost_on;
-  uint64_t next_token = 0;
+  // Attempts running on another node's pool, by task key, with their
+  // attempt number.
+  remote_calls<uint32_t> remote;
 };
 
 using self_ptr = coordinator_impl_actor::stateful_pointer<coordinator_state>;
@@ -264,24 +254,13 @@ void on_failure(self_ptr self, const std::string& key, uint32_t attempt,
 // left): every attempt running there is sent again, elsewhere.
 void on_pool_down(self_ptr self, const caf::down_msg& dm) {
   auto& st = self->state;
-  st.monitored_pools.erase(dm.source);
-  std::vector<std::pair<std::string, coordinator_state::remote_call>> lost;
-  for (auto i = st.remote_calls.begin(); i != st.remote_calls.end();) {
-    if (i->second.pool == dm.source) {
-      lost.emplace_back(i->first, i->second);
-      i = st.remote_calls.erase(i);
-    } else {
-      ++i;
-    }
-  }
-  for (auto& [key, call] : lost) {
+  for (auto& call : st.remote.lost(dm.source)) {
     log::warn("task re-dispatched: its node was lost",
               {{"actor", "coordinator"}, {"execution", st.args.id},
-               {"task", key}, {"attempt", call.attempt},
+               {"task", call.key}, {"attempt", call.payload},
                {"node", call.node}, {"reason", to_string(dm.reason)}});
-    st.lost_on[key].insert(call.node);
-    enqueue(self, st.m.redispatch(key, call.attempt, "node_lost", call.node,
-                                  now_us()));
+    enqueue(self, st.m.redispatch(call.key, call.payload, "node_lost",
+                                  call.node, now_us()));
   }
 }
 
@@ -289,9 +268,7 @@ void run_action(self_ptr self, const workflow::action& a) {
   auto& st = self->state;
   switch (a.kind) {
     case workflow::action::dispatch: {
-      std::set<std::string> avoid;
-      if (auto l = st.lost_on.find(a.key); l != st.lost_on.end())
-        avoid = l->second;
+      auto avoid = st.remote.avoid(a.key);
       auto route = st.args.tools->pick(a.tool, avoid);
       if (!route) {
         on_failure(self, a.key, a.attempt,
@@ -328,31 +305,22 @@ void run_action(self_ptr self, const workflow::action& a) {
         // The pool's node may vanish with the answer: its link's loss
         // re-dispatches the attempt, and without a task timeout a
         // backstop still ends the wait.
-        auto addr = route->pool.address();
-        if (st.monitored_pools.insert(addr).second)
+        bool watch = false;
+        token = st.remote.sent(key, route->pool.address(), route->node,
+                               attempt, watch);
+        if (watch)
           self->monitor(route->pool);
-        token = ++st.next_token;
-        st.remote_calls[key] = {attempt, addr, route->node, token};
         if (a.timeout_ms <= 0)
           timeout = caf::duration{remote_tool_backstop};
       }
       // False for the answer of a call that was replaced meanwhile.
-      auto current = [=] {
-        auto& calls = self->state.remote_calls;
-        auto c = calls.find(key);
-        if (token == 0)
-          return c == calls.end();
-        if (c == calls.end() || c->second.token != token)
-          return false;
-        calls.erase(c);
-        return true;
-      };
+      auto current = [=] { return self->state.remote.answered(key, token); };
       self->request(route->pool, timeout, run_atom_v, std::move(req))
         .then(
           [=](task_result& res) {
             if (!current())
               return;
-            self->state.lost_on.erase(key);
+            self->state.remote.settled(key);
             enqueue(self, self->state.m.succeeded(key, attempt,
                                                   res.output.get(),
                                                   res.duration_us, now_us()));
@@ -363,7 +331,7 @@ void run_action(self_ptr self, const workflow::action& a) {
             if (token != 0 && err == caf::sec::request_receiver_down) {
               // Sent as its link died: the node is lost, not the call.
               auto& st = self->state;
-              st.lost_on[key].insert(route->node);
+              st.remote.lost_on(key, route->node);
               enqueue(self, st.m.redispatch(key, attempt, "node_lost",
                                             route->node, now_us()));
               return;
