@@ -50,11 +50,15 @@ public:
     });
     if (stop_)
       return;
-    if (room())
+    // One waiter of the connection's own lane is enough; waking every
+    // worker for each connection cost more CPU than it served.
+    if (room()) {
       jobs_.push_back(std::move(fn));
-    else
+      work_.notify_one();
+    } else {
       rejects_.push_back(std::move(fn));
-    work_.notify_all();
+      reject_work_.notify_one();
+    }
   }
 
   // Waits for the connections in hand up to the drain timeout; threads
@@ -67,6 +71,7 @@ public:
       stop_ = true;
     }
     work_.notify_all();
+    reject_work_.notify_all();
     space_.notify_all();
     auto deadline = std::chrono::steady_clock::now() + drain_;
     {
@@ -94,7 +99,8 @@ private:
       {
         std::unique_lock<std::mutex> guard{mtx_};
         auto& q = reject_lane ? rejects_ : jobs_;
-        work_.wait(guard, [&] { return stop_ || !q.empty(); });
+        auto& ready = reject_lane ? reject_work_ : work_;
+        ready.wait(guard, [&] { return stop_ || !q.empty(); });
         if (q.empty())
           return;
         fn = std::move(q.front());
@@ -118,6 +124,7 @@ private:
 
   std::mutex mtx_;
   std::condition_variable work_;
+  std::condition_variable reject_work_;
   std::condition_variable space_;
   std::condition_variable done_;
   std::deque<std::function<void()>> jobs_;
