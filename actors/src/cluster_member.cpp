@@ -35,6 +35,48 @@ int64_t now_us() {
     .count();
 }
 
+// A pool of an address-less member (an outside CAF program) relayed by
+// this node: no other node can connect to such a member, so this node
+// offers its pools in its place and forwards each call over its own link.
+struct relay {
+  caf::actor target;
+  tool_pool_actor handle;
+};
+
+// Forwards calls to `target` with the caller's deadline and answers them
+// itself: the member may be reachable from this node only. Ends when the
+// target or `member` goes away; callers watching it then send their calls
+// again elsewhere, as for a lost node.
+tool_pool_actor::behavior_type relay_impl(tool_pool_actor::pointer self,
+                                          tool_pool_actor target,
+                                          caf::actor member) {
+  self->monitor(target);
+  self->monitor(member);
+  self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  return {
+    [=](run_atom, task_request& req) -> caf::result<task_result> {
+      auto rp = self->make_response_promise<task_result>();
+      caf::duration timeout{remote_tool_backstop};
+      if (req.deadline_us > 0) {
+        // The target enforces the deadline; this is a backstop.
+        auto left_ms = std::max<int64_t>(0, (req.deadline_us - now_us()) / 1000);
+        timeout = caf::duration{std::chrono::milliseconds{left_ms + 2000}};
+      }
+      self->request(target, timeout, run_atom_v, std::move(req))
+        .then([=](task_result& r) mutable { rp.deliver(std::move(r)); },
+              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](describe_atom) -> caf::result<json_value> {
+      auto rp = self->make_response_promise<json_value>();
+      self->request(target, connect_deadline, describe_atom_v)
+        .then([=](json_value& d) mutable { rp.deliver(std::move(d)); },
+              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+  };
+}
+
 // Where a connection is (re)tried and when next.
 struct address_state {
   bool pending = false;
@@ -54,6 +96,8 @@ struct member_state {
   // name and incarnation.
   std::map<caf::actor_addr, std::pair<std::string, uint64_t>> watched;
   std::map<std::string, address_state> addresses;
+  // Relays of address-less members' pools: member name -> tool -> relay.
+  std::map<std::string, std::map<std::string, relay>> relays;
   // The local pools' load, refreshed each heartbeat.
   std::map<std::string, std::pair<uint32_t, uint32_t>> pool_load;
   int64_t started_us = 0;
@@ -87,7 +131,56 @@ node_info self_info(member_self self) {
       me.load += o.load;
       me.tools.push_back(std::move(o));
     }
+  // An address-less member's pools, for the members that cannot reach it;
+  // their load is its own, not this node's.
+  for (auto& [member, tools] : st.relays) {
+    auto i = st.infos.find(member);
+    if (i == st.infos.end() || i->second.leaving != 0
+        || !st.members->placeable(member))
+      continue;
+    for (auto& o : i->second.tools)
+      if (auto r = tools.find(o.name); r != tools.end()) {
+        auto offer = o;
+        offer.pool = caf::actor_cast<caf::actor>(r->second.handle);
+        offer.relayed_from = member;
+        me.tools.push_back(std::move(offer));
+      }
+  }
   return me;
+}
+
+void drop_relays(member_self self, const std::string& member) {
+  auto& st = self->state;
+  auto i = st.relays.find(member);
+  if (i == st.relays.end())
+    return;
+  for (auto& [tool, r] : i->second)
+    self->send_exit(r.handle, caf::exit_reason::user_shutdown);
+  st.relays.erase(i);
+}
+
+// Keeps one relay per pool an address-less member offers; a pool whose
+// handle changed (the program restarted it) gets a new relay.
+void sync_relays(member_self self, const node_info& info) {
+  auto& st = self->state;
+  auto& current = st.relays[info.name];
+  std::map<std::string, relay> next;
+  for (auto& o : info.tools) {
+    if (!o.pool)
+      continue;
+    auto i = current.find(o.name);
+    if (i != current.end() && i->second.target == o.pool) {
+      next.emplace(o.name, std::move(i->second));
+      current.erase(i);
+      continue;
+    }
+    auto handle = self->spawn(relay_impl, caf::actor_cast<tool_pool_actor>(o.pool),
+                              caf::actor_cast<caf::actor>(self));
+    next.emplace(o.name, relay{o.pool, std::move(handle)});
+  }
+  for (auto& [tool, r] : current)
+    self->send_exit(r.handle, caf::exit_reason::user_shutdown);
+  current = std::move(next);
 }
 
 void publish(member_self self, const cluster::transition& t) {
@@ -121,6 +214,19 @@ void publish(member_self self, const cluster::transition& t) {
   self->send(st.opts.bus, publish_atom_v, std::vector<event>{std::move(ev)});
 }
 
+// Tells the executions actor what `name` is now: where its executions go.
+void sync_owner(member_self self, const std::string& name) {
+  auto& st = self->state;
+  if (!st.opts.owners)
+    return;
+  member_directory::entry e;
+  if (auto i = st.infos.find(name); i != st.infos.end())
+    e.executions = caf::actor_cast<executions_actor>(i->second.executions);
+  auto* m = st.members->find(name);
+  e.state = m ? cluster::to_string(m->state) : "unknown to this node";
+  st.opts.owners->set(name, std::move(e));
+}
+
 // Acts on the member list's transitions: placement follows them.
 void apply_transitions(member_self self, const std::vector<cluster::transition>& out) {
   auto& st = self->state;
@@ -140,6 +246,10 @@ void apply_transitions(member_self self, const std::vector<cluster::transition>&
           break;
       }
     }
+    if (t.to == cluster::member_state::down
+        || t.to == cluster::member_state::left)
+      drop_relays(self, t.name);
+    sync_owner(self, t.name);
     publish(self, t);
   }
 }
@@ -178,8 +288,12 @@ void heard_from(member_self self, node_info info) {
     // A leaving member finishes what it runs but takes nothing new.
     st.opts.directory->set_placeable(info.name, info.leaving == 0);
   }
-  st.infos[info.name] = std::move(info);
+  if (info.address.empty())
+    sync_relays(self, info);
+  auto name = info.name;
+  st.infos[name] = std::move(info);
   apply_transitions(self, out);
+  sync_owner(self, name);
 }
 
 // Another member's list: names and addresses to connect to ourselves
@@ -371,9 +485,12 @@ json nodes_view(member_self self) {
     else if (auto i = st.infos.find(name); i != st.infos.end())
       info = i->second;
     json tools = json::array();
-    for (auto& o : info.tools)
-      tools.push_back(
-        json{{"name", o.name}, {"workers", o.workers}, {"load", o.load}});
+    for (auto& o : info.tools) {
+      json t{{"name", o.name}, {"workers", o.workers}, {"load", o.load}};
+      if (!o.relayed_from.empty())
+        t["relayed_from"] = o.relayed_from;
+      tools.push_back(std::move(t));
+    }
     node["tools"] = std::move(tools);
     node["agents"] = info.agents;
     node["profiles"] = info.profiles;
@@ -398,6 +515,8 @@ member_impl_actor::behavior_type member_impl(member_self self,
   st.started_us = now_us();
   st.members = std::make_unique<cluster::membership>(
     st.opts.name, st.opts.incarnation, st.opts.address, st.opts.membership);
+  if (st.opts.owners)
+    st.opts.owners->clear();
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.watched.find(dm.source);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -51,6 +52,11 @@ struct coordinator_state {
   bool ready = false;
   // Seq of the newest snapshot written or restored (0: none).
   uint64_t last_snapshot_seq = 0;
+  // The snapshot recovery started from (null: the first event).
+  json recovered_from;
+  // Set when recovery found a log this build would not have written: the
+  // coordinator runs nothing and answers requests with it (cancel aside).
+  std::optional<caf::error> refusal;
   // Decisions not yet durable, and who waits for them.
   std::vector<event> pending_events;
   std::vector<workflow::action> pending_actions;
@@ -110,6 +116,15 @@ void fail_all(self_ptr self, const caf::error& err) {
   for (auto& p : st.awaiters)
     p.deliver(err);
   st.awaiters.clear();
+}
+
+// Answers `promise` with the refusal of a coordinator that refused its log.
+template <class Promise>
+bool answer_refusal(self_ptr self, Promise& promise) {
+  if (!self->state.refusal)
+    return false;
+  promise.deliver(*self->state.refusal);
+  return true;
 }
 
 void finish_if_done(self_ptr self) {
@@ -433,6 +448,39 @@ void run_action(self_ptr self, const workflow::action& a) {
   }
 }
 
+// Non-determinism detection: the events just folded are re-decided by this
+// build; a log it would not have written (an upgrade changed a decision, or
+// the log was altered) is not resumed, since going on would mix two sets
+// of decisions. The log stays as it is for a build that decides as it did.
+bool refuse_changed_decisions(self_ptr self, const std::vector<event>& log) {
+  auto& st = self->state;
+  auto check = workflow::check_recovery(st.args.id, st.recovered_from, log);
+  if (!check) {
+    // The fold succeeded; a check that cannot run is not a reason to stop.
+    log::warn("recovery check not made",
+              {{"actor", "coordinator"}, {"execution", st.args.id},
+               {"reason", message_of(check.error())}});
+    return false;
+  }
+  if (check->compatible())
+    return false;
+  const auto& d = *check->first;
+  st.refusal = make_error(
+    errc::conflict,
+    "execution " + st.args.id
+      + " is not resumed: its log no longer matches this build's decisions "
+        "at event "
+      + std::to_string(d.seq) + (d.task.empty() ? "" : " (" + d.task + ")")
+      + ": " + d.reason
+      + "; the log is kept as it is (cadre replay " + st.args.id
+      + " --against FILE compares; cancel ends it)");
+  log::error("execution not resumed: its log no longer matches this build's "
+             "decisions",
+             {{"actor", "coordinator"}, {"execution", st.args.id},
+              {"seq", d.seq}, {"task", d.task}, {"reason", d.reason}});
+  return true;
+}
+
 // Reads the log from `from` and folds it onto the machine, then resumes.
 void fold_and_resume(self_ptr self, uint64_t from) {
   auto& st = self->state;
@@ -454,6 +502,11 @@ void fold_and_resume(self_ptr self, uint64_t from) {
                                     "execution " + st.args.id
                                       + " has no events"));
           self->quit();
+          return;
+        }
+        if (refuse_changed_decisions(self, log)) {
+          for (auto& fn : std::exchange(st.deferred, {}))
+            fn();
           return;
         }
         // Each re-dispatch is recorded before it runs (flush persists,
@@ -513,6 +566,7 @@ void recover_from_snapshot(self_ptr self, uint64_t k, uint64_t last,
           return;
         }
         st.m = std::move(*m);
+        st.recovered_from = snaps.front().payload.get();
         st.last_snapshot_seq = st.m.last_seq();
         log::debug("recovering from a snapshot",
                    {{"actor", "coordinator"},
@@ -587,6 +641,8 @@ coordinator_impl(self_ptr self, coordinator_args args) {
         const json_value& value) -> caf::result<uint64_t> {
       auto promise = self->make_response_promise<uint64_t>();
       when_ready(self, [=]() mutable {
+        if (answer_refusal(self, promise))
+          return;
         auto& st = self->state;
         auto s = st.m.human_answer(task, value.get(), now_us());
         if (!s) {
@@ -613,12 +669,17 @@ coordinator_impl(self_ptr self, coordinator_args args) {
     },
     [=](status_atom) -> caf::result<execution_info> {
       auto promise = self->make_response_promise<execution_info>();
-      when_ready(self, [=]() mutable { promise.deliver(self->state.m.info()); });
+      when_ready(self, [=]() mutable {
+        if (!answer_refusal(self, promise))
+          promise.deliver(self->state.m.info());
+      });
       return promise;
     },
     [=](await_atom) -> caf::result<execution_info> {
       auto promise = self->make_response_promise<execution_info>();
       when_ready(self, [=]() mutable {
+        if (answer_refusal(self, promise))
+          return;
         self->state.awaiters.push_back(promise);
         finish_if_done(self);
       });

@@ -76,6 +76,41 @@ std::string new_id(self_ptr self) {
   return buf + self->state.opts.id_suffix;
 }
 
+// The node that owns execution `id` when it is another one, else "": ids
+// end in ".<node name>" in a cluster (executions_options::id_suffix).
+std::string other_owner(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  if (!st.opts.owners || st.opts.id_suffix.empty())
+    return {};
+  auto dot = id.rfind('.');
+  if (dot == std::string::npos || id.compare(dot, std::string::npos,
+                                             st.opts.id_suffix) == 0)
+    return {};
+  return id.substr(dot + 1);
+}
+
+// Sends a request about another node's execution to its owner's executions
+// actor and answers with the owner's answer: the asker may reach this node
+// only (an outside CAF program, say). Refused with `unavailable`, naming the
+// owner and its state, while the owner is not up.
+template <class T, class Timeout, class... Ts>
+caf::result<T> ask_owner(self_ptr self, const std::string& owner,
+                         const std::string& id, Timeout timeout, Ts&&... xs) {
+  auto where = self->state.opts.owners->find(owner);
+  if (!where || where->state != "up" || !where->executions)
+    return make_error(errc::unavailable,
+                      "execution " + id + " is owned by node " + owner
+                        + ", which is "
+                        + (where ? where->state : "unknown to this node")
+                        + ": its log is on that node's disk; it resumes "
+                          "when the node is back");
+  auto promise = self->make_response_promise<T>();
+  self->request(where->executions, timeout, std::forward<Ts>(xs)...)
+    .then([=](T& x) mutable { promise.deliver(std::move(x)); },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
 // What an idempotency key is compared on: the workflow (its name, or the
 // stored definition's id) and the input.
 std::string digest_of(const std::string& workflow, const json& input) {
@@ -375,6 +410,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return promise;
     },
     [=](input_atom, const human_input& in) -> caf::result<uint64_t> {
+      if (auto owner = other_owner(self, in.execution_id); !owner.empty())
+        return ask_owner<uint64_t>(self, owner, in.execution_id,
+                                   local_deadline, input_atom_v, in);
       auto promise = self->make_response_promise<uint64_t>();
       with_coordinator(
         self, in.execution_id, 3,
@@ -397,6 +435,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return promise;
     },
     [=](fork_atom, fork_request& req) -> caf::result<json_value> {
+      if (auto owner = other_owner(self, req.execution_id); !owner.empty())
+        return ask_owner<json_value>(self, owner, req.execution_id,
+                                     local_deadline, fork_atom_v, req);
       workflow::fork_edits edits;
       if (!req.input_override.is_null())
         edits.input = req.input_override.get();
@@ -505,6 +546,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return promise;
     },
     [=](cancel_atom, const std::string& id) -> caf::result<bool> {
+      if (auto owner = other_owner(self, id); !owner.empty())
+        return ask_owner<bool>(self, owner, id, local_deadline, cancel_atom_v,
+                               id);
       auto promise = self->make_response_promise<bool>();
       with_coordinator(
         self, id, 3,
@@ -527,6 +571,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return promise;
     },
     [=](status_atom, const std::string& id) -> caf::result<execution_info> {
+      if (auto owner = other_owner(self, id); !owner.empty())
+        return ask_owner<execution_info>(self, owner, id, local_deadline,
+                                         status_atom_v, id);
       auto promise = self->make_response_promise<execution_info>();
       auto& st = self->state;
       auto from_store = [=]() mutable {
@@ -534,15 +581,26 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
           .then([=](execution_info& info) mutable { promise.deliver(info); },
                 [=](caf::error& err) mutable { promise.deliver(err); });
       };
+      // A coordinator that refused its log answers why; one that is gone
+      // left its last state in the store.
       if (auto i = st.live.find(id); i != st.live.end())
         self->request(i->second.handle, local_deadline, status_atom_v)
           .then([=](execution_info& info) mutable { promise.deliver(info); },
-                [=](caf::error&) mutable { from_store(); });
+                [=](caf::error& err) mutable {
+                  if (err.category() == caf::atom("cadre"))
+                    promise.deliver(err);
+                  else
+                    from_store();
+                });
       else
         from_store();
       return promise;
     },
     [=](await_atom, const std::string& id) -> caf::result<execution_info> {
+      // caf::infinite as for a local await; a lost owner's link ends it.
+      if (auto owner = other_owner(self, id); !owner.empty())
+        return ask_owner<execution_info>(self, owner, id, caf::infinite,
+                                         await_atom_v, id);
       auto promise = self->make_response_promise<execution_info>();
       auto from_store = [=]() mutable {
         self->request(self->state.store, local_deadline, get_atom_v, id)
@@ -574,6 +632,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       return promise;
     },
     [=](get_atom, const std::string& id) -> caf::result<caf::actor> {
+      if (auto owner = other_owner(self, id); !owner.empty())
+        return ask_owner<caf::actor>(self, owner, id, local_deadline,
+                                     get_atom_v, id);
       auto& st = self->state;
       if (auto i = st.live.find(id); i != st.live.end() && i->second.handle)
         return caf::actor_cast<caf::actor>(i->second.handle);

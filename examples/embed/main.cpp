@@ -3,8 +3,9 @@
 // both registered, and a cadre message printed through cadre's JSON mapping.
 // Given a node's cluster address (`cadre_embed HOST PORT`), it connects to
 // the node's member and (a) runs a workflow, receiving its events, (b) calls
-// a tool, (c) answers a human task and (d) offers an actor of its own as a
-// tool to the cluster. docs/embedding.md explains each step.
+// a tool, (c) answers a human task, (d) offers an actor of its own as a
+// tool to the cluster and (e) has it called from another node of the
+// cluster, if there is one. docs/embedding.md explains each step.
 
 #include <algorithm>
 #include <cctype>
@@ -465,6 +466,110 @@ std::string state_on_node(caf::scoped_actor& self,
   return state;
 }
 
+// Another member of the node's cluster that has an address, or "" (none).
+std::string another_member(caf::scoped_actor& self,
+                           const cadre::member_actor& node,
+                           const std::string& node_name) {
+  std::string address;
+  self->request(node, request_deadline, cadre::get_atom_v, cadre::nodes_atom_v)
+    .receive(
+      [&](cadre::json_value& nodes) {
+        for (auto& n : nodes.get())
+          if (n.value("name", "") != node_name && n.value("state", "") == "up"
+              && !n.value("address", "").empty())
+            address = n.value("address", "");
+      },
+      [&](caf::error&) {});
+  return address;
+}
+
+// Whether `other` offers `tool` relayed from `member`: the node this program
+// joined tells the others about it in its heartbeats.
+bool offers_relayed(caf::scoped_actor& self, const cadre::member_actor& other,
+                    const std::string& tool, const std::string& member) {
+  bool found = false;
+  self->request(other, request_deadline, cadre::get_atom_v, cadre::nodes_atom_v)
+    .receive(
+      [&](cadre::json_value& nodes) {
+        for (auto& n : nodes.get())
+          for (auto& t : n.value("tools", cadre::json::array()))
+            if (t.value("name", "") == tool
+                && t.value("relayed_from", "") == member)
+              found = true;
+      },
+      [&](caf::error&) {});
+  return found;
+}
+
+// (e) The tool offered in (d), called by a workflow on another node of the
+// cluster: that node cannot connect to this program (it has no address), so
+// the node this program joined relays the call. True when the cluster has
+// no other node.
+bool call_from_another_node(caf::scoped_actor& self,
+                            const cadre::member_actor& node,
+                            const std::string& name,
+                            const std::string& tool_name,
+                            const cadre::submit_request& req,
+                            const std::string& joined_execution) {
+  cadre::node_info joined;
+  self->request(node, request_deadline, cadre::get_atom_v)
+    .receive([&](cadre::node_info& x) { joined = std::move(x); },
+             [&](caf::error&) {});
+  auto address = another_member(self, node, joined.name);
+  if (address.empty()) {
+    std::cout << "(e) the cluster has no other node\n";
+    return true;
+  }
+  auto colon = address.rfind(':');
+  auto other = self->system().middleman().remote_actor<cadre::member_actor>(
+    address.substr(0, colon),
+    static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1)));
+  if (!other) {
+    std::cerr << "cannot reach " << address << ": "
+              << self->system().render(other.error()) << "\n";
+    return false;
+  }
+  cadre::node_info other_info;
+  self->request(*other, request_deadline, cadre::get_atom_v)
+    .receive([&](cadre::node_info& x) { other_info = std::move(x); },
+             [&](caf::error&) {});
+  // The other node learns of the tool with the joined node's next heartbeat.
+  bool offered = false;
+  for (int i = 0; i < 100 && !offered; ++i) {
+    offered = offers_relayed(self, *other, tool_name, name);
+    if (!offered)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
+  std::cout << "(e) node " << other_info.name << " offers " << tool_name
+            << " relayed by " << joined.name << ": "
+            << (offered ? "yes" : "no") << "\n";
+  if (!offered)
+    return false;
+  auto id = submit(self, other_info, req);
+  cadre::execution_info info;
+  if (id.empty() || !await_execution(self, other_info, id, info))
+    return false;
+  bool ok = info.status == "completed" && info.output->is_object()
+            && info.output->value("by", "") == name;
+  std::cout << "(e) status on " << other_info.name << ": " << info.status
+            << "\n(e) answered by this program: " << (ok ? "yes" : "no")
+            << "\n";
+  // The execution of (d) is the joined node's: asked about it, the other
+  // node passes the question to its owner.
+  auto executions
+    = caf::actor_cast<cadre::executions_actor>(other_info.executions);
+  std::string owned_status = "none";
+  self->request(executions, request_deadline, cadre::status_atom_v,
+                joined_execution)
+    .receive([&](cadre::execution_info& x) { owned_status = x.status; },
+             [&](caf::error& err) {
+               owned_status = "error: " + self->system().render(err);
+             });
+  std::cout << "(e) " << other_info.name << " answers for " << joined.name
+            << "'s execution: " << owned_status << "\n";
+  return ok && owned_status == "completed";
+}
+
 // (d) An actor of this program offered to the cluster as a tool, called by a
 // workflow running on the node. Leaves the cluster before it returns.
 bool offer_tool(caf::scoped_actor& self, const cadre::member_actor& node,
@@ -479,7 +584,11 @@ bool offer_tool(caf::scoped_actor& self, const cadre::member_actor& node,
   // No address: the node never connects to this program; it reaches the
   // program's actors over the connection the program opened.
   me.address = "";
-  me.tools.push_back({tool_name, caf::actor_cast<caf::actor>(pool), 1, 0});
+  cadre::tool_offer offer;
+  offer.name = tool_name;
+  offer.pool = caf::actor_cast<caf::actor>(pool);
+  offer.workers = 1;
+  me.tools.push_back(offer);
   auto member = self->spawn(stand_in_member, me, node);
   stop_at_scope_end stop{pool, member};
   std::cout << "(d) joining as " << name << " offering " << tool_name << "\n";
@@ -525,6 +634,7 @@ bool offer_tool(caf::scoped_actor& self, const cadre::member_actor& node,
     std::cout << "(d) answered by this program: " << (ok ? "yes" : "no")
               << "\n";
   }
+  ok = call_from_another_node(self, node, name, tool_name, req, id) && ok;
   // Leaving: the node withdraws the tool and lists the member as left.
   self->request(member, request_deadline, cadre::leave_atom_v)
     .receive([](bool) {}, [](caf::error&) {});

@@ -101,6 +101,10 @@ struct live_handles {
   std::map<std::string, tool_pool_actor> pools;
   // Where calls go: these pools and what other members offer.
   std::shared_ptr<actors::tool_directory> directory;
+  // Which member owns which executions; one for the node's life, kept by
+  // the member, read by the executions actor.
+  std::shared_ptr<actors::member_directory> owners
+    = std::make_shared<actors::member_directory>();
   agents_actor agents;
   executions_actor executions;
   schedules_actor schedules;
@@ -318,8 +322,10 @@ std::vector<actors::child_spec> node::impl::root_specs() {
     eopts.restart_window_ms = cfg.restart_window_ms;
     eopts.metrics = metrics;
     eopts.snapshot_every = cfg.snapshot_every;
-    if (opts.cluster.enabled)
+    if (opts.cluster.enabled) {
       eopts.id_suffix = "." + opts.cluster.node_name;
+      eopts.owners = live->owners;
+    }
     eopts.crash_loop_limit = cfg.crash_loop_limit;
     eopts.secret_names
       = std::make_shared<const std::vector<std::string>>(secrets->names());
@@ -406,6 +412,7 @@ actors::child_spec node::impl::member_spec() {
     {
       std::lock_guard<std::mutex> guard{live->mtx};
       mo.directory = live->directory;
+      mo.owners = live->owners;
       mo.executions = live->executions;
       mo.bus = live->bus;
       old = live->member;

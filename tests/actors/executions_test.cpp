@@ -14,6 +14,7 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "cadre/workflow/machine.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -24,7 +25,8 @@ namespace {
 // A node's actors without runtime/: store, bus, pools, executions.
 class mini_node {
 public:
-  explicit mini_node(const std::string& dir) {
+  explicit mini_node(const std::string& dir,
+                     actors::executions_options eopts = {}) {
     register_types(cfg_);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -42,7 +44,24 @@ public:
       pools->add_local(name, *pool);
     }
     pools_ = pools;
-    executions_ = actors::spawn_executions(*sys_, store_, bus_, pools_, {});
+    executions_
+      = actors::spawn_executions(*sys_, store_, bus_, pools_, std::move(eopts));
+  }
+
+  // Another node's executions actor in this actor system, on a store of its
+  // own and sharing the pools: handles are location-transparent.
+  executions_actor add_executions(const std::string& dir,
+                                  actors::executions_options eopts) {
+    auto store = persistence::event_store::open({dir, false});
+    EXPECT_TRUE(store) << describe(store.error());
+    peer_raw_.push_back(std::move(*store));
+    auto bus = actors::spawn_event_bus(*sys_);
+    auto st = actors::spawn_event_store(*sys_, peer_raw_.back(), bus);
+    auto ex = actors::spawn_executions(*sys_, st, bus, pools_, std::move(eopts));
+    peers_.push_back(caf::actor_cast<caf::actor>(ex));
+    peers_.push_back(caf::actor_cast<caf::actor>(st));
+    peers_.push_back(caf::actor_cast<caf::actor>(bus));
+    return ex;
   }
 
   ~mini_node() {
@@ -52,6 +71,8 @@ public:
       self->send_exit(h, caf::exit_reason::user_shutdown);
       self->receive([](const caf::down_msg&) {});
     };
+    for (auto& peer : peers_)
+      stop(peer);
     stop(executions_);
     for (auto& [name, pool] : pools_->local())
       stop(pool);
@@ -144,6 +165,16 @@ public:
     return *sys_;
   }
 
+  // Writes events straight into the store, as another build would have.
+  void append(const std::vector<event>& events,
+              const std::vector<execution_info>& index) {
+    append_request req;
+    req.events = events;
+    req.index = index;
+    auto r = raw_->append(req);
+    ASSERT_TRUE(r) << describe(r.error());
+  }
+
   executions_actor executions() const {
     return executions_;
   }
@@ -163,6 +194,8 @@ private:
   event_store_actor store_;
   std::shared_ptr<const actors::tool_directory> pools_;
   executions_actor executions_;
+  std::vector<std::shared_ptr<persistence::event_store>> peer_raw_;
+  std::vector<caf::actor> peers_;
 };
 
 // Counts task_completed events per task key.
@@ -507,4 +540,144 @@ TEST(Executions, SubWorkflowRunsAsAChildExecution) {
   auto info = n.await(*id);
   EXPECT_EQ(info.status, "completed") << info.error;
   EXPECT_EQ(info.output.get(), json(42));
+}
+
+TEST(Executions, RequestsForAnotherNodesExecutionGoToItsOwner) {
+  test::temp_dir dir;
+  actors::executions_options a_opts;
+  a_opts.id_suffix = ".a";
+  mini_node node{dir / "a", a_opts};
+  auto id = node.submit(json{{"name", "greet"},
+                             {"version", 1},
+                             {"tasks",
+                              {{{"id", "hi"},
+                                {"tool", "echo"},
+                                {"input", {{"text", "{{ input.who }}"}}}}}},
+                             {"output", "{{ tasks.hi.output.text }}"}},
+                        json{{"who", "Ada"}});
+  ASSERT_TRUE(id) << describe(id.error());
+  ASSERT_EQ(id->substr(id->size() - 2), ".a");
+  ASSERT_EQ(node.await(*id).status, "completed");
+
+  auto owners = std::make_shared<actors::member_directory>();
+  actors::executions_options b_opts;
+  b_opts.id_suffix = ".b";
+  b_opts.owners = owners;
+  auto b = node.add_executions(dir / "b", b_opts);
+  caf::scoped_actor self{node.system()};
+  auto status_on_b = [&](const std::string& x) {
+    expected<execution_info> out{execution_info{}};
+    self->request(b, 60s, status_atom_v, x)
+      .receive([&](execution_info& info) { out = std::move(info); },
+               [&](caf::error& err) { out = err; });
+    return out;
+  };
+
+  // An owner b has not heard of, then one that is not up: refused, naming
+  // the owner and its state.
+  auto unknown = status_on_b(*id);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(code_of(unknown.error()), errc::unavailable);
+  EXPECT_NE(describe(unknown.error()).find("owned by node a, which is unknown"),
+            std::string::npos)
+    << describe(unknown.error());
+  owners->set("a", {node.executions(), "suspect"});
+  auto suspect = status_on_b(*id);
+  ASSERT_FALSE(suspect);
+  EXPECT_NE(describe(suspect.error()).find("which is suspect"),
+            std::string::npos);
+
+  // Up: b answers with a's answers, for status, await and input (a's own
+  // error passes through unchanged).
+  owners->set("a", {node.executions(), "up"});
+  auto info = status_on_b(*id);
+  ASSERT_TRUE(info) << describe(info.error());
+  EXPECT_EQ(info->id, *id);
+  EXPECT_EQ(info->status, "completed");
+  EXPECT_EQ(info->output.get(), json("Ada"));
+  self->request(b, 60s, await_atom_v, *id)
+    .receive([&](execution_info& x) { EXPECT_EQ(x.status, "completed"); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  self->request(b, 60s, input_atom_v, human_input{*id, "hi", json_value{1}})
+    .receive([&](uint64_t) { ADD_FAILURE() << "an answer to a finished run"; },
+             [&](caf::error& err) {
+               EXPECT_EQ(code_of(err), errc::conflict) << describe(err);
+             });
+
+  // b's own executions and ids without a node stay b's.
+  auto own = status_on_b("e0000000000000000000.b");
+  ASSERT_FALSE(own);
+  EXPECT_EQ(code_of(own.error()), errc::not_found) << describe(own.error());
+}
+
+TEST(Executions, ALogThisBuildWouldNotHaveWrittenIsNotResumedButCanBeCancelled) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  // A log as a build with other decisions would have written it: the
+  // person was asked with a prompt made from another result of a.
+  auto doc = json{{"name", "ask"},
+                  {"version", 1},
+                  {"tasks",
+                   {{{"id", "a"}, {"tool", "echo"}, {"input", {{"x", 1}}}},
+                    {{"id", "h"},
+                     {"kind", "human"},
+                     {"depends_on", "a"},
+                     {"prompt", "x is {{ tasks.a.output.x }}?"}}}}};
+  const std::string id = "e-altered";
+  workflow::machine m{id};
+  auto first = m.submit(doc, json::object(), "", 1000);
+  ASSERT_TRUE(first) << describe(first.error());
+  auto second = m.succeeded("a", 1, json{{"x", 1}}, 5, 2000);
+  std::vector<event> log = first->events;
+  log.insert(log.end(), second.events.begin(), second.events.end());
+  uint64_t asked = 0;
+  for (auto& ev : log)
+    if (ev.type == "task_completed") {
+      auto p = ev.payload.get();
+      p["output"] = json{{"x", 2}};
+      ev.payload = json_value{p};
+    } else if (ev.type == "human_requested") {
+      asked = ev.seq;
+    }
+  ASSERT_GT(asked, 0u);
+  std::vector<execution_info> index;
+  for (auto* s : {&*first, &second})
+    if (s->index)
+      index.push_back(*s->index);
+  n.append(log, index);
+
+  caf::scoped_actor self{n.system()};
+  auto refusal = [](const caf::error& err) {
+    return code_of(err) == errc::conflict ? describe(err)
+                                          : "other: " + describe(err);
+  };
+  // An answer starts its coordinator from the log, which refuses it and
+  // names the event where the decisions part.
+  std::string why = "answered";
+  self->request(n.executions(), 60s, input_atom_v,
+                human_input{id, "h", json_value{"yes"}})
+    .receive([](uint64_t) {}, [&](caf::error& err) { why = refusal(err); });
+  EXPECT_NE(why.find("is not resumed: its log no longer matches this "
+                     "build's decisions at event "
+                     + std::to_string(asked) + " (h)"),
+            std::string::npos)
+    << why;
+  // The coordinator stays, answering the refusal.
+  why = "answered";
+  self->request(n.executions(), 60s, status_atom_v, id)
+    .receive([](execution_info&) {},
+             [&](caf::error& err) { why = refusal(err); });
+  EXPECT_NE(why.find("is not resumed"), std::string::npos) << why;
+  why = "answered";
+  self->request(n.executions(), 60s, await_atom_v, id)
+    .receive([](execution_info&) {},
+             [&](caf::error& err) { why = refusal(err); });
+  EXPECT_NE(why.find("is not resumed"), std::string::npos) << why;
+  // Nothing was written: the log is as it was.
+  EXPECT_EQ(n.events(id).size(), log.size());
+  // Cancelling ends it.
+  self->request(n.executions(), 60s, cancel_atom_v, id)
+    .receive([&](bool done) { EXPECT_TRUE(done); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  EXPECT_EQ(n.events(id).back().type, "execution_cancelled");
 }

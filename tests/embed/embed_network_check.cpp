@@ -2,13 +2,15 @@
 // embed_example_test.cmake (ctest -R EmbedExample) after it built the example
 // against the installed package, with CADRE_EMBED_EXE naming the binary.
 // Checks what the example printed for each part of docs/embedding.md
-// "Connecting to a node", and that the node lists it as left afterwards.
+// "Connecting to a node" (part e with a second node of the cluster), and
+// that the node lists it as left afterwards.
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -59,6 +61,22 @@ TEST(EmbedExample, ConnectsToANodeAndOffersATool) {
   test::cadre_server node{dir / "node", {"--log-level", "info"}, {},
                           {"--cluster-listen", address, "--node-name", "hub"}};
   ASSERT_TRUE(node.ok());
+  // A second node, which never connects to the example (it has no address):
+  // it reaches the example's tool through hub (part e).
+  auto spoke_address = "127.0.0.1:" + std::to_string(test::free_port());
+  test::cadre_server spoke{dir / "spoke", {"--log-level", "info"}, {},
+                           {"--cluster-listen", spoke_address, "--node-name",
+                            "spoke", "--join", address}};
+  ASSERT_TRUE(spoke.ok());
+  bool spoke_up = false;
+  for (int i = 0; i < 300 && !spoke_up; ++i) {
+    for (auto& n : test::get(node, "/v1/nodes").value("nodes", json::array()))
+      if (n.value("name", "") == "spoke" && n.value("state", "") == "up")
+        spoke_up = true;
+    if (!spoke_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
+  ASSERT_TRUE(spoke_up) << test::get(node, "/v1/nodes").dump();
   int status = 0;
   auto port = address.substr(address.rfind(':') + 1);
   auto out = run(std::string{exe} + " 127.0.0.1 " + port, status);
@@ -100,6 +118,17 @@ TEST(EmbedExample, ConnectsToANodeAndOffersATool) {
   EXPECT_EQ(output.value("text", ""), "HELLO FROM THE NODE") << out;
   EXPECT_EQ(output.value("by", ""), member) << out;
   EXPECT_EQ(line_after(out, "(d) answered by this program: "), "yes") << out;
+
+  // (e) spoke ran a workflow calling the tool, relayed by hub.
+  auto relayed_line = "(e) node spoke offers " + joining.substr(joining.rfind(' ') + 1)
+                      + " relayed by hub: ";
+  EXPECT_EQ(line_after(out, relayed_line), "yes") << out;
+  EXPECT_EQ(line_after(out, "(e) status on spoke: "), "completed") << out;
+  EXPECT_EQ(line_after(out, "(e) answered by this program: "), "yes") << out;
+  // Asked at the message level about hub's execution, spoke asks hub.
+  EXPECT_EQ(line_after(out, "(e) spoke answers for hub's execution: "),
+            "completed")
+    << out;
 
   // It left on exit: the node lists it as left (or has forgotten it), and
   // no longer offers its tool.

@@ -497,3 +497,91 @@ TEST(Replay, AForkBranchesTheParentsAgentMemoryAtReusedTurns) {
   std::vector<event> shared{ev("agent:helper", 1, "p/ask/1")};
   EXPECT_TRUE(branch_agent_log(shared, "p", "f", {"ask"}).empty());
 }
+
+TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {
+  auto run = record(pipeline(), pipeline_input());
+  const uint64_t n = run.log.size();
+  const uint64_t every = 4;
+  stepper walk{run.log, every};
+  // Forward, one fold per step.
+  for (uint64_t seq = 1; seq <= n; ++seq) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(*v, fold_log(run.log, seq)->view()) << "at seq " << seq;
+  }
+  EXPECT_EQ(walk.folded(), n);
+  // Back to the start: each step restores a kept snapshot and folds fewer
+  // than `every` events, where refolding the prefix would fold n*(n-1)/2.
+  auto before = walk.folded();
+  for (uint64_t seq = n - 1; seq >= 1; --seq) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(*v, fold_log(run.log, seq)->view()) << "back at seq " << seq;
+  }
+  EXPECT_LE(walk.folded() - before, (n - 1) * every);
+  // Jumps either way, and seqs outside the log.
+  for (uint64_t seq : {n, uint64_t{3}, n / 2, uint64_t{1}, n - 2}) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(*v, fold_log(run.log, seq)->view()) << "jump to " << seq;
+  }
+  EXPECT_EQ(code_of(walk.view_at(0).error()), errc::not_found);
+  EXPECT_EQ(code_of(walk.view_at(n + 1).error()), errc::not_found);
+}
+
+TEST(Replay, RecoveryFindsItsLogCompatibleFromEverySnapshot) {
+  auto run = record(pipeline(), pipeline_input());
+  auto whole = check_recovery("parent", json{}, run.log);
+  ASSERT_TRUE(whole) << describe(whole.error());
+  EXPECT_TRUE(whole->compatible()) << to_json(*whole->first).dump();
+  // From a snapshot at the end of each step, as the coordinator writes them.
+  for (const auto& [seq, state] : run.states) {
+    auto m = fold_log(run.log, seq);
+    ASSERT_TRUE(m);
+    auto snap = json::parse(m->snapshot().dump());
+    std::vector<event> rest(run.log.begin() + static_cast<long>(seq),
+                            run.log.end());
+    auto r = check_recovery("parent", snap, rest);
+    ASSERT_TRUE(r) << describe(r.error());
+    EXPECT_TRUE(r->compatible())
+      << "from seq " << seq << ": " << to_json(*r->first).dump();
+    EXPECT_EQ(r->events, rest.size());
+  }
+}
+
+TEST(Replay, RecoveryRefusesALogItsDecisionsNoLongerMatch) {
+  auto run = record(pipeline(), pipeline_input());
+  // Task a's recorded result changed after b was dispatched with the old
+  // one: the decision recorded for b is not the one this build makes.
+  auto log = run.log;
+  uint64_t b_dispatch = 0;
+  for (auto& ev : log) {
+    const auto& p = ev.payload.get();
+    if (ev.type == "task_completed" && p.value("task", "") == "a")
+      ev.payload = json_value{[&] {
+        auto q = p;
+        q["output"] = json{{"x", "altered"}};
+        return q;
+      }()};
+    if (ev.type == "task_dispatched" && p.value("task", "") == "b")
+      b_dispatch = ev.seq;
+  }
+  ASSERT_GT(b_dispatch, 0u);
+  auto r = check_recovery("parent", json{}, log);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_FALSE(r->compatible());
+  EXPECT_EQ(r->first->seq, b_dispatch) << to_json(*r->first).dump();
+  EXPECT_EQ(r->first->task, "b");
+  // The same from a snapshot at the end of the first step, before a
+  // completed.
+  auto first_step = run.states.begin()->first;
+  ASSERT_LT(first_step, b_dispatch);
+  auto m = fold_log(log, first_step);
+  ASSERT_TRUE(m);
+  std::vector<event> rest(log.begin() + static_cast<long>(first_step),
+                          log.end());
+  auto from_snap = check_recovery("parent", m->snapshot(), rest);
+  ASSERT_TRUE(from_snap) << describe(from_snap.error());
+  ASSERT_FALSE(from_snap->compatible());
+  EXPECT_EQ(from_snap->first->seq, b_dispatch);
+}

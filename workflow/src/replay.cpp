@@ -70,6 +70,9 @@ json comparable(const event& ev, bool recorded_has_draw,
 bool same_decision(const event& recorded, const event& got) {
   if (recorded.type != got.type)
     return false;
+  // Most decisions compare as they are: no copies of their payloads.
+  if (recorded.type != events::submitted && recorded.type != events::failed)
+    return recorded.payload.get() == got.payload.get();
   bool has_draw = field(recorded.payload.get(), "draw").is_number();
   return comparable(recorded, has_draw) == comparable(got, has_draw);
 }
@@ -110,6 +113,23 @@ public:
     : log_(log), recorded_def_(recorded_def), m_(log.front().execution_id) {
   }
 
+  // Goes on from a machine restored from a snapshot: `log` holds the
+  // events after it, and `recorded_def` is its definition.
+  lockstep(const std::vector<event>& log, const definition& recorded_def,
+           machine from)
+    : log_(log), recorded_def_(recorded_def), m_(std::move(from)) {
+  }
+
+  // Re-decides the events after the restored state.
+  replay_check run_on() {
+    replay_check out;
+    pos_ = 0;
+    if (auto d = steps(out))
+      return *d;
+    out.events = log_.size();
+    return out;
+  }
+
   expected<replay_check> run(const json& doc) {
     replay_check out;
     // A fork's edits decide for their tasks from its first event on.
@@ -135,6 +155,16 @@ public:
       return out;
     }
     pos_ = s->events.size();
+    if (auto d = steps(out))
+      return *d;
+    out.events = log_.size();
+    return out;
+  }
+
+private:
+  // Feeds the events from pos_ on as stimuli and compares each decision;
+  // the outcome at the first divergence, else nothing.
+  std::optional<replay_check> steps(replay_check& out) {
     while (pos_ < log_.size()) {
       const auto& ev = log_[pos_];
       divergence why;
@@ -151,11 +181,9 @@ public:
       }
       pos_ += std::max<size_t>(next->events.size(), 1);
     }
-    out.events = log_.size();
-    return out;
+    return std::nullopt;
   }
 
-private:
   // Feeds the machine the stimulus recorded event `ev` stands for; a
   // divergence when the definition has nothing that takes it.
   std::optional<step> stimulus(const event& ev, divergence& why) {
@@ -383,6 +411,43 @@ expected<machine> fold_from(const std::string& id, const json& snap,
   return m;
 }
 
+stepper::stepper(const std::vector<event>& log, uint64_t every)
+  : log_(log), every_(std::max<uint64_t>(every, 1)) {
+}
+
+expected<json> stepper::view_at(uint64_t seq) {
+  if (seq == 0 || seq > log_.size())
+    return make_error(errc::not_found,
+                      "no event " + std::to_string(seq) + " (1.."
+                        + std::to_string(log_.size()) + ")");
+  const auto& id = log_.front().execution_id;
+  // Going back, or far ahead: start over from the nearest snapshot.
+  if (!current_ || current_seq_ > seq || seq - current_seq_ > every_) {
+    auto snap = snapshots_.upper_bound(seq);
+    if (snap != snapshots_.begin()) {
+      --snap;
+      auto m = machine::restore(id, snap->second);
+      if (!m)
+        return m.error();
+      current_ = std::move(*m);
+      current_seq_ = snap->first;
+    } else {
+      current_.emplace(id);
+      current_seq_ = 0;
+    }
+  }
+  // The log's seqs are dense from 1: event k sits at index k - 1.
+  while (current_seq_ < seq) {
+    if (auto r = current_->apply(log_[current_seq_]); !r)
+      return r.error();
+    ++current_seq_;
+    ++folded_;
+    if (current_seq_ % every_ == 0 && snapshots_.count(current_seq_) == 0)
+      snapshots_.emplace(current_seq_, current_->snapshot());
+  }
+  return current_->view();
+}
+
 json event_json(const event& ev) {
   return json{{"type", ev.type}, {"payload", ev.payload.get()}};
 }
@@ -428,6 +493,25 @@ expected<replay_check> check_against(const std::vector<event>& log,
   if (doc)
     return driver.run(*doc);
   return driver.run(field(log.front().payload.get(), "definition"));
+}
+
+expected<replay_check> check_recovery(const std::string& id, const json& snap,
+                                      const std::vector<event>& log) {
+  if (snap.is_null())
+    return check_against(log);
+  auto m = machine::restore(id, snap);
+  if (!m)
+    return m.error();
+  if (!m->def())
+    return make_error(errc::codec_error,
+                      "execution " + id + ": the snapshot has no definition");
+  replay_check out;
+  if (log.empty())
+    return out;
+  // A copy: the machine moves into the driver.
+  definition recorded = *m->def();
+  lockstep driver{log, recorded, std::move(*m)};
+  return driver.run_on();
 }
 
 json to_json(const fork_edits& e) {

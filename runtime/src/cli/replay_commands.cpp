@@ -138,15 +138,24 @@ void print_step(const json& r) {
               r.value("task", std::string{}).c_str(), changes.c_str());
 }
 
-// Interactive stepping on a terminal: every position is a fold of the
-// prefix, so going back costs what going forward does.
+// Interactive stepping on a terminal: a step forward folds one event, a
+// step back or a jump at most a stepper's interval from a snapshot it kept.
 int step_interactively(const std::vector<event>& log) {
   uint64_t at = 1;
+  workflow::stepper walk{log};
+  auto view = [&](uint64_t seq) -> json {
+    auto v = walk.view_at(seq);
+    if (!v) {
+      print_error(message_of(v.error()));
+      return json{{"tasks", json::array()}, {"status", "unreadable"}};
+    }
+    return std::move(*v);
+  };
   auto show = [&](uint64_t seq) {
-    auto before = seq > 1 ? workflow::fold_log(log, seq - 1)->view()
+    auto before = seq > 1 ? view(seq - 1)
                           : json{{"tasks", json::array()},
                                  {"status", "none"}};
-    auto after = workflow::fold_log(log, seq)->view();
+    auto after = view(seq);
     print_step(step_record(log[seq - 1], before, after));
   };
   std::printf("%zu events; n(ext), b(ack), g SEQ, t TASK (next event of "
@@ -194,7 +203,7 @@ int step_interactively(const std::vector<event>& log) {
                             .payload.get(), 2)
                             .c_str());
     } else if (cmd == "s") {
-      print_state(workflow::fold_log(log, at)->view());
+      print_state(view(at));
     } else if (cmd == "q") {
       break;
     } else {

@@ -12,6 +12,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "cadre/actors/member_directory.hpp"
 #include "cadre/actors/tool_directory.hpp"
 #include "cadre/cluster/membership.hpp"
 #include "cadre/messages/interfaces.hpp"
@@ -43,6 +44,9 @@ struct member_options {
   /// CAF's middleman actor (caf::io::middleman::actor_handle()), through
   /// which the member connects to others.
   caf::actor connector;
+  /// Updated with each member's executions actor and state, so requests
+  /// for another node's execution reach its owner. Default: none
+  std::shared_ptr<member_directory> owners;
   executions_actor executions;
   event_bus_actor bus;
   std::vector<std::string> agents;

@@ -13,6 +13,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "cadre/actors/member_directory.hpp"
 #include "cadre/actors/tool_directory.hpp"
 #include "cadre/messages/interfaces.hpp"
 #include "cadre/tools/llm/provider.hpp"
@@ -94,6 +95,11 @@ struct executions_options {
   /// is refused at its place. Default: none (any name passes; the tool
   /// worker checks when the task runs)
   std::shared_ptr<const std::vector<std::string>> secret_names;
+  /// The cluster's members as this node's member sees them: a request for
+  /// an execution another node owns (its id ends in ".<that node>") goes
+  /// to that node's executions actor and its answer comes back through
+  /// this one. Default: none (every execution is this node's)
+  std::shared_ptr<const member_directory> owners;
 };
 
 /// Spawns the executions actor: the entry point for submissions and the

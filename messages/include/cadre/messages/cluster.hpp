@@ -22,12 +22,15 @@ struct tool_offer {
   uint32_t workers = 0;
   /// Calls running or waiting in the pool when the offer was made.
   uint32_t load = 0;
+  /// The address-less member (an outside CAF program) whose pool `pool`
+  /// relays; empty when the offering node runs the pool itself.
+  std::string relayed_from;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, tool_offer& x) {
   return f(caf::meta::type_name("tool_offer"), x.name, x.pool, x.workers,
-           x.load);
+           x.load, x.relayed_from);
 }
 
 /// A node as it describes itself in joins and heartbeats. Handles are

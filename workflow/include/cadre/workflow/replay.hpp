@@ -48,6 +48,32 @@ std::string snapshot_log(const std::string& id, uint64_t k);
                                           const std::vector<event>& log,
                                           uint64_t seq = 0);
 
+/// Walks a log back and forth (`cadre replay` on a terminal): the state
+/// after any event costs at most `every` folds, from the current position
+/// when it is at or before the asked one, else from a snapshot kept in
+/// memory at each multiple of `every` passed so far. `log` must outlive it.
+class stepper {
+public:
+  explicit stepper(const std::vector<event>& log, uint64_t every = 256);
+
+  /// The machine's view after event `seq` (1 .. log size). Errors: the
+  /// fold's, and errc::not_found for a seq outside the log.
+  expected<json> view_at(uint64_t seq);
+
+  /// Events folded so far, over every call (what the walk cost).
+  uint64_t folded() const {
+    return folded_;
+  }
+
+private:
+  const std::vector<event>& log_;
+  uint64_t every_;
+  std::map<uint64_t, json> snapshots_; // seq -> machine::snapshot()
+  std::optional<machine> current_;
+  uint64_t current_seq_ = 0;
+  uint64_t folded_ = 0;
+};
+
 /// One event as the comparison sees it: type and payload.
 json event_json(const event& ev);
 
@@ -81,6 +107,17 @@ struct replay_check {
 /// errc::codec_error for a log that does not fold.
 [[nodiscard]] expected<replay_check> check_against(const std::vector<event>& log,
                                                    const json* doc = nullptr);
+
+/// The check of a recovering coordinator (non-determinism detection): the
+/// events read at recovery re-run through this build's decisions of the
+/// recorded definition. `log` is the whole log when `snap` is null, else
+/// the events after the snapshot `snap` (machine::snapshot()) it restored.
+/// A divergence means the log was written by decisions this build no
+/// longer makes (an upgrade changed them, or the log was altered). Errors:
+/// check_against's, and restore's.
+[[nodiscard]] expected<replay_check> check_recovery(const std::string& id,
+                                                    const json& snap,
+                                                    const std::vector<event>& log);
 
 /// What a fork changes (docs/replay.md#fork).
 struct fork_edits {
