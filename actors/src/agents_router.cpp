@@ -1,0 +1,200 @@
+// The agents actor: the entry point for agent turns. It checks a turn's
+// spec, picks the agent id its memory_scope names, and routes the turn to
+// that agent's actor (agent.cpp), which it starts, watches and restarts;
+// a turn whose agent died is sent again to its successor.
+
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "agent.hpp"
+#include "agent_metrics.hpp"
+#include "cadre/actors/deadlines.hpp"
+#include "cadre/actors/restart_intensity.hpp"
+#include "cadre/actors/spawn.hpp"
+#include "cadre/log/log.hpp"
+#include "cadre/workflow/agent_spec.hpp"
+
+namespace cadre::actors {
+
+namespace {
+
+struct live_agent {
+  agent_actor handle;
+  restart_intensity crashes;
+};
+
+struct agents_state {
+  static inline const char* name = "cadre.agents";
+  agents_state() = default;
+  event_store_actor store;
+  event_bus_actor bus;
+  std::shared_ptr<const tool_directory> tools;
+  std::shared_ptr<const agents_options> opts;
+  std::unordered_map<std::string, live_agent> live;
+  std::unordered_map<caf::actor_addr, std::string> by_addr;
+
+  ~agents_state() {
+    for (auto& [id, a] : live)
+      if (a.handle)
+        caf::anon_send_exit(a.handle, caf::exit_reason::user_shutdown);
+  }
+};
+
+using agents_self = agents_actor::stateful_pointer<agents_state>;
+
+live_agent& entry_of(agents_self self, const std::string& id) {
+  auto& st = self->state;
+  auto window = std::chrono::milliseconds{st.opts->restart_window_ms};
+  return st.live
+    .try_emplace(id, live_agent{agent_actor{}, restart_intensity{
+                                           st.opts->max_restarts, window}})
+    .first->second;
+}
+
+agent_actor agent_of(agents_self self, const std::string& id) {
+  auto& st = self->state;
+  auto& entry = entry_of(self, id);
+  if (!entry.handle) {
+    entry.handle = spawn_agent(self->system(), id, st.store, st.bus,
+                               st.tools, st.opts);
+    self->monitor(entry.handle);
+    st.by_addr[entry.handle.address()] = id;
+  }
+  return entry.handle;
+}
+
+// A turn whose agent died is sent again to its successor, which resumes
+// it from the log.
+void route(agents_self self, std::string id, agent_turn turn,
+           caf::typed_response_promise<task_result> promise, int tries) {
+  auto& entry = entry_of(self, id);
+  if (!entry.crashes.allows(self->clock().now())) {
+    log::warn("agent keeps crashing; turn refused",
+              {{"actor", "agents"}, {"agent", id},
+               {"execution", turn.execution_id}, {"task", turn.task_id},
+               {"restarts", entry.crashes.recent()}});
+    promise.deliver(make_error(errc::unavailable,
+                               "agent " + id + " keeps crashing; its turns "
+                                               "wait in its log"));
+    return;
+  }
+  auto handle = agent_of(self, id);
+  // caf::infinite: a turn is bounded by its task's deadline and the
+  // agent's max_iterations, each call inside it by its own timeout.
+  self->request(handle, caf::infinite, run_atom_v, turn)
+    .then([=](task_result& r) mutable { promise.deliver(std::move(r)); },
+          [=](caf::error& err) mutable {
+            if (err == caf::sec::request_receiver_down && tries > 0)
+              route(self, id, turn, promise, tries - 1);
+            else
+              promise.deliver(std::move(err));
+          });
+}
+
+agents_actor::behavior_type
+agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
+            std::shared_ptr<const tool_directory> tools,
+            std::shared_ptr<const agents_options> opts) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.bus = std::move(bus);
+  st.tools = std::move(tools);
+  st.opts = std::move(opts);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(msg.source);
+    if (i == st.by_addr.end())
+      return;
+    auto id = i->second;
+    st.by_addr.erase(i);
+    auto& entry = entry_of(self, id);
+    entry.handle = nullptr;
+    if (!msg.reason || msg.reason == caf::exit_reason::normal) {
+      st.live.erase(id);
+      return;
+    }
+    // Restarted lazily: the next turn (or the re-sent one) starts it, unless
+    // the crashes are over the intensity; route refuses turns until they
+    // have left the window.
+    if (entry.crashes.record(self->clock().now()))
+      log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
+                                    {"restarts", entry.crashes.recent()},
+                                    {"reason", describe(msg.reason)}});
+    else
+      log::warn("agent keeps crashing; its turns are refused until the "
+                "restart window has passed",
+                {{"actor", "agents"}, {"agent", id},
+                 {"restarts", entry.crashes.recent()},
+                 {"window_ms", st.opts->restart_window_ms},
+                 {"reason", describe(msg.reason)}});
+    event ev;
+    ev.time_us = agent_now_us();
+    ev.type = "supervisor_restart";
+    ev.payload = json_value{json{{"supervisor", "agents"},
+                                 {"child", "agent " + id},
+                                 {"reason", describe(msg.reason)},
+                                 {"restarts", entry.crashes.recent()},
+                                 {"group", json::array({id})},
+                                 {"delay_ms", 0}}};
+    self->send(st.bus, publish_atom_v, std::vector<event>{std::move(ev)});
+  });
+  return {
+    [=](run_atom, agent_turn& turn) -> caf::result<task_result> {
+      auto& st = self->state;
+      if (turn.spec.is_null()) {
+        auto i = st.opts->agents.find(turn.agent);
+        if (i == st.opts->agents.end())
+          return make_error(errc::not_found,
+                            "agent '" + turn.agent
+                              + "' is not defined (in the workflow's "
+                                "'agents:' or the node config's)");
+        turn.spec = json_value{*i};
+      }
+      workflow::agent_spec spec;
+      workflow::agent_check check;
+      auto dir = st.tools;
+      check.tool_exists = [dir](const std::string& n) {
+        return dir && dir->has(n);
+      };
+      auto problems = workflow::parse_agent_spec(turn.agent, turn.spec.get(),
+                                                 spec, check);
+      if (!problems.empty()) {
+        std::string msg = "agent " + turn.agent + ":";
+        for (auto& p : problems)
+          msg += " " + (p.pointer.empty() ? "/" : p.pointer) + ": "
+                 + p.message + ";";
+        msg.pop_back();
+        return make_error(errc::invalid_config, msg);
+      }
+      auto id = workflow::agent_id_of(spec, turn.execution_id, turn.task_id);
+      auto promise = self->make_response_promise<task_result>();
+      route(self, id, std::move(turn), promise, 5);
+      return promise;
+    },
+    [=](get_atom, const std::string& id) -> caf::result<json_value> {
+      auto promise = self->make_response_promise<json_value>();
+      self->request(agent_of(self, id), local_deadline, get_atom_v)
+        .then([=](json_value& v) mutable { promise.deliver(v); },
+              [=](caf::error& e) mutable { promise.deliver(e); });
+      return promise;
+    },
+  };
+}
+
+} // namespace
+
+agents_actor spawn_agents(caf::actor_system& sys, event_store_actor store,
+                          event_bus_actor bus,
+                          std::shared_ptr<const tool_directory> tools,
+                          agents_options opts) {
+  if (auto& m = opts.metrics)
+    declare_agent_metrics(*m);
+  return sys.spawn(agents_impl, std::move(store), std::move(bus),
+                   std::move(tools),
+                   std::make_shared<const agents_options>(std::move(opts)));
+}
+
+} // namespace cadre::actors

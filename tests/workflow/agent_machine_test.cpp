@@ -1,0 +1,509 @@
+// The agent loop's decisions asserted directly, without an actor system:
+// which call it asks for, what it records, when it answers, repairs a
+// final answer or summarizes memory, and that its log folds back to the
+// state it decided in.
+
+#include <gtest/gtest.h>
+
+#include "cadre/workflow/agent_machine.hpp"
+
+using namespace cadre;
+using namespace cadre::workflow;
+
+namespace ev = agent_events;
+
+namespace {
+
+constexpr int64_t now = 1000;
+
+agent_turn turn_of(const std::string& key, json spec,
+                   json input = "What is the answer?") {
+  agent_turn t;
+  t.agent = "helper";
+  t.spec = json_value{std::move(spec)};
+  t.input = json_value{std::move(input)};
+  t.execution_id = "e1";
+  t.task_id = "ask";
+  t.idempotency_key = key;
+  t.deadline_us = 99;
+  return t;
+}
+
+std::vector<std::string> types(const agent_step& s) {
+  std::vector<std::string> out;
+  for (const auto& e : s.events)
+    out.push_back(e.type);
+  return out;
+}
+
+llm_response text_reply(const std::string& text, uint64_t in = 10,
+                        uint64_t out = 5) {
+  llm_response r;
+  r.message.role = "assistant";
+  r.message.content = text;
+  r.usage.input_tokens = in;
+  r.usage.output_tokens = out;
+  return r;
+}
+
+llm_tool_call call_of(const std::string& id, const std::string& name,
+                      json args = json::object()) {
+  llm_tool_call c;
+  c.id = id;
+  c.name = name;
+  c.arguments = json_value{std::move(args)};
+  return c;
+}
+
+llm_response tools_reply(std::vector<llm_tool_call> calls) {
+  llm_response r;
+  r.message.role = "assistant";
+  r.message.tool_calls = std::move(calls);
+  return r;
+}
+
+// Runs a step into `log` and returns it.
+struct recorder {
+  std::vector<event> log;
+  agent_step operator()(agent_step s) {
+    log.insert(log.end(), s.events.begin(), s.events.end());
+    return s;
+  }
+};
+
+// Starts turn `key` and its first call.
+agent_step start_and_begin(agent_machine& m, recorder& rec,
+                           const agent_turn& t) {
+  auto s = m.start(t, now);
+  EXPECT_TRUE(s) << (s ? "" : describe(s.error()));
+  if (s)
+    rec(std::move(*s));
+  return rec(m.begin(now));
+}
+
+// Runs a plain question-and-answer turn.
+void plain_turn(agent_machine& m, recorder& rec, const std::string& key,
+                const json& spec, const std::string& prompt,
+                const std::string& reply) {
+  auto b = start_and_begin(m, rec, turn_of(key, spec, prompt));
+  ASSERT_EQ(b.actions.size(), 1u);
+  rec(m.model_replied(key, b.actions[0].call, text_reply(reply), false, now));
+  ASSERT_NE(m.finished(key), nullptr);
+}
+
+} // namespace
+
+TEST(AgentMachine, APlainTurnCallsTheModelOnceAndAnswersItsText) {
+  agent_machine m{"e1/helper"};
+  recorder rec;
+  json spec{{"system", "Be brief."}};
+  auto s = m.start(turn_of("t1", spec), now);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(types(*s), (std::vector<std::string>{ev::turn_started,
+                                                 ev::message}));
+  EXPECT_TRUE(s->actions.empty()); // the first call comes from begin()
+  EXPECT_EQ(s->events[0].execution_id, "agent:e1/helper");
+  EXPECT_EQ(s->events[0].seq, 1u);
+  EXPECT_EQ(s->events[1].seq, 2u);
+  rec(std::move(*s));
+  ASSERT_NE(m.active(), nullptr);
+  EXPECT_EQ(m.active()->deadline_us, 99);
+  auto b = rec(m.begin(now));
+  EXPECT_EQ(types(b), std::vector<std::string>{ev::llm_requested});
+  ASSERT_EQ(b.actions.size(), 1u);
+  const auto& a = b.actions[0];
+  EXPECT_EQ(a.kind, agent_action::call_model);
+  EXPECT_EQ(a.turn, "t1");
+  EXPECT_EQ(a.call, 1u);
+  ASSERT_EQ(a.request.messages.size(), 2u);
+  EXPECT_EQ(a.request.messages[0].role, "system");
+  EXPECT_EQ(a.request.messages[0].content, "Be brief.");
+  EXPECT_EQ(a.request.messages[1].role, "user");
+  EXPECT_EQ(a.request.messages[1].content, "What is the answer?");
+  EXPECT_EQ(a.request.agent, "helper");
+  EXPECT_EQ(a.request.profile, "default");
+  auto r = rec(m.model_replied("t1", 1, text_reply("42"), false, now));
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
+                                                ev::turn_completed}));
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::answer);
+  EXPECT_TRUE(r.actions[0].ok);
+  EXPECT_EQ(r.actions[0].agent, "helper");
+  EXPECT_EQ(m.active(), nullptr);
+  auto* f = m.finished("t1");
+  ASSERT_NE(f, nullptr);
+  EXPECT_TRUE(f->ok);
+  EXPECT_EQ(f->output, "42");
+  EXPECT_EQ(f->usage["input_tokens"], 10);
+  EXPECT_EQ(f->usage["output_tokens"], 5);
+  EXPECT_EQ(f->usage["llm_calls"], 1);
+  // Memory keeps the prompt and the answer.
+  ASSERT_EQ(m.history().size(), 2u);
+  EXPECT_EQ(m.history()[0].content, "What is the answer?");
+  EXPECT_EQ(m.history()[1].content, "42");
+  // Later replies to the finished turn are stale.
+  EXPECT_TRUE(m.model_replied("t1", 1, text_reply("again"), false, now)
+                .empty());
+}
+
+TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"tools", {"echo", "clock"}}};
+  m.know_tool(llm_tool_spec{"echo", "Echoes", json_value{json::object()}});
+  auto b = start_and_begin(m, rec, turn_of("t", spec));
+  // Only the tools known and allowed are offered.
+  ASSERT_EQ(b.actions.size(), 1u);
+  ASSERT_EQ(b.actions[0].request.tools.size(), 1u);
+  EXPECT_EQ(b.actions[0].request.tools[0].name, "echo");
+  auto r = rec(m.model_replied(
+    "t", 1,
+    tools_reply({call_of("c1", "echo", {{"x", 1}}), call_of("c2", "clock")}),
+    false, now));
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
+                                                ev::tool_called,
+                                                ev::tool_called}));
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::call_tools);
+  ASSERT_EQ(r.actions[0].tools.size(), 2u);
+  EXPECT_EQ(r.actions[0].tools[0].id, "c1");
+  EXPECT_EQ(r.actions[0].tools[1].id, "c2");
+  // The second finishes first: recorded, no call yet.
+  auto t2 = rec(m.tool_done("t", call_of("c2", "clock"),
+                            expected<json>{make_error(errc::timeout, "slow")},
+                            now));
+  EXPECT_EQ(types(t2), std::vector<std::string>{ev::tool_result});
+  EXPECT_TRUE(t2.actions.empty());
+  EXPECT_EQ(t2.events[0].payload.get()["error"], "slow");
+  // A result twice, or of a call never made, is ignored.
+  EXPECT_TRUE(m.tool_done("t", call_of("c2", "clock"), json{1}, now).empty());
+  EXPECT_TRUE(m.tool_done("t", call_of("c9", "echo"), json{1}, now).empty());
+  auto t1 = rec(m.tool_done("t", call_of("c1", "echo"), json{{"x", 1}}, now));
+  EXPECT_EQ(types(t1), (std::vector<std::string>{ev::tool_result,
+                                                 ev::llm_requested}));
+  ASSERT_EQ(t1.actions.size(), 1u);
+  const auto& req = t1.actions[0].request;
+  EXPECT_EQ(t1.actions[0].call, 2u);
+  // user, assistant (calls), then the results in call order.
+  ASSERT_EQ(req.messages.size(), 4u);
+  EXPECT_EQ(req.messages[2].role, "tool");
+  EXPECT_EQ(req.messages[2].tool_call_id, "c1");
+  EXPECT_EQ(req.messages[2].content, "{\"x\":1}");
+  EXPECT_FALSE(req.messages[2].is_error);
+  EXPECT_EQ(req.messages[3].tool_call_id, "c2");
+  EXPECT_TRUE(req.messages[3].is_error);
+  EXPECT_EQ(req.messages[3].content, "slow");
+  rec(m.model_replied("t", 2, text_reply("ok"), false, now));
+  ASSERT_NE(m.finished("t"), nullptr);
+  EXPECT_EQ(m.finished("t")->usage["tool_calls"], 2);
+  EXPECT_EQ(m.finished("t")->usage["llm_calls"], 2);
+}
+
+TEST(AgentMachine, MissingOrRepeatedToolCallIdsAreMadeUnique) {
+  agent_machine m{"a"};
+  recorder rec;
+  start_and_begin(m, rec, turn_of("t", json{{"tools", {"echo"}}}));
+  auto r = m.model_replied(
+    "t", 1,
+    tools_reply({call_of("", "echo"), call_of("x", "echo"),
+                 call_of("x", "echo")}),
+    false, now);
+  ASSERT_EQ(r.actions.size(), 1u);
+  const auto& calls = r.actions[0].tools;
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].id, "call_1_1");
+  EXPECT_EQ(calls[1].id, "x");
+  EXPECT_EQ(calls[2].id, "call_1_3");
+}
+
+TEST(AgentMachine, ToolCallsPastMaxIterationsFailTheTurn) {
+  agent_machine m{"a"};
+  recorder rec;
+  start_and_begin(m, rec,
+                  turn_of("t", json{{"tools", {"echo"}},
+                                    {"max_iterations", 1}}));
+  auto r = m.model_replied("t", 1, tools_reply({call_of("c", "echo")}), false,
+                           now);
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
+                                                ev::turn_failed}));
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::answer);
+  EXPECT_FALSE(r.actions[0].ok);
+  auto* f = m.finished("t");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->code, errc::tool_failed);
+  EXPECT_EQ(f->message,
+            "agent helper (task ask): no final answer after max_iterations "
+            "(1) LLM calls; the model still calls tools");
+}
+
+TEST(AgentMachine, AFinalAnswerIsCheckedAgainstTheOutputSchemaWithOneRepair) {
+  json schema{{"type", "object"},
+              {"required", {"n"}},
+              {"properties", {{"n", {{"type", "integer"}}}}}};
+  {
+    // Prose before a fenced block that matches: accepted.
+    agent_machine m{"a"};
+    recorder rec;
+    start_and_begin(m, rec, turn_of("t", json{{"output_schema", schema}}));
+    rec(m.model_replied("t", 1,
+                        text_reply("Here it is:\n```json\n{\"n\": 3}\n```"),
+                        false, now));
+    ASSERT_NE(m.finished("t"), nullptr);
+    EXPECT_EQ(m.finished("t")->output, (json{{"n", 3}}));
+  }
+  agent_machine m{"a"};
+  recorder rec;
+  start_and_begin(m, rec, turn_of("t", json{{"output_schema", schema}}));
+  auto r = rec(m.model_replied("t", 1, text_reply("three"), false, now));
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
+                                                ev::message,
+                                                ev::llm_requested}));
+  EXPECT_EQ(r.events[1].payload.get()["repair"], true);
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
+  EXPECT_EQ(r.actions[0].call, 2u);
+  const auto& fix = r.actions[0].request.messages.back();
+  EXPECT_EQ(fix.role, "user");
+  EXPECT_NE(fix.content.find("the answer is not JSON"), std::string::npos);
+  EXPECT_TRUE(m.active()->repaired);
+  // A second mismatch fails, quoting the answer.
+  auto f = rec(m.model_replied("t", 2, text_reply("{\"n\": \"x\"}"), false,
+                               now));
+  EXPECT_EQ(types(f), (std::vector<std::string>{ev::llm_responded,
+                                                ev::turn_failed}));
+  auto* done = m.finished("t");
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->code, errc::invalid_input);
+  EXPECT_NE(done->message.find("after a repair turn"), std::string::npos);
+  EXPECT_NE(done->message.find("the answer was: '{\"n\": \"x\"}'"),
+            std::string::npos)
+    << done->message;
+}
+
+TEST(AgentMachine, AFailedModelCallFailsTheTurnWithItsCode) {
+  {
+    agent_machine m{"a"};
+    recorder rec;
+    start_and_begin(m, rec, turn_of("t", json::object()));
+    // Another call number is stale.
+    EXPECT_TRUE(
+      m.model_failed("t", 2, make_error(errc::timeout, "x"), now).empty());
+    auto s = m.model_failed("t", 1, make_error(errc::timeout, "too slow"),
+                            now);
+    EXPECT_EQ(types(s), std::vector<std::string>{ev::turn_failed});
+    ASSERT_NE(m.finished("t"), nullptr);
+    EXPECT_EQ(m.finished("t")->code, errc::timeout);
+    EXPECT_EQ(m.finished("t")->message,
+              "agent helper (task ask): LLM call 1 failed: too slow");
+  }
+  agent_machine m{"a"};
+  recorder rec;
+  start_and_begin(m, rec, turn_of("t", json::object()));
+  // An error outside cadre's codes (CAF's own) reads as unavailable.
+  m.model_failed("t", 1, caf::make_error(caf::sec::request_timeout), now);
+  ASSERT_NE(m.finished("t"), nullptr);
+  EXPECT_EQ(m.finished("t")->code, errc::unavailable);
+}
+
+TEST(AgentMachine, ASpecThatDoesNotReadIsRefusedWithItsPlace) {
+  agent_machine m{"a"};
+  auto s = m.start(turn_of("t", json{{"max_iterations", 0}}), now);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(code_of(s.error()), errc::invalid_config);
+  EXPECT_NE(message_of(s.error()).find("agent helper/max_iterations"),
+            std::string::npos)
+    << message_of(s.error());
+  EXPECT_EQ(m.active(), nullptr);
+  EXPECT_EQ(m.last_seq(), 0u);
+}
+
+TEST(AgentMachine, TheMemoryWindowKeepsTheNewestMessages) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 2}}}};
+  plain_turn(m, rec, "t1", spec, "one", "1");
+  plain_turn(m, rec, "t2", spec, "two", "2");
+  auto b = start_and_begin(m, rec, turn_of("t3", spec, "three"));
+  ASSERT_EQ(b.actions.size(), 1u);
+  const auto& msgs = b.actions[0].request.messages;
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].content, "two");
+  EXPECT_EQ(msgs[1].content, "2");
+  EXPECT_EQ(msgs[2].content, "three");
+}
+
+TEST(AgentMachine, SummaryMemoryAsksForASummaryFirstThenSendsIt) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 2}, {"policy", "summary"}, {"keep", 1}}}};
+  plain_turn(m, rec, "t1", spec, "one", "1");
+  plain_turn(m, rec, "t2", spec, "two", "2");
+  // Four unsummarized messages, over the window of 2: all but the newest
+  // (keep 1) are summarized first.
+  auto s = m.start(turn_of("t3", spec, "three"), now);
+  ASSERT_TRUE(s);
+  rec(std::move(*s));
+  auto b = rec(m.begin(now));
+  EXPECT_EQ(types(b), std::vector<std::string>{ev::summary_requested});
+  ASSERT_EQ(b.actions.size(), 1u);
+  EXPECT_EQ(b.actions[0].kind, agent_action::call_summary);
+  EXPECT_EQ(b.events[0].payload.get()["from"], 0);
+  EXPECT_EQ(b.events[0].payload.get()["to"], 3);
+  const auto& ask = b.actions[0].request.messages.back().content;
+  EXPECT_NE(ask.find("[user] one\n[assistant] 1\n[user] two"),
+            std::string::npos)
+    << ask;
+  EXPECT_EQ(ask.find("[assistant] 2"), std::string::npos) << ask;
+  auto r = rec(m.summary_replied("t3", text_reply("They counted."), false,
+                                 now));
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::summarized,
+                                                ev::llm_requested}));
+  ASSERT_EQ(r.actions.size(), 1u);
+  const auto& msgs = r.actions[0].request.messages;
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].role, "system");
+  EXPECT_NE(msgs[0].content.find("They counted."), std::string::npos);
+  EXPECT_EQ(msgs[1].content, "2");
+  EXPECT_EQ(msgs[2].content, "three");
+  // The summary's tokens count in the turn.
+  rec(m.model_replied("t3", 1, text_reply("3"), false, now));
+  EXPECT_EQ(m.finished("t3")->usage["llm_calls"], 2);
+  EXPECT_EQ(m.view()["summary"], "They counted.");
+  EXPECT_EQ(m.view()["summarized"], 3);
+}
+
+TEST(AgentMachine, AFailedSummaryGoesOnWithTheWindow) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 2}, {"policy", "summary"}, {"keep", 1}}}};
+  plain_turn(m, rec, "t1", spec, "one", "1");
+  plain_turn(m, rec, "t2", spec, "two", "2");
+  start_and_begin(m, rec, turn_of("t3", spec, "three"));
+  auto r = m.summary_failed("t3", "no model", now);
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::summary_failed,
+                                                ev::llm_requested}));
+  ASSERT_EQ(r.actions.size(), 1u);
+  const auto& msgs = r.actions[0].request.messages;
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].content, "two");
+  // Answered once: a late reply is stale.
+  EXPECT_TRUE(m.summary_replied("t3", text_reply("late"), false, now).empty());
+}
+
+TEST(AgentMachine, ResumeContinuesWhereTheLogStops) {
+  // A turn with two tool calls, one answered, cut off there.
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"tools", {"echo"}}};
+  start_and_begin(m, rec, turn_of("t", spec));
+  rec(m.model_replied("t", 1,
+                      tools_reply({call_of("c1", "echo"),
+                                   call_of("c2", "echo")}),
+                      false, now));
+  rec(m.tool_done("t", call_of("c1", "echo"), json{1}, now));
+  {
+    // Folded again, the open call is sent again; nothing new is recorded.
+    agent_machine again{"a"};
+    for (const auto& e : rec.log)
+      again.apply(e);
+    EXPECT_EQ(again.view(), m.view());
+    auto r = again.resume(now);
+    EXPECT_TRUE(r.events.empty());
+    ASSERT_EQ(r.actions.size(), 1u);
+    EXPECT_EQ(r.actions[0].kind, agent_action::call_tools);
+    ASSERT_EQ(r.actions[0].tools.size(), 1u);
+    EXPECT_EQ(r.actions[0].tools[0].id, "c2");
+  }
+  rec(m.tool_done("t", call_of("c2", "echo"), json{2}, now));
+  {
+    // The model call in flight runs again, with its number and request.
+    agent_machine again{"a"};
+    for (const auto& e : rec.log)
+      again.apply(e);
+    auto r = again.resume(now);
+    EXPECT_TRUE(r.events.empty());
+    ASSERT_EQ(r.actions.size(), 1u);
+    EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
+    EXPECT_EQ(r.actions[0].call, 2u);
+    EXPECT_EQ(r.actions[0].request.messages.size(), 4u);
+  }
+  // The reply recorded, the end not: the final answer is decided again.
+  llm_response last = text_reply("done");
+  auto replied = m.model_replied("t", 2, last, false, now);
+  ASSERT_EQ(replied.events.size(), 2u);
+  rec.log.push_back(replied.events[0]); // llm_responded only
+  agent_machine again{"a"};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  auto r = again.resume(now);
+  EXPECT_EQ(types(r), std::vector<std::string>{ev::turn_completed});
+  ASSERT_NE(again.finished("t"), nullptr);
+  EXPECT_EQ(again.finished("t")->output, "done");
+}
+
+TEST(AgentMachine, AStartedTurnWithoutACallResumesWithItsFirstCall) {
+  agent_machine m{"a"};
+  auto s = m.start(turn_of("t", json::object()), now);
+  ASSERT_TRUE(s);
+  agent_machine again{"a"};
+  for (const auto& e : s->events)
+    again.apply(e);
+  auto r = again.resume(now);
+  EXPECT_EQ(types(r), std::vector<std::string>{ev::llm_requested});
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].call, 1u);
+  // The deadline is not in the log: the request sent again brings it.
+  EXPECT_EQ(again.active()->deadline_us, 0);
+  again.set_deadline("t", 5);
+  EXPECT_EQ(again.active()->deadline_us, 5);
+}
+
+TEST(AgentMachine, TheLogOfSeveralTurnsFoldsToTheSameMemory) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"tools", {"echo"}}};
+  plain_turn(m, rec, "t1", spec, "one", "1");
+  start_and_begin(m, rec, turn_of("t2", spec, "two"));
+  rec(m.model_replied("t2", 1, tools_reply({call_of("c", "echo")}), false,
+                      now));
+  rec(m.tool_done("t2", call_of("c", "echo"), json{"e"}, now));
+  rec(m.model_replied("t2", 2, text_reply("2"), false, now));
+  agent_machine again{"a"};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  EXPECT_EQ(again.view(), m.view());
+  EXPECT_EQ(again.last_seq(), rec.log.size());
+  EXPECT_EQ(m.view()["turns"], 2);
+  EXPECT_EQ(m.history().size(), 4u);
+}
+
+TEST(AgentMachine, ToolCallsOutsideTheAgentsToolsOrWithBadArgumentsAreRefused) {
+  agent_spec spec;
+  spec.tools = {"echo"};
+  auto code = [&](const llm_tool_call& c, bool routed, bool lost) {
+    auto e = refuse_tool_call(spec, c, routed, lost);
+    return e ? code_of(*e) : errc::ok;
+  };
+  EXPECT_EQ(code(call_of("c", "echo"), true, false), errc::ok);
+  EXPECT_EQ(code(call_of("c", "shell"), true, false), errc::tool_not_found);
+  EXPECT_EQ(code(call_of("c", "echo"), false, false), errc::tool_not_found);
+  EXPECT_EQ(code(call_of("c", "echo"), false, true), errc::unavailable);
+  EXPECT_EQ(code(call_of("c", "echo", json::array()), true, false),
+            errc::invalid_input);
+  auto broken = call_of("c", "echo");
+  broken.arguments_error = "arguments are not JSON: '{x'";
+  auto e = refuse_tool_call(spec, broken, true, false);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(code_of(*e), errc::invalid_input);
+  EXPECT_NE(message_of(*e).find("arguments are not JSON: '{x'"),
+            std::string::npos);
+}
+
+TEST(AgentMachine, AnswerJsonTakesTheWholeTextOrTheFirstBlockThatParses) {
+  EXPECT_EQ(answer_json("{\"a\": 1}"), (json{{"a", 1}}));
+  EXPECT_EQ(answer_json("So:\n```\nnot json\n```\n```json\n[1]\n```"),
+            json::array({1}));
+  EXPECT_TRUE(answer_json("no json here").is_discarded());
+  EXPECT_TRUE(answer_json("```json\n{unclosed").is_discarded());
+}

@@ -1,0 +1,214 @@
+#pragma once
+
+// The agent loop as a state machine (docs/agents.md): a pure fold of an
+// agent's log ("agent:<id>") plus the decisions that turn stimuli (a turn
+// asked for, a model's reply, a tool's result) into new events and
+// actions. No actor code and no clock: the agent actor (actors/src/agent.cpp)
+// passes `now` in, appends a step's events, then carries out its actions,
+// the way the coordinator adapts workflow::machine.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cadre/messages/agent.hpp"
+#include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
+#include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/agent_spec.hpp"
+
+namespace cadre::workflow {
+
+/// Event type names of an agent's log (docs/agents.md).
+namespace agent_events {
+inline constexpr const char* turn_started = "agent_turn_started";
+inline constexpr const char* message = "agent_message";
+inline constexpr const char* llm_requested = "llm_requested";
+inline constexpr const char* llm_responded = "llm_responded";
+inline constexpr const char* tool_called = "tool_called";
+inline constexpr const char* tool_result = "tool_result";
+inline constexpr const char* turn_completed = "agent_turn_completed";
+inline constexpr const char* turn_failed = "agent_turn_failed";
+/// Streamed text: a bus event only, never in the log.
+inline constexpr const char* token = "agent_token";
+inline constexpr const char* summary_requested = "memory_summary_requested";
+inline constexpr const char* summarized = "memory_summarized";
+inline constexpr const char* summary_failed = "memory_summary_failed";
+} // namespace agent_events
+
+/// Something the agent actor does once the events of its step are durable.
+struct agent_action {
+  enum kind_t {
+    call_model,   ///< ask the model `request` (call number `call`)
+    call_summary, ///< ask the model `request` for a memory summary
+    call_tools,   ///< run `tools` in parallel, each answered by tool_result
+    answer,       ///< turn `turn` finished: answer who waits for it
+  };
+  kind_t kind = call_model;
+  std::string turn;
+  uint32_t call = 0;
+  llm_request request;
+  std::vector<llm_tool_call> tools;
+  /// answer: whether the turn completed (else it failed), and the agent's
+  /// name (what metrics are labelled by).
+  bool ok = false;
+  std::string agent;
+};
+
+/// New events (already folded into the machine) and what to do after they
+/// are on disk.
+struct agent_step {
+  std::vector<event> events;
+  std::vector<agent_action> actions;
+
+  bool empty() const {
+    return events.empty() && actions.empty();
+  }
+};
+
+/// Usage of a turn as it is recorded: tokens, cost, calls.
+json zero_agent_usage();
+
+/// The fold of a turn that ended.
+struct agent_finished_turn {
+  bool ok = false;
+  json output;
+  json usage;
+  errc code = errc::internal;
+  std::string message;
+};
+
+/// The turn being run, as far as the log tells.
+struct agent_active_turn {
+  std::string key; ///< the turn's idempotency key
+  std::string execution;
+  std::string task;
+  uint32_t attempt = 1;
+  /// Not in the log: the deadline of the request that asked (0: none).
+  int64_t deadline_us = 0;
+  agent_spec spec;
+  json spec_doc;
+  std::vector<llm_message> messages; ///< this turn's conversation
+  uint32_t calls = 0;                ///< LLM calls requested
+  bool llm_pending = false;          ///< requested, not answered
+  llm_request request;               ///< the last request
+  std::vector<llm_tool_call> tool_calls;      ///< of the last reply
+  std::map<std::string, llm_message> results; ///< call id -> tool message
+  bool repaired = false;
+  json usage = zero_agent_usage();
+  /// Summary memory: a summary call asked for and not answered, and
+  /// whether this turn already tried one (a failed summary falls back to
+  /// the window).
+  bool summary_pending = false;
+  bool summary_tried = false;
+  size_t summary_to = 0;
+  llm_request summary_request;
+};
+
+/// One agent's state. Not thread-safe: one agent actor owns it.
+class agent_machine {
+public:
+  /// The machine of agent `id`, whose log is "agent:<id>".
+  explicit agent_machine(std::string id);
+
+  /// Folds one event of the log (in sequence order).
+  void apply(const event& ev);
+
+  /// Starts turn `req`: records it and its prompt. Errors:
+  /// errc::invalid_config when its spec does not read. The turn's first
+  /// call comes from begin(), once the tools' schemas are known.
+  [[nodiscard]] expected<agent_step> start(const agent_turn& req,
+                                           int64_t now_us);
+
+  /// The active turn's first LLM call, after a memory summary when one is
+  /// due (memory_policy "summary").
+  agent_step begin(int64_t now_us);
+
+  /// Continues the active turn from wherever the log left it: the call or
+  /// summary in flight runs again (at-least-once), unanswered tool calls
+  /// are sent again, a recorded final answer is checked.
+  agent_step resume(int64_t now_us);
+
+  /// The model answered call `call` of turn `turn`: a final answer (checked
+  /// against output_schema, with one repair call on a mismatch), or tool
+  /// calls (failing the turn past max_iterations). Stale replies: empty.
+  agent_step model_replied(const std::string& turn, uint32_t call,
+                           llm_response res, bool cached, int64_t now_us);
+
+  /// Call `call` of turn `turn` failed with `err`: the turn fails.
+  agent_step model_failed(const std::string& turn, uint32_t call,
+                          const caf::error& err, int64_t now_us);
+
+  /// Tool call `call` of turn `turn` ended with `out` (an error goes back
+  /// to the model as the call's result). When every call of the reply has
+  /// its result, the next LLM call. Stale or unknown calls: empty.
+  agent_step tool_done(const std::string& turn, const llm_tool_call& call,
+                       const expected<json>& out, int64_t now_us);
+
+  /// The summary asked for in turn `turn` came back, or failed (then the
+  /// turn goes on with the plain window). Stale: empty.
+  agent_step summary_replied(const std::string& turn, const llm_response& res,
+                             bool cached, int64_t now_us);
+  agent_step summary_failed(const std::string& turn,
+                            const std::string& message, int64_t now_us);
+
+  /// The deadline the request of the active turn `turn` carries.
+  void set_deadline(const std::string& turn, int64_t deadline_us);
+
+  /// A tool's offer (name, description, input schema), sent along with
+  /// the requests of agents that may call it. Not in the log: the pools
+  /// tell it.
+  void know_tool(llm_tool_spec spec);
+  bool knows_tool(const std::string& name) const;
+
+  const std::string& id() const;
+  const std::string& log() const;
+  uint64_t last_seq() const;
+  const agent_active_turn* active() const;
+  const agent_finished_turn* finished(const std::string& turn) const;
+  /// Prompts and final answers of earlier turns.
+  const std::vector<llm_message>& history() const;
+
+  /// What `cadre agent memory` shows: history, summary, the active turn.
+  json view() const;
+
+private:
+  void emit(const char* type, json payload, int64_t now_us, agent_step& out);
+  void request_model(int64_t now_us, agent_step& out);
+  void final_answer(const llm_message& msg, int64_t now_us, agent_step& out);
+  void finish(bool ok, json output, errc code, std::string message,
+              int64_t now_us, agent_step& out);
+  void fail(errc code, const std::string& message, int64_t now_us,
+            agent_step& out);
+  bool needs_summary() const;
+  llm_request model_request() const;
+  llm_request summary_request(size_t to) const;
+  bool current(const std::string& turn) const;
+
+  std::string id_;
+  std::string log_;
+  uint64_t seq_ = 0;
+  std::vector<llm_message> history_;
+  // Summary memory: the model's summary of history_[0, summarized_).
+  std::string summary_;
+  size_t summarized_ = 0;
+  std::map<std::string, agent_finished_turn> finished_;
+  std::optional<agent_active_turn> active_;
+  std::map<std::string, llm_tool_spec> tool_specs_;
+};
+
+/// The JSON of a final answer: the whole text, else the first fenced block
+/// (```json or ```) that parses. Discarded when there is none.
+json answer_json(const std::string& text);
+
+/// Why tool call `call` is refused before it runs, or nullopt: not one of
+/// the agent's tools (or none offers it: `routed` false), every node
+/// offering it lost during the call (`lost` true), or arguments that are
+/// not a JSON object. The refusal goes back to the model as the result.
+std::optional<caf::error> refuse_tool_call(const agent_spec& spec,
+                                           const llm_tool_call& call,
+                                           bool routed, bool lost);
+
+} // namespace cadre::workflow

@@ -1,0 +1,646 @@
+// The agent loop's fold and decisions (agent_machine.hpp). Every decision
+// is recorded as an event before the actor acts on it, so folding the log
+// again gives the state the decisions were made in.
+
+#include "cadre/workflow/agent_machine.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "cadre/messages/json_text.hpp"
+#include "cadre/messages/utf8.hpp"
+#include "cadre/workflow/definition.hpp"
+
+namespace cadre::workflow {
+
+namespace ev = agent_events;
+
+namespace {
+
+template <class T>
+std::optional<T> from(const json& j) {
+  try {
+    return j.get<T>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void add_usage(json& total, const llm_usage& u) {
+  total["input_tokens"] = total["input_tokens"].get<uint64_t>()
+                          + u.input_tokens;
+  total["output_tokens"] = total["output_tokens"].get<uint64_t>()
+                           + u.output_tokens;
+  total["cost_usd"] = total["cost_usd"].get<double>() + u.cost_usd;
+  total["llm_calls"] = total["llm_calls"].get<uint64_t>() + 1;
+}
+
+constexpr const char* summary_instruction
+  = "Summarize the agent's conversation below for its later turns.";
+
+} // namespace
+
+json zero_agent_usage() {
+  return json{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0},
+              {"llm_calls", 0},    {"tool_calls", 0}};
+}
+
+agent_machine::agent_machine(std::string id)
+  : id_(std::move(id)), log_("agent:" + id_) {
+}
+
+// -- fold ---------------------------------------------------------------------------
+
+void agent_machine::apply(const event& e) {
+  seq_ = e.seq;
+  const auto& p = e.payload.get();
+  if (!p.is_object())
+    return;
+  auto turn = p.value("turn", std::string{});
+  if (e.type == ev::turn_started) {
+    agent_active_turn t;
+    t.key = turn;
+    t.execution = p.value("execution", std::string{});
+    t.task = p.value("task", std::string{});
+    t.attempt = p.value("attempt", uint32_t{1});
+    t.spec_doc = p.value("spec", json::object());
+    // Checked when the turn started; the log keeps what ran.
+    (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
+                            t.spec);
+    active_ = std::move(t);
+    return;
+  }
+  if (!active_ || active_->key != turn)
+    return;
+  auto& t = *active_;
+  if (e.type == ev::message) {
+    if (auto m = from<llm_message>(p.value("message", json::object())))
+      t.messages.push_back(std::move(*m));
+    if (p.value("repair", false))
+      t.repaired = true;
+  } else if (e.type == ev::llm_requested) {
+    t.calls = p.value("call", t.calls + 1);
+    t.llm_pending = true;
+    if (auto r = from<llm_request>(p.value("request", json::object())))
+      t.request = std::move(*r);
+  } else if (e.type == ev::llm_responded) {
+    t.llm_pending = false;
+    auto r = from<llm_response>(p.value("response", json::object()));
+    if (!r)
+      return;
+    t.messages.push_back(r->message);
+    t.tool_calls = r->message.tool_calls;
+    t.results.clear();
+    add_usage(t.usage, r->usage);
+  } else if (e.type == ev::summary_requested) {
+    t.summary_pending = true;
+    t.summary_tried = true;
+    t.summary_to = p.value("to", size_t{0});
+    if (auto r = from<llm_request>(p.value("request", json::object())))
+      t.summary_request = std::move(*r);
+  } else if (e.type == ev::summarized) {
+    t.summary_pending = false;
+    summary_ = p.value("summary", std::string{});
+    summarized_ = std::min(p.value("to", size_t{0}), history_.size());
+    if (auto u = from<llm_usage>(p.value("usage", json::object())))
+      add_usage(t.usage, *u);
+  } else if (e.type == ev::summary_failed) {
+    t.summary_pending = false;
+  } else if (e.type == ev::tool_called) {
+    t.usage["tool_calls"] = t.usage["tool_calls"].get<uint64_t>() + 1;
+  } else if (e.type == ev::tool_result) {
+    llm_message m;
+    m.role = "tool";
+    m.tool_call_id = p.value("id", std::string{});
+    m.name = p.value("name", std::string{});
+    if (auto err = p.find("error"); err != p.end()) {
+      m.is_error = true;
+      // The providers mark it as an error in their own way.
+      m.content = err->get<std::string>();
+    } else {
+      m.content = dump_json(p.value("output", json{}));
+    }
+    t.results[m.tool_call_id] = m;
+    if (t.results.size() == t.tool_calls.size())
+      // In call order, whatever order they finished in.
+      for (const auto& c : t.tool_calls)
+        if (auto i = t.results.find(c.id); i != t.results.end())
+          t.messages.push_back(i->second);
+  } else if (e.type == ev::turn_completed || e.type == ev::turn_failed) {
+    agent_finished_turn f;
+    f.ok = e.type == ev::turn_completed;
+    f.output = p.value("output", json{});
+    f.usage = p.value("usage", json{});
+    if (!f.ok) {
+      if (!from_string(p.value("code", std::string{"internal"}), f.code))
+        f.code = errc::internal;
+      f.message = p.value("message", std::string{});
+    } else {
+      // Memory keeps each turn's prompt and final answer.
+      for (const auto& m : t.messages)
+        if (m.role == "user") {
+          history_.push_back(m);
+          break;
+        }
+      if (!t.messages.empty() && t.messages.back().role == "assistant") {
+        llm_message a;
+        a.role = "assistant";
+        a.content = t.messages.back().content;
+        history_.push_back(std::move(a));
+      }
+    }
+    finished_[turn] = std::move(f);
+    active_.reset();
+  }
+}
+
+void agent_machine::emit(const char* type, json payload, int64_t now_us,
+                         agent_step& out) {
+  event e{log_, seq_ + 1, now_us, type, json_value{std::move(payload)}};
+  apply(e);
+  out.events.push_back(std::move(e));
+}
+
+// -- decisions ------------------------------------------------------------------------
+
+expected<agent_step> agent_machine::start(const agent_turn& req,
+                                          int64_t now_us) {
+  agent_spec spec;
+  auto problems = parse_agent_spec(req.agent, req.spec.get(), spec);
+  if (!problems.empty())
+    return make_error(errc::invalid_config,
+                      "agent " + req.agent + problems.front().pointer + ": "
+                        + problems.front().message);
+  agent_step out;
+  emit(ev::turn_started,
+       json{{"turn", req.idempotency_key},
+            {"agent", req.agent},
+            {"spec", req.spec.get()},
+            {"execution", req.execution_id},
+            {"task", req.task_id},
+            {"attempt", req.attempt},
+            {"input", req.input.get()}},
+       now_us, out);
+  active_->deadline_us = req.deadline_us;
+  llm_message user;
+  user.role = "user";
+  user.content = req.input->is_string() ? req.input->get<std::string>()
+                                        : dump_json(*req.input);
+  emit(ev::message, json{{"turn", req.idempotency_key}, {"message", user}},
+       now_us, out);
+  return out;
+}
+
+llm_request agent_machine::model_request() const {
+  const auto& t = *active_;
+  llm_request r;
+  r.profile = t.spec.provider;
+  r.model = t.spec.model;
+  bool summarizing = t.spec.memory_policy == "summary";
+  // One system message: several are not portable across providers.
+  auto system = t.spec.system;
+  if (summarizing && !summary_.empty())
+    system += (system.empty() ? "" : "\n\n")
+              + std::string{"Summary of the earlier conversation:\n"}
+              + summary_;
+  if (!system.empty()) {
+    llm_message sys;
+    sys.role = "system";
+    sys.content = std::move(system);
+    r.messages.push_back(std::move(sys));
+  }
+  // The newest `memory_window` messages, none of them already summarized.
+  auto window = std::min<size_t>(t.spec.memory_window, history_.size());
+  auto first = history_.size() - window;
+  if (summarizing)
+    first = std::max(first, std::min(summarized_, history_.size()));
+  r.messages.insert(r.messages.end(),
+                    history_.begin() + static_cast<ptrdiff_t>(first),
+                    history_.end());
+  r.messages.insert(r.messages.end(), t.messages.begin(), t.messages.end());
+  for (const auto& name : t.spec.tools)
+    if (auto i = tool_specs_.find(name); i != tool_specs_.end())
+      r.tools.push_back(i->second);
+  r.temperature = t.spec.temperature;
+  r.max_tokens = t.spec.max_tokens;
+  r.stream = t.spec.stream;
+  r.agent = t.spec.name;
+  r.turn = t.calls + 1;
+  return r;
+}
+
+void agent_machine::request_model(int64_t now_us, agent_step& out) {
+  auto req = model_request();
+  auto call = req.turn;
+  json j = req;
+  emit(ev::llm_requested,
+       json{{"turn", active_->key}, {"call", call}, {"request", j}}, now_us,
+       out);
+  agent_action a;
+  a.kind = agent_action::call_model;
+  a.turn = active_->key;
+  a.call = call;
+  a.request = std::move(req);
+  out.actions.push_back(std::move(a));
+}
+
+// Whether the turn should first fold old messages into the summary: more
+// than `memory_window` unsummarized messages, and no try yet this turn.
+bool agent_machine::needs_summary() const {
+  const auto& t = *active_;
+  return t.spec.memory_policy == "summary" && !t.summary_tried
+         && history_.size() > summarized_
+         && history_.size() - summarized_ > t.spec.memory_window
+         && history_.size() - t.spec.memory_keep > summarized_;
+}
+
+llm_request agent_machine::summary_request(size_t to) const {
+  const auto& t = *active_;
+  llm_request r;
+  r.profile = t.spec.provider;
+  r.model = t.spec.model;
+  r.agent = t.spec.name;
+  r.turn = 0; // not a call of the turn: scripts match it by its text
+  r.stream = false;
+  r.max_tokens = t.spec.max_tokens;
+  llm_message sys;
+  sys.role = "system";
+  sys.content = "You keep the memory of an AI agent. Write a summary that "
+                "keeps facts, names, numbers, decisions and open questions, "
+                "and drops pleasantries. Answer with the summary only.";
+  r.messages.push_back(std::move(sys));
+  std::string text = summary_instruction;
+  if (!summary_.empty())
+    text += "\n\nSummary so far:\n" + summary_;
+  text += "\n\nConversation to add:";
+  for (size_t i = summarized_; i < to; ++i)
+    text += "\n[" + history_[i].role + "] " + history_[i].content;
+  llm_message user;
+  user.role = "user";
+  user.content = std::move(text);
+  r.messages.push_back(std::move(user));
+  return r;
+}
+
+agent_step agent_machine::begin(int64_t now_us) {
+  agent_step out;
+  if (!active_)
+    return out;
+  if (!needs_summary()) {
+    request_model(now_us, out);
+    return out;
+  }
+  auto to = history_.size() - active_->spec.memory_keep;
+  auto req = summary_request(to);
+  json j = req;
+  emit(ev::summary_requested,
+       json{{"turn", active_->key},
+            {"from", summarized_},
+            {"to", to},
+            {"request", std::move(j)}},
+       now_us, out);
+  agent_action a;
+  a.kind = agent_action::call_summary;
+  a.turn = active_->key;
+  a.request = std::move(req);
+  out.actions.push_back(std::move(a));
+  return out;
+}
+
+agent_step agent_machine::resume(int64_t now_us) {
+  agent_step out;
+  if (!active_)
+    return out;
+  auto& t = *active_;
+  bool replied = !t.messages.empty() && t.messages.back().role == "assistant";
+  if (t.summary_pending) {
+    agent_action a;
+    a.kind = agent_action::call_summary;
+    a.turn = t.key;
+    a.request = t.summary_request;
+    out.actions.push_back(std::move(a));
+  } else if (t.llm_pending) {
+    // At-least-once: the one call in flight at the crash runs again.
+    agent_action a;
+    a.kind = agent_action::call_model;
+    a.turn = t.key;
+    a.call = t.calls;
+    a.request = t.request;
+    out.actions.push_back(std::move(a));
+  } else if (!t.tool_calls.empty() && t.results.size() < t.tool_calls.size()
+             && replied) {
+    agent_action a;
+    a.kind = agent_action::call_tools;
+    a.turn = t.key;
+    for (const auto& c : t.tool_calls)
+      if (!t.results.count(c.id))
+        a.tools.push_back(c);
+    out.actions.push_back(std::move(a));
+  } else if (replied) {
+    auto last = t.messages.back();
+    final_answer(last, now_us, out);
+  } else {
+    return begin(now_us);
+  }
+  return out;
+}
+
+void agent_machine::finish(bool ok, json output, errc code,
+                           std::string message, int64_t now_us,
+                           agent_step& out) {
+  // Folding the end closes the turn: what the action needs is read first.
+  auto key = active_->key;
+  auto agent = active_->spec.name;
+  json p{{"turn", key}, {"usage", active_->usage}};
+  if (ok) {
+    p["output"] = std::move(output);
+    emit(ev::turn_completed, std::move(p), now_us, out);
+  } else {
+    p["code"] = to_string(code);
+    p["message"] = std::move(message);
+    emit(ev::turn_failed, std::move(p), now_us, out);
+  }
+  agent_action a;
+  a.kind = agent_action::answer;
+  a.turn = key;
+  a.ok = ok;
+  a.agent = std::move(agent);
+  out.actions.push_back(std::move(a));
+}
+
+void agent_machine::fail(errc code, const std::string& message,
+                         int64_t now_us, agent_step& out) {
+  const auto& t = *active_;
+  finish(false, nullptr, code,
+         "agent " + t.spec.name + " (task " + t.task + "): " + message,
+         now_us, out);
+}
+
+json answer_json(const std::string& text) {
+  auto whole = try_parse_json(text);
+  if (!whole.is_discarded())
+    return whole;
+  // A linear scan, no regex: the text is the model's.
+  for (auto open = text.find("```"); open != std::string::npos;) {
+    auto body = text.find('\n', open + 3);
+    if (body == std::string::npos)
+      break;
+    auto close = text.find("```", body + 1);
+    if (close == std::string::npos)
+      break;
+    auto block = try_parse_json(
+      std::string_view{text}.substr(body + 1, close - body - 1));
+    if (!block.is_discarded())
+      return block;
+    open = text.find("```", close + 3);
+  }
+  return json::value_t::discarded;
+}
+
+void agent_machine::final_answer(const llm_message& msg, int64_t now_us,
+                                 agent_step& out) {
+  auto& t = *active_;
+  if (t.spec.output_schema.is_null()) {
+    finish(true, msg.content, errc::ok, {}, now_us, out);
+    return;
+  }
+  std::string problem;
+  auto value = answer_json(msg.content);
+  if (value.is_discarded()) {
+    problem = "the answer is not JSON";
+  } else if (auto ok = check_schema(t.spec.output_schema, value, "answer");
+             !ok) {
+    problem = message_of(ok.error());
+  } else {
+    finish(true, std::move(value), errc::ok, {}, now_us, out);
+    return;
+  }
+  if (t.repaired) {
+    fail(errc::invalid_input,
+         "the answer does not match output_schema after a repair turn: "
+           + problem + "; the answer was: '" + utf8_excerpt(msg.content, 300)
+           + "'",
+         now_us, out);
+    return;
+  }
+  llm_message repair;
+  repair.role = "user";
+  repair.content = "Your answer does not match the required JSON Schema ("
+                   + problem
+                   + "). Answer again with only a JSON value that matches "
+                     "this schema: "
+                   + dump_json(t.spec.output_schema);
+  emit(ev::message,
+       json{{"turn", t.key}, {"message", repair}, {"repair", true}}, now_us,
+       out);
+  request_model(now_us, out);
+}
+
+bool agent_machine::current(const std::string& turn) const {
+  return active_ && active_->key == turn;
+}
+
+agent_step agent_machine::model_replied(const std::string& turn,
+                                        uint32_t call, llm_response res,
+                                        bool cached, int64_t now_us) {
+  agent_step out;
+  if (!current(turn) || !active_->llm_pending || active_->calls != call)
+    return out;
+  res.message.role = "assistant";
+  // Tool call ids must be unique in the turn: the log and the results are
+  // keyed by them.
+  std::set<std::string> seen;
+  for (size_t i = 0; i < res.message.tool_calls.size(); ++i) {
+    auto& c = res.message.tool_calls[i];
+    if (c.id.empty() || !seen.insert(c.id).second) {
+      c.id = "call_" + std::to_string(call) + "_" + std::to_string(i + 1);
+      seen.insert(c.id);
+    }
+  }
+  json p{{"turn", turn}, {"call", call}, {"response", res}};
+  if (cached)
+    p["cached"] = true;
+  emit(ev::llm_responded, std::move(p), now_us, out);
+  auto& t = *active_;
+  if (res.message.tool_calls.empty()) {
+    final_answer(res.message, now_us, out);
+  } else if (t.calls >= t.spec.max_iterations) {
+    fail(errc::tool_failed,
+         "no final answer after max_iterations ("
+           + std::to_string(t.spec.max_iterations)
+           + ") LLM calls; the model still calls tools",
+         now_us, out);
+  } else {
+    // Every call is recorded before any is sent: they run in parallel.
+    for (const auto& c : res.message.tool_calls)
+      emit(ev::tool_called,
+           json{{"turn", turn}, {"call", call}, {"id", c.id}, {"name", c.name},
+                {"arguments", c.arguments.get()}},
+           now_us, out);
+    agent_action a;
+    a.kind = agent_action::call_tools;
+    a.turn = turn;
+    a.tools = res.message.tool_calls;
+    out.actions.push_back(std::move(a));
+  }
+  return out;
+}
+
+agent_step agent_machine::model_failed(const std::string& turn, uint32_t call,
+                                       const caf::error& err,
+                                       int64_t now_us) {
+  agent_step out;
+  if (!current(turn) || active_->calls != call || !active_->llm_pending)
+    return out;
+  auto code = err.category() == caf::atom("cadre") ? code_of(err)
+                                                   : errc::unavailable;
+  fail(code,
+       "LLM call " + std::to_string(call) + " failed: "
+         + (message_of(err).empty() ? describe(err) : message_of(err)),
+       now_us, out);
+  return out;
+}
+
+agent_step agent_machine::tool_done(const std::string& turn,
+                                    const llm_tool_call& call,
+                                    const expected<json>& result,
+                                    int64_t now_us) {
+  agent_step out;
+  if (!current(turn) || active_->results.count(call.id) > 0)
+    return out;
+  auto& t = *active_;
+  if (std::none_of(t.tool_calls.begin(), t.tool_calls.end(),
+                   [&](const llm_tool_call& c) { return c.id == call.id; }))
+    return out;
+  json p{{"turn", turn}, {"id", call.id}, {"name", call.name}};
+  if (result)
+    p["output"] = *result;
+  else
+    p["error"] = message_of(result.error()).empty()
+                   ? describe(result.error())
+                   : message_of(result.error());
+  emit(ev::tool_result, std::move(p), now_us, out);
+  if (t.results.size() == t.tool_calls.size())
+    request_model(now_us, out);
+  return out;
+}
+
+agent_step agent_machine::summary_replied(const std::string& turn,
+                                          const llm_response& res,
+                                          bool cached, int64_t now_us) {
+  agent_step out;
+  if (!current(turn) || !active_->summary_pending)
+    return out;
+  json p{{"turn", turn},
+         {"from", summarized_},
+         {"to", active_->summary_to},
+         {"summary", res.message.content},
+         {"usage", res.usage}};
+  if (cached)
+    p["cached"] = true;
+  emit(ev::summarized, std::move(p), now_us, out);
+  request_model(now_us, out);
+  return out;
+}
+
+agent_step agent_machine::summary_failed(const std::string& turn,
+                                         const std::string& message,
+                                         int64_t now_us) {
+  agent_step out;
+  if (!current(turn) || !active_->summary_pending)
+    return out;
+  // The turn goes on with the plain window; the next turn tries again.
+  emit(ev::summary_failed,
+       json{{"turn", turn}, {"to", active_->summary_to}, {"message", message}},
+       now_us, out);
+  request_model(now_us, out);
+  return out;
+}
+
+void agent_machine::set_deadline(const std::string& turn,
+                                 int64_t deadline_us) {
+  if (current(turn))
+    active_->deadline_us = deadline_us;
+}
+
+void agent_machine::know_tool(llm_tool_spec spec) {
+  auto name = spec.name;
+  tool_specs_[name] = std::move(spec);
+}
+
+bool agent_machine::knows_tool(const std::string& name) const {
+  return tool_specs_.count(name) > 0;
+}
+
+const std::string& agent_machine::id() const {
+  return id_;
+}
+
+const std::string& agent_machine::log() const {
+  return log_;
+}
+
+uint64_t agent_machine::last_seq() const {
+  return seq_;
+}
+
+const agent_active_turn* agent_machine::active() const {
+  return active_ ? &*active_ : nullptr;
+}
+
+const agent_finished_turn*
+agent_machine::finished(const std::string& turn) const {
+  auto i = finished_.find(turn);
+  return i == finished_.end() ? nullptr : &i->second;
+}
+
+const std::vector<llm_message>& agent_machine::history() const {
+  return history_;
+}
+
+json agent_machine::view() const {
+  json msgs = history_;
+  json active = nullptr;
+  if (active_)
+    active = json{{"turn", active_->key},
+                  {"messages", active_->messages},
+                  {"calls", active_->calls}};
+  return json{{"agent_id", id_},
+              {"log", log_},
+              {"seq", seq_},
+              {"messages", std::move(msgs)},
+              {"summary", summary_},
+              {"summarized", summarized_},
+              {"turns", finished_.size()},
+              {"active", std::move(active)}};
+}
+
+std::optional<caf::error> refuse_tool_call(const agent_spec& spec,
+                                           const llm_tool_call& call,
+                                           bool routed, bool lost) {
+  bool allowed = std::find(spec.tools.begin(), spec.tools.end(), call.name)
+                 != spec.tools.end();
+  if (allowed && !routed && lost)
+    return make_error(errc::unavailable,
+                      "tool '" + call.name
+                        + "': every node offering it was lost during this "
+                          "call");
+  if (!allowed || !routed)
+    return make_error(errc::tool_not_found,
+                      "tool '" + call.name
+                        + "' is not one of this agent's tools");
+  // Small models often send broken arguments: the model reads why and
+  // tries again, on an LLM call that counts against max_iterations.
+  if (!call.arguments_error.empty())
+    return make_error(errc::invalid_input,
+                      call.arguments_error
+                        + "; call the tool again with a JSON object that "
+                          "matches its input schema");
+  if (!call.arguments->is_object())
+    return make_error(errc::invalid_input,
+                      "tool " + call.name
+                        + ": arguments must be a JSON object");
+  return std::nullopt;
+}
+
+} // namespace cadre::workflow
