@@ -24,6 +24,7 @@
 
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
+#include "fs/root_dir.hpp"
 #include "tool_support.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
@@ -56,46 +57,8 @@ caf::error input_error(std::string_view pointer, std::string_view what) {
   return detail::input_error(tool_name, pointer, what);
 }
 
-caf::error path_error(errc code, const std::string& path,
-                      std::string_view what) {
-  return make_error(code, "tool file: /path: '" + path + "' "
-                            + std::string{what});
-}
-
-/// Closes a file descriptor on scope exit.
-class unique_fd {
-public:
-  explicit unique_fd(int fd = -1) : fd_(fd) {
-  }
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
-  }
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() {
-    reset();
-  }
-  int get() const {
-    return fd_;
-  }
-  explicit operator bool() const {
-    return fd_ >= 0;
-  }
-  void reset() {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = -1;
-  }
-
-private:
-  int fd_;
-};
+using detail::rooted_path;
+using detail::unique_fd;
 
 // -- encodings ----------------------------------------------------------------
 
@@ -127,23 +90,12 @@ json stat_json(const std::string& name, const struct stat& st) {
           {"mtime", iso_time(st.st_mtim)}};
 }
 
-bool under(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (r->empty() && std::next(r) == root.end())
-      break; // a trailing separator of the root
-    if (p == path.end() || *p != *r)
-      return false;
-  }
-  return true;
-}
-
 // -- the tool -----------------------------------------------------------------
 
 class file_tool final : public tool {
 public:
   explicit file_tool(file_options opts, fs::path root)
-    : opts_(std::move(opts)), root_(std::move(root)) {
+    : opts_(std::move(opts)), root_(std::string{tool_name}, std::move(root)) {
   }
 
   std::string name() const override {
@@ -271,107 +223,20 @@ public:
   }
 
 private:
-  /// A path checked to stay in the root: `rel` has no symlinks, no "."
-  /// or ".." and is relative to the root ("" is the root).
-  struct place {
-    std::string shown; // as the caller wrote it
-    fs::path rel;
-  };
+  using place = rooted_path;
 
-  /// Reads /path and resolves it inside the root.
   expected<place> resolve(const json& input, bool required = true) const {
-    auto it = input.find("path");
-    std::string text = ".";
-    if (it == input.end() || it->is_null()) {
-      if (required)
-        return input_error("/path", "is required");
-    } else if (!it->is_string()) {
-      return input_error("/path", "must be a string");
-    } else {
-      text = it->get<std::string>();
-    }
-    if (text.empty())
-      return input_error("/path", "must not be empty");
-    if (text.find('\0') != std::string::npos)
-      return input_error("/path", "must not contain NUL characters");
-    fs::path given{text};
-    auto full = (given.is_absolute() ? given : root_ / given).lexically_normal();
-    if (!under(full, root_))
-      return path_error(errc::invalid_input, text,
-                        "escapes the root directory");
-    std::error_code ec;
-    // Symlinks resolve as the kernel would; what is left over does not
-    // exist yet (a file to write, directories to create).
-    auto real = fs::weakly_canonical(full, ec);
-    // weakly_canonical stops at a dangling symlink: follow it by hand, so
-    // a link to a missing file outside the root is caught too.
-    for (int hops = 0; !ec && hops < 40; ++hops) {
-      std::error_code missing; // not there at all: nothing to follow
-      if (!fs::is_symlink(fs::symlink_status(real, missing)))
-        break;
-      auto target = fs::read_symlink(real, ec);
-      if (!ec)
-        real = fs::weakly_canonical(real.parent_path() / target, ec);
-    }
-    if (ec)
-      return path_error(errc::storage_error, text,
-                        "cannot be resolved: " + ec.message());
-    if (!under(real, root_))
-      return path_error(errc::invalid_input, text,
-                        "escapes the root directory (through a symlink)");
-    auto rel = real.lexically_relative(root_).lexically_normal();
-    if (!rel.empty() && !rel.has_filename())
-      rel = rel.parent_path(); // "dir/" names "dir"
-    if (rel == ".")
-      rel.clear();
-    return place{text, rel};
+    return root_.resolve(input, required);
   }
 
-  /// Opens the directory `rel` below the root, one component at a time
-  /// with O_NOFOLLOW, so a symlink swapped in after resolve() is refused
-  /// instead of followed. With `create`, missing directories are made.
   expected<unique_fd> open_dir(const place& where, const fs::path& rel,
                                bool create, bool* created = nullptr) const {
-    unique_fd fd{::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (!fd)
-      return make_error(errc::storage_error,
-                        "tool file: cannot open the root '" + root_.string()
-                          + "': " + std::strerror(errno));
-    fs::path so_far;
-    for (const auto& part : rel) {
-      so_far /= part;
-      auto flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-      unique_fd next{::openat(fd.get(), part.c_str(), flags)};
-      if (!next && errno == ENOENT && create) {
-        if (::mkdirat(fd.get(), part.c_str(), 0777) != 0 && errno != EEXIST)
-          return path_error(errc::storage_error, where.shown,
-                            "cannot create directory '" + so_far.string()
-                              + "': " + std::strerror(errno));
-        if (created)
-          *created = true;
-        next = unique_fd{::openat(fd.get(), part.c_str(), flags)};
-      }
-      if (!next) {
-        int err = errno;
-        if (err == ENOENT)
-          return path_error(errc::not_found, where.shown,
-                            "not found: directory '" + so_far.string()
-                              + "' does not exist");
-        if (err == ENOTDIR)
-          return path_error(errc::invalid_input, where.shown,
-                            "'" + so_far.string() + "' is not a directory");
-        if (err == ELOOP)
-          return path_error(errc::invalid_input, where.shown,
-                            "escapes the root directory ('"
-                              + so_far.string()
-                              + "' became a symlink during the call)");
-        return path_error(errc::storage_error, where.shown,
-                          "cannot open '" + so_far.string()
-                            + "': " + std::strerror(err));
-      }
-      fd = std::move(next);
-    }
-    return fd;
+    return root_.open_dir(where, rel, create, created);
+  }
+
+  caf::error path_error(errc code, const std::string& path,
+                        std::string_view what) const {
+    return root_.path_error(code, path, what);
   }
 
   std::string shown_rel(const fs::path& rel) const {
@@ -389,65 +254,15 @@ private:
         return input_error("/encoding", "must be utf8 or base64 for read");
       encoding = e->get<std::string>();
     }
-    if (where->rel.empty())
-      return path_error(errc::invalid_input, where->shown,
-                        "is a directory (use op list)");
-    auto dir = open_dir(*where, where->rel.parent_path(), false);
-    if (!dir)
-      return std::move(dir.error());
-    auto leaf = where->rel.filename();
-    unique_fd fd{::openat(dir->get(), leaf.c_str(),
-                          O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
-    if (!fd) {
-      int err = errno;
-      if (err == ENOENT)
-        return path_error(errc::not_found, where->shown, "not found");
-      if (err == ELOOP)
-        return path_error(errc::invalid_input, where->shown,
-                          "escapes the root directory (became a symlink "
-                          "during the call)");
-      return path_error(errc::storage_error, where->shown,
-                        std::string{"cannot be opened: "}
-                          + std::strerror(err));
-    }
-    struct stat st{};
-    if (::fstat(fd.get(), &st) != 0)
-      return path_error(errc::storage_error, where->shown,
-                        std::string{"cannot be read: "}
-                          + std::strerror(errno));
-    if (S_ISDIR(st.st_mode))
-      return path_error(errc::invalid_input, where->shown,
-                        "is a directory (use op list)");
-    if (!S_ISREG(st.st_mode))
-      return path_error(errc::invalid_input, where->shown,
-                        "is not a regular file");
-    auto size = static_cast<uint64_t>(st.st_size);
-    if (size > opts_.max_read_bytes)
-      return path_error(errc::invalid_input, where->shown,
-                        "is too large: " + std::to_string(size)
-                          + " bytes, the limit is "
-                          + std::to_string(opts_.max_read_bytes)
-                          + " (tools.file.max_read_bytes)");
-    std::string bytes;
-    std::array<char, 65536> buf{};
-    for (;;) {
-      auto n = ::read(fd.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return path_error(errc::storage_error, where->shown,
-                          std::string{"cannot be read: "}
-                            + std::strerror(errno));
-      if (n == 0)
-        break;
-      bytes.append(buf.data(), static_cast<size_t>(n));
-      // The file may grow while it is read: the cap still holds.
-      if (bytes.size() > opts_.max_read_bytes)
-        return path_error(errc::invalid_input, where->shown,
-                          "is too large: it grew past the limit of "
-                            + std::to_string(opts_.max_read_bytes)
-                            + " bytes (tools.file.max_read_bytes)");
-    }
+    auto file = root_.open_file(*where, "is a directory (use op list)");
+    if (!file)
+      return std::move(file.error());
+    auto read = root_.read_all(*where, *file, opts_.max_read_bytes,
+                               "tools.file.max_read_bytes");
+    if (!read)
+      return std::move(read.error());
+    auto bytes = std::move(*read);
+    const auto& st = file->st;
     json out = {{"path", shown_rel(where->rel)},
                 {"encoding", encoding},
                 {"size", bytes.size()},
@@ -679,7 +494,7 @@ private:
     json out = {{"path", shown_rel(where->rel)}};
     struct stat st{};
     if (where->rel.empty()) {
-      if (::stat(root_.c_str(), &st) != 0)
+      if (::stat(root_.path().c_str(), &st) != 0)
         return path_error(errc::storage_error, where->shown,
                           std::string{"cannot be examined: "}
                             + std::strerror(errno));
@@ -738,7 +553,7 @@ private:
   }
 
   file_options opts_;
-  fs::path root_;
+  detail::root_dir root_;
 };
 
 } // namespace
