@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "loopback_server.hpp"
 
@@ -193,6 +194,32 @@ TEST(SearchTool, SearxngFailuresAreUnavailable) {
     EXPECT_TRUE(contains(reason, r.reason_part)) << reason;
     EXPECT_TRUE(contains(reason, "searxng: ")) << reason;
   }
+}
+
+// Issue 12: the error body is redacted before it is cut to 200 characters;
+// cut first, a secret straddling the cut left its first part in the reason.
+TEST(SearchTool, SecretStraddlingTheCutIsRedactedWhole) {
+  const std::string key = "sk-live-0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+  loopback_server srv;
+  srv.server().Get("/search", [&](const httplib::Request&,
+                                  httplib::Response& res) {
+    res.status = 502;
+    // The key starts 180 characters in: the cut at 200 falls inside it.
+    res.set_content(std::string(180, '.') + key + " rejected", "text/plain");
+  });
+  srv.start();
+  auto search = make_search(local_settings("searxng", srv.url("")));
+  ASSERT_NE(search, nullptr);
+  auto secrets = std::make_shared<secret_store>();
+  secrets->add("search_key", key);
+  tool_context ctx;
+  ctx.secrets = secrets;
+  auto out = call(*search, {{"query", "q"}}, ctx);
+  ASSERT_TRUE(out) << describe(out.error());
+  auto reason = out->get()["reason"].get<std::string>();
+  EXPECT_TRUE(contains(reason, "status 502")) << reason;
+  EXPECT_TRUE(contains(reason, "[redacted]")) << reason;
+  EXPECT_FALSE(contains(reason, key.substr(0, 8))) << reason;
 }
 
 TEST(SearchTool, UnreachableEndpointIsUnavailable) {

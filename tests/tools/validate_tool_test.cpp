@@ -12,6 +12,7 @@
 
 #include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "temp_dir.hpp"
 
 using namespace cadre;
 using namespace cadre::tools;
@@ -323,6 +324,49 @@ TEST(ValidateTool, RefCyclesAreSchemaErrorsNamingTheRef) {
   auto out = run(*t, {{"schema", {{"type", "object"},
                                   {"properties", {{"next", {{"$ref", "#"}}}}}}},
                       {"instance", {{"next", {{"next", json::object()}}}}}});
+  EXPECT_EQ(out.value("valid", false), true) << out.dump();
+}
+
+// Issue 12: a cycle through remote documents crashed like a local one; it is
+// refused the same way, naming the remote $ref that closes it.
+TEST(ValidateTool, RefCyclesThroughRemoteDocumentsAreSchemaErrors) {
+  test::temp_dir remotes;
+  auto put = [&](const std::string& name, const json& doc) {
+    std::ofstream{remotes / name} << doc.dump();
+  };
+  put("a.json", {{"$ref", "b.json"}});
+  put("b.json", {{"$ref", "a.json"}});
+  put("self.json", {{"allOf", {{{"$ref", "#"}}}}});
+  put("loop.json", {{"not", {{"$ref", "http://h/loop.json"}}}});
+  put("tree.json", {{"type", "object"},
+                    {"properties", {{"next", {{"$ref", "tree.json"}}}}}});
+  auto t = make_validate(json{{"remotes_dir", remotes.str()}});
+  ASSERT_NE(t, nullptr);
+  struct cycle_case {
+    json schema;
+    std::string closing; // the remote $ref named
+  };
+  const cycle_case cases[] = {
+    {{{"$ref", "http://h/a.json"}},
+     "remote $ref 'http://h/b.json': /$ref: $ref \"http://h/a.json\""},
+    {{{"$ref", "http://h/self.json"}},
+     "remote $ref 'http://h/self.json': /allOf/0/$ref: $ref \"#\""},
+    {{{"$ref", "http://h/loop.json"}},
+     "remote $ref 'http://h/loop.json': /not/$ref: $ref "
+     "\"http://h/loop.json\""},
+  };
+  for (const auto& c : cases) {
+    auto msg = error_of(*t, {{"schema", c.schema}, {"instance", 1}});
+    EXPECT_EQ(msg.rfind("tool validate: /schema/$ref: " + c.closing, 0), 0u)
+      << c.schema.dump() << ": " << msg;
+    EXPECT_NE(msg.find("(a cycle)"), std::string::npos) << msg;
+  }
+  // Recursion through a remote document that moves on stays allowed.
+  auto out = run(*t, {{"schema", {{"$ref", "http://h/tree.json"}}},
+                      {"instance", {{"next", {{"next", 3}}}}}});
+  EXPECT_EQ(out.value("valid", true), false) << out.dump();
+  out = run(*t, {{"schema", {{"$ref", "http://h/tree.json"}}},
+                 {"instance", {{"next", json::object()}}}});
   EXPECT_EQ(out.value("valid", false), true) << out.dump();
 }
 

@@ -428,7 +428,8 @@ private:
   /// Performs `req`; a failed exchange becomes the reason search is
   /// unavailable, except a cancellation, which stays an error.
   expected<net::http_response> fetch(net::http_request& req,
-                                     std::string& reason) {
+                                     std::string& reason,
+                                     const tool_context& ctx) {
     auto resp = net::perform_with_retry(client_, req, opts_.net.retry);
     if (!resp) {
       if (code_of(resp.error()) == errc::cancelled)
@@ -440,7 +441,8 @@ private:
       reason = req.method + " " + net::redact_url(req.url) + ": status "
                + std::to_string(resp->status);
       if (!resp->body.empty())
-        reason += ": " + net::body_excerpt(resp->body, 200);
+        // Redacted before the cut, or a secret crossing it survives in part.
+        reason += ": " + net::body_excerpt(ctx.redact(resp->body), 200);
     }
     return resp;
   }
@@ -461,7 +463,7 @@ private:
                                         + "&format=json");
     req.headers.add("Accept", "application/json");
     std::string reason;
-    auto resp = fetch(req, reason);
+    auto resp = fetch(req, reason, ctx);
     if (!resp && code_of(resp.error()) == errc::cancelled)
       return std::move(resp.error());
     if (!reason.empty()) {
@@ -499,7 +501,7 @@ private:
     req.url = net::append_query(opts_.url, "q=" + net::url_encode(query));
     req.headers.add("Accept", "text/html");
     std::string reason;
-    auto resp = fetch(req, reason);
+    auto resp = fetch(req, reason, ctx);
     if (!resp && code_of(resp.error()) == errc::cancelled)
       return std::move(resp.error());
     if (!reason.empty())
