@@ -6,6 +6,7 @@
 #include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "loopback_server.hpp"
+#include "tool_schema_check.hpp"
 
 using namespace cadre;
 using namespace cadre::tools;
@@ -337,37 +338,28 @@ TEST(SearchTool, CancelIsAnError) {
   EXPECT_EQ(code_of(out.error()), errc::cancelled);
 }
 
-TEST(SearchTool, BadInputNamesThePointer) {
-  auto search = make_search(json{{"provider", "duckduckgo"},
-                                 {"max_results", 8}});
+// Issue 13 item 7: the input is checked by the published schema, whose
+// maximum is tools.search.max_results; errors are the schema's, located.
+TEST(SearchTool, BadInputIsRefusedByTheSchemaNamingThePointer) {
+  auto search = make_search(json{{"max_results", 8}});
   ASSERT_NE(search, nullptr);
   EXPECT_EQ(search->describe().input_schema["properties"]["max_results"]
                                            ["maximum"],
             8);
-  struct bad_case {
-    json input;
-    std::string message;
-  };
-  const bad_case cases[] = {
-    {json::object(), "tool search: /query: is required"},
-    {{{"query", ""}}, "tool search: /query: must be a non-empty string"},
-    {{{"query", 5}}, "tool search: /query: must be a non-empty string"},
-    {{{"query", "x"}, {"max_results", 0}},
-     "tool search: /max_results: must be an integer in [1, 8] "
-     "(tools.search.max_results)"},
-    {{{"query", "x"}, {"max_results", 9}},
-     "tool search: /max_results: must be an integer in [1, 8] "
-     "(tools.search.max_results)"},
-    {{{"query", "x"}, {"engine", "google"}},
-     "tool search: /engine: unknown key (expected one of: query, "
-     "max_results)"},
-  };
-  for (const auto& c : cases) {
-    auto out = call(*search, c.input);
-    ASSERT_FALSE(out) << c.input.dump();
-    EXPECT_EQ(code_of(out.error()), errc::invalid_input) << c.input.dump();
-    EXPECT_EQ(message_of(out.error()), c.message);
-  }
+  test::expect_refused_by_schema(*search, {
+    {json::object(), "/"},
+    {{{"query", ""}}, "/query"},
+    {{{"query", 5}}, "/query"},
+    {{{"query", "x"}, {"max_results", 0}}, "/max_results"},
+    {{{"query", "x"}, {"max_results", 9}}, "/max_results"},
+    {{{"query", "x"}, {"engine", "google"}}, "/"},
+    {json::array(), "/"},
+  });
+  // No provider: answered as unavailable, not refused.
+  test::expect_accepted_by_both(*search, {
+    {{"query", "x"}},
+    {{"query", "x"}, {"max_results", 8.0}},
+  });
 }
 
 TEST(SearchTool, BadSettingsNameTheKey) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -974,9 +975,48 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
   return result;
 }
 
+bool integral_float(const json& x) {
+  if (!x.is_number_float())
+    return false;
+  auto d = x.get<double>();
+  return std::isfinite(d) && std::floor(d) == d && d >= -9.2e18 && d <= 1.8e19;
+}
+
+bool has_integral_float(const json& x) {
+  if (x.is_structured()) {
+    for (const auto& v : x)
+      if (has_integral_float(v))
+        return true;
+    return false;
+  }
+  return integral_float(x);
+}
+
+/// `x` with every number that has a zero fractional part as an integer.
+void integers_for_floats(json& x) {
+  if (x.is_structured()) {
+    for (auto& v : x)
+      integers_for_floats(v);
+  } else if (integral_float(x)) {
+    auto d = x.get<double>();
+    if (d < 0)
+      x = static_cast<int64_t>(d);
+    else
+      x = static_cast<uint64_t>(d);
+  }
+}
+
 /// Validates `instance` against a compiled schema with its patterns.
 bool check(const json_schema::impl& s, const json& instance,
            valijson::ValidationResults* results) {
+  // Drafts 6 and 7 count 2.0 as an integer (Lua and JavaScript produce
+  // such numbers); valijson's strict typing does not: validate a copy
+  // holding the integers they equal.
+  if (s.draft >= 6 && has_integral_float(instance)) {
+    json copy = instance;
+    integers_for_floats(copy);
+    return check(s, copy, results);
+  }
   detail::patterns_in_use guard{s.patterns};
   // A validator is a flag and a cache of std::regex that the visitor on
   // RE2 never fills, so one per call costs nothing and needs no lock.

@@ -312,6 +312,11 @@ public:
   explicit search_tool(search_options opts) : opts_(std::move(opts)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return std::string{tool_name};
   }
@@ -373,26 +378,13 @@ public:
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
     const json& in = *input;
-    if (auto ok = detail::check_object(tool_name, in, {"query", "max_results"});
-        !ok)
+    // The schema says it all (its maximum is tools.search.max_results).
+    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
       return std::move(ok.error());
-    auto q = in.find("query");
-    if (q == in.end())
-      return detail::input_error(tool_name, "/query", "is required");
-    if (!q->is_string() || q->get<std::string>().empty())
-      return detail::input_error(tool_name, "/query",
-                                 "must be a non-empty string");
-    auto query = q->get<std::string>();
+    auto query = in.at("query").get<std::string>();
     uint64_t max = default_results();
-    if (auto m = in.find("max_results"); m != in.end()) {
-      auto x = detail::as_uint(*m);
-      if (!x || *x < 1 || *x > opts_.max_results)
-        return detail::input_error(tool_name, "/max_results",
-                                   "must be an integer in [1, "
-                                     + std::to_string(opts_.max_results)
-                                     + "] (tools.search.max_results)");
-      max = *x;
-    }
+    if (auto m = in.find("max_results"); m != in.end())
+      max = *detail::as_uint(*m);
     switch (opts_.kind) {
       case provider::none:
         return unavailable("no search provider is configured "
@@ -516,6 +508,7 @@ private:
   }
 
   search_options opts_;
+  json_schema input_schema_;
   net::http_client client_;
 };
 
@@ -562,7 +555,12 @@ expected<std::unique_ptr<tool>> make_search_tool(const json_value& settings) {
   if (!net_opts)
     return std::move(net_opts.error());
   opts.net = std::move(*net_opts);
-  return std::unique_ptr<tool>{std::make_unique<search_tool>(std::move(opts))};
+  auto t = std::make_unique<search_tool>(std::move(opts));
+  auto schema = detail::compile_input_schema(*t);
+  if (!schema)
+    return std::move(schema.error());
+  t->set_input_schema(std::move(*schema));
+  return std::unique_ptr<tool>{std::move(t)};
 }
 
 } // namespace cadre::tools
