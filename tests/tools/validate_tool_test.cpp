@@ -371,6 +371,30 @@ TEST(ValidateTool, RefCyclesThroughRemoteDocumentsAreSchemaErrors) {
   EXPECT_EQ(out.value("valid", false), true) << out.dump();
 }
 
+// Drafts 6 and 7: "integer" is any number with a zero fractional part (so
+// tools accept 2.0 from Lua as their schemas say); draft 4 keeps floats out.
+TEST(ValidateTool, IntegralFloatsAreIntegersFromDraftSix) {
+  auto t = make_validate();
+  ASSERT_NE(t, nullptr);
+  json schema = {{"type", "object"},
+                 {"properties", {{"n", {{"type", "integer"},
+                                        {"maximum", 3}}}}}};
+  for (int draft : {6, 7}) {
+    auto out = run(*t, {{"schema", schema}, {"instance", {{"n", 2.0}}},
+                        {"draft", draft}});
+    EXPECT_EQ(out.value("valid", false), true) << draft << out.dump();
+    out = run(*t, {{"schema", schema}, {"instance", {{"n", 2.5}}},
+                   {"draft", draft}});
+    EXPECT_EQ(out.value("valid", true), false) << draft << out.dump();
+    out = run(*t, {{"schema", schema}, {"instance", {{"n", 4.0}}},
+                   {"draft", draft}});
+    EXPECT_EQ(out.value("valid", true), false) << draft << out.dump();
+  }
+  auto out = run(*t, {{"schema", schema}, {"instance", {{"n", 2.0}}},
+                      {"draft", 4}});
+  EXPECT_EQ(out.value("valid", true), false) << out.dump();
+}
+
 TEST(ValidateTool, DraftComesFromInputThenSchemaThenSeven) {
   auto t = make_validate();
   ASSERT_NE(t, nullptr);

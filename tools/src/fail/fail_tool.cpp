@@ -108,11 +108,7 @@ expected<std::unique_ptr<tool>> make_fail_tool(const json_value& settings) {
   if (auto obj = detail::settings_object("fail", settings); !obj)
     return std::move(obj.error());
   auto t = std::make_unique<fail_tool>();
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -98,6 +98,11 @@ public:
     : opts_(std::move(opts)), root_(std::string{tool_name}, std::move(root)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "file";
   }
@@ -123,6 +128,7 @@ public:
             {"description", "What to do."}}},
           {"path",
            {{"type", "string"},
+            {"minLength", 1},
             {"description", "File or directory, relative to the root. "
                             "Default for list: the root itself."}}},
           {"encoding",
@@ -148,6 +154,7 @@ public:
                             "are not followed). Default: false."}}},
           {"glob",
            {{"type", "string"},
+            {"minLength", 1},
             {"description", "list: keep entries whose name matches, e.g. "
                             "\"*.json\"; with a '/', the path below the "
                             "listed directory is matched instead."}}},
@@ -158,6 +165,7 @@ public:
             {"description", "list: most entries to return."}}}}},
         {"required", {"op"}},
         {"additionalProperties", false},
+        {"allOf", op_rules()},
       },
       json{
         {"type", "object"},
@@ -193,21 +201,38 @@ public:
     return true;
   }
 
+  /// What each op needs: a path (all but list), content (write), and the
+  /// encodings it knows.
+  static json op_rules() {
+    auto when_op = [](json ops, json then) {
+      return json{{"if", {{"properties", {{"op", {{"enum", std::move(ops)}}}}},
+                          {"required", {"op"}}}},
+                  {"then", std::move(then)}};
+    };
+    return json::array(
+      {when_op({"read", "write", "stat", "mkdir"}, {{"required", {"path"}}}),
+       when_op({"read"},
+               {{"properties", {{"encoding", {{"enum", {"utf8", "base64"}}}}}}}),
+       when_op({"write"}, {{"required", {"content"}}}),
+       // utf8 (the default) and base64 content is text.
+       {{"if", {{"properties", {{"op", {{"const", "write"}}},
+                                {"encoding", {{"const", "json"}}}}},
+                {"required", {"op"}},
+                {"not", {{"required", {"encoding"}}}}}},
+        {"then", {{"properties", {{"content", {{"type", "string"}}}}}}}},
+       {{"if", {{"properties", {{"op", {{"const", "write"}}},
+                                {"encoding", {{"enum", {"utf8", "base64"}}}}}},
+                {"required", {"op", "encoding"}}}},
+        {"then", {{"properties", {{"content", {{"type", "string"}}}}}}}}});
+  }
+
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
-    if (auto ok = detail::check_object(tool_name, *input,
-                                       {"op", "path", "encoding", "content",
-                                        "create_parents", "overwrite",
-                                        "recursive", "glob", "limit"});
-        !ok)
+    // The input schema says what each op takes; what is left here is the
+    // file system's to say (and the read_only setting).
+    if (auto ok = detail::check_input(tool_name, input_schema_, *input); !ok)
       return std::move(ok.error());
-    auto op = input->find("op");
-    if (op == input->end())
-      return input_error("/op", "is required");
-    if (!op->is_string())
-      return input_error("/op", "must be one of read, write, list, stat, "
-                                "mkdir");
-    const auto& name = op->get_ref<const std::string&>();
+    const auto& name = input->at("op").get_ref<const std::string&>();
     if (name == "read")
       return read(*input);
     if (name == "write")
@@ -247,13 +272,7 @@ private:
     auto where = resolve(input);
     if (!where)
       return std::move(where.error());
-    std::string encoding = "utf8";
-    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
-      if (!e->is_string()
-          || (*e != "utf8" && *e != "base64"))
-        return input_error("/encoding", "must be utf8 or base64 for read");
-      encoding = e->get<std::string>();
-    }
+    auto encoding = input.value("encoding", std::string{"utf8"});
     auto file = root_.open_file(*where, "is a directory (use op list)");
     if (!file)
       return std::move(file.error());
@@ -286,22 +305,11 @@ private:
     auto where = resolve(input);
     if (!where)
       return std::move(where.error());
-    std::string encoding = "utf8";
-    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
-      if (!e->is_string()
-          || (*e != "utf8" && *e != "base64" && *e != "json"))
-        return input_error("/encoding", "must be utf8, base64 or json");
-      encoding = e->get<std::string>();
-    }
+    auto encoding = input.value("encoding", std::string{"utf8"});
     auto content = input.find("content");
-    if (content == input.end())
-      return input_error("/content", "is required for write");
     std::string bytes;
     if (encoding == "json") {
       bytes = dump_json(*content, 2) + "\n";
-    } else if (!content->is_string()) {
-      return input_error("/content", "must be a string for encoding "
-                                       + encoding);
     } else if (encoding == "base64") {
       auto decoded = base64_decode(content->get_ref<const std::string&>());
       if (!decoded)
@@ -316,15 +324,11 @@ private:
                            + " bytes, the limit is "
                            + std::to_string(opts_.max_write_bytes)
                            + " (tools.file.max_write_bytes)");
-    auto create_parents = bool_input(input, "create_parents", false);
-    if (!create_parents)
-      return std::move(create_parents.error());
-    auto overwrite = bool_input(input, "overwrite", true);
-    if (!overwrite)
-      return std::move(overwrite.error());
+    auto create_parents = input.value("create_parents", false);
+    auto overwrite = input.value("overwrite", true);
     if (where->rel.empty())
       return path_error(errc::invalid_input, where->shown, "is a directory");
-    auto dir = open_dir(*where, where->rel.parent_path(), *create_parents);
+    auto dir = open_dir(*where, where->rel.parent_path(), create_parents);
     if (!dir) {
       if (code_of(dir.error()) == errc::not_found)
         return path_error(errc::not_found, where->shown,
@@ -338,7 +342,7 @@ private:
       if (S_ISDIR(st.st_mode))
         return path_error(errc::invalid_input, where->shown,
                           "is a directory");
-      if (!*overwrite)
+      if (!overwrite)
         return path_error(errc::conflict, where->shown,
                           "already exists (overwrite is false)");
     }
@@ -390,31 +394,17 @@ private:
     auto where = resolve(input, false);
     if (!where)
       return std::move(where.error());
-    auto recursive = bool_input(input, "recursive", false);
-    if (!recursive)
-      return std::move(recursive.error());
-    std::string glob;
-    if (auto g = input.find("glob"); g != input.end() && !g->is_null()) {
-      if (!g->is_string() || g->get_ref<const std::string&>().empty())
-        return input_error("/glob", "must be a non-empty string");
-      glob = g->get<std::string>();
-    }
+    auto recursive = input.value("recursive", false);
+    auto glob = input.value("glob", std::string{});
     uint64_t limit = opts_.max_list_entries;
-    if (auto l = input.find("limit"); l != input.end() && !l->is_null()) {
-      auto n = detail::as_uint(*l);
-      if (!n || *n == 0 || *n > opts_.max_list_entries)
-        return input_error("/limit",
-                           "must be an integer in [1, "
-                             + std::to_string(opts_.max_list_entries)
-                             + "] (tools.file.max_list_entries)");
-      limit = *n;
-    }
+    if (auto l = input.find("limit"); l != input.end())
+      limit = *detail::as_uint(*l);
     auto dir = open_dir(*where, where->rel, false);
     if (!dir)
       return std::move(dir.error());
     json entries = json::array();
     bool truncated = false;
-    auto ok = walk(std::move(*dir), "", *recursive, glob, limit, entries,
+    auto ok = walk(std::move(*dir), "", recursive, glob, limit, entries,
                    truncated, ctx, *where);
     if (!ok)
       return std::move(ok.error());
@@ -542,18 +532,9 @@ private:
                            {"created", created}}};
   }
 
-  static expected<bool> bool_input(const json& input, const char* key,
-                                   bool fallback) {
-    auto it = input.find(key);
-    if (it == input.end() || it->is_null())
-      return fallback;
-    if (!it->is_boolean())
-      return input_error(detail::pointer_to(key), "must be true or false");
-    return it->get<bool>();
-  }
-
   file_options opts_;
   detail::root_dir root_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -605,8 +586,8 @@ expected<std::unique_ptr<tool>> make_file_tool(const json_value& settings) {
   root = fs::canonical(root, ec);
   if (ec)
     return detail::settings_error(tool_name, "root", ec.message());
-  return std::unique_ptr<tool>{
-    std::make_unique<file_tool>(std::move(opts), std::move(root))};
+  return detail::with_input_schema(
+    std::make_unique<file_tool>(std::move(opts), std::move(root)));
 }
 
 } // namespace cadre::tools

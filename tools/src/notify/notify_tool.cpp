@@ -200,11 +200,7 @@ expected<std::unique_ptr<tool>> make_notify_tool(const json_value& settings) {
     }
   }
   auto t = std::make_unique<notify_tool>(std::move(opts));
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -1138,15 +1138,11 @@ expected<std::unique_ptr<tool>> make_ocr_tool(const json_value& settings) {
   opts.pages_per_part = *per;
   auto tessdata = opts.tessdata.empty() ? default_tessdata() : opts.tessdata;
   auto t = std::make_unique<ocr_tool>(opts, tessdata);
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
   for (auto& l : opts.languages)
     if (auto ok = t->check_language(l); !ok)
       return detail::settings_error(tool_name, "languages",
                                     message_of(ok.error()));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -157,11 +157,7 @@ expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
                       "tools.script: cannot create the Lua sandbox: "
                         + message_of(sandbox.error()));
   auto t = std::make_unique<script_tool>(opts, std::move(*sandbox));
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

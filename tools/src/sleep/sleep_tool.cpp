@@ -100,11 +100,7 @@ expected<std::unique_ptr<tool>> make_sleep_tool(const json_value& settings) {
     return std::move(max_ms.error());
   opts.max_ms = *max_ms;
   auto t = std::make_unique<sleep_tool>(opts);
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

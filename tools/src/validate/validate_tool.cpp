@@ -226,11 +226,7 @@ make_validate_tool(const json_value& settings) {
     return std::move(max_errors.error());
   opts.max_errors = *max_errors;
   auto t = std::make_unique<validate_tool>(opts);
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools
