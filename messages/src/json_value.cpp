@@ -20,6 +20,10 @@ json_value::json_value(json value)
                          : std::make_shared<const json>(std::move(value))) {
 }
 
+json_value::json_value(std::shared_ptr<const json> doc)
+  : doc_(doc ? std::move(doc) : null_doc()) {
+}
+
 std::string json_value::to_cbor() const {
   std::string out;
   json::to_cbor(*doc_, out);

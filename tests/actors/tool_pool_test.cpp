@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "temp_dir.hpp"
 
 using namespace cadre;
 using namespace std::chrono_literals;
@@ -320,5 +322,56 @@ TEST(ToolPoolQueue, CallsPastTheBoundAreRefusedOverloaded) {
     h->receive([&](task_result&) { ++done; },
                [&](caf::error& err) { ADD_FAILURE() << describe(err); });
   EXPECT_EQ(done, 3);
+  self->send_exit(*pool, caf::exit_reason::user_shutdown);
+}
+
+// Issue 13 item 5: the parts of a split OCR call refer to the call's one
+// decoded document; through a real pool (parts in messages, on several
+// workers) each part still reads its page of it.
+TEST(ToolPoolOcr, PartsOfASplitDocumentReadTheSharedDocument) {
+  test::temp_dir dir;
+  std::string pages;
+  const char* words[] = {"harbor", "meadow", "canyon"};
+  for (int i = 0; i < 3; ++i) {
+    auto png = dir / ("p" + std::to_string(i) + ".png");
+    auto cmd = std::string{"convert -size 1200x200 xc:white -font "
+                           "DejaVu-Sans -pointsize 48 -fill black -annotate "
+                           "+40+120 'Page "}
+               + words[i] + "' -colorspace Gray '" + png + "' 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    pages += " '" + png + "'";
+  }
+  auto tif = dir / "three.tif";
+  auto cmd = "convert" + pages + " -compress lzw '" + tif + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  tools::tool_registry registry;
+  tools::register_builtin_tools(registry);
+  actors::pool_options opts;
+  opts.workers = 2;
+  auto pool = actors::spawn_tool_pool(
+    sys, registry, "ocr", json_value{json{{"root", dir.str()}}}, opts);
+  ASSERT_TRUE(pool) << describe(pool.error());
+  task_request req;
+  req.execution_id = "e";
+  req.task_id = "t";
+  req.tool = "ocr";
+  req.input = json_value{json{{"path", "three.tif"}, {"psm", 7}}};
+  caf::scoped_actor self{sys};
+  json out;
+  self->request(*pool, 300s, run_atom_v, req)
+    .receive([&](task_result& res) { out = res.output.get(); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  ASSERT_EQ(out.value("page_count", 0), 3) << out.dump();
+  ASSERT_EQ(out["pages"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out["pages"][i]["page"], i + 1);
+    EXPECT_NE(out["pages"][i]["text"].get<std::string>().find(words[i]),
+              std::string::npos)
+      << out["pages"][i].dump();
+  }
   self->send_exit(*pool, caf::exit_reason::user_shutdown);
 }

@@ -7,6 +7,7 @@
 
 #include "cadre/tools/tool_registry.hpp"
 #include "temp_dir.hpp"
+#include "tool_schema_check.hpp"
 
 using namespace cadre;
 using namespace cadre::tools;
@@ -313,44 +314,45 @@ TEST(FileTool, ReadOnlyRefusesChanges) {
             "abc");
 }
 
-TEST(FileTool, BadInputNamesThePointer) {
+// Issue 13 item 7: what each op takes is the published schema's to check
+// (errors located by it); the tool keeps what only the file system can say.
+TEST(FileTool, BadInputIsRefusedByTheSchemaNamingThePointer) {
   sandbox box;
-  auto t = make_file(box);
+  auto t = make_file(box, {{"max_list_entries", 5}});
   ASSERT_NE(t, nullptr);
-  struct bad {
-    json input;
-    const char* message;
-  };
-  for (const auto& b : {
-         bad{json{{"path", "x"}}, "tool file: /op: is required"},
-         bad{json{{"op", "delete"}, {"path", "x"}}, "tool file: /op: "},
-         bad{json{{"op", "read"}}, "tool file: /path: is required"},
-         bad{json{{"op", "read"}, {"path", 3}},
-             "tool file: /path: must be a string"},
-         bad{json{{"op", "read"}, {"path", ""}},
-             "tool file: /path: must not be empty"},
-         bad{json{{"op", "read"}, {"path", "x"}, {"encoding", "latin1"}},
-             "tool file: /encoding: "},
-         bad{json{{"op", "write"}, {"path", "x"}},
-             "tool file: /content: is required"},
-         bad{json{{"op", "write"}, {"path", "x"}, {"content", 5}},
-             "tool file: /content: must be a string"},
-         bad{json{{"op", "write"}, {"path", "x"}, {"content", "@@"},
-                  {"encoding", "base64"}},
-             "tool file: /content: is not valid base64"},
-         bad{json{{"op", "write"}, {"path", "x"}, {"content", "a"},
-                  {"create_parents", "yes"}},
-             "tool file: /create_parents: must be true or false"},
-         bad{json{{"op", "list"}, {"limit", 0}}, "tool file: /limit: "},
-         bad{json{{"op", "list"}, {"glob", 1}}, "tool file: /glob: "},
-         bad{json{{"op", "read"}, {"path", "x"}, {"mode", 1}},
-             "tool file: /mode: unknown key"},
-       }) {
-    auto err = fail(*t, b.input);
-    EXPECT_EQ(code_of(err), errc::invalid_input) << b.input;
-    EXPECT_EQ(message_of(err).rfind(b.message, 0), 0u)
-      << b.input << ": " << message_of(err);
-  }
+  test::expect_refused_by_schema(*t, {
+    {json{{"path", "x"}}, "/"},
+    {json{{"op", "delete"}, {"path", "x"}}, "/op"},
+    {json{{"op", "read"}}, "/"},
+    {json{{"op", "read"}, {"path", 3}}, "/path"},
+    {json{{"op", "read"}, {"path", ""}}, "/path"},
+    {json{{"op", "read"}, {"path", "x"}, {"encoding", "latin1"}}, "/encoding"},
+    {json{{"op", "read"}, {"path", "x"}, {"encoding", "json"}}, "/encoding"},
+    {json{{"op", "write"}, {"path", "x"}}, "/"},
+    {json{{"op", "write"}, {"path", "x"}, {"content", 5}}, "/content"},
+    {json{{"op", "write"}, {"path", "x"}, {"content", {1}},
+          {"encoding", "base64"}}, "/content"},
+    {json{{"op", "write"}, {"path", "x"}, {"content", "a"},
+          {"create_parents", "yes"}}, "/create_parents"},
+    {json{{"op", "list"}, {"limit", 0}}, "/limit"},
+    {json{{"op", "list"}, {"limit", 6}}, "/limit"},
+    {json{{"op", "list"}, {"glob", 1}}, "/glob"},
+    {json{{"op", "list"}, {"glob", ""}}, "/glob"},
+    {json{{"op", "read"}, {"path", "x"}, {"mode", 1}}, "/"},
+  });
+  test::expect_accepted_by_both(*t, {
+    {{"op", "list"}},
+    {{"op", "list"}, {"limit", 5.0}, {"glob", "*"}},
+    {{"op", "write"}, {"path", "w.json"}, {"content", {1, 2}},
+     {"encoding", "json"}},
+    {{"op", "read"}, {"path", "w.json"}, {"encoding", "base64"}},
+    {{"op", "stat"}, {"path", "nope"}},
+    {{"op", "mkdir"}, {"path", "d/e"}},
+  });
+  // What only decoding can say stays the tool's, located too.
+  auto err = fail(*t, {{"op", "write"}, {"path", "x"}, {"content", "@@"},
+                       {"encoding", "base64"}});
+  EXPECT_EQ(message_of(err), "tool file: /content: is not valid base64");
 }
 
 TEST(FileTool, BadSettingsNameTheKey) {

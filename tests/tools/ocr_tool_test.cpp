@@ -15,7 +15,9 @@
 
 #include "cadre/tools/json_schema.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "fs/root_dir.hpp"
 #include "jpeg_pdf.hpp"
+#include "ocr/ocr_parts.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -369,6 +371,47 @@ TEST(OcrTool, PagesPerPartGroupsPagesAndZeroNeverSplits) {
   EXPECT_FALSE(never->splits());
 }
 
+// Issue 13 item 5: the parts of a split call refer to its one decoded
+// document instead of each carrying (and decoding) the whole input.
+TEST(OcrTool, PartsShareOneDecodedDocument) {
+  auto& t = shared_ocr();
+  tool_context ctx;
+  auto pdf = slurp(files().dir / "ten.pdf");
+  json input{{"base64", b64(pdf)}, {"dpi", 150}};
+  const std::string* shared = nullptr;
+  {
+    auto parts = t.split(json_value{input}, ctx);
+    ASSERT_TRUE(parts) << describe(parts.error());
+    ASSERT_EQ(parts->size(), 10u);
+    for (auto& part : *parts) {
+      // The part names the document; it does not copy the base64 text.
+      EXPECT_FALSE(part->contains("base64"));
+      EXPECT_LT(part->dump().size(), 200u) << part->dump();
+      auto bytes = detail::ocr_part_bytes(*part);
+      ASSERT_NE(bytes, nullptr);
+      if (shared == nullptr)
+        shared = bytes;
+      EXPECT_EQ(bytes, shared) << "each part decoded its own copy";
+    }
+    EXPECT_EQ(*shared, pdf);
+    // A part reads its pages from the shared bytes.
+    auto out = t.invoke((*parts)[3], ctx);
+    ASSERT_TRUE(out) << describe(out.error());
+    EXPECT_EQ((*out)->at("pages")[0]["page"], 4);
+    EXPECT_NE((*out)->at("text").get<std::string>().find(pdf_words[3]),
+              std::string::npos);
+    // A copy of a part (as a message carries it) refers to it too.
+    json copy = *(*parts)[0];
+    EXPECT_EQ(detail::ocr_part_bytes(copy), shared);
+  }
+  // The parts gone, so is the document: a stale reference names nothing,
+  // and a caller cannot pass one off as a part (the schema refuses the key).
+  json stale{{"document", "0123456789abcdef0123456789abcdef"},
+             {"pages", {1}}};
+  EXPECT_EQ(detail::ocr_part_bytes(stale), nullptr);
+  expect_error(run(t, stale), errc::invalid_input, "document");
+}
+
 TEST(OcrTool, Base64InputReadsLikeAFile) {
   auto png = slurp(files().dir / "clean.png");
   auto out = run(shared_ocr(), json{{"base64", b64(png)}, {"psm", 6}});
@@ -396,11 +439,37 @@ TEST(OcrTool, PathsOutsideTheRootAreRefused) {
                                                .string()
                           + "/secret.png"})
     expect_error(run(t, json{{"path", p}}), errc::invalid_input,
-                 "/path: \"" + p + "\" is outside the root directory");
-  expect_error(run(t, json{{"path", "missing.png"}}), errc::invalid_input,
-               "/path: cannot open \"missing.png\"");
+                 "/path: '" + p + "' escapes the root directory");
+  expect_error(run(t, json{{"path", "missing.png"}}), errc::not_found,
+               "/path: 'missing.png' not found");
   expect_error(run(t, json{{"path", "."}}), errc::invalid_input,
-               "/path: \".\" is not a regular file");
+               "/path: '.' is a directory");
+}
+
+// Issue 13 item 5: the check and the open are one mechanism with the file
+// tool's; a symlink swapped in after the check is refused, not followed.
+TEST(OcrTool, SymlinkSwappedInAfterTheCheckIsRefused) {
+  test::temp_dir root;
+  fs::copy_file(files().dir / "clean.png", root / "page.png");
+  detail::root_dir dir{"ocr", fs::canonical(root.path())};
+  auto where = dir.resolve(std::string{"page.png"});
+  ASSERT_TRUE(where) << describe(where.error());
+  // The swap, between the check and the open.
+  fs::remove(root / "page.png");
+  fs::create_symlink(files().outside / "secret.png", root / "page.png");
+  auto file = dir.open_file(*where);
+  ASSERT_FALSE(file);
+  EXPECT_EQ(code_of(file.error()), errc::invalid_input);
+  EXPECT_NE(message_of(file.error())
+              .find("tool ocr: /path: 'page.png' escapes the root directory "
+                    "(became a symlink during the call)"),
+            std::string::npos)
+    << describe(file.error());
+  // And through the tool: the link pointing outside is refused.
+  auto t = make_ocr(json{{"root", root.str()}});
+  ASSERT_NE(t, nullptr);
+  expect_error(run(*t, json{{"path", "page.png"}}), errc::invalid_input,
+               "/path: 'page.png' escapes the root directory");
 }
 
 TEST(OcrTool, CorruptAndUnsupportedFilesAreClearErrors) {

@@ -12,6 +12,7 @@
 #include "cadre/tools/tool_registry.hpp"
 #include "postgres_server.hpp"
 #include "temp_dir.hpp"
+#include "tool_schema_check.hpp"
 
 using namespace cadre;
 using namespace cadre::tools;
@@ -322,25 +323,41 @@ TEST(SqlTool, SqliteDuplicateColumnNamesGetSuffixes) {
   EXPECT_EQ(out["rows"], (json{{{"a", 1}, {"a_2", 2}, {"a_3", 3}}}));
 }
 
-TEST(SqlTool, BadInputNamesTheJsonPointer) {
+// Issue 13 item 7: the shape is the published schema's to check (errors
+// located by it, limits from the settings in it); what only the statement
+// can say (its parameters, the SQL itself) stays the tool's.
+TEST(SqlTool, BadInputIsRefusedByTheSchemaNamingThePointer) {
   auto sql = make_sql();
   ASSERT_NE(sql, nullptr);
+  test::expect_refused_by_schema(*sql, {
+    {json(5), "/"},
+    {json::object(), "/"},
+    {{{"sql", "SELECT 1"}, {"statements", {{{"sql", "SELECT 1"}}}}}, "/"},
+    {{{"sql", 1}}, "/sql"},
+    {{{"sql", ""}}, "/sql"},
+    {{{"sql", "SELECT ?"}, {"params", "x"}}, "/params"},
+    {{{"statements", json::array()}}, "/statements"},
+    {{{"statements", {1}}}, "/statements/0"},
+    {{{"statements", {{{"params", {1}}}}}}, "/statements/0"},
+    {{{"statements", {{{"sql", "SELECT 1"}, {"x", 1}}}}}, "/statements/0"},
+    {{{"statements", {{{"sql", "SELECT 1"}}}}, {"params", {1}}}, "/"},
+    {{{"sql", "SELECT 1"}, {"database", "nope"}}, "/database"},
+    {{{"sql", "SELECT 1"}, {"max_rows", 5000}}, "/max_rows"},
+    {{{"sql", "SELECT 1"}, {"timeout_ms", 0}}, "/timeout_ms"},
+    {{{"sql", "SELECT 1"}, {"sq1", 1}}, "/"},
+  });
+  test::expect_accepted_by_both(*sql, {
+    {{"sql", "SELECT 1"}},
+    {{"sql", "SELECT ?"}, {"params", {1}}, {"max_rows", 10.0}},
+    {{"statements", {{{"sql", "SELECT 1"}}, {{"sql", "SELECT ?"},
+                                              {"params", {2}}}}},
+     {"database", "default"}},
+  });
   struct bad_case {
     json input;
     std::string message;
   };
   const bad_case cases[] = {
-    {json(5), "tool sql: input: must be an object"},
-    {json::object(), "tool sql: input: give either sql (one statement) or "
-                     "statements (a list run as one transaction)"},
-    {{{"sql", "SELECT 1"}, {"statements", json::array()}},
-     "tool sql: input: give either sql (one statement) or statements (a list "
-     "run as one transaction)"},
-    {{{"sql", 1}}, "tool sql: /sql: must be a non-empty string of SQL"},
-    {{{"sql", ""}}, "tool sql: /sql: must be a non-empty string of SQL"},
-    {{{"sql", "SELECT ?"}, {"params", "x"}},
-     "tool sql: /params: must be an array (or an object of named values for "
-     "SQLite)"},
     {{{"sql", "SELECT ?"}}, "tool sql: /params: is required: the statement "
                             "has 1 parameter"},
     {{{"sql", "SELECT ?, ?"}, {"params", {1}}},
@@ -350,27 +367,6 @@ TEST(SqlTool, BadInputNamesTheJsonPointer) {
      "signed)"},
     {{{"sql", "SELECT ?"}, {"params", {{{"$base64", "!!"}}}}},
      "tool sql: /params/0: $base64 is not valid base64"},
-    {{{"statements", json::array()}},
-     "tool sql: /statements: must be a non-empty array of {sql, params}"},
-    {{{"statements", {1}}},
-     "tool sql: /statements/0: must be an object {sql, params}"},
-    {{{"statements", {{{"params", {1}}}}}},
-     "tool sql: /statements/0/sql: is required"},
-    {{{"statements", {{{"sql", "SELECT 1"}, {"x", 1}}}}},
-     "tool sql: /statements/0/x: unknown key (expected one of: sql, params)"},
-    {{{"statements", {{{"sql", "SELECT 1"}}}}, {"params", {1}}},
-     "tool sql: /params: belongs inside each of statements"},
-    {{{"sql", "SELECT 1"}, {"database", "nope"}},
-     "tool sql: /database: unknown database 'nope' (configured: default)"},
-    {{{"sql", "SELECT 1"}, {"max_rows", 5000}},
-     "tool sql: /max_rows: must be an integer in [0, 1000] "
-     "(tools.sql.max_rows)"},
-    {{{"sql", "SELECT 1"}, {"timeout_ms", 0}},
-     "tool sql: /timeout_ms: must be an integer in [1, 30000] "
-     "(tools.sql.timeout_ms)"},
-    {{{"sql", "SELECT 1"}, {"sq1", 1}},
-     "tool sql: /sq1: unknown key (expected one of: database, sql, params, "
-     "statements, max_rows, timeout_ms)"},
     {{{"sql", "  -- nothing"}}, "tool sql: /sql: contains no SQL statement"},
     {{{"sql", std::string{"SELECT 1\0; DROP TABLE t", 24}}},
      "tool sql: /sql: contains a NUL character"},

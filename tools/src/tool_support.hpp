@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +52,19 @@ inline caf::error input_error(std::string_view tool, std::string_view pointer,
                                           "compile: "
                                         + message_of(schema.error()));
   return schema;
+}
+
+/// The last step of the factory of a tool that checks its input by its
+/// schema: compiles `t`'s published input schema and hands it over
+/// (T::set_input_schema, called once, before the first call).
+template <class T>
+[[nodiscard]] expected<std::unique_ptr<tool>>
+with_input_schema(std::unique_ptr<T> t) {
+  auto schema = compile_input_schema(*t);
+  if (!schema)
+    return std::move(schema.error());
+  t->set_input_schema(std::move(*schema));
+  return std::unique_ptr<tool>{std::move(t)};
 }
 
 /// Checks `input` against the tool's compiled input schema:

@@ -80,6 +80,11 @@ public:
   explicit chaos_tool(chaos_options opts) : opts_(opts) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "chaos";
   }
@@ -131,6 +136,18 @@ public:
              {"description", "Attempts 1..N crash before anything else."}}},
          }},
         {"additionalProperties", false},
+        {"allOf",
+         json::array(
+           {// slow needs its duration.
+            {{"if", {{"properties", {{"mode", {{"const", "slow"}}}}},
+                     {"required", {"mode"}}}},
+             {"then", {{"required", {"ms"}}}}},
+            // A mode and rates exclude each other.
+            {{"not", {{"required", {"mode"}},
+                      {"anyOf", json::array({{{"required", {"crash_rate"}}},
+                                             {{"required", {"hang_rate"}}},
+                                             {{"required",
+                                               {"error_rate"}}}})}}}}})},
       },
       json{
         {"type", "object"},
@@ -199,33 +216,14 @@ private:
     chaos_call out;
     if (input.is_null())
       return out;
-    if (auto ok = detail::check_object("chaos", input,
-                                       {"mode", "ms", "value", "crash_rate",
-                                        "hang_rate", "error_rate", "seed_key",
-                                        "crash_attempts"});
-        !ok)
+    // The schema says the shape, the ranges and which keys go together;
+    // what is left is the sum of the rates.
+    if (auto ok = detail::check_input("chaos", input_schema_, input); !ok)
       return std::move(ok.error());
-    if (auto i = input.find("mode"); i != input.end()) {
-      if (i->is_string())
-        out.mode = parse_mode(i->get<std::string>());
-      if (!out.mode)
-        return detail::input_error("chaos", "/mode",
-                                   "must be one of ok, crash, hang, slow, "
-                                   "error, poison, abort");
-    }
-    if (auto i = input.find("ms"); i != input.end()) {
+    if (auto i = input.find("mode"); i != input.end())
+      out.mode = parse_mode(i->get<std::string>());
+    if (auto i = input.find("ms"); i != input.end())
       out.ms = detail::as_uint(*i);
-      if (!out.ms)
-        return detail::input_error("chaos", "/ms",
-                                   "must be a non-negative integer");
-      if (*out.ms > opts_.max_ms)
-        return detail::input_error("chaos", "/ms",
-                                   "must be at most "
-                                     + std::to_string(opts_.max_ms)
-                                     + " (tools.chaos.max_ms)");
-    }
-    if (out.mode == chaos_mode::slow && !out.ms)
-      return detail::input_error("chaos", "/ms", "is required for mode slow");
     if (auto i = input.find("value"); i != input.end())
       out.value = *i;
     struct rate_field {
@@ -238,30 +236,17 @@ private:
       auto i = input.find(key);
       if (i == input.end())
         continue;
-      if (!i->is_number() || !std::isfinite(i->get<double>())
-          || i->get<double>() < 0 || i->get<double>() > 1)
-        return detail::input_error("chaos", std::string{"/"} + key,
-                                   "must be a number in [0, 1]");
       *dst = i->get<double>();
       out.by_rate = true;
     }
-    if (out.by_rate && out.mode)
-      return detail::input_error("chaos", "/mode",
-                                 "cannot be combined with crash_rate, "
-                                 "hang_rate or error_rate");
     if (out.crash_rate + out.hang_rate + out.error_rate > 1 + 1e-9)
       return detail::input_error("chaos", "",
                                  "crash_rate + hang_rate + error_rate must "
                                  "not exceed 1");
     if (auto i = input.find("seed_key"); i != input.end())
       out.seed_key = i->is_string() ? i->get<std::string>() : dump_json(*i);
-    if (auto i = input.find("crash_attempts"); i != input.end()) {
-      auto n = detail::as_uint(*i);
-      if (!n)
-        return detail::input_error("chaos", "/crash_attempts",
-                                   "must be a non-negative integer");
-      out.crash_attempts = *n;
-    }
+    if (auto i = input.find("crash_attempts"); i != input.end())
+      out.crash_attempts = *detail::as_uint(*i);
     return out;
   }
 
@@ -301,6 +286,7 @@ private:
   }
 
   chaos_options opts_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -320,7 +306,8 @@ expected<std::unique_ptr<tool>> make_chaos_tool(const json_value& settings) {
                                     "must be true or false");
     opts.allow_abort = i->get<bool>();
   }
-  return std::unique_ptr<tool>{std::make_unique<chaos_tool>(opts)};
+  auto t = std::make_unique<chaos_tool>(opts);
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -16,6 +16,11 @@ namespace {
 
 class fail_tool final : public tool {
 public:
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "fail";
   }
@@ -62,28 +67,17 @@ public:
     // Null input is the common "just fail" call.
     static const json empty = json::object();
     const json& in = input.is_null() ? empty : *input;
-    if (auto ok = detail::check_object("fail", in,
-                                       {"times", "message", "code"});
-        !ok)
+    // The schema says the shape; what is left is the code's name.
+    if (auto ok = detail::check_input("fail", input_schema_, in); !ok)
       return std::move(ok.error());
     auto times = std::numeric_limits<uint64_t>::max();
-    if (auto i = in.find("times"); i != in.end()) {
-      auto n = detail::as_uint(*i);
-      if (!n || *n > std::numeric_limits<uint32_t>::max())
-        return detail::input_error("fail", "/times",
-                                   "must be an integer in [0, 4294967295]");
-      times = *n;
-    }
+    if (auto i = in.find("times"); i != in.end())
+      times = *detail::as_uint(*i);
     std::string message = default_message;
-    if (auto i = in.find("message"); i != in.end()) {
-      if (!i->is_string())
-        return detail::input_error("fail", "/message", "must be a string");
+    if (auto i = in.find("message"); i != in.end())
       message = i->get<std::string>();
-    }
     auto code = errc::tool_failed;
     if (auto i = in.find("code"); i != in.end()) {
-      if (!i->is_string())
-        return detail::input_error("fail", "/code", "must be a string");
       auto name = i->get<std::string>();
       if (!from_string(name, code) || code == errc::ok)
         return detail::input_error("fail", "/code",
@@ -105,6 +99,7 @@ public:
 
 private:
   static constexpr const char* default_message = "injected failure";
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -112,7 +107,8 @@ private:
 expected<std::unique_ptr<tool>> make_fail_tool(const json_value& settings) {
   if (auto obj = detail::settings_object("fail", settings); !obj)
     return std::move(obj.error());
-  return std::unique_ptr<tool>{std::make_unique<fail_tool>()};
+  auto t = std::make_unique<fail_tool>();
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

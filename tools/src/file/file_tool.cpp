@@ -24,6 +24,7 @@
 
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
+#include "fs/root_dir.hpp"
 #include "tool_support.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
@@ -56,46 +57,8 @@ caf::error input_error(std::string_view pointer, std::string_view what) {
   return detail::input_error(tool_name, pointer, what);
 }
 
-caf::error path_error(errc code, const std::string& path,
-                      std::string_view what) {
-  return make_error(code, "tool file: /path: '" + path + "' "
-                            + std::string{what});
-}
-
-/// Closes a file descriptor on scope exit.
-class unique_fd {
-public:
-  explicit unique_fd(int fd = -1) : fd_(fd) {
-  }
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
-  }
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() {
-    reset();
-  }
-  int get() const {
-    return fd_;
-  }
-  explicit operator bool() const {
-    return fd_ >= 0;
-  }
-  void reset() {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = -1;
-  }
-
-private:
-  int fd_;
-};
+using detail::rooted_path;
+using detail::unique_fd;
 
 // -- encodings ----------------------------------------------------------------
 
@@ -127,23 +90,17 @@ json stat_json(const std::string& name, const struct stat& st) {
           {"mtime", iso_time(st.st_mtim)}};
 }
 
-bool under(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (r->empty() && std::next(r) == root.end())
-      break; // a trailing separator of the root
-    if (p == path.end() || *p != *r)
-      return false;
-  }
-  return true;
-}
-
 // -- the tool -----------------------------------------------------------------
 
 class file_tool final : public tool {
 public:
   explicit file_tool(file_options opts, fs::path root)
-    : opts_(std::move(opts)), root_(std::move(root)) {
+    : opts_(std::move(opts)), root_(std::string{tool_name}, std::move(root)) {
+  }
+
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
   }
 
   std::string name() const override {
@@ -171,6 +128,7 @@ public:
             {"description", "What to do."}}},
           {"path",
            {{"type", "string"},
+            {"minLength", 1},
             {"description", "File or directory, relative to the root. "
                             "Default for list: the root itself."}}},
           {"encoding",
@@ -196,6 +154,7 @@ public:
                             "are not followed). Default: false."}}},
           {"glob",
            {{"type", "string"},
+            {"minLength", 1},
             {"description", "list: keep entries whose name matches, e.g. "
                             "\"*.json\"; with a '/', the path below the "
                             "listed directory is matched instead."}}},
@@ -206,6 +165,7 @@ public:
             {"description", "list: most entries to return."}}}}},
         {"required", {"op"}},
         {"additionalProperties", false},
+        {"allOf", op_rules()},
       },
       json{
         {"type", "object"},
@@ -241,21 +201,38 @@ public:
     return true;
   }
 
+  /// What each op needs: a path (all but list), content (write), and the
+  /// encodings it knows.
+  static json op_rules() {
+    auto when_op = [](json ops, json then) {
+      return json{{"if", {{"properties", {{"op", {{"enum", std::move(ops)}}}}},
+                          {"required", {"op"}}}},
+                  {"then", std::move(then)}};
+    };
+    return json::array(
+      {when_op({"read", "write", "stat", "mkdir"}, {{"required", {"path"}}}),
+       when_op({"read"},
+               {{"properties", {{"encoding", {{"enum", {"utf8", "base64"}}}}}}}),
+       when_op({"write"}, {{"required", {"content"}}}),
+       // utf8 (the default) and base64 content is text.
+       {{"if", {{"properties", {{"op", {{"const", "write"}}},
+                                {"encoding", {{"const", "json"}}}}},
+                {"required", {"op"}},
+                {"not", {{"required", {"encoding"}}}}}},
+        {"then", {{"properties", {{"content", {{"type", "string"}}}}}}}},
+       {{"if", {{"properties", {{"op", {{"const", "write"}}},
+                                {"encoding", {{"enum", {"utf8", "base64"}}}}}},
+                {"required", {"op", "encoding"}}}},
+        {"then", {{"properties", {{"content", {{"type", "string"}}}}}}}}});
+  }
+
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
-    if (auto ok = detail::check_object(tool_name, *input,
-                                       {"op", "path", "encoding", "content",
-                                        "create_parents", "overwrite",
-                                        "recursive", "glob", "limit"});
-        !ok)
+    // The input schema says what each op takes; what is left here is the
+    // file system's to say (and the read_only setting).
+    if (auto ok = detail::check_input(tool_name, input_schema_, *input); !ok)
       return std::move(ok.error());
-    auto op = input->find("op");
-    if (op == input->end())
-      return input_error("/op", "is required");
-    if (!op->is_string())
-      return input_error("/op", "must be one of read, write, list, stat, "
-                                "mkdir");
-    const auto& name = op->get_ref<const std::string&>();
+    const auto& name = input->at("op").get_ref<const std::string&>();
     if (name == "read")
       return read(*input);
     if (name == "write")
@@ -271,107 +248,20 @@ public:
   }
 
 private:
-  /// A path checked to stay in the root: `rel` has no symlinks, no "."
-  /// or ".." and is relative to the root ("" is the root).
-  struct place {
-    std::string shown; // as the caller wrote it
-    fs::path rel;
-  };
+  using place = rooted_path;
 
-  /// Reads /path and resolves it inside the root.
   expected<place> resolve(const json& input, bool required = true) const {
-    auto it = input.find("path");
-    std::string text = ".";
-    if (it == input.end() || it->is_null()) {
-      if (required)
-        return input_error("/path", "is required");
-    } else if (!it->is_string()) {
-      return input_error("/path", "must be a string");
-    } else {
-      text = it->get<std::string>();
-    }
-    if (text.empty())
-      return input_error("/path", "must not be empty");
-    if (text.find('\0') != std::string::npos)
-      return input_error("/path", "must not contain NUL characters");
-    fs::path given{text};
-    auto full = (given.is_absolute() ? given : root_ / given).lexically_normal();
-    if (!under(full, root_))
-      return path_error(errc::invalid_input, text,
-                        "escapes the root directory");
-    std::error_code ec;
-    // Symlinks resolve as the kernel would; what is left over does not
-    // exist yet (a file to write, directories to create).
-    auto real = fs::weakly_canonical(full, ec);
-    // weakly_canonical stops at a dangling symlink: follow it by hand, so
-    // a link to a missing file outside the root is caught too.
-    for (int hops = 0; !ec && hops < 40; ++hops) {
-      std::error_code missing; // not there at all: nothing to follow
-      if (!fs::is_symlink(fs::symlink_status(real, missing)))
-        break;
-      auto target = fs::read_symlink(real, ec);
-      if (!ec)
-        real = fs::weakly_canonical(real.parent_path() / target, ec);
-    }
-    if (ec)
-      return path_error(errc::storage_error, text,
-                        "cannot be resolved: " + ec.message());
-    if (!under(real, root_))
-      return path_error(errc::invalid_input, text,
-                        "escapes the root directory (through a symlink)");
-    auto rel = real.lexically_relative(root_).lexically_normal();
-    if (!rel.empty() && !rel.has_filename())
-      rel = rel.parent_path(); // "dir/" names "dir"
-    if (rel == ".")
-      rel.clear();
-    return place{text, rel};
+    return root_.resolve(input, required);
   }
 
-  /// Opens the directory `rel` below the root, one component at a time
-  /// with O_NOFOLLOW, so a symlink swapped in after resolve() is refused
-  /// instead of followed. With `create`, missing directories are made.
   expected<unique_fd> open_dir(const place& where, const fs::path& rel,
                                bool create, bool* created = nullptr) const {
-    unique_fd fd{::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (!fd)
-      return make_error(errc::storage_error,
-                        "tool file: cannot open the root '" + root_.string()
-                          + "': " + std::strerror(errno));
-    fs::path so_far;
-    for (const auto& part : rel) {
-      so_far /= part;
-      auto flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-      unique_fd next{::openat(fd.get(), part.c_str(), flags)};
-      if (!next && errno == ENOENT && create) {
-        if (::mkdirat(fd.get(), part.c_str(), 0777) != 0 && errno != EEXIST)
-          return path_error(errc::storage_error, where.shown,
-                            "cannot create directory '" + so_far.string()
-                              + "': " + std::strerror(errno));
-        if (created)
-          *created = true;
-        next = unique_fd{::openat(fd.get(), part.c_str(), flags)};
-      }
-      if (!next) {
-        int err = errno;
-        if (err == ENOENT)
-          return path_error(errc::not_found, where.shown,
-                            "not found: directory '" + so_far.string()
-                              + "' does not exist");
-        if (err == ENOTDIR)
-          return path_error(errc::invalid_input, where.shown,
-                            "'" + so_far.string() + "' is not a directory");
-        if (err == ELOOP)
-          return path_error(errc::invalid_input, where.shown,
-                            "escapes the root directory ('"
-                              + so_far.string()
-                              + "' became a symlink during the call)");
-        return path_error(errc::storage_error, where.shown,
-                          "cannot open '" + so_far.string()
-                            + "': " + std::strerror(err));
-      }
-      fd = std::move(next);
-    }
-    return fd;
+    return root_.open_dir(where, rel, create, created);
+  }
+
+  caf::error path_error(errc code, const std::string& path,
+                        std::string_view what) const {
+    return root_.path_error(code, path, what);
   }
 
   std::string shown_rel(const fs::path& rel) const {
@@ -382,72 +272,16 @@ private:
     auto where = resolve(input);
     if (!where)
       return std::move(where.error());
-    std::string encoding = "utf8";
-    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
-      if (!e->is_string()
-          || (*e != "utf8" && *e != "base64"))
-        return input_error("/encoding", "must be utf8 or base64 for read");
-      encoding = e->get<std::string>();
-    }
-    if (where->rel.empty())
-      return path_error(errc::invalid_input, where->shown,
-                        "is a directory (use op list)");
-    auto dir = open_dir(*where, where->rel.parent_path(), false);
-    if (!dir)
-      return std::move(dir.error());
-    auto leaf = where->rel.filename();
-    unique_fd fd{::openat(dir->get(), leaf.c_str(),
-                          O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
-    if (!fd) {
-      int err = errno;
-      if (err == ENOENT)
-        return path_error(errc::not_found, where->shown, "not found");
-      if (err == ELOOP)
-        return path_error(errc::invalid_input, where->shown,
-                          "escapes the root directory (became a symlink "
-                          "during the call)");
-      return path_error(errc::storage_error, where->shown,
-                        std::string{"cannot be opened: "}
-                          + std::strerror(err));
-    }
-    struct stat st{};
-    if (::fstat(fd.get(), &st) != 0)
-      return path_error(errc::storage_error, where->shown,
-                        std::string{"cannot be read: "}
-                          + std::strerror(errno));
-    if (S_ISDIR(st.st_mode))
-      return path_error(errc::invalid_input, where->shown,
-                        "is a directory (use op list)");
-    if (!S_ISREG(st.st_mode))
-      return path_error(errc::invalid_input, where->shown,
-                        "is not a regular file");
-    auto size = static_cast<uint64_t>(st.st_size);
-    if (size > opts_.max_read_bytes)
-      return path_error(errc::invalid_input, where->shown,
-                        "is too large: " + std::to_string(size)
-                          + " bytes, the limit is "
-                          + std::to_string(opts_.max_read_bytes)
-                          + " (tools.file.max_read_bytes)");
-    std::string bytes;
-    std::array<char, 65536> buf{};
-    for (;;) {
-      auto n = ::read(fd.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return path_error(errc::storage_error, where->shown,
-                          std::string{"cannot be read: "}
-                            + std::strerror(errno));
-      if (n == 0)
-        break;
-      bytes.append(buf.data(), static_cast<size_t>(n));
-      // The file may grow while it is read: the cap still holds.
-      if (bytes.size() > opts_.max_read_bytes)
-        return path_error(errc::invalid_input, where->shown,
-                          "is too large: it grew past the limit of "
-                            + std::to_string(opts_.max_read_bytes)
-                            + " bytes (tools.file.max_read_bytes)");
-    }
+    auto encoding = input.value("encoding", std::string{"utf8"});
+    auto file = root_.open_file(*where, "is a directory (use op list)");
+    if (!file)
+      return std::move(file.error());
+    auto read = root_.read_all(*where, *file, opts_.max_read_bytes,
+                               "tools.file.max_read_bytes");
+    if (!read)
+      return std::move(read.error());
+    auto bytes = std::move(*read);
+    const auto& st = file->st;
     json out = {{"path", shown_rel(where->rel)},
                 {"encoding", encoding},
                 {"size", bytes.size()},
@@ -471,22 +305,11 @@ private:
     auto where = resolve(input);
     if (!where)
       return std::move(where.error());
-    std::string encoding = "utf8";
-    if (auto e = input.find("encoding"); e != input.end() && !e->is_null()) {
-      if (!e->is_string()
-          || (*e != "utf8" && *e != "base64" && *e != "json"))
-        return input_error("/encoding", "must be utf8, base64 or json");
-      encoding = e->get<std::string>();
-    }
+    auto encoding = input.value("encoding", std::string{"utf8"});
     auto content = input.find("content");
-    if (content == input.end())
-      return input_error("/content", "is required for write");
     std::string bytes;
     if (encoding == "json") {
       bytes = dump_json(*content, 2) + "\n";
-    } else if (!content->is_string()) {
-      return input_error("/content", "must be a string for encoding "
-                                       + encoding);
     } else if (encoding == "base64") {
       auto decoded = base64_decode(content->get_ref<const std::string&>());
       if (!decoded)
@@ -501,15 +324,11 @@ private:
                            + " bytes, the limit is "
                            + std::to_string(opts_.max_write_bytes)
                            + " (tools.file.max_write_bytes)");
-    auto create_parents = bool_input(input, "create_parents", false);
-    if (!create_parents)
-      return std::move(create_parents.error());
-    auto overwrite = bool_input(input, "overwrite", true);
-    if (!overwrite)
-      return std::move(overwrite.error());
+    auto create_parents = input.value("create_parents", false);
+    auto overwrite = input.value("overwrite", true);
     if (where->rel.empty())
       return path_error(errc::invalid_input, where->shown, "is a directory");
-    auto dir = open_dir(*where, where->rel.parent_path(), *create_parents);
+    auto dir = open_dir(*where, where->rel.parent_path(), create_parents);
     if (!dir) {
       if (code_of(dir.error()) == errc::not_found)
         return path_error(errc::not_found, where->shown,
@@ -523,7 +342,7 @@ private:
       if (S_ISDIR(st.st_mode))
         return path_error(errc::invalid_input, where->shown,
                           "is a directory");
-      if (!*overwrite)
+      if (!overwrite)
         return path_error(errc::conflict, where->shown,
                           "already exists (overwrite is false)");
     }
@@ -575,31 +394,17 @@ private:
     auto where = resolve(input, false);
     if (!where)
       return std::move(where.error());
-    auto recursive = bool_input(input, "recursive", false);
-    if (!recursive)
-      return std::move(recursive.error());
-    std::string glob;
-    if (auto g = input.find("glob"); g != input.end() && !g->is_null()) {
-      if (!g->is_string() || g->get_ref<const std::string&>().empty())
-        return input_error("/glob", "must be a non-empty string");
-      glob = g->get<std::string>();
-    }
+    auto recursive = input.value("recursive", false);
+    auto glob = input.value("glob", std::string{});
     uint64_t limit = opts_.max_list_entries;
-    if (auto l = input.find("limit"); l != input.end() && !l->is_null()) {
-      auto n = detail::as_uint(*l);
-      if (!n || *n == 0 || *n > opts_.max_list_entries)
-        return input_error("/limit",
-                           "must be an integer in [1, "
-                             + std::to_string(opts_.max_list_entries)
-                             + "] (tools.file.max_list_entries)");
-      limit = *n;
-    }
+    if (auto l = input.find("limit"); l != input.end())
+      limit = *detail::as_uint(*l);
     auto dir = open_dir(*where, where->rel, false);
     if (!dir)
       return std::move(dir.error());
     json entries = json::array();
     bool truncated = false;
-    auto ok = walk(std::move(*dir), "", *recursive, glob, limit, entries,
+    auto ok = walk(std::move(*dir), "", recursive, glob, limit, entries,
                    truncated, ctx, *where);
     if (!ok)
       return std::move(ok.error());
@@ -679,7 +484,7 @@ private:
     json out = {{"path", shown_rel(where->rel)}};
     struct stat st{};
     if (where->rel.empty()) {
-      if (::stat(root_.c_str(), &st) != 0)
+      if (::stat(root_.path().c_str(), &st) != 0)
         return path_error(errc::storage_error, where->shown,
                           std::string{"cannot be examined: "}
                             + std::strerror(errno));
@@ -727,18 +532,9 @@ private:
                            {"created", created}}};
   }
 
-  static expected<bool> bool_input(const json& input, const char* key,
-                                   bool fallback) {
-    auto it = input.find(key);
-    if (it == input.end() || it->is_null())
-      return fallback;
-    if (!it->is_boolean())
-      return input_error(detail::pointer_to(key), "must be true or false");
-    return it->get<bool>();
-  }
-
   file_options opts_;
-  fs::path root_;
+  detail::root_dir root_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -790,8 +586,8 @@ expected<std::unique_ptr<tool>> make_file_tool(const json_value& settings) {
   root = fs::canonical(root, ec);
   if (ec)
     return detail::settings_error(tool_name, "root", ec.message());
-  return std::unique_ptr<tool>{
-    std::make_unique<file_tool>(std::move(opts), std::move(root))};
+  return detail::with_input_schema(
+    std::make_unique<file_tool>(std::move(opts), std::move(root)));
 }
 
 } // namespace cadre::tools

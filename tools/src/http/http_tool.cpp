@@ -41,6 +41,12 @@ std::optional<status_failure> parse_failure(const json& x) {
 constexpr std::string_view methods[] = {"GET", "HEAD",   "POST",   "PUT",
                                         "PATCH", "DELETE", "OPTIONS"};
 
+/// A header name (an RFC 9110 token) and a value that cannot end the
+/// header early, as schema patterns.
+constexpr const char* header_name_pattern
+  = "^[^ \\t\\r\\n:()<>@,;\\\\\"/\\[\\]?={}]+$";
+constexpr const char* header_value_pattern = "^[^\\r\\n\\x00]*$";
+
 /// Settings of the http tool (`tools.http`). The limits are also ceilings:
 /// an input may ask for less, never for more.
 struct http_options {
@@ -56,6 +62,11 @@ public:
   explicit http_tool(http_options opts) : opts_(std::move(opts)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return std::string{tool_name};
   }
@@ -67,9 +78,28 @@ public:
                   {"maximum", max},
                   {"description", what}};
     };
+    // Methods in either case (the tool sends them upper-case).
     json method_enum = json::array();
     for (auto m : methods)
       method_enum.push_back(m);
+    for (auto m : methods) {
+      std::string lower{m};
+      for (auto& c : lower)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      method_enum.push_back(lower);
+    }
+    json no_body_methods = json::array({"GET", "HEAD", "get", "head"});
+    json text{{"type", "string"}};
+    auto auth_kind = [&](const char* type, const char* a, json a_schema,
+                         const char* b) {
+      return json{{"if", {{"properties", {{"type", {{"const", type}}}}}}},
+                  {"then",
+                   {{"properties",
+                     {{"type", json::object()}, {a, std::move(a_schema)},
+                      {b, text}}},
+                    {"required", {a, b}},
+                    {"additionalProperties", false}}}};
+    };
     json failure_enum = json::array();
     for (auto f : failure_names)
       failure_enum.push_back(f);
@@ -89,6 +119,7 @@ public:
          {
            {"url",
             {{"type", "string"},
+             {"minLength", 1},
              {"description", "Absolute http:// or https:// URL."}}},
            {"method",
             {{"type", "string"},
@@ -96,12 +127,18 @@ public:
              {"description", "HTTP method; default GET."}}},
            {"headers",
             {{"type", "object"},
-             {"additionalProperties", {{"type", "string"}}},
-             {"description", "Request headers, name to value."}}},
+             // A name that is not a token is an unknown property.
+             {"patternProperties",
+              {{header_name_pattern,
+                {{"type", "string"}, {"pattern", header_value_pattern}}}}},
+             {"additionalProperties", false},
+             {"description", "Request headers, name to value (no line "
+                             "breaks)."}}},
            {"query",
             {{"type", "object"},
              {"additionalProperties",
-              {{"type", {"string", "number", "boolean", "array", "null"}}}},
+              {{"type", {"string", "number", "boolean", "array", "null"}},
+               {"items", {{"type", {"string", "number", "boolean"}}}}}},
              {"description", "URL query parameters, URL-encoded and appended "
                              "to the URL; an array repeats the key, null "
                              "leaves it out."}}},
@@ -141,6 +178,13 @@ public:
                {"name", {{"type", "string"}}},
                {"value", {{"type", "string"}}}}},
              {"required", {"type"}},
+             {"allOf",
+              json::array({auth_kind("bearer", "token", text, "type"),
+                           auth_kind("basic", "username", text, "password"),
+                           auth_kind("header", "name",
+                                     {{"type", "string"},
+                                      {"pattern", header_name_pattern}},
+                                     "value")})},
              {"description",
               "Credentials from a named secret, written in the workflow "
               "as \"{{ secrets.NAME }}\": bearer (token), basic "
@@ -155,6 +199,20 @@ public:
          }},
         {"required", {"url"}},
         {"additionalProperties", false},
+        {"allOf",
+         json::array(
+           {// One body at most, and none for GET (the default) and HEAD.
+            {{"not", {{"required", {"json", "body"}}}}},
+            {{"if", {{"anyOf", json::array({{{"not", {{"required",
+                                                       {"method"}}}}},
+                                            {{"properties",
+                                              {{"method",
+                                                {{"enum",
+                                                  no_body_methods}}}}}}})}}},
+             {"then", {{"not", {{"anyOf",
+                                 json::array({{{"required", {"json"}}},
+                                              {{"required",
+                                                {"body"}}}})}}}}}}})},
       },
       json{
         {"type", "object"},
@@ -189,19 +247,15 @@ public:
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
     const json& in = *input;
-    if (auto ok = detail::check_object(tool_name, in,
-                                       {"url", "method", "headers", "query",
-                                        "json", "body", "timeout_ms",
-                                        "connect_timeout_ms", "max_redirects",
-                                        "max_response_bytes", "max_attempts",
-                                        "fail_on_status", "auth"});
-        !ok)
+    // The input schema says the shape, the limits (the settings are their
+    // ceilings) and which keys go together; what is left here is where a
+    // credential came from.
+    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
       return std::move(ok.error());
     auto req = net::make_request(opts_.net, ctx);
     auto retry = opts_.net.retry;
     auto failure = opts_.fail_on_status;
-    if (auto err = parse(in, req, retry, failure))
-      return err;
+    parse(in, req, retry, failure);
     if (auto err = authorize(in, ctx, req))
       return err;
     if (!ctx.idempotency_key.empty()
@@ -258,40 +312,13 @@ private:
     auto bad = [](std::string_view pointer, std::string_view what) {
       return detail::input_error(tool_name, pointer, what);
     };
-    if (!a->is_object())
-      return bad("/auth", "must be an object with 'type'");
-    auto t = a->find("type");
-    auto type = t != a->end() && t->is_string() ? t->get<std::string>()
-                                                : std::string{};
-    std::vector<const char*> keys;
-    const char* credential = nullptr;
-    if (type == "bearer") {
-      keys = {"type", "token"};
-      credential = "token";
-    } else if (type == "basic") {
-      keys = {"type", "username", "password"};
-      credential = "password";
-    } else if (type == "header") {
-      keys = {"type", "name", "value"};
-      credential = "value";
-    } else {
-      return bad("/auth/type", "must be one of bearer, basic, header");
-    }
-    for (const auto& [key, value] : a->items())
-      if (std::find_if(keys.begin(), keys.end(),
-                       [&](const char* k) { return key == k; })
-          == keys.end())
-        return bad("/auth" + detail::pointer_to(key),
-                   "is not a key of auth type " + type);
-    auto text = [&](const char* key) -> const std::string* {
-      auto i = a->find(key);
-      return i != a->end() && i->is_string() ? &i->get_ref<const std::string&>()
-                                             : nullptr;
+    auto type = a->at("type").get<std::string>();
+    const char* credential = type == "bearer"  ? "token"
+                             : type == "basic" ? "password"
+                                               : "value";
+    auto text = [&](const char* key) -> const std::string& {
+      return a->at(key).get_ref<const std::string&>();
     };
-    for (auto key : keys)
-      if (!text(key))
-        return bad(std::string{"/auth/"} + key,
-                   "is required (a string) for auth type " + type);
     auto cred_pointer = std::string{"/auth/"} + credential;
     if (std::find(ctx.secret_pointers.begin(), ctx.secret_pointers.end(),
                   cred_pointer)
@@ -300,7 +327,7 @@ private:
                                "workflow, \"{{ secrets.NAME }}\" (a literal "
                                "credential would be recorded in the event "
                                "log)");
-    const auto& secret = *text(credential);
+    const auto& secret = text(credential);
     if (secret.find_first_of("\r\n") != std::string::npos
         || secret.find('\0') != std::string::npos)
       return bad(cred_pointer, "the secret must not contain line breaks");
@@ -309,164 +336,75 @@ private:
     } else if (type == "basic") {
       req.headers.set("Authorization",
                       "Basic "
-                        + detail::base64_encode(*text("username") + ":"
+                        + detail::base64_encode(text("username") + ":"
                                                 + secret));
     } else {
-      const auto& name = *text("name");
-      if (name.empty()
-          || name.find_first_of(" \t\r\n:()<>@,;\\\"/[]?={}")
-               != std::string::npos)
-        return bad("/auth/name", "is not a valid header name");
-      req.headers.set(name, secret);
+      req.headers.set(text("name"), secret);
     }
     return {};
   }
 
-  /// Fills `req` from the input; returns an error naming the JSON pointer.
-  caf::error parse(const json& in, net::http_request& req,
-                   net::retry_policy& retry, status_failure& failure) const {
-    auto bad = [](std::string_view pointer, std::string_view what) {
-      return detail::input_error(tool_name, pointer, what);
-    };
-    auto url = in.find("url");
-    if (url == in.end())
-      return bad("/url", "is required");
-    if (!url->is_string() || url->get<std::string>().empty())
-      return bad("/url", "must be a non-empty string");
-    req.url = url->get<std::string>();
+  /// Fills `req` from an input the schema accepted.
+  void parse(const json& in, net::http_request& req, net::retry_policy& retry,
+             status_failure& failure) const {
+    req.url = in.at("url").get<std::string>();
     if (auto m = in.find("method"); m != in.end()) {
-      if (!m->is_string())
-        return bad("/method", "must be a string");
       auto name = m->get<std::string>();
       for (auto& c : name)
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (std::find(std::begin(methods), std::end(methods), name)
-          == std::end(methods))
-        return bad("/method", "must be one of GET, HEAD, POST, PUT, PATCH, "
-                              "DELETE, OPTIONS");
       req.method = std::move(name);
     }
-    if (auto h = in.find("headers"); h != in.end()) {
-      if (!h->is_object())
-        return bad("/headers", "must be an object of strings");
-      for (const auto& [name, value] : h->items()) {
-        auto pointer = "/headers" + detail::pointer_to(name);
-        if (!value.is_string())
-          return bad(pointer, "must be a string");
-        auto text = value.get<std::string>();
-        if (name.empty()
-            || name.find_first_of(" \t\r\n:()<>@,;\\\"/[]?={}")
-                 != std::string::npos)
-          return bad(pointer, "is not a valid header name");
-        if (text.find_first_of("\r\n") != std::string::npos
-            || text.find('\0') != std::string::npos)
-          return bad(pointer, "must not contain line breaks");
-        req.headers.add(name, std::move(text));
-      }
-    }
+    if (auto h = in.find("headers"); h != in.end())
+      for (const auto& [name, value] : h->items())
+        req.headers.add(name, value.get<std::string>());
     if (auto q = in.find("query"); q != in.end()) {
-      if (!q->is_object())
-        return bad("/query", "must be an object");
       std::string pairs;
       auto add = [&](const std::string& key, const json& v) {
-        std::string text;
-        if (v.is_string())
-          text = v.get<std::string>();
-        else if (v.is_boolean() || v.is_number())
-          text = dump_json(v);
-        else
-          return false;
+        auto text = v.is_string() ? v.get<std::string>() : dump_json(v);
         if (!pairs.empty())
           pairs += '&';
         pairs += net::url_encode(key) + "=" + net::url_encode(text);
-        return true;
       };
       for (const auto& [key, value] : q->items()) {
-        auto pointer = "/query" + detail::pointer_to(key);
-        if (value.is_null())
-          continue;
-        if (value.is_array()) {
-          for (size_t i = 0; i < value.size(); ++i)
-            if (!add(key, value[i]))
-              return bad(pointer + "/" + std::to_string(i),
-                         "must be a string, number or boolean");
-        } else if (!add(key, value)) {
-          return bad(pointer, "must be a string, number, boolean, array or "
-                              "null");
-        }
+        if (value.is_array())
+          for (const auto& v : value)
+            add(key, v);
+        else if (!value.is_null())
+          add(key, value);
       }
       req.url = net::append_query(req.url, pairs);
     }
-    auto j = in.find("json");
-    auto b = in.find("body");
-    if (j != in.end() && b != in.end())
-      return bad("/body", "give either json or body, not both");
-    if (j != in.end()) {
+    if (auto j = in.find("json"); j != in.end()) {
       req.body = dump_json(*j);
       if (!req.headers.contains("content-type"))
         req.headers.add("Content-Type", "application/json");
-    } else if (b != in.end()) {
-      if (!b->is_string())
-        return bad("/body", "must be a string (use json for a JSON body)");
+    } else if (auto b = in.find("body"); b != in.end()) {
       req.body = b->get<std::string>();
       if (!req.headers.contains("content-type"))
         req.headers.add("Content-Type", "text/plain; charset=utf-8");
     }
-    if (!req.body.empty() && (req.method == "GET" || req.method == "HEAD"))
-      return bad(j != in.end() ? "/json" : "/body",
-                 "a " + req.method + " request cannot have a body");
-    const auto& n = opts_.net;
-    auto limited = [&](const char* key, uint64_t min, uint64_t max,
-                       uint64_t& dst) -> caf::error {
+    auto number = [&](const char* key, auto fallback) {
       auto i = in.find(key);
-      if (i == in.end())
-        return {};
-      auto x = detail::as_uint(*i);
-      if (!x || *x < min || *x > max)
-        return bad(std::string{"/"} + key,
-                   "must be an integer in [" + std::to_string(min) + ", "
-                     + std::to_string(max) + "] (tools.http." + key
-                     + " is the ceiling)");
-      dst = *x;
-      return {};
+      return i == in.end() ? static_cast<uint64_t>(fallback)
+                           : *detail::as_uint(*i);
     };
-    uint64_t timeout = static_cast<uint64_t>(req.timeout.count());
-    uint64_t connect = static_cast<uint64_t>(req.connect_timeout.count());
-    uint64_t redirects = req.max_redirects;
-    uint64_t bytes = req.max_response_bytes;
-    uint64_t attempts = retry.max_attempts;
-    if (auto err = limited("timeout_ms", 1,
-                           static_cast<uint64_t>(n.timeout.count()), timeout))
-      return err;
-    if (auto err = limited("connect_timeout_ms", 1,
-                           static_cast<uint64_t>(n.connect_timeout.count()),
-                           connect))
-      return err;
-    if (auto err = limited("max_redirects", 0, n.max_redirects, redirects))
-      return err;
-    if (auto err = limited("max_response_bytes", 1, n.max_response_bytes,
-                           bytes))
-      return err;
-    if (auto err = limited("max_attempts", 1, n.retry.max_attempts, attempts))
-      return err;
-    req.timeout = std::chrono::milliseconds{static_cast<int64_t>(timeout)};
-    req.connect_timeout
-      = std::chrono::milliseconds{static_cast<int64_t>(connect)};
-    req.max_redirects = static_cast<uint32_t>(redirects);
-    req.max_response_bytes = bytes;
-    retry.max_attempts = static_cast<uint32_t>(attempts);
-    if (auto f = in.find("fail_on_status"); f != in.end()) {
-      auto x = parse_failure(*f);
-      if (!x)
-        return bad("/fail_on_status",
-                   "must be one of never, server_errors, all_errors");
-      failure = *x;
-    }
-    return {};
+    req.timeout = std::chrono::milliseconds{
+      static_cast<int64_t>(number("timeout_ms", req.timeout.count()))};
+    req.connect_timeout = std::chrono::milliseconds{static_cast<int64_t>(
+      number("connect_timeout_ms", req.connect_timeout.count()))};
+    req.max_redirects
+      = static_cast<uint32_t>(number("max_redirects", req.max_redirects));
+    req.max_response_bytes
+      = number("max_response_bytes", req.max_response_bytes);
+    retry.max_attempts
+      = static_cast<uint32_t>(number("max_attempts", retry.max_attempts));
+    if (auto f = in.find("fail_on_status"); f != in.end())
+      failure = *parse_failure(*f);
   }
 
   http_options opts_;
   net::http_client client_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -491,7 +429,7 @@ expected<std::unique_ptr<tool>> make_http_tool(const json_value& settings) {
                                     "all_errors");
     opts.fail_on_status = *x;
   }
-  return std::unique_ptr<tool>{std::make_unique<http_tool>(std::move(opts))};
+  return detail::with_input_schema(std::make_unique<http_tool>(std::move(opts)));
 }
 
 } // namespace cadre::tools

@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -732,42 +735,71 @@ void compile_patterns(const json& node, const std::string& pointer,
                      });
 }
 
+/// A schema node of the root document ("" uri) or of a remote one, as
+/// "<uri>#<pointer>" (a document's URI holds no '#').
+std::string node_key(const std::string& uri, const std::string& pointer) {
+  return uri + "#" + pointer;
+}
+
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  auto hash = key.find('#');
+  return {key.substr(0, hash), key.substr(hash + 1)};
+}
+
+/// Remote documents by URI (without fragment), as fetched and prepared.
+using remote_docs = std::map<std::string, json>;
+
 /// The subschemas that apply at the same place of the instance as `node`
-/// (at `pointer`), each with the pointer of the $ref that leads there ("" for
-/// allOf and the like): the steps a validator takes without moving on in
-/// the instance.
+/// (of document `uri`, at `pointer`), each with the key of the $ref that
+/// leads there ("" for allOf and the like): the steps a validator takes
+/// without moving on in the instance. A ref to a remote document in
+/// `remotes` is followed into it.
 std::vector<std::pair<std::string, std::string>>
-in_place_steps(const json& doc, const json& node, const std::string& pointer) {
+in_place_steps(const json& doc, const std::string& uri, const json& node,
+               const std::string& pointer, const remote_docs& remotes) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!node.is_object())
     return out;
   if (auto ref = node.find("$ref"); ref != node.end() && ref->is_string()) {
     // Up to draft 7 a $ref replaces its siblings. Refs to other documents
-    // were made absolute by prepare; only local ones are followed here.
+    // were made absolute by prepare.
     const auto& text = ref->get_ref<const std::string&>();
-    if (text.empty() || text.front() != '#')
-      return out;
-    auto target = percent_decode(text.substr(1));
+    auto hash = text.find('#');
+    auto target_uri = hash == 0 ? uri : text.substr(0, hash);
+    auto frag = hash == std::string::npos ? std::string{}
+                                          : text.substr(hash + 1);
+    const json* target_doc = &doc;
+    if (target_uri != uri) {
+      auto it = remotes.find(target_uri);
+      if (it == remotes.end())
+        return out; // not fetched: valijson reports it if it is used
+      target_doc = &it->second;
+    }
+    auto target = percent_decode(frag);
     try {
-      if (doc.contains(json::json_pointer{target}))
-        out.emplace_back(target, child(pointer, "$ref"));
+      if (target_doc->contains(json::json_pointer{target}))
+        out.emplace_back(node_key(target_uri, target),
+                         node_key(uri, child(pointer, "$ref")));
     } catch (const json::exception&) {
       // Not a JSON pointer: valijson reports the ref.
     }
     return out;
   }
+  auto step = [&](const std::string& at) {
+    out.emplace_back(node_key(uri, at), "");
+  };
   for (auto key : {"allOf", "anyOf", "oneOf"})
     if (auto it = node.find(key); it != node.end() && it->is_array())
       for (size_t i = 0; i < it->size(); ++i)
-        out.emplace_back(child(child(pointer, key), std::to_string(i)), "");
+        step(child(child(pointer, key), std::to_string(i)));
   for (auto key : {"not", "if", "then", "else"})
     if (node.contains(key))
-      out.emplace_back(child(pointer, key), "");
+      step(child(pointer, key));
   if (auto it = node.find("dependencies");
       it != node.end() && it->is_object())
     for (const auto& [name, dep] : it->items())
       if (!dep.is_array())
-        out.emplace_back(child(child(pointer, "dependencies"), name), "");
+        step(child(child(pointer, "dependencies"), name));
   return out;
 }
 
@@ -781,35 +813,56 @@ void collect_schema_pointers(const json& node, const std::string& pointer,
 }
 
 /// Refuses a $ref cycle that never moves on in the instance, such as
-/// {"$ref": "#"} or a ref to an allOf that holds it: valijson would follow
-/// it until the stack overflows. Throws pattern_failure naming the $ref
-/// that closes the cycle. (Refs through properties, items and the like are
-/// fine: each step goes one level down the instance.)
-void check_ref_cycles(const json& doc) {
+/// {"$ref": "#"}, a ref to an allOf that holds it, or refs that go round
+/// through remote documents: valijson would follow it until the stack
+/// overflows. Throws pattern_failure naming the $ref that closes the cycle
+/// (in a remote document: located at the root's $ref that leads there).
+/// (Refs through properties, items and the like are fine: each step goes
+/// one level down the instance.)
+void check_ref_cycles(const json& root, const remote_docs& remotes) {
   std::vector<std::string> nodes;
-  collect_schema_pointers(doc, "", nodes);
+  {
+    std::vector<std::string> pointers;
+    collect_schema_pointers(root, "", pointers);
+    for (auto& p : pointers)
+      nodes.push_back(node_key("", p));
+    for (const auto& [uri, doc] : remotes) {
+      pointers.clear();
+      collect_schema_pointers(doc, "", pointers);
+      for (auto& p : pointers)
+        nodes.push_back(node_key(uri, p));
+    }
+  }
+  auto doc_of = [&](const std::string& uri) -> const json& {
+    return uri.empty() ? root : remotes.at(uri);
+  };
+  auto node_at = [&](const std::string& key) -> const json& {
+    auto [uri, pointer] = split_key(key);
+    return doc_of(uri).at(json::json_pointer{pointer});
+  };
+  auto steps_of = [&](const std::string& key) {
+    auto [uri, pointer] = split_key(key);
+    return in_place_steps(doc_of(uri), uri, node_at(key), pointer, remotes);
+  };
   enum class mark { open, done };
   std::unordered_map<std::string, mark> marks;
   struct frame {
-    std::string pointer;
-    std::string via_ref; ///< the $ref that led here ("" if none)
+    std::string key;
+    std::string via_ref; ///< the key of the $ref that led here ("" if none)
     std::vector<std::pair<std::string, std::string>> steps;
     size_t next = 0;
-  };
-  auto node_at = [&](const std::string& pointer) -> const json& {
-    return doc.at(json::json_pointer{pointer});
   };
   // Depth-first, with an explicit stack: a chain of refs can be long.
   for (const auto& start : nodes) {
     if (marks.count(start))
       continue;
     std::vector<frame> stack;
-    stack.push_back({start, "", in_place_steps(doc, node_at(start), start)});
+    stack.push_back({start, "", steps_of(start)});
     marks[start] = mark::open;
     while (!stack.empty()) {
       auto& top = stack.back();
       if (top.next == top.steps.size()) {
-        marks[top.pointer] = mark::done;
+        marks[top.key] = mark::done;
         stack.pop_back();
         continue;
       }
@@ -817,7 +870,7 @@ void check_ref_cycles(const json& doc) {
       auto m = marks.find(target);
       if (m == marks.end()) {
         marks[target] = mark::open;
-        auto steps = in_place_steps(doc, node_at(target), target);
+        auto steps = steps_of(target);
         stack.push_back({target, via, std::move(steps)});
         continue;
       }
@@ -825,14 +878,64 @@ void check_ref_cycles(const json& doc) {
         continue;
       // Back to a schema on the stack: name a $ref of the cycle.
       for (auto i = stack.size(); via.empty() && i-- > 0
-                                  && stack[i].pointer != target;)
+                                  && stack[i].key != target;)
         via = stack[i].via_ref;
-      const auto& text = node_at(via.substr(0, via.size() - 5)).at("$ref");
-      throw pattern_failure{via, "$ref " + text.dump()
-                                   + " leads back to itself without moving "
-                                     "on in the instance (a cycle)"};
+      auto [uri, ref_at] = split_key(via);
+      auto ref_node = ref_at.substr(0, ref_at.size() - 5); // less "/$ref"
+      const auto& text = doc_of(uri)
+                           .at(json::json_pointer{ref_node})
+                           .at("$ref");
+      std::string what = "$ref " + text.dump()
+                         + " leads back to itself without moving on in the "
+                           "instance (a cycle)";
+      if (uri.empty())
+        throw pattern_failure{ref_at, what};
+      // In a remote document: locate it at the root's ref that leads in.
+      std::string entry;
+      for (const auto& f : stack)
+        if (!f.via_ref.empty() && split_key(f.via_ref).first.empty())
+          entry = split_key(f.via_ref).second;
+      throw pattern_failure{entry, "remote $ref '" + uri + "': " + ref_at
+                                     + ": " + what};
     }
   }
+}
+
+/// Fetches every remote document the schema refers to, directly or through
+/// other remote documents, so cycles through them can be found before
+/// valijson follows them. One that cannot be fetched is left out: valijson
+/// reports it if the schema uses it.
+remote_docs prefetch_remotes(const json& root, const std::string& remotes_dir,
+                             int draft) {
+  remote_docs out;
+  std::vector<const json*> todo{&root};
+  std::set<std::string> tried;
+  while (!todo.empty()) {
+    const json* doc = todo.back();
+    todo.pop_back();
+    std::vector<std::string> pointers;
+    collect_schema_pointers(*doc, "", pointers);
+    for (const auto& p : pointers) {
+      const auto& node = doc->at(json::json_pointer{p});
+      if (!node.is_object())
+        continue;
+      auto ref = node.find("$ref");
+      if (ref == node.end() || !ref->is_string())
+        continue;
+      const auto& text = ref->get_ref<const std::string&>();
+      auto uri = text.substr(0, text.find('#'));
+      if (uri.empty() || !tried.insert(uri).second)
+        continue;
+      try {
+        std::unique_ptr<json> fetched{fetch(uri, remotes_dir, draft)};
+        auto it = out.emplace(uri, std::move(*fetched)).first;
+        todo.push_back(&it->second);
+      } catch (const std::exception&) {
+        // Reported by valijson when it needs the document.
+      }
+    }
+  }
+  return out;
 }
 
 /// Compiles without the meta-schema check. Throws fetch_failure,
@@ -847,12 +950,16 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
   // absolute; its pointers equal those of `schema`.
   result->doc = schema;
   prepare(result->doc, "", draft, result->ids);
-  check_ref_cycles(result->doc);
+  auto remotes = prefetch_remotes(result->doc, remotes_dir, draft);
+  check_ref_cycles(result->doc, remotes);
   valijson::SchemaParser parser{parser_version(draft)};
   adapter root{result->doc};
   std::function<const json*(const std::string&)> fetch_doc
     = [&](const std::string& uri) -> const json* {
-    std::unique_ptr<json> doc{fetch(uri, remotes_dir, draft)};
+    auto known = remotes.find(uri);
+    std::unique_ptr<json> doc{known != remotes.end()
+                                ? new json(known->second)
+                                : fetch(uri, remotes_dir, draft)};
     try {
       compile_patterns(*doc, "", result->patterns);
     } catch (const pattern_failure& e) {
@@ -868,9 +975,48 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
   return result;
 }
 
+bool integral_float(const json& x) {
+  if (!x.is_number_float())
+    return false;
+  auto d = x.get<double>();
+  return std::isfinite(d) && std::floor(d) == d && d >= -9.2e18 && d <= 1.8e19;
+}
+
+bool has_integral_float(const json& x) {
+  if (x.is_structured()) {
+    for (const auto& v : x)
+      if (has_integral_float(v))
+        return true;
+    return false;
+  }
+  return integral_float(x);
+}
+
+/// `x` with every number that has a zero fractional part as an integer.
+void integers_for_floats(json& x) {
+  if (x.is_structured()) {
+    for (auto& v : x)
+      integers_for_floats(v);
+  } else if (integral_float(x)) {
+    auto d = x.get<double>();
+    if (d < 0)
+      x = static_cast<int64_t>(d);
+    else
+      x = static_cast<uint64_t>(d);
+  }
+}
+
 /// Validates `instance` against a compiled schema with its patterns.
 bool check(const json_schema::impl& s, const json& instance,
            valijson::ValidationResults* results) {
+  // Drafts 6 and 7 count 2.0 as an integer (Lua and JavaScript produce
+  // such numbers); valijson's strict typing does not: validate a copy
+  // holding the integers they equal.
+  if (s.draft >= 6 && has_integral_float(instance)) {
+    json copy = instance;
+    integers_for_floats(copy);
+    return check(s, copy, results);
+  }
   detail::patterns_in_use guard{s.patterns};
   // A validator is a flag and a cache of std::regex that the visitor on
   // RE2 never fills, so one per call costs nothing and needs no lock.

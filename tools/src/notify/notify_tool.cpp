@@ -38,11 +38,26 @@ public:
   explicit notify_tool(notify_options opts) : opts_(std::move(opts)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return std::string{tool_name};
   }
 
   tool_description describe() const override {
+    // Either a body, or text (with blocks); without a configured webhook,
+    // a url too.
+    json rules = json::array(
+      {{{"if", {{"required", {"body"}}}},
+        {"then",
+         {{"not", {{"anyOf", json::array({{{"required", {"text"}}},
+                                           {{"required", {"blocks"}}}})}}}}},
+        {"else", {{"required", {"text"}}}}}});
+    if (opts_.url.empty())
+      rules.push_back({{"required", {"url"}}});
     return {
       std::string{tool_name},
       "Sends a notification to a chat webhook (Slack, Mattermost, Rocket.Chat "
@@ -57,7 +72,9 @@ public:
          {
            {"text",
             {{"type", "string"},
-             {"description", "Message text (Slack mrkdwn)."}}},
+             {"minLength", 1},
+             {"description", "Message text (Slack mrkdwn); required "
+                             "unless body is given."}}},
            {"blocks",
             {{"type", "array"},
              {"items", {{"type", "object"}}},
@@ -69,9 +86,13 @@ public:
                              "text and blocks."}}},
            {"url",
             {{"type", "string"},
-             {"description", "Webhook URL; default: the configured one."}}},
+             {"minLength", 1},
+             {"description", "Webhook URL; default: the configured one "
+                             "(tools.notify.url; required when none is "
+                             "configured)."}}},
          }},
         {"additionalProperties", false},
+        {"allOf", std::move(rules)},
       },
       json{
         {"type", "object"},
@@ -95,49 +116,20 @@ public:
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
     const json& in = *input;
-    auto bad = [](std::string_view pointer, std::string_view what) {
-      return detail::input_error(tool_name, pointer, what);
-    };
-    if (auto ok = detail::check_object(tool_name, in,
-                                       {"text", "blocks", "body", "url"});
-        !ok)
+    // The schema says it all, the configured webhook included.
+    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
       return std::move(ok.error());
-    auto text = in.find("text");
-    auto blocks = in.find("blocks");
-    auto body = in.find("body");
     json payload;
-    if (body != in.end()) {
-      if (!body->is_object())
-        return bad("/body", "must be an object");
-      if (text != in.end() || blocks != in.end())
-        return bad("/body", "give either body or text and blocks, not both");
+    if (auto body = in.find("body"); body != in.end()) {
       payload = *body;
     } else {
-      if (text == in.end())
-        return bad("/text", "is required (or give body)");
-      if (!text->is_string() || text->get<std::string>().empty())
-        return bad("/text", "must be a non-empty string");
-      payload = json{{"text", *text}};
-      if (blocks != in.end()) {
-        if (!blocks->is_array())
-          return bad("/blocks", "must be an array of objects");
-        for (size_t i = 0; i < blocks->size(); ++i)
-          if (!(*blocks)[i].is_object())
-            return bad("/blocks/" + std::to_string(i), "must be an object");
+      payload = json{{"text", in.at("text")}};
+      if (auto blocks = in.find("blocks"); blocks != in.end())
         payload["blocks"] = *blocks;
-      }
     }
     auto req = net::make_request(opts_.net, ctx);
     req.method = "POST";
-    req.url = opts_.url;
-    if (auto u = in.find("url"); u != in.end()) {
-      if (!u->is_string() || u->get<std::string>().empty())
-        return bad("/url", "must be a non-empty string");
-      req.url = u->get<std::string>();
-    }
-    if (req.url.empty())
-      return bad("/url", "is required: no webhook is configured "
-                         "(tools.notify.url)");
+    req.url = in.value("url", opts_.url);
     // Webhook URLs carry their secret in the path: show the origin only.
     req.display_url = net::url_origin(req.url) + "/...";
     req.headers = opts_.headers;
@@ -171,6 +163,7 @@ public:
 private:
   notify_options opts_;
   net::http_client client_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -206,7 +199,8 @@ expected<std::unique_ptr<tool>> make_notify_tool(const json_value& settings) {
       opts.headers.add(name, value.get<std::string>());
     }
   }
-  return std::unique_ptr<tool>{std::make_unique<notify_tool>(std::move(opts))};
+  auto t = std::make_unique<notify_tool>(std::move(opts));
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -1,7 +1,8 @@
 // ocr: reads the text of PNG, JPEG, TIFF (multi-page) and PDF documents with
 // Tesseract; PDF pages are rendered by poppler-cpp. Each instance keeps one
 // Tesseract engine for its life. Multi-page documents split into page ranges
-// that a pool runs on several workers, then join into one output.
+// that a pool runs on several workers, then join into one output; the parts
+// share the one decoded document of the call.
 
 #include <algorithm>
 #include <array>
@@ -10,10 +11,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <system_error>
@@ -31,6 +33,8 @@
 
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
+#include "fs/root_dir.hpp"
+#include "ocr/ocr_parts.hpp"
 #include "tool_support.hpp"
 
 namespace cadre::tools {
@@ -121,9 +125,10 @@ const char* format_name(doc_format f) {
   return "?";
 }
 
-// The bytes of a document and where they came from (a JSON pointer).
+// The bytes of a document and where they came from (a JSON pointer). The
+// bytes are immutable and shared by the parts of a split call.
 struct source {
-  std::string bytes;
+  std::shared_ptr<const std::string> bytes;
   std::string where;
   doc_format format = doc_format::png;
 };
@@ -320,7 +325,7 @@ public:
   static expected<document> open(source src) {
     document d;
     d.src_ = std::move(src);
-    auto& b = d.src_.bytes;
+    const auto& b = *d.src_.bytes;
     auto bad = [&](const std::string& what) {
       return detail::input_error(tool_name, d.src_.where,
                                  std::string{"cannot read the "}
@@ -338,8 +343,9 @@ public:
         break;
       }
       case doc_format::tiff: {
-        // tiffGetCount wants a FILE; read the bytes through one.
-        auto* f = fmemopen(b.data(), b.size(), "rb");
+        // tiffGetCount wants a FILE; read the bytes through one (read-only:
+        // the cast does not let it write).
+        auto* f = fmemopen(const_cast<char*>(b.data()), b.size(), "rb");
         if (f == nullptr)
           return bad("out of memory");
         l_int32 n = 0;
@@ -379,7 +385,7 @@ public:
   // Decodes or renders page `n` (1-based).
   expected<page_image> page(uint32_t n, uint64_t dpi) {
     page_image out;
-    auto& b = src_.bytes;
+    const auto& b = *src_.bytes;
     auto data = reinterpret_cast<const l_uint8*>(b.data());
     auto bad = [&](const std::string& what) {
       return make_error(errc::invalid_input,
@@ -448,6 +454,88 @@ private:
   uint32_t pages_ = 0;
   std::unique_ptr<poppler::document> pdf_;
 };
+
+// -- parts --------------------------------------------------------------------
+
+// A split call's document is read (or base64-decoded) once: each part's input
+// names it by an unguessable id under this key and owns it (json_value's
+// aliasing pointer), so memory is one document however many parts there are,
+// and the document goes when the last part does. Inputs from callers cannot
+// carry the key (the schema forbids it), nor guess a live id.
+constexpr const char* part_key = "document";
+
+struct shared_document {
+  source src;
+  std::string id;
+  ~shared_document();
+};
+
+// The live shared documents by id. Weak: the parts own them.
+class part_documents {
+public:
+  static part_documents& instance() {
+    static part_documents registry;
+    return registry;
+  }
+
+  std::shared_ptr<const shared_document> add(source src) {
+    auto doc = std::make_shared<shared_document>();
+    doc->src = std::move(src);
+    std::lock_guard<std::mutex> guard{mtx_};
+    do
+      doc->id = random_id();
+    while (docs_.count(doc->id) > 0);
+    docs_.emplace(doc->id, doc);
+    return doc;
+  }
+
+  std::shared_ptr<const shared_document> find(const std::string& id) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = docs_.find(id);
+    return i == docs_.end() ? nullptr : i->second.lock();
+  }
+
+  void remove(const std::string& id) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    docs_.erase(id);
+  }
+
+private:
+  std::string random_id() {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 4; ++i) {
+      auto x = rd_();
+      for (int k = 0; k < 8; ++k, x >>= 4)
+        out += hex[x & 15];
+    }
+    return out;
+  }
+
+  std::mutex mtx_;
+  std::random_device rd_;
+  std::map<std::string, std::weak_ptr<const shared_document>> docs_;
+};
+
+shared_document::~shared_document() {
+  part_documents::instance().remove(id);
+}
+
+// One part's input and the document it reads, owned together.
+struct part_input {
+  json input;
+  std::shared_ptr<const shared_document> doc;
+};
+
+// The shared document a part input names, or null for any other input.
+std::shared_ptr<const shared_document> part_document(const json& in) {
+  if (!in.is_object())
+    return nullptr;
+  auto i = in.find(part_key);
+  if (i == in.end() || !i->is_string())
+    return nullptr;
+  return part_documents::instance().find(i->get<std::string>());
+}
 
 // -- the tool -----------------------------------------------------------------
 
@@ -598,7 +686,8 @@ public:
       return std::move(src.error());
     if (src->format == doc_format::png || src->format == doc_format::jpeg)
       return parts;
-    auto doc = document::open(std::move(*src));
+    auto shared = part_documents::instance().add(std::move(*src));
+    auto doc = document::open(shared->src);
     if (!doc)
       return std::move(doc.error());
     auto pages = select(*req, doc->pages());
@@ -607,12 +696,19 @@ public:
     auto per = opts_.pages_per_part;
     if (pages->size() <= per)
       return parts;
+    // Each part keeps the call's options, not its document: that is named.
+    json common = *input;
+    common.erase("path");
+    common.erase("base64");
+    common[part_key] = shared->id;
     for (size_t i = 0; i < pages->size(); i += per) {
-      json part = *input;
-      auto& sel = part["pages"] = json::array();
+      auto part = std::make_shared<part_input>();
+      part->input = common;
+      auto& sel = part->input["pages"] = json::array();
       for (size_t j = i; j < std::min<size_t>(i + per, pages->size()); ++j)
         sel.push_back((*pages)[j]);
-      parts.emplace_back(std::move(part));
+      part->doc = shared;
+      parts.emplace_back(std::shared_ptr<const json>{part, &part->input});
     }
     return parts;
   }
@@ -634,10 +730,13 @@ public:
 
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
-    auto req = parse_request(*input);
+    // A part of a split call reads the call's document, checked by split.
+    auto shared = part_document(*input);
+    auto req = parse_request(*input, shared != nullptr);
     if (!req)
       return std::move(req.error());
-    auto src = load(*input);
+    expected<source> src = shared ? expected<source>{shared->src}
+                                  : load(*input);
     if (!src)
       return std::move(src.error());
     auto doc = document::open(std::move(*src));
@@ -686,10 +785,13 @@ private:
   }
 
   // The input schema says the shape and the ranges; what is checked here
-  // is what it cannot say (installed languages, osd data, page lists).
-  expected<ocr_request> parse_request(const json& in) const {
-    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
-      return std::move(ok.error());
+  // is what it cannot say (installed languages, osd data, page lists). A
+  // part's input was checked whole by split.
+  expected<ocr_request> parse_request(const json& in, bool part = false) const {
+    if (!part) {
+      if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
+        return std::move(ok.error());
+    }
     ocr_request req;
     req.dpi = opts_.dpi;
     auto langs = opts_.languages;
@@ -779,6 +881,7 @@ private:
                                  "needs exactly one of \"path\" or "
                                  "\"base64\"");
     source src;
+    std::string bytes;
     if (has_b) {
       src.where = "/base64";
       if (!b->is_string())
@@ -786,41 +889,32 @@ private:
       auto& text = b->get_ref<const std::string&>();
       if (text.size() / 4 * 3 > opts_.max_input_bytes + 3)
         return too_large(src.where);
-      auto bytes = detail::base64_decode(text);
-      if (!bytes)
+      auto decoded = detail::base64_decode(text);
+      if (!decoded)
         return detail::input_error(tool_name, src.where,
                                    "is not valid base64");
-      src.bytes = std::move(*bytes);
+      bytes = std::move(*decoded);
     } else {
       src.where = "/path";
       if (!p->is_string() || p->get_ref<const std::string&>().empty())
         return detail::input_error(tool_name, src.where,
                                    "must be a non-empty string");
-      auto file = resolve(p->get<std::string>());
-      if (!file)
-        return std::move(file.error());
-      std::error_code ec;
-      auto size = fs::file_size(*file, ec);
-      if (ec)
-        return detail::input_error(tool_name, src.where,
-                                   "cannot read: " + ec.message());
-      if (size > opts_.max_input_bytes)
-        return too_large(src.where);
-      std::ifstream f{*file, std::ios::binary};
-      src.bytes.resize(size);
-      if (!f.read(src.bytes.data(), static_cast<std::streamsize>(size)))
-        return detail::input_error(tool_name, src.where, "cannot read");
+      auto read = read_file(p->get<std::string>());
+      if (!read)
+        return std::move(read.error());
+      bytes = std::move(*read);
     }
-    if (src.bytes.size() > opts_.max_input_bytes)
+    if (bytes.size() > opts_.max_input_bytes)
       return too_large(src.where);
-    auto format = sniff(src.bytes);
+    auto format = sniff(bytes);
     if (!format)
       return detail::input_error(tool_name, src.where,
-                                 src.bytes.empty()
+                                 bytes.empty()
                                    ? "is empty"
                                    : "unsupported format (expected PNG, "
                                      "JPEG, TIFF or PDF)");
     src.format = *format;
+    src.bytes = std::make_shared<const std::string>(std::move(bytes));
     return src;
   }
 
@@ -831,30 +925,25 @@ private:
                                  + " bytes (tools.ocr.max_input_bytes)");
   }
 
-  // The canonical path of `name` if it lies inside the root, after `..` and
-  // symlinks are resolved.
-  expected<fs::path> resolve(const std::string& name) const {
+  // Reads file `name` inside the root as the file tool does
+  // (fs/root_dir.hpp): checked, then opened without following a symlink
+  // swapped in after the check.
+  expected<std::string> read_file(const std::string& name) const {
     std::error_code ec;
-    auto root = fs::canonical(opts_.root, ec);
+    auto canonical = fs::canonical(opts_.root, ec);
     if (ec)
       return detail::input_error(tool_name, "/path",
                                  "the root directory " + opts_.root
                                    + " is not readable: " + ec.message());
-    auto file = fs::canonical(root / name, ec);
-    if (ec)
-      return detail::input_error(tool_name, "/path",
-                                 "cannot open \"" + name
-                                   + "\": " + ec.message());
-    auto rel = file.lexically_relative(root);
-    if (rel.empty() || *rel.begin() == "..")
-      return detail::input_error(tool_name, "/path",
-                                 "\"" + name
-                                   + "\" is outside the root directory "
-                                     "(tools.ocr.root)");
-    if (!fs::is_regular_file(file, ec))
-      return detail::input_error(tool_name, "/path",
-                                 "\"" + name + "\" is not a regular file");
-    return file;
+    detail::root_dir root{tool_name, canonical};
+    auto where = root.resolve(name);
+    if (!where)
+      return std::move(where.error());
+    auto file = root.open_file(*where);
+    if (!file)
+      return std::move(file.error());
+    return root.read_all(*where, *file, opts_.max_input_bytes,
+                         "tools.ocr.max_input_bytes");
   }
 
   // Starts the engine, or restarts it when a call asks for other languages.
@@ -973,6 +1062,16 @@ private:
 
 } // namespace
 
+namespace detail {
+
+const std::string* ocr_part_bytes(const json& part) {
+  auto doc = part_document(part);
+  // The parts own the document: it outlives this pointer while they live.
+  return doc ? doc->src.bytes.get() : nullptr;
+}
+
+} // namespace detail
+
 expected<std::unique_ptr<tool>> make_ocr_tool(const json_value& settings) {
   silence_libraries();
   auto obj = detail::settings_object(tool_name, settings);
@@ -1039,15 +1138,11 @@ expected<std::unique_ptr<tool>> make_ocr_tool(const json_value& settings) {
   opts.pages_per_part = *per;
   auto tessdata = opts.tessdata.empty() ? default_tessdata() : opts.tessdata;
   auto t = std::make_unique<ocr_tool>(opts, tessdata);
-  auto schema = detail::compile_input_schema(*t);
-  if (!schema)
-    return std::move(schema.error());
-  t->set_input_schema(std::move(*schema));
   for (auto& l : opts.languages)
     if (auto ok = t->check_language(l); !ok)
       return detail::settings_error(tool_name, "languages",
                                     message_of(ok.error()));
-  return std::unique_ptr<tool>{std::move(t)};
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -22,6 +22,11 @@ public:
     : opts_(opts), sandbox_(std::move(sandbox)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "script";
   }
@@ -71,15 +76,9 @@ public:
 
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
-    if (auto ok = detail::check_object("script", *input, {"code", "args"});
-        !ok)
+    if (auto ok = detail::check_input("script", input_schema_, *input); !ok)
       return std::move(ok.error());
     auto code = input->find("code");
-    if (code == input->end())
-      return detail::input_error("script", "/code", "is required");
-    if (!code->is_string())
-      return detail::input_error("script", "/code",
-                                 "must be a string of Lua code");
     json env = json::object();
     if (auto args = input->find("args"); args != input->end())
       env["args"] = *args;
@@ -122,6 +121,7 @@ private:
 
   sandbox_options opts_;
   std::unique_ptr<lua_sandbox> sandbox_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -156,8 +156,8 @@ expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
     return make_error(code_of(sandbox.error()),
                       "tools.script: cannot create the Lua sandbox: "
                         + message_of(sandbox.error()));
-  return std::unique_ptr<tool>{
-    std::make_unique<script_tool>(opts, std::move(*sandbox))};
+  auto t = std::make_unique<script_tool>(opts, std::move(*sandbox));
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

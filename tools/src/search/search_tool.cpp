@@ -312,6 +312,11 @@ public:
   explicit search_tool(search_options opts) : opts_(std::move(opts)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return std::string{tool_name};
   }
@@ -373,26 +378,13 @@ public:
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
     const json& in = *input;
-    if (auto ok = detail::check_object(tool_name, in, {"query", "max_results"});
-        !ok)
+    // The schema says it all (its maximum is tools.search.max_results).
+    if (auto ok = detail::check_input(tool_name, input_schema_, in); !ok)
       return std::move(ok.error());
-    auto q = in.find("query");
-    if (q == in.end())
-      return detail::input_error(tool_name, "/query", "is required");
-    if (!q->is_string() || q->get<std::string>().empty())
-      return detail::input_error(tool_name, "/query",
-                                 "must be a non-empty string");
-    auto query = q->get<std::string>();
+    auto query = in.at("query").get<std::string>();
     uint64_t max = default_results();
-    if (auto m = in.find("max_results"); m != in.end()) {
-      auto x = detail::as_uint(*m);
-      if (!x || *x < 1 || *x > opts_.max_results)
-        return detail::input_error(tool_name, "/max_results",
-                                   "must be an integer in [1, "
-                                     + std::to_string(opts_.max_results)
-                                     + "] (tools.search.max_results)");
-      max = *x;
-    }
+    if (auto m = in.find("max_results"); m != in.end())
+      max = *detail::as_uint(*m);
     switch (opts_.kind) {
       case provider::none:
         return unavailable("no search provider is configured "
@@ -428,7 +420,8 @@ private:
   /// Performs `req`; a failed exchange becomes the reason search is
   /// unavailable, except a cancellation, which stays an error.
   expected<net::http_response> fetch(net::http_request& req,
-                                     std::string& reason) {
+                                     std::string& reason,
+                                     const tool_context& ctx) {
     auto resp = net::perform_with_retry(client_, req, opts_.net.retry);
     if (!resp) {
       if (code_of(resp.error()) == errc::cancelled)
@@ -440,7 +433,8 @@ private:
       reason = req.method + " " + net::redact_url(req.url) + ": status "
                + std::to_string(resp->status);
       if (!resp->body.empty())
-        reason += ": " + net::body_excerpt(resp->body, 200);
+        // Redacted before the cut, or a secret crossing it survives in part.
+        reason += ": " + net::body_excerpt(ctx.redact(resp->body), 200);
     }
     return resp;
   }
@@ -461,7 +455,7 @@ private:
                                         + "&format=json");
     req.headers.add("Accept", "application/json");
     std::string reason;
-    auto resp = fetch(req, reason);
+    auto resp = fetch(req, reason, ctx);
     if (!resp && code_of(resp.error()) == errc::cancelled)
       return std::move(resp.error());
     if (!reason.empty()) {
@@ -499,7 +493,7 @@ private:
     req.url = net::append_query(opts_.url, "q=" + net::url_encode(query));
     req.headers.add("Accept", "text/html");
     std::string reason;
-    auto resp = fetch(req, reason);
+    auto resp = fetch(req, reason, ctx);
     if (!resp && code_of(resp.error()) == errc::cancelled)
       return std::move(resp.error());
     if (!reason.empty())
@@ -514,6 +508,7 @@ private:
   }
 
   search_options opts_;
+  json_schema input_schema_;
   net::http_client client_;
 };
 
@@ -560,7 +555,8 @@ expected<std::unique_ptr<tool>> make_search_tool(const json_value& settings) {
   if (!net_opts)
     return std::move(net_opts.error());
   opts.net = std::move(*net_opts);
-  return std::unique_ptr<tool>{std::make_unique<search_tool>(std::move(opts))};
+  auto t = std::make_unique<search_tool>(std::move(opts));
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -22,6 +22,11 @@ public:
   explicit sleep_tool(sleep_options opts) : opts_(opts) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "sleep";
   }
@@ -57,20 +62,11 @@ public:
 
   expected<json_value> invoke(const json_value& input,
                               tool_context& ctx) override {
-    if (auto ok = detail::check_object("sleep", *input, {"ms"}); !ok)
+    // The input schema says all there is to check (its maximum is
+    // tools.sleep.max_ms).
+    if (auto ok = detail::check_input("sleep", input_schema_, *input); !ok)
       return std::move(ok.error());
-    auto i = input->find("ms");
-    if (i == input->end())
-      return detail::input_error("sleep", "/ms", "is required");
-    auto ms = detail::as_uint(*i);
-    if (!ms)
-      return detail::input_error("sleep", "/ms",
-                                 "must be a non-negative integer");
-    if (*ms > opts_.max_ms)
-      return detail::input_error("sleep", "/ms",
-                                 "must be at most "
-                                   + std::to_string(opts_.max_ms)
-                                   + " (tools.sleep.max_ms)");
+    auto ms = detail::as_uint(input->at("ms"));
     switch (detail::interruptible_sleep(*ms, ctx)) {
       case detail::wait_end::cancelled:
         return make_error(errc::cancelled, "tool sleep: cancelled before "
@@ -89,6 +85,7 @@ public:
 
 private:
   sleep_options opts_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -102,7 +99,8 @@ expected<std::unique_ptr<tool>> make_sleep_tool(const json_value& settings) {
   if (!max_ms)
     return std::move(max_ms.error());
   opts.max_ms = *max_ms;
-  return std::unique_ptr<tool>{std::make_unique<sleep_tool>(opts)};
+  auto t = std::make_unique<sleep_tool>(opts);
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -59,6 +59,11 @@ public:
   explicit sql_tool(sql_options opts) : opts_(std::move(opts)) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "sql";
   }
@@ -163,6 +168,11 @@ public:
                              "statements, in ms."}}},
          }},
         {"additionalProperties", false},
+        // One statement or a list; a list's params are its statements'.
+        {"oneOf", json::array({{{"required", {"sql"}}},
+                               {{"required", {"statements"}}}})},
+        {"dependencies",
+         {{"statements", {{"not", {{"required", {"params"}}}}}}}},
       },
       json{{"oneOf",
             {result,
@@ -209,104 +219,31 @@ private:
   };
 
   expected<sql_call> parse(const json& input) const {
-    if (auto ok = detail::check_object("sql", input,
-                                       {"database", "sql", "params",
-                                        "statements", "max_rows",
-                                        "timeout_ms"});
-        !ok)
+    // The input schema says the shape and the ranges (from the settings);
+    // the SQL itself is for the database to judge.
+    if (auto ok = detail::check_input("sql", input_schema_, input); !ok)
       return std::move(ok.error());
     sql_call out;
-    out.database = opts_.default_database;
-    if (auto i = input.find("database"); i != input.end()) {
-      if (!i->is_string())
-        return detail::input_error("sql", "/database", "must be a string");
-      out.database = i->get<std::string>();
-      if (opts_.databases.count(out.database) == 0) {
-        std::string known;
-        for (const auto& [name, db] : opts_.databases)
-          known += (known.empty() ? "" : ", ") + name;
-        return detail::input_error("sql", "/database",
-                                   "unknown database '" + out.database
-                                     + "' (configured: " + known + ")");
-      }
-    }
-    auto sql = input.find("sql");
-    auto list = input.find("statements");
-    if ((sql == input.end()) == (list == input.end()))
-      return detail::input_error("sql", "",
-                                 "give either sql (one statement) or "
-                                 "statements (a list run as one "
-                                 "transaction)");
-    if (sql != input.end()) {
-      auto params = input.find("params");
-      auto s = statement_of(*sql, params == input.end() ? nullptr : *params,
-                            "");
-      if (!s)
-        return std::move(s.error());
-      out.statements.push_back(std::move(*s));
-    } else {
-      if (input.contains("params"))
-        return detail::input_error("sql", "/params",
-                                   "belongs inside each of statements");
-      if (!list->is_array() || list->empty())
-        return detail::input_error("sql", "/statements",
-                                   "must be a non-empty array of {sql, "
-                                   "params}");
+    out.database = input.value("database", opts_.default_database);
+    auto statement = [](const json& item, std::string at) {
+      return sql::statement{item.at("sql").get<std::string>(),
+                            item.value("params", json{}), std::move(at)};
+    };
+    if (auto list = input.find("statements"); list != input.end()) {
       out.is_list = true;
-      for (size_t i = 0; i < list->size(); ++i) {
-        auto at = "/statements/" + std::to_string(i);
-        const auto& item = (*list)[i];
-        if (!item.is_object())
-          return detail::input_error("sql", at, "must be an object {sql, "
-                                                "params}");
-        for (const auto& [key, v] : item.items())
-          if (key != "sql" && key != "params")
-            return detail::input_error("sql", at + detail::pointer_to(key),
-                                       "unknown key (expected one of: sql, "
-                                       "params)");
-        auto q = item.find("sql");
-        if (q == item.end())
-          return detail::input_error("sql", at + "/sql", "is required");
-        auto p = item.find("params");
-        auto s = statement_of(*q, p == item.end() ? nullptr : *p, at);
-        if (!s)
-          return std::move(s.error());
-        out.statements.push_back(std::move(*s));
-      }
+      for (size_t i = 0; i < list->size(); ++i)
+        out.statements.push_back(
+          statement((*list)[i], "/statements/" + std::to_string(i)));
+    } else {
+      out.statements.push_back(statement(input, ""));
     }
     out.max_rows = opts_.max_rows;
-    if (auto i = input.find("max_rows"); i != input.end()) {
-      auto n = detail::as_uint(*i);
-      if (!n || *n > opts_.max_rows)
-        return detail::input_error("sql", "/max_rows",
-                                   "must be an integer in [0, "
-                                     + std::to_string(opts_.max_rows)
-                                     + "] (tools.sql.max_rows)");
-      out.max_rows = *n;
-    }
+    if (auto i = input.find("max_rows"); i != input.end())
+      out.max_rows = *detail::as_uint(*i);
     out.timeout_ms = opts_.timeout_ms;
-    if (auto i = input.find("timeout_ms"); i != input.end()) {
-      auto n = detail::as_uint(*i);
-      if (!n || *n < 1 || *n > opts_.timeout_ms)
-        return detail::input_error("sql", "/timeout_ms",
-                                   "must be an integer in [1, "
-                                     + std::to_string(opts_.timeout_ms)
-                                     + "] (tools.sql.timeout_ms)");
-      out.timeout_ms = *n;
-    }
+    if (auto i = input.find("timeout_ms"); i != input.end())
+      out.timeout_ms = *detail::as_uint(*i);
     return out;
-  }
-
-  static expected<sql::statement>
-  statement_of(const json& sql, const json& params, const std::string& at) {
-    if (!sql.is_string() || sql.get_ref<const std::string&>().empty())
-      return detail::input_error("sql", at + "/sql",
-                                 "must be a non-empty string of SQL");
-    if (!params.is_null() && !params.is_array() && !params.is_object())
-      return detail::input_error("sql", at + "/params",
-                                 "must be an array (or an object of named "
-                                 "values for SQLite)");
-    return sql::statement{sql.get<std::string>(), params, at};
   }
 
   expected<sql::call_limits> limits_of(const sql_call& call,
@@ -361,6 +298,7 @@ private:
 
   sql_options opts_;
   std::map<std::string, std::unique_ptr<sql::connection>> conns_;
+  json_schema input_schema_;
 };
 
 // -- settings -----------------------------------------------------------------
@@ -585,7 +523,7 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
   if (!timeout)
     return std::move(timeout.error());
   opts.timeout_ms = *timeout;
-  return std::unique_ptr<tool>{std::make_unique<sql_tool>(std::move(opts))};
+  return detail::with_input_schema(std::make_unique<sql_tool>(std::move(opts)));
 }
 
 } // namespace cadre::tools

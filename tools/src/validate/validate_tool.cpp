@@ -73,6 +73,11 @@ public:
     : opts_(std::move(opts)), cache_(opts_.cache_size) {
   }
 
+  /// Set once by the factory, before the first call.
+  void set_input_schema(json_schema schema) {
+    input_schema_ = std::move(schema);
+  }
+
   std::string name() const override {
     return "validate";
   }
@@ -140,25 +145,16 @@ public:
 
   expected<json_value> invoke(const json_value& input,
                               tool_context&) override {
-    if (auto ok = detail::check_object("validate", *input,
-                                       {"schema", "instance", "draft"});
-        !ok)
+    // The input schema says the shape; whether /schema is a usable JSON
+    // Schema is for the compiler to say.
+    if (auto ok = detail::check_input("validate", input_schema_, *input); !ok)
       return std::move(ok.error());
     auto schema = input->find("schema");
-    if (schema == input->end())
-      return detail::input_error("validate", "/schema", "is required");
     auto instance = input->find("instance");
-    if (instance == input->end())
-      return detail::input_error("validate", "/instance", "is required");
     schema_options opts;
     opts.remotes_dir = opts_.remotes_dir;
-    if (auto d = input->find("draft"); d != input->end() && !d->is_null()) {
-      auto n = detail::as_uint(*d);
-      if (!n || (*n != 4 && *n != 6 && *n != 7))
-        return detail::input_error("validate", "/draft",
-                                   "must be 4, 6 or 7");
-      opts.draft = static_cast<int>(*n);
-    }
+    if (auto d = input->find("draft"); d != input->end())
+      opts.draft = static_cast<int>(*detail::as_uint(*d));
     auto key = std::to_string(opts.draft) + dump_json(*schema);
     const json_schema* compiled = cache_.find(key);
     json_schema fresh;
@@ -196,6 +192,7 @@ public:
 private:
   validate_options opts_;
   schema_cache cache_;
+  json_schema input_schema_;
 };
 
 } // namespace
@@ -228,7 +225,8 @@ make_validate_tool(const json_value& settings) {
   if (!max_errors)
     return std::move(max_errors.error());
   opts.max_errors = *max_errors;
-  return std::unique_ptr<tool>{std::make_unique<validate_tool>(opts)};
+  auto t = std::make_unique<validate_tool>(opts);
+  return detail::with_input_schema(std::move(t));
 }
 
 } // namespace cadre::tools

@@ -20,6 +20,10 @@ class json_value {
 public:
   json_value();
   json_value(json value); // NOLINT: implicit on purpose, wraps any JSON
+  /// Shares `doc` (null: a null document). An aliasing pointer lets the
+  /// document keep a larger owner alive for as long as any copy lives
+  /// (e.g. a tool's part input and the decoded bytes it refers to).
+  explicit json_value(std::shared_ptr<const json> doc);
 
   const json& get() const noexcept {
     return *doc_;
