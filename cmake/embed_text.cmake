@@ -1,7 +1,7 @@
 # cmake -DINPUT=file -DOUTPUT=header -DNAME=identifier -P embed_text.cmake
 # Writes OUTPUT, a header defining the text of INPUT as
 # `inline constexpr std::string_view cadre::embedded::NAME`, so a text kept
-# in its own file (tools/src/lua/stdlib.lua) is part of the binary. The
+# in its own file (lang/src/lua/stdlib.lua) is part of the binary. The
 # header is replaced only when its text changes.
 foreach(v INPUT OUTPUT NAME)
   if(NOT DEFINED ${v})

@@ -1,4 +1,4 @@
--- The standard library of the Lua sandbox (tools/src/lua/stdlib.hpp),
+-- The standard library of the Lua sandbox (lang/src/lua/stdlib.hpp),
 -- embedded in the binary at build time (cmake/embed_text.cmake).
 --
 -- Written in Lua rather than C++ so that the instruction and memory limits
