@@ -1,4 +1,6 @@
-# Warning flags for cadre's own targets, and the sanitizer switch.
+# Warning flags for cadre's own targets, the sanitizer switch, and the
+# functions that make a module (cadre_module) and embed a text file in one
+# (cadre_embed_text).
 add_library(cadre_warnings INTERFACE)
 target_compile_options(cadre_warnings INTERFACE -Wall -Wextra -Wpedantic
   -Wno-missing-field-initializers)
@@ -22,4 +24,21 @@ function(cadre_module name)
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(cadre_${name} PUBLIC ${M_DEPS}
     PRIVATE ${M_PRIVATE_DEPS} $<BUILD_INTERFACE:cadre_warnings>)
+endfunction()
+
+# cadre_embed_text(TARGET INPUT NAME HEADER): HEADER (a path below the
+# target's generated/ include directory), made at build time from the text
+# file INPUT by embed_text.cmake, defines cadre::embedded::NAME.
+function(cadre_embed_text target input name header)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/generated/${header})
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DINPUT=${CMAKE_CURRENT_SOURCE_DIR}/${input}
+            -DOUTPUT=${out} -DNAME=${name}
+            -P ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
+    DEPENDS ${input} ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
+    COMMENT "Embedding ${input}")
+  target_sources(${target} PRIVATE ${out})
+  target_include_directories(${target} PRIVATE
+                             ${CMAKE_CURRENT_BINARY_DIR}/generated)
 endfunction()

@@ -11,6 +11,7 @@ packages=(
   # tools: OCR, PDF, HTTP client and test servers, SQL
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libpoppler-cpp-dev
   libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libpq-dev
+  libxml2-dev zlib1g-dev
   # cadre serve: token hashes and JWTs
   libssl-dev libjwt-dev openssl
   # tests of the tools: rendered images, a PostgreSQL server, the JSON

@@ -3,12 +3,8 @@
 // and the agent's log shows no recorded LLM call or tool call repeated.
 
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <string>
@@ -18,54 +14,13 @@
 #include <gtest/gtest.h>
 
 #include "cadre/persistence/event_store.hpp"
+#include "cadre_process.hpp"
 #include "temp_dir.hpp"
-
-extern char** environ;
 
 using namespace cadre;
 using namespace std::chrono_literals;
 
 namespace {
-
-pid_t spawn_cadre(const std::vector<std::string>& args,
-                  const std::string& log_file) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  std::vector<char*> argv{const_cast<char*>(CADRE_EXE)};
-  for (const auto& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, CADRE_EXE, &fa, nullptr, argv.data(), environ) != 0)
-    pid = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
-// Waits for `pid` up to `limit`; kills it past that. Returns the exit code,
-// or -1.
-int wait_exit(pid_t pid, std::chrono::seconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > end) {
-      ::kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in{path};
-  return {std::istreambuf_iterator<char>{in}, {}};
-}
 
 // Call 1 asks for echo and a slow sleep at once; call 2 (a slow model)
 // asks for script; call 3 answers from all three results, so the answer
@@ -106,15 +61,17 @@ TEST(AgentKill, ResumedConversationRepeatsNoRecordedCall) {
   auto wf = dir / "agent.yaml";
   std::ofstream{wf} << workflow;
   auto db = dir / "db";
-  auto out = dir / "out.txt";
-  auto pid = spawn_cadre({"--db", db, "run", wf}, out);
-  ASSERT_GT(pid, 0);
+  auto err = dir / "err.txt";
+  test::cadre_process run{{"--db", db, "run", wf}, err};
+  ASSERT_TRUE(run.ok()) << run.what();
   // Kill once the log holds a tool result but not the answer: the agent is
   // mid-conversation (waiting for the slow second model call or the sleep).
   std::string agent_log;
   bool killed = false;
-  auto end = std::chrono::steady_clock::now() + 60s;
-  while (!killed && std::chrono::steady_clock::now() < end) {
+  auto end = test::clock_type::now() + 60s;
+  while (!killed && test::clock_type::now() < end) {
+    // Drain stdout so the run never blocks on a full pipe.
+    run.read_all(test::clock_type::now());
     std::this_thread::sleep_for(5ms);
     persistence::store_options opts;
     opts.dir = db;
@@ -136,15 +93,15 @@ TEST(AgentKill, ResumedConversationRepeatsNoRecordedCall) {
       result = result || ev.type == "tool_result";
     }
     if (result) {
-      ::kill(pid, SIGKILL);
+      run.kill_now();
       killed = true;
     }
   }
-  waitpid(pid, nullptr, 0);
-  ASSERT_TRUE(killed) << slurp(out);
-  auto rpid = spawn_cadre({"--db", db, "resume"}, out);
-  ASSERT_GT(rpid, 0);
-  ASSERT_EQ(wait_exit(rpid, std::chrono::seconds{60}), 0) << slurp(out);
+  ASSERT_TRUE(killed) << run.stderr_text();
+  auto resumed = test::run_to_end({"--db", db, "resume"}, dir / "resume.err",
+                                  60s);
+  ASSERT_TRUE(resumed);
+  ASSERT_EQ(resumed->exit_code, 0) << resumed->err;
   persistence::store_options opts;
   opts.dir = db;
   opts.read_only = true;

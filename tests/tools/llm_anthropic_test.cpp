@@ -1,7 +1,8 @@
 // The anthropic provider against a loopback server speaking the Messages
 // API as the SDK types describe it: headers, system field, tool_use and
 // tool_result blocks, SSE events with input_json_delta split mid-JSON,
-// ping and error events, retries and timeouts.
+// ping and error events (what every format shares is in
+// llm_wire_test.cpp).
 
 #include <string>
 #include <vector>
@@ -297,61 +298,6 @@ TEST(LlmAnthropic, StreamWithoutMessageStopIsMalformed) {
   expect_error(resp.error(), errc::tool_failed, "message_stop");
 }
 
-TEST(LlmAnthropic, RetriesA429HonouringRetryAfter) {
-  fixture f;
-  auto limited = json_reply(error_body("rate_limit_error", "Slow down"), 429);
-  limited.headers.emplace_back("retry-after", "0");
-  f.srv.push(limited);
-  f.srv.push(json_reply(message({text_block("ok")}, "end_turn")));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_TRUE(resp) << describe(resp.error());
-  EXPECT_EQ(f.srv.exchanges().size(), 2u);
-}
-
-TEST(LlmAnthropic, RetriesAn529Overload) {
-  fixture f;
-  auto busy = json_reply(error_body("overloaded_error", "Overloaded"), 529);
-  busy.headers.emplace_back("retry-after", "0");
-  f.srv.push(busy);
-  f.srv.push(json_reply(message({text_block("ok")}, "end_turn")));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_TRUE(resp) << describe(resp.error());
-  EXPECT_EQ(f.srv.exchanges().size(), 2u);
-}
-
-TEST(LlmAnthropic, PersistentServerErrorFailsAfterMaxAttempts) {
-  fixture f;
-  auto failed = json_reply(error_body("api_error", "Internal server error"),
-                           500);
-  failed.headers.emplace_back("retry-after", "0");
-  f.srv.push(failed);
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::unavailable, "after 3 attempts");
-  EXPECT_EQ(f.srv.exchanges().size(), 3u);
-}
-
-TEST(LlmAnthropic, RejectedKeyIsAConfigErrorWithoutTheKey) {
-  fixture f;
-  f.srv.push(json_reply(error_body("authentication_error",
-                                   std::string{"invalid x-api-key "}
-                                     + secret_key),
-                        401));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::invalid_config, secret_env);
-  EXPECT_TRUE(contains(describe(resp.error()), "authentication_error"));
-}
-
-TEST(LlmAnthropic, UnknownModelIsAConfigError) {
-  fixture f;
-  f.srv.push(json_reply(error_body("not_found_error", "model: test-model"),
-                        404));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::invalid_config, "model 'test-model'");
-}
-
 TEST(LlmAnthropic, PromptTooLongIsInvalidInput) {
   fixture f;
   f.srv.push(json_reply(error_body("invalid_request_error",
@@ -363,33 +309,3 @@ TEST(LlmAnthropic, PromptTooLongIsInvalidInput) {
   expect_error(resp.error(), errc::invalid_input, "prompt is too long");
 }
 
-TEST(LlmAnthropic, MalformedJsonIsToolFailed) {
-  fixture f;
-  llm_reply r;
-  r.pieces = {"<html>Bad gateway</html>"};
-  r.content_type = "text/html";
-  f.srv.push(r);
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::tool_failed, "Bad gateway");
-}
-
-TEST(LlmAnthropic, SlowReplyTimesOut) {
-  fixture f;
-  llm_reply r;
-  r.stall = true;
-  f.srv.push(r);
-  f.prof.timeout = 300ms;
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::timeout, "llm.profiles.test.timeout");
-}
-
-TEST(LlmAnthropic, ProfileWithoutKeyVariableIsRefused) {
-  fixture f;
-  f.prof.api_key_env.clear();
-  auto prov = tools::llm::make_provider(f.prof);
-  ASSERT_FALSE(prov);
-  expect_error(prov.error(), errc::invalid_config,
-               "llm.profiles.test.api_key_env");
-}

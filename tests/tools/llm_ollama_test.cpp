@@ -1,6 +1,7 @@
 // The ollama provider against a loopback server speaking Ollama's native
 // /api/chat as in its API docs: object arguments, NDJSON streaming ending
-// with done, error lines inside a 200 stream, retries and timeouts.
+// with done, error lines inside a 200 stream (what every format shares is
+// in llm_wire_test.cpp).
 
 #include <string>
 #include <vector>
@@ -202,60 +203,6 @@ TEST(LlmOllama, StreamEndingWithoutDoneIsMalformed) {
   expect_error(resp.error(), errc::tool_failed, "done");
 }
 
-TEST(LlmOllama, RetriesA429HonouringRetryAfter) {
-  fixture f;
-  auto limited = json_reply({{"error", "too many requests"}}, 429);
-  limited.headers.emplace_back("Retry-After", "0");
-  f.srv.push(limited);
-  f.srv.push(json_reply(chat(text("ok"), true, "stop")));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_TRUE(resp) << describe(resp.error());
-  EXPECT_EQ(f.srv.exchanges().size(), 2u);
-}
-
-TEST(LlmOllama, RetriesA500) {
-  fixture f;
-  auto failed = json_reply({{"error", "model runner crashed"}}, 500);
-  failed.headers.emplace_back("Retry-After", "0");
-  f.srv.push(failed);
-  f.srv.push(json_reply(chat(text("ok"), true, "stop")));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_TRUE(resp) << describe(resp.error());
-  EXPECT_EQ(f.srv.exchanges().size(), 2u);
-}
-
-TEST(LlmOllama, PersistentBadGatewayFailsAfterMaxAttempts) {
-  fixture f;
-  f.prof.max_attempts = 2;
-  auto failed = json_reply({{"error", "cloud model cannot be reached"}}, 502);
-  failed.headers.emplace_back("Retry-After", "0");
-  f.srv.push(failed);
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::unavailable, "cannot be reached");
-  EXPECT_TRUE(contains(describe(resp.error()), "after 2 attempts"));
-  EXPECT_EQ(f.srv.exchanges().size(), 2u);
-}
-
-TEST(LlmOllama, UnknownModelIsAConfigError) {
-  fixture f;
-  f.srv.push(json_reply(
-    {{"error", "model \"test-model\" not found, try pulling it first"}}, 404));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::invalid_config, "try pulling it first");
-}
-
-TEST(LlmOllama, MalformedJsonIsToolFailed) {
-  fixture f;
-  llm_reply r;
-  r.pieces = {"{\"model\":\"llama3.2\",\"message\":"};
-  f.srv.push(r);
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::tool_failed, "llama3.2");
-}
-
 // The agent hands the problem back to the model: not an error of the reply.
 TEST(LlmOllama, ArgumentsThatAreNotAnObjectAreTheCallsError) {
   fixture f;
@@ -270,50 +217,3 @@ TEST(LlmOllama, ArgumentsThatAreNotAnObjectAreTheCallsError) {
   EXPECT_NE(err.find("not a JSON object: '[1,2]'"), std::string::npos) << err;
 }
 
-TEST(LlmOllama, SlowReplyTimesOut) {
-  fixture f;
-  llm_reply r;
-  r.stall = true;
-  f.srv.push(r);
-  f.prof.timeout = 300ms;
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::timeout, "llm.profiles.test.timeout");
-}
-
-TEST(LlmOllama, CloudKeyIsSentAndARefusalNeverQuotesIt) {
-  fixture f;
-  f.prof.api_key_env = secret_env;
-  f.srv.push(json_reply({{"error", std::string{"unauthorized key "}
-                                     + secret_key}},
-                        401));
-  auto resp = make(f.prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::invalid_config, secret_env);
-  EXPECT_EQ(f.srv.exchanges().at(0).header("Authorization"),
-            std::string{"Bearer "} + secret_key);
-}
-
-TEST(LlmOllama, UnknownSettingIsRefusedByName) {
-  fixture f;
-  f.prof.settings = json{{"num_ctx", 4096}};
-  auto prov = tools::llm::make_provider(f.prof);
-  ASSERT_FALSE(prov);
-  expect_error(prov.error(), errc::invalid_config, "llm.profiles.test.num_ctx");
-}
-
-TEST(LlmOllama, UnreachableServerIsUnavailableAfterRetries) {
-  std::string url;
-  {
-    // A port that was just free: nothing listens there any more.
-    loopback_server gone;
-    gone.start();
-    url = gone.url();
-  }
-  auto prof = test_profile("ollama", url);
-  prof.api_key_env.clear();
-  prof.max_attempts = 2;
-  auto resp = make(prof)->complete(weather_request(), {});
-  ASSERT_FALSE(resp);
-  expect_error(resp.error(), errc::unavailable, "after 2 attempts");
-}

@@ -22,6 +22,7 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/json_schema.hpp"
+#include "cadre/tools/secrets.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::tools::detail {
@@ -234,14 +235,7 @@ inline bool env_name(std::string_view x) {
 }
 
 /// Replaces every occurrence of `secret` in `text` with "[redacted]".
-inline std::string scrub(std::string text, std::string_view secret) {
-  if (secret.empty())
-    return text;
-  for (auto pos = text.find(secret); pos != std::string::npos;
-       pos = text.find(secret, pos))
-    text.replace(pos, secret.size(), "[redacted]");
-  return text;
-}
+using tools::scrub;
 
 /// How an interruptible wait ended.
 enum class wait_end { elapsed, cancelled, deadline };

@@ -10,7 +10,7 @@
 
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
-#include "llm/llm_support.hpp"
+#include "llm/http_provider.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
@@ -30,33 +30,34 @@ struct anthropic_options {
   std::string beta;
 };
 
-class anthropic_provider final : public provider {
+class anthropic_provider final : public http_provider {
 public:
   anthropic_provider(profile p, anthropic_options opts)
-    : profile_(std::move(p)), opts_(std::move(opts)) {
+    : http_provider(std::move(p)), opts_(std::move(opts)) {
   }
-
-  const profile& settings() const override {
-    return profile_;
-  }
-
-  expected<llm_response> complete(const llm_request& request,
-                                  const call_context& ctx) override;
 
 private:
-  json request_body(const llm_request& req, const std::string& model) const;
+  class reader_impl;
 
-  profile profile_;
+  std::string path() const override {
+    return "/v1/messages";
+  }
+  bool key_required() const override {
+    return true;
+  }
+  json request_body(const llm_request& req,
+                    const std::string& model) const override;
+  void add_headers(net::http_headers& headers,
+                   const std::string& key) const override {
+    headers.add("x-api-key", key);
+    headers.add("anthropic-version", opts_.version);
+    if (!opts_.beta.empty())
+      headers.add("anthropic-beta", opts_.beta);
+  }
+  std::unique_ptr<reply_reader> reader(const call& c) const override;
+
   anthropic_options opts_;
-  net::http_client client_;
 };
-
-std::string string_or_empty(const json& j, const char* key) {
-  auto i = j.find(key);
-  if (i != j.end() && i->is_string())
-    return i->get<std::string>();
-  return {};
-}
 
 json anthropic_provider::request_body(const llm_request& req,
                                       const std::string& model) const {
@@ -180,7 +181,26 @@ struct block {
   bool stopped = false;
 };
 
-struct stream_state {
+/// Reads an SSE stream of events, or a whole message.
+class anthropic_provider::reader_impl final : public sse_reader {
+public:
+  reader_impl(const anthropic_provider& self, const call& c)
+    : self_(self), call_(c) {
+  }
+
+  expected<llm_response> finish(bool streamed,
+                                const std::string& body) override;
+
+private:
+  bool on_event(const std::string& data) override;
+
+  bool fail(caf::error err) {
+    failure = std::move(err);
+    return false;
+  }
+
+  const anthropic_provider& self_;
+  call call_;
   std::map<int64_t, block> blocks;
   std::string stop_reason;
   std::string model;
@@ -188,147 +208,121 @@ struct stream_state {
   uint64_t output = 0;
   bool started = false;
   bool stopped = false;
-  std::optional<caf::error> failure;
 };
 
-expected<llm_response>
-anthropic_provider::complete(const llm_request& request,
-                             const call_context& ctx) {
-  auto start = wall_now_us();
-  if (auto ok = check_request(profile_, request); !ok)
-    return ok.error();
-  auto model = model_of(profile_, request);
-  if (!model)
-    return model.error();
-  auto key = api_key(profile_, true);
-  if (!key)
-    return key.error();
-  auto req = make_post(profile_, ctx, join_url(profile_.base_url,
-                                               "/v1/messages"),
-                       request_body(request, *model));
-  req.headers.add("x-api-key", *key);
-  req.headers.add("anthropic-version", opts_.version);
-  if (!opts_.beta.empty())
-    req.headers.add("anthropic-beta", opts_.beta);
-
-  stream_state st;
-  auto fail = [&](caf::error err) {
-    st.failure = std::move(err);
-    return false;
-  };
-  auto on_event = [&](const std::string&, const std::string& data) {
-    if (st.stopped)
-      return true;
-    auto ev = parse_json(data);
-    if (!ev || !ev->is_object())
-      return fail(malformed(profile_, "an event is not JSON", data, *key));
-    // The payload's type names the event (as the `event:` line does).
-    auto type = string_or_empty(*ev, "type");
-    if (type == "ping")
-      return true;
-    if (type == "error") {
-      auto e = ev->find("error");
-      std::string etype, msg;
-      if (e != ev->end() && e->is_object()) {
-        etype = string_or_empty(*e, "type");
-        msg = string_or_empty(*e, "message");
-      }
-      return fail(stream_error(profile_, *model, etype, msg, *key));
+bool anthropic_provider::reader_impl::on_event(const std::string& data) {
+  const auto& prof = self_.profile_;
+  const auto& key = call_.key;
+  if (stopped)
+    return true;
+  auto ev = parse_json(data);
+  if (!ev || !ev->is_object())
+    return fail(malformed(prof, "an event is not JSON", data, key));
+  // The payload's type names the event (as the `event:` line does).
+  auto type = string_or_empty(*ev, "type");
+  if (type == "ping")
+    return true;
+  if (type == "error") {
+    auto e = ev->find("error");
+    std::string etype, msg;
+    if (e != ev->end() && e->is_object()) {
+      etype = string_or_empty(*e, "type");
+      msg = string_or_empty(*e, "message");
     }
-    if (type == "message_start") {
-      st.started = true;
-      if (auto m = ev->find("message"); m != ev->end() && m->is_object()) {
-        st.model = string_or_empty(*m, "model");
-        read_usage(*m, st.input, st.output);
-      }
-      return true;
-    }
-    if (type == "message_delta") {
-      if (auto d = ev->find("delta"); d != ev->end() && d->is_object())
-        if (auto r = string_or_empty(*d, "stop_reason"); !r.empty())
-          st.stop_reason = r;
-      uint64_t in = st.input;
-      read_usage(*ev, in, st.output);
-      // input_tokens in message_delta is optional; keep message_start's.
-      if (in > 0)
-        st.input = in;
-      return true;
-    }
-    if (type == "message_stop") {
-      st.stopped = true;
-      return true;
-    }
-    auto index_it = ev->find("index");
-    if (type.rfind("content_block_", 0) != 0)
-      return true; // new event types are ignored
-    if (index_it == ev->end() || !index_it->is_number_integer())
-      return fail(malformed(profile_, type + " has no index", data, *key));
-    auto index = index_it->get<int64_t>();
-    if (type == "content_block_start") {
-      auto cb = ev->find("content_block");
-      if (cb == ev->end() || !cb->is_object())
-        return fail(malformed(profile_, "content_block_start has no block",
-                              data, *key));
-      auto& b = st.blocks[index];
-      b.type = string_or_empty(*cb, "type");
-      b.text = string_or_empty(*cb, "text");
-      b.id = string_or_empty(*cb, "id");
-      b.name = string_or_empty(*cb, "name");
-      return true;
-    }
-    auto found = st.blocks.find(index);
-    if (found == st.blocks.end())
-      return fail(malformed(profile_, type + " for a block that did not "
-                                             "start",
-                            data, *key));
-    auto& b = found->second;
-    if (type == "content_block_delta") {
-      auto d = ev->find("delta");
-      if (d == ev->end() || !d->is_object())
-        return fail(malformed(profile_, "content_block_delta has no delta",
-                              data, *key));
-      auto dtype = string_or_empty(*d, "type");
-      if (dtype == "text_delta") {
-        auto piece = string_or_empty(*d, "text");
-        b.text += piece;
-        if (ctx.on_text && !piece.empty())
-          ctx.on_text(piece);
-      } else if (dtype == "input_json_delta") {
-        b.partial_json += string_or_empty(*d, "partial_json");
-      }
-      return true;
-    }
-    if (type == "content_block_stop") {
-      b.stopped = true;
-      return true;
+    return fail(stream_error(prof, call_.model, etype, msg, key));
+  }
+  if (type == "message_start") {
+    started = true;
+    if (auto m = ev->find("message"); m != ev->end() && m->is_object()) {
+      model = string_or_empty(*m, "model");
+      read_usage(*m, input, output);
     }
     return true;
-  };
-  net::sse_parser sse{on_event};
-  if (request.stream)
-    req.on_body = [&](std::string_view piece) { return sse.feed(piece); };
-  auto resp = send(client_, profile_, req, *model, *key, st.failure);
-  if (!resp)
-    return resp.error();
+  }
+  if (type == "message_delta") {
+    if (auto d = ev->find("delta"); d != ev->end() && d->is_object())
+      if (auto r = string_or_empty(*d, "stop_reason"); !r.empty())
+        stop_reason = r;
+    uint64_t in = input;
+    read_usage(*ev, in, output);
+    // input_tokens in message_delta is optional; keep message_start's.
+    if (in > 0)
+      input = in;
+    return true;
+  }
+  if (type == "message_stop") {
+    stopped = true;
+    return true;
+  }
+  auto index_it = ev->find("index");
+  if (type.rfind("content_block_", 0) != 0)
+    return true; // new event types are ignored
+  if (index_it == ev->end() || !index_it->is_number_integer())
+    return fail(malformed(prof, type + " has no index", data, key));
+  auto index = index_it->get<int64_t>();
+  if (type == "content_block_start") {
+    auto cb = ev->find("content_block");
+    if (cb == ev->end() || !cb->is_object())
+      return fail(malformed(prof, "content_block_start has no block",
+                            data, key));
+    auto& b = blocks[index];
+    b.type = string_or_empty(*cb, "type");
+    b.text = string_or_empty(*cb, "text");
+    b.id = string_or_empty(*cb, "id");
+    b.name = string_or_empty(*cb, "name");
+    return true;
+  }
+  auto found = blocks.find(index);
+  if (found == blocks.end())
+    return fail(malformed(prof, type + " for a block that did not start",
+                          data, key));
+  auto& b = found->second;
+  if (type == "content_block_delta") {
+    auto d = ev->find("delta");
+    if (d == ev->end() || !d->is_object())
+      return fail(malformed(prof, "content_block_delta has no delta",
+                            data, key));
+    auto dtype = string_or_empty(*d, "type");
+    if (dtype == "text_delta") {
+      auto piece = string_or_empty(*d, "text");
+      b.text += piece;
+      if (call_.ctx.on_text && !piece.empty())
+        call_.ctx.on_text(piece);
+    } else if (dtype == "input_json_delta") {
+      b.partial_json += string_or_empty(*d, "partial_json");
+    }
+    return true;
+  }
+  if (type == "content_block_stop") {
+    b.stopped = true;
+    return true;
+  }
+  return true;
+}
 
+expected<llm_response>
+anthropic_provider::reader_impl::finish(bool streamed,
+                                        const std::string& body) {
+  const auto& prof = self_.profile_;
+  const auto& key = call_.key;
   llm_response out;
   out.message.role = "assistant";
-  if (request.stream) {
-    sse.finish();
-    if (st.failure)
-      return *st.failure;
-    if (!st.started || !st.stopped)
-      return profile_error(profile_, errc::tool_failed,
+  if (streamed) {
+    end_of_stream();
+    if (failure)
+      return *failure;
+    if (!started || !stopped)
+      return profile_error(prof, errc::tool_failed,
                            "malformed reply: the event stream ended before "
                            "message_stop");
-    for (auto& [index, b] : st.blocks) {
+    for (auto& [index, b] : blocks) {
       if (b.type == "text") {
         out.message.content += b.text;
       } else if (b.type == "tool_use") {
         if (!b.stopped)
-          return malformed(profile_, "tool_use block without "
-                                     "content_block_stop",
-                           b.partial_json, *key);
+          return malformed(prof,
+                           "tool_use block without content_block_stop",
+                           b.partial_json, key);
         llm_tool_call call;
         call.id = b.id;
         call.name = b.name;
@@ -336,20 +330,20 @@ anthropic_provider::complete(const llm_request& request,
         out.message.tool_calls.push_back(std::move(call));
       }
     }
-    out.stop_reason = stop_reason_of(st.stop_reason,
+    out.stop_reason = stop_reason_of(stop_reason,
                                      !out.message.tool_calls.empty());
-    out.usage = usage_of(profile_, st.input, st.output);
-    out.model = st.model;
+    out.usage = usage_of(prof, input, output);
+    out.model = model;
   } else {
-    auto doc = parse_json(resp->body);
+    auto doc = parse_json(body);
     if (!doc || !doc->is_object())
-      return malformed(profile_, "not a JSON object", resp->body, *key);
+      return malformed(prof, "not a JSON object", body, key);
     if (auto e = doc->find("error"); e != doc->end() && !e->is_null())
-      return stream_error(profile_, *model, provider_code(resp->body),
-                          provider_message(resp->body, *key), *key);
+      return stream_error(prof, call_.model, provider_code(body),
+                          provider_message(body, key), key);
     auto content = doc->find("content");
     if (content == doc->end() || !content->is_array())
-      return malformed(profile_, "no content array", resp->body, *key);
+      return malformed(prof, "no content array", body, key);
     for (const auto& b : *content) {
       auto type = b.is_object() ? string_or_empty(b, "type") : "";
       if (type == "text") {
@@ -359,8 +353,8 @@ anthropic_provider::complete(const llm_request& request,
         call.id = string_or_empty(b, "id");
         call.name = string_or_empty(b, "name");
         if (call.id.empty() || call.name.empty())
-          return malformed(profile_, "a tool_use block has no id or name",
-                           dump_json(b), *key);
+          return malformed(prof, "a tool_use block has no id or name",
+                           dump_json(b), key);
         auto in = b.find("input");
         set_arguments(call, in == b.end() ? json{} : *in);
         out.message.tool_calls.push_back(std::move(call));
@@ -371,13 +365,15 @@ anthropic_provider::complete(const llm_request& request,
                                      !out.message.tool_calls.empty());
     uint64_t in = 0, used = 0;
     read_usage(*doc, in, used);
-    out.usage = usage_of(profile_, in, used);
+    out.usage = usage_of(prof, in, used);
     out.model = string_or_empty(*doc, "model");
   }
-  if (out.model.empty())
-    out.model = *model;
-  out.duration_us = wall_now_us() - start;
   return out;
+}
+
+std::unique_ptr<http_provider::reply_reader>
+anthropic_provider::reader(const call& c) const {
+  return std::make_unique<reader_impl>(*this, c);
 }
 
 } // namespace

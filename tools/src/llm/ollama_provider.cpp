@@ -10,7 +10,7 @@
 
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
-#include "llm/llm_support.hpp"
+#include "llm/http_provider.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
@@ -33,33 +33,30 @@ struct ollama_options {
   json think;
 };
 
-class ollama_provider final : public provider {
+class ollama_provider final : public http_provider {
 public:
   ollama_provider(profile p, ollama_options opts)
-    : profile_(std::move(p)), opts_(std::move(opts)) {
+    : http_provider(std::move(p)), opts_(std::move(opts)) {
   }
-
-  const profile& settings() const override {
-    return profile_;
-  }
-
-  expected<llm_response> complete(const llm_request& request,
-                                  const call_context& ctx) override;
 
 private:
-  json request_body(const llm_request& req, const std::string& model) const;
+  class reader_impl;
 
-  profile profile_;
+  std::string path() const override {
+    return "/api/chat";
+  }
+  json request_body(const llm_request& req,
+                    const std::string& model) const override;
+  void add_headers(net::http_headers& headers,
+                   const std::string& key) const override {
+    // Only ollama.com (cloud) wants a key; a local server needs none.
+    if (!key.empty())
+      headers.add("Authorization", "Bearer " + key);
+  }
+  std::unique_ptr<reply_reader> reader(const call& c) const override;
+
   ollama_options opts_;
-  net::http_client client_;
 };
-
-std::string string_or_empty(const json& j, const char* key) {
-  auto i = j.find(key);
-  if (i != j.end() && i->is_string())
-    return i->get<std::string>();
-  return {};
-}
 
 json ollama_provider::request_body(const llm_request& req,
                                    const std::string& model) const {
@@ -214,62 +211,76 @@ bool fold(const profile& p, const std::string& model, std::string_view text,
   return true;
 }
 
-expected<llm_response> ollama_provider::complete(const llm_request& request,
-                                                 const call_context& ctx) {
-  auto start = wall_now_us();
-  if (auto ok = check_request(profile_, request); !ok)
-    return ok.error();
-  auto model = model_of(profile_, request);
-  if (!model)
-    return model.error();
-  auto key = api_key(profile_, false);
-  if (!key)
-    return key.error();
-  auto req = make_post(profile_, ctx, join_url(profile_.base_url, "/api/chat"),
-                       request_body(request, *model));
-  // Only ollama.com (cloud) wants a key; a local server needs none.
-  if (!key->empty())
-    req.headers.add("Authorization", "Bearer " + *key);
-  reply_state st;
-  line_splitter lines{[&](std::string_view line) {
-    if (st.done)
-      return true; // nothing is expected after done
-    return fold(profile_, *model, line, *key, st, ctx.on_text);
-  }};
-  if (request.stream)
-    req.on_body = [&](std::string_view piece) { return lines.feed(piece); };
-  auto resp = send(client_, profile_, req, *model, *key, st.failure);
-  if (!resp)
-    return resp.error();
-  if (request.stream) {
-    lines.finish();
-  } else if (!fold(profile_, *model, resp->body, *key, st, nullptr)) {
-    return *st.failure;
+/// Reads NDJSON lines, or one whole object, into a reply_state.
+class ollama_provider::reader_impl final : public reply_reader {
+public:
+  reader_impl(const ollama_provider& self, const call& c)
+    : self_(self), call_(c), lines_([this](std::string_view line) {
+        if (st_.done)
+          return true; // nothing is expected after done
+        return fold_line(line, call_.ctx.on_text);
+      }) {
   }
-  if (st.failure)
-    return *st.failure;
-  if (!st.done)
-    return profile_error(profile_, errc::tool_failed,
-                         request.stream
+
+  bool feed(std::string_view piece) override {
+    return lines_.feed(piece);
+  }
+
+  expected<llm_response> finish(bool streamed,
+                                const std::string& body) override;
+
+private:
+  bool fold_line(std::string_view text,
+                 const std::function<void(std::string_view)>& on_text) {
+    auto ok = fold(self_.profile_, call_.model, text, call_.key, st_,
+                   on_text);
+    if (!ok)
+      failure = st_.failure;
+    return ok;
+  }
+
+  const ollama_provider& self_;
+  call call_;
+  reply_state st_;
+  line_splitter lines_;
+};
+
+expected<llm_response>
+ollama_provider::reader_impl::finish(bool streamed, const std::string& body) {
+  const auto& prof = self_.profile_;
+  if (streamed) {
+    lines_.finish();
+  } else if (!fold_line(body, nullptr)) {
+    return *st_.failure;
+  }
+  if (st_.failure)
+    return *st_.failure;
+  if (!st_.done)
+    return profile_error(prof, errc::tool_failed,
+                         streamed
                            ? "malformed reply: the stream ended before "
                              "a line with \"done\": true"
                            : "malformed reply: \"done\" is not true: "
-                               + quote(resp->body, *key));
+                               + quote(body, call_.key));
   llm_response out;
   out.message.role = "assistant";
-  out.message.content = std::move(st.text);
-  out.message.tool_calls = std::move(st.calls);
+  out.message.content = std::move(st_.text);
+  out.message.tool_calls = std::move(st_.calls);
   // Ollama ends a tool-calling turn with done_reason "stop".
   if (!out.message.tool_calls.empty())
     out.stop_reason = "tool_calls";
-  else if (st.done_reason == "length")
+  else if (st_.done_reason == "length")
     out.stop_reason = "length";
   else
     out.stop_reason = "stop";
-  out.usage = usage_of(profile_, st.input, st.output);
-  out.model = st.model.empty() ? *model : st.model;
-  out.duration_us = wall_now_us() - start;
+  out.usage = usage_of(prof, st_.input, st_.output);
+  out.model = st_.model;
   return out;
+}
+
+std::unique_ptr<http_provider::reply_reader>
+ollama_provider::reader(const call& c) const {
+  return std::make_unique<reader_impl>(*this, c);
 }
 
 } // namespace

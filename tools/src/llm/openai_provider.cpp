@@ -10,7 +10,7 @@
 
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/net/http_client.hpp"
-#include "llm/llm_support.hpp"
+#include "llm/http_provider.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::tools::llm {
@@ -41,30 +41,35 @@ struct call_parts {
   std::string arguments;
 };
 
-class openai_provider final : public provider {
+class openai_provider final : public http_provider {
 public:
   openai_provider(profile p, openai_options opts)
-    : profile_(std::move(p)), opts_(std::move(opts)) {
+    : http_provider(std::move(p)), opts_(std::move(opts)) {
   }
-
-  const profile& settings() const override {
-    return profile_;
-  }
-
-  expected<llm_response> complete(const llm_request& request,
-                                  const call_context& ctx) override;
 
 private:
-  json request_body(const llm_request& req, const std::string& model) const;
+  class reader_impl;
+
+  std::string path() const override {
+    return "/chat/completions";
+  }
+  json request_body(const llm_request& req,
+                    const std::string& model) const override;
+  void add_headers(net::http_headers& headers,
+                   const std::string& key) const override {
+    if (!key.empty())
+      headers.add("Authorization", "Bearer " + key);
+    if (!opts_.organization.empty())
+      headers.add("OpenAI-Organization", opts_.organization);
+  }
+  std::unique_ptr<reply_reader> reader(const call& c) const override;
   expected<llm_response> parse_reply(const std::string& body,
                                      std::string_view secret) const;
   expected<llm_message> finish_calls(llm_message msg,
                                      const std::map<int64_t, call_parts>& parts)
     const;
 
-  profile profile_;
   openai_options opts_;
-  net::http_client client_;
 };
 
 json tool_call_json(const llm_tool_call& call) {
@@ -167,13 +172,6 @@ void read_usage(const json& j, uint64_t& in, uint64_t& out) {
   num("completion_tokens", out);
 }
 
-std::string string_or_empty(const json& j, const char* key) {
-  auto i = j.find(key);
-  if (i != j.end() && i->is_string())
-    return i->get<std::string>();
-  return {};
-}
-
 expected<llm_message>
 openai_provider::finish_calls(llm_message msg,
                               const std::map<int64_t, call_parts>& parts)
@@ -254,147 +252,136 @@ openai_provider::parse_reply(const std::string& body,
   return out;
 }
 
-/// The state of one streamed reply.
-struct stream_state {
-  std::string text;
-  std::map<int64_t, call_parts> calls;
-  std::string finish_reason;
-  std::string model;
-  uint64_t input = 0;
-  uint64_t output = 0;
-  bool done = false;
-  std::optional<caf::error> failure;
+/// Reads an SSE stream of chunks, or a whole completion.
+class openai_provider::reader_impl final : public sse_reader {
+public:
+  reader_impl(const openai_provider& self, const call& c)
+    : self_(self), call_(c) {
+  }
+
+  expected<llm_response> finish(bool streamed,
+                                const std::string& body) override;
+
+private:
+  bool on_event(const std::string& data) override;
+
+  const openai_provider& self_;
+  call call_;
+  std::string text_;
+  std::map<int64_t, call_parts> calls_;
+  std::string finish_reason_;
+  std::string model_;
+  uint64_t input_ = 0;
+  uint64_t output_ = 0;
+  bool done_ = false;
 };
 
-expected<llm_response> openai_provider::complete(const llm_request& request,
-                                                 const call_context& ctx) {
-  auto start = wall_now_us();
-  if (auto ok = check_request(profile_, request); !ok)
-    return ok.error();
-  auto model = model_of(profile_, request);
-  if (!model)
-    return model.error();
-  auto key = api_key(profile_, false);
-  if (!key)
-    return key.error();
-  auto req = make_post(profile_, ctx,
-                       join_url(profile_.base_url, "/chat/completions"),
-                       request_body(request, *model));
-  if (!key->empty())
-    req.headers.add("Authorization", "Bearer " + *key);
-  if (!opts_.organization.empty())
-    req.headers.add("OpenAI-Organization", opts_.organization);
-  stream_state st;
-  net::sse_parser sse{[&](const std::string&, const std::string& data) {
-    if (st.done)
-      return true; // nothing is expected after [DONE]
-    if (data == "[DONE]") {
-      st.done = true;
-      return true;
-    }
-    auto chunk = parse_json(data);
-    if (!chunk || !chunk->is_object()) {
-      st.failure = malformed(profile_, "a stream chunk is not JSON", data,
-                             *key);
-      return false;
-    }
-    if (auto e = chunk->find("error"); e != chunk->end() && !e->is_null()) {
-      st.failure = stream_error(profile_, *model, provider_code(data),
-                                provider_message(data, *key), *key);
-      return false;
-    }
-    if (st.model.empty())
-      st.model = string_or_empty(*chunk, "model");
-    read_usage(*chunk, st.input, st.output);
-    auto choices = chunk->find("choices");
-    if (choices == chunk->end() || !choices->is_array())
-      return true;
-    for (const auto& choice : *choices) {
-      if (!choice.is_object())
-        continue;
-      if (auto n = choice.find("index");
-          n != choice.end() && n->is_number_integer() && *n != 0)
-        continue; // only the first choice is read
-      if (auto f = choice.find("finish_reason");
-          f != choice.end() && f->is_string())
-        st.finish_reason = f->get<std::string>();
-      auto delta = choice.find("delta");
-      if (delta == choice.end() || !delta->is_object())
-        continue;
-      auto piece = string_or_empty(*delta, "content");
-      if (!piece.empty()) {
-        st.text += piece;
-        if (ctx.on_text)
-          ctx.on_text(piece);
-      }
-      auto calls = delta->find("tool_calls");
-      if (calls == delta->end() || !calls->is_array())
-        continue;
-      for (const auto& c : *calls) {
-        if (!c.is_object())
-          continue;
-        auto index = c.find("index");
-        if (index == c.end() || !index->is_number_integer()) {
-          st.failure = malformed(profile_, "a tool call piece has no index",
-                                 dump_json(c), *key);
-          return false;
-        }
-        auto& part = st.calls[index->get<int64_t>()];
-        if (auto id = string_or_empty(c, "id"); !id.empty())
-          part.id = id;
-        auto fn = c.find("function");
-        if (fn == c.end() || !fn->is_object())
-          continue;
-        // The name comes whole in the first piece; later pieces that
-        // repeat it must not double it.
-        if (auto name = string_or_empty(*fn, "name");
-            !name.empty() && part.name.empty())
-          part.name = name;
-        if (auto args = fn->find("arguments"); args != fn->end()) {
-          if (args->is_string())
-            part.arguments += args->get<std::string>();
-          else if (args->is_object())
-            part.arguments += dump_json(*args);
-        }
-      }
-    }
+bool openai_provider::reader_impl::on_event(const std::string& data) {
+  const auto& prof = self_.profile_;
+  const auto& key = call_.key;
+  if (done_)
+    return true; // nothing is expected after [DONE]
+  if (data == "[DONE]") {
+    done_ = true;
     return true;
-  }};
-  if (request.stream)
-    req.on_body = [&](std::string_view piece) { return sse.feed(piece); };
-  auto resp = send(client_, profile_, req, *model, *key, st.failure);
-  if (!resp)
-    return resp.error();
-  llm_response out;
-  if (!request.stream) {
-    auto parsed = parse_reply(resp->body, *key);
-    if (!parsed)
-      return parsed.error();
-    out = std::move(*parsed);
-  } else {
-    sse.finish();
-    if (st.failure)
-      return *st.failure;
-    if (!st.done && st.finish_reason.empty())
-      return profile_error(profile_, errc::tool_failed,
-                           "malformed reply: the stream ended before the "
-                           "reply was complete (no finish_reason and no "
-                           "[DONE])");
-    out.message.role = "assistant";
-    out.message.content = std::move(st.text);
-    auto msg = finish_calls(std::move(out.message), st.calls);
-    if (!msg)
-      return msg.error();
-    out.message = std::move(*msg);
-    out.stop_reason = stop_reason_of(st.finish_reason,
-                                     !out.message.tool_calls.empty());
-    out.usage = usage_of(profile_, st.input, st.output);
-    out.model = std::move(st.model);
   }
-  if (out.model.empty())
-    out.model = *model;
-  out.duration_us = wall_now_us() - start;
+  auto chunk = parse_json(data);
+  if (!chunk || !chunk->is_object()) {
+    failure = malformed(prof, "a stream chunk is not JSON", data, key);
+    return false;
+  }
+  if (auto e = chunk->find("error"); e != chunk->end() && !e->is_null()) {
+    failure = stream_error(prof, call_.model, provider_code(data),
+                           provider_message(data, key), key);
+    return false;
+  }
+  if (model_.empty())
+    model_ = string_or_empty(*chunk, "model");
+  read_usage(*chunk, input_, output_);
+  auto choices = chunk->find("choices");
+  if (choices == chunk->end() || !choices->is_array())
+    return true;
+  for (const auto& choice : *choices) {
+    if (!choice.is_object())
+      continue;
+    if (auto n = choice.find("index");
+        n != choice.end() && n->is_number_integer() && *n != 0)
+      continue; // only the first choice is read
+    if (auto f = choice.find("finish_reason");
+        f != choice.end() && f->is_string())
+      finish_reason_ = f->get<std::string>();
+    auto delta = choice.find("delta");
+    if (delta == choice.end() || !delta->is_object())
+      continue;
+    auto piece = string_or_empty(*delta, "content");
+    if (!piece.empty()) {
+      text_ += piece;
+      if (call_.ctx.on_text)
+        call_.ctx.on_text(piece);
+    }
+    auto calls = delta->find("tool_calls");
+    if (calls == delta->end() || !calls->is_array())
+      continue;
+    for (const auto& c : *calls) {
+      if (!c.is_object())
+        continue;
+      auto index = c.find("index");
+      if (index == c.end() || !index->is_number_integer()) {
+        failure = malformed(prof, "a tool call piece has no index",
+                            dump_json(c), key);
+        return false;
+      }
+      auto& part = calls_[index->get<int64_t>()];
+      if (auto id = string_or_empty(c, "id"); !id.empty())
+        part.id = id;
+      auto fn = c.find("function");
+      if (fn == c.end() || !fn->is_object())
+        continue;
+      // The name comes whole in the first piece; later pieces that
+      // repeat it must not double it.
+      if (auto name = string_or_empty(*fn, "name");
+          !name.empty() && part.name.empty())
+        part.name = name;
+      if (auto args = fn->find("arguments"); args != fn->end()) {
+        if (args->is_string())
+          part.arguments += args->get<std::string>();
+        else if (args->is_object())
+          part.arguments += dump_json(*args);
+      }
+    }
+  }
+  return true;
+}
+
+expected<llm_response>
+openai_provider::reader_impl::finish(bool streamed, const std::string& body) {
+  if (!streamed)
+    return self_.parse_reply(body, call_.key);
+  end_of_stream();
+  if (failure)
+    return *failure;
+  if (!done_ && finish_reason_.empty())
+    return profile_error(self_.profile_, errc::tool_failed,
+                         "malformed reply: the stream ended before the "
+                         "reply was complete (no finish_reason and no "
+                         "[DONE])");
+  llm_response out;
+  out.message.role = "assistant";
+  out.message.content = std::move(text_);
+  auto msg = self_.finish_calls(std::move(out.message), calls_);
+  if (!msg)
+    return msg.error();
+  out.message = std::move(*msg);
+  out.stop_reason = stop_reason_of(finish_reason_,
+                                   !out.message.tool_calls.empty());
+  out.usage = usage_of(self_.profile_, input_, output_);
+  out.model = std::move(model_);
   return out;
+}
+
+std::unique_ptr<http_provider::reply_reader>
+openai_provider::reader(const call& c) const {
+  return std::make_unique<reader_impl>(*this, c);
 }
 
 } // namespace

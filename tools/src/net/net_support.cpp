@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <new>
+
+#include <curl/curl.h>
 
 #include "cadre/messages/utf8.hpp"
 #include "codec/base64.hpp"
@@ -154,19 +158,19 @@ caf::error tool_error(std::string_view tool, const caf::error& err) {
 }
 
 std::string url_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
+  // curl's escaping: unreserved characters as they are, the rest %XX. The
+  // handle is unused (curl 7.82 and later). Its length is an int (0 meaning
+  // strlen), so an empty text is answered here and a long one in pieces.
+  constexpr size_t piece = size_t{1} << 30;
   std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-        || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
-        || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    }
+  for (size_t at = 0; at < text.size(); at += piece) {
+    auto part = text.substr(at, piece);
+    std::unique_ptr<char, decltype(&curl_free)> escaped{
+      curl_easy_escape(nullptr, part.data(), static_cast<int>(part.size())),
+      &curl_free};
+    if (!escaped)
+      throw std::bad_alloc{};
+    out += escaped.get();
   }
   return out;
 }

@@ -5,7 +5,6 @@
 // share the one decoded document of the call.
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -30,6 +29,7 @@
 #include <tesseract/baseapi.h>
 #include <tesseract/ocrclass.h>
 #include <tesseract/resultiterator.h>
+#include <zlib.h>
 
 #include "cadre/tools/tool.hpp"
 #include "codec/base64.hpp"
@@ -154,23 +154,6 @@ std::optional<doc_format> sniff(const std::string& b) {
 // print to stderr on a damaged file; these checks refuse the usual damage
 // (truncation, bit flips) first.
 
-uint32_t crc32_of(const char* data, size_t n) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k)
-        c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i)
-    c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
-
 uint32_t be32(const std::string& b, size_t i) {
   auto u = [&](size_t k) { return static_cast<uint32_t>(
                              static_cast<uint8_t>(b[i + k])); };
@@ -189,7 +172,10 @@ std::optional<std::string> png_damage(const std::string& b) {
     auto type = b.substr(i + 4, 4);
     if (first && type != "IHDR")
       return "corrupt (no IHDR chunk)";
-    if (crc32_of(b.data() + i + 4, len + 4) != be32(b, i + 8 + len))
+    auto crc = crc32(crc32(0, nullptr, 0),
+                     reinterpret_cast<const Bytef*>(b.data() + i + 4),
+                     static_cast<uInt>(len + 4));
+    if (crc != be32(b, i + 8 + len))
       return "corrupt (bad checksum in the " + type + " chunk)";
     if (type == "IEND")
       return std::nullopt;

@@ -5,12 +5,16 @@
 // can go on without search.
 
 #include <algorithm>
-#include <cctype>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
 
 #include "cadre/tools/net/http_client.hpp"
 #include "cadre/tools/tool.hpp"
@@ -52,103 +56,60 @@ struct result {
 
 // -- HTML scraping (DuckDuckGo) -----------------------------------------------
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    cp = 0xfffd;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
+// The page is read by libxml2's HTML parser, which recovers from any markup
+// and decodes every character reference.
+
+/// Once, before any thread parses (libxml2's own initialization is not
+/// safe to race).
+void init_libxml() {
+  static std::once_flag once;
+  std::call_once(once, [] { xmlInitParser(); });
 }
 
-/// Decodes the character references search result pages use.
-std::string decode_entities(std::string_view in) {
-  static constexpr std::pair<std::string_view, std::string_view> named[] = {
-    {"amp", "&"},   {"lt", "<"},    {"gt", ">"},     {"quot", "\""},
-    {"apos", "'"},  {"nbsp", " "},  {"ndash", "–"},  {"mdash", "—"},
-    {"hellip", "…"}, {"rsquo", "’"}, {"lsquo", "‘"}, {"rdquo", "”"},
-    {"ldquo", "“"},
-  };
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '&') {
-      out += in[i];
-      continue;
-    }
-    auto semi = in.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out += '&';
-      continue;
-    }
-    auto name = in.substr(i + 1, semi - i - 1);
-    bool done = false;
-    if (!name.empty() && name[0] == '#') {
-      bool hex = name.size() > 1 && (name[1] == 'x' || name[1] == 'X');
-      auto digits = name.substr(hex ? 2 : 1);
-      uint32_t cp = 0;
-      bool ok = !digits.empty();
-      for (char c : digits) {
-        int v = (c >= '0' && c <= '9')            ? c - '0'
-                : hex && (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : hex && (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                                  : -1;
-        if (v < 0 || cp > 0x10ffff) {
-          ok = false;
-          break;
-        }
-        cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(v);
-      }
-      if (ok) {
-        append_utf8(out, cp);
-        done = true;
-      }
-    } else {
-      for (const auto& [key, text] : named)
-        if (name == key) {
-          out += text;
-          done = true;
-          break;
-        }
-    }
-    if (done)
-      i = semi;
-    else
-      out += '&';
-  }
-  return out;
+/// The value of attribute `name` of element `node`, or nullopt.
+std::optional<std::string> attribute(xmlNode* node, const char* name) {
+  std::unique_ptr<xmlChar, void (*)(void*)> value{
+    xmlGetProp(node, reinterpret_cast<const xmlChar*>(name)), xmlFree};
+  if (!value)
+    return std::nullopt;
+  return std::string{reinterpret_cast<const char*>(value.get())};
 }
 
-/// The text of an HTML fragment: tags removed, entities decoded, white
-/// space collapsed.
-std::string html_text(std::string_view html) {
-  std::string stripped;
-  bool in_tag = false;
-  for (char c : html) {
-    if (c == '<')
-      in_tag = true;
-    else if (c == '>' && in_tag)
-      in_tag = false;
-    else if (!in_tag)
-      stripped += c;
+/// Whether element `node` lists `name` among its classes.
+bool has_class(xmlNode* node, std::string_view name) {
+  auto list = attribute(node, "class");
+  if (!list)
+    return false;
+  constexpr std::string_view space = " \t\n\r\f";
+  std::string_view rest{*list};
+  while (!rest.empty()) {
+    auto start = rest.find_first_not_of(space);
+    if (start == std::string_view::npos)
+      return false;
+    rest.remove_prefix(start);
+    auto word = rest.substr(0, rest.find_first_of(space));
+    if (word == name)
+      return true;
+    rest.remove_prefix(word.size());
   }
-  auto decoded = decode_entities(stripped);
+  return false;
+}
+
+/// The text of an element: its descendants' text with white space (a
+/// no-break space too) collapsed.
+std::string text_of(xmlNode* node) {
+  std::unique_ptr<xmlChar, void (*)(void*)> content{xmlNodeGetContent(node),
+                                                    xmlFree};
+  std::string_view in{content ? reinterpret_cast<const char*>(content.get())
+                              : ""};
   std::string out;
   bool space = false;
-  for (char c : decoded) {
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    bool nbsp = c == '\xc2' && i + 1 < in.size() && in[i + 1] == '\xa0';
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || nbsp) {
       space = !out.empty();
+      i += nbsp ? 1 : 0;
       continue;
     }
     if (space)
@@ -181,28 +142,6 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
-/// The value of attribute `name` in the start tag `tag`, or nullopt.
-std::optional<std::string> attribute(std::string_view tag,
-                                     std::string_view name) {
-  size_t pos = 0;
-  while ((pos = tag.find(name, pos)) != std::string_view::npos) {
-    auto before = pos == 0 ? ' ' : tag[pos - 1];
-    auto after = pos + name.size();
-    if ((before == ' ' || before == '\t' || before == '\n')
-        && after < tag.size() && tag[after] == '=' && after + 1 < tag.size()) {
-      char quote = tag[after + 1];
-      if (quote == '"' || quote == '\'') {
-        auto end = tag.find(quote, after + 2);
-        if (end == std::string_view::npos)
-          return std::nullopt;
-        return decode_entities(tag.substr(after + 2, end - after - 2));
-      }
-    }
-    pos = after;
-  }
-  return std::nullopt;
-}
-
 /// DuckDuckGo wraps result links as //duckduckgo.com/l/?uddg=<target>.
 std::string unwrap_ddg_link(const std::string& href) {
   auto pos = href.find("uddg=");
@@ -216,56 +155,23 @@ std::string unwrap_ddg_link(const std::string& href) {
   return href;
 }
 
-/// The element whose start tag contains `marker` at or after `from`, as
-/// (start tag, inner HTML, end position); nullopt when there is none.
-struct element {
-  std::string_view tag;
-  std::string_view inner;
-  size_t end;
-  size_t start;
+/// A result link (class result__a) or snippet (result__snippet).
+struct mark {
+  xmlNode* node;
+  bool link;
 };
 
-/// Where the class name `marker` occurs as a whole word at or after `from`.
-size_t find_class(std::string_view html, std::string_view marker,
-                  size_t from) {
-  auto word = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  };
-  for (auto pos = html.find(marker, from); pos != std::string_view::npos;
-       pos = html.find(marker, pos + 1)) {
-    auto after = pos + marker.size();
-    if ((pos == 0 || !word(html[pos - 1]))
-        && (after >= html.size() || !word(html[after])))
-      return pos;
+/// The links and snippets below `node`, in document order.
+void collect(xmlNode* node, std::vector<mark>& out) {
+  for (auto* n = node; n != nullptr; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE)
+      continue;
+    if (has_class(n, "result__a"))
+      out.push_back({n, true});
+    else if (has_class(n, "result__snippet"))
+      out.push_back({n, false});
+    collect(n->children, out);
   }
-  return std::string_view::npos;
-}
-
-std::optional<element> find_element(std::string_view html,
-                                    std::string_view marker, size_t from,
-                                    size_t until = std::string_view::npos) {
-  size_t pos = from, open = 0, close = 0;
-  for (;; ++pos) {
-    pos = find_class(html, marker, pos);
-    if (pos == std::string_view::npos || pos >= until)
-      return std::nullopt;
-    open = html.rfind('<', pos);
-    close = html.find('>', pos);
-    if (close == std::string_view::npos)
-      return std::nullopt;
-    // Only a class inside a start tag counts, not one in text or CSS.
-    if (open != std::string_view::npos && html.find('>', open) == close)
-      break;
-  }
-  auto name_end = html.find_first_of(" \t\n>", open + 1);
-  auto name = html.substr(open + 1, name_end - open - 1);
-  auto end_tag = "</" + std::string{name};
-  auto finish = html.find(end_tag, close);
-  if (finish == std::string_view::npos)
-    return std::nullopt;
-  return element{html.substr(open, close - open + 1),
-                 html.substr(close + 1, finish - close - 1),
-                 finish + end_tag.size(), open};
 }
 
 /// Parses results out of a DuckDuckGo HTML results page. nullopt when the
@@ -273,19 +179,25 @@ std::optional<element> find_element(std::string_view html,
 /// bot check).
 std::optional<std::vector<result>> parse_ddg(std::string_view html,
                                              size_t max) {
+  if (html.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    return std::nullopt;
+  init_libxml();
+  std::unique_ptr<xmlDoc, void (*)(xmlDocPtr)> doc{
+    htmlReadMemory(html.data(), static_cast<int>(html.size()), nullptr,
+                   "UTF-8",
+                   HTML_PARSE_RECOVER | HTML_PARSE_NOERROR
+                     | HTML_PARSE_NOWARNING | HTML_PARSE_NONET),
+    xmlFreeDoc};
+  std::vector<mark> marks;
+  if (doc)
+    collect(xmlDocGetRootElement(doc.get()), marks);
   std::vector<result> out;
-  constexpr std::string_view link_marker = "result__a";
-  constexpr std::string_view snippet_marker = "result__snippet";
-  size_t pos = 0;
   bool saw_any = false;
-  while (out.size() < max) {
-    auto link = find_element(html, link_marker, pos);
-    if (!link)
-      break;
+  for (size_t i = 0; i < marks.size() && out.size() < max; ++i) {
+    if (!marks[i].link)
+      continue;
     saw_any = true;
-    auto next = find_class(html, link_marker, link->end);
-    pos = link->end;
-    auto href = attribute(link->tag, "href");
+    auto href = attribute(marks[i].node, "href");
     if (!href)
       continue;
     auto url = unwrap_ddg_link(*href);
@@ -293,10 +205,11 @@ std::optional<std::vector<result>> parse_ddg(std::string_view html,
     if (url.find("duckduckgo.com/y.js") != std::string::npos)
       continue;
     result r;
-    r.title = html_text(link->inner);
+    r.title = text_of(marks[i].node);
     r.url = std::move(url);
-    if (auto snip = find_element(html, snippet_marker, link->end, next))
-      r.snippet = html_text(snip->inner);
+    // The link's snippet: the first one before the next link.
+    if (i + 1 < marks.size() && !marks[i + 1].link)
+      r.snippet = text_of(marks[i + 1].node);
     if (!r.title.empty() && !r.url.empty())
       out.push_back(std::move(r));
   }

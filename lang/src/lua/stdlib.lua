@@ -1,14 +1,10 @@
-#include "lua/stdlib.hpp"
-
-namespace cadre::tools::detail {
-
-namespace {
-
-// Written in Lua rather than C++ so that the instruction and memory limits
-// bound library calls like any other code, and so that no C++ object lives
-// across a Lua error (which longjmps). Everything here is deterministic: no
-// clock, no randomness, and tables are walked in sorted key order.
-constexpr std::string_view source = R"lua(
+-- The standard library of the Lua sandbox (lang/src/lua/stdlib.hpp),
+-- embedded in the binary at build time (cmake/embed_text.cmake).
+--
+-- Written in Lua rather than C++ so that the instruction and memory limits
+-- bound library calls like any other code, and so that no C++ object lives
+-- across a Lua error (which longjmps). Everything here is deterministic: no
+-- clock, no randomness, and tables are walked in sorted key order.
 local G, null, pairs, protect = ...
 
 local type, tostring, tonumber, error, select, next, pcall, rawequal,
@@ -1257,12 +1253,3 @@ end
 
 return {json = json, number = number, date = date, array_mt = array_mt,
         object_mt = object_mt}
-)lua";
-
-} // namespace
-
-std::string_view lua_stdlib_source() {
-  return source;
-}
-
-} // namespace cadre::tools::detail

@@ -5,8 +5,6 @@
 
 #include <caf/atom.hpp>
 
-#include "tool_support.hpp"
-
 namespace cadre::tools {
 
 namespace {
@@ -138,7 +136,7 @@ secret_store::resolve(const json_value& input,
 
 std::string secret_store::redact(std::string text) const {
   for (const auto& v : values_)
-    text = detail::scrub(std::move(text), v);
+    text = scrub(std::move(text), v);
   return text;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// The JSON texts of the draft 4, 6 and 7 meta-schemas. Private to tools/.
+// The JSON texts of the draft 4, 6 and 7 meta-schemas. Private to lang/.
 
 namespace cadre::tools::detail {
 

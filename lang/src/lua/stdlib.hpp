@@ -2,7 +2,7 @@
 
 // The standard library of the Lua sandbox (json, string, table, number and
 // date helpers), as Lua source compiled once per sandbox state. Private to
-// tools/.
+// lang/.
 
 #include <string_view>
 

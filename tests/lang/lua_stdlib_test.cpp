@@ -1,4 +1,4 @@
-// The standard library of the Lua sandbox (tools/src/lua/stdlib.cpp): each
+// The standard library of the Lua sandbox (lang/src/lua/stdlib.lua): each
 // function with normal and bad input, its limits and its determinism.
 
 #include <memory>

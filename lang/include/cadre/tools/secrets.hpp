@@ -15,6 +15,16 @@
 
 namespace cadre::tools {
 
+/// Replaces every occurrence of `secret` in `text` with "[redacted]".
+inline std::string scrub(std::string text, std::string_view secret) {
+  if (secret.empty())
+    return text;
+  for (auto pos = text.find(secret); pos != std::string::npos;
+       pos = text.find(secret, pos))
+    text.replace(pos, secret.size(), "[redacted]");
+  return text;
+}
+
 /// NAME when `expr` (the text between "{{" and "}}") is `secrets.NAME`,
 /// with NAME made of letters, digits and `_`; else nullopt.
 std::optional<std::string> secret_reference(std::string_view expr);
