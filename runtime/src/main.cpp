@@ -26,6 +26,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/replay.hpp"
 #include "cli/client_commands.hpp"
 #include "cli/output.hpp"
 #include "cli/replay_commands.hpp"
@@ -125,6 +126,45 @@ int write_metrics(runtime::node& n, const global_options& g, int rc) {
 
 
 
+// The state of execution `id` folded from its log (machine::view()).
+expected<json> view_of(runtime::node& n, const std::string& id) {
+  caf::scoped_actor self{n.system()};
+  std::vector<event> log;
+  caf::error failure;
+  self
+    ->request(n.store(), actors::local_deadline, read_atom_v, id,
+              uint64_t{1}, uint64_t{0})
+    .receive([&](std::vector<event>& evs) { log = std::move(evs); },
+             [&](caf::error& err) { failure = std::move(err); });
+  if (failure)
+    return failure;
+  auto m = workflow::fold_log(log);
+  if (!m)
+    return m.error();
+  return m->view();
+}
+
+// True when a task or an item of `view` runs or waits for its retry: a
+// waiting execution is left to the person only once that work is done (a
+// notification sent beside a question must not be cut off).
+bool in_flight(const json& view) {
+  auto busy = [](const json& unit) {
+    auto state = unit.value("state", std::string{});
+    return state == "running" || state == "retry_wait";
+  };
+  for (const auto& t : view.value("tasks", json::array())) {
+    if (t.contains("items")) {
+      if (t.value("state", std::string{}) == "running")
+        for (const auto& item : t["items"])
+          if (busy(item))
+            return true;
+    } else if (busy(t)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Waits until the execution finished, or waits for a person with nothing
 // else in flight.
 execution_info wait_for(runtime::node& n, const std::string& id) {
@@ -151,8 +191,13 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
           status.error = describe(err);
           ok = true;
         });
-    if (ok && (status.status == "waiting" || status.finished()))
+    if (ok && status.finished())
       return status;
+    if (ok && status.status == "waiting") {
+      auto view = view_of(n, id);
+      if (!view || !in_flight(*view))
+        return status;
+    }
   }
 }
 

@@ -253,6 +253,12 @@ struct machine::state {
     return out;
   }
 
+  // What templates know of their execution: its id, so a message can
+  // say how to answer it (a replay folds under the same id).
+  json execution_env() const {
+    return json{{"id", id}};
+  }
+
   expected<json> eval(const std::string& raw, const scope& sc) {
     auto expr = trim(raw);
     if (auto path = parse_path(expr)) {
@@ -263,6 +269,8 @@ struct machine::state {
         return descend(*sc.item_value, *path, 1);
       if (root == "index" && sc.item >= 0 && path->size() == 1)
         return json(sc.item + 1);
+      if (root == "execution")
+        return descend(execution_env(), *path, 1);
       if (root == "tasks" && path->size() >= 2 && (*path)[1].is_string()) {
         auto idx = def->index_of((*path)[1].get<std::string>());
         if (idx < 0)
@@ -280,7 +288,8 @@ struct machine::state {
         return sb.error();
       lua = std::move(*sb);
     }
-    json env{{"input", input}, {"tasks", tasks_env()}};
+    json env{{"input", input}, {"tasks", tasks_env()},
+             {"execution", execution_env()}};
     if (sc.item_value) {
       env["item"] = *sc.item_value;
       env["index"] = sc.item + 1;
