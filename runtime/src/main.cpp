@@ -28,6 +28,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/inline_prompt.hpp"
 #include "cli/output.hpp"
 #include "cli/replay_commands.hpp"
 #include "cli/schedule_commands.hpp"
@@ -202,6 +203,44 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
 }
 
 
+// On a terminal: asks the person for the open human tasks of a waiting
+// execution and sends each answer as `cadre input` does (the same answer
+// event), until the execution no longer waits or stdin ends (then it stays
+// waiting, as without a terminal).
+execution_info answer_inline(runtime::node& n, const std::string& id,
+                             execution_info info,
+                             runtime::progress_mark& mark) {
+  caf::scoped_actor self{n.system()};
+  while (info.status == "waiting") {
+    // The question goes after the events that led to it.
+    mark.wait(id, info.last_seq, std::chrono::seconds{5});
+    auto view = view_of(n, id);
+    if (!view) {
+      print_error(describe(view.error()));
+      return info;
+    }
+    auto questions = runtime::cli::open_questions(*view);
+    if (questions.empty())
+      return info;
+    caf::error failure;
+    for (const auto& q : questions) {
+      auto answer = runtime::cli::ask_inline(q, std::cin, std::cerr);
+      if (!answer)
+        return info;
+      self
+        ->request(n.executions(), actors::local_deadline, input_atom_v,
+                  human_input{id, q.task, json_value{std::move(*answer)}})
+        .receive([](uint64_t) {}, [&](caf::error& err) { failure = err; });
+      if (failure) {
+        print_error(describe(failure));
+        return info;
+      }
+    }
+    info = wait_for(n, id);
+  }
+  return info;
+}
+
 // A bad request prints its message alone; a store that failed says so
 // ("storage_error: ..."), so scripts and people can tell the two apart.
 void print_submit_error(const caf::error& failure) {
@@ -318,6 +357,8 @@ int cmd_run(const std::string& file, const std::string& input_arg,
              : exit_failed;
   }
   auto info = wait_for(*n, id);
+  if (info.status == "waiting" && runtime::cli::can_ask_inline(g.json_out))
+    info = answer_inline(*n, id, std::move(info), *mark);
   // The result goes after the execution's last event (bounded: a sink that
   // missed events must not hold the command).
   mark->wait(id, info.last_seq, std::chrono::seconds{5});
