@@ -339,3 +339,22 @@ TEST(MapItems, AnItemWhosePromptFailsEndsTheWaitOfTheOthers) {
   EXPECT_EQ(folded->info().status, "running");
   EXPECT_TRUE(keys_of(folded->recover(3), action::waiting_human).empty());
 }
+
+TEST(MapItems, AnEmptyLuaTableIsNoItems) {
+  // `{}` from Lua is an empty object in JSON; as items it is an empty list.
+  json doc{{"name", "w"},
+           {"tasks",
+            {{{"id", "ask"},
+              {"items", "(function() local out = {} return out end)()"},
+              {"prompt", "{{ item }}?"}},
+             {{"id", "each"},
+              {"items", "{}"},
+              {"tool", "echo"},
+              {"input", "{{ item }}"}}}}};
+  machine m{"e1"};
+  auto s = m.submit(doc, json::object(), "", 1);
+  ASSERT_TRUE(s) << describe(s.error());
+  EXPECT_EQ(m.info().status, "completed") << m.view().dump();
+  EXPECT_EQ(m.view()["tasks"][0]["output"], json::array());
+  EXPECT_EQ(m.view()["tasks"][1]["output"], json::array());
+}

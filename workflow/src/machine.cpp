@@ -795,6 +795,10 @@ struct decider {
         return;
       case task_kind::map: {
         auto items = st.eval(td.items, sc);
+        // Lua cannot tell an empty list from an empty table, which turns
+        // into {}: that is no items, not an error.
+        if (items && items->is_object() && items->empty())
+          *items = json::array();
         if (!items || !items->is_array()) {
           auto msg = items ? std::string{"items did not yield a list"}
                            : message_of(items.error());
