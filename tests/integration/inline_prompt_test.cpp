@@ -2,7 +2,8 @@
 // process on a pseudo-terminal shows each open question (the items of a map
 // of human tasks, then a plain one), reads the person's answers, refuses one
 // that its answer schema refuses and asks again, and records each answer as
-// the same event as `cadre input`. Without a terminal it waits (exit 3).
+// the same event as `cadre input`; the same with `--server` against a real
+// `cadre serve`. Without a terminal it waits (exit 3).
 
 #include <sys/wait.h>
 
@@ -16,6 +17,7 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre_process.hpp"
+#include "cadre_server.hpp"
 #include "pty_process.hpp"
 #include "temp_dir.hpp"
 
@@ -155,6 +157,50 @@ TEST(InlinePrompt, RunOnATerminalAsksEachOpenQuestionAndRecordsTheAnswers) {
   EXPECT_EQ(answers[2].value("task", ""), "note");
   EXPECT_FALSE(answers[2].contains("item"));
   EXPECT_EQ(answers[2].at("output"), json("all checked"));
+}
+
+TEST(InlinePrompt, ServerRunOnATerminalAsksAndAnswersOverTheApi) {
+  test::temp_dir tmp;
+  auto db = tmp / "db";
+  {
+    test::cadre_server node{db};
+    ASSERT_TRUE(node.ok());
+    test::pty_process run{{"--server", node.url(), "run", write_workflow(tmp),
+                           "--input", R"({"files": ["a.txt", "b.txt"]})"}};
+    ASSERT_TRUE(run.ok()) << run.error();
+    auto deadline = clock_type::now() + limit;
+    ASSERT_TRUE(run.expect("decide[0] waits for your answer", deadline))
+      << run.shown();
+    ASSERT_TRUE(run.expect("choose 1-2: ", deadline)) << run.shown();
+    run.type("publish");
+    ASSERT_TRUE(run.expect("Enter to leave out): ", deadline)) << run.shown();
+    run.type("");
+    ASSERT_TRUE(run.expect("decide[1] waits for your answer", deadline))
+      << run.shown();
+    ASSERT_TRUE(run.expect("choose 1-2: ", deadline)) << run.shown();
+    run.type("2");
+    ASSERT_TRUE(run.expect("Enter to leave out): ", deadline)) << run.shown();
+    run.type("not yet");
+    ASSERT_TRUE(run.expect("note waits for your answer", deadline))
+      << run.shown();
+    ASSERT_TRUE(run.expect("answer (JSON; a bare word is text): ", deadline))
+      << run.shown();
+    run.type("fine");
+    auto st = run.wait_until(deadline);
+    ASSERT_TRUE(st) << run.shown();
+    ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << test::describe_status(*st) << "\n"
+      << run.shown();
+    EXPECT_NE(run.shown().find("\"note\": \"fine\""), std::string::npos)
+      << run.shown();
+  }
+  auto answers = human_answers(db);
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[0].value("item", -1), 0);
+  EXPECT_EQ(answers[0].at("output"), (json{{"decision", "publish"}}));
+  EXPECT_EQ(answers[1].at("output"),
+            (json{{"decision", "hold"}, {"comment", "not yet"}}));
+  EXPECT_EQ(answers[2].at("output"), json("fine"));
 }
 
 TEST(InlinePrompt, TheTerminalEndingLeavesTheQuestionOpen) {
