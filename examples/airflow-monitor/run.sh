@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The airflow-monitor example offline, in one command, from the
 # repository's root after scripts/build.sh:
-#   examples/airflow-monitor/run.sh [DECISIONS]
+#   examples/airflow-monitor/run.sh [DECISION...]
 # It starts the test Airflow server (build/tests/cadre_fake_airflow: two
 # DAGs with a failed run each), runs the monitor with the scripted models
-# until it waits for a person, answers with DECISIONS (default: clear the
+# until it waits for a person, answers the question of each failed task
+# (decide[0], decide[1]) with the DECISIONs in order (default: clear the
 # first failed task, skip the second), prints the summary, and lists the
 # clear calls the server received. Everything lives in a temporary
 # directory, removed at the end. BUILD=dir picks another build directory.
@@ -14,8 +15,9 @@ root="$(cd "$here/../.." && pwd)"
 build="${BUILD:-$root/build}"
 cadre="$build/runtime/cadre"
 server="$build/tests/cadre_fake_airflow"
-decisions='{"decisions": [{"decision": "clear", "comment": "upstream fixed, retry"}, {"decision": "skip", "comment": "database maintenance until noon"}]}'
-if [ $# -gt 0 ]; then decisions="$1"; fi
+decisions=('{"decision": "clear", "comment": "upstream fixed, retry"}'
+           '{"decision": "skip", "comment": "database maintenance until noon"}')
+if [ $# -gt 0 ]; then decisions=("$@"); fi
 for exe in "$cadre" "$server"; do
   if [ ! -x "$exe" ]; then
     echo "run.sh: $exe is missing: build first (bash scripts/build.sh)" >&2
@@ -55,9 +57,10 @@ sed -e "s#base_url: http://localhost:8080#base_url: $url#" \
 export AIRFLOW_PASSWORD="$password"
 run=("$cadre" --config "$work/cadre.yaml" --db "$work/db")
 
-# Exit code 3: the execution waits for the person's decisions.
+# Exit code 3: the execution waits for the person's decisions. Its input
+# is not a terminal, so it does not ask inline (docs/airflow-monitor.md).
 set +e
-"${run[@]}" run "$here/monitor.yaml" --input '{"dag_id": "~"}'
+"${run[@]}" run "$here/monitor.yaml" --input '{"dag_id": "~"}' </dev/null
 code=$?
 set -e
 if [ "$code" -ne 3 ]; then
@@ -67,11 +70,21 @@ fi
 id="$("${run[@]}" --json executions --status waiting \
       | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | head -n 1)"
 echo
-echo "the whole question (the human_requested event of cadre events $id):"
+echo "the questions (the human_requested events of cadre events $id):"
 "${run[@]}" --json events "$id" | grep '"type":"human_requested"'
-echo
-echo "answering: cadre input $id decide '$decisions'"
-"${run[@]}" input "$id" decide "$decisions"
+# One answer per failed task; the last one lets the execution run to its
+# end (exit code 3 until then: it still waits).
+i=0
+for decision in "${decisions[@]}"; do
+  echo
+  echo "answering: cadre input $id 'decide[$i]' '$decision'"
+  set +e
+  "${run[@]}" input "$id" "decide[$i]" "$decision" </dev/null
+  code=$?
+  set -e
+  if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then exit "$code"; fi
+  i=$((i + 1))
+done
 
 kill "$server_pid"
 wait "$server_pid" || true

@@ -26,7 +26,9 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cadre/workflow/replay.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/inline_prompt.hpp"
 #include "cli/output.hpp"
 #include "cli/replay_commands.hpp"
 #include "cli/schedule_commands.hpp"
@@ -125,6 +127,45 @@ int write_metrics(runtime::node& n, const global_options& g, int rc) {
 
 
 
+// The state of execution `id` folded from its log (machine::view()).
+expected<json> view_of(runtime::node& n, const std::string& id) {
+  caf::scoped_actor self{n.system()};
+  std::vector<event> log;
+  caf::error failure;
+  self
+    ->request(n.store(), actors::local_deadline, read_atom_v, id,
+              uint64_t{1}, uint64_t{0})
+    .receive([&](std::vector<event>& evs) { log = std::move(evs); },
+             [&](caf::error& err) { failure = std::move(err); });
+  if (failure)
+    return failure;
+  auto m = workflow::fold_log(log);
+  if (!m)
+    return m.error();
+  return m->view();
+}
+
+// True when a task or an item of `view` runs or waits for its retry: a
+// waiting execution is left to the person only once that work is done (a
+// notification sent beside a question must not be cut off).
+bool in_flight(const json& view) {
+  auto busy = [](const json& unit) {
+    auto state = unit.value("state", std::string{});
+    return state == "running" || state == "retry_wait";
+  };
+  for (const auto& t : view.value("tasks", json::array())) {
+    if (t.contains("items")) {
+      if (t.value("state", std::string{}) == "running")
+        for (const auto& item : t["items"])
+          if (busy(item))
+            return true;
+    } else if (busy(t)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Waits until the execution finished, or waits for a person with nothing
 // else in flight.
 execution_info wait_for(runtime::node& n, const std::string& id) {
@@ -151,11 +192,54 @@ execution_info wait_for(runtime::node& n, const std::string& id) {
           status.error = describe(err);
           ok = true;
         });
-    if (ok && (status.status == "waiting" || status.finished()))
+    if (ok && status.finished())
       return status;
+    if (ok && status.status == "waiting") {
+      auto view = view_of(n, id);
+      if (!view || !in_flight(*view))
+        return status;
+    }
   }
 }
 
+
+// On a terminal: asks the person for the open human tasks of a waiting
+// execution and sends each answer as `cadre input` does (the same answer
+// event), until the execution no longer waits or stdin ends (then it stays
+// waiting, as without a terminal).
+execution_info answer_inline(runtime::node& n, const std::string& id,
+                             execution_info info,
+                             runtime::progress_mark& mark) {
+  caf::scoped_actor self{n.system()};
+  while (info.status == "waiting") {
+    // The question goes after the events that led to it.
+    mark.wait(id, info.last_seq, std::chrono::seconds{5});
+    auto view = view_of(n, id);
+    if (!view) {
+      print_error(describe(view.error()));
+      return info;
+    }
+    auto questions = runtime::cli::open_questions(*view);
+    if (questions.empty())
+      return info;
+    caf::error failure;
+    for (const auto& q : questions) {
+      auto answer = runtime::cli::ask_inline(q, std::cin, std::cerr);
+      if (!answer)
+        return info;
+      self
+        ->request(n.executions(), actors::local_deadline, input_atom_v,
+                  human_input{id, q.task, json_value{std::move(*answer)}})
+        .receive([](uint64_t) {}, [&](caf::error& err) { failure = err; });
+      if (failure) {
+        print_error(describe(failure));
+        return info;
+      }
+    }
+    info = wait_for(n, id);
+  }
+  return info;
+}
 
 // A bad request prints its message alone; a store that failed says so
 // ("storage_error: ..."), so scripts and people can tell the two apart.
@@ -273,6 +357,8 @@ int cmd_run(const std::string& file, const std::string& input_arg,
              : exit_failed;
   }
   auto info = wait_for(*n, id);
+  if (info.status == "waiting" && runtime::cli::can_ask_inline(g.json_out))
+    info = answer_inline(*n, id, std::move(info), *mark);
   // The result goes after the execution's last event (bounded: a sink that
   // missed events must not hold the command).
   mark->wait(id, info.last_seq, std::chrono::seconds{5});

@@ -2,7 +2,9 @@
 // offline: real `cadre` processes run monitor.yaml with the example's
 // cadre.yaml, pointed at the test Airflow server on loopback (in this
 // process, so the test reads what it received) serving two failed DAG
-// runs. The agents play their scripts; a person answers `cadre input`.
+// runs. The agents play their scripts (the analyzer a turn per failed task,
+// items of a map); a person answers each failed task's question (an item of
+// a map of human tasks) with `cadre input`.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +26,7 @@
 #include "cadre_process.hpp"
 #include "cadre_server.hpp"
 #include "fake_airflow_server.hpp"
+#include "loopback_server.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -52,16 +56,51 @@ void replace_all(std::string& text, const std::string& from,
     text.replace(at, from.size(), to);
 }
 
-/// The example's cadre.yaml pointed at `srv`, written into `tmp` (its
-/// schedule's workflow made absolute). Without `schedules` for `cadre
-/// serve`, whose schedule would fire on the wall clock.
+/// A chat webhook on loopback that records the messages it receives.
+struct fake_webhook {
+  std::mutex mtx;
+  std::vector<json> bodies;
+  // Last, so it stops before the records it writes to go away.
+  test::loopback_server srv;
+
+  fake_webhook() {
+    srv.server().Post("/services/T0/B0/hook",
+                      [this](const httplib::Request& req,
+                             httplib::Response& res) {
+                        std::lock_guard<std::mutex> guard{mtx};
+                        bodies.push_back(json::parse(req.body, nullptr, false));
+                        res.set_content("ok", "text/plain");
+                      });
+    srv.start();
+  }
+
+  std::string url() const {
+    return srv.url("/services/T0/B0/hook");
+  }
+
+  std::vector<json> received() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return bodies;
+  }
+};
+
+/// The example's cadre.yaml pointed at `srv` and with the notify tool at
+/// `hook`, written into `tmp` (its schedule's workflow made absolute).
+/// Without `schedules` for `cadre serve`, whose schedule would fire on the
+/// wall clock.
 std::string write_config(const test::temp_dir& tmp,
-                         test::fake_airflow_server& srv,
+                         test::fake_airflow_server& srv, fake_webhook& hook,
                          bool keep_schedules = true) {
   auto text = test::read_file(source_path("examples/airflow-monitor/cadre.yaml"));
   const std::string url = "base_url: http://localhost:8080";
   EXPECT_NE(text.find(url), std::string::npos);
   replace_all(text, url, "base_url: " + srv.base_url());
+  // The example's commented notify settings, with the loopback webhook.
+  const std::string notify = "  # notify:\n  #   url: https://hooks.slack.com/services/T000/B000/XXXX\n";
+  EXPECT_NE(text.find(notify), std::string::npos);
+  replace_all(text, notify,
+              "  notify: {url: \"" + hook.url()
+                + "\", allow_private: true, timeout_ms: 5000}\n");
   replace_all(text, "workflow: monitor.yaml", "workflow: " + workflow);
   if (!keep_schedules) {
     auto at = text.find("\nschedules:");
@@ -92,12 +131,13 @@ std::optional<test::outcome> run(const std::vector<std::string>& args,
 struct example_env {
   test::temp_dir tmp;
   test::fake_airflow_server srv{spec_dir()};
+  fake_webhook hook;
   std::string db = tmp / "db";
   std::string config;
 
   example_env() {
     monitor::add_fixture(srv);
-    config = write_config(tmp, srv);
+    config = write_config(tmp, srv, hook);
   }
 
   /// `cadre run monitor.yaml` with `input`, on the embedded node.
@@ -197,9 +237,10 @@ void expect_cleared_newest_only(test::fake_airflow_server& srv,
   EXPECT_EQ(second.value("action", ""), "none: left failed");
 }
 
-const char* const clear_then_skip
-  = R"({"decisions": [{"decision": "clear", "comment": "upstream fixed"},
-                      {"decision": "skip", "comment": "database maintenance"}]})";
+const char* const clear_newest
+  = R"({"decision": "clear", "comment": "upstream fixed"})";
+const char* const skip_older
+  = R"({"decision": "skip", "comment": "database maintenance"})";
 
 /// Counts, per agent log of the execution, each LLM call and the turns.
 std::map<std::string, int> agent_steps(const std::string& db,
@@ -223,11 +264,12 @@ std::map<std::string, int> agent_steps(const std::string& db,
   return seen;
 }
 
-/// Each agent (monitor, and the analyzer once per failed task) asked its
-/// model exactly once per call of its one turn: five calls each.
+/// Each agent (monitor, and the analyzer once per failed task, an item of
+/// the `analyze` map) asked its model exactly once per call of its one
+/// turn: five calls each.
 void expect_one_request_per_call(const std::string& db,
                                  const std::string& id) {
-  for (const char* task : {"monitor", "analyze_1", "analyze_2"}) {
+  for (const char* task : {"monitor", "analyze[0]", "analyze[1]"}) {
     auto log = "agent:" + id + "/" + task;
     auto seen = agent_steps(db, log);
     for (auto& [what, n] : seen)
@@ -237,16 +279,24 @@ void expect_one_request_per_call(const std::string& db,
     EXPECT_EQ(seen.count("llm_requested 5"), 1u) << log;
     EXPECT_EQ(seen.count("agent_turn_completed"), 1u) << log;
   }
-  EXPECT_TRUE(agent_steps(db, "agent:" + id + "/analyze_3").empty());
+  EXPECT_TRUE(agent_steps(db, "agent:" + id + "/analyze[2]").empty());
 }
 
-/// Answers `clear` for the newest failed task and `skip` for the other
-/// (`cadre input` on the embedded node), then checks the execution's end:
-/// the summary, the clears the server saw, one model request per call.
+/// Answers `skip` for the older failed task (decide[1]) and `clear` for
+/// the newest (decide[0]), one `cadre input` each on the embedded node,
+/// then checks the execution's end: the summary, the clears the server
+/// saw, one model request per call.
 void answer_clear_then_skip(example_env& env, const std::string& id) {
+  auto skipped = run({"--config", env.config, "--db", env.db, "input", id,
+                      "decide[1]", skip_older},
+                     env.tmp / "input1.err", env.srv);
+  ASSERT_TRUE(skipped);
+  // 3: decide[0] still waits, and nothing is cleared yet.
+  ASSERT_EQ(skipped->exit_code, 3) << skipped->err;
+  EXPECT_TRUE(env.srv.clears().empty());
   auto answered = run({"--config", env.config, "--db", env.db, "input", id,
-                       "decide", clear_then_skip},
-                      env.tmp / "input.err", env.srv);
+                       "decide[0]", clear_newest},
+                      env.tmp / "input0.err", env.srv);
   ASSERT_TRUE(answered);
   ASSERT_EQ(answered->exit_code, 0) << answered->err;
   auto done = only_execution(env.db);
@@ -259,7 +309,7 @@ void answer_clear_then_skip(example_env& env, const std::string& id) {
 
 TEST(AirflowMonitor, ClearsTheTaskAnsweredClearAndLeavesTheSkippedOne) {
   example_env env;
-  auto& [tmp, srv, db, config] = env;
+  auto& [tmp, srv, hook, db, config] = env;
   auto ran = env.run_monitor({{"dag_id", "~"}});
   ASSERT_TRUE(ran);
   // 3: the execution waits for the person's decisions.
@@ -268,26 +318,48 @@ TEST(AirflowMonitor, ClearsTheTaskAnsweredClearAndLeavesTheSkippedOne) {
   auto waiting = only_execution(db);
   ASSERT_TRUE(waiting);
   EXPECT_EQ(waiting->status, "waiting") << waiting->error;
-  // The question shows each failed task with its analysis.
+  // One question per failed task, each with its analysis.
   auto events = run({"--db", db, "--json", "events", waiting->id},
                     tmp / "events.err", srv);
   ASSERT_TRUE(events);
-  std::string asked;
+  std::vector<std::string> asked;
   for (auto& line : events->out)
     if (line.find("\"human_requested\"") != std::string::npos)
-      asked = line;
-  ASSERT_FALSE(asked.empty()) << events->err;
-  EXPECT_NE(asked.find("KeyError: 'amount'"), std::string::npos) << asked;
-  EXPECT_NE(asked.find("psycopg2.OperationalError"), std::string::npos)
-    << asked;
-  EXPECT_NE(asked.find("suggested_fix"), std::string::npos) << asked;
+      asked.push_back(line);
+  ASSERT_EQ(asked.size(), 2u) << events->err;
+  EXPECT_NE(asked[0].find("KeyError: 'amount'"), std::string::npos)
+    << asked[0];
+  EXPECT_NE(asked[0].find("suggested_fix"), std::string::npos) << asked[0];
+  EXPECT_NE(asked[1].find("psycopg2.OperationalError"), std::string::npos)
+    << asked[1];
+  // The webhook told a person, once, with each failure's cause and how to
+  // answer it.
+  auto told = hook.received();
+  ASSERT_EQ(told.size(), 1u);
+  auto text = told[0].value("text", "");
+  const auto& id = waiting->id;
+  EXPECT_NE(text.find("2 failed task(s) wait for your decision"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("etl_daily.transform"), std::string::npos) << text;
+  EXPECT_NE(text.find("KeyError: 'amount'"), std::string::npos) << text;
+  EXPECT_NE(text.find("reports_weekly.load"), std::string::npos) << text;
+  EXPECT_NE(text.find("cadre input " + id + " 'decide[0]'"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("cadre input " + id + " 'decide[1]'"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("/v1/executions/" + id + "/input"), std::string::npos)
+    << text;
 
   answer_clear_then_skip(env, waiting->id);
+  EXPECT_EQ(hook.received().size(), 1u);
 }
 
 TEST(AirflowMonitor, NoFailedRunIsAllClearWithoutAskingAnyone) {
   example_env env;
-  auto& [tmp, srv, db, config] = env;
+  auto& [tmp, srv, hook, db, config] = env;
   auto ran = env.run_monitor({{"dag_id", monitor::healthy_dag}});
   ASSERT_TRUE(ran);
   ASSERT_EQ(ran->exit_code, 0) << ran->err;
@@ -300,15 +372,18 @@ TEST(AirflowMonitor, NoFailedRunIsAllClearWithoutAskingAnyone) {
   EXPECT_EQ(srv.count("/api/v2/dags/" + std::string{monitor::healthy_dag}
                       + "/dagRuns"),
             1u);
-  EXPECT_TRUE(agent_steps(db, "agent:" + done->id + "/analyze_1").empty());
+  EXPECT_TRUE(agent_steps(db, "agent:" + done->id + "/analyze[0]").empty());
+  // Nothing failed: nobody is told.
+  EXPECT_TRUE(hook.received().empty());
 }
 
 TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice) {
   example_env env;
-  auto& [tmp, srv, db, config] = env;
+  auto& [tmp, srv, hook, db, config] = env;
   std::string id;
   {
-    test::cadre_server node{db, {"--config", write_config(tmp, srv, false)},
+    test::cadre_server node{db,
+                            {"--config", write_config(tmp, srv, hook, false)},
                             env_of(srv)};
     ASSERT_TRUE(node.ok());
     // Submitted to the node, followed until the node asks the person.
@@ -336,6 +411,9 @@ TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice)
   EXPECT_TRUE(srv.clears().empty());
   // A node on the same store again: the answer resumes the execution.
   answer_clear_then_skip(env, id);
+  // The person was told (again after the kill when the message was still
+  // being sent: at least once, with the same idempotency key).
+  EXPECT_FALSE(hook.received().empty());
 }
 
 TEST(AirflowMonitor, ConfigSchedulesTheMonitorEveryFiveMinutes) {

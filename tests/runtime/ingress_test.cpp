@@ -328,6 +328,48 @@ TEST(ExecutionView, FoldsTasksUsageAndWaitingHumans) {
   EXPECT_EQ(v["waiting"][0]["answer_schema"]["type"], "boolean");
 }
 
+TEST(ExecutionView, ListsEachOpenItemOfAMapOfHumanTasks) {
+  // Items 0 and 2 ask, item 0 is answered; the agent items' usage counts
+  // once (it is in the map's completion too); prompts may be objects.
+  execution_info info;
+  info.id = "e1";
+  info.status = "waiting";
+  auto def = json::parse(R"({"name": "w", "tasks": [
+    {"id": "think", "items": "input.xs", "agent": "a", "input": "{{ item }}"},
+    {"id": "ask", "items": "input.xs", "prompt": {"q": "{{ item }}?"},
+     "answer_schema": {"type": "boolean"}, "depends_on": "think"}]})");
+  auto ev = [](uint64_t seq, std::string type, json p) {
+    return event{"e1", seq, 1000, std::move(type), json_value{std::move(p)}};
+  };
+  json used{{"input_tokens", 5}, {"output_tokens", 1}, {"cost_usd", 0.25}};
+  std::vector<event> evs{
+    ev(1, "execution_submitted", {{"definition", def}}),
+    ev(2, "map_started", {{"task", "think"}, {"items", {1}}}),
+    ev(3, "task_completed",
+       {{"task", "think"}, {"item", 0}, {"output", "x"}, {"usage", used}}),
+    ev(4, "task_completed", {{"task", "think"}, {"output", {"x"}},
+                             {"usage", used}}),
+    ev(5, "map_started", {{"task", "ask"}, {"items", {1, 2, 3}}}),
+    ev(6, "human_requested",
+       {{"task", "ask"}, {"item", 0}, {"prompt", {{"q", "1?"}}}}),
+    ev(7, "human_requested",
+       {{"task", "ask"}, {"item", 2}, {"prompt", {{"q", "3?"}}}}),
+    ev(8, "task_completed",
+       {{"task", "ask"}, {"item", 0}, {"output", true}, {"by", "human"}}),
+  };
+  auto v = execution_view(info, evs);
+  EXPECT_EQ(v["usage"]["input_tokens"], 5);
+  EXPECT_EQ(v["tasks"]["ask"]["state"], "running");
+  ASSERT_EQ(v["waiting"].size(), 1u) << v["waiting"].dump();
+  EXPECT_EQ(v["waiting"][0]["task"], "ask[2]");
+  EXPECT_EQ(v["waiting"][0]["prompt"], (json{{"q", "3?"}}));
+  EXPECT_EQ(v["waiting"][0]["answer_schema"]["type"], "boolean");
+  // The map's end closes what it still asked.
+  evs.push_back(ev(9, "task_failed", {{"task", "ask"}, {"final", true},
+                                     {"message", "item 1: bad prompt"}}));
+  EXPECT_TRUE(execution_view(info, evs)["waiting"].empty());
+}
+
 TEST(EventStream, FramingAndTheBoundedQueue) {
   EXPECT_EQ(sse_message("7", "task_completed", "{\"a\":1}"),
             "id: 7\nevent: task_completed\ndata: {\"a\":1}\n\n");

@@ -34,11 +34,11 @@ struct unit {
   int64_t retry_at_us = 0;
   // Starts of the node that dispatched the running attempt again.
   uint32_t restarts = 0;
+  json usage;  // from the completion event (agent turns)
+  json prompt; // human tasks and items: what the person was asked
 };
 
 struct task_rt : unit {
-  json usage;  // from the completion event (agent tasks)
-  json prompt; // human tasks: what the person was asked
   size_t remaining_deps = 0;
   bool fallback_only = false; // a fallback target: runs only on failure
   int fallback_for = -1;      // owner index while running as a fallback
@@ -168,6 +168,22 @@ std::string text_of(const json& x) {
   return x.is_string() ? x.get<std::string>() : dump_json(x);
 }
 
+// Adds an agent's recorded usage (tokens, cost, calls) into `sum`.
+void add_usage(json& sum, const json& usage) {
+  if (!usage.is_object())
+    return;
+  if (sum.is_null())
+    sum = json{{"input_tokens", 0}, {"output_tokens", 0},
+               {"cost_usd", 0.0}, {"llm_calls", 0}, {"tool_calls", 0}};
+  for (auto& [k, v] : sum.items())
+    if (auto i = usage.find(k); i != usage.end() && i->is_number()) {
+      if (v.is_number_float())
+        v = v.get<double>() + i->get<double>();
+      else
+        v = v.get<int64_t>() + i->get<int64_t>();
+    }
+}
+
 const json* find_key(const json& obj, const char* key) {
   if (!obj.is_object())
     return nullptr;
@@ -237,6 +253,12 @@ struct machine::state {
     return out;
   }
 
+  // What templates know of their execution: its id, so a message can
+  // say how to answer it (a replay folds under the same id).
+  json execution_env() const {
+    return json{{"id", id}};
+  }
+
   expected<json> eval(const std::string& raw, const scope& sc) {
     auto expr = trim(raw);
     if (auto path = parse_path(expr)) {
@@ -247,6 +269,8 @@ struct machine::state {
         return descend(*sc.item_value, *path, 1);
       if (root == "index" && sc.item >= 0 && path->size() == 1)
         return json(sc.item + 1);
+      if (root == "execution")
+        return descend(execution_env(), *path, 1);
       if (root == "tasks" && path->size() >= 2 && (*path)[1].is_string()) {
         auto idx = def->index_of((*path)[1].get<std::string>());
         if (idx < 0)
@@ -264,7 +288,8 @@ struct machine::state {
         return sb.error();
       lua = std::move(*sb);
     }
-    json env{{"input", input}, {"tasks", tasks_env()}};
+    json env{{"input", input}, {"tasks", tasks_env()},
+             {"execution", execution_env()}};
     if (sc.item_value) {
       env["item"] = *sc.item_value;
       env["index"] = sc.item + 1;
@@ -366,6 +391,11 @@ struct machine::state {
     bool was_closed = closed(task);
     if (t.status == unit_status::human_wait && human_waits > 0)
       --human_waits;
+    // Items still asking a person are not asked any more once their map
+    // has ended (an item failed): they no longer make the execution wait.
+    for (auto& it : t.items)
+      if (it.status == unit_status::human_wait && human_waits > 0)
+        --human_waits;
     t.status = to;
     if (!was_closed && closed(task) && !t.fallback_only && unfinished > 0)
       --unfinished;
@@ -472,11 +502,13 @@ struct machine::state {
     }
     if (ev.type == events::completed) {
       u->output = p.value("output", json{});
-      if (auto* us = find_key(p, "usage"); us && item < 0)
-        t.usage = *us;
+      if (auto* us = find_key(p, "usage"))
+        u->usage = *us;
       u->attempt = p.value("attempt", u->attempt);
       ++completions;
       if (item >= 0) {
+        if (u->status == unit_status::human_wait && human_waits > 0)
+          --human_waits;
         if (u->status != unit_status::done) {
           u->status = unit_status::done;
           ++t.done_items;
@@ -533,10 +565,14 @@ struct machine::state {
       return {};
     }
     if (ev.type == events::human_requested) {
+      if (item >= 0 && u->status == unit_status::blocked) {
+        ++t.in_progress;
+        t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
+      }
       if (u->status != unit_status::human_wait)
         ++human_waits;
       u->status = unit_status::human_wait;
-      t.prompt = p.value("prompt", json{});
+      u->prompt = p.value("prompt", json{});
       u->attempt = 1;
       return {};
     }
@@ -603,19 +639,20 @@ struct decider {
 
   void dispatch_unit(int task, int item, uint32_t attempt, json input) {
     const auto& td = st.def->tasks[task];
+    auto runs = td.unit_kind();
     auto p = task_payload(task, item);
     p["attempt"] = attempt;
-    if (td.kind == task_kind::agent)
+    if (runs == task_kind::agent)
       p["agent"] = td.agent;
     else
       p["tool"] = td.tool;
     p["input"] = input;
     emit(events::dispatched, std::move(p));
     action a;
-    a.kind = td.kind == task_kind::workflow ? action::run_child
-             : td.kind == task_kind::agent  ? action::run_agent
-                                            : action::dispatch;
-    if (td.kind == task_kind::agent) {
+    a.kind = runs == task_kind::workflow ? action::run_child
+             : runs == task_kind::agent  ? action::run_agent
+                                         : action::dispatch;
+    if (runs == task_kind::agent) {
       a.agent = td.agent;
       if (auto i = st.def->agents.find(td.agent); i != st.def->agents.end())
         a.document = i->second;
@@ -644,6 +681,10 @@ struct decider {
       sc.item = item;
       sc.item_value = &item_value;
     }
+    if (td.unit_kind() == task_kind::human) {
+      ask(task, item, sc);
+      return;
+    }
     auto input = st.render(td.input, sc, td.pointer + "/input");
     if (!input) {
       final_failure(task, item, to_string(code_of(input.error())),
@@ -662,6 +703,57 @@ struct decider {
       return;
     }
     dispatch_unit(task, item, 1, std::move(*input));
+  }
+
+  // Asks a person (a human task, or an item of a map of them): records the
+  // rendered prompt; the answer comes through machine::human_answer.
+  void ask(int task, int item, const machine::state::scope& sc) {
+    const auto& td = st.def->tasks[task];
+    auto prompt = st.render(td.prompt, sc, td.pointer + "/prompt");
+    if (!prompt) {
+      final_failure(task, item, to_string(code_of(prompt.error())),
+                    message_of(prompt.error()), 1);
+      return;
+    }
+    auto p = task_payload(task, item);
+    p["prompt"] = std::move(*prompt);
+    emit(events::human_requested, std::move(p));
+    auto key = key_of(task, item);
+    if (auto f = st.fork_answers.find(key); f != st.fork_answers.end()) {
+      auto c = task_payload(task, item);
+      c["attempt"] = 1;
+      c["output"] = f->second;
+      c["by"] = "fork";
+      emit(events::completed, std::move(c));
+      if (item < 0)
+        start_ready(task);
+      else
+        item_done(task);
+      return;
+    }
+    action a;
+    a.kind = action::waiting_human;
+    a.key = std::move(key);
+    a.task_id = td.id;
+    a.item = item;
+    out.actions.push_back(std::move(a));
+  }
+
+  // An item of map `task` completed: the map completes with every item's
+  // output (and the sum of their agents' usage) or starts the next items.
+  void item_done(int task) {
+    auto& t = st.tasks[task];
+    if (t.done_items == t.items.size()) {
+      json all = json::array();
+      json usage;
+      for (auto& it : t.items) {
+        all.push_back(it.output);
+        add_usage(usage, it.usage);
+      }
+      complete_task(task, std::move(all), 1, usage);
+    } else {
+      fill_map(task);
+    }
   }
 
   void fill_map(int task) {
@@ -698,34 +790,15 @@ struct decider {
       case task_kind::agent:
         start_unit(task, -1);
         return;
-      case task_kind::human: {
-        auto prompt = st.render(td.prompt, sc, td.pointer + "/prompt");
-        if (!prompt) {
-          final_failure(task, -1, to_string(code_of(prompt.error())),
-                        message_of(prompt.error()), 1);
-          return;
-        }
-        auto p = task_payload(task, -1);
-        p["prompt"] = std::move(*prompt);
-        emit(events::human_requested, std::move(p));
-        if (auto f = st.fork_answers.find(td.id); f != st.fork_answers.end()) {
-          auto c = task_payload(task, -1);
-          c["attempt"] = 1;
-          c["output"] = f->second;
-          c["by"] = "fork";
-          emit(events::completed, std::move(c));
-          start_ready(task);
-          return;
-        }
-        action a;
-        a.kind = action::waiting_human;
-        a.key = td.id;
-        a.task_id = td.id;
-        out.actions.push_back(std::move(a));
+      case task_kind::human:
+        ask(task, -1, sc);
         return;
-      }
       case task_kind::map: {
         auto items = st.eval(td.items, sc);
+        // Lua cannot tell an empty list from an empty table, which turns
+        // into {}: that is no items, not an error.
+        if (items && items->is_object() && items->empty())
+          *items = json::array();
         if (!items || !items->is_array()) {
           auto msg = items ? std::string{"items did not yield a list"}
                            : message_of(items.error());
@@ -850,20 +923,8 @@ struct decider {
 
 json machine::state::usage_total() const {
   json sum;
-  for (const auto& t : tasks) {
-    if (!t.usage.is_object())
-      continue;
-    if (sum.is_null())
-      sum = json{{"input_tokens", 0}, {"output_tokens", 0},
-                 {"cost_usd", 0.0}, {"llm_calls", 0}, {"tool_calls", 0}};
-    for (auto& [k, v] : sum.items())
-      if (auto i = t.usage.find(k); i != t.usage.end() && i->is_number()) {
-        if (v.is_number_float())
-          v = v.get<double>() + i->get<double>();
-        else
-          v = v.get<int64_t>() + i->get<int64_t>();
-      }
-  }
+  for (const auto& t : tasks)
+    add_usage(sum, t.usage);
   return sum;
 }
 
@@ -950,16 +1011,10 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     auto p = d.task_payload(ti, item);
     p["attempt"] = attempt;
     p["output"] = output;
+    if (!usage.is_null())
+      p["usage"] = usage;
     d.emit(events::completed, std::move(p));
-    auto& t = st_->tasks[ti];
-    if (t.done_items == t.items.size()) {
-      json all = json::array();
-      for (auto& it : t.items)
-        all.push_back(it.output);
-      d.complete_task(ti, std::move(all), 1);
-    } else {
-      d.fill_map(ti);
-    }
+    d.item_done(ti);
   }
   d.check_finished();
   if (info().status != before || finished())
@@ -1027,7 +1082,7 @@ step machine::redispatch(const std::string& key, uint32_t attempt,
   if (!u || u->status != unit_status::running || u->attempt != attempt)
     return out;
   const auto& td = st_->def->tasks[ti];
-  if (td.kind != task_kind::tool && td.kind != task_kind::map)
+  if (td.unit_kind() != task_kind::tool)
     return out;
   decider d{*st_, *this, out, now_us};
   auto p = d.task_payload(ti, item);
@@ -1080,14 +1135,22 @@ expected<step> machine::human_answer(const std::string& task_id,
   if (!st_->started)
     return make_error(errc::not_found, "execution " + st_->id
                                          + " has not started");
-  auto ti = st_->def->index_of(task_id);
-  if (ti < 0)
+  // "task", or "task[i]" for item i of a map of human tasks.
+  auto [name, item] = split_key(task_id);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u)
     return make_error(errc::not_found, "execution " + st_->id
                                          + " has no task '" + task_id + "'");
-  if (finished() || st_->tasks[ti].status != unit_status::human_wait)
+  if (finished() || u->status != unit_status::human_wait
+      || (item >= 0 && st_->finished_or_failed(ti))) {
+    std::string hint;
+    if (item < 0 && st_->tasks[ti].map_started)
+      hint = " (it is a map: answer one of its items, '" + name + "[0]'...)";
     return make_error(errc::conflict, "task '" + task_id + "' of execution "
                                         + st_->id
-                                        + " is not waiting for input");
+                                        + " is not waiting for input" + hint);
+  }
   const auto& td = st_->def->tasks[ti];
   if (!td.answer_schema.is_null())
     if (auto ok = check_schema(td.answer_schema, value,
@@ -1097,12 +1160,15 @@ expected<step> machine::human_answer(const std::string& task_id,
   step out;
   auto before = info().status;
   decider d{*st_, *this, out, now_us};
-  auto p = d.task_payload(ti, -1);
+  auto p = d.task_payload(ti, item);
   p["attempt"] = 1;
   p["output"] = value;
   p["by"] = "human";
   d.emit(events::completed, std::move(p));
-  d.start_ready(ti);
+  if (item < 0)
+    d.start_ready(ti);
+  else
+    d.item_done(ti);
   d.check_finished();
   if (info().status != before || finished())
     out.index = info();
@@ -1144,12 +1210,12 @@ std::vector<action> machine::recover(int64_t now_us) const {
     a.timeout_ms = td.timeout_ms;
     switch (u.status) {
       case unit_status::running:
-        a.kind = td.kind == task_kind::workflow ? action::run_child
-                 : td.kind == task_kind::agent  ? action::run_agent
-                                                : action::dispatch;
+        a.kind = td.kind == task_kind::workflow      ? action::run_child
+                 : td.unit_kind() == task_kind::agent ? action::run_agent
+                                                      : action::dispatch;
         if (td.kind == task_kind::workflow)
           a.document = td.workflow;
-        if (td.kind == task_kind::agent) {
+        if (td.unit_kind() == task_kind::agent) {
           a.agent = td.agent;
           if (auto j = def.agents.find(td.agent); j != def.agents.end())
             a.document = j->second;
@@ -1356,6 +1422,17 @@ json machine::view() const {
         for (size_t k = 0; k < t.items.size(); ++k) {
           auto iv = unit_view(t.items[k]);
           iv["item"] = t.item_values[k];
+          if (!t.items[k].usage.is_null())
+            iv["usage"] = t.items[k].usage;
+          if (t.items[k].status == unit_status::human_wait
+              && !terminal(t.status)) {
+            auto key = td.id + "[" + std::to_string(k) + "]";
+            iv["prompt"] = t.items[k].prompt;
+            json w{{"task", key}, {"prompt", t.items[k].prompt}};
+            if (!td.answer_schema.is_null())
+              w["answer_schema"] = td.answer_schema;
+            waiting.push_back(std::move(w));
+          }
           items.push_back(std::move(iv));
           if (t.items[k].status == unit_status::retry_wait)
             timers.push_back(json{{"kind", "retry"},
@@ -1397,6 +1474,10 @@ json unit_snapshot(const unit& u) {
            {"error", u.error},  {"retry_at_us", u.retry_at_us}};
   if (u.restarts > 0)
     out["restarts"] = u.restarts;
+  if (!u.usage.is_null())
+    out["usage"] = u.usage;
+  if (!u.prompt.is_null())
+    out["prompt"] = u.prompt;
   return out;
 }
 
@@ -1408,6 +1489,8 @@ void unit_restore(const json& j, unit& u) {
   u.error = j.at("error");
   u.retry_at_us = j.at("retry_at_us").get<int64_t>();
   u.restarts = j.value("restarts", uint32_t{0});
+  u.usage = j.value("usage", json{});
+  u.prompt = j.value("prompt", json{});
 }
 
 } // namespace
@@ -1424,8 +1507,6 @@ json machine::snapshot() const {
   json tasks = json::array();
   for (const auto& t : st.tasks) {
     auto j = unit_snapshot(t);
-    j["usage"] = t.usage;
-    j["prompt"] = t.prompt;
     j["remaining_deps"] = t.remaining_deps;
     j["fallback_only"] = t.fallback_only;
     j["fallback_for"] = t.fallback_for;
@@ -1503,8 +1584,6 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
         const auto& j = tasks[i];
         auto& t = st.tasks[i];
         unit_restore(j, t);
-        t.usage = j.at("usage");
-        t.prompt = j.at("prompt");
         t.remaining_deps = j.at("remaining_deps").get<size_t>();
         t.fallback_only = j.at("fallback_only").get<bool>();
         t.fallback_for = j.at("fallback_for").get<int>();

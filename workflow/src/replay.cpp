@@ -96,7 +96,7 @@ json external_spec(const definition& def, const std::string& task) {
   if (idx < 0)
     return nullptr;
   const auto& td = def.tasks[static_cast<size_t>(idx)];
-  if (td.kind == task_kind::agent) {
+  if (td.unit_kind() == task_kind::agent) {
     auto i = def.agents.find(td.agent);
     return i == def.agents.end() ? json{} : i->second;
   }
@@ -205,8 +205,7 @@ private:
     };
     if (ev.type == events::completed) {
       if (text(p, "by") == "human") {
-        auto r = m_.human_answer(text(p, "task"), field(p, "output"),
-                                 ev.time_us);
+        auto r = m_.human_answer(key, field(p, "output"), ev.time_us);
         if (!r)
           return nothing("recorded an answer to " + key
                          + "; the definition refuses it: "
@@ -716,7 +715,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
         if (!edits.rerun.count(a.task_id) && asked != hist.prompts.end()
             && answer != hist.answers.end()
             && asked->second == prompts_now[a.key]) {
-          auto s = m.human_answer(a.task_id, answer->second, now_us);
+          auto s = m.human_answer(a.key, answer->second, now_us);
           if (!s)
             return s.error();
           take(std::move(*s));

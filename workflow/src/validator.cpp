@@ -50,19 +50,21 @@ constexpr int64_t max_attempts_limit = 1000;
 
 
 /// Keys that only some kinds accept.
+/// A map takes the keys of what it runs per item (a tool, an agent or a
+/// human task); which one is checked with the item's kind.
 bool applies(const std::string& key, task_kind kind) {
   if (key == "tool")
     return kind == task_kind::tool || kind == task_kind::map;
   if (key == "input")
     return kind != task_kind::human;
   if (key == "prompt" || key == "answer_schema")
-    return kind == task_kind::human;
+    return kind == task_kind::human || kind == task_kind::map;
   if (key == "items" || key == "concurrency")
     return kind == task_kind::map;
   if (key == "workflow")
     return kind == task_kind::workflow;
   if (key == "agent")
-    return kind == task_kind::agent;
+    return kind == task_kind::agent || kind == task_kind::map;
   return true;
 }
 
@@ -533,15 +535,16 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
   } else {
     inferred = true;
     std::vector<std::pair<std::string, task_kind>> hints;
+    // `items` makes a map whatever runs per item (prompt, agent or tool).
     if (t.contains("items"))
       hints.emplace_back("items", task_kind::map);
-    if (t.contains("prompt"))
+    else if (t.contains("prompt"))
       hints.emplace_back("prompt", task_kind::human);
     else if (t.contains("answer_schema"))
       hints.emplace_back("answer_schema", task_kind::human);
     if (t.contains("workflow"))
       hints.emplace_back("workflow", task_kind::workflow);
-    if (t.contains("agent"))
+    if (t.contains("agent") && !t.contains("items"))
       hints.emplace_back("agent", task_kind::agent);
     if (hints.size() == 1) {
       out.kind = hints[0].second;
@@ -576,10 +579,38 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       case task_kind::human:
         need("prompt");
         break;
-      case task_kind::map:
+      case task_kind::map: {
         need("items");
-        need("tool");
+        // What runs per item: exactly one of a tool, an agent, a prompt.
+        std::vector<std::string> runs;
+        for (const char* key : {"tool", "agent", "prompt"})
+          if (t.contains(key))
+            runs.emplace_back(key);
+        if (runs.empty())
+          error(ptr, "a map task needs 'tool', 'agent' or 'prompt' (what "
+                     "runs for each item)");
+        else if (runs.size() > 1)
+          error(child_pointer(ptr, runs[1]),
+                in_quotes(runs[1]) + " and " + in_quotes(runs[0])
+                  + " in one map task: each item runs one of 'tool', "
+                    "'agent' or 'prompt'",
+                true);
+        else if (runs[0] == "agent")
+          out.item_kind = task_kind::agent;
+        else if (runs[0] == "prompt")
+          out.item_kind = task_kind::human;
+        if (out.item_kind == task_kind::human && t.contains("input"))
+          error(child_pointer(ptr, "input"),
+                "'input' does not apply to a map of human tasks (its items "
+                "ask 'prompt')",
+                true);
+        if (out.item_kind != task_kind::human && t.contains("answer_schema"))
+          error(child_pointer(ptr, "answer_schema"),
+                "'answer_schema' applies to a map of human tasks (with "
+                "'prompt')",
+                true);
         break;
+      }
       case task_kind::workflow:
         need("workflow");
         break;
@@ -899,7 +930,7 @@ std::optional<definition> validator::workflow(const json& doc,
   // agents named by agent tasks
   for (size_t i = 0; i < n; ++i) {
     const auto& name = tasks[i].agent;
-    if (tasks[i].kind != task_kind::agent || name.empty()
+    if (tasks[i].unit_kind() != task_kind::agent || name.empty()
         || def.agents.count(name) > 0
         || !ctx_.agent_exists || ctx_.agent_exists(name))
       continue;
@@ -1053,8 +1084,7 @@ std::optional<definition> validator::workflow(const json& doc,
     if (infos[i].check_input) {
       template_value(t.input, child_pointer(t.pointer, "input"), index,
                      scope, i, tasks);
-      bool to_tool
-        = t.kind == task_kind::tool || t.kind == task_kind::map;
+      bool to_tool = t.unit_kind() == task_kind::tool;
       secret_references(t.input, child_pointer(t.pointer, "input"), "",
                         to_tool ? &tasks[i].secret_pointers : nullptr);
     }

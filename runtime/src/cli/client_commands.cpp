@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cli/client.hpp"
+#include "cli/inline_prompt.hpp"
 #include "cli/output.hpp"
 #include "replay_support.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -114,6 +116,13 @@ public:
     return h;
   }
 
+  /// The execution that waits for a person, once the stream stopped there.
+  std::optional<std::string> waiting_id() const {
+    if (!waiting_)
+      return std::nullopt;
+    return waiting_->id;
+  }
+
   /// The exit code after the stream is over.
   int conclude(const expected<stream_outcome>& out) {
     if (waiting_)
@@ -186,6 +195,42 @@ bool print_workflow_errors(const json& problem, const std::string& file,
   return true;
 }
 
+// On a terminal, asks the open questions of an execution the stream left
+// waiting (as `cadre run` on an embedded node does: cli/inline_prompt.hpp),
+// answers them over the API and follows the execution on; then the exit
+// code as `conclude` gives it.
+int conclude_asking(api_client& client, bool json_out,
+                    execution_watch& first, expected<stream_outcome> out) {
+  execution_watch* watch = &first;
+  std::optional<execution_watch> next;
+  while (watch->waiting_id() && can_ask_inline(json_out)) {
+    auto id = *watch->waiting_id();
+    auto view = client.state(id, 0);
+    if (!view)
+      return fail(view.error());
+    auto questions = open_questions(*view);
+    if (questions.empty())
+      break;
+    uint64_t seq = 0;
+    for (const auto& q : questions) {
+      auto answer = ask_inline(q, std::cin, std::cerr);
+      if (!answer)
+        return watch->conclude(out);
+      auto at = client.answer(id, q.task, *answer);
+      if (!at)
+        return fail(at.error());
+      seq = *at;
+    }
+    // From the last answer on, as `cadre input` follows it.
+    next.emplace(client, json_out, seq);
+    watch = &*next;
+    out = client.follow(id, seq > 0 ? seq - 1 : 0, watch->handlers());
+    if (out && out->execution_id.empty())
+      out->execution_id = id;
+  }
+  return watch->conclude(out);
+}
+
 int client_run(api_client& client, const client_command& cmd) {
   // Parsed here, so a bad file is reported with its lines and columns;
   // tools and agents are the server's, which checks them.
@@ -231,7 +276,8 @@ int client_run(api_client& client, const client_command& cmd) {
     if (out && out->execution_id.empty())
       out->execution_id = id;
   }
-  return write_metrics(client, cmd.metrics_file, watch.conclude(out));
+  return write_metrics(client, cmd.metrics_file,
+                       conclude_asking(client, cmd.json_out, watch, out));
 }
 
 int client_input(api_client& client, const client_command& cmd) {

@@ -263,7 +263,9 @@ std::string describe_event(const event& ev) {
   if (ev.type == "human_requested")
     return "⏸ " + task + "waiting for a person: "
            + short_json(p.value("prompt", json{}), 80) + "\n    answer: cadre input "
-           + ev.execution_id + " " + p.value("task", std::string{})
+           + ev.execution_id + " "
+           // An item's key is quoted: a shell would glob "task[0]".
+           + (p.contains("item") ? "'" + key_of(p) + "'" : key_of(p))
            + " VALUE";
   if (ev.type == "execution_completed")
     return "✓ execution " + ev.execution_id + " completed";

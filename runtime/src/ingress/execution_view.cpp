@@ -1,6 +1,8 @@
 #include "ingress/execution_view.hpp"
 
+#include <iterator>
 #include <map>
+#include <utility>
 
 namespace cadre::runtime {
 
@@ -13,8 +15,14 @@ struct task_summary {
   int64_t end_us = 0;
   json output;
   std::string error;
-  std::string prompt;
+  json prompt;
   int items = 0;
+};
+
+// An open question of a map of human tasks (item i of its task).
+struct waiting_item {
+  std::string task;
+  json prompt;
 };
 
 // Map items report under their task: "fetch[2]" counts toward "fetch".
@@ -61,6 +69,16 @@ json execution_view(const execution_info& info,
   json definition;
   out["input"] = json::object();
   std::map<std::string, task_summary> tasks;
+  // By task and item, so "ask[2]" comes before "ask[10]".
+  std::map<std::pair<std::string, int>, waiting_item> waiting_items;
+  auto key_of = [](const std::string& id, const json& p) {
+    return std::make_pair(id, p.value("item", 0));
+  };
+  // A map that ended asks its items no more.
+  auto close_items = [&](const std::string& id) {
+    for (auto i = waiting_items.begin(); i != waiting_items.end();)
+      i = i->second.task == id ? waiting_items.erase(i) : std::next(i);
+  };
   json usage{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0}};
   for (const auto& ev : events) {
     const auto& p = ev.payload.get();
@@ -96,9 +114,13 @@ json execution_view(const execution_info& info,
       if (t.first_dispatch_us == 0)
         t.first_dispatch_us = ev.time_us;
     } else if (ev.type == "task_completed") {
-      add_usage(usage, p.value("usage", json{}));
-      if (item)
+      if (item) {
+        // An item's usage is in its map's completion too.
+        waiting_items.erase(key_of(id, p));
         continue;
+      }
+      add_usage(usage, p.value("usage", json{}));
+      close_items(id);
       t.state = "completed";
       t.output = p.value("output", json{});
       t.error.clear();
@@ -109,14 +131,20 @@ json execution_view(const execution_info& info,
       t.error = p.value("message", std::string{});
       bool final = p.value("final", false) || !p.contains("retry_in_ms");
       t.state = final ? "failed" : "running";
-      if (final)
+      if (final) {
         t.end_us = ev.time_us;
+        close_items(id);
+      }
     } else if (ev.type == "task_skipped") {
       t.state = "skipped";
       t.end_us = ev.time_us;
     } else if (ev.type == "human_requested") {
+      if (item) {
+        waiting_items[key_of(id, p)] = {id, p.value("prompt", json{})};
+        continue;
+      }
       t.state = "waiting";
-      t.prompt = p.value("prompt", std::string{});
+      t.prompt = p.value("prompt", json{});
       if (t.first_dispatch_us == 0)
         t.first_dispatch_us = ev.time_us;
     }
@@ -141,6 +169,12 @@ json execution_view(const execution_info& info,
     }
     tasks_json[id] = std::move(j);
   }
+  for (auto& [key, w] : waiting_items)
+    waiting.push_back(json{{"task", key.first + "["
+                                      + std::to_string(key.second) + "]"},
+                           {"prompt", std::move(w.prompt)},
+                           {"answer_schema",
+                            answer_schema_of(definition, w.task)}});
   out["tasks"] = std::move(tasks_json);
   out["usage"] = std::move(usage);
   out["waiting"] = std::move(waiting);

@@ -77,6 +77,9 @@ struct task_def {
   /// run at once (0: all).
   std::string items;
   uint32_t concurrency = 0;
+  /// kind map: what runs per item, a tool (`tool`), an agent turn (`agent`)
+  /// or a person's answer (`prompt`).
+  task_kind item_kind = task_kind::tool;
   /// kind workflow: the sub-workflow's document (inline, already parsed).
   json workflow;
   /// kind agent: the agent's name (the workflow's `agents:` or the node's).
@@ -88,6 +91,11 @@ struct task_def {
   /// "{{ secrets.NAME }}" (kind tool and map only); the tool worker fills
   /// in the values there (set by validation).
   std::vector<std::string> secret_pointers;
+
+  /// What one unit of the task runs: the item kind of a map, else the kind.
+  task_kind unit_kind() const {
+    return kind == task_kind::map ? item_kind : kind;
+  }
 };
 
 /// A validated workflow definition. Tasks are in document order; every
