@@ -277,12 +277,15 @@ private:
     } else {
       return bad("/auth/type", "must be one of bearer, basic, header");
     }
-    for (const auto& [key, value] : a->items())
+    for (const auto& item : a->items()) {
+      // Not a structured binding: clang before 16 cannot capture one.
+      const auto& key = item.key();
       if (std::find_if(keys.begin(), keys.end(),
                        [&](const char* k) { return key == k; })
           == keys.end())
         return bad("/auth" + detail::pointer_to(key),
                    "is not a key of auth type " + type);
+    }
     auto text = [&](const char* key) -> const std::string* {
       auto i = a->find(key);
       return i != a->end() && i->is_string() ? &i->get_ref<const std::string&>()
