@@ -780,7 +780,9 @@ void collect_schema_pointers(const json& node, const std::string& pointer,
                      });
 }
 
-/// Refuses a $ref cycle that never moves on in the instance, such as
+/// Refuses a $ref that valijson would read as this document's root
+/// without one being meant (a relative URI with no base), and a $ref
+/// cycle that never moves on in the instance, such as
 /// {"$ref": "#"} or a ref to an allOf that holds it: valijson would follow
 /// it until the stack overflows. Throws pattern_failure naming the $ref
 /// that closes the cycle. (Refs through properties, items and the like are
@@ -799,6 +801,29 @@ void check_ref_cycles(const json& doc) {
   auto node_at = [&](const std::string& pointer) -> const json& {
     return doc.at(json::json_pointer{pointer});
   };
+  // valijson reads a $ref that is neither "#..." nor absolute by its own
+  // test ("://" or a URN) as a pointer into this document, to the root when
+  // it has no '#': "", "a.json" or "http:/a" with no $id as its base would
+  // recurse for ever.
+  for (const auto& p : nodes) {
+    const auto& node = node_at(p);
+    auto ref = node.find("$ref");
+    if (ref == node.end() || !ref->is_string())
+      continue;
+    const auto& text = ref->get_ref<const std::string&>();
+    if (!text.empty() && text.front() == '#')
+      continue;
+    namespace vj = valijson::internal;
+    auto uri = vj::json_reference::getJsonReferenceUri(text);
+    if (!text.empty() && uri
+        && (vj::uri::isUriAbsolute(*uri) || vj::uri::isUrn(*uri)))
+      continue;
+    throw pattern_failure{child(p, "$ref"),
+                          "$ref " + dump_json(*ref)
+                            + " is neither a pointer into this schema "
+                              "(#...) nor an absolute URI, and no $id "
+                              "gives it a base"};
+  }
   // Depth-first, with an explicit stack: a chain of refs can be long.
   for (const auto& start : nodes) {
     if (marks.count(start))
@@ -855,6 +880,7 @@ std::shared_ptr<json_schema::impl> build(const json& schema, int draft,
     std::unique_ptr<json> doc{fetch(uri, remotes_dir, draft)};
     try {
       compile_patterns(*doc, "", result->patterns);
+      check_ref_cycles(*doc);
     } catch (const pattern_failure& e) {
       throw fetch_failure{"remote $ref '" + uri + "': " + e.pointer + ": "
                           + e.what()};
