@@ -2,9 +2,10 @@
 # Builds the libFuzzer targets of fuzz/ with clang, ASan and UBSan into
 # build-fuzz/ and runs each for SECONDS (default 60) from the seed corpora:
 # fuzz/corpus/<target>/, the examples and the JSON Schema test suite. Any
-# crash, leak, hang (an input over 10 s) or out-of-memory (over 2 GB) fails
-# the run, leaving the input in build-fuzz/artifacts/. Extra arguments name
-# the targets to run (default: all). docs/testing.md tells more.
+# crash, leak, hang (an input over 30 s of wall clock) or out-of-memory
+# (over 2 GB) fails the run, leaving the input in build-fuzz/artifacts/.
+# Extra arguments name the targets to run (default: all). docs/testing.md
+# tells more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -42,7 +43,9 @@ fi
 # every schema + instance pair of the JSON Schema test suite.
 seeds="$dir/seeds"
 rm -rf "$seeds" && mkdir -p "$seeds"/{workflow,json,json_schema}
-cp examples/*.yaml examples/*/*.yaml "$seeds/workflow/"
+for f in examples/*.yaml examples/*/*.yaml; do
+  cp "$f" "$seeds/workflow/$(echo "$f" | tr / _)"
+done
 cp examples/*.json "$seeds/json/"
 suite=/usr/share/json-schema-test-suite/tests
 if [ -d "$suite" ]; then
@@ -75,7 +78,7 @@ for t in "${targets[@]}"; do
   [ -d "fuzz/corpus/$t" ] && extra+=("fuzz/corpus/$t")
   log="$dir/$t.log"
   echo "fuzz: $t for ${seconds}s"
-  if "$dir/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if "$dir/fuzz/$t" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t-" \
       "$work" "${extra[@]}" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
