@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitizers="${1:-address,undefined}"
 dir="build-$(echo "$sanitizers" | tr ',' '-')"
+# Paths relative to the tree let checkouts of one repository share ccache hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 bash scripts/setup.sh
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja --log-level=WARNING -DCMAKE_BUILD_TYPE=Debug \

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -82,7 +83,20 @@ std::string parse_duration(const json& value, int64_t& ms) {
       factor = 3'600'000;
     else
       return bad();
-    total += std::stod(number) * factor;
+    // from_chars, not std::stod, which throws past a double's range: too
+    // many digits before the point is too large, after it next to nothing.
+    double value = 0;
+    auto ec = std::from_chars(number.data(), number.data() + number.size(),
+                              value).ec;
+    if (ec == std::errc::result_out_of_range) {
+      auto whole = number.substr(0, number.find('.'));
+      if (whole.find_first_not_of('0') != std::string::npos)
+        return "the duration '" + text + "' is too large";
+      value = 0;
+    } else if (ec != std::errc{}) {
+      return bad();
+    }
+    total += value * factor;
   }
   if (total > max_ms)
     return "the duration '" + text + "' is too large";

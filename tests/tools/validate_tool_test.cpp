@@ -395,6 +395,33 @@ TEST(ValidateTool, IntegralFloatsAreIntegersFromDraftSix) {
   EXPECT_EQ(out.value("valid", true), false) << out.dump();
 }
 
+// Found by fuzz_json_schema: valijson reads a $ref that is neither
+// "#..." nor an absolute URI as the root of the schema itself, so "http:/n"
+// (no "//"), "a.json" or "" without a base recursed until the stack
+// overflowed.
+TEST(ValidateTool, RefsWithoutABaseAreSchemaErrorsNamingTheRef) {
+  auto t = make_validate();
+  ASSERT_NE(t, nullptr);
+  const std::pair<json, std::string> cases[] = {
+    {{{"$ref", "http:/n"}}, "/schema/$ref"},
+    {{{"$ref", ""}}, "/schema/$ref"},
+    {{{"$ref", "urn:x"}}, "/schema/$ref"},
+    {{{"properties", {{"a", {{"$ref", "a.json#/definitions/x"}}}}}},
+     "/schema/properties/a/$ref"},
+  };
+  for (const auto& [schema, pointer] : cases) {
+    auto msg = error_of(*t, {{"schema", schema}, {"instance", {{"a", 1}}}});
+    EXPECT_EQ(msg.rfind("tool validate: " + pointer, 0), 0u)
+      << schema.dump() << ": " << msg;
+    EXPECT_NE(msg.find("no $id gives it a base"), std::string::npos) << msg;
+  }
+  // With a base, a relative ref names a remote document, refused as such.
+  auto msg = error_of(*t, {{"schema", {{"$id", "http://example.com/s.json"},
+                                       {"$ref", "a.json"}}},
+                           {"instance", 1}});
+  EXPECT_NE(msg.find("http://example.com/a.json"), std::string::npos) << msg;
+}
+
 TEST(ValidateTool, DraftComesFromInputThenSchemaThenSeven) {
   auto t = make_validate();
   ASSERT_NE(t, nullptr);

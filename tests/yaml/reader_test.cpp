@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "finishes.hpp"
+
 using namespace cadre;
 
 namespace {
@@ -116,4 +118,26 @@ TEST(Issue12, TextThatIsNotUtf8IsALocatedError) {
   EXPECT_EQ(doc.problems[2].at.line, 4);
   EXPECT_EQ(doc.value["ok"], "café");
   EXPECT_FALSE(doc.value.contains("k\xff"));
+}
+
+// Found by fuzz_workflow: yaml-cpp reports empty documents for ever at a
+// ',' where a document starts, so reading every document never ended (and
+// grew without bound). It is a syntax error with its place.
+TEST(YamlReader, ACommaWhereADocumentStartsIsASyntaxError) {
+  for (auto [text, line] : {std::pair{",name: w\n", 1},
+                            std::pair{"a: 1\n---\n,\n", 3}}) {
+    yaml::document doc;
+    ASSERT_TRUE(cadre::test::finishes([&doc, text = std::string{text}] {
+      doc = yaml::read(text);
+    }, std::chrono::seconds{30})) << text;
+    ASSERT_EQ(doc.problems.size(), 1u) << text;
+    EXPECT_EQ(doc.problems[0].message,
+              "syntax error: ',' outside a flow collection ([...] or {...})");
+    EXPECT_EQ(doc.problems[0].at.line, line) << text;
+    EXPECT_EQ(doc.problems[0].at.column, 1) << text;
+  }
+  // A ',' inside a plain scalar or a flow collection stays fine.
+  auto ok = yaml::read("a: b\n  , c\nd: [1, 2]\n");
+  EXPECT_TRUE(ok.problems.empty());
+  EXPECT_EQ(ok.value, (json{{"a", "b , c"}, {"d", {1, 2}}}));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -105,7 +106,13 @@ std::optional<std::vector<json>> parse_path(std::string_view expr) {
           ++i;
         if (start == i || i >= expr.size() || expr[i] != ']')
           return std::nullopt;
-        segs.emplace_back(std::stoll(std::string{expr.substr(start, i - start)}));
+        // An index past int64 is no path of ours; Lua reads it (as nil).
+        int64_t index = 0;
+        auto digits = expr.substr(start, i - start);
+        if (std::from_chars(digits.data(), digits.data() + digits.size(),
+                            index).ec != std::errc{})
+          return std::nullopt;
+        segs.emplace_back(index);
         ++i;
       }
     } else {
@@ -197,7 +204,14 @@ std::pair<std::string, int> split_key(const std::string& key) {
   auto lb = key.find('[');
   if (lb == std::string::npos || key.back() != ']')
     return {key, -1};
-  return {key.substr(0, lb), std::stoi(key.substr(lb + 1))};
+  // Anything but digits that fit is no item (the key may come from a peer).
+  int item = -1;
+  auto first = key.data() + lb + 1;
+  auto last = key.data() + key.size() - 1;
+  auto [end, ec] = std::from_chars(first, last, item);
+  if (ec != std::errc{} || end != last || first == last || item < 0)
+    return {key, -1};
+  return {key.substr(0, lb), item};
 }
 
 struct machine::state {

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "cadre/messages/utf8.hpp"
@@ -313,11 +314,89 @@ position document::find(const std::string& pointer, bool key) const {
   }
 }
 
+namespace {
+
+/// Where each document of a text starts, read as parser events (no nodes
+/// are built, no alias expanded).
+class document_starts : public YAML::EventHandler {
+public:
+  /// Where each document starts, and where its first value does (the
+  /// document's start when it has none).
+  std::vector<YAML::Mark> marks;
+  std::vector<YAML::Mark> values;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    marks.push_back(mark);
+    values.push_back(mark);
+    fresh_ = true;
+  }
+  void OnDocumentEnd() override {
+  }
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
+    value(mark);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+    value(mark);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    value(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&,
+                       YAML::anchor_t, YAML::EmitterStyle::value) override {
+    value(mark);
+  }
+  void OnSequenceEnd() override {
+  }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    value(mark);
+  }
+  void OnMapEnd() override {
+  }
+
+private:
+  void value(const YAML::Mark& mark) {
+    if (fresh_ && !values.empty() && mark.pos >= 0)
+      values.back() = mark;
+    fresh_ = false;
+  }
+  bool fresh_ = false;
+};
+
+/// The starts of every document of `text`; throws YAML's exceptions for a
+/// syntax error in any of them. yaml-cpp (0.7) does not consume a ',' where
+/// a document starts: it reports one empty document after another there
+/// for ever (YAML::LoadAll never returns), so a document that starts where
+/// the previous one did is a syntax error here.
+document_starts read_document_starts(const std::string& text) {
+  std::istringstream in{text};
+  YAML::Parser parser{in};
+  document_starts starts;
+  while (parser.HandleNextDocument(starts)) {
+    auto n = starts.marks.size();
+    if (n >= 2 && starts.marks[n - 1].pos == starts.marks[n - 2].pos) {
+      auto at = starts.marks[n - 1];
+      auto pos = static_cast<size_t>(at.pos);
+      throw YAML::ParserException(
+        at, pos < text.size() && text[pos] == ','
+              ? "',' outside a flow collection ([...] or {...})"
+              : "the parser cannot go on here");
+    }
+  }
+  return starts;
+}
+
+} // namespace
+
 document read(const std::string& text, const read_options& opts) {
   document doc;
-  std::vector<YAML::Node> nodes;
+  document_starts starts;
+  YAML::Node first;
   try {
-    nodes = YAML::LoadAll(text);
+    starts = read_document_starts(text);
+    if (!starts.marks.empty())
+      first = YAML::Load(text);
   } catch (const YAML::DeepRecursion& e) {
     doc.empty = false;
     doc.problems.push_back({position_of(e.mark), "",
@@ -334,14 +413,14 @@ document read(const std::string& text, const read_options& opts) {
     doc.problems.push_back({{}, "", std::string{"cannot read: "} + e.what()});
     return doc;
   }
-  if (nodes.empty() || nodes[0].IsNull())
+  if (starts.marks.empty() || first.IsNull())
     return doc;
   doc.empty = false;
-  if (nodes.size() > 1)
-    doc.second_document = position_of(nodes[1].Mark());
+  if (starts.values.size() > 1)
+    doc.second_document = position_of(starts.values[1]);
   converter conv{doc, opts};
   try {
-    doc.value = conv.convert(nodes[0], "", 0);
+    doc.value = conv.convert(first, "", 0);
   } catch (const too_large&) {
     doc.value = nullptr;
     // The maps hold what was read before the bound: drop them.

@@ -812,13 +812,15 @@ void collect_schema_pointers(const json& node, const std::string& pointer,
                      });
 }
 
-/// Refuses a $ref cycle that never moves on in the instance, such as
-/// {"$ref": "#"}, a ref to an allOf that holds it, or refs that go round
-/// through remote documents: valijson would follow it until the stack
-/// overflows. Throws pattern_failure naming the $ref that closes the cycle
-/// (in a remote document: located at the root's $ref that leads there).
-/// (Refs through properties, items and the like are fine: each step goes
-/// one level down the instance.)
+/// Refuses a $ref that valijson would read as this document's root
+/// without one being meant (a relative URI with no base), and a $ref cycle
+/// that never moves on in the instance, such as {"$ref": "#"}, a ref to an
+/// allOf that holds it, or refs that go round through remote documents:
+/// valijson would follow it until the stack overflows. Throws
+/// pattern_failure naming the $ref that closes the cycle (in a remote
+/// document: located at the root's $ref that leads there). (Refs through
+/// properties, items and the like are fine: each step goes one level down
+/// the instance.)
 void check_ref_cycles(const json& root, const remote_docs& remotes) {
   std::vector<std::string> nodes;
   {
@@ -852,6 +854,31 @@ void check_ref_cycles(const json& root, const remote_docs& remotes) {
     std::vector<std::pair<std::string, std::string>> steps;
     size_t next = 0;
   };
+  // valijson reads a $ref that is neither "#..." nor absolute by its own
+  // test ("://" or a URN) as a pointer into this document, to the root when
+  // it has no '#': "", "a.json" or "http:/a" with no $id as its base would
+  // recurse for ever.
+  std::vector<std::string> root_pointers;
+  collect_schema_pointers(root, "", root_pointers);
+  for (const auto& p : root_pointers) {
+    const auto& node = root.at(json::json_pointer{p});
+    auto ref = node.find("$ref");
+    if (ref == node.end() || !ref->is_string())
+      continue;
+    const auto& text = ref->get_ref<const std::string&>();
+    if (!text.empty() && text.front() == '#')
+      continue;
+    namespace vj = valijson::internal;
+    auto uri = vj::json_reference::getJsonReferenceUri(text);
+    if (!text.empty() && uri
+        && (vj::uri::isUriAbsolute(*uri) || vj::uri::isUrn(*uri)))
+      continue;
+    throw pattern_failure{child(p, "$ref"),
+                          "$ref " + dump_json(*ref)
+                            + " is neither a pointer into this schema "
+                              "(#...) nor an absolute URI, and no $id "
+                              "gives it a base"};
+  }
   // Depth-first, with an explicit stack: a chain of refs can be long.
   for (const auto& start : nodes) {
     if (marks.count(start))

@@ -100,7 +100,9 @@ expected<net_options> parse_net_options(std::string_view tool,
 
 expected<void> check_setting_keys(std::string_view tool, const json& settings,
                                   std::initializer_list<std::string_view> extra) {
-  for (const auto& [key, value] : settings.items()) {
+  for (const auto& item : settings.items()) {
+    // Not a structured binding: clang before 16 cannot capture one.
+    const auto& key = item.key();
     auto known = [&](const auto& keys) {
       return std::find(keys.begin(), keys.end(), key) != keys.end();
     };
