@@ -165,6 +165,11 @@ struct agent_state {
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
   // get_atom requests that came before the log was read.
   std::vector<caf::typed_response_promise<json_value>> get_waiters;
+  // A fork's recorded replies (its "replies:<fork>" log), by the full
+  // request they answered (llm_cache::key_of, dumped). One agent id serves
+  // one fork's turns, so it holds one such log at most.
+  std::string replies_log;
+  std::map<std::string, llm_response> replies;
 
   workflow::agent_machine& m() {
     return *machine;
@@ -295,11 +300,81 @@ void answer(agent_self self, const std::string& key) {
 
 // -- model calls ----------------------------------------------------------------------
 
-// Asks the model (or, when enabled, the response cache) and hands the reply
-// to `ok`; `fail` gets the error. Counts the call either way.
+// How a reply came: from the provider, the response cache, or a fork's
+// recorded replies.
+enum class reply_from { model, cache, fork };
+
+void ask_cache_or_model(agent_self self, const llm_request& req,
+                        std::function<void(llm_response, reply_from)> ok,
+                        std::function<void(caf::error&)> fail);
+
+// The reply the fork recorded for a request equal to `req` in full.
+std::optional<llm_response> recorded_reply(agent_self self,
+                                           const llm_request& req) {
+  auto& st = self->state;
+  auto i = st.replies.find(
+    dump_json(llm_cache::key_of(req, st.m().active()->spec.script)));
+  if (i == st.replies.end())
+    return std::nullopt;
+  return i->second;
+}
+
+// Asks the model and hands the reply to `ok`; `fail` gets the error. A
+// fork's turn first looks among the parent's recorded replies (read once),
+// then, when enabled, in the response cache. Counts the call either way.
 void ask_model(agent_self self, const llm_request& req,
-               std::function<void(llm_response, bool)> ok,
+               std::function<void(llm_response, reply_from)> ok,
                std::function<void(caf::error&)> fail) {
+  auto& st = self->state;
+  const auto& t = *st.m().active();
+  auto metrics = st.opts->metrics;
+  auto reuse = [=](llm_response res) {
+    count_llm_call(metrics, req, &res, "reused");
+    ok(std::move(res), reply_from::fork);
+  };
+  if (t.replies.empty()) {
+    ask_cache_or_model(self, req, ok, fail);
+    return;
+  }
+  if (t.replies == st.replies_log) {
+    if (auto res = recorded_reply(self, req))
+      reuse(std::move(*res));
+    else
+      ask_cache_or_model(self, req, ok, fail);
+    return;
+  }
+  auto log = t.replies;
+  self->request(st.store, local_deadline, read_atom_v, log, uint64_t{1},
+                uint64_t{0})
+    .then(
+      [=](std::vector<event>& evs) {
+        auto& st = self->state;
+        st.replies_log = log;
+        st.replies.clear();
+        for (const auto& ev : evs) {
+          const auto& p = ev.payload.get();
+          try {
+            auto recorded = p.at("request").get<llm_request>();
+            st.replies[dump_json(llm_cache::key_of(recorded, p.at("script")))]
+              = p.at("response").get<llm_response>();
+          } catch (const std::exception&) {
+            continue; // not an entry this build reads: never a match
+          }
+        }
+        if (!st.m().active()) // the turn ended meanwhile
+          return;
+        if (auto res = recorded_reply(self, req))
+          reuse(std::move(*res));
+        else
+          ask_cache_or_model(self, req, ok, fail);
+      },
+      // Without them the model is asked: slower, never wrong.
+      [=](caf::error&) { ask_cache_or_model(self, req, ok, fail); });
+}
+
+void ask_cache_or_model(agent_self self, const llm_request& req,
+                        std::function<void(llm_response, reply_from)> ok,
+                        std::function<void(caf::error&)> fail) {
   auto& st = self->state;
   const auto& t = *st.m().active();
   json ctx{{"deadline_us", t.deadline_us},
@@ -341,7 +416,7 @@ void ask_model(agent_self self, const llm_request& req,
                     });
           }
           count_llm_call(metrics, req, &res, "ok");
-          ok(std::move(res), false);
+          ok(std::move(res), reply_from::model);
         },
         on_error);
   };
@@ -356,7 +431,7 @@ void ask_model(agent_self self, const llm_request& req,
       [=](std::vector<event>& evs) {
         if (auto res = llm_cache::hit(evs, cache_key)) {
           count_llm_call(metrics, req, &*res, "cached");
-          ok(std::move(*res), true);
+          ok(std::move(*res), reply_from::cache);
           return;
         }
         // A miss, or a hash collision: ask, and leave the entry alone.
@@ -372,9 +447,10 @@ void call_llm(agent_self self, uint32_t call) {
   auto key = t->key;
   ask_model(
     self, t->request,
-    [=](llm_response res, bool cached) {
-      auto s = self->state.m().model_replied(key, call, std::move(res),
-                                             cached, now_us());
+    [=](llm_response res, reply_from from) {
+      auto s = self->state.m().model_replied(
+        key, call, std::move(res), from == reply_from::cache, now_us(),
+        from == reply_from::fork);
       if (s.empty())
         return;
       take(self, std::move(s));
@@ -394,10 +470,12 @@ void call_summary(agent_self self) {
   if (!t || !t->summary_pending)
     return;
   auto key = t->key;
-  ask_model(
+  // Summaries are not among a fork's recorded replies.
+  ask_cache_or_model(
     self, t->summary_request,
-    [=](llm_response res, bool cached) {
-      auto s = self->state.m().summary_replied(key, res, cached, now_us());
+    [=](llm_response res, reply_from from) {
+      auto s = self->state.m().summary_replied(
+        key, res, from != reply_from::model, now_us());
       if (s.empty())
         return;
       take(self, std::move(s));

@@ -169,7 +169,8 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
         msg.pop_back();
         return make_error(errc::invalid_config, msg);
       }
-      auto id = workflow::agent_id_of(spec, turn.execution_id, turn.task_id);
+      auto id = workflow::agent_id_of(spec, turn.execution_id, turn.task_id,
+                                      !turn.fork_of.empty());
       auto promise = self->make_response_promise<task_result>();
       route(self, id, std::move(turn), promise, 5);
       return promise;

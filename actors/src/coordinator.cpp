@@ -418,6 +418,12 @@ void run_action(self_ptr self, const workflow::action& a) {
       turn.attempt = a.attempt;
       turn.idempotency_key = st.args.id + "/" + a.key + "/"
                              + std::to_string(a.attempt);
+      // A fork's turn: its own branch of the agent's memory, and the
+      // parent's recorded replies, unless the fork runs the task again on
+      // purpose (`--rerun` asks the model anew).
+      turn.fork_of = st.m.forked_from();
+      if (!turn.fork_of.empty() && !st.m.fork_reruns(a.task_id))
+        turn.replies = workflow::fork_replies_log(st.args.id);
       // caf::infinite only for an agent task without `timeout` (see the
       // tool task above).
       caf::duration timeout = caf::infinite;

@@ -493,17 +493,25 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
               promise.deliver(json_value{std::move(reply)});
               return;
             }
-            // The fork's log and its agents' memory as of the fork point
-            // go in one atomic write, after the parent's agent logs are read.
+            // The fork's log, its agents' memory as of the fork point and
+            // the parent's model replies go in one atomic write, after the
+            // parent's agent logs (its own and those its agents share) are
+            // read.
             auto app = std::make_shared<append_request>();
             app->events = std::move(plan->events);
             app->index.push_back(*plan->index);
             auto reused = plan->reused;
-            auto names = std::make_shared<std::vector<std::string>>();
-            for (auto& name : workflow::agent_logs_of(log))
-              if (name.rfind("agent:" + parent + "/", 0) == 0)
-                names->push_back(std::move(name));
+            int64_t cut_us = log.back().time_us;
+            for (const auto& ev : log)
+              if (ev.seq == at)
+                cut_us = ev.time_us;
+            auto names = std::make_shared<std::vector<std::string>>(
+              workflow::agent_logs_of(log));
+            auto read = std::make_shared<std::vector<std::vector<event>>>();
             auto write = [=]() mutable {
+              for (auto& ev : workflow::fork_replies(*read, parent, id,
+                                                     now_us()))
+                app->events.push_back(std::move(ev));
               self->request(self->state.store, local_deadline, append_atom_v,
                             *app)
                 .then(
@@ -534,8 +542,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                 .then(
                   [=](std::vector<event>& agent_log) mutable {
                     for (auto& ev : workflow::branch_agent_log(
-                           agent_log, parent, id, reused))
+                           agent_log, parent, id, reused, cut_us))
                       app->events.push_back(std::move(ev));
+                    read->push_back(std::move(agent_log));
                     (*keep)(i + 1);
                   },
                   [=](caf::error& err) mutable { promise.deliver(err); });

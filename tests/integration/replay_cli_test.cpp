@@ -346,6 +346,111 @@ TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
   EXPECT_EQ(export_of(id), before);
 }
 
+const char* two_inputs_yaml = R"yaml(name: two-inputs
+version: "1"
+agents:
+  analyst:
+    system: You explain failures in one sentence.
+    stream: false
+tasks:
+  - id: first
+    agent: analyst
+    input: "What failed in {{ input.job }}?"
+  - id: second
+    depends_on: first
+    agent: analyst
+    input: "Tell {{ input.who }} what to do."
+)yaml";
+
+// The llm_responded events of an agent log, as {turn, reused}.
+std::vector<std::pair<std::string, bool>>
+replies_in(const std::vector<std::string>& lines) {
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& line : lines) {
+    auto ev = json::parse(line, nullptr, false);
+    if (ev.is_discarded() || ev["type"] != "llm_responded")
+      continue;
+    out.emplace_back(ev["payload"]["turn"].get<std::string>(),
+                     ev["payload"].value("reused", false));
+  }
+  return out;
+}
+
+TEST_F(ReplayCli, AForkAfterALateEditAsksTheModelOnlyForTheChangedTurn) {
+  auto file = tmp_ / "inputs.yaml";
+  std::ofstream{file} << two_inputs_yaml;
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"job": "job 7", "who": "ops"})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+              .get<std::string>();
+  ASSERT_EQ(model_calls(), 2u);
+  auto before = export_of(id);
+  // Forked at the submission, so both turns run again; only the second
+  // one's prompt changed.
+  auto fork = cadre({"--json", "fork", id, "--at", "1", "--input",
+                     R"({"job": "job 7", "who": "dev"})"});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto child = json::parse(fork.out.front(), nullptr, false)["plan"]["id"]
+                 .get<std::string>();
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NE(got.back().body.find("Tell dev what to do."), std::string::npos);
+  auto agent = cadre({"--json", "events", "agent:" + child + "/analyst"});
+  ASSERT_EQ(agent.exit_code, 0) << agent.err;
+  EXPECT_EQ(replies_in(agent.out),
+            (std::vector<std::pair<std::string, bool>>{
+              {child + "/first/1", true}, {child + "/second/1", false}}))
+    << joined(agent.out);
+  EXPECT_EQ(export_of(id), before);
+  // A request that differs in anything asks: another system prompt.
+  auto changed = tmp_ / "changed.yaml";
+  std::string yaml = two_inputs_yaml;
+  yaml.replace(yaml.find("one sentence"), 12, "two sentences");
+  std::ofstream{changed} << yaml;
+  auto other = cadre({"--json", "fork", id, "--at", "1", "--definition",
+                      changed});
+  ASSERT_EQ(other.exit_code, 0) << other.err << joined(other.out);
+  EXPECT_EQ(model_calls(), 5u);
+}
+
+TEST_F(ReplayCli, AForkBranchesAnAgentsSharedMemoryAndLeavesItAlone) {
+  auto file = tmp_ / "shared.yaml";
+  std::string yaml = two_turns_yaml;
+  yaml.replace(yaml.find("    stream: false"), 17,
+               "    stream: false\n    memory: {scope: agent}");
+  std::ofstream{file} << yaml;
+  auto run = cadre({"--json", "run", file});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+              .get<std::string>();
+  ASSERT_EQ(model_calls(), 2u);
+  auto shared = cadre({"--json", "events", "agent:analyst"});
+  ASSERT_EQ(shared.exit_code, 0) << shared.err;
+  ASSERT_EQ(replies_in(shared.out).size(), 2u) << joined(shared.out);
+  auto before = export_of(id);
+  auto fork = cadre({"--json", "fork", id, "--rerun", "second"});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto child = json::parse(fork.out.front(), nullptr, false)["plan"]["id"]
+                 .get<std::string>();
+  // The re-run turn asked the model anew, remembering the first turn.
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NE(got.back().body.find("What failed in job 7?"), std::string::npos);
+  EXPECT_NE(got.back().body.find("The disk was full."), std::string::npos);
+  // It wrote the fork's own branch; the shared log is byte for byte as it
+  // was, and so is the parent.
+  auto branch = cadre({"--json", "events", "agent:" + child + "/analyst"});
+  ASSERT_EQ(branch.exit_code, 0) << branch.err;
+  EXPECT_EQ(replies_in(branch.out),
+            (std::vector<std::pair<std::string, bool>>{
+              {id + "/first/1", false}, {child + "/second/1", false}}))
+    << joined(branch.out);
+  auto after = cadre({"--json", "events", "agent:analyst"});
+  EXPECT_EQ(joined(after.out), joined(shared.out));
+  EXPECT_EQ(export_of(id), before);
+}
+
 // Retries make many events for few tasks: the shape of execution whose
 // state is small beside its log, which snapshots are for.
 const char* flaky_yaml = R"yaml(name: flaky

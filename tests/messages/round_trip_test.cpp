@@ -206,3 +206,25 @@ TEST(Errors, NamesAndMessagesSurvive) {
     EXPECT_EQ(static_cast<int>(parsed), i);
   }
 }
+
+TEST(RoundTrip, AgentTurnKeepsItsForkFields) {
+  agent_turn x;
+  x.agent = "analyst";
+  x.spec = json_value{json{{"system", "s"}}};
+  x.input = json_value{payload};
+  x.execution_id = "f1";
+  x.task_id = "explain";
+  x.attempt = 2;
+  x.idempotency_key = "f1/explain/2";
+  x.deadline_us = 99;
+  x.fork_of = "p1";
+  x.replies = "replies:f1";
+  auto y = binary_round_trip(x);
+  EXPECT_EQ(y.agent, x.agent);
+  EXPECT_EQ(y.spec, x.spec);
+  EXPECT_EQ(y.input, x.input);
+  EXPECT_EQ(y.idempotency_key, x.idempotency_key);
+  EXPECT_EQ(y.deadline_us, x.deadline_us);
+  EXPECT_EQ(y.fork_of, "p1");
+  EXPECT_EQ(y.replies, "replies:f1");
+}

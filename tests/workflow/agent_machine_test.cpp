@@ -507,3 +507,35 @@ TEST(AgentMachine, AnswerJsonTakesTheWholeTextOrTheFirstBlockThatParses) {
   EXPECT_TRUE(answer_json("no json here").is_discarded());
   EXPECT_TRUE(answer_json("```json\n{unclosed").is_discarded());
 }
+
+TEST(AgentMachine, AForksTurnRecordsWhatItReusesAndMarksAReusedReply) {
+  agent_machine m{"f1/helper"};
+  recorder rec;
+  auto t = turn_of("f1/ask/1", json{{"system", "Be brief."}});
+  t.execution_id = "f1";
+  t.fork_of = "p1";
+  t.replies = "replies:f1";
+  auto b = start_and_begin(m, rec, t);
+  ASSERT_EQ(b.actions.size(), 1u);
+  auto started = rec.log.front().payload.get();
+  EXPECT_EQ(started["fork_of"], "p1");
+  EXPECT_EQ(started["replies"], "replies:f1");
+  auto r = rec(m.model_replied("f1/ask/1", 1, text_reply("42"), false, now,
+                               true));
+  ASSERT_FALSE(r.events.empty());
+  EXPECT_EQ(r.events[0].type, ev::llm_responded);
+  EXPECT_EQ(r.events[0].payload->value("reused", false), true);
+  EXPECT_FALSE(r.events[0].payload->contains("cached"));
+  // A machine folded from the log knows them too (a resumed turn reuses).
+  agent_machine again{"f1/helper"};
+  again.apply(rec.log[0]);
+  ASSERT_NE(again.active(), nullptr);
+  EXPECT_EQ(again.active()->fork_of, "p1");
+  EXPECT_EQ(again.active()->replies, "replies:f1");
+  // An ordinary turn records neither.
+  agent_machine plain{"e1/helper"};
+  recorder prec;
+  start_and_begin(plain, prec, turn_of("e1/ask/1", json::object()));
+  EXPECT_FALSE(prec.log.front().payload->contains("fork_of"));
+  EXPECT_FALSE(prec.log.front().payload->contains("replies"));
+}

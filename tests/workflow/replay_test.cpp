@@ -276,6 +276,27 @@ TEST(Replay, AnUneditedForkReusesEverything) {
     EXPECT_EQ(t["status"], "same") << t.dump();
 }
 
+TEST(Replay, AForkKnowsItsParentAndWhatItRunsAgainAcrossSnapshots) {
+  auto run = record(pipeline(), pipeline_input());
+  fork_edits edits;
+  edits.rerun.insert("b");
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  auto m = fold_log(plan->events);
+  ASSERT_TRUE(m) << describe(m.error());
+  EXPECT_EQ(m->forked_from(), run.log.front().execution_id);
+  EXPECT_TRUE(m->fork_reruns("b"));
+  EXPECT_FALSE(m->fork_reruns("other"));
+  auto back = machine::restore("child", m->snapshot());
+  ASSERT_TRUE(back) << describe(back.error());
+  EXPECT_EQ(back->forked_from(), m->forked_from());
+  EXPECT_TRUE(back->fork_reruns("b"));
+  // The parent is no fork.
+  auto parent = fold_log(run.log);
+  ASSERT_TRUE(parent);
+  EXPECT_TRUE(parent->forked_from().empty());
+}
+
 TEST(Replay, AForkRerunsOnlyWhatItsEditReaches) {
   auto run = record(pipeline(), pipeline_input());
   uint64_t asked_at = 0;
@@ -478,24 +499,100 @@ TEST(Replay, ARestoredMachineDecidesAsTheOriginal) {
 }
 
 TEST(Replay, AForkBranchesTheParentsAgentMemoryAtReusedTurns) {
-  auto ev = [](const std::string& log, uint64_t seq, const std::string& turn) {
-    return event{log, seq, 1, "agent_message",
+  auto ev = [](const std::string& log, uint64_t seq, const std::string& turn,
+               int64_t time = 1, const char* type = "agent_message") {
+    return event{log, seq, time, type,
                  json_value{json{{"turn", turn}, {"message", "m"}}}};
   };
   std::vector<event> log{ev("agent:p/helper", 1, "p/ask/1"),
                          ev("agent:p/helper", 2, "p/ask/1"),
                          ev("agent:p/helper", 3, "p/later/1"),
                          ev("agent:p/helper", 4, "p/ask/2")};
-  auto copy = branch_agent_log(log, "p", "f", {"ask"});
+  auto copy = branch_agent_log(log, "p", "f", {"ask"}, 100);
   ASSERT_EQ(copy.size(), 3u);
   for (size_t i = 0; i < copy.size(); ++i) {
     EXPECT_EQ(copy[i].execution_id, "agent:f/helper");
     EXPECT_EQ(copy[i].seq, i + 1);
   }
   EXPECT_EQ(copy[2].payload->value("turn", ""), "p/ask/2");
-  // A log shared across executions (memory scope `agent`) is not copied.
-  std::vector<event> shared{ev("agent:helper", 1, "p/ask/1")};
-  EXPECT_TRUE(branch_agent_log(shared, "p", "f", {"ask"}).empty());
+}
+
+TEST(Replay, AForkBranchesASharedAgentLogAtTheForkPoint) {
+  auto ev = [](uint64_t seq, const std::string& turn, int64_t time,
+               const char* type = "agent_message") {
+    return event{"agent:helper", seq, time, type,
+                 json_value{json{{"turn", turn}}}};
+  };
+  // Memory scope `agent`: one log for every execution's turns.
+  std::vector<event> shared{ev(1, "o/x/1", 10), ev(2, "o/x/1", 20,
+                                                     "agent_turn_completed"),
+                            ev(3, "p/ask/1", 30),
+                            ev(4, "p/ask/1", 40, "agent_turn_completed"),
+                            ev(5, "q/y/1", 50), // still running at the cut
+                            ev(6, "p/redo/1", 60),
+                            ev(7, "p/redo/1", 70, "agent_turn_completed"),
+                            ev(8, "q/y/1", 80, "agent_turn_completed"),
+                            ev(9, "r/z/1", 90),
+                            ev(10, "r/z/1", 95, "agent_turn_completed")};
+  auto copy = branch_agent_log(shared, "p", "f", {"ask"}, 75);
+  std::vector<std::string> turns;
+  for (size_t i = 0; i < copy.size(); ++i) {
+    EXPECT_EQ(copy[i].execution_id, "agent:f/helper");
+    EXPECT_EQ(copy[i].seq, i + 1);
+    turns.push_back(copy[i].payload->value("turn", ""));
+  }
+  // Another execution's turn that had ended, the parent's reused turn; not
+  // the parent's re-run turn, nor turns unfinished or begun after the cut.
+  EXPECT_EQ(turns, (std::vector<std::string>{"o/x/1", "o/x/1", "p/ask/1",
+                                             "p/ask/1"}));
+  // Another log is not the parent's to branch.
+  for (const char* name : {"llmcache:1", "agent:grandparent/helper"}) {
+    std::vector<event> other{event{name, 1, 1, "agent_message",
+                                   json_value{json{{"turn", "o/x/1"}}}}};
+    EXPECT_TRUE(branch_agent_log(other, "p", "f", {"ask"}, 75).empty());
+  }
+}
+
+TEST(Replay, AForksRecordedRepliesAreThoseTheParentsTurnsGot) {
+  auto ev = [](const std::string& log, uint64_t seq, const char* type,
+               json payload) {
+    return event{log, seq, 1, type, json_value{std::move(payload)}};
+  };
+  json spec{{"system", "s"}, {"script", "hi"}};
+  json req{{"model", "m"}, {"messages", json::array()}};
+  json res{{"message", {{"role", "assistant"}, {"content", "hello"}}}};
+  std::vector<event> shared{
+    ev("agent:helper", 1, "agent_turn_started",
+       {{"turn", "o/x/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev("agent:helper", 2, "llm_requested",
+       {{"turn", "o/x/1"}, {"call", 1}, {"request", req}}),
+    ev("agent:helper", 3, "llm_responded",
+       {{"turn", "o/x/1"}, {"call", 1}, {"response", res}}),
+    ev("agent:helper", 4, "agent_turn_started",
+       {{"turn", "p/ask/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev("agent:helper", 5, "llm_requested",
+       {{"turn", "p/ask/1"}, {"call", 1}, {"request", req}}),
+    ev("agent:helper", 6, "llm_responded",
+       {{"turn", "p/ask/1"}, {"call", 1}, {"response", res}}),
+    // Asked, never answered: nothing to reuse.
+    ev("agent:helper", 7, "llm_requested",
+       {{"turn", "p/ask/1"}, {"call", 2}, {"request", req}})};
+  std::vector<event> own{
+    ev("agent:p/helper", 1, "agent_turn_started",
+       {{"turn", "p/b/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev("agent:p/helper", 2, "llm_requested",
+       {{"turn", "p/b/1"}, {"call", 1}, {"request", req}}),
+    ev("agent:p/helper", 3, "llm_responded",
+       {{"turn", "p/b/1"}, {"call", 1}, {"response", res}})};
+  auto got = fork_replies({shared, own}, "p", "f", 7);
+  // The same request and reply twice is kept once; another execution's
+  // calls in the shared log are not the parent's.
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].execution_id, fork_replies_log("f"));
+  EXPECT_EQ(got[0].seq, 1u);
+  EXPECT_EQ(got[0].type, "llm_recorded");
+  EXPECT_EQ(got[0].payload.get(),
+            (json{{"request", req}, {"script", "hi"}, {"response", res}}));
 }
 
 TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {

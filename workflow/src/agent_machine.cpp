@@ -63,6 +63,8 @@ void agent_machine::apply(const event& e) {
     t.execution = p.value("execution", std::string{});
     t.task = p.value("task", std::string{});
     t.attempt = p.value("attempt", uint32_t{1});
+    t.fork_of = p.value("fork_of", std::string{});
+    t.replies = p.value("replies", std::string{});
     t.spec_doc = p.value("spec", json::object());
     // Checked when the turn started; the log keeps what ran.
     (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
@@ -172,15 +174,19 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
                       "agent " + req.agent + problems.front().pointer + ": "
                         + problems.front().message);
   agent_step out;
-  emit(ev::turn_started,
-       json{{"turn", req.idempotency_key},
-            {"agent", req.agent},
-            {"spec", req.spec.get()},
-            {"execution", req.execution_id},
-            {"task", req.task_id},
-            {"attempt", req.attempt},
-            {"input", req.input.get()}},
-       now_us, out);
+  json started{{"turn", req.idempotency_key},
+               {"agent", req.agent},
+               {"spec", req.spec.get()},
+               {"execution", req.execution_id},
+               {"task", req.task_id},
+               {"attempt", req.attempt},
+               {"input", req.input.get()}};
+  // Recorded so that a turn resumed after a restart still reuses them.
+  if (!req.fork_of.empty())
+    started["fork_of"] = req.fork_of;
+  if (!req.replies.empty())
+    started["replies"] = req.replies;
+  emit(ev::turn_started, std::move(started), now_us, out);
   active_->deadline_us = req.deadline_us;
   llm_message user;
   user.role = "user";
@@ -442,7 +448,8 @@ bool agent_machine::current(const std::string& turn) const {
 
 agent_step agent_machine::model_replied(const std::string& turn,
                                         uint32_t call, llm_response res,
-                                        bool cached, int64_t now_us) {
+                                        bool cached, int64_t now_us,
+                                        bool reused) {
   agent_step out;
   if (!current(turn) || !active_->llm_pending || active_->calls != call)
     return out;
@@ -460,6 +467,8 @@ agent_step agent_machine::model_replied(const std::string& turn,
   json p{{"turn", turn}, {"call", call}, {"response", res}};
   if (cached)
     p["cached"] = true;
+  if (reused)
+    p["reused"] = true;
   emit(ev::llm_responded, std::move(p), now_us, out);
   auto& t = *active_;
   if (res.message.tool_calls.empty()) {

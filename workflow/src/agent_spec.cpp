@@ -169,8 +169,8 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
 }
 
 std::string agent_id_of(const agent_spec& spec, const std::string& execution,
-                        const std::string& task) {
-  if (spec.memory_scope == "agent")
+                        const std::string& task, bool forked) {
+  if (spec.memory_scope == "agent" && !forked)
     return spec.name;
   if (spec.memory_scope == "task")
     return execution + "/" + task;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "cadre/tools/lua_sandbox.hpp"
@@ -234,6 +235,10 @@ struct machine::state {
   // stand in for running a task or asking a person.
   std::map<std::string, json> fork_outputs;
   std::map<std::string, json> fork_answers;
+  // A fork's parent, and the tasks its edits run again (their agent turns
+  // ask the model anew instead of reusing the parent's replies).
+  std::string forked_from;
+  std::set<std::string> fork_rerun;
   std::unique_ptr<tools::lua_sandbox> lua;
 
   bool finished() const;
@@ -467,6 +472,13 @@ struct machine::state {
     if (ev.type == events::forked) {
       // Where a fork's own history begins; its edits hold from here on.
       use_fork_edits(p.value("edits", json::object()));
+      forked_from = p.value("execution", std::string{});
+      const auto* edits = find_key(p, "edits");
+      if (auto* r = edits ? find_key(*edits, "rerun") : nullptr;
+          r && r->is_array())
+        for (const auto& t : *r)
+          if (t.is_string())
+            fork_rerun.insert(t.get<std::string>());
       return {};
     }
     if (ev.type == events::execution_completed) {
@@ -1551,6 +1563,8 @@ json machine::snapshot() const {
               {"completions", st.completions},
               {"fork_outputs", st.fork_outputs},
               {"fork_answers", st.fork_answers},
+              {"forked_from", st.forked_from},
+              {"fork_rerun", st.fork_rerun},
               {"tasks", std::move(tasks)}};
 }
 
@@ -1587,6 +1601,10 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
       = snap.at("fork_outputs").get<std::map<std::string, json>>();
     st.fork_answers
       = snap.at("fork_answers").get<std::map<std::string, json>>();
+    // Absent from snapshots written before forks branched agent memory.
+    st.forked_from = snap.value("forked_from", std::string{});
+    st.fork_rerun
+      = snap.value("fork_rerun", std::set<std::string>{});
     const auto& tasks = snap.at("tasks");
     if (!st.def || tasks.size() != st.def->tasks.size()) {
       if (st.started)
@@ -1619,6 +1637,14 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
     return bad(e.what());
   }
   return m;
+}
+
+const std::string& machine::forked_from() const {
+  return st_->forked_from;
+}
+
+bool machine::fork_reruns(const std::string& task) const {
+  return st_->fork_rerun.count(task) > 0;
 }
 
 void machine::use_fork_edits(const json& edits) {

@@ -1,5 +1,7 @@
 #include "cadre/workflow/replay.hpp"
 
+#include "cadre/messages/json_text.hpp"
+#include "cadre/workflow/agent_machine.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "document.hpp"
 
@@ -343,9 +345,12 @@ std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
       out.push_back(std::move(name));
   };
   std::optional<definition> def;
+  bool forked = false; // past a fork's marker: its own turns follow
   for (const auto& ev : log) {
     const auto& p = ev.payload.get();
-    if (ev.type == events::submitted) {
+    if (ev.type == events::forked) {
+      forked = true;
+    } else if (ev.type == events::submitted) {
       auto parsed = parse_document(field(p, "definition"),
                                    validation_context{});
       if (parsed.def)
@@ -361,7 +366,8 @@ std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
         continue;
       agent_spec spec;
       parse_agent_spec(agent, i->second, spec);
-      add("agent:" + agent_id_of(spec, ev.execution_id, text(p, "task")));
+      add("agent:"
+          + agent_id_of(spec, ev.execution_id, text(p, "task"), forked));
     }
   }
   return out;
@@ -384,7 +390,9 @@ std::vector<std::string> agent_logs_of(const machine& m) {
         continue;
       agent_spec spec;
       parse_agent_spec(i->first, i->second, spec);
-      name = "agent:" + agent_id_of(spec, m.id(), text(t, "id"));
+      name = "agent:"
+             + agent_id_of(spec, m.id(), text(t, "id"),
+                           !m.forked_from().empty());
     }
     if (std::find(out.begin(), out.end(), name) == out.end())
       out.push_back(std::move(name));
@@ -755,20 +763,40 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
 std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
                                     const std::string& parent,
                                     const std::string& fork,
-                                    const std::vector<std::string>& reused) {
+                                    const std::vector<std::string>& reused,
+                                    int64_t cut_us) {
   std::vector<event> out;
   if (agent_log.empty())
     return out;
-  const auto prefix = "agent:" + parent + "/";
+  const auto own = "agent:" + parent + "/";
   const auto& name = agent_log.front().execution_id;
-  if (name.rfind(prefix, 0) != 0)
+  // The parent's own log keeps its path under the fork; a log its agent
+  // shares (memory scope `agent`, "agent:<name>", no execution in it)
+  // becomes the fork's "<fork>/<name>". Another execution's: not the
+  // parent's to branch (a fork's parent names its own parent's logs).
+  std::string target;
+  if (name.rfind(own, 0) == 0)
+    target = "agent:" + fork + "/" + name.substr(own.size());
+  else if (name.rfind("agent:", 0) == 0 && name.find('/') == std::string::npos)
+    target = "agent:" + fork + "/" + name.substr(6);
+  else
     return out;
-  auto target = "agent:" + fork + "/" + name.substr(prefix.size());
+  // When each turn ended: other executions' turns are memory as of the
+  // fork point when they had ended by then.
+  std::map<std::string, int64_t> ended;
+  for (const auto& ev : agent_log)
+    if (ev.type == agent_events::turn_completed
+        || ev.type == agent_events::turn_failed)
+      ended[text(ev.payload.get(), "turn")] = ev.time_us;
   auto kept = [&](const std::string& turn) {
-    for (const auto& key : reused)
-      if (turn.rfind(parent + "/" + key + "/", 0) == 0)
-        return true;
-    return false;
+    if (turn.rfind(parent + "/", 0) == 0) {
+      for (const auto& key : reused)
+        if (turn.rfind(parent + "/" + key + "/", 0) == 0)
+          return true;
+      return false;
+    }
+    auto e = ended.find(turn);
+    return e != ended.end() && e->second <= cut_us;
   };
   for (const auto& ev : agent_log) {
     if (!kept(text(ev.payload.get(), "turn")))
@@ -777,6 +805,58 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
     copy.execution_id = target;
     copy.seq = out.size() + 1;
     out.push_back(std::move(copy));
+  }
+  return out;
+}
+
+std::string fork_replies_log(const std::string& fork) {
+  return "replies:" + fork;
+}
+
+std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
+                                const std::string& parent,
+                                const std::string& fork, int64_t now_us) {
+  std::vector<event> out;
+  std::set<std::string> seen;
+  const auto log_name = fork_replies_log(fork);
+  for (const auto& log : logs) {
+    if (log.empty())
+      continue;
+    bool own = log.front().execution_id.rfind("agent:" + parent + "/", 0)
+               == 0;
+    std::map<std::string, json> scripts; // turn -> its agent's script
+    std::map<std::pair<std::string, uint64_t>, json> asked;
+    for (const auto& ev : log) {
+      const auto& p = ev.payload.get();
+      auto turn = text(p, "turn");
+      // A log its agent shares holds other executions' turns too.
+      if (!own && turn.rfind(parent + "/", 0) != 0)
+        continue;
+      if (ev.type == agent_events::turn_started) {
+        agent_spec spec;
+        parse_agent_spec(text(p, "agent"), field(p, "spec"), spec);
+        scripts[turn] = spec.script;
+      } else if (ev.type == agent_events::llm_requested) {
+        asked[{turn, field(p, "call").is_number_unsigned()
+                       ? field(p, "call").get<uint64_t>()
+                       : 0}]
+          = field(p, "request");
+      } else if (ev.type == agent_events::llm_responded) {
+        auto call = field(p, "call").is_number_unsigned()
+                      ? field(p, "call").get<uint64_t>()
+                      : 0;
+        auto a = asked.find({turn, call});
+        if (a == asked.end() || !p.contains("response"))
+          continue;
+        json entry{{"request", a->second},
+                   {"script", scripts[turn]},
+                   {"response", p["response"]}};
+        if (!seen.insert(dump_json(entry)).second)
+          continue;
+        out.push_back(event{log_name, out.size() + 1, now_us, "llm_recorded",
+                            json_value{std::move(entry)}});
+      }
+    }
   }
   return out;
 }

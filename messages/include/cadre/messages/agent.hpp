@@ -146,13 +146,19 @@ struct agent_turn {
   std::string idempotency_key;
   /// Wall-clock deadline in microseconds since the epoch; 0: none.
   int64_t deadline_us = 0;
+  /// The parent execution when execution_id is a fork: memory scope
+  /// `agent` then continues the fork's own branch (docs/replay.md#fork).
+  std::string fork_of;
+  /// The log of a fork's recorded model replies ("replies:<fork>") whose
+  /// request, compared in full, the turn's calls reuse; empty: none.
+  std::string replies;
 };
 
 template <class Inspector>
 auto inspect(Inspector& f, agent_turn& x) {
   return f(caf::meta::type_name("agent_turn"), x.agent, x.spec, x.input,
            x.execution_id, x.task_id, x.attempt, x.idempotency_key,
-           x.deadline_us);
+           x.deadline_us, x.fork_of, x.replies);
 }
 
 void to_json(json& j, const llm_tool_call& x);

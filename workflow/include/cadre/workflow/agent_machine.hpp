@@ -86,6 +86,10 @@ struct agent_active_turn {
   std::string execution;
   std::string task;
   uint32_t attempt = 1;
+  /// In a fork: its parent, and the log of the parent's recorded model
+  /// replies this turn's calls reuse (agent_turn::replies; empty: none).
+  std::string fork_of;
+  std::string replies;
   /// Not in the log: the deadline of the request that asked (0: none).
   int64_t deadline_us = 0;
   agent_spec spec;
@@ -134,8 +138,11 @@ public:
   /// The model answered call `call` of turn `turn`: a final answer (checked
   /// against output_schema, with one repair call on a mismatch), or tool
   /// calls (failing the turn past max_iterations). Stale replies: empty.
+  /// `cached`: from the response cache; `reused`: a fork's recorded reply
+  /// to the same request (docs/replay.md#fork). Both are marked in the log.
   agent_step model_replied(const std::string& turn, uint32_t call,
-                           llm_response res, bool cached, int64_t now_us);
+                           llm_response res, bool cached, int64_t now_us,
+                           bool reused = false);
 
   /// Call `call` of turn `turn` failed with `err`: the turn fails.
   agent_step model_failed(const std::string& turn, uint32_t call,

@@ -78,7 +78,10 @@ std::vector<spec_problem> parse_agent_spec(const std::string& name,
 
 /// The agent id, and so the log "agent:<id>", a turn continues:
 /// by memory_scope, "<execution>/<task>", "<execution>/<agent>" or "<agent>".
+/// In a fork (`forked`), scope `agent` continues the fork's own branch of
+/// the shared log, "<execution>/<agent>": a fork never writes the log its
+/// parent's agent shares with other executions (docs/replay.md#fork).
 std::string agent_id_of(const agent_spec& spec, const std::string& execution,
-                        const std::string& task);
+                        const std::string& task, bool forked = false);
 
 } // namespace cadre::workflow

@@ -192,6 +192,11 @@ public:
   /// this too (docs/replay.md#fork).
   void use_fork_edits(const json& edits);
 
+  /// A fork's parent (from its execution_forked event); empty otherwise.
+  const std::string& forked_from() const;
+  /// Whether the fork's edits run task `task` again (`--rerun`).
+  bool fork_reruns(const std::string& task) const;
+
   /// The state of unit `key` ("task" or "task[item]"): blocked, running,
   /// retry_wait, waiting, done, failed or skipped; empty when unknown.
   std::string unit_state(const std::string& key) const;

@@ -162,15 +162,33 @@ struct fork_plan {
                                             const std::string& id,
                                             int64_t now_us);
 
-/// A fork's copy of a parent's agent log (memory scope `execution` or
-/// `task`: "agent:<parent>/..."): the events of the turns of `reused` keys
-/// (any attempt), renumbered from 1 under "agent:<fork>/...", so an agent
-/// turn that runs again in the fork remembers what it did before the fork
-/// point. Empty for a log that is not the parent's own (scope `agent`).
+/// A fork's branch of an agent log its parent used (docs/replay.md#fork):
+/// the parent's own log ("agent:<parent>/...", memory scope `execution` or
+/// `task`) becomes "agent:<fork>/...", a log the agent shares across
+/// executions (scope `agent`, "agent:<name>") becomes "agent:<fork>/<name>".
+/// It keeps the events of the parent's turns of `reused` keys (any attempt)
+/// and of other executions' turns that had ended by `cut_us` (the time of
+/// the fork-point event), renumbered from 1, so an agent turn that runs
+/// again in the fork remembers what the agent knew at the fork point, and
+/// the fork never writes a log its parent's agents use.
 std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
                                     const std::string& parent,
                                     const std::string& fork,
-                                    const std::vector<std::string>& reused);
+                                    const std::vector<std::string>& reused,
+                                    int64_t cut_us);
+
+/// The log of the model replies a fork's agent turns may reuse.
+std::string fork_replies_log(const std::string& fork);
+
+/// The events of fork_replies_log(fork): one "llm_recorded" {request,
+/// script, response} per model call the parent's turns got an answer to in
+/// `logs` (the agent logs the parent used; in a shared one only the
+/// parent's turns), without repeats. An agent turn of the fork whose
+/// request (with its agent's script) equals one of them in full takes the
+/// recorded reply instead of asking the model.
+std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
+                                const std::string& parent,
+                                const std::string& fork, int64_t now_us);
 
 /// The differences between two executions (docs/replay.md#diff).
 struct execution_diff {
