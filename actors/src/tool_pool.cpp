@@ -2,6 +2,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ namespace {
 // its tool splits (split, then run per part, then join).
 using worker_actor = caf::typed_actor<
   caf::replies_to<run_atom, task_request>::with<task_result>,
+  // A whole call delegated by the pool (job number): the worker answers the
+  // caller itself and tells the pool it is free (done_atom, job).
+  caf::replies_to<run_atom, task_request, uint64_t>::with<task_result>,
   caf::replies_to<split_atom, task_request>::with<std::vector<json_value>>,
   caf::replies_to<join_atom, task_request,
                   std::vector<json_value>>::with<task_result>>;
@@ -36,6 +40,12 @@ int64_t since_us(std::chrono::steady_clock::time_point start) {
            std::chrono::steady_clock::now() - start)
     .count();
 }
+
+// The pool's interface plus what it hears from its workers and its clock:
+// a delegated call's end and its deadline (job number).
+using pool_impl_actor
+  = tool_pool_actor::extend<caf::reacts_to<done_atom, uint64_t>,
+                            caf::reacts_to<timer_atom, uint64_t>>;
 
 // -- worker -------------------------------------------------------------------
 
@@ -92,9 +102,10 @@ void redact(const secrets_ptr&, std::vector<json_value>&) {
 // worker, whose state is suspect after a throw, so the pool starts a fresh
 // one. What leaves the worker, error or output, has every secret value
 // redacted: this is the one place a tool's text leaves for events and logs.
+// `ended` is set when the worker quit.
 template <class T, class F>
-caf::result<T> guarded(worker_self self, tools::tool& tool,
-                       const secrets_ptr& secrets, F f) {
+expected<T> guarded_call(worker_self self, tools::tool& tool,
+                         const secrets_ptr& secrets, F f, bool& ended) {
   auto clean = [&](caf::error err) {
     return secrets ? secrets->redact(err) : err;
   };
@@ -106,36 +117,68 @@ caf::result<T> guarded(worker_self self, tools::tool& tool,
     return std::move(*out);
   } catch (const std::exception& e) {
     self->quit(caf::sec::runtime_error);
+    ended = true;
     return clean(make_error(errc::worker_crashed,
                             "tool " + tool.name() + " threw: " + e.what()));
   } catch (...) {
     self->quit(caf::sec::runtime_error);
+    ended = true;
     return make_error(errc::worker_crashed,
                       "tool " + tool.name() + " threw a non-exception");
   }
 }
 
+template <class T, class F>
+caf::result<T> guarded(worker_self self, tools::tool& tool,
+                       const secrets_ptr& secrets, F f) {
+  bool ended = false;
+  auto out = guarded_call<T>(self, tool, secrets, f, ended);
+  if (!out)
+    return std::move(out.error());
+  return std::move(*out);
+}
+
+// One whole call of the tool.
+expected<task_result> invoke(tools::tool& tool, const task_request& req,
+                             const std::shared_ptr<std::atomic<bool>>& flag,
+                             const secrets_ptr& secrets) {
+  auto input = filled_input(req, secrets);
+  if (!input)
+    return std::move(input.error());
+  auto ctx = make_context(req, flag, secrets);
+  auto start = std::chrono::steady_clock::now();
+  auto out = tool.invoke(*input, ctx);
+  if (!out)
+    return std::move(out.error());
+  task_result res;
+  res.output = std::move(*out);
+  res.duration_us = since_us(start);
+  return res;
+}
+
 worker_actor::behavior_type
 worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
             std::shared_ptr<std::atomic<bool>> cancel_flag,
-            secrets_ptr secrets) {
+            secrets_ptr secrets, pool_impl_actor pool) {
   return {
     [=](run_atom, const task_request& req) -> caf::result<task_result> {
-      return guarded<task_result>(self, *tool, secrets,
-                                  [&]() -> expected<task_result> {
-        auto input = filled_input(req, secrets);
-        if (!input)
-          return std::move(input.error());
-        auto ctx = make_context(req, cancel_flag, secrets);
-        auto start = std::chrono::steady_clock::now();
-        auto out = tool->invoke(*input, ctx);
-        if (!out)
-          return std::move(out.error());
-        task_result res;
-        res.output = std::move(*out);
-        res.duration_us = since_us(start);
-        return res;
+      return guarded<task_result>(self, *tool, secrets, [&] {
+        return invoke(*tool, req, cancel_flag, secrets);
       });
+    },
+    [=](run_atom, const task_request& req,
+        uint64_t job) -> caf::result<task_result> {
+      bool ended = false;
+      auto out = guarded_call<task_result>(
+        self, *tool, secrets,
+        [&] { return invoke(*tool, req, cancel_flag, secrets); }, ended);
+      // A worker that quit takes no next call: the pool's down handler
+      // frees its slot with a fresh worker.
+      if (!ended)
+        self->send(pool, done_atom_v, job);
+      if (!out)
+        return std::move(out.error());
+      return std::move(*out);
     },
     [=](split_atom,
         const task_request& req) -> caf::result<std::vector<json_value>> {
@@ -174,6 +217,12 @@ struct worker_slot {
   worker_actor handle;
   std::shared_ptr<std::atomic<bool>> cancel_flag;
   bool busy = false;
+  // The call delegated to this worker (0: none), and a copy of its
+  // promise: the worker answers the caller, the pool only when the call
+  // passes its deadline or the worker dies without answering.
+  uint64_t job = 0;
+  std::optional<caf::typed_response_promise<task_result>> promise;
+  task_request call;
 };
 
 // Work waiting for a free worker: a whole call, a split, a part or a join.
@@ -196,6 +245,7 @@ struct pool_state {
   bool splits = false;
   std::vector<worker_slot> workers;
   std::deque<queued_job> queue;
+  uint64_t next_job = 0;
   uint64_t crashes = 0;
   uint64_t timeouts = 0;
   uint64_t fanouts = 0;
@@ -211,7 +261,7 @@ struct pool_state {
   }
 };
 
-using pool_self = tool_pool_actor::stateful_pointer<pool_state>;
+using pool_self = pool_impl_actor::stateful_pointer<pool_state>;
 
 void pump(pool_self self);
 
@@ -232,10 +282,11 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
     tool = std::shared_ptr<tools::tool>(std::move(*made));
   }
   auto flag = std::make_shared<std::atomic<bool>>(false);
+  auto pool = caf::actor_cast<pool_impl_actor>(self);
   worker_actor w = st.blocking
                      ? self->spawn<caf::detached>(worker_impl, tool, flag,
-                                                  st.secrets)
-                     : self->spawn(worker_impl, tool, flag, st.secrets);
+                                                  st.secrets, pool)
+                     : self->spawn(worker_impl, tool, flag, st.secrets, pool);
   self->monitor(w);
   st.workers[i] = worker_slot{w, flag, false};
 }
@@ -326,23 +377,47 @@ void dispatch(pool_self self, size_t i, const task_request& req,
       });
 }
 
-// Delivers a whole call's outcome.
-std::function<void(caf::expected<task_result>)>
-deliver_to(caf::typed_response_promise<task_result> promise) {
-  return [promise](caf::expected<task_result> res) mutable {
-    if (res)
-      promise.deliver(std::move(*res));
-    else
-      promise.deliver(std::move(res.error()));
-  };
+// Hands a whole call to the worker in slot `i`, which answers the caller
+// itself: one message fewer on the way back than through the pool. The pool
+// keeps the slot busy until the worker's done_atom, and a copy of the
+// promise for a deadline that passes first.
+void delegate_call(pool_self self, size_t i, const task_request& req,
+                   caf::typed_response_promise<task_result> promise) {
+  auto& st = self->state;
+  auto& slot = st.workers[i];
+  auto job = ++st.next_job;
+  if (req.deadline_us > 0) {
+    auto left = req.deadline_us - now_us();
+    if (left <= 0) {
+      ++st.timeouts;
+      promise.deliver(make_error(errc::timeout,
+                                 label(req) + ": deadline passed before tool "
+                                   + st.tool_name + " could start"));
+      return;
+    }
+    self->delayed_send(self, std::chrono::microseconds{left}, timer_atom_v,
+                       job);
+  }
+  slot.busy = true;
+  slot.job = job;
+  slot.promise = promise;
+  slot.call.execution_id = req.execution_id;
+  slot.call.task_id = req.task_id;
+  slot.call.attempt = req.attempt;
+  promise.delegate(slot.handle, run_atom_v, req, job);
+}
+
+size_t slot_of_job(pool_self self, uint64_t job) {
+  auto& ws = self->state.workers;
+  for (size_t i = 0; i < ws.size(); ++i)
+    if (job != 0 && ws[i].job == job)
+      return i;
+  return ws.size();
 }
 
 queued_job whole_job(pool_self self, task_request req,
                      caf::typed_response_promise<task_result> promise) {
-  return {[=](size_t i) {
-    dispatch<task_result>(self, i, req, label(req), deliver_to(promise),
-                          run_atom_v, req);
-  }};
+  return {[=](size_t i) { delegate_call(self, i, req, promise); }};
 }
 
 // One split call: its parts' outputs, filled in any order, joined in order.
@@ -443,7 +518,7 @@ void pump(pool_self self) {
   }
 }
 
-tool_pool_actor::behavior_type
+pool_impl_actor::behavior_type
 pool_impl(pool_self self, std::string name, tools::tool_factory factory,
           json_value settings, std::shared_ptr<tools::tool> first,
           pool_options opts) {
@@ -465,6 +540,16 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     auto i = slot_of(self, msg.source);
     if (i == self->state.workers.size())
       return;
+    auto& slot = self->state.workers[i];
+    if (slot.job != 0 && slot.promise) {
+      // A delegated call whose worker died: a worker that threw answered
+      // the caller already, and this answer then finds no one waiting.
+      ++self->state.crashes;
+      slot.promise->deliver(make_error(
+        errc::worker_crashed, "tool " + self->state.tool_name
+                                + ": worker died during " + label(slot.call)
+                                + ": " + describe(msg.reason)));
+    }
     if (msg.reason) {
       ++self->state.crashes;
       log::warn("tool worker died; replacing it",
@@ -495,6 +580,34 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                                    : whole_job(self, std::move(req), promise));
       pump(self);
       return promise;
+    },
+    [=](done_atom, uint64_t job) {
+      auto i = slot_of_job(self, job);
+      if (i == self->state.workers.size())
+        return;
+      auto& slot = self->state.workers[i];
+      slot.busy = false;
+      slot.job = 0;
+      slot.promise.reset();
+      pump(self);
+    },
+    [=](timer_atom, uint64_t job) {
+      auto& st = self->state;
+      auto i = slot_of_job(self, job);
+      if (i == st.workers.size())
+        return;
+      auto& slot = st.workers[i];
+      ++st.timeouts;
+      log::warn("tool call timed out; replacing its worker",
+                {{"actor", "tool_pool"}, {"tool", st.tool_name},
+                 {"execution", slot.call.execution_id},
+                 {"task", slot.call.task_id}, {"call", label(slot.call)}});
+      if (slot.promise)
+        slot.promise->deliver(make_error(
+          errc::timeout, "tool " + st.tool_name + ": " + label(slot.call)
+                           + " passed its deadline"));
+      abandon(self, i);
+      pump(self);
     },
     [=](describe_atom) -> caf::result<json_value> {
       auto& st = self->state;
@@ -527,8 +640,9 @@ spawn_tool_pool(caf::actor_system& sys, const tools::tool_registry& registry,
   if (!first)
     return std::move(first.error());
   tools::tool_factory factory = registry.factory(name);
-  return sys.spawn(pool_impl, name, factory, settings,
-                   std::shared_ptr<tools::tool>(std::move(*first)), opts);
+  auto pool = sys.spawn(pool_impl, name, factory, settings,
+                        std::shared_ptr<tools::tool>(std::move(*first)), opts);
+  return caf::actor_cast<tool_pool_actor>(pool);
 }
 
 } // namespace cadre::actors

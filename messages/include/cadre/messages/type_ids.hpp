@@ -81,6 +81,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre_messages, cadre::first_type_id)
   // A pool's workers: one call split into parts, the parts' outputs joined.
   CAF_ADD_ATOM(cadre_messages, cadre, split_atom, "split")
   CAF_ADD_ATOM(cadre_messages, cadre, join_atom, "join")
+  // A worker's word to its pool that a call delegated to it ended.
+  CAF_ADD_ATOM(cadre_messages, cadre, done_atom, "done")
   // Event store.
   CAF_ADD_ATOM(cadre_messages, cadre, append_atom, "append")
   CAF_ADD_ATOM(cadre_messages, cadre, read_atom, "read")
