@@ -105,6 +105,23 @@ llm_worker_impl(llm_worker_actor::stateful_pointer<llm_worker_state> self,
       tools::llm::call_context cc;
       cc.deadline_us = c.value("deadline_us", int64_t{0});
       cc.cancel_flag = cancel_flag;
+      cc.on_retry = [agent = req.agent,
+                     agent_id = c.value("agent_id", std::string{}),
+                     execution = c.value("execution", std::string{}),
+                     task = c.value("task", std::string{}),
+                     profile = req.profile](uint32_t attempt,
+                                            const std::string& why,
+                                            std::chrono::milliseconds delay) {
+        log::warn("model call retried", {{"actor", "llm_worker"},
+                                         {"agent", agent},
+                                         {"agent_id", agent_id},
+                                         {"execution", execution},
+                                         {"task", task},
+                                         {"profile", profile},
+                                         {"attempt", attempt},
+                                         {"reason", why},
+                                         {"delay_ms", delay.count()}});
+      };
       if (req.stream) {
         auto execution = c.value("execution", std::string{});
         auto meta = json{{"agent", req.agent},
@@ -170,6 +187,13 @@ struct agent_state {
   // one fork's turns, so it holds one such log at most.
   std::string replies_log;
   std::map<std::string, llm_response> replies;
+  // The running turn, for its log lines (the machine forgets it as it ends).
+  struct {
+    std::string key;
+    std::string execution;
+    std::string task;
+    int64_t started_us = 0;
+  } current;
 
   workflow::agent_machine& m() {
     return *machine;
@@ -195,6 +219,42 @@ struct agent_state {
 };
 
 using agent_self = agent_actor::stateful_pointer<agent_state>;
+
+// -- operator logs ------------------------------------------------------------------
+
+// Log lines name the agent id, its execution and task; never a prompt, a
+// reply or a tool's input or output (those are in the agent's log).
+void note_turn_started(agent_self self, const char* how) {
+  auto& st = self->state;
+  const auto* t = st.m().active();
+  if (!t)
+    return;
+  st.current = {t->key, t->execution, t->task, now_us()};
+  log::info(how, {{"actor", "agent"},
+                  {"agent", t->spec.name},
+                  {"agent_id", st.id},
+                  {"execution", t->execution},
+                  {"task", t->task},
+                  {"attempt", t->attempt}});
+}
+
+void note_turn_finished(agent_self self, const agent_action& a) {
+  auto& st = self->state;
+  bool known = st.current.key == a.turn;
+  const auto* f = st.m().finished(a.turn);
+  log::write(a.ok ? log::level::info : log::level::warn,
+             a.ok ? "agent turn completed" : "agent turn failed",
+             {{"actor", "agent"},
+              {"agent", a.agent},
+              {"agent_id", st.id},
+              {"execution", known ? st.current.execution : std::string{}},
+              {"task", known ? st.current.task : std::string{}},
+              {"duration_ms",
+               known ? (now_us() - st.current.started_us) / 1000 : 0},
+              {"code", f && !f->ok ? to_string(f->code) : std::string{}}});
+  if (known)
+    st.current = {};
+}
 
 // -- persist, then act ----------------------------------------------------------------
 
@@ -232,6 +292,7 @@ void take(agent_self self, agent_step s) {
         count_agent(st.opts->metrics, "cadre_agent_turns_total",
                     {{"agent", a.agent},
                      {"outcome", a.ok ? "completed" : "failed"}});
+        note_turn_finished(self, a);
         after(self, [=, key = a.turn] {
           answer(self, key);
           next_turn(self);
@@ -383,8 +444,39 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
            {"agent_id", st.id},
            {"task", t.task}};
   auto metrics = st.opts->metrics;
+  // One line per call: latency as the agent waited for it (the cache
+  // included), tokens as the provider counted them; of an error, its code
+  // only (its text may quote a reply), the text at debug.
+  auto note = [=, agent_id = st.id, execution = t.execution, task = t.task,
+               asked_us = now_us()](const llm_response* res,
+                                    const caf::error* err,
+                                    const char* source) {
+    uint64_t none = 0;
+    log::write(err ? log::level::warn : log::level::info,
+               err ? "model call failed" : "model call",
+               {{"actor", "agent"},
+                {"agent", req.agent},
+                {"agent_id", agent_id},
+                {"execution", execution},
+                {"task", task},
+                {"profile", req.profile},
+                {"model", res ? res->model : std::string{}},
+                {"call", req.turn},
+                {"source", source},
+                {"latency_ms", (now_us() - asked_us) / 1000},
+                {"input_tokens", res ? res->usage.input_tokens : none},
+                {"output_tokens", res ? res->usage.output_tokens : none},
+                {"tool_calls", res ? res->message.tool_calls.size() : 0u},
+                {"stop_reason", res ? res->stop_reason : std::string{}},
+                {"code", err ? to_string(code_of(*err)) : std::string{}}});
+    if (err && log::enabled(log::level::debug))
+      log::debug("model call failed", {{"agent_id", agent_id},
+                                       {"execution", execution},
+                                       {"reason", describe(*err)}});
+  };
   auto on_error = [=](caf::error& err) {
     count_llm_call(metrics, req, nullptr, "error");
+    note(nullptr, &err, "provider");
     fail(err);
   };
   auto cache_key = llm_cache::key_of(req, t.spec.script);
@@ -416,6 +508,7 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
                     });
           }
           count_llm_call(metrics, req, &res, "ok");
+          note(&res, nullptr, "provider");
           ok(std::move(res), reply_from::model);
         },
         on_error);
@@ -431,6 +524,7 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
       [=](std::vector<event>& evs) {
         if (auto res = llm_cache::hit(evs, cache_key)) {
           count_llm_call(metrics, req, &*res, "cached");
+          note(&*res, nullptr, "cache");
           ok(std::move(*res), reply_from::cache);
           return;
         }
@@ -494,14 +588,29 @@ void call_summary(agent_self self) {
 
 // -- tool calls -----------------------------------------------------------------------
 
+// `sent_us`: when the call went to its pool; 0 for a call refused here.
 void on_tool_result(agent_self self, const std::string& key,
-                    const llm_tool_call& call, const expected<json>& out) {
+                    const llm_tool_call& call, const expected<json>& out,
+                    int64_t sent_us) {
   auto& st = self->state;
   auto* t = st.m().active();
   auto agent = t ? t->spec.name : std::string{};
+  auto execution = t ? t->execution : std::string{};
+  auto task = t ? t->task : std::string{};
   auto s = st.m().tool_done(key, call, out, now_us());
   if (s.empty())
     return;
+  log::write(out ? log::level::info : log::level::warn, "agent tool call",
+             {{"actor", "agent"},
+              {"agent", agent},
+              {"agent_id", st.id},
+              {"execution", execution},
+              {"task", task},
+              {"tool", call.name.substr(0, 64)},
+              {"call_id", call.id.substr(0, 64)},
+              {"outcome", out ? "ok" : sent_us == 0 ? "refused" : "error"},
+              {"code", out ? std::string{} : to_string(code_of(out.error()))},
+              {"latency_ms", sent_us == 0 ? 0 : (now_us() - sent_us) / 1000}});
   count_agent(st.opts->metrics, "cadre_agent_tool_calls_total",
               {{"agent", agent}, {"tool", call.name},
                {"outcome", out ? "ok" : "error"}});
@@ -521,10 +630,10 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
                                                 !avoid.empty())) {
     if (code_of(*refused) == errc::tool_not_found)
       log::info("agent tool call refused: not one of its tools",
-                {{"actor", "agent"}, {"agent", st.id},
-                 {"execution", t.execution}, {"task", t.task},
-                 {"tool", call.name.substr(0, 64)}});
-    on_tool_result(self, key, call, *refused);
+                {{"actor", "agent"}, {"agent", t.spec.name},
+                 {"agent_id", st.id}, {"execution", t.execution},
+                 {"task", t.task}, {"tool", call.name.substr(0, 64)}});
+    on_tool_result(self, key, call, *refused, 0);
     return;
   }
   task_request req;
@@ -560,15 +669,16 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     remote.settled(call.id);
     return true;
   };
+  auto sent_us = now_us();
   self->request(route->pool, timeout, run_atom_v, std::move(req))
     .then(
       [=](task_result& res) {
         if (current())
-          on_tool_result(self, key, call, res.output.get());
+          on_tool_result(self, key, call, res.output.get(), sent_us);
       },
       [=](caf::error& err) {
         if (current())
-          on_tool_result(self, key, call, err);
+          on_tool_result(self, key, call, err, sent_us);
       });
 }
 
@@ -582,7 +692,8 @@ void on_pool_down(agent_self self, const caf::down_msg& dm) {
     if (!t || t->key != turn || t->results.count(call.id) > 0)
       continue;
     log::warn("agent tool call sent again: its node was lost",
-              {{"actor", "agent"}, {"agent", st.id},
+              {{"actor", "agent"}, {"agent_id", st.id},
+               {"execution", t->execution}, {"task", t->task},
                {"tool", call.name}, {"node", c.node},
                {"reason", to_string(dm.reason)}});
     dispatch_tool(self, call);
@@ -648,6 +759,7 @@ void start_turn(agent_self self, agent_turn req) {
     return;
   }
   take(self, std::move(*started));
+  note_turn_started(self, "agent turn started");
   auto tools = st.m().active()->spec.tools;
   load_tool_specs(self, tools, [=] {
     if (self->state.m().active())
@@ -713,6 +825,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
             p.deliver(json_value{st.m().view()});
         }
         if (auto* t = st.m().active()) {
+          note_turn_started(self, "agent turn resumed from its log");
           auto tools = t->spec.tools;
           load_tool_specs(self, tools, [=] {
             if (self->state.m().active()) {
@@ -739,6 +852,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
         log::warn("agent turn refused: queue full",
                   {{"actor", "agent"},
                    {"agent", req.agent},
+                   {"agent_id", st.id},
                    {"execution", req.execution_id},
                    {"task", req.task_id},
                    {"queued", st.queue.size()}});

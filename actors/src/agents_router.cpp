@@ -1,10 +1,11 @@
 // The agents actor: the entry point for agent turns. It checks a turn's
 // spec, picks the agent id its memory_scope names, and routes the turn to
-// that agent's actor (agent.cpp), which it starts, watches and restarts;
+// that agent's actor (agent.cpp), which it starts, watches and restarts
+// (dynamic_children, the one restart mechanism for children made on demand);
 // a turn whose agent died is sent again to its successor.
 
 #include <chrono>
-#include <unordered_map>
+#include <memory>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -12,19 +13,15 @@
 #include "agent.hpp"
 #include "agent_metrics.hpp"
 #include "cadre/actors/deadlines.hpp"
-#include "cadre/actors/restart_intensity.hpp"
+#include "cadre/actors/dynamic_children.hpp"
 #include "cadre/actors/spawn.hpp"
+#include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 
 namespace cadre::actors {
 
 namespace {
-
-struct live_agent {
-  agent_actor handle;
-  restart_intensity crashes;
-};
 
 struct agents_state {
   static inline const char* name = "cadre.agents";
@@ -33,49 +30,34 @@ struct agents_state {
   event_bus_actor bus;
   std::shared_ptr<const tool_directory> tools;
   std::shared_ptr<const agents_options> opts;
-  std::unordered_map<std::string, live_agent> live;
-  std::unordered_map<caf::actor_addr, std::string> by_addr;
-
-  ~agents_state() {
-    for (auto& [id, a] : live)
-      if (a.handle)
-        caf::anon_send_exit(a.handle, caf::exit_reason::user_shutdown);
-  }
+  // The agents, one per agent id; made in agents_impl once opts are known.
+  std::unique_ptr<dynamic_children<agent_actor>> children;
 };
 
 using agents_self = agents_actor::stateful_pointer<agents_state>;
 
-live_agent& entry_of(agents_self self, const std::string& id) {
-  auto& st = self->state;
-  auto window = std::chrono::milliseconds{st.opts->restart_window_ms};
-  return st.live
-    .try_emplace(id, live_agent{agent_actor{}, restart_intensity{
-                                           st.opts->max_restarts, window}})
-    .first->second;
-}
-
 agent_actor agent_of(agents_self self, const std::string& id) {
   auto& st = self->state;
-  auto& entry = entry_of(self, id);
-  if (!entry.handle) {
-    entry.handle = spawn_agent(self->system(), id, st.store, st.bus,
-                               st.tools, st.opts);
-    self->monitor(entry.handle);
-    st.by_addr[entry.handle.address()] = id;
+  auto handle = st.children->get(id);
+  if (!handle) {
+    handle = spawn_agent(self->system(), id, st.store, st.bus, st.tools,
+                         st.opts);
+    self->monitor(handle);
+    st.children->started(id, handle);
   }
-  return entry.handle;
+  return handle;
 }
 
-// A turn whose agent died is sent again to its successor, which resumes
-// it from the log.
+// A turn whose agent died waits for its successor, which resumes it from
+// the log; a turn for an agent given up is refused until the window passes.
 void route(agents_self self, std::string id, agent_turn turn,
            caf::typed_response_promise<task_result> promise, int tries) {
-  auto& entry = entry_of(self, id);
-  if (!entry.crashes.allows(self->clock().now())) {
+  auto& st = self->state;
+  if (!st.children->allows(id, self->clock().now())) {
     log::warn("agent keeps crashing; turn refused",
-              {{"actor", "agents"}, {"agent", id},
+              {{"actor", "agents"}, {"agent", turn.agent}, {"agent_id", id},
                {"execution", turn.execution_id}, {"task", turn.task_id},
-               {"restarts", entry.crashes.recent()}});
+               {"restarts", st.children->restarts(id)}});
     promise.deliver(make_error(errc::unavailable,
                                "agent " + id + " keeps crashing; its turns "
                                                "wait in its log"));
@@ -88,10 +70,45 @@ void route(agents_self self, std::string id, agent_turn turn,
     .then([=](task_result& r) mutable { promise.deliver(std::move(r)); },
           [=](caf::error& err) mutable {
             if (err == caf::sec::request_receiver_down && tries > 0)
-              route(self, id, turn, promise, tries - 1);
+              self->state.children->await_successor(id, handle, [=] {
+                route(self, id, turn, promise, tries - 1);
+              });
             else
               promise.deliver(std::move(err));
           });
+}
+
+// Agents restart lazily: the next turn (or one waiting) starts the
+// successor, unless the agent is given up.
+void on_agent_down(agents_self self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto down = st.children->on_down(msg, self->clock().now());
+  if (!down)
+    return;
+  if (down->exit != child_exit::normal) {
+    restart_report r;
+    r.supervisor = "agents";
+    r.child = "agent " + down->id;
+    r.reason = describe(msg.reason);
+    r.restarts = down->restarts;
+    r.group = {down->id};
+    if (down->exit == child_exit::restart)
+      log::info("agent restarted", {{"actor", "agents"},
+                                    {"agent_id", down->id},
+                                    {"restarts", down->restarts},
+                                    {"reason", r.reason}});
+    else
+      log::warn("agent keeps crashing; its turns are refused until the "
+                "restart window has passed",
+                {{"actor", "agents"}, {"agent_id", down->id},
+                 {"restarts", down->restarts},
+                 {"window_ms", st.opts->restart_window_ms},
+                 {"reason", r.reason}});
+    self->send(st.bus, publish_atom_v,
+               std::vector<event>{restart_event(r)});
+  }
+  for (auto& f : down->waiting)
+    f();
 }
 
 agents_actor::behavior_type
@@ -103,44 +120,11 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
   st.bus = std::move(bus);
   st.tools = std::move(tools);
   st.opts = std::move(opts);
-  self->set_down_handler([=](const caf::down_msg& msg) {
-    auto& st = self->state;
-    auto i = st.by_addr.find(msg.source);
-    if (i == st.by_addr.end())
-      return;
-    auto id = i->second;
-    st.by_addr.erase(i);
-    auto& entry = entry_of(self, id);
-    entry.handle = nullptr;
-    if (!msg.reason || msg.reason == caf::exit_reason::normal) {
-      st.live.erase(id);
-      return;
-    }
-    // Restarted lazily: the next turn (or the re-sent one) starts it, unless
-    // the crashes are over the intensity; route refuses turns until they
-    // have left the window.
-    if (entry.crashes.record(self->clock().now()))
-      log::info("agent restarted", {{"actor", "agents"}, {"agent", id},
-                                    {"restarts", entry.crashes.recent()},
-                                    {"reason", describe(msg.reason)}});
-    else
-      log::warn("agent keeps crashing; its turns are refused until the "
-                "restart window has passed",
-                {{"actor", "agents"}, {"agent", id},
-                 {"restarts", entry.crashes.recent()},
-                 {"window_ms", st.opts->restart_window_ms},
-                 {"reason", describe(msg.reason)}});
-    event ev;
-    ev.time_us = agent_now_us();
-    ev.type = "supervisor_restart";
-    ev.payload = json_value{json{{"supervisor", "agents"},
-                                 {"child", "agent " + id},
-                                 {"reason", describe(msg.reason)},
-                                 {"restarts", entry.crashes.recent()},
-                                 {"group", json::array({id})},
-                                 {"delay_ms", 0}}};
-    self->send(st.bus, publish_atom_v, std::vector<event>{std::move(ev)});
-  });
+  st.children = std::make_unique<dynamic_children<agent_actor>>(
+    st.opts->max_restarts,
+    std::chrono::milliseconds{st.opts->restart_window_ms});
+  self->set_down_handler(
+    [=](const caf::down_msg& msg) { on_agent_down(self, msg); });
   return {
     [=](run_atom, agent_turn& turn) -> caf::result<task_result> {
       auto& st = self->state;

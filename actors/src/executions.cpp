@@ -10,8 +10,9 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "cadre/actors/deadlines.hpp"
-#include "cadre/actors/restart_intensity.hpp"
+#include "cadre/actors/dynamic_children.hpp"
 #include "cadre/actors/spawn.hpp"
+#include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
@@ -28,14 +29,6 @@ int64_t now_us() {
     .count();
 }
 
-struct live_execution {
-  coordinator_actor handle;
-  restart_intensity crashes;
-  // Requests that found `handle` dead before its down message arrived: they
-  // run again once the down handler has restarted or dropped it.
-  std::vector<std::function<void()>> awaiting_successor;
-};
-
 struct executions_state {
   static inline const char* name = "cadre.executions";
   // Not an aggregate: CAF would try to build it from the actor pointer.
@@ -45,8 +38,10 @@ struct executions_state {
   std::shared_ptr<const tool_directory> tools;
   agents_actor agents;
   executions_options opts;
-  std::unordered_map<std::string, live_execution> live;
-  std::unordered_map<caf::actor_addr, std::string> by_addr;
+  // The coordinators, one per running execution: this actor's children,
+  // they end with it (their logs keep the state for the next start). Made
+  // in executions_impl once opts are known.
+  std::unique_ptr<dynamic_children<coordinator_actor>> live;
   // Submissions with an idempotency key that are not durable yet, by key.
   struct submitting_entry {
     std::string digest;
@@ -54,14 +49,6 @@ struct executions_state {
   };
   std::unordered_map<std::string, submitting_entry> submitting;
   std::mt19937_64 rng{std::random_device{}()};
-
-  // Coordinators are this actor's children: they end with it (their logs
-  // keep the state for the next start).
-  ~executions_state() {
-    for (auto& [id, entry] : live)
-      if (entry.handle)
-        caf::anon_send_exit(entry.handle, caf::exit_reason::user_shutdown);
-  }
 };
 
 using self_ptr = executions_actor::stateful_pointer<executions_state>;
@@ -149,16 +136,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.crash_loop_limit = st.opts.crash_loop_limit;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
-  auto window = std::chrono::milliseconds{st.opts.restart_window_ms};
-  auto& entry = st.live
-                  .try_emplace(id, live_execution{coordinator_actor{},
-                                                  restart_intensity{
-                                                    st.opts.max_restarts,
-                                                    window},
-                                                  {}})
-                  .first->second;
-  entry.handle = handle;
-  st.by_addr[handle.address()] = id;
+  st.live->started(id, handle);
   return handle;
 }
 
@@ -182,25 +160,22 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
                              "execution " + id + ": coordinator keeps dying"));
         return;
       }
-      auto again = [=] { with_coordinator(self, id, tries - 1, fn, on_absent); };
-      auto i = self->state.live.find(id);
-      if (i != self->state.live.end() && i->second.handle == c)
-        i->second.awaiting_successor.push_back(std::move(again));
-      else
-        again();
+      self->state.live->await_successor(id, c, [=] {
+        with_coordinator(self, id, tries - 1, fn, on_absent);
+      });
     };
     fn(c, retry);
   };
-  if (auto i = st.live.find(id); i != st.live.end()) {
-    run(i->second.handle);
+  if (auto c = st.live->get(id)) {
+    run(c);
     return;
   }
   self->request(st.store, local_deadline, get_atom_v, id)
     .then(
       [=](const execution_info& info) {
         auto& st = self->state;
-        if (auto i = st.live.find(id); i != st.live.end()) {
-          run(i->second.handle);
+        if (auto c = st.live->get(id)) {
+          run(c);
           return;
         }
         if (info.finished()) {
@@ -210,23 +185,6 @@ void with_coordinator(self_ptr self, const std::string& id, int tries,
         run(start(self, id, coordinator_mode::recover));
       },
       [=](caf::error& err) { on_absent(err); });
-}
-
-// A coordinator restart is a node event like a supervisor's (runtime/
-// node.cpp): published under the empty execution id, never logged.
-void publish_restart(self_ptr self, const std::string& id,
-                     const caf::error& reason, size_t restarts) {
-  event ev;
-  ev.time_us = now_us();
-  ev.type = "supervisor_restart";
-  ev.payload = json_value{json{{"supervisor", "executions"},
-                               {"child", "coordinator " + id},
-                               {"reason", describe(reason)},
-                               {"restarts", restarts},
-                               {"group", json::array({id})},
-                               {"delay_ms", 0}}};
-  self->send(self->state.bus, publish_atom_v,
-             std::vector<event>{std::move(ev)});
 }
 
 bool coordinator_died(const caf::error& err) {
@@ -243,47 +201,42 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
   st.tools = std::move(tools);
   st.agents = std::move(agents);
   st.opts = opts;
+  st.live = std::make_unique<dynamic_children<coordinator_actor>>(
+    st.opts.max_restarts, std::chrono::milliseconds{st.opts.restart_window_ms});
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& st = self->state;
-    auto i = st.by_addr.find(msg.source);
-    if (i == st.by_addr.end())
+    auto down = st.live->on_down(msg, self->clock().now());
+    if (!down)
       return;
-    auto id = i->second;
-    st.by_addr.erase(i);
-    auto found = st.live.find(id);
-    if (found == st.live.end())
-      return;
-    auto& entry = found->second;
-    auto waiting = std::move(entry.awaiting_successor);
-    entry.awaiting_successor.clear();
-    auto resume_waiting = [&waiting] {
-      for (auto& f : waiting)
-        f();
-    };
-    if (!msg.reason || msg.reason == caf::exit_reason::normal) {
-      st.live.erase(id);
-      resume_waiting();
-      return;
-    }
-    // An abnormal exit: restart from the log unless it keeps crashing.
-    if (!entry.crashes.record(self->clock().now())) {
+    auto& id = down->id;
+    if (down->exit == child_exit::given_up) {
       log::warn("coordinator keeps crashing; execution left for cadre resume",
                 {{"actor", "executions"},
                  {"execution", id},
-                 {"crashes", entry.crashes.recent()},
+                 {"crashes", down->restarts},
                  {"window_ms", st.opts.restart_window_ms},
                  {"reason", describe(msg.reason)}});
-      st.live.erase(id);
-      resume_waiting();
-      return;
+      // A later request or `cadre resume` starts it afresh from its log;
+      // the coordinator's own crash_loop_limit ends a poisoned one.
+      st.live->forget(id);
+    } else if (down->exit == child_exit::restart) {
+      // Restarted from the log at once: a running execution must go on.
+      restart_report r;
+      r.supervisor = "executions";
+      r.child = "coordinator " + id;
+      r.reason = describe(msg.reason);
+      r.restarts = down->restarts;
+      r.group = {id};
+      log::info("coordinator restarted", {{"actor", "executions"},
+                                          {"execution", id},
+                                          {"restarts", down->restarts},
+                                          {"reason", r.reason}});
+      self->send(st.bus, publish_atom_v,
+                 std::vector<event>{restart_event(r)});
+      start(self, id, coordinator_mode::recover);
     }
-    log::info("coordinator restarted", {{"actor", "executions"},
-                                        {"execution", id},
-                                        {"restarts", entry.crashes.recent()},
-                                        {"reason", describe(msg.reason)}});
-    publish_restart(self, id, msg.reason, entry.crashes.recent());
-    start(self, id, coordinator_mode::recover);
-    resume_waiting();
+    for (auto& f : down->waiting)
+      f();
   });
   return {
     [=](submit_atom, submit_request& req) -> caf::result<std::string> {
@@ -592,8 +545,8 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       };
       // A coordinator that refused its log answers why; one that is gone
       // left its last state in the store.
-      if (auto i = st.live.find(id); i != st.live.end())
-        self->request(i->second.handle, local_deadline, status_atom_v)
+      if (auto c = st.live->get(id))
+        self->request(c, local_deadline, status_atom_v)
           .then([=](execution_info& info) mutable { promise.deliver(info); },
                 [=](caf::error& err) mutable {
                   if (err.category() == caf::atom("cadre"))
@@ -627,7 +580,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                     // A coordinator that quit after finishing left the
                     // final state in the store.
                     if (coordinator_died(err))
-                      self->state.live.count(id) ? retry() : from_store();
+                      self->state.live->known(id) ? retry() : from_store();
                     else
                       promise.deliver(err);
                   });
@@ -645,8 +598,8 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         return ask_owner<caf::actor>(self, owner, id, local_deadline,
                                      get_atom_v, id);
       auto& st = self->state;
-      if (auto i = st.live.find(id); i != st.live.end() && i->second.handle)
-        return caf::actor_cast<caf::actor>(i->second.handle);
+      if (auto c = st.live->get(id))
+        return caf::actor_cast<caf::actor>(c);
       return make_error(errc::not_found,
                         "execution " + id + ": no running coordinator");
     },
@@ -659,7 +612,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
           [=](std::vector<execution_info>& all) mutable {
             std::vector<std::string> resumed;
             for (auto& info : all) {
-              if (info.finished() || self->state.live.count(info.id))
+              if (info.finished() || self->state.live->known(info.id))
                 continue;
               start(self, info.id, coordinator_mode::recover);
               resumed.push_back(info.id);

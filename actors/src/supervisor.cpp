@@ -2,13 +2,11 @@
 
 #include <algorithm>
 #include <deque>
-#include <map>
 #include <memory>
 #include <set>
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
-#include <caf/detail/behavior_impl.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
@@ -17,6 +15,7 @@
 
 #include "cadre/log/log.hpp"
 #include "cadre/messages/error.hpp"
+#include "cadre/messages/event.hpp"
 
 namespace cadre::actors {
 
@@ -57,45 +56,6 @@ namespace {
 using clock_type = caf::actor_clock::clock_type;
 using time_point = caf::actor_clock::time_point;
 
-// -- catch-all response handler -----------------------------------------------
-
-// A response handler that accepts any answer (values or an error). CAF 0.17
-// has no catch-all for event-based response handlers, so this implements the
-// (stable since 0.15) behavior_impl hook.
-class any_response final : public caf::detail::behavior_impl {
-public:
-  using function = std::function<void(caf::message&)>;
-
-  explicit any_response(function f) : f_(std::move(f)) {
-    // nop
-  }
-
-  caf::match_case::result invoke(caf::detail::invoke_result_visitor& v,
-                                 caf::type_erased_tuple& xs) override {
-    auto msg = caf::message::copy(xs);
-    f_(msg);
-    v();
-    return caf::match_case::match;
-  }
-
-private:
-  function f_;
-};
-
-caf::behavior on_any_response(any_response::function f) {
-  return caf::behavior{caf::behavior::impl_ptr{
-    caf::make_counted<any_response>(std::move(f))}};
-}
-
-bool is_error(const caf::message& msg) {
-  return msg.size() == 1 && msg.match_element<caf::error>(0);
-}
-
-bool is_receiver_down(const caf::message& msg) {
-  return is_error(msg)
-         && msg.get_as<caf::error>(0) == caf::sec::request_receiver_down;
-}
-
 bool is_normal_exit(const caf::error& reason) {
   return !reason || reason == caf::exit_reason::normal
          || reason == caf::exit_reason::user_shutdown;
@@ -133,14 +93,6 @@ const char* status_name(child_status x) {
 // What happens to a child once it is down after we stopped it.
 enum class after_stop : uint8_t { restart, remove, keep_stopped };
 
-// A forwarded message that has no answer yet.
-struct pending_msg {
-  caf::response_promise rp;
-  caf::message content;
-  uint64_t sent_to = 0; // incarnation it went to; 0 = waiting to be sent
-  bool bounced = false; // got request_receiver_down, child not known dead
-};
-
 struct child {
   child_spec spec;
   json_value args;
@@ -152,8 +104,6 @@ struct child {
   uint32_t backoff_level = 0;
   time_point started_at;
   time_point restart_at;
-  std::map<uint64_t, pending_msg> pending; // by arrival
-  bool probing = false;
   std::vector<caf::response_promise> terminate_rps;
 };
 
@@ -175,7 +125,6 @@ struct supervisor_state {
   std::shared_ptr<live_map> live = std::make_shared<live_map>();
   restart_intensity intensity{0, std::chrono::milliseconds{0}};
   uint64_t total_restarts = 0;
-  uint64_t next_seq = 0;
   uint64_t next_incarnation = 0;
   std::deque<std::string> stop_queue;
   std::string stopping; // id of the child being stopped, if any
@@ -211,142 +160,6 @@ public:
     return i == st_.by_id.end() ? nullptr : i->second;
   }
 
-  // -- forwarding ------------------------------------------------------------
-
-  static void deliver(pending_msg& p, caf::message& answer) {
-    if (!p.rp.pending() || p.rp.async())
-      return;
-    if (is_error(answer))
-      p.rp.deliver(answer.get_as<caf::error>(0));
-    else
-      p.rp.deliver(std::move(answer));
-  }
-
-  static void fail(pending_msg& p, const caf::error& err) {
-    if (p.rp.pending() && !p.rp.async())
-      p.rp.deliver(err);
-  }
-
-  void fail_pending(child& c, const std::string& why) {
-    auto err = make_error(errc::unavailable, "supervisor '" + st_.opts.name
-                                               + "': child '" + c.spec.id
-                                               + "' " + why);
-    for (auto& kvp : c.pending)
-      fail(kvp.second, err);
-    c.pending.clear();
-  }
-
-  void send_to_child(child& c, uint64_t seq, pending_msg& p) {
-    p.sent_to = c.incarnation;
-    p.bounced = false;
-    // caf::infinite: a forwarded request is answered by the child, whose
-    // own deadlines bound it; a child that dies bounces it instead.
-    auto h = self_->request(c.handle, caf::infinite, p.content);
-    auto self = self_;
-    auto id = c.spec.id;
-    auto inc = c.incarnation;
-    self_->add_multiplexed_response_handler(
-      h.id(), on_any_response([self, id, seq, inc](caf::message& answer) {
-        logic{self}.on_answer(id, seq, inc, answer);
-      }));
-  }
-
-  void forward(const std::string& id, caf::message& msg) {
-    auto rp = self_->make_response_promise();
-    auto c = find(id);
-    if (!c) {
-      pending_msg p{rp, {}, 0, false};
-      fail(p, make_error(errc::not_found, "supervisor '" + st_.opts.name
-                                            + "' has no child '" + id + "'"));
-      return;
-    }
-    auto seq = ++st_.next_seq;
-    auto buffer = c->status == child_status::restarting
-                  || ((c->status == child_status::stop_queued
-                       || c->status == child_status::stopping)
-                      && c->purpose == after_stop::restart);
-    if (c->status == child_status::running) {
-      auto& p = c->pending[seq];
-      p.rp = std::move(rp);
-      p.content = std::move(msg);
-      send_to_child(*c, seq, p);
-    } else if (buffer && !st_.shutting_down) {
-      auto& p = c->pending[seq];
-      p.rp = std::move(rp);
-      p.content = std::move(msg);
-    } else {
-      pending_msg p{rp, {}, 0, false};
-      fail(p, make_error(errc::unavailable,
-                         "supervisor '" + st_.opts.name + "': child '" + id
-                           + "' is " + status_name(c->status)));
-    }
-  }
-
-  void on_answer(const std::string& id, uint64_t seq, uint64_t inc,
-                 caf::message& answer) {
-    auto c = find(id);
-    if (!c)
-      return;
-    auto i = c->pending.find(seq);
-    if (i == c->pending.end())
-      return;
-    auto& p = i->second;
-    if (is_receiver_down(answer)) {
-      // Either our child died with the message in its mailbox (its down
-      // message follows and the message is sent again), or the child handed
-      // the request to another actor that died. Ask the child whether it is
-      // alive to tell the two apart.
-      if (p.sent_to != inc || c->incarnation != inc || !c->handle)
-        return;
-      p.bounced = true;
-      probe(*c);
-      return;
-    }
-    deliver(p, answer);
-    c->pending.erase(i);
-  }
-
-  void probe(child& c) {
-    if (c.probing)
-      return;
-    c.probing = true;
-    auto self = self_;
-    auto id = c.spec.id;
-    auto inc = c.incarnation;
-    // caf::infinite: a probe of a child's liveness; a dead child answers
-    // at once with an error and a live one right away.
-    auto h = self_->request(c.handle, caf::infinite, caf::sys_atom_v,
-                            caf::get_atom_v, std::string{"info"});
-    self_->add_multiplexed_response_handler(
-      h.id(), on_any_response([self, id, inc](caf::message& answer) {
-        logic{self}.on_probe(id, inc, answer);
-      }));
-  }
-
-  void on_probe(const std::string& id, uint64_t inc, caf::message& answer) {
-    auto c = find(id);
-    if (!c || c->incarnation != inc)
-      return;
-    c->probing = false;
-    if (is_error(answer) || !c->handle)
-      return; // dead: its down message resends the bounced messages
-    auto err = caf::make_error(caf::sec::request_receiver_down);
-    for (auto i = c->pending.begin(); i != c->pending.end();) {
-      if (i->second.bounced && i->second.sent_to == inc) {
-        fail(i->second, err);
-        i = c->pending.erase(i);
-      } else {
-        ++i;
-      }
-    }
-  }
-
-  void flush(child& c) {
-    for (auto& [seq, p] : c.pending)
-      if (p.sent_to == 0)
-        send_to_child(c, seq, p);
-  }
-
   // -- starting --------------------------------------------------------------
 
   caf::error start(child& c) {
@@ -375,7 +188,6 @@ public:
     self_->monitor(c.handle);
     st_.by_actor[c.handle.id()] = find(c.spec.id);
     st_.live->emplace(c.handle.id(), c.handle);
-    flush(c);
     return caf::none;
   }
 
@@ -527,7 +339,6 @@ public:
   }
 
   void remove(child_ptr c) { // by value: callers may pass an element
-    fail_pending(*c, "was removed");
     for (auto& rp : c->terminate_rps)
       rp.deliver(true);
     c->terminate_rps.clear();
@@ -556,7 +367,6 @@ public:
           break;
         case child_status::restarting:
           c->status = child_status::stopped;
-          fail_pending(*c, "is not running: supervisor is shutting down");
           break;
         case child_status::stopped:
           break;
@@ -566,8 +376,6 @@ public:
   }
 
   void finish_shutdown() {
-    for (auto& c : st_.children)
-      fail_pending(*c, "is not running: supervisor is shutting down");
     for (auto& rp : st_.stop_rps)
       rp.deliver(true);
     st_.stop_rps.clear();
@@ -601,10 +409,6 @@ public:
     st_.by_actor.erase(i);
     st_.live->erase(c->handle.id());
     c->handle = nullptr;
-    c->probing = false;
-    // Whatever the dead incarnation did not answer goes out again.
-    for (auto& kvp : c->pending)
-      kvp.second.sent_to = 0;
     if (st_.stopping == c->spec.id)
       st_.stopping.clear();
     switch (c->status) {
@@ -623,7 +427,6 @@ public:
             break;
           case after_stop::keep_stopped:
             c->status = child_status::stopped;
-            fail_pending(*c, "was stopped");
             break;
         }
         advance_stops();
@@ -664,8 +467,6 @@ public:
       if (policy == restart_policy::temporary
           || st_.opts.strategy == restart_strategy::simple_one_for_one)
         remove(c);
-      else
-        fail_pending(*c, "exited (" + text + ")");
       return;
     }
     if (!note_restart()) {
@@ -942,9 +743,6 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
   if (st.done)
     return {};
   return {
-    [self](forward_atom, std::string& id, caf::message& msg) {
-      logic{self}.forward(id, msg);
-    },
     [self](start_child_atom, std::string& id,
            json_value& args) -> caf::result<caf::actor> {
       return logic{self}.start_child(id, args);
@@ -1012,6 +810,24 @@ child_spec supervisor_child(std::string id, supervisor_options opts,
       spawn_supervisor(ctx.system, opts, children));
   };
   return spec;
+}
+
+event restart_event(const restart_report& r) {
+  json group = json::array();
+  for (auto& id : r.group)
+    group.push_back(id);
+  event ev;
+  ev.time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  ev.type = "supervisor_restart";
+  ev.payload = json_value{json{{"supervisor", r.supervisor},
+                               {"child", r.child},
+                               {"reason", r.reason},
+                               {"restarts", r.restarts},
+                               {"group", std::move(group)},
+                               {"delay_ms", r.delay.count()}}};
+  return ev;
 }
 
 void install_exception_handler(caf::scheduled_actor* self) {

@@ -442,20 +442,9 @@ node::impl::root_restart_hook() {
   // Restarts are node events: published on the bus under the empty
   // execution id, so `events --follow` on all executions shows them.
   return [live = live](const actors::restart_report& r) {
-    json group = json::array();
-    for (auto& id : r.group)
-      group.push_back(id);
-    event ev;
-    ev.time_us = now_us();
-    ev.type = "supervisor_restart";
-    ev.payload = json_value{json{{"supervisor", r.supervisor},
-                                 {"child", r.child},
-                                 {"reason", r.reason},
-                                 {"restarts", r.restarts},
-                                 {"group", std::move(group)},
-                                 {"delay_ms", r.delay.count()}}};
     if (auto bus = live->get(&live_handles::bus))
-      caf::anon_send(bus, publish_atom_v, std::vector<event>{std::move(ev)});
+      caf::anon_send(bus, publish_atom_v,
+                     std::vector<event>{actors::restart_event(r)});
   };
 }
 

@@ -3,6 +3,7 @@
 // the response cache with zero provider calls, and agent workflow tasks.
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -19,6 +20,7 @@
 
 #include "cadre/actors/metrics.hpp"
 #include "cadre/actors/spawn.hpp"
+#include "cadre/log/log.hpp"
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
@@ -389,6 +391,72 @@ TEST(Agent, CallsTwoToolsInParallelThenAnswersWithSchemaValidJson) {
   ASSERT_EQ(req["tools"].size(), 2u);
   EXPECT_EQ(req["tools"][0]["name"], "echo");
   EXPECT_TRUE(req["tools"][0]["parameters"].is_object());
+}
+
+// Operators see each turn, model call (latency, tokens) and tool call with
+// the agent id and execution, and never the prompt at info.
+TEST(Agent, LogsTurnsModelAndToolCallsWithoutThePrompt) {
+  auto* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  log::init(log::level::info, log::format::json, file);
+  {
+    test::temp_dir dir;
+    agent_node node{dir.str()};
+    auto res = node.turn(make_turn("researcher", researcher(two_tools),
+                                   "PROMPT-TEXT-must-not-leak"));
+    ASSERT_TRUE(res) << describe(res.error());
+  }
+  log::init(log::level::warn, log::format::text, stderr);
+  std::rewind(file);
+  std::vector<json> lines;
+  std::string all;
+  char buf[4096];
+  std::string line;
+  while (std::fgets(buf, sizeof(buf), file)) {
+    line += buf;
+    if (line.back() != '\n')
+      continue;
+    all += line;
+    lines.push_back(json::parse(line));
+    line.clear();
+  }
+  std::fclose(file);
+  EXPECT_EQ(all.find("PROMPT-TEXT-must-not-leak"), std::string::npos) << all;
+  auto with_msg = [&](const std::string& msg) {
+    std::vector<json> out;
+    for (auto& l : lines)
+      if (l.value("msg", "") == msg)
+        out.push_back(l);
+    return out;
+  };
+  auto started = with_msg("agent turn started");
+  ASSERT_EQ(started.size(), 1u) << all;
+  EXPECT_EQ(started[0]["agent_id"], "e1/researcher");
+  EXPECT_EQ(started[0]["execution"], "e1");
+  EXPECT_EQ(started[0]["task"], "t");
+  auto calls = with_msg("model call");
+  ASSERT_EQ(calls.size(), 2u) << all;
+  EXPECT_EQ(calls[0]["actor"], "agent");
+  EXPECT_EQ(calls[0]["agent"], "researcher");
+  EXPECT_EQ(calls[0]["agent_id"], "e1/researcher");
+  EXPECT_EQ(calls[0]["execution"], "e1");
+  EXPECT_EQ(calls[0]["input_tokens"], 100);
+  EXPECT_EQ(calls[0]["output_tokens"], 20);
+  EXPECT_EQ(calls[1]["input_tokens"], 150);
+  EXPECT_TRUE(calls[0]["latency_ms"].is_number());
+  auto tools = with_msg("agent tool call");
+  ASSERT_EQ(tools.size(), 2u) << all;
+  for (auto& t : tools) {
+    EXPECT_EQ(t["outcome"], "ok");
+    EXPECT_EQ(t["agent_id"], "e1/researcher");
+    EXPECT_EQ(t["execution"], "e1");
+    EXPECT_TRUE(t["latency_ms"].is_number());
+  }
+  auto done = with_msg("agent turn completed");
+  ASSERT_EQ(done.size(), 1u) << all;
+  EXPECT_EQ(done[0]["agent_id"], "e1/researcher");
+  EXPECT_EQ(done[0]["execution"], "e1");
+  EXPECT_EQ(done[0]["level"], "info");
 }
 
 TEST(Agent, SchemaMismatchIsRepairedOnce) {

@@ -1,10 +1,10 @@
 // Tests the supervisor: strategies, restart policies, intensity and
-// escalation, ordered shutdown, forwarding without loss, dynamic pools and the
-// tree. Runs on the deterministic scheduler; time moves by advance_time only.
+// escalation, ordered shutdown, dynamic pools and the tree. Runs on the deterministic scheduler; time moves by advance_time only.
 
 #include "cadre/actors/supervisor.hpp"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -31,6 +31,7 @@ struct record {
   std::vector<std::string> events;         // "start a", "stop a"
   std::vector<std::string> received;       // "a:1" per int handled
   std::vector<restart_report> reports;
+  std::map<std::string, caf::actor> handles; // latest incarnation by id
 };
 using record_ptr = std::shared_ptr<record>;
 
@@ -44,6 +45,7 @@ caf::behavior worker(caf::event_based_actor* self, std::string id,
                      std::string args, record_ptr rec, worker_args opts) {
   install_exception_handler(self);
   rec->events.push_back("start " + id);
+  rec->handles[id] = caf::actor_cast<caf::actor>(self);
   self->attach_functor(
     [rec, id](const caf::error&) { rec->events.push_back("stop " + id); });
   if (opts.ignore_exit)
@@ -80,6 +82,18 @@ child_spec worker_spec(std::string id, record_ptr rec,
   return spec;
 }
 
+// `spec`, whose started incarnations are kept in rec->handles.
+child_spec recorded(child_spec spec, record_ptr rec) {
+  spec.start = [rec, start = spec.start](const start_context& ctx)
+    -> caf::expected<caf::actor> {
+    auto res = start(ctx);
+    if (res)
+      rec->handles[ctx.id] = *res;
+    return res;
+  };
+  return spec;
+}
+
 supervisor_options options(std::string name, restart_strategy strategy,
                            record_ptr rec) {
   supervisor_options opts;
@@ -105,11 +119,9 @@ protected:
   record_ptr rec = std::make_shared<record>();
   std::vector<caf::actor> watchers;
 
-  // Fire-and-forget command to a child through the forwarding handle.
-  void command(const supervisor_actor& sup, const std::string& id,
-               const std::string& cmd) {
-    caf::anon_send(sup, cadre::forward_atom_v, id,
-                   caf::make_message(std::string{cmd}));
+  // Fire-and-forget command to the latest incarnation of a child.
+  void command(const std::string& id, const std::string& cmd) {
+    caf::anon_send(rec->handles.at(id), std::string{cmd});
   }
 
   json tree(const supervisor_actor& sup) {
@@ -157,7 +169,7 @@ TEST_F(Supervisor, OneForOneRestartsOnlyTheFailedChild) {
                                worker_spec("c", rec)});
   run();
   ASSERT_EQ(rec->events, (strings{"start a", "start b", "start c"}));
-  command(sup, "b", "throw");
+  command("b", "throw");
   run();
   EXPECT_EQ(tail(rec->events, 3), (strings{"stop b", "start b"}));
   ASSERT_EQ(rec->reports.size(), 1u);
@@ -176,7 +188,7 @@ TEST_F(Supervisor, OneForAllRestartsAllInStartOrder) {
                               {worker_spec("a", rec), worker_spec("b", rec),
                                worker_spec("c", rec)});
   run();
-  command(sup, "b", "throw");
+  command("b", "throw");
   run();
   // b died; c and a are stopped last-started-first, then all start in order.
   EXPECT_EQ(tail(rec->events, 3), (strings{"stop b", "stop c", "stop a",
@@ -196,7 +208,7 @@ TEST_F(Supervisor, RestForOneRestartsTheFailedAndLaterChildren) {
                               {worker_spec("a", rec), worker_spec("b", rec),
                                worker_spec("c", rec)});
   run();
-  command(sup, "b", "throw");
+  command("b", "throw");
   run();
   EXPECT_EQ(tail(rec->events, 3),
             (strings{"stop b", "stop c", "start b", "start c"}));
@@ -223,7 +235,7 @@ TEST_P(SupervisorPolicy, RestartsPerPolicyAndExitKind) {
                               options("s", restart_strategy::one_for_one, rec),
                               {worker_spec("w", rec, param.policy)});
   run();
-  command(sup, "w", param.command);
+  command("w", param.command);
   run();
   auto starts = std::count(rec->events.begin(), rec->events.end(), "start w");
   EXPECT_EQ(starts, param.restarted ? 2 : 1);
@@ -263,18 +275,12 @@ TEST_F(Supervisor, IntensityExceededStopsChildrenInReverseAndEscalates) {
   run();
   ASSERT_EQ(rec->events, (strings{"start w1", "start w2", "start w3"}));
   ASSERT_EQ(child_entry(sup, "inner")["alive"], true);
-  // Reach w2 through both forwarding handles: outer -> inner -> w2.
-  auto forward_inner = [&](const std::string& cmd) {
-    caf::anon_send(sup, cadre::forward_atom_v, std::string{"inner"},
-                   caf::make_message(cadre::forward_atom_v, std::string{"w2"},
-                                     caf::make_message(cmd)));
-  };
-  forward_inner("throw"); // restart 1 of 1: fine
+  command("w2", "throw"); // restart 1 of 1: fine
   run();
   EXPECT_EQ(inner_rec->reports.size(), 1u);
   EXPECT_TRUE(rec->reports.empty());
   auto before = rec->events.size();
-  forward_inner("throw"); // restart 2 of 1: inner gives up
+  command("w2", "throw"); // restart 2 of 1: inner gives up
   run();
   // w2 died; inner stopped w3 then w1; outer restarted inner, which started
   // its children again in order.
@@ -299,7 +305,7 @@ TEST_F(Supervisor, EscalationExitReasonNamesTheChild) {
                               {worker_spec("a", rec), worker_spec("b", rec)});
   auto down = watch(sup);
   run();
-  command(sup, "b", "crash");
+  command("b", "crash");
   run();
   ASSERT_TRUE(*down);
   EXPECT_EQ(cadre::code_of(**down), cadre::errc::worker_crashed);
@@ -317,15 +323,15 @@ TEST_F(Supervisor, IntensityWindowForgetsOldRestarts) {
   auto down = watch(sup);
   run();
   for (int i = 0; i < 4; ++i) {
-    command(sup, "a", "crash");
+    command("a", "crash");
     run();
     run_after(6s); // each restart falls out of the window before the next
   }
   EXPECT_FALSE(*down);
   EXPECT_EQ(rec->reports.size(), 4u);
-  command(sup, "a", "crash");
+  command("a", "crash");
   run();
-  command(sup, "a", "crash"); // two within 5 s: exceeded
+  command("a", "crash"); // two within 5 s: exceeded
   run();
   ASSERT_TRUE(*down);
   EXPECT_EQ(cadre::code_of(**down), cadre::errc::worker_crashed);
@@ -411,146 +417,6 @@ TEST_F(Supervisor, FailedStartStopsStartedChildrenAndExits) {
             std::string::npos);
 }
 
-// -- forwarding ---------------------------------------------------------------
-
-// Sends `script` through `ref` in one go: ints as requests (answers go to
-// `answers`, errors as "error: ..."), strings as fire-and-forget commands.
-void run_script(caf::actor_system& sys, child_ref ref,
-                std::vector<caf::message> script,
-                std::shared_ptr<strings> answers) {
-  sys.spawn([ref, script, answers](caf::event_based_actor* self) {
-    for (auto& msg : script) {
-      if (msg.match_elements<int>()) {
-        ref.request(self, caf::infinite, msg)
-          .then([answers](int x) { answers->push_back(std::to_string(x)); },
-                [answers](caf::error& err) {
-                  answers->push_back("error: " + cadre::describe(err));
-                });
-      } else {
-        ref.send(self, msg);
-      }
-    }
-  });
-}
-
-TEST_F(Supervisor, NoMessageIsLostAcrossARestart) {
-  auto opts = options("s", restart_strategy::one_for_one, rec);
-  opts.backoff.initial = 1s;
-  auto sup = spawn_supervisor(sys, opts, {worker_spec("w", rec)});
-  run();
-  child_ref ref{sup, "w"};
-  std::vector<caf::message> script;
-  for (int i = 1; i <= 10; ++i) {
-    script.push_back(caf::make_message(i));
-    if (i == 4)
-      script.push_back(caf::make_message(std::string{"throw"}));
-  }
-  auto answers = std::make_shared<strings>();
-  run_script(sys, ref, script, answers);
-  run();
-  // 1..4 answered by the first incarnation; 5..10 were bounced by its death
-  // and wait for the restart (1 s backoff).
-  EXPECT_EQ(*answers, (strings{"1", "2", "3", "4"}));
-  EXPECT_EQ(std::count(rec->events.begin(), rec->events.end(), "start w"), 1);
-  // More traffic while the child is down is kept too.
-  std::vector<caf::message> more;
-  for (int i = 11; i <= 15; ++i)
-    more.push_back(caf::make_message(i));
-  run_script(sys, ref, more, answers);
-  run();
-  EXPECT_EQ(answers->size(), 4u);
-  run_after(1s);
-  ASSERT_EQ(answers->size(), 15u);
-  strings expected;
-  for (int i = 1; i <= 15; ++i)
-    expected.push_back(std::to_string(i));
-  EXPECT_EQ(*answers, expected);
-  // The new incarnation got them in arrival order.
-  strings received;
-  for (int i = 1; i <= 15; ++i)
-    received.push_back("w:" + std::to_string(i));
-  EXPECT_EQ(rec->received, received);
-}
-
-TEST_F(Supervisor, PoisonMessageGetsTheCrashErrorAndIsNotRetried) {
-  auto sup = spawn_supervisor(sys,
-                              options("s", restart_strategy::one_for_one, rec),
-                              {worker_spec("w", rec)});
-  run();
-  auto hdl = caf::actor_cast<caf::actor>(sup);
-  auto res = request<std::string>(hdl, cadre::forward_atom_v, std::string{"w"},
-                                  caf::make_message(std::string{"throw"}));
-  ASSERT_FALSE(res);
-  EXPECT_EQ(res.error(), caf::sec::runtime_error);
-  EXPECT_NE(cadre::describe(res.error()).find("boom"), std::string::npos);
-  EXPECT_EQ(std::count(rec->events.begin(), rec->events.end(), "start w"), 2);
-  auto ok = request<int>(hdl, cadre::forward_atom_v, std::string{"w"},
-                         caf::make_message(42));
-  ASSERT_TRUE(ok);
-  EXPECT_EQ(*ok, 42);
-}
-
-TEST_F(Supervisor, ForwardToUnknownOrGoneChildFails) {
-  auto sup = spawn_supervisor(
-    sys, options("s", restart_strategy::one_for_one, rec),
-    {worker_spec("t", rec, restart_policy::temporary),
-     worker_spec("x", rec, restart_policy::transient)});
-  run();
-  auto hdl = caf::actor_cast<caf::actor>(sup);
-  auto res = request<int>(hdl, cadre::forward_atom_v, std::string{"nope"},
-                          caf::make_message(1));
-  ASSERT_FALSE(res);
-  EXPECT_EQ(cadre::code_of(res.error()), cadre::errc::not_found);
-  command(sup, "t", "exit");
-  command(sup, "x", "exit");
-  run();
-  res = request<int>(hdl, cadre::forward_atom_v, std::string{"t"},
-                     caf::make_message(1));
-  ASSERT_FALSE(res);
-  EXPECT_EQ(cadre::code_of(res.error()), cadre::errc::not_found);
-  res = request<int>(hdl, cadre::forward_atom_v, std::string{"x"},
-                     caf::make_message(1));
-  ASSERT_FALSE(res);
-  EXPECT_EQ(cadre::code_of(res.error()), cadre::errc::unavailable);
-}
-
-// Delegates ints to a helper that quits on 3, leaving 4 and 5 unhandled in
-// its mailbox.
-caf::behavior router(caf::event_based_actor* self, record_ptr rec) {
-  rec->events.push_back("start router");
-  auto helper = self->spawn([self](caf::event_based_actor* h) -> caf::behavior {
-    return {[h](int x) {
-      if (x == 3)
-        h->quit(cadre::make_error(cadre::errc::internal, "helper died"));
-      return x;
-    }};
-  });
-  return {[self, helper](int x) { return self->delegate(helper, x); }};
-}
-
-TEST_F(Supervisor, BounceFromAThirdActorIsRelayedWhileTheChildLives) {
-  child_spec spec;
-  spec.id = "router";
-  spec.start = [rec = rec](const start_context& ctx)
-    -> caf::expected<caf::actor> { return ctx.system.spawn(router, rec); };
-  auto sup = spawn_supervisor(
-    sys, options("s", restart_strategy::one_for_one, rec), {spec});
-  run();
-  std::vector<caf::message> script;
-  for (int i = 1; i <= 5; ++i)
-    script.push_back(caf::make_message(i));
-  auto answers = std::make_shared<strings>();
-  run_script(sys, child_ref{sup, "router"}, script, answers);
-  run();
-  // The router is alive, so 4 and 5 are not sent again: their requesters
-  // learn that the actor handling them died.
-  EXPECT_EQ(*answers,
-            (strings{"1", "2", "3", "error: system: request_receiver_down",
-                     "error: system: request_receiver_down"}));
-  EXPECT_EQ(rec->events, (strings{"start router"}));
-  EXPECT_TRUE(rec->reports.empty());
-}
-
 // -- exceptions ---------------------------------------------------------------
 
 TEST_F(Supervisor, ExceptionInAHandlerIsAnAbnormalExitAndRestarts) {
@@ -558,7 +424,7 @@ TEST_F(Supervisor, ExceptionInAHandlerIsAnAbnormalExitAndRestarts) {
     sys, options("s", restart_strategy::one_for_one, rec),
     {worker_spec("w", rec, restart_policy::transient)});
   run();
-  command(sup, "w", "throw");
+  command("w", "throw");
   run();
   ASSERT_EQ(rec->reports.size(), 1u);
   EXPECT_EQ(rec->reports[0].supervisor, "s");
@@ -585,7 +451,7 @@ TEST_F(Supervisor, BackoffDoublesUpToTheMaximum) {
   };
   std::vector<std::chrono::milliseconds> delays;
   for (int i = 0; i < 4; ++i) {
-    command(sup, "w", "crash");
+    command("w", "crash");
     run();
     ASSERT_EQ(rec->reports.size(), static_cast<size_t>(i + 1));
     auto delay = rec->reports.back().delay;
@@ -624,14 +490,11 @@ TEST_F(Supervisor, DynamicPoolStartsAndTerminatesChildren) {
   ASSERT_FALSE(dup);
   EXPECT_EQ(cadre::code_of(dup.error()), cadre::errc::conflict);
   // Each child got its own args.
-  auto hdl = caf::actor_cast<caf::actor>(pool);
-  auto args = request<std::string>(hdl, cadre::forward_atom_v,
-                                   std::string{"p2"},
-                                   caf::make_message(std::string{"args"}));
+  auto args = request<std::string>(*p2, std::string{"args"});
   ASSERT_TRUE(args);
   EXPECT_EQ(*args, R"({"n":2})");
   // A crashed pool child restarts under its own id.
-  command(pool, "p2", "crash");
+  command("p2", "crash");
   run();
   EXPECT_EQ(tail(rec->events, 2), (strings{"stop p2", "start p2"}));
   // Terminate removes it.
@@ -644,7 +507,7 @@ TEST_F(Supervisor, DynamicPoolStartsAndTerminatesChildren) {
   EXPECT_EQ((*n)->at("specs"), 1);
   EXPECT_EQ((*n)->at("active"), 1);
   // A transient pool child that ends normally leaves the pool.
-  command(pool, "p2", "exit");
+  command("p2", "exit");
   run();
   n = request<json_value>(pool, cadre::count_children_atom_v);
   EXPECT_EQ((*n)->at("specs"), 0);
@@ -690,16 +553,15 @@ TEST_F(Supervisor, WhichChildrenReportsTheNestedTree) {
     {worker_spec("store", rec),
      supervisor_child("tools", tools_opts,
                       {worker_spec("ocr", rec), worker_spec("http", rec)}),
-     supervisor_child("executions", exec_opts,
-                      {worker_spec("coordinator", rec,
-                                   restart_policy::transient)})});
+     recorded(supervisor_child("executions", exec_opts,
+                               {worker_spec("coordinator", rec,
+                                            restart_policy::transient)}),
+              rec)});
   run();
-  // Add a coordinator to the nested pool through the forwarding handle.
-  auto started = request<caf::actor>(
-    caf::actor_cast<caf::actor>(node), cadre::forward_atom_v,
-    std::string{"executions"},
-    caf::make_message(cadre::start_child_atom_v, std::string{"exec-1"},
-                      json_value{}));
+  // Add a coordinator to the nested pool.
+  auto started = request<caf::actor>(rec->handles.at("executions"),
+                                     cadre::start_child_atom_v,
+                                     std::string{"exec-1"}, json_value{});
   ASSERT_TRUE(started) << cadre::describe(started.error());
   auto t = tree(node);
   EXPECT_EQ(t["name"], "node");

@@ -652,12 +652,21 @@ TEST(HttpClientRetry, ServerErrorThenSuccessIsRetried) {
   http_client client;
   recording_sleeper sleeper;
   retry_policy policy{.max_attempts = 3, .base_delay = 100ms};
-  auto resp = perform_with_retry(client, local(srv, "/flaky"), policy,
-                                 sleeper.fn());
+  // The caller is told of each retry (an agent logs it): the attempt that
+  // failed, its status (never the body) and the wait.
+  std::vector<std::string> told;
+  auto req = local(srv, "/flaky");
+  req.on_retry = [&](uint32_t n, const std::string& why,
+                     std::chrono::milliseconds delay) {
+    told.push_back(std::to_string(n) + " " + why + " "
+                   + std::to_string(delay.count() > 0));
+  };
+  auto resp = perform_with_retry(client, req, policy, sleeper.fn());
   ASSERT_TRUE(resp) << describe(resp.error());
   EXPECT_EQ(resp->status, 200);
   EXPECT_EQ(resp->body, "fine");
   EXPECT_EQ(resp->attempts, 2u);
+  EXPECT_EQ(told, (std::vector<std::string>{"1 status 500 1"}));
   ASSERT_EQ(sleeper.waits.size(), 1u);
   // Backoff with jitter: base_delay scaled into [0.5, 1].
   EXPECT_GE(sleeper.waits[0], 50ms);

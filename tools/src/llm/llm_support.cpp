@@ -195,6 +195,7 @@ net::http_request make_post(const profile& p, const call_context& ctx,
   req.max_response_bytes = 32u << 20;
   req.cancel_flag = ctx.cancel_flag;
   req.deadline_us = ctx.deadline_us;
+  req.on_retry = ctx.on_retry;
   return req;
 }
 

@@ -944,6 +944,12 @@ expected<http_response> perform_with_retry(http_client& client,
         && wall_now_us() + duration_cast<microseconds>(delay).count()
              >= req.deadline_us)
       return give_up();
+    if (req.on_retry)
+      req.on_retry(n,
+                   // A code, not the message: it may quote a URL.
+                   result ? "status " + std::to_string(result->status)
+                          : to_string(code_of(result.error())),
+                   delay);
     if ((req.cancel_flag && req.cancel_flag->load()) || !sleeper(delay))
       return make_error(errc::cancelled,
                         req.method + " "

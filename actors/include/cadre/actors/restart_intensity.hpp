@@ -1,8 +1,8 @@
 #pragma once
 
 // Restart intensity, the one rule for "crashing too often" (OTP's
-// intensity/period): supervisors, the agents actor and the executions actor
-// all judge their children's crashes with it.
+// intensity/period): supervisors and dynamic_children (the agents' and the
+// coordinators') judge their children's crashes with it.
 
 #include <chrono>
 #include <cstddef>

@@ -2,65 +2,32 @@
 
 // An OTP-style supervisor: starts children from specs, watches them with
 // monitors, restarts them by strategy, escalates when restarts come too fast,
-// stops them in reverse start order, and forwards messages to a child by id
-// without losing any across a restart. See docs/supervision.md.
-//
-// Forwarding (the "stable address" of a child):
-//
-//   send or request (forward_atom, child_id, caf::message payload) to the
-//   supervisor. The supervisor keeps every forwarded message in a per-child
-//   ledger, ordered by arrival, until it has an answer:
-//   - child running: the payload goes to the child as a request from the
-//     supervisor; the child's answer (value or error) is relayed to the
-//     original requester through its response promise;
-//   - child restarting (backoff, or siblings still stopping): the message
-//     waits in the ledger and is sent, in arrival order, as soon as the new
-//     incarnation is up;
-//   - child died with the message unanswered in its mailbox (CAF bounces it
-//     with sec::request_receiver_down): the message is sent again to the next
-//     incarnation, ahead of newer messages. The message that was being handled
-//     when the child threw is answered with the child's exit error (a poison
-//     message is not retried);
-//   - child gone for good (temporary, terminated, supervisor shutting down or
-//     escalating): the requester gets errc::unavailable; an unknown id gets
-//     errc::not_found.
-//   Delivery is therefore at least once: a message whose handler had side
-//   effects before the child died may run again (use idempotency keys). The
-//   child sees the supervisor as the sender, so it must answer by returning a
-//   value (or a response promise), not by send(current_sender(), ...). A
-//   fire-and-forget `send` is tracked the same way, but its answer is dropped.
-//
-// Requests through the forwarding path are dynamically typed (the answer is
-// whatever the child returns); `child_ref` wraps them.
+// stops them in reverse start order. Callers reach a child through the
+// handle the supervisor hands out (start_child, or the start function's
+// registry); children made on demand per id with their own crash record use
+// dynamic_children instead. See docs/supervision.md.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/fwd.hpp>
-#include <caf/make_message.hpp>
-#include <caf/message.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "cadre/actors/restart_intensity.hpp"
 
+#include "cadre/messages/fwd.hpp"
 #include "cadre/messages/type_ids.hpp"
 
 namespace cadre::actors {
 
-/// What a supervisor answers. The actor behind the handle is dynamically
-/// typed (forwarded payloads are arbitrary); this handle names what callers
-/// may send it.
+/// What a supervisor answers.
 using supervisor_actor = caf::typed_actor<
-  // (child id, payload): forwards payload to the child, see above. Use
-  // child_ref::request (or actor_cast<caf::actor>) to get the child's answer.
-  caf::reacts_to<forward_atom, std::string, caf::message>,
   // (child id, args) -> the new child. simple_one_for_one only: starts a
   // child from the template spec. Errors: conflict (id in use), invalid_input
   // (not a pool), unavailable (shutting down), or the start function's error.
@@ -173,6 +140,11 @@ struct restart_report {
   std::chrono::milliseconds delay{0};
 };
 
+/// The node event for one restart decision ("supervisor_restart", published
+/// on the bus under the empty execution id), for supervisors and the
+/// dynamic children of the agents and executions actors alike.
+event restart_event(const restart_report& r);
+
 /// How a supervisor behaves.
 struct supervisor_options {
   /// Names the supervisor in reports, errors and the tree.
@@ -212,57 +184,6 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys,
 /// infinity, permanent). An empty opts.name becomes `id`.
 child_spec supervisor_child(std::string id, supervisor_options opts,
                             std::vector<child_spec> children);
-
-/// The forwarding handle of one child: the supervisor plus the child's id.
-/// `Self` is anything with `->send`/`->request` (an actor pointer, a
-/// scoped_actor).
-class child_ref {
-public:
-  child_ref() = default;
-
-  child_ref(supervisor_actor sup, std::string id)
-    : sup_(std::move(sup)), id_(std::move(id)) {
-    // nop
-  }
-
-  const supervisor_actor& supervisor() const noexcept {
-    return sup_;
-  }
-
-  const std::string& id() const noexcept {
-    return id_;
-  }
-
-  /// The supervisor as a dynamically typed handle, for requests whose answer
-  /// type is the child's.
-  caf::actor handle() const {
-    return caf::actor_cast<caf::actor>(sup_);
-  }
-
-  /// The message to send to the supervisor to reach this child with `xs`.
-  template <class... Ts>
-  caf::message wrap(Ts&&... xs) const {
-    return caf::make_message(forward_atom_v, id_,
-                             caf::make_message(std::forward<Ts>(xs)...));
-  }
-
-  template <class Self, class... Ts>
-  void send(Self&& self, Ts&&... xs) const {
-    self->send(sup_, forward_atom_v, id_,
-               caf::make_message(std::forward<Ts>(xs)...));
-  }
-
-  /// Requests through the supervisor; `.then`/`.receive` the child's answer.
-  template <class Self, class Timeout, class... Ts>
-  auto request(Self&& self, Timeout timeout, Ts&&... xs) const {
-    return self->request(handle(), timeout, forward_atom_v, id_,
-                         caf::make_message(std::forward<Ts>(xs)...));
-  }
-
-private:
-  supervisor_actor sup_;
-  std::string id_;
-};
 
 /// Makes an exception thrown by one of `self`'s handlers print the actor's
 /// name and what() to stderr and end the actor with sec::runtime_error

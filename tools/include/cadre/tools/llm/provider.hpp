@@ -58,6 +58,9 @@ struct call_context {
     = std::make_shared<std::atomic<bool>>(false);
   /// Streamed text pieces as they arrive (only when request.stream).
   std::function<void(std::string_view)> on_text;
+  /// Told of each retry of an HTTP provider (net::http_request::on_retry).
+  std::function<void(uint32_t, const std::string&, std::chrono::milliseconds)>
+    on_retry;
 };
 
 /// A client of one profile. Instances are not shared between threads.

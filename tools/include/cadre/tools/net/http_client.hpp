@@ -159,6 +159,12 @@ struct http_request {
   /// Wall-clock deadline in microseconds since the epoch (as
   /// tool_context::deadline_us); bounds `timeout`. 0: none. Default: 0
   int64_t deadline_us = 0;
+  /// perform_with_retry calls this before waiting to retry: the attempt that
+  /// failed (1-based), why (a status or an error, never a body) and the
+  /// wait. For a caller that logs retries with its own context. Default:
+  /// none
+  std::function<void(uint32_t, const std::string&, std::chrono::milliseconds)>
+    on_retry;
 };
 
 /// The final response of an exchange (after redirects).
