@@ -510,7 +510,10 @@ void fold_and_resume(self_ptr self, uint64_t from) {
           self->quit();
           return;
         }
-        if (refuse_changed_decisions(self, log)) {
+        bool refused = refuse_changed_decisions(self, log);
+        // The restored snapshot was only needed for the check.
+        st.recovered_from = json{};
+        if (refused) {
           for (auto& fn : std::exchange(st.deferred, {}))
             fn();
           return;

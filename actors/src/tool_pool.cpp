@@ -541,10 +541,9 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     if (i == self->state.workers.size())
       return;
     auto& slot = self->state.workers[i];
-    if (slot.job != 0 && slot.promise) {
+    if (slot.promise) {
       // A delegated call whose worker died: a worker that threw answered
       // the caller already, and this answer then finds no one waiting.
-      ++self->state.crashes;
       slot.promise->deliver(make_error(
         errc::worker_crashed, "tool " + self->state.tool_name
                                 + ": worker died during " + label(slot.call)
