@@ -2,11 +2,14 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "cadre/actors/spawn.hpp"
@@ -46,6 +49,73 @@ int64_t since_us(std::chrono::steady_clock::time_point start) {
 using pool_impl_actor
   = tool_pool_actor::extend<caf::reacts_to<done_atom, uint64_t>,
                             caf::reacts_to<timer_atom, uint64_t>>;
+
+// -- the pool's slots ---------------------------------------------------------
+
+struct worker_slot {
+  worker_actor handle;
+  std::shared_ptr<std::atomic<bool>> cancel_flag;
+  bool busy = false;
+  // The call delegated to this worker (0: none), and a copy of its
+  // promise: the worker answers the caller, the pool only when the call
+  // passes its deadline or the worker dies without answering.
+  uint64_t job = 0;
+  std::optional<caf::response_promise> promise;
+  task_request call;
+};
+
+// Work waiting for a free worker: a whole call, a split, a part or a join.
+struct queued_job {
+  // Starts the job on the worker in slot `i`, or drops it when its call has
+  // already failed (the slot then stays free).
+  std::function<void(size_t)> start;
+};
+
+// The pool's workers and queue, shared by the pool actor, the senders of
+// calls and the workers: a call that finds a free worker goes straight into
+// its mailbox from the sender's thread, and a worker frees its own slot, so
+// neither passes through the pool's mailbox (one hop and one schedule each
+// way fewer). Senders and workers only ever try_lock: a scheduler thread
+// never waits here, it takes the pool's mailbox instead. The pool actor
+// holds the lock through each of its handlers.
+struct slot_table {
+  std::mutex mtx;
+  std::vector<worker_slot> workers;
+  std::deque<queued_job> queue;
+  uint64_t next_job = 0;
+  // Calls that took the direct way (describe: `direct`).
+  uint64_t direct_calls = 0;
+  // Calls sent to the pool's mailbox and not read yet: while there are any,
+  // no later call overtakes them on the direct way.
+  std::atomic<size_t> unread{0};
+  // Splitting tools and a pool that has ended (its state is gone) take the
+  // mailbox way only.
+  bool direct = false;
+
+  size_t free_slot() const {
+    for (size_t i = 0; i < workers.size(); ++i)
+      if (workers[i].handle && !workers[i].busy)
+        return i;
+    return workers.size();
+  }
+
+  // A worker's call `job` has ended. False when the pool must be told (the
+  // lock was busy, or calls wait in the queue for this worker).
+  bool try_release(uint64_t job) {
+    std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
+    if (!guard.owns_lock() || !queue.empty())
+      return false;
+    for (auto& w : workers)
+      if (job != 0 && w.job == job) {
+        w.busy = false;
+        w.job = 0;
+        w.promise.reset();
+      }
+    return true;
+  }
+};
+
+using slots_ptr = std::shared_ptr<slot_table>;
 
 // -- worker -------------------------------------------------------------------
 
@@ -159,7 +229,7 @@ expected<task_result> invoke(tools::tool& tool, const task_request& req,
 worker_actor::behavior_type
 worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
             std::shared_ptr<std::atomic<bool>> cancel_flag,
-            secrets_ptr secrets, pool_impl_actor pool) {
+            secrets_ptr secrets, pool_impl_actor pool, slots_ptr slots) {
   return {
     [=](run_atom, const task_request& req) -> caf::result<task_result> {
       return guarded<task_result>(self, *tool, secrets, [&] {
@@ -174,7 +244,7 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
         [&] { return invoke(*tool, req, cancel_flag, secrets); }, ended);
       // A worker that quit takes no next call: the pool's down handler
       // frees its slot with a fresh worker.
-      if (!ended)
+      if (!ended && !slots->try_release(job))
         self->send(pool, done_atom_v, job);
       if (!out)
         return std::move(out.error());
@@ -213,25 +283,6 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
 
 // -- pool ---------------------------------------------------------------------
 
-struct worker_slot {
-  worker_actor handle;
-  std::shared_ptr<std::atomic<bool>> cancel_flag;
-  bool busy = false;
-  // The call delegated to this worker (0: none), and a copy of its
-  // promise: the worker answers the caller, the pool only when the call
-  // passes its deadline or the worker dies without answering.
-  uint64_t job = 0;
-  std::optional<caf::typed_response_promise<task_result>> promise;
-  task_request call;
-};
-
-// Work waiting for a free worker: a whole call, a split, a part or a join.
-struct queued_job {
-  // Starts the job on the worker in slot `i`, or drops it when its call has
-  // already failed (the slot then stays free).
-  std::function<void(size_t)> start;
-};
-
 struct pool_state {
   static inline const char* name = "cadre.tool_pool";
   // Not an aggregate: CAF would try to build it from the actor pointer.
@@ -243,9 +294,7 @@ struct pool_state {
   tools::tool_description description;
   bool blocking = false;
   bool splits = false;
-  std::vector<worker_slot> workers;
-  std::deque<queued_job> queue;
-  uint64_t next_job = 0;
+  slots_ptr slots;
   uint64_t crashes = 0;
   uint64_t timeouts = 0;
   uint64_t fanouts = 0;
@@ -253,7 +302,11 @@ struct pool_state {
   // The pool's end is its workers' end; a worker blocked in a tool sees its
   // cancel flag.
   ~pool_state() {
-    for (auto& w : workers)
+    if (!slots)
+      return;
+    std::lock_guard<std::mutex> guard{slots->mtx};
+    slots->direct = false;
+    for (auto& w : slots->workers)
       if (w.handle) {
         w.cancel_flag->store(true);
         caf::anon_send_exit(w.handle, caf::exit_reason::kill);
@@ -276,7 +329,7 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
                  {{"actor", "tool_pool"},
                   {"tool", st.tool_name},
                   {"reason", describe(made.error())}});
-      st.workers[i] = worker_slot{};
+      st.slots->workers[i] = worker_slot{};
       return;
     }
     tool = std::shared_ptr<tools::tool>(std::move(*made));
@@ -285,14 +338,15 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
   auto pool = caf::actor_cast<pool_impl_actor>(self);
   worker_actor w = st.blocking
                      ? self->spawn<caf::detached>(worker_impl, tool, flag,
-                                                  st.secrets, pool)
-                     : self->spawn(worker_impl, tool, flag, st.secrets, pool);
+                                                  st.secrets, pool, st.slots)
+                     : self->spawn(worker_impl, tool, flag, st.secrets, pool,
+                                   st.slots);
   self->monitor(w);
-  st.workers[i] = worker_slot{w, flag, false};
+  st.slots->workers[i] = worker_slot{w, flag, false};
 }
 
 size_t slot_of(pool_self self, const caf::actor_addr& addr) {
-  auto& ws = self->state.workers;
+  auto& ws = self->state.slots->workers;
   for (size_t i = 0; i < ws.size(); ++i)
     if (ws[i].handle && ws[i].handle.address() == addr)
       return i;
@@ -302,7 +356,7 @@ size_t slot_of(pool_self self, const caf::actor_addr& addr) {
 // Gives up on a worker stuck past a deadline: it may be blocked inside the
 // tool, so it is told to stop (cancel flag, then kill) and replaced.
 void abandon(pool_self self, size_t i) {
-  auto& slot = self->state.workers[i];
+  auto& slot = self->state.slots->workers[i];
   slot.cancel_flag->store(true);
   self->demonitor(slot.handle.address());
   self->send_exit(slot.handle, caf::exit_reason::kill);
@@ -322,7 +376,7 @@ void dispatch(pool_self self, size_t i, const task_request& req,
               std::string what,
               std::function<void(caf::expected<Reply>)> done, Ts... xs) {
   auto& st = self->state;
-  auto& slot = st.workers[i];
+  auto& slot = st.slots->workers[i];
   auto handle = slot.handle;
   // caf::infinite only for a call without a deadline (a task without
   // `timeout`); the worker is watched by a monitor either way.
@@ -341,14 +395,16 @@ void dispatch(pool_self self, size_t i, const task_request& req,
   self->request(handle, timeout, std::move(xs)...)
     .then(
       [=](Reply& res) {
+        std::lock_guard<std::mutex> guard{self->state.slots->mtx};
         auto j = slot_of(self, handle.address());
-        if (j < self->state.workers.size())
-          self->state.workers[j].busy = false;
+        if (j < self->state.slots->workers.size())
+          self->state.slots->workers[j].busy = false;
         done(std::move(res));
         pump(self);
       },
       [=, execution = req.execution_id, task = req.task_id](caf::error& err) {
         auto& st = self->state;
+        std::lock_guard<std::mutex> guard{st.slots->mtx};
         auto j = slot_of(self, handle.address());
         if (err == caf::sec::request_timeout) {
           ++st.timeouts;
@@ -358,14 +414,14 @@ void dispatch(pool_self self, size_t i, const task_request& req,
                      {"call", what}});
           done(make_error(errc::timeout, "tool " + st.tool_name + ": " + what
                                            + " passed its deadline"));
-          if (j < st.workers.size())
+          if (j < st.slots->workers.size())
             abandon(self, j);
         } else if (err.category() == caf::atom("cadre")) {
           // The tool's own failure. A worker_crashed error also ends the
           // worker: its slot stays taken until the down handler has put a
           // fresh worker in it, so no call is sent to the dying one.
-          if (j < st.workers.size() && code_of(err) != errc::worker_crashed)
-            st.workers[j].busy = false;
+          if (j < st.slots->workers.size() && code_of(err) != errc::worker_crashed)
+            st.slots->workers[j].busy = false;
           done(std::move(err));
         } else {
           ++st.crashes;
@@ -384,8 +440,8 @@ void dispatch(pool_self self, size_t i, const task_request& req,
 void delegate_call(pool_self self, size_t i, const task_request& req,
                    caf::typed_response_promise<task_result> promise) {
   auto& st = self->state;
-  auto& slot = st.workers[i];
-  auto job = ++st.next_job;
+  auto& slot = st.slots->workers[i];
+  auto job = ++st.slots->next_job;
   if (req.deadline_us > 0) {
     auto left = req.deadline_us - now_us();
     if (left <= 0) {
@@ -400,7 +456,8 @@ void delegate_call(pool_self self, size_t i, const task_request& req,
   }
   slot.busy = true;
   slot.job = job;
-  slot.promise = promise;
+  caf::response_promise& untyped = promise;
+  slot.promise = untyped;
   slot.call.execution_id = req.execution_id;
   slot.call.task_id = req.task_id;
   slot.call.attempt = req.attempt;
@@ -408,7 +465,7 @@ void delegate_call(pool_self self, size_t i, const task_request& req,
 }
 
 size_t slot_of_job(pool_self self, uint64_t job) {
-  auto& ws = self->state.workers;
+  auto& ws = self->state.slots->workers;
   for (size_t i = 0; i < ws.size(); ++i)
     if (job != 0 && ws[i].job == job)
       return i;
@@ -450,7 +507,7 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
     part.input = std::move(parts[k]);
     auto what = label(g->req) + " part " + std::to_string(k + 1) + " of "
                 + std::to_string(n);
-    self->state.queue.push_back({[=](size_t i) {
+    self->state.slots->queue.push_back({[=](size_t i) {
       if (g->failed)
         return;
       auto done = [self, g, k](caf::expected<task_result> res) {
@@ -463,7 +520,7 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
         g->outputs[k] = std::move(res->output);
         if (--g->left > 0)
           return;
-        self->state.queue.push_front({[=](size_t j) {
+        self->state.slots->queue.push_front({[=](size_t j) {
           auto joined = [g](caf::expected<task_result> res) {
             if (!res) {
               g->fail(std::move(res.error()));
@@ -491,7 +548,7 @@ queued_job split_job(pool_self self, task_request req,
       if (!parts) {
         promise.deliver(std::move(parts.error()));
       } else if (parts->empty()) {
-        self->state.queue.push_front(whole_job(self, req, promise));
+        self->state.slots->queue.push_front(whole_job(self, req, promise));
       } else {
         auto g = std::make_shared<fanout>();
         g->req = req;
@@ -507,12 +564,12 @@ queued_job split_job(pool_self self, task_request req,
 
 void pump(pool_self self) {
   auto& st = self->state;
-  for (size_t i = 0; i < st.workers.size() && !st.queue.empty(); ++i) {
+  for (size_t i = 0; i < st.slots->workers.size() && !st.slots->queue.empty(); ++i) {
     // A job may be dropped or fail before it starts; the slot then takes
     // the next one.
-    while (st.workers[i].handle && !st.workers[i].busy && !st.queue.empty()) {
-      auto job = std::move(st.queue.front());
-      st.queue.pop_front();
+    while (st.slots->workers[i].handle && !st.slots->workers[i].busy && !st.slots->queue.empty()) {
+      auto job = std::move(st.slots->queue.front());
+      st.slots->queue.pop_front();
       job.start(i);
     }
   }
@@ -521,10 +578,12 @@ void pump(pool_self self) {
 pool_impl_actor::behavior_type
 pool_impl(pool_self self, std::string name, tools::tool_factory factory,
           json_value settings, std::shared_ptr<tools::tool> first,
-          pool_options opts) {
+          pool_options opts, slots_ptr slots) {
   auto workers = opts.workers;
   auto max_queue = opts.max_queue;
   auto& st = self->state;
+  st.slots = std::move(slots);
+  std::lock_guard<std::mutex> guard{st.slots->mtx};
   st.tool_name = std::move(name);
   st.factory = factory;
   st.settings = std::move(settings);
@@ -532,15 +591,17 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   st.description = first->describe();
   st.blocking = first->blocking();
   st.splits = first->splits();
-  st.workers.resize(std::max<size_t>(1, workers));
+  st.slots->workers.resize(std::max<size_t>(1, workers));
   start_worker(self, 0, std::move(first));
-  for (size_t i = 1; i < st.workers.size(); ++i)
+  for (size_t i = 1; i < st.slots->workers.size(); ++i)
     start_worker(self, i, nullptr);
+  st.slots->direct = !st.splits;
   self->set_down_handler([=](const caf::down_msg& msg) {
+    std::lock_guard<std::mutex> guard{self->state.slots->mtx};
     auto i = slot_of(self, msg.source);
-    if (i == self->state.workers.size())
+    if (i == self->state.slots->workers.size())
       return;
-    auto& slot = self->state.workers[i];
+    auto& slot = self->state.slots->workers[i];
     if (slot.promise) {
       // A delegated call whose worker died: a worker that threw answered
       // the caller already, and this answer then finds no one waiting.
@@ -561,30 +622,34 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   return {
     [=](run_atom, task_request& req) -> caf::result<task_result> {
       auto& st = self->state;
-      if (st.queue.size() >= max_queue) {
+      std::lock_guard<std::mutex> guard{st.slots->mtx};
+      if (st.slots->unread > 0)
+        --st.slots->unread;
+      if (st.slots->queue.size() >= max_queue) {
         log::warn("tool call refused: queue full",
                   {{"actor", "tool_pool"},
                    {"tool", st.tool_name},
                    {"execution", req.execution_id},
                    {"task", req.task_id},
-                   {"queued", st.queue.size()}});
+                   {"queued", st.slots->queue.size()}});
         return make_error(errc::overloaded,
                           "tool '" + st.tool_name + "': "
-                            + std::to_string(st.queue.size())
+                            + std::to_string(st.slots->queue.size())
                             + " calls wait for a worker already (tools."
                             + st.tool_name + ".max_queue)");
       }
       auto promise = self->make_response_promise<task_result>();
-      st.queue.push_back(st.splits ? split_job(self, std::move(req), promise)
+      st.slots->queue.push_back(st.splits ? split_job(self, std::move(req), promise)
                                    : whole_job(self, std::move(req), promise));
       pump(self);
       return promise;
     },
     [=](done_atom, uint64_t job) {
+      std::lock_guard<std::mutex> guard{self->state.slots->mtx};
       auto i = slot_of_job(self, job);
-      if (i == self->state.workers.size())
+      if (i == self->state.slots->workers.size())
         return;
-      auto& slot = self->state.workers[i];
+      auto& slot = self->state.slots->workers[i];
       slot.busy = false;
       slot.job = 0;
       slot.promise.reset();
@@ -592,10 +657,11 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     },
     [=](timer_atom, uint64_t job) {
       auto& st = self->state;
+      std::lock_guard<std::mutex> guard{st.slots->mtx};
       auto i = slot_of_job(self, job);
-      if (i == st.workers.size())
+      if (i == st.slots->workers.size())
         return;
-      auto& slot = st.workers[i];
+      auto& slot = st.slots->workers[i];
       ++st.timeouts;
       log::warn("tool call timed out; replacing its worker",
                 {{"actor", "tool_pool"}, {"tool", st.tool_name},
@@ -610,8 +676,9 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     },
     [=](describe_atom) -> caf::result<json_value> {
       auto& st = self->state;
+      std::lock_guard<std::mutex> guard{st.slots->mtx};
       size_t busy = 0;
-      for (auto& w : st.workers)
+      for (auto& w : st.slots->workers)
         busy += w.busy ? 1 : 0;
       return json_value{json{{"name", st.tool_name},
                              {"description", st.description.description},
@@ -619,15 +686,113 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                              {"output_schema", st.description.output_schema},
                              {"blocking", st.blocking},
                              {"splits", st.splits},
-                             {"workers", st.workers.size()},
+                             {"workers", st.slots->workers.size()},
                              {"busy", busy},
-                             {"queued", st.queue.size()},
+                             {"queued", st.slots->queue.size()},
                              {"fanouts", st.fanouts},
+                             {"direct", st.slots->direct_calls},
                              {"crashes", st.crashes},
                              {"timeouts", st.timeouts}}};
     },
   };
 }
+
+using pool_base = caf::stateful_actor<pool_state, pool_impl_actor::base>;
+
+// The pool, with a direct way for whole calls: a call that finds a free
+// worker and no call before it waiting is put into that worker's mailbox
+// from the sender's thread (the way caf::actor_pool dispatches), with the
+// caller as its sender, so the worker's answer goes straight back. Deadline,
+// worker death and the queue stay the pool's: the slot holds the call's
+// promise and its deadline is a timer message to the pool, as for a call
+// taken from the mailbox. A remote caller's call takes the same way from the
+// middleman's thread.
+class pool_actor final : public pool_base {
+public:
+  pool_actor(caf::actor_config& cfg, std::string name,
+             tools::tool_factory factory, json_value settings,
+             std::shared_ptr<tools::tool> first, pool_options opts)
+    : pool_base(cfg),
+      slots_(std::make_shared<slot_table>()),
+      name_(std::move(name)),
+      factory_(factory),
+      settings_(std::move(settings)),
+      first_(std::move(first)),
+      opts_(std::move(opts)) {
+    // nop
+  }
+
+  behavior_type make_behavior() override {
+    return pool_impl(this, std::move(name_), factory_, std::move(settings_),
+                     std::move(first_), std::move(opts_), slots_);
+  }
+
+  void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
+    auto& msg = ptr->content();
+    if (msg.match_elements<run_atom, task_request>()) {
+      if (try_direct(ptr, eu))
+        return;
+      ++slots_->unread;
+    }
+    pool_base::enqueue(std::move(ptr), eu);
+  }
+
+private:
+  // Takes the direct way or leaves `ptr` as it was.
+  bool try_direct(caf::mailbox_element_ptr& ptr, caf::execution_unit* eu) {
+    auto& msg = ptr->content();
+    const auto& req = msg.get_as<task_request>(1);
+    if (req.deadline_us > 0 && req.deadline_us <= now_us())
+      return false; // the pool answers that it is too late
+    std::unique_lock<std::mutex> guard{slots_->mtx, std::try_to_lock};
+    if (!guard.owns_lock() || !slots_->direct || slots_->unread > 0
+        || !slots_->queue.empty())
+      return false;
+    auto i = slots_->free_slot();
+    if (i == slots_->workers.size())
+      return false;
+    auto& slot = slots_->workers[i];
+    auto job = ++slots_->next_job;
+    ++slots_->direct_calls;
+    slot.busy = true;
+    slot.job = job;
+    slot.promise = caf::response_promise{caf::strong_actor_ptr{ctrl()},
+                                         ptr->sender, ptr->stages, ptr->mid};
+    slot.call.execution_id = req.execution_id;
+    slot.call.task_id = req.task_id;
+    slot.call.attempt = req.attempt;
+    auto worker = slot.handle;
+    auto deadline_us = req.deadline_us;
+    guard.unlock();
+    if (deadline_us > 0) {
+      auto left = std::chrono::microseconds{deadline_us - now_us()};
+      auto& clock = home_system().clock();
+      clock.schedule_message(clock.now() + left,
+                             caf::strong_actor_ptr{ctrl()},
+                             caf::make_mailbox_element(
+                               nullptr, caf::make_message_id(), {},
+                               timer_atom_v, job));
+    }
+    auto call = std::move(msg.get_mutable_as<task_request>(1));
+    // A worker replaced since the lock was released (deadline, death)
+    // bounces the call to its sender as CAF does for any dead receiver; the
+    // pool has answered it by then.
+    caf::actor_cast<caf::abstract_actor*>(worker)->enqueue(caf::make_mailbox_element(std::move(ptr->sender),
+                                              ptr->mid,
+                                              std::move(ptr->stages),
+                                              run_atom_v, std::move(call),
+                                              job),
+                    eu);
+    return true;
+  }
+
+  slots_ptr slots_;
+  std::string name_;
+  tools::tool_factory factory_;
+  json_value settings_;
+  std::shared_ptr<tools::tool> first_;
+  pool_options opts_;
+};
 
 } // namespace
 
@@ -639,8 +804,9 @@ spawn_tool_pool(caf::actor_system& sys, const tools::tool_registry& registry,
   if (!first)
     return std::move(first.error());
   tools::tool_factory factory = registry.factory(name);
-  auto pool = sys.spawn(pool_impl, name, factory, settings,
-                        std::shared_ptr<tools::tool>(std::move(*first)), opts);
+  auto pool = sys.spawn<pool_actor>(
+    name, factory, settings, std::shared_ptr<tools::tool>(std::move(*first)),
+    opts);
   return caf::actor_cast<tool_pool_actor>(pool);
 }
 

@@ -375,3 +375,197 @@ TEST(ToolPoolOcr, PartsOfASplitDocumentReadTheSharedDocument) {
   }
   self->send_exit(*pool, caf::exit_reason::user_shutdown);
 }
+
+// -- whole calls: the direct way from the sender to a free worker ------------
+
+namespace {
+
+// A tool that does not split, so its calls take the direct way: input
+// {"id": k} answers {"id": k}; "hang" waits for cancellation, "throw" throws.
+class whole_probe final : public tools::tool {
+public:
+  std::string name() const override {
+    return "whole";
+  }
+
+  tools::tool_description describe() const override {
+    return {"whole", "test tool", json::object(), json::object()};
+  }
+
+  bool blocking() const override {
+    return true;
+  }
+
+  expected<json_value> invoke(const json_value& input,
+                              tools::tool_context& ctx) override {
+    if (input->contains("throw"))
+      throw std::runtime_error("whole probe threw");
+    if (input->contains("hang")) {
+      for (int k = 0; k < 6000 && !ctx.cancelled(); ++k)
+        std::this_thread::sleep_for(10ms);
+      return make_error(errc::cancelled, "whole probe: cancelled");
+    }
+    return input;
+  }
+};
+
+expected<std::unique_ptr<tools::tool>> make_whole_probe(const json_value&) {
+  return std::unique_ptr<tools::tool>{std::make_unique<whole_probe>()};
+}
+
+class ToolPoolDirect : public ::testing::Test {
+protected:
+  ToolPoolDirect() {
+    register_types(cfg_);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    tools::register_builtin_tools(registry_);
+    registry_.add("whole", &make_whole_probe);
+  }
+
+  tool_pool_actor spawn(const std::string& tool, size_t workers) {
+    auto pool = actors::spawn_tool_pool(*sys_, registry_, tool, json_value{},
+                                        {workers});
+    EXPECT_TRUE(pool);
+    pools_.push_back(*pool);
+    return *pool;
+  }
+
+  ~ToolPoolDirect() override {
+    caf::scoped_actor self{*sys_};
+    for (auto& p : pools_)
+      self->send_exit(p, caf::exit_reason::user_shutdown);
+  }
+
+  static task_request request(const std::string& tool, json input,
+                              int64_t deadline_us = 0) {
+    task_request req;
+    req.execution_id = "e";
+    req.task_id = "t";
+    req.tool = tool;
+    req.input = json_value{std::move(input)};
+    req.deadline_us = deadline_us;
+    return req;
+  }
+
+  expected<json> call(tool_pool_actor pool, task_request req) {
+    expected<json> out{json{}};
+    caf::scoped_actor self{*sys_};
+    self->request(pool, 120s, run_atom_v, std::move(req))
+      .receive([&](task_result& res) { out = res.output.get(); },
+               [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+
+  // A first call, answered: the pool has started (it initializes on its
+  // first turn) and its worker is free again, so the next call finds the
+  // direct way open. Returns the pool's count of direct calls.
+  int warm_up(tool_pool_actor pool) {
+    auto out = call(pool, request(describe_pool(pool)["name"], json{{"id", 0}}));
+    EXPECT_TRUE(out);
+    for (int k = 0; k < 1000; ++k) {
+      auto d = describe_pool(pool);
+      if (d["busy"] == 0)
+        return d["direct"].get<int>();
+      std::this_thread::sleep_for(1ms);
+    }
+    ADD_FAILURE() << "the pool's worker did not become free";
+    return -1;
+  }
+
+  json describe_pool(tool_pool_actor pool) {
+    json out;
+    caf::scoped_actor self{*sys_};
+    self->request(pool, 60s, describe_atom_v)
+      .receive([&](json_value& x) { out = x.get(); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  tools::tool_registry registry_;
+  std::vector<tool_pool_actor> pools_;
+};
+
+} // namespace
+
+// Callers on several threads race for two workers: calls that find one go
+// straight to it, the others wait in the pool's queue; every call is
+// answered once, with its own output, and the pool ends idle.
+TEST_F(ToolPoolDirect, RacingCallersEachGetTheirOwnAnswer) {
+  auto pool = spawn("echo", 2);
+  constexpr int callers = 4;
+  constexpr int per_caller = 500;
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  std::atomic<int> wrong{0};
+  for (int c = 0; c < callers; ++c)
+    threads.emplace_back([&, c] {
+      caf::scoped_actor self{*sys_};
+      // Four callers, two workers: some calls find a free worker, the
+      // others wait in the pool's queue.
+      for (int k = 0; k < per_caller; ++k) {
+        auto id = c * per_caller + k;
+        self->request(pool, 60s, run_atom_v, request("echo", json{{"id", id}}))
+          .receive(
+            [&](task_result& res) {
+              if (res.output->value("id", -1) == id)
+                ++right;
+              else
+                ++wrong;
+            },
+            [&](caf::error&) { ++wrong; });
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(right.load(), callers * per_caller);
+  EXPECT_EQ(wrong.load(), 0);
+  auto d = describe_pool(pool);
+  EXPECT_EQ(d["busy"], 0) << d.dump();
+  EXPECT_EQ(d["queued"], 0) << d.dump();
+  EXPECT_GT(d["direct"].get<int>(), 0) << d.dump();
+}
+
+// A call sent straight to a worker still ends at its deadline: the pool
+// answers `timeout`, replaces the worker (which sees its cancel flag) and
+// the next call runs on the fresh one.
+TEST_F(ToolPoolDirect, AWholeCallPastItsDeadlineTimesOutAndItsWorkerIsReplaced) {
+  auto pool = spawn("whole", 1);
+  auto direct = warm_up(pool);
+  auto deadline = now_us() + 300'000;
+  auto out = call(pool, request("whole", json{{"hang", true}}, deadline));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::timeout) << describe(out.error());
+  EXPECT_NE(message_of(out.error()).find("task t attempt 1 passed its deadline"),
+            std::string::npos)
+    << describe(out.error());
+  auto d = describe_pool(pool);
+  EXPECT_EQ(d["timeouts"], 1) << d.dump();
+  EXPECT_EQ(d["direct"], direct + 1) << "the call went through the queue";
+  auto next = call(pool, request("whole", json{{"id", 7}}));
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_EQ((*next)["id"], 7);
+}
+
+// A worker that dies during a call sent straight to it: the caller hears
+// `worker_crashed` and the pool goes on with a fresh worker.
+TEST_F(ToolPoolDirect, AWorkerThatThrowsFailsItsCallAndIsReplaced) {
+  auto pool = spawn("whole", 1);
+  auto direct = warm_up(pool);
+  auto out = call(pool, request("whole", json{{"throw", true}}));
+  EXPECT_EQ(describe_pool(pool)["direct"], direct + 1)
+    << "the call went through the queue";
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::worker_crashed)
+    << describe(out.error());
+  EXPECT_NE(message_of(out.error()).find("whole probe threw"),
+            std::string::npos)
+    << describe(out.error());
+  for (int k = 0; k < 3; ++k) {
+    auto next = call(pool, request("whole", json{{"id", k}}));
+    ASSERT_TRUE(next) << describe(next.error());
+    EXPECT_EQ((*next)["id"], k);
+  }
+}
