@@ -191,6 +191,45 @@ TEST(RequestBody, ForkProblemsNameTheBodyFields) {
     << p.detail;
 }
 
+TEST(RequestBody, ForkProblemsOfMapItemsNameTheItemsKey) {
+  json doc{{"name", "f"},
+           {"tasks",
+            {{{"id", "a"}, {"tool", "echo"}, {"input", {{"x", 1}}}},
+             {{"id", "decide"},
+              {"kind", "map"},
+              {"items", "input.jobs"},
+              {"prompt", "retry {{ item }}?"}}}}};
+  workflow::machine m{"p1"};
+  auto first = m.submit(doc, json{{"jobs", {"x", "y"}}}, "", 1);
+  ASSERT_TRUE(first);
+  auto refused = [&](const workflow::fork_edits& edits,
+                     const fork_request& req = {}) {
+    auto plan = workflow::plan_fork(first->events, 0, edits, "f1", 2);
+    EXPECT_FALSE(plan);
+    return plan ? problem{} : fork_problem_of(plan.error(), req);
+  };
+  workflow::fork_edits answer;
+  answer.answers["decide[2]"] = "no";
+  auto p = refused(answer);
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.pointer, "/answers/decide[2]");
+  EXPECT_NE(p.detail.find("map 'decide' has 2 items (0 to 1)"),
+            std::string::npos)
+    << p.detail;
+  workflow::fork_edits rerun;
+  rerun.rerun = {"decide[7]"};
+  fork_request req;
+  req.rerun = {"a", "decide[7]"};
+  p = refused(rerun, req);
+  EXPECT_EQ(p.pointer, "/rerun/1");
+  workflow::fork_edits no_map;
+  no_map.outputs["a[0]"] = 1;
+  p = refused(no_map);
+  EXPECT_EQ(p.pointer, "/outputs/a[0]");
+  EXPECT_EQ(p.detail, "outputs: task 'a[0]' names an item, but 'a' is not "
+                      "a map task");
+}
+
 TEST(RequestBody, WorkflowProblemsListEveryErrorUnderTheirPointer) {
   auto parsed = workflow::parse_text(
     "name: x\ntasks:\n  - id: a\n    tool: 7\n  - id: a\n    tool: echo\n",
