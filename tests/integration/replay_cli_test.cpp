@@ -1081,3 +1081,43 @@ TEST_F(ReplayForks, AForkRerunsOrSetsOneItemOfAMap) {
     << no_person.err;
   EXPECT_EQ(export_of(p), before);
 }
+
+TEST_F(ReplayHttp, AForkOverHttpNamesOneItemOfAMap) {
+  model_.push(says("Job b ran out of memory."));
+  model_.push(says("Job b hit a quota."));
+  auto file = tmp_ / "map.yaml";
+  std::ofstream{file} << map_of_turns_yaml;
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"jobs": ["a", "b"]})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+              .get<std::string>();
+  ASSERT_EQ(model_calls(), 2u);
+  auto s = serve();
+  auto fork_path = "/v1/executions/" + id + "/fork";
+  auto dry = send(*s, "POST", fork_path,
+                  R"({"rerun": ["explain[1]"], "dry_run": true})");
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  auto plan = json::parse(dry->body);
+  EXPECT_EQ(plan["to_run"],
+            json::array({{{"task", "explain[1]"}, {"runs", "agent:analyst"}}}))
+    << plan.dump();
+  EXPECT_EQ(plan["reused"], json::array({"explain[0]"})) << plan.dump();
+  auto r = send(*s, "POST", fork_path, R"({"rerun": ["explain[1]"]})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto done = finished(*s, json::parse(r->body)["id"].get<std::string>());
+  EXPECT_EQ(done["status"], "completed") << done.dump();
+  EXPECT_EQ(done["output"]["report"]["why"],
+            json::array({"The disk was full.", "Job b hit a quota."}))
+    << done.dump();
+  EXPECT_EQ(model_calls(), 3u);
+  // Refused where the item is named.
+  expect_problem(send(*s, "POST", fork_path,
+                      R"({"rerun": ["explain[0]", "explain[2]"]})"),
+                 422, "map 'explain' has 2 items (0 to 1)", "/rerun/1");
+  expect_problem(send(*s, "POST", fork_path,
+                      R"({"outputs": {"report[0]": 1}})"),
+                 422, "'report' is not a map task", "/outputs/report[0]");
+}
