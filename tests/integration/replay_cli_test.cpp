@@ -75,22 +75,26 @@ tasks:
       why: "{{ tasks.explain.output }}"
 )yaml";
 
+// A model reply saying `text`.
+test::llm_reply says(const std::string& text) {
+  return test::json_reply(
+    {{"id", "chatcmpl-x"},
+     {"object", "chat.completion"},
+     {"created", 1700000000},
+     {"model", "fake-analyst"},
+     {"choices",
+      {{{"index", 0},
+        {"message", {{"role", "assistant"}, {"content", text}}},
+        {"finish_reason", "stop"}}}},
+     {"usage",
+      {{"prompt_tokens", 50}, {"completion_tokens", 6},
+       {"total_tokens", 56}}}});
+}
+
 class ReplayCli : public ::testing::Test {
 protected:
   void SetUp() override {
-    model_.push(test::json_reply(
-      {{"id", "chatcmpl-1"},
-       {"object", "chat.completion"},
-       {"created", 1700000000},
-       {"model", "fake-analyst"},
-       {"choices",
-        {{{"index", 0},
-          {"message",
-           {{"role", "assistant"}, {"content", "The disk was full."}}},
-          {"finish_reason", "stop"}}}},
-       {"usage",
-        {{"prompt_tokens", 50}, {"completion_tokens", 6},
-         {"total_tokens", 56}}}}));
+    model_.push(says("The disk was full."));
     workflow_ = tmp_ / "triage.yaml";
     std::ofstream{workflow_} << triage_yaml;
   }
@@ -833,42 +837,15 @@ TEST_F(ReplayHttp, ImportsRespectTheBodyLimitAndScopes) {
 
 namespace {
 
-// A model reply saying `text`.
-test::llm_reply says(const std::string& text) {
-  return test::json_reply(
-    {{"id", "chatcmpl-x"},
-     {"object", "chat.completion"},
-     {"created", 1700000000},
-     {"model", "fake-analyst"},
-     {"choices",
-      {{{"index", 0},
-        {"message", {{"role", "assistant"}, {"content", text}}},
-        {"finish_reason", "stop"}}}},
-     {"usage",
-      {{"prompt_tokens", 50}, {"completion_tokens", 6},
-       {"total_tokens", 56}}}});
+// two_turns_yaml with a third turn, its agent's memory shared (scope
+// `agent`).
+std::string three_turns_yaml() {
+  std::string yaml = two_turns_yaml;
+  yaml.replace(yaml.find("    stream: false"), 17,
+               "    stream: false\n    memory: {scope: agent}");
+  return yaml + "  - id: third\n    depends_on: second\n    agent: analyst\n"
+                "    input: \"Who should do it?\"\n";
 }
-
-const char* three_turns_yaml = R"yaml(name: three-turns
-version: "1"
-agents:
-  analyst:
-    system: You explain failures in one sentence.
-    stream: false
-    memory: {scope: agent}
-tasks:
-  - id: first
-    agent: analyst
-    input: "What failed in job 7?"
-  - id: second
-    depends_on: first
-    agent: analyst
-    input: "And what should we do about it?"
-  - id: third
-    depends_on: second
-    agent: analyst
-    input: "Who should do it?"
-)yaml";
 
 const char* map_of_turns_yaml = R"yaml(name: per-job
 version: "1"
@@ -928,7 +905,7 @@ TEST_F(ReplayForks, AForkOfAForkRemembersWhatItsParentHadAndChangesNeither) {
                            "Grow the disk.", "Dev should.", "Nobody."})
     model_.push(says(text));
   auto file = tmp_ / "three.yaml";
-  std::ofstream{file} << three_turns_yaml;
+  std::ofstream{file} << three_turns_yaml();
   auto run = cadre({"--json", "run", file});
   ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
   auto p = id_in(run, false);

@@ -131,6 +131,19 @@ TEST(RequestBody, ForkFieldsAreCheckedWithPointers) {
   }
 }
 
+namespace {
+
+// The problem a fork of `log` with `edits` is refused with.
+problem fork_refusal(const std::vector<event>& log,
+                     const workflow::fork_edits& edits,
+                     const fork_request& req) {
+  auto plan = workflow::plan_fork(log, 0, edits, "f1", 2);
+  EXPECT_FALSE(plan);
+  return plan ? problem{} : fork_problem_of(plan.error(), req);
+}
+
+} // namespace
+
 TEST(RequestBody, ForkProblemsNameTheBodyFields) {
   // Real refusals of plan_fork, whose messages name the CLI's flags.
   json doc{{"name", "f"},
@@ -148,9 +161,7 @@ TEST(RequestBody, ForkProblemsNameTheBodyFields) {
   ASSERT_TRUE(first);
   auto refused = [&](const workflow::fork_edits& edits,
                      const fork_request& req = {}) {
-    auto plan = workflow::plan_fork(first->events, 0, edits, "f1", 2);
-    EXPECT_FALSE(plan);
-    return plan ? problem{} : fork_problem_of(plan.error(), req);
+    return fork_refusal(first->events, edits, req);
   };
   workflow::fork_edits outputs;
   outputs.outputs["nope"] = 1;
@@ -204,9 +215,7 @@ TEST(RequestBody, ForkProblemsOfMapItemsNameTheItemsKey) {
   ASSERT_TRUE(first);
   auto refused = [&](const workflow::fork_edits& edits,
                      const fork_request& req = {}) {
-    auto plan = workflow::plan_fork(first->events, 0, edits, "f1", 2);
-    EXPECT_FALSE(plan);
-    return plan ? problem{} : fork_problem_of(plan.error(), req);
+    return fork_refusal(first->events, edits, req);
   };
   workflow::fork_edits answer;
   answer.answers["decide[2]"] = "no";
