@@ -722,6 +722,21 @@ TEST(Replay, AForkSetsOneItemOfAMapAndKeepsTheOthers) {
     if (ev.type == "task_completed" && ev.payload->value("item", -1) == 1)
       by_fork = ev.payload->value("by", "") == "fork";
   EXPECT_TRUE(by_fork);
+  // The fork's log is what its definition and edits decide (replay
+  // --against, and the check of a recovering coordinator).
+  auto log = continue_fork(*plan).log;
+  auto check = check_against(log);
+  ASSERT_TRUE(check) << describe(check.error());
+  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+  // A person's task takes an answer, not a result.
+  fork_edits person;
+  person.outputs["h"] = "no";
+  auto refused = plan_fork(run.log, 0, person, "child2", 5000);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(message_of(refused.error()).find("give the answer with --answer "
+                                             "h=VALUE"),
+            std::string::npos)
+    << message_of(refused.error());
 }
 
 TEST(Replay, AForkRerunsOneItemOfAMapAndWhatReadsTheMap) {

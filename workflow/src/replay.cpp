@@ -688,6 +688,12 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
                             "items (set one item, tasks." + task
                           + "[0].output, or use --rerun " + task + ")");
     }
+    // A person's result is an answer: --set would not reach it.
+    if (td.unit_kind() == task_kind::human && std::string{flag} == "--set")
+      return make_error(errc::invalid_input,
+                        "--set: task '" + key
+                          + "' is answered by a person; give the answer "
+                            "with --answer " + key + "=VALUE");
     return &td;
   };
   for (const auto& [task, value] : edits.outputs)
