@@ -1098,3 +1098,37 @@ TEST_F(ReplayHttp, AForkOverHttpNamesOneItemOfAMap) {
                       R"({"outputs": {"report[0]": 1}})"),
                  422, "'report' is not a map task", "/outputs/report[0]");
 }
+
+TEST_F(ReplayForks, AnExportedForkCarriesItsAgentsBranchedMemory) {
+  // Memory scope `agent`: the fork's memory is its branch of the shared
+  // log, which no turn of the fork has written to yet.
+  auto file = tmp_ / "shared.yaml";
+  std::string yaml = two_turns_yaml;
+  yaml.replace(yaml.find("    stream: false"), 17,
+               "    stream: false\n    memory: {scope: agent}");
+  std::ofstream{file} << yaml;
+  auto run = cadre({"--json", "run", file});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto p = id_in(run, false);
+  auto fork = cadre({"--json", "fork", p});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto f1 = id_in(fork, true);
+  ASSERT_EQ(model_calls(), 2u) << "everything reused";
+  auto bundle_text = export_of(f1);
+  EXPECT_NE(bundle_text.find(R"("log":"agent:)" + f1 + "/analyst\""),
+            std::string::npos)
+    << bundle_text;
+  auto bundle = tmp_ / "fork.ndjson";
+  std::ofstream{bundle} << bundle_text;
+  ASSERT_EQ(cadre({"import", bundle}, "other").exit_code, 0);
+  EXPECT_EQ(events_of("agent:" + f1 + "/analyst", "other"),
+            events_of("agent:" + f1 + "/analyst"));
+  // A fork of it there asks its second turn again, remembering the first.
+  auto again = cadre({"--json", "fork", f1, "--rerun", "second"}, "other");
+  ASSERT_EQ(again.exit_code, 0) << again.err << joined(again.out);
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NE(got.back().body.find("What failed in job 7?"), std::string::npos)
+    << got.back().body;
+  EXPECT_NE(got.back().body.find("The disk was full."), std::string::npos);
+}
