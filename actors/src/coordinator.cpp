@@ -422,7 +422,7 @@ void run_action(self_ptr self, const workflow::action& a) {
       // parent's recorded replies, unless the fork runs the task again on
       // purpose (`--rerun` asks the model anew).
       turn.fork_of = st.m.forked_from();
-      if (!turn.fork_of.empty() && !st.m.fork_reruns(a.task_id))
+      if (!turn.fork_of.empty() && !st.m.fork_reruns(a.key))
         turn.replies = workflow::fork_replies_log(st.args.id);
       // caf::infinite only for an agent task without `timeout` (see the
       // tool task above).

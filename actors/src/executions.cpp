@@ -448,23 +448,23 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
             }
             // The fork's log, its agents' memory as of the fork point and
             // the parent's model replies go in one atomic write, after the
-            // parent's agent logs (its own and those its agents share) are
-            // read.
-            auto app = std::make_shared<append_request>();
-            app->events = std::move(plan->events);
-            app->index.push_back(*plan->index);
-            auto reused = plan->reused;
-            int64_t cut_us = log.back().time_us;
-            for (const auto& ev : log)
-              if (ev.seq == at)
-                cut_us = ev.time_us;
+            // logs the parent uses (its agent logs, those its agents share,
+            // and a forked parent's own branches and replies) are read.
+            auto planned = std::make_shared<workflow::fork_plan>(
+              std::move(*plan));
+            auto parent_log = std::make_shared<std::vector<event>>(
+              std::move(log));
             auto names = std::make_shared<std::vector<std::string>>(
-              workflow::agent_logs_of(log));
+              workflow::logs_of(*parent_log));
             auto read = std::make_shared<std::vector<std::vector<event>>>();
             auto write = [=]() mutable {
-              for (auto& ev : workflow::fork_replies(*read, parent, id,
-                                                     now_us()))
+              auto app = std::make_shared<append_request>();
+              auto others = workflow::fork_logs(*planned, *parent_log, at,
+                                                *read, now_us());
+              app->events = std::move(planned->events);
+              for (auto& ev : others)
                 app->events.push_back(std::move(ev));
+              app->index.push_back(*planned->index);
               self->request(self->state.store, local_deadline, append_atom_v,
                             *app)
                 .then(
@@ -494,9 +494,6 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                           (*names)[i], uint64_t{1}, uint64_t{0})
                 .then(
                   [=](std::vector<event>& agent_log) mutable {
-                    for (auto& ev : workflow::branch_agent_log(
-                           agent_log, parent, id, reused, cut_us))
-                      app->events.push_back(std::move(ev));
                     read->push_back(std::move(agent_log));
                     (*keep)(i + 1);
                   },

@@ -891,10 +891,13 @@ int main(int argc, char** argv) {
   fork->add_option("--definition", fork_flags.definition,
                    "new workflow file");
   fork->add_option("--set", fork_flags.set,
-                   "tasks.TASK.output=JSON: use this result instead");
-  fork->add_option("--rerun", fork_flags.rerun, "run TASK again");
+                   "tasks.TASK.output=JSON: use this result instead (TASK "
+                   "may be a map item, T[i])");
+  fork->add_option("--rerun", fork_flags.rerun,
+                   "run TASK (or one map item, T[i]) again");
   fork->add_option("--answer", fork_flags.answer,
-                   "TASK=VALUE: a different answer to a human task");
+                   "TASK=VALUE: a different answer to a human task (or an "
+                   "item of a map of them, T[i])");
   fork->add_flag("--dry-run", fork_flags.dry_run,
                  "only say what would be reused and what would run");
 

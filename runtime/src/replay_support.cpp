@@ -179,7 +179,20 @@ expected<void> write_bundle(const log_reader& read, const std::string& id,
   auto log = read_execution(read, id);
   if (!log)
     return log.error();
-  auto names = workflow::agent_logs_of(*log);
+  // Every log the execution uses: its agents' logs of every memory scope,
+  // and a fork's branches of them and its recorded replies. A named log
+  // that was never written (a fork's that had nothing to keep) is left out.
+  std::vector<std::string> names;
+  std::vector<std::vector<event>> logs;
+  for (auto& name : workflow::logs_of(*log)) {
+    auto evs = read(name);
+    if (!evs)
+      return evs.error();
+    if (evs->empty())
+      continue;
+    names.push_back(std::move(name));
+    logs.push_back(std::move(*evs));
+  }
   out << dumped(json{{"cadre", "export"},
                      {"format", 1},
                      {"execution", id},
@@ -196,12 +209,8 @@ expected<void> write_bundle(const log_reader& read, const std::string& id,
           << '\n';
   };
   write(id, *log);
-  for (const auto& name : names) {
-    auto evs = read(name);
-    if (!evs)
-      return evs.error();
-    write(name, *evs);
-  }
+  for (size_t i = 0; i < names.size(); ++i)
+    write(names[i], logs[i]);
   if (!out)
     return make_error(errc::storage_error, "cannot write the bundle");
   return {};
@@ -280,16 +289,17 @@ expected<json> import_bundle(caf::actor_system& sys,
     return make_error(errc::invalid_input,
                       "execution " + b.execution
                         + " does not fold: " + message_of(m.error()));
-  // Only the agent logs its turns wrote travel with an execution.
-  auto agent_logs = workflow::agent_logs_of(log);
+  // Only the logs it uses travel with an execution: its agent logs, and a
+  // fork's branches and recorded replies.
+  auto used = workflow::logs_of(log);
   for (const auto& [name, evs] : b.logs)
     if (name != b.execution
-        && (name.rfind("agent:", 0) != 0
-            || std::find(agent_logs.begin(), agent_logs.end(), name)
-                 == agent_logs.end()))
+        && std::find(used.begin(), used.end(), name) == used.end())
       return make_error(errc::invalid_input,
-                        "log '" + name + "' is not an agent log of execution "
-                          + b.execution);
+                        "log '" + name + "' is not a log of execution "
+                          + b.execution
+                          + " (its agent logs, a fork's branches of them "
+                            "and its recorded replies)");
   caf::scoped_actor self{sys};
   bool exists = false;
   caf::error failure;

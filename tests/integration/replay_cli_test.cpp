@@ -75,22 +75,26 @@ tasks:
       why: "{{ tasks.explain.output }}"
 )yaml";
 
+// A model reply saying `text`.
+test::llm_reply says(const std::string& text) {
+  return test::json_reply(
+    {{"id", "chatcmpl-x"},
+     {"object", "chat.completion"},
+     {"created", 1700000000},
+     {"model", "fake-analyst"},
+     {"choices",
+      {{{"index", 0},
+        {"message", {{"role", "assistant"}, {"content", text}}},
+        {"finish_reason", "stop"}}}},
+     {"usage",
+      {{"prompt_tokens", 50}, {"completion_tokens", 6},
+       {"total_tokens", 56}}}});
+}
+
 class ReplayCli : public ::testing::Test {
 protected:
   void SetUp() override {
-    model_.push(test::json_reply(
-      {{"id", "chatcmpl-1"},
-       {"object", "chat.completion"},
-       {"created", 1700000000},
-       {"model", "fake-analyst"},
-       {"choices",
-        {{{"index", 0},
-          {"message",
-           {{"role", "assistant"}, {"content", "The disk was full."}}},
-          {"finish_reason", "stop"}}}},
-       {"usage",
-        {{"prompt_tokens", 50}, {"completion_tokens", 6},
-         {"total_tokens", 56}}}}));
+    model_.push(says("The disk was full."));
     workflow_ = tmp_ / "triage.yaml";
     std::ofstream{workflow_} << triage_yaml;
   }
@@ -827,4 +831,304 @@ TEST_F(ReplayHttp, ImportsRespectTheBodyLimitAndScopes) {
   expect_problem(call("POST", "/v1/executions/" + id + "/fork", "writer-2",
                       "{}", "application/json"),
                  404, id);
+}
+
+// -- forks of forks, exported forks, map items -----------------------------------
+
+namespace {
+
+// two_turns_yaml with a third turn, its agent's memory shared (scope
+// `agent`).
+std::string three_turns_yaml() {
+  std::string yaml = two_turns_yaml;
+  yaml.replace(yaml.find("    stream: false"), 17,
+               "    stream: false\n    memory: {scope: agent}");
+  return yaml + "  - id: third\n    depends_on: second\n    agent: analyst\n"
+                "    input: \"Who should do it?\"\n";
+}
+
+const char* map_of_turns_yaml = R"yaml(name: per-job
+version: "1"
+agents:
+  analyst:
+    system: You explain failures in one sentence.
+    stream: false
+    memory: {scope: task}
+tasks:
+  - id: explain
+    items: input.jobs
+    concurrency: 1
+    agent: analyst
+    input: "Why did {{ item }} fail?"
+  - id: report
+    depends_on: explain
+    tool: echo
+    input: {why: "{{ tasks.explain.output }}"}
+)yaml";
+
+class ReplayForks : public ReplayCli {
+protected:
+  // The id of an execution printed by `cadre --json run|fork`.
+  static std::string id_in(const outcome& res, bool fork) {
+    auto doc = json::parse(fork ? res.out.front() : res.out.back(), nullptr,
+                           false);
+    return fork ? doc["plan"]["id"].get<std::string>()
+                : doc["id"].get<std::string>();
+  }
+
+  // The seq of the event of `type` for task `task` in log `log`.
+  uint64_t seq_of(const std::string& log, const std::string& type,
+                  const std::string& task) {
+    auto res = cadre({"--json", "events", log});
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    for (const auto& line : res.out) {
+      auto ev = json::parse(line, nullptr, false);
+      if (!ev.is_discarded() && ev["type"] == type
+          && ev["payload"].value("task", "") == task)
+        return ev["seq"].get<uint64_t>();
+    }
+    ADD_FAILURE() << "no " << type << " of " << task << " in " << log;
+    return 0;
+  }
+
+  std::string events_of(const std::string& log, const std::string& db = "db") {
+    auto res = cadre({"--json", "events", log}, db);
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    return joined(res.out);
+  }
+};
+
+} // namespace
+
+TEST_F(ReplayForks, AForkOfAForkRemembersWhatItsParentHadAndChangesNeither) {
+  for (const char* text : {"Free some space.", "Ops should.",
+                           "Grow the disk.", "Dev should.", "Nobody."})
+    model_.push(says(text));
+  auto file = tmp_ / "three.yaml";
+  std::ofstream{file} << three_turns_yaml();
+  auto run = cadre({"--json", "run", file});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto p = id_in(run, false);
+  ASSERT_EQ(model_calls(), 3u);
+  // f1 forks p after its first turn and runs the second (and so the
+  // third) again: "Grow the disk.", "Dev should.".
+  auto f1_run = cadre({"--json", "fork", p, "--at",
+                       std::to_string(seq_of(p, "task_completed", "first")),
+                       "--rerun", "second"});
+  ASSERT_EQ(f1_run.exit_code, 0) << f1_run.err << joined(f1_run.out);
+  auto f1 = id_in(f1_run, true);
+  ASSERT_EQ(model_calls(), 5u);
+  auto p_before = export_of(p);
+  auto f1_before = export_of(f1);
+  auto shared_before = events_of("agent:analyst");
+  auto f1_memory_before = events_of("agent:" + f1 + "/analyst");
+  // f2 forks f1 after f1's second turn and asks the third again.
+  auto f2_run = cadre({"--json", "fork", f1, "--at",
+                       std::to_string(seq_of(f1, "task_completed", "second")),
+                       "--rerun", "third"});
+  ASSERT_EQ(f2_run.exit_code, 0) << f2_run.err << joined(f2_run.out);
+  auto f2 = id_in(f2_run, true);
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 6u);
+  // Its memory is f1's at the fork point: p's first turn (which f1 took
+  // over) and f1's own second; not p's later turns, nor f1's third.
+  const auto& sent = got.back().body;
+  for (const char* had : {"What failed in job 7?", "The disk was full.",
+                          "And what should we do about it?", "Grow the disk.",
+                          "Who should do it?"})
+    EXPECT_NE(sent.find(had), std::string::npos) << had << "\n" << sent;
+  for (const char* not_had : {"Free some space.", "Ops should.",
+                              "Dev should."})
+    EXPECT_EQ(sent.find(not_had), std::string::npos) << not_had << "\n"
+                                                     << sent;
+  EXPECT_EQ(sent.find("Who should do it?"), sent.rfind("Who should do it?"))
+    << "asked once: " << sent;
+  auto memory = cadre({"--json", "events", "agent:" + f2 + "/analyst"});
+  ASSERT_EQ(memory.exit_code, 0) << memory.err;
+  EXPECT_EQ(replies_in(memory.out),
+            (std::vector<std::pair<std::string, bool>>{
+              {p + "/first/1", false},
+              {f1 + "/second/1", false},
+              {f2 + "/third/1", false}}))
+    << joined(memory.out);
+  // Neither ancestor changed, byte for byte, nor the shared log.
+  EXPECT_EQ(export_of(p), p_before);
+  EXPECT_EQ(export_of(f1), f1_before);
+  EXPECT_EQ(events_of("agent:analyst"), shared_before);
+  EXPECT_EQ(events_of("agent:" + f1 + "/analyst"), f1_memory_before);
+}
+
+TEST_F(ReplayForks, AnExportedForkCarriesItsRecordedReplies) {
+  auto file = tmp_ / "inputs.yaml";
+  std::ofstream{file} << two_inputs_yaml;
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"job": "job 7", "who": "ops"})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto p = id_in(run, false);
+  // The fork reuses the first turn's reply and asks for the second.
+  auto fork = cadre({"--json", "fork", p, "--at", "1", "--input",
+                     R"({"job": "job 7", "who": "dev"})"});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto f1 = id_in(fork, true);
+  ASSERT_EQ(model_calls(), 3u);
+  auto bundle_text = export_of(f1);
+  EXPECT_NE(bundle_text.find(R"("log":"replies:)" + f1 + "\""),
+            std::string::npos)
+    << bundle_text;
+  auto bundle = tmp_ / "fork.ndjson";
+  std::ofstream{bundle} << bundle_text;
+  // Only the fork goes to the other store, with the logs it uses.
+  auto imported = cadre({"import", bundle}, "other");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_EQ(cadre_json({"inspect", f1}, "other"), cadre_json({"inspect", f1}));
+  EXPECT_EQ(export_of(f1, "other"), bundle_text);
+  EXPECT_EQ(events_of("replies:" + f1, "other"), events_of("replies:" + f1));
+  auto stepped = cadre({"--json", "replay", f1}, "other");
+  EXPECT_EQ(stepped.out, cadre({"--json", "replay", f1}).out);
+  // A further fork there, back to the parent's input, reuses the parent's
+  // replies that came with the fork: no model is asked. The same as in the
+  // original store.
+  for (const char* db : {"other", "db"}) {
+    auto again = cadre({"--json", "fork", f1, "--at", "1", "--input",
+                        R"({"job": "job 7", "who": "ops"})"},
+                       db);
+    ASSERT_EQ(again.exit_code, 0) << db << again.err << joined(again.out);
+    auto f2 = id_in(again, true);
+    EXPECT_EQ(model_calls(), 3u) << db;
+    auto agent = cadre({"--json", "events", "agent:" + f2 + "/analyst"}, db);
+    EXPECT_EQ(replies_in(agent.out),
+              (std::vector<std::pair<std::string, bool>>{
+                {f2 + "/first/1", true}, {f2 + "/second/1", true}}))
+      << db << joined(agent.out);
+    auto result = json::parse(again.out.back(), nullptr, false);
+    EXPECT_EQ(result["status"], "completed") << again.out.back();
+  }
+}
+
+TEST_F(ReplayForks, AForkRerunsOrSetsOneItemOfAMap) {
+  for (const char* text : {"Job b ran out of memory.", "Job c timed out.",
+                           "Job b hit a quota."})
+    model_.push(says(text));
+  auto file = tmp_ / "map.yaml";
+  std::ofstream{file} << map_of_turns_yaml;
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"jobs": ["a", "b", "c"]})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto p = id_in(run, false);
+  ASSERT_EQ(model_calls(), 3u);
+  auto before = export_of(p);
+  // The dry run names the one item that runs again, and what reads the map.
+  auto plan = cadre_json({"fork", p, "--rerun", "explain[1]", "--dry-run"});
+  EXPECT_EQ(plan["plan"]["to_run"],
+            json::array({{{"task", "explain[1]"}, {"runs", "agent:analyst"}}}))
+    << plan.dump();
+  EXPECT_EQ(plan["plan"]["undecided"], json::array({"report"}));
+  EXPECT_EQ(model_calls(), 3u);
+  auto rerun = cadre({"--json", "fork", p, "--rerun", "explain[1]"});
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err << joined(rerun.out);
+  EXPECT_EQ(model_calls(), 4u) << "only that item asks the model";
+  auto result = json::parse(rerun.out.back(), nullptr, false);
+  EXPECT_EQ(result["output"]["report"]["why"],
+            json::array({"The disk was full.", "Job b hit a quota.",
+                         "Job c timed out."}))
+    << rerun.out.back();
+  // Setting an item's result asks no model.
+  auto set = cadre({"--json", "fork", p, "--set",
+                    R"(tasks.explain[2].output="Job c was cancelled.")"});
+  ASSERT_EQ(set.exit_code, 0) << set.err << joined(set.out);
+  EXPECT_EQ(model_calls(), 4u);
+  result = json::parse(set.out.back(), nullptr, false);
+  EXPECT_EQ(result["output"]["report"]["why"][2], "Job c was cancelled.")
+    << set.out.back();
+  EXPECT_EQ(result["output"]["report"]["why"][1], "Job b ran out of memory.");
+  // Refused, naming the item: past the map's end, a task that is no map,
+  // an answer to an item that asks no person.
+  auto past = cadre({"fork", p, "--rerun", "explain[3]"});
+  EXPECT_EQ(past.exit_code, 2);
+  EXPECT_NE(past.err.find("map 'explain' has 3 items (0 to 2)"),
+            std::string::npos)
+    << past.err;
+  auto no_map = cadre({"fork", p, "--set", "tasks.report[0].output=1"});
+  EXPECT_EQ(no_map.exit_code, 2);
+  EXPECT_NE(no_map.err.find("'report' is not a map task"), std::string::npos)
+    << no_map.err;
+  auto no_person = cadre({"fork", p, "--answer", "explain[0]=yes"});
+  EXPECT_EQ(no_person.exit_code, 2);
+  EXPECT_NE(no_person.err.find("not a human task"), std::string::npos)
+    << no_person.err;
+  EXPECT_EQ(export_of(p), before);
+}
+
+TEST_F(ReplayHttp, AForkOverHttpNamesOneItemOfAMap) {
+  model_.push(says("Job b ran out of memory."));
+  model_.push(says("Job b hit a quota."));
+  auto file = tmp_ / "map.yaml";
+  std::ofstream{file} << map_of_turns_yaml;
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"jobs": ["a", "b"]})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+              .get<std::string>();
+  ASSERT_EQ(model_calls(), 2u);
+  auto s = serve();
+  auto fork_path = "/v1/executions/" + id + "/fork";
+  auto dry = send(*s, "POST", fork_path,
+                  R"({"rerun": ["explain[1]"], "dry_run": true})");
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  auto plan = json::parse(dry->body);
+  EXPECT_EQ(plan["to_run"],
+            json::array({{{"task", "explain[1]"}, {"runs", "agent:analyst"}}}))
+    << plan.dump();
+  EXPECT_EQ(plan["reused"], json::array({"explain[0]"})) << plan.dump();
+  auto r = send(*s, "POST", fork_path, R"({"rerun": ["explain[1]"]})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto done = finished(*s, json::parse(r->body)["id"].get<std::string>());
+  EXPECT_EQ(done["status"], "completed") << done.dump();
+  EXPECT_EQ(done["output"]["report"]["why"],
+            json::array({"The disk was full.", "Job b hit a quota."}))
+    << done.dump();
+  EXPECT_EQ(model_calls(), 3u);
+  // Refused where the item is named.
+  expect_problem(send(*s, "POST", fork_path,
+                      R"({"rerun": ["explain[0]", "explain[2]"]})"),
+                 422, "map 'explain' has 2 items (0 to 1)", "/rerun/1");
+  expect_problem(send(*s, "POST", fork_path,
+                      R"({"outputs": {"report[0]": 1}})"),
+                 422, "'report' is not a map task", "/outputs/report[0]");
+}
+
+TEST_F(ReplayForks, AnExportedForkCarriesItsAgentsBranchedMemory) {
+  // Memory scope `agent`: the fork's memory is its branch of the shared
+  // log, which no turn of the fork has written to yet.
+  auto file = tmp_ / "shared.yaml";
+  std::string yaml = two_turns_yaml;
+  yaml.replace(yaml.find("    stream: false"), 17,
+               "    stream: false\n    memory: {scope: agent}");
+  std::ofstream{file} << yaml;
+  auto run = cadre({"--json", "run", file});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto p = id_in(run, false);
+  auto fork = cadre({"--json", "fork", p});
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto f1 = id_in(fork, true);
+  ASSERT_EQ(model_calls(), 2u) << "everything reused";
+  auto bundle_text = export_of(f1);
+  EXPECT_NE(bundle_text.find(R"("log":"agent:)" + f1 + "/analyst\""),
+            std::string::npos)
+    << bundle_text;
+  auto bundle = tmp_ / "fork.ndjson";
+  std::ofstream{bundle} << bundle_text;
+  ASSERT_EQ(cadre({"import", bundle}, "other").exit_code, 0);
+  EXPECT_EQ(events_of("agent:" + f1 + "/analyst", "other"),
+            events_of("agent:" + f1 + "/analyst"));
+  // A fork of it there asks its second turn again, remembering the first.
+  auto again = cadre({"--json", "fork", f1, "--rerun", "second"}, "other");
+  ASSERT_EQ(again.exit_code, 0) << again.err << joined(again.out);
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NE(got.back().body.find("What failed in job 7?"), std::string::npos)
+    << got.back().body;
+  EXPECT_NE(got.back().body.find("The disk was full."), std::string::npos);
 }

@@ -131,6 +131,19 @@ TEST(RequestBody, ForkFieldsAreCheckedWithPointers) {
   }
 }
 
+namespace {
+
+// The problem a fork of `log` with `edits` is refused with.
+problem fork_refusal(const std::vector<event>& log,
+                     const workflow::fork_edits& edits,
+                     const fork_request& req) {
+  auto plan = workflow::plan_fork(log, 0, edits, "f1", 2);
+  EXPECT_FALSE(plan);
+  return plan ? problem{} : fork_problem_of(plan.error(), req);
+}
+
+} // namespace
+
 TEST(RequestBody, ForkProblemsNameTheBodyFields) {
   // Real refusals of plan_fork, whose messages name the CLI's flags.
   json doc{{"name", "f"},
@@ -148,9 +161,7 @@ TEST(RequestBody, ForkProblemsNameTheBodyFields) {
   ASSERT_TRUE(first);
   auto refused = [&](const workflow::fork_edits& edits,
                      const fork_request& req = {}) {
-    auto plan = workflow::plan_fork(first->events, 0, edits, "f1", 2);
-    EXPECT_FALSE(plan);
-    return plan ? problem{} : fork_problem_of(plan.error(), req);
+    return fork_refusal(first->events, edits, req);
   };
   workflow::fork_edits outputs;
   outputs.outputs["nope"] = 1;
@@ -189,6 +200,43 @@ TEST(RequestBody, ForkProblemsNameTheBodyFields) {
                           + " events"),
             std::string::npos)
     << p.detail;
+}
+
+TEST(RequestBody, ForkProblemsOfMapItemsNameTheItemsKey) {
+  json doc{{"name", "f"},
+           {"tasks",
+            {{{"id", "a"}, {"tool", "echo"}, {"input", {{"x", 1}}}},
+             {{"id", "decide"},
+              {"kind", "map"},
+              {"items", "input.jobs"},
+              {"prompt", "retry {{ item }}?"}}}}};
+  workflow::machine m{"p1"};
+  auto first = m.submit(doc, json{{"jobs", {"x", "y"}}}, "", 1);
+  ASSERT_TRUE(first);
+  auto refused = [&](const workflow::fork_edits& edits,
+                     const fork_request& req = {}) {
+    return fork_refusal(first->events, edits, req);
+  };
+  workflow::fork_edits answer;
+  answer.answers["decide[2]"] = "no";
+  auto p = refused(answer);
+  EXPECT_EQ(p.status, 422);
+  EXPECT_EQ(p.pointer, "/answers/decide[2]");
+  EXPECT_NE(p.detail.find("map 'decide' has 2 items (0 to 1)"),
+            std::string::npos)
+    << p.detail;
+  workflow::fork_edits rerun;
+  rerun.rerun = {"decide[7]"};
+  fork_request req;
+  req.rerun = {"a", "decide[7]"};
+  p = refused(rerun, req);
+  EXPECT_EQ(p.pointer, "/rerun/1");
+  workflow::fork_edits no_map;
+  no_map.outputs["a[0]"] = 1;
+  p = refused(no_map);
+  EXPECT_EQ(p.pointer, "/outputs/a[0]");
+  EXPECT_EQ(p.detail, "outputs: task 'a[0]' names an item, but 'a' is not "
+                      "a map task");
 }
 
 TEST(RequestBody, WorkflowProblemsListEveryErrorUnderTheirPointer) {

@@ -682,3 +682,352 @@ TEST(Replay, RecoveryRefusesALogItsDecisionsNoLongerMatch) {
   ASSERT_FALSE(from_snap->compatible());
   EXPECT_EQ(from_snap->first->seq, b_dispatch);
 }
+
+namespace {
+
+bool has(const std::vector<std::string>& xs, const std::string& x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+// The output of task `task` in a view.
+json output_of(const json& view, const std::string& task) {
+  for (const auto& t : view["tasks"])
+    if (t["id"] == task)
+      return t.value("output", json{});
+  return nullptr;
+}
+
+} // namespace
+
+TEST(Replay, AForkSetsOneItemOfAMapAndKeepsTheOthers) {
+  auto run = record(pipeline(), pipeline_input());
+  fork_edits edits;
+  edits.outputs["each[1]"] = json{{"v", 20}};
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->edited, std::vector<std::string>{"each[1]"});
+  EXPECT_TRUE(has(plan->reused, "each[0]"));
+  EXPECT_TRUE(has(plan->reused, "each[2]"));
+  EXPECT_FALSE(has(plan->reused, "each[1]"));
+  // Nothing reads the map's output but the person's dependency: nothing
+  // runs again.
+  EXPECT_TRUE(plan->to_run.empty());
+  auto m = fold_log(plan->events);
+  ASSERT_TRUE(m) << describe(m.error());
+  EXPECT_EQ(output_of(m->view(), "each"),
+            (json::array({{{"v", 1}}, {{"v", 20}}, {{"v", 3}}})));
+  // The item is recorded as dispatched and completed by the fork.
+  bool by_fork = false;
+  for (const auto& ev : plan->events)
+    if (ev.type == "task_completed" && ev.payload->value("item", -1) == 1)
+      by_fork = ev.payload->value("by", "") == "fork";
+  EXPECT_TRUE(by_fork);
+  // The fork's log is what its definition and edits decide (replay
+  // --against, and the check of a recovering coordinator).
+  auto log = continue_fork(*plan).log;
+  auto check = check_against(log);
+  ASSERT_TRUE(check) << describe(check.error());
+  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+  // A person's task takes an answer, not a result.
+  fork_edits person;
+  person.outputs["h"] = "no";
+  auto refused = plan_fork(run.log, 0, person, "child2", 5000);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(message_of(refused.error()).find("give the answer with --answer "
+                                             "h=VALUE"),
+            std::string::npos)
+    << message_of(refused.error());
+}
+
+TEST(Replay, AForkRerunsOneItemOfAMapAndWhatReadsTheMap) {
+  json doc = pipeline();
+  // A task that reads the map's output.
+  doc["tasks"].push_back(json{{"id", "sum"},
+                              {"tool", "echo"},
+                              {"depends_on", "each"},
+                              {"input", {{"all", "{{ tasks.each.output }}"}}}});
+  auto run = record(doc, pipeline_input());
+  fork_edits edits;
+  edits.rerun.insert("each[2]");
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  ASSERT_EQ(plan->to_run.size(), 1u);
+  EXPECT_EQ(plan->to_run[0], (std::pair<std::string, std::string>{"each[2]",
+                                                                  "echo"}));
+  EXPECT_TRUE(has(plan->reused, "each[0]"));
+  EXPECT_TRUE(has(plan->reused, "each[1]"));
+  EXPECT_TRUE(has(plan->undecided, "sum"));
+  auto m = fold_log(plan->events);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->fork_reruns("each[2]"));
+  EXPECT_FALSE(m->fork_reruns("each[0]"));
+  // Live, of the map only that item runs (the recovered fork dispatches
+  // it again), then what waited for the map.
+  auto rest = continue_fork(*plan);
+  std::vector<std::string> live_items;
+  for (size_t i = plan->events.size(); i < rest.log.size(); ++i)
+    if (rest.log[i].type == "task_completed"
+        && rest.log[i].payload->value("task", "") == "each"
+        && rest.log[i].payload->contains("item"))
+      live_items.push_back(
+        "each[" + std::to_string(rest.log[i].payload->value("item", -1))
+        + "]");
+  EXPECT_EQ(live_items, std::vector<std::string>{"each[2]"});
+  // Setting an item changes the map's output: `sum` runs again.
+  fork_edits set;
+  set.outputs["each[0]"] = json{{"v", 10}};
+  auto changed = plan_fork(run.log, 0, set, "child2", 5000);
+  ASSERT_TRUE(changed) << describe(changed.error());
+  ASSERT_EQ(changed->to_run.size(), 1u);
+  EXPECT_EQ(changed->to_run[0].first, "sum");
+  // Rerunning the whole map runs every item.
+  fork_edits all;
+  all.rerun.insert("each");
+  auto every = plan_fork(run.log, 0, all, "child3", 5000);
+  ASSERT_TRUE(every);
+  EXPECT_EQ(every->to_run.size(), 3u);
+}
+
+TEST(Replay, AForkAnswersOneItemOfAMapOfHumanTasks) {
+  json doc{{"name", "decide"},
+           {"version", "1"},
+           {"tasks",
+            {{{"id", "decide"},
+              {"kind", "map"},
+              {"items", "input.jobs"},
+              {"prompt", "Retry {{ item }}?"},
+              {"answer_schema", {{"type", "string"}}}},
+             {{"id", "act"},
+              {"tool", "echo"},
+              {"depends_on", "decide"},
+              {"input", {{"d", "{{ tasks.decide.output }}"}}}}}}};
+  json input{{"jobs", {"a", "b"}}};
+  // The recorded run: both items answered "yes".
+  machine m{"parent"};
+  auto first = m.submit(doc, input, "k", 1000);
+  ASSERT_TRUE(first) << describe(first.error());
+  std::vector<event> log = first->events;
+  for (const char* key : {"decide[0]", "decide[1]"}) {
+    auto s = m.human_answer(key, "yes", 1100);
+    ASSERT_TRUE(s) << describe(s.error());
+    log.insert(log.end(), s->events.begin(), s->events.end());
+    for (const auto& a : s->actions)
+      if (a.kind == action::dispatch) {
+        auto done = m.succeeded(a.key, a.attempt, a.input, 1, 1200);
+        log.insert(log.end(), done.events.begin(), done.events.end());
+      }
+  }
+  ASSERT_TRUE(m.finished());
+  fork_edits edits;
+  edits.answers["decide[1]"] = "no";
+  auto plan = plan_fork(log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->edited, std::vector<std::string>{"decide[1]"});
+  EXPECT_TRUE(has(plan->reused, "decide[0]"));
+  EXPECT_TRUE(plan->waiting.empty());
+  ASSERT_EQ(plan->to_run.size(), 1u);
+  EXPECT_EQ(plan->to_run[0].first, "act");
+  auto f = fold_log(plan->events);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(output_of(f->view(), "decide"), json::array({"yes", "no"}));
+  // Asking one item again leaves the other answered.
+  fork_edits again;
+  again.rerun.insert("decide[0]");
+  auto asks = plan_fork(log, 0, again, "child2", 5000);
+  ASSERT_TRUE(asks) << describe(asks.error());
+  EXPECT_EQ(asks->waiting, std::vector<std::string>{"decide[0]"});
+  EXPECT_TRUE(has(asks->reused, "decide[1]"));
+  // Refused, with the flag and the key: an answer its schema rejects, the
+  // map's own id, an item past the end.
+  struct refusal {
+    fork_edits edits;
+    std::string says;
+  };
+  std::vector<refusal> refusals(3);
+  refusals[0].edits.answers["decide[0]"] = 7;
+  refusals[0].says = "--answer decide[0]";
+  refusals[1].edits.answers["decide"] = "no";
+  refusals[1].says = "answer one item, 'decide[0]'";
+  refusals[2].edits.answers["decide[2]"] = "no";
+  refusals[2].says = "--answer decide[2]: names item 2, but map 'decide' "
+                     "has 2 items (0 to 1)";
+  for (const auto& r : refusals) {
+    auto bad = plan_fork(log, 0, r.edits, "bad", 5000);
+    ASSERT_FALSE(bad) << r.says;
+    EXPECT_EQ(code_of(bad.error()), errc::invalid_input);
+    EXPECT_NE(message_of(bad.error()).find(r.says), std::string::npos)
+      << message_of(bad.error());
+  }
+}
+
+TEST(Replay, AForkRefusesAnItemOfNoMapOrPastTheMapsEnd) {
+  auto run = record(pipeline(), pipeline_input());
+  struct refusal {
+    fork_edits edits;
+    std::string says;
+  };
+  std::vector<refusal> refusals(5);
+  refusals[0].edits.outputs["each[3]"] = 1;
+  refusals[0].says = "--set: task 'each[3]' names item 3, but map 'each' "
+                     "has 3 items (0 to 2)";
+  refusals[1].edits.rerun.insert("each[9]");
+  refusals[1].says = "--rerun: task 'each[9]' names item 9";
+  refusals[2].edits.outputs["b[0]"] = 1;
+  refusals[2].says = "--set: task 'b[0]' names an item, but 'b' is not a "
+                     "map task";
+  refusals[3].edits.rerun.insert("nope[0]");
+  refusals[3].says = "--rerun: the workflow has no task 'nope[0]'";
+  refusals[4].edits.answers["each[0]"] = "x";
+  refusals[4].says = "--answer: task 'each[0]' is not a human task";
+  for (const auto& r : refusals) {
+    auto bad = plan_fork(run.log, 0, r.edits, "bad", 5000);
+    ASSERT_FALSE(bad) << r.says;
+    EXPECT_EQ(code_of(bad.error()), errc::invalid_input);
+    EXPECT_NE(message_of(bad.error()).find(r.says), std::string::npos)
+      << message_of(bad.error());
+  }
+  // A map that neither has expanded yet (forked before it started, an
+  // input that stops it) cannot be named by item.
+  json empty_run = pipeline_input();
+  empty_run["list"] = json::array();
+  auto none = record(pipeline(), empty_run);
+  fork_edits edits;
+  edits.rerun.insert("each[0]");
+  auto bad = plan_fork(none.log, 0, edits, "bad", 5000);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(message_of(bad.error()).find("has 0 items"), std::string::npos)
+    << message_of(bad.error());
+}
+
+TEST(Replay, AForkOfAForkBranchesItsParentsMemoryAndNotTheGrandparents) {
+  auto ev = [](const std::string& log, uint64_t seq, const std::string& turn,
+               int64_t time, const char* type = "agent_message") {
+    return event{log, seq, time, type, json_value{json{{"turn", turn}}}};
+  };
+  // Fork f1 of p took over p's turn of `ask` and the turn of another
+  // execution `o` (memory scope `agent`), then ran `redo` and `later`.
+  std::vector<event> f1_branch{
+    ev("agent:f1/helper", 1, "o/x/1", 10),
+    ev("agent:f1/helper", 2, "o/x/1", 20, "agent_turn_completed"),
+    ev("agent:f1/helper", 3, "p/ask/1", 30),
+    ev("agent:f1/helper", 4, "p/ask/1", 40, "agent_turn_completed"),
+    ev("agent:f1/helper", 5, "f1/redo/1", 100),
+    ev("agent:f1/helper", 6, "f1/redo/1", 110, "agent_turn_completed"),
+    ev("agent:f1/helper", 7, "f1/later/1", 120),
+    ev("agent:f1/helper", 8, "f1/later/1", 130, "agent_turn_completed")};
+  auto turns_of = [](const std::vector<event>& log) {
+    std::vector<std::string> out;
+    for (const auto& e : log) {
+      EXPECT_EQ(e.execution_id, "agent:f2/helper");
+      out.push_back(e.payload->value("turn", ""));
+    }
+    return out;
+  };
+  std::vector<std::string> p_lineage{"p"};
+  // f2 forks f1 after `redo`, reusing `ask` and `redo`: what f1 had then.
+  auto kept = branch_agent_log(f1_branch, "f1", "f2", {"ask", "redo"}, 115,
+                               p_lineage);
+  EXPECT_EQ(turns_of(kept),
+            (std::vector<std::string>{"o/x/1", "o/x/1", "p/ask/1", "p/ask/1",
+                                      "f1/redo/1", "f1/redo/1"}));
+  // f2 runs `ask` again: the turn f1 took over from p is not memory.
+  auto rerun = branch_agent_log(f1_branch, "f1", "f2", {"redo"}, 115,
+                                p_lineage);
+  EXPECT_EQ(turns_of(rerun),
+            (std::vector<std::string>{"o/x/1", "o/x/1", "f1/redo/1",
+                                      "f1/redo/1"}));
+  // The log the agent shares is f1's memory only through f1's branch: p's
+  // later turns there are not f2's to see.
+  std::vector<event> shared{ev("agent:helper", 1, "p/ask/1", 30),
+                            ev("agent:helper", 2, "p/ask/1", 40,
+                               "agent_turn_completed"),
+                            ev("agent:helper", 3, "p/redo/1", 50),
+                            ev("agent:helper", 4, "p/redo/1", 60,
+                               "agent_turn_completed")};
+  EXPECT_TRUE(
+    branch_agent_log(shared, "f1", "f2", {"ask", "redo"}, 115, p_lineage)
+      .empty());
+  // A fork's lineage: its parent, then the parent's.
+  auto run = record(pipeline(), pipeline_input());
+  auto f1 = plan_fork(run.log, 3, fork_edits{}, "f1", 5000);
+  ASSERT_TRUE(f1);
+  auto f1_log = continue_fork(*f1).log;
+  EXPECT_EQ(fork_lineage(f1_log), std::vector<std::string>{"parent"});
+  auto f2 = plan_fork(f1_log, 0, fork_edits{}, "f2", 7000);
+  ASSERT_TRUE(f2);
+  EXPECT_EQ(fork_lineage(f2->events),
+            (std::vector<std::string>{"f1", "parent"}));
+  EXPECT_TRUE(fork_lineage(run.log).empty());
+}
+
+TEST(Replay, AForkOfAForkReusesTheRepliesItsParentCouldReuse) {
+  json spec{{"system", "s"}, {"script", "hi"}};
+  json req{{"model", "m"}, {"messages", json::array({"q"})}};
+  json res{{"message", {{"role", "assistant"}, {"content", "a"}}}};
+  auto ev = [](const std::string& log, uint64_t seq, const char* type,
+               json payload) {
+    return event{log, seq, 1, type, json_value{std::move(payload)}};
+  };
+  json recorded{{"request", {{"model", "m"}}}, {"script", "hi"},
+                {"response", res}};
+  // f1's recorded replies (from p), and f1's branch of a shared log with
+  // another execution's call in it.
+  std::vector<event> replies{ev("replies:f1", 1, "llm_recorded", recorded)};
+  std::vector<event> branch{
+    ev("agent:f1/helper", 1, "agent_turn_started",
+       {{"turn", "o/x/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev("agent:f1/helper", 2, "llm_requested",
+       {{"turn", "o/x/1"}, {"call", 1}, {"request", req}}),
+    ev("agent:f1/helper", 3, "llm_responded",
+       {{"turn", "o/x/1"}, {"call", 1}, {"response", res}}),
+    ev("agent:f1/helper", 4, "agent_turn_started",
+       {{"turn", "f1/b/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev("agent:f1/helper", 5, "llm_requested",
+       {{"turn", "f1/b/1"}, {"call", 1}, {"request", json{{"n", 2}}}}),
+    ev("agent:f1/helper", 6, "llm_responded",
+       {{"turn", "f1/b/1"}, {"call", 1}, {"response", res}})};
+  auto got = fork_replies({replies, branch}, "f1", "f2", 9, {"p"});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].payload.get(), recorded);
+  EXPECT_EQ(got[1].payload.get()["request"], (json{{"n", 2}}));
+  for (const auto& e : got)
+    EXPECT_EQ(e.execution_id, "replies:f2");
+}
+
+TEST(Replay, AForkNamesTheLogsItWritesSoThatAnExportCarriesThem) {
+  auto run = record(pipeline(), pipeline_input());
+  auto plan = plan_fork(run.log, 0, fork_edits{}, "f1", 5000);
+  ASSERT_TRUE(plan);
+  json spec{{"system", "s"}};
+  json res{{"message", {{"role", "assistant"}, {"content", "a"}}}};
+  auto ev = [](uint64_t seq, const char* type, json payload) {
+    return event{"agent:parent/helper", seq, 1, type,
+                 json_value{std::move(payload)}};
+  };
+  std::vector<event> agent{
+    ev(1, "agent_turn_started",
+       {{"turn", "parent/a/1"}, {"agent", "helper"}, {"spec", spec}}),
+    ev(2, "llm_requested",
+       {{"turn", "parent/a/1"}, {"call", 1}, {"request", {{"n", 1}}}}),
+    ev(3, "llm_responded",
+       {{"turn", "parent/a/1"}, {"call", 1}, {"response", res}})};
+  auto others = fork_logs(*plan, run.log, 0, {agent}, 6000);
+  std::set<std::string> written;
+  for (const auto& e : others)
+    written.insert(e.execution_id);
+  EXPECT_EQ(written, (std::set<std::string>{"agent:f1/helper", "replies:f1"}));
+  const auto& marker = plan->events.back();
+  EXPECT_EQ(marker.payload.get()["logs"],
+            json::array({"agent:f1/helper", "replies:f1"}));
+  EXPECT_EQ(marker.payload.get()["lineage"], json::array({"parent"}));
+  auto used = logs_of(plan->events);
+  EXPECT_TRUE(has(used, "agent:f1/helper"));
+  EXPECT_TRUE(has(used, "replies:f1"));
+  // A fork recorded before its logs were named still exports its replies.
+  auto old = plan->events;
+  json p = old.back().payload.get();
+  p.erase("logs");
+  old.back().payload = json_value{p};
+  EXPECT_TRUE(has(logs_of(old), "replies:f1"));
+  EXPECT_FALSE(has(logs_of(run.log), "replies:parent"));
+}

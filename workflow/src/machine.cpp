@@ -717,15 +717,28 @@ struct decider {
                     message_of(input.error()), 1);
       return;
     }
-    if (auto o = st.fork_outputs.find(td.id);
-        o != st.fork_outputs.end() && item < 0) {
-      // A fork's edit: recorded as dispatched and done, nothing runs.
-      auto p = task_payload(task, -1);
+    if (auto o = st.fork_outputs.find(key_of(task, item));
+        o != st.fork_outputs.end()) {
+      // A fork's edit (of a task, or of one item of a map as "task[i]"):
+      // recorded as dispatched and done, nothing runs.
+      auto p = task_payload(task, item);
       p["attempt"] = 1;
-      p["tool"] = td.tool;
+      if (item >= 0 && td.unit_kind() == task_kind::agent)
+        p["agent"] = td.agent;
+      else
+        p["tool"] = td.tool;
       p["input"] = std::move(*input);
       emit(events::dispatched, std::move(p));
-      complete_task(task, o->second, 1, nullptr, "fork");
+      if (item < 0) {
+        complete_task(task, o->second, 1, nullptr, "fork");
+        return;
+      }
+      auto c = task_payload(task, item);
+      c["attempt"] = 1;
+      c["output"] = o->second;
+      c["by"] = "fork";
+      emit(events::completed, std::move(c));
+      item_done(task);
       return;
     }
     dispatch_unit(task, item, 1, std::move(*input));
@@ -1643,8 +1656,11 @@ const std::string& machine::forked_from() const {
   return st_->forked_from;
 }
 
-bool machine::fork_reruns(const std::string& task) const {
-  return st_->fork_rerun.count(task) > 0;
+bool machine::fork_reruns(const std::string& key) const {
+  if (st_->fork_rerun.count(key) > 0)
+    return true;
+  auto [name, item] = split_key(key);
+  return item >= 0 && st_->fork_rerun.count(name) > 0;
 }
 
 void machine::use_fork_edits(const json& edits) {

@@ -576,6 +576,48 @@ struct recorded_history {
   }
 };
 
+// The number of items of map `task` in `log` (its map_started), if any.
+std::optional<size_t> items_in(const std::vector<event>& log,
+                               const std::string& task) {
+  for (const auto& ev : log)
+    if (ev.type == events::map_started && text(ev.payload.get(), "task") == task)
+      if (const auto& items = field(ev.payload.get(), "items"); items.is_array())
+        return items.size();
+  return std::nullopt;
+}
+
+// The items that edits name ("task[i]") exist: in the fork as planned, or
+// (a map it has not started yet) in the parent's whole log.
+expected<void>
+check_items(const std::vector<std::pair<std::string, const char*>>& keys,
+            const std::vector<event>& fork, const std::vector<event>& parent) {
+  for (const auto& [key, flag] : keys) {
+    auto [task, item] = split_key(key);
+    auto n = items_in(fork, task);
+    if (!n)
+      n = items_in(parent, task);
+    auto say = [&, flag = flag, key = key](const std::string& what) {
+      return make_error(errc::invalid_input,
+                        std::string{flag}
+                          + (std::string{flag} == "--answer"
+                               ? " " + key + ": "
+                               : ": task '" + key + "' ")
+                          + what);
+    };
+    if (!n)
+      return say("names an item of map '" + task
+                 + "', whose items neither the parent nor the fork has made "
+                   "yet");
+    if (static_cast<size_t>(item) >= *n)
+      return say("names item " + std::to_string(item) + ", but map '" + task
+                 + "' has " + std::to_string(*n) + " item"
+                 + (*n == 1 ? "" : "s")
+                 + (*n == 0 ? std::string{}
+                            : " (0 to " + std::to_string(*n - 1) + ")"));
+  }
+  return {};
+}
+
 std::string runner_of(const action& a) {
   switch (a.kind) {
     case action::run_agent:
@@ -620,20 +662,39 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   if (!parsed)
     return parsed.error();
   const auto& def = *parsed;
-  auto check_task = [&](const std::string& task,
-                        const char* flag) -> expected<void> {
+  // An edit names a task, or an item "task[i]" of a map task; an item's
+  // index is checked once the map's items are known (after the plan).
+  std::vector<std::pair<std::string, const char*>> item_edits;
+  auto check_task = [&](const std::string& key,
+                        const char* flag) -> expected<const task_def*> {
+    auto [task, item] = split_key(key);
     auto idx = def.index_of(task);
     if (idx < 0)
       return make_error(errc::invalid_input,
                         std::string{flag} + ": the workflow has no task '"
-                          + task + "'");
-    if (def.tasks[static_cast<size_t>(idx)].kind == task_kind::map
-        && std::string{flag} == "--set")
+                          + key + "'");
+    const auto& td = def.tasks[static_cast<size_t>(idx)];
+    if (item >= 0) {
+      if (td.kind != task_kind::map)
+        return make_error(errc::invalid_input,
+                          std::string{flag} + ": task '" + key
+                            + "' names an item, but '" + task
+                            + "' is not a map task");
+      item_edits.emplace_back(key, flag);
+    } else if (td.kind == task_kind::map && std::string{flag} == "--set") {
       return make_error(errc::invalid_input,
                         "--set: task '" + task
                           + "' is a map; its result is made from its "
-                            "items (use --rerun " + task + ")");
-    return {};
+                            "items (set one item, tasks." + task
+                          + "[0].output, or use --rerun " + task + ")");
+    }
+    // A person's result is an answer: --set would not reach it.
+    if (td.unit_kind() == task_kind::human && std::string{flag} == "--set")
+      return make_error(errc::invalid_input,
+                        "--set: task '" + key
+                          + "' is answered by a person; give the answer "
+                            "with --answer " + key + "=VALUE");
+    return &td;
   };
   for (const auto& [task, value] : edits.outputs)
     if (auto ok = check_task(task, "--set"); !ok)
@@ -642,12 +703,21 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
     if (auto ok = check_task(task, "--rerun"); !ok)
       return ok.error();
   for (const auto& [task, value] : edits.answers) {
-    if (auto ok = check_task(task, "--answer"); !ok)
-      return ok.error();
-    const auto& td = def.tasks[static_cast<size_t>(def.index_of(task))];
-    if (td.kind != task_kind::human)
+    auto checked = check_task(task, "--answer");
+    if (!checked)
+      return checked.error();
+    const auto& td = **checked;
+    if (td.unit_kind() != task_kind::human)
       return make_error(errc::invalid_input,
-                        "--answer: task '" + task + "' is not a human task");
+                        "--answer: task '" + task + "' is not a human task"
+                          + (td.kind == task_kind::map
+                               ? std::string{" (its items are not asked)"}
+                               : std::string{}));
+    if (td.kind == task_kind::map && split_key(task).second < 0)
+      return make_error(errc::invalid_input,
+                        "--answer: task '" + task
+                          + "' is a map of human tasks; answer one item, '"
+                          + task + "[0]'...");
     if (!td.answer_schema.is_null())
       if (auto ok = check_schema(td.answer_schema, value,
                                  "--answer " + task);
@@ -691,7 +761,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
       case action::run_agent:
       case action::run_child: {
         const recorded_attempt* rec = nullptr;
-        if (!edits.rerun.count(a.task_id))
+        if (!edits.rerun.count(a.task_id) && !edits.rerun.count(a.key))
           if (auto u = hist.units.find(a.key); u != hist.units.end())
             if (auto r = u->second.find(a.attempt); r != u->second.end())
               rec = &r->second;
@@ -720,7 +790,8 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
       case action::waiting_human: {
         auto asked = hist.prompts.find(a.key);
         auto answer = hist.answers.find(a.key);
-        if (!edits.rerun.count(a.task_id) && asked != hist.prompts.end()
+        if (!edits.rerun.count(a.task_id) && !edits.rerun.count(a.key)
+            && asked != hist.prompts.end()
             && answer != hist.answers.end()
             && asked->second == prompts_now[a.key]) {
           auto s = m.human_answer(a.key, answer->second, now_us);
@@ -737,6 +808,8 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
         break; // armed again by the live coordinator from the log
     }
   }
+  if (auto ok = check_items(item_edits, plan.events, parent); !ok)
+    return ok.error();
   if (!m.finished()) {
     auto view = m.view();
     for (const auto& t : view["tasks"])
@@ -747,12 +820,16 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   json to_run = json::array();
   for (const auto& [key, runner] : plan.to_run)
     to_run.push_back(json{{"task", key}, {"runs", runner}});
+  json lineage = json::array({parent_id});
+  for (auto& a : fork_lineage(parent))
+    lineage.push_back(std::move(a));
   event marker{id, m.last_seq() + 1, now_us, events::forked,
                json_value{json{{"execution", parent_id},
                                {"seq", at},
                                {"edits", std::move(fork_edits_json)},
                                {"reused", std::move(reused)},
-                               {"to_run", std::move(to_run)}}}};
+                               {"to_run", std::move(to_run)},
+                               {"lineage", std::move(lineage)}}}};
   if (auto r = m.apply(marker); !r)
     return r.error();
   plan.events.push_back(std::move(marker));
@@ -760,11 +837,70 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   return plan;
 }
 
+namespace {
+
+// Whether `turn` ("<execution>/<key>/<attempt>") is a turn of `parent` or of
+// one of its `ancestors`: the turns a fork's parent has as its own history.
+bool of_lineage(const std::string& turn, const std::string& parent,
+                const std::vector<std::string>& ancestors) {
+  if (turn.rfind(parent + "/", 0) == 0)
+    return true;
+  for (const auto& a : ancestors)
+    if (turn.rfind(a + "/", 0) == 0)
+      return true;
+  return false;
+}
+
+} // namespace
+
+std::vector<std::string> fork_lineage(const std::vector<event>& log) {
+  std::vector<std::string> out;
+  for (const auto& ev : log) {
+    if (ev.type != events::forked)
+      continue;
+    const auto& p = ev.payload.get();
+    if (const auto& l = field(p, "lineage"); l.is_array()) {
+      for (const auto& a : l)
+        if (a.is_string())
+          out.push_back(a.get<std::string>());
+    } else if (auto parent = text(p, "execution"); !parent.empty()) {
+      out.push_back(std::move(parent)); // a fork recorded before lineages
+    }
+    break;
+  }
+  return out;
+}
+
+std::vector<std::string> logs_of(const std::vector<event>& log) {
+  auto out = agent_logs_of(log);
+  auto add = [&out](std::string name) {
+    if (std::find(out.begin(), out.end(), name) == out.end())
+      out.push_back(std::move(name));
+  };
+  for (const auto& ev : log) {
+    if (ev.type != events::forked)
+      continue;
+    const auto& named = field(ev.payload.get(), "logs");
+    if (named.is_array()) {
+      for (const auto& n : named)
+        if (n.is_string())
+          add(n.get<std::string>());
+    } else {
+      // A fork recorded before its logs were named: its replies at least
+      // (its agents' branches are those agent_logs_of names).
+      add(fork_replies_log(ev.execution_id));
+    }
+    break;
+  }
+  return out;
+}
+
 std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
                                     const std::string& parent,
                                     const std::string& fork,
                                     const std::vector<std::string>& reused,
-                                    int64_t cut_us) {
+                                    int64_t cut_us,
+                                    const std::vector<std::string>& ancestors) {
   std::vector<event> out;
   if (agent_log.empty())
     return out;
@@ -772,12 +908,14 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
   const auto& name = agent_log.front().execution_id;
   // The parent's own log keeps its path under the fork; a log its agent
   // shares (memory scope `agent`, "agent:<name>", no execution in it)
-  // becomes the fork's "<fork>/<name>". Another execution's: not the
+  // becomes the fork's "<fork>/<name>", unless the parent is a fork itself:
+  // its memory of that log is its own branch. Another execution's: not the
   // parent's to branch (a fork's parent names its own parent's logs).
   std::string target;
   if (name.rfind(own, 0) == 0)
     target = "agent:" + fork + "/" + name.substr(own.size());
-  else if (name.rfind("agent:", 0) == 0 && name.find('/') == std::string::npos)
+  else if (ancestors.empty() && name.rfind("agent:", 0) == 0
+           && name.find('/') == std::string::npos)
     target = "agent:" + fork + "/" + name.substr(6);
   else
     return out;
@@ -788,11 +926,17 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
     if (ev.type == agent_events::turn_completed
         || ev.type == agent_events::turn_failed)
       ended[text(ev.payload.get(), "turn")] = ev.time_us;
+  // The turns of the parent's history (its own, and those it took over
+  // from its ancestors) are kept for the keys the fork reuses.
   auto kept = [&](const std::string& turn) {
-    if (turn.rfind(parent + "/", 0) == 0) {
-      for (const auto& key : reused)
+    if (of_lineage(turn, parent, ancestors)) {
+      for (const auto& key : reused) {
         if (turn.rfind(parent + "/" + key + "/", 0) == 0)
           return true;
+        for (const auto& a : ancestors)
+          if (turn.rfind(a + "/" + key + "/", 0) == 0)
+            return true;
+      }
       return false;
     }
     auto e = ended.find(turn);
@@ -815,22 +959,32 @@ std::string fork_replies_log(const std::string& fork) {
 
 std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
                                 const std::string& parent,
-                                const std::string& fork, int64_t now_us) {
+                                const std::string& fork, int64_t now_us,
+                                const std::vector<std::string>& ancestors) {
   std::vector<event> out;
   std::set<std::string> seen;
   const auto log_name = fork_replies_log(fork);
+  auto keep = [&](json entry) {
+    if (seen.insert(dump_json(entry)).second)
+      out.push_back(event{log_name, out.size() + 1, now_us, "llm_recorded",
+                          json_value{std::move(entry)}});
+  };
   for (const auto& log : logs) {
     if (log.empty())
       continue;
-    bool own = log.front().execution_id.rfind("agent:" + parent + "/", 0)
-               == 0;
     std::map<std::string, json> scripts; // turn -> its agent's script
     std::map<std::pair<std::string, uint64_t>, json> asked;
     for (const auto& ev : log) {
       const auto& p = ev.payload.get();
+      // A parent that is a fork passes on the replies it could reuse.
+      if (ev.type == "llm_recorded") {
+        keep(p);
+        continue;
+      }
       auto turn = text(p, "turn");
-      // A log its agent shares holds other executions' turns too.
-      if (!own && turn.rfind(parent + "/", 0) != 0)
+      // A log its agent shares, or a fork's branch of one, holds other
+      // executions' turns too.
+      if (!of_lineage(turn, parent, ancestors))
         continue;
       if (ev.type == agent_events::turn_started) {
         agent_spec spec;
@@ -848,16 +1002,50 @@ std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
         auto a = asked.find({turn, call});
         if (a == asked.end() || !p.contains("response"))
           continue;
-        json entry{{"request", a->second},
-                   {"script", scripts[turn]},
-                   {"response", p["response"]}};
-        if (!seen.insert(dump_json(entry)).second)
-          continue;
-        out.push_back(event{log_name, out.size() + 1, now_us, "llm_recorded",
-                            json_value{std::move(entry)}});
+        keep(json{{"request", a->second},
+                  {"script", scripts[turn]},
+                  {"response", p["response"]}});
       }
     }
   }
+  return out;
+}
+
+std::vector<event> fork_logs(fork_plan& plan, const std::vector<event>& parent,
+                             uint64_t at,
+                             const std::vector<std::vector<event>>& read,
+                             int64_t now_us) {
+  std::vector<event> out;
+  if (plan.events.empty() || plan.events.back().type != events::forked
+      || parent.empty())
+    return out;
+  auto& marker = plan.events.back();
+  const auto& fork = marker.execution_id;
+  const auto& parent_id = parent.front().execution_id;
+  // Other executions' turns count as memory when they had ended by the
+  // fork-point event.
+  int64_t cut_us = parent.back().time_us;
+  if (at > 0 && at <= parent.size() && parent[at - 1].seq == at)
+    cut_us = parent[at - 1].time_us;
+  auto ancestors = fork_lineage(parent);
+  json names = json::array();
+  for (const auto& log : read) {
+    auto branch = branch_agent_log(log, parent_id, fork, plan.reused, cut_us,
+                                   ancestors);
+    if (branch.empty())
+      continue;
+    names.push_back(branch.front().execution_id);
+    for (auto& ev : branch)
+      out.push_back(std::move(ev));
+  }
+  auto replies = fork_replies(read, parent_id, fork, now_us, ancestors);
+  if (!replies.empty())
+    names.push_back(fork_replies_log(fork));
+  for (auto& ev : replies)
+    out.push_back(std::move(ev));
+  json p = marker.payload.get();
+  p["logs"] = std::move(names);
+  marker.payload = json_value{std::move(p)};
   return out;
 }
 

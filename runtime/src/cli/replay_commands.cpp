@@ -526,7 +526,7 @@ expected<fork_request> fork_request_of(const fork_flags& flags) {
   };
   json outputs = json::object();
   for (const auto& s : flags.set) {
-    // tasks.T.output=JSON
+    // tasks.T.output=JSON, or tasks.T[i].output=JSON for a map item
     auto eq = s.find('=');
     const std::string prefix = "tasks.";
     const std::string suffix = ".output";

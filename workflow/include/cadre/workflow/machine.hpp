@@ -185,17 +185,19 @@ public:
   [[nodiscard]] static expected<machine> restore(const std::string& id,
                                                  const json& snap);
 
-  /// A fork's edits, {outputs: {task: result}, answers: {task: answer}}:
-  /// from now on a task named there completes with that result when it
-  /// would be dispatched (a human task when it would ask), recorded as
+  /// A fork's edits, {outputs: {key: result}, answers: {key: answer}}, keyed
+  /// by task or map item ("task[i]"): from now on a unit named there
+  /// completes with that result when it would be dispatched (a human task
+  /// when it would ask), recorded as
   /// `task_completed` with `by: "fork"`. Folding `execution_forked` does
   /// this too (docs/replay.md#fork).
   void use_fork_edits(const json& edits);
 
   /// A fork's parent (from its execution_forked event); empty otherwise.
   const std::string& forked_from() const;
-  /// Whether the fork's edits run task `task` again (`--rerun`).
-  bool fork_reruns(const std::string& task) const;
+  /// Whether the fork's edits run unit `key` again (`--rerun`): a task,
+  /// or an item "task[i]" named itself or through its map task.
+  bool fork_reruns(const std::string& key) const;
 
   /// The state of unit `key` ("task" or "task[item]"): blocked, running,
   /// retry_wait, waiting, done, failed or skipped; empty when unknown.

@@ -32,6 +32,16 @@ std::vector<std::string> agent_logs_of(const std::vector<event>& log);
 /// The same from a machine's state (e.g. one restored from a snapshot).
 std::vector<std::string> agent_logs_of(const machine& m);
 
+/// Every log besides its own that an execution uses, so that an export
+/// carries it and a fork of it reads it: agent_logs_of(log), and for a fork
+/// the logs written with it (named in its execution_forked event: its
+/// branches of its parent's agent logs and its recorded replies).
+std::vector<std::string> logs_of(const std::vector<event>& log);
+
+/// A fork's ancestors, nearest first (its parent, the parent's parent...),
+/// from its execution_forked event; empty for an execution that is no fork.
+std::vector<std::string> fork_lineage(const std::vector<event>& log);
+
 /// Snapshots: the coordinator writes the state after the step that reached
 /// seq k * every as the one event (type "snapshot", payload
 /// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
@@ -119,13 +129,14 @@ struct replay_check {
                                                     const json& snap,
                                                     const std::vector<event>& log);
 
-/// What a fork changes (docs/replay.md#fork).
+/// What a fork changes (docs/replay.md#fork). A key names a task, or an
+/// item of a map task as "task[i]" (from 0).
 struct fork_edits {
   std::optional<json> input;      ///< a new workflow input
   std::optional<json> definition; ///< a new definition document
-  std::map<std::string, json> outputs; ///< task id -> result to use instead
-  std::set<std::string> rerun;         ///< task ids that run again
-  std::map<std::string, json> answers; ///< human task id -> answer
+  std::map<std::string, json> outputs; ///< key -> result to use instead
+  std::set<std::string> rerun;         ///< keys that run again
+  std::map<std::string, json> answers; ///< human task or item -> answer
 
   bool empty() const {
     return !input && !definition && outputs.empty() && rerun.empty()
@@ -153,10 +164,13 @@ struct fork_plan {
 /// execution `id` that is submitted with the parent's (or the edited) input
 /// and definition and is fed, for every task whose rendered input is the
 /// one the parent dispatched at or before `at`, the parent's recorded
-/// result; edits replace results and answers or force re-runs. All events
-/// get the time `now_us`. Errors: errc::not_found (`at` past the log),
-/// errc::invalid_input (an edit names no task of the definition, an answer
-/// that does not match its schema, an input that does not), and the fold's.
+/// result; edits replace results and answers or force re-runs (of a task,
+/// or of one item of a map: the other items keep their results). The
+/// marker names the fork's ancestors (`lineage`). All events get the time
+/// `now_us`. Errors: errc::not_found (`at` past the log),
+/// errc::invalid_input (an edit names no task of the definition, an item
+/// of a task that is no map or past the map's items, an answer that does
+/// not match its schema, an input that does not), and the fold's.
 [[nodiscard]] expected<fork_plan> plan_fork(const std::vector<event>& parent,
                                             uint64_t at, const fork_edits& edits,
                                             const std::string& id,
@@ -170,25 +184,43 @@ struct fork_plan {
 /// and of other executions' turns that had ended by `cut_us` (the time of
 /// the fork-point event), renumbered from 1, so an agent turn that runs
 /// again in the fork remembers what the agent knew at the fork point, and
-/// the fork never writes a log its parent's agents use.
+/// the fork never writes a log its parent's agents use. A parent that is a
+/// fork itself (`ancestors`: its fork_lineage) has its memory in its own
+/// branches: a shared log is not branched again, and the turns its branch
+/// took over from its ancestors count as the parent's own.
 std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
                                     const std::string& parent,
                                     const std::string& fork,
                                     const std::vector<std::string>& reused,
-                                    int64_t cut_us);
+                                    int64_t cut_us,
+                                    const std::vector<std::string>& ancestors
+                                    = {});
 
 /// The log of the model replies a fork's agent turns may reuse.
 std::string fork_replies_log(const std::string& fork);
 
 /// The events of fork_replies_log(fork): one "llm_recorded" {request,
-/// script, response} per model call the parent's turns got an answer to in
-/// `logs` (the agent logs the parent used; in a shared one only the
-/// parent's turns), without repeats. An agent turn of the fork whose
-/// request (with its agent's script) equals one of them in full takes the
-/// recorded reply instead of asking the model.
+/// script, response} per model call the parent's turns (and its
+/// `ancestors`' turns) got an answer to in `logs` (the logs logs_of(parent)
+/// names; in a shared one only those turns), and the parent's own recorded
+/// replies when it is a fork, without repeats. An agent turn of the fork
+/// whose request (with its agent's script) equals one of them in full takes
+/// the recorded reply instead of asking the model.
 std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
                                 const std::string& parent,
-                                const std::string& fork, int64_t now_us);
+                                const std::string& fork, int64_t now_us,
+                                const std::vector<std::string>& ancestors
+                                = {});
+
+/// The logs a fork writes in the same atomic batch as its own: its branches
+/// of its parent's agent logs and its recorded replies, from `read` (the
+/// logs logs_of(parent) names, as read), for a fork of `parent` at `at`.
+/// Names them in the plan's execution_forked event (`logs`), so that an
+/// export of the fork carries them.
+std::vector<event> fork_logs(fork_plan& plan, const std::vector<event>& parent,
+                             uint64_t at,
+                             const std::vector<std::vector<event>>& read,
+                             int64_t now_us);
 
 /// The differences between two executions (docs/replay.md#diff).
 struct execution_diff {
