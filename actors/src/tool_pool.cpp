@@ -64,26 +64,87 @@ struct worker_slot {
   task_request call;
 };
 
-// Work waiting for a free worker: a whole call, a split, a part or a join.
+std::string label(const task_request& req) {
+  return "task " + req.task_id + " attempt " + std::to_string(req.attempt);
+}
+
+// A whole call as it arrived, with its caller: whoever starts it (the
+// caller's thread, the pool, or the worker that has just finished a call)
+// puts it into a worker's mailbox with the caller as its sender, so the
+// worker answers the caller itself.
+struct whole_call {
+  caf::strong_actor_ptr sender;
+  caf::message_id mid;
+  caf::mailbox_element::forwarding_stack stages;
+  task_request req;
+
+  bool expired() const {
+    return req.deadline_us > 0 && req.deadline_us <= now_us();
+  }
+
+  // Answers the caller from `self`, the actor whose thread this runs on.
+  void answer(const caf::strong_actor_ptr& self, caf::error err) {
+    caf::response_promise{self, std::move(sender), std::move(stages), mid}
+      .deliver(std::move(err));
+  }
+};
+
+// Work waiting for a free worker: a whole call, or a stage of a split call
+// (split, a part or a join), which only the pool starts.
 struct queued_job {
   // Starts the job on the worker in slot `i`, or drops it when its call has
   // already failed (the slot then stays free).
   std::function<void(size_t)> start;
+  std::optional<whole_call> call;
 };
 
-// The pool's workers and queue, shared by the pool actor, the senders of
-// calls and the workers: a call that finds a free worker goes straight into
-// its mailbox from the sender's thread, and a worker frees its own slot, so
-// neither passes through the pool's mailbox (one hop and one schedule each
-// way fewer). Senders and workers only ever try_lock: a scheduler thread
-// never waits here, it takes the pool's mailbox instead. The pool actor
-// holds the lock through each of its handlers.
+// A whole call given to a worker, to send once the table's lock is released.
+struct outgoing {
+  worker_actor worker;
+  uint64_t job = 0;
+  whole_call call;
+};
+
+// Sends `out` to its worker; at its deadline the pool hears a timer_atom.
+void send_call(outgoing out, caf::actor_control_block* pool,
+               caf::actor_clock& clock, caf::execution_unit* eu) {
+  if (out.call.req.deadline_us > 0) {
+    auto left = std::chrono::microseconds{out.call.req.deadline_us - now_us()};
+    clock.schedule_message(clock.now() + left, caf::strong_actor_ptr{pool},
+                           caf::make_mailbox_element(nullptr,
+                                                     caf::make_message_id(),
+                                                     {}, timer_atom_v,
+                                                     out.job));
+  }
+  // A worker replaced since the lock was released (deadline, death)
+  // bounces the call to its caller as CAF does for any dead receiver; the
+  // pool has answered it by then.
+  auto* worker = caf::actor_cast<caf::abstract_actor*>(out.worker);
+  auto& c = out.call;
+  worker->enqueue(caf::make_mailbox_element(std::move(c.sender), c.mid,
+                                            std::move(c.stages), run_atom_v,
+                                            std::move(c.req), out.job),
+                  eu);
+}
+
+// The pool's workers and queue, shared by the pool actor, the callers and
+// the workers. A whole call that finds a free worker goes straight into its
+// mailbox from the caller's thread; one that finds none waits in the queue;
+// a worker that finishes a call takes the next whole call waiting itself.
+// So a call passes through no mailbox but its worker's (locally as for a
+// call from another node, which arrives on the middleman's thread). Callers
+// and workers only ever try_lock: a scheduler thread never waits here, it
+// takes the pool's mailbox instead. The pool actor holds the lock through
+// each of its handlers.
 struct slot_table {
   std::mutex mtx;
   std::vector<worker_slot> workers;
   std::deque<queued_job> queue;
+  std::string tool_name;
+  size_t max_queue = 0;
   uint64_t next_job = 0;
-  // Calls that took the direct way (describe: `direct`).
+  uint64_t timeouts = 0;
+  // Calls that never passed the pool's mailbox (describe: `direct`).
   uint64_t direct_calls = 0;
   // Calls sent to the pool's mailbox and not read yet: while there are any,
   // no later call overtakes them on the direct way.
@@ -99,19 +160,89 @@ struct slot_table {
     return workers.size();
   }
 
-  // A worker's call `job` has ended. False when the pool must be told (the
-  // lock was busy, or calls wait in the queue for this worker).
-  bool try_release(uint64_t job) {
+  size_t slot_of_job(uint64_t job) const {
+    for (size_t i = 0; i < workers.size(); ++i)
+      if (job != 0 && workers[i].job == job)
+        return i;
+    return workers.size();
+  }
+
+  // Gives `c` to the worker in slot `i`. The slot keeps a promise to the
+  // caller, with the pool as its sender, for the pool's own answers.
+  outgoing assign(size_t i, whole_call c, caf::actor_control_block* pool) {
+    auto& slot = workers[i];
+    auto job = ++next_job;
+    slot.busy = true;
+    slot.job = job;
+    slot.promise = caf::response_promise{caf::strong_actor_ptr{pool},
+                                         c.sender, c.stages, c.mid};
+    slot.call.execution_id = c.req.execution_id;
+    slot.call.task_id = c.req.task_id;
+    slot.call.attempt = c.req.attempt;
+    return {slot.handle, job, std::move(c)};
+  }
+
+  caf::error too_late(const task_request& req) {
+    ++timeouts;
+    return make_error(errc::timeout, label(req) + ": deadline passed before "
+                                       + "tool " + tool_name + " could start");
+  }
+
+  // The caller's side: takes the call in `ptr` (a run_atom, task_request)
+  // when the lock is free and no call waits in the mailbox. `out` is set
+  // when a worker was free; otherwise the call waits in the queue. False
+  // leaves `ptr` untouched, for the pool's mailbox.
+  bool try_take(caf::mailbox_element& ptr, caf::actor_control_block* pool,
+                std::optional<outgoing>& out) {
     std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
-    if (!guard.owns_lock() || !queue.empty())
+    if (!guard.owns_lock() || !direct || unread > 0)
       return false;
-    for (auto& w : workers)
-      if (job != 0 && w.job == job) {
-        w.busy = false;
-        w.job = 0;
-        w.promise.reset();
-      }
+    auto i = queue.empty() ? free_slot() : workers.size();
+    if (i == workers.size() && queue.size() >= max_queue)
+      return false; // the pool refuses it as overloaded
+    whole_call c{std::move(ptr.sender), ptr.mid, std::move(ptr.stages),
+                 std::move(ptr.content().get_mutable_as<task_request>(1))};
+    if (i < workers.size())
+      out = assign(i, std::move(c), pool);
+    else
+      queue.push_back({nullptr, std::move(c)});
+    ++direct_calls;
     return true;
+  }
+
+  enum class released { freed, next, tell_pool };
+
+  // The worker's side: its call `job` has ended. Takes the next whole call
+  // waiting into `next` (expired ones into `expired`, for the worker to
+  // answer), or frees the slot. `tell_pool`: the lock was taken or a split
+  // stage waits, and the pool must free the slot and start it.
+  released release(uint64_t job, caf::actor_control_block* pool,
+                   std::vector<std::pair<whole_call, caf::error>>& expired,
+                   std::optional<outgoing>& next) {
+    std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
+    if (!guard.owns_lock())
+      return released::tell_pool;
+    auto i = slot_of_job(job);
+    if (i == workers.size())
+      return released::freed; // the pool has given up on this call
+    while (!queue.empty() && queue.front().call) {
+      auto c = std::move(*queue.front().call);
+      queue.pop_front();
+      if (c.expired()) {
+        auto err = too_late(c.req);
+        expired.emplace_back(std::move(c), std::move(err));
+        continue;
+      }
+      next = assign(i, std::move(c), pool);
+      return released::next;
+    }
+    if (!queue.empty())
+      return released::tell_pool;
+    auto& slot = workers[i];
+    slot.busy = false;
+    slot.job = 0;
+    slot.promise.reset();
+    return released::freed;
   }
 };
 
@@ -226,6 +357,23 @@ expected<task_result> invoke(tools::tool& tool, const task_request& req,
   return res;
 }
 
+// After call `job`: the worker starts the next whole call waiting itself,
+// answers those past their deadline, or tells the pool.
+void take_next(worker_self self, const pool_impl_actor& pool,
+               slot_table& slots, uint64_t job) {
+  std::vector<std::pair<whole_call, caf::error>> expired;
+  std::optional<outgoing> next;
+  auto* pool_ptr = caf::actor_cast<caf::actor_control_block*>(pool);
+  auto what = slots.release(job, pool_ptr, expired, next);
+  for (auto& [c, err] : expired)
+    c.answer(caf::actor_cast<caf::strong_actor_ptr>(self), std::move(err));
+  if (what == slot_table::released::next)
+    send_call(std::move(*next), pool_ptr, self->home_system().clock(),
+              self->context());
+  else if (what == slot_table::released::tell_pool)
+    self->send(pool, done_atom_v, job);
+}
+
 worker_actor::behavior_type
 worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
             std::shared_ptr<std::atomic<bool>> cancel_flag,
@@ -244,8 +392,8 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
         [&] { return invoke(*tool, req, cancel_flag, secrets); }, ended);
       // A worker that quit takes no next call: the pool's down handler
       // frees its slot with a fresh worker.
-      if (!ended && !slots->try_release(job))
-        self->send(pool, done_atom_v, job);
+      if (!ended)
+        take_next(self, pool, *slots, job);
       if (!out)
         return std::move(out.error());
       return std::move(*out);
@@ -296,7 +444,6 @@ struct pool_state {
   bool splits = false;
   slots_ptr slots;
   uint64_t crashes = 0;
-  uint64_t timeouts = 0;
   uint64_t fanouts = 0;
 
   // The pool's end is its workers' end; a worker blocked in a tool sees its
@@ -363,10 +510,6 @@ void abandon(pool_self self, size_t i) {
   start_worker(self, i, nullptr);
 }
 
-std::string label(const task_request& req) {
-  return "task " + req.task_id + " attempt " + std::to_string(req.attempt);
-}
-
 // Sends one job's message `xs...` to the worker in slot `i`, bounded by the
 // deadline of `req`, and hands the reply or the error to `done`. `what`
 // names the job in the errors the pool makes (timeouts, dead workers).
@@ -384,7 +527,7 @@ void dispatch(pool_self self, size_t i, const task_request& req,
   if (req.deadline_us > 0) {
     auto left = req.deadline_us - now_us();
     if (left <= 0) {
-      ++st.timeouts;
+      ++st.slots->timeouts;
       done(make_error(errc::timeout, what + ": deadline passed before tool "
                                        + st.tool_name + " could start"));
       return;
@@ -407,7 +550,7 @@ void dispatch(pool_self self, size_t i, const task_request& req,
         std::lock_guard<std::mutex> guard{st.slots->mtx};
         auto j = slot_of(self, handle.address());
         if (err == caf::sec::request_timeout) {
-          ++st.timeouts;
+          ++st.slots->timeouts;
           log::warn("tool call timed out; replacing its worker",
                     {{"actor", "tool_pool"}, {"tool", st.tool_name},
                      {"execution", execution}, {"task", task},
@@ -433,48 +576,12 @@ void dispatch(pool_self self, size_t i, const task_request& req,
       });
 }
 
-// Hands a whole call to the worker in slot `i`, which answers the caller
-// itself: one message fewer on the way back than through the pool. The pool
-// keeps the slot busy until the worker's done_atom, and a copy of the
-// promise for a deadline that passes first.
-void delegate_call(pool_self self, size_t i, const task_request& req,
-                   caf::typed_response_promise<task_result> promise) {
-  auto& st = self->state;
-  auto& slot = st.slots->workers[i];
-  auto job = ++st.slots->next_job;
-  if (req.deadline_us > 0) {
-    auto left = req.deadline_us - now_us();
-    if (left <= 0) {
-      ++st.timeouts;
-      promise.deliver(make_error(errc::timeout,
-                                 label(req) + ": deadline passed before tool "
-                                   + st.tool_name + " could start"));
-      return;
-    }
-    self->delayed_send(self, std::chrono::microseconds{left}, timer_atom_v,
-                       job);
-  }
-  slot.busy = true;
-  slot.job = job;
+// A whole call waiting in the queue, from the promise the pool made for it.
+queued_job whole_job(caf::typed_response_promise<task_result> promise,
+                     task_request req) {
   caf::response_promise& untyped = promise;
-  slot.promise = untyped;
-  slot.call.execution_id = req.execution_id;
-  slot.call.task_id = req.task_id;
-  slot.call.attempt = req.attempt;
-  promise.delegate(slot.handle, run_atom_v, req, job);
-}
-
-size_t slot_of_job(pool_self self, uint64_t job) {
-  auto& ws = self->state.slots->workers;
-  for (size_t i = 0; i < ws.size(); ++i)
-    if (job != 0 && ws[i].job == job)
-      return i;
-  return ws.size();
-}
-
-queued_job whole_job(pool_self self, task_request req,
-                     caf::typed_response_promise<task_result> promise) {
-  return {[=](size_t i) { delegate_call(self, i, req, promise); }};
+  return {nullptr, whole_call{untyped.source(), untyped.id(),
+                              untyped.stages(), std::move(req)}};
 }
 
 // One split call: its parts' outputs, filled in any order, joined in order.
@@ -548,7 +655,7 @@ queued_job split_job(pool_self self, task_request req,
       if (!parts) {
         promise.deliver(std::move(parts.error()));
       } else if (parts->empty()) {
-        self->state.slots->queue.push_front(whole_job(self, req, promise));
+        self->state.slots->queue.push_front(whole_job(promise, req));
       } else {
         auto g = std::make_shared<fanout>();
         g->req = req;
@@ -564,13 +671,24 @@ queued_job split_job(pool_self self, task_request req,
 
 void pump(pool_self self) {
   auto& st = self->state;
-  for (size_t i = 0; i < st.slots->workers.size() && !st.slots->queue.empty(); ++i) {
+  auto& slots = *st.slots;
+  auto* me = caf::actor_cast<caf::actor_control_block*>(self);
+  for (size_t i = 0; i < slots.workers.size() && !slots.queue.empty(); ++i) {
     // A job may be dropped or fail before it starts; the slot then takes
     // the next one.
-    while (st.slots->workers[i].handle && !st.slots->workers[i].busy && !st.slots->queue.empty()) {
-      auto job = std::move(st.slots->queue.front());
-      st.slots->queue.pop_front();
-      job.start(i);
+    while (slots.workers[i].handle && !slots.workers[i].busy
+           && !slots.queue.empty()) {
+      auto job = std::move(slots.queue.front());
+      slots.queue.pop_front();
+      if (!job.call) {
+        job.start(i);
+      } else if (job.call->expired()) {
+        job.call->answer(caf::strong_actor_ptr{me},
+                         slots.too_late(job.call->req));
+      } else {
+        send_call(slots.assign(i, std::move(*job.call), me), me,
+                  self->home_system().clock(), self->context());
+      }
     }
   }
 }
@@ -595,6 +713,8 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   start_worker(self, 0, std::move(first));
   for (size_t i = 1; i < st.slots->workers.size(); ++i)
     start_worker(self, i, nullptr);
+  st.slots->tool_name = st.tool_name;
+  st.slots->max_queue = max_queue;
   st.slots->direct = !st.splits;
   self->set_down_handler([=](const caf::down_msg& msg) {
     std::lock_guard<std::mutex> guard{self->state.slots->mtx};
@@ -639,14 +759,15 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                             + st.tool_name + ".max_queue)");
       }
       auto promise = self->make_response_promise<task_result>();
-      st.slots->queue.push_back(st.splits ? split_job(self, std::move(req), promise)
-                                   : whole_job(self, std::move(req), promise));
+      st.slots->queue.push_back(st.splits
+                                  ? split_job(self, std::move(req), promise)
+                                  : whole_job(promise, std::move(req)));
       pump(self);
       return promise;
     },
     [=](done_atom, uint64_t job) {
       std::lock_guard<std::mutex> guard{self->state.slots->mtx};
-      auto i = slot_of_job(self, job);
+      auto i = self->state.slots->slot_of_job(job);
       if (i == self->state.slots->workers.size())
         return;
       auto& slot = self->state.slots->workers[i];
@@ -658,11 +779,11 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     [=](timer_atom, uint64_t job) {
       auto& st = self->state;
       std::lock_guard<std::mutex> guard{st.slots->mtx};
-      auto i = slot_of_job(self, job);
+      auto i = st.slots->slot_of_job(job);
       if (i == st.slots->workers.size())
         return;
       auto& slot = st.slots->workers[i];
-      ++st.timeouts;
+      ++st.slots->timeouts;
       log::warn("tool call timed out; replacing its worker",
                 {{"actor", "tool_pool"}, {"tool", st.tool_name},
                  {"execution", slot.call.execution_id},
@@ -692,7 +813,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                              {"fanouts", st.fanouts},
                              {"direct", st.slots->direct_calls},
                              {"crashes", st.crashes},
-                             {"timeouts", st.timeouts}}};
+                             {"timeouts", st.slots->timeouts}}};
     },
   };
 }
@@ -730,7 +851,7 @@ public:
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     auto& msg = ptr->content();
     if (msg.match_elements<run_atom, task_request>()) {
-      if (try_direct(ptr, eu))
+      if (take_whole_call(ptr, eu))
         return;
       ++slots_->unread;
     }
@@ -738,51 +859,17 @@ public:
   }
 
 private:
-  // Takes the direct way or leaves `ptr` as it was.
-  bool try_direct(caf::mailbox_element_ptr& ptr, caf::execution_unit* eu) {
-    auto& msg = ptr->content();
-    const auto& req = msg.get_as<task_request>(1);
-    if (req.deadline_us > 0 && req.deadline_us <= now_us())
+  // The direct way: the call goes to a free worker or waits in the queue
+  // without passing the pool's mailbox. False leaves `ptr` as it was.
+  bool take_whole_call(caf::mailbox_element_ptr& ptr, caf::execution_unit* eu) {
+    auto deadline_us = ptr->content().get_as<task_request>(1).deadline_us;
+    if (deadline_us > 0 && deadline_us <= now_us())
       return false; // the pool answers that it is too late
-    std::unique_lock<std::mutex> guard{slots_->mtx, std::try_to_lock};
-    if (!guard.owns_lock() || !slots_->direct || slots_->unread > 0
-        || !slots_->queue.empty())
+    std::optional<outgoing> out;
+    if (!slots_->try_take(*ptr, ctrl(), out))
       return false;
-    auto i = slots_->free_slot();
-    if (i == slots_->workers.size())
-      return false;
-    auto& slot = slots_->workers[i];
-    auto job = ++slots_->next_job;
-    ++slots_->direct_calls;
-    slot.busy = true;
-    slot.job = job;
-    slot.promise = caf::response_promise{caf::strong_actor_ptr{ctrl()},
-                                         ptr->sender, ptr->stages, ptr->mid};
-    slot.call.execution_id = req.execution_id;
-    slot.call.task_id = req.task_id;
-    slot.call.attempt = req.attempt;
-    auto worker = slot.handle;
-    auto deadline_us = req.deadline_us;
-    guard.unlock();
-    if (deadline_us > 0) {
-      auto left = std::chrono::microseconds{deadline_us - now_us()};
-      auto& clock = home_system().clock();
-      clock.schedule_message(clock.now() + left,
-                             caf::strong_actor_ptr{ctrl()},
-                             caf::make_mailbox_element(
-                               nullptr, caf::make_message_id(), {},
-                               timer_atom_v, job));
-    }
-    auto call = std::move(msg.get_mutable_as<task_request>(1));
-    // A worker replaced since the lock was released (deadline, death)
-    // bounces the call to its sender as CAF does for any dead receiver; the
-    // pool has answered it by then.
-    caf::actor_cast<caf::abstract_actor*>(worker)->enqueue(caf::make_mailbox_element(std::move(ptr->sender),
-                                              ptr->mid,
-                                              std::move(ptr->stages),
-                                              run_atom_v, std::move(call),
-                                              job),
-                    eu);
+    if (out)
+      send_call(std::move(*out), ctrl(), home_system().clock(), eu);
     return true;
   }
 
