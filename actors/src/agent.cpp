@@ -292,7 +292,9 @@ void note_turn_started(agent_self self, const char* how) {
   if (!t)
     return;
   st.current = {t->key, t->execution, t->task, now_us()};
-  log::info(how, {{"actor", "agent"},
+  // Fields cost allocations: built only for a line that is written.
+  if (log::enabled(log::level::info))
+    log::info(how, {{"actor", "agent"},
                   {"agent", t->spec.name},
                   {"agent_id", st.id},
                   {"execution", t->execution},
@@ -304,8 +306,9 @@ void note_turn_finished(agent_self self, const agent_action& a) {
   auto& st = self->state;
   bool known = st.current.key == a.turn;
   const auto* f = st.m().finished(a.turn);
-  log::write(a.ok ? log::level::info : log::level::warn,
-             a.ok ? "agent turn completed" : "agent turn failed",
+  auto level = a.ok ? log::level::info : log::level::warn;
+  if (log::enabled(level))
+    log::write(level, a.ok ? "agent turn completed" : "agent turn failed",
              {{"actor", "agent"},
               {"agent", a.agent},
               {"agent_id", st.id},
@@ -557,8 +560,9 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
                                     const caf::error* err,
                                     const char* source) {
     uint64_t none = 0;
-    log::write(err ? log::level::warn : log::level::info,
-               err ? "model call failed" : "model call",
+    auto level = err ? log::level::warn : log::level::info;
+    if (log::enabled(level))
+      log::write(level, err ? "model call failed" : "model call",
                {{"actor", "agent"},
                 {"agent", agent},
                 {"agent_id", agent_id},
@@ -749,7 +753,9 @@ void on_tool_result(agent_self self, const std::string& key,
   auto s = st.m().tool_done(key, call, out, now_us());
   if (s.empty())
     return;
-  log::write(out ? log::level::info : log::level::warn, "agent tool call",
+  auto level = out ? log::level::info : log::level::warn;
+  if (log::enabled(level))
+    log::write(level, "agent tool call",
              {{"actor", "agent"},
               {"agent", agent},
               {"agent_id", st.id},
