@@ -1,7 +1,8 @@
 // `agent`: the runtime's cost of an agent turn. A scripted model without
 // delay answers at once, so what a turn costs beyond the provider's own
-// complete() is the runtime: the agents actor, the agent actor, its LLM
-// worker, the appends to the agent's log. Turns go to the node's agents
+// complete() is the runtime: the agents actor, the agent actor (which
+// calls a provider that never blocks itself, after the LLM worker's first
+// call), the appends to the agent's log. Turns go to the node's agents
 // actor one at a time (as a coordinator sends an agent task's turn), in wal
 // mode; beside them the provider's complete() on the very requests the
 // agents recorded, an echo call through its pool, and a workflow that
