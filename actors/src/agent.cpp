@@ -295,11 +295,11 @@ void note_turn_started(agent_self self, const char* how) {
   // Fields cost allocations: built only for a line that is written.
   if (log::enabled(log::level::info))
     log::info(how, {{"actor", "agent"},
-                  {"agent", t->spec.name},
-                  {"agent_id", st.id},
-                  {"execution", t->execution},
-                  {"task", t->task},
-                  {"attempt", t->attempt}});
+                    {"agent", t->spec.name},
+                    {"agent_id", st.id},
+                    {"execution", t->execution},
+                    {"task", t->task},
+                    {"attempt", t->attempt}});
 }
 
 void note_turn_finished(agent_self self, const agent_action& a) {
@@ -309,14 +309,14 @@ void note_turn_finished(agent_self self, const agent_action& a) {
   auto level = a.ok ? log::level::info : log::level::warn;
   if (log::enabled(level))
     log::write(level, a.ok ? "agent turn completed" : "agent turn failed",
-             {{"actor", "agent"},
-              {"agent", a.agent},
-              {"agent_id", st.id},
-              {"execution", known ? st.current.execution : std::string{}},
-              {"task", known ? st.current.task : std::string{}},
-              {"duration_ms",
-               known ? (now_us() - st.current.started_us) / 1000 : 0},
-              {"code", f && !f->ok ? to_string(f->code) : std::string{}}});
+               {{"actor", "agent"},
+                {"agent", a.agent},
+                {"agent_id", st.id},
+                {"execution", known ? st.current.execution : std::string{}},
+                {"task", known ? st.current.task : std::string{}},
+                {"duration_ms",
+                 known ? (now_us() - st.current.started_us) / 1000 : 0},
+                {"code", f && !f->ok ? to_string(f->code) : std::string{}}});
   if (known)
     st.current = {};
 }
@@ -563,21 +563,21 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
     auto level = err ? log::level::warn : log::level::info;
     if (log::enabled(level))
       log::write(level, err ? "model call failed" : "model call",
-               {{"actor", "agent"},
-                {"agent", agent},
-                {"agent_id", agent_id},
-                {"execution", execution},
-                {"task", task},
-                {"profile", profile},
-                {"model", res ? res->model : std::string{}},
-                {"call", call},
-                {"source", source},
-                {"latency_ms", (now_us() - asked_us) / 1000},
-                {"input_tokens", res ? res->usage.input_tokens : none},
-                {"output_tokens", res ? res->usage.output_tokens : none},
-                {"tool_calls", res ? res->message.tool_calls.size() : 0u},
-                {"stop_reason", res ? res->stop_reason : std::string{}},
-                {"code", err ? to_string(code_of(*err)) : std::string{}}});
+                 {{"actor", "agent"},
+                  {"agent", agent},
+                  {"agent_id", agent_id},
+                  {"execution", execution},
+                  {"task", task},
+                  {"profile", profile},
+                  {"model", res ? res->model : std::string{}},
+                  {"call", call},
+                  {"source", source},
+                  {"latency_ms", (now_us() - asked_us) / 1000},
+                  {"input_tokens", res ? res->usage.input_tokens : none},
+                  {"output_tokens", res ? res->usage.output_tokens : none},
+                  {"tool_calls", res ? res->message.tool_calls.size() : 0u},
+                  {"stop_reason", res ? res->stop_reason : std::string{}},
+                  {"code", err ? to_string(code_of(*err)) : std::string{}}});
     if (err && log::enabled(log::level::debug))
       log::debug("model call failed", {{"agent_id", agent_id},
                                        {"execution", execution},
@@ -756,16 +756,18 @@ void on_tool_result(agent_self self, const std::string& key,
   auto level = out ? log::level::info : log::level::warn;
   if (log::enabled(level))
     log::write(level, "agent tool call",
-             {{"actor", "agent"},
-              {"agent", agent},
-              {"agent_id", st.id},
-              {"execution", execution},
-              {"task", task},
-              {"tool", call.name.substr(0, 64)},
-              {"call_id", call.id.substr(0, 64)},
-              {"outcome", out ? "ok" : sent_us == 0 ? "refused" : "error"},
-              {"code", out ? std::string{} : to_string(code_of(out.error()))},
-              {"latency_ms", sent_us == 0 ? 0 : (now_us() - sent_us) / 1000}});
+               {{"actor", "agent"},
+                {"agent", agent},
+                {"agent_id", st.id},
+                {"execution", execution},
+                {"task", task},
+                {"tool", call.name.substr(0, 64)},
+                {"call_id", call.id.substr(0, 64)},
+                {"outcome", out ? "ok" : sent_us == 0 ? "refused" : "error"},
+                {"code",
+                 out ? std::string{} : to_string(code_of(out.error()))},
+                {"latency_ms",
+                 sent_us == 0 ? 0 : (now_us() - sent_us) / 1000}});
   count_agent(st.opts->metrics, "cadre_agent_tool_calls_total",
               {{"agent", agent}, {"tool", call.name},
                {"outcome", out ? "ok" : "error"}});
