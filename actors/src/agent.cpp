@@ -415,7 +415,11 @@ void flush(agent_self self) {
   while (!st.inline_calls.empty()) {
     auto call = st.inline_calls.front();
     st.inline_calls.erase(st.inline_calls.begin());
-    call_llm(self, call);
+    // A provider dropped meanwhile (it threw): the call waits for the append.
+    if (model_inline(self))
+      call_llm(self, call);
+    else
+      after(self, [=] { call_llm(self, call); });
   }
   st.draining = false;
   if (st.pending_events.empty()) {
@@ -588,14 +592,14 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
   if (st.opts->cache)
     cache_key = llm_cache::key_of(req, t.spec.script);
   // What the reply of the provider goes through, inline or from the worker.
-  auto answered = [=](const llm_request& req, llm_response res,
+  auto answered = [=](const llm_request& asked, llm_response res,
                       const std::string& cache_log) {
     if (!cache_log.empty()) {
       // A lost race (conflict) is harmless.
       self->request(self->state.store, local_deadline, append_atom_v,
                     llm_cache::entry(cache_log, cache_key, res, now_us()))
         .then([](uint64_t) {},
-              [=, agent = req.agent](caf::error& err) {
+              [=, agent = asked.agent](caf::error& err) {
                 if (code_of(err) == errc::conflict)
                   return;
                 count_agent(metrics, "cadre_llm_cache_write_failures_total",
@@ -606,12 +610,12 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
                            {"reason", describe(err)}});
               });
     }
-    count_llm_call(metrics, req, &res, "ok");
+    count_llm_call(metrics, asked, &res, "ok");
     note(&res, nullptr, "provider");
     ok(std::move(res), reply_from::model);
   };
-  auto failed = [=](const llm_request& req, caf::error& err) {
-    count_llm_call(metrics, req, nullptr, "error");
+  auto failed = [=](const llm_request& asked, caf::error& err) {
+    count_llm_call(metrics, asked, nullptr, "error");
     note(nullptr, &err, "provider");
     fail(err);
   };
