@@ -1,7 +1,8 @@
 // `agent`: the runtime's cost of an agent turn. A scripted model without
 // delay answers at once, so what a turn costs beyond the provider's own
-// complete() is the runtime: the agents actor, the agent actor, its LLM
-// worker, the appends to the agent's log. Turns go to the node's agents
+// complete() is the runtime: the agents actor, the agent actor (which
+// calls a provider that never blocks itself, after the LLM worker's first
+// call), the appends to the agent's log. Turns go to the node's agents
 // actor one at a time (as a coordinator sends an agent task's turn), in wal
 // mode; beside them the provider's complete() on the very requests the
 // agents recorded, an echo call through its pool, and a workflow that
@@ -15,6 +16,11 @@
 #include <vector>
 
 #include <unistd.h>
+
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define CADRE_CALLGRIND 1
+#endif
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
@@ -49,6 +55,24 @@ json tool_spec() {
         json{{"turn", 2}, {"reply", json{{"text", "done"}}}}})}};
 }
 
+// Under callgrind, the instructions of a measured loop (every thread's) go
+// to a dump of their own, named `label`: instruction counts a turn are
+// steadier than times on a loaded machine. Elsewhere, nothing.
+void callgrind_zero() {
+#ifdef CADRE_CALLGRIND
+  CALLGRIND_ZERO_STATS;
+#endif
+}
+
+void callgrind_dump(const char* label) {
+#ifdef CADRE_CALLGRIND
+  if (label != nullptr)
+    CALLGRIND_DUMP_STATS_AT(label);
+#else
+  (void) label;
+#endif
+}
+
 double elapsed_us(clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
 }
@@ -65,9 +89,11 @@ struct turn_run {
 };
 
 // n + 1 sequential turns of one agent id (memory scope execution: one
-// conversation, memory window 20).
+// conversation, memory window 20). `measure`: the callgrind dump of the n
+// turns after the first (none: nullptr).
 turn_run run_turns(runtime::node& node, const json& spec,
-                   const std::string& execution, size_t n) {
+                   const std::string& execution, size_t n,
+                   const char* measure = nullptr) {
   turn_run out;
   out.latency_us.reserve(n);
   caf::scoped_actor self{node.system()};
@@ -81,8 +107,11 @@ turn_run run_turns(runtime::node& node, const json& spec,
     turn.execution_id = execution;
     turn.task_id = "t" + std::to_string(i);
     turn.idempotency_key = execution + "/" + turn.task_id + "/1";
-    if (i == 1)
+    if (i == 1) {
+      if (measure != nullptr)
+        callgrind_zero();
       t0 = clock::now();
+    }
     auto t = clock::now();
     bool ok = true;
     self->request(agents, caf::infinite, run_atom_v, std::move(turn))
@@ -104,6 +133,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
       out.latency_us.push_back(us);
   }
   out.seconds = seconds_since(t0);
+  callgrind_dump(measure);
   out.ok = true;
   return out;
 }
@@ -307,8 +337,10 @@ void run_agent(run_context& ctx) {
   // is a new execution id, so a new agent with an empty memory.
   for (int r = 0; r < ctx.opts.repeat; ++r) {
     auto rs = std::to_string(r);
-    plain_runs.push_back(run_turns(node, plain, "plain-" + rs, n));
-    tool_runs.push_back(run_turns(node, tool, "tool-" + rs, n));
+    plain_runs.push_back(run_turns(node, plain, "plain-" + rs, n,
+                                   r == 0 ? "agent plain turns" : nullptr));
+    tool_runs.push_back(run_turns(node, tool, "tool-" + rs, n,
+                                  r == 0 ? "agent echo turns" : nullptr));
     chains.push_back(run_chain(node, plain, chain_n));
     if (!plain_runs.back().ok || !tool_runs.back().ok || !chains.back().ok)
       return;
@@ -366,6 +398,8 @@ void run_agent(run_context& ctx) {
       caf::scoped_actor self{node.system()};
       std::vector<double> us;
       for (size_t i = 0; i < n + n / 10; ++i) {
+        if (i == n / 10)
+          callgrind_zero();
         auto t = clock::now();
         self->request(*pool, caf::infinite, run_atom_v, req)
           .receive([](task_result&) {},
@@ -377,6 +411,7 @@ void run_agent(run_context& ctx) {
         if (i >= n / 10)
           us.push_back(elapsed_us(t));
       }
+      callgrind_dump("echo through its pool");
       echo_pool_us = median(us);
       caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
     }

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include <caf/actor_system.hpp>
@@ -46,6 +47,16 @@ int64_t now_us() {
 using llm_worker_actor = caf::typed_actor<
   caf::replies_to<run_atom, llm_request, json_value>::with<llm_response>>;
 
+// A provider that never blocks (provider::may_block), made by the LLM worker
+// off the scheduler threads and handed to its agent, which then calls it on
+// its own thread: no hand-off to the worker and back. One at a time.
+struct provider_handover {
+  std::mutex mx;
+  std::string profile;
+  json script;
+  std::unique_ptr<tools::llm::provider> made;
+};
+
 struct llm_worker_state {
   static inline const char* name = "cadre.llm_worker";
   llm_worker_state() = default;
@@ -79,16 +90,82 @@ expected<tools::llm::profile> profile_for(const agents_options& opts,
   return p;
 }
 
+// Who a call is for: its log lines and streamed pieces name them.
+struct call_origin {
+  std::string agent_id;
+  std::string execution;
+  std::string task;
+};
+
+// The context of one provider call, on the worker or inline. Streamed
+// pieces go to `publish` as bus events only: the reply is what the log
+// keeps.
+tools::llm::call_context
+context_for(const llm_request& req, int64_t deadline_us,
+            const call_origin& origin,
+            std::shared_ptr<std::atomic<bool>> cancel_flag,
+            std::function<void(event)> publish) {
+  tools::llm::call_context cc;
+  cc.deadline_us = deadline_us;
+  cc.cancel_flag = std::move(cancel_flag);
+  cc.on_retry = [agent = req.agent, origin,
+                 profile = req.profile](uint32_t attempt,
+                                        const std::string& why,
+                                        std::chrono::milliseconds delay) {
+    log::warn("model call retried", {{"actor", "llm_worker"},
+                                     {"agent", agent},
+                                     {"agent_id", origin.agent_id},
+                                     {"execution", origin.execution},
+                                     {"task", origin.task},
+                                     {"profile", profile},
+                                     {"attempt", attempt},
+                                     {"reason", why},
+                                     {"delay_ms", delay.count()}});
+  };
+  if (req.stream && publish) {
+    auto meta = json{{"agent", req.agent},
+                     {"agent_id", origin.agent_id},
+                     {"task", origin.task},
+                     {"call", req.turn}};
+    cc.on_text = [meta, execution = origin.execution,
+                  publish = std::move(publish)](std::string_view piece) {
+      auto p = meta;
+      p["text"] = std::string{piece};
+      publish(event{execution, 0, now_us(), ev_type::token,
+                    json_value{std::move(p)}});
+    };
+  }
+  return cc;
+}
+
+// One call; a throw is an error, and `broken` tells the caller to drop the
+// provider (its state is suspect).
+expected<llm_response> call_provider(tools::llm::provider& prov,
+                                     const llm_request& req,
+                                     const tools::llm::call_context& cc,
+                                     bool& broken) {
+  broken = false;
+  try {
+    return prov.complete(req, cc);
+  } catch (const std::exception& e) {
+    broken = true;
+    return make_error(errc::tool_failed,
+                      "llm profile " + req.profile + " threw: " + e.what());
+  }
+}
+
 llm_worker_actor::behavior_type
 llm_worker_impl(llm_worker_actor::stateful_pointer<llm_worker_state> self,
                 std::shared_ptr<const agents_options> opts,
                 std::shared_ptr<std::atomic<bool>> cancel_flag,
-                event_bus_actor bus) {
+                event_bus_actor bus,
+                std::shared_ptr<provider_handover> handover) {
   return {
     [=](run_atom, const llm_request& req,
         const json_value& ctx) -> caf::result<llm_response> {
       const auto& c = ctx.get();
-      auto p = profile_for(*opts, req.profile, c.value("script", json{}));
+      auto script = c.value("script", json{});
+      auto p = profile_for(*opts, req.profile, script);
       if (!p)
         return std::move(p.error());
       auto key = p->name + "\n" + dump_json(p->settings);
@@ -102,53 +179,27 @@ llm_worker_impl(llm_worker_actor::stateful_pointer<llm_worker_state> self,
         }
         prov = std::move(*made);
       }
-      tools::llm::call_context cc;
-      cc.deadline_us = c.value("deadline_us", int64_t{0});
-      cc.cancel_flag = cancel_flag;
-      cc.on_retry = [agent = req.agent,
-                     agent_id = c.value("agent_id", std::string{}),
-                     execution = c.value("execution", std::string{}),
-                     task = c.value("task", std::string{}),
-                     profile = req.profile](uint32_t attempt,
-                                            const std::string& why,
-                                            std::chrono::milliseconds delay) {
-        log::warn("model call retried", {{"actor", "llm_worker"},
-                                         {"agent", agent},
-                                         {"agent_id", agent_id},
-                                         {"execution", execution},
-                                         {"task", task},
-                                         {"profile", profile},
-                                         {"attempt", attempt},
-                                         {"reason", why},
-                                         {"delay_ms", delay.count()}});
-      };
-      if (req.stream) {
-        auto execution = c.value("execution", std::string{});
-        auto meta = json{{"agent", req.agent},
-                         {"agent_id", c.value("agent_id", std::string{})},
-                         {"task", c.value("task", std::string{})},
-                         {"call", req.turn}};
-        // Streamed pieces are bus events only: the reply is what the log
-        // keeps.
-        cc.on_text = [=](std::string_view piece) {
-          auto p = meta;
-          p["text"] = std::string{piece};
-          event ev{execution, 0, now_us(), ev_type::token,
-                   json_value{std::move(p)}};
+      auto cc = context_for(
+        req, c.value("deadline_us", int64_t{0}),
+        {c.value("agent_id", std::string{}),
+         c.value("execution", std::string{}), c.value("task", std::string{})},
+        cancel_flag, [=](event ev) {
           self->send(bus, publish_atom_v, std::vector<event>{std::move(ev)});
-        };
-      }
-      try {
-        auto res = prov->complete(req, cc);
-        if (!res)
-          return std::move(res.error());
-        return std::move(*res);
-      } catch (const std::exception& e) {
-        // A provider's state is suspect after a throw: make a fresh one.
+        });
+      bool broken = false;
+      auto res = call_provider(*prov, req, cc, broken);
+      if (broken) {
         self->state.providers.erase(key);
-        return make_error(errc::tool_failed, "llm profile " + req.profile
-                                               + " threw: " + e.what());
+      } else if (!prov->may_block()) {
+        std::lock_guard<std::mutex> guard{handover->mx};
+        handover->profile = req.profile;
+        handover->script = std::move(script);
+        handover->made = std::move(prov);
+        self->state.providers.erase(key);
       }
+      if (!res)
+        return std::move(res.error());
+      return std::move(*res);
     },
   };
 }
@@ -177,6 +228,17 @@ struct agent_state {
   llm_worker_actor worker;
   std::shared_ptr<std::atomic<bool>> cancel_flag
     = std::make_shared<std::atomic<bool>>(false);
+  // A provider that never blocks, once the worker has made it, and the
+  // model calls to make with it before the next append (flush).
+  std::shared_ptr<provider_handover> handover
+    = std::make_shared<provider_handover>();
+  struct {
+    std::string profile;
+    json script;
+    std::unique_ptr<tools::llm::provider> made;
+  } inline_llm;
+  std::vector<uint32_t> inline_calls;
+  bool draining = false;
   uint64_t idle_generation = 0;
   // Tool calls running on another node's pool, by call id, with their turn.
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
@@ -230,28 +292,31 @@ void note_turn_started(agent_self self, const char* how) {
   if (!t)
     return;
   st.current = {t->key, t->execution, t->task, now_us()};
-  log::info(how, {{"actor", "agent"},
-                  {"agent", t->spec.name},
-                  {"agent_id", st.id},
-                  {"execution", t->execution},
-                  {"task", t->task},
-                  {"attempt", t->attempt}});
+  // Fields cost allocations: built only for a line that is written.
+  if (log::enabled(log::level::info))
+    log::info(how, {{"actor", "agent"},
+                    {"agent", t->spec.name},
+                    {"agent_id", st.id},
+                    {"execution", t->execution},
+                    {"task", t->task},
+                    {"attempt", t->attempt}});
 }
 
 void note_turn_finished(agent_self self, const agent_action& a) {
   auto& st = self->state;
   bool known = st.current.key == a.turn;
   const auto* f = st.m().finished(a.turn);
-  log::write(a.ok ? log::level::info : log::level::warn,
-             a.ok ? "agent turn completed" : "agent turn failed",
-             {{"actor", "agent"},
-              {"agent", a.agent},
-              {"agent_id", st.id},
-              {"execution", known ? st.current.execution : std::string{}},
-              {"task", known ? st.current.task : std::string{}},
-              {"duration_ms",
-               known ? (now_us() - st.current.started_us) / 1000 : 0},
-              {"code", f && !f->ok ? to_string(f->code) : std::string{}}});
+  auto level = a.ok ? log::level::info : log::level::warn;
+  if (log::enabled(level))
+    log::write(level, a.ok ? "agent turn completed" : "agent turn failed",
+               {{"actor", "agent"},
+                {"agent", a.agent},
+                {"agent_id", st.id},
+                {"execution", known ? st.current.execution : std::string{}},
+                {"task", known ? st.current.task : std::string{}},
+                {"duration_ms",
+                 known ? (now_us() - st.current.started_us) / 1000 : 0},
+                {"code", f && !f->ok ? to_string(f->code) : std::string{}}});
   if (known)
     st.current = {};
 }
@@ -269,6 +334,41 @@ void after(agent_self self, std::function<void()> fn) {
   self->state.pending_actions.push_back(std::move(fn));
 }
 
+// The provider the active turn's requests go to, when it never blocks and
+// the worker has handed it over; else null.
+tools::llm::provider* inline_provider(agent_self self) {
+  auto& st = self->state;
+  const auto* t = st.m().active();
+  if (!t)
+    return nullptr;
+  {
+    std::lock_guard<std::mutex> guard{st.handover->mx};
+    if (st.handover->made) {
+      st.inline_llm.profile = std::move(st.handover->profile);
+      st.inline_llm.script = std::move(st.handover->script);
+      st.inline_llm.made = std::move(st.handover->made);
+    }
+  }
+  auto& own = st.inline_llm;
+  if (!own.made || own.profile != t->spec.provider
+      || own.script != t->spec.script)
+    return nullptr;
+  return own.made.get();
+}
+
+// Whether the active turn's model call yields nothing but events, at once:
+// its provider never blocks, and neither a fork's recorded replies nor the
+// response cache (both read from the store) come first. Such a call is made
+// before the append of the step that asked for it, and its request and
+// reply go in the same group: a crash before the append loses both, and
+// the call is made again, as one in flight would be.
+bool model_inline(agent_self self) {
+  auto& st = self->state;
+  const auto* t = st.m().active();
+  return t && t->replies.empty() && !st.opts->cache
+         && inline_provider(self) != nullptr;
+}
+
 // Queues a step of the machine: its events to append, then its actions.
 void take(agent_self self, agent_step s) {
   auto& st = self->state;
@@ -277,7 +377,10 @@ void take(agent_self self, agent_step s) {
   for (auto& a : s.actions) {
     switch (a.kind) {
       case agent_action::call_model:
-        after(self, [=, call = a.call] { call_llm(self, call); });
+        if (model_inline(self))
+          st.inline_calls.push_back(a.call);
+        else
+          after(self, [=, call = a.call] { call_llm(self, call); });
         break;
       case agent_action::call_summary:
         after(self, [=] { call_summary(self); });
@@ -304,8 +407,21 @@ void take(agent_self self, agent_step s) {
 
 void flush(agent_self self) {
   auto& st = self->state;
-  if (st.in_flight)
+  if (st.in_flight || st.draining)
     return;
+  // Model calls that produce only events join this append (model_inline);
+  // their replies may ask for more (a repair call).
+  st.draining = true;
+  while (!st.inline_calls.empty()) {
+    auto call = st.inline_calls.front();
+    st.inline_calls.erase(st.inline_calls.begin());
+    // A provider dropped meanwhile (it threw): the call waits for the append.
+    if (model_inline(self))
+      call_llm(self, call);
+    else
+      after(self, [=] { call_llm(self, call); });
+  }
+  st.draining = false;
   if (st.pending_events.empty()) {
     for (auto& fn : std::exchange(st.pending_actions, {}))
       fn();
@@ -388,15 +504,15 @@ void ask_model(agent_self self, const llm_request& req,
                std::function<void(caf::error&)> fail) {
   auto& st = self->state;
   const auto& t = *st.m().active();
+  if (t.replies.empty()) {
+    ask_cache_or_model(self, req, std::move(ok), std::move(fail));
+    return;
+  }
   auto metrics = st.opts->metrics;
   auto reuse = [=](llm_response res) {
     count_llm_call(metrics, req, &res, "reused");
     ok(std::move(res), reply_from::fork);
   };
-  if (t.replies.empty()) {
-    ask_cache_or_model(self, req, ok, fail);
-    return;
-  }
   if (t.replies == st.replies_log) {
     if (auto res = recorded_reply(self, req))
       reuse(std::move(*res));
@@ -438,80 +554,121 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
                         std::function<void(caf::error&)> fail) {
   auto& st = self->state;
   const auto& t = *st.m().active();
-  json ctx{{"deadline_us", t.deadline_us},
-           {"script", t.spec.script},
-           {"execution", t.execution},
-           {"agent_id", st.id},
-           {"task", t.task}};
   auto metrics = st.opts->metrics;
   // One line per call: latency as the agent waited for it (the cache
   // included), tokens as the provider counted them; of an error, its code
   // only (its text may quote a reply), the text at debug.
-  auto note = [=, agent_id = st.id, execution = t.execution, task = t.task,
+  auto note = [=, agent = req.agent, profile = req.profile, call = req.turn,
+               agent_id = st.id, execution = t.execution, task = t.task,
                asked_us = now_us()](const llm_response* res,
                                     const caf::error* err,
                                     const char* source) {
     uint64_t none = 0;
-    log::write(err ? log::level::warn : log::level::info,
-               err ? "model call failed" : "model call",
-               {{"actor", "agent"},
-                {"agent", req.agent},
-                {"agent_id", agent_id},
-                {"execution", execution},
-                {"task", task},
-                {"profile", req.profile},
-                {"model", res ? res->model : std::string{}},
-                {"call", req.turn},
-                {"source", source},
-                {"latency_ms", (now_us() - asked_us) / 1000},
-                {"input_tokens", res ? res->usage.input_tokens : none},
-                {"output_tokens", res ? res->usage.output_tokens : none},
-                {"tool_calls", res ? res->message.tool_calls.size() : 0u},
-                {"stop_reason", res ? res->stop_reason : std::string{}},
-                {"code", err ? to_string(code_of(*err)) : std::string{}}});
+    auto level = err ? log::level::warn : log::level::info;
+    if (log::enabled(level))
+      log::write(level, err ? "model call failed" : "model call",
+                 {{"actor", "agent"},
+                  {"agent", agent},
+                  {"agent_id", agent_id},
+                  {"execution", execution},
+                  {"task", task},
+                  {"profile", profile},
+                  {"model", res ? res->model : std::string{}},
+                  {"call", call},
+                  {"source", source},
+                  {"latency_ms", (now_us() - asked_us) / 1000},
+                  {"input_tokens", res ? res->usage.input_tokens : none},
+                  {"output_tokens", res ? res->usage.output_tokens : none},
+                  {"tool_calls", res ? res->message.tool_calls.size() : 0u},
+                  {"stop_reason", res ? res->stop_reason : std::string{}},
+                  {"code", err ? to_string(code_of(*err)) : std::string{}}});
     if (err && log::enabled(log::level::debug))
       log::debug("model call failed", {{"agent_id", agent_id},
                                        {"execution", execution},
                                        {"reason", describe(*err)}});
   };
-  auto on_error = [=](caf::error& err) {
-    count_llm_call(metrics, req, nullptr, "error");
+  // The cache's key only when there is a cache.
+  json cache_key;
+  if (st.opts->cache)
+    cache_key = llm_cache::key_of(req, t.spec.script);
+  // What the reply of the provider goes through, inline or from the worker.
+  auto answered = [=](const llm_request& asked, llm_response res,
+                      const std::string& cache_log) {
+    if (!cache_log.empty()) {
+      // A lost race (conflict) is harmless.
+      self->request(self->state.store, local_deadline, append_atom_v,
+                    llm_cache::entry(cache_log, cache_key, res, now_us()))
+        .then([](uint64_t) {},
+              [=, agent = asked.agent](caf::error& err) {
+                if (code_of(err) == errc::conflict)
+                  return;
+                count_agent(metrics, "cadre_llm_cache_write_failures_total",
+                            {{"agent", agent}});
+                log::warn("LLM cache entry not written",
+                          {{"actor", "agent"},
+                           {"log", cache_log},
+                           {"reason", describe(err)}});
+              });
+    }
+    count_llm_call(metrics, asked, &res, "ok");
+    note(&res, nullptr, "provider");
+    ok(std::move(res), reply_from::model);
+  };
+  auto failed = [=](const llm_request& asked, caf::error& err) {
+    count_llm_call(metrics, asked, nullptr, "error");
     note(nullptr, &err, "provider");
     fail(err);
   };
-  auto cache_key = llm_cache::key_of(req, t.spec.script);
+  // A provider that never blocks answers here and now.
+  auto try_inline = [=](const llm_request& r, const std::string& cache_log) {
+    auto& st = self->state;
+    const auto* t = st.m().active();
+    auto* prov = inline_provider(self);
+    if (!prov)
+      return false;
+    auto cc = context_for(r, t->deadline_us, {st.id, t->execution, t->task},
+                          st.cancel_flag, [=](event ev) {
+                            self->send(self->state.bus, publish_atom_v,
+                                       std::vector<event>{std::move(ev)});
+                          });
+    bool broken = false;
+    auto res = call_provider(*prov, r, cc, broken);
+    if (broken)
+      st.inline_llm.made.reset();
+    if (res)
+      answered(r, std::move(*res), cache_log);
+    else
+      failed(r, res.error());
+    return true;
+  };
+  if (!st.opts->cache && try_inline(req, {}))
+    return;
+  auto shared = std::make_shared<const llm_request>(req);
   auto ask_provider = [=](std::string cache_log) {
     auto& st = self->state;
+    const auto* t = st.m().active();
+    if (!t) // the turn ended meanwhile
+      return;
+    if (try_inline(*shared, cache_log))
+      return;
     if (!st.worker)
       st.worker = self->spawn<caf::detached>(llm_worker_impl, st.opts,
-                                             st.cancel_flag, st.bus);
+                                             st.cancel_flag, st.bus,
+                                             st.handover);
+    json ctx{{"deadline_us", t->deadline_us},
+             {"script", t->spec.script},
+             {"execution", t->execution},
+             {"agent_id", st.id},
+             {"task", t->task}};
     // caf::infinite: the provider bounds each call (the profile's timeout).
-    self->request(st.worker, caf::infinite, run_atom_v, req, json_value{ctx})
+    self
+      ->request(st.worker, caf::infinite, run_atom_v, *shared,
+                json_value{std::move(ctx)})
       .then(
         [=](llm_response& res) {
-          if (!cache_log.empty()) {
-            // A lost race (conflict) is harmless.
-            self->request(self->state.store, local_deadline, append_atom_v,
-                          llm_cache::entry(cache_log, cache_key, res,
-                                           now_us()))
-              .then([](uint64_t) {},
-                    [=](caf::error& err) {
-                      if (code_of(err) == errc::conflict)
-                        return;
-                      count_agent(metrics,
-                                  "cadre_llm_cache_write_failures_total",
-                                  {{"agent", req.agent}});
-                      log::warn("LLM cache entry not written",
-                                {{"actor", "agent"},
-                                 {"log", cache_log},
-                                 {"reason", describe(err)}});
-                    });
-          }
-          count_llm_call(metrics, req, &res, "ok");
-          note(&res, nullptr, "provider");
-          ok(std::move(res), reply_from::model);
+          answered(*shared, std::move(res), cache_log);
         },
-        on_error);
+        [=](caf::error& err) { failed(*shared, err); });
   };
   if (!st.opts->cache) {
     ask_provider({});
@@ -523,7 +680,7 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
     .then(
       [=](std::vector<event>& evs) {
         if (auto res = llm_cache::hit(evs, cache_key)) {
-          count_llm_call(metrics, req, &*res, "cached");
+          count_llm_call(metrics, *shared, &*res, "cached");
           note(&*res, nullptr, "cache");
           ok(std::move(*res), reply_from::cache);
           return;
@@ -600,17 +757,21 @@ void on_tool_result(agent_self self, const std::string& key,
   auto s = st.m().tool_done(key, call, out, now_us());
   if (s.empty())
     return;
-  log::write(out ? log::level::info : log::level::warn, "agent tool call",
-             {{"actor", "agent"},
-              {"agent", agent},
-              {"agent_id", st.id},
-              {"execution", execution},
-              {"task", task},
-              {"tool", call.name.substr(0, 64)},
-              {"call_id", call.id.substr(0, 64)},
-              {"outcome", out ? "ok" : sent_us == 0 ? "refused" : "error"},
-              {"code", out ? std::string{} : to_string(code_of(out.error()))},
-              {"latency_ms", sent_us == 0 ? 0 : (now_us() - sent_us) / 1000}});
+  auto level = out ? log::level::info : log::level::warn;
+  if (log::enabled(level))
+    log::write(level, "agent tool call",
+               {{"actor", "agent"},
+                {"agent", agent},
+                {"agent_id", st.id},
+                {"execution", execution},
+                {"task", task},
+                {"tool", call.name.substr(0, 64)},
+                {"call_id", call.id.substr(0, 64)},
+                {"outcome", out ? "ok" : sent_us == 0 ? "refused" : "error"},
+                {"code",
+                 out ? std::string{} : to_string(code_of(out.error()))},
+                {"latency_ms",
+                 sent_us == 0 ? 0 : (now_us() - sent_us) / 1000}});
   count_agent(st.opts->metrics, "cadre_agent_tool_calls_total",
               {{"agent", agent}, {"tool", call.name},
                {"outcome", out ? "ok" : "error"}});

@@ -8,10 +8,24 @@ namespace cadre {
 
 using detail::opt;
 
+namespace {
+
+// Objects are built key by key: nlohmann's initializer lists copy each
+// value through temporary arrays, and a request holds a whole conversation.
+json::object_t& object_of(json& j) {
+  j = json::object();
+  return *j.get_ptr<json::object_t*>();
+}
+
+} // namespace
+
 void to_json(json& j, const llm_tool_call& x) {
-  j = json{{"id", x.id}, {"name", x.name}, {"arguments", x.arguments.get()}};
+  auto& o = object_of(j);
+  o.emplace("id", x.id);
+  o.emplace("name", x.name);
+  o.emplace("arguments", x.arguments.get());
   if (!x.arguments_error.empty())
-    j["arguments_error"] = x.arguments_error;
+    o.emplace("arguments_error", x.arguments_error);
 }
 
 void from_json(const json& j, llm_tool_call& x) {
@@ -22,15 +36,17 @@ void from_json(const json& j, llm_tool_call& x) {
 }
 
 void to_json(json& j, const llm_message& x) {
-  j = json{{"role", x.role}, {"content", x.content}};
+  auto& o = object_of(j);
+  o.emplace("role", x.role);
+  o.emplace("content", x.content);
   if (!x.tool_calls.empty())
-    j["tool_calls"] = x.tool_calls;
+    o.emplace("tool_calls", x.tool_calls);
   if (!x.tool_call_id.empty())
-    j["tool_call_id"] = x.tool_call_id;
+    o.emplace("tool_call_id", x.tool_call_id);
   if (!x.name.empty())
-    j["name"] = x.name;
+    o.emplace("name", x.name);
   if (x.is_error)
-    j["is_error"] = true;
+    o.emplace("is_error", true);
 }
 
 void from_json(const json& j, llm_message& x) {
@@ -43,9 +59,10 @@ void from_json(const json& j, llm_message& x) {
 }
 
 void to_json(json& j, const llm_tool_spec& x) {
-  j = json{{"name", x.name},
-           {"description", x.description},
-           {"parameters", x.parameters.get()}};
+  auto& o = object_of(j);
+  o.emplace("name", x.name);
+  o.emplace("description", x.description);
+  o.emplace("parameters", x.parameters.get());
 }
 
 void from_json(const json& j, llm_tool_spec& x) {
@@ -55,9 +72,10 @@ void from_json(const json& j, llm_tool_spec& x) {
 }
 
 void to_json(json& j, const llm_usage& x) {
-  j = json{{"input_tokens", x.input_tokens},
-           {"output_tokens", x.output_tokens},
-           {"cost_usd", x.cost_usd}};
+  auto& o = object_of(j);
+  o.emplace("input_tokens", x.input_tokens);
+  o.emplace("output_tokens", x.output_tokens);
+  o.emplace("cost_usd", x.cost_usd);
 }
 
 void from_json(const json& j, llm_usage& x) {
@@ -67,23 +85,29 @@ void from_json(const json& j, llm_usage& x) {
 }
 
 void to_json(json& j, const llm_request& x) {
-  j = json{{"profile", x.profile},
-           {"model", x.model},
-           {"messages", x.messages}};
+  auto& o = object_of(j);
+  o.emplace("profile", x.profile);
+  o.emplace("model", x.model);
+  json messages = json::array();
+  auto& list = *messages.get_ptr<json::array_t*>();
+  list.reserve(x.messages.size());
+  for (const auto& m : x.messages)
+    list.emplace_back(m);
+  o.emplace("messages", std::move(messages));
   if (!x.tools.empty())
-    j["tools"] = x.tools;
+    o.emplace("tools", x.tools);
   if (!x.tool_choice.empty())
-    j["tool_choice"] = x.tool_choice;
+    o.emplace("tool_choice", x.tool_choice);
   if (x.temperature >= 0)
-    j["temperature"] = x.temperature;
+    o.emplace("temperature", x.temperature);
   if (x.max_tokens > 0)
-    j["max_tokens"] = x.max_tokens;
+    o.emplace("max_tokens", x.max_tokens);
   if (x.stream)
-    j["stream"] = true;
+    o.emplace("stream", true);
   if (!x.agent.empty())
-    j["agent"] = x.agent;
+    o.emplace("agent", x.agent);
   if (x.turn > 0)
-    j["turn"] = x.turn;
+    o.emplace("turn", x.turn);
 }
 
 void from_json(const json& j, llm_request& x) {
@@ -100,11 +124,12 @@ void from_json(const json& j, llm_request& x) {
 }
 
 void to_json(json& j, const llm_response& x) {
-  j = json{{"message", x.message},
-           {"stop_reason", x.stop_reason},
-           {"usage", x.usage},
-           {"model", x.model},
-           {"duration_us", x.duration_us}};
+  auto& o = object_of(j);
+  o.emplace("message", x.message);
+  o.emplace("stop_reason", x.stop_reason);
+  o.emplace("usage", x.usage);
+  o.emplace("model", x.model);
+  o.emplace("duration_us", x.duration_us);
 }
 
 void from_json(const json& j, llm_response& x) {

@@ -1021,3 +1021,84 @@ TEST(Agent, TurnsPastTheQueueBoundAreRefusedOverloaded) {
     << describe(rest[1].error());
   EXPECT_TRUE(first.get());
 }
+
+// Wraps the scripted provider, saying whether it may block as told, and
+// notes the thread of every call.
+class thread_noting_provider final : public tools::llm::provider {
+public:
+  thread_noting_provider(std::unique_ptr<tools::llm::provider> inner,
+                         bool blocks,
+                         std::shared_ptr<std::vector<std::thread::id>> seen,
+                         std::shared_ptr<std::mutex> mx)
+    : inner_(std::move(inner)), blocks_(blocks), seen_(std::move(seen)),
+      mx_(std::move(mx)) {
+  }
+
+  const tools::llm::profile& settings() const override {
+    return inner_->settings();
+  }
+
+  bool may_block() const override {
+    return blocks_;
+  }
+
+  expected<llm_response> complete(const llm_request& req,
+                                  const tools::llm::call_context& cc)
+    override {
+    {
+      std::lock_guard<std::mutex> guard{*mx_};
+      seen_->push_back(std::this_thread::get_id());
+    }
+    return inner_->complete(req, cc);
+  }
+
+private:
+  std::unique_ptr<tools::llm::provider> inner_;
+  bool blocks_;
+  std::shared_ptr<std::vector<std::thread::id>> seen_;
+  std::shared_ptr<std::mutex> mx_;
+};
+
+// A provider that may block runs only on the agent's LLM worker (one
+// thread of its own), never on CAF's scheduler threads; one that says it
+// never blocks is made and first called there, then called by the agent
+// itself. Either way every turn's events are on disk when it is answered.
+TEST(Agent, OnlyAProviderThatNeverBlocksLeavesTheLlmWorker) {
+  for (bool blocks : {true, false}) {
+    SCOPED_TRACE(blocks ? "may block" : "never blocks");
+    auto seen = std::make_shared<std::vector<std::thread::id>>();
+    auto mx = std::make_shared<std::mutex>();
+    actors::agents_options opts;
+    opts.make_provider = [=](const tools::llm::profile& p)
+      -> expected<std::unique_ptr<tools::llm::provider>> {
+      auto inner = tools::llm::make_provider(p);
+      if (!inner)
+        return inner.error();
+      return std::unique_ptr<tools::llm::provider>{new thread_noting_provider(
+        std::move(*inner), blocks, seen, mx)};
+    };
+    test::temp_dir dir;
+    agent_node node{dir.str(), opts};
+    auto spec = json{{"script", json::array({json{
+                                  {"reply", json{{"text", "done"}}}}})}};
+    for (int i = 0; i < 3; ++i) {
+      auto task = "t" + std::to_string(i);
+      auto res = node.turn(make_turn("a", spec, "q", "e1", task));
+      ASSERT_TRUE(res) << describe(res.error());
+      EXPECT_EQ(res->output.get(), "done");
+      // Answered: the turn's five events are in the log already.
+      auto log = node.log("agent:e1/a");
+      EXPECT_EQ(log.size(), 5u * static_cast<size_t>(i + 1));
+      EXPECT_EQ(log.back().type, "agent_turn_completed");
+    }
+    std::lock_guard<std::mutex> guard{*mx};
+    ASSERT_EQ(seen->size(), 3u);
+    if (blocks) {
+      EXPECT_EQ((*seen)[1], (*seen)[0]);
+      EXPECT_EQ((*seen)[2], (*seen)[0]);
+    } else {
+      EXPECT_NE((*seen)[1], (*seen)[0]);
+      EXPECT_NE((*seen)[2], (*seen)[0]);
+    }
+  }
+}

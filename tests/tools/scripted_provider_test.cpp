@@ -170,6 +170,28 @@ TEST(ScriptedProvider, DelayHonoursCancellation) {
   EXPECT_EQ(code_of(res.error()), errc::cancelled);
 }
 
+// The agent calls a provider that never blocks on its own thread (no
+// hand-off to its LLM worker); an entry with a delay waits, so it must not.
+TEST(ScriptedProvider, BlocksOnlyWhenAnEntryHasADelay) {
+  auto quick = make(json{{"turns", json::parse(R"js([
+    {"turn": 1, "reply": {"text": "a"}},
+    {"default": true, "reply": {"error": "unavailable: busy"}}])js")}});
+  ASSERT_NE(quick, nullptr);
+  EXPECT_FALSE(quick->may_block());
+  auto slow = make(json{{"turns", json::parse(R"js([
+    {"turn": 1, "reply": {"text": "a"}},
+    {"default": true, "reply": {"text": "late", "delay_ms": 5}}])js")}});
+  ASSERT_NE(slow, nullptr);
+  EXPECT_TRUE(slow->may_block());
+  profile http;
+  http.kind = "openai";
+  http.base_url = "http://127.0.0.1:9";
+  http.model = "m";
+  auto net = make_provider(http);
+  ASSERT_TRUE(net) << describe(net.error());
+  EXPECT_TRUE((*net)->may_block());
+}
+
 TEST(ScriptedProvider, ScriptedErrorsUseTheirCode) {
   auto p = make(json{{"turns", json::parse(R"js([
     {"default": true, "reply": {"error": "unavailable: model overloaded"}}])js")}});

@@ -539,3 +539,56 @@ TEST(AgentMachine, AForksTurnRecordsWhatItReusesAndMarksAReusedReply) {
   EXPECT_FALSE(prec.log.front().payload->contains("fork_of"));
   EXPECT_FALSE(prec.log.front().payload->contains("replies"));
 }
+
+// The machine folds its own events from the typed values it decided with
+// (no JSON read-back); the log must fold to the very same turn, or a
+// resumed or forked turn would send a different request.
+TEST(AgentMachine, ItsOwnFoldOfATurnEqualsTheFoldOfItsLog) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"system", "Be brief."},
+            {"tools", {"echo"}},
+            {"temperature", 0.5},
+            {"max_tokens", 64},
+            {"script", json::array({json{{"reply", {{"text", "x"}}}}})}};
+  llm_tool_spec echo;
+  echo.name = "echo";
+  echo.description = "Echoes.";
+  echo.parameters = json_value{json{{"type", "object"}}};
+  m.know_tool(echo);
+  plain_turn(m, rec, "t1", spec, "one", "1");
+  auto same = [&](const char* where) {
+    agent_machine again{"a"};
+    again.know_tool(echo);
+    for (const auto& e : rec.log)
+      again.apply(e);
+    SCOPED_TRACE(where);
+    EXPECT_EQ(again.view(), m.view());
+    ASSERT_NE(m.active(), nullptr);
+    ASSERT_NE(again.active(), nullptr);
+    const auto& a = *m.active();
+    const auto& b = *again.active();
+    EXPECT_EQ(json(a.request), json(b.request));
+    EXPECT_EQ(a.spec.name, b.spec.name);
+    EXPECT_EQ(a.spec.system, b.spec.system);
+    EXPECT_EQ(a.spec.tools, b.spec.tools);
+    EXPECT_EQ(a.spec.script, b.spec.script);
+    EXPECT_EQ(a.spec.temperature, b.spec.temperature);
+    EXPECT_EQ(a.spec.max_tokens, b.spec.max_tokens);
+    EXPECT_EQ(json(a.messages), json(b.messages));
+    EXPECT_EQ(json(a.tool_calls), json(b.tool_calls));
+    EXPECT_EQ(a.usage, b.usage);
+    EXPECT_EQ(a.calls, b.calls);
+    EXPECT_EQ(a.llm_pending, b.llm_pending);
+  };
+  start_and_begin(m, rec, turn_of("t2", spec, "two"));
+  same("first call asked");
+  auto reply = tools_reply({call_of("", "echo", json{{"text", "hi"}})});
+  reply.usage.input_tokens = 7;
+  reply.usage.cost_usd = 0.25;
+  rec(m.model_replied("t2", 1, reply, false, now));
+  same("tool calls recorded");
+  rec(m.tool_done("t2", m.active()->tool_calls[0], json{{"text", "hi"}},
+                  now));
+  same("second call asked");
+}

@@ -52,6 +52,10 @@ agent_machine::agent_machine(std::string id)
 // -- fold ---------------------------------------------------------------------------
 
 void agent_machine::apply(const event& e) {
+  fold(e, known{});
+}
+
+void agent_machine::fold(const event& e, const known& k) {
   seq_ = e.seq;
   const auto& p = e.payload.get();
   if (!p.is_object())
@@ -67,8 +71,11 @@ void agent_machine::apply(const event& e) {
     t.replies = p.value("replies", std::string{});
     t.spec_doc = p.value("spec", json::object());
     // Checked when the turn started; the log keeps what ran.
-    (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
-                            t.spec);
+    if (k.spec)
+      t.spec = std::move(*k.spec);
+    else
+      (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
+                              t.spec);
     active_ = std::move(t);
     return;
   }
@@ -83,13 +90,20 @@ void agent_machine::apply(const event& e) {
   } else if (e.type == ev::llm_requested) {
     t.calls = p.value("call", t.calls + 1);
     t.llm_pending = true;
-    if (auto r = from<llm_request>(p.value("request", json::object())))
+    if (k.request)
+      t.request = std::move(*k.request);
+    else if (auto r = from<llm_request>(p.value("request", json::object())))
       t.request = std::move(*r);
   } else if (e.type == ev::llm_responded) {
     t.llm_pending = false;
-    auto r = from<llm_response>(p.value("response", json::object()));
-    if (!r)
-      return;
+    std::optional<llm_response> read;
+    const llm_response* r = k.response;
+    if (!r) {
+      read = from<llm_response>(p.value("response", json::object()));
+      if (!read)
+        return;
+      r = &*read;
+    }
     t.messages.push_back(r->message);
     t.tool_calls = r->message.tool_calls;
     t.results.clear();
@@ -158,8 +172,13 @@ void agent_machine::apply(const event& e) {
 
 void agent_machine::emit(const char* type, json payload, int64_t now_us,
                          agent_step& out) {
+  emit(type, std::move(payload), now_us, out, known{});
+}
+
+void agent_machine::emit(const char* type, json payload, int64_t now_us,
+                         agent_step& out, const known& k) {
   event e{log_, seq_ + 1, now_us, type, json_value{std::move(payload)}};
-  apply(e);
+  fold(e, k);
   out.events.push_back(std::move(e));
 }
 
@@ -186,7 +205,9 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
     started["fork_of"] = req.fork_of;
   if (!req.replies.empty())
     started["replies"] = req.replies;
-  emit(ev::turn_started, std::move(started), now_us, out);
+  known k;
+  k.spec = &spec;
+  emit(ev::turn_started, std::move(started), now_us, out, k);
   active_->deadline_us = req.deadline_us;
   llm_message user;
   user.role = "user";
@@ -239,14 +260,16 @@ void agent_machine::request_model(int64_t now_us, agent_step& out) {
   auto req = model_request();
   auto call = req.turn;
   json j = req;
-  emit(ev::llm_requested,
-       json{{"turn", active_->key}, {"call", call}, {"request", j}}, now_us,
-       out);
   agent_action a;
   a.kind = agent_action::call_model;
   a.turn = active_->key;
   a.call = call;
-  a.request = std::move(req);
+  a.request = req;
+  known k;
+  k.request = &req;
+  emit(ev::llm_requested,
+       json{{"turn", active_->key}, {"call", call}, {"request", std::move(j)}},
+       now_us, out, k);
   out.actions.push_back(std::move(a));
 }
 
@@ -469,7 +492,9 @@ agent_step agent_machine::model_replied(const std::string& turn,
     p["cached"] = true;
   if (reused)
     p["reused"] = true;
-  emit(ev::llm_responded, std::move(p), now_us, out);
+  known k;
+  k.response = &res;
+  emit(ev::llm_responded, std::move(p), now_us, out, k);
   auto& t = *active_;
   if (res.message.tool_calls.empty()) {
     final_answer(res.message, now_us, out);

@@ -11,6 +11,10 @@ namespace cadre::tools::llm {
 
 provider::~provider() = default;
 
+bool provider::may_block() const {
+  return true;
+}
+
 expected<std::unique_ptr<provider>> make_provider(const profile& p) {
   std::string known;
   // Second expansion: dispatch on the kind.

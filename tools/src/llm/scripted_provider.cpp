@@ -3,6 +3,7 @@
 // JSON file, or inline `turns`); the first entry that matches the request
 // replies with text and/or tool calls. See docs/agents.md.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -337,6 +338,13 @@ public:
 
   const profile& settings() const override {
     return profile_;
+  }
+
+  // Matching and templates are pure computation (the script file is read
+  // when the provider is made); only an entry's delay_ms waits.
+  bool may_block() const override {
+    return std::any_of(entries_.begin(), entries_.end(),
+                       [](const entry& e) { return e.delay_ms > 0; });
   }
 
   expected<llm_response> complete(const llm_request& req,

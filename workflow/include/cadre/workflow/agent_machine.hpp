@@ -182,7 +182,17 @@ public:
   json view() const;
 
 private:
+  // What the decision that emits an event already holds in typed form, so
+  // folding its own event does not read it back from the JSON payload.
+  struct known {
+    agent_spec* spec = nullptr;
+    llm_request* request = nullptr;
+    const llm_response* response = nullptr;
+  };
+  void fold(const event& ev, const known& k);
   void emit(const char* type, json payload, int64_t now_us, agent_step& out);
+  void emit(const char* type, json payload, int64_t now_us, agent_step& out,
+            const known& k);
   void request_model(int64_t now_us, agent_step& out);
   void final_answer(const llm_message& msg, int64_t now_us, agent_step& out);
   void finish(bool ok, json output, errc code, std::string message,

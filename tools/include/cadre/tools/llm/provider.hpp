@@ -2,7 +2,8 @@
 
 // LLM providers behind one interface, configured as named profiles. A
 // provider is a plain class (no actor code): the agent actor calls it from a
-// blocking worker and records each request and reply as an event.
+// blocking worker (inline when it declares it never blocks) and records each
+// request and reply as an event.
 
 #include <atomic>
 #include <chrono>
@@ -69,6 +70,12 @@ public:
   virtual ~provider();
 
   virtual const profile& settings() const = 0;
+
+  /// Whether complete() can wait: on the network, a timer, a file. Such a
+  /// provider runs on a thread of its own; one that never waits may be
+  /// called on an actor's thread (the agent's), saving two thread hand-offs
+  /// a call. Default: true
+  virtual bool may_block() const;
 
   /// One model call (with retries per the profile). Errors name the
   /// profile and what went wrong, never the key: errc::unavailable
