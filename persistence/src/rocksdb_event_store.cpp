@@ -196,6 +196,15 @@ rocksdb_event_store::open(store_options opts) {
   auto layout = detail::store_layout(opts.dir, opts.read_only);
   if (!layout)
     return std::move(layout.error());
+  // Read before the open: a writer may advance it meanwhile, never past
+  // what the open then sees.
+  std::optional<uint64_t> mark;
+  if (!opts.read_only) {
+    auto read = detail::read_ack_mark(opts.dir);
+    if (!read)
+      return std::move(read.error());
+    mark = *read;
+  }
   auto& db_opts = layout->db_opts;
   auto& descriptors = layout->descriptors;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -229,9 +238,28 @@ rocksdb_event_store::open(store_options opts) {
     return detail::open_error(opts.dir, where, st);
   }
   std::unique_ptr<rocksdb::DB> db{raw};
-  return std::unique_ptr<event_store>{
+  auto latest = db->GetLatestSequenceNumber();
+  if (auto err = detail::check_ack_mark(
+        opts.dir, mark, latest,
+        detail::wal_files_of(detail::inspect_store_dir(opts.dir)
+                               .rocksdb_files))) {
+    // Closing the store that was refused has nothing to report, and
+    // nothing was written to it.
+    for (auto* handle : handles)
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    return err;
+  }
+  auto dir = opts.dir;
+  std::unique_ptr<rocksdb_event_store> store{
     new rocksdb_event_store(std::move(opts), std::move(db), std::move(handles),
                             std::move(secondary_dir))};
+  if (!store->opts_.read_only) {
+    // Writes acknowledged but not marked before a crash are in the files.
+    if (auto err = store->mark_.open(dir, std::max(latest, mark.value_or(0))))
+      return err;
+  }
+  return std::unique_ptr<event_store>{std::move(store)};
 }
 
 rocksdb_event_store::rocksdb_event_store(
@@ -303,6 +331,10 @@ caf::error rocksdb_event_store::check_free_space(std::string_view what) const {
                       + " bytes free, writes need "
                       + std::to_string(opts_.min_free_bytes)
                       + "; free space and retry");
+}
+
+void rocksdb_event_store::acknowledge() {
+  mark_.advance(db_->GetLatestSequenceNumber());
 }
 
 caf::error rocksdb_event_store::read_only_error(std::string_view what) const {
@@ -515,6 +547,7 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
     last_seq_.clear();
     return fail_all(fail(st, what));
   }
+  acknowledge();
   for (auto& [id, seq] : group_last)
     last_seq_[std::string{id}] = seq;
   return results;
@@ -673,6 +706,7 @@ rocksdb_event_store::put_definition(const definition_record& def) {
                      detail::encode_document(def.document));
   if (auto err = fail(st, what))
     return err;
+  acknowledge();
   return {};
 }
 
@@ -767,6 +801,7 @@ rocksdb_event_store::delete_definition(const std::string& name) {
   auto st = db_->Write(write_opts_, &batch);
   if (auto err = fail(st, what))
     return err;
+  acknowledge();
   return versions->size();
 }
 

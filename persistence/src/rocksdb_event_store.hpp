@@ -13,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "ack_mark.hpp"
 #include "cadre/persistence/event_store.hpp"
 
 namespace cadre::persistence {
@@ -80,6 +81,10 @@ private:
   /// store_options::min_free_bytes free.
   caf::error check_free_space(std::string_view what) const;
 
+  /// Raises the acknowledgement mark to the latest write, before the write
+  /// is acknowledged.
+  void acknowledge();
+
   /// The error of a write to a read-only store.
   caf::error read_only_error(std::string_view what) const;
 
@@ -111,6 +116,9 @@ private:
   bool write_failed_ = false;
   /// Reused by append_group for the whole group.
   rocksdb::WriteBatch batch_;
+  /// The last acknowledged write's sequence number, raised after each
+  /// write (writers only).
+  detail::ack_mark_writer mark_;
 };
 
 } // namespace cadre::persistence

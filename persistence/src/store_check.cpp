@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -11,6 +12,7 @@
 #include <rocksdb/metadata.h>
 #include <rocksdb/status.h>
 
+#include "ack_mark.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "status.hpp"
 #include "store_layout.hpp"
@@ -57,13 +59,19 @@ private:
   std::string path_;
 };
 
-/// Checks every table block and counts the files, on a strict read-only
+/// Checks every table block, counts the files and compares the
+/// acknowledgement mark with what the files hold, on a strict read-only
 /// instance; adds what is wrong to `report`. False when the store could not
-/// be opened at all.
+/// be opened at all, or lacks acknowledged writes (every open refuses it).
 bool check_files(const std::string& dir, store_check_report& report) {
   auto layout = detail::store_layout(dir, true);
   if (!layout) {
     report.problems.push_back(message_of(layout.error()));
+    return false;
+  }
+  auto mark = detail::read_ack_mark(dir);
+  if (!mark) {
+    report.problems.push_back(message_of(mark.error()));
     return false;
   }
   scratch_dir log_dir;
@@ -86,18 +94,56 @@ bool check_files(const std::string& dir, store_check_report& report) {
   for (auto& t : tables)
     names.insert(t.name);
   report.table_files = names.size();
-  for (const auto& name : detail::inspect_store_dir(dir).rocksdb_files)
-    if (name.size() > 4 && name.substr(name.size() - 4) == ".log")
-      ++report.wal_files;
+  auto wals = detail::wal_files_of(detail::inspect_store_dir(dir).rocksdb_files);
+  report.wal_files = wals.size();
   // Reads every block of every table file and checks its checksum.
   if (auto verified = db->VerifyChecksum(); !verified.ok())
     report.problems.push_back(
       message_of(detail::store_error(dir, "verify table checksums",
                                      verified)));
+  auto missing = detail::check_ack_mark(dir, *mark,
+                                        db->GetLatestSequenceNumber(), wals);
+  if (missing)
+    report.problems.push_back(message_of(missing));
   // Closing a read-only instance has nothing to report.
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  return true;
+  // With writes missing, every open refuses: the rest of the check cannot
+  // run.
+  return !missing;
+}
+
+/// The sequence number the store in `dir` recovers to.
+expected<uint64_t> latest_sequence(const std::string& dir) {
+  auto layout = detail::store_layout(dir, true);
+  if (!layout)
+    return std::move(layout.error());
+  scratch_dir log_dir;
+  auto db_opts = layout->db_opts;
+  db_opts.db_log_dir = log_dir.path();
+  // RepairDB keeps only the column families that had table files; the
+  // writer's next open creates the others.
+  std::vector<std::string> names;
+  auto listed = rocksdb::DB::ListColumnFamilies(db_opts, dir, &names);
+  if (!listed.ok())
+    return detail::open_error(dir, "list column families of repaired store '"
+                                     + dir + "'", listed);
+  std::vector<rocksdb::ColumnFamilyDescriptor> present;
+  for (auto& d : layout->descriptors)
+    if (std::find(names.begin(), names.end(), d.name) != names.end())
+      present.push_back(d);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::OpenForReadOnly(db_opts, dir, present, &handles,
+                                         &raw);
+  if (!st.ok())
+    return detail::open_error(dir, "open repaired store '" + dir + "'", st);
+  std::unique_ptr<rocksdb::DB> db{raw};
+  auto latest = db->GetLatestSequenceNumber();
+  // Closing a read-only instance has nothing to report.
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  return latest;
 }
 
 } // namespace
@@ -223,6 +269,8 @@ expected<store_repair_report> repair_store(const std::string& dir) {
     if (!layout)
       return std::move(layout.error());
   }
+  // A damaged mark holds nothing to salvage: the repair resets it.
+  auto mark = detail::read_ack_mark(dir);
   auto st = rocksdb::RepairDB(dir, layout->db_opts, layout->descriptors,
                               layout->descriptors.front().options);
   if (!st.ok())
@@ -232,6 +280,24 @@ expected<store_repair_report> repair_store(const std::string& dir) {
   for (auto& name : lost_before())
     if (before.count(name) == 0)
       report.lost_files.push_back((lost_dir / name).string());
+  auto latest = latest_sequence(dir);
+  if (!latest)
+    return std::move(latest.error());
+  if (!mark) {
+    report.lost.push_back("the acknowledgement mark was unreadable ("
+                          + message_of(mark.error())
+                          + "); set to what the store holds");
+  } else if (*mark && **mark > *latest) {
+    report.lost.push_back(
+      std::to_string(**mark - *latest) + " acknowledged writes (sequence "
+      "numbers " + std::to_string(*latest + 1) + " to "
+      + std::to_string(**mark) + ") were in no file left: a write-ahead log "
+      "that held them was missing or cut short; the executions they "
+      "started or advanced are gone or stop earlier");
+  }
+  // What the store now holds is all there is: later opens compare with it.
+  if (auto err = detail::reset_ack_mark(dir, *latest))
+    return err;
   return report;
 }
 

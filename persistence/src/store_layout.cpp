@@ -17,6 +17,7 @@
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
 
+#include "ack_mark.hpp"
 #include "codec_detail.hpp"
 #include "rocksdb_event_store.hpp"
 #include "status.hpp"
@@ -211,6 +212,11 @@ caf::error verify_open(const std::string& dir, const std::string& log_dir,
   db_opts.max_open_files = -1;
   db_opts.db_log_dir = log_dir;
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
+  // Read before the open, so a writer starting meanwhile cannot put the
+  // mark past what this open sees.
+  auto mark = read_ack_mark(dir);
+  if (!mark)
+    return std::move(mark.error());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::OpenForReadOnly(db_opts, dir, layout.descriptors,
@@ -218,10 +224,12 @@ caf::error verify_open(const std::string& dir, const std::string& log_dir,
   if (!st.ok())
     return open_error(dir, "open event store (read-only) '" + dir + "'", st);
   std::unique_ptr<rocksdb::DB> db{raw};
+  auto err = check_ack_mark(dir, *mark, db->GetLatestSequenceNumber(),
+                            wal_files_of(inspect_store_dir(dir).rocksdb_files));
   // Closing a read-only instance has nothing to report.
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  return caf::error{};
+  return err;
 }
 
 caf::error open_error(const std::string& dir, const std::string& where,

@@ -206,6 +206,64 @@ TEST(StoreDamage, DeletedWalAfterACleanCloseLosesNothing) {
   }
 }
 
+TEST(StoreDamage, LiveWalDeletedAfterACrashIsRefusedAndRepairSaysWhatWasLost) {
+  test::temp_dir tmp;
+  auto dir = tmp / "db";
+  auto image = tmp / "image";
+  {
+    auto store = open_store(dir);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->append(make_request("e1", 20)));
+    ASSERT_TRUE(store->append(make_request("e2", 20)));
+  } // closed cleanly: e1 and e2 are in table files
+  {
+    auto store = open_store(dir);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->append(make_request("e3", 20)));
+    // The image a crash leaves: e3 acknowledged, only in the live WAL.
+    fs::copy(dir, image);
+  }
+  fs::remove(fs::path{image} / "LOCK");
+  auto wals = files_of(image, ".log");
+  ASSERT_FALSE(wals.empty());
+  for (auto& wal : wals)
+    fs::remove(wal);
+  for (bool read_only : {true, false}) {
+    SCOPED_TRACE(read_only ? "read-only" : "read-write");
+    auto opened = event_store::open(store_options{.dir = image,
+                                                  .read_only = read_only});
+    ASSERT_FALSE(opened) << "opened without the acknowledged writes";
+    EXPECT_EQ(code_of(opened.error()), errc::storage_error);
+    auto msg = message_of(opened.error());
+    EXPECT_NE(msg.find(image), std::string::npos) << msg;
+    EXPECT_NE(msg.find("acknowledged"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cadre repair"), std::string::npos) << msg;
+  }
+  auto checked = check_store(image);
+  ASSERT_TRUE(checked) << describe(checked.error());
+  EXPECT_FALSE(checked->ok());
+
+  auto repaired = repair_store(image);
+  ASSERT_TRUE(repaired) << describe(repaired.error());
+  ASSERT_EQ(repaired->lost.size(), 1u);
+  EXPECT_NE(repaired->lost.front().find("acknowledged"), std::string::npos)
+    << repaired->lost.front();
+  {
+    auto store = open_store(image);
+    ASSERT_TRUE(store);
+    for (auto id : {"e1", "e2"}) {
+      auto evs = store->read(id, 1, 0);
+      ASSERT_TRUE(evs) << describe(evs.error());
+      EXPECT_EQ(evs->size(), 20u) << id;
+    }
+    // Writes go on from what is there.
+    EXPECT_TRUE(store->append(make_request("e3", 1)));
+  }
+  auto after = check_store(image);
+  ASSERT_TRUE(after) << describe(after.error());
+  EXPECT_TRUE(after->ok()) << after->problems.front();
+}
+
 TEST(StoreDamage, DamagedTableFileIsAStorageErrorNeverFewerExecutions) {
   for (int where = 0; where < 6; ++where) {
     SCOPED_TRACE("damage " + std::to_string(where));
