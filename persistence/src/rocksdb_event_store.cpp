@@ -21,6 +21,7 @@
 
 #include "cadre/persistence/codec.hpp"
 #include "codec_detail.hpp"
+#include "info_log.hpp"
 #include "status.hpp"
 #include "store_layout.hpp"
 
@@ -216,6 +217,7 @@ rocksdb_event_store::open(store_options opts) {
     if (!dir)
       return std::move(dir.error());
     secondary_dir = std::move(*dir);
+    detail::log_to(db_opts, secondary_dir);
     // A secondary instance skips table files it cannot open and stops at a
     // damaged WAL record without a word; with no writer to race, a strict
     // read-only open first proves the store whole.

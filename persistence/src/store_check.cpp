@@ -14,6 +14,7 @@
 
 #include "ack_mark.hpp"
 #include "cadre/persistence/event_store.hpp"
+#include "info_log.hpp"
 #include "status.hpp"
 #include "store_layout.hpp"
 
@@ -76,7 +77,7 @@ bool check_files(const std::string& dir, store_check_report& report) {
   }
   scratch_dir log_dir;
   auto db_opts = layout->db_opts;
-  db_opts.db_log_dir = log_dir.path();
+  detail::log_to(db_opts, log_dir.path());
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -120,7 +121,7 @@ expected<uint64_t> latest_sequence(const std::string& dir) {
     return std::move(layout.error());
   scratch_dir log_dir;
   auto db_opts = layout->db_opts;
-  db_opts.db_log_dir = log_dir.path();
+  detail::log_to(db_opts, log_dir.path());
   // RepairDB keeps only the column families that had table files; the
   // writer's next open creates the others.
   std::vector<std::string> names;
@@ -271,6 +272,7 @@ expected<store_repair_report> repair_store(const std::string& dir) {
   }
   // A damaged mark holds nothing to salvage: the repair resets it.
   auto mark = detail::read_ack_mark(dir);
+  detail::log_to(layout->db_opts, dir);
   auto st = rocksdb::RepairDB(dir, layout->db_opts, layout->descriptors,
                               layout->descriptors.front().options);
   if (!st.ok())
