@@ -4,7 +4,8 @@
 // store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS)
 // damaged at a random offset, and every command either answers in full or
 // refuses with a storage_error: never exits 0 with less data. Beside it:
-// `cadre repair` on a damaged store, and `cadre run` on a full disk.
+// `cadre repair` on a damaged store, the live WAL deleted after the kill,
+// and `cadre run` on a full disk.
 //
 // The seed is printed; CADRE_DAMAGE_SEED=<n> repeats a run and
 // CADRE_DAMAGE_CASES=<n> (default 5, one per kind of file) runs more
