@@ -1,14 +1,15 @@
 // A damaged store, as the crash test's sibling (issue 12, item 16): three
 // executions are written by real `cadre run`s (the last killed with
 // SIGKILL right after its result, so the WAL holds it), then a copy of the
-// store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS)
+// store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS,
+// ACKED)
 // damaged at a random offset, and every command either answers in full or
 // refuses with a storage_error: never exits 0 with less data. Beside it:
 // `cadre repair` on a damaged store, the live WAL deleted after the kill,
 // and `cadre run` on a full disk.
 //
 // The seed is printed; CADRE_DAMAGE_SEED=<n> repeats a run and
-// CADRE_DAMAGE_CASES=<n> (default 5, one per kind of file) runs more
+// CADRE_DAMAGE_CASES=<n> (default 6, one per kind of file) runs more
 // (scripts/store_damage.sh).
 
 #include <fcntl.h>
@@ -103,7 +104,7 @@ void run_twice_then_kill(const std::string& db, const std::string& wf,
 
 TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
   const auto seed = env_number("CADRE_DAMAGE_SEED", std::random_device{}());
-  const auto cases = env_number("CADRE_DAMAGE_CASES", 5);
+  const auto cases = env_number("CADRE_DAMAGE_CASES", 6);
   std::printf("[ store_damage ] seed %llu (CADRE_DAMAGE_SEED=%llu repeats "
               "it), %llu cases\n",
               static_cast<unsigned long long>(seed),
@@ -137,8 +138,8 @@ TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
   }
 
   // -- damage cases ---------------------------------------------------------------
-  const std::vector<std::string> kinds{"sst", "log", "MANIFEST-", "CURRENT",
-                                       "OPTIONS-"};
+  const std::vector<std::string> kinds{"sst",     "log",      "MANIFEST-",
+                                       "CURRENT", "OPTIONS-", "ACKED"};
   int refusals = 0;
   for (uint64_t c = 0; c < cases && !HasFailure(); ++c) {
     const auto& kind = kinds[c % kinds.size()];

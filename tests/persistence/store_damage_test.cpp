@@ -286,6 +286,35 @@ TEST(StoreDamage, LiveWalDeletedAfterACrashIsRefusedAndRepairSaysWhatWasLost) {
   EXPECT_TRUE(after->ok()) << after->problems.front();
 }
 
+TEST(StoreDamage, DamagedAcknowledgementMarkRefusesUntilRepaired) {
+  test::temp_dir tmp;
+  auto dir = make_filled_store(tmp);
+  auto mark = fs::path{dir} / "ACKED";
+  ASSERT_TRUE(fs::exists(mark));
+  flip(mark.string(), 10, 4);
+  for (bool read_only : {true, false}) {
+    auto opened = event_store::open(store_options{.dir = dir,
+                                                  .read_only = read_only});
+    ASSERT_FALSE(opened);
+    EXPECT_EQ(code_of(opened.error()), errc::storage_error);
+    EXPECT_NE(message_of(opened.error()).find("acknowledgement mark"),
+              std::string::npos)
+      << describe(opened.error());
+  }
+  auto checked = check_store(dir);
+  ASSERT_TRUE(checked);
+  EXPECT_FALSE(checked->ok());
+  auto repaired = repair_store(dir);
+  ASSERT_TRUE(repaired) << describe(repaired.error());
+  ASSERT_EQ(repaired->lost.size(), 1u);
+  expect_full_or_refused(dir, false);
+  auto store = open_store(dir);
+  ASSERT_TRUE(store);
+  auto list = store->list(execution_filter{});
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 3u);
+}
+
 TEST(StoreDamage, DamagedTableFileIsAStorageErrorNeverFewerExecutions) {
   for (int where = 0; where < 6; ++where) {
     SCOPED_TRACE("damage " + std::to_string(where));
