@@ -208,6 +208,11 @@ rocksdb_event_store::open(store_options opts) {
   }
   auto& db_opts = layout->db_opts;
   auto& descriptors = layout->descriptors;
+  std::shared_ptr<detail::background_errors> bg_errors;
+  if (!opts.read_only) {
+    bg_errors = std::make_shared<detail::background_errors>();
+    db_opts.listeners.push_back(bg_errors);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   std::string secondary_dir;
@@ -255,7 +260,7 @@ rocksdb_event_store::open(store_options opts) {
   auto dir = opts.dir;
   std::unique_ptr<rocksdb_event_store> store{
     new rocksdb_event_store(std::move(opts), std::move(db), std::move(handles),
-                            std::move(secondary_dir))};
+                            std::move(secondary_dir), std::move(bg_errors))};
   if (!store->opts_.read_only) {
     // Writes acknowledged but not marked before a crash are in the files.
     if (auto err = store->mark_.open(dir, std::max(latest, mark.value_or(0))))
@@ -266,11 +271,13 @@ rocksdb_event_store::open(store_options opts) {
 
 rocksdb_event_store::rocksdb_event_store(
   store_options opts, std::unique_ptr<rocksdb::DB> db,
-  std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string secondary_dir)
+  std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string secondary_dir,
+  std::shared_ptr<detail::background_errors> bg_errors)
   : opts_(std::move(opts)),
     secondary_dir_(std::move(secondary_dir)),
     db_(std::move(db)),
-    handles_(std::move(handles)) {
+    handles_(std::move(handles)),
+    bg_errors_(std::move(bg_errors)) {
   // Handles come back in the order of the descriptors given to DB::Open.
   events_ = handles_[1];
   executions_ = handles_[2];
@@ -529,6 +536,11 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
   };
   if (auto err = check_free_space(what))
     return fail_all(std::move(err));
+  // A failed flush or compaction stops writes as a failed write does, even
+  // with no write of this store's failing: resume before writing, so the
+  // first write after space is freed goes through.
+  if (bg_errors_ && bg_errors_->failed.exchange(false))
+    write_failed_ = true;
   if (write_failed_) {
     // A failed write stops RocksDB's writes until Resume(); nothing may be
     // written before (RocksDB asserts on a write to a WAL that saw an

@@ -467,7 +467,11 @@ TEST(StoreDamage, FlushOnAFullDiskAtCloseLosesNothingAndDoesNotAbort) {
   EXPECT_TRUE(after) << describe(after.error());
 }
 
-TEST(StoreDamage, BackgroundFlushOnAFullDiskFailsWritesUntilSpaceIsFreed) {
+namespace {
+
+/// A background flush fails on a disk with `leave` bytes free: writes are
+/// refused, reads go on, and writes go on once space is freed.
+void background_flush_on_a_full_disk(uint64_t leave) {
   // RocksDB resumes once its largest memtable (64 MiB) fits on the disk.
   test::small_disk disk{"160m"};
   if (!disk.mounted())
@@ -489,9 +493,9 @@ TEST(StoreDamage, BackgroundFlushOnAFullDiskFailsWritesUntilSpaceIsFreed) {
   int next = 0;
   for (; next < 36; ++next)
     ASSERT_TRUE(store.append(entry(next)));
-  // Room for the WAL to grow past the memtable's size, none for the table
-  // file its flush writes.
-  fill_disk(mnt, 3 << 20);
+  // Room for the WAL to grow up to or past the memtable's size, none for
+  // the table file its flush writes.
+  fill_disk(mnt, leave);
   std::optional<append_request> refused;
   for (; next < 80 && !refused; ++next) {
     auto req = entry(next);
@@ -529,4 +533,16 @@ TEST(StoreDamage, BackgroundFlushOnAFullDiskFailsWritesUntilSpaceIsFreed) {
   auto back = store.read(refused->events.front().execution_id, 1, 0);
   ASSERT_TRUE(back) << describe(back.error());
   EXPECT_EQ(back->size(), 1u);
+}
+
+} // namespace
+
+TEST(StoreDamage, BackgroundFlushOnAFullDiskFailsWritesUntilSpaceIsFreed) {
+  // 3 MiB left: a write meets the failed flush. 600 KB: the free-space
+  // check refuses the writes after the flush failed, so the first write
+  // after space is freed is the first to meet it.
+  for (uint64_t leave : {uint64_t{3} << 20, uint64_t{600'000}}) {
+    SCOPED_TRACE("left free: " + std::to_string(leave));
+    background_flush_on_a_full_disk(leave);
+  }
 }
