@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <system_error>
 
@@ -114,13 +115,16 @@ bool check_files(const std::string& dir, store_check_report& report) {
   return !missing;
 }
 
-/// The sequence number the store in `dir` recovers to.
+/// The sequence number the store in `dir` recovers to: what its MANIFEST
+/// and WALs say (table files are opened lazily, so a damaged one does not
+/// hide it).
 expected<uint64_t> latest_sequence(const std::string& dir) {
   auto layout = detail::store_layout(dir, true);
   if (!layout)
     return std::move(layout.error());
   scratch_dir log_dir;
   auto db_opts = layout->db_opts;
+  db_opts.max_open_files = 64;
   detail::log_to(db_opts, log_dir.path());
   // RepairDB keeps only the column families that had table files; the
   // writer's next open creates the others.
@@ -272,6 +276,13 @@ expected<store_repair_report> repair_store(const std::string& dir) {
   }
   // A damaged mark holds nothing to salvage: the repair resets it.
   auto mark = detail::read_ack_mark(dir);
+  // What the store recovers to before the repair, when it opens at all:
+  // after it the comparison says nothing, as RepairDB takes the last
+  // sequence number from the table files, where compactions zero them.
+  std::optional<uint64_t> recovered_to;
+  if (mark && *mark)
+    if (auto latest = latest_sequence(dir))
+      recovered_to = *latest;
   detail::log_to(layout->db_opts, dir);
   auto st = rocksdb::RepairDB(dir, layout->db_opts, layout->descriptors,
                               layout->descriptors.front().options);
@@ -289,10 +300,10 @@ expected<store_repair_report> repair_store(const std::string& dir) {
     report.lost.push_back("the acknowledgement mark was unreadable ("
                           + message_of(mark.error())
                           + "); set to what the store holds");
-  } else if (*mark && **mark > *latest) {
+  } else if (*mark && recovered_to && **mark > *recovered_to) {
     report.lost.push_back(
-      std::to_string(**mark - *latest) + " acknowledged writes (sequence "
-      "numbers " + std::to_string(*latest + 1) + " to "
+      std::to_string(**mark - *recovered_to) + " acknowledged writes "
+      "(sequence numbers " + std::to_string(*recovered_to + 1) + " to "
       + std::to_string(**mark) + ") were in no file left: a write-ahead log "
       "that held them was missing or cut short; the executions they "
       "started or advanced are gone or stop earlier");
