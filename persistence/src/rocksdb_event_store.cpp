@@ -21,6 +21,7 @@
 
 #include "cadre/persistence/codec.hpp"
 #include "codec_detail.hpp"
+#include "info_log.hpp"
 #include "status.hpp"
 #include "store_layout.hpp"
 
@@ -196,8 +197,22 @@ rocksdb_event_store::open(store_options opts) {
   auto layout = detail::store_layout(opts.dir, opts.read_only);
   if (!layout)
     return std::move(layout.error());
+  // Read before the open: a writer may advance it meanwhile, never past
+  // what the open then sees.
+  std::optional<uint64_t> mark;
+  if (!opts.read_only) {
+    auto read = detail::read_ack_mark(opts.dir);
+    if (!read)
+      return std::move(read.error());
+    mark = *read;
+  }
   auto& db_opts = layout->db_opts;
   auto& descriptors = layout->descriptors;
+  std::shared_ptr<detail::background_errors> bg_errors;
+  if (!opts.read_only) {
+    bg_errors = std::make_shared<detail::background_errors>();
+    db_opts.listeners.push_back(bg_errors);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   std::string secondary_dir;
@@ -207,6 +222,7 @@ rocksdb_event_store::open(store_options opts) {
     if (!dir)
       return std::move(dir.error());
     secondary_dir = std::move(*dir);
+    detail::log_to(db_opts, secondary_dir);
     // A secondary instance skips table files it cannot open and stops at a
     // damaged WAL record without a word; with no writer to race, a strict
     // read-only open first proves the store whole.
@@ -229,18 +245,39 @@ rocksdb_event_store::open(store_options opts) {
     return detail::open_error(opts.dir, where, st);
   }
   std::unique_ptr<rocksdb::DB> db{raw};
-  return std::unique_ptr<event_store>{
+  auto latest = db->GetLatestSequenceNumber();
+  if (auto err = detail::check_ack_mark(
+        opts.dir, mark, latest,
+        detail::wal_files_of(detail::inspect_store_dir(opts.dir)
+                               .rocksdb_files))) {
+    // Closing the store that was refused has nothing to report, and
+    // nothing was written to it.
+    for (auto* handle : handles)
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    return err;
+  }
+  auto dir = opts.dir;
+  std::unique_ptr<rocksdb_event_store> store{
     new rocksdb_event_store(std::move(opts), std::move(db), std::move(handles),
-                            std::move(secondary_dir))};
+                            std::move(secondary_dir), std::move(bg_errors))};
+  if (!store->opts_.read_only) {
+    // Writes acknowledged but not marked before a crash are in the files.
+    if (auto err = store->mark_.open(dir, std::max(latest, mark.value_or(0))))
+      return err;
+  }
+  return std::unique_ptr<event_store>{std::move(store)};
 }
 
 rocksdb_event_store::rocksdb_event_store(
   store_options opts, std::unique_ptr<rocksdb::DB> db,
-  std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string secondary_dir)
+  std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string secondary_dir,
+  std::shared_ptr<detail::background_errors> bg_errors)
   : opts_(std::move(opts)),
     secondary_dir_(std::move(secondary_dir)),
     db_(std::move(db)),
-    handles_(std::move(handles)) {
+    handles_(std::move(handles)),
+    bg_errors_(std::move(bg_errors)) {
   // Handles come back in the order of the descriptors given to DB::Open.
   events_ = handles_[1];
   executions_ = handles_[2];
@@ -303,6 +340,10 @@ caf::error rocksdb_event_store::check_free_space(std::string_view what) const {
                       + " bytes free, writes need "
                       + std::to_string(opts_.min_free_bytes)
                       + "; free space and retry");
+}
+
+void rocksdb_event_store::acknowledge() {
+  mark_.advance(db_->GetLatestSequenceNumber());
 }
 
 caf::error rocksdb_event_store::read_only_error(std::string_view what) const {
@@ -495,6 +536,11 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
   };
   if (auto err = check_free_space(what))
     return fail_all(std::move(err));
+  // A failed flush or compaction stops writes as a failed write does, even
+  // with no write of this store's failing: resume before writing, so the
+  // first write after space is freed goes through.
+  if (bg_errors_ && bg_errors_->failed.exchange(false))
+    write_failed_ = true;
   if (write_failed_) {
     // A failed write stops RocksDB's writes until Resume(); nothing may be
     // written before (RocksDB asserts on a write to a WAL that saw an
@@ -515,6 +561,7 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
     last_seq_.clear();
     return fail_all(fail(st, what));
   }
+  acknowledge();
   for (auto& [id, seq] : group_last)
     last_seq_[std::string{id}] = seq;
   return results;
@@ -673,6 +720,7 @@ rocksdb_event_store::put_definition(const definition_record& def) {
                      detail::encode_document(def.document));
   if (auto err = fail(st, what))
     return err;
+  acknowledge();
   return {};
 }
 
@@ -767,6 +815,7 @@ rocksdb_event_store::delete_definition(const std::string& name) {
   auto st = db_->Write(write_opts_, &batch);
   if (auto err = fail(st, what))
     return err;
+  acknowledge();
   return versions->size();
 }
 

@@ -2,6 +2,7 @@
 
 // The RocksDB implementation of event_store (docs/event-log.md).
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -11,11 +12,31 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/write_batch.h>
 
+#include "ack_mark.hpp"
 #include "cadre/persistence/event_store.hpp"
 
 namespace cadre::persistence {
+
+namespace detail {
+
+/// Remembers that RocksDB met an error in the background (a flush or a
+/// compaction on a full disk): its writes are then stopped until resumed,
+/// and nothing may reach its WAL before.
+class background_errors final : public rocksdb::EventListener {
+public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok())
+      failed.store(true);
+  }
+
+  std::atomic<bool> failed{false};
+};
+
+} // namespace detail
 
 class rocksdb_event_store final : public event_store {
 public:
@@ -70,7 +91,8 @@ public:
 private:
   rocksdb_event_store(store_options opts, std::unique_ptr<rocksdb::DB> db,
                       std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                      std::string secondary_dir);
+                      std::string secondary_dir,
+                      std::shared_ptr<detail::background_errors> bg_errors);
 
   /// The error of a failed RocksDB call: `what` and the store named, and a
   /// corruption said to be damage (detail::store_error).
@@ -79,6 +101,10 @@ private:
   /// errc::storage_error when the store's file system has less than
   /// store_options::min_free_bytes free.
   caf::error check_free_space(std::string_view what) const;
+
+  /// Raises the acknowledgement mark to the latest write, before the write
+  /// is acknowledged.
+  void acknowledge();
 
   /// The error of a write to a read-only store.
   caf::error read_only_error(std::string_view what) const;
@@ -109,8 +135,13 @@ private:
   std::unordered_map<std::string, uint64_t> last_seq_;
   /// A write failed: the next append_group resumes RocksDB's writes first.
   bool write_failed_ = false;
+  /// Set by RocksDB when a background job failed (writers only).
+  std::shared_ptr<detail::background_errors> bg_errors_;
   /// Reused by append_group for the whole group.
   rocksdb::WriteBatch batch_;
+  /// The last acknowledged write's sequence number, raised after each
+  /// write (writers only).
+  detail::ack_mark_writer mark_;
 };
 
 } // namespace cadre::persistence

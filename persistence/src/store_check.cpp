@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <system_error>
 
@@ -11,7 +13,9 @@
 #include <rocksdb/metadata.h>
 #include <rocksdb/status.h>
 
+#include "ack_mark.hpp"
 #include "cadre/persistence/event_store.hpp"
+#include "info_log.hpp"
 #include "status.hpp"
 #include "store_layout.hpp"
 
@@ -57,18 +61,24 @@ private:
   std::string path_;
 };
 
-/// Checks every table block and counts the files, on a strict read-only
+/// Checks every table block, counts the files and compares the
+/// acknowledgement mark with what the files hold, on a strict read-only
 /// instance; adds what is wrong to `report`. False when the store could not
-/// be opened at all.
+/// be opened at all, or lacks acknowledged writes (every open refuses it).
 bool check_files(const std::string& dir, store_check_report& report) {
   auto layout = detail::store_layout(dir, true);
   if (!layout) {
     report.problems.push_back(message_of(layout.error()));
     return false;
   }
+  auto mark = detail::read_ack_mark(dir);
+  if (!mark) {
+    report.problems.push_back(message_of(mark.error()));
+    return false;
+  }
   scratch_dir log_dir;
   auto db_opts = layout->db_opts;
-  db_opts.db_log_dir = log_dir.path();
+  detail::log_to(db_opts, log_dir.path());
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -86,18 +96,59 @@ bool check_files(const std::string& dir, store_check_report& report) {
   for (auto& t : tables)
     names.insert(t.name);
   report.table_files = names.size();
-  for (const auto& name : detail::inspect_store_dir(dir).rocksdb_files)
-    if (name.size() > 4 && name.substr(name.size() - 4) == ".log")
-      ++report.wal_files;
+  auto wals = detail::wal_files_of(detail::inspect_store_dir(dir).rocksdb_files);
+  report.wal_files = wals.size();
   // Reads every block of every table file and checks its checksum.
   if (auto verified = db->VerifyChecksum(); !verified.ok())
     report.problems.push_back(
       message_of(detail::store_error(dir, "verify table checksums",
                                      verified)));
+  auto missing = detail::check_ack_mark(dir, *mark,
+                                        db->GetLatestSequenceNumber(), wals);
+  if (missing)
+    report.problems.push_back(message_of(missing));
   // Closing a read-only instance has nothing to report.
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  return true;
+  // With writes missing, every open refuses: the rest of the check cannot
+  // run.
+  return !missing;
+}
+
+/// The sequence number the store in `dir` recovers to: what its MANIFEST
+/// and WALs say (table files are opened lazily, so a damaged one does not
+/// hide it).
+expected<uint64_t> latest_sequence(const std::string& dir) {
+  auto layout = detail::store_layout(dir, true);
+  if (!layout)
+    return std::move(layout.error());
+  scratch_dir log_dir;
+  auto db_opts = layout->db_opts;
+  db_opts.max_open_files = 64;
+  detail::log_to(db_opts, log_dir.path());
+  // RepairDB keeps only the column families that had table files; the
+  // writer's next open creates the others.
+  std::vector<std::string> names;
+  auto listed = rocksdb::DB::ListColumnFamilies(db_opts, dir, &names);
+  if (!listed.ok())
+    return detail::open_error(dir, "list column families of repaired store '"
+                                     + dir + "'", listed);
+  std::vector<rocksdb::ColumnFamilyDescriptor> present;
+  for (auto& d : layout->descriptors)
+    if (std::find(names.begin(), names.end(), d.name) != names.end())
+      present.push_back(d);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::OpenForReadOnly(db_opts, dir, present, &handles,
+                                         &raw);
+  if (!st.ok())
+    return detail::open_error(dir, "open repaired store '" + dir + "'", st);
+  std::unique_ptr<rocksdb::DB> db{raw};
+  auto latest = db->GetLatestSequenceNumber();
+  // Closing a read-only instance has nothing to report.
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  return latest;
 }
 
 } // namespace
@@ -223,6 +274,16 @@ expected<store_repair_report> repair_store(const std::string& dir) {
     if (!layout)
       return std::move(layout.error());
   }
+  // A damaged mark holds nothing to salvage: the repair resets it.
+  auto mark = detail::read_ack_mark(dir);
+  // What the store recovers to before the repair, when it opens at all:
+  // after it the comparison says nothing, as RepairDB takes the last
+  // sequence number from the table files, where compactions zero them.
+  std::optional<uint64_t> recovered_to;
+  if (mark && *mark)
+    if (auto latest = latest_sequence(dir))
+      recovered_to = *latest;
+  detail::log_to(layout->db_opts, dir);
   auto st = rocksdb::RepairDB(dir, layout->db_opts, layout->descriptors,
                               layout->descriptors.front().options);
   if (!st.ok())
@@ -232,6 +293,24 @@ expected<store_repair_report> repair_store(const std::string& dir) {
   for (auto& name : lost_before())
     if (before.count(name) == 0)
       report.lost_files.push_back((lost_dir / name).string());
+  auto latest = latest_sequence(dir);
+  if (!latest)
+    return std::move(latest.error());
+  if (!mark) {
+    report.lost.push_back("the acknowledgement mark was unreadable ("
+                          + message_of(mark.error())
+                          + "); set to what the store holds");
+  } else if (*mark && recovered_to && **mark > *recovered_to) {
+    report.lost.push_back(
+      std::to_string(**mark - *recovered_to) + " acknowledged writes "
+      "(sequence numbers " + std::to_string(*recovered_to + 1) + " to "
+      + std::to_string(**mark) + ") were in no file left: a write-ahead log "
+      "that held them was missing or cut short; the executions they "
+      "started or advanced are gone or stop earlier");
+  }
+  // What the store now holds is all there is: later opens compare with it.
+  if (auto err = detail::reset_ack_mark(dir, *latest))
+    return err;
   return report;
 }
 

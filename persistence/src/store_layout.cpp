@@ -17,7 +17,9 @@
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
 
+#include "ack_mark.hpp"
 #include "codec_detail.hpp"
+#include "info_log.hpp"
 #include "rocksdb_event_store.hpp"
 #include "status.hpp"
 
@@ -136,6 +138,11 @@ expected<store_layout_t> store_layout(const std::string& dir,
   // missing one is an error (the live WAL is not: RocksDB 7.8).
   db_opts.track_and_verify_wals_in_manifest = true;
   db_opts.paranoid_checks = true;
+  // Readers log to a directory of their own (log_to); a writer to the
+  // store's LOG, through cadre's logger (info_log.hpp: RocksDB's aborts on
+  // a full disk).
+  if (!read_only && !dir.empty())
+    log_to(db_opts, dir);
   // A secondary instance must keep every table file open: the primary may
   // delete them after a compaction.
   if (read_only)
@@ -209,8 +216,13 @@ caf::error verify_open(const std::string& dir, const std::string& log_dir,
                        const store_layout_t& layout) {
   auto db_opts = layout.db_opts;
   db_opts.max_open_files = -1;
-  db_opts.db_log_dir = log_dir;
+  log_to(db_opts, log_dir);
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
+  // Read before the open, so a writer starting meanwhile cannot put the
+  // mark past what this open sees.
+  auto mark = read_ack_mark(dir);
+  if (!mark)
+    return std::move(mark.error());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::OpenForReadOnly(db_opts, dir, layout.descriptors,
@@ -218,10 +230,12 @@ caf::error verify_open(const std::string& dir, const std::string& log_dir,
   if (!st.ok())
     return open_error(dir, "open event store (read-only) '" + dir + "'", st);
   std::unique_ptr<rocksdb::DB> db{raw};
+  auto err = check_ack_mark(dir, *mark, db->GetLatestSequenceNumber(),
+                            wal_files_of(inspect_store_dir(dir).rocksdb_files));
   // Closing a read-only instance has nothing to report.
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  return caf::error{};
+  return err;
 }
 
 caf::error open_error(const std::string& dir, const std::string& where,
@@ -231,6 +245,10 @@ caf::error open_error(const std::string& dir, const std::string& where,
     return make_error(errc::storage_error,
                       "store '" + dir + "' is damaged: " + st.ToString()
                         + " (" + damage_hint(dir) + ")");
+  if (st.IsNoSpace())
+    return make_error(errc::storage_error,
+                      where + ": the disk is full (" + st.ToString()
+                        + "); free space and retry");
   auto err = to_error(st, where);
   return make_error(errc::storage_error, message_of(err));
 }
@@ -244,6 +262,11 @@ caf::error store_error(const std::string& dir, std::string_view what,
                       "store '" + dir + "' is damaged: " + std::string{what}
                         + ": " + st.ToString() + " (" + damage_hint(dir)
                         + ")");
+  if (st.IsNoSpace())
+    return make_error(errc::storage_error,
+                      std::string{what} + " in store '" + dir
+                        + "': the disk is full (" + st.ToString()
+                        + "); free space and retry");
   return to_error(st, std::string{what} + " in store '" + dir + "'");
 }
 

@@ -69,7 +69,8 @@ caf::error open_error(const std::string& dir, const std::string& where,
 
 /// The error of a failed RocksDB call on the store in `dir`: a corruption or
 /// a missing file is errc::storage_error saying the store is damaged (with
-/// damage_hint); others keep to_error's code, with the store named.
+/// damage_hint), no space one saying the disk is full; others keep
+/// to_error's code, with the store named.
 /// Empty when `st` is ok.
 caf::error store_error(const std::string& dir, std::string_view what,
                        const rocksdb::Status& st);

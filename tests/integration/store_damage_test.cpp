@@ -1,13 +1,15 @@
 // A damaged store, as the crash test's sibling (issue 12, item 16): three
 // executions are written by real `cadre run`s (the last killed with
 // SIGKILL right after its result, so the WAL holds it), then a copy of the
-// store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS)
+// store has one of its files (table, WAL, MANIFEST, CURRENT, OPTIONS,
+// ACKED)
 // damaged at a random offset, and every command either answers in full or
 // refuses with a storage_error: never exits 0 with less data. Beside it:
-// `cadre repair` on a damaged store, and `cadre run` on a full disk.
+// `cadre repair` on a damaged store, the live WAL deleted after the kill,
+// and `cadre run` on a full disk.
 //
 // The seed is printed; CADRE_DAMAGE_SEED=<n> repeats a run and
-// CADRE_DAMAGE_CASES=<n> (default 5, one per kind of file) runs more
+// CADRE_DAMAGE_CASES=<n> (default 6, one per kind of file) runs more
 // (scripts/store_damage.sh).
 
 #include <fcntl.h>
@@ -78,11 +80,31 @@ std::vector<fs::path> files_of_kind(const std::string& dir,
   return out;
 }
 
+/// Two `cadre run`s of `wf` on `db` that end cleanly, then a third killed
+/// with SIGKILL right after its result: its events are only in the WAL.
+void run_twice_then_kill(const std::string& db, const std::string& wf,
+                         const std::string& err) {
+  for (int i = 0; i < 2; ++i) {
+    auto res = test::run_to_end({"--db", db, "--json", "run", wf}, err,
+                                command_limit);
+    ASSERT_TRUE(res && res->exit_code == 0) << (res ? joined(*res) : "");
+  }
+  test::cadre_process p{{"--db", db, "--json", "run", wf}, err};
+  ASSERT_TRUE(p.ok()) << p.what();
+  std::string line;
+  auto deadline = test::clock_type::now() + command_limit;
+  bool result = false;
+  while (!result && p.read_line(line, deadline))
+    result = json::parse(line, nullptr, false).value("type", "") == "result";
+  ASSERT_TRUE(result) << "no result line; stderr:\n" << p.stderr_text();
+  p.kill_now();
+}
+
 } // namespace
 
 TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
   const auto seed = env_number("CADRE_DAMAGE_SEED", std::random_device{}());
-  const auto cases = env_number("CADRE_DAMAGE_CASES", 5);
+  const auto cases = env_number("CADRE_DAMAGE_CASES", 6);
   std::printf("[ store_damage ] seed %llu (CADRE_DAMAGE_SEED=%llu repeats "
               "it), %llu cases\n",
               static_cast<unsigned long long>(seed),
@@ -101,22 +123,7 @@ TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
   const auto err = tmp / "err";
 
   // -- three executions, the last one's events only in the WAL -----------------
-  for (int i = 0; i < 2; ++i) {
-    auto res = test::run_to_end({"--db", pristine, "--json", "run", wf}, err,
-                                command_limit);
-    ASSERT_TRUE(res && res->exit_code == 0) << (res ? joined(*res) : "");
-  }
-  {
-    test::cadre_process p{{"--db", pristine, "--json", "run", wf}, err};
-    ASSERT_TRUE(p.ok()) << p.what();
-    std::string line;
-    auto deadline = test::clock_type::now() + command_limit;
-    bool result = false;
-    while (!result && p.read_line(line, deadline))
-      result = json::parse(line, nullptr, false).value("type", "") == "result";
-    ASSERT_TRUE(result) << "no result line; stderr:\n" << p.stderr_text();
-    p.kill_now();
-  }
+  ASSERT_NO_FATAL_FAILURE(run_twice_then_kill(pristine, wf, err));
   std::map<std::string, size_t> want; // execution id -> events
   {
     auto res = test::run_to_end({"--db", pristine, "--json", "executions"},
@@ -131,8 +138,8 @@ TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
   }
 
   // -- damage cases ---------------------------------------------------------------
-  const std::vector<std::string> kinds{"sst", "log", "MANIFEST-", "CURRENT",
-                                       "OPTIONS-"};
+  const std::vector<std::string> kinds{"sst",     "log",      "MANIFEST-",
+                                       "CURRENT", "OPTIONS-", "ACKED"};
   int refusals = 0;
   for (uint64_t c = 0; c < cases && !HasFailure(); ++c) {
     const auto& kind = kinds[c % kinds.size()];
@@ -210,6 +217,58 @@ TEST(StoreDamageTest, EveryCommandAnswersInFullOrRefuses) {
     }
   }
   std::printf("[ store_damage ] %d refusals of `executions`\n", refusals);
+}
+
+TEST(StoreDamageTest, LiveWalDeletedAfterAKillIsRefusedAndRepairSaysSo) {
+  test::temp_dir tmp;
+  const auto wf = tmp / "w.yaml";
+  std::ofstream{wf} << "name: w\ntasks:\n  - {id: a, tool: echo}\n";
+  const auto db = tmp / "db";
+  const auto err = tmp / "err";
+  ASSERT_NO_FATAL_FAILURE(run_twice_then_kill(db, wf, err));
+  // The killed run's execution is acknowledged but only in the live WAL.
+  auto wals = files_of_kind(db, "log");
+  ASSERT_FALSE(wals.empty());
+  for (auto& wal : wals)
+    fs::remove(wal);
+
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--db", db, "--json", "executions"},
+         {"--db", db, "--json", "run", wf}}) {
+    auto res = test::run_to_end(args, err, command_limit);
+    ASSERT_TRUE(res);
+    expect_refused(*res, args[3]);
+    EXPECT_NE(res->err.find(db), std::string::npos) << joined(*res);
+    EXPECT_NE(res->err.find("acknowledged"), std::string::npos)
+      << joined(*res);
+  }
+  auto checked = test::run_to_end({"--db", db, "--json", "check"}, err,
+                                  command_limit);
+  ASSERT_TRUE(checked && checked->out.size() == 1) << joined(*checked);
+  EXPECT_EQ(checked->exit_code, 1) << joined(*checked);
+  auto report = json::parse(checked->out.front());
+  EXPECT_FALSE(report.value("ok", true)) << report.dump();
+
+  auto repaired = test::run_to_end({"--db", db, "--json", "repair"}, err,
+                                   command_limit);
+  ASSERT_TRUE(repaired && repaired->out.size() == 1) << joined(*repaired);
+  EXPECT_EQ(repaired->exit_code, 0) << joined(*repaired);
+  auto rep = json::parse(repaired->out.front());
+  EXPECT_TRUE(rep["check"].value("ok", false)) << rep.dump();
+  ASSERT_EQ(rep["check"]["lost"].size(), 1u) << rep.dump();
+  EXPECT_NE(rep["check"]["lost"][0].get<std::string>().find("acknowledged"),
+            std::string::npos)
+    << rep.dump();
+  // What is intact answers, and work goes on.
+  auto listed = test::run_to_end({"--db", db, "--json", "executions"}, err,
+                                 command_limit);
+  ASSERT_TRUE(listed && listed->exit_code == 0 && listed->out.size() == 1)
+    << joined(*listed);
+  EXPECT_EQ(json::parse(listed->out.front()).size(), 2u)
+    << listed->out.front();
+  auto ran = test::run_to_end({"--db", db, "run", wf}, err, command_limit);
+  ASSERT_TRUE(ran);
+  EXPECT_EQ(ran->exit_code, 0) << joined(*ran);
 }
 
 TEST(StoreDamageTest, RepairSalvagesWhatIsIntactAndSaysWhatWasLost) {

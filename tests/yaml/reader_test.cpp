@@ -141,3 +141,32 @@ TEST(YamlReader, ACommaWhereADocumentStartsIsASyntaxError) {
   EXPECT_TRUE(ok.problems.empty());
   EXPECT_EQ(ok.value, (json{{"a", "b , c"}, {"d", {1, 2}}}));
 }
+
+TEST(Issue12, TheExpansionIsCountedExactlyBeforeAnythingIsBuilt) {
+  // 1 (root) + 4 (a: a list of 3) + 1 + 2 * 4 (b: two uses of a) = 14
+  // values; keys count as text only.
+  const std::string text = "a: &x [1, 2, 3]\nb: [*x, *x]\n";
+  yaml::read_options opts;
+  opts.max_values = 14;
+  auto fits = yaml::read(text, opts);
+  EXPECT_TRUE(fits.problems.empty()) << fits.problems[0].message;
+  EXPECT_EQ(fits.value["b"][1][2], 3);
+  opts.max_values = 13;
+  auto over = yaml::read(text, opts);
+  ASSERT_EQ(over.problems.size(), 1u);
+  EXPECT_NE(over.problems[0].message.find("more than 13 values"),
+            std::string::npos)
+    << over.problems[0].message;
+  // At the node that crossed the bound, with nothing built.
+  EXPECT_EQ(over.problems[0].at.line, 2);
+  EXPECT_TRUE(over.values.empty());
+  // "a", "b", and 3 * "123" (a and its two uses): 11 bytes of text.
+  opts = {};
+  opts.max_bytes = 11;
+  EXPECT_TRUE(yaml::read(text, opts).problems.empty());
+  opts.max_bytes = 10;
+  auto long_text = yaml::read(text, opts);
+  ASSERT_EQ(long_text.problems.size(), 1u);
+  EXPECT_NE(long_text.problems[0].message.find("more than 10 bytes"),
+            std::string::npos);
+}

@@ -4,6 +4,7 @@
 
 #include "cadre/yaml/reader.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +13,8 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -317,51 +320,163 @@ position document::find(const std::string& pointer, bool key) const {
 namespace {
 
 /// Where each document of a text starts, read as parser events (no nodes
-/// are built, no alias expanded).
+/// are built, no alias expanded), and what the first document expands to:
+/// its values and bytes of text counted as the converter counts them, an
+/// alias adding what its anchor's node counted. So an alias bomb is
+/// refused in time linear in its text, before any of it is expanded.
 class document_starts : public YAML::EventHandler {
 public:
+  explicit document_starts(const read_options& opts) : opts_(&opts) {
+  }
+
   /// Where each document starts, and where its first value does (the
   /// document's start when it has none).
   std::vector<YAML::Mark> marks;
   std::vector<YAML::Mark> values;
+  /// The first document expands past read_options::max_values (or
+  /// max_bytes): where (the node whose use crossed the bound) and which.
+  std::optional<YAML::Mark> too_large_at;
+  bool too_many_bytes = false;
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     marks.push_back(mark);
     values.push_back(mark);
     fresh_ = true;
+    counting_ = marks.size() == 1;
   }
   void OnDocumentEnd() override {
+    counting_ = false;
   }
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     value(mark);
+    leaf(mark, anchor, {1, 0});
   }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     value(mark);
+    if (!counting_)
+      return;
+    auto found = anchors_.find(anchor);
+    if (found == anchors_.end())
+      return; // yaml-cpp refuses an unknown alias itself
+    // A key is read only as text: an alias there counts as none (the
+    // converter's own count still bounds it).
+    if (next_is_key())
+      return add_to_parent(found->second.mark, {0, 0});
+    add_to_parent(found->second.mark, found->second.size);
   }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                const std::string&) override {
+  void OnScalar(const YAML::Mark& mark, const std::string&,
+                YAML::anchor_t anchor, const std::string& text) override {
     value(mark);
+    leaf(mark, anchor, {next_is_key() ? 0u : 1u, text.size()});
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string&,
-                       YAML::anchor_t, YAML::EmitterStyle::value) override {
+                       YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
     value(mark);
+    open(mark, anchor, false);
   }
   void OnSequenceEnd() override {
+    close();
   }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
+  void OnMapStart(const YAML::Mark& mark, const std::string&,
+                  YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
     value(mark);
+    open(mark, anchor, true);
   }
   void OnMapEnd() override {
+    close();
   }
 
 private:
+  /// Values and bytes of text, saturating far above any bound.
+  struct expansion {
+    uint64_t values = 0;
+    uint64_t bytes = 0;
+  };
+  struct frame {
+    YAML::Mark mark;
+    YAML::anchor_t anchor = YAML::NullAnchor;
+    bool map = false;
+    /// A mapping's key: its contents are never converted.
+    bool key = false;
+    size_t children = 0;
+    expansion size;
+  };
+  struct anchored {
+    YAML::Mark mark;
+    expansion size;
+  };
+
+  static uint64_t sum(uint64_t x, uint64_t y) {
+    constexpr uint64_t cap = uint64_t{1} << 62;
+    return std::min(cap, std::min(cap, x) + std::min(cap, y));
+  }
+
   void value(const YAML::Mark& mark) {
     if (fresh_ && !values.empty() && mark.pos >= 0)
       values.back() = mark;
     fresh_ = false;
   }
+
+  bool next_is_key() const {
+    return !stack_.empty() && stack_.back().map
+           && stack_.back().children % 2 == 0;
+  }
+
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, expansion size) {
+    if (!counting_)
+      return;
+    if (anchor != YAML::NullAnchor)
+      anchors_[anchor] = {mark, size};
+    add_to_parent(mark, size);
+  }
+
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor, bool map) {
+    if (!counting_)
+      return;
+    frame f;
+    f.mark = mark;
+    f.anchor = anchor;
+    f.map = map;
+    f.key = next_is_key();
+    f.size = {f.key ? 0u : 1u, 0};
+    stack_.push_back(f);
+  }
+
+  void close() {
+    if (!counting_ || stack_.empty())
+      return;
+    auto f = stack_.back();
+    stack_.pop_back();
+    if (f.key)
+      f.size = {};
+    if (f.anchor != YAML::NullAnchor)
+      anchors_[f.anchor] = {f.mark, f.size};
+    add_to_parent(f.mark, f.size);
+  }
+
+  /// Adds a finished node (or an alias of one, at `mark`) to its parent,
+  /// or to the document's total.
+  void add_to_parent(const YAML::Mark& mark, expansion size) {
+    auto& into = stack_.empty() ? total_ : stack_.back().size;
+    into.values = sum(into.values, size.values);
+    into.bytes = sum(into.bytes, size.bytes);
+    if (!stack_.empty())
+      ++stack_.back().children;
+    // Each node's count includes its children's: checked where it grows.
+    if (!too_large_at && (into.values > opts_->max_values
+                          || into.bytes > opts_->max_bytes)) {
+      too_large_at = mark;
+      too_many_bytes = into.values <= opts_->max_values;
+    }
+  }
+
+  const read_options* opts_;
   bool fresh_ = false;
+  bool counting_ = false;
+  std::vector<frame> stack_;
+  std::unordered_map<YAML::anchor_t, anchored> anchors_;
+  expansion total_;
 };
 
 /// The starts of every document of `text`; throws YAML's exceptions for a
@@ -369,10 +484,11 @@ private:
 /// a document starts: it reports one empty document after another there
 /// for ever (YAML::LoadAll never returns), so a document that starts where
 /// the previous one did is a syntax error here.
-document_starts read_document_starts(const std::string& text) {
+document_starts read_document_starts(const std::string& text,
+                                     const read_options& opts) {
   std::istringstream in{text};
   YAML::Parser parser{in};
-  document_starts starts;
+  document_starts starts{opts};
   while (parser.HandleNextDocument(starts)) {
     auto n = starts.marks.size();
     if (n >= 2 && starts.marks[n - 1].pos == starts.marks[n - 2].pos) {
@@ -391,11 +507,23 @@ document_starts read_document_starts(const std::string& text) {
 
 document read(const std::string& text, const read_options& opts) {
   document doc;
-  document_starts starts;
+  std::optional<document_starts> starts;
   YAML::Node first;
   try {
-    starts = read_document_starts(text);
-    if (!starts.marks.empty())
+    starts.emplace(read_document_starts(text, opts));
+    if (starts->too_large_at) {
+      doc.empty = false;
+      doc.problems.push_back(
+        {position_of(*starts->too_large_at), "",
+         starts->too_many_bytes
+           ? "the document holds more than " + std::to_string(opts.max_bytes)
+               + " bytes of text once its aliases are expanded"
+           : "the document holds more than "
+               + std::to_string(opts.max_values)
+               + " values once its aliases are expanded"});
+      return doc;
+    }
+    if (!starts->marks.empty())
       first = YAML::Load(text);
   } catch (const YAML::DeepRecursion& e) {
     doc.empty = false;
@@ -413,11 +541,11 @@ document read(const std::string& text, const read_options& opts) {
     doc.problems.push_back({{}, "", std::string{"cannot read: "} + e.what()});
     return doc;
   }
-  if (starts.marks.empty() || first.IsNull())
+  if (starts->marks.empty() || first.IsNull())
     return doc;
   doc.empty = false;
-  if (starts.values.size() > 1)
-    doc.second_document = position_of(starts.values[1]);
+  if (starts->values.size() > 1)
+    doc.second_document = position_of(starts->values[1]);
   converter conv{doc, opts};
   try {
     doc.value = conv.convert(first, "", 0);

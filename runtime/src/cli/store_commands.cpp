@@ -146,6 +146,7 @@ int cmd_repair(const std::string& dir, bool json_out) {
   if (json_out) {
     auto j = to_json_report(*report);
     j["set_aside"] = repaired->lost_files;
+    j["lost"] = repaired->lost;
     j["rebuilt"] = *notes;
     std::printf("%s\n", dump_json(json{{"type", "repaired"},
                                         {"check", j}})
@@ -153,9 +154,12 @@ int cmd_repair(const std::string& dir, bool json_out) {
   } else {
     for (const auto& f : repaired->lost_files)
       std::printf("moved to lost/: %s\n", f.c_str());
+    for (const auto& l : repaired->lost)
+      std::printf("lost: %s\n", l.c_str());
     for (const auto& n : *notes)
       std::printf("%s\n", n.c_str());
-    if (repaired->lost_files.empty() && notes->empty())
+    if (repaired->lost_files.empty() && repaired->lost.empty()
+        && notes->empty())
       std::printf("nothing lost that the index knew of\n");
     std::printf("(WAL files and the old MANIFEST are moved there after "
                 "their intact records were salvaged; RocksDB's LOG in %s "

@@ -28,9 +28,10 @@ struct store_options {
   /// errc::invalid_input. The directory must hold a store. Default: false
   bool read_only = false;
   /// Appends fail with errc::storage_error while the store's file system
-  /// has fewer free bytes than this, so RocksDB never runs into a full disk
-  /// (its background writes cannot fail cleanly there); they go through
-  /// again once space is freed. 0: no check. Default: 128 MiB
+  /// has fewer free bytes than this, so RocksDB rarely runs into a full
+  /// disk (when it does, writes stop until RocksDB sees 64 MiB free and
+  /// resumes); they go through again once space is freed. 0: no check.
+  /// Default: 128 MiB
   uint64_t min_free_bytes = uint64_t{128} << 20;
 };
 

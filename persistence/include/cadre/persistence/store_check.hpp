@@ -34,7 +34,8 @@ struct store_check_report {
   }
 };
 
-/// Checks the store in `dir`: its files are all there, the WAL replays with
+/// Checks the store in `dir`: its files are all there and hold every
+/// acknowledged write (the acknowledgement mark), the WAL replays with
 /// no damaged record, every block of every table file matches its checksum,
 /// every log is dense from seq 1, and the index agrees with the logs.
 /// @pre no process writes the store.
@@ -69,10 +70,15 @@ compare_index(const std::map<std::string, log_summary>& logs,
 struct store_repair_report {
   /// Files RocksDB could not salvage, moved to `dir`/lost/.
   std::vector<std::string> lost_files;
+  /// What else was lost, in words (acknowledged writes missing from every
+  /// file, e.g. with a deleted WAL).
+  std::vector<std::string> lost;
 };
 
 /// Rebuilds the store's MANIFEST from the table files and the WAL records
 /// that are intact (RocksDB's RepairDB); damaged files go to `dir`/lost/.
+/// Acknowledged writes that no file holds any more (a deleted WAL) are
+/// reported in `lost`, and the acknowledgement mark is set to what is left.
 /// The index is not rebuilt here (it needs the workflow fold): the caller
 /// compares it with the logs afterwards.
 /// @pre no process has the store open.
