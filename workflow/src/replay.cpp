@@ -351,38 +351,38 @@ expected<machine> fold_log(const std::vector<event>& log, uint64_t seq) {
 }
 
 std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
-  std::vector<std::string> out;
-  auto add = [&out](std::string name) {
-    if (std::find(out.begin(), out.end(), name) == out.end())
-      out.push_back(std::move(name));
+  agent_log_names names;
+  for (const auto& ev : log)
+    names.add(ev);
+  return names.names();
+}
+
+void agent_log_names::add(const event& ev) {
+  auto add_name = [this](std::string name) {
+    if (std::find(names_.begin(), names_.end(), name) == names_.end())
+      names_.push_back(std::move(name));
   };
-  std::optional<definition> def;
-  bool forked = false; // past a fork's marker: its own turns follow
-  for (const auto& ev : log) {
-    const auto& p = ev.payload.get();
-    if (ev.type == events::forked) {
-      forked = true;
-    } else if (ev.type == events::submitted) {
-      auto parsed = parse_document(field(p, "definition"),
-                                   validation_context{});
-      if (parsed.def)
-        def = std::move(parsed.def);
-    } else if (ev.type == events::completed) {
-      auto name = text(field(p, "usage"), "agent_log");
-      if (!name.empty())
-        add(std::move(name));
-    } else if (ev.type == events::dispatched && def) {
-      auto agent = text(p, "agent");
-      auto i = def->agents.find(agent);
-      if (agent.empty() || i == def->agents.end())
-        continue;
-      agent_spec spec;
-      parse_agent_spec(agent, i->second, spec);
-      add("agent:"
-          + agent_id_of(spec, ev.execution_id, text(p, "task"), forked));
-    }
+  const auto& p = ev.payload.get();
+  if (ev.type == events::forked) {
+    forked_ = true;
+  } else if (ev.type == events::submitted) {
+    auto parsed = parse_document(field(p, "definition"), validation_context{});
+    if (parsed.def)
+      def_ = std::move(parsed.def);
+  } else if (ev.type == events::completed) {
+    auto name = text(field(p, "usage"), "agent_log");
+    if (!name.empty())
+      add_name(std::move(name));
+  } else if (ev.type == events::dispatched && def_) {
+    auto agent = text(p, "agent");
+    auto i = def_->agents.find(agent);
+    if (agent.empty() || i == def_->agents.end())
+      return;
+    agent_spec spec;
+    parse_agent_spec(agent, i->second, spec);
+    add_name("agent:"
+             + agent_id_of(spec, ev.execution_id, text(p, "task"), forked_));
   }
-  return out;
 }
 
 std::vector<std::string> agent_logs_of(const machine& m) {

@@ -33,6 +33,23 @@ std::vector<std::string> agent_logs_of(const std::vector<event>& log);
 /// The same from a machine's state (e.g. one restored from a snapshot).
 std::vector<std::string> agent_logs_of(const machine& m);
 
+/// agent_logs_of(log) fed the log's events in order as they are read, so a
+/// reader need not hold the log whole.
+class agent_log_names {
+public:
+  void add(const event& ev);
+
+  /// The agent logs of the events added so far, in the order first named.
+  const std::vector<std::string>& names() const {
+    return names_;
+  }
+
+private:
+  std::optional<definition> def_;
+  bool forked_ = false; // past a fork's marker: its own turns follow
+  std::vector<std::string> names_;
+};
+
 /// Snapshots: the coordinator writes the state after the step that reached
 /// seq k * every as the one event (type "snapshot", payload
 /// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
