@@ -414,8 +414,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
       auto at = req.at_seq;
       auto dry_run = req.dry_run;
       self
+        // The plan needs the parent's events up to the fork point only.
         ->request(self->state.store, local_deadline, read_atom_v, parent,
-                  uint64_t{1}, uint64_t{0})
+                  uint64_t{1}, at)
         .then(
           [=](std::vector<event>& log) mutable {
             if (log.empty()) {
@@ -452,10 +453,13 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
             // and a forked parent's own branches and replies) are read.
             auto planned = std::make_shared<workflow::fork_plan>(
               std::move(*plan));
+            auto seen = std::make_shared<workflow::agent_log_names>(true);
+            for (const auto& ev : log)
+              seen->add(ev);
+            auto last_read = log.back().seq;
             auto parent_log = std::make_shared<std::vector<event>>(
               std::move(log));
-            auto names = std::make_shared<std::vector<std::string>>(
-              workflow::logs_of(*parent_log));
+            auto names = std::make_shared<std::vector<std::string>>();
             auto read = std::make_shared<std::vector<std::vector<event>>>();
             auto write = [=]() mutable {
               auto app = std::make_shared<append_request>();
@@ -499,7 +503,36 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                   },
                   [=](caf::error& err) mutable { promise.deliver(err); });
             };
-            (*next)(0);
+            // The parent's model replies come from every agent log it
+            // used, also after the fork point: the events past it are read
+            // a chunk at a time, for the names of their agent logs only.
+            constexpr uint64_t chunk = 256;
+            auto rest = std::make_shared<std::function<void(uint64_t)>>();
+            std::weak_ptr<std::function<void(uint64_t)>> weak_rest = rest;
+            *rest = [=](uint64_t from) mutable {
+              auto keep = weak_rest.lock();
+              self
+                ->request(self->state.store, local_deadline, read_atom_v,
+                          parent, from, chunk)
+                .then(
+                  [=](std::vector<event>& evs) mutable {
+                    for (const auto& ev : evs)
+                      seen->add(ev);
+                    if (evs.size() == chunk) {
+                      (*keep)(from + chunk);
+                      return;
+                    }
+                    *names = seen->names();
+                    (*next)(0);
+                  },
+                  [=](caf::error& err) mutable { promise.deliver(err); });
+            };
+            if (at == 0) {
+              *names = seen->names();
+              (*next)(0);
+            } else {
+              (*rest)(last_read + 1);
+            }
           },
           [=](caf::error& err) mutable { promise.deliver(err); });
       return promise;

@@ -44,6 +44,14 @@ struct log_reader {
   expected<std::vector<event>> operator()(const std::string& name) const {
     return read(name, 1, 0);
   }
+
+  /// Calls `fn` on the events of log `name` from seq `from` through `to`
+  /// (0: to its end), in order, until it returns false. Reads them a chunk
+  /// at a time, so memory holds one chunk of events, never the whole log.
+  /// Errors: the reader's and fn's.
+  [[nodiscard]] expected<void>
+  each(const std::string& name, uint64_t from, uint64_t to,
+       const std::function<expected<bool>(const event&)>& fn) const;
 };
 
 /// The log of execution `id`. Errors: errc::not_found ("no execution 'ID'

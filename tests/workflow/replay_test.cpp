@@ -626,6 +626,40 @@ TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {
   EXPECT_EQ(code_of(walk.view_at(n + 1).error()), errc::not_found);
 }
 
+TEST(Replay, AStepperReadsTheLogAChunkAtATimeAsItWalks) {
+  auto run = record(pipeline(), pipeline_input());
+  const uint64_t n = run.log.size();
+  const uint64_t every = 4;
+  ASSERT_GT(n, 3 * every);
+  uint64_t largest = 0;
+  uint64_t furthest = 0;
+  stepper walk{[&](uint64_t from, uint64_t max) -> expected<std::vector<event>> {
+                 largest = std::max(largest, max);
+                 auto end = std::min<uint64_t>(from - 1 + max, n);
+                 furthest = std::max(furthest, end);
+                 return std::vector<event>(
+                   run.log.begin() + static_cast<long>(from - 1),
+                   run.log.begin() + static_cast<long>(end));
+               },
+               n, every};
+  // The state at an early event reads no further than that event's chunk.
+  auto v = walk.view_at(every + 1);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(*v, fold_log(run.log, every + 1)->view());
+  EXPECT_EQ(furthest, 2 * every);
+  EXPECT_EQ(largest, every);
+  auto ev = walk.event_at(n);
+  ASSERT_TRUE(ev) << describe(ev.error());
+  EXPECT_EQ((*ev)->seq, n);
+  EXPECT_EQ((*ev)->type, run.log.back().type);
+  EXPECT_EQ(largest, every);
+  // Back to the beginning after the end.
+  v = walk.view_at(2);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(*v, fold_log(run.log, 2)->view());
+  EXPECT_EQ(code_of(walk.event_at(n + 1).error()), errc::not_found);
+}
+
 TEST(Replay, RecoveryFindsItsLogCompatibleFromEverySnapshot) {
   auto run = record(pipeline(), pipeline_input());
   auto whole = check_recovery("parent", json{}, run.log);

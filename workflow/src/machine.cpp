@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "cadre/tools/lua_sandbox.hpp"
@@ -192,7 +193,9 @@ void add_usage(json& sum, const json& usage) {
     }
 }
 
-const json* find_key(const json& obj, const char* key) {
+// A string_view key: the object's comparator takes it without a strlen per
+// comparison (the fold looks up several keys of every event).
+const json* find_key(const json& obj, std::string_view key) {
   if (!obj.is_object())
     return nullptr;
   auto it = obj.find(key);
@@ -246,6 +249,12 @@ struct machine::state {
   // The sum of the tasks' recorded usage (agents' tokens and cost), or null.
   json usage_total() const;
 
+  // The status the index shows: "waiting" while a person is asked.
+  const std::string& shown_status() const {
+    static const std::string waiting = "waiting";
+    return status == "running" && human_waits > 0 ? waiting : status;
+  }
+
   // Closed tasks no longer hold the execution open.
   bool closed(int task) const {
     const auto& t = tasks[task];
@@ -291,7 +300,7 @@ struct machine::state {
       if (root == "execution")
         return descend(execution_env(), *path, 1);
       if (root == "tasks" && path->size() >= 2 && (*path)[1].is_string()) {
-        auto idx = def->index_of((*path)[1].get<std::string>());
+        auto idx = def->index_of((*path)[1].get_ref<const std::string&>());
         if (idx < 0)
           return json{};
         if (path->size() == 2)
@@ -422,10 +431,13 @@ struct machine::state {
 
   expected<void> fold(const event& ev) {
     const auto& p = ev.payload.get();
+    // Compared as a view: a length check rejects most types at once.
+    const std::string_view type{ev.type};
     auto task_index = [&]() -> int {
       auto* name = find_key(p, "task");
-      return name && name->is_string() ? def->index_of(name->get<std::string>())
-                                       : -1;
+      return name && name->is_string()
+               ? def->index_of(name->get_ref<const std::string&>())
+               : -1;
     };
     auto item_of = [&]() -> int {
       auto* it = find_key(p, "item");
@@ -437,7 +449,7 @@ struct machine::state {
                                              + ev.type + "): " + what);
     };
     updated_us = ev.time_us;
-    if (ev.type == events::submitted) {
+    if (type == events::submitted) {
       auto* doc = find_key(p, "definition");
       if (!doc)
         return bad("no definition");
@@ -469,7 +481,7 @@ struct machine::state {
     }
     if (!def)
       return bad("event before the submission");
-    if (ev.type == events::forked) {
+    if (type == events::forked) {
       // Where a fork's own history begins; its edits hold from here on.
       use_fork_edits(p.value("edits", json::object()));
       forked_from = p.value("execution", std::string{});
@@ -481,19 +493,19 @@ struct machine::state {
             fork_rerun.insert(t.get<std::string>());
       return {};
     }
-    if (ev.type == events::execution_completed) {
+    if (type == events::execution_completed) {
       status = "completed";
       if (auto* o = find_key(p, "output"))
         output = *o;
       return {};
     }
-    if (ev.type == events::execution_failed) {
+    if (type == events::execution_failed) {
       status = "failed";
       if (auto* m = find_key(p, "message"))
         error = text_of(*m);
       return {};
     }
-    if (ev.type == events::execution_cancelled) {
+    if (type == events::execution_cancelled) {
       status = "cancelled";
       if (auto* m = find_key(p, "reason"))
         error = text_of(*m);
@@ -505,7 +517,7 @@ struct machine::state {
     if (!u)
       return bad("unknown task or item");
     auto& t = tasks[ti];
-    if (ev.type == events::dispatched) {
+    if (type == events::dispatched) {
       if (item >= 0 && u->status == unit_status::blocked) {
         ++t.in_progress;
         // Items start in order, so this restores the cursor on replay.
@@ -519,14 +531,14 @@ struct machine::state {
         u->input = *in;
       return {};
     }
-    if (ev.type == events::redispatched) {
+    if (type == events::redispatched) {
       // Only a start of this node counts toward the crash-loop limit; a
       // call lost with another node says nothing about this one.
       if (p.value("cause", std::string{"node_restart"}) == "node_restart")
         u->restarts = p.value("starts", u->restarts + 1);
       return {};
     }
-    if (ev.type == events::completed) {
+    if (type == events::completed) {
       u->output = p.value("output", json{});
       if (auto* us = find_key(p, "usage"))
         u->usage = *us;
@@ -547,7 +559,7 @@ struct machine::state {
       release(ti);
       return {};
     }
-    if (ev.type == events::failed) {
+    if (type == events::failed) {
       u->attempt = p.value("attempt", u->attempt);
       u->error = json{{"code", p.value("code", std::string{})},
                       {"message", p.value("message", std::string{})}};
@@ -567,12 +579,12 @@ struct machine::state {
         release(ti);
       return {};
     }
-    if (ev.type == events::skipped) {
+    if (type == events::skipped) {
       finish_task(ti, unit_status::skipped);
       release(ti);
       return {};
     }
-    if (ev.type == events::map_started) {
+    if (type == events::map_started) {
       auto* items = find_key(p, "items");
       if (!items || !items->is_array())
         return bad("map_started without items");
@@ -582,7 +594,7 @@ struct machine::state {
       t.item_values = *items;
       return {};
     }
-    if (ev.type == events::fallback_started) {
+    if (type == events::fallback_started) {
       auto* fb = find_key(p, "fallback");
       auto fi = fb ? def->index_of(fb->get<std::string>()) : -1;
       if (fi < 0)
@@ -590,7 +602,7 @@ struct machine::state {
       tasks[fi].fallback_for = ti;
       return {};
     }
-    if (ev.type == events::human_requested) {
+    if (type == events::human_requested) {
       if (item >= 0 && u->status == unit_status::blocked) {
         ++t.in_progress;
         t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
@@ -644,9 +656,12 @@ struct decider {
   }
 
   json task_payload(int task, int item) const {
-    json p{{"task", st.def->tasks[task].id}};
+    // Built in place: an initializer list copies every element again.
+    json p(json::value_t::object);
+    auto& fields = p.get_ref<json::object_t&>();
+    fields.emplace("task", st.def->tasks[task].id);
     if (item >= 0)
-      p["item"] = item;
+      fields.emplace("item", item);
     return p;
   }
 
@@ -1042,7 +1057,7 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
   if (!u || u->status != unit_status::running || u->attempt != attempt
       || (item >= 0 && st_->finished_or_failed(ti)))
     return out;
-  auto before = info().status;
+  auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
   if (item < 0) {
     d.complete_task(ti, output, attempt, usage);
@@ -1056,7 +1071,7 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     d.item_done(ti);
   }
   d.check_finished();
-  if (info().status != before || finished())
+  if (st_->shown_status() != before || finished())
     out.index = info();
   return out;
 }
@@ -1101,10 +1116,10 @@ step machine::failed(const std::string& key, uint32_t attempt,
     out.actions.push_back(std::move(a));
     return out;
   }
-  auto before = info().status;
+  auto before = st_->shown_status();
   d.final_failure(ti, item, code, message, attempt);
   d.check_finished();
-  if (info().status != before || finished())
+  if (st_->shown_status() != before || finished())
     out.index = info();
   return out;
 }
@@ -1197,7 +1212,7 @@ expected<step> machine::human_answer(const std::string& task_id,
         !ok)
       return ok.error();
   step out;
-  auto before = info().status;
+  auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
   auto p = d.task_payload(ti, item);
   p["attempt"] = 1;
@@ -1209,7 +1224,7 @@ expected<step> machine::human_answer(const std::string& task_id,
   else
     d.item_done(ti);
   d.check_finished();
-  if (info().status != before || finished())
+  if (st_->shown_status() != before || finished())
     out.index = info();
   return out;
 }
@@ -1290,7 +1305,7 @@ step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
   auto actions = recover(now_us);
   if (actions.empty())
     return out;
-  auto before = info().status;
+  auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
   for (auto& a : actions) {
     if (a.kind != action::dispatch && a.kind != action::run_agent) {
@@ -1329,7 +1344,7 @@ step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
     // Nothing more runs for an execution a parked task has failed.
     out.actions.clear();
   }
-  if (info().status != before || finished())
+  if (st_->shown_status() != before || finished())
     out.index = info();
   return out;
 }
@@ -1357,9 +1372,7 @@ execution_info machine::info() const {
     x.workflow = st_->def->name;
     x.version = st_->def->version;
   }
-  x.status = st_->status;
-  if (x.status == "running" && st_->human_waits > 0)
-    x.status = "waiting";
+  x.status = st_->shown_status();
   x.created_us = st_->created_us;
   x.updated_us = st_->updated_us;
   x.last_seq = st_->seq;

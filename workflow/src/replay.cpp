@@ -8,13 +8,15 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <string_view>
 #include <utility>
 
 namespace cadre::workflow {
 
 namespace {
 
-const json& field(const json& obj, const char* key) {
+// A string_view key: no strlen per comparison inside the object's lookup.
+const json& field(const json& obj, std::string_view key) {
   static const json null;
   if (!obj.is_object())
     return null;
@@ -22,7 +24,7 @@ const json& field(const json& obj, const char* key) {
   return i == obj.end() ? null : *i;
 }
 
-std::string text(const json& obj, const char* key) {
+std::string text(const json& obj, std::string_view key) {
   const auto& v = field(obj, key);
   return v.is_string() ? v.get<std::string>() : std::string{};
 }
@@ -77,6 +79,16 @@ bool same_decision(const event& recorded, const event& got) {
     return recorded.payload.get() == got.payload.get();
   bool has_draw = field(recorded.payload.get(), "draw").is_number();
   return comparable(recorded, has_draw) == comparable(got, has_draw);
+}
+
+// Whether two logs hold the same event here (times and ids aside): only a
+// submission is copied to leave its idempotency key out.
+bool same_event(const event& x, const event& y) {
+  if (x.type != y.type)
+    return false;
+  if (x.type != events::submitted)
+    return x.payload.get() == y.payload.get();
+  return comparable(x, true, true) == comparable(y, true, true);
 }
 
 // A sentence for an event: "task_dispatched of fetch (attempt 2)".
@@ -339,38 +351,50 @@ expected<machine> fold_log(const std::vector<event>& log, uint64_t seq) {
 }
 
 std::vector<std::string> agent_logs_of(const std::vector<event>& log) {
-  std::vector<std::string> out;
-  auto add = [&out](std::string name) {
-    if (std::find(out.begin(), out.end(), name) == out.end())
-      out.push_back(std::move(name));
+  agent_log_names names;
+  for (const auto& ev : log)
+    names.add(ev);
+  return names.names();
+}
+
+void agent_log_names::add(const event& ev) {
+  auto add_name = [this](std::string name) {
+    if (std::find(names_.begin(), names_.end(), name) == names_.end())
+      names_.push_back(std::move(name));
   };
-  std::optional<definition> def;
-  bool forked = false; // past a fork's marker: its own turns follow
-  for (const auto& ev : log) {
-    const auto& p = ev.payload.get();
-    if (ev.type == events::forked) {
-      forked = true;
-    } else if (ev.type == events::submitted) {
-      auto parsed = parse_document(field(p, "definition"),
-                                   validation_context{});
-      if (parsed.def)
-        def = std::move(parsed.def);
-    } else if (ev.type == events::completed) {
-      auto name = text(field(p, "usage"), "agent_log");
-      if (!name.empty())
-        add(std::move(name));
-    } else if (ev.type == events::dispatched && def) {
-      auto agent = text(p, "agent");
-      auto i = def->agents.find(agent);
-      if (agent.empty() || i == def->agents.end())
-        continue;
-      agent_spec spec;
-      parse_agent_spec(agent, i->second, spec);
-      add("agent:"
-          + agent_id_of(spec, ev.execution_id, text(p, "task"), forked));
+  const auto& p = ev.payload.get();
+  if (ev.type == events::forked) {
+    if (listed_ && !forked_) {
+      const auto& named = field(p, "logs");
+      if (named.is_array()) {
+        for (const auto& n : named)
+          if (n.is_string())
+            fork_logs_.push_back(n.get<std::string>());
+      } else {
+        // A fork recorded before its logs were named: its replies at least
+        // (its agents' branches are those agent_logs_of names).
+        fork_logs_.push_back(fork_replies_log(ev.execution_id));
+      }
     }
+    forked_ = true;
+  } else if (ev.type == events::submitted) {
+    auto parsed = parse_document(field(p, "definition"), validation_context{});
+    if (parsed.def)
+      def_ = std::move(parsed.def);
+  } else if (ev.type == events::completed) {
+    auto name = text(field(p, "usage"), "agent_log");
+    if (!name.empty())
+      add_name(std::move(name));
+  } else if (ev.type == events::dispatched && def_) {
+    auto agent = text(p, "agent");
+    auto i = def_->agents.find(agent);
+    if (agent.empty() || i == def_->agents.end())
+      return;
+    agent_spec spec;
+    parse_agent_spec(agent, i->second, spec);
+    add_name("agent:"
+             + agent_id_of(spec, ev.execution_id, text(p, "task"), forked_));
   }
-  return out;
 }
 
 std::vector<std::string> agent_logs_of(const machine& m) {
@@ -418,34 +442,75 @@ expected<machine> fold_from(const std::string& id, const json& snap,
   return m;
 }
 
+stepper::stepper(reader read, uint64_t last, uint64_t every)
+  : read_(std::move(read)), last_(last), every_(std::max<uint64_t>(every, 1)) {
+}
+
 stepper::stepper(const std::vector<event>& log, uint64_t every)
-  : log_(log), every_(std::max<uint64_t>(every, 1)) {
+  : stepper(
+    [&log](uint64_t from, uint64_t max) -> expected<std::vector<event>> {
+      auto first = std::min<uint64_t>(from - 1, log.size());
+      auto n = std::min<uint64_t>(max, log.size() - first);
+      return std::vector<event>(log.begin() + first, log.begin() + first + n);
+    },
+    log.size(), every) {
+}
+
+expected<const event*> stepper::event_at(uint64_t seq) {
+  if (seq == 0 || seq > last_)
+    return make_error(errc::not_found, "no event " + std::to_string(seq)
+                                         + " (1.." + std::to_string(last_)
+                                         + ")");
+  if (chunk_from_ == 0 || seq < chunk_from_
+      || seq >= chunk_from_ + chunk_.size()) {
+    // Chunks start at multiples of the interval, so a walk to and fro
+    // around one point reads each chunk once.
+    auto from = (seq - 1) / every_ * every_ + 1;
+    auto evs = read_(from, every_);
+    if (!evs)
+      return evs.error();
+    chunk_ = std::move(*evs);
+    chunk_from_ = from;
+    if (!chunk_.empty())
+      id_ = chunk_.front().execution_id;
+    if (seq >= chunk_from_ + chunk_.size()
+        || chunk_[seq - chunk_from_].seq != seq)
+      return make_error(errc::codec_error,
+                        "the log has no event " + std::to_string(seq)
+                          + " where its seqs should be dense");
+  }
+  return &chunk_[seq - chunk_from_];
 }
 
 expected<json> stepper::view_at(uint64_t seq) {
-  if (seq == 0 || seq > log_.size())
+  if (seq == 0 || seq > last_)
     return make_error(errc::not_found,
                       "no event " + std::to_string(seq) + " (1.."
-                        + std::to_string(log_.size()) + ")");
-  const auto& id = log_.front().execution_id;
+                        + std::to_string(last_) + ")");
   // Going back, or far ahead: start over from the nearest snapshot.
   if (!current_ || current_seq_ > seq || seq - current_seq_ > every_) {
     auto snap = snapshots_.upper_bound(seq);
     if (snap != snapshots_.begin()) {
       --snap;
-      auto m = machine::restore(id, snap->second);
+      // Snapshots exist once events were read: id_ is known.
+      auto m = machine::restore(id_, snap->second);
       if (!m)
         return m.error();
       current_ = std::move(*m);
       current_seq_ = snap->first;
     } else {
-      current_.emplace(id);
+      auto first = event_at(1);
+      if (!first)
+        return first.error();
+      current_.emplace((*first)->execution_id);
       current_seq_ = 0;
     }
   }
-  // The log's seqs are dense from 1: event k sits at index k - 1.
   while (current_seq_ < seq) {
-    if (auto r = current_->apply(log_[current_seq_]); !r)
+    auto ev = event_at(current_seq_ + 1);
+    if (!ev)
+      return ev.error();
+    if (auto r = current_->apply(**ev); !r)
       return r.error();
     ++current_seq_;
     ++folded_;
@@ -872,26 +937,17 @@ std::vector<std::string> fork_lineage(const std::vector<event>& log) {
 }
 
 std::vector<std::string> logs_of(const std::vector<event>& log) {
-  auto out = agent_logs_of(log);
-  auto add = [&out](std::string name) {
+  agent_log_names names{true};
+  for (const auto& ev : log)
+    names.add(ev);
+  return names.names();
+}
+
+std::vector<std::string> agent_log_names::names() const {
+  auto out = names_;
+  for (const auto& name : fork_logs_)
     if (std::find(out.begin(), out.end(), name) == out.end())
-      out.push_back(std::move(name));
-  };
-  for (const auto& ev : log) {
-    if (ev.type != events::forked)
-      continue;
-    const auto& named = field(ev.payload.get(), "logs");
-    if (named.is_array()) {
-      for (const auto& n : named)
-        if (n.is_string())
-          add(n.get<std::string>());
-    } else {
-      // A fork recorded before its logs were named: its replies at least
-      // (its agents' branches are those agent_logs_of names).
-      add(fork_replies_log(ev.execution_id));
-    }
-    break;
-  }
+      out.push_back(name);
   return out;
 }
 
@@ -1093,27 +1149,45 @@ json json_changes(const json& a, const json& b, size_t limit) {
 
 expected<execution_diff> diff_logs(const std::vector<event>& a,
                                    const std::vector<event>& b) {
-  auto ma = fold_log(a);
-  if (!ma)
-    return ma.error();
-  auto mb = fold_log(b);
-  if (!mb)
-    return mb.error();
+  if (a.empty() || b.empty())
+    return make_error(errc::not_found, "the execution has no events");
+  log_differ d{a.front().execution_id, b.front().execution_id};
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i)
+    if (auto r = d.add(i < a.size() ? &a[i] : nullptr,
+                       i < b.size() ? &b[i] : nullptr);
+        !r)
+      return r.error();
+  return d.finish();
+}
+
+log_differ::log_differ(const std::string& a, const std::string& b)
+  : a_(a), b_(b) {
+}
+
+expected<void> log_differ::add(const event* x, const event* y) {
+  ++added_;
+  if (x)
+    if (auto r = a_.apply(*x); !r)
+      return r.error();
+  if (y)
+    if (auto r = b_.apply(*y); !r)
+      return r.error();
+  // Past the first divergence only the folds go on.
+  if (first_.first_divergent_seq != 0 || (x && y && same_event(*x, *y)))
+    return {};
+  first_.first_divergent_seq = added_;
+  first_.first_a = x ? event_json(*x) : json{};
+  first_.first_b = y ? event_json(*y) : json{};
+  return {};
+}
+
+execution_diff log_differ::finish() const {
   execution_diff out;
-  auto n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    const event* x = i < a.size() ? &a[i] : nullptr;
-    const event* y = i < b.size() ? &b[i] : nullptr;
-    if (x && y && x->type == y->type
-        && comparable(*x, true, true) == comparable(*y, true, true))
-      continue;
-    out.first_divergent_seq = i + 1;
-    out.first_a = x ? event_json(*x) : json{};
-    out.first_b = y ? event_json(*y) : json{};
-    break;
-  }
-  auto va = ma->view();
-  auto vb = mb->view();
+  out.first_divergent_seq = first_.first_divergent_seq;
+  out.first_a = first_.first_a;
+  out.first_b = first_.first_b;
+  auto va = a_.view();
+  auto vb = b_.view();
   auto tasks_of = [](const json& v) {
     std::map<std::string, json> out;
     for (const auto& t : v["tasks"])

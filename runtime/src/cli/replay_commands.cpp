@@ -139,10 +139,11 @@ void print_step(const json& r) {
 }
 
 // Interactive stepping on a terminal: a step forward folds one event, a
-// step back or a jump at most a stepper's interval from a snapshot it kept.
-int step_interactively(const std::vector<event>& log) {
+// step back or a jump at most a stepper's interval from a snapshot it kept;
+// events are read as the walk reaches them.
+int step_interactively(workflow::stepper& walk) {
   uint64_t at = 1;
-  workflow::stepper walk{log};
+  const auto size = walk.size();
   auto view = [&](uint64_t seq) -> json {
     auto v = walk.view_at(seq);
     if (!v) {
@@ -156,21 +157,26 @@ int step_interactively(const std::vector<event>& log) {
                           : json{{"tasks", json::array()},
                                  {"status", "none"}};
     auto after = view(seq);
-    print_step(step_record(log[seq - 1], before, after));
+    auto ev = walk.event_at(seq);
+    if (!ev) {
+      print_error(message_of(ev.error()));
+      return;
+    }
+    print_step(step_record(**ev, before, after));
   };
-  std::printf("%zu events; n(ext), b(ack), g SEQ, t TASK (next event of "
+  std::printf("%llu events; n(ext), b(ack), g SEQ, t TASK (next event of "
               "TASK), p(ayload), s(tate), q(uit)\n",
-              log.size());
+              static_cast<unsigned long long>(size));
   show(at);
   std::string line;
-  while (std::printf("[%llu/%zu] > ", static_cast<unsigned long long>(at),
-                     log.size()),
+  while (std::printf("[%llu/%llu] > ", static_cast<unsigned long long>(at),
+                     static_cast<unsigned long long>(size)),
          std::fflush(stdout), std::getline(std::cin, line)) {
     std::istringstream words{line};
     std::string cmd;
     words >> cmd;
     if (cmd.empty() || cmd == "n") {
-      if (at < log.size())
+      if (at < size)
         show(++at);
       else
         std::printf("at the last event\n");
@@ -182,26 +188,34 @@ int step_interactively(const std::vector<event>& log) {
     } else if (cmd == "g") {
       uint64_t seq = 0;
       words >> seq;
-      if (seq >= 1 && seq <= log.size())
+      if (seq >= 1 && seq <= size)
         show(at = seq);
       else
-        std::printf("no event %llu (1..%zu)\n",
-                    static_cast<unsigned long long>(seq), log.size());
+        std::printf("no event %llu (1..%llu)\n",
+                    static_cast<unsigned long long>(seq),
+                    static_cast<unsigned long long>(size));
     } else if (cmd == "t") {
       std::string task;
       words >> task;
-      auto next = at;
-      while (next < log.size()
-             && log[next].payload.get().value("task", std::string{}) != task)
-        ++next;
-      if (next < log.size())
-        show(at = next + 1);
+      uint64_t found = 0;
+      for (auto next = at + 1; next <= size && found == 0; ++next) {
+        auto ev = walk.event_at(next);
+        if (!ev) {
+          print_error(message_of(ev.error()));
+          break;
+        }
+        if ((*ev)->payload.get().value("task", std::string{}) == task)
+          found = next;
+      }
+      if (found > 0)
+        show(at = found);
       else
         std::printf("no later event of task '%s'\n", task.c_str());
     } else if (cmd == "p") {
-      std::printf("%s\n", dump_json(log[at - 1]
-                            .payload.get(), 2)
-                            .c_str());
+      if (auto ev = walk.event_at(at))
+        std::printf("%s\n", dump_json((*ev)->payload.get(), 2).c_str());
+      else
+        print_error(message_of(ev.error()));
     } else if (cmd == "s") {
       print_state(view(at));
     } else if (cmd == "q") {
@@ -288,12 +302,13 @@ int cmd_inspect(persistence::event_store& store, const std::string& id,
 
 int cmd_replay(persistence::event_store& store, const std::string& id,
                const std::string& against, bool json_out) {
-  auto log = read_execution(store_reader(store), id);
-  if (!log) {
-    print_error(message_of(log.error()));
-    return replay_exit(log.error());
-  }
+  auto reader = store_reader(store);
   if (!against.empty()) {
+    auto log = read_execution(reader, id);
+    if (!log) {
+      print_error(message_of(log.error()));
+      return replay_exit(log.error());
+    }
     auto doc = definition_of_file(against);
     if (!doc) {
       print_error(message_of(doc.error()));
@@ -307,24 +322,38 @@ int cmd_replay(persistence::event_store& store, const std::string& id,
     print_divergence(id, *r, json_out, against);
     return r->compatible() ? exit_ok : exit_failed;
   }
-  if (!json_out && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-    return step_interactively(*log);
-  // One record per event; the fold advances once per event.
+  auto last = reader.last_seq(id);
+  if (last && *last == 0)
+    last = make_error(errc::not_found, "no execution '" + id + "' in the store");
+  if (!last) {
+    print_error(message_of(last.error()));
+    return replay_exit(last.error());
+  }
+  if (!json_out && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+    workflow::stepper walk{[&reader, &id](uint64_t from, uint64_t max) {
+                             return reader.read(id, from, max);
+                           },
+                           *last};
+    return step_interactively(walk);
+  }
+  // One record per event; the fold advances once per event as it is read.
   workflow::machine m{id};
   json before{{"tasks", json::array()}, {"status", "none"}};
-  for (const auto& ev : *log) {
-    if (auto r = m.apply(ev); !r) {
-      print_error(message_of(r.error()));
-      return exit_failed;
-    }
+  auto walked = reader.each(id, 1, *last, [&](const event& ev) -> expected<bool> {
+    if (auto r = m.apply(ev); !r)
+      return r.error();
     auto after = m.view();
     auto rec = step_record(ev, before, after);
     if (json_out)
-      std::printf("%s\n", dump_json(rec)
-                            .c_str());
+      std::printf("%s\n", dump_json(rec).c_str());
     else
       print_step(rec);
     before = std::move(after);
+    return true;
+  });
+  if (!walked) {
+    print_error(message_of(walked.error()));
+    return exit_failed;
   }
   return exit_ok;
 }

@@ -6,6 +6,7 @@
 // `machine`, the same fold the coordinator runs; no actors, no store.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -42,6 +43,27 @@ std::vector<std::string> logs_of(const std::vector<event>& log);
 /// from its execution_forked event; empty for an execution that is no fork.
 std::vector<std::string> fork_lineage(const std::vector<event>& log);
 
+/// agent_logs_of(log), or with `listed` logs_of(log), fed the log's events
+/// in order as they are read, so a reader need not hold the log whole.
+class agent_log_names {
+public:
+  explicit agent_log_names(bool listed = false) : listed_(listed) {
+  }
+
+  void add(const event& ev);
+
+  /// The agent logs of the events added so far, in the order first named;
+  /// with `listed`, then the logs a fork's marker names.
+  std::vector<std::string> names() const;
+
+private:
+  std::optional<definition> def_;
+  bool listed_ = false;
+  bool forked_ = false; // past a fork's marker: its own turns follow
+  std::vector<std::string> names_;
+  std::vector<std::string> fork_logs_;
+};
+
 /// Snapshots: the coordinator writes the state after the step that reached
 /// seq k * every as the one event (type "snapshot", payload
 /// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
@@ -61,14 +83,33 @@ std::string snapshot_log(const std::string& id, uint64_t k);
 /// Walks a log back and forth (`cadre replay` on a terminal): the state
 /// after any event costs at most `every` folds, from the current position
 /// when it is at or before the asked one, else from a snapshot kept in
-/// memory at each multiple of `every` passed so far. `log` must outlive it.
+/// memory at each multiple of `every` passed so far. The events are read a
+/// chunk of `every` at a time as the walk reaches them, never the whole log.
 class stepper {
 public:
+  /// Reads up to `max` events of the log from seq `from` (seqs dense from 1).
+  using reader
+    = std::function<expected<std::vector<event>>(uint64_t from, uint64_t max)>;
+
+  /// A walk over a log of `last` events read through `read`.
+  stepper(reader read, uint64_t last, uint64_t every = 256);
+
+  /// A walk over a log in memory, which must outlive it.
   explicit stepper(const std::vector<event>& log, uint64_t every = 256);
 
-  /// The machine's view after event `seq` (1 .. log size). Errors: the
-  /// fold's, and errc::not_found for a seq outside the log.
+  /// The machine's view after event `seq` (1 .. size()). Errors: the
+  /// fold's, the reader's, and errc::not_found for a seq outside the log.
   expected<json> view_at(uint64_t seq);
+
+  /// Event `seq` (1 .. size()), valid until the next call. Errors: the
+  /// reader's, errc::not_found for a seq outside the log, errc::codec_error
+  /// for a log whose seqs are not dense.
+  expected<const event*> event_at(uint64_t seq);
+
+  /// The log's events.
+  uint64_t size() const {
+    return last_;
+  }
 
   /// Events folded so far, over every call (what the walk cost).
   uint64_t folded() const {
@@ -76,8 +117,12 @@ public:
   }
 
 private:
-  const std::vector<event>& log_;
+  reader read_;
+  uint64_t last_;
   uint64_t every_;
+  std::vector<event> chunk_; // the events read last, from chunk_from_
+  uint64_t chunk_from_ = 0;
+  std::string id_; // the execution's, from the events read
   std::map<uint64_t, json> snapshots_; // seq -> machine::snapshot()
   std::optional<machine> current_;
   uint64_t current_seq_ = 0;
@@ -240,9 +285,31 @@ struct execution_diff {
   }
 };
 
-/// Compares two recorded logs. Errors: the fold's.
+/// Compares two recorded logs. Errors: the fold's, and errc::not_found for
+/// an empty one.
 [[nodiscard]] expected<execution_diff> diff_logs(const std::vector<event>& a,
                                                  const std::vector<event>& b);
+
+/// diff_logs fed the two logs as they are read, a pair of events at a time
+/// (`cadre diff` on a store): memory holds the two folds, not the logs.
+class log_differ {
+public:
+  /// A diff of executions `a` and `b`.
+  log_differ(const std::string& a, const std::string& b);
+
+  /// The next event of A and of B, null for a log that has ended. Errors:
+  /// the fold's.
+  [[nodiscard]] expected<void> add(const event* a, const event* b);
+
+  /// The difference of the events added so far.
+  execution_diff finish() const;
+
+private:
+  machine a_;
+  machine b_;
+  uint64_t added_ = 0;
+  execution_diff first_; // first_divergent_seq, first_a, first_b
+};
 
 /// The leaves where `a` and `b` differ, as [{pointer, a, b}] (a missing
 /// side is absent from its entry). At most `limit` entries.
