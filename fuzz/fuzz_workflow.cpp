@@ -57,6 +57,10 @@ void run(const json& doc) {
       case workflow::action::retry_timer:
         next = m.retry_due(a.key, a.attempt, now);
         break;
+      case workflow::action::deadline_timer:
+        if (n % 5 == 4)
+          next = m.deadline_due(a.key, a.attempt, now);
+        break;
       case workflow::action::execution_timer:
         break; // fires below, if the execution is still running
       case workflow::action::waiting_human:

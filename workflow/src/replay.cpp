@@ -233,8 +233,10 @@ private:
         return unexpected();
       return s;
     }
-    if (ev.type == events::execution_failed && text(p, "code") == "timeout"
-        && text(p, "task").empty()) {
+    // The execution's timeout: it fails, or starts its on_failure tasks.
+    if ((ev.type == events::execution_failed
+         || ev.type == events::on_failure_started)
+        && text(p, "code") == "timeout" && text(p, "task").empty()) {
       auto s = m_.execution_timed_out(ev.time_us);
       if (s.events.empty())
         return nothing("recorded the execution's timeout; the definition "
@@ -734,6 +736,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
         break;
       }
       case action::execution_timer:
+      case action::deadline_timer:
         break; // armed again by the live coordinator from the log
     }
   }
