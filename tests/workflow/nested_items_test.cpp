@@ -557,3 +557,26 @@ on_failure:
 }
 
 } // namespace
+
+namespace {
+
+TEST(NestedItems, TheAirflowMonitorRunsOneSubWorkflowPerFailedTask) {
+  auto r = parse_file(std::string{CADRE_SOURCE_DIR}
+                        + "/examples/airflow-monitor/monitor.yaml",
+                      validation_context{});
+  ASSERT_TRUE(r.def) << all_errors(r);
+  auto i = r.def->index_of("incident");
+  ASSERT_GE(i, 0);
+  const auto& incident = r.def->tasks[static_cast<size_t>(i)];
+  EXPECT_EQ(incident.item_kind, task_kind::workflow);
+  auto inner = load_document(incident.workflow);
+  ASSERT_TRUE(inner) << describe(inner.error());
+  EXPECT_GE(inner->index_of("decide"), 0);
+  EXPECT_EQ(inner->agents.count("analyzer"), 1u);
+  auto alert = r.def->index_of("alert");
+  ASSERT_GE(alert, 0);
+  EXPECT_TRUE(r.def->tasks[static_cast<size_t>(alert)].hook);
+  EXPECT_EQ(r.def->tasks[static_cast<size_t>(alert)].tool, "notify");
+}
+
+} // namespace
