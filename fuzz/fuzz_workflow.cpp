@@ -44,7 +44,6 @@ void run(const json& doc) {
     workflow::step next;
     switch (a.kind) {
       case workflow::action::dispatch:
-      case workflow::action::run_child:
       case workflow::action::run_agent:
         if (n % 3 == 2)
           next = m.failed(a.key, a.attempt,

@@ -525,7 +525,9 @@ TEST(Executions, TaskTimeoutIsARetryableFailure) {
   }
 }
 
-TEST(Executions, SubWorkflowRunsAsAChildExecution) {
+// A sub-workflow task runs inside its execution: its units are the
+// execution's, keyed under the task.
+TEST(Executions, SubWorkflowTaskRunsInsideItsExecution) {
   test::temp_dir dir;
   mini_node n{dir.str()};
   auto doc = json::parse(R"({"name": "parent", "tasks": [
@@ -540,6 +542,9 @@ TEST(Executions, SubWorkflowRunsAsAChildExecution) {
   auto info = n.await(*id);
   EXPECT_EQ(info.status, "completed") << info.error;
   EXPECT_EQ(info.output.get(), json(42));
+  auto done = completions(n.events(*id));
+  EXPECT_EQ(done["child/inc"], 1);
+  EXPECT_EQ(done["child"], 1);
 }
 
 TEST(Executions, RequestsForAnotherNodesExecutionGoToItsOwner) {

@@ -268,7 +268,6 @@ TEST(NestedItems, RecoveryResumesTheUnitsInFlightOnlyFromEverySnapshot) {
             (std::vector<std::string>{"handle[0]/act"}));
   EXPECT_EQ(keys_of(resumed.actions, action::waiting_human),
             (std::vector<std::string>{"handle[1]/ask"}));
-  EXPECT_TRUE(keys_of(resumed.actions, action::run_child).empty());
   ASSERT_EQ(resumed.events.size(), 1u);
   EXPECT_EQ(resumed.events[0].type, events::redispatched);
   EXPECT_EQ(resumed.events[0].payload->at("task"), "handle[0]/act");
@@ -559,6 +558,45 @@ on_failure:
 } // namespace
 
 namespace {
+
+// A sub-workflow task is the same mechanism without items: its units and
+// questions are keyed under the task.
+TEST(NestedItems, ASubWorkflowTaskRunsInsideTheExecution) {
+  recorder rec;
+  auto& m = rec.m;
+  auto first = m.submit(doc_of(R"(
+name: one
+tasks:
+  - id: child
+    input: {x: "{{ input.x }}"}
+    workflow:
+      name: inner
+      tasks:
+        - {id: ask, prompt: "double {{ input.x }}?", answer_schema: {type: boolean}}
+        - {id: twice, depends_on: ask, tool: echo, input: {n: "{{ input.x * 2 }}"}}
+      output: "{{ tasks.twice.output.n }}"
+output: "{{ tasks.child.output }}"
+)"),
+                        json{{"x", 21}}, "", 1000);
+  ASSERT_TRUE(first);
+  rec.take(*first);
+  EXPECT_EQ(keys_of(first->actions, action::waiting_human),
+            (std::vector<std::string>{"child/ask"}));
+  EXPECT_EQ(waiting_keys(m), (std::vector<std::string>{"child/ask"}));
+  EXPECT_EQ(m.info().status, "waiting");
+  auto answered = m.human_answer("child/ask", true, 2000);
+  ASSERT_TRUE(answered);
+  rec.take(*answered);
+  EXPECT_EQ(keys_of(answered->actions, action::dispatch),
+            (std::vector<std::string>{"child/twice"}));
+  rec.take(m.succeeded("child/twice", 1, json{{"n", 42}}, 1, 3000));
+  ASSERT_TRUE(m.finished());
+  EXPECT_EQ(m.info().output.get(), json(42));
+  auto check = check_against(rec.log);
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->compatible())
+    << (check->first ? to_json(*check->first).dump() : "");
+}
 
 TEST(NestedItems, TheAirflowMonitorRunsOneSubWorkflowPerFailedTask) {
   auto r = parse_file(std::string{CADRE_SOURCE_DIR}

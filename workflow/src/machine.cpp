@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "cadre/tools/lua_sandbox.hpp"
 #include "cadre/tools/secrets.hpp"
@@ -38,9 +39,9 @@ struct unit {
   uint32_t restarts = 0;
   json usage;  // from the completion event (agent turns)
   json prompt; // human tasks and items: what the person was asked
-  // An item of a map of sub-workflows: the sub-workflow of its current
-  // attempt, folded inside this execution (its units are keyed
-  // "task[i]/inner", docs/workflows.md#map-tasks). Shared only so that
+  // A sub-workflow task, or an item of a map of them: the sub-workflow of
+  // its current attempt, folded inside this execution (its units are keyed
+  // "task/inner", "task[i]/inner", docs/workflows.md#map-tasks). Shared only so that
   // units stay copyable; one unit owns it.
   std::shared_ptr<machine> child;
 };
@@ -284,8 +285,9 @@ struct machine::state {
     return *u.child->st_;
   }
 
-  // The item running a sub-workflow that unit key `segment` names
-  // ("task[i]", "task[i]@a" for attempt a): its task and item, or -1.
+  // The unit running a sub-workflow that key `segment` names ("task" for
+  // a sub-workflow task, "task[i]" for an item, "@a" for attempt a): its
+  // task (-1: none) and item (-1: the task itself).
   // `any_attempt`: no "@a" names the current attempt (a person's answer),
   // else attempt 1.
   std::pair<int, int> nested_item(const std::string& segment,
@@ -300,13 +302,11 @@ struct machine::state {
     }
     auto [name, item] = split_key(segment.substr(0, at));
     auto ti = def ? def->index_of(name) : -1;
-    if (ti < 0 || item < 0
-        || static_cast<size_t>(item) >= tasks[ti].items.size())
-      return {-1, -1};
-    const auto& u = tasks[ti].items[static_cast<size_t>(item)];
-    if (!u.child || u.status != unit_status::running || terminal(tasks[ti].status)
+    const auto* u = find_unit(ti, item);
+    if (!u || !u->child || u->status != unit_status::running
+        || (item >= 0 && terminal(tasks[ti].status))
         || (at == std::string::npos && any_attempt ? false
-                                                   : u.attempt != attempt))
+                                                   : u->attempt != attempt))
       return {-1, -1};
     return {ti, item};
   }
@@ -314,11 +314,15 @@ struct machine::state {
   // People asked, in this execution and in its running sub-workflows.
   size_t waits() const {
     size_t n = failing.is_null() ? human_waits : 0;
-    for (size_t i = 0; i < tasks.size(); ++i)
-      if (!terminal(tasks[i].status) && accepts(static_cast<int>(i)))
-        for (const auto& u : tasks[i].items)
-          if (u.child && u.status == unit_status::running)
-            n += inner(u).waits();
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      if (terminal(tasks[i].status) || !accepts(static_cast<int>(i)))
+        continue;
+      if (tasks[i].child && tasks[i].status == unit_status::running)
+        n += inner(tasks[i]).waits();
+      for (const auto& u : tasks[i].items)
+        if (u.child && u.status == unit_status::running)
+          n += inner(u).waits();
+    }
     return n;
   }
 
@@ -479,9 +483,13 @@ struct machine::state {
   }
 
   unit* find_unit(int task, int item) {
+    return const_cast<unit*>(std::as_const(*this).find_unit(task, item));
+  }
+
+  const unit* find_unit(int task, int item) const {
     if (task < 0 || static_cast<size_t>(task) >= tasks.size())
       return nullptr;
-    auto& t = tasks[task];
+    const auto& t = tasks[task];
     if (item < 0)
       return &t;
     if (static_cast<size_t>(item) >= t.items.size())
@@ -579,8 +587,8 @@ struct machine::state {
       if (auto slash = n.find('/'); slash != std::string::npos) {
         auto [nt, ni] = nested_item(n.substr(0, slash), false);
         if (nt < 0)
-          return bad("no running sub-workflow item for this unit");
-        auto& child = *tasks[nt].items[static_cast<size_t>(ni)].child;
+          return bad("no running sub-workflow for this unit");
+        auto& child = *find_unit(nt, ni)->child;
         auto inner_payload = p;
         // "task[i]/" carries an event of the sub-workflow without a task.
         if (slash + 1 == n.size())
@@ -616,7 +624,7 @@ struct machine::state {
         u->attempt = a->get<uint32_t>();
       if (auto* in = find_key(p, "input"))
         u->input = *in;
-      if (item >= 0 && def->tasks[ti].item_kind == task_kind::workflow) {
+      if (def->tasks[ti].unit_kind() == task_kind::workflow) {
         // Each attempt runs the sub-workflow afresh.
         auto nested = load_document(def->tasks[ti].workflow);
         if (!nested)
@@ -798,11 +806,11 @@ struct decider {
         start_task(static_cast<int>(i));
   }
 
-  // Starts the sub-workflow of item `item` of map `task` (just dispatched,
+  // Starts the sub-workflow of unit `item` of `task` (just dispatched,
   // so the fold has made its state).
   void start_child(int task, int item) {
     const auto& td = st.def->tasks[task];
-    auto& u = st.tasks[task].items[static_cast<size_t>(item)];
+    auto& u = *st.find_unit(task, item);
     auto& inner = machine::state::inner(u);
     if (td.timeout_ms > 0) {
       action a;
@@ -827,12 +835,12 @@ struct decider {
     absorb(task, item, std::move(cs));
   }
 
-  // Records the step `cs` of the sub-workflow of item `item` of map
+  // Records the step `cs` of the sub-workflow of unit `item` of
   // `task` (already folded into it) as this execution's: its units keyed
   // under the item, its end as the item's completion or failure.
   void absorb(int task, int item, step cs) {
     const auto& td = st.def->tasks[task];
-    auto attempt = st.tasks[task].items[static_cast<size_t>(item)].attempt;
+    auto attempt = st.find_unit(task, item)->attempt;
     auto local = key_of(task, item);
     auto prefix = attempt > 1 ? local + "@" + std::to_string(attempt) : local;
     std::optional<json> done;
@@ -867,7 +875,10 @@ struct decider {
       }
       out.actions.push_back(std::move(a));
     }
-    if (done) {
+    if (done && item < 0) {
+      complete_task(task, done->value("output", json{}), attempt,
+                    done->value("usage", json{}));
+    } else if (done) {
       auto p = task_payload(task, item);
       p["attempt"] = attempt;
       p["output"] = done->value("output", json{});
@@ -894,20 +905,18 @@ struct decider {
     p["attempt"] = attempt;
     if (runs == task_kind::agent)
       p["agent"] = td.agent;
-    else if (runs == task_kind::workflow && item >= 0)
+    else if (runs == task_kind::workflow)
       p["workflow"] = td.workflow.value("name", std::string{});
     else
       p["tool"] = td.tool;
     p["input"] = input;
     emit(events::dispatched, std::move(p));
-    if (runs == task_kind::workflow && item >= 0) {
+    if (runs == task_kind::workflow) {
       start_child(task, item);
       return;
     }
     action a;
-    a.kind = runs == task_kind::workflow ? action::run_child
-             : runs == task_kind::agent  ? action::run_agent
-                                         : action::dispatch;
+    a.kind = runs == task_kind::agent ? action::run_agent : action::dispatch;
     if (runs == task_kind::agent) {
       a.agent = td.agent;
       if (auto i = st.def->agents.find(td.agent); i != st.def->agents.end())
@@ -921,8 +930,6 @@ struct decider {
     a.input = std::move(input);
     a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
-    if (td.kind == task_kind::workflow)
-      a.document = td.workflow;
     out.actions.push_back(std::move(a));
   }
 
@@ -1259,7 +1266,7 @@ void decider::attempt_failed(int task, int item, uint32_t attempt,
   final_failure(task, item, code, message, attempt);
 }
 
-// A call for a unit of an item's sub-workflow ("task[i]/inner"): `call`
+// A call for a unit of a sub-workflow ("task[i]/inner"): `call`
 // runs it on the sub-workflow, whose step becomes this execution's.
 // Calls for an item that no longer runs that sub-workflow change nothing.
 template <class F>
@@ -1270,7 +1277,7 @@ step route_nested(machine::state& st, machine& m, const std::string& key,
   auto [ti, item] = st.nested_item(key.substr(0, slash), false);
   if (ti < 0 || !st.accepts(ti))
     return out;
-  auto& u = st.tasks[ti].items[static_cast<size_t>(item)];
+  auto& u = *st.find_unit(ti, item);
   // Before the call: the sub-workflow's people count in the status.
   auto before = m.info().status;
   step cs = call(*u.child, key.substr(slash + 1));
@@ -1510,10 +1517,10 @@ expected<step> machine::human_answer(const std::string& task_id,
       return make_error(errc::conflict,
                         "task '" + task_id + "' of execution " + st_->id
                           + " is not waiting for input (no running "
-                            "sub-workflow item '"
+                            "sub-workflow '"
                           + task_id.substr(0, slash) + "')");
     auto rest = task_id.substr(slash + 1);
-    auto& u = st_->tasks[ti].items[static_cast<size_t>(item)];
+    auto& u = *st_->find_unit(ti, item);
     auto before = info().status;
     auto cs = u.child->human_answer(rest, value, now_us);
     if (!cs) {
@@ -1621,7 +1628,7 @@ std::vector<action> recover_actions(const machine::state& st, int64_t now_us,
     a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
     if (u.child && u.status == unit_status::running) {
-      // An item running a sub-workflow: its deadline, and its units.
+      // A unit running a sub-workflow: its deadline, and its units.
       const auto& inner = machine::state::inner(u);
       if (td.timeout_ms > 0) {
         a.kind = action::deadline_timer;
@@ -1650,11 +1657,11 @@ std::vector<action> recover_actions(const machine::state& st, int64_t now_us,
     }
     switch (u.status) {
       case unit_status::running:
-        a.kind = td.kind == task_kind::workflow      ? action::run_child
-                 : td.unit_kind() == task_kind::agent ? action::run_agent
-                                                      : action::dispatch;
-        if (td.kind == task_kind::workflow)
-          a.document = td.workflow;
+        // A sub-workflow runs here (its units are recovered above).
+        if (td.unit_kind() == task_kind::workflow)
+          return;
+        a.kind = td.unit_kind() == task_kind::agent ? action::run_agent
+                                                    : action::dispatch;
         if (td.unit_kind() == task_kind::agent) {
           a.agent = td.agent;
           if (auto j = def.agents.find(td.agent); j != def.agents.end())
@@ -1731,11 +1738,16 @@ step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
     d.emit(events::redispatched, std::move(p));
     out.actions.push_back(std::move(a));
   }
-  // The items running a sub-workflow resume it, their units keyed under
+  // The units running a sub-workflow resume it, its units keyed under
   // them (its crash loops parked the same way).
   for (size_t i = 0; i < st_->tasks.size() && !finished(); ++i) {
     if (!st_->accepts(static_cast<int>(i)) || terminal(st_->tasks[i].status))
       continue;
+    if (auto& t = st_->tasks[i]; t.child && t.status == unit_status::running) {
+      d.absorb(static_cast<int>(i), -1,
+               t.child->resume(now_us, crash_loop_limit));
+      continue;
+    }
     for (size_t k = 0; k < st_->tasks[i].items.size(); ++k) {
       auto& u = st_->tasks[i].items[k];
       if (!u.child || u.status != unit_status::running)
@@ -1882,6 +1894,22 @@ json machine::view() const {
         v["fallback_only"] = true;
       if (td.hook)
         v["on_failure"] = true;
+      if (t.child) {
+        // A sub-workflow task: its tasks, and its questions under the
+        // task's key while it runs.
+        auto cv = t.child->view();
+        v["tasks"] = cv["tasks"];
+        if (t.status == unit_status::running
+            && st.accepts(static_cast<int>(i))) {
+          auto prefix = td.id;
+          if (t.attempt > 1)
+            prefix += "@" + std::to_string(t.attempt);
+          for (auto w : cv["waiting"]) {
+            w["task"] = prefix + "/" + w.value("task", std::string{});
+            waiting.push_back(std::move(w));
+          }
+        }
+      }
       if (t.map_started) {
         json items = json::array();
         for (size_t k = 0; k < t.items.size(); ++k) {
@@ -1990,6 +2018,8 @@ size_t machine::state_units() const {
   size_t n = st_->tasks.size();
   for (const auto& t : st_->tasks) {
     n += t.items.size();
+    if (t.child)
+      n += t.child->state_units();
     for (const auto& u : t.items)
       if (u.child)
         n += u.child->state_units();
@@ -2131,8 +2161,7 @@ std::string machine::unit_state(const std::string& key) const {
     auto [ti, item] = st_->nested_item(key.substr(0, slash), false);
     if (ti < 0)
       return {};
-    return st_->tasks[ti].items[static_cast<size_t>(item)]
-      .child->unit_state(key.substr(slash + 1));
+    return st_->find_unit(ti, item)->child->unit_state(key.substr(slash + 1));
   }
   auto [name, item] = split_key(key);
   auto* u = st_->find_unit(st_->def->index_of(name), item);

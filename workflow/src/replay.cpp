@@ -582,8 +582,6 @@ std::string runner_of(const action& a) {
   switch (a.kind) {
     case action::run_agent:
       return "agent:" + a.agent;
-    case action::run_child:
-      return "workflow";
     default:
       return a.tool;
   }
@@ -690,8 +688,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
       break;
     switch (a.kind) {
       case action::dispatch:
-      case action::run_agent:
-      case action::run_child: {
+      case action::run_agent: {
         const recorded_attempt* rec = nullptr;
         if (!edits.rerun.count(a.task_id))
           if (auto u = hist.units.find(a.key); u != hist.units.end())

@@ -57,16 +57,15 @@ struct action {
     dispatch,        ///< send a task_request to the pool of `tool`
     retry_timer,     ///< after delay_ms, call machine::retry_due(key)
     execution_timer, ///< after delay_ms, call machine::execution_timed_out
-    run_child,       ///< run `input` as a sub-workflow `document`
     waiting_human,   ///< a person is asked; nothing to send
     run_agent,       ///< run one turn of agent `agent` with `input`
     /// after delay_ms, call machine::deadline_due(key, attempt): the
-    /// deadline of an item running a sub-workflow (its `timeout`, or the
+    /// deadline of a unit running a sub-workflow (its `timeout`, or the
     /// sub-workflow's own)
     deadline_timer,
   };
   kind_t kind = dispatch;
-  /// "task" or "task[item]"; a unit of an item's sub-workflow is
+  /// "task" or "task[item]"; a unit of a sub-workflow is "task/inner" or
   /// "task[item]/inner" ("task[item]@attempt/inner" past attempt 1)
   std::string key;
   std::string task_id;
@@ -79,6 +78,7 @@ struct action {
   json input;
   /// dispatch: where `input` holds secret references (task_def).
   std::vector<std::string> secret_pointers;
+  /// run_agent: the agent's spec (see `agent`).
   json document;
   int64_t timeout_ms = 0;
   int64_t delay_ms = 0;
@@ -142,14 +142,14 @@ public:
   /// The execution timeout fired.
   step execution_timed_out(int64_t now_us);
 
-  /// The deadline of attempt `attempt` of the item `key` running a
+  /// The deadline of attempt `attempt` of the unit `key` running a
   /// sub-workflow fired (action::deadline_timer): the attempt fails with
   /// code timeout, and retry decides. Stale deadlines yield an empty step.
   step deadline_due(const std::string& key, uint32_t attempt, int64_t now_us);
 
   /// A person answered human task `task_id` ("task", "task[i]" for an
-  /// item of a map of human tasks, "task[i]/inner" for a human task of an
-  /// item's sub-workflow). Errors: errc::not_found (no such task),
+  /// item of a map of human tasks, "task/inner" or "task[i]/inner" for a
+  /// human task of a sub-workflow). Errors: errc::not_found (no such task),
   /// errc::conflict (not waiting), errc::invalid_input (the answer does
   /// not match answer_schema).
   [[nodiscard]] expected<step> human_answer(const std::string& task_id,
