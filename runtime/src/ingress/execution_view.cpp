@@ -86,7 +86,8 @@ json execution_view(const execution_info& info,
     return std::make_pair(id, p.value("item", 0));
   };
   // A map that ended asks its items no more, nor do the sub-workflows of
-  // its items ("map[i]/ask", `prefix` "map[" or "map[i]").
+  // its items or a sub-workflow task ("map[i]/ask", "task/ask"; `prefix`
+  // "map[", "map[i]" or "task/").
   auto close_nested = [&](const std::string& prefix) {
     for (auto& [key, t] : tasks)
       if (t.state == "waiting" && key.rfind(prefix, 0) == 0
@@ -96,7 +97,8 @@ json execution_view(const execution_info& info,
   auto close_items = [&](const std::string& id) {
     for (auto i = waiting_items.begin(); i != waiting_items.end();)
       i = i->second.task == id ? waiting_items.erase(i) : std::next(i);
-    close_nested(id + "[");
+    for (const char* after : {"[", "/", "@"})
+      close_nested(id + after);
   };
   json usage{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0}};
   for (const auto& ev : events) {
