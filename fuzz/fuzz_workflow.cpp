@@ -44,7 +44,6 @@ void run(const json& doc) {
     workflow::step next;
     switch (a.kind) {
       case workflow::action::dispatch:
-      case workflow::action::run_child:
       case workflow::action::run_agent:
         if (n % 3 == 2)
           next = m.failed(a.key, a.attempt,
@@ -56,6 +55,10 @@ void run(const json& doc) {
         break;
       case workflow::action::retry_timer:
         next = m.retry_due(a.key, a.attempt, now);
+        break;
+      case workflow::action::deadline_timer:
+        if (n % 5 == 4)
+          next = m.deadline_due(a.key, a.attempt, now);
         break;
       case workflow::action::execution_timer:
         break; // fires below, if the execution is still running

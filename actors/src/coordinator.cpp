@@ -26,6 +26,8 @@ namespace {
 // The coordinator's interface plus the timers it sends itself.
 using coordinator_impl_actor = coordinator_actor::extend<
   caf::reacts_to<timer_atom, std::string, uint32_t>, // retry of a task
+  // deadline of an item running a sub-workflow
+  caf::reacts_to<timer_atom, cancel_atom, std::string, uint32_t>,
   caf::reacts_to<timer_atom>>;                       // execution timeout
 
 int64_t now_us() {
@@ -367,39 +369,10 @@ void run_action(self_ptr self, const workflow::action& a) {
       self->delayed_send(self, std::chrono::milliseconds{a.delay_ms},
                          timer_atom_v);
       return;
-    case workflow::action::run_child: {
-      submit_request req;
-      req.definition = json_value{a.document};
-      req.input = json_value{a.input};
-      req.idempotency_key = st.args.id + "/" + a.key + "/"
-                            + std::to_string(a.attempt);
-      auto key = a.key;
-      auto attempt = a.attempt;
-      auto parent = st.args.parent;
-      self->request(parent, local_deadline, submit_atom_v, std::move(req))
-        .then(
-          [=](const std::string& child) {
-            // caf::infinite: a child execution may run for days (it may
-            // wait for a person); its own timeout, if any, ends it.
-            self->request(parent, caf::infinite, await_atom_v, child)
-              .then(
-                [=](const execution_info& info) {
-                  if (info.status == "completed")
-                    enqueue(self, self->state.m.succeeded(
-                                    key, attempt, info.output.get(), 0,
-                                    now_us()));
-                  else
-                    on_failure(self, key, attempt,
-                               make_error(errc::tool_failed,
-                                          "sub-workflow " + child + " "
-                                            + info.status + ": "
-                                            + info.error));
-                },
-                [=](caf::error& err) { on_failure(self, key, attempt, err); });
-          },
-          [=](caf::error& err) { on_failure(self, key, attempt, err); });
+    case workflow::action::deadline_timer:
+      self->delayed_send(self, std::chrono::milliseconds{a.delay_ms},
+                         timer_atom_v, cancel_atom_v, a.key, a.attempt);
       return;
-    }
     case workflow::action::run_agent: {
       auto key = a.key;
       auto attempt = a.attempt;
@@ -699,6 +672,11 @@ coordinator_impl(self_ptr self, coordinator_args args) {
     },
     [=](timer_atom) {
       enqueue(self, self->state.m.execution_timed_out(now_us()));
+    },
+    [=](timer_atom, cancel_atom, const std::string& key, uint32_t attempt) {
+      auto s = self->state.m.deadline_due(key, attempt, now_us());
+      log_failures(self->state.args.id, s);
+      enqueue(self, std::move(s));
     },
   };
 }

@@ -18,7 +18,6 @@ struct coordinator_args {
   coordinator_mode mode = coordinator_mode::fresh;
   event_store_actor store;
   std::shared_ptr<const tool_directory> tools;
-  executions_actor parent;
   /// Runs agent tasks; null: they fail with errc::unavailable.
   agents_actor agents;
   /// Counts task outcomes (cadre_tasks_total); null: not counted.

@@ -130,7 +130,6 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.store = st.store;
   args.tools = st.tools;
   args.agents = st.agents;
-  args.parent = caf::actor_cast<executions_actor>(self);
   args.metrics = st.opts.metrics;
   args.snapshot_every = st.opts.snapshot_every;
   args.crash_loop_limit = st.opts.crash_loop_limit;

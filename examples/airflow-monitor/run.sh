@@ -5,7 +5,7 @@
 # It starts the test Airflow server (build/tests/cadre_fake_airflow: two
 # DAGs with a failed run each), runs the monitor with the scripted models
 # until it waits for a person, answers the question of each failed task
-# (decide[0], decide[1]) with the DECISIONs in order (default: clear the
+# (incident[0]/decide, incident[1]/decide) with the DECISIONs in order (default: clear the
 # first failed task, skip the second), prints the summary, and lists the
 # clear calls the server received. Everything lives in a temporary
 # directory, removed at the end. BUILD=dir picks another build directory.
@@ -77,9 +77,9 @@ echo "the questions (the human_requested events of cadre events $id):"
 i=0
 for decision in "${decisions[@]}"; do
   echo
-  echo "answering: cadre input $id 'decide[$i]' '$decision'"
+  echo "answering: cadre input $id 'incident[$i]/decide' '$decision'"
   set +e
-  "${run[@]}" input "$id" "decide[$i]" "$decision" </dev/null
+  "${run[@]}" input "$id" "incident[$i]/decide" "$decision" </dev/null
   code=$?
   set -e
   if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then exit "$code"; fi

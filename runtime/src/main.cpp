@@ -148,12 +148,16 @@ expected<json> view_of(runtime::node& n, const std::string& id) {
 // True when a task or an item of `view` runs or waits for its retry: a
 // waiting execution is left to the person only once that work is done (a
 // notification sent beside a question must not be cut off).
-bool in_flight(const json& view) {
+// Whether any of `tasks` (a view's, or an item's sub-workflow's) still runs.
+bool tasks_in_flight(const json& tasks) {
   auto busy = [](const json& unit) {
     auto state = unit.value("state", std::string{});
+    if (state == "running" && unit.contains("tasks"))
+      // An item running a sub-workflow may only wait for a person.
+      return tasks_in_flight(unit["tasks"]);
     return state == "running" || state == "retry_wait";
   };
-  for (const auto& t : view.value("tasks", json::array())) {
+  for (const auto& t : tasks) {
     if (t.contains("items")) {
       if (t.value("state", std::string{}) == "running")
         for (const auto& item : t["items"])
@@ -164,6 +168,10 @@ bool in_flight(const json& view) {
     }
   }
   return false;
+}
+
+bool in_flight(const json& view) {
+  return tasks_in_flight(view.value("tasks", json::array()));
 }
 
 // Waits until the execution finished, or waits for a person with nothing

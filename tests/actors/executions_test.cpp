@@ -525,7 +525,9 @@ TEST(Executions, TaskTimeoutIsARetryableFailure) {
   }
 }
 
-TEST(Executions, SubWorkflowRunsAsAChildExecution) {
+// A sub-workflow task runs inside its execution: its units are the
+// execution's, keyed under the task.
+TEST(Executions, SubWorkflowTaskRunsInsideItsExecution) {
   test::temp_dir dir;
   mini_node n{dir.str()};
   auto doc = json::parse(R"({"name": "parent", "tasks": [
@@ -540,6 +542,9 @@ TEST(Executions, SubWorkflowRunsAsAChildExecution) {
   auto info = n.await(*id);
   EXPECT_EQ(info.status, "completed") << info.error;
   EXPECT_EQ(info.output.get(), json(42));
+  auto done = completions(n.events(*id));
+  EXPECT_EQ(done["child/inc"], 1);
+  EXPECT_EQ(done["child"], 1);
 }
 
 TEST(Executions, RequestsForAnotherNodesExecutionGoToItsOwner) {
@@ -680,4 +685,94 @@ TEST(Executions, ALogThisBuildWouldNotHaveWrittenIsNotResumedButCanBeCancelled) 
     .receive([&](bool done) { EXPECT_TRUE(done); },
              [&](caf::error& err) { ADD_FAILURE() << describe(err); });
   EXPECT_EQ(n.events(id).back().type, "execution_cancelled");
+}
+
+// Items running a sub-workflow each (docs/workflows.md, "A sub-workflow per
+// item"): each item acts right after its own person's answer, the answers
+// name the nested question, and a node restart in the middle of the map
+// runs nothing again that completed.
+TEST(Executions, MapOfSubWorkflowsGoesOnPerItemAcrossARestart) {
+  test::temp_dir dir;
+  auto doc = json::parse(R"({"name": "fan", "tasks": [
+    {"id": "handle", "items": "input.things", "input": {"thing": "{{ item }}"},
+     "workflow": {"name": "one", "tasks": [
+       {"id": "work", "tool": "echo", "input": {"thing": "{{ input.thing }}"}},
+       {"id": "ask", "depends_on": "work", "prompt": "act on {{ input.thing }}?",
+        "answer_schema": {"type": "object", "required": ["act"]}},
+       {"id": "act", "depends_on": "ask", "when": "tasks.ask.output.act",
+        "tool": "echo", "input": {"acted": "{{ input.thing }}"}}],
+      "output": "{{ tasks.act.output }}"}}],
+    "output": "{{ tasks.handle.output }}"})");
+  std::string id;
+  auto asked = [](const std::vector<event>& evs) {
+    return count_type(evs, "human_requested");
+  };
+  {
+    mini_node n{dir.str()};
+    auto sub = n.submit(doc, json{{"things", {"a", "b"}}});
+    ASSERT_TRUE(sub) << describe(sub.error());
+    id = *sub;
+    for (int i = 0; i < 2000 && asked(n.events(id)) < 2; ++i)
+      std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(asked(n.events(id)), 2);
+    EXPECT_EQ(n.status(id).status, "waiting");
+    EXPECT_FALSE(n.input(id, "handle[0]/nope", json{{"act", true}}));
+    ASSERT_TRUE(n.input(id, "handle[0]/ask", json{{"act", true}}));
+    // Item 0 acts and completes while item 1 still waits.
+    for (int i = 0; i < 2000 && completions(n.events(id))["handle[0]"] == 0;
+         ++i)
+      std::this_thread::sleep_for(5ms);
+    auto done = completions(n.events(id));
+    EXPECT_EQ(done["handle[0]/act"], 1);
+    EXPECT_EQ(done["handle[0]"], 1);
+    EXPECT_EQ(n.status(id).status, "waiting");
+  }
+  // A new node on the same store: the other answer resumes the execution.
+  mini_node n{dir.str()};
+  ASSERT_TRUE(n.input(id, "handle[1]/ask", json{{"act", false}}));
+  auto info = n.await(id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(info.output.get(),
+            (json{{{"acted", "a"}}, nullptr}));
+  auto evs = n.events(id);
+  for (auto& [key, count] : completions(evs))
+    EXPECT_EQ(count, 1) << key;
+  EXPECT_EQ(count_type(evs, "task_redispatched"), 0);
+}
+
+// An item's `timeout` bounds its whole sub-workflow, and the workflow's
+// on_failure task runs once the execution failed.
+TEST(Executions, AnItemsDeadlineFailsItAndTheFailureHookRuns) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  auto doc = json::parse(R"({"name": "slow", "tasks": [
+    {"id": "handle", "items": "input.things", "timeout": "50ms",
+     "retry": {"max_attempts": 2, "backoff": "1ms"},
+     "workflow": {"name": "one", "tasks": [
+       {"id": "nap", "tool": "sleep", "input": {"ms": 5000}}]}}],
+    "on_failure": [{"id": "alert", "tool": "echo",
+      "input": {"text": "{{ execution.id }}: {{ failure.code }}: {{ failure.message }}"}}]})");
+  auto id = n.submit(doc, json{{"things", {1}}});
+  ASSERT_TRUE(id) << describe(id.error());
+  auto info = n.await(*id);
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_NE(info.error.find("task handle: item 0: task handle[0]"),
+            std::string::npos)
+    << info.error;
+  auto evs = n.events(*id);
+  int timeouts = 0;
+  json alert;
+  for (auto& ev : evs) {
+    const auto& p = ev.payload.get();
+    if (ev.type == "task_failed" && p.value("task", "") == "handle"
+        && p.contains("item") && p.value("code", "") == "timeout")
+      ++timeouts;
+    if (ev.type == "task_completed" && p.value("task", "") == "alert")
+      alert = p["output"];
+  }
+  EXPECT_EQ(timeouts, 2);
+  EXPECT_EQ(count_type(evs, "on_failure_started"), 1);
+  EXPECT_EQ(alert.value("text", ""),
+            *id + ": timeout: " + info.error);
+  EXPECT_EQ(evs.back().type, "execution_failed");
 }

@@ -2,9 +2,10 @@
 // offline: real `cadre` processes run monitor.yaml with the example's
 // cadre.yaml, pointed at the test Airflow server on loopback (in this
 // process, so the test reads what it received) serving two failed DAG
-// runs. The agents play their scripts (the analyzer a turn per failed task,
-// items of a map); a person answers each failed task's question (an item of
-// a map of human tasks) with `cadre input`.
+// runs. The agents play their scripts; each failed task is an item of a map
+// of sub-workflows (incident[i]: the analyzer's turn, a message, the
+// person's question incident[i]/decide, the clears), and a person answers
+// each question with `cadre input`.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -16,6 +17,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -264,12 +267,13 @@ std::map<std::string, int> agent_steps(const std::string& db,
   return seen;
 }
 
-/// Each agent (monitor, and the analyzer once per failed task, an item of
-/// the `analyze` map) asked its model exactly once per call of its one
+/// Each agent (monitor, and the analyzer once per failed task, in the
+/// item's sub-workflow) asked its model exactly once per call of its one
 /// turn: five calls each.
 void expect_one_request_per_call(const std::string& db,
                                  const std::string& id) {
-  for (const char* task : {"monitor", "analyze[0]", "analyze[1]"}) {
+  for (const char* task :
+       {"monitor", "incident[0]/analyze", "incident[1]/analyze"}) {
     auto log = "agent:" + id + "/" + task;
     auto seen = agent_steps(db, log);
     for (auto& [what, n] : seen)
@@ -279,23 +283,53 @@ void expect_one_request_per_call(const std::string& db,
     EXPECT_EQ(seen.count("llm_requested 5"), 1u) << log;
     EXPECT_EQ(seen.count("agent_turn_completed"), 1u) << log;
   }
-  EXPECT_TRUE(agent_steps(db, "agent:" + id + "/analyze[2]").empty());
+  EXPECT_TRUE(agent_steps(db, "agent:" + id + "/incident[2]/analyze")
+                .empty());
 }
 
-/// Answers `skip` for the older failed task (decide[1]) and `clear` for
-/// the newest (decide[0]), one `cadre input` each on the embedded node,
-/// then checks the execution's end: the summary, the clears the server
-/// saw, one model request per call.
+/// The execution's events (`cadre events ID`), as JSON.
+std::vector<json> events_of(example_env& env, const std::string& id) {
+  auto listed = run({"--db", env.db, "--json", "events", id},
+                    env.tmp / "events.err", env.srv);
+  std::vector<json> out;
+  if (!listed || listed->exit_code != 0) {
+    ADD_FAILURE() << (listed ? listed->err : "cadre events did not run");
+    return out;
+  }
+  for (auto& line : listed->out) {
+    auto ev = json::parse(line, nullptr, false);
+    if (ev.is_object())
+      out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+/// The events of `type` whose unit is `task`.
+std::vector<json> of_type(const std::vector<json>& evs,
+                          const std::string& type, const std::string& task) {
+  std::vector<json> out;
+  for (const auto& ev : evs) {
+    const auto& p = ev.contains("payload") ? ev["payload"] : ev;
+    if (ev.value("type", "") == type && p.value("task", "") == task)
+      out.push_back(ev);
+  }
+  return out;
+}
+
+/// Answers `skip` for the older failed task (incident[1]/decide) and
+/// `clear` for the newest (incident[0]/decide), one `cadre input` each on
+/// the embedded node, then checks the execution's end: the summary, the
+/// clears the server saw, one model request per call.
 void answer_clear_then_skip(example_env& env, const std::string& id) {
   auto skipped = run({"--config", env.config, "--db", env.db, "input", id,
-                      "decide[1]", skip_older},
+                      "incident[1]/decide", skip_older},
                      env.tmp / "input1.err", env.srv);
   ASSERT_TRUE(skipped);
-  // 3: decide[0] still waits, and nothing is cleared yet.
+  // 3: incident[0]/decide still waits, and nothing is cleared yet.
   ASSERT_EQ(skipped->exit_code, 3) << skipped->err;
   EXPECT_TRUE(env.srv.clears().empty());
   auto answered = run({"--config", env.config, "--db", env.db, "input", id,
-                       "decide[0]", clear_newest},
+                       "incident[0]/decide", clear_newest},
                       env.tmp / "input0.err", env.srv);
   ASSERT_TRUE(answered);
   ASSERT_EQ(answered->exit_code, 0) << answered->err;
@@ -318,43 +352,135 @@ TEST(AirflowMonitor, ClearsTheTaskAnsweredClearAndLeavesTheSkippedOne) {
   auto waiting = only_execution(db);
   ASSERT_TRUE(waiting);
   EXPECT_EQ(waiting->status, "waiting") << waiting->error;
-  // One question per failed task, each with its analysis.
-  auto events = run({"--db", db, "--json", "events", waiting->id},
-                    tmp / "events.err", srv);
-  ASSERT_TRUE(events);
-  std::vector<std::string> asked;
-  for (auto& line : events->out)
-    if (line.find("\"human_requested\"") != std::string::npos)
-      asked.push_back(line);
-  ASSERT_EQ(asked.size(), 2u) << events->err;
-  EXPECT_NE(asked[0].find("KeyError: 'amount'"), std::string::npos)
-    << asked[0];
-  EXPECT_NE(asked[0].find("suggested_fix"), std::string::npos) << asked[0];
-  EXPECT_NE(asked[1].find("psycopg2.OperationalError"), std::string::npos)
-    << asked[1];
-  // The webhook told a person, once, with each failure's cause and how to
-  // answer it.
-  auto told = hook.received();
-  ASSERT_EQ(told.size(), 1u);
-  auto text = told[0].value("text", "");
+  // One question per failed task, in its item's sub-workflow, each with
+  // its analysis.
   const auto& id = waiting->id;
-  EXPECT_NE(text.find("2 failed task(s) wait for your decision"),
+  auto evs = events_of(env, id);
+  auto asked0 = of_type(evs, "human_requested", "incident[0]/decide");
+  auto asked1 = of_type(evs, "human_requested", "incident[1]/decide");
+  ASSERT_EQ(asked0.size(), 1u);
+  ASSERT_EQ(asked1.size(), 1u);
+  EXPECT_NE(asked0[0].dump().find("KeyError: 'amount'"), std::string::npos)
+    << asked0[0].dump();
+  EXPECT_NE(asked0[0].dump().find("suggested_fix"), std::string::npos);
+  EXPECT_NE(asked1[0].dump().find("psycopg2.OperationalError"),
             std::string::npos)
-    << text;
-  EXPECT_NE(text.find("etl_daily.transform"), std::string::npos) << text;
-  EXPECT_NE(text.find("KeyError: 'amount'"), std::string::npos) << text;
-  EXPECT_NE(text.find("reports_weekly.load"), std::string::npos) << text;
-  EXPECT_NE(text.find("cadre input " + id + " 'decide[0]'"),
-            std::string::npos)
-    << text;
-  EXPECT_NE(text.find("cadre input " + id + " 'decide[1]'"),
-            std::string::npos)
-    << text;
-  EXPECT_NE(text.find("/v1/executions/" + id + "/input"), std::string::npos)
-    << text;
+    << asked1[0].dump();
+  // The webhook told a person of each failed task, once, with its cause
+  // and how to answer it (in the order the analyses ended).
+  auto told = hook.received();
+  ASSERT_EQ(told.size(), 2u);
+  std::string all;
+  for (auto& m : told)
+    all += m.value("text", "") + "\n";
+  for (auto [task, n, cause] :
+       {std::tuple{"etl_daily.transform", "0", "KeyError: 'amount'"},
+        std::tuple{"reports_weekly.load", "1", "OperationalError"}}) {
+    EXPECT_NE(all.find(task), std::string::npos) << all;
+    EXPECT_NE(all.find(cause), std::string::npos) << all;
+    EXPECT_NE(all.find("cadre input " + id + " 'incident[" + n
+                       + "]/decide'"),
+              std::string::npos)
+      << all;
+  }
+  EXPECT_NE(all.find("/v1/executions/" + id + "/input"), std::string::npos)
+    << all;
 
   answer_clear_then_skip(env, waiting->id);
-  EXPECT_EQ(hook.received().size(), 1u);
+  EXPECT_EQ(hook.received().size(), 2u);
+}
+
+TEST(AirflowMonitor, ClearsAsSoonAsItsOwnPersonAnswers) {
+  example_env env;
+  auto& [tmp, srv, hook, db, config] = env;
+  auto ran = env.run_monitor({{"dag_id", "~"}});
+  ASSERT_TRUE(ran);
+  ASSERT_EQ(ran->exit_code, 3) << ran->err;
+  auto waiting = only_execution(db);
+  ASSERT_TRUE(waiting);
+  const auto& id = waiting->id;
+  // `clear` for the newest: its clears run now, while the other question
+  // is still open (exit 3: it still waits).
+  auto answered = run({"--config", config, "--db", db, "input", id,
+                       "incident[0]/decide", clear_newest},
+                      tmp / "input0.err", srv);
+  ASSERT_TRUE(answered);
+  ASSERT_EQ(answered->exit_code, 3) << answered->err;
+  auto cleared = clears_of(srv, monitor::newest);
+  ASSERT_EQ(cleared.size(), 2u);
+  expect_clear_of(cleared[0], monitor::newest, true);
+  expect_clear_of(cleared[1], monitor::newest, false);
+  EXPECT_EQ(srv.clears().size(), 2u);
+  auto still = only_execution(db);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, "waiting");
+  auto evs = events_of(env, id);
+  EXPECT_EQ(of_type(evs, "task_completed", "incident[0]/clear").size(), 1u);
+  EXPECT_TRUE(of_type(evs, "task_completed", "incident[1]/decide").empty());
+  // The other one, answered later, clears nothing.
+  auto skipped = run({"--config", config, "--db", db, "input", id,
+                      "incident[1]/decide", skip_older},
+                     tmp / "input1.err", srv);
+  ASSERT_TRUE(skipped);
+  ASSERT_EQ(skipped->exit_code, 0) << skipped->err;
+  auto done = only_execution(db);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, "completed") << done->error;
+  expect_cleared_newest_only(srv, done->output.get());
+  expect_one_request_per_call(db, id);
+}
+
+TEST(AirflowMonitor, AFailedRunTellsAPersonWithTheExecutionAndTheError) {
+  example_env env;
+  auto& [tmp, srv, hook, db, config] = env;
+  // Airflow refuses every clear of etl_daily.
+  test::airflow_failure refuse;
+  refuse.method = "POST";
+  refuse.path_prefix = "/api/v2/dags/etl_daily/clearTaskInstances";
+  refuse.status = 400;
+  refuse.detail = "clearing is disabled for this DAG";
+  refuse.times = 1000;
+  srv.fail(refuse);
+  auto ran = env.run_monitor({{"dag_id", "~"}});
+  ASSERT_TRUE(ran);
+  ASSERT_EQ(ran->exit_code, 3) << ran->err;
+  auto waiting = only_execution(db);
+  ASSERT_TRUE(waiting);
+  const auto& id = waiting->id;
+  ASSERT_EQ(hook.received().size(), 2u);
+  auto answered = run({"--config", config, "--db", db, "input", id,
+                       "incident[0]/decide", clear_newest},
+                      tmp / "input0.err", srv);
+  ASSERT_TRUE(answered);
+  // 1: the monitor run failed.
+  EXPECT_EQ(answered->exit_code, 1) << answered->err;
+  auto failed = only_execution(db);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->status, "failed");
+  EXPECT_NE(failed->error.find("task incident: item 0: task clear_dry_run"),
+            std::string::npos)
+    << failed->error;
+  // The alert: the execution, the task and the error, once.
+  auto told = hook.received();
+  ASSERT_EQ(told.size(), 3u);
+  auto text = told.back().value("text", "");
+  EXPECT_NE(text.find("Airflow monitor " + id + " failed at incident: "),
+            std::string::npos)
+    << text;
+  EXPECT_NE(text.find("clearing is disabled for this DAG"), std::string::npos)
+    << text;
+  EXPECT_NE(text.find("cadre inspect " + id), std::string::npos) << text;
+  auto evs = events_of(env, id);
+  EXPECT_EQ(of_type(evs, "on_failure_started", "incident").size(), 1u);
+  EXPECT_EQ(of_type(evs, "task_completed", "alert").size(), 1u);
+  // The other question closed with the run; nothing else was cleared.
+  EXPECT_TRUE(srv.clears().size() <= 2u);
+  EXPECT_TRUE(clears_of(srv, monitor::older).empty());
+  auto late = run({"--config", config, "--db", db, "input", id,
+                   "incident[1]/decide", skip_older},
+                  tmp / "input1.err", srv);
+  ASSERT_TRUE(late);
+  EXPECT_NE(late->exit_code, 0);
 }
 
 TEST(AirflowMonitor, NoFailedRunIsAllClearWithoutAskingAnyone) {
@@ -386,7 +512,7 @@ TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice)
                             {"--config", write_config(tmp, srv, hook, false)},
                             env_of(srv)};
     ASSERT_TRUE(node.ok());
-    // Submitted to the node, followed until the node asks the person.
+    // Submitted to the node, followed until the node asks a person.
     test::cadre_process follow{{"--server", node.url(), "--json", "run",
                                 workflow, "--input", R"({"dag_id": "~"})"},
                                tmp / "follow.err", env_of(srv)};
@@ -403,17 +529,56 @@ TEST(AirflowMonitor, AnswerAfterKillNineOfTheNodeAsksNoModelAgainNorClearsTwice)
     }
     ASSERT_TRUE(asked) << follow.stderr_text();
     ASSERT_FALSE(id.empty()) << line;
+    // Both items ask (each analysis done), over the node's API.
+    auto view = [&] { return test::get(node, "/v1/executions/" + id); };
+    auto open_questions = [&] {
+      return view().value("waiting", json::array());
+    };
+    auto until = clock_type::now() + command_limit;
+    while (open_questions().size() < 2 && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    ASSERT_EQ(open_questions().size(), 2u);
+    // The newest is answered `clear` and cleared at once; the node is
+    // killed once its item has completed, the other question still open.
+    auto answered = run({"--server", node.url(), "input", id,
+                         "incident[0]/decide", clear_newest},
+                        tmp / "answer.err", srv);
+    ASSERT_TRUE(answered);
+    // Its last unit's completion and the item's are one write.
+    auto item_done = [&] {
+      auto t = view()["tasks"]["incident[0]/state"];
+      return t.is_object() && t.value("state", "") == "completed";
+    };
+    until = clock_type::now() + command_limit;
+    while (!item_done() && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    ASSERT_TRUE(item_done());
+    EXPECT_EQ(clears_of(srv, monitor::newest).size(), 2u);
     node.proc().signal(SIGKILL);
     auto st = node.proc().wait_until(clock_type::now() + command_limit);
     ASSERT_TRUE(st);
     EXPECT_TRUE(WIFSIGNALED(*st)) << test::describe_status(*st);
   }
-  EXPECT_TRUE(srv.clears().empty());
-  // A node on the same store again: the answer resumes the execution.
-  answer_clear_then_skip(env, id);
-  // The person was told (again after the kill when the message was still
-  // being sent: at least once, with the same idempotency key).
-  EXPECT_FALSE(hook.received().empty());
+  // A node on the same store again: the other answer resumes the
+  // execution; the completed item runs nothing again.
+  auto skipped = run({"--config", env.config, "--db", db, "input", id,
+                      "incident[1]/decide", skip_older},
+                     tmp / "input1.err", srv);
+  ASSERT_TRUE(skipped);
+  ASSERT_EQ(skipped->exit_code, 0) << skipped->err;
+  auto done = only_execution(db);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, "completed") << done->error;
+  expect_cleared_newest_only(srv, done->output.get());
+  expect_one_request_per_call(db, id);
+  auto evs = events_of(env, id);
+  for (const char* unit : {"incident[0]/analyze", "incident[0]/clear",
+                           "incident[0]/clear_dry_run", "incident[0]/state"})
+    EXPECT_EQ(of_type(evs, "task_dispatched", unit).size(), 1u) << unit;
+  EXPECT_TRUE(of_type(evs, "task_redispatched", "incident[0]/clear").empty());
+  // Each person was told once (again after the kill when a message was
+  // still being sent: at least once, with the same idempotency key).
+  EXPECT_GE(hook.received().size(), 2u);
 }
 
 TEST(AirflowMonitor, ConfigSchedulesTheMonitorEveryFiveMinutes) {

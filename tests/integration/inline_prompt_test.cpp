@@ -237,3 +237,59 @@ TEST(InlinePrompt, WithoutATerminalTheRunWaitsForCadreInput) {
     << ran->err;
   EXPECT_TRUE(human_answers(db).empty());
 }
+
+// A question of an item's sub-workflow (a map of sub-workflows) is asked
+// inline by its key, and the item goes on with its answer.
+TEST(InlinePrompt, AQuestionOfAnItemsSubWorkflowIsAskedByItsKey) {
+  test::temp_dir tmp;
+  auto db = tmp / "db";
+  auto path = tmp / "each.yaml";
+  std::ofstream{path} << R"yaml(
+name: each
+tasks:
+  - id: file
+    items: input.files
+    input: {file: "{{ item }}"}
+    workflow:
+      name: one-file
+      tasks:
+        - id: ask
+          prompt: {question: "Publish {{ input.file }}?"}
+          answer_schema:
+            type: object
+            required: [decision]
+            properties: {decision: {type: string, enum: [publish, hold]}}
+        - id: publish
+          depends_on: ask
+          when: tasks.ask.output.decision == "publish"
+          tool: echo
+          input: {published: "{{ input.file }}"}
+      output: "{{ tasks.publish.output }}"
+output: "{{ tasks.file.output }}"
+)yaml";
+  test::pty_process run{{"--db", db, "run", path, "--input",
+                         R"({"files": ["a.txt", "b.txt"]})"}};
+  ASSERT_TRUE(run.ok()) << run.error();
+  auto deadline = clock_type::now() + limit;
+  ASSERT_TRUE(run.expect("file[0]/ask waits for your answer", deadline))
+    << run.shown();
+  ASSERT_TRUE(run.expect("Publish a.txt?", deadline)) << run.shown();
+  ASSERT_TRUE(run.expect("choose 1-2: ", deadline)) << run.shown();
+  run.type("publish");
+  ASSERT_TRUE(run.expect("file[1]/ask waits for your answer", deadline))
+    << run.shown();
+  ASSERT_TRUE(run.expect("Publish b.txt?", deadline)) << run.shown();
+  ASSERT_TRUE(run.expect("choose 1-2: ", deadline)) << run.shown();
+  run.type("hold");
+  auto st = run.wait_until(deadline);
+  ASSERT_TRUE(st) << run.shown();
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+    << test::describe_status(*st) << "\n"
+    << run.shown();
+  auto answers = human_answers(db);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].value("task", ""), "file[0]/ask");
+  EXPECT_EQ(answers[0].at("output"), (json{{"decision", "publish"}}));
+  EXPECT_EQ(answers[1].value("task", ""), "file[1]/ask");
+  EXPECT_EQ(answers[1].at("output"), (json{{"decision", "hold"}}));
+}

@@ -418,6 +418,45 @@ TEST(ExecutionView, ListsEachOpenItemOfAMapOfHumanTasks) {
   EXPECT_TRUE(execution_view(info, evs)["waiting"].empty());
 }
 
+TEST(ExecutionView, ListsTheQuestionsOfItemsSubWorkflowsByTheirKeys) {
+  // Items 0 and 1 run a sub-workflow each; both ask, item 0's attempt
+  // fails (its question closes), item 1's stays open with its schema.
+  execution_info info;
+  info.id = "e1";
+  info.status = "waiting";
+  auto def = json::parse(R"({"name": "w", "tasks": [
+    {"id": "each", "items": "input.xs", "input": {"x": "{{ item }}"},
+     "workflow": {"name": "one", "tasks": [
+       {"id": "ask", "prompt": "{{ input.x }}?",
+        "answer_schema": {"type": "boolean"}}]}}]})");
+  auto ev = [](uint64_t seq, std::string type, json p) {
+    return event{"e1", seq, 1000, std::move(type), json_value{std::move(p)}};
+  };
+  std::vector<event> evs{
+    ev(1, "execution_submitted", {{"definition", def}}),
+    ev(2, "map_started", {{"task", "each"}, {"items", {1, 2}}}),
+    ev(3, "task_dispatched", {{"task", "each"}, {"item", 0}, {"attempt", 1}}),
+    ev(4, "human_requested", {{"task", "each[0]/ask"}, {"prompt", "1?"}}),
+    ev(5, "task_dispatched", {{"task", "each"}, {"item", 1}, {"attempt", 1}}),
+    ev(6, "human_requested", {{"task", "each[1]/ask"}, {"prompt", "2?"}}),
+  };
+  auto v = execution_view(info, evs);
+  ASSERT_EQ(v["waiting"].size(), 2u) << v["waiting"].dump();
+  EXPECT_EQ(v["waiting"][1]["task"], "each[1]/ask");
+  EXPECT_EQ(v["waiting"][1]["prompt"], "2?");
+  EXPECT_EQ(v["waiting"][1]["answer_schema"]["type"], "boolean");
+  evs.push_back(ev(7, "task_failed", {{"task", "each"}, {"item", 0},
+                                      {"code", "timeout"}, {"retry_in_ms", 5}}));
+  v = execution_view(info, evs);
+  ASSERT_EQ(v["waiting"].size(), 1u) << v["waiting"].dump();
+  EXPECT_EQ(v["waiting"][0]["task"], "each[1]/ask");
+  EXPECT_EQ(v["tasks"]["each[0]/ask"]["state"], "closed");
+  // The map's end closes the rest.
+  evs.push_back(ev(8, "task_failed", {{"task", "each"}, {"final", true},
+                                      {"message", "item 0: timed out"}}));
+  EXPECT_TRUE(execution_view(info, evs)["waiting"].empty());
+}
+
 TEST(EventStream, FramingAndTheBoundedQueue) {
   EXPECT_EQ(sse_message("7", "task_completed", "{\"a\":1}"),
             "id: 7\nevent: task_completed\ndata: {\"a\":1}\n\n");

@@ -140,9 +140,9 @@ agents:
                       "bad.yaml", node_context());
   ASSERT_FALSE(r.def);
   EXPECT_TRUE(has_error(r, "/tasks/0/agent",
-                        "each item runs one of 'tool', 'agent' or 'prompt'"))
+                        "each item runs one of 'tool', 'agent', 'prompt' or 'workflow'"))
     << all_errors(r);
-  EXPECT_TRUE(has_error(r, "/tasks/1", "needs 'tool', 'agent' or 'prompt'"))
+  EXPECT_TRUE(has_error(r, "/tasks/1", "needs 'tool', 'agent', 'prompt' or 'workflow'"))
     << all_errors(r);
   EXPECT_TRUE(has_error(r, "/tasks/2/input", "map of human tasks"))
     << all_errors(r);

@@ -8,6 +8,7 @@
 #include <set>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "cadre/tools/lua_sandbox.hpp"
 #include "cadre/tools/secrets.hpp"
@@ -39,6 +40,11 @@ struct unit {
   uint32_t restarts = 0;
   json usage;  // from the completion event (agent turns)
   json prompt; // human tasks and items: what the person was asked
+  // A sub-workflow task, or an item of a map of them: the sub-workflow of
+  // its current attempt, folded inside this execution (its units are keyed
+  // "task/inner", "task[i]/inner", docs/workflows.md#map-tasks). Shared only so that
+  // units stay copyable; one unit owns it.
+  std::shared_ptr<machine> child;
 };
 
 struct task_rt : unit {
@@ -233,6 +239,7 @@ struct machine::state {
   int64_t updated_us = 0;
   size_t unfinished = 0;  // non-fallback tasks not yet terminal
   size_t human_waits = 0; // tasks waiting for a person
+  size_t children = 0;    // sub-workflows started (tasks and map items)
   size_t completions = 0;
   // A fork's edits (its execution_forked event): results and answers that
   // stand in for running a task or asking a person.
@@ -242,17 +249,107 @@ struct machine::state {
   // ask the model anew instead of reusing the parent's replies).
   std::string forked_from;
   std::set<std::string> fork_rerun;
+  // Set once the execution failed while its on_failure tasks run: the
+  // failure, {task, code, message}, which their templates read as
+  // `failure`. Only those tasks' results count from then on.
+  json failing;
   std::unique_ptr<tools::lua_sandbox> lua;
 
+  // Sets up the tasks of a started execution (its submission, or the
+  // dispatch of an item of a map of sub-workflows).
+  void init(definition d, json in, int64_t time_us) {
+    def = std::move(d);
+    input = std::move(in);
+    started = true;
+    created_us = time_us;
+    tasks.assign(def->tasks.size(), task_rt{});
+    dependents.assign(def->tasks.size(), {});
+    unfinished = 0;
+    for (size_t i = 0; i < def->tasks.size(); ++i) {
+      const auto& td = def->tasks[i];
+      tasks[i].remaining_deps = td.depends_on.size();
+      for (const auto& dep : td.depends_on)
+        dependents[def->index_of(dep)].push_back(static_cast<int>(i));
+      if (!td.fallback.empty())
+        tasks[def->index_of(td.fallback)].fallback_only = true;
+    }
+    for (size_t i = 0; i < tasks.size(); ++i)
+      if (!tasks[i].fallback_only && !def->tasks[i].hook)
+        ++unfinished;
+  }
+
+  // Whether a result for `task` still counts: once the execution fails,
+  // only its on_failure tasks go on.
+  bool accepts(int task) const {
+    return failing.is_null() || def->tasks[task].hook;
+  }
+
+  // The sub-workflow state of an item of a map of sub-workflows.
+  static state& inner(const unit& u) {
+    return *u.child->st_;
+  }
+
+  // The unit running a sub-workflow that key `segment` names ("task" for
+  // a sub-workflow task, "task[i]" for an item, "@a" for attempt a): its
+  // task (-1: none) and item (-1: the task itself).
+  // `any_attempt`: no "@a" names the current attempt (a person's answer),
+  // else attempt 1.
+  std::pair<int, int> nested_item(const std::string& segment,
+                                  bool any_attempt) const {
+    auto at = segment.find('@');
+    uint32_t attempt = 1;
+    if (at != std::string::npos) {
+      auto digits = std::string_view{segment}.substr(at + 1);
+      if (std::from_chars(digits.data(), digits.data() + digits.size(),
+                          attempt).ec != std::errc{})
+        return {-1, -1};
+    }
+    auto [name, item] = split_key(segment.substr(0, at));
+    auto ti = def ? def->index_of(name) : -1;
+    const auto* u = find_unit(ti, item);
+    if (!u || !u->child || u->status != unit_status::running
+        || (item >= 0 && terminal(tasks[ti].status))
+        || (at == std::string::npos && any_attempt ? false
+                                                   : u->attempt != attempt))
+      return {-1, -1};
+    return {ti, item};
+  }
+
+  // People asked, in this execution and in its running sub-workflows.
+  size_t waits() const {
+    size_t n = failing.is_null() ? human_waits : 0;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      if (terminal(tasks[i].status) || !accepts(static_cast<int>(i)))
+        continue;
+      if (tasks[i].child && tasks[i].status == unit_status::running)
+        n += inner(tasks[i]).waits();
+      for (const auto& u : tasks[i].items)
+        if (u.child && u.status == unit_status::running)
+          n += inner(u).waits();
+    }
+    return n;
+  }
+
   bool finished() const;
+  // Finished, or failed with its on_failure tasks running: no other task
+  // starts.
+  bool halted() const {
+    return finished() || !failing.is_null();
+  }
   bool finished_or_failed(int task) const;
   // The sum of the tasks' recorded usage (agents' tokens and cost), or null.
   json usage_total() const;
 
   // The status the index shows: "waiting" while a person is asked.
+  // The status an index entry shows: "waiting" while a person is asked,
+  // here or in a sub-workflow (walked only when there is one).
   const std::string& shown_status() const {
     static const std::string waiting = "waiting";
-    return status == "running" && human_waits > 0 ? waiting : status;
+    if (status != "running")
+      return status;
+    if (children == 0)
+      return failing.is_null() && human_waits > 0 ? waiting : status;
+    return waits() > 0 ? waiting : status;
   }
 
   // Closed tasks no longer hold the execution open.
@@ -299,6 +396,8 @@ struct machine::state {
         return json(sc.item + 1);
       if (root == "execution")
         return descend(execution_env(), *path, 1);
+      if (root == "failure" && !failing.is_null())
+        return descend(failing, *path, 1);
       if (root == "tasks" && path->size() >= 2 && (*path)[1].is_string()) {
         auto idx = def->index_of((*path)[1].get_ref<const std::string&>());
         if (idx < 0)
@@ -322,6 +421,8 @@ struct machine::state {
       env["item"] = *sc.item_value;
       env["index"] = sc.item + 1;
     }
+    if (!failing.is_null())
+      env["failure"] = failing;
     return lua->eval(expr, env);
   }
 
@@ -398,9 +499,13 @@ struct machine::state {
   }
 
   unit* find_unit(int task, int item) {
+    return const_cast<unit*>(std::as_const(*this).find_unit(task, item));
+  }
+
+  const unit* find_unit(int task, int item) const {
     if (task < 0 || static_cast<size_t>(task) >= tasks.size())
       return nullptr;
-    auto& t = tasks[task];
+    const auto& t = tasks[task];
     if (item < 0)
       return &t;
     if (static_cast<size_t>(item) >= t.items.size())
@@ -425,7 +530,8 @@ struct machine::state {
       if (it.status == unit_status::human_wait && human_waits > 0)
         --human_waits;
     t.status = to;
-    if (!was_closed && closed(task) && !t.fallback_only && unfinished > 0)
+    if (!was_closed && closed(task) && !t.fallback_only
+        && !def->tasks[task].hook && unfinished > 0)
       --unfinished;
   }
 
@@ -458,25 +564,8 @@ struct machine::state {
         return bad(parsed.errors.empty()
                      ? "invalid definition"
                      : parsed.errors.front().to_string().c_str());
-      def = std::move(parsed.def);
-      if (auto* in = find_key(p, "input"))
-        input = *in;
-      started = true;
-      created_us = ev.time_us;
-      tasks.assign(def->tasks.size(), task_rt{});
-      dependents.assign(def->tasks.size(), {});
-      unfinished = 0;
-      for (size_t i = 0; i < def->tasks.size(); ++i) {
-        const auto& td = def->tasks[i];
-        tasks[i].remaining_deps = td.depends_on.size();
-        for (const auto& dep : td.depends_on)
-          dependents[def->index_of(dep)].push_back(static_cast<int>(i));
-        if (!td.fallback.empty())
-          tasks[def->index_of(td.fallback)].fallback_only = true;
-      }
-      for (const auto& t : tasks)
-        if (!t.fallback_only)
-          ++unfinished;
+      auto* in = find_key(p, "input");
+      init(std::move(*parsed.def), in ? *in : json{}, ev.time_us);
       return {};
     }
     if (!def)
@@ -511,6 +600,31 @@ struct machine::state {
         error = text_of(*m);
       return {};
     }
+    // A unit of an item's sub-workflow: "task[i]/inner" (docs/event-log.md).
+    if (auto* name = find_key(p, "task"); name && name->is_string()) {
+      const auto& n = name->get_ref<const std::string&>();
+      if (auto slash = n.find('/'); slash != std::string::npos) {
+        auto [nt, ni] = nested_item(n.substr(0, slash), false);
+        if (nt < 0)
+          return bad("no running sub-workflow for this unit");
+        auto& child = *find_unit(nt, ni)->child;
+        auto inner_payload = p;
+        // "task[i]/" carries an event of the sub-workflow without a task.
+        if (slash + 1 == n.size())
+          inner_payload.erase("task");
+        else
+          inner_payload["task"] = n.substr(slash + 1);
+        event inner_ev{id, child.last_seq() + 1, ev.time_us, ev.type,
+                       json_value{std::move(inner_payload)}};
+        if (auto r = child.apply(inner_ev); !r)
+          return bad(message_of(r.error()).c_str());
+        return {};
+      }
+    }
+    if (ev.type == events::on_failure_started) {
+      failing = p;
+      return {};
+    }
     auto ti = task_index();
     auto item = item_of();
     auto* u = find_unit(ti, item);
@@ -529,6 +643,15 @@ struct machine::state {
         u->attempt = a->get<uint32_t>();
       if (auto* in = find_key(p, "input"))
         u->input = *in;
+      if (def->tasks[ti].unit_kind() == task_kind::workflow) {
+        // Each attempt runs the sub-workflow afresh.
+        auto nested = load_document(def->tasks[ti].workflow);
+        if (!nested)
+          return bad(message_of(nested.error()).c_str());
+        u->child = std::make_shared<machine>(id);
+        ++children;
+        inner(*u).init(std::move(*nested), u->input, ev.time_us);
+      }
       return {};
     }
     if (type == events::redispatched) {
@@ -645,6 +768,9 @@ struct decider {
   machine& m;
   step& out;
   int64_t now;
+  // The jitter draw of a retry this step decides (machine::failed's); an
+  // item whose sub-workflow failed otherwise retries without jitter.
+  double draw = 0.5;
 
   void emit(const char* type, json payload) {
     event ev{st.id, st.seq + 1, now, type, json_value{std::move(payload)}};
@@ -670,13 +796,130 @@ struct decider {
     return item < 0 ? id : id + "[" + std::to_string(item) + "]";
   }
 
+  // The execution fails: at once, or once its on_failure tasks are done
+  // (check_finished records it then). Their own failures start nothing.
   void fail_execution(int task, const std::string& code,
                       const std::string& message) {
     json p{{"code", code}, {"message", message}};
     if (task >= 0)
       p["task"] = st.def->tasks[task].id;
-    emit(events::execution_failed, std::move(p));
+    if (!st.failing.is_null())
+      return;
+    bool hooks = std::any_of(st.def->tasks.begin(), st.def->tasks.end(),
+                             [](const task_def& t) { return t.hook; });
+    if (!hooks) {
+      emit(events::execution_failed, std::move(p));
+      return;
+    }
+    emit(events::on_failure_started, std::move(p));
+    for (size_t i = 0; i < st.tasks.size(); ++i)
+      if (st.def->tasks[i].hook && st.tasks[i].status == unit_status::blocked)
+        start_task(static_cast<int>(i));
+    // Hooks that ended at once (skipped, a template error) end it now.
+    check_finished();
   }
+
+  // The tasks without dependencies (a submission, or an item's
+  // sub-workflow starting).
+  void start_roots() {
+    for (size_t i = 0; i < st.tasks.size() && !st.halted(); ++i)
+      if (st.tasks[i].remaining_deps == 0 && !st.tasks[i].fallback_only
+          && !st.def->tasks[i].hook
+          && st.tasks[i].status == unit_status::blocked)
+        start_task(static_cast<int>(i));
+  }
+
+  // Starts the sub-workflow of unit `item` of `task` (just dispatched,
+  // so the fold has made its state).
+  void start_child(int task, int item) {
+    const auto& td = st.def->tasks[task];
+    auto& u = *st.find_unit(task, item);
+    auto& inner = machine::state::inner(u);
+    if (td.timeout_ms > 0) {
+      action a;
+      a.kind = action::deadline_timer;
+      a.key = key_of(task, item);
+      a.task_id = td.id;
+      a.item = item;
+      a.attempt = u.attempt;
+      a.delay_ms = td.timeout_ms;
+      out.actions.push_back(std::move(a));
+    }
+    step cs;
+    decider cd{inner, *u.child, cs, now};
+    if (inner.def->timeout_ms > 0) {
+      action a;
+      a.kind = action::execution_timer;
+      a.delay_ms = inner.def->timeout_ms;
+      cs.actions.push_back(std::move(a));
+    }
+    cd.start_roots();
+    cd.check_finished();
+    absorb(task, item, std::move(cs));
+  }
+
+  // Records the step `cs` of the sub-workflow of unit `item` of
+  // `task` (already folded into it) as this execution's: its units keyed
+  // under the item, its end as the item's completion or failure.
+  void absorb(int task, int item, step cs) {
+    const auto& td = st.def->tasks[task];
+    auto attempt = st.find_unit(task, item)->attempt;
+    auto local = key_of(task, item);
+    auto prefix = attempt > 1 ? local + "@" + std::to_string(attempt) : local;
+    std::optional<json> done;
+    std::optional<json> failure;
+    for (auto& ev : cs.events) {
+      if (ev.type == events::execution_completed) {
+        done = ev.payload.get();
+        continue;
+      }
+      if (ev.type == events::execution_failed) {
+        failure = ev.payload.get();
+        continue;
+      }
+      auto p = ev.payload.get();
+      p["task"] = prefix + "/" + p.value("task", std::string{});
+      out.events.push_back(
+        event{st.id, st.seq + 1, now, ev.type, json_value{std::move(p)}});
+      st.seq = out.events.back().seq;
+      st.updated_us = now;
+    }
+    for (auto& a : cs.actions) {
+      if (a.kind == action::execution_timer) {
+        // The sub-workflow's own timeout ends the item's attempt.
+        a.kind = action::deadline_timer;
+        a.key = local;
+        a.task_id = td.id;
+        a.item = item;
+        a.attempt = attempt;
+      } else {
+        a.key = prefix + "/" + a.key;
+        a.task_id = prefix + "/" + a.task_id;
+      }
+      out.actions.push_back(std::move(a));
+    }
+    if (done && item < 0) {
+      complete_task(task, done->value("output", json{}), attempt,
+                    done->value("usage", json{}));
+    } else if (done) {
+      auto p = task_payload(task, item);
+      p["attempt"] = attempt;
+      p["output"] = done->value("output", json{});
+      if (auto* u = find_key(*done, "usage"))
+        p["usage"] = *u;
+      emit(events::completed, std::move(p));
+      item_done(task);
+    } else if (failure) {
+      attempt_failed(task, item, attempt,
+                     failure->value("code", std::string{"internal"}),
+                     failure->value("message", std::string{}));
+    }
+  }
+
+  // Attempt `attempt` of a unit failed: a retry after a drawn delay, or
+  // its final failure.
+  void attempt_failed(int task, int item, uint32_t attempt,
+                      const std::string& code, const std::string& message);
 
   void dispatch_unit(int task, int item, uint32_t attempt, json input) {
     const auto& td = st.def->tasks[task];
@@ -685,14 +928,18 @@ struct decider {
     p["attempt"] = attempt;
     if (runs == task_kind::agent)
       p["agent"] = td.agent;
+    else if (runs == task_kind::workflow)
+      p["workflow"] = td.workflow.value("name", std::string{});
     else
       p["tool"] = td.tool;
     p["input"] = input;
     emit(events::dispatched, std::move(p));
+    if (runs == task_kind::workflow) {
+      start_child(task, item);
+      return;
+    }
     action a;
-    a.kind = runs == task_kind::workflow ? action::run_child
-             : runs == task_kind::agent  ? action::run_agent
-                                         : action::dispatch;
+    a.kind = runs == task_kind::agent ? action::run_agent : action::dispatch;
     if (runs == task_kind::agent) {
       a.agent = td.agent;
       if (auto i = st.def->agents.find(td.agent); i != st.def->agents.end())
@@ -706,8 +953,6 @@ struct decider {
     a.input = std::move(input);
     a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
-    if (td.kind == task_kind::workflow)
-      a.document = td.workflow;
     out.actions.push_back(std::move(a));
   }
 
@@ -817,7 +1062,7 @@ struct decider {
            && (limit == 0 || t.in_progress < limit)) {
       auto i = static_cast<int>(t.next_item);
       start_unit(task, i);
-      if (st.finished_or_failed(task))
+      if (st.finished_or_failed(task) || st.halted())
         return;
     }
   }
@@ -882,7 +1127,7 @@ struct decider {
   // Starts every dependent of `task` whose dependencies are now all met.
   void start_ready(int task) {
     for (auto d : st.dependents[task]) {
-      if (st.finished())
+      if (st.halted())
         return;
       auto& t = st.tasks[d];
       if (t.remaining_deps == 0 && t.status == unit_status::blocked
@@ -929,6 +1174,9 @@ struct decider {
       return;
     }
     const auto& td = st.def->tasks[task];
+    // An on_failure task's failure is recorded, and starts nothing.
+    if (td.hook)
+      return;
     switch (td.on_failure) {
       case failure_action::fail:
         fail_execution(task, code, "task " + td.id + ": " + message);
@@ -948,13 +1196,32 @@ struct decider {
   }
 
   void check_finished() {
-    if (st.finished() || st.unfinished > 0)
+    if (st.finished())
+      return;
+    if (!st.failing.is_null()) {
+      // The failure is recorded once every on_failure task is done.
+      json failed_hooks = json::array();
+      for (size_t i = 0; i < st.tasks.size(); ++i) {
+        if (!st.def->tasks[i].hook)
+          continue;
+        if (!terminal(st.tasks[i].status))
+          return;
+        if (st.tasks[i].status == unit_status::failed)
+          failed_hooks.push_back(st.def->tasks[i].id);
+      }
+      auto p = st.failing;
+      if (!failed_hooks.empty())
+        p["on_failure_failed"] = std::move(failed_hooks);
+      emit(events::execution_failed, std::move(p));
+      return;
+    }
+    if (st.unfinished > 0)
       return;
     json output;
     if (st.def->output.is_null()) {
       output = json::object();
       for (size_t i = 0; i < st.tasks.size(); ++i)
-        if (!st.tasks[i].fallback_only)
+        if (!st.tasks[i].fallback_only && !st.def->tasks[i].hook)
           output[st.def->tasks[i].id] = st.tasks[i].output;
     } else {
       auto r = st.render(st.def->output, {}, "/output");
@@ -1008,6 +1275,59 @@ int64_t backoff_ms(const retry_policy& rp, uint32_t attempt, double draw) {
   return std::max<int64_t>(0, std::llround(base * factor));
 }
 
+void decider::attempt_failed(int task, int item, uint32_t attempt,
+                             const std::string& code,
+                             const std::string& message) {
+  const auto& td = st.def->tasks[task];
+  if (attempt < td.retry.max_attempts && retryable(td.retry, code)) {
+    auto delay = backoff_ms(td.retry, attempt, draw);
+    auto p = task_payload(task, item);
+    p["attempt"] = attempt;
+    p["code"] = code;
+    p["message"] = message;
+    p["retry_in_ms"] = delay;
+    // The draw makes the delay reproducible when a log is replayed.
+    p["draw"] = draw;
+    emit(events::failed, std::move(p));
+    action a;
+    a.kind = action::retry_timer;
+    a.key = key_of(task, item);
+    a.task_id = td.id;
+    a.item = item;
+    a.attempt = attempt;
+    a.delay_ms = delay;
+    out.actions.push_back(std::move(a));
+    return;
+  }
+  final_failure(task, item, code, message, attempt);
+}
+
+// A call for a unit of a sub-workflow ("task[i]/inner"): `call`
+// runs it on the sub-workflow, whose step becomes this execution's.
+// Calls for an item that no longer runs that sub-workflow change nothing.
+template <class F>
+step route_nested(machine::state& st, machine& m, const std::string& key,
+                  int64_t now_us, double draw, F call) {
+  step out;
+  auto slash = key.find('/');
+  auto [ti, item] = st.nested_item(key.substr(0, slash), false);
+  if (ti < 0 || !st.accepts(ti))
+    return out;
+  auto& u = *st.find_unit(ti, item);
+  // Before the call: the sub-workflow's people count in the status.
+  auto before = st.shown_status();
+  step cs = call(*u.child, key.substr(slash + 1));
+  if (cs.empty())
+    return out;
+  decider d{st, m, out, now_us};
+  d.draw = draw;
+  d.absorb(ti, item, std::move(cs));
+  d.check_finished();
+  if (st.shown_status() != before || m.finished())
+    out.index = m.info();
+  return out;
+}
+
 } // namespace
 
 expected<step> machine::submit(const json& doc, const json& input,
@@ -1036,26 +1356,29 @@ expected<step> machine::submit(const json& doc, const json& input,
     a.delay_ms = st_->def->timeout_ms;
     out.actions.push_back(std::move(a));
   }
-  for (size_t i = 0; i < st_->tasks.size() && !finished(); ++i)
-    if (st_->tasks[i].remaining_deps == 0 && !st_->tasks[i].fallback_only
-        && st_->tasks[i].status == unit_status::blocked)
-      d.start_task(static_cast<int>(i));
+  d.start_roots();
   d.check_finished();
   out.index = info();
   return out;
 }
 
 step machine::succeeded(const std::string& key, uint32_t attempt,
-                        const json& output, int64_t /*duration_us*/,
+                        const json& output, int64_t duration_us,
                         int64_t now_us, const json& usage) {
   step out;
   if (!st_->started || finished())
     return out;
+  if (key.find('/') != std::string::npos)
+    return route_nested(*st_, *this, key, now_us, 0.5,
+                        [&](machine& child, const std::string& rest) {
+                          return child.succeeded(rest, attempt, output,
+                                                 duration_us, now_us, usage);
+                        });
   auto [name, item] = split_key(key);
   auto ti = st_->def->index_of(name);
   auto* u = st_->find_unit(ti, item);
   if (!u || u->status != unit_status::running || u->attempt != attempt
-      || (item >= 0 && st_->finished_or_failed(ti)))
+      || (item >= 0 && st_->finished_or_failed(ti)) || !st_->accepts(ti))
     return out;
   auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
@@ -1081,13 +1404,18 @@ step machine::failed(const std::string& key, uint32_t attempt,
   step out;
   if (!st_->started || finished())
     return out;
+  if (key.find('/') != std::string::npos)
+    return route_nested(*st_, *this, key, now_us, draw,
+                        [&](machine& child, const std::string& rest) {
+                          return child.failed(rest, attempt, err, draw,
+                                              now_us);
+                        });
   auto [name, item] = split_key(key);
   auto ti = st_->def->index_of(name);
   auto* u = st_->find_unit(ti, item);
   if (!u || u->status != unit_status::running || u->attempt != attempt
-      || (item >= 0 && st_->finished_or_failed(ti)))
+      || (item >= 0 && st_->finished_or_failed(ti)) || !st_->accepts(ti))
     return out;
-  const auto& td = st_->def->tasks[ti];
   auto code = err.category() == caf::atom("cadre")
                 ? to_string(code_of(err))
                 : err.category() == caf::atom("system") ? "worker_crashed"
@@ -1095,29 +1423,10 @@ step machine::failed(const std::string& key, uint32_t attempt,
   auto message = message_of(err);
   if (message.empty())
     message = describe(err);
-  decider d{*st_, *this, out, now_us};
-  if (attempt < td.retry.max_attempts && retryable(td.retry, code)) {
-    auto delay = backoff_ms(td.retry, attempt, draw);
-    auto p = d.task_payload(ti, item);
-    p["attempt"] = attempt;
-    p["code"] = code;
-    p["message"] = message;
-    p["retry_in_ms"] = delay;
-    // The draw makes the delay reproducible when a log is replayed.
-    p["draw"] = draw;
-    d.emit(events::failed, std::move(p));
-    action a;
-    a.kind = action::retry_timer;
-    a.key = key;
-    a.task_id = td.id;
-    a.item = item;
-    a.attempt = attempt;
-    a.delay_ms = delay;
-    out.actions.push_back(std::move(a));
-    return out;
-  }
   auto before = st_->shown_status();
-  d.final_failure(ti, item, code, message, attempt);
+  decider d{*st_, *this, out, now_us};
+  d.draw = draw;
+  d.attempt_failed(ti, item, attempt, code, message);
   d.check_finished();
   if (st_->shown_status() != before || finished())
     out.index = info();
@@ -1130,10 +1439,17 @@ step machine::redispatch(const std::string& key, uint32_t attempt,
   step out;
   if (!st_->started || finished())
     return out;
+  if (key.find('/') != std::string::npos)
+    return route_nested(*st_, *this, key, now_us, 0.5,
+                        [&](machine& child, const std::string& rest) {
+                          return child.redispatch(rest, attempt, cause, node,
+                                                  now_us);
+                        });
   auto [name, item] = split_key(key);
   auto ti = st_->def->index_of(name);
   auto* u = st_->find_unit(ti, item);
-  if (!u || u->status != unit_status::running || u->attempt != attempt)
+  if (!u || u->status != unit_status::running || u->attempt != attempt
+      || !st_->accepts(ti))
     return out;
   const auto& td = st_->def->tasks[ti];
   if (td.unit_kind() != task_kind::tool)
@@ -1162,25 +1478,66 @@ step machine::retry_due(const std::string& key, uint32_t attempt,
   step out;
   if (!st_->started || finished())
     return out;
+  if (key.find('/') != std::string::npos)
+    return route_nested(*st_, *this, key, now_us, 0.5,
+                        [&](machine& child, const std::string& rest) {
+                          return child.retry_due(rest, attempt, now_us);
+                        });
   auto [name, item] = split_key(key);
   auto ti = st_->def->index_of(name);
   auto* u = st_->find_unit(ti, item);
-  if (!u || u->status != unit_status::retry_wait || u->attempt != attempt)
+  if (!u || u->status != unit_status::retry_wait || u->attempt != attempt
+      || (item >= 0 && st_->finished_or_failed(ti)) || !st_->accepts(ti))
     return out;
+  auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
-  d.dispatch_unit(ti, item, attempt + 1, u->input);
+  auto input = u->input;
+  d.dispatch_unit(ti, item, attempt + 1, std::move(input));
+  // A sub-workflow item may end at once.
+  d.check_finished();
+  if (st_->shown_status() != before || finished())
+    out.index = info();
   return out;
 }
 
 step machine::execution_timed_out(int64_t now_us) {
   step out;
-  if (!st_->started || finished())
+  if (!st_->started || st_->halted())
     return out;
   decider d{*st_, *this, out, now_us};
   d.fail_execution(-1, "timeout",
                    "execution timed out after "
                      + std::to_string(st_->def->timeout_ms) + " ms");
+  d.check_finished();
   out.index = info();
+  return out;
+}
+
+step machine::deadline_due(const std::string& key, uint32_t attempt,
+                           int64_t now_us) {
+  step out;
+  if (!st_->started || finished())
+    return out;
+  if (key.find('/') != std::string::npos)
+    return route_nested(*st_, *this, key, now_us, 0.5,
+                        [&](machine& child, const std::string& rest) {
+                          return child.deadline_due(rest, attempt, now_us);
+                        });
+  auto [name, item] = split_key(key);
+  auto ti = st_->def->index_of(name);
+  auto* u = st_->find_unit(ti, item);
+  if (!u || !u->child || u->status != unit_status::running
+      || u->attempt != attempt || st_->finished_or_failed(ti)
+      || !st_->accepts(ti))
+    return out;
+  auto before = st_->shown_status();
+  decider d{*st_, *this, out, now_us};
+  d.attempt_failed(ti, item, attempt, "timeout",
+                   "task " + key + " attempt " + std::to_string(attempt)
+                     + " timed out");
+  d.check_finished();
+  if (st_->shown_status() != before || finished())
+    out.index = info();
   return out;
 }
 
@@ -1189,6 +1546,34 @@ expected<step> machine::human_answer(const std::string& task_id,
   if (!st_->started)
     return make_error(errc::not_found, "execution " + st_->id
                                          + " has not started");
+  if (auto slash = task_id.find('/'); slash != std::string::npos) {
+    // A human task of an item's sub-workflow: "task[i]/inner".
+    auto [ti, item] = st_->nested_item(task_id.substr(0, slash), true);
+    if (ti < 0 || finished() || !st_->accepts(ti))
+      return make_error(errc::conflict,
+                        "task '" + task_id + "' of execution " + st_->id
+                          + " is not waiting for input (no running "
+                            "sub-workflow '"
+                          + task_id.substr(0, slash) + "')");
+    auto rest = task_id.substr(slash + 1);
+    auto& u = *st_->find_unit(ti, item);
+    auto before = st_->shown_status();
+    auto cs = u.child->human_answer(rest, value, now_us);
+    if (!cs) {
+      // Name the task as the person did.
+      auto msg = message_of(cs.error());
+      if (auto at = msg.find("'" + rest + "'"); at != std::string::npos)
+        msg.replace(at, rest.size() + 2, "'" + task_id + "'");
+      return make_error(code_of(cs.error()), msg);
+    }
+    step out;
+    decider d{*st_, *this, out, now_us};
+    d.absorb(ti, item, std::move(*cs));
+    d.check_finished();
+    if (st_->shown_status() != before || finished())
+      out.index = info();
+    return out;
+  }
   // "task", or "task[i]" for item i of a map of human tasks.
   auto [name, item] = split_key(task_id);
   auto ti = st_->def->index_of(name);
@@ -1197,7 +1582,7 @@ expected<step> machine::human_answer(const std::string& task_id,
     return make_error(errc::not_found, "execution " + st_->id
                                          + " has no task '" + task_id + "'");
   if (finished() || u->status != unit_status::human_wait
-      || (item >= 0 && st_->finished_or_failed(ti))) {
+      || (item >= 0 && st_->finished_or_failed(ti)) || !st_->accepts(ti)) {
     std::string hint;
     if (item < 0 && st_->tasks[ti].map_started)
       hint = " (it is a map: answer one of its items, '" + name + "[0]'...)";
@@ -1239,16 +1624,32 @@ step machine::cancel(const std::string& reason, int64_t now_us) {
   return out;
 }
 
+namespace {
+
+// What `st` has in flight after a fold: its own units' actions, and with
+// `nested` those of its items' running sub-workflows (keyed under them).
+std::vector<action> recover_actions(const machine::state& st, int64_t now_us,
+                                    bool nested);
+
+} // namespace
+
 std::vector<action> machine::recover(int64_t now_us) const {
+  return recover_actions(*st_, now_us, true);
+}
+
+namespace {
+
+std::vector<action> recover_actions(const machine::state& st, int64_t now_us,
+                                    bool nested) {
   std::vector<action> out;
-  if (!st_->started || finished())
+  if (!st.started || st.finished())
     return out;
-  const auto& def = *st_->def;
-  if (def.timeout_ms > 0) {
+  const auto& def = *st.def;
+  if (def.timeout_ms > 0 && st.failing.is_null()) {
     action a;
     a.kind = action::execution_timer;
     a.delay_ms = std::max<int64_t>(
-      0, (st_->created_us + def.timeout_ms * 1000 - now_us) / 1000);
+      0, (st.created_us + def.timeout_ms * 1000 - now_us) / 1000);
     out.push_back(std::move(a));
   }
   auto add = [&](int ti, int item, const unit& u) {
@@ -1262,13 +1663,41 @@ std::vector<action> machine::recover(int64_t now_us) const {
     a.input = u.input;
     a.secret_pointers = td.secret_pointers;
     a.timeout_ms = td.timeout_ms;
+    if (u.child && u.status == unit_status::running) {
+      // A unit running a sub-workflow: its deadline, and its units.
+      const auto& inner = machine::state::inner(u);
+      if (td.timeout_ms > 0) {
+        a.kind = action::deadline_timer;
+        a.delay_ms = std::max<int64_t>(
+          0, (inner.created_us + td.timeout_ms * 1000 - now_us) / 1000);
+        out.push_back(a);
+      }
+      if (!nested)
+        return;
+      auto prefix = u.attempt > 1 ? a.key + "@" + std::to_string(u.attempt)
+                                  : a.key;
+      for (auto& c : recover_actions(inner, now_us, true)) {
+        if (c.kind == action::execution_timer) {
+          c.kind = action::deadline_timer;
+          c.key = a.key;
+          c.task_id = td.id;
+          c.item = item;
+          c.attempt = u.attempt;
+        } else {
+          c.key = prefix + "/" + c.key;
+          c.task_id = prefix + "/" + c.task_id;
+        }
+        out.push_back(std::move(c));
+      }
+      return;
+    }
     switch (u.status) {
       case unit_status::running:
-        a.kind = td.kind == task_kind::workflow      ? action::run_child
-                 : td.unit_kind() == task_kind::agent ? action::run_agent
-                                                      : action::dispatch;
-        if (td.kind == task_kind::workflow)
-          a.document = td.workflow;
+        // A sub-workflow runs here (its units are recovered above).
+        if (td.unit_kind() == task_kind::workflow)
+          return;
+        a.kind = td.unit_kind() == task_kind::agent ? action::run_agent
+                                                    : action::dispatch;
         if (td.unit_kind() == task_kind::agent) {
           a.agent = td.agent;
           if (auto j = def.agents.find(td.agent); j != def.agents.end())
@@ -1287,8 +1716,11 @@ std::vector<action> machine::recover(int64_t now_us) const {
     }
     out.push_back(std::move(a));
   };
-  for (size_t i = 0; i < st_->tasks.size(); ++i) {
-    const auto& t = st_->tasks[i];
+  for (size_t i = 0; i < st.tasks.size(); ++i) {
+    // Once the execution failed, only its on_failure tasks go on.
+    if (!st.accepts(static_cast<int>(i)))
+      continue;
+    const auto& t = st.tasks[i];
     if (t.map_started) {
       if (!terminal(t.status))
         for (size_t k = 0; k < t.items.size(); ++k)
@@ -1300,11 +1732,13 @@ std::vector<action> machine::recover(int64_t now_us) const {
   return out;
 }
 
+} // namespace
+
 step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
   step out;
-  auto actions = recover(now_us);
-  if (actions.empty())
+  if (!st_->started || finished())
     return out;
+  auto actions = recover_actions(*st_, now_us, false);
   auto before = st_->shown_status();
   decider d{*st_, *this, out, now_us};
   for (auto& a : actions) {
@@ -1317,7 +1751,8 @@ step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
     auto* u = st_->find_unit(ti, a.item);
     // An item of a map that a parked sibling has failed meanwhile.
     if (!u || u->status != unit_status::running || u->attempt != a.attempt
-        || (a.item >= 0 && st_->finished_or_failed(ti)))
+        || (a.item >= 0 && st_->finished_or_failed(ti))
+        || !st_->accepts(ti))
       continue;
     if (crash_loop_limit > 0 && u->restarts >= crash_loop_limit) {
       d.final_failure(
@@ -1338,6 +1773,26 @@ step machine::resume(int64_t now_us, uint32_t crash_loop_limit) {
     p["starts"] = u->restarts + 1;
     d.emit(events::redispatched, std::move(p));
     out.actions.push_back(std::move(a));
+  }
+  // The units running a sub-workflow resume it, its units keyed under
+  // them (its crash loops parked the same way).
+  for (size_t i = 0; i < st_->tasks.size() && !finished(); ++i) {
+    if (!st_->accepts(static_cast<int>(i)) || terminal(st_->tasks[i].status))
+      continue;
+    if (auto& t = st_->tasks[i]; t.child && t.status == unit_status::running) {
+      d.absorb(static_cast<int>(i), -1,
+               t.child->resume(now_us, crash_loop_limit));
+      continue;
+    }
+    for (size_t k = 0; k < st_->tasks[i].items.size(); ++k) {
+      auto& u = st_->tasks[i].items[k];
+      if (!u.child || u.status != unit_status::running)
+        continue;
+      auto cs = u.child->resume(now_us, crash_loop_limit);
+      d.absorb(static_cast<int>(i), static_cast<int>(k), std::move(cs));
+      if (terminal(st_->tasks[i].status) || finished())
+        break;
+    }
   }
   d.check_finished();
   if (finished()) {
@@ -1445,6 +1900,8 @@ json machine::view() const {
     out["output"] = st.output;
   if (!st.error.empty())
     out["error"] = st.error;
+  if (!st.failing.is_null())
+    out["failure"] = st.failing;
   json tasks = json::array();
   json timers = json::array();
   json waiting = json::array();
@@ -1469,15 +1926,49 @@ json machine::view() const {
         v["usage"] = t.usage;
       if (t.fallback_only)
         v["fallback_only"] = true;
+      if (td.hook)
+        v["on_failure"] = true;
+      if (t.child) {
+        // A sub-workflow task: its tasks, and its questions under the
+        // task's key while it runs.
+        auto cv = t.child->view();
+        v["tasks"] = cv["tasks"];
+        if (t.status == unit_status::running
+            && st.accepts(static_cast<int>(i))) {
+          auto prefix = td.id;
+          if (t.attempt > 1)
+            prefix += "@" + std::to_string(t.attempt);
+          for (auto w : cv["waiting"]) {
+            w["task"] = prefix + "/" + w.value("task", std::string{});
+            waiting.push_back(std::move(w));
+          }
+        }
+      }
       if (t.map_started) {
         json items = json::array();
         for (size_t k = 0; k < t.items.size(); ++k) {
           auto iv = unit_view(t.items[k]);
           iv["item"] = t.item_values[k];
+          if (const auto& child = t.items[k].child) {
+            // The item's sub-workflow: its tasks, and its questions under
+            // the item's key while it runs.
+            auto cv = child->view();
+            iv["tasks"] = cv["tasks"];
+            if (t.items[k].status == unit_status::running
+                && !terminal(t.status) && st.accepts(static_cast<int>(i))) {
+              auto prefix = td.id + "[" + std::to_string(k) + "]";
+              if (t.items[k].attempt > 1)
+                prefix += "@" + std::to_string(t.items[k].attempt);
+              for (auto w : cv["waiting"]) {
+                w["task"] = prefix + "/" + w.value("task", std::string{});
+                waiting.push_back(std::move(w));
+              }
+            }
+          }
           if (!t.items[k].usage.is_null())
             iv["usage"] = t.items[k].usage;
           if (t.items[k].status == unit_status::human_wait
-              && !terminal(t.status)) {
+              && !terminal(t.status) && st.accepts(static_cast<int>(i))) {
             auto key = td.id + "[" + std::to_string(k) + "]";
             iv["prompt"] = t.items[k].prompt;
             json w{{"task", key}, {"prompt", t.items[k].prompt}};
@@ -1498,7 +1989,8 @@ json machine::view() const {
         timers.push_back(json{{"kind", "retry"},
                               {"task", td.id},
                               {"at_us", t.retry_at_us}});
-      if (t.status == unit_status::human_wait) {
+      if (t.status == unit_status::human_wait
+          && st.accepts(static_cast<int>(i))) {
         v["prompt"] = t.prompt;
         json w{{"task", td.id}, {"prompt", t.prompt}};
         if (!td.answer_schema.is_null())
@@ -1530,10 +2022,12 @@ json unit_snapshot(const unit& u) {
     out["usage"] = u.usage;
   if (!u.prompt.is_null())
     out["prompt"] = u.prompt;
+  if (u.child)
+    out["child"] = u.child->snapshot();
   return out;
 }
 
-void unit_restore(const json& j, unit& u) {
+expected<void> unit_restore(const std::string& id, const json& j, unit& u) {
   u.status = static_cast<unit_status>(j.at("s").get<int>());
   u.attempt = j.at("attempt").get<uint32_t>();
   u.input = j.at("input");
@@ -1543,14 +2037,27 @@ void unit_restore(const json& j, unit& u) {
   u.restarts = j.value("restarts", uint32_t{0});
   u.usage = j.value("usage", json{});
   u.prompt = j.value("prompt", json{});
+  if (auto c = j.find("child"); c != j.end()) {
+    auto child = machine::restore(id, *c);
+    if (!child)
+      return child.error();
+    u.child = std::make_shared<machine>(std::move(*child));
+  }
+  return {};
 }
 
 } // namespace
 
 size_t machine::state_units() const {
   size_t n = st_->tasks.size();
-  for (const auto& t : st_->tasks)
+  for (const auto& t : st_->tasks) {
     n += t.items.size();
+    if (t.child)
+      n += t.child->state_units();
+    for (const auto& u : t.items)
+      if (u.child)
+        n += u.child->state_units();
+  }
   return n;
 }
 
@@ -1591,6 +2098,7 @@ json machine::snapshot() const {
               {"fork_answers", st.fork_answers},
               {"forked_from", st.forked_from},
               {"fork_rerun", st.fork_rerun},
+              {"failing", st.failing},
               {"tasks", std::move(tasks)}};
 }
 
@@ -1631,6 +2139,7 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
     st.forked_from = snap.value("forked_from", std::string{});
     st.fork_rerun
       = snap.value("fork_rerun", std::set<std::string>{});
+    st.failing = snap.value("failing", json{});
     const auto& tasks = snap.at("tasks");
     if (!st.def || tasks.size() != st.def->tasks.size()) {
       if (st.started)
@@ -1641,7 +2150,8 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
       for (size_t i = 0; i < tasks.size(); ++i) {
         const auto& j = tasks[i];
         auto& t = st.tasks[i];
-        unit_restore(j, t);
+        if (auto r = unit_restore(id, j, t); !r)
+          return bad(message_of(r.error()));
         t.remaining_deps = j.at("remaining_deps").get<size_t>();
         t.fallback_only = j.at("fallback_only").get<bool>();
         t.fallback_for = j.at("fallback_for").get<int>();
@@ -1649,8 +2159,12 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
         t.item_values = j.at("item_values");
         for (const auto& u : j.at("items")) {
           t.items.emplace_back();
-          unit_restore(u, t.items.back());
+          if (auto r = unit_restore(id, u, t.items.back()); !r)
+            return bad(message_of(r.error()));
         }
+        st.children += t.child ? 1 : 0;
+        for (const auto& u : t.items)
+          st.children += u.child ? 1 : 0;
         t.next_item = j.at("next_item").get<size_t>();
         t.in_progress = j.at("in_progress").get<size_t>();
         t.done_items = j.at("done_items").get<size_t>();
@@ -1683,6 +2197,12 @@ void machine::use_fork_edits(const json& edits) {
 std::string machine::unit_state(const std::string& key) const {
   if (!st_->def)
     return {};
+  if (auto slash = key.find('/'); slash != std::string::npos) {
+    auto [ti, item] = st_->nested_item(key.substr(0, slash), false);
+    if (ti < 0)
+      return {};
+    return st_->find_unit(ti, item)->child->unit_state(key.substr(slash + 1));
+  }
   auto [name, item] = split_key(key);
   auto* u = st_->find_unit(st_->def->index_of(name), item);
   return u ? state_name(u->status) : std::string{};

@@ -245,8 +245,10 @@ private:
         return unexpected();
       return s;
     }
-    if (ev.type == events::execution_failed && text(p, "code") == "timeout"
-        && text(p, "task").empty()) {
+    // The execution's timeout: it fails, or starts its on_failure tasks.
+    if ((ev.type == events::execution_failed
+         || ev.type == events::on_failure_started)
+        && text(p, "code") == "timeout" && text(p, "task").empty()) {
       auto s = m_.execution_timed_out(ev.time_us);
       if (s.events.empty())
         return nothing("recorded the execution's timeout; the definition "
@@ -687,8 +689,6 @@ std::string runner_of(const action& a) {
   switch (a.kind) {
     case action::run_agent:
       return "agent:" + a.agent;
-    case action::run_child:
-      return "workflow";
     default:
       return a.tool;
   }
@@ -823,8 +823,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
       break;
     switch (a.kind) {
       case action::dispatch:
-      case action::run_agent:
-      case action::run_child: {
+      case action::run_agent: {
         const recorded_attempt* rec = nullptr;
         if (!edits.rerun.count(a.task_id) && !edits.rerun.count(a.key))
           if (auto u = hist.units.find(a.key); u != hist.units.end())
@@ -870,6 +869,7 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
         break;
       }
       case action::execution_timer:
+      case action::deadline_timer:
         break; // armed again by the live coordinator from the log
     }
   }

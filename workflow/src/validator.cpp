@@ -26,7 +26,7 @@ namespace {
 
 const std::vector<std::string> workflow_keys = {
   "name", "version", "description", "input_schema", "timeout", "output",
-  "tasks", "agents",
+  "tasks", "agents", "on_failure",
 };
 
 const std::vector<std::string> task_keys = {
@@ -50,8 +50,8 @@ constexpr int64_t max_attempts_limit = 1000;
 
 
 /// Keys that only some kinds accept.
-/// A map takes the keys of what it runs per item (a tool, an agent or a
-/// human task); which one is checked with the item's kind.
+/// A map takes the keys of what it runs per item (a tool, an agent, a
+/// human task or a sub-workflow); which one is checked with the item's kind.
 bool applies(const std::string& key, task_kind kind) {
   if (key == "tool")
     return kind == task_kind::tool || kind == task_kind::map;
@@ -62,7 +62,7 @@ bool applies(const std::string& key, task_kind kind) {
   if (key == "items" || key == "concurrency")
     return kind == task_kind::map;
   if (key == "workflow")
-    return kind == task_kind::workflow;
+    return kind == task_kind::workflow || kind == task_kind::map;
   if (key == "agent")
     return kind == task_kind::agent || kind == task_kind::map;
   return true;
@@ -542,7 +542,7 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
       hints.emplace_back("prompt", task_kind::human);
     else if (t.contains("answer_schema"))
       hints.emplace_back("answer_schema", task_kind::human);
-    if (t.contains("workflow"))
+    if (t.contains("workflow") && !t.contains("items"))
       hints.emplace_back("workflow", task_kind::workflow);
     if (t.contains("agent") && !t.contains("items"))
       hints.emplace_back("agent", task_kind::agent);
@@ -581,24 +581,27 @@ void validator::task(const json& t, const std::string& ptr, task_def& out,
         break;
       case task_kind::map: {
         need("items");
-        // What runs per item: exactly one of a tool, an agent, a prompt.
+        // What runs per item: exactly one of a tool, an agent, a prompt,
+        // a sub-workflow.
         std::vector<std::string> runs;
-        for (const char* key : {"tool", "agent", "prompt"})
+        for (const char* key : {"tool", "agent", "prompt", "workflow"})
           if (t.contains(key))
             runs.emplace_back(key);
         if (runs.empty())
-          error(ptr, "a map task needs 'tool', 'agent' or 'prompt' (what "
-                     "runs for each item)");
+          error(ptr, "a map task needs 'tool', 'agent', 'prompt' or "
+                     "'workflow' (what runs for each item)");
         else if (runs.size() > 1)
           error(child_pointer(ptr, runs[1]),
                 in_quotes(runs[1]) + " and " + in_quotes(runs[0])
                   + " in one map task: each item runs one of 'tool', "
-                    "'agent' or 'prompt'",
+                    "'agent', 'prompt' or 'workflow'",
                 true);
         else if (runs[0] == "agent")
           out.item_kind = task_kind::agent;
         else if (runs[0] == "prompt")
           out.item_kind = task_kind::human;
+        else if (runs[0] == "workflow")
+          out.item_kind = task_kind::workflow;
         if (out.item_kind == task_kind::human && t.contains("input"))
           error(child_pointer(ptr, "input"),
                 "'input' does not apply to a map of human tasks (its items "
@@ -925,6 +928,36 @@ std::optional<definition> validator::workflow(const json& doc,
       task((*it)[i], child_pointer(tptr, std::to_string(i)), def.tasks[i],
            infos[i], depth);
   }
+  // on_failure: tasks run once after the execution failed (hooks), kept
+  // after the tasks with `hook` set.
+  if (auto it = doc.find("on_failure"); it != doc.end()) {
+    auto hptr = child_pointer(base, "on_failure");
+    if (!it->is_array() || it->empty()) {
+      error(hptr, "'on_failure' must be a list of tasks (tool or agent) run "
+                  "once after the execution failed, got "
+                    + dump_json(*it));
+    } else {
+      for (size_t i = 0; i < it->size(); ++i) {
+        auto ptr = child_pointer(hptr, std::to_string(i));
+        def.tasks.emplace_back();
+        infos.emplace_back();
+        auto& h = def.tasks.back();
+        task((*it)[i], ptr, h, infos.back(), depth);
+        h.hook = true;
+        if (h.kind != task_kind::tool && h.kind != task_kind::agent)
+          error(ptr, "an on_failure task is a tool or an agent task, got a "
+                       + std::string{kind_name(h.kind)} + " task");
+        if (!h.depends_on.empty())
+          error(child_pointer(ptr, "depends_on"),
+                "an on_failure task has no depends_on: every one of them "
+                "runs once the execution has failed");
+        if (h.on_failure != failure_action::fail)
+          error(child_pointer(ptr, "on_failure"),
+                "an on_failure task's own failure is recorded and ends it; "
+                "it takes no 'on_failure'");
+      }
+    }
+  }
   auto& tasks = def.tasks;
   auto n = tasks.size();
   // agents named by agent tasks
@@ -974,6 +1007,10 @@ std::optional<definition> validator::workflow(const json& doc,
       if (it == index.end())
         error(dep.pointer, "unknown task " + in_quotes(dep.id)
                              + " in depends_on" + hint(dep.id, ids));
+      else if (tasks[it->second].hook)
+        error(dep.pointer, "task " + in_quotes(dep.id)
+                             + " is an on_failure task: it runs only after "
+                               "the execution failed");
       else
         edges[i].push_back(it->second);
     }
@@ -1029,6 +1066,12 @@ std::optional<definition> validator::workflow(const json& doc,
       continue;
     }
     auto j = it->second;
+    if (tasks[j].hook) {
+      error(at, "task " + in_quotes(target)
+                  + " is an on_failure task: it runs only after the "
+                    "execution failed");
+      continue;
+    }
     fallback_to[i] = j;
     if (!tasks[j].depends_on.empty())
       error(at, "fallback task " + in_quotes(target)
@@ -1074,7 +1117,8 @@ std::optional<definition> validator::workflow(const json& doc,
   for (size_t i = 0; i < n; ++i) {
     const auto& t = tasks[i];
     upstream_scope task_scope{&upstream, i};
-    const auto* scope = &task_scope;
+    // An on_failure task may read every task, as the output template does.
+    const auto* scope = t.hook ? nullptr : &task_scope;
     if (!t.when.empty())
       expression(t.when, child_pointer(t.pointer, "when"), index, scope, i,
                  tasks);

@@ -33,6 +33,17 @@ std::string task_of(const json& p) {
 json answer_schema_of(const json& definition, const std::string& task) {
   if (!definition.is_object() || !definition.contains("tasks"))
     return nullptr;
+  if (auto slash = task.find('/'); slash != std::string::npos) {
+    // A question of an item's sub-workflow, "map[i]/ask": in the map's
+    // inline workflow.
+    auto map = task.substr(0, task.find_first_of("[@/"));
+    if (definition["tasks"].is_array())
+      for (const auto& t : definition["tasks"])
+        if (t.is_object() && t.value("id", std::string{}) == map
+            && t.contains("workflow"))
+          return answer_schema_of(t["workflow"], task.substr(slash + 1));
+    return nullptr;
+  }
   const auto& tasks = definition["tasks"];
   auto match = [&](const json& t) -> json {
     if (t.is_object() && t.contains("answer_schema"))
@@ -74,10 +85,20 @@ json execution_view(const execution_info& info,
   auto key_of = [](const std::string& id, const json& p) {
     return std::make_pair(id, p.value("item", 0));
   };
-  // A map that ended asks its items no more.
+  // A map that ended asks its items no more, nor do the sub-workflows of
+  // its items or a sub-workflow task ("map[i]/ask", "task/ask"; `prefix`
+  // "map[", "map[i]" or "task/").
+  auto close_nested = [&](const std::string& prefix) {
+    for (auto& [key, t] : tasks)
+      if (t.state == "waiting" && key.rfind(prefix, 0) == 0
+          && key.find('/') != std::string::npos)
+        t.state = "closed";
+  };
   auto close_items = [&](const std::string& id) {
     for (auto i = waiting_items.begin(); i != waiting_items.end();)
       i = i->second.task == id ? waiting_items.erase(i) : std::next(i);
+    for (const char* after : {"[", "/", "@"})
+      close_nested(id + after);
   };
   json usage{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0}};
   for (const auto& ev : events) {
@@ -126,8 +147,11 @@ json execution_view(const execution_info& info,
       t.error.clear();
       t.end_us = ev.time_us;
     } else if (ev.type == "task_failed") {
-      if (item)
+      if (item) {
+        // The item's attempt ended: its sub-workflow asks no more.
+        close_nested(id + "[" + std::to_string(p.value("item", 0)) + "]");
         continue;
+      }
       t.error = p.value("message", std::string{});
       bool final = p.value("final", false) || !p.contains("retry_in_ms");
       t.state = final ? "failed" : "running";

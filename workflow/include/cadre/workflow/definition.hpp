@@ -77,11 +77,15 @@ struct task_def {
   /// run at once (0: all).
   std::string items;
   uint32_t concurrency = 0;
-  /// kind map: what runs per item, a tool (`tool`), an agent turn (`agent`)
-  /// or a person's answer (`prompt`).
+  /// kind map: what runs per item, a tool (`tool`), an agent turn (`agent`),
+  /// a person's answer (`prompt`) or a sub-workflow (`workflow`).
   task_kind item_kind = task_kind::tool;
-  /// kind workflow: the sub-workflow's document (inline, already parsed).
+  /// kind workflow, and kind map of sub-workflows: the sub-workflow's
+  /// document (inline, already validated).
   json workflow;
+  /// One of the workflow's `on_failure` tasks: it runs only once the
+  /// execution has failed (docs/workflows.md#failure-hooks).
+  bool hook = false;
   /// kind agent: the agent's name (the workflow's `agents:` or the node's).
   std::string agent;
   /// JSON pointer of this task in the document, e.g. "/tasks/2".
@@ -98,8 +102,9 @@ struct task_def {
   }
 };
 
-/// A validated workflow definition. Tasks are in document order; every
-/// depends_on names a task of this definition and the graph is acyclic.
+/// A validated workflow definition. Tasks are in document order, the
+/// workflow's `on_failure` tasks (`hook`) after them; every depends_on
+/// names a task of this definition and the graph is acyclic.
 struct definition {
   std::string name;
   std::string version = "1";

@@ -40,6 +40,10 @@ inline constexpr const char* fallback_started = "fallback_started";
 inline constexpr const char* human_requested = "human_requested";
 inline constexpr const char* execution_completed = "execution_completed";
 inline constexpr const char* execution_failed = "execution_failed";
+/// The execution failed and its `on_failure` tasks start; the failure
+/// ({task, code, message}) waits in this event until they are done, then
+/// execution_failed records it (docs/workflows.md#failure-hooks).
+inline constexpr const char* on_failure_started = "on_failure_started";
 inline constexpr const char* execution_cancelled = "execution_cancelled";
 /// The one event of a snapshot log (workflow::snapshot_log).
 inline constexpr const char* snapshot = "snapshot";
@@ -53,12 +57,17 @@ struct action {
     dispatch,        ///< send a task_request to the pool of `tool`
     retry_timer,     ///< after delay_ms, call machine::retry_due(key)
     execution_timer, ///< after delay_ms, call machine::execution_timed_out
-    run_child,       ///< run `input` as a sub-workflow `document`
     waiting_human,   ///< a person is asked; nothing to send
     run_agent,       ///< run one turn of agent `agent` with `input`
+    /// after delay_ms, call machine::deadline_due(key, attempt): the
+    /// deadline of a unit running a sub-workflow (its `timeout`, or the
+    /// sub-workflow's own)
+    deadline_timer,
   };
   kind_t kind = dispatch;
-  std::string key; ///< "task" or "task[item]"
+  /// "task" or "task[item]"; a unit of a sub-workflow is "task/inner" or
+  /// "task[item]/inner" ("task[item]@attempt/inner" past attempt 1)
+  std::string key;
   std::string task_id;
   int item = -1;
   uint32_t attempt = 1;
@@ -69,6 +78,7 @@ struct action {
   json input;
   /// dispatch: where `input` holds secret references (task_def).
   std::vector<std::string> secret_pointers;
+  /// run_agent: the agent's spec (see `agent`).
   json document;
   int64_t timeout_ms = 0;
   int64_t delay_ms = 0;
@@ -132,9 +142,16 @@ public:
   /// The execution timeout fired.
   step execution_timed_out(int64_t now_us);
 
-  /// A person answered human task `task_id`. Errors: errc::not_found (no
-  /// such task), errc::conflict (not waiting), errc::invalid_input (the
-  /// answer does not match answer_schema).
+  /// The deadline of attempt `attempt` of the unit `key` running a
+  /// sub-workflow fired (action::deadline_timer): the attempt fails with
+  /// code timeout, and retry decides. Stale deadlines yield an empty step.
+  step deadline_due(const std::string& key, uint32_t attempt, int64_t now_us);
+
+  /// A person answered human task `task_id` ("task", "task[i]" for an
+  /// item of a map of human tasks, "task/inner" or "task[i]/inner" for a
+  /// human task of a sub-workflow). Errors: errc::not_found (no such task),
+  /// errc::conflict (not waiting), errc::invalid_input (the answer does
+  /// not match answer_schema).
   [[nodiscard]] expected<step> human_answer(const std::string& task_id,
                                             const json& value,
                                             int64_t now_us);
