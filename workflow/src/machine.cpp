@@ -8,8 +8,8 @@
 #include <set>
 #include <unordered_map>
 
-#include "cadre/tools/lua_sandbox.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {
