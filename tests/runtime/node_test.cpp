@@ -217,8 +217,8 @@ TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {
 // before the node starts anything, and the refusal names the file and key.
 TEST(Node, BadToolSettingsInTheConfigFileFailTheStartNamingFileAndKey) {
   test::temp_dir dir;
-  auto file = (dir / "cadre.yaml").string();
-  std::ofstream{file} << "store: {dir: " << (dir / "store").string()
+  auto file = dir / "cadre.yaml";
+  std::ofstream{file} << "store: {dir: " << (dir / "store")
                       << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n"
                          "  http:\n    timeout: 5\n";
   auto cfg = config::load_file(file);
@@ -233,7 +233,7 @@ TEST(Node, BadToolSettingsInTheConfigFileFailTheStartNamingFileAndKey) {
                    "connect_timeout_ms, fail_on_status, max_attempts, "
                    "max_redirects, max_response_bytes, retry_base_ms, "
                    "retry_max_ms, timeout_ms)");
-  std::ofstream{file} << "store: {dir: " << (dir / "store").string()
+  std::ofstream{file} << "store: {dir: " << (dir / "store")
                       << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n";
   cfg = config::load_file(file);
   ASSERT_TRUE(cfg) << describe(cfg.error());
