@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "cadre/messages/json_text.hpp"
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

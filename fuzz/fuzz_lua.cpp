@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
 
 namespace {
 

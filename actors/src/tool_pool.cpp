@@ -14,7 +14,7 @@
 
 #include "cadre/actors/spawn.hpp"
 #include "cadre/log/log.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 
 namespace cadre::actors {

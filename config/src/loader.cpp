@@ -354,6 +354,7 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
                         + p.message);
   }
   const json& root = doc.value;
+  cfg.source = path;
   if (root.is_null())
     return cfg;
   if (!root.is_object())

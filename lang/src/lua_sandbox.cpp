@@ -1,4 +1,4 @@
-#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -1,7 +1,7 @@
 // Regular expressions on RE2: linear in the text, no recursion, bounded
 // memory; the only regex engine that sees input.
 
-#include "cadre/tools/regex.hpp"
+#include "cadre/lang/regex.hpp"
 
 #include <re2/re2.h>
 

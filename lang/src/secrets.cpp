@@ -1,4 +1,4 @@
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 
 #include <algorithm>
 #include <cctype>

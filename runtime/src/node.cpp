@@ -462,6 +462,14 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   for (auto& [name, factory] : start_opts.extra_tools)
     if (auto added = st->registry.add_extra(name, factory); !added)
       return added.error();
+  // Each tool's settings against its schema, before anything starts:
+  // "cadre.yaml: tools.ocr.dpi: must be an integer in [50, 1200]".
+  for (const auto& [name, tool_cfg] : cfg.tools) {
+    if (auto ok = st->registry.check_settings(name, tool_cfg.settings); !ok)
+      return make_error(errc::invalid_config,
+                        (cfg.source.empty() ? "" : cfg.source + ": ")
+                          + message_of(ok.error()));
+  }
   st->secrets = load_secrets(cfg);
   auto agent_opts = agents_options_of(cfg, st->registry);
   if (!agent_opts)

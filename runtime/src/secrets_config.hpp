@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "cadre/config/node_config.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 
 namespace cadre::runtime {
 

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
 
 using cadre::errc;
 using cadre::json;

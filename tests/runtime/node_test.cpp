@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -16,7 +17,9 @@
 #include <gtest/gtest.h>
 
 #include "cadre/messages/event.hpp"
+#include "cadre/config/node_config.hpp"
 #include "cadre/runtime/node.hpp"
+#include "cadre/tools/tool_registry.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -208,6 +211,57 @@ TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {
   ASSERT_FALSE(n);
   EXPECT_NE(describe(n.error()).find("tools.sleep.max_ms"), std::string::npos)
     << describe(n.error());
+}
+
+// The config file's tool settings are checked against each tool's schema
+// before the node starts anything, and the refusal names the file and key.
+TEST(Node, BadToolSettingsInTheConfigFileFailTheStartNamingFileAndKey) {
+  test::temp_dir dir;
+  auto file = dir / "cadre.yaml";
+  std::ofstream{file} << "store: {dir: " << (dir / "store")
+                      << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n"
+                         "  http:\n    timeout: 5\n";
+  auto cfg = config::load_file(file);
+  ASSERT_TRUE(cfg) << describe(cfg.error());
+  auto n = runtime::node::start(*cfg);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(code_of(n.error()), errc::invalid_config);
+  // Sections in name order: http first.
+  EXPECT_EQ(message_of(n.error()),
+            file + ": tools.http.timeout: unknown setting (known: "
+                   "allow_link_local, allow_private, allowed_hosts, "
+                   "connect_timeout_ms, fail_on_status, max_attempts, "
+                   "max_redirects, max_response_bytes, retry_base_ms, "
+                   "retry_max_ms, timeout_ms)");
+  std::ofstream{file} << "store: {dir: " << (dir / "store")
+                      << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n";
+  cfg = config::load_file(file);
+  ASSERT_TRUE(cfg) << describe(cfg.error());
+  n = runtime::node::start(*cfg);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(message_of(n.error()),
+            file + ": tools.ocr.dpi: must be an integer in [50, 1200]");
+}
+
+// Every node config under examples/ passes its tools' settings schemas.
+TEST(Node, EveryExampleConfigsToolSettingsPass) {
+  tools::tool_registry registry;
+  tools::register_builtin_tools(registry);
+  size_t seen = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator{
+         std::string{CADRE_SOURCE_DIR} + "/examples"}) {
+    if (entry.path().filename() != "cadre.yaml")
+      continue;
+    ++seen;
+    auto cfg = config::load_file(entry.path().string());
+    ASSERT_TRUE(cfg) << describe(cfg.error());
+    for (const auto& [name, tool] : cfg->tools) {
+      EXPECT_TRUE(registry.contains(name)) << entry.path() << ": " << name;
+      auto ok = registry.check_settings(name, tool.settings);
+      EXPECT_TRUE(ok) << entry.path() << ": " << describe(ok.error());
+    }
+  }
+  EXPECT_GE(seen, 2u);
 }
 
 TEST(Node, SchedulesRunOnlyWhenAskedForAndUnderTheTree) {

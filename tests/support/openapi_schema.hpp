@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cadre/messages/error.hpp"
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/yaml/reader.hpp"
 
 namespace cadre::test {

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::test {

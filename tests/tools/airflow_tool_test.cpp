@@ -888,13 +888,13 @@ TEST(AirflowTool, SettingsErrorsNameTheKey) {
              {{"base_url", "http://x"},
               {"username", "a"},
               {"password", "P"}}}}}},
-     "tools.airflow.connections.prod.password: unknown setting (expected "
-     "one of: base_url, api_version, auth, username, password_env, "
-     "token_env, timeout, connect_timeout, max_retries, retry_backoff)"},
+     "tools.airflow.connections.prod.password: unknown setting (known: "
+     "api_version, auth, base_url, connect_timeout, max_retries, "
+     "password_env, retry_backoff, timeout, token_env, username)"},
     {json{{"page_size", 0}},
      "tools.airflow.page_size: must be an integer in [1, 10000]"},
     {json{{"connections", "http://x"}},
-     "tools.airflow.connections: must be an object of connections by name"},
+     "tools.airflow.connections: must be an object"},
   };
   tool_registry registry;
   register_builtin_tools(registry);

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "loopback_server.hpp"
 #include "tool_schema_check.hpp"
@@ -501,7 +501,7 @@ TEST(HttpTool, BadSettingsNameTheKey) {
     {json{{"allow_private", "yes"}},
      "tools.http.allow_private: must be true or false"},
     {json{{"allowed_hosts", "a.test"}},
-     "tools.http.allowed_hosts: must be an array of host names"},
+     "tools.http.allowed_hosts: must be an array of strings"},
     {json{{"timeout_ms", 0}},
      "tools.http.timeout_ms: must be an integer in [1, 86400000]"},
     {json{{"max_attempts", 50}},

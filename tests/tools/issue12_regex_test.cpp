@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/json_schema.hpp"
-#include "cadre/tools/regex.hpp"
+#include "cadre/lang/json_schema.hpp"
+#include "cadre/lang/regex.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "finishes.hpp"
 

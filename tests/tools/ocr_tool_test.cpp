@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "fs/root_dir.hpp"
 #include "jpeg_pdf.hpp"

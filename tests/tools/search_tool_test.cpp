@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "loopback_server.hpp"
 #include "tool_schema_check.hpp"

@@ -386,9 +386,9 @@ TEST(SqlTool, BadSettingsNameTheKey) {
   };
   const bad_case cases[] = {
     {json(1), "tools.sql: must be an object"},
-    {{{"paht", "x.db"}}, "tools.sql.paht: unknown key (expected one of: root, "
-                         "path, read_only, postgres_url, postgres_url_env, "
-                         "databases, default, max_rows, max_result_bytes, "
+    {{{"paht", "x.db"}}, "tools.sql.paht: unknown setting (known: databases, "
+                         "default, max_result_bytes, max_rows, path, "
+                         "postgres_url, postgres_url_env, read_only, root, "
                          "timeout_ms)"},
     {{{"root", dir.str()}, {"path", "../escape.db"}},
      "tools.sql.path: '../escape.db' is not a file inside tools.sql.root ("
@@ -403,16 +403,15 @@ TEST(SqlTool, BadSettingsNameTheKey) {
     {{{"postgres_url", "postgresql://h/db"}, {"postgres_url_env", "X"}},
      "tools.sql.postgres_url: give either postgres_url or postgres_url_env"},
     {{{"databases", {{"pg", {{"driver", "mysql"}}}}}},
-     "tools.sql.databases.pg.driver: must be sqlite or postgres"},
+     "tools.sql.databases.pg.driver: must be one of sqlite, postgres"},
     {{{"databases", {{"pg", {{"driver", "postgres"}}}}}},
      "tools.sql.databases.pg.url: give either url or url_env (the name of an "
      "environment variable holding it)"},
     {{{"databases", {{"pg", {{"url", "x"}, {"pass", 1}}}}}},
-     "tools.sql.databases.pg.pass: unknown key (expected one of: driver, "
-     "path, url, url_env, read_only)"},
+     "tools.sql.databases.pg.pass: unknown setting (known: driver, path, "
+     "read_only, url, url_env)"},
     {{{"databases", {{"pg", 5}}}},
-     "tools.sql.databases.pg: must be an object {driver, path | url | "
-     "url_env, read_only}"},
+     "tools.sql.databases.pg: must be an object"},
     {{{"default", "pg"}}, "tools.sql.default: names no database in "
                           "tools.sql.databases"},
     {{{"databases", {{"a", {{"path", "a.db"}}}, {"b", {{"path", "b.db"}}}}}},

@@ -147,15 +147,19 @@ TEST(ToolRegistry, AddsAndReplacesCustomFactories) {
   EXPECT_FALSE(registry.create("echo", json_value{}));
 }
 
-TEST(ToolRegistry, FactoryLookupReturnsTheRegisteredFunction) {
+TEST(ToolRegistry, FactoryLookupCallsTheRegisteredFunction) {
   tool_registry registry;
   register_builtin_tools(registry);
   EXPECT_EQ(registry.factory("ocr2"), nullptr);
   registry.add("constant", &make_constant_tool);
   auto constant = registry.factory("constant");
-  using factory_fn = expected<std::unique_ptr<tool>> (*)(const json_value&);
-  ASSERT_NE(constant.target<factory_fn>(), nullptr);
-  EXPECT_EQ(*constant.target<factory_fn>(), &make_constant_tool);
+  ASSERT_NE(constant, nullptr);
+  auto bad = constant(json_value{});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(message_of(bad.error()), "tools.constant.value: required");
+  auto made = constant(json_value{json{{"value", 1}}});
+  ASSERT_TRUE(made) << describe(made.error());
+  EXPECT_EQ((*made)->name(), "constant");
   auto echo = registry.factory("echo");
   ASSERT_NE(echo, nullptr);
   auto t = echo(json_value{});

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "temp_dir.hpp"
 #include "tool_schema_check.hpp"

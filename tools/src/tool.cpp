@@ -1,6 +1,6 @@
 #include "cadre/tools/tool.hpp"
 
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 
 namespace cadre::tools {
 

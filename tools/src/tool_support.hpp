@@ -10,8 +10,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <initializer_list>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,8 +19,8 @@
 #include "cadre/messages/duration.hpp"
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
-#include "cadre/tools/json_schema.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/json_schema.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::tools::detail {
@@ -98,6 +96,69 @@ inline caf::error settings_error(std::string_view tool, std::string_view key,
   return make_error(errc::invalid_config, std::move(msg));
 }
 
+/// The JSON Schema of a tool's settings (`tools.<name>`): an object of
+/// `properties` and no other key. Declared beside the tool's factory;
+/// tool_registry checks the settings by it before the factory runs.
+inline json settings_schema(json properties) {
+  return json{{"type", "object"},
+              {"properties", std::move(properties)},
+              {"additionalProperties", false}};
+}
+
+/// A settings schema's integer in [min, max] with its default.
+inline json integer_setting(uint64_t fallback, uint64_t min, uint64_t max,
+                            const char* description) {
+  return json{{"type", "integer"},
+              {"minimum", min},
+              {"maximum", max},
+              {"default", fallback},
+              {"description", description}};
+}
+
+/// A settings schema's integer of at least `min` with its default.
+inline json integer_setting(uint64_t fallback, uint64_t min,
+                            const char* description) {
+  return json{{"type", "integer"},
+              {"minimum", min},
+              {"default", fallback},
+              {"description", description}};
+}
+
+/// A settings schema's boolean with its default.
+inline json bool_setting(bool fallback, const char* description) {
+  return json{{"type", "boolean"},
+              {"default", fallback},
+              {"description", description}};
+}
+
+/// A settings schema's string; `non_empty`: at least one character.
+inline json string_setting(const char* description, bool non_empty = true) {
+  json out{{"type", "string"}, {"description", description}};
+  if (non_empty)
+    out["minLength"] = 1;
+  return out;
+}
+
+/// A settings schema's duration: "30s", "500ms", "2m" or milliseconds
+/// (parse_duration below says the rest, and that it is positive).
+inline json duration_setting(const char* fallback, const char* description) {
+  return json{{"type", json::array({"string", "integer"})},
+              {"minimum", 1},
+              {"default", fallback},
+              {"description", description}};
+}
+
+/// The setting `key` of a section the tool's settings schema accepted
+/// (tool_registry checks it before the factory runs): absent or null,
+/// `fallback`.
+template <class T>
+T setting(const json& section, const char* key, T fallback) {
+  auto i = section.find(key);
+  if (i == section.end() || i->is_null())
+    return fallback;
+  return i->get<T>();
+}
+
 /// The JSON pointer of `key` below the root, escaped ("/a~1b" for "a/b").
 inline std::string pointer_to(const std::string& key) {
   return (json::json_pointer{} / key).to_string();
@@ -123,58 +184,6 @@ inline std::optional<uint64_t> as_uint(const json& x) {
     return static_cast<uint64_t>(d);
   }
   return std::nullopt;
-}
-
-/// Checks that `input` is an object whose keys all appear in `allowed`.
-[[nodiscard]] inline expected<void>
-check_object(std::string_view tool, const json& input,
-             std::initializer_list<std::string_view> allowed) {
-  if (!input.is_object())
-    return input_error(tool, "", "must be an object");
-  for (const auto& [key, value] : input.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      std::string known;
-      for (auto name : allowed) {
-        if (!known.empty())
-          known += ", ";
-        known += name;
-      }
-      return input_error(tool, pointer_to(key),
-                         "unknown key (expected one of: " + known + ")");
-    }
-  }
-  return {};
-}
-
-/// Returns the settings object, or an empty object for null settings.
-[[nodiscard]] inline expected<json>
-settings_object(std::string_view tool, const json_value& settings) {
-  if (settings.is_null())
-    return json::object();
-  if (!settings->is_object())
-    return settings_error(tool, "", "must be an object");
-  return settings.get();
-}
-
-/// Reads the integer setting `key` (absent or null: `fallback`) and checks
-/// that it lies in [min, max].
-[[nodiscard]] inline expected<uint64_t>
-uint_setting(std::string_view tool, const json& settings,
-             const std::string& key, uint64_t fallback, uint64_t min = 0,
-             uint64_t max = std::numeric_limits<uint64_t>::max()) {
-  auto i = settings.find(key);
-  if (i == settings.end() || i->is_null())
-    return fallback;
-  auto x = as_uint(*i);
-  if (!x || *x < min || *x > max) {
-    std::string what = "must be an integer";
-    if (max == std::numeric_limits<uint64_t>::max())
-      what += " >= " + std::to_string(min);
-    else
-      what += " in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-    return settings_error(tool, key, what);
-  }
-  return *x;
 }
 
 /// The one duration form of cadre (cadre/messages/duration.hpp: "250ms",

@@ -10,8 +10,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "cadre/tools/lua_sandbox.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::workflow {

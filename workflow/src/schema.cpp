@@ -1,10 +1,10 @@
 // JSON Schema checks of workflow inputs and answers, on the one validator
-// of the codebase (cadre/tools/json_schema.hpp).
+// of the codebase (cadre/lang/json_schema.hpp).
 
 #include <optional>
 #include <string>
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "document.hpp"
 

@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cadre/tools/lua_sandbox.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "document.hpp"

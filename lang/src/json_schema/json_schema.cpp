@@ -5,7 +5,7 @@
 // Without this valijson prints and aborts on a schema it cannot read.
 #define VALIJSON_USE_EXCEPTIONS 1
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -6,7 +6,7 @@
 // on patterns such as ^(a+)+$. It has no way to plug in another engine, so
 // the visitor's three member functions that use std::regex are explicitly
 // specialized here for the two adapters cadre validates with (nlohmann JSON,
-// and std::string for propertyNames) and run on RE2 (cadre/tools/regex.hpp)
+// and std::string for propertyNames) and run on RE2 (cadre/lang/regex.hpp)
 // instead. Everything else in them is valijson's own logic, unchanged.
 //
 // Include this header in exactly one translation unit (json_schema.cpp),
@@ -24,7 +24,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validation_visitor.hpp>
 
-#include "cadre/tools/regex.hpp"
+#include "cadre/lang/regex.hpp"
 
 namespace cadre::tools::detail {
 

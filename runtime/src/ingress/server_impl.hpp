@@ -23,7 +23,7 @@
 #include "cadre/runtime/auth.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/runtime/rate_limit.hpp"
-#include "cadre/tools/regex.hpp"
+#include "cadre/lang/regex.hpp"
 #include "ingress/event_stream.hpp"
 #include "ingress/http_metrics.hpp"
 #include "ingress/http_server.hpp"

@@ -14,19 +14,6 @@ namespace {
 
 constexpr std::string_view tool_name = "airflow";
 
-constexpr std::string_view connection_keys[]
-  = {"base_url",      "api_version", "auth",    "username",
-     "password_env",  "token_env",   "timeout", "connect_timeout",
-     "max_retries",   "retry_backoff"};
-
-std::string known_list(const std::string_view* first,
-                       const std::string_view* last) {
-  std::string out;
-  for (auto i = first; i != last; ++i)
-    out += (out.empty() ? "" : ", ") + std::string{*i};
-  return out;
-}
-
 /// Reads one `connections.<name>` section.
 expected<connection_options> parse_connection(const std::string& name,
                                               const json& section) {
@@ -37,15 +24,6 @@ expected<connection_options> parse_connection(const std::string& name,
                                               : prefix + "." + std::string{key},
                                   what);
   };
-  if (!section.is_object())
-    return bad("", "must be an object with at least base_url");
-  for (const auto& [key, value] : section.items())
-    if (std::find(std::begin(connection_keys), std::end(connection_keys), key)
-        == std::end(connection_keys))
-      return bad(key, "unknown setting (expected one of: "
-                        + known_list(std::begin(connection_keys),
-                                     std::end(connection_keys))
-                        + ")");
   connection_options c;
   c.name = name;
   auto str = [&](const char* key, std::string& out) {
@@ -64,11 +42,7 @@ expected<connection_options> parse_connection(const std::string& name,
         dur("retry_backoff", c.retry_backoff)})
     if (!r)
       return r.error();
-  auto retries = detail::uint_setting(tool_name, section, "max_retries",
-                                      c.max_retries, 0, 10);
-  if (!retries)
-    return bad("max_retries", "must be an integer in [0, 10]");
-  c.max_retries = static_cast<uint32_t>(*retries);
+  c.max_retries = detail::setting(section, "max_retries", c.max_retries);
   while (!c.base_url.empty() && c.base_url.back() == '/')
     c.base_url.pop_back();
   if (c.base_url.empty())
@@ -84,22 +58,15 @@ expected<connection_options> parse_connection(const std::string& name,
                            "password_env)");
   if (c.base_url.find_first_of("?#") != std::string::npos)
     return bad("base_url", "must not have a query or a fragment");
-  if (version.empty() || version == "v2" || version == "2")
-    c.api_version = 2;
-  else if (version == "v1" || version == "1")
-    c.api_version = 1;
-  else
-    return bad("api_version", "must be v2 (Airflow 3) or v1 (Airflow 2)");
+  c.api_version = version == "v1" || version == "1" ? 1 : 2;
   if (auth.empty())
     c.auth = c.api_version == 1 ? auth_mode::basic : auth_mode::jwt;
   else if (auth == "jwt")
     c.auth = auth_mode::jwt;
   else if (auth == "basic")
     c.auth = auth_mode::basic;
-  else if (auth == "token")
-    c.auth = auth_mode::token;
   else
-    return bad("auth", "must be jwt, basic or token");
+    c.auth = auth_mode::token;
   if (c.auth == auth_mode::jwt && c.api_version == 1)
     return bad("auth", "Airflow 2 (api_version v1) has no /auth/token: use "
                        "basic or token");
@@ -132,46 +99,65 @@ std::string suffix_attempts(uint32_t attempts) {
 
 } // namespace
 
+json settings_schema() {
+  airflow_options defaults;
+  connection_options conn;
+  auto connection = detail::settings_schema(
+    {{"base_url", detail::string_setting("Where the API server answers, "
+                                         "without /api/v2; no credentials "
+                                         "in it. Required.",
+                                         false)},
+     {"api_version", {{"enum", {"v2", "v1", "2", "1"}},
+                      {"default", "v2"},
+                      {"description", "v2 (Airflow 3) or v1 (Airflow 2)."}}},
+     {"auth", {{"enum", {"jwt", "basic", "token"}},
+               {"description", "Default: jwt (basic with v1)."}}},
+     {"username", detail::string_setting("For jwt and basic.", false)},
+     {"password_env",
+      detail::string_setting("The environment variable that holds the "
+                             "password.",
+                             false)},
+     {"token_env", detail::string_setting("The environment variable that "
+                                          "holds a token.",
+                                          false)},
+     {"timeout", detail::duration_setting("30s", "One attempt of one "
+                                                 "request.")},
+     {"connect_timeout", detail::duration_setting("10s", "Connecting.")},
+     {"max_retries", detail::integer_setting(conn.max_retries, 0, 10,
+                                             "Retries after the first "
+                                             "attempt.")},
+     {"retry_backoff",
+      detail::duration_setting("500ms", "The wait before the first retry, "
+                                        "doubled for each next one.")}});
+  return detail::settings_schema(
+    {{"connections", {{"type", "object"},
+                      {"additionalProperties", std::move(connection)},
+                      {"description", "Airflow deployments by name."}}},
+     {"page_size", detail::integer_setting(defaults.page_size, 1, 10'000,
+                                           "limit of each list request.")},
+     {"max_items", detail::integer_setting(defaults.max_items, 1, 1'000'000,
+                                           "The most runs or task instances "
+                                           "one call collects.")},
+     {"max_log_bytes", detail::integer_setting(defaults.max_log_bytes, 1,
+                                               uint64_t{1} << 30,
+                                               "The ceiling of a call's "
+                                               "max_bytes.")},
+     {"max_response_bytes",
+      detail::integer_setting(defaults.max_response_bytes, 1024,
+                              uint64_t{1} << 32,
+                              "The largest answer accepted.")}});
+}
+
 expected<airflow_options> parse_options(const json_value& settings) {
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
-  constexpr std::string_view keys[] = {"connections", "page_size", "max_items",
-                                       "max_log_bytes", "max_response_bytes"};
-  for (const auto& [key, value] : obj->items())
-    if (std::find(std::begin(keys), std::end(keys), key) == std::end(keys))
-      return detail::settings_error(tool_name, key,
-                                    "unknown setting (expected one of: "
-                                      + known_list(std::begin(keys),
-                                                   std::end(keys))
-                                      + ")");
+  const json& obj = *settings;
   airflow_options opts;
-  auto page = detail::uint_setting(tool_name, *obj, "page_size",
-                                   opts.page_size, 1, 10'000);
-  if (!page)
-    return std::move(page.error());
-  opts.page_size = static_cast<uint32_t>(*page);
-  auto items = detail::uint_setting(tool_name, *obj, "max_items",
-                                    opts.max_items, 1, 1'000'000);
-  if (!items)
-    return std::move(items.error());
-  opts.max_items = *items;
-  auto log = detail::uint_setting(tool_name, *obj, "max_log_bytes",
-                                  opts.max_log_bytes, 1, uint64_t{1} << 30);
-  if (!log)
-    return std::move(log.error());
-  opts.max_log_bytes = *log;
-  auto bytes = detail::uint_setting(tool_name, *obj, "max_response_bytes",
-                                    opts.max_response_bytes, 1024,
-                                    uint64_t{1} << 32);
-  if (!bytes)
-    return std::move(bytes.error());
-  opts.max_response_bytes = *bytes;
-  if (auto c = obj->find("connections"); c != obj->end() && !c->is_null()) {
-    if (!c->is_object())
-      return detail::settings_error(tool_name, "connections",
-                                    "must be an object of connections by "
-                                    "name");
+  opts.page_size = detail::setting(obj, "page_size", opts.page_size);
+  opts.max_items = detail::setting(obj, "max_items", opts.max_items);
+  opts.max_log_bytes = detail::setting(obj, "max_log_bytes",
+                                       opts.max_log_bytes);
+  opts.max_response_bytes = detail::setting(obj, "max_response_bytes",
+                                            opts.max_response_bytes);
+  if (auto c = obj.find("connections"); c != obj.end() && !c->is_null()) {
     for (const auto& [name, section] : c->items()) {
       auto conn = parse_connection(name, section);
       if (!conn)

@@ -17,7 +17,7 @@
 #include "cadre/messages/error.hpp"
 #include "cadre/messages/json_value.hpp"
 #include "cadre/tools/net/http_client.hpp"
-#include "cadre/tools/secrets.hpp"
+#include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool.hpp"
 
 namespace cadre::tools::airflow {
@@ -86,6 +86,10 @@ struct airflow_options {
   /// 32 MiB
   uint64_t max_response_bytes = 32u << 20;
 };
+
+/// The JSON Schema of `tools.airflow` (tool_registry checks the settings by
+/// it before parse_options reads them).
+json settings_schema();
 
 /// Reads `tools.airflow`. Errors: errc::invalid_config naming the key
 /// ("tools.airflow.connections.prod.base_url: is required").

@@ -12,7 +12,7 @@
 
 #include "airflow/airflow_client.hpp"
 #include "airflow/airflow_log.hpp"
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/tools/tool.hpp"
 #include "net/net_support.hpp"
 #include "tool_support.hpp"
@@ -586,6 +586,10 @@ private:
 };
 
 } // namespace
+
+json airflow_settings_schema() {
+  return airflow::settings_schema();
+}
 
 expected<std::unique_ptr<tool>> make_airflow_tool(const json_value& settings) {
   auto opts = airflow::parse_options(settings);

@@ -291,21 +291,23 @@ private:
 
 } // namespace
 
+json chaos_settings_schema() {
+  chaos_options defaults;
+  return detail::settings_schema(
+    {{"max_ms", detail::integer_setting(defaults.max_ms, 0,
+                                        "The most `ms` may ask for; a hang "
+                                        "without `ms` ends here with "
+                                        "timeout.")},
+     {"allow_abort", detail::bool_setting(defaults.allow_abort,
+                                          "Whether mode abort may end the "
+                                          "process.")}});
+}
+
 expected<std::unique_ptr<tool>> make_chaos_tool(const json_value& settings) {
-  auto obj = detail::settings_object("chaos", settings);
-  if (!obj)
-    return std::move(obj.error());
   chaos_options opts;
-  auto max_ms = detail::uint_setting("chaos", *obj, "max_ms", opts.max_ms);
-  if (!max_ms)
-    return std::move(max_ms.error());
-  opts.max_ms = *max_ms;
-  if (auto i = obj->find("allow_abort"); i != obj->end() && !i->is_null()) {
-    if (!i->is_boolean())
-      return detail::settings_error("chaos", "allow_abort",
-                                    "must be true or false");
-    opts.allow_abort = i->get<bool>();
-  }
+  opts.max_ms = detail::setting(*settings, "max_ms", opts.max_ms);
+  opts.allow_abort = detail::setting(*settings, "allow_abort",
+                                     opts.allow_abort);
   auto t = std::make_unique<chaos_tool>(opts);
   return detail::with_input_schema(std::move(t));
 }

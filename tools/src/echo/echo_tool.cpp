@@ -37,10 +37,11 @@ public:
 
 } // namespace
 
-expected<std::unique_ptr<tool>> make_echo_tool(const json_value& settings) {
-  // echo has no settings; still reject a section that is not an object.
-  if (auto obj = detail::settings_object("echo", settings); !obj)
-    return std::move(obj.error());
+json echo_settings_schema() {
+  return detail::settings_schema(json::object());
+}
+
+expected<std::unique_ptr<tool>> make_echo_tool(const json_value&) {
   return std::unique_ptr<tool>{std::make_unique<echo_tool>()};
 }
 

@@ -104,9 +104,11 @@ private:
 
 } // namespace
 
-expected<std::unique_ptr<tool>> make_fail_tool(const json_value& settings) {
-  if (auto obj = detail::settings_object("fail", settings); !obj)
-    return std::move(obj.error());
+json fail_settings_schema() {
+  return detail::settings_schema(json::object());
+}
+
+expected<std::unique_ptr<tool>> make_fail_tool(const json_value&) {
   auto t = std::make_unique<fail_tool>();
   return detail::with_input_schema(std::move(t));
 }

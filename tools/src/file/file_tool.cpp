@@ -539,39 +539,37 @@ private:
 
 } // namespace
 
+json file_settings_schema() {
+  file_options defaults;
+  return detail::settings_schema(
+    {{"root", detail::string_setting("The directory the tool works in; "
+                                     "must exist. Default: the current "
+                                     "directory.")},
+     {"read_only", detail::bool_setting(defaults.read_only,
+                                        "Refuse write and mkdir.")},
+     {"max_read_bytes",
+      detail::integer_setting(defaults.max_read_bytes, 1,
+                              "Largest file read returns.")},
+     {"max_write_bytes",
+      detail::integer_setting(defaults.max_write_bytes, 1,
+                              "Largest content write accepts (after "
+                              "decoding).")},
+     {"max_list_entries",
+      detail::integer_setting(defaults.max_list_entries, 1,
+                              "Most entries one list returns.")}});
+}
+
 expected<std::unique_ptr<tool>> make_file_tool(const json_value& settings) {
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
+  const json& obj = *settings;
   file_options opts;
-  for (const auto& [key, value] : obj->items())
-    if (key != "root" && key != "read_only" && key != "max_read_bytes"
-        && key != "max_write_bytes" && key != "max_list_entries")
-      return detail::settings_error(tool_name, key,
-                                    "unknown key (expected one of: root, "
-                                    "read_only, max_read_bytes, "
-                                    "max_write_bytes, max_list_entries)");
-  if (auto it = obj->find("root"); it != obj->end() && !it->is_null()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().empty())
-      return detail::settings_error(tool_name, "root",
-                                    "must be a directory path");
-    opts.root = it->get<std::string>();
-  }
-  if (auto it = obj->find("read_only"); it != obj->end() && !it->is_null()) {
-    if (!it->is_boolean())
-      return detail::settings_error(tool_name, "read_only",
-                                    "must be true or false");
-    opts.read_only = it->get<bool>();
-  }
-  for (auto [key, field] :
-       {std::pair{"max_read_bytes", &file_options::max_read_bytes},
-        std::pair{"max_write_bytes", &file_options::max_write_bytes},
-        std::pair{"max_list_entries", &file_options::max_list_entries}}) {
-    auto v = detail::uint_setting(tool_name, *obj, key, opts.*field, 1);
-    if (!v)
-      return std::move(v.error());
-    opts.*field = *v;
-  }
+  opts.root = detail::setting(obj, "root", opts.root);
+  opts.read_only = detail::setting(obj, "read_only", opts.read_only);
+  opts.max_read_bytes = detail::setting(obj, "max_read_bytes",
+                                        opts.max_read_bytes);
+  opts.max_write_bytes = detail::setting(obj, "max_write_bytes",
+                                         opts.max_write_bytes);
+  opts.max_list_entries = detail::setting(obj, "max_list_entries",
+                                          opts.max_list_entries);
   std::error_code ec;
   auto root = opts.root.empty() ? fs::current_path(ec)
                                 : fs::canonical(opts.root, ec);

@@ -409,26 +409,22 @@ private:
 
 } // namespace
 
+json http_settings_schema() {
+  auto props = net::net_settings_properties();
+  props["fail_on_status"]
+    = {{"enum", {"never", "server_errors", "all_errors"}},
+       {"default", "server_errors"},
+       {"description", "Default of the input's fail_on_status."}};
+  return detail::settings_schema(std::move(props));
+}
+
 expected<std::unique_ptr<tool>> make_http_tool(const json_value& settings) {
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
-  if (auto ok = net::check_setting_keys(tool_name, *obj, {"fail_on_status"});
-      !ok)
-    return std::move(ok.error());
+  const json& obj = *settings;
   http_options opts;
-  auto net_opts = net::parse_net_options(tool_name, *obj);
-  if (!net_opts)
-    return std::move(net_opts.error());
-  opts.net = std::move(*net_opts);
-  if (auto f = obj->find("fail_on_status"); f != obj->end() && !f->is_null()) {
-    auto x = parse_failure(*f);
-    if (!x)
-      return detail::settings_error(tool_name, "fail_on_status",
-                                    "must be one of never, server_errors, "
-                                    "all_errors");
-    opts.fail_on_status = *x;
-  }
+  opts.net = net::parse_net_options(tool_name, obj);
+  if (auto f = obj.find("fail_on_status"); f != obj.end() && !f->is_null())
+    if (auto x = parse_failure(*f))
+      opts.fail_on_status = *x;
   return detail::with_input_schema(std::make_unique<http_tool>(std::move(opts)));
 }
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cadre/tools/llm/provider.hpp"
-#include "cadre/tools/regex.hpp"
+#include "cadre/lang/regex.hpp"
 #include "cadre/yaml/reader.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "llm_support.hpp"

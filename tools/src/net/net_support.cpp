@@ -16,130 +16,75 @@ namespace cadre::tools::net {
 
 namespace {
 
-/// Reads a millisecond setting in [1, max].
-expected<std::chrono::milliseconds>
-ms_setting(std::string_view tool, const json& settings, const std::string& key,
-           std::chrono::milliseconds fallback,
-           uint64_t max = 24ull * 3600 * 1000) {
-  auto x = detail::uint_setting(tool, settings, key,
-                                static_cast<uint64_t>(fallback.count()), 1,
-                                max);
-  if (!x)
-    return std::move(x.error());
-  return std::chrono::milliseconds{static_cast<int64_t>(*x)};
+/// A millisecond setting's schema: [1, a day].
+json ms_setting(std::chrono::milliseconds fallback, const char* description) {
+  return detail::integer_setting(static_cast<uint64_t>(fallback.count()), 1,
+                                 24ull * 3600 * 1000, description);
+}
+
+std::chrono::milliseconds ms(const json& settings, const char* key,
+                             std::chrono::milliseconds fallback) {
+  return std::chrono::milliseconds{detail::setting<int64_t>(
+    settings, key, fallback.count())};
 }
 
 } // namespace
 
-expected<net_options> parse_net_options(std::string_view tool,
-                                        const json& settings,
-                                        net_options defaults) {
+json net_settings_properties(const net_options& defaults) {
+  return json{
+    {"allowed_hosts",
+     {{"type", "array"},
+      {"items", {{"type", "string"}, {"minLength", 1}}},
+      {"description", "Host names every hop must match. Default: any."}}},
+    {"allow_private",
+     detail::bool_setting(defaults.policy.allow_private,
+                          "Allow loopback and private addresses.")},
+    {"allow_link_local",
+     detail::bool_setting(defaults.policy.allow_link_local,
+                          "Allow link-local addresses.")},
+    {"connect_timeout_ms",
+     ms_setting(defaults.connect_timeout, "Time to connect.")},
+    {"timeout_ms", ms_setting(defaults.timeout, "Time for one attempt, "
+                                                "redirects included.")},
+    {"max_redirects", detail::integer_setting(defaults.max_redirects, 0, 50,
+                                              "Redirects followed.")},
+    {"max_response_bytes",
+     detail::integer_setting(defaults.max_response_bytes, 1,
+                             uint64_t{1} << 32, "Largest response body.")},
+    {"max_attempts", detail::integer_setting(defaults.retry.max_attempts, 1,
+                                             20, "Attempts in all (1: no "
+                                                 "retry).")},
+    {"retry_base_ms", ms_setting(defaults.retry.base_delay, "First "
+                                                            "backoff.")},
+    {"retry_max_ms", ms_setting(defaults.retry.max_delay,
+                                "Longest wait between attempts.")},
+  };
+}
+
+net_options parse_net_options(std::string_view tool, const json& settings,
+                              net_options defaults) {
   net_options out = std::move(defaults);
   if (auto i = settings.find("allowed_hosts");
-      i != settings.end() && !i->is_null()) {
-    if (!i->is_array())
-      return detail::settings_error(tool, "allowed_hosts",
-                                    "must be an array of host names");
-    out.policy.allowed_hosts.clear();
-    for (const auto& host : *i) {
-      if (!host.is_string() || host.get<std::string>().empty())
-        return detail::settings_error(tool, "allowed_hosts",
-                                      "must be an array of host names");
-      out.policy.allowed_hosts.push_back(host.get<std::string>());
-    }
-  }
-  auto priv = bool_setting(tool, settings, "allow_private",
-                           out.policy.allow_private);
-  if (!priv)
-    return std::move(priv.error());
-  out.policy.allow_private = *priv;
-  out.policy.allow_loopback = *priv;
-  auto link = bool_setting(tool, settings, "allow_link_local",
-                           out.policy.allow_link_local);
-  if (!link)
-    return std::move(link.error());
-  out.policy.allow_link_local = *link;
+      i != settings.end() && !i->is_null())
+    out.policy.allowed_hosts = i->get<std::vector<std::string>>();
+  out.policy.allow_private = detail::setting(settings, "allow_private",
+                                             out.policy.allow_private);
+  out.policy.allow_loopback = out.policy.allow_private;
+  out.policy.allow_link_local = detail::setting(settings, "allow_link_local",
+                                                out.policy.allow_link_local);
   out.policy.settings_prefix = "tools." + std::string{tool} + ".";
-  auto connect = ms_setting(tool, settings, "connect_timeout_ms",
-                            out.connect_timeout);
-  if (!connect)
-    return std::move(connect.error());
-  out.connect_timeout = *connect;
-  auto timeout = ms_setting(tool, settings, "timeout_ms", out.timeout);
-  if (!timeout)
-    return std::move(timeout.error());
-  out.timeout = *timeout;
-  auto redirects = detail::uint_setting(tool, settings, "max_redirects",
-                                        out.max_redirects, 0, 50);
-  if (!redirects)
-    return std::move(redirects.error());
-  out.max_redirects = static_cast<uint32_t>(*redirects);
-  auto bytes = detail::uint_setting(tool, settings, "max_response_bytes",
-                                    out.max_response_bytes, 1,
-                                    uint64_t{1} << 32);
-  if (!bytes)
-    return std::move(bytes.error());
-  out.max_response_bytes = *bytes;
-  auto attempts = detail::uint_setting(tool, settings, "max_attempts",
-                                       out.retry.max_attempts, 1, 20);
-  if (!attempts)
-    return std::move(attempts.error());
-  out.retry.max_attempts = static_cast<uint32_t>(*attempts);
-  auto base = ms_setting(tool, settings, "retry_base_ms",
-                         out.retry.base_delay);
-  if (!base)
-    return std::move(base.error());
-  out.retry.base_delay = *base;
-  auto max_delay = ms_setting(tool, settings, "retry_max_ms",
-                              out.retry.max_delay);
-  if (!max_delay)
-    return std::move(max_delay.error());
-  out.retry.max_delay = *max_delay;
+  out.connect_timeout = ms(settings, "connect_timeout_ms",
+                           out.connect_timeout);
+  out.timeout = ms(settings, "timeout_ms", out.timeout);
+  out.max_redirects = detail::setting(settings, "max_redirects",
+                                      out.max_redirects);
+  out.max_response_bytes = detail::setting(settings, "max_response_bytes",
+                                           out.max_response_bytes);
+  out.retry.max_attempts = detail::setting(settings, "max_attempts",
+                                           out.retry.max_attempts);
+  out.retry.base_delay = ms(settings, "retry_base_ms", out.retry.base_delay);
+  out.retry.max_delay = ms(settings, "retry_max_ms", out.retry.max_delay);
   return out;
-}
-
-expected<void> check_setting_keys(std::string_view tool, const json& settings,
-                                  std::initializer_list<std::string_view> extra) {
-  for (const auto& item : settings.items()) {
-    // Not a structured binding: clang before 16 cannot capture one.
-    const auto& key = item.key();
-    auto known = [&](const auto& keys) {
-      return std::find(keys.begin(), keys.end(), key) != keys.end();
-    };
-    if (known(net_setting_keys) || known(extra))
-      continue;
-    std::string list;
-    for (auto k : extra)
-      list += std::string{list.empty() ? "" : ", "} + std::string{k};
-    for (auto k : net_setting_keys)
-      list += std::string{list.empty() ? "" : ", "} + std::string{k};
-    return detail::settings_error(tool, key,
-                                  "unknown setting (expected one of: " + list
-                                    + ")");
-  }
-  return {};
-}
-
-expected<bool> bool_setting(std::string_view tool, const json& settings,
-                            const std::string& key, bool fallback) {
-  auto i = settings.find(key);
-  if (i == settings.end() || i->is_null())
-    return fallback;
-  if (!i->is_boolean())
-    return detail::settings_error(tool, key, "must be true or false");
-  return i->get<bool>();
-}
-
-expected<std::string> string_setting(std::string_view tool,
-                                     const json& settings,
-                                     const std::string& key,
-                                     std::string fallback) {
-  auto i = settings.find(key);
-  if (i == settings.end() || i->is_null())
-    return fallback;
-  if (!i->is_string())
-    return detail::settings_error(tool, key, "must be a string");
-  return i->get<std::string>();
 }
 
 http_request make_request(const net_options& opts, const tool_context& ctx) {

@@ -35,35 +35,15 @@ struct net_options {
   retry_policy retry;
 };
 
-/// The keys parse_net_options reads.
-inline constexpr std::array<std::string_view, 10> net_setting_keys
-  = {"allowed_hosts",      "allow_private", "allow_link_local",
-     "connect_timeout_ms", "timeout_ms",    "max_redirects",
-     "max_response_bytes", "max_attempts",  "retry_base_ms",
-     "retry_max_ms"};
+/// The settings schema's properties of the net_options keys, with the
+/// defaults of `defaults`: each network tool's settings schema holds them
+/// beside its own keys.
+json net_settings_properties(const net_options& defaults = {});
 
-/// Reads the net_setting_keys of `settings` (an object) over `defaults`.
-/// Errors: errc::invalid_config naming "tools.<tool>.<key>".
-[[nodiscard]] expected<net_options>
-parse_net_options(std::string_view tool, const json& settings,
-                  net_options defaults = {});
-
-/// Fails with "tools.<tool>.<key>: unknown setting" for a key of `settings`
-/// that is in neither net_setting_keys nor `extra`.
-[[nodiscard]] expected<void>
-check_setting_keys(std::string_view tool, const json& settings,
-                   std::initializer_list<std::string_view> extra);
-
-/// Reads a boolean setting (absent or null: `fallback`).
-[[nodiscard]] expected<bool> bool_setting(std::string_view tool,
-                                          const json& settings,
-                                          const std::string& key,
-                                          bool fallback);
-
-/// Reads a string setting (absent or null: `fallback`).
-[[nodiscard]] expected<std::string>
-string_setting(std::string_view tool, const json& settings,
-               const std::string& key, std::string fallback);
+/// Reads the net_options keys of `settings`, which the tool's settings
+/// schema accepted, over `defaults`.
+net_options parse_net_options(std::string_view tool, const json& settings,
+                              net_options defaults = {});
 
 /// A request carrying `opts` and the context's deadline and cancel flag.
 http_request make_request(const net_options& opts, const tool_context& ctx);

@@ -168,37 +168,41 @@ private:
 
 } // namespace
 
-expected<std::unique_ptr<tool>> make_notify_tool(const json_value& settings) {
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
-  if (auto ok = net::check_setting_keys(tool_name, *obj, {"url", "headers"});
-      !ok)
-    return std::move(ok.error());
-  notify_options opts;
+namespace {
+
+/// Redirects are not followed by default: a redirected POST would arrive
+/// as a GET.
+net::net_options notify_net_defaults() {
   net::net_options defaults;
   defaults.max_redirects = 0;
-  auto net_opts = net::parse_net_options(tool_name, *obj, defaults);
-  if (!net_opts)
-    return std::move(net_opts.error());
-  opts.net = std::move(*net_opts);
-  auto url = net::string_setting(tool_name, *obj, "url", "");
-  if (!url)
-    return std::move(url.error());
-  opts.url = std::move(*url);
-  if (auto h = obj->find("headers"); h != obj->end() && !h->is_null()) {
-    if (!h->is_object())
-      return detail::settings_error(tool_name, "headers",
-                                    "must be an object of strings");
-    for (const auto& [name, value] : h->items()) {
-      if (!value.is_string()
-          || value.get<std::string>().find_first_of("\r\n")
-               != std::string::npos)
-        return detail::settings_error(tool_name, "headers." + name,
-                                      "must be a string without line breaks");
+  return defaults;
+}
+
+} // namespace
+
+json notify_settings_schema() {
+  auto props = net::net_settings_properties(notify_net_defaults());
+  props["url"] = detail::string_setting("Webhook used when the input names "
+                                        "none.",
+                                        false);
+  props["headers"]
+    = {{"type", "object"},
+       {"additionalProperties",
+        {{"type", "string"},
+         {"pattern", "^[^\\r\\n]*$"},
+         {"description", "a string without line breaks"}}},
+       {"description", "Extra request headers, by name."}};
+  return detail::settings_schema(std::move(props));
+}
+
+expected<std::unique_ptr<tool>> make_notify_tool(const json_value& settings) {
+  const json& obj = *settings;
+  notify_options opts;
+  opts.net = net::parse_net_options(tool_name, obj, notify_net_defaults());
+  opts.url = detail::setting(obj, "url", opts.url);
+  if (auto h = obj.find("headers"); h != obj.end() && !h->is_null())
+    for (const auto& [name, value] : h->items())
       opts.headers.add(name, value.get<std::string>());
-    }
-  }
   auto t = std::make_unique<notify_tool>(std::move(opts));
   return detail::with_input_schema(std::move(t));
 }

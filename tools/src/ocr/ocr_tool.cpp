@@ -1058,70 +1058,53 @@ const std::string* ocr_part_bytes(const json& part) {
 
 } // namespace detail
 
+json ocr_settings_schema() {
+  ocr_options defaults;
+  return detail::settings_schema(
+    {{"root", detail::string_setting("Directory that path inputs must "
+                                     "resolve inside.")},
+     {"languages",
+      {{"type", json::array({"string", "array"})},
+       {"items", {{"type", "string"}}},
+       {"minItems", 1},
+       {"default", defaults.languages},
+       {"description", "Language(s) when a call names none: a code or an "
+                       "array of codes."}}},
+     {"dpi", detail::integer_setting(defaults.dpi, 50, 1200,
+                                     "Resolution PDF pages are rendered "
+                                     "at.")},
+     {"tessdata", detail::string_setting("Where <lang>.traineddata files "
+                                         "are. Default: the packaged "
+                                         "directory.")},
+     {"max_pages", detail::integer_setting(defaults.max_pages, 1, 100000,
+                                           "Most pages one call may "
+                                           "read.")},
+     {"max_input_bytes",
+      detail::integer_setting(defaults.max_input_bytes, 1, uint64_t{1} << 31,
+                              "Largest document (decoded size for "
+                              "base64).")},
+     {"pages_per_part",
+      detail::integer_setting(defaults.pages_per_part, 0, 100000,
+                              "Pages per part when a pool fans a document "
+                              "out; 0 never splits.")}});
+}
+
 expected<std::unique_ptr<tool>> make_ocr_tool(const json_value& settings) {
   silence_libraries();
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
-  for (const auto& [key, value] : obj->items())
-    if (key != "root" && key != "languages" && key != "dpi"
-        && key != "tessdata" && key != "max_pages"
-        && key != "max_input_bytes" && key != "pages_per_part")
-      return detail::settings_error(tool_name, key,
-                                    "unknown setting (expected root, "
-                                    "languages, dpi, tessdata, max_pages, "
-                                    "max_input_bytes or pages_per_part)");
+  const json& obj = *settings;
   ocr_options opts;
-  auto text = [&](const char* key, std::string& out) -> expected<void> {
-    auto i = obj->find(key);
-    if (i == obj->end() || i->is_null())
-      return {};
-    if (!i->is_string() || i->get_ref<const std::string&>().empty())
-      return detail::settings_error(tool_name, key,
-                                    "must be a non-empty string");
-    out = i->get<std::string>();
-    return {};
-  };
-  if (auto ok = text("root", opts.root); !ok)
-    return std::move(ok.error());
-  if (auto ok = text("tessdata", opts.tessdata); !ok)
-    return std::move(ok.error());
-  if (auto i = obj->find("languages"); i != obj->end() && !i->is_null()) {
-    opts.languages.clear();
-    if (i->is_string())
-      opts.languages.push_back(i->get<std::string>());
-    else if (i->is_array() && !i->empty())
-      for (auto& l : *i) {
-        if (!l.is_string())
-          return detail::settings_error(tool_name, "languages",
-                                        "must hold strings");
-        opts.languages.push_back(l.get<std::string>());
-      }
-    else
-      return detail::settings_error(tool_name, "languages",
-                                    "must be a language code or a "
-                                    "non-empty array of them");
-  }
-  auto dpi = detail::uint_setting(tool_name, *obj, "dpi", opts.dpi, 50, 1200);
-  if (!dpi)
-    return std::move(dpi.error());
-  opts.dpi = *dpi;
-  auto max_pages = detail::uint_setting(tool_name, *obj, "max_pages",
-                                        opts.max_pages, 1, 100000);
-  if (!max_pages)
-    return std::move(max_pages.error());
-  opts.max_pages = *max_pages;
-  auto max_bytes = detail::uint_setting(tool_name, *obj, "max_input_bytes",
-                                        opts.max_input_bytes, 1,
-                                        uint64_t{1} << 31);
-  if (!max_bytes)
-    return std::move(max_bytes.error());
-  opts.max_input_bytes = *max_bytes;
-  auto per = detail::uint_setting(tool_name, *obj, "pages_per_part",
-                                  opts.pages_per_part, 0, 100000);
-  if (!per)
-    return std::move(per.error());
-  opts.pages_per_part = *per;
+  opts.root = detail::setting(obj, "root", opts.root);
+  opts.tessdata = detail::setting(obj, "tessdata", opts.tessdata);
+  if (auto i = obj.find("languages"); i != obj.end() && !i->is_null())
+    opts.languages = i->is_string()
+                       ? std::vector<std::string>{i->get<std::string>()}
+                       : i->get<std::vector<std::string>>();
+  opts.dpi = detail::setting(obj, "dpi", opts.dpi);
+  opts.max_pages = detail::setting(obj, "max_pages", opts.max_pages);
+  opts.max_input_bytes = detail::setting(obj, "max_input_bytes",
+                                         opts.max_input_bytes);
+  opts.pages_per_part = detail::setting(obj, "pages_per_part",
+                                        opts.pages_per_part);
   auto tessdata = opts.tessdata.empty() ? default_tessdata() : opts.tessdata;
   auto t = std::make_unique<ocr_tool>(opts, tessdata);
   for (auto& l : opts.languages)

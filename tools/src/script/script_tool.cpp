@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "cadre/tools/lua_sandbox.hpp"
+#include "cadre/lang/lua_sandbox.hpp"
 #include "cadre/tools/tool.hpp"
 #include "tool_support.hpp"
 
@@ -126,26 +126,31 @@ private:
 
 } // namespace
 
-expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
-  auto obj = detail::settings_object("script", settings);
-  if (!obj)
-    return std::move(obj.error());
-  sandbox_options opts;
-  auto instructions = detail::uint_setting("script", *obj, "instruction_limit",
-                                           opts.instruction_limit, 1);
-  if (!instructions)
-    return std::move(instructions.error());
-  opts.instruction_limit = *instructions;
+json script_settings_schema() {
+  sandbox_options defaults;
   // A fresh Lua state with its libraries takes about 128 KiB; leave room
   // for the script itself.
-  auto memory = detail::uint_setting("script", *obj, "memory_limit",
-                                     opts.memory_limit, 256u << 10);
-  if (!memory)
-    return std::move(memory.error());
-  opts.memory_limit = static_cast<size_t>(*memory);
+  return detail::settings_schema(
+    {{"instruction_limit",
+      detail::integer_setting(defaults.instruction_limit, 1,
+                              "Lua VM instructions one call may run.")},
+     {"memory_limit",
+      detail::integer_setting(defaults.memory_limit, 256u << 10,
+                              "Bytes the Lua state may allocate.")},
+     {"time_limit",
+      detail::duration_setting("10s", "Wall-clock time one call may "
+                                      "take.")}});
+}
+
+expected<std::unique_ptr<tool>> make_script_tool(const json_value& settings) {
+  const json& obj = *settings;
+  sandbox_options opts;
+  opts.instruction_limit = detail::setting(obj, "instruction_limit",
+                                           opts.instruction_limit);
+  opts.memory_limit = detail::setting(obj, "memory_limit", opts.memory_limit);
   opts.time_limit = default_time_limit;
   if (auto ok = detail::read_duration(
-        *obj, "time_limit", opts.time_limit,
+        obj, "time_limit", opts.time_limit,
         [](const char* key, const std::string& what) {
           return detail::settings_error("script", key, what);
         });

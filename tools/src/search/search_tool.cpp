@@ -427,47 +427,49 @@ private:
 
 } // namespace
 
+namespace {
+
+net::net_options search_net_defaults() {
+  net::net_options defaults;
+  defaults.timeout = std::chrono::milliseconds{10'000};
+  defaults.retry.max_attempts = 2;
+  return defaults;
+}
+
+} // namespace
+
+json search_settings_schema() {
+  auto props = net::net_settings_properties(search_net_defaults());
+  props["provider"] = {{"enum", {"searxng", "duckduckgo", "none"}},
+                       {"default", "none"},
+                       {"description", "Where searches go."}};
+  props["url"] = detail::string_setting(
+    "searxng: the instance's base URL (required); duckduckgo: the HTML "
+    "endpoint.",
+    false);
+  props["max_results"] = detail::integer_setting(
+    search_options{}.max_results, 1, 100,
+    "The most results one call may ask for.");
+  return detail::settings_schema(std::move(props));
+}
+
 expected<std::unique_ptr<tool>> make_search_tool(const json_value& settings) {
-  auto obj = detail::settings_object(tool_name, settings);
-  if (!obj)
-    return std::move(obj.error());
-  if (auto ok = net::check_setting_keys(tool_name, *obj,
-                                        {"provider", "url", "max_results"});
-      !ok)
-    return std::move(ok.error());
+  const json& obj = *settings;
   search_options opts;
-  auto kind = net::string_setting(tool_name, *obj, "provider", "none");
-  if (!kind)
-    return std::move(kind.error());
-  if (*kind == "searxng")
+  auto kind = detail::setting<std::string>(obj, "provider", "none");
+  if (kind == "searxng")
     opts.kind = provider::searxng;
-  else if (*kind == "duckduckgo")
+  else if (kind == "duckduckgo")
     opts.kind = provider::duckduckgo;
-  else if (*kind != "none")
-    return detail::settings_error(tool_name, "provider",
-                                  "must be one of searxng, duckduckgo, none");
-  auto url = net::string_setting(tool_name, *obj, "url", "");
-  if (!url)
-    return std::move(url.error());
-  opts.url = std::move(*url);
+  opts.url = detail::setting(obj, "url", opts.url);
   if (opts.kind == provider::duckduckgo && opts.url.empty())
     opts.url = default_ddg_url;
   if (opts.kind == provider::searxng && opts.url.empty())
     return detail::settings_error(tool_name, "url",
                                   "is required for provider searxng (the "
                                   "instance's base URL)");
-  auto max = detail::uint_setting(tool_name, *obj, "max_results",
-                                  opts.max_results, 1, 100);
-  if (!max)
-    return std::move(max.error());
-  opts.max_results = *max;
-  net::net_options defaults;
-  defaults.timeout = std::chrono::milliseconds{10'000};
-  defaults.retry.max_attempts = 2;
-  auto net_opts = net::parse_net_options(tool_name, *obj, defaults);
-  if (!net_opts)
-    return std::move(net_opts.error());
-  opts.net = std::move(*net_opts);
+  opts.max_results = detail::setting(obj, "max_results", opts.max_results);
+  opts.net = net::parse_net_options(tool_name, obj, search_net_defaults());
   auto t = std::make_unique<search_tool>(std::move(opts));
   return detail::with_input_schema(std::move(t));
 }

@@ -90,15 +90,16 @@ private:
 
 } // namespace
 
+json sleep_settings_schema() {
+  return detail::settings_schema(
+    {{"max_ms", detail::integer_setting(sleep_options{}.max_ms, 0,
+                                        "Longest sleep one call may ask "
+                                        "for, in milliseconds.")}});
+}
+
 expected<std::unique_ptr<tool>> make_sleep_tool(const json_value& settings) {
-  auto obj = detail::settings_object("sleep", settings);
-  if (!obj)
-    return std::move(obj.error());
   sleep_options opts;
-  auto max_ms = detail::uint_setting("sleep", *obj, "max_ms", opts.max_ms);
-  if (!max_ms)
-    return std::move(max_ms.error());
-  opts.max_ms = *max_ms;
+  opts.max_ms = detail::setting(*settings, "max_ms", opts.max_ms);
   auto t = std::make_unique<sleep_tool>(opts);
   return detail::with_input_schema(std::move(t));
 }

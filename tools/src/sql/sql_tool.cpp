@@ -303,25 +303,19 @@ private:
 
 // -- settings -----------------------------------------------------------------
 
-expected<std::string> string_setting(const json& obj, const std::string& key,
-                                     const std::string& where) {
-  auto i = obj.find(key);
-  if (i == obj.end() || i->is_null())
-    return std::string{};
-  if (!i->is_string() || i->get_ref<const std::string&>().empty())
-    return detail::settings_error("sql", where + key,
-                                  "must be a non-empty string");
-  return i->get<std::string>();
-}
-
-expected<bool> bool_setting(const json& obj, const std::string& key,
-                            const std::string& where) {
-  auto i = obj.find(key);
-  if (i == obj.end() || i->is_null())
-    return false;
-  if (!i->is_boolean())
-    return detail::settings_error("sql", where + key, "must be true or false");
-  return i->get<bool>();
+/// The settings schema of one database (`databases.<name>`, or the
+/// top-level keys that describe the database "default").
+json database_schema() {
+  return detail::settings_schema(
+    {{"driver", {{"enum", {"sqlite", "postgres"}},
+                 {"description", "Default: postgres with url or url_env, "
+                                 "else sqlite."}}},
+     {"path", detail::string_setting("SQLite: the file below root; "
+                                     "default :memory:.")},
+     {"url", detail::string_setting("PostgreSQL: the connection URL.")},
+     {"url_env", detail::string_setting("PostgreSQL: the environment "
+                                        "variable that holds the URL.")},
+     {"read_only", detail::bool_setting(false, "SQLite: open read-only.")}});
 }
 
 /// Resolves a SQLite path against the root and checks it stays inside.
@@ -350,103 +344,95 @@ expected<database_options> database_of(const json& obj,
                                        const std::string& where,
                                        const fs::path& root) {
   database_options db;
-  auto driver = string_setting(obj, "driver", where);
-  if (!driver)
-    return std::move(driver.error());
-  auto path = string_setting(obj, "path", where);
-  if (!path)
-    return std::move(path.error());
-  auto url = string_setting(obj, "url", where);
-  if (!url)
-    return std::move(url.error());
-  auto url_env = string_setting(obj, "url_env", where);
-  if (!url_env)
-    return std::move(url_env.error());
-  auto read_only = bool_setting(obj, "read_only", where);
-  if (!read_only)
-    return std::move(read_only.error());
-  db.driver = *driver;
+  auto text = [&](const char* key) {
+    return detail::setting<std::string>(obj, key, "");
+  };
+  auto path = text("path");
+  auto url = text("url");
+  auto url_env = text("url_env");
+  auto read_only = detail::setting(obj, "read_only", false);
+  db.driver = text("driver");
   if (db.driver.empty())
-    db.driver = url->empty() && url_env->empty() ? "sqlite" : "postgres";
+    db.driver = url.empty() && url_env.empty() ? "sqlite" : "postgres";
   if (db.driver == "sqlite") {
-    if (!url->empty() || !url_env->empty())
+    if (!url.empty() || !url_env.empty())
       return detail::settings_error("sql", where + "url",
                                     "is for driver postgres");
-    auto full = sqlite_path(path->empty() ? ":memory:" : *path, root,
+    auto full = sqlite_path(path.empty() ? ":memory:" : path, root,
                             where + "path");
     if (!full)
       return std::move(full.error());
-    db.sqlite = sql::sqlite_settings{*full, *read_only};
+    db.sqlite = sql::sqlite_settings{*full, read_only};
     return db;
   }
-  if (db.driver != "postgres")
-    return detail::settings_error("sql", where + "driver",
-                                  "must be sqlite or postgres");
-  if (!path->empty())
+  if (!path.empty())
     return detail::settings_error("sql", where + "path",
                                   "is for driver sqlite");
-  if (*read_only)
+  if (read_only)
     return detail::settings_error("sql", where + "read_only",
                                   "is for driver sqlite (for PostgreSQL, "
                                   "connect as a read-only role)");
-  if (url->empty() == url_env->empty())
+  if (url.empty() == url_env.empty())
     return detail::settings_error("sql", where + "url",
                                   "give either url or url_env (the name of "
                                   "an environment variable holding it)");
-  if (!url->empty())
-    if (auto problem = sql::postgres_url_problem(*url))
+  if (!url.empty())
+    if (auto problem = sql::postgres_url_problem(url))
       return detail::settings_error("sql", where + "url",
                                     "not a PostgreSQL connection URL: "
                                       + *problem);
-  db.postgres = sql::postgres_settings{*url, *url_env};
+  db.postgres = sql::postgres_settings{url, url_env};
   return db;
 }
 
 } // namespace
 
+json sql_settings_schema() {
+  sql_options defaults;
+  auto database = database_schema();
+  auto props = json{
+    {"root", detail::string_setting("Directory that relative SQLite paths "
+                                    "start from. Default: the working "
+                                    "directory.")},
+    {"databases", {{"type", "object"},
+                   {"additionalProperties", database},
+                   {"description", "The databases by name."}}},
+    {"default", detail::string_setting("The database a call uses when it "
+                                       "names none.")},
+    {"max_rows", detail::integer_setting(defaults.max_rows, 0,
+                                         max_rows_limit,
+                                         "Most rows one statement "
+                                         "returns.")},
+    {"max_result_bytes",
+     detail::integer_setting(defaults.max_result_bytes, 1,
+                             max_result_bytes_limit,
+                             "Most bytes of one statement's rows.")},
+    {"timeout_ms", detail::integer_setting(defaults.timeout_ms, 1,
+                                           max_timeout_ms,
+                                           "Time limit of one call's "
+                                           "statements, in ms.")},
+  };
+  // The top-level keys that describe the database "default".
+  const auto& db = database["properties"];
+  props["path"] = db["path"];
+  props["read_only"] = db["read_only"];
+  props["postgres_url"] = db["url"];
+  props["postgres_url_env"] = db["url_env"];
+  return detail::settings_schema(std::move(props));
+}
+
 expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
-  auto obj = detail::settings_object("sql", settings);
-  if (!obj)
-    return std::move(obj.error());
-  static constexpr const char* known[]
-    = {"root",      "path",    "read_only",        "postgres_url",
-       "postgres_url_env", "databases", "default", "max_rows",
-       "max_result_bytes", "timeout_ms"};
-  for (const auto& [key, v] : obj->items())
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
-      return detail::settings_error("sql", key,
-                                    "unknown key (expected one of: root, "
-                                    "path, read_only, postgres_url, "
-                                    "postgres_url_env, databases, default, "
-                                    "max_rows, max_result_bytes, "
-                                    "timeout_ms)");
+  const json& obj = *settings;
   sql_options opts;
-  auto root = string_setting(*obj, "root", "");
-  if (!root)
-    return std::move(root.error());
+  auto root = detail::setting<std::string>(obj, "root", "");
   std::error_code ec;
-  opts.root = fs::weakly_canonical(fs::absolute(root->empty() ? "." : *root),
+  opts.root = fs::weakly_canonical(fs::absolute(root.empty() ? "." : root),
                                    ec);
   if (ec)
     return detail::settings_error("sql", "root", ec.message());
-  if (auto i = obj->find("databases"); i != obj->end() && !i->is_null()) {
-    if (!i->is_object())
-      return detail::settings_error("sql", "databases",
-                                    "must be an object of name: {driver, "
-                                    "path | url | url_env}");
+  if (auto i = obj.find("databases"); i != obj.end() && !i->is_null()) {
     for (const auto& [name, entry] : i->items()) {
       auto where = "databases." + name + ".";
-      if (!entry.is_object())
-        return detail::settings_error("sql", "databases." + name,
-                                      "must be an object {driver, path | "
-                                      "url | url_env, read_only}");
-      for (const auto& [key, v] : entry.items())
-        if (key != "driver" && key != "path" && key != "url"
-            && key != "url_env" && key != "read_only")
-          return detail::settings_error("sql", where + key,
-                                        "unknown key (expected one of: "
-                                        "driver, path, url, url_env, "
-                                        "read_only)");
       auto db = database_of(entry, where, opts.root);
       if (!db)
         return std::move(db.error());
@@ -455,13 +441,13 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
   }
   // The top-level path / postgres_url describe the database "default".
   json implicit = json::object();
-  if (auto i = obj->find("path"); i != obj->end())
+  if (auto i = obj.find("path"); i != obj.end())
     implicit["path"] = *i;
-  if (auto i = obj->find("read_only"); i != obj->end())
+  if (auto i = obj.find("read_only"); i != obj.end())
     implicit["read_only"] = *i;
-  if (auto i = obj->find("postgres_url"); i != obj->end())
+  if (auto i = obj.find("postgres_url"); i != obj.end())
     implicit["url"] = *i;
-  if (auto i = obj->find("postgres_url_env"); i != obj->end())
+  if (auto i = obj.find("postgres_url_env"); i != obj.end())
     implicit["url_env"] = *i;
   if (opts.databases.count("default") != 0) {
     if (!implicit.empty())
@@ -491,11 +477,9 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
     }
     opts.databases.emplace("default", std::move(*db));
   }
-  auto def = string_setting(*obj, "default", "");
-  if (!def)
-    return std::move(def.error());
-  if (!def->empty()) {
-    opts.default_database = *def;
+  auto def = detail::setting<std::string>(obj, "default", "");
+  if (!def.empty()) {
+    opts.default_database = def;
     if (opts.databases.count(opts.default_database) == 0)
       return detail::settings_error("sql", "default",
                                     "names no database in "
@@ -507,22 +491,10 @@ expected<std::unique_ptr<tool>> make_sql_tool(const json_value& settings) {
                                     "configured and none is named default");
     opts.default_database = opts.databases.begin()->first;
   }
-  auto max_rows = detail::uint_setting("sql", *obj, "max_rows", opts.max_rows,
-                                       0, max_rows_limit);
-  if (!max_rows)
-    return std::move(max_rows.error());
-  opts.max_rows = *max_rows;
-  auto max_bytes = detail::uint_setting("sql", *obj, "max_result_bytes",
-                                        opts.max_result_bytes, 1,
-                                        max_result_bytes_limit);
-  if (!max_bytes)
-    return std::move(max_bytes.error());
-  opts.max_result_bytes = *max_bytes;
-  auto timeout = detail::uint_setting("sql", *obj, "timeout_ms",
-                                      opts.timeout_ms, 1, max_timeout_ms);
-  if (!timeout)
-    return std::move(timeout.error());
-  opts.timeout_ms = *timeout;
+  opts.max_rows = detail::setting(obj, "max_rows", opts.max_rows);
+  opts.max_result_bytes = detail::setting(obj, "max_result_bytes",
+                                          opts.max_result_bytes);
+  opts.timeout_ms = detail::setting(obj, "timeout_ms", opts.timeout_ms);
   return detail::with_input_schema(std::make_unique<sql_tool>(std::move(opts)));
 }
 

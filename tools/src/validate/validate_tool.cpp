@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "cadre/tools/json_schema.hpp"
+#include "cadre/lang/json_schema.hpp"
 #include "cadre/tools/tool.hpp"
 #include "tool_support.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -197,34 +197,29 @@ private:
 
 } // namespace
 
+json validate_settings_schema() {
+  validate_options defaults;
+  return detail::settings_schema(
+    {{"remotes_dir",
+      detail::string_setting("Directory that serves remote $refs: "
+                             "http://host/a/b.json reads <remotes_dir>/a/"
+                             "b.json.",
+                             false)},
+     {"cache_size", detail::integer_setting(defaults.cache_size, 0, 100'000,
+                                            "Compiled schemas kept; 0 "
+                                            "disables the cache.")},
+     {"max_errors", detail::integer_setting(defaults.max_errors, 1,
+                                            "Most errors one call "
+                                            "returns.")}});
+}
+
 expected<std::unique_ptr<tool>>
 make_validate_tool(const json_value& settings) {
-  auto obj = detail::settings_object("validate", settings);
-  if (!obj)
-    return std::move(obj.error());
   validate_options opts;
-  for (const auto& [key, value] : obj->items())
-    if (key != "remotes_dir" && key != "cache_size" && key != "max_errors")
-      return detail::settings_error("validate", key,
-                                    "unknown key (expected one of: "
-                                    "remotes_dir, cache_size, max_errors)");
-  if (auto it = obj->find("remotes_dir"); it != obj->end()
-                                          && !it->is_null()) {
-    if (!it->is_string())
-      return detail::settings_error("validate", "remotes_dir",
-                                    "must be a string (a directory)");
-    opts.remotes_dir = it->get<std::string>();
-  }
-  auto cache_size = detail::uint_setting("validate", *obj, "cache_size",
-                                         opts.cache_size, 0, 100'000);
-  if (!cache_size)
-    return std::move(cache_size.error());
-  opts.cache_size = *cache_size;
-  auto max_errors = detail::uint_setting("validate", *obj, "max_errors",
-                                         opts.max_errors, 1);
-  if (!max_errors)
-    return std::move(max_errors.error());
-  opts.max_errors = *max_errors;
+  opts.remotes_dir = detail::setting(*settings, "remotes_dir",
+                                     opts.remotes_dir);
+  opts.cache_size = detail::setting(*settings, "cache_size", opts.cache_size);
+  opts.max_errors = detail::setting(*settings, "max_errors", opts.max_errors);
   auto t = std::make_unique<validate_tool>(opts);
   return detail::with_input_schema(std::move(t));
 }

@@ -41,6 +41,9 @@ struct secret_source {
 /// Everything a node is configured with (docs/operations.md). Defaults are
 /// the embedded ones; a file, then CADRE_* variables, then flags override.
 struct node_config {
+  /// The config file the settings were read from, which errors found later
+  /// (a tool's settings at node start) name. Default: "" (none)
+  std::string source;
   /// Event store directory. Default: ".cadre"
   std::string store_dir = ".cadre";
   /// fsync each group commit. Default: false (wal mode)

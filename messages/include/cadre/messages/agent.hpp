@@ -9,6 +9,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "cadre/messages/json_field.hpp"
 #include "cadre/messages/json_value.hpp"
 
 namespace cadre {
@@ -29,8 +30,12 @@ struct llm_tool_call {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_tool_call& x) {
-  return f(caf::meta::type_name("llm_tool_call"), x.id, x.name, x.arguments,
-           x.arguments_error);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_tool_call"),
+           field("id"), x.id,
+           field("name"), x.name,
+           field("arguments"), x.arguments,
+           field("arguments_error", omit_empty), x.arguments_error);
 }
 
 /// One message of a conversation.
@@ -50,8 +55,14 @@ struct llm_message {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_message& x) {
-  return f(caf::meta::type_name("llm_message"), x.role, x.content,
-           x.tool_calls, x.tool_call_id, x.name, x.is_error);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_message"),
+           field("role"), x.role,
+           field("content"), x.content,
+           field("tool_calls", omit_empty), x.tool_calls,
+           field("tool_call_id", omit_empty), x.tool_call_id,
+           field("name", omit_empty), x.name,
+           field("is_error", omit_empty), x.is_error);
 }
 
 /// A tool offered to a model: its name, what it does, and the JSON Schema
@@ -64,8 +75,11 @@ struct llm_tool_spec {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_tool_spec& x) {
-  return f(caf::meta::type_name("llm_tool_spec"), x.name, x.description,
-           x.parameters);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_tool_spec"),
+           field("name"), x.name,
+           field("description"), x.description,
+           field("parameters"), x.parameters);
 }
 
 /// Tokens of one call and what they cost (from the profile's prices).
@@ -77,8 +91,11 @@ struct llm_usage {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_usage& x) {
-  return f(caf::meta::type_name("llm_usage"), x.input_tokens,
-           x.output_tokens, x.cost_usd);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_usage"),
+           field("input_tokens"), x.input_tokens,
+           field("output_tokens"), x.output_tokens,
+           field("cost_usd"), x.cost_usd);
 }
 
 /// One call of a model.
@@ -104,9 +121,18 @@ struct llm_request {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_request& x) {
-  return f(caf::meta::type_name("llm_request"), x.profile, x.model,
-           x.messages, x.tools, x.tool_choice, x.temperature, x.max_tokens,
-           x.stream, x.agent, x.turn);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_request"),
+           field("profile"), x.profile,
+           field("model"), x.model,
+           field("messages"), x.messages,
+           field("tools", omit_empty), x.tools,
+           field("tool_choice", omit_empty), x.tool_choice,
+           field("temperature", omit_negative), x.temperature,
+           field("max_tokens", omit_empty), x.max_tokens,
+           field("stream", omit_empty), x.stream,
+           field("agent", omit_empty), x.agent,
+           field("turn", omit_empty), x.turn);
 }
 
 /// A model's reply.
@@ -123,8 +149,13 @@ struct llm_response {
 
 template <class Inspector>
 auto inspect(Inspector& f, llm_response& x) {
-  return f(caf::meta::type_name("llm_response"), x.message, x.stop_reason,
-           x.usage, x.model, x.duration_us);
+  using namespace meta;
+  return f(caf::meta::type_name("llm_response"),
+           field("message"), x.message,
+           field("stop_reason"), x.stop_reason,
+           field("usage"), x.usage,
+           field("model"), x.model,
+           field("duration_us"), x.duration_us);
 }
 
 /// One turn of an agent: a prompt to answer on behalf of a task. The

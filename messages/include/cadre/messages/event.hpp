@@ -9,6 +9,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "cadre/messages/execution.hpp"
+#include "cadre/messages/json_field.hpp"
 #include "cadre/messages/json_value.hpp"
 
 namespace cadre {
@@ -24,8 +25,13 @@ struct event {
 
 template <class Inspector>
 auto inspect(Inspector& f, event& x) {
-  return f(caf::meta::type_name("event"), x.execution_id, x.seq, x.time_us,
-           x.type, x.payload);
+  using namespace meta;
+  return f(caf::meta::type_name("event"),
+           field("execution_id", required), x.execution_id,
+           field("seq", required), x.seq,
+           field("time_us"), x.time_us,
+           field("type", required), x.type,
+           field("payload"), x.payload);
 }
 
 /// Events to append atomically, with the execution-index entries they change.

@@ -8,6 +8,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "cadre/messages/json_field.hpp"
 #include "cadre/messages/json_value.hpp"
 
 namespace cadre {
@@ -29,8 +30,13 @@ struct submit_request {
 
 template <class Inspector>
 auto inspect(Inspector& f, submit_request& x) {
-  return f(caf::meta::type_name("submit_request"), x.definition,
-           x.definition_id, x.input, x.idempotency_key, x.source);
+  using namespace meta;
+  return f(caf::meta::type_name("submit_request"),
+           field("definition"), x.definition,
+           field("definition_id"), x.definition_id,
+           field("input"), x.input,
+           field("idempotency_key"), x.idempotency_key,
+           field("source"), x.source);
 }
 
 /// A person's answer to a waiting `human` task.
@@ -42,8 +48,11 @@ struct human_input {
 
 template <class Inspector>
 auto inspect(Inspector& f, human_input& x) {
-  return f(caf::meta::type_name("human_input"), x.execution_id, x.task_id,
-           x.value);
+  using namespace meta;
+  return f(caf::meta::type_name("human_input"),
+           field("execution_id", required), x.execution_id,
+           field("task_id", required), x.task_id,
+           field("value"), x.value);
 }
 
 /// Starts a new execution from the history of another up to event `at_seq`
@@ -68,9 +77,16 @@ struct fork_request {
 
 template <class Inspector>
 auto inspect(Inspector& f, fork_request& x) {
-  return f(caf::meta::type_name("fork_request"), x.execution_id, x.at_seq,
-           x.input_override, x.definition_override, x.outputs, x.rerun,
-           x.answers, x.dry_run);
+  using namespace meta;
+  return f(caf::meta::type_name("fork_request"),
+           field("execution_id", required), x.execution_id,
+           field("at_seq"), x.at_seq,
+           field("input_override"), x.input_override,
+           field("definition_override"), x.definition_override,
+           field("outputs"), x.outputs,
+           field("rerun"), x.rerun,
+           field("answers"), x.answers,
+           field("dry_run"), x.dry_run);
 }
 
 /// Status of an execution as kept by the execution index.
@@ -95,9 +111,17 @@ struct execution_info {
 
 template <class Inspector>
 auto inspect(Inspector& f, execution_info& x) {
-  return f(caf::meta::type_name("execution_info"), x.id, x.workflow, x.version,
-           x.status, x.created_us, x.updated_us, x.last_seq, x.output,
-           x.error);
+  using namespace meta;
+  return f(caf::meta::type_name("execution_info"),
+           field("id", required), x.id,
+           field("workflow"), x.workflow,
+           field("version"), x.version,
+           field("status"), x.status,
+           field("created_us"), x.created_us,
+           field("updated_us"), x.updated_us,
+           field("last_seq"), x.last_seq,
+           field("output"), x.output,
+           field("error"), x.error);
 }
 
 /// Selects executions from the index; empty fields match everything.
@@ -109,8 +133,11 @@ struct execution_filter {
 
 template <class Inspector>
 auto inspect(Inspector& f, execution_filter& x) {
-  return f(caf::meta::type_name("execution_filter"), x.status, x.workflow,
-           x.limit);
+  using namespace meta;
+  return f(caf::meta::type_name("execution_filter"),
+           field("status"), x.status,
+           field("workflow"), x.workflow,
+           field("limit"), x.limit);
 }
 
 /// A stored workflow definition, keyed by name and version.
@@ -122,8 +149,11 @@ struct definition_record {
 
 template <class Inspector>
 auto inspect(Inspector& f, definition_record& x) {
-  return f(caf::meta::type_name("definition_record"), x.name, x.version,
-           x.document);
+  using namespace meta;
+  return f(caf::meta::type_name("definition_record"),
+           field("name", required), x.name,
+           field("version"), x.version,
+           field("document"), x.document);
 }
 
 void to_json(json& j, const submit_request& x);

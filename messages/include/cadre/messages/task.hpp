@@ -8,6 +8,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "cadre/messages/json_field.hpp"
 #include "cadre/messages/json_value.hpp"
 
 namespace cadre {
@@ -32,9 +33,16 @@ struct task_request {
 
 template <class Inspector>
 auto inspect(Inspector& f, task_request& x) {
-  return f(caf::meta::type_name("task_request"), x.execution_id, x.task_id,
-           x.attempt, x.tool, x.input, x.deadline_us, x.idempotency_key,
-           x.secret_pointers);
+  using namespace meta;
+  return f(caf::meta::type_name("task_request"),
+           field("execution_id"), x.execution_id,
+           field("task_id"), x.task_id,
+           field("attempt"), x.attempt,
+           field("tool", required), x.tool,
+           field("input"), x.input,
+           field("deadline_us"), x.deadline_us,
+           field("idempotency_key"), x.idempotency_key,
+           field("secret_pointers", omit_empty), x.secret_pointers);
 }
 
 /// The successful outcome of a task attempt. Failures travel as caf::error.
@@ -47,8 +55,11 @@ struct task_result {
 
 template <class Inspector>
 auto inspect(Inspector& f, task_result& x) {
-  return f(caf::meta::type_name("task_result"), x.output, x.usage,
-           x.duration_us);
+  using namespace meta;
+  return f(caf::meta::type_name("task_result"),
+           field("output"), x.output,
+           field("usage"), x.usage,
+           field("duration_us"), x.duration_us);
 }
 
 void to_json(json& j, const task_request& x);

@@ -100,7 +100,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(cadre_messages, cadre::first_type_id)
   CAF_ADD_ATOM(cadre_messages, cadre, tree_atom, "tree")
   CAF_ADD_ATOM(cadre_messages, cadre, stop_atom, "stop")
   // Supervisors (actors/supervisor.hpp).
-  CAF_ADD_ATOM(cadre_messages, cadre, forward_atom, "forward")
   CAF_ADD_ATOM(cadre_messages, cadre, start_child_atom, "startchild")
   CAF_ADD_ATOM(cadre_messages, cadre, terminate_atom, "terminate")
   CAF_ADD_ATOM(cadre_messages, cadre, which_children_atom, "whichchild")
