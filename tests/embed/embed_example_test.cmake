@@ -7,6 +7,8 @@
 #   GENERATOR         CMake generator for the example
 #   LAUNCHER          compiler launcher (ccache) or empty
 #   SANITIZE          the build's CADRE_SANITIZE, or empty
+#   CAF_ROOT          the CAF the build used when not the system's (the
+#                     TSan build's own, scripts/sanitize.sh), or empty
 #   NETWORK_CHECK     runs the example against a `cadre serve` it starts
 #                     (embed_network_check.cpp)
 cmake_minimum_required(VERSION 3.22)
@@ -42,6 +44,9 @@ if(SANITIZE)
 endif()
 set(flags "-DCMAKE_CXX_FLAGS=${cxx_flags}"
           "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}")
+if(CAF_ROOT)
+  list(APPEND flags "-DCAF_ROOT=${CAF_ROOT}")
+endif()
 run("configure examples/embed" ${CMAKE_COMMAND} -S ${SOURCE_DIR}
     -B ${WORK_DIR}/build -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}

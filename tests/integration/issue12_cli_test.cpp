@@ -125,9 +125,9 @@ TEST(Issue12Cli, ReaderRemovesSecondaryDirsOfDeadProcesses) {
 // never exit. Now it stops at once with a message and exit code 4, so a
 // supervisor restarts it.
 TEST(Issue12Cli, FailedAllocationEndsTheProcessWithCodeFour) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer reserves more address space than the "
-                  "limit";
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizer's shadow memory is more address space than "
+                  "the limit";
 #endif
   test::temp_dir tmp;
   auto wf = tmp / "echo.yaml";

@@ -230,6 +230,7 @@ TEST_F(ReplayCli, ReplayAgainstAndTestGateOnDrift) {
   EXPECT_EQ(pass.exit_code, 0) << pass.err << joined(pass.out);
   auto fail = cadre({"--json", "test", bundle, "--workflows", changed});
   EXPECT_EQ(fail.exit_code, 1) << fail.err << joined(fail.out);
+  ASSERT_FALSE(fail.out.empty()) << fail.err;
   auto report = json::parse(fail.out.front(), nullptr, false);
   EXPECT_FALSE(report.value("compatible", true)) << fail.out.front();
   EXPECT_EQ(report["divergence"]["task"], "explain") << fail.out.front();

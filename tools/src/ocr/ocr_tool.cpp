@@ -948,8 +948,11 @@ private:
                         "tool ocr: cannot load languages \"" + languages
                           + "\" from " + tessdata_);
     // Tesseract's own diagnostics ("Empty page!!") go nowhere; errors are
-    // reported by the tool.
-    api_->SetVariable("debug_file", "/dev/null");
+    // reported by the tool. debug_file is one variable of the process (its
+    // tprintf's), not the engine's: set once, not by every worker's engine.
+    static std::once_flag quiet;
+    std::call_once(quiet,
+                   [this] { api_->SetVariable("debug_file", "/dev/null"); });
     languages_ = languages;
     return {};
   }
