@@ -24,10 +24,10 @@ namespace {
 // What a worker answers: whole calls (run), and the stages of a call that
 // its tool splits (split, then run per part, then join).
 using worker_actor = caf::typed_actor<
+  // A whole call as its caller sent it, or from the pool a part of a split
+  // call. The worker answers a whole call's caller itself and then takes
+  // the next whole call waiting, or tells the pool it is free (done_atom).
   caf::replies_to<run_atom, task_request>::with<task_result>,
-  // A whole call delegated by the pool (job number): the worker answers the
-  // caller itself and tells the pool it is free (done_atom, job).
-  caf::replies_to<run_atom, task_request, uint64_t>::with<task_result>,
   caf::replies_to<split_atom, task_request>::with<std::vector<json_value>>,
   caf::replies_to<join_atom, task_request,
                   std::vector<json_value>>::with<task_result>>;
@@ -52,6 +52,20 @@ using pool_impl_actor
 
 // -- the pool's slots ---------------------------------------------------------
 
+// Who waits for a whole call, for the pool's own answers (a deadline, a
+// dead worker); the promise is made only then, with the pool as sender.
+struct caller_ref {
+  caf::strong_actor_ptr sender;
+  caf::mailbox_element::forwarding_stack stages;
+  caf::message_id mid;
+
+  void deliver(caf::actor_control_block* pool, caf::error err) {
+    caf::response_promise{caf::strong_actor_ptr{pool}, std::move(sender),
+                          std::move(stages), mid}
+      .deliver(std::move(err));
+  }
+};
+
 struct worker_slot {
   worker_actor handle;
   std::shared_ptr<std::atomic<bool>> cancel_flag;
@@ -60,7 +74,7 @@ struct worker_slot {
   // promise: the worker answers the caller, the pool only when the call
   // passes its deadline or the worker dies without answering.
   uint64_t job = 0;
-  std::optional<caf::response_promise> promise;
+  std::optional<caller_ref> promise;
   task_request call;
 };
 
@@ -68,23 +82,25 @@ std::string label(const task_request& req) {
   return "task " + req.task_id + " attempt " + std::to_string(req.attempt);
 }
 
-// A whole call as it arrived, with its caller: whoever starts it (the
-// caller's thread, the pool, or the worker that has just finished a call)
-// puts it into a worker's mailbox with the caller as its sender, so the
-// worker answers the caller itself.
+// A whole call as its caller sent it, (run_atom, task_request) with the
+// caller as sender: whoever starts it (the caller's thread, the pool, or
+// the worker that has just finished a call) forwards this very message to a
+// worker, which answers the caller itself.
 struct whole_call {
-  caf::strong_actor_ptr sender;
-  caf::message_id mid;
-  caf::mailbox_element::forwarding_stack stages;
-  task_request req;
+  caf::mailbox_element_ptr msg;
+
+  const task_request& req() const {
+    return msg->content().get_as<task_request>(1);
+  }
 
   bool expired() const {
-    return req.deadline_us > 0 && req.deadline_us <= now_us();
+    return req().deadline_us > 0 && req().deadline_us <= now_us();
   }
 
   // Answers the caller from `self`, the actor whose thread this runs on.
-  void answer(const caf::strong_actor_ptr& self, caf::error err) {
-    caf::response_promise{self, std::move(sender), std::move(stages), mid}
+  void answer(caf::strong_actor_ptr self, caf::error err) {
+    caf::response_promise{std::move(self), std::move(msg->sender),
+                          std::move(msg->stages), msg->mid}
       .deliver(std::move(err));
   }
 };
@@ -106,10 +122,11 @@ struct outgoing {
 };
 
 // Sends `out` to its worker; at its deadline the pool hears a timer_atom.
-void send_call(outgoing out, caf::actor_control_block* pool,
+void send_call(outgoing& out, caf::actor_control_block* pool,
                caf::actor_clock& clock, caf::execution_unit* eu) {
-  if (out.call.req.deadline_us > 0) {
-    auto left = std::chrono::microseconds{out.call.req.deadline_us - now_us()};
+  auto deadline_us = out.call.req().deadline_us;
+  if (deadline_us > 0) {
+    auto left = std::chrono::microseconds{deadline_us - now_us()};
     clock.schedule_message(clock.now() + left, caf::strong_actor_ptr{pool},
                            caf::make_mailbox_element(nullptr,
                                                      caf::make_message_id(),
@@ -120,11 +137,7 @@ void send_call(outgoing out, caf::actor_control_block* pool,
   // bounces the call to its caller as CAF does for any dead receiver; the
   // pool has answered it by then.
   auto* worker = caf::actor_cast<caf::abstract_actor*>(out.worker);
-  auto& c = out.call;
-  worker->enqueue(caf::make_mailbox_element(std::move(c.sender), c.mid,
-                                            std::move(c.stages), run_atom_v,
-                                            std::move(c.req), out.job),
-                  eu);
+  worker->enqueue(std::move(out.call.msg), eu);
 }
 
 // The pool's workers and queue, shared by the pool actor, the callers and
@@ -160,6 +173,13 @@ struct slot_table {
     return workers.size();
   }
 
+  // Whether the worker `w` is (still) the one in slot `i`.
+  bool holds(size_t i, caf::actor_control_block* w) const {
+    return i < workers.size()
+           && caf::actor_cast<caf::actor_control_block*>(workers[i].handle)
+                == w;
+  }
+
   size_t slot_of_job(uint64_t job) const {
     for (size_t i = 0; i < workers.size(); ++i)
       if (job != 0 && workers[i].job == job)
@@ -168,17 +188,17 @@ struct slot_table {
   }
 
   // Gives `c` to the worker in slot `i`. The slot keeps a promise to the
-  // caller, with the pool as its sender, for the pool's own answers.
-  outgoing assign(size_t i, whole_call c, caf::actor_control_block* pool) {
+  // caller for the pool's own answers.
+  outgoing assign(size_t i, whole_call c) {
     auto& slot = workers[i];
     auto job = ++next_job;
     slot.busy = true;
     slot.job = job;
-    slot.promise = caf::response_promise{caf::strong_actor_ptr{pool},
-                                         c.sender, c.stages, c.mid};
-    slot.call.execution_id = c.req.execution_id;
-    slot.call.task_id = c.req.task_id;
-    slot.call.attempt = c.req.attempt;
+    slot.promise = caller_ref{c.msg->sender, c.msg->stages, c.msg->mid};
+    const auto& req = c.req();
+    slot.call.execution_id = req.execution_id;
+    slot.call.task_id = req.task_id;
+    slot.call.attempt = req.attempt;
     return {slot.handle, job, std::move(c)};
   }
 
@@ -192,18 +212,16 @@ struct slot_table {
   // when the lock is free and no call waits in the mailbox. `out` is set
   // when a worker was free; otherwise the call waits in the queue. False
   // leaves `ptr` untouched, for the pool's mailbox.
-  bool try_take(caf::mailbox_element& ptr, caf::actor_control_block* pool,
-                std::optional<outgoing>& out) {
+  bool try_take(caf::mailbox_element_ptr& ptr, std::optional<outgoing>& out) {
     std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
     if (!guard.owns_lock() || !direct || unread > 0)
       return false;
     auto i = queue.empty() ? free_slot() : workers.size();
     if (i == workers.size() && queue.size() >= max_queue)
       return false; // the pool refuses it as overloaded
-    whole_call c{std::move(ptr.sender), ptr.mid, std::move(ptr.stages),
-                 std::move(ptr.content().get_mutable_as<task_request>(1))};
+    whole_call c{std::move(ptr)};
     if (i < workers.size())
-      out = assign(i, std::move(c), pool);
+      out = assign(i, std::move(c));
     else
       queue.push_back({nullptr, std::move(c)});
     ++direct_calls;
@@ -212,28 +230,28 @@ struct slot_table {
 
   enum class released { freed, next, tell_pool };
 
-  // The worker's side: its call `job` has ended. Takes the next whole call
+  // The worker's side: the whole call of the worker `me` in slot `i` has
+  // ended. Takes the next whole call
   // waiting into `next` (expired ones into `expired`, for the worker to
   // answer), or frees the slot. `tell_pool`: the lock was taken or a split
   // stage waits, and the pool must free the slot and start it.
-  released release(uint64_t job, caf::actor_control_block* pool,
+  released release(size_t i, caf::actor_control_block* me,
                    std::vector<std::pair<whole_call, caf::error>>& expired,
                    std::optional<outgoing>& next) {
     std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
     if (!guard.owns_lock())
       return released::tell_pool;
-    auto i = slot_of_job(job);
-    if (i == workers.size())
-      return released::freed; // the pool has given up on this call
+    if (!holds(i, me))
+      return released::freed; // the pool has given up on this worker
     while (!queue.empty() && queue.front().call) {
       auto c = std::move(*queue.front().call);
       queue.pop_front();
       if (c.expired()) {
-        auto err = too_late(c.req);
+        auto err = too_late(c.req());
         expired.emplace_back(std::move(c), std::move(err));
         continue;
       }
-      next = assign(i, std::move(c), pool);
+      next = assign(i, std::move(c));
       return released::next;
     }
     if (!queue.empty())
@@ -357,43 +375,40 @@ expected<task_result> invoke(tools::tool& tool, const task_request& req,
   return res;
 }
 
-// After call `job`: the worker starts the next whole call waiting itself,
-// answers those past their deadline, or tells the pool.
+// After a whole call: the worker in slot `i` starts the next whole call
+// waiting itself, answers those past their deadline, or tells the pool.
 void take_next(worker_self self, const pool_impl_actor& pool,
-               slot_table& slots, uint64_t job) {
+               slot_table& slots, size_t i) {
   std::vector<std::pair<whole_call, caf::error>> expired;
   std::optional<outgoing> next;
   auto* pool_ptr = caf::actor_cast<caf::actor_control_block*>(pool);
-  auto what = slots.release(job, pool_ptr, expired, next);
+  auto what = slots.release(i, self->ctrl(), expired, next);
   for (auto& [c, err] : expired)
     c.answer(caf::actor_cast<caf::strong_actor_ptr>(self), std::move(err));
   if (what == slot_table::released::next)
-    send_call(std::move(*next), pool_ptr, self->home_system().clock(),
-              self->context());
+    send_call(*next, pool_ptr, self->home_system().clock(), self->context());
   else if (what == slot_table::released::tell_pool)
-    self->send(pool, done_atom_v, job);
+    self->send(pool, done_atom_v, uint64_t{i});
 }
 
 worker_actor::behavior_type
 worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
             std::shared_ptr<std::atomic<bool>> cancel_flag,
-            secrets_ptr secrets, pool_impl_actor pool, slots_ptr slots) {
+            secrets_ptr secrets, pool_impl_actor pool, slots_ptr slots,
+            size_t slot) {
   return {
     [=](run_atom, const task_request& req) -> caf::result<task_result> {
-      return guarded<task_result>(self, *tool, secrets, [&] {
-        return invoke(*tool, req, cancel_flag, secrets);
-      });
-    },
-    [=](run_atom, const task_request& req,
-        uint64_t job) -> caf::result<task_result> {
       bool ended = false;
       auto out = guarded_call<task_result>(
         self, *tool, secrets,
         [&] { return invoke(*tool, req, cancel_flag, secrets); }, ended);
-      // A worker that quit takes no next call: the pool's down handler
-      // frees its slot with a fresh worker.
-      if (!ended)
-        take_next(self, pool, *slots, job);
+      // A part of a split call comes from the pool, which frees the slot
+      // when it hears the answer; a worker that quit takes no next call:
+      // the pool's down handler frees its slot with a fresh worker.
+      auto from_pool = self->current_sender().get()
+                       == caf::actor_cast<caf::actor_control_block*>(pool);
+      if (!ended && !from_pool)
+        take_next(self, pool, *slots, slot);
       if (!out)
         return std::move(out.error());
       return std::move(*out);
@@ -485,9 +500,10 @@ void start_worker(pool_self self, size_t i, std::shared_ptr<tools::tool> tool) {
   auto pool = caf::actor_cast<pool_impl_actor>(self);
   worker_actor w = st.blocking
                      ? self->spawn<caf::detached>(worker_impl, tool, flag,
-                                                  st.secrets, pool, st.slots)
+                                                  st.secrets, pool, st.slots,
+                                                  i)
                      : self->spawn(worker_impl, tool, flag, st.secrets, pool,
-                                   st.slots);
+                                   st.slots, i);
   self->monitor(w);
   st.slots->workers[i] = worker_slot{w, flag, false};
 }
@@ -580,8 +596,10 @@ void dispatch(pool_self self, size_t i, const task_request& req,
 queued_job whole_job(caf::typed_response_promise<task_result> promise,
                      task_request req) {
   caf::response_promise& untyped = promise;
-  return {nullptr, whole_call{untyped.source(), untyped.id(),
-                              untyped.stages(), std::move(req)}};
+  return {nullptr,
+          whole_call{caf::make_mailbox_element(untyped.source(), untyped.id(),
+                                               untyped.stages(), run_atom_v,
+                                               std::move(req))}};
 }
 
 // One split call: its parts' outputs, filled in any order, joined in order.
@@ -684,10 +702,10 @@ void pump(pool_self self) {
         job.start(i);
       } else if (job.call->expired()) {
         job.call->answer(caf::strong_actor_ptr{me},
-                         slots.too_late(job.call->req));
+                         slots.too_late(job.call->req()));
       } else {
-        send_call(slots.assign(i, std::move(*job.call), me), me,
-                  self->home_system().clock(), self->context());
+        auto out = slots.assign(i, std::move(*job.call));
+        send_call(out, me, self->home_system().clock(), self->context());
       }
     }
   }
@@ -723,9 +741,9 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       return;
     auto& slot = self->state.slots->workers[i];
     if (slot.promise) {
-      // A delegated call whose worker died: a worker that threw answered
-      // the caller already, and this answer then finds no one waiting.
-      slot.promise->deliver(make_error(
+      // A whole call whose worker died: a worker that threw answered the
+      // caller already, and this answer then finds no one waiting.
+      slot.promise->deliver(self->ctrl(), make_error(
         errc::worker_crashed, "tool " + self->state.tool_name
                                 + ": worker died during " + label(slot.call)
                                 + ": " + describe(msg.reason)));
@@ -765,10 +783,10 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       pump(self);
       return promise;
     },
-    [=](done_atom, uint64_t job) {
+    [=](done_atom, uint64_t i) {
+      // A worker in slot i that could not free its slot itself.
       std::lock_guard<std::mutex> guard{self->state.slots->mtx};
-      auto i = self->state.slots->slot_of_job(job);
-      if (i == self->state.slots->workers.size())
+      if (!self->state.slots->holds(i, self->current_sender().get()))
         return;
       auto& slot = self->state.slots->workers[i];
       slot.busy = false;
@@ -789,7 +807,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                  {"execution", slot.call.execution_id},
                  {"task", slot.call.task_id}, {"call", label(slot.call)}});
       if (slot.promise)
-        slot.promise->deliver(make_error(
+        slot.promise->deliver(self->ctrl(), make_error(
           errc::timeout, "tool " + st.tool_name + ": " + label(slot.call)
                            + " passed its deadline"));
       abandon(self, i);
@@ -866,10 +884,10 @@ private:
     if (deadline_us > 0 && deadline_us <= now_us())
       return false; // the pool answers that it is too late
     std::optional<outgoing> out;
-    if (!slots_->try_take(*ptr, ctrl(), out))
+    if (!slots_->try_take(ptr, out))
       return false;
     if (out)
-      send_call(std::move(*out), ctrl(), home_system().clock(), eu);
+      send_call(*out, ctrl(), home_system().clock(), eu);
     return true;
   }
 
