@@ -231,10 +231,10 @@ struct slot_table {
   enum class released { freed, next, tell_pool };
 
   // The worker's side: the whole call of the worker `me` in slot `i` has
-  // ended. Takes the next whole call
-  // waiting into `next` (expired ones into `expired`, for the worker to
-  // answer), or frees the slot. `tell_pool`: the lock was taken or a split
-  // stage waits, and the pool must free the slot and start it.
+  // ended. Takes the next whole call waiting into `next` (expired ones into
+  // `expired`, for the worker to answer), or frees the slot. `tell_pool`:
+  // the lock was taken or a split stage waits, and the pool must free the
+  // slot and start it.
   released release(size_t i, caf::actor_control_block* me,
                    std::vector<std::pair<whole_call, caf::error>>& expired,
                    std::optional<outgoing>& next) {
