@@ -45,22 +45,24 @@ int64_t since_us(std::chrono::steady_clock::time_point start) {
 }
 
 // The pool's interface plus what it hears from its workers and its clock:
-// a delegated call's end and its deadline (job number).
+// a worker that could not free its own slot (slot index), and a whole
+// call's deadline (job number).
 using pool_impl_actor
   = tool_pool_actor::extend<caf::reacts_to<done_atom, uint64_t>,
                             caf::reacts_to<timer_atom, uint64_t>>;
 
 // -- the pool's slots ---------------------------------------------------------
 
-// Who waits for a whole call, for the pool's own answers (a deadline, a
-// dead worker); the promise is made only then, with the pool as sender.
+// Who waits for a whole call. An answer other than the worker's (a
+// deadline, a dead worker) is sent from `self`, the actor whose thread this
+// runs on; the promise is made only then.
 struct caller_ref {
   caf::strong_actor_ptr sender;
   caf::mailbox_element::forwarding_stack stages;
   caf::message_id mid;
 
-  void deliver(caf::actor_control_block* pool, caf::error err) {
-    caf::response_promise{caf::strong_actor_ptr{pool}, std::move(sender),
+  void deliver(caf::actor_control_block* self, caf::error err) {
+    caf::response_promise{caf::strong_actor_ptr{self}, std::move(sender),
                           std::move(stages), mid}
       .deliver(std::move(err));
   }
@@ -70,11 +72,11 @@ struct worker_slot {
   worker_actor handle;
   std::shared_ptr<std::atomic<bool>> cancel_flag;
   bool busy = false;
-  // The call delegated to this worker (0: none), and a copy of its
-  // promise: the worker answers the caller, the pool only when the call
-  // passes its deadline or the worker dies without answering.
+  // The whole call on this worker (0: none) and who waits for it: the
+  // worker answers the caller, the pool only when the call passes its
+  // deadline or the worker dies without answering.
   uint64_t job = 0;
-  std::optional<caller_ref> promise;
+  std::optional<caller_ref> caller;
   task_request call;
 };
 
@@ -98,10 +100,9 @@ struct whole_call {
   }
 
   // Answers the caller from `self`, the actor whose thread this runs on.
-  void answer(caf::strong_actor_ptr self, caf::error err) {
-    caf::response_promise{std::move(self), std::move(msg->sender),
-                          std::move(msg->stages), msg->mid}
-      .deliver(std::move(err));
+  void answer(caf::actor_control_block* self, caf::error err) {
+    caller_ref{std::move(msg->sender), std::move(msg->stages), msg->mid}
+      .deliver(self, std::move(err));
   }
 };
 
@@ -187,14 +188,14 @@ struct slot_table {
     return workers.size();
   }
 
-  // Gives `c` to the worker in slot `i`. The slot keeps a promise to the
-  // caller for the pool's own answers.
+  // Gives `c` to the worker in slot `i`. The slot keeps who waits, for the
+  // pool's own answers.
   outgoing assign(size_t i, whole_call c) {
     auto& slot = workers[i];
     auto job = ++next_job;
     slot.busy = true;
     slot.job = job;
-    slot.promise = caller_ref{c.msg->sender, c.msg->stages, c.msg->mid};
+    slot.caller = caller_ref{c.msg->sender, c.msg->stages, c.msg->mid};
     const auto& req = c.req();
     slot.call.execution_id = req.execution_id;
     slot.call.task_id = req.task_id;
@@ -259,7 +260,7 @@ struct slot_table {
     auto& slot = workers[i];
     slot.busy = false;
     slot.job = 0;
-    slot.promise.reset();
+    slot.caller.reset();
     return released::freed;
   }
 };
@@ -384,7 +385,7 @@ void take_next(worker_self self, const pool_impl_actor& pool,
   auto* pool_ptr = caf::actor_cast<caf::actor_control_block*>(pool);
   auto what = slots.release(i, self->ctrl(), expired, next);
   for (auto& [c, err] : expired)
-    c.answer(caf::actor_cast<caf::strong_actor_ptr>(self), std::move(err));
+    c.answer(self->ctrl(), std::move(err));
   if (what == slot_table::released::next)
     send_call(*next, pool_ptr, self->home_system().clock(), self->context());
   else if (what == slot_table::released::tell_pool)
@@ -701,8 +702,7 @@ void pump(pool_self self) {
       if (!job.call) {
         job.start(i);
       } else if (job.call->expired()) {
-        job.call->answer(caf::strong_actor_ptr{me},
-                         slots.too_late(job.call->req()));
+        job.call->answer(me, slots.too_late(job.call->req()));
       } else {
         auto out = slots.assign(i, std::move(*job.call));
         send_call(out, me, self->home_system().clock(), self->context());
@@ -740,10 +740,10 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     if (i == self->state.slots->workers.size())
       return;
     auto& slot = self->state.slots->workers[i];
-    if (slot.promise) {
+    if (slot.caller) {
       // A whole call whose worker died: a worker that threw answered the
       // caller already, and this answer then finds no one waiting.
-      slot.promise->deliver(self->ctrl(), make_error(
+      slot.caller->deliver(self->ctrl(), make_error(
         errc::worker_crashed, "tool " + self->state.tool_name
                                 + ": worker died during " + label(slot.call)
                                 + ": " + describe(msg.reason)));
@@ -791,7 +791,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       auto& slot = self->state.slots->workers[i];
       slot.busy = false;
       slot.job = 0;
-      slot.promise.reset();
+      slot.caller.reset();
       pump(self);
     },
     [=](timer_atom, uint64_t job) {
@@ -806,8 +806,8 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                 {{"actor", "tool_pool"}, {"tool", st.tool_name},
                  {"execution", slot.call.execution_id},
                  {"task", slot.call.task_id}, {"call", label(slot.call)}});
-      if (slot.promise)
-        slot.promise->deliver(self->ctrl(), make_error(
+      if (slot.caller)
+        slot.caller->deliver(self->ctrl(), make_error(
           errc::timeout, "tool " + st.tool_name + ": " + label(slot.call)
                            + " passed its deadline"));
       abandon(self, i);
@@ -838,14 +838,12 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
 
 using pool_base = caf::stateful_actor<pool_state, pool_impl_actor::base>;
 
-// The pool, with a direct way for whole calls: a call that finds a free
-// worker and no call before it waiting is put into that worker's mailbox
-// from the sender's thread (the way caf::actor_pool dispatches), with the
-// caller as its sender, so the worker's answer goes straight back. Deadline,
-// worker death and the queue stay the pool's: the slot holds the call's
-// promise and its deadline is a timer message to the pool, as for a call
-// taken from the mailbox. A remote caller's call takes the same way from the
-// middleman's thread.
+// The pool, with a direct way for whole calls (slot_table): its enqueue,
+// run on the caller's thread (the way caf::actor_pool dispatches), forwards
+// a call to a free worker or queues it, so the call never waits in the
+// pool's mailbox and the worker's answer goes straight back. Deadline,
+// worker death and the queue stay the pool's. A remote caller's call takes
+// the same way from the middleman's thread.
 class pool_actor final : public pool_base {
 public:
   pool_actor(caf::actor_config& cfg, std::string name,

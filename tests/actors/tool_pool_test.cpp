@@ -148,6 +148,27 @@ expected<std::unique_ptr<tools::tool>> make_probe(const json_value&) {
   return std::unique_ptr<tools::tool>{std::make_unique<probe_tool>()};
 }
 
+// One call to `pool`, waited for: its output or its error.
+expected<json> call_pool(caf::actor_system& sys, tool_pool_actor pool,
+                         task_request req) {
+  expected<json> out{json{}};
+  caf::scoped_actor self{sys};
+  self->request(pool, 120s, run_atom_v, std::move(req))
+    .receive([&](task_result& res) { out = res.output.get(); },
+             [&](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+// What `pool` says of itself (workers, busy, queued, counters).
+json describe_pool(caf::actor_system& sys, tool_pool_actor pool) {
+  json out;
+  caf::scoped_actor self{sys};
+  self->request(pool, 60s, describe_atom_v)
+    .receive([&](json_value& x) { out = x.get(); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  return out;
+}
+
 class ToolPool : public ::testing::Test {
 protected:
   ToolPool() {
@@ -175,21 +196,11 @@ protected:
     req.tool = "probe";
     req.input = json_value{std::move(input)};
     req.deadline_us = deadline_us;
-    expected<json> out{json{}};
-    caf::scoped_actor self{*sys_};
-    self->request(pool_, 120s, run_atom_v, req)
-      .receive([&](task_result& res) { out = res.output.get(); },
-               [&](caf::error& err) { out = std::move(err); });
-    return out;
+    return call_pool(*sys_, pool_, std::move(req));
   }
 
   json describe_pool() {
-    json out;
-    caf::scoped_actor self{*sys_};
-    self->request(pool_, 60s, describe_atom_v)
-      .receive([&](json_value& x) { out = x.get(); },
-               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
-    return out;
+    return ::describe_pool(*sys_, pool_);
   }
 
   caf::actor_system_config cfg_;
@@ -449,12 +460,7 @@ protected:
   }
 
   expected<json> call(tool_pool_actor pool, task_request req) {
-    expected<json> out{json{}};
-    caf::scoped_actor self{*sys_};
-    self->request(pool, 120s, run_atom_v, std::move(req))
-      .receive([&](task_result& res) { out = res.output.get(); },
-               [&](caf::error& err) { out = std::move(err); });
-    return out;
+    return call_pool(*sys_, pool, std::move(req));
   }
 
   // A first call, answered: the pool has started (it initializes on its
@@ -474,12 +480,7 @@ protected:
   }
 
   json describe_pool(tool_pool_actor pool) {
-    json out;
-    caf::scoped_actor self{*sys_};
-    self->request(pool, 60s, describe_atom_v)
-      .receive([&](json_value& x) { out = x.get(); },
-               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
-    return out;
+    return ::describe_pool(*sys_, pool);
   }
 
   caf::actor_system_config cfg_;
