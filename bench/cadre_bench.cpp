@@ -6,6 +6,7 @@
 //               [--ocr_pages=8] [--agent_turns=2000]
 //               [--timetravel_n=50000] [--db=DIR]
 //               [--cluster_node=HOST:PORT --caf_peer=HOST:PORT]
+//               [--caf_peer_defaults=HOST:PORT]
 //               [--cluster_ops=100000] [--cluster_inflight=64]
 //               [--json NAME|PATH]
 
@@ -197,6 +198,7 @@ void usage() {
     "                   [--ocr_pages=N] [--agent_turns=N]\n"
     "                   [--timetravel_n=N] [--snapshot_every=N] [--db=DIR]\n"
     "                   [--cluster_node=HOST:PORT --caf_peer=HOST:PORT]\n"
+    "                   [--caf_peer_defaults=HOST:PORT]\n"
     "                   [--cluster_ops=N] [--cluster_inflight=N]\n"
     "                   [--json NAME|PATH]\n"
     "workloads: roundtrip fanout_N chain_N replay timetravel langgraph ocr\n"
@@ -248,6 +250,8 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.agent_turns = std::max<size_t>(10, std::stoull(v));
     } else if (value_of("--cluster_node", v)) {
       opts.cluster_node = v;
+    } else if (value_of("--caf_peer_defaults", v)) {
+      opts.caf_peer_defaults = v;
     } else if (value_of("--caf_peer", v)) {
       opts.caf_peer = v;
     } else if (value_of("--cluster_ops", v)) {

@@ -4,8 +4,10 @@ processes on loopback.
 
   1. roundtrip: runs `cadre_bench --benchmarks=cluster_roundtrip` against a
      `cadre serve` node offering `echo` and a raw CAF echo peer
-     (bench/peers/caf_echo.cpp) started here: requests/s and p50 round
-     trip with 64 requests in flight, side by side in one run.
+     (bench/peers/caf_echo.cpp, with a node's middleman and scheduler
+     settings) started here: requests/s and p50 round trip with 64
+     requests in flight, side by side in one run; for reference also a
+     second raw peer with CAF's default scheduler.
   2. fanout: a map of 10,000 echo tasks submitted to node a, which has
      echo disabled, so every task goes to b or c: tasks/s, the share placed
      remotely and the b/c split (CPU time of each process and their load
@@ -200,28 +202,35 @@ results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
 if "roundtrip" in only:
     log("roundtrip: cadre node b (echo) and a raw CAF echo peer")
     node = Node("rt", "b")
-    peer_out = open(os.path.join(tmp, "peer.out"), "w+")
-    peer = subprocess.Popen([args.peer, "127.0.0.1:0"], stdout=peer_out,
-                            stderr=subprocess.DEVNULL)
-    procs.append(peer)
-    peer_addr = None
-    for _ in range(200):
-        peer_out.seek(0)
-        line = peer_out.readline()
-        if '"listening"' in line:
-            peer_addr = "127.0.0.1:%d" % json.loads(line)["port"]
-            break
-        time.sleep(0.05)
-    if not peer_addr:
+
+    def start_peer(tag, *flags):
+        out = open(os.path.join(tmp, tag + ".out"), "w+")
+        p = subprocess.Popen([args.peer, "127.0.0.1:0", *flags], stdout=out,
+                             stderr=subprocess.DEVNULL)
+        procs.append(p)
+        for _ in range(200):
+            out.seek(0)
+            line = out.readline()
+            if '"listening"' in line:
+                return p, "127.0.0.1:%d" % json.loads(line)["port"]
+            time.sleep(0.05)
         raise SystemExit("cluster_bench: caf_echo did not start")
+    # The peer with a node's settings is the goal's baseline; the one with
+    # CAF's default scheduler (idle workers poll) is shown for reference.
+    peer, peer_addr = start_peer("peer")
+    peer_defaults, peer_defaults_addr = start_peer("peer_defaults",
+                                                   "--caf-scheduler")
     out_json = os.path.join(tmp, "roundtrip.json")
     subprocess.run([args.bench, "--benchmarks=cluster_roundtrip",
                     "--repeat=%d" % args.repeat, "--cluster_node=" + node.cluster,
-                    "--caf_peer=" + peer_addr, "--json", out_json], check=True)
+                    "--caf_peer=" + peer_addr,
+                    "--caf_peer_defaults=" + peer_defaults_addr,
+                    "--json", out_json], check=True)
     results["roundtrip"] = json.load(open(out_json))["results"]["cluster_roundtrip"]
     node.stop()
-    peer.terminate()
-    peer.wait()
+    for p in (peer, peer_defaults):
+        p.terminate()
+        p.wait()
 
 # -- 2. fan-out over 3 nodes --------------------------------------------------
 

@@ -30,8 +30,17 @@ namespace cadre::bench {
 
 namespace {
 
-// Every request gets this deadline, as a coordinator's task would.
+// Every request gets this deadline, as a coordinator's task with a
+// `timeout` would: in the request (deadline_us, which the pool enforces)
+// and as the requester's own timeout.
 constexpr auto request_deadline = std::chrono::seconds{30};
+
+int64_t deadline_from_now() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(
+           (system_clock::now() + request_deadline).time_since_epoch())
+    .count();
+}
 
 struct sample {
   std::vector<double> latency_us;
@@ -66,6 +75,7 @@ void send_one(caf::event_based_actor* self, Target target,
               std::shared_ptr<pipeline_state> st) {
   ++st->sent;
   auto t = clock::now();
+  st->req.deadline_us = deadline_from_now();
   auto finish = [=] {
     if (++st->answered == st->n) {
       st->done.set_value();
@@ -163,6 +173,24 @@ void run_cluster_roundtrip(run_context& ctx) {
                  to_string(!member ? member.error() : raw.error()).c_str());
     return;
   }
+  // The reference peer with CAF's default scheduler, when given.
+  raw_echo_actor raw_defaults;
+  if (!o.caf_peer_defaults.empty()) {
+    std::string host;
+    uint16_t port = 0;
+    if (!split_address(o.caf_peer_defaults, host, port)) {
+      std::fprintf(stderr, "cluster_roundtrip: --caf_peer_defaults wants "
+                           "HOST:PORT\n");
+      return;
+    }
+    auto hdl = sys.middleman().remote_actor<raw_echo_actor>(host, port);
+    if (!hdl) {
+      std::fprintf(stderr, "cluster_roundtrip: cannot connect: %s\n",
+                   to_string(hdl.error()).c_str());
+      return;
+    }
+    raw_defaults = *hdl;
+  }
   auto directory = std::make_shared<actors::tool_directory>();
   std::string node_name;
   {
@@ -196,22 +224,38 @@ void run_cluster_roundtrip(run_context& ctx) {
               "median run of %d; node %s (%s), raw peer %s\n",
               n, k, o.repeat, node_name.c_str(), o.cluster_node.c_str(),
               o.caf_peer.c_str());
+  auto raw_defaults_echo = [hdl = raw_defaults] { return hdl; };
   // Warm-up: connections, the pool's workers, allocators.
   pipelined(sys, raw_echo, n / 10, k);
   pipelined(sys, via_directory, n / 10, k);
-  std::vector<sample> raw_runs, cadre_runs;
-  // Interleaved, so drift in the machine's load hits both sides alike.
+  if (raw_defaults)
+    pipelined(sys, raw_defaults_echo, n / 10, k);
+  std::vector<sample> raw_runs, cadre_runs, defaults_runs;
+  // Interleaved, so drift in the machine's load hits all sides alike.
   for (int r = 0; r < o.repeat; ++r) {
     raw_runs.push_back(pipelined(sys, raw_echo, n, k));
     cadre_runs.push_back(pipelined(sys, via_directory, n, k));
+    if (raw_defaults)
+      defaults_runs.push_back(pipelined(sys, raw_defaults_echo, n, k));
   }
   auto jr = report("raw CAF remote_actor echo", raw_runs);
   auto jc = report("cadre remote echo pool", cadre_runs);
+  json jd;
+  if (raw_defaults)
+    jd = report("raw CAF, CAF's scheduler", defaults_runs);
   auto ratio = jc["ops_per_sec"].get<double>()
                / jr["ops_per_sec"].get<double>();
   auto p50_ratio = jc["p50"].get<double>() / jr["p50"].get<double>();
   std::printf("  %-30s: %7.2fx req/s, %6.2fx p50 (goal >= 1.0x req/s)\n",
               "cadre / raw", ratio, p50_ratio);
+  double ratio_defaults = 0;
+  if (raw_defaults) {
+    ratio_defaults = jc["ops_per_sec"].get<double>()
+                     / jd["ops_per_sec"].get<double>();
+    std::printf("  %-30s: %7.2fx req/s, %6.2fx p50 (reference)\n",
+                "cadre / raw, CAF's scheduler", ratio_defaults,
+                jc["p50"].get<double>() / jd["p50"].get<double>());
+  }
   ctx.goal("cluster_roundtrip: cadre/raw req/s "
              + std::to_string(ratio).substr(0, 4) + "x >= 1.0x",
            ratio >= 1.0);
@@ -221,6 +265,11 @@ void run_cluster_roundtrip(run_context& ctx) {
                                           {"ratio_p50", p50_ratio},
                                           {"ops_per_run", n},
                                           {"inflight", k}};
+  if (raw_defaults) {
+    ctx.results["cluster_roundtrip"]["raw_caf_scheduler_defaults"] = jd;
+    ctx.results["cluster_roundtrip"]["ratio_ops_vs_scheduler_defaults"]
+      = ratio_defaults;
+  }
 }
 
 } // namespace cadre::bench

@@ -39,6 +39,9 @@ struct options {
   /// (bench/peers/caf_echo.cpp). Default: none (the workload is skipped)
   std::string cluster_node;
   std::string caf_peer;
+  /// Optional: another raw CAF echo peer with CAF's default scheduler
+  /// (`caf_echo --caf-scheduler`), measured beside the others for reference.
+  std::string caf_peer_defaults;
   /// Requests per cluster_roundtrip run, and how many are in flight.
   /// Default: 100000, 64
   size_t cluster_ops = 100000;

@@ -44,17 +44,25 @@ inline task_request echo_request() {
   return req;
 }
 
-// The middleman settings of a cadre node (runtime/src/node.cpp), so that
-// the bench process and the raw peer talk to nodes and to each other
-// under the same conditions. The caller loads caf::io::middleman.
-inline void configure_like_a_node(caf::actor_system_config& cfg) {
+// The settings of a cadre node (runtime/src/node.cpp) that bear on a
+// round trip, so that the bench process and the raw peer talk to nodes and
+// to each other under the same conditions: the middleman's, and with
+// `node_scheduler` the scheduler's (idle workers wait on their condition
+// variable at once instead of polling with 50 us sleeps; without it, CAF's
+// defaults). The caller loads caf::io::middleman.
+inline void configure_like_a_node(caf::actor_system_config& cfg,
+                                  bool node_scheduler = true) {
   cfg.set("middleman.app-identifiers",
           std::vector<std::string>{cluster_app_identifier("cadre")});
   cfg.set("middleman.workers", size_t{2});
   // A node closes a connection silent for cluster.down_after (5 s).
   cfg.set("middleman.heartbeat-interval",
           caf::timespan{std::chrono::milliseconds{500}});
+  cfg.set("middleman.connection-timeout",
+          caf::timespan{std::chrono::milliseconds{5000}});
   cfg.set("middleman.enable-automatic-connections", false);
+  if (node_scheduler)
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
 }
 
 } // namespace cadre::bench

@@ -1,9 +1,10 @@
 // The raw CAF peer of `cadre_bench --benchmarks=cluster_roundtrip`: an echo
 // actor (bench/raw_caf.hpp) published on loopback with a cadre node's
-// middleman settings. Prints {"type":"listening","port":N} and serves until
+// middleman and scheduler settings (--caf-scheduler: CAF's default
+// scheduler instead). Prints {"type":"listening","port":N} and serves until
 // SIGTERM or SIGINT.
 //
-//   caf_echo [HOST:PORT]      (default 127.0.0.1:0, a free port)
+//   caf_echo [HOST:PORT] [--caf-scheduler]   (default 127.0.0.1:0, a free port)
 
 #include <csignal>
 #include <cstdio>
@@ -18,6 +19,13 @@
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  bool node_scheduler = true;
+  if (argc > 2 && std::string{argv[2]} == "--caf-scheduler") {
+    node_scheduler = false;
+  } else if (argc > 2) {
+    std::fprintf(stderr, "caf_echo: unknown argument '%s'\n", argv[2]);
+    return 2;
+  }
   if (argc > 1) {
     std::string addr = argv[1];
     auto colon = addr.rfind(':');
@@ -38,7 +46,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   cadre::register_types(cfg);
   cfg.load<caf::io::middleman>();
-  cadre::bench::configure_like_a_node(cfg);
+  cadre::bench::configure_like_a_node(cfg, node_scheduler);
   cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   auto echo = sys.spawn(cadre::bench::raw_echo_impl);
