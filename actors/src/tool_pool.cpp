@@ -45,8 +45,8 @@ int64_t since_us(std::chrono::steady_clock::time_point start) {
 }
 
 // The pool's interface plus what it hears from its workers and its clock:
-// a worker that could not free its own slot (slot index), and a whole
-// call's deadline (job number).
+// a worker that could not free its own slot (slot index), and the time of a
+// deadline sweep (microseconds since the epoch).
 using pool_impl_actor
   = tool_pool_actor::extend<caf::reacts_to<done_atom, uint64_t>,
                             caf::reacts_to<timer_atom, uint64_t>>;
@@ -72,11 +72,11 @@ struct worker_slot {
   worker_actor handle;
   std::shared_ptr<std::atomic<bool>> cancel_flag;
   bool busy = false;
-  // The whole call on this worker (0: none) and who waits for it: the
+  // Who waits for the whole call on this worker (none: no whole call): the
   // worker answers the caller, the pool only when the call passes its
-  // deadline or the worker dies without answering.
-  uint64_t job = 0;
+  // deadline (0: none) or the worker dies without answering.
   std::optional<caller_ref> caller;
+  int64_t deadline_us = 0;
   task_request call;
 };
 
@@ -115,25 +115,32 @@ struct queued_job {
   std::optional<whole_call> call;
 };
 
-// A whole call given to a worker, to send once the table's lock is released.
+// Has the pool hear a timer_atom at `at_us` (microseconds since the epoch):
+// the deadline sweep.
+void schedule_sweep(int64_t at_us, caf::actor_control_block* pool,
+                    caf::actor_clock& clock) {
+  auto left = std::chrono::microseconds{at_us - now_us()};
+  clock.schedule_message(clock.now() + left, caf::strong_actor_ptr{pool},
+                         caf::make_mailbox_element(nullptr,
+                                                   caf::make_message_id(), {},
+                                                   timer_atom_v,
+                                                   static_cast<uint64_t>(
+                                                     at_us)));
+}
+
+// A whole call given to a worker, to send once the table's lock is released;
+// `sweep_us`: a deadline sweep to schedule first (0: none).
 struct outgoing {
   worker_actor worker;
-  uint64_t job = 0;
+  int64_t sweep_us = 0;
   whole_call call;
 };
 
-// Sends `out` to its worker; at its deadline the pool hears a timer_atom.
+// Sends `out` to its worker.
 void send_call(outgoing& out, caf::actor_control_block* pool,
                caf::actor_clock& clock, caf::execution_unit* eu) {
-  auto deadline_us = out.call.req().deadline_us;
-  if (deadline_us > 0) {
-    auto left = std::chrono::microseconds{deadline_us - now_us()};
-    clock.schedule_message(clock.now() + left, caf::strong_actor_ptr{pool},
-                           caf::make_mailbox_element(nullptr,
-                                                     caf::make_message_id(),
-                                                     {}, timer_atom_v,
-                                                     out.job));
-  }
+  if (out.sweep_us > 0)
+    schedule_sweep(out.sweep_us, pool, clock);
   // A worker replaced since the lock was released (deadline, death)
   // bounces the call to its caller as CAF does for any dead receiver; the
   // pool has answered it by then.
@@ -156,7 +163,10 @@ struct slot_table {
   std::deque<queued_job> queue;
   std::string tool_name;
   size_t max_queue = 0;
-  uint64_t next_job = 0;
+  // The earliest deadline sweep scheduled (0: none). Whole calls' deadlines
+  // share sweeps: a call whose deadline is later than this one's schedules
+  // none, so a call costs no timer of its own.
+  int64_t sweep_at_us = 0;
   uint64_t timeouts = 0;
   // Calls that never passed the pool's mailbox (describe: `direct`).
   uint64_t direct_calls = 0;
@@ -181,26 +191,44 @@ struct slot_table {
                 == w;
   }
 
-  size_t slot_of_job(uint64_t job) const {
-    for (size_t i = 0; i < workers.size(); ++i)
-      if (job != 0 && workers[i].job == job)
-        return i;
-    return workers.size();
+  // A sweep to schedule for `deadline_us` (0: the sweep scheduled already
+  // comes first, or no deadline).
+  int64_t sweep_for(int64_t deadline_us) {
+    if (deadline_us <= 0 || (sweep_at_us > 0 && sweep_at_us <= deadline_us))
+      return 0;
+    sweep_at_us = deadline_us;
+    return deadline_us;
   }
 
-  // Gives `c` to the worker in slot `i`. The slot keeps who waits, for the
-  // pool's own answers.
+  // The earliest deadline of the whole calls on workers (0: none).
+  int64_t earliest_deadline() const {
+    int64_t out = 0;
+    for (auto& w : workers)
+      if (w.caller && w.deadline_us > 0
+          && (out == 0 || w.deadline_us < out))
+        out = w.deadline_us;
+    return out;
+  }
+
+  void vacate(worker_slot& slot) {
+    slot.busy = false;
+    slot.caller.reset();
+    slot.deadline_us = 0;
+  }
+
+  // Gives `c` to the worker in slot `i`. The slot keeps who waits and the
+  // deadline, for the pool's own answers.
   outgoing assign(size_t i, whole_call c) {
     auto& slot = workers[i];
-    auto job = ++next_job;
     slot.busy = true;
-    slot.job = job;
     slot.caller = caller_ref{c.msg->sender, c.msg->stages, c.msg->mid};
     const auto& req = c.req();
+    slot.deadline_us = req.deadline_us;
+    // Assigned into the slot's own strings, whose capacity stays.
     slot.call.execution_id = req.execution_id;
     slot.call.task_id = req.task_id;
     slot.call.attempt = req.attempt;
-    return {slot.handle, job, std::move(c)};
+    return {slot.handle, sweep_for(req.deadline_us), std::move(c)};
   }
 
   caf::error too_late(const task_request& req) {
@@ -257,10 +285,7 @@ struct slot_table {
     }
     if (!queue.empty())
       return released::tell_pool;
-    auto& slot = workers[i];
-    slot.busy = false;
-    slot.job = 0;
-    slot.caller.reset();
+    vacate(workers[i]);
     return released::freed;
   }
 };
@@ -788,29 +813,34 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       std::lock_guard<std::mutex> guard{self->state.slots->mtx};
       if (!self->state.slots->holds(i, self->current_sender().get()))
         return;
-      auto& slot = self->state.slots->workers[i];
-      slot.busy = false;
-      slot.job = 0;
-      slot.caller.reset();
+      self->state.slots->vacate(self->state.slots->workers[i]);
       pump(self);
     },
-    [=](timer_atom, uint64_t job) {
+    [=](timer_atom, uint64_t at_us) {
+      // A deadline sweep: answers `timeout` for every whole call past its
+      // deadline and replaces its worker, then schedules the next sweep.
       auto& st = self->state;
-      std::lock_guard<std::mutex> guard{st.slots->mtx};
-      auto i = st.slots->slot_of_job(job);
-      if (i == st.slots->workers.size())
-        return;
-      auto& slot = st.slots->workers[i];
-      ++st.slots->timeouts;
-      log::warn("tool call timed out; replacing its worker",
-                {{"actor", "tool_pool"}, {"tool", st.tool_name},
-                 {"execution", slot.call.execution_id},
-                 {"task", slot.call.task_id}, {"call", label(slot.call)}});
-      if (slot.caller)
+      auto& slots = *st.slots;
+      std::lock_guard<std::mutex> guard{slots.mtx};
+      if (slots.sweep_at_us == static_cast<int64_t>(at_us))
+        slots.sweep_at_us = 0;
+      auto now = now_us();
+      for (size_t i = 0; i < slots.workers.size(); ++i) {
+        auto& slot = slots.workers[i];
+        if (!slot.caller || slot.deadline_us <= 0 || slot.deadline_us > now)
+          continue;
+        ++slots.timeouts;
+        log::warn("tool call timed out; replacing its worker",
+                  {{"actor", "tool_pool"}, {"tool", st.tool_name},
+                   {"execution", slot.call.execution_id},
+                   {"task", slot.call.task_id}, {"call", label(slot.call)}});
         slot.caller->deliver(self->ctrl(), make_error(
           errc::timeout, "tool " + st.tool_name + ": " + label(slot.call)
                            + " passed its deadline"));
-      abandon(self, i);
+        abandon(self, i);
+      }
+      if (auto next = slots.sweep_for(slots.earliest_deadline()); next > 0)
+        schedule_sweep(next, self->ctrl(), self->home_system().clock());
       pump(self);
     },
     [=](describe_atom) -> caf::result<json_value> {

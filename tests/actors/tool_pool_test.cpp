@@ -550,6 +550,29 @@ TEST_F(ToolPoolDirect, AWholeCallPastItsDeadlineTimesOutAndItsWorkerIsReplaced) 
   EXPECT_EQ((*next)["id"], 7);
 }
 
+// Whole calls share the pool's deadline sweeps: a call whose deadline comes
+// after the one a sweep is scheduled for schedules none of its own, and
+// still times out at its deadline when the earlier call has long been
+// answered (the sweep finds it running and schedules the next).
+TEST_F(ToolPoolDirect, ACallTimesOutAtItsDeadlineAfterAnEarlierCallsSweep) {
+  auto pool = spawn("whole", 1);
+  warm_up(pool);
+  auto first = call(pool, request("whole", json{{"id", 1}},
+                                  now_us() + 200'000));
+  ASSERT_TRUE(first) << describe(first.error());
+  auto out = call(pool, request("whole", json{{"hang", true}},
+                                now_us() + 600'000));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(code_of(out.error()), errc::timeout) << describe(out.error());
+  EXPECT_NE(message_of(out.error()).find("passed its deadline"),
+            std::string::npos)
+    << describe(out.error());
+  EXPECT_EQ(describe_pool(pool)["timeouts"], 1);
+  auto next = call(pool, request("whole", json{{"id", 7}}));
+  ASSERT_TRUE(next) << describe(next.error());
+  EXPECT_EQ((*next)["id"], 7);
+}
+
 // A worker that dies during a call sent straight to it: the caller hears
 // `worker_crashed` and the pool goes on with a fresh worker.
 TEST_F(ToolPoolDirect, AWorkerThatThrowsFailsItsCallAndIsReplaced) {
