@@ -298,24 +298,37 @@ struct worker_state {
   static inline const char* name = "cadre.tool_worker";
   // Not an aggregate: CAF would try to build it from the actor pointer.
   worker_state() = default;
+  // The context of the whole call running, refilled for each: its strings
+  // keep their capacity and its pointers their targets, so a call
+  // allocates none of it.
+  tools::tool_context ctx;
 };
 
 using worker_self = worker_actor::stateful_pointer<worker_state>;
 
 using secrets_ptr = std::shared_ptr<const tools::secret_store>;
 
-tools::tool_context make_context(const task_request& req,
-                                 std::shared_ptr<std::atomic<bool>> flag,
-                                 const secrets_ptr& secrets) {
-  tools::tool_context ctx;
-  ctx.secrets = secrets;
+// Fills `ctx` for the call `req` (every field: a tool may have changed any).
+void fill_context(tools::tool_context& ctx, const task_request& req,
+                  const std::shared_ptr<std::atomic<bool>>& flag,
+                  const secrets_ptr& secrets) {
+  if (ctx.secrets != secrets)
+    ctx.secrets = secrets;
   ctx.secret_pointers = req.secret_pointers;
   ctx.execution_id = req.execution_id;
   ctx.task_id = req.task_id;
   ctx.attempt = req.attempt;
   ctx.idempotency_key = req.idempotency_key;
   ctx.deadline_us = req.deadline_us;
-  ctx.cancel_flag = std::move(flag);
+  if (ctx.cancel_flag != flag)
+    ctx.cancel_flag = flag;
+}
+
+tools::tool_context make_context(const task_request& req,
+                                 const std::shared_ptr<std::atomic<bool>>& flag,
+                                 const secrets_ptr& secrets) {
+  tools::tool_context ctx;
+  fill_context(ctx, req, flag, secrets);
   return ctx;
 }
 
@@ -383,14 +396,15 @@ caf::result<T> guarded(worker_self self, tools::tool& tool,
   return std::move(*out);
 }
 
-// One whole call of the tool.
+// One whole call of the tool, in the worker's context `ctx`.
 expected<task_result> invoke(tools::tool& tool, const task_request& req,
                              const std::shared_ptr<std::atomic<bool>>& flag,
-                             const secrets_ptr& secrets) {
+                             const secrets_ptr& secrets,
+                             tools::tool_context& ctx) {
   auto input = filled_input(req, secrets);
   if (!input)
     return std::move(input.error());
-  auto ctx = make_context(req, flag, secrets);
+  fill_context(ctx, req, flag, secrets);
   auto start = std::chrono::steady_clock::now();
   auto out = tool.invoke(*input, ctx);
   if (!out)
@@ -427,7 +441,10 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
       bool ended = false;
       auto out = guarded_call<task_result>(
         self, *tool, secrets,
-        [&] { return invoke(*tool, req, cancel_flag, secrets); }, ended);
+        [&] {
+          return invoke(*tool, req, cancel_flag, secrets, self->state.ctx);
+        },
+        ended);
       // A part of a split call comes from the pool, which frees the slot
       // when it hears the answer; a worker that quit takes no next call:
       // the pool's down handler frees its slot with a fresh worker.
