@@ -156,7 +156,7 @@ void send_call(outgoing& out, caf::actor_control_block* pool,
 // call from another node, which arrives on the middleman's thread). Callers
 // and workers only ever try_lock: a scheduler thread never waits here, it
 // takes the pool's mailbox instead. The pool actor holds the lock through
-// each of its handlers.
+// each of its handlers that changes the table (describe only reads it).
 struct slot_table {
   std::mutex mtx;
   std::vector<worker_slot> workers;
@@ -862,23 +862,32 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     },
     [=](describe_atom) -> caf::result<json_value> {
       auto& st = self->state;
-      std::lock_guard<std::mutex> guard{st.slots->mtx};
-      size_t busy = 0;
-      for (auto& w : st.slots->workers)
-        busy += w.busy ? 1 : 0;
+      // The counters under the lock, the document (schemas and all) after
+      // it: callers and workers keep the direct way meanwhile.
+      size_t workers = 0, busy = 0, queued = 0;
+      uint64_t direct = 0, timeouts = 0;
+      {
+        std::lock_guard<std::mutex> guard{st.slots->mtx};
+        workers = st.slots->workers.size();
+        for (auto& w : st.slots->workers)
+          busy += w.busy ? 1 : 0;
+        queued = st.slots->queue.size();
+        direct = st.slots->direct_calls;
+        timeouts = st.slots->timeouts;
+      }
       return json_value{json{{"name", st.tool_name},
                              {"description", st.description.description},
                              {"input_schema", st.description.input_schema},
                              {"output_schema", st.description.output_schema},
                              {"blocking", st.blocking},
                              {"splits", st.splits},
-                             {"workers", st.slots->workers.size()},
+                             {"workers", workers},
                              {"busy", busy},
-                             {"queued", st.slots->queue.size()},
+                             {"queued", queued},
                              {"fanouts", st.fanouts},
-                             {"direct", st.slots->direct_calls},
+                             {"direct", direct},
                              {"crashes", st.crashes},
-                             {"timeouts", st.slots->timeouts}}};
+                             {"timeouts", timeouts}}};
     },
   };
 }
