@@ -2245,18 +2245,17 @@ json ref_json(const std::pair<uint64_t, uint64_t>& r) {
 }
 
 // A page of a map's items, column by column (fewer values to build and to
-// read than an object per item); the rarer fields of a unit, by its place
-// in the page, in `more`.
+// read than an object per item; decoding values is what reading a
+// snapshot costs): `sa` is attempt * 8 + state, then the inputs and the
+// outputs; the rarer fields of a unit, by its place in the page, in `more`.
 json page_json(const task_rt& t, size_t page) {
   auto from = page * snapshot_page_items;
   auto to = std::min(t.items.size(), from + snapshot_page_items);
-  json s(json::value_t::array), a(json::value_t::array),
-    in(json::value_t::array), out(json::value_t::array),
-    more(json::value_t::array);
+  json sa(json::value_t::array), in(json::value_t::array),
+    out(json::value_t::array), more(json::value_t::array);
   for (auto i = from; i < to; ++i) {
     const auto& u = t.items[i];
-    s.push_back(static_cast<int>(u.status));
-    a.push_back(u.attempt);
+    sa.push_back(uint64_t{u.attempt} * 8 + static_cast<uint64_t>(u.status));
     in.push_back(u.input);
     out.push_back(u.output);
     if (u.error.is_null() && u.retry_at_us == 0 && u.restarts == 0
@@ -2267,8 +2266,9 @@ json page_json(const task_rt& t, size_t page) {
       full.erase(k);
     more.push_back(json::array({i - from, std::move(full)}));
   }
-  return json{{"s", std::move(s)},     {"attempt", std::move(a)},
-              {"input", std::move(in)}, {"output", std::move(out)},
+  return json{{"sa", std::move(sa)},
+              {"input", std::move(in)},
+              {"output", std::move(out)},
               {"more", std::move(more)}};
 }
 
@@ -2464,22 +2464,21 @@ machine::restore(const std::string& id, const json& root,
       for (size_t p = 0; p < pages.size(); ++p) {
         const auto& page = get(pages[p]);
         tp.pages.push_back(ref_of(pages[p]));
-        const auto& s = page.at("s");
-        const auto& a = page.at("attempt");
+        const auto& sa = page.at("sa");
         const auto& in = page.at("input");
         const auto& out = page.at("output");
         auto from = p * snapshot_page_items;
         auto count = std::min(n - from, snapshot_page_items);
-        if (s.size() != count || a.size() != count || in.size() != count
-            || out.size() != count)
+        if (sa.size() != count || in.size() != count || out.size() != count)
           return bad("a page does not hold its items");
         for (size_t x = 0; x < count; ++x) {
           auto& u = t.items[from + x];
-          auto status = s[x].get<int>();
-          if (status < 0 || status > static_cast<int>(unit_status::skipped))
+          auto v = sa[x].get<uint64_t>();
+          if (v % 8 > static_cast<uint64_t>(unit_status::skipped)
+              || v / 8 > UINT32_MAX)
             return bad("an item's state does not read");
-          u.status = static_cast<unit_status>(status);
-          u.attempt = a[x].get<uint32_t>();
+          u.status = static_cast<unit_status>(v % 8);
+          u.attempt = static_cast<uint32_t>(v / 8);
           u.input = in[x];
           u.output = out[x];
         }
