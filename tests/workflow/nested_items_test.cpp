@@ -13,6 +13,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "snapshot_logs.hpp"
 
 using namespace cadre;
 using namespace cadre::workflow;
@@ -270,21 +271,12 @@ TEST(NestedItems, PagedSnapshotsOfItemsRunningSubWorkflowsHoldTheirState) {
   rec.take(*m.human_answer("handle[1]/ask", json{{"decision", "skip"}},
                            2500));
   ASSERT_TRUE(m.finished());
-  std::map<std::string, std::vector<event>> logs;
-  for (const auto& ev : rec.snapshots)
-    logs[ev.execution_id].push_back(ev);
-  range_reader read = [&](const std::string& name, uint64_t from,
-                          uint64_t count) -> expected<std::vector<event>> {
-    const auto& l = logs[name];
-    auto first = std::min<uint64_t>(from - 1, l.size());
-    auto last = std::min<uint64_t>(first + count, l.size());
-    return std::vector<event>(l.begin() + static_cast<long>(first),
-                              l.begin() + static_cast<long>(last));
-  };
+  test::snapshot_logs snaps{rec.snapshots};
+  auto read = snaps.reader();
   auto whole = fold_log(rec.log);
   ASSERT_TRUE(whole);
   size_t roots = 0;
-  for (const auto& [name, evs] : std::map(logs)) {
+  for (const auto& [name, evs] : snaps.logs) {
     const auto& root = evs.front().payload.get();
     auto seq = root["seq"].get<uint64_t>();
     ++roots;

@@ -11,6 +11,7 @@
 
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "snapshot_logs.hpp"
 
 using namespace cadre;
 using namespace cadre::workflow;
@@ -682,24 +683,16 @@ TEST(Replay, PagedSnapshotsHoldTheStateAtTheirSeqAndWriteWhatChanged) {
   // dispatch the 300 items too) is checked.
   auto run = record(pipeline(), long_input(300), "yes", 1);
   const uint64_t n = run.log.size();
-  std::map<std::string, std::vector<event>> logs;
+  test::snapshot_logs snaps{run.snapshots};
+  auto& logs = snaps.logs;
   size_t parts = 0;
-  for (const auto& ev : run.snapshots) {
-    logs[ev.execution_id].push_back(ev);
+  for (const auto& ev : run.snapshots)
     parts += ev.type == events::snapshot_part ? 1 : 0;
-  }
   ASSERT_EQ(logs.size(), n);
   // What a snapshot writes is what changed: a part or two an event, where
   // the whole state is 7 tasks and 2 pages of items.
   EXPECT_LT(parts, 2 * n);
-  range_reader read = [&](const std::string& name, uint64_t from,
-                          uint64_t count) -> expected<std::vector<event>> {
-    const auto& l = logs[name];
-    auto first = std::min<uint64_t>(from - 1, l.size());
-    auto last = std::min<uint64_t>(first + count, l.size());
-    return std::vector<event>(l.begin() + static_cast<long>(first),
-                              l.begin() + static_cast<long>(last));
-  };
+  auto read = snaps.reader();
   machine fold{"parent"};
   for (uint64_t seq = 1; seq <= n; ++seq) {
     ASSERT_TRUE(fold.apply(run.log[seq - 1]));

@@ -2099,6 +2099,58 @@ expected<void> unit_restore(const std::string& id, const json& j, unit& u) {
   return {};
 }
 
+// The execution's own fields, as both snapshot formats hold them.
+json execution_fields(const machine::state& st) {
+  return json{{"id", st.id},
+              {"seq", st.seq},
+              {"started", st.started},
+              {"status", st.status},
+              {"output", st.output},
+              {"error", st.error},
+              {"created_us", st.created_us},
+              {"updated_us", st.updated_us},
+              {"unfinished", st.unfinished},
+              {"human_waits", st.human_waits},
+              {"completions", st.completions},
+              {"fork_outputs", st.fork_outputs},
+              {"fork_answers", st.fork_answers},
+              {"forked_from", st.forked_from},
+              {"fork_rerun", st.fork_rerun},
+              {"failing", st.failing}};
+}
+
+// Reads them back (the definition and input aside). Throws json's errors.
+void restore_execution_fields(machine::state& st, const json& j) {
+  st.seq = j.at("seq").get<uint64_t>();
+  st.started = j.at("started").get<bool>();
+  st.status = j.at("status").get<std::string>();
+  st.output = j.at("output");
+  st.error = j.at("error").get<std::string>();
+  st.created_us = j.at("created_us").get<int64_t>();
+  st.updated_us = j.at("updated_us").get<int64_t>();
+  st.unfinished = j.at("unfinished").get<size_t>();
+  st.human_waits = j.at("human_waits").get<size_t>();
+  st.completions = j.at("completions").get<size_t>();
+  st.fork_outputs = j.at("fork_outputs").get<std::map<std::string, json>>();
+  st.fork_answers = j.at("fork_answers").get<std::map<std::string, json>>();
+  // Absent from snapshots written before forks branched agent memory.
+  st.forked_from = j.value("forked_from", std::string{});
+  st.fork_rerun = j.value("fork_rerun", std::set<std::string>{});
+  st.failing = j.value("failing", json{});
+}
+
+// What a restored task derives rather than stores: its sub-workflows
+// counted, and its dependents.
+void link_restored_task(machine::state& st, size_t i) {
+  const auto& t = st.tasks[i];
+  st.children += t.child ? 1 : 0;
+  for (const auto& u : t.items)
+    st.children += u.child ? 1 : 0;
+  for (const auto& dep : st.def->tasks[i].depends_on)
+    st.dependents[static_cast<size_t>(st.def->index_of(dep))].push_back(
+      static_cast<int>(i));
+}
+
 } // namespace
 
 size_t machine::state_units() const {
@@ -2133,26 +2185,12 @@ json machine::snapshot() const {
     j["done_items"] = t.done_items;
     tasks.push_back(std::move(j));
   }
-  return json{{"format", snapshot_format},
-              {"id", st.id},
-              {"seq", st.seq},
-              {"started", st.started},
-              {"definition", st.def ? st.def->document : json{}},
-              {"input", st.input},
-              {"status", st.status},
-              {"output", st.output},
-              {"error", st.error},
-              {"created_us", st.created_us},
-              {"updated_us", st.updated_us},
-              {"unfinished", st.unfinished},
-              {"human_waits", st.human_waits},
-              {"completions", st.completions},
-              {"fork_outputs", st.fork_outputs},
-              {"fork_answers", st.fork_answers},
-              {"forked_from", st.forked_from},
-              {"fork_rerun", st.fork_rerun},
-              {"failing", st.failing},
-              {"tasks", std::move(tasks)}};
+  auto out = execution_fields(st);
+  out["format"] = snapshot_format;
+  out["definition"] = st.def ? st.def->document : json{};
+  out["input"] = st.input;
+  out["tasks"] = std::move(tasks);
+  return out;
 }
 
 expected<machine> machine::restore(const std::string& id, const json& snap) {
@@ -2167,8 +2205,7 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
   machine m{id};
   auto& st = *m.st_;
   try {
-    st.seq = snap.at("seq").get<uint64_t>();
-    st.started = snap.at("started").get<bool>();
+    restore_execution_fields(st, snap);
     if (st.started) {
       auto def = load_document(snap.at("definition"));
       if (!def)
@@ -2176,23 +2213,6 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
       st.def = std::move(*def);
     }
     st.input = snap.at("input");
-    st.status = snap.at("status").get<std::string>();
-    st.output = snap.at("output");
-    st.error = snap.at("error").get<std::string>();
-    st.created_us = snap.at("created_us").get<int64_t>();
-    st.updated_us = snap.at("updated_us").get<int64_t>();
-    st.unfinished = snap.at("unfinished").get<size_t>();
-    st.human_waits = snap.at("human_waits").get<size_t>();
-    st.completions = snap.at("completions").get<size_t>();
-    st.fork_outputs
-      = snap.at("fork_outputs").get<std::map<std::string, json>>();
-    st.fork_answers
-      = snap.at("fork_answers").get<std::map<std::string, json>>();
-    // Absent from snapshots written before forks branched agent memory.
-    st.forked_from = snap.value("forked_from", std::string{});
-    st.fork_rerun
-      = snap.value("fork_rerun", std::set<std::string>{});
-    st.failing = snap.value("failing", json{});
     const auto& tasks = snap.at("tasks");
     if (!st.def || tasks.size() != st.def->tasks.size()) {
       if (st.started)
@@ -2215,15 +2235,10 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
           if (auto r = unit_restore(id, u, t.items.back()); !r)
             return bad(message_of(r.error()));
         }
-        st.children += t.child ? 1 : 0;
-        for (const auto& u : t.items)
-          st.children += u.child ? 1 : 0;
         t.next_item = j.at("next_item").get<size_t>();
         t.in_progress = j.at("in_progress").get<size_t>();
         t.done_items = j.at("done_items").get<size_t>();
-        for (const auto& dep : st.def->tasks[i].depends_on)
-          st.dependents[static_cast<size_t>(st.def->index_of(dep))]
-            .push_back(static_cast<int>(i));
+        link_restored_task(st, i);
       }
     }
   } catch (const json::exception& e) {
@@ -2321,27 +2336,12 @@ std::vector<event> machine::paged_snapshot(uint64_t k, int64_t now_us) {
                                  t.in_progress, t.done_items, t.items.size(),
                                  ref_json(tp.head), std::move(pages)}));
   }
-  out[0] = event{log, 1, now_us, events::snapshot,
-                 json_value{json{{"format", paged_format},
-                                 {"id", st.id},
-                                 {"seq", st.seq},
-                                 {"started", st.started},
-                                 {"head", ref_json(st.head_ref)},
-                                 {"status", st.status},
-                                 {"output", st.output},
-                                 {"error", st.error},
-                                 {"created_us", st.created_us},
-                                 {"updated_us", st.updated_us},
-                                 {"unfinished", st.unfinished},
-                                 {"human_waits", st.human_waits},
-                                 {"completions", st.completions},
-                                 {"fork_outputs", st.fork_outputs},
-                                 {"fork_answers", st.fork_answers},
-                                 {"forked_from", st.forked_from},
-                                 {"fork_rerun", st.fork_rerun},
-                                 {"failing", st.failing},
-                                 {"page_items", snapshot_page_items},
-                                 {"tasks", std::move(tasks)}}}};
+  auto root = execution_fields(st);
+  root["format"] = paged_format;
+  root["head"] = ref_json(st.head_ref);
+  root["page_items"] = snapshot_page_items;
+  root["tasks"] = std::move(tasks);
+  out[0] = event{log, 1, now_us, events::snapshot, json_value{std::move(root)}};
   return out;
 }
 
@@ -2402,8 +2402,7 @@ machine::restore(const std::string& id, const json& root,
   machine m{id};
   auto& st = *m.st_;
   try {
-    st.seq = root.at("seq").get<uint64_t>();
-    st.started = root.at("started").get<bool>();
+    restore_execution_fields(st, root);
     const auto& head = get(root.at("head"));
     st.head_ref = ref_of(root.at("head"));
     if (st.started) {
@@ -2413,21 +2412,6 @@ machine::restore(const std::string& id, const json& root,
       st.def = std::move(*def);
     }
     st.input = head.at("input");
-    st.status = root.at("status").get<std::string>();
-    st.output = root.at("output");
-    st.error = root.at("error").get<std::string>();
-    st.created_us = root.at("created_us").get<int64_t>();
-    st.updated_us = root.at("updated_us").get<int64_t>();
-    st.unfinished = root.at("unfinished").get<size_t>();
-    st.human_waits = root.at("human_waits").get<size_t>();
-    st.completions = root.at("completions").get<size_t>();
-    st.fork_outputs
-      = root.at("fork_outputs").get<std::map<std::string, json>>();
-    st.fork_answers
-      = root.at("fork_answers").get<std::map<std::string, json>>();
-    st.forked_from = root.at("forked_from").get<std::string>();
-    st.fork_rerun = root.at("fork_rerun").get<std::set<std::string>>();
-    st.failing = root.at("failing");
     const auto& tasks = root.at("tasks");
     if (!st.def || tasks.size() != st.def->tasks.size()) {
       if (st.started)
@@ -2496,12 +2480,7 @@ machine::restore(const std::string& id, const json& root,
             return bad(message_of(r.error()));
         }
       }
-      st.children += t.child ? 1 : 0;
-      for (const auto& u : t.items)
-        st.children += u.child ? 1 : 0;
-      for (const auto& dep : st.def->tasks[i].depends_on)
-        st.dependents[static_cast<size_t>(st.def->index_of(dep))]
-          .push_back(static_cast<int>(i));
+      link_restored_task(st, i);
     }
   } catch (const std::exception& e) {
     return bad(e.what());
