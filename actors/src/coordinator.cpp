@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <random>
@@ -52,8 +53,6 @@ struct coordinator_state {
   coordinator_args args;
   workflow::machine m{""};
   bool ready = false;
-  // Seq of the newest snapshot written or restored (0: none).
-  uint64_t last_snapshot_seq = 0;
   // The snapshot recovery started from (null: the first event).
   json recovered_from;
   // Set when recovery found a log this build would not have written: the
@@ -61,6 +60,8 @@ struct coordinator_state {
   std::optional<caf::error> refusal;
   // Decisions not yet durable, and who waits for them.
   std::vector<event> pending_events;
+  // The snapshot logs the machine took with those events.
+  std::vector<event> pending_snapshots;
   std::vector<workflow::action> pending_actions;
   std::optional<execution_info> pending_index;
   std::string pending_idempotency_key;
@@ -92,6 +93,8 @@ void add_pending(self_ptr self, workflow::step&& s) {
   auto& st = self->state;
   for (auto& ev : s.events)
     st.pending_events.emplace_back(std::move(ev));
+  for (auto& ev : s.snapshots)
+    st.pending_snapshots.emplace_back(std::move(ev));
   for (auto& a : s.actions)
     st.pending_actions.emplace_back(std::move(a));
   if (s.index)
@@ -180,24 +183,12 @@ void flush(self_ptr self) {
   auto acks = std::exchange(st.pending_acks, {});
   auto batch = req.events.size();
   auto outcomes = task_outcomes(req.events);
-  // A step that reaches a multiple of snapshot_every brings the state
-  // along in the same atomic write: a snapshot never runs ahead of its log.
-  // A big state (a map of many items) is snapshotted less often: a
-  // snapshot costs about what writing one event per task and item does,
-  // so at least 8 events a unit keep snapshots to an eighth of the writes
-  // (bench/README.md, timetravel).
-  if (auto every = st.args.snapshot_every; every > 0) {
-    auto after = st.m.last_seq();
-    auto before = after - std::min<uint64_t>(after, batch);
-    auto gap = std::max<uint64_t>(every, 8 * st.m.state_units());
-    if (after / every > before / every
-        && after - st.last_snapshot_seq >= gap) {
-      req.events.push_back(
-        event{workflow::snapshot_log(st.args.id, after / every), 1, now_us(),
-              workflow::events::snapshot, json_value{st.m.snapshot()}});
-      st.last_snapshot_seq = after;
-    }
-  }
+  // The snapshots the machine took at multiples of snapshot_every go in
+  // the same atomic write as the events: one never runs ahead of its log.
+  // Each writes only the parts of the state that changed since the one
+  // before (workflow::machine::paged_snapshot).
+  for (auto& ev : std::exchange(st.pending_snapshots, {}))
+    req.events.push_back(std::move(ev));
   st.in_flight = true;
   self->request(st.args.store, local_deadline, append_atom_v, std::move(req))
     .then(
@@ -516,6 +507,56 @@ void fold_and_resume(self_ptr self, uint64_t from) {
       });
 }
 
+// Goes on from the machine a snapshot restored, or from the first event
+// when it did not restore (another format, a damaged value, a missing
+// part: only a lost shortcut, the log has everything).
+void resume_from(self_ptr self, expected<workflow::machine> m, uint64_t last) {
+  auto& st = self->state;
+  if (!m) {
+    log::warn("snapshot not used; folding the whole log",
+              {{"actor", "coordinator"},
+               {"execution", st.args.id},
+               {"reason", message_of(m.error())}});
+    fold_and_resume(self, 1);
+    return;
+  }
+  st.m = std::move(*m);
+  st.m.snapshot_every(st.args.snapshot_every);
+  // The recovery check starts a machine of its own from the whole state.
+  st.recovered_from = st.m.snapshot();
+  log::debug("recovering from a snapshot",
+             {{"actor", "coordinator"},
+              {"execution", st.args.id},
+              {"snapshot_seq", st.m.last_seq()},
+              {"last_seq", last}});
+  fold_and_resume(self, st.m.last_seq() + 1);
+}
+
+// Reads the parts of paged snapshot `root` from range `i` on, then
+// restores it.
+void read_snapshot_parts(
+  self_ptr self, std::shared_ptr<const json> root,
+  std::shared_ptr<std::vector<workflow::machine::part_range>> ranges,
+  std::shared_ptr<std::vector<std::pair<uint64_t, std::vector<event>>>> parts,
+  size_t i, uint64_t last) {
+  auto& st = self->state;
+  if (i == ranges->size()) {
+    resume_from(self, workflow::restore_paged(st.args.id, *root, *parts),
+                last);
+    return;
+  }
+  const auto& r = (*ranges)[i];
+  self
+    ->request(st.args.store, local_deadline, read_atom_v,
+              workflow::snapshot_log(st.args.id, r.k), r.from, r.count)
+    .then(
+      [=](std::vector<event>& evs) {
+        parts->emplace_back((*ranges)[i].k, std::move(evs));
+        read_snapshot_parts(self, root, ranges, parts, i + 1, last);
+      },
+      [=](caf::error& err) { resume_from(self, std::move(err), last); });
+}
+
 // Restores snapshot `k` if it is there, else looks at the one before, at
 // most `probes` of them, else folds the whole log.
 void recover_from_snapshot(self_ptr self, uint64_t k, uint64_t last,
@@ -535,27 +576,25 @@ void recover_from_snapshot(self_ptr self, uint64_t k, uint64_t last,
           recover_from_snapshot(self, k - 1, last, probes - 1);
           return;
         }
-        auto m = workflow::machine::restore(st.args.id,
-                                            snaps.front().payload.get());
-        if (!m) {
-          // Another format or a damaged value is only a lost shortcut:
-          // the log has everything.
-          log::warn("snapshot not used; folding the whole log",
-                    {{"actor", "coordinator"},
-                     {"execution", st.args.id},
-                     {"reason", message_of(m.error())}});
-          fold_and_resume(self, 1);
+        const auto& root = snaps.front().payload.get();
+        if (!root.is_object() || root.value("format", 0) == 1) {
+          // Written before snapshots were paged: the whole state.
+          resume_from(self, workflow::machine::restore(st.args.id, root),
+                      last);
           return;
         }
-        st.m = std::move(*m);
-        st.recovered_from = snaps.front().payload.get();
-        st.last_snapshot_seq = st.m.last_seq();
-        log::debug("recovering from a snapshot",
-                   {{"actor", "coordinator"},
-                    {"execution", st.args.id},
-                    {"snapshot_seq", st.m.last_seq()},
-                    {"last_seq", last}});
-        fold_and_resume(self, st.m.last_seq() + 1);
+        auto ranges = workflow::machine::snapshot_parts(root);
+        if (!ranges) {
+          resume_from(self, std::move(ranges.error()), last);
+          return;
+        }
+        read_snapshot_parts(
+          self, std::make_shared<const json>(root),
+          std::make_shared<std::vector<workflow::machine::part_range>>(
+            std::move(*ranges)),
+          std::make_shared<
+            std::vector<std::pair<uint64_t, std::vector<event>>>>(),
+          0, last);
       },
       [=](caf::error&) { fold_and_resume(self, 1); });
 }
@@ -595,6 +634,7 @@ coordinator_impl_actor::behavior_type
 coordinator_impl(self_ptr self, coordinator_args args) {
   self->state.args = std::move(args);
   self->state.m = workflow::machine{self->state.args.id};
+  self->state.m.snapshot_every(self->state.args.snapshot_every);
   self->set_down_handler(
     [=](caf::down_msg& dm) { on_pool_down(self, dm); });
   if (self->state.args.mode == coordinator_mode::recover)

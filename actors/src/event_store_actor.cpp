@@ -66,7 +66,8 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
             for (auto& ev : group[i].events)
               // A snapshot is a copy of state for readers of the store,
               // not news for subscribers.
-              if (ev.type != workflow::events::snapshot)
+              if (ev.type != workflow::events::snapshot
+                  && ev.type != workflow::events::snapshot_part)
                 published.emplace_back(std::move(ev));
         } else {
           promises[i].deliver(results[i].error());

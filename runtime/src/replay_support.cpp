@@ -138,18 +138,19 @@ expected<workflow::machine> machine_at(const log_reader& read,
                      });
   };
   if (auto every = read.snapshot_every; every > 0)
-    // Not every multiple has a snapshot (a big state is snapshotted less
-    // often), and one may lie just past `target`: look back a little.
+    // Not every multiple has a snapshot (one written before paged
+    // snapshots, or past a multiple a sub-workflow's events crossed may
+    // lie just past `target`): look back a little.
     for (uint64_t k = target / every, tries = 0; k > 0 && tries < 64;
          --k, ++tries) {
       auto snap = read.read(workflow::snapshot_log(id, k), 1, 1);
       if (!snap || snap->empty())
         continue;
       const auto& state = snap->front().payload.get();
-      auto seq = state.value("seq", uint64_t{0});
+      auto seq = state.is_object() ? state.value("seq", uint64_t{0}) : 0;
       if (seq == 0 || seq > target)
         continue;
-      auto m = workflow::machine::restore(id, state);
+      auto m = workflow::restore_snapshot(id, state, read.read);
       if (m && fold_to_target(*m))
         return m;
       break; // a snapshot that does not restore: fold the log instead

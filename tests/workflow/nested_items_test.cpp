@@ -3,6 +3,7 @@
 // errors, and the machine's decisions as values, folded again from the
 // log, re-decided by replay, recovered and restored from snapshots.
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "snapshot_logs.hpp"
 
 using namespace cadre;
 using namespace cadre::workflow;
@@ -106,8 +108,12 @@ struct recorder {
   // Where each step ended: a snapshot is only ever taken there.
   std::vector<size_t> ends;
 
+  // The snapshot logs the steps brought (with machine::snapshot_every).
+  std::vector<event> snapshots;
+
   step take(step s) {
     log.insert(log.end(), s.events.begin(), s.events.end());
+    snapshots.insert(snapshots.end(), s.snapshots.begin(), s.snapshots.end());
     ends.push_back(log.size());
     return s;
   }
@@ -250,6 +256,42 @@ TEST(NestedItems, EachItemGoesOnAsSoonAsItsOwnPersonAnswers) {
   auto item0 = m.view()["tasks"][0]["items"][0];
   EXPECT_EQ(item0["tasks"][2]["id"], "act");
   EXPECT_EQ(item0["tasks"][2]["state"], "done");
+}
+
+TEST(NestedItems, PagedSnapshotsOfItemsRunningSubWorkflowsHoldTheirState) {
+  recorder rec;
+  auto& m = rec.m;
+  m.snapshot_every(1);
+  rec.take(*m.submit(doc_of(per_thing), things, "", 1000));
+  rec.take(m.succeeded("handle[0]/analyze", 1, json{{"text", "a"}}, 1, 2000));
+  rec.take(m.succeeded("handle[1]/analyze", 1, json{{"text", "b"}}, 1, 2100));
+  rec.take(*m.human_answer("handle[0]/ask", json{{"decision", "clear"}},
+                           2300));
+  rec.take(m.succeeded("handle[0]/act", 1, json{{"clear", "a"}}, 1, 2400));
+  rec.take(*m.human_answer("handle[1]/ask", json{{"decision", "skip"}},
+                           2500));
+  ASSERT_TRUE(m.finished());
+  test::snapshot_logs snaps{rec.snapshots};
+  auto read = snaps.reader();
+  auto whole = fold_log(rec.log);
+  ASSERT_TRUE(whole);
+  size_t roots = 0;
+  for (const auto& [name, evs] : snaps.logs) {
+    const auto& root = evs.front().payload.get();
+    auto seq = root["seq"].get<uint64_t>();
+    ++roots;
+    // Taken at its multiple, or after the events of a sub-workflow that
+    // passed it, never in their midst.
+    auto restored = restore_snapshot("x1", root, read);
+    ASSERT_TRUE(restored) << describe(restored.error());
+    std::vector<event> head(rec.log.begin(),
+                            rec.log.begin() + static_cast<long>(seq));
+    EXPECT_EQ(restored->view(), fold_log(head)->view()) << "at " << seq;
+    for (auto i = seq; i < rec.log.size(); ++i)
+      ASSERT_TRUE(restored->apply(rec.log[i]));
+    EXPECT_EQ(restored->view(), whole->view()) << "from " << seq;
+  }
+  EXPECT_GT(roots, rec.ends.size());
 }
 
 TEST(NestedItems, RecoveryResumesTheUnitsInFlightOnlyFromEverySnapshot) {

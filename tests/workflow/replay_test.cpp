@@ -11,6 +11,7 @@
 
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "snapshot_logs.hpp"
 
 using namespace cadre;
 using namespace cadre::workflow;
@@ -65,6 +66,7 @@ struct recorded_run {
   std::vector<event> log;
   std::map<uint64_t, json> states; // last seq of a step -> view then
   std::map<std::string, int> calls; // tool -> dispatches answered
+  std::vector<event> snapshots;     // the steps' snapshot logs
 };
 
 // Runs `todo` and what follows from it to the end of the execution.
@@ -75,6 +77,8 @@ void live(machine& m, std::deque<action> todo, recorded_run& run,
       run.log.push_back(ev);
     for (auto& a : s.actions)
       todo.push_back(a);
+    for (auto& ev : s.snapshots)
+      run.snapshots.push_back(ev);
     run.states[m.last_seq()] = m.view();
   };
   while (!todo.empty() && !m.finished()) {
@@ -107,12 +111,14 @@ void live(machine& m, std::deque<action> todo, recorded_run& run,
 }
 
 recorded_run record(const json& doc, const json& input,
-                    const json& answer = "yes") {
+                    const json& answer = "yes", uint64_t snapshot_every = 0) {
   recorded_run run;
   machine m{"parent"};
+  m.snapshot_every(snapshot_every);
   auto first = m.submit(doc, input, "key-1", 1000);
   EXPECT_TRUE(first) << describe(first.error());
   run.log = first->events;
+  run.snapshots = first->snapshots;
   run.states[m.last_seq()] = m.view();
   live(m, {first->actions.begin(), first->actions.end()}, run, answer, 1000);
   return run;
@@ -624,6 +630,94 @@ TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {
   }
   EXPECT_EQ(code_of(walk.view_at(0).error()), errc::not_found);
   EXPECT_EQ(code_of(walk.view_at(n + 1).error()), errc::not_found);
+}
+
+// The pipeline over a map of `items` items: a log of about 2 * items events.
+json long_input(int items) {
+  auto in = pipeline_input();
+  in["list"] = json::array();
+  for (int i = 0; i < items; ++i)
+    in["list"].push_back(i);
+  return in;
+}
+
+TEST(Replay, AStepperKeepsBoundedSnapshotsHoweverFarItWalks) {
+  auto run = record(pipeline(), long_input(300));
+  const uint64_t n = run.log.size();
+  const uint64_t every = 2;
+  ASSERT_GT(n / every, 4 * stepper::max_kept);
+  stepper walk{run.log, every};
+  machine fold{"parent"};
+  for (uint64_t seq = 1; seq <= n; ++seq) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    ASSERT_TRUE(fold.apply(run.log[seq - 1]));
+    ASSERT_EQ(*v, fold.view()) << "at seq " << seq;
+    ASSERT_LE(walk.kept(), stepper::max_kept) << "at seq " << seq;
+  }
+  EXPECT_EQ(walk.folded(), n);
+  // Back to the start one event at a time: memory stays bounded and a step
+  // back costs a few folds, where refolding the prefix would fold
+  // n*(n-1)/2.
+  auto before = walk.folded();
+  for (uint64_t seq = n - 1; seq >= 1; --seq) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    ASSERT_LE(walk.kept(), stepper::max_kept) << "back at seq " << seq;
+    if (seq % 97 == 0) {
+      EXPECT_EQ(*v, fold_log(run.log, seq)->view()) << "back at seq " << seq;
+    }
+  }
+  EXPECT_LE(walk.folded() - before, (n - 1) * 4 * every);
+  // Jumps either way.
+  for (uint64_t seq : {n / 3, n, uint64_t{5}, n / 2, n - 1, uint64_t{1}}) {
+    auto v = walk.view_at(seq);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(*v, fold_log(run.log, seq)->view()) << "jump to " << seq;
+    EXPECT_LE(walk.kept(), stepper::max_kept);
+  }
+}
+
+TEST(Replay, PagedSnapshotsHoldTheStateAtTheirSeqAndWriteWhatChanged) {
+  // A snapshot at every event, so every seq (inside the steps that
+  // dispatch the 300 items too) is checked.
+  auto run = record(pipeline(), long_input(300), "yes", 1);
+  const uint64_t n = run.log.size();
+  test::snapshot_logs snaps{run.snapshots};
+  auto& logs = snaps.logs;
+  size_t parts = 0;
+  for (const auto& ev : run.snapshots)
+    parts += ev.type == events::snapshot_part ? 1 : 0;
+  ASSERT_EQ(logs.size(), n);
+  // What a snapshot writes is what changed: a part or two an event, where
+  // the whole state is 7 tasks and 2 pages of items.
+  EXPECT_LT(parts, 2 * n);
+  auto read = snaps.reader();
+  machine fold{"parent"};
+  for (uint64_t seq = 1; seq <= n; ++seq) {
+    ASSERT_TRUE(fold.apply(run.log[seq - 1]));
+    const auto& snap = logs[snapshot_log("parent", seq)];
+    ASSERT_FALSE(snap.empty());
+    ASSERT_EQ(snap.front().type, events::snapshot);
+    const auto& root = snap.front().payload.get();
+    EXPECT_EQ(root["format"], 2);
+    EXPECT_EQ(root["seq"], seq);
+    auto m = restore_snapshot("parent", root, read);
+    ASSERT_TRUE(m) << describe(m.error());
+    ASSERT_EQ(m->snapshot(), fold.snapshot()) << "at seq " << seq;
+    // Restored, it goes on writing only what changes: nothing yet.
+    EXPECT_EQ(m->paged_snapshot(n + seq, 0).size(), 1u);
+  }
+  // The whole state of older stores (format 1) still restores.
+  auto old = restore_snapshot("parent", fold.snapshot(), read);
+  ASSERT_TRUE(old) << describe(old.error());
+  EXPECT_EQ(old->view(), fold.view());
+  // A missing part is an error, not a wrong state.
+  auto root = logs[snapshot_log("parent", n)].front().payload.get();
+  logs.erase(snapshot_log("parent", 1));
+  auto lost = restore_snapshot("parent", root, read);
+  ASSERT_FALSE(lost);
+  EXPECT_EQ(code_of(lost.error()), errc::codec_error);
 }
 
 TEST(Replay, AStepperReadsTheLogAChunkAtATimeAsItWalks) {

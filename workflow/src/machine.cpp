@@ -13,6 +13,7 @@
 #include "cadre/lang/lua_sandbox.hpp"
 #include "cadre/lang/secrets.hpp"
 #include "cadre/messages/json_text.hpp"
+#include "cadre/workflow/replay.hpp"
 
 namespace cadre::workflow {
 
@@ -224,6 +225,10 @@ std::pair<std::string, int> split_key(const std::string& key) {
   return {key.substr(0, lb), item};
 }
 
+// Map items per part of a paged snapshot: a step changes a few pages of a
+// big map, and a reader reads each page once.
+constexpr size_t snapshot_page_items = 256;
+
 struct machine::state {
   std::string id;
   uint64_t seq = 0;
@@ -254,10 +259,38 @@ struct machine::state {
   // `failure`. Only those tasks' results count from then on.
   json failing;
   std::unique_ptr<tools::lua_sandbox> lua;
+  // Paged snapshots (machine::paged_snapshot): where each part of the
+  // state was last written, as [k, seq] of snapshot_log(id, k); {0, 0}
+  // once it changed (the next snapshot writes it again).
+  using part_ref = std::pair<uint64_t, uint64_t>;
+  struct task_parts {
+    part_ref head{};
+    std::vector<part_ref> pages;
+  };
+  uint64_t snapshot_every = 0;
+  part_ref head_ref{};
+  std::vector<task_parts> parts;
+
+  // Unit `item` of `task` (-1: the task itself) changed. An event of the
+  // task itself may change its items too (finishing a map, starting one).
+  void touched(int task, int item) {
+    if (task < 0 || static_cast<size_t>(task) >= parts.size())
+      return;
+    auto& tp = parts[static_cast<size_t>(task)];
+    if (item < 0) {
+      tp = task_parts{};
+      return;
+    }
+    auto page = static_cast<size_t>(item) / snapshot_page_items;
+    if (page < tp.pages.size())
+      tp.pages[page] = {};
+  }
 
   // Sets up the tasks of a started execution (its submission, or the
   // dispatch of an item of a map of sub-workflows).
   void init(definition d, json in, int64_t time_us) {
+    head_ref = {};
+    parts.clear();
     def = std::move(d);
     input = std::move(in);
     started = true;
@@ -607,6 +640,7 @@ struct machine::state {
         auto [nt, ni] = nested_item(n.substr(0, slash), false);
         if (nt < 0)
           return bad("no running sub-workflow for this unit");
+        touched(nt, ni);
         auto& child = *find_unit(nt, ni)->child;
         auto inner_payload = p;
         // "task[i]/" carries an event of the sub-workflow without a task.
@@ -630,6 +664,7 @@ struct machine::state {
     auto* u = find_unit(ti, item);
     if (!u)
       return bad("unknown task or item");
+    touched(ti, item);
     auto& t = tasks[ti];
     if (type == events::dispatched) {
       if (item >= 0 && u->status == unit_status::blocked) {
@@ -779,6 +814,16 @@ struct decider {
     if (!r)
       throw std::logic_error(describe(r.error()));
     out.events.push_back(std::move(ev));
+    if (st.snapshot_every > 0 && st.seq % st.snapshot_every == 0)
+      take_snapshot();
+  }
+
+  // The state after this step's events so far, to write with them.
+  void take_snapshot() {
+    auto snap = m.paged_snapshot(st.seq / st.snapshot_every, now);
+    out.snapshots.insert(out.snapshots.end(),
+                         std::make_move_iterator(snap.begin()),
+                         std::make_move_iterator(snap.end()));
   }
 
   json task_payload(int task, int item) const {
@@ -868,6 +913,9 @@ struct decider {
     auto prefix = attempt > 1 ? local + "@" + std::to_string(attempt) : local;
     std::optional<json> done;
     std::optional<json> failure;
+    // The unit's sub-workflow changed without a fold of this machine.
+    st.touched(task, item);
+    auto seq_before = st.seq;
     for (auto& ev : cs.events) {
       if (ev.type == events::execution_completed) {
         done = ev.payload.get();
@@ -884,6 +932,11 @@ struct decider {
       st.seq = out.events.back().seq;
       st.updated_us = now;
     }
+    // A multiple passed inside the sub-workflow's events: the snapshot is
+    // taken after them (its seq says where), never in their midst.
+    if (st.snapshot_every > 0
+        && st.seq / st.snapshot_every > seq_before / st.snapshot_every)
+      take_snapshot();
     for (auto& a : cs.actions) {
       if (a.kind == action::execution_timer) {
         // The sub-workflow's own timeout ends the item's attempt.
@@ -2046,6 +2099,58 @@ expected<void> unit_restore(const std::string& id, const json& j, unit& u) {
   return {};
 }
 
+// The execution's own fields, as both snapshot formats hold them.
+json execution_fields(const machine::state& st) {
+  return json{{"id", st.id},
+              {"seq", st.seq},
+              {"started", st.started},
+              {"status", st.status},
+              {"output", st.output},
+              {"error", st.error},
+              {"created_us", st.created_us},
+              {"updated_us", st.updated_us},
+              {"unfinished", st.unfinished},
+              {"human_waits", st.human_waits},
+              {"completions", st.completions},
+              {"fork_outputs", st.fork_outputs},
+              {"fork_answers", st.fork_answers},
+              {"forked_from", st.forked_from},
+              {"fork_rerun", st.fork_rerun},
+              {"failing", st.failing}};
+}
+
+// Reads them back (the definition and input aside). Throws json's errors.
+void restore_execution_fields(machine::state& st, const json& j) {
+  st.seq = j.at("seq").get<uint64_t>();
+  st.started = j.at("started").get<bool>();
+  st.status = j.at("status").get<std::string>();
+  st.output = j.at("output");
+  st.error = j.at("error").get<std::string>();
+  st.created_us = j.at("created_us").get<int64_t>();
+  st.updated_us = j.at("updated_us").get<int64_t>();
+  st.unfinished = j.at("unfinished").get<size_t>();
+  st.human_waits = j.at("human_waits").get<size_t>();
+  st.completions = j.at("completions").get<size_t>();
+  st.fork_outputs = j.at("fork_outputs").get<std::map<std::string, json>>();
+  st.fork_answers = j.at("fork_answers").get<std::map<std::string, json>>();
+  // Absent from snapshots written before forks branched agent memory.
+  st.forked_from = j.value("forked_from", std::string{});
+  st.fork_rerun = j.value("fork_rerun", std::set<std::string>{});
+  st.failing = j.value("failing", json{});
+}
+
+// What a restored task derives rather than stores: its sub-workflows
+// counted, and its dependents.
+void link_restored_task(machine::state& st, size_t i) {
+  const auto& t = st.tasks[i];
+  st.children += t.child ? 1 : 0;
+  for (const auto& u : t.items)
+    st.children += u.child ? 1 : 0;
+  for (const auto& dep : st.def->tasks[i].depends_on)
+    st.dependents[static_cast<size_t>(st.def->index_of(dep))].push_back(
+      static_cast<int>(i));
+}
+
 } // namespace
 
 size_t machine::state_units() const {
@@ -2080,26 +2185,12 @@ json machine::snapshot() const {
     j["done_items"] = t.done_items;
     tasks.push_back(std::move(j));
   }
-  return json{{"format", snapshot_format},
-              {"id", st.id},
-              {"seq", st.seq},
-              {"started", st.started},
-              {"definition", st.def ? st.def->document : json{}},
-              {"input", st.input},
-              {"status", st.status},
-              {"output", st.output},
-              {"error", st.error},
-              {"created_us", st.created_us},
-              {"updated_us", st.updated_us},
-              {"unfinished", st.unfinished},
-              {"human_waits", st.human_waits},
-              {"completions", st.completions},
-              {"fork_outputs", st.fork_outputs},
-              {"fork_answers", st.fork_answers},
-              {"forked_from", st.forked_from},
-              {"fork_rerun", st.fork_rerun},
-              {"failing", st.failing},
-              {"tasks", std::move(tasks)}};
+  auto out = execution_fields(st);
+  out["format"] = snapshot_format;
+  out["definition"] = st.def ? st.def->document : json{};
+  out["input"] = st.input;
+  out["tasks"] = std::move(tasks);
+  return out;
 }
 
 expected<machine> machine::restore(const std::string& id, const json& snap) {
@@ -2114,8 +2205,7 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
   machine m{id};
   auto& st = *m.st_;
   try {
-    st.seq = snap.at("seq").get<uint64_t>();
-    st.started = snap.at("started").get<bool>();
+    restore_execution_fields(st, snap);
     if (st.started) {
       auto def = load_document(snap.at("definition"));
       if (!def)
@@ -2123,23 +2213,6 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
       st.def = std::move(*def);
     }
     st.input = snap.at("input");
-    st.status = snap.at("status").get<std::string>();
-    st.output = snap.at("output");
-    st.error = snap.at("error").get<std::string>();
-    st.created_us = snap.at("created_us").get<int64_t>();
-    st.updated_us = snap.at("updated_us").get<int64_t>();
-    st.unfinished = snap.at("unfinished").get<size_t>();
-    st.human_waits = snap.at("human_waits").get<size_t>();
-    st.completions = snap.at("completions").get<size_t>();
-    st.fork_outputs
-      = snap.at("fork_outputs").get<std::map<std::string, json>>();
-    st.fork_answers
-      = snap.at("fork_answers").get<std::map<std::string, json>>();
-    // Absent from snapshots written before forks branched agent memory.
-    st.forked_from = snap.value("forked_from", std::string{});
-    st.fork_rerun
-      = snap.value("fork_rerun", std::set<std::string>{});
-    st.failing = snap.value("failing", json{});
     const auto& tasks = snap.at("tasks");
     if (!st.def || tasks.size() != st.def->tasks.size()) {
       if (st.started)
@@ -2162,18 +2235,254 @@ expected<machine> machine::restore(const std::string& id, const json& snap) {
           if (auto r = unit_restore(id, u, t.items.back()); !r)
             return bad(message_of(r.error()));
         }
-        st.children += t.child ? 1 : 0;
-        for (const auto& u : t.items)
-          st.children += u.child ? 1 : 0;
         t.next_item = j.at("next_item").get<size_t>();
         t.in_progress = j.at("in_progress").get<size_t>();
         t.done_items = j.at("done_items").get<size_t>();
-        for (const auto& dep : st.def->tasks[i].depends_on)
-          st.dependents[static_cast<size_t>(st.def->index_of(dep))]
-            .push_back(static_cast<int>(i));
+        link_restored_task(st, i);
       }
     }
   } catch (const json::exception& e) {
+    return bad(e.what());
+  }
+  return m;
+}
+
+void machine::snapshot_every(uint64_t every) {
+  st_->snapshot_every = every;
+}
+
+namespace {
+
+constexpr int paged_format = 2;
+
+json ref_json(const std::pair<uint64_t, uint64_t>& r) {
+  return json::array({r.first, r.second});
+}
+
+// A page of a map's items, column by column (fewer values to build and to
+// read than an object per item; decoding values is what reading a
+// snapshot costs): `sa` is attempt * 8 + state, then the inputs and the
+// outputs; the rarer fields of a unit, by its place in the page, in `more`.
+json page_json(const task_rt& t, size_t page) {
+  auto from = page * snapshot_page_items;
+  auto to = std::min(t.items.size(), from + snapshot_page_items);
+  json sa(json::value_t::array), in(json::value_t::array),
+    out(json::value_t::array), more(json::value_t::array);
+  for (auto i = from; i < to; ++i) {
+    const auto& u = t.items[i];
+    sa.push_back(uint64_t{u.attempt} * 8 + static_cast<uint64_t>(u.status));
+    in.push_back(u.input);
+    out.push_back(u.output);
+    if (u.error.is_null() && u.retry_at_us == 0 && u.restarts == 0
+        && u.usage.is_null() && u.prompt.is_null() && !u.child)
+      continue;
+    auto full = unit_snapshot(u);
+    for (const char* k : {"s", "attempt", "input", "output"})
+      full.erase(k);
+    more.push_back(json::array({i - from, std::move(full)}));
+  }
+  return json{{"sa", std::move(sa)},
+              {"input", std::move(in)},
+              {"output", std::move(out)},
+              {"more", std::move(more)}};
+}
+
+std::pair<uint64_t, uint64_t> ref_of(const json& j) {
+  if (!j.is_array() || j.size() != 2)
+    throw std::invalid_argument("a part reference is not [k, seq]");
+  return {j[0].get<uint64_t>(), j[1].get<uint64_t>()};
+}
+
+// A task's entry in a paged root: [remaining_deps, fallback_only,
+// fallback_for, map_started, next_item, in_progress, done_items, items,
+// head ref, [page refs]].
+constexpr size_t task_fields = 10;
+
+} // namespace
+
+std::vector<event> machine::paged_snapshot(uint64_t k, int64_t now_us) {
+  auto& st = *st_;
+  auto log = snapshot_log(st.id, k);
+  std::vector<event> out(1);
+  uint64_t next = 2;
+  auto add = [&](json part) {
+    out.push_back(event{log, next, now_us, events::snapshot_part,
+                        json_value{std::move(part)}});
+    return std::make_pair(k, next++);
+  };
+  if (st.head_ref.first == 0)
+    st.head_ref = add(json{{"definition", st.def ? st.def->document : json{}},
+                           {"input", st.input}});
+  st.parts.resize(st.tasks.size());
+  json tasks(json::value_t::array);
+  for (size_t i = 0; i < st.tasks.size(); ++i) {
+    const auto& t = st.tasks[i];
+    auto& tp = st.parts[i];
+    if (tp.head.first == 0) {
+      auto j = unit_snapshot(t);
+      j["item_values"] = t.item_values;
+      tp.head = add(std::move(j));
+    }
+    tp.pages.resize((t.items.size() + snapshot_page_items - 1)
+                    / snapshot_page_items);
+    json pages(json::value_t::array);
+    for (size_t p = 0; p < tp.pages.size(); ++p) {
+      if (tp.pages[p].first == 0)
+        tp.pages[p] = add(page_json(t, p));
+      pages.push_back(ref_json(tp.pages[p]));
+    }
+    tasks.push_back(json::array({t.remaining_deps, t.fallback_only,
+                                 t.fallback_for, t.map_started, t.next_item,
+                                 t.in_progress, t.done_items, t.items.size(),
+                                 ref_json(tp.head), std::move(pages)}));
+  }
+  auto root = execution_fields(st);
+  root["format"] = paged_format;
+  root["head"] = ref_json(st.head_ref);
+  root["page_items"] = snapshot_page_items;
+  root["tasks"] = std::move(tasks);
+  out[0] = event{log, 1, now_us, events::snapshot, json_value{std::move(root)}};
+  return out;
+}
+
+expected<std::vector<machine::part_range>>
+machine::snapshot_parts(const json& root) {
+  std::vector<std::pair<uint64_t, uint64_t>> refs;
+  try {
+    if (!root.is_object() || root.value("format", 0) != paged_format)
+      throw std::invalid_argument("not a paged snapshot");
+    refs.push_back(ref_of(root.at("head")));
+    for (const auto& t : root.at("tasks")) {
+      if (!t.is_array() || t.size() != task_fields)
+        throw std::invalid_argument("a task entry does not read");
+      refs.push_back(ref_of(t[8]));
+      for (const auto& p : t[9])
+        refs.push_back(ref_of(p));
+    }
+  } catch (const std::exception& e) {
+    return make_error(errc::codec_error, std::string{"snapshot: "} + e.what());
+  }
+  std::sort(refs.begin(), refs.end());
+  refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+  std::vector<part_range> out;
+  for (const auto& [k, seq] : refs) {
+    if (k == 0 || seq < 2)
+      return make_error(errc::codec_error,
+                        "snapshot: a part reference points nowhere");
+    if (!out.empty() && out.back().k == k
+        && out.back().from + out.back().count == seq)
+      ++out.back().count;
+    else
+      out.push_back(part_range{k, seq, 1});
+  }
+  return out;
+}
+
+expected<machine>
+machine::restore(const std::string& id, const json& root,
+                 const std::function<const json*(uint64_t, uint64_t)>& part) {
+  auto bad = [&](const std::string& what) {
+    return make_error(errc::codec_error,
+                      "snapshot of execution " + id + ": " + what);
+  };
+  if (!root.is_object() || root.value("format", 0) != paged_format)
+    return bad("unknown format");
+  if (root.value("id", std::string{}) != id)
+    return bad("made for execution " + root.value("id", std::string{}));
+  if (root.value("page_items", size_t{0}) != snapshot_page_items)
+    return bad("pages of another size");
+  auto get = [&](const json& ref) -> const json& {
+    auto r = ref_of(ref);
+    const auto* p = part(r.first, r.second);
+    if (!p)
+      throw std::invalid_argument("part " + std::to_string(r.first) + "/"
+                                  + std::to_string(r.second) + " is missing");
+    return *p;
+  };
+  machine m{id};
+  auto& st = *m.st_;
+  try {
+    restore_execution_fields(st, root);
+    const auto& head = get(root.at("head"));
+    st.head_ref = ref_of(root.at("head"));
+    if (st.started) {
+      auto def = load_document(head.at("definition"));
+      if (!def)
+        return bad(message_of(def.error()));
+      st.def = std::move(*def);
+    }
+    st.input = head.at("input");
+    const auto& tasks = root.at("tasks");
+    if (!st.def || tasks.size() != st.def->tasks.size()) {
+      if (st.started)
+        return bad("its tasks do not match its definition");
+      return m;
+    }
+    st.tasks.assign(tasks.size(), task_rt{});
+    st.dependents.assign(tasks.size(), {});
+    st.parts.assign(tasks.size(), state::task_parts{});
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& j = tasks[i];
+      if (!j.is_array() || j.size() != task_fields)
+        return bad("a task entry does not read");
+      auto& t = st.tasks[i];
+      auto& tp = st.parts[i];
+      const auto& th = get(j[8]);
+      tp.head = ref_of(j[8]);
+      if (auto r = unit_restore(id, th, t); !r)
+        return bad(message_of(r.error()));
+      t.item_values = th.at("item_values");
+      t.remaining_deps = j[0].get<size_t>();
+      t.fallback_only = j[1].get<bool>();
+      t.fallback_for = j[2].get<int>();
+      t.map_started = j[3].get<bool>();
+      t.next_item = j[4].get<size_t>();
+      t.in_progress = j[5].get<size_t>();
+      t.done_items = j[6].get<size_t>();
+      auto n = j[7].get<size_t>();
+      const auto& pages = j[9];
+      if (pages.size()
+          != (n + snapshot_page_items - 1) / snapshot_page_items)
+        return bad("a map's pages do not hold its items");
+      t.items.resize(n);
+      for (size_t p = 0; p < pages.size(); ++p) {
+        const auto& page = get(pages[p]);
+        tp.pages.push_back(ref_of(pages[p]));
+        const auto& sa = page.at("sa");
+        const auto& in = page.at("input");
+        const auto& out = page.at("output");
+        auto from = p * snapshot_page_items;
+        auto count = std::min(n - from, snapshot_page_items);
+        if (sa.size() != count || in.size() != count || out.size() != count)
+          return bad("a page does not hold its items");
+        for (size_t x = 0; x < count; ++x) {
+          auto& u = t.items[from + x];
+          auto v = sa[x].get<uint64_t>();
+          if (v % 8 > static_cast<uint64_t>(unit_status::skipped)
+              || v / 8 > UINT32_MAX)
+            return bad("an item's state does not read");
+          u.status = static_cast<unit_status>(v % 8);
+          u.attempt = static_cast<uint32_t>(v / 8);
+          u.input = in[x];
+          u.output = out[x];
+        }
+        for (const auto& extra : page.at("more")) {
+          auto x = extra.at(0).get<size_t>();
+          if (x >= count)
+            return bad("a page's extra is past its items");
+          auto& u = t.items[from + x];
+          auto full = extra.at(1);
+          full["s"] = static_cast<int>(u.status);
+          full["attempt"] = u.attempt;
+          full["input"] = std::move(u.input);
+          full["output"] = std::move(u.output);
+          if (auto r = unit_restore(id, full, u); !r)
+            return bad(message_of(r.error()));
+        }
+      }
+      link_restored_task(st, i);
+    }
+  } catch (const std::exception& e) {
     return bad(e.what());
   }
   return m;

@@ -430,6 +430,38 @@ std::string snapshot_log(const std::string& id, uint64_t k) {
   return "snapshot:" + id + "/" + std::to_string(k);
 }
 
+expected<machine>
+restore_paged(const std::string& id, const json& root,
+              const std::vector<std::pair<uint64_t, std::vector<event>>>& parts) {
+  std::map<std::pair<uint64_t, uint64_t>, const json*> at;
+  for (const auto& [k, evs] : parts)
+    for (const auto& ev : evs)
+      if (ev.type == events::snapshot_part)
+        at.emplace(std::make_pair(k, ev.seq), &ev.payload.get());
+  return machine::restore(id, root,
+                          [&at](uint64_t k, uint64_t seq) -> const json* {
+                            auto i = at.find({k, seq});
+                            return i == at.end() ? nullptr : i->second;
+                          });
+}
+
+expected<machine> restore_snapshot(const std::string& id, const json& root,
+                                   const range_reader& read) {
+  if (!root.is_object() || root.value("format", 0) == 1)
+    return machine::restore(id, root);
+  auto ranges = machine::snapshot_parts(root);
+  if (!ranges)
+    return ranges.error();
+  std::vector<std::pair<uint64_t, std::vector<event>>> parts;
+  for (const auto& r : *ranges) {
+    auto evs = read(snapshot_log(id, r.k), r.from, r.count);
+    if (!evs)
+      return evs.error();
+    parts.emplace_back(r.k, std::move(*evs));
+  }
+  return restore_paged(id, root, parts);
+}
+
 expected<machine> fold_from(const std::string& id, const json& snap,
                             const std::vector<event>& log, uint64_t seq) {
   auto m = machine::restore(id, snap);
@@ -445,7 +477,31 @@ expected<machine> fold_from(const std::string& id, const json& snap,
 }
 
 stepper::stepper(reader read, uint64_t last, uint64_t every)
-  : read_(std::move(read)), last_(last), every_(std::max<uint64_t>(every, 1)) {
+  : read_(std::move(read)), last_(last), every_(std::max<uint64_t>(every, 1)),
+    stride_(every_) {
+}
+
+void stepper::keep(uint64_t seq, json snap, uint64_t around) {
+  snapshots_.emplace(seq, std::move(snap));
+  auto near = [&](uint64_t s) {
+    return (s > around ? s - around : around - s) <= near_multiples * every_;
+  };
+  for (;;) {
+    size_t far = 0;
+    for (auto i = snapshots_.begin(); i != snapshots_.end();) {
+      if (near(i->first)) {
+        ++i;
+      } else if (i->first % stride_ != 0) {
+        i = snapshots_.erase(i);
+      } else {
+        ++far;
+        ++i;
+      }
+    }
+    if (far <= far_snapshots)
+      return;
+    stride_ *= 2;
+  }
 }
 
 stepper::stepper(const std::vector<event>& log, uint64_t every)
@@ -489,10 +545,13 @@ expected<json> stepper::view_at(uint64_t seq) {
     return make_error(errc::not_found,
                       "no event " + std::to_string(seq) + " (1.."
                         + std::to_string(last_) + ")");
-  // Going back, or far ahead: start over from the nearest snapshot.
-  if (!current_ || current_seq_ > seq || seq - current_seq_ > every_) {
+  // Going back, or far ahead: start over from the nearest snapshot at or
+  // before `seq`, unless the position is nearer.
+  bool behind = !current_ || current_seq_ > seq;
+  if (behind || seq - current_seq_ > every_) {
     auto snap = snapshots_.upper_bound(seq);
-    if (snap != snapshots_.begin()) {
+    if (snap != snapshots_.begin()
+        && (behind || std::prev(snap)->first > current_seq_)) {
       --snap;
       // Snapshots exist once events were read: id_ is known.
       auto m = machine::restore(id_, snap->second);
@@ -500,7 +559,7 @@ expected<json> stepper::view_at(uint64_t seq) {
         return m.error();
       current_ = std::move(*m);
       current_seq_ = snap->first;
-    } else {
+    } else if (behind) {
       auto first = event_at(1);
       if (!first)
         return first.error();
@@ -517,7 +576,7 @@ expected<json> stepper::view_at(uint64_t seq) {
     ++current_seq_;
     ++folded_;
     if (current_seq_ % every_ == 0 && snapshots_.count(current_seq_) == 0)
-      snapshots_.emplace(current_seq_, current_->snapshot());
+      keep(current_seq_, current_->snapshot(), seq);
   }
   return current_->view();
 }

@@ -6,6 +6,7 @@
 // and both end up in the events, so a replay folds to the same state.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ inline constexpr const char* on_failure_started = "on_failure_started";
 inline constexpr const char* execution_cancelled = "execution_cancelled";
 /// The one event of a snapshot log (workflow::snapshot_log).
 inline constexpr const char* snapshot = "snapshot";
+/// The other events of a paged snapshot's log: parts of the state its
+/// root and later roots refer to (machine::paged_snapshot).
+inline constexpr const char* snapshot_part = "snapshot_part";
 /// A fork's marker after the history it took over (docs/replay.md).
 inline constexpr const char* forked = "execution_forked";
 } // namespace events
@@ -91,6 +95,10 @@ struct step {
   std::vector<action> actions;
   /// Set when the execution's status (or output) changed.
   std::optional<execution_info> index;
+  /// The logs of the snapshots taken as the step's events reached
+  /// multiples of machine::snapshot_every (their own log names, seq 1..):
+  /// written in the same atomic write as `events`.
+  std::vector<event> snapshots;
 
   bool empty() const {
     return events.empty() && actions.empty();
@@ -201,6 +209,43 @@ public:
   /// one that does not read.
   [[nodiscard]] static expected<machine> restore(const std::string& id,
                                                  const json& snap);
+
+  /// Paged snapshots as the machine decides (docs/replay.md#snapshots):
+  /// with `every` > 0, a decided event whose seq is a multiple of `every`
+  /// brings paged_snapshot(seq / every) along in its step's `snapshots`
+  /// (an event a sub-workflow decided past a multiple: at the end of it).
+  void snapshot_every(uint64_t every);
+
+  /// The state after last_seq() as the log snapshot_log(id(), k): event 1
+  /// (type "snapshot") is the root, format 2, which refers to the parts
+  /// of the state ({definition, input}, each task's own unit, its map
+  /// items a page of 256 at a time) as [k', seq] events of snapshot logs;
+  /// events 2.. (type "snapshot_part") are the parts changed since the
+  /// previous paged snapshot (all of them the first time, and after a
+  /// restore from anything but a paged snapshot). So a snapshot costs what
+  /// changed, and reading one reads the state once.
+  std::vector<event> paged_snapshot(uint64_t k, int64_t now_us);
+
+  /// Where a paged snapshot's parts are: `count` events of
+  /// snapshot_log(id, k) from seq `from`.
+  struct part_range {
+    uint64_t k = 0;
+    uint64_t from = 0;
+    uint64_t count = 0;
+  };
+
+  /// The parts the root `root` (format 2) refers to, as few ranges as
+  /// they make. Errors: errc::codec_error for a root that does not read.
+  [[nodiscard]] static expected<std::vector<part_range>>
+  snapshot_parts(const json& root);
+
+  /// A machine in the state of paged snapshot `root`, its parts looked up
+  /// by `part(k, seq)` (null: missing); it goes on writing only the parts
+  /// that change. Errors: errc::codec_error for another format or
+  /// execution, a missing part, or one that does not read.
+  [[nodiscard]] static expected<machine>
+  restore(const std::string& id, const json& root,
+          const std::function<const json*(uint64_t, uint64_t)>& part);
 
   /// A fork's edits, {outputs: {key: result}, answers: {key: answer}}, keyed
   /// by task or map item ("task[i]"): from now on a unit named there

@@ -64,13 +64,31 @@ private:
   std::vector<std::string> fork_logs_;
 };
 
-/// Snapshots: the coordinator writes the state after the step that reached
-/// seq k * every as the one event (type "snapshot", payload
-/// machine::snapshot()) of log snapshot_log(id, k), in the same atomic
-/// write as that step's events, when at least max(every, 8 *
-/// state_units()) events passed since the previous one. Readers look back
-/// from k.
+/// Snapshots: the coordinator writes the state after event k * every
+/// (machine::paged_snapshot, taken as the machine decides that event) as
+/// log snapshot_log(id, k), in the same atomic write as the step's events.
+/// Its event 1 is the root: format 2 refers to parts in this log and in
+/// earlier ones; format 1 (older stores) is the whole state
+/// (machine::snapshot()). Readers look back from k.
 std::string snapshot_log(const std::string& id, uint64_t k);
+
+/// Reads `count` events of log `name` from seq `from`.
+using range_reader = std::function<expected<std::vector<event>>(
+  const std::string& name, uint64_t from, uint64_t count)>;
+
+/// The machine of snapshot root `root` (event 1 of a snapshot log of
+/// execution `id`, either format) with the parts of a paged one read
+/// through `read`. Errors: the restore's (errc::codec_error), the
+/// reader's.
+[[nodiscard]] expected<machine> restore_snapshot(const std::string& id,
+                                                 const json& root,
+                                                 const range_reader& read);
+
+/// The machine of paged root `root` from `parts`: for each range
+/// machine::snapshot_parts(root) names, its k and the events read there.
+[[nodiscard]] expected<machine>
+restore_paged(const std::string& id, const json& root,
+              const std::vector<std::pair<uint64_t, std::vector<event>>>& parts);
 
 /// Folds `log` (the events after the snapshot's seq, in order) onto the
 /// machine restored from `snap`, up to `seq` (0: all). Errors: restore's
@@ -81,10 +99,17 @@ std::string snapshot_log(const std::string& id, uint64_t k);
                                           uint64_t seq = 0);
 
 /// Walks a log back and forth (`cadre replay` on a terminal): the state
-/// after any event costs at most `every` folds, from the current position
-/// when it is at or before the asked one, else from a snapshot kept in
-/// memory at each multiple of `every` passed so far. The events are read a
-/// chunk of `every` at a time as the walk reaches them, never the whole log.
+/// after any event is folded from the current position when it is at or
+/// before the asked one, else from a snapshot kept in memory. Snapshots
+/// are taken at multiples of `every` as the walk passes them, and at most
+/// max_kept are kept however far it goes: those within near_multiples
+/// multiples of the position, and far_snapshots more at multiples of a
+/// stride that doubles whenever they would be more. So a step back costs
+/// at most `every` folds near where the walk is, and a step past the kept
+/// ones refolds at most a stride once and keeps the multiples around the
+/// new position, so the next steps back are cheap again. The events are
+/// read a chunk of `every` at a time as the walk reaches them, never the
+/// whole log.
 class stepper {
 public:
   /// Reads up to `max` events of the log from seq `from` (seqs dense from 1).
@@ -116,7 +141,21 @@ public:
     return folded_;
   }
 
+  /// Snapshots kept around the position, and elsewhere, at most.
+  static constexpr uint64_t near_multiples = 8;
+  static constexpr uint64_t far_snapshots = 32;
+  static constexpr size_t max_kept = 2 * near_multiples + 1 + far_snapshots;
+
+  /// The snapshots kept in memory now (at most max_kept).
+  size_t kept() const {
+    return snapshots_.size();
+  }
+
 private:
+  // Keeps the snapshot at `seq`, then drops what max_kept allows no
+  // longer, the walk being at `around`.
+  void keep(uint64_t seq, json snap, uint64_t around);
+
   reader read_;
   uint64_t last_;
   uint64_t every_;
@@ -124,6 +163,7 @@ private:
   uint64_t chunk_from_ = 0;
   std::string id_; // the execution's, from the events read
   std::map<uint64_t, json> snapshots_; // seq -> machine::snapshot()
+  uint64_t stride_;                     // of the far ones, a multiple of every_
   std::optional<machine> current_;
   uint64_t current_seq_ = 0;
   uint64_t folded_ = 0;
