@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -651,20 +652,28 @@ std::string recorded_monitor(example_env& env) {
   return waiting->id;
 }
 
-/// The units a fork dispatched past its fork point (its execution_forked):
-/// what ran again, sorted.
+/// The units whose tool or agent ran in a fork: those with a result past
+/// its fork point (its execution_forked) that is neither an edit nor an
+/// answer, nor the end of a map or of a sub-workflow's run. Sorted.
 std::vector<std::string> run_again(const std::vector<json>& evs) {
+  std::set<std::string> made; // maps, and units that run a sub-workflow
   std::vector<std::string> out;
   bool past = false;
   for (const auto& ev : evs) {
     const auto& p = ev["payload"];
-    if (ev.value("type", "") == "execution_forked")
+    auto type = ev.value("type", "");
+    auto key = p.value("task", "")
+               + (p.contains("item")
+                    ? "[" + std::to_string(p.value("item", 0)) + "]"
+                    : std::string{});
+    if ((type == "task_dispatched" && p.contains("workflow"))
+        || type == "map_started")
+      made.insert(key);
+    if (type == "execution_forked")
       past = true;
-    else if (past && ev.value("type", "") == "task_dispatched")
-      out.push_back(p.value("task", "")
-                    + (p.contains("item")
-                         ? "[" + std::to_string(p.value("item", 0)) + "]"
-                         : std::string{}));
+    else if (past && (type == "task_completed" || type == "task_failed")
+             && !p.contains("by") && made.count(key) == 0)
+      out.push_back(key);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -876,6 +885,12 @@ TEST(AirflowMonitor, AForkOverHttpEditsOneUnitOfAnIncident) {
       break;
   }
   EXPECT_EQ(done.value("status", ""), "completed") << done.dump();
+  // The store read beside the server, read-only.
+  EXPECT_EQ(run_again(events_of(env, fork_id)),
+            (std::vector<std::string>{
+              "incident[0]/tell", "incident[1]/clear",
+              "incident[1]/clear_dry_run", "incident[1]/state",
+              "incident[1]/tell"}));
   EXPECT_EQ(clears_of(srv, monitor::older).size(), 2u);
   EXPECT_EQ(clears_of(srv, monitor::newest).size(), 2u);
   // Refused where the unit is named.

@@ -1133,6 +1133,16 @@ std::vector<std::string> dispatched_from(const std::vector<event>& log,
   return out;
 }
 
+// The fork's log is what its definition and edits decide (replay
+// --against, and the check of a recovering coordinator).
+void expect_decided_by_definition(const std::vector<event>& log) {
+  auto check = check_against(log);
+  ASSERT_TRUE(check) << describe(check.error());
+  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+}
+
+using runs = std::vector<std::pair<std::string, std::string>>;
+
 uint64_t seq_of(const std::vector<event>& log, const std::string& type,
                 const std::string& task) {
   for (const auto& ev : log)
@@ -1155,8 +1165,8 @@ TEST(Replay, AForkSetsAUnitOfAnItemsSubWorkflowAndRunsOnlyWhatReadsIt) {
   // What reads the result runs again, in that item's sub-workflow only;
   // the question's prompt does not read it, so its answer is reused.
   EXPECT_EQ(plan->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"incident[0]/tell", "echo"}, {"incident[0]/act", "echo"}}));
+            (runs{{"incident[0]/tell", "echo"},
+                  {"incident[0]/act", "echo"}}));
   for (const char* kept : {"incident[0]/decide", "incident[1]/analyze",
                            "incident[1]/check", "incident[1]@2/analyze",
                            "incident[1]@2/check", "incident[1]@2/tell",
@@ -1176,10 +1186,7 @@ TEST(Replay, AForkSetsAUnitOfAnItemsSubWorkflowAndRunsOnlyWhatReadsIt) {
   EXPECT_EQ(all[0]["did"]["why"], "a was cancelled") << all.dump();
   EXPECT_EQ(all[0]["did"]["do"], "yes");
   EXPECT_EQ(all[1]["did"]["why"], "b broke");
-  // The fork's log is what its definition and edits decide.
-  auto check = check_against(rest.log);
-  ASSERT_TRUE(check) << describe(check.error());
-  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+  expect_decided_by_definition(rest.log);
 }
 
 TEST(Replay, AForkRerunsAUnitOfAnItemsLatestRunAndKeepsTheRest) {
@@ -1189,8 +1196,7 @@ TEST(Replay, AForkRerunsAUnitOfAnItemsLatestRunAndKeepsTheRest) {
   auto plan = plan_fork(run.log, 0, edits, "child", 5000);
   ASSERT_TRUE(plan) << describe(plan.error());
   EXPECT_EQ(plan->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"incident[1]@2/tell", "echo"}}));
+            (runs{{"incident[1]@2/tell", "echo"}}));
   EXPECT_TRUE(has(plan->reused, "incident[1]@2/act"));
   EXPECT_TRUE(has(plan->reused, "incident[0]/tell"));
   EXPECT_EQ(plan->undecided, std::vector<std::string>{"report"});
@@ -1214,16 +1220,13 @@ TEST(Replay, AForkRerunsAUnitOfAnItemsLatestRunAndKeepsTheRest) {
   EXPECT_EQ(answered->edited,
             std::vector<std::string>{"incident[1]@2/decide"});
   EXPECT_EQ(answered->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"incident[1]@2/act", "echo"}}));
+            (runs{{"incident[1]@2/act", "echo"}}));
   EXPECT_TRUE(answered->waiting.empty());
   auto after = continue_fork(*answered);
   auto out = fold_log(after.log);
   ASSERT_TRUE(out);
   EXPECT_EQ(output_of(out->view(), "report")["all"][1]["did"]["do"], "no");
-  auto check = check_against(after.log);
-  ASSERT_TRUE(check) << describe(check.error());
-  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+  expect_decided_by_definition(after.log);
 }
 
 TEST(Replay, AForkRerunOfAnItemOrAMapOfSubWorkflowsRunsTheirUnits) {
@@ -1233,8 +1236,7 @@ TEST(Replay, AForkRerunOfAnItemOrAMapOfSubWorkflowsRunsTheirUnits) {
   auto plan = plan_fork(run.log, 0, item, "child", 5000);
   ASSERT_TRUE(plan) << describe(plan.error());
   EXPECT_EQ(plan->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"incident[0]/analyze", "echo"}}));
+            (runs{{"incident[0]/analyze", "echo"}}));
   EXPECT_EQ(plan->undecided,
             (std::vector<std::string>{"incident[0]/check", "incident[0]/tell",
                                       "incident[0]/decide", "incident[0]/act",
@@ -1249,9 +1251,8 @@ TEST(Replay, AForkRerunOfAnItemOrAMapOfSubWorkflowsRunsTheirUnits) {
   auto every = plan_fork(run.log, 0, map, "child2", 5000);
   ASSERT_TRUE(every) << describe(every.error());
   EXPECT_EQ(every->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"incident[0]/analyze", "echo"},
-              {"incident[1]/analyze", "echo"}}));
+            (runs{{"incident[0]/analyze", "echo"},
+                  {"incident[1]/analyze", "echo"}}));
 }
 
 TEST(Replay, AForkSetsAUnitOfASubWorkflowTask) {
@@ -1278,8 +1279,7 @@ TEST(Replay, AForkSetsAUnitOfASubWorkflowTask) {
   auto plan = plan_fork(run.log, 0, edits, "f", 5000);
   ASSERT_TRUE(plan) << describe(plan.error());
   EXPECT_EQ(plan->to_run,
-            (std::vector<std::pair<std::string, std::string>>{
-              {"child/second", "echo"}}));
+            (runs{{"child/second", "echo"}}));
   auto rest = continue_fork(*plan);
   auto m = fold_log(rest.log);
   ASSERT_TRUE(m);
