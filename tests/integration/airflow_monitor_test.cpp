@@ -805,6 +805,37 @@ TEST(AirflowMonitor, AForkEditsOneUnitOfAnIncidentAndRunsOnlyWhatItReaches) {
             json::array({"incident[0]/tell", "incident[0]/decide",
                          "incident[0]/clear_dry_run", "incident[0]/clear",
                          "incident[0]/state"}));
+  // Run, with the answer `skip` to the question its analysis leads to: the
+  // analyzer asks its model anew for that task only (its own turn in the
+  // fork's branch of its memory), the other analysis is reused.
+  auto rerun = cadre_in(env, {"--json", "fork", id, "--rerun",
+                              "incident[0]/analyze", "--answer",
+                              R"(incident[0]/decide={"decision": "skip"})"});
+  ASSERT_TRUE(rerun);
+  ASSERT_EQ(rerun->exit_code, 0) << rerun->err;
+  auto rerun_id = json::parse(rerun->out.front(), nullptr, false)["plan"]["id"]
+                    .get<std::string>();
+  EXPECT_EQ(run_again(events_of(env, rerun_id)),
+            (std::vector<std::string>{"incident[0]/analyze",
+                                      "incident[0]/tell",
+                                      "incident[1]/tell"}));
+  auto memory = "agent:" + rerun_id + "/incident[0]/analyze";
+  auto turn = agent_steps(env.db, memory);
+  EXPECT_EQ(turn["agent_turn_completed"], 1) << "the parent's is not kept";
+  EXPECT_EQ(turn["llm_responded 5"], 1);
+  if (auto store = open_store(env.db)) {
+    auto evs = store->read(memory, 1, 0);
+    ASSERT_TRUE(evs);
+    for (const auto& ev : *evs) {
+      if (ev.type == "llm_responded") {
+        EXPECT_FALSE(ev.payload->value("reused", false)) << "asked anew";
+      }
+    }
+  }
+  // The other analysis: the parent's turn, as the fork's memory of it.
+  EXPECT_EQ(agent_steps(env.db, "agent:" + rerun_id + "/incident[1]/analyze"),
+            agent_steps(env.db, "agent:" + id + "/incident[1]/analyze"));
+  EXPECT_EQ(srv.clears().size(), 4u);
 
   // Refused, naming what is there.
   auto asked = of_type(events_of(env, id), "human_requested",
