@@ -224,6 +224,19 @@ std::pair<std::string, int> split_key(const std::string& key) {
   return {key.substr(0, lb), item};
 }
 
+std::pair<std::string, uint32_t> split_run(const std::string& segment) {
+  auto at = segment.find('@');
+  if (at == std::string::npos)
+    return {segment, 1};
+  uint32_t attempt = 0;
+  auto digits = std::string_view{segment}.substr(at + 1);
+  auto [end, ec] = std::from_chars(digits.data(),
+                                   digits.data() + digits.size(), attempt);
+  if (ec != std::errc{} || end != digits.data() + digits.size())
+    attempt = 0;
+  return {segment.substr(0, at), attempt};
+}
+
 struct machine::state {
   std::string id;
   uint64_t seq = 0;
@@ -296,21 +309,16 @@ struct machine::state {
   // else attempt 1.
   std::pair<int, int> nested_item(const std::string& segment,
                                   bool any_attempt) const {
-    auto at = segment.find('@');
-    uint32_t attempt = 1;
-    if (at != std::string::npos) {
-      auto digits = std::string_view{segment}.substr(at + 1);
-      if (std::from_chars(digits.data(), digits.data() + digits.size(),
-                          attempt).ec != std::errc{})
-        return {-1, -1};
-    }
-    auto [name, item] = split_key(segment.substr(0, at));
+    auto [run, attempt] = split_run(segment);
+    if (attempt == 0)
+      return {-1, -1};
+    bool named = run.size() != segment.size(); // "@a" given
+    auto [name, item] = split_key(run);
     auto ti = def ? def->index_of(name) : -1;
     const auto* u = find_unit(ti, item);
     if (!u || !u->child || u->status != unit_status::running
         || (item >= 0 && terminal(tasks[ti].status))
-        || (at == std::string::npos && any_attempt ? false
-                                                   : u->attempt != attempt))
+        || (!named && any_attempt ? false : u->attempt != attempt))
       return {-1, -1};
     return {ti, item};
   }

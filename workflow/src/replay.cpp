@@ -6,7 +6,6 @@
 #include "document.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <deque>
 #include <functional>
 #include <string_view>
@@ -698,7 +697,7 @@ struct nested_edit {
   std::vector<std::pair<std::string, uint32_t>> runs;
 };
 
-std::string quoted(const std::vector<std::string>& names) {
+std::string comma_list(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names)
     out += (out.empty() ? "" : ", ") + n;
@@ -727,21 +726,14 @@ expected<const task_def*> resolve_nested(const definition& root,
   for (size_t slash; (slash = key.find('/', from)) != std::string::npos;
        from = slash + 1) {
     auto segment = key.substr(from, slash - from);
-    auto at = segment.find('@');
-    auto run = segment.substr(0, at);
-    uint32_t attempt = 1;
-    if (at != std::string::npos) {
-      auto digits = std::string_view{segment}.substr(at + 1);
-      auto [end, ec] = std::from_chars(digits.data(),
-                                       digits.data() + digits.size(), attempt);
-      if (ec != std::errc{} || end != digits.data() + digits.size()
-          || digits.empty() || attempt == 0)
-        return say("expected an attempt number after '@' in '" + segment
-                   + "'");
-      if (attempt == 1)
-        return say("attempt 1 is named without '@': '" + path + run
-                   + key.substr(slash) + "'");
-    }
+    auto [run, attempt] = split_run(segment);
+    if (attempt == 0)
+      return say("expected an attempt number after '@' in '" + segment
+                 + "'");
+    // The log never writes "@1": the first run has no "@".
+    if (attempt == 1 && run.size() != segment.size())
+      return say("attempt 1 is named without '@': '" + path + run
+                 + key.substr(slash) + "'");
     auto [name, item] = split_key(run);
     auto idx = def->index_of(name);
     if (idx < 0)
@@ -784,7 +776,7 @@ expected<const task_def*> resolve_nested(const definition& root,
       if (!t.hook)
         names.push_back(t.id);
     return say(where + " has no task '" + name + "' (its tasks: "
-               + quoted(names) + ")");
+               + comma_list(names) + ")");
   }
   leaf = path + name;
   return &def->tasks[static_cast<size_t>(idx)];
@@ -804,9 +796,10 @@ struct units_run {
     const auto& p = ev.payload.get();
     auto key = key_of(p);
     ran.insert(key);
-    if (ev.type == events::dispatched && field(p, "attempt").is_number_integer()) {
+    const auto& attempt = field(p, "attempt");
+    if (ev.type == events::dispatched && attempt.is_number_integer()) {
       auto& a = latest[key];
-      a = std::max(a, field(p, "attempt").get<uint32_t>());
+      a = std::max(a, attempt.get<uint32_t>());
     }
   }
 
@@ -834,7 +827,6 @@ expected<void> check_nested(const nested_edit& edit, const units_run& units,
                                              + edit.key + "': " + what);
   };
   auto point = "by the fork point (event " + std::to_string(at) + ")";
-  std::string path;
   for (const auto& [run, attempt] : edit.runs) {
     auto i = units.latest.find(run);
     if (i == units.latest.end())
@@ -858,7 +850,7 @@ expected<void> check_nested(const nested_edit& edit, const units_run& units,
   auto had = units.under(edit.key.substr(0, slash + 1));
   return say("that unit had not run " + point + "; under '"
              + edit.key.substr(0, slash) + "' had: "
-             + (had.empty() ? std::string{"none"} : quoted(had)));
+             + (had.empty() ? std::string{"none"} : comma_list(had)));
 }
 
 // The units waiting for others (blocked) in the view's `tasks` and in the

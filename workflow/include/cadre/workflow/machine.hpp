@@ -231,6 +231,11 @@ private:
 /// Splits "task[3]" into ("task", 3); "task" gives ("task", -1).
 std::pair<std::string, int> split_key(const std::string& key);
 
+/// Splits the key of a run of a sub-workflow, "task[3]@2" (attempt 2 of
+/// the unit "task[3]"), into ("task[3]", 2); without "@" the attempt is 1,
+/// and 0 when what follows "@" is no number.
+std::pair<std::string, uint32_t> split_run(const std::string& segment);
+
 /// Whether a fork's `--rerun` keys run unit `key` again: it is named
 /// itself, or a unit it runs under is: its map task ("task" for
 /// "task[i]"), or the task, item or run of a sub-workflow it is a unit of
