@@ -1284,6 +1284,13 @@ TEST(Replay, AForkSetsAUnitOfASubWorkflowTask) {
   auto m = fold_log(rest.log);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->view()["output"], json({{"m", 5}}));
+  // Running the task again runs its sub-workflow's units again.
+  fork_edits again;
+  again.rerun.insert("child");
+  auto all = plan_fork(run.log, 0, again, "h", 5000);
+  ASSERT_TRUE(all) << describe(all.error());
+  EXPECT_EQ(all->to_run, (runs{{"child/first", "echo"}}));
+  EXPECT_EQ(all->undecided, std::vector<std::string>{"child/second"});
   // Its edits hold across a snapshot of the fork's state.
   auto early = plan_fork(run.log, seq_of(run.log, "task_dispatched", "child"),
                          edits, "g", 5000);
