@@ -900,12 +900,15 @@ int main(int argc, char** argv) {
                    "new workflow file");
   fork->add_option("--set", fork_flags.set,
                    "tasks.TASK.output=JSON: use this result instead (TASK "
-                   "may be a map item, T[i])");
+                   "may be a map item, T[i], or a unit of a sub-workflow, "
+                   "T[i]/U)");
   fork->add_option("--rerun", fork_flags.rerun,
-                   "run TASK (or one map item, T[i]) again");
+                   "run TASK (or one map item, T[i], or a unit of a "
+                   "sub-workflow, T[i]/U) again");
   fork->add_option("--answer", fork_flags.answer,
                    "TASK=VALUE: a different answer to a human task (or an "
-                   "item of a map of them, T[i])");
+                   "item of a map of them, T[i], or one of a sub-workflow, "
+                   "T[i]/U)");
   fork->add_flag("--dry-run", fork_flags.dry_run,
                  "only say what would be reused and what would run");
 

@@ -10,12 +10,14 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -628,6 +630,317 @@ TEST(AirflowMonitor, RunScriptRunsTheExampleOfflineInOneCommand) {
   EXPECT_LT(dry, real) << out;
   EXPECT_EQ(out.find(R"("clear":"reports_weekly")"), std::string::npos)
     << out;
+}
+
+// -- forks that edit a unit of one incident (docs/replay.md) -----------------
+
+/// `cadre ARGS` on the example's node config and store.
+std::optional<test::outcome> cadre_in(example_env& env,
+                                      std::vector<std::string> args) {
+  args.insert(args.begin(), {"--config", env.config, "--db", env.db});
+  return run(args, env.tmp / "cmd.err", env.srv);
+}
+
+/// A recorded monitor run: the newest task cleared, the older skipped.
+std::string recorded_monitor(example_env& env) {
+  auto ran = env.run_monitor({{"dag_id", "~"}});
+  EXPECT_TRUE(ran && ran->exit_code == 3) << (ran ? ran->err : "");
+  auto waiting = only_execution(env.db);
+  if (!waiting)
+    return {};
+  answer_clear_then_skip(env, waiting->id);
+  return waiting->id;
+}
+
+/// The units whose tool or agent ran in a fork: those with a result past
+/// its fork point (its execution_forked) that is neither an edit nor an
+/// answer, nor the end of a map or of a sub-workflow's run. Sorted.
+std::vector<std::string> run_again(const std::vector<json>& evs) {
+  std::set<std::string> made; // maps, and units that run a sub-workflow
+  std::vector<std::string> out;
+  bool past = false;
+  for (const auto& ev : evs) {
+    const auto& p = ev["payload"];
+    auto type = ev.value("type", "");
+    auto key = p.value("task", "")
+               + (p.contains("item")
+                    ? "[" + std::to_string(p.value("item", 0)) + "]"
+                    : std::string{});
+    if ((type == "task_dispatched" && p.contains("workflow"))
+        || type == "map_started")
+      made.insert(key);
+    if (type == "execution_forked")
+      past = true;
+    else if (past && (type == "task_completed" || type == "task_failed")
+             && !p.contains("by") && made.count(key) == 0)
+      out.push_back(key);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// A plan's to_run as "task (runs)", sorted.
+std::vector<std::string> to_run_of(const json& plan) {
+  std::vector<std::string> out;
+  for (const auto& r : plan["to_run"])
+    out.push_back(r.value("task", "") + " (" + r.value("runs", "") + ")");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// The message of `cadre input ID 'incident[n]/decide'` tells a person:
+/// a fork renders it with its own id, so each incident's `tell` (a
+/// notify, a side effect) runs again in every fork.
+const std::vector<std::string> tells = {"incident[0]/tell (notify)",
+                                        "incident[1]/tell (notify)"};
+
+TEST(AirflowMonitor, AForkEditsOneUnitOfAnIncidentAndRunsOnlyWhatItReaches) {
+  example_env env;
+  auto& srv = env.srv;
+  auto id = recorded_monitor(env);
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(srv.clears().size(), 2u);
+  ASSERT_EQ(env.hook.received().size(), 2u);
+  auto parent_output = only_execution(env.db)->output.get();
+  // The dry run: the other answer to the older task's question clears it
+  // (airflow, a side effect); its clear and state wait for the dry run.
+  const std::string clear_older = R"(incident[1]/decide={"decision": "clear"})";
+  auto dry = cadre_in(env, {"--json", "fork", id, "--answer", clear_older,
+                            "--dry-run"});
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->exit_code, 0) << dry->err;
+  auto plan = json::parse(dry->out.back(), nullptr, false)["plan"];
+  auto expected = tells;
+  expected.push_back("incident[1]/clear_dry_run (airflow)");
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(to_run_of(plan), expected) << plan.dump();
+  EXPECT_EQ(plan["edited"], json::array({"incident[1]/decide"}));
+  EXPECT_EQ(plan["undecided"],
+            json::array({"incident[1]/clear", "incident[1]/state"}));
+  EXPECT_EQ(plan["waiting"], json::array());
+  for (const char* kept : {"monitor", "incident[0]/analyze",
+                           "incident[0]/decide", "incident[0]/clear",
+                           "incident[1]/analyze"})
+    EXPECT_NE(std::find(plan["reused"].begin(), plan["reused"].end(),
+                        json(kept)),
+              plan["reused"].end())
+      << kept << " " << plan.dump();
+  auto text = cadre_in(env, {"fork", id, "--answer", clear_older,
+                             "--dry-run"});
+  ASSERT_TRUE(text);
+  std::string printed;
+  for (const auto& line : text->out)
+    printed += line + "\n";
+  EXPECT_NE(printed.find("incident[1]/clear_dry_run (airflow, side effects)"),
+            std::string::npos)
+    << printed;
+  EXPECT_EQ(srv.clears().size(), 2u) << "a dry run runs nothing";
+  // The fork: the older task is cleared now; the newest's clears, the
+  // monitor's and the analyzers' turns are reused, not run again.
+  auto forked = cadre_in(env, {"--json", "fork", id, "--answer", clear_older});
+  ASSERT_TRUE(forked);
+  ASSERT_EQ(forked->exit_code, 0) << forked->err;
+  auto fork_id = json::parse(forked->out.front(), nullptr, false)["plan"]["id"]
+                   .get<std::string>();
+  auto result = json::parse(forked->out.back(), nullptr, false);
+  ASSERT_EQ(result.value("status", ""), "completed") << forked->out.back();
+  EXPECT_EQ(run_again(events_of(env, fork_id)),
+            (std::vector<std::string>{
+              "incident[0]/tell", "incident[1]/clear",
+              "incident[1]/clear_dry_run", "incident[1]/state",
+              "incident[1]/tell"}));
+  EXPECT_EQ(clears_of(srv, monitor::newest).size(), 2u);
+  auto older = clears_of(srv, monitor::older);
+  ASSERT_EQ(older.size(), 2u);
+  expect_clear_of(older[0], monitor::older, true);
+  expect_clear_of(older[1], monitor::older, false);
+  EXPECT_EQ(env.hook.received().size(), 4u);
+  auto out = result["output"];
+  ASSERT_TRUE(out.is_array() && out.size() == 2) << out.dump();
+  EXPECT_EQ(out[0], parent_output[0]);
+  EXPECT_EQ(out[1].value("decision", ""), "clear");
+  EXPECT_EQ(out[1].value("cause", ""), parent_output[1].value("cause", ""));
+
+  // Another analysis of the newest task, with the answer `skip`: the
+  // analyzer is not asked, its message says the new cause, nothing clears.
+  auto set = cadre_in(
+    env, {"--json", "fork", id, "--set",
+          R"(tasks.incident[0]/analyze.output={"root_cause": "the upstream extract dropped 'amount'", "evidence": [], "suggested_fix": "restore it", "confidence": 0.9})",
+          "--answer", R"(incident[0]/decide={"decision": "skip"})"});
+  ASSERT_TRUE(set);
+  ASSERT_EQ(set->exit_code, 0) << set->err;
+  auto set_id = json::parse(set->out.front(), nullptr, false)["plan"]["id"]
+                  .get<std::string>();
+  EXPECT_EQ(run_again(events_of(env, set_id)),
+            (std::vector<std::string>{"incident[0]/tell",
+                                      "incident[1]/tell"}));
+  result = json::parse(set->out.back(), nullptr, false);
+  EXPECT_EQ(result["output"][0].value("cause", ""),
+            "the upstream extract dropped 'amount'")
+    << set->out.back();
+  EXPECT_EQ(result["output"][0].value("action", ""), "none: left failed");
+  EXPECT_EQ(result["output"][1], parent_output[1]);
+  EXPECT_EQ(srv.clears().size(), 4u);
+  auto told = env.hook.received();
+  ASSERT_EQ(told.size(), 6u);
+  std::string all;
+  for (const auto& m : told)
+    all += m.value("text", "") + "\n";
+  EXPECT_NE(all.find("failed: the upstream extract dropped 'amount'"),
+            std::string::npos)
+    << all;
+
+  // Asking the analyzer again: its question, the message and the clears
+  // wait for its new analysis.
+  auto again = cadre_in(env, {"--json", "fork", id, "--rerun",
+                              "incident[0]/analyze", "--dry-run"});
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->exit_code, 0) << again->err;
+  plan = json::parse(again->out.back(), nullptr, false)["plan"];
+  EXPECT_EQ(to_run_of(plan),
+            (std::vector<std::string>{"incident[0]/analyze (agent:analyzer)",
+                                      "incident[1]/tell (notify)"}))
+    << plan.dump();
+  EXPECT_EQ(plan["undecided"],
+            json::array({"incident[0]/tell", "incident[0]/decide",
+                         "incident[0]/clear_dry_run", "incident[0]/clear",
+                         "incident[0]/state"}));
+  // Run, with the answer `skip` to the question its analysis leads to: the
+  // analyzer asks its model anew for that task only (its own turn in the
+  // fork's branch of its memory), the other analysis is reused.
+  auto rerun = cadre_in(env, {"--json", "fork", id, "--rerun",
+                              "incident[0]/analyze", "--answer",
+                              R"(incident[0]/decide={"decision": "skip"})"});
+  ASSERT_TRUE(rerun);
+  ASSERT_EQ(rerun->exit_code, 0) << rerun->err;
+  auto rerun_id = json::parse(rerun->out.front(), nullptr, false)["plan"]["id"]
+                    .get<std::string>();
+  EXPECT_EQ(run_again(events_of(env, rerun_id)),
+            (std::vector<std::string>{"incident[0]/analyze",
+                                      "incident[0]/tell",
+                                      "incident[1]/tell"}));
+  auto memory = "agent:" + rerun_id + "/incident[0]/analyze";
+  auto turn = agent_steps(env.db, memory);
+  EXPECT_EQ(turn["agent_turn_completed"], 1) << "the parent's is not kept";
+  EXPECT_EQ(turn["llm_responded 5"], 1);
+  if (auto store = open_store(env.db)) {
+    auto evs = store->read(memory, 1, 0);
+    ASSERT_TRUE(evs);
+    for (const auto& ev : *evs) {
+      if (ev.type == "llm_responded") {
+        EXPECT_FALSE(ev.payload->value("reused", false)) << "asked anew";
+      }
+    }
+  }
+  // The other analysis: the parent's turn, as the fork's memory of it.
+  EXPECT_EQ(agent_steps(env.db, "agent:" + rerun_id + "/incident[1]/analyze"),
+            agent_steps(env.db, "agent:" + id + "/incident[1]/analyze"));
+  EXPECT_EQ(srv.clears().size(), 4u);
+
+  // Refused, naming what is there.
+  auto asked = of_type(events_of(env, id), "human_requested",
+                       "incident[0]/decide");
+  ASSERT_EQ(asked.size(), 1u);
+  auto asked_at = std::to_string(asked[0]["seq"].get<uint64_t>());
+  struct refusal {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<refusal> refusals = {
+    {{"--rerun", "incident[0]/nope"},
+     "--rerun: 'incident[0]/nope': the sub-workflow of 'incident[0]' has no "
+     "task 'nope' (its tasks: analyze, tell, decide, clear_dry_run, clear, "
+     "state)"},
+    {{"--rerun", "incident/decide"},
+     "'incident' is a map of sub-workflows; name the item whose unit it is, "
+     "'incident[0]/decide'"},
+    {{"--rerun", "incident[0]@2/decide"},
+     "'incident[0]' had run 1 attempt by the fork point"},
+    {{"--rerun", "incident[2]/decide"},
+     "'incident[2]' had not started by the fork point"},
+    {{"--set", "tasks.incident[0]/decide.output={}"},
+     "is answered by a person; give the answer with --answer "
+     "incident[0]/decide=VALUE"},
+    {{"--answer", R"(incident[0]/decide={"decision": "maybe"})"},
+     "--answer incident[0]/decide"},
+    {{"--at", asked_at, "--rerun", "incident[0]/clear"},
+     "--rerun: 'incident[0]/clear': that unit had not run by the fork point "
+     "(event " + asked_at + "); under 'incident[0]' had: analyze, decide, "
+     "tell"},
+  };
+  for (const auto& r : refusals) {
+    std::vector<std::string> args{"fork", id};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    auto bad = cadre_in(env, args);
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->exit_code, 2) << r.says;
+    EXPECT_NE(bad->err.find(r.says), std::string::npos) << bad->err;
+  }
+  EXPECT_EQ(srv.clears().size(), 4u);
+}
+
+TEST(AirflowMonitor, AForkOverHttpEditsOneUnitOfAnIncident) {
+  example_env env;
+  auto& srv = env.srv;
+  auto id = recorded_monitor(env);
+  ASSERT_FALSE(id.empty());
+  test::cadre_server node{env.db,
+                          {"--config",
+                           write_config(env.tmp, srv, env.hook, false)},
+                          env_of(srv)};
+  ASSERT_TRUE(node.ok());
+  auto fork_path = "/v1/executions/" + id + "/fork";
+  auto post = [&](const json& body) {
+    httplib::Request req;
+    req.method = "POST";
+    req.path = fork_path;
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    return node.client().send(req);
+  };
+  auto dry = post({{"rerun", {"incident[1]/tell"}}, {"dry_run", true}});
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  EXPECT_EQ(to_run_of(json::parse(dry->body)), tells) << dry->body;
+  auto r = post({{"answers",
+                  {{"incident[1]/decide", {{"decision", "clear"}}}}}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto fork_id = json::parse(r->body)["id"].get<std::string>();
+  json done;
+  for (auto until = clock_type::now() + command_limit;
+       clock_type::now() < until;
+       std::this_thread::sleep_for(std::chrono::milliseconds{50})) {
+    done = test::get(node, "/v1/executions/" + fork_id);
+    if (done.value("status", "running") != "running")
+      break;
+  }
+  EXPECT_EQ(done.value("status", ""), "completed") << done.dump();
+  // The store read beside the server, read-only.
+  EXPECT_EQ(run_again(events_of(env, fork_id)),
+            (std::vector<std::string>{
+              "incident[0]/tell", "incident[1]/clear",
+              "incident[1]/clear_dry_run", "incident[1]/state",
+              "incident[1]/tell"}));
+  EXPECT_EQ(clears_of(srv, monitor::older).size(), 2u);
+  EXPECT_EQ(clears_of(srv, monitor::newest).size(), 2u);
+  // Refused where the unit is named.
+  auto refused = [&](const json& body, const std::string& says,
+                     const std::string& pointer) {
+    auto res = post(body);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 422) << res->body;
+    auto p = json::parse(res->body, nullptr, false);
+    EXPECT_NE(p.value("detail", "").find(says), std::string::npos)
+      << res->body;
+    EXPECT_EQ(p.value("pointer", ""), pointer) << res->body;
+  };
+  refused({{"rerun", {"incident[0]/tell", "incident[0]/nope"}}},
+          "has no task 'nope'", "/rerun/1");
+  refused({{"outputs", {{"incident[0]/nope", 1}}}}, "has no task 'nope'",
+          "/outputs/incident[0]~1nope");
+  refused({{"answers", {{"incident[0]/decide", {{"decision", "maybe"}}}}}},
+          "incident[0]/decide", "/answers/incident[0]~1decide");
 }
 
 } // namespace

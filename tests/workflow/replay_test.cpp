@@ -88,7 +88,9 @@ void live(machine& m, std::deque<action> todo, recorded_run& run,
     switch (a.kind) {
       case action::dispatch:
         ++run.calls[a.tool];
-        if (a.tool == "flaky" && a.attempt == 1)
+        // In an item's sub-workflow, only the item's first run flakes.
+        if (a.tool == "flaky" && a.attempt == 1
+            && a.key.find('@') == std::string::npos)
           take(m.failed(a.key, a.attempt,
                         make_error(errc::tool_failed, "flaked"), 0.25, now));
         else
@@ -98,6 +100,9 @@ void live(machine& m, std::deque<action> todo, recorded_run& run,
         take(m.retry_due(a.key, a.attempt, now));
         break;
       case action::waiting_human: {
+        // A question of an item's run that failed meanwhile is closed.
+        if (m.unit_state(a.key) != "waiting")
+          break;
         auto s = m.human_answer(a.task_id, answer, now);
         EXPECT_TRUE(s) << describe(s.error());
         take(std::move(*s));
@@ -1158,4 +1163,295 @@ TEST(Replay, AForkNamesTheLogsItWritesSoThatAnExportCarriesThem) {
   old.back().payload = json_value{p};
   EXPECT_TRUE(has(logs_of(old), "replies:f1"));
   EXPECT_FALSE(has(logs_of(run.log), "replies:parent"));
+}
+
+// -- edits of units inside sub-workflows ---------------------------------------
+
+namespace {
+
+// One incident per job, as the Airflow monitor handles each failed task:
+// analyze -> tell and decide -> act, in the item's sub-workflow; job b's
+// first run fails at `check` and the item runs again (incident[1]@2/...).
+json incidents() {
+  validation_context ctx;
+  ctx.tool_exists = [](const std::string& name) {
+    return name == "echo" || name == "flaky";
+  };
+  auto r = parse_text(R"(
+name: incidents
+version: "1"
+tasks:
+  - id: incident
+    items: input.jobs
+    input: {job: "{{ item }}"}
+    retry: {max_attempts: 2, backoff: 10ms}
+    workflow:
+      name: one-incident
+      tasks:
+        - {id: analyze, tool: echo, input: {cause: "{{ input.job }} broke"}}
+        - id: check
+          depends_on: analyze
+          when: input.job == "b"
+          tool: flaky
+          input: {job: "{{ input.job }}"}
+        - {id: tell, depends_on: analyze, tool: echo, input: {text: "{{ tasks.analyze.output.cause }}"}}
+        - {id: decide, depends_on: analyze, prompt: "Retry {{ input.job }}?"}
+        - id: act
+          depends_on: [decide, check]
+          tool: echo
+          input: {do: "{{ tasks.decide.output }}", why: "{{ tasks.analyze.output.cause }}"}
+      output: {job: "{{ input.job }}", did: "{{ tasks.act.output }}"}
+  - id: report
+    depends_on: incident
+    tool: echo
+    input: {all: "{{ tasks.incident.output }}"}
+)",
+                      "incidents.yaml", ctx);
+  EXPECT_TRUE(r.def) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  return r.def ? r.def->document : json{};
+}
+
+const json two_jobs{{"jobs", {"a", "b"}}};
+
+// The units dispatched (or asked) in `log` from index `from` on.
+std::vector<std::string> dispatched_from(const std::vector<event>& log,
+                                         size_t from) {
+  std::vector<std::string> out;
+  for (size_t i = from; i < log.size(); ++i)
+    if (log[i].type == "task_dispatched" || log[i].type == "human_requested") {
+      auto key = log[i].payload->value("task", "");
+      if (log[i].payload->contains("item"))
+        key += "[" + std::to_string(log[i].payload->value("item", -1)) + "]";
+      out.push_back(key);
+    }
+  return out;
+}
+
+// The fork's log is what its definition and edits decide (replay
+// --against, and the check of a recovering coordinator).
+void expect_decided_by_definition(const std::vector<event>& log) {
+  auto check = check_against(log);
+  ASSERT_TRUE(check) << describe(check.error());
+  EXPECT_TRUE(check->compatible()) << to_json(*check->first).dump();
+}
+
+using runs = std::vector<std::pair<std::string, std::string>>;
+
+uint64_t seq_of(const std::vector<event>& log, const std::string& type,
+                const std::string& task) {
+  for (const auto& ev : log)
+    if (ev.type == type && ev.payload->value("task", "") == task)
+      return ev.seq;
+  ADD_FAILURE() << "no " << type << " of " << task;
+  return 0;
+}
+
+} // namespace
+
+TEST(Replay, AForkSetsAUnitOfAnItemsSubWorkflowAndRunsOnlyWhatReadsIt) {
+  auto run = record(incidents(), two_jobs);
+  ASSERT_EQ(run.log.back().type, "execution_completed");
+  fork_edits edits;
+  edits.outputs["incident[0]/analyze"] = json{{"cause", "a was cancelled"}};
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->edited, std::vector<std::string>{"incident[0]/analyze"});
+  // What reads the result runs again, in that item's sub-workflow only;
+  // the question's prompt does not read it, so its answer is reused.
+  EXPECT_EQ(plan->to_run,
+            (runs{{"incident[0]/tell", "echo"},
+                  {"incident[0]/act", "echo"}}));
+  for (const char* kept : {"incident[0]/decide", "incident[1]/analyze",
+                           "incident[1]/check", "incident[1]@2/analyze",
+                           "incident[1]@2/check", "incident[1]@2/tell",
+                           "incident[1]@2/decide", "incident[1]@2/act"})
+    EXPECT_TRUE(has(plan->reused, kept)) << kept;
+  EXPECT_FALSE(has(plan->reused, "incident[0]/analyze"));
+  EXPECT_EQ(plan->undecided, std::vector<std::string>{"report"});
+  // Live, the fork runs those two, then the item ends and `report` runs.
+  auto rest = continue_fork(*plan);
+  EXPECT_EQ(dispatched_from(rest.log, plan->events.size()),
+            (std::vector<std::string>{"report"}));
+  EXPECT_EQ(rest.calls["echo"], 3);
+  EXPECT_EQ(rest.calls.count("flaky"), 0u);
+  auto m = fold_log(rest.log);
+  ASSERT_TRUE(m);
+  auto all = output_of(m->view(), "report")["all"];
+  EXPECT_EQ(all[0]["did"]["why"], "a was cancelled") << all.dump();
+  EXPECT_EQ(all[0]["did"]["do"], "yes");
+  EXPECT_EQ(all[1]["did"]["why"], "b broke");
+  expect_decided_by_definition(rest.log);
+}
+
+TEST(Replay, AForkRerunsAUnitOfAnItemsLatestRunAndKeepsTheRest) {
+  auto run = record(incidents(), two_jobs);
+  fork_edits edits;
+  edits.rerun.insert("incident[1]@2/tell");
+  auto plan = plan_fork(run.log, 0, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->to_run,
+            (runs{{"incident[1]@2/tell", "echo"}}));
+  EXPECT_TRUE(has(plan->reused, "incident[1]@2/act"));
+  EXPECT_TRUE(has(plan->reused, "incident[0]/tell"));
+  EXPECT_EQ(plan->undecided, std::vector<std::string>{"report"});
+  auto f = fold_log(plan->events);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->fork_reruns("incident[1]@2/tell"));
+  EXPECT_FALSE(f->fork_reruns("incident[1]/tell"));
+  EXPECT_FALSE(f->fork_reruns("incident[0]/tell"));
+  auto rest = continue_fork(*plan);
+  EXPECT_EQ(rest.calls["echo"], 2); // that unit, then report
+  auto m = fold_log(rest.log);
+  ASSERT_TRUE(m);
+  auto parent = fold_log(run.log);
+  ASSERT_TRUE(parent);
+  EXPECT_EQ(m->view()["output"], parent->view()["output"]);
+  // An answer to a question of an item's sub-workflow.
+  fork_edits answer;
+  answer.answers["incident[1]@2/decide"] = "no";
+  auto answered = plan_fork(run.log, 0, answer, "child2", 5000);
+  ASSERT_TRUE(answered) << describe(answered.error());
+  EXPECT_EQ(answered->edited,
+            std::vector<std::string>{"incident[1]@2/decide"});
+  EXPECT_EQ(answered->to_run,
+            (runs{{"incident[1]@2/act", "echo"}}));
+  EXPECT_TRUE(answered->waiting.empty());
+  auto after = continue_fork(*answered);
+  auto out = fold_log(after.log);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(output_of(out->view(), "report")["all"][1]["did"]["do"], "no");
+  expect_decided_by_definition(after.log);
+}
+
+TEST(Replay, AForkRerunOfAnItemOrAMapOfSubWorkflowsRunsTheirUnits) {
+  auto run = record(incidents(), two_jobs);
+  fork_edits item;
+  item.rerun.insert("incident[0]");
+  auto plan = plan_fork(run.log, 0, item, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->to_run,
+            (runs{{"incident[0]/analyze", "echo"}}));
+  EXPECT_EQ(plan->undecided,
+            (std::vector<std::string>{"incident[0]/check", "incident[0]/tell",
+                                      "incident[0]/decide", "incident[0]/act",
+                                      "report"}));
+  EXPECT_TRUE(has(plan->reused, "incident[1]@2/act"));
+  auto f = fold_log(plan->events);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->fork_reruns("incident[0]/decide"));
+  EXPECT_FALSE(f->fork_reruns("incident[1]/decide"));
+  fork_edits map;
+  map.rerun.insert("incident");
+  auto every = plan_fork(run.log, 0, map, "child2", 5000);
+  ASSERT_TRUE(every) << describe(every.error());
+  EXPECT_EQ(every->to_run,
+            (runs{{"incident[0]/analyze", "echo"},
+                  {"incident[1]/analyze", "echo"}}));
+}
+
+TEST(Replay, AForkSetsAUnitOfASubWorkflowTask) {
+  json doc{{"name", "one"},
+           {"version", "1"},
+           {"tasks",
+            {{{"id", "child"},
+              {"input", {{"x", "{{ input.x }}"}}},
+              {"workflow",
+               {{"name", "inner"},
+                {"tasks",
+                 {{{"id", "first"},
+                   {"tool", "echo"},
+                   {"input", {{"n", "{{ input.x }}"}}}},
+                  {{"id", "second"},
+                   {"tool", "echo"},
+                   {"depends_on", "first"},
+                   {"input", {{"m", "{{ tasks.first.output.n }}"}}}}}},
+                {"output", "{{ tasks.second.output }}"}}}}}},
+           {"output", "{{ tasks.child.output }}"}};
+  auto run = record(doc, json{{"x", 1}});
+  fork_edits edits;
+  edits.outputs["child/first"] = json{{"n", 5}};
+  auto plan = plan_fork(run.log, 0, edits, "f", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  EXPECT_EQ(plan->to_run,
+            (runs{{"child/second", "echo"}}));
+  auto rest = continue_fork(*plan);
+  auto m = fold_log(rest.log);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->view()["output"], json({{"m", 5}}));
+  // Running the task again runs its sub-workflow's units again.
+  fork_edits again;
+  again.rerun.insert("child");
+  auto all = plan_fork(run.log, 0, again, "h", 5000);
+  ASSERT_TRUE(all) << describe(all.error());
+  EXPECT_EQ(all->to_run, (runs{{"child/first", "echo"}}));
+  EXPECT_EQ(all->undecided, std::vector<std::string>{"child/second"});
+  // Its edits hold across a snapshot of the fork's state.
+  auto early = plan_fork(run.log, seq_of(run.log, "task_dispatched", "child"),
+                         edits, "g", 5000);
+  ASSERT_TRUE(early) << describe(early.error());
+  auto snap = fold_log(early->events);
+  ASSERT_TRUE(snap);
+  auto restored = machine::restore("g", snap->snapshot());
+  ASSERT_TRUE(restored) << describe(restored.error());
+  EXPECT_EQ(restored->snapshot(), snap->snapshot());
+}
+
+TEST(Replay, AForkRefusesNestedUnitsThatAreNotThereNamingWhatIs) {
+  auto run = record(incidents(), two_jobs);
+  auto end = std::to_string(run.log.back().seq);
+  struct refusal {
+    fork_edits edits;
+    std::string says;
+  };
+  std::vector<refusal> refusals(10);
+  refusals[0].edits.rerun.insert("incident[0]/nope");
+  refusals[0].says = "--rerun: 'incident[0]/nope': the sub-workflow of "
+                     "'incident[0]' has no task 'nope' (its tasks: analyze, "
+                     "check, tell, decide, act)";
+  refusals[1].edits.rerun.insert("incident/tell");
+  refusals[1].says = "'incident' is a map of sub-workflows; name the item "
+                     "whose unit it is, 'incident[0]/tell'";
+  refusals[2].edits.outputs["report/x"] = 1;
+  refusals[2].says = "--set: 'report/x': 'report' runs no sub-workflow (it "
+                     "is a tool task)";
+  refusals[3].edits.rerun.insert("incident[1]/tell");
+  refusals[3].says = "--rerun: 'incident[1]/tell': names attempt 1 of "
+                     "'incident[1]', which had run again by the fork point "
+                     "(event " + end + "): name its latest, "
+                     "'incident[1]@2/tell'";
+  refusals[4].edits.rerun.insert("incident[0]@2/tell");
+  refusals[4].says = "'incident[0]' had run 1 attempt by the fork point "
+                     "(event " + end + "): name its latest, "
+                     "'incident[0]/tell'";
+  refusals[5].edits.rerun.insert("incident[0]@1/tell");
+  refusals[5].says = "attempt 1 is named without '@': 'incident[0]/tell'";
+  refusals[6].edits.outputs["incident[0]/decide"] = "no";
+  refusals[6].says = "--set: 'incident[0]/decide' is answered by a person; "
+                     "give the answer with --answer incident[0]/decide=VALUE";
+  refusals[7].edits.answers["incident[0]/tell"] = "x";
+  refusals[7].says = "--answer: task 'incident[0]/tell' is not a human task";
+  refusals[8].edits.rerun.insert("incident[5]/tell");
+  refusals[8].says = "'incident[5]' had not started by the fork point";
+  refusals[9].edits.rerun.insert("incident[0]/check");
+  refusals[9].says = "--rerun: 'incident[0]/check': that unit had not run "
+                     "by the fork point (event " + end + "); under "
+                     "'incident[0]' had: act, analyze, decide, tell";
+  for (const auto& r : refusals) {
+    auto bad = plan_fork(run.log, 0, r.edits, "bad", 5000);
+    ASSERT_FALSE(bad) << r.says;
+    EXPECT_EQ(code_of(bad.error()), errc::invalid_input);
+    EXPECT_NE(message_of(bad.error()).find(r.says), std::string::npos)
+      << message_of(bad.error());
+  }
+  // Before the fork point a unit that ran later had not run.
+  auto at = seq_of(run.log, "task_completed", "incident[0]/analyze");
+  fork_edits early;
+  early.rerun.insert("incident[0]/act");
+  auto bad = plan_fork(run.log, at, early, "bad", 5000);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(message_of(bad.error()).find("that unit had not run by the fork "
+                                         "point (event "
+                                         + std::to_string(at) + ")"),
+            std::string::npos)
+    << message_of(bad.error());
 }

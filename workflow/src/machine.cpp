@@ -229,6 +229,19 @@ std::pair<std::string, int> split_key(const std::string& key) {
 // big map, and a reader reads each page once.
 constexpr size_t snapshot_page_items = 256;
 
+std::pair<std::string, uint32_t> split_run(const std::string& segment) {
+  auto at = segment.find('@');
+  if (at == std::string::npos)
+    return {segment, 1};
+  uint32_t attempt = 0;
+  auto digits = std::string_view{segment}.substr(at + 1);
+  auto [end, ec] = std::from_chars(digits.data(),
+                                   digits.data() + digits.size(), attempt);
+  if (ec != std::errc{} || end != digits.data() + digits.size())
+    attempt = 0;
+  return {segment.substr(0, at), attempt};
+}
+
 struct machine::state {
   std::string id;
   uint64_t seq = 0;
@@ -329,21 +342,16 @@ struct machine::state {
   // else attempt 1.
   std::pair<int, int> nested_item(const std::string& segment,
                                   bool any_attempt) const {
-    auto at = segment.find('@');
-    uint32_t attempt = 1;
-    if (at != std::string::npos) {
-      auto digits = std::string_view{segment}.substr(at + 1);
-      if (std::from_chars(digits.data(), digits.data() + digits.size(),
-                          attempt).ec != std::errc{})
-        return {-1, -1};
-    }
-    auto [name, item] = split_key(segment.substr(0, at));
+    auto [run, attempt] = split_run(segment);
+    if (attempt == 0)
+      return {-1, -1};
+    bool named = run.size() != segment.size(); // "@a" given
+    auto [name, item] = split_key(run);
     auto ti = def ? def->index_of(name) : -1;
     const auto* u = find_unit(ti, item);
     if (!u || !u->child || u->status != unit_status::running
         || (item >= 0 && terminal(tasks[ti].status))
-        || (at == std::string::npos && any_attempt ? false
-                                                   : u->attempt != attempt))
+        || (!named && any_attempt ? false : u->attempt != attempt))
       return {-1, -1};
     return {ti, item};
   }
@@ -529,6 +537,40 @@ struct machine::state {
     if (auto* a = find_key(edits, "answers"); a && a->is_object())
       for (auto& [task, v] : a->items())
         fork_answers[task] = v;
+    hand_down_all();
+  }
+
+  // A fork's edits of the units of the sub-workflow that unit `item` of
+  // `task` runs ("task[i]/inner", "task[i]@2/inner" for its attempt 2) go to
+  // that sub-workflow keyed as it knows them ("inner"): it decides them.
+  void hand_down(unit& u, int task, int item) {
+    if (fork_outputs.empty() && fork_answers.empty())
+      return;
+    auto prefix = def->tasks[task].id;
+    if (item >= 0)
+      prefix += "[" + std::to_string(item) + "]";
+    if (u.attempt > 1)
+      prefix += "@" + std::to_string(u.attempt);
+    prefix += "/";
+    auto& in = inner(u);
+    for (const auto* edits : {&fork_outputs, &fork_answers}) {
+      auto& to = edits == &fork_outputs ? in.fork_outputs : in.fork_answers;
+      for (auto i = edits->lower_bound(prefix);
+           i != edits->end() && i->first.rfind(prefix, 0) == 0; ++i)
+        to[i->first.substr(prefix.size())] = i->second;
+    }
+    in.hand_down_all();
+  }
+
+  void hand_down_all() {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      if (tasks[i].child)
+        hand_down(tasks[i], static_cast<int>(i), -1);
+      for (size_t k = 0; k < tasks[i].items.size(); ++k)
+        if (tasks[i].items[k].child)
+          hand_down(tasks[i].items[k], static_cast<int>(i),
+                    static_cast<int>(k));
+    }
   }
 
   unit* find_unit(int task, int item) {
@@ -686,6 +728,7 @@ struct machine::state {
         u->child = std::make_shared<machine>(id);
         ++children;
         inner(*u).init(std::move(*nested), u->input, ev.time_us);
+        hand_down(*u, ti, item);
       }
       return {};
     }
@@ -2493,10 +2536,32 @@ const std::string& machine::forked_from() const {
 }
 
 bool machine::fork_reruns(const std::string& key) const {
-  if (st_->fork_rerun.count(key) > 0)
-    return true;
-  auto [name, item] = split_key(key);
-  return item >= 0 && st_->fork_rerun.count(name) > 0;
+  return reruns(st_->fork_rerun, key);
+}
+
+bool reruns(const std::set<std::string>& rerun, const std::string& key) {
+  if (rerun.empty())
+    return false;
+  // Each step of the key names a unit the key's unit runs under: "task",
+  // "task[i]" and the run "task[i]@a" of a sub-workflow, then its units.
+  std::string path;
+  size_t from = 0;
+  while (true) {
+    auto slash = key.find('/', from);
+    auto segment = key.substr(from, slash == std::string::npos
+                                      ? std::string::npos
+                                      : slash - from);
+    auto run = segment.substr(0, segment.find('@'));
+    auto [name, item] = split_key(run);
+    if (rerun.count(path + name) > 0
+        || (item >= 0 && rerun.count(path + run) > 0)
+        || (run.size() != segment.size() && rerun.count(path + segment) > 0))
+      return true;
+    if (slash == std::string::npos)
+      return false;
+    path += segment + "/";
+    from = slash + 1;
+  }
 }
 
 void machine::use_fork_edits(const json& edits) {

@@ -744,6 +744,203 @@ check_items(const std::vector<std::pair<std::string, const char*>>& keys,
   return {};
 }
 
+// A unit of a sub-workflow that an edit names: "incident[0]/decide",
+// "incident[0]@2/decide" (the item's attempt 2), "child/inner[1]", deeper
+// ones too ("a[0]/b/c").
+struct nested_edit {
+  std::string key;
+  const char* flag = "";
+  /// The runs of sub-workflows it is under, outermost first: the unit
+  /// running each ("incident[0]", "incident[0]@2/child") and the attempt
+  /// the key names (1 without "@").
+  std::vector<std::pair<std::string, uint32_t>> runs;
+};
+
+std::string comma_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Resolves a nested edit's key against `root`: each step before the last
+// names a unit that runs a sub-workflow (a workflow task, or an item of a
+// map of them), the last a task of the innermost sub-workflow (or an item
+// of a map there). The definitions of the sub-workflows go to `defs`,
+// which keeps them for the task returned; `leaf` gets the task's key in
+// full without its item ("incident[0]/retry" for "incident[0]/retry[2]").
+expected<const task_def*> resolve_nested(const definition& root,
+                                         nested_edit& edit,
+                                         std::deque<definition>& defs,
+                                         std::string& leaf) {
+  const auto& key = edit.key;
+  auto say = [&](const std::string& what) {
+    return make_error(errc::invalid_input,
+                      std::string{edit.flag} + ": '" + key + "': " + what);
+  };
+  const definition* def = &root;
+  std::string path; // the key so far, as the log has it
+  std::string where = "the workflow"; // what `def` is, in a sentence
+  size_t from = 0;
+  for (size_t slash; (slash = key.find('/', from)) != std::string::npos;
+       from = slash + 1) {
+    auto segment = key.substr(from, slash - from);
+    auto [run, attempt] = split_run(segment);
+    if (attempt == 0)
+      return say("expected an attempt number after '@' in '" + segment
+                 + "'");
+    // The log never writes "@1": the first run has no "@".
+    if (attempt == 1 && run.size() != segment.size())
+      return say("attempt 1 is named without '@': '" + path + run
+                 + key.substr(slash) + "'");
+    auto [name, item] = split_key(run);
+    auto idx = def->index_of(name);
+    if (idx < 0)
+      return say(where + " has no task '" + name + "'");
+    const auto& td = def->tasks[static_cast<size_t>(idx)];
+    if (td.unit_kind() != task_kind::workflow)
+      return say("'" + path + name + "' runs no sub-workflow (it is "
+                 + (td.kind == task_kind::map
+                      ? std::string{"a map of "} + kind_name(td.unit_kind())
+                          + " tasks"
+                      : std::string{"a "} + kind_name(td.unit_kind())
+                          + " task")
+                 + "), so no unit is named under it");
+    if (td.kind == task_kind::map && item < 0)
+      return say("'" + path + name
+                 + "' is a map of sub-workflows; name the item whose unit "
+                   "it is, '"
+                 + path + name + "[0]" + key.substr(slash) + "'");
+    if (td.kind != task_kind::map && item >= 0)
+      return say("'" + path + name + "' is not a map task");
+    auto nested = load_document(td.workflow);
+    if (!nested)
+      return nested.error();
+    defs.push_back(std::move(*nested));
+    def = &defs.back();
+    edit.runs.emplace_back(path + run, attempt);
+    where = "the sub-workflow of '" + path + run + "'";
+    path += segment + "/";
+  }
+  auto last = key.substr(from);
+  if (last.find('@') != std::string::npos)
+    return say("an attempt is named on the run of a sub-workflow ('"
+               + path.substr(0, path.size() - 1) + "@2/...'), not on its "
+               + "units");
+  auto [name, item] = split_key(last);
+  auto idx = name.empty() ? -1 : def->index_of(name);
+  if (idx < 0) {
+    std::vector<std::string> names;
+    for (const auto& t : def->tasks)
+      if (!t.hook)
+        names.push_back(t.id);
+    return say(where + " has no task '" + name + "' (its tasks: "
+               + comma_list(names) + ")");
+  }
+  leaf = path + name;
+  return &def->tasks[static_cast<size_t>(idx)];
+}
+
+// What the fork point holds of the units of sub-workflows: the units that
+// had run (dispatched, asked or started as a map) and the latest attempt
+// of each dispatched unit.
+struct units_run {
+  std::set<std::string> ran;
+  std::map<std::string, uint32_t> latest;
+
+  void add(const event& ev) {
+    if (ev.type != events::dispatched && ev.type != events::human_requested
+        && ev.type != events::map_started)
+      return;
+    const auto& p = ev.payload.get();
+    auto key = key_of(p);
+    ran.insert(key);
+    const auto& attempt = field(p, "attempt");
+    if (ev.type == events::dispatched && attempt.is_number_integer()) {
+      auto& a = latest[key];
+      a = std::max(a, attempt.get<uint32_t>());
+    }
+  }
+
+  // The units that had run directly under `run` ("incident[0]@2/").
+  std::vector<std::string> under(const std::string& run) const {
+    std::vector<std::string> out;
+    for (auto i = ran.lower_bound(run);
+         i != ran.end() && i->rfind(run, 0) == 0; ++i) {
+      auto rest = i->substr(run.size());
+      rest = rest.substr(0, rest.find('/'));
+      rest = rest.substr(0, rest.find('@'));
+      if (out.empty() || out.back() != rest)
+        out.push_back(rest);
+    }
+    return out;
+  }
+};
+
+// A nested edit names a unit that had run by the fork point (`at`), under
+// the latest attempt of each sub-workflow run it is under.
+expected<void> check_nested(const nested_edit& edit, const units_run& units,
+                            uint64_t at) {
+  auto say = [&](const std::string& what) {
+    return make_error(errc::invalid_input, std::string{edit.flag} + ": '"
+                                             + edit.key + "': " + what);
+  };
+  auto point = "by the fork point (event " + std::to_string(at) + ")";
+  for (const auto& [run, attempt] : edit.runs) {
+    auto i = units.latest.find(run);
+    if (i == units.latest.end())
+      return say("'" + run + "' had not started " + point);
+    auto rest = edit.key.substr(edit.key.find('/', run.size()));
+    if (attempt < i->second)
+      return say("names attempt " + std::to_string(attempt) + " of '" + run
+                 + "', which had run again " + point + ": name its latest, '"
+                 + run + "@" + std::to_string(i->second) + rest + "'");
+    if (attempt > i->second)
+      return say("'" + run + "' had run " + std::to_string(i->second)
+                 + " attempt" + (i->second == 1 ? "" : "s") + " " + point
+                 + ": name its latest, '" + run
+                 + (i->second > 1 ? "@" + std::to_string(i->second)
+                                  : std::string{})
+                 + rest + "'");
+  }
+  if (units.ran.count(edit.key) > 0)
+    return {};
+  auto slash = edit.key.rfind('/');
+  auto had = units.under(edit.key.substr(0, slash + 1));
+  return say("that unit had not run " + point + "; under '"
+             + edit.key.substr(0, slash) + "' had: "
+             + (had.empty() ? std::string{"none"} : comma_list(had)));
+}
+
+// The units waiting for others (blocked) in the view's `tasks` and in the
+// sub-workflows running there, keyed under `prefix`; on_failure tasks and
+// fallbacks wait for a failure, not for these.
+void blocked_units(const json& tasks, const std::string& prefix,
+                   std::vector<std::string>& out) {
+  auto run_of = [](const json& unit, std::string key) {
+    if (auto a = unit.value("attempt", 1); a > 1)
+      key += "@" + std::to_string(a);
+    return key + "/";
+  };
+  for (const auto& t : tasks) {
+    auto id = prefix + t.value("id", std::string{});
+    auto state = t.value("state", std::string{});
+    if (state == "blocked" && !t.value("fallback_only", false)
+        && !t.value("on_failure", false))
+      out.push_back(id);
+    if (state == "running" && t.contains("tasks"))
+      blocked_units(t["tasks"], run_of(t, id), out);
+    if (!t.contains("items"))
+      continue;
+    for (size_t k = 0; k < t["items"].size(); ++k) {
+      const auto& it = t["items"][k];
+      if (it.value("state", "") == "running" && it.contains("tasks"))
+        blocked_units(it["tasks"],
+                      run_of(it, id + "[" + std::to_string(k) + "]"), out);
+    }
+  }
+}
+
 std::string runner_of(const action& a) {
   switch (a.kind) {
     case action::run_agent:
@@ -789,8 +986,40 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   // An edit names a task, or an item "task[i]" of a map task; an item's
   // index is checked once the map's items are known (after the plan).
   std::vector<std::pair<std::string, const char*>> item_edits;
+  // An edit may name a unit of a sub-workflow ("incident[0]/decide"),
+  // checked against the fork point once the plan is made.
+  std::vector<nested_edit> nested_edits;
+  std::deque<definition> nested_defs; // the sub-workflows they are in
   auto check_task = [&](const std::string& key,
                         const char* flag) -> expected<const task_def*> {
+    if (key.find('/') != std::string::npos) {
+      nested_edit edit{key, flag, {}};
+      std::string leaf;
+      auto td = resolve_nested(def, edit, nested_defs, leaf);
+      if (!td)
+        return td.error();
+      auto item = split_key(key.substr(key.rfind('/') + 1)).second;
+      if (item >= 0 && (*td)->kind != task_kind::map)
+        return make_error(errc::invalid_input,
+                          std::string{flag} + ": '" + key
+                            + "' names an item, but '" + leaf
+                            + "' is not a map task");
+      if (item < 0 && (*td)->kind == task_kind::map
+          && std::string{flag} == "--set")
+        return make_error(errc::invalid_input,
+                          "--set: '" + key
+                            + "' is a map; its result is made from its "
+                              "items (set one item, tasks." + leaf
+                            + "[0].output, or use --rerun " + leaf + ")");
+      if ((*td)->unit_kind() == task_kind::human
+          && std::string{flag} == "--set")
+        return make_error(errc::invalid_input,
+                          "--set: '" + key
+                            + "' is answered by a person; give the answer "
+                              "with --answer " + key + "=VALUE");
+      nested_edits.push_back(std::move(edit));
+      return *td;
+    }
     auto [task, item] = split_key(key);
     auto idx = def.index_of(task);
     if (idx < 0)
@@ -831,13 +1060,15 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
     if (!checked)
       return checked.error();
     const auto& td = **checked;
+    // The last step of the key: the task, or its item.
+    auto unit = task.substr(task.rfind('/') + 1);
     if (td.unit_kind() != task_kind::human)
       return make_error(errc::invalid_input,
                         "--answer: task '" + task + "' is not a human task"
                           + (td.kind == task_kind::map
                                ? std::string{" (its items are not asked)"}
                                : std::string{}));
-    if (td.kind == task_kind::map && split_key(task).second < 0)
+    if (td.kind == task_kind::map && split_key(unit).second < 0)
       return make_error(errc::invalid_input,
                         "--answer: task '" + task
                           + "' is a map of human tasks; answer one item, '"
@@ -883,8 +1114,12 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
     switch (a.kind) {
       case action::dispatch:
       case action::run_agent: {
+        // A unit whose run of a sub-workflow ended meanwhile (a sibling
+        // failed the item's attempt) is not run, nor reused.
+        if (m.unit_state(a.key) != "running")
+          break;
         const recorded_attempt* rec = nullptr;
-        if (!edits.rerun.count(a.task_id) && !edits.rerun.count(a.key))
+        if (!reruns(edits.rerun, a.key))
           if (auto u = hist.units.find(a.key); u != hist.units.end())
             if (auto r = u->second.find(a.attempt); r != u->second.end())
               rec = &r->second;
@@ -911,10 +1146,11 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
         break;
       }
       case action::waiting_human: {
+        if (m.unit_state(a.key) != "waiting")
+          break;
         auto asked = hist.prompts.find(a.key);
         auto answer = hist.answers.find(a.key);
-        if (!edits.rerun.count(a.task_id) && !edits.rerun.count(a.key)
-            && asked != hist.prompts.end()
+        if (!reruns(edits.rerun, a.key) && asked != hist.prompts.end()
             && answer != hist.answers.end()
             && asked->second == prompts_now[a.key]) {
           auto s = m.human_answer(a.key, answer->second, now_us);
@@ -934,12 +1170,21 @@ expected<fork_plan> plan_fork(const std::vector<event>& parent, uint64_t at,
   }
   if (auto ok = check_items(item_edits, plan.events, parent); !ok)
     return ok.error();
-  if (!m.finished()) {
-    auto view = m.view();
-    for (const auto& t : view["tasks"])
-      if (t["state"] == "blocked" && !t.value("fallback_only", false))
-        plan.undecided.push_back(t["id"].get<std::string>());
+  if (!nested_edits.empty()) {
+    units_run units;
+    for (const auto& ev : parent) {
+      if (ev.seq > at)
+        break;
+      units.add(ev);
+    }
+    for (const auto& ev : plan.events)
+      units.add(ev);
+    for (const auto& edit : nested_edits)
+      if (auto ok = check_nested(edit, units, at); !ok)
+        return ok.error();
   }
+  if (!m.finished())
+    blocked_units(m.view()["tasks"], "", plan.undecided);
   json reused = plan.reused;
   json to_run = json::array();
   for (const auto& [key, runner] : plan.to_run)

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -257,8 +258,8 @@ public:
 
   /// A fork's parent (from its execution_forked event); empty otherwise.
   const std::string& forked_from() const;
-  /// Whether the fork's edits run unit `key` again (`--rerun`): a task,
-  /// or an item "task[i]" named itself or through its map task.
+  /// Whether the fork's edits run unit `key` again (`--rerun`): see
+  /// reruns().
   bool fork_reruns(const std::string& key) const;
 
   /// The state of unit `key` ("task" or "task[item]"): blocked, running,
@@ -274,5 +275,16 @@ private:
 
 /// Splits "task[3]" into ("task", 3); "task" gives ("task", -1).
 std::pair<std::string, int> split_key(const std::string& key);
+
+/// Splits the key of a run of a sub-workflow, "task[3]@2" (attempt 2 of
+/// the unit "task[3]"), into ("task[3]", 2); without "@" the attempt is 1,
+/// and 0 when what follows "@" is no number.
+std::pair<std::string, uint32_t> split_run(const std::string& segment);
+
+/// Whether a fork's `--rerun` keys run unit `key` again: it is named
+/// itself, or a unit it runs under is: its map task ("task" for
+/// "task[i]"), or the task, item or run of a sub-workflow it is a unit of
+/// ("task", "task[i]" or "task[i]@2" for "task[i]@2/inner").
+bool reruns(const std::set<std::string>& rerun, const std::string& key);
 
 } // namespace cadre::workflow
