@@ -557,23 +557,25 @@ void read_snapshot_parts(
       [=](caf::error& err) { resume_from(self, std::move(err), last); });
 }
 
-// Restores snapshot `k` if it is there, else looks at the one before, at
-// most `probes` of them, else folds the whole log.
-void recover_from_snapshot(self_ptr self, uint64_t k, uint64_t last,
-                           int probes) {
-  if (k == 0 || probes == 0) {
+// Restores the snapshot named `names[i]` if it is there, else looks at the
+// next name, else folds the whole log.
+void recover_from_snapshot(self_ptr self,
+                           std::shared_ptr<const std::vector<std::string>> names,
+                           size_t i, uint64_t last) {
+  if (i == names->size()) {
     fold_and_resume(self, 1);
     return;
   }
   auto& st = self->state;
   self
-    ->request(st.args.store, local_deadline, read_atom_v,
-              workflow::snapshot_log(st.args.id, k), uint64_t{1}, uint64_t{1})
+    ->request(st.args.store, local_deadline, read_atom_v, (*names)[i],
+              uint64_t{1}, uint64_t{1})
     .then(
       [=](std::vector<event>& snaps) {
         auto& st = self->state;
+        // Every snapshot of this log holds a state at most `last`.
         if (snaps.empty()) {
-          recover_from_snapshot(self, k - 1, last, probes - 1);
+          recover_from_snapshot(self, names, i + 1, last);
           return;
         }
         const auto& root = snaps.front().payload.get();
@@ -612,8 +614,12 @@ void recover(self_ptr self) {
               st.args.id)
     .then(
       [=](uint64_t last) {
-        recover_from_snapshot(self, last / self->state.args.snapshot_every,
-                              last, 64);
+        recover_from_snapshot(
+          self,
+          std::make_shared<const std::vector<std::string>>(
+            workflow::snapshot_candidates(self->state.args.id, last,
+                                          self->state.args.snapshot_every)),
+          0, last);
       },
       [=](caf::error& err) {
         fail_all(self, err);

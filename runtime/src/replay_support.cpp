@@ -141,9 +141,8 @@ expected<workflow::machine> machine_at(const log_reader& read,
     // Not every multiple has a snapshot (one written before paged
     // snapshots, or past a multiple a sub-workflow's events crossed may
     // lie just past `target`): look back a little.
-    for (uint64_t k = target / every, tries = 0; k > 0 && tries < 64;
-         --k, ++tries) {
-      auto snap = read.read(workflow::snapshot_log(id, k), 1, 1);
+    for (const auto& name : workflow::snapshot_candidates(id, target, every)) {
+      auto snap = read.read(name, 1, 1);
       if (!snap || snap->empty())
         continue;
       const auto& state = snap->front().payload.get();

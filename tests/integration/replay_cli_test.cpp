@@ -485,15 +485,17 @@ TEST_F(ReplayCli, SnapshotsServeInspectAndRecoveryWithTheSameState) {
               .get<std::string>();
   // Snapshots in their own logs, never in the execution's.
   std::vector<uint64_t> snapshot_seqs;
-  for (uint64_t k = 1; k <= 10; ++k) {
+  // Each is named by the multiple of 4 it holds the state at (or just past).
+  for (uint64_t n = 4; n <= 40; n += 4) {
     auto snap = cadre({"--json", "events",
-                       "snapshot:" + id + "/" + std::to_string(k)});
+                       "snapshot:" + id + "/" + std::to_string(n)});
     if (snap.exit_code != 0)
       continue;
     auto first = json::parse(snap.out.front(), nullptr, false);
     EXPECT_EQ(first["type"], "snapshot");
     auto seq = first["payload"]["seq"].get<uint64_t>();
-    EXPECT_GE(seq, k * 4);
+    EXPECT_GE(seq, n);
+    EXPECT_LT(seq, n + 4);
     snapshot_seqs.push_back(seq);
   }
   ASSERT_FALSE(snapshot_seqs.empty());

@@ -725,6 +725,60 @@ TEST(Replay, PagedSnapshotsHoldTheStateAtTheirSeqAndWriteWhatChanged) {
   EXPECT_EQ(code_of(lost.error()), errc::codec_error);
 }
 
+TEST(Replay, ChangingSnapshotEveryUnderAnUnfinishedExecutionNamesEachSnapshotOnce) {
+  // Snapshots every 2 events up to a step's end in the middle of the run,
+  // where the node restarts with store.snapshot_every 5: the snapshots
+  // after it must not name a log the ones before it wrote (that step's
+  // write would fail and stop the execution).
+  auto before = record(pipeline(), long_input(300), "yes", 2);
+  auto mid = before.states.lower_bound(before.log.size() / 2)->first;
+  std::set<std::string> names;
+  for (const auto& ev : before.snapshots)
+    if (ev.type == events::snapshot
+        && ev.payload.get()["seq"].get<uint64_t>() <= mid)
+      names.insert(ev.execution_id);
+  ASSERT_GT(names.size(), 10u);
+  auto m = fold_log(before.log, mid);
+  ASSERT_TRUE(m) << describe(m.error());
+  m->snapshot_every(5);
+  recorded_run after;
+  auto resumed = m->resume(5000, 3);
+  after.log = resumed.events;
+  after.snapshots = resumed.snapshots;
+  live(*m, {resumed.actions.begin(), resumed.actions.end()}, after, "yes",
+       5000);
+  size_t roots = 0;
+  for (const auto& ev : after.snapshots) {
+    if (ev.type != events::snapshot)
+      continue;
+    ++roots;
+    EXPECT_TRUE(names.insert(ev.execution_id).second)
+      << ev.execution_id << " written twice";
+  }
+  EXPECT_GT(roots, 10u);
+  // A reader looking for the newest state finds one written after the
+  // restart, and it is the state the log folds to.
+  std::vector<event> whole(before.log.begin(),
+                           before.log.begin() + static_cast<long>(mid));
+  whole.insert(whole.end(), after.log.begin(), after.log.end());
+  ASSERT_EQ(whole.size(), m->last_seq());
+  test::snapshot_logs snaps{after.snapshots};
+  auto read = snaps.reader();
+  for (const auto& name : snapshot_candidates("parent", m->last_seq(), 5)) {
+    auto i = snaps.logs.find(name);
+    if (i == snaps.logs.end())
+      continue;
+    const auto& root = i->second.front().payload.get();
+    auto seq = root["seq"].get<uint64_t>();
+    EXPECT_GT(seq, mid);
+    auto restored = restore_snapshot("parent", root, read);
+    ASSERT_TRUE(restored) << describe(restored.error());
+    EXPECT_EQ(restored->view(), fold_log(whole, seq)->view());
+    return;
+  }
+  ADD_FAILURE() << "no snapshot found after the restart";
+}
+
 TEST(Replay, AStepperReadsTheLogAChunkAtATimeAsItWalks) {
   auto run = record(pipeline(), pipeline_input());
   const uint64_t n = run.log.size();

@@ -273,7 +273,7 @@ struct machine::state {
   json failing;
   std::unique_ptr<tools::lua_sandbox> lua;
   // Paged snapshots (machine::paged_snapshot): where each part of the
-  // state was last written, as [k, seq] of snapshot_log(id, k); {0, 0}
+  // state was last written, as [n, seq] of snapshot_log(id, n); {0, 0}
   // once it changed (the next snapshot writes it again).
   using part_ref = std::pair<uint64_t, uint64_t>;
   struct task_parts {
@@ -862,8 +862,11 @@ struct decider {
   }
 
   // The state after this step's events so far, to write with them.
+  // Named by the multiple of snapshot_every it passed: later snapshots
+  // pass later multiples whatever the setting, so no name is used twice.
   void take_snapshot() {
-    auto snap = m.paged_snapshot(st.seq / st.snapshot_every, now);
+    auto passed = st.seq / st.snapshot_every * st.snapshot_every;
+    auto snap = m.paged_snapshot(passed, now);
     out.snapshots.insert(out.snapshots.end(),
                          std::make_move_iterator(snap.begin()),
                          std::make_move_iterator(snap.end()));
@@ -2343,15 +2346,15 @@ constexpr size_t task_fields = 10;
 
 } // namespace
 
-std::vector<event> machine::paged_snapshot(uint64_t k, int64_t now_us) {
+std::vector<event> machine::paged_snapshot(uint64_t n, int64_t now_us) {
   auto& st = *st_;
-  auto log = snapshot_log(st.id, k);
+  auto log = snapshot_log(st.id, n);
   std::vector<event> out(1);
   uint64_t next = 2;
   auto add = [&](json part) {
     out.push_back(event{log, next, now_us, events::snapshot_part,
                         json_value{std::move(part)}});
-    return std::make_pair(k, next++);
+    return std::make_pair(n, next++);
   };
   if (st.head_ref.first == 0)
     st.head_ref = add(json{{"definition", st.def ? st.def->document : json{}},

@@ -426,8 +426,22 @@ std::vector<std::string> agent_logs_of(const machine& m) {
   return out;
 }
 
-std::string snapshot_log(const std::string& id, uint64_t k) {
-  return "snapshot:" + id + "/" + std::to_string(k);
+std::string snapshot_log(const std::string& id, uint64_t n) {
+  return "snapshot:" + id + "/" + std::to_string(n);
+}
+
+std::vector<std::string> snapshot_candidates(const std::string& id,
+                                             uint64_t target, uint64_t every) {
+  std::vector<std::string> out;
+  if (every == 0)
+    return out;
+  constexpr uint64_t probes = 64;
+  for (uint64_t k = target / every, i = 0; k > 0 && i < probes; --k, ++i)
+    out.push_back(snapshot_log(id, k * every));
+  if (every > 1)
+    for (uint64_t k = target / every, i = 0; k > 0 && i < probes; --k, ++i)
+      out.push_back(snapshot_log(id, k));
+  return out;
 }
 
 expected<machine>

@@ -213,19 +213,20 @@ public:
 
   /// Paged snapshots as the machine decides (docs/replay.md#snapshots):
   /// with `every` > 0, a decided event whose seq is a multiple of `every`
-  /// brings paged_snapshot(seq / every) along in its step's `snapshots`
+  /// brings paged_snapshot(seq) along in its step's `snapshots`
   /// (an event a sub-workflow decided past a multiple: at the end of it).
   void snapshot_every(uint64_t every);
 
-  /// The state after last_seq() as the log snapshot_log(id(), k): event 1
+  /// The state after last_seq() as the log snapshot_log(id(), n), `n` the
+  /// multiple of `every` it was taken for (at most last_seq()): event 1
   /// (type "snapshot") is the root, format 2, which refers to the parts
   /// of the state ({definition, input}, each task's own unit, its map
-  /// items a page of 256 at a time) as [k', seq] events of snapshot logs;
+  /// items a page of 256 at a time) as [n', seq] events of snapshot logs;
   /// events 2.. (type "snapshot_part") are the parts changed since the
   /// previous paged snapshot (all of them the first time, and after a
   /// restore from anything but a paged snapshot). So a snapshot costs what
   /// changed, and reading one reads the state once.
-  std::vector<event> paged_snapshot(uint64_t k, int64_t now_us);
+  std::vector<event> paged_snapshot(uint64_t n, int64_t now_us);
 
   /// Where a paged snapshot's parts are: `count` events of
   /// snapshot_log(id, k) from seq `from`.

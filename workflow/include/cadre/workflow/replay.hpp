@@ -64,13 +64,22 @@ private:
   std::vector<std::string> fork_logs_;
 };
 
-/// Snapshots: the coordinator writes the state after event k * every
-/// (machine::paged_snapshot, taken as the machine decides that event) as
-/// log snapshot_log(id, k), in the same atomic write as the step's events.
-/// Its event 1 is the root: format 2 refers to parts in this log and in
-/// earlier ones; format 1 (older stores) is the whole state
-/// (machine::snapshot()). Readers look back from k.
-std::string snapshot_log(const std::string& id, uint64_t k);
+/// Snapshots: the coordinator writes the state after event n, a multiple of
+/// store.snapshot_every (machine::paged_snapshot, taken as the machine
+/// decides that event), as log snapshot_log(id, n), in the same atomic
+/// write as the step's events. Its event 1 is the root: format 2 refers to
+/// parts in this log and in earlier ones; format 1 (older stores, named by
+/// n / every instead) is the whole state (machine::snapshot()). A root's
+/// `seq` says which state it holds. Naming by the multiple keeps names
+/// unique when the setting changes under unfinished executions.
+std::string snapshot_log(const std::string& id, uint64_t n);
+
+/// The snapshot logs to look at, newest first, for the state at `target`
+/// with store.snapshot_every `every`: the 64 multiples of `every` up to
+/// `target`, then the names older stores gave them (n / every). Any root
+/// found whose `seq` is at most `target` is a state to start from.
+std::vector<std::string> snapshot_candidates(const std::string& id,
+                                             uint64_t target, uint64_t every);
 
 /// Reads `count` events of log `name` from seq `from`.
 using range_reader = std::function<expected<std::vector<event>>(
