@@ -424,38 +424,12 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         cfg.default_workers = *v;
         continue;
       }
+      // Checked against the tool's settings schema, the pool's keys
+      // included, when the node starts (tools::tool_registry).
       tool_config tc;
       tc.settings = value;
       if (!tc.settings.is_object())
         return src.fail(at, "tools." + name, "expected a mapping");
-      if (auto w = value.find("workers"); w != value.end()) {
-        auto v = scalar<size_t>(src, *w, at + "/workers",
-                                "tools." + name + ".workers",
-                                "a positive integer");
-        if (!v)
-          return v.error();
-        tc.workers = *v;
-        tc.settings.erase("workers");
-      }
-      if (auto e = value.find("enabled"); e != value.end()) {
-        if (!e->is_boolean())
-          return src.fail(at + "/enabled", "tools." + name + ".enabled",
-                          "expected true or false");
-        tc.enabled = e->get<bool>();
-        tc.settings.erase("enabled");
-      }
-      if (auto q = value.find("max_queue"); q != value.end()) {
-        auto key = "tools." + name + ".max_queue";
-        auto v = scalar<size_t>(src, *q, at + "/max_queue", key,
-                                "a positive integer");
-        if (!v)
-          return v.error();
-        if (*v == 0)
-          return src.fail(at + "/max_queue", key,
-                          "expected a positive integer");
-        tc.max_queue = *v;
-        tc.settings.erase("max_queue");
-      }
       cfg.tools[name] = std::move(tc);
     }
   }

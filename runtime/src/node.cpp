@@ -189,12 +189,14 @@ caf::expected<caf::actor> node::impl::start_tools(caf::actor_system& sys) {
     opts.secrets = secrets;
     json settings = json::object();
     if (auto i = cfg.tools.find(name); i != cfg.tools.end()) {
-      if (!i->second.enabled)
+      // Checked by the tool's schema when the node started.
+      auto pool = tools::pool_settings_of(i->second.settings);
+      if (!pool.enabled)
         continue;
-      if (i->second.workers > 0)
-        opts.workers = i->second.workers;
-      if (i->second.max_queue > 0)
-        opts.max_queue = i->second.max_queue;
+      if (pool.workers > 0)
+        opts.workers = pool.workers;
+      if (pool.max_queue > 0)
+        opts.max_queue = pool.max_queue;
       settings = i->second.settings;
     }
     auto spawn = [this, name, opts, settings = json_value{settings}](
@@ -459,8 +461,8 @@ expected<std::unique_ptr<node>> node::start(const config::node_config& cfg,
   st->cfg = cfg;
   st->opts = start_opts;
   tools::register_builtin_tools(st->registry);
-  for (auto& [name, factory] : start_opts.extra_tools)
-    if (auto added = st->registry.add_extra(name, factory); !added)
+  for (auto& [name, tool] : start_opts.extra_tools)
+    if (auto added = st->registry.add_extra(name, tool); !added)
       return added.error();
   // Each tool's settings against its schema, before anything starts:
   // "cadre.yaml: tools.ocr.dpi: must be an integer in [50, 1200]".

@@ -381,13 +381,13 @@ TEST(Agent, CallsTwoToolsInParallelThenAnswersWithSchemaValidJson) {
   auto log = node.log("agent:e1/researcher");
   auto types = types_of(log);
   std::vector<std::string> expected_types
-    = {"agent_turn_started", "agent_message", "llm_requested",
-       "llm_responded",      "tool_called",   "tool_called",
-       "tool_result",        "tool_result",   "llm_requested",
-       "llm_responded",      "agent_turn_completed"};
+    = {"agent_spec",    "agent_turn_started", "agent_message",
+       "llm_requested", "llm_responded",      "tool_called",
+       "tool_called",   "tool_result",        "tool_result",
+       "llm_requested", "llm_responded",      "agent_turn_completed"};
   EXPECT_EQ(types, expected_types);
   // The model was offered both tools with their input schemas.
-  auto req = log[2].payload->at("request");
+  auto req = log[3].payload->at("request");
   ASSERT_EQ(req["tools"].size(), 2u);
   EXPECT_EQ(req["tools"][0]["name"], "echo");
   EXPECT_TRUE(req["tools"][0]["parameters"].is_object());
@@ -1086,9 +1086,10 @@ TEST(Agent, OnlyAProviderThatNeverBlocksLeavesTheLlmWorker) {
       auto res = node.turn(make_turn("a", spec, "q", "e1", task));
       ASSERT_TRUE(res) << describe(res.error());
       EXPECT_EQ(res->output.get(), "done");
-      // Answered: the turn's five events are in the log already.
+      // Answered: the turn's five events are in the log already, after the
+      // spec the first turn recorded.
       auto log = node.log("agent:e1/a");
-      EXPECT_EQ(log.size(), 5u * static_cast<size_t>(i + 1));
+      EXPECT_EQ(log.size(), 1u + 5u * static_cast<size_t>(i + 1));
       EXPECT_EQ(log.back().type, "agent_turn_completed");
     }
     std::lock_guard<std::mutex> guard{*mx};

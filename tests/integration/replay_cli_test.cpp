@@ -75,6 +75,22 @@ tasks:
       why: "{{ tasks.explain.output }}"
 )yaml";
 
+const char* two_turns_yaml = R"yaml(name: two-turns
+version: "1"
+agents:
+  analyst:
+    system: You explain failures in one sentence.
+    stream: false
+tasks:
+  - id: first
+    agent: analyst
+    input: "What failed in job 7?"
+  - id: second
+    depends_on: first
+    agent: analyst
+    input: "And what should we do about it?"
+)yaml";
+
 // A model reply saying `text`.
 test::llm_reply says(const std::string& text) {
   return test::json_reply(
@@ -140,6 +156,18 @@ protected:
     auto answered = cadre({"input", id, "approve", "yes"});
     EXPECT_EQ(answered.exit_code, 0) << answered.err;
     return id;
+  }
+
+  // Runs the two-turns workflow to its end: its execution id.
+  std::string two_turns_run() {
+    auto file = tmp_ / "two.yaml";
+    std::ofstream{file} << two_turns_yaml;
+    auto run = cadre({"--json", "run", file});
+    EXPECT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+    if (run.out.empty())
+      return {};
+    return json::parse(run.out.back(), nullptr, false)
+      .value("id", std::string{});
   }
 
   std::string export_of(const std::string& id, const std::string& db = "db") {
@@ -306,29 +334,10 @@ TEST_F(ReplayCli, ExportAndImportGiveTheSameState) {
     << refused.err;
 }
 
-const char* two_turns_yaml = R"yaml(name: two-turns
-version: "1"
-agents:
-  analyst:
-    system: You explain failures in one sentence.
-    stream: false
-tasks:
-  - id: first
-    agent: analyst
-    input: "What failed in job 7?"
-  - id: second
-    depends_on: first
-    agent: analyst
-    input: "And what should we do about it?"
-)yaml";
 
 TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
-  auto file = tmp_ / "two.yaml";
-  std::ofstream{file} << two_turns_yaml;
-  auto run = cadre({"--json", "run", file});
-  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)["id"]
-              .get<std::string>();
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
   ASSERT_EQ(model_calls(), 2u);
   auto before = export_of(id);
   auto fork = cadre({"--json", "fork", id, "--rerun", "second"});
@@ -342,13 +351,94 @@ TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
   EXPECT_NE(sent.find("What failed in job 7?"), std::string::npos) << sent;
   EXPECT_NE(sent.find("The disk was full."), std::string::npos) << sent;
   EXPECT_NE(sent.find("And what should we do about it?"), std::string::npos);
-  // The fork's agent log starts with the parent's first turn; the parent
-  // is untouched.
+  // The fork's agent log starts with the spec the parent's first turn
+  // names, then that turn; the parent is untouched.
   auto agent = cadre({"--json", "events", "agent:" + child + "/analyst"});
   ASSERT_EQ(agent.exit_code, 0) << agent.err;
-  auto first = json::parse(agent.out.front(), nullptr, false);
+  ASSERT_GE(agent.out.size(), 2u);
+  auto spec = json::parse(agent.out[0], nullptr, false);
+  EXPECT_EQ(spec["type"], "agent_spec");
+  EXPECT_EQ(spec["payload"]["spec"]["system"],
+            "You explain failures in one sentence.");
+  auto first = json::parse(agent.out[1], nullptr, false);
+  EXPECT_EQ(first["type"], "agent_turn_started");
   EXPECT_EQ(first["payload"]["turn"], id + "/first/1");
+  EXPECT_EQ(first["payload"]["spec_id"], spec["payload"]["spec_id"]);
   EXPECT_EQ(export_of(id), before);
+}
+
+// `bundle` (an export) as a build from before agent specs were recorded
+// apart wrote it: no agent_spec events, each agent_turn_started holding its
+// spec inline.
+std::string with_specs_inline(const std::string& bundle) {
+  std::istringstream in{bundle};
+  std::string line;
+  std::string out;
+  std::map<std::string, std::map<uint64_t, json>> specs; // log -> id -> spec
+  std::map<std::string, uint64_t> seq;
+  bool header = true;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (header || j.is_discarded()) {
+      header = false;
+      out += line + "\n";
+      continue;
+    }
+    auto log = j["log"].get<std::string>();
+    auto& p = j["payload"];
+    if (j["type"] == "agent_spec") {
+      specs[log][p["spec_id"].get<uint64_t>()] = p["spec"];
+      continue;
+    }
+    if (j["type"] == "agent_turn_started") {
+      p["spec"] = specs[log].at(p["spec_id"].get<uint64_t>());
+      p.erase("spec_id");
+    }
+    j["seq"] = ++seq[log];
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+// A run recorded by an older build (its agent log in the format of then)
+// imports, inspects, exports and forks as it did.
+TEST_F(ReplayCli, AnOldFormatAgentLogStillImportsInspectsExportsAndForks) {
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
+  auto current = export_of(id);
+  auto old = with_specs_inline(current);
+  ASSERT_NE(old, current);
+  ASSERT_EQ(old.find("agent_spec"), std::string::npos);
+  ASSERT_NE(old.find("\"spec\":{"), std::string::npos);
+  auto bundle = tmp_ / "old.ndjson";
+  std::ofstream{bundle} << old;
+  auto imported = cadre({"import", bundle}, "old");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  // The same state; the agent log's seqs differ by the spec events.
+  auto unnumbered = [](json state) {
+    for (auto& [name, conversation] : state["agents"].items())
+      for (auto& entry : conversation)
+        entry.erase("seq");
+    return state;
+  };
+  auto state = cadre_json({"inspect", id}, "old");
+  ASSERT_TRUE(state.contains("agents")) << state.dump();
+  EXPECT_EQ(unnumbered(state), unnumbered(cadre_json({"inspect", id})));
+  EXPECT_EQ(export_of(id, "old"), old);
+  // A fork re-running the second turn remembers the first, asking the
+  // model with the old log's spec.
+  ASSERT_EQ(model_calls(), 2u);
+  model_.push(says("Free some space."));
+  auto fork = cadre({"--json", "fork", id, "--rerun", "second"}, "old");
+  ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
+  auto got = model_.exchanges();
+  ASSERT_EQ(got.size(), 3u);
+  std::string sent = got.back().body;
+  EXPECT_NE(sent.find("You explain failures in one sentence."),
+            std::string::npos) << sent;
+  EXPECT_NE(sent.find("The disk was full."), std::string::npos) << sent;
+  auto result = json::parse(fork.out.back(), nullptr, false);
+  EXPECT_EQ(result["status"], "completed") << fork.out.back();
 }
 
 const char* two_inputs_yaml = R"yaml(name: two-inputs

@@ -1,12 +1,14 @@
 // A program that embeds a node adds its own tool in-process
 // (start_options::extra_tools): workflows call it like a built-in tool, it
-// gets its config section, and names that clash or are malformed stop the
-// start with an error naming the tool.
+// gets its config section, checked by the settings schema it declares, and
+// names that clash or are malformed stop the start with an error naming the
+// tool.
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <fstream>
 #include <memory>
 
 #include <caf/actor_system.hpp>
@@ -73,6 +75,16 @@ shout_factory(std::shared_ptr<std::atomic<int>> calls) {
   };
 }
 
+// The JSON Schema of shout's settings, as the embedder declares it.
+json shout_settings_schema() {
+  return json{{"type", "object"},
+              {"properties",
+               {{"suffix",
+                 {{"type", "string"}, {"maxLength", 3},
+                  {"description", "Appended to every answer."}}}}},
+              {"additionalProperties", false}};
+}
+
 json shouting_workflow() {
   return json{{"name", "shouting"},
               {"version", "1"},
@@ -81,6 +93,23 @@ json shouting_workflow() {
                  {"tool", "shout"},
                  {"input", {{"text", "{{ input.text }}"}}}}}},
               {"output", "{{ tasks.loud.output.text }}"}};
+}
+
+// Runs the shouting workflow on `node` with `text` to its end.
+execution_info shout_through(runtime::node& node, const std::string& text) {
+  submit_request req;
+  req.definition = json_value{shouting_workflow()};
+  req.input = json_value{json{{"text", text}}};
+  caf::scoped_actor self{node.system()};
+  std::string id;
+  self->request(node.executions(), 60s, submit_atom_v, req)
+    .receive([&](std::string& x) { id = std::move(x); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  execution_info info;
+  self->request(node.executions(), 120s, await_atom_v, id)
+    .receive([&](execution_info& x) { info = std::move(x); },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  return info;
 }
 
 } // namespace
@@ -102,21 +131,43 @@ TEST(ExtraTools, WorkflowRunsAnEmbeddersToolLikeABuiltInOne) {
   EXPECT_NE(std::find(names.begin(), names.end(), "echo"), names.end());
   ASSERT_TRUE(node.pool("shout"));
 
-  submit_request req;
-  req.definition = json_value{shouting_workflow()};
-  req.input = json_value{json{{"text", "hello"}}};
-  caf::scoped_actor self{node.system()};
-  std::string id;
-  self->request(node.executions(), 60s, submit_atom_v, req)
-    .receive([&](std::string& x) { id = std::move(x); },
-             [&](caf::error& err) { FAIL() << describe(err); });
-  execution_info info;
-  self->request(node.executions(), 120s, await_atom_v, id)
-    .receive([&](execution_info& x) { info = std::move(x); },
-             [&](caf::error& err) { FAIL() << describe(err); });
+  auto info = shout_through(node, "hello");
   EXPECT_EQ(info.status, "completed") << info.error;
   EXPECT_EQ(*info.output, json("HELLO!!"));
   EXPECT_EQ(calls->load(), 1);
+}
+
+TEST(ExtraTools, AToolsSettingsSchemaChecksItsConfigSectionAtStart) {
+  test::temp_dir dir;
+  auto file = dir / "cadre.yaml";
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto start = [&](const std::string& shout) {
+    std::ofstream{file} << "store: {dir: " << (dir / "store")
+                        << "}\ntools:\n  shout: " << shout << "\n";
+    auto cfg = config::load_file(file);
+    EXPECT_TRUE(cfg) << describe(cfg.error());
+    runtime::start_options opts;
+    opts.extra_tools["shout"] = {shout_factory(calls), shout_settings_schema()};
+    return runtime::node::start(*cfg, opts);
+  };
+  auto n = start("{sufix: '?'}");
+  ASSERT_FALSE(n);
+  EXPECT_EQ(code_of(n.error()), errc::invalid_config);
+  EXPECT_EQ(message_of(n.error()),
+            file + ": tools.shout.sufix: unknown setting (known: enabled, "
+                   "max_queue, suffix, workers)");
+  n = start("{suffix: 7, workers: 0}");
+  ASSERT_FALSE(n);
+  EXPECT_EQ(message_of(n.error()),
+            file + ": tools.shout.suffix: must be a string; "
+                   "tools.shout.workers: must be an integer >= 1");
+  EXPECT_EQ(calls->load(), 0);
+  n = start("{suffix: '?', workers: 1}");
+  ASSERT_TRUE(n) << describe(n.error());
+  auto& node = **n;
+  auto info = shout_through(node, "hey");
+  EXPECT_EQ(info.status, "completed") << info.error;
+  EXPECT_EQ(*info.output, json("HEY?"));
 }
 
 TEST(ExtraTools, NameOfABuiltInToolStopsTheStart) {

@@ -218,29 +218,39 @@ TEST(Node, BadToolSettingsFailTheStartNamingTheKey) {
 TEST(Node, BadToolSettingsInTheConfigFileFailTheStartNamingFileAndKey) {
   test::temp_dir dir;
   auto file = dir / "cadre.yaml";
-  std::ofstream{file} << "store: {dir: " << (dir / "store")
-                      << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n"
-                         "  http:\n    timeout: 5\n";
-  auto cfg = config::load_file(file);
-  ASSERT_TRUE(cfg) << describe(cfg.error());
-  auto n = runtime::node::start(*cfg);
-  ASSERT_FALSE(n);
-  EXPECT_EQ(code_of(n.error()), errc::invalid_config);
+  // The refusal of a node started with `tools` as its tools section.
+  auto refusal = [&](const std::string& tools) -> std::string {
+    std::ofstream{file} << "store: {dir: " << (dir / "store")
+                        << "}\ntools:\n" << tools;
+    auto cfg = config::load_file(file);
+    EXPECT_TRUE(cfg) << describe(cfg.error());
+    if (!cfg)
+      return {};
+    auto n = runtime::node::start(*cfg);
+    EXPECT_FALSE(n);
+    if (n)
+      return "started";
+    EXPECT_EQ(code_of(n.error()), errc::invalid_config);
+    return message_of(n.error());
+  };
   // Sections in name order: http first.
-  EXPECT_EQ(message_of(n.error()),
+  EXPECT_EQ(refusal("  ocr:\n    workers: 1\n    dpi: 10\n"
+                    "  http:\n    timeout: 5\n"),
             file + ": tools.http.timeout: unknown setting (known: "
                    "allow_link_local, allow_private, allowed_hosts, "
-                   "connect_timeout_ms, fail_on_status, max_attempts, "
-                   "max_redirects, max_response_bytes, retry_base_ms, "
-                   "retry_max_ms, timeout_ms)");
-  std::ofstream{file} << "store: {dir: " << (dir / "store")
-                      << "}\ntools:\n  ocr:\n    workers: 1\n    dpi: 10\n";
-  cfg = config::load_file(file);
-  ASSERT_TRUE(cfg) << describe(cfg.error());
-  n = runtime::node::start(*cfg);
-  ASSERT_FALSE(n);
-  EXPECT_EQ(message_of(n.error()),
+                   "connect_timeout_ms, enabled, fail_on_status, "
+                   "max_attempts, max_queue, max_redirects, "
+                   "max_response_bytes, retry_base_ms, retry_max_ms, "
+                   "timeout_ms, workers)");
+  EXPECT_EQ(refusal("  ocr:\n    workers: 1\n    dpi: 10\n"),
             file + ": tools.ocr.dpi: must be an integer in [50, 1200]");
+  // The pool's keys, by the schema common to every tool's section.
+  EXPECT_EQ(refusal("  ocr:\n    workers: 0\n"
+                    "  echo: {max_queue: many, enabled: 1}\n"),
+            file + ": tools.echo.enabled: must be true or false; "
+                   "tools.echo.max_queue: must be an integer >= 1");
+  EXPECT_EQ(refusal("  ocr:\n    workers: 0\n"),
+            file + ": tools.ocr.workers: must be an integer >= 1");
 }
 
 // Every node config under examples/ passes its tools' settings schemas.

@@ -387,9 +387,9 @@ TEST(SqlTool, BadSettingsNameTheKey) {
   const bad_case cases[] = {
     {json(1), "tools.sql: must be an object"},
     {{{"paht", "x.db"}}, "tools.sql.paht: unknown setting (known: databases, "
-                         "default, max_result_bytes, max_rows, path, "
-                         "postgres_url, postgres_url_env, read_only, root, "
-                         "timeout_ms)"},
+                         "default, enabled, max_queue, max_result_bytes, "
+                         "max_rows, path, postgres_url, postgres_url_env, "
+                         "read_only, root, timeout_ms, workers)"},
     {{{"root", dir.str()}, {"path", "../escape.db"}},
      "tools.sql.path: '../escape.db' is not a file inside tools.sql.root ("
        + dir.str() + ")"},

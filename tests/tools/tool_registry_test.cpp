@@ -192,6 +192,87 @@ TEST(ToolRegistry, ExtraToolFromACapturingLambdaIsCreatedWithItsState) {
   EXPECT_EQ(out->get(), fixed);
 }
 
+// An embedder's tool declares the schema of its settings: they are checked
+// before its factory runs, in the form the built-in tools' are.
+TEST(ToolRegistry, ExtraToolWithASettingsSchemaIsCheckedLikeABuiltinOne) {
+  tool_registry registry;
+  register_builtin_tools(registry);
+  int calls = 0;
+  json schema{{"type", "object"},
+              {"properties",
+               {{"value", {{"type", "integer"}, {"minimum", 1},
+                           {"maximum", 9}}}}},
+              {"required", {"value"}},
+              {"additionalProperties", false}};
+  auto added = registry.add_extra(
+    "constant",
+    {[&calls](const json_value& cfg) {
+       ++calls;
+       return make_constant_tool(cfg);
+     },
+     schema});
+  ASSERT_TRUE(added) << describe(added.error());
+  EXPECT_EQ(registry.settings_schema("constant"), schema);
+  auto bad = registry.create("constant", json_value{json{{"value", 12}}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(code_of(bad.error()), errc::invalid_config);
+  EXPECT_EQ(message_of(bad.error()),
+            "tools.constant.value: must be an integer in [1, 9]");
+  auto typo = registry.check_settings("constant",
+                                      json{{"value", 1}, {"valeu", 2}});
+  ASSERT_FALSE(typo);
+  EXPECT_EQ(message_of(typo.error()),
+            "tools.constant.valeu: unknown setting (known: enabled, "
+            "max_queue, value, workers)");
+  auto pool = registry.check_settings("constant", json{{"value", 1},
+                                                       {"workers", 0}});
+  ASSERT_FALSE(pool);
+  EXPECT_EQ(message_of(pool.error()),
+            "tools.constant.workers: must be an integer >= 1");
+  EXPECT_EQ(calls, 0);
+  auto good = registry.create("constant",
+                              json_value{json{{"value", 3}, {"workers", 2}}});
+  ASSERT_TRUE(good) << describe(good.error());
+  EXPECT_EQ(calls, 1);
+}
+
+// A tool registered without a schema (a program written before schemas
+// could be declared) takes any settings of its own; the pool's keys are
+// still checked.
+TEST(ToolRegistry, ExtraToolWithoutASchemaTakesAnySettingsButBadPoolKeys) {
+  tool_registry registry;
+  ASSERT_TRUE(registry.add_extra("constant", &make_constant_tool));
+  EXPECT_TRUE(registry.settings_schema("constant").is_null());
+  auto t = registry.create("constant",
+                           json_value{json{{"value", 1}, {"anything", 2}}});
+  ASSERT_TRUE(t) << describe(t.error());
+  auto pool = registry.check_settings("constant", json{{"enabled", 1}});
+  ASSERT_FALSE(pool);
+  EXPECT_EQ(message_of(pool.error()),
+            "tools.constant.enabled: must be true or false");
+}
+
+TEST(ToolRegistry, ExtraToolWithABadSchemaIsRefused) {
+  tool_registry registry;
+  const std::pair<json, std::string> cases[] = {
+    {json{{"type", "object"},
+          {"properties", {{"workers", {{"type", "string"}}}}}},
+     "tool constant: the settings schema declares 'workers', a key of the "
+     "tool's pool"},
+    {json{{"type", "object"}, {"minProperties", "two"}},
+     "tool constant: the settings schema does not compile"},
+    {json::array(), "tool constant: the settings schema is not a JSON object"},
+  };
+  for (const auto& [schema, message] : cases) {
+    auto added = registry.add_extra("constant", {&make_constant_tool, schema});
+    ASSERT_FALSE(added) << schema;
+    EXPECT_EQ(code_of(added.error()), errc::invalid_config);
+    EXPECT_EQ(message_of(added.error()).rfind(message, 0), 0u)
+      << message_of(added.error());
+    EXPECT_FALSE(registry.contains("constant"));
+  }
+}
+
 TEST(ToolRegistry, ExtraToolIsRefusedForATakenNameABadNameOrNoFactory) {
   tool_registry registry;
   register_builtin_tools(registry);

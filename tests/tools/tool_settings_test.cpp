@@ -64,8 +64,11 @@ TEST(ToolSettings, ABadSettingOfEachToolIsRefusedNamingTheKey) {
     {"chaos", {{"allow_abort", "yes"}},
      "tools.chaos.allow_abort: must be true or false"},
     {"echo", {{"verbose", true}},
-     "tools.echo.verbose: unknown setting (known: none)"},
-    {"fail", {{"times", 1}}, "tools.fail.times: unknown setting (known: none)"},
+     "tools.echo.verbose: unknown setting (known: enabled, max_queue, "
+     "workers)"},
+    {"fail", {{"times", 1}},
+     "tools.fail.times: unknown setting (known: enabled, max_queue, "
+     "workers)"},
     {"file", {{"max_read_bytes", 0}},
      "tools.file.max_read_bytes: must be an integer >= 1"},
     {"http", {{"fail_on_status", "sometimes"}},
@@ -107,15 +110,66 @@ TEST(ToolSettings, AnUnknownKeyIsNamedWithTheKnownOnes) {
             "tools.sql.databases.main.pasword: unknown setting (known: "
             "driver, path, read_only, url, url_env)");
   EXPECT_EQ(refusal(registry, "ocr", {{"psm", 3}}),
-            "tools.ocr.psm: unknown setting (known: dpi, languages, "
-            "max_input_bytes, max_pages, pages_per_part, root, tessdata)");
+            "tools.ocr.psm: unknown setting (known: dpi, enabled, languages, "
+            "max_input_bytes, max_pages, max_queue, pages_per_part, root, "
+            "tessdata, workers)");
 }
 
 TEST(ToolSettings, EveryProblemIsSaidAtOnce) {
   auto registry = builtin();
   EXPECT_EQ(refusal(registry, "sleep", {{"max_ms", "x"}, {"max", 1}}),
             "tools.sleep.max_ms: must be an integer >= 0; "
-            "tools.sleep.max: unknown setting (known: max_ms)");
+            "tools.sleep.max: unknown setting (known: enabled, max_ms, "
+            "max_queue, workers)");
+}
+
+// The pool's keys are declared once, by pool_settings_schema(), and checked
+// with every tool's own settings, in the same located form.
+TEST(ToolSettings, ThePoolKeysOfEveryToolAreCheckedByTheCommonSchema) {
+  auto registry = builtin();
+  for (const auto& name : registry.names()) {
+    EXPECT_EQ(refusal(registry, name, {{"workers", 0}}),
+              "tools." + name + ".workers: must be an integer >= 1");
+    EXPECT_EQ(refusal(registry, name, {{"max_queue", "many"}}),
+              "tools." + name + ".max_queue: must be an integer >= 1");
+    EXPECT_EQ(refusal(registry, name, {{"enabled", "yes"}}),
+              "tools." + name + ".enabled: must be true or false");
+    auto ok = registry.check_settings(
+      name, json{{"workers", 4}, {"max_queue", 9}, {"enabled", false}});
+    EXPECT_TRUE(ok) << describe(ok.error());
+  }
+  EXPECT_EQ(refusal(registry, "sleep", {{"workers", -1}, {"max_ms", "x"}}),
+            "tools.sleep.max_ms: must be an integer >= 0; "
+            "tools.sleep.workers: must be an integer >= 1");
+  auto pool = pool_settings_of(json{{"workers", 4}, {"max_queue", 9},
+                                    {"enabled", false}, {"max_ms", 5}});
+  EXPECT_EQ(pool.workers, 4u);
+  EXPECT_EQ(pool.max_queue, 9u);
+  EXPECT_FALSE(pool.enabled);
+  auto defaults = pool_settings_of(json{{"workers", nullptr}});
+  EXPECT_EQ(defaults.workers, 0u);
+  EXPECT_EQ(defaults.max_queue, 0u);
+  EXPECT_TRUE(defaults.enabled);
+}
+
+TEST(ToolSettings, TheFactorySeesNoPoolKeys) {
+  tool_registry registry;
+  json seen;
+  registry.add(
+    "probe",
+    [&seen](const json_value& settings) -> expected<std::unique_ptr<tool>> {
+      seen = settings.get();
+      return make_error(errc::invalid_config, "seen");
+    },
+    json{{"type", "object"},
+         {"properties", {{"depth", {{"type", "integer"}}}}},
+         {"additionalProperties", false}});
+  (void) registry.create("probe", json_value{json{{"depth", 2},
+                                                  {"workers", 3},
+                                                  {"enabled", true}}});
+  EXPECT_EQ(seen, (json{{"depth", 2}}));
+  (void) registry.factory("probe")(json_value{json{{"max_queue", 7}}});
+  EXPECT_EQ(seen, json::object());
 }
 
 TEST(ToolSettings, ANullSettingMeansItsDefault) {

@@ -91,6 +91,15 @@ void plain_turn(agent_machine& m, recorder& rec, const std::string& key,
   ASSERT_NE(m.finished(key), nullptr);
 }
 
+// The payload of the first agent_turn_started in `log`.
+json started_of(const std::vector<event>& log) {
+  for (const auto& e : log)
+    if (e.type == ev::turn_started)
+      return e.payload.get();
+  ADD_FAILURE() << "no agent_turn_started";
+  return json{};
+}
+
 } // namespace
 
 TEST(AgentMachine, APlainTurnCallsTheModelOnceAndAnswersItsText) {
@@ -99,12 +108,13 @@ TEST(AgentMachine, APlainTurnCallsTheModelOnceAndAnswersItsText) {
   json spec{{"system", "Be brief."}};
   auto s = m.start(turn_of("t1", spec), now);
   ASSERT_TRUE(s);
-  EXPECT_EQ(types(*s), (std::vector<std::string>{ev::turn_started,
+  // The agent's first turn records its spec, which the turn names.
+  EXPECT_EQ(types(*s), (std::vector<std::string>{ev::spec, ev::turn_started,
                                                  ev::message}));
   EXPECT_TRUE(s->actions.empty()); // the first call comes from begin()
   EXPECT_EQ(s->events[0].execution_id, "agent:e1/helper");
-  EXPECT_EQ(s->events[0].seq, 1u);
-  EXPECT_EQ(s->events[1].seq, 2u);
+  for (size_t i = 0; i < s->events.size(); ++i)
+    EXPECT_EQ(s->events[i].seq, i + 1);
   rec(std::move(*s));
   ASSERT_NE(m.active(), nullptr);
   EXPECT_EQ(m.active()->deadline_us, 99);
@@ -517,7 +527,7 @@ TEST(AgentMachine, AForksTurnRecordsWhatItReusesAndMarksAReusedReply) {
   t.replies = "replies:f1";
   auto b = start_and_begin(m, rec, t);
   ASSERT_EQ(b.actions.size(), 1u);
-  auto started = rec.log.front().payload.get();
+  auto started = started_of(rec.log);
   EXPECT_EQ(started["fork_of"], "p1");
   EXPECT_EQ(started["replies"], "replies:f1");
   auto r = rec(m.model_replied("f1/ask/1", 1, text_reply("42"), false, now,
@@ -529,6 +539,7 @@ TEST(AgentMachine, AForksTurnRecordsWhatItReusesAndMarksAReusedReply) {
   // A machine folded from the log knows them too (a resumed turn reuses).
   agent_machine again{"f1/helper"};
   again.apply(rec.log[0]);
+  again.apply(rec.log[1]);
   ASSERT_NE(again.active(), nullptr);
   EXPECT_EQ(again.active()->fork_of, "p1");
   EXPECT_EQ(again.active()->replies, "replies:f1");
@@ -536,8 +547,8 @@ TEST(AgentMachine, AForksTurnRecordsWhatItReusesAndMarksAReusedReply) {
   agent_machine plain{"e1/helper"};
   recorder prec;
   start_and_begin(plain, prec, turn_of("e1/ask/1", json::object()));
-  EXPECT_FALSE(prec.log.front().payload->contains("fork_of"));
-  EXPECT_FALSE(prec.log.front().payload->contains("replies"));
+  EXPECT_FALSE(started_of(prec.log).contains("fork_of"));
+  EXPECT_FALSE(started_of(prec.log).contains("replies"));
 }
 
 // The machine folds its own events from the typed values it decided with
@@ -591,4 +602,84 @@ TEST(AgentMachine, ItsOwnFoldOfATurnEqualsTheFoldOfItsLog) {
   rec(m.tool_done("t2", m.active()->tool_calls[0], json{{"text", "hi"}},
                   now));
   same("second call asked");
+}
+
+// A spec is large and the same for most turns: the log holds each distinct
+// spec once (agent_spec), and every turn names its spec by id.
+TEST(AgentMachine, EachDistinctSpecIsRecordedOnceAndTurnsNameIt) {
+  agent_machine m{"a"};
+  recorder rec;
+  json one{{"system", "Be brief."}};
+  json two{{"system", "Be thorough."}};
+  plain_turn(m, rec, "t1", one, "q1", "1");
+  plain_turn(m, rec, "t2", one, "q2", "2");
+  plain_turn(m, rec, "t3", two, "q3", "3");
+  plain_turn(m, rec, "t4", one, "q4", "4");
+  std::vector<json> specs;
+  std::vector<json> named;
+  for (const auto& e : rec.log) {
+    const auto& p = e.payload.get();
+    if (e.type == ev::spec)
+      specs.push_back(p);
+    if (e.type == ev::turn_started) {
+      EXPECT_FALSE(p.contains("spec")) << p;
+      named.push_back(p.value("spec_id", json{}));
+    }
+  }
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[0], (json{{"spec_id", 1}, {"agent", "helper"},
+                            {"spec", one}}));
+  EXPECT_EQ(specs[1], (json{{"spec_id", 2}, {"agent", "helper"},
+                            {"spec", two}}));
+  EXPECT_EQ(named, (std::vector<json>{1, 1, 2, 1}));
+  // Folded again (a restarted agent), a turn started next knows the specs:
+  // it records none anew, and its request has the named spec's prompt.
+  agent_machine again{"a"};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  EXPECT_EQ(again.view(), m.view());
+  auto s = again.start(turn_of("t5", two, "q5"), now);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(types(*s), (std::vector<std::string>{ev::turn_started,
+                                                 ev::message}));
+  EXPECT_EQ(s->events[0].payload.get()["spec_id"], 2);
+  auto b = again.begin(now);
+  ASSERT_EQ(b.actions.size(), 1u);
+  EXPECT_EQ(b.actions[0].request.messages[0].content, "Be thorough.");
+}
+
+// A log written before specs were recorded apart holds the spec in each
+// agent_turn_started: it still folds, and a turn cut off in it resumes
+// with its spec.
+TEST(AgentMachine, AnOldLogWithTheSpecInEveryTurnStillFoldsAndResumes) {
+  auto ev_of = [](uint64_t seq, const char* type, json payload) {
+    return event{"agent:a", seq, 1, type, json_value{std::move(payload)}};
+  };
+  json spec{{"system", "Old and wise."}};
+  llm_message user;
+  user.role = "user";
+  user.content = "q";
+  std::vector<event> old{
+    ev_of(1, ev::turn_started,
+          {{"turn", "t1"}, {"agent", "helper"}, {"spec", spec},
+           {"execution", "e1"}, {"task", "ask"}, {"attempt", 1},
+           {"input", "q"}}),
+    ev_of(2, ev::message, {{"turn", "t1"}, {"message", user}})};
+  agent_machine m{"a"};
+  for (const auto& e : old)
+    m.apply(e);
+  ASSERT_NE(m.active(), nullptr);
+  EXPECT_EQ(m.active()->spec.system, "Old and wise.");
+  auto r = m.resume(now);
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
+  EXPECT_EQ(r.actions[0].request.messages[0].content, "Old and wise.");
+  // The turn finishes; the next one records its spec in the new form.
+  EXPECT_EQ(types(m.model_replied("t1", 1, text_reply("a"), false, now)),
+            (std::vector<std::string>{ev::llm_responded, ev::turn_completed}));
+  auto s = m.start(turn_of("t2", spec, "q2"), now);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(types(*s), (std::vector<std::string>{ev::spec, ev::turn_started,
+                                                 ev::message}));
+  EXPECT_EQ(s->events[0].seq, 6u);
 }

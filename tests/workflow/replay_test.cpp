@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cadre/workflow/agent_machine.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
 #include "snapshot_logs.hpp"
@@ -564,6 +565,8 @@ TEST(Replay, AForkBranchesASharedAgentLogAtTheForkPoint) {
   }
 }
 
+// In the format logs had before specs were recorded apart: each
+// agent_turn_started holds its spec; such logs still fork.
 TEST(Replay, AForksRecordedRepliesAreThoseTheParentsTurnsGot) {
   auto ev = [](const std::string& log, uint64_t seq, const char* type,
                json payload) {
@@ -604,6 +607,68 @@ TEST(Replay, AForksRecordedRepliesAreThoseTheParentsTurnsGot) {
   EXPECT_EQ(got[0].type, "llm_recorded");
   EXPECT_EQ(got[0].payload.get(),
             (json{{"request", req}, {"script", "hi"}, {"response", res}}));
+}
+
+// A log of this build records each distinct spec once (agent_spec) and its
+// turns name it: a fork's branch takes the specs its kept turns name, so a
+// turn resumed or re-read in the fork still has its spec, and the fork's
+// recorded replies carry the script the named spec holds.
+TEST(Replay, AForkTakesTheSpecsItsKeptTurnsName) {
+  json a{{"system", "a"}, {"script", "one"}};
+  json b{{"system", "b"}, {"script", "two"}};
+  json req{{"model", "m"}, {"messages", json::array()}};
+  json res{{"message", {{"role", "assistant"}, {"content", "hello"}}}};
+  auto ev = [](uint64_t seq, const char* type, json payload) {
+    return event{"agent:p/helper", seq, 1, type,
+                 json_value{std::move(payload)}};
+  };
+  std::vector<event> log{
+    ev(1, "agent_spec", {{"spec_id", 1}, {"agent", "helper"}, {"spec", a}}),
+    ev(2, "agent_turn_started",
+       {{"turn", "p/ask/1"}, {"agent", "helper"}, {"spec_id", 1}}),
+    ev(3, "llm_requested", {{"turn", "p/ask/1"}, {"call", 1},
+                            {"request", req}}),
+    ev(4, "llm_responded", {{"turn", "p/ask/1"}, {"call", 1},
+                            {"response", res}}),
+    ev(5, "agent_spec", {{"spec_id", 2}, {"agent", "helper"}, {"spec", b}}),
+    ev(6, "agent_turn_started",
+       {{"turn", "p/later/1"}, {"agent", "helper"}, {"spec_id", 2}}),
+    ev(7, "agent_turn_started",
+       {{"turn", "p/more/1"}, {"agent", "helper"}, {"spec_id", 1}}),
+    ev(8, "llm_requested", {{"turn", "p/more/1"}, {"call", 1},
+                            {"request", {{"n", 2}}}}),
+    ev(9, "llm_responded", {{"turn", "p/more/1"}, {"call", 1},
+                            {"response", res}})};
+  // Keeping `ask` and `more` (spec 1), not `later` (spec 2).
+  auto copy = branch_agent_log(log, "p", "f", {"ask", "more"}, 100);
+  std::vector<std::string> types;
+  for (const auto& e : copy)
+    types.push_back(e.type);
+  EXPECT_EQ(types, (std::vector<std::string>{
+                     "agent_spec", "agent_turn_started", "llm_requested",
+                     "llm_responded", "agent_turn_started", "llm_requested",
+                     "llm_responded"}));
+  EXPECT_EQ(copy[0].payload.get()["spec"], a);
+  for (size_t i = 0; i < copy.size(); ++i)
+    EXPECT_EQ(copy[i].seq, i + 1);
+  // The turns of the branch find their spec in it.
+  agent_spec_table specs;
+  for (const auto& e : copy)
+    specs.apply(e);
+  const json* found = specs.of(copy[1].payload.get());
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(*found, a);
+  // Keeping only `later` takes spec 2 alone.
+  auto later = branch_agent_log(log, "p", "f", {"later"}, 100);
+  ASSERT_EQ(later.size(), 2u);
+  EXPECT_EQ(later[0].payload.get()["spec"], b);
+  EXPECT_EQ(later[1].payload.get()["spec_id"], 2);
+  // Each reply recorded for the fork carries its turn's script.
+  auto got = fork_replies({log}, "p", "f", 7);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].payload.get()["script"], "one");
+  EXPECT_EQ(got[1].payload.get()["script"], "one");
+  EXPECT_EQ(got[1].payload.get()["request"], (json{{"n", 2}}));
 }
 
 TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {

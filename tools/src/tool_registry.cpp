@@ -154,24 +154,87 @@ json without_nulls(const json& x) {
 
 } // namespace
 
-void tool_registry::add(std::string name, tool_factory factory,
-                        const json& settings_schema) {
-  entry e;
-  e.schema = settings_schema;
-  if (!settings_schema.is_null()) {
-    auto compiled = json_schema::compile(settings_schema);
-    if (!compiled)
-      throw std::logic_error("tool " + name
-                             + ": the settings schema does not compile: "
-                             + message_of(compiled.error()));
-    e.compiled = std::make_shared<const json_schema>(std::move(*compiled));
-  }
-  e.factory = std::move(factory);
-  entries_[std::move(name)] = std::move(e);
+const json& pool_settings_schema() {
+  static const json schema{
+    {"type", "object"},
+    {"properties",
+     {{"workers",
+       {{"type", "integer"},
+        {"minimum", 1},
+        {"description", "Workers of the tool's pool. Default: tools.workers "
+                        "(2)"}}},
+      {"max_queue",
+       {{"type", "integer"},
+        {"minimum", 1},
+        {"description", "Calls waiting for a worker before new ones are "
+                        "refused (overloaded). Default: 65536"}}},
+      {"enabled",
+       {{"type", "boolean"},
+        {"description", "False: this node runs no pool of the tool; in a "
+                        "cluster, calls go to the nodes that do. Default: "
+                        "true"}}}}}};
+  return schema;
 }
 
-expected<void> tool_registry::add_extra(std::string name,
-                                        tool_factory factory) {
+pool_settings pool_settings_of(const json& section) {
+  pool_settings out;
+  if (!section.is_object())
+    return out;
+  // Checked by the schema above; null is the default.
+  auto read = [&](const char* key, auto& field) {
+    if (auto i = section.find(key); i != section.end() && !i->is_null())
+      field = i->get<std::decay_t<decltype(field)>>();
+  };
+  read("workers", out.workers);
+  read("max_queue", out.max_queue);
+  read("enabled", out.enabled);
+  return out;
+}
+
+expected<tool_registry::entry>
+tool_registry::make_entry(const std::string& name, tool_factory factory,
+                          const json& settings_schema) {
+  const auto& pool = pool_settings_schema()["properties"];
+  entry e;
+  e.schema = settings_schema;
+  if (settings_schema.is_null()) {
+    e.combined = pool_settings_schema();
+  } else {
+    if (!settings_schema.is_object())
+      return make_error(errc::invalid_config,
+                        "tool " + name
+                          + ": the settings schema is not a JSON object");
+    e.combined = settings_schema;
+    auto& props = e.combined["properties"];
+    if (props.is_null())
+      props = json::object();
+    for (const auto& [key, value] : pool.items()) {
+      if (props.contains(key))
+        return make_error(errc::invalid_config,
+                          "tool " + name + ": the settings schema declares '"
+                            + key + "', a key of the tool's pool");
+      props[key] = value;
+    }
+  }
+  auto compiled = json_schema::compile(e.combined);
+  if (!compiled)
+    return make_error(errc::invalid_config,
+                      "tool " + name + ": the settings schema does not "
+                        + "compile: " + message_of(compiled.error()));
+  e.compiled = std::make_shared<const json_schema>(std::move(*compiled));
+  e.factory = std::move(factory);
+  return e;
+}
+
+void tool_registry::add(std::string name, tool_factory factory,
+                        const json& settings_schema) {
+  auto e = make_entry(name, std::move(factory), settings_schema);
+  if (!e)
+    throw std::logic_error(message_of(e.error()));
+  entries_[std::move(name)] = std::move(*e);
+}
+
+expected<void> tool_registry::add_extra(std::string name, extra_tool tool) {
   // LLM providers take tool names of at most 64 such characters.
   auto name_char = [](unsigned char c) {
     return std::isalnum(c) || c == '_' || c == '-';
@@ -184,10 +247,13 @@ expected<void> tool_registry::add_extra(std::string name,
   if (contains(name))
     return make_error(errc::invalid_config,
                       "tool '" + name + "' is already registered");
-  if (!factory)
+  if (!tool.factory)
     return make_error(errc::invalid_config,
                       "tool '" + name + "' was given no factory");
-  add(std::move(name), std::move(factory));
+  auto e = make_entry(name, std::move(tool.factory), tool.settings_schema);
+  if (!e)
+    return std::move(e.error());
+  entries_[std::move(name)] = std::move(*e);
   return {};
 }
 
@@ -211,8 +277,6 @@ expected<void> tool_registry::check_settings(const std::string& name,
 
 expected<void> tool_registry::check(const std::string& name, const entry& e,
                                     const json& settings) {
-  if (!e.compiled)
-    return {};
   const json doc = without_nulls(settings.is_null() ? json::object()
                                                     : settings);
   auto errors = e.compiled->validate(doc);
@@ -225,11 +289,11 @@ expected<void> tool_registry::check(const std::string& name, const entry& e,
            + (key.empty() ? "" : "." + key) + ": " + what;
   };
   for (const auto& err : errors) {
-    auto unknown = unknown_keys(e.schema, doc, err);
+    auto unknown = unknown_keys(e.combined, doc, err);
     for (const auto& [pointer, what] : unknown)
       say(pointer, what);
     if (unknown.empty())
-      say(err.pointer, what_failed(e.schema, err));
+      say(err.pointer, what_failed(e.combined, err));
   }
   return make_error(errc::invalid_config, std::move(msg));
 }
@@ -243,8 +307,24 @@ tool_factory tool_registry::factory(const std::string& name) const {
            -> expected<std::unique_ptr<tool>> {
     if (auto ok = check(name, e, settings.get()); !ok)
       return std::move(ok.error());
-    return e.factory(settings);
+    return call(e, settings);
   };
+}
+
+expected<std::unique_ptr<tool>> tool_registry::call(const entry& e,
+                                                    const json_value& section) {
+  const auto& s = section.get();
+  const auto& pool = pool_settings_schema()["properties"];
+  bool has_pool_key = false;
+  if (s.is_object())
+    for (const auto& [key, value] : pool.items())
+      has_pool_key = has_pool_key || s.contains(key);
+  if (!has_pool_key)
+    return e.factory(section);
+  json settings = s;
+  for (const auto& [key, value] : pool.items())
+    settings.erase(key);
+  return e.factory(json_value{std::move(settings)});
 }
 
 std::vector<std::string> tool_registry::names() const {
@@ -275,7 +355,7 @@ tool_registry::create(const std::string& name,
                       "tool '" + name + "' was registered without a factory");
   if (auto ok = check(name, i->second, settings.get()); !ok)
     return std::move(ok.error());
-  auto result = i->second.factory(settings);
+  auto result = call(i->second, settings);
   if (result && *result == nullptr)
     return make_error(errc::internal,
                       "the factory of tool '" + name + "' returned no tool");

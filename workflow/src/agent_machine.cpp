@@ -45,6 +45,40 @@ json zero_agent_usage() {
               {"llm_calls", 0},    {"tool_calls", 0}};
 }
 
+uint64_t agent_spec_table::id_of(const json& payload) {
+  if (!payload.is_object())
+    return 0;
+  auto id = payload.find("spec_id");
+  if (id == payload.end() || !id->is_number_integer() || *id < 1)
+    return 0;
+  return id->get<uint64_t>();
+}
+
+void agent_spec_table::apply(const event& ev) {
+  if (ev.type != agent_events::spec)
+    return;
+  const auto& p = ev.payload.get();
+  if (auto id = id_of(p); id != 0 && p.contains("spec"))
+    specs[id] = p["spec"];
+}
+
+const json* agent_spec_table::of(const json& started) const {
+  if (!started.is_object())
+    return nullptr;
+  if (auto inline_spec = started.find("spec"); inline_spec != started.end())
+    return &*inline_spec;
+  auto i = specs.find(id_of(started));
+  return i == specs.end() ? nullptr : &i->second;
+}
+
+uint64_t agent_spec_table::find(const json& doc) const {
+  // Newest first: a log's turns mostly use the spec its last turn did.
+  for (auto i = specs.rbegin(); i != specs.rend(); ++i)
+    if (i->second == doc)
+      return i->first;
+  return 0;
+}
+
 agent_machine::agent_machine(std::string id)
   : id_(std::move(id)), log_("agent:" + id_) {
 }
@@ -61,6 +95,10 @@ void agent_machine::fold(const event& e, const known& k) {
   if (!p.is_object())
     return;
   auto turn = p.value("turn", std::string{});
+  if (e.type == ev::spec) {
+    specs_.apply(e);
+    return;
+  }
   if (e.type == ev::turn_started) {
     agent_active_turn t;
     t.key = turn;
@@ -69,7 +107,8 @@ void agent_machine::fold(const event& e, const known& k) {
     t.attempt = p.value("attempt", uint32_t{1});
     t.fork_of = p.value("fork_of", std::string{});
     t.replies = p.value("replies", std::string{});
-    t.spec_doc = p.value("spec", json::object());
+    const json* doc = specs_.of(p);
+    t.spec_doc = doc ? *doc : json::object();
     // Checked when the turn started; the log keeps what ran.
     if (k.spec)
       t.spec = std::move(*k.spec);
@@ -193,9 +232,19 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
                       "agent " + req.agent + problems.front().pointer + ": "
                         + problems.front().message);
   agent_step out;
+  // The spec goes into the log once, the turns name it: a spec is large
+  // and the same for most turns.
+  auto spec_id = specs_.find(req.spec.get());
+  if (spec_id == 0) {
+    spec_id = specs_.specs.empty() ? 1 : specs_.specs.rbegin()->first + 1;
+    emit(ev::spec,
+         json{{"spec_id", spec_id}, {"agent", req.agent},
+              {"spec", req.spec.get()}},
+         now_us, out);
+  }
   json started{{"turn", req.idempotency_key},
                {"agent", req.agent},
-               {"spec", req.spec.get()},
+               {"spec_id", spec_id},
                {"execution", req.execution_id},
                {"task", req.task_id},
                {"attempt", req.attempt},

@@ -1316,8 +1316,21 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
     auto e = ended.find(turn);
     return e != ended.end() && e->second <= cut_us;
   };
+  // The specs the kept turns name (agent_spec events have no turn): each
+  // goes along, in its place before the first turn that names it.
+  std::set<uint64_t> named;
   for (const auto& ev : agent_log) {
-    if (!kept(text(ev.payload.get(), "turn")))
+    const auto& p = ev.payload.get();
+    if (ev.type == agent_events::turn_started && kept(text(p, "turn")))
+      if (auto id = agent_spec_table::id_of(p); id != 0)
+        named.insert(id);
+  }
+  for (const auto& ev : agent_log) {
+    const auto& p = ev.payload.get();
+    bool keep = ev.type == agent_events::spec
+                  ? named.count(agent_spec_table::id_of(p)) != 0
+                  : kept(text(p, "turn"));
+    if (!keep)
       continue;
     event copy = ev;
     copy.execution_id = target;
@@ -1348,8 +1361,10 @@ std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
       continue;
     std::map<std::string, json> scripts; // turn -> its agent's script
     std::map<std::pair<std::string, uint64_t>, json> asked;
+    agent_spec_table specs;
     for (const auto& ev : log) {
       const auto& p = ev.payload.get();
+      specs.apply(ev);
       // A parent that is a fork passes on the replies it could reuse.
       if (ev.type == "llm_recorded") {
         keep(p);
@@ -1362,7 +1377,8 @@ std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
         continue;
       if (ev.type == agent_events::turn_started) {
         agent_spec spec;
-        parse_agent_spec(text(p, "agent"), field(p, "spec"), spec);
+        const json* doc = specs.of(p);
+        parse_agent_spec(text(p, "agent"), doc ? *doc : json{}, spec);
         scripts[turn] = spec.script;
       } else if (ev.type == agent_events::llm_requested) {
         asked[{turn, field(p, "call").is_number_unsigned()

@@ -12,18 +12,10 @@
 
 namespace cadre::config {
 
-/// Settings of one tool: its pool size and its own section, passed to the
-/// tool's factory.
+/// Settings of one tool: its section `tools.<name>`, the pool's keys
+/// (`workers`, `max_queue`, `enabled`) included, checked by the tool's
+/// settings schema when the node starts (tools::tool_registry).
 struct tool_config {
-  /// Default: 2 (or `default_workers`)
-  size_t workers = 0;
-  /// Calls waiting for a worker before new ones are refused
-  /// (errc::overloaded). Default: 0 (the pool's default)
-  size_t max_queue = 0;
-  /// False: this node runs no pool of the tool; in a cluster, calls go to
-  /// the nodes that do (docs/cluster.md#placement). Default: true
-  bool enabled = true;
-  /// The rest of `tools.<name>`.
   json settings = json::object();
 };
 

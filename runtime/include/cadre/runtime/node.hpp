@@ -11,7 +11,7 @@
 #include "cadre/config/node_config.hpp"
 #include "cadre/runtime/cluster_options.hpp"
 #include "cadre/messages/interfaces.hpp"
-#include "cadre/tools/tool.hpp"
+#include "cadre/tools/tool_registry.hpp"
 
 namespace cadre::tools {
 class tool_registry;
@@ -44,11 +44,12 @@ struct start_options {
   cluster_options cluster;
   /// Tools of the embedding program, by name, registered beside the
   /// built-in ones (tools/src/builtin_tools.def): each gets a pool and its
-  /// `tools.<name>` settings from the config, and workflows and agents call
-  /// it like a built-in tool (docs/embedding.md#adding-a-tool).
-  /// A name that is built in or not a tool name fails the start with
-  /// errc::invalid_config. Default: none
-  std::map<std::string, tools::tool_factory> extra_tools;
+  /// `tools.<name>` settings from the config, checked by its settings
+  /// schema when one is given, and workflows and agents call it like a
+  /// built-in tool (docs/embedding.md#adding-a-tool-in-process).
+  /// A name that is built in or not a tool name, or a schema that does not
+  /// compile, fails the start with errc::invalid_config. Default: none
+  std::map<std::string, tools::extra_tool> extra_tools;
 };
 
 /// A running cadre node: the actor system, the event store and every actor

@@ -23,6 +23,9 @@ namespace cadre::workflow {
 
 /// Event type names of an agent's log (docs/agents.md).
 namespace agent_events {
+/// An agent spec a later agent_turn_started names by its `spec_id`:
+/// recorded once per distinct spec in a log, not with every turn.
+inline constexpr const char* spec = "agent_spec";
 inline constexpr const char* turn_started = "agent_turn_started";
 inline constexpr const char* message = "agent_message";
 inline constexpr const char* llm_requested = "llm_requested";
@@ -37,6 +40,27 @@ inline constexpr const char* summary_requested = "memory_summary_requested";
 inline constexpr const char* summarized = "memory_summarized";
 inline constexpr const char* summary_failed = "memory_summary_failed";
 } // namespace agent_events
+
+/// The agent specs an agent log recorded (agent_spec events), by id. A turn
+/// names its spec by id (`spec_id`); logs written before specs were
+/// recorded apart hold it in each agent_turn_started (`spec`), and of()
+/// reads either, so every reader of a turn's spec goes through here.
+struct agent_spec_table {
+  std::map<uint64_t, json> specs;
+
+  /// Folds an agent_spec event; other events are ignored.
+  void apply(const event& ev);
+
+  /// The spec of an agent_turn_started payload, or null when its log lacks
+  /// it.
+  const json* of(const json& started) const;
+
+  /// The id of a spec equal to `doc`, or 0 when none is recorded.
+  uint64_t find(const json& doc) const;
+
+  /// The `spec_id` of an agent_spec or agent_turn_started payload, or 0.
+  static uint64_t id_of(const json& payload);
+};
 
 /// Something the agent actor does once the events of its step are durable.
 struct agent_action {
@@ -214,6 +238,7 @@ private:
   std::map<std::string, agent_finished_turn> finished_;
   std::optional<agent_active_turn> active_;
   std::map<std::string, llm_tool_spec> tool_specs_;
+  agent_spec_table specs_;
 };
 
 /// The JSON of a final answer: the whole text, else the first fenced block
