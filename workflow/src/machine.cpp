@@ -254,6 +254,8 @@ struct machine::state {
   // `failure`. Only those tasks' results count from then on.
   json failing;
   std::unique_ptr<tools::lua_sandbox> lua;
+  // machine::replay_only: decisions build no actions.
+  bool replay_only = false;
 
   // Sets up the tasks of a started execution (its submission, or the
   // dispatch of an item of a map of sub-workflows).
@@ -651,6 +653,7 @@ struct machine::state {
         u->child = std::make_shared<machine>(id);
         ++children;
         inner(*u).init(std::move(*nested), u->input, ev.time_us);
+        inner(*u).replay_only = replay_only;
       }
       return {};
     }
@@ -835,7 +838,7 @@ struct decider {
     const auto& td = st.def->tasks[task];
     auto& u = *st.find_unit(task, item);
     auto& inner = machine::state::inner(u);
-    if (td.timeout_ms > 0) {
+    if (td.timeout_ms > 0 && !st.replay_only) {
       action a;
       a.kind = action::deadline_timer;
       a.key = key_of(task, item);
@@ -847,7 +850,7 @@ struct decider {
     }
     step cs;
     decider cd{inner, *u.child, cs, now};
-    if (inner.def->timeout_ms > 0) {
+    if (inner.def->timeout_ms > 0 && !inner.replay_only) {
       action a;
       a.kind = action::execution_timer;
       a.delay_ms = inner.def->timeout_ms;
@@ -932,6 +935,13 @@ struct decider {
       p["workflow"] = td.workflow.value("name", std::string{});
     else
       p["tool"] = td.tool;
+    if (st.replay_only) {
+      p["input"] = std::move(input);
+      emit(events::dispatched, std::move(p));
+      if (runs == task_kind::workflow)
+        start_child(task, item);
+      return;
+    }
     p["input"] = input;
     emit(events::dispatched, std::move(p));
     if (runs == task_kind::workflow) {
@@ -1030,6 +1040,8 @@ struct decider {
         item_done(task);
       return;
     }
+    if (st.replay_only)
+      return;
     action a;
     a.kind = action::waiting_human;
     a.key = std::move(key);
@@ -1289,6 +1301,8 @@ void decider::attempt_failed(int task, int item, uint32_t attempt,
     // The draw makes the delay reproducible when a log is replayed.
     p["draw"] = draw;
     emit(events::failed, std::move(p));
+    if (st.replay_only)
+      return;
     action a;
     a.kind = action::retry_timer;
     a.key = key_of(task, item);
@@ -1350,7 +1364,7 @@ expected<step> machine::submit(const json& doc, const json& input,
               {"definition", doc},
               {"input", input},
               {"idempotency_key", idempotency_key}});
-  if (st_->def->timeout_ms > 0) {
+  if (st_->def->timeout_ms > 0 && !st_->replay_only) {
     action a;
     a.kind = action::execution_timer;
     a.delay_ms = st_->def->timeout_ms;
@@ -2188,6 +2202,10 @@ bool machine::fork_reruns(const std::string& key) const {
     return true;
   auto [name, item] = split_key(key);
   return item >= 0 && st_->fork_rerun.count(name) > 0;
+}
+
+void machine::replay_only() {
+  st_->replay_only = true;
 }
 
 void machine::use_fork_edits(const json& edits) {

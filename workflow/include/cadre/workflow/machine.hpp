@@ -210,6 +210,11 @@ public:
   /// this too (docs/replay.md#fork).
   void use_fork_edits(const json& edits);
 
+  /// Decisions from now on record their events and build no actions (what
+  /// replay --against needs: it runs nothing), which spares copying every
+  /// dispatched input into an action.
+  void replay_only();
+
   /// A fork's parent (from its execution_forked event); empty otherwise.
   const std::string& forked_from() const;
   /// Whether the fork's edits run unit `key` again (`--rerun`): a task,

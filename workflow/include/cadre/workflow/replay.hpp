@@ -163,6 +163,19 @@ struct replay_check {
 [[nodiscard]] expected<replay_check> check_against(const std::vector<event>& log,
                                                    const json* doc = nullptr);
 
+/// Walks a recorded log from its first event, calling `fn` on each event
+/// in order until it returns false (e.g. runtime::log_reader::each over a
+/// store, a chunk at a time). Errors: the reader's and fn's.
+using log_walk = std::function<expected<void>(
+  const std::function<expected<bool>(const event&)>& fn)>;
+
+/// check_against on a log as it is read: memory holds the state and the
+/// decisions of one step, never the log. A fork whose log diverges without
+/// its edits (they decide from its first event, its marker comes after the
+/// history it took over) is walked a second time with them.
+[[nodiscard]] expected<replay_check> check_against(const log_walk& walk,
+                                                   const json* doc = nullptr);
+
 /// The check of a recovering coordinator (non-determinism detection): the
 /// events read at recovery re-run through this build's decisions of the
 /// recorded definition. `log` is the whole log when `snap` is null, else
