@@ -1834,6 +1834,10 @@ bool machine::finished() const {
   return st_->finished();
 }
 
+const std::string& machine::status() const {
+  return st_->shown_status();
+}
+
 execution_info machine::info() const {
   execution_info x;
   x.id = st_->id;

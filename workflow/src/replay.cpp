@@ -561,6 +561,67 @@ expected<json> stepper::view_at(uint64_t seq) {
   return current_->view();
 }
 
+change_feed::change_feed(std::string id) : m_(std::move(id)) {
+}
+
+expected<json> change_feed::add(const event& ev) {
+  const auto& p = ev.payload.get();
+  // The units whose state the event may change: its own (and its map's),
+  // a fallback it starts, the items of a map it starts. A unit of a
+  // sub-workflow ("T/inner") changes only the sub-workflow's state, and a
+  // submission makes every task blocked, which is not news.
+  std::vector<std::string> keys;
+  const auto& task = field(p, "task");
+  if (ev.type != events::submitted && task.is_string()
+      && task.get_ref<const std::string&>().find('/') == std::string::npos
+      && m_.def()) {
+    const auto& name = task.get_ref<const std::string&>();
+    keys.push_back(name);
+    if (field(p, "item").is_number_integer())
+      keys.push_back(key_of(p));
+    if (ev.type == events::fallback_started)
+      if (auto fb = text(p, "fallback"); !fb.empty())
+        keys.push_back(std::move(fb));
+    if (ev.type == events::map_started) {
+      // Items it had (a map started again) and items it gets.
+      size_t n = field(p, "items").is_array() ? field(p, "items").size() : 0;
+      for (size_t i = 0;; ++i) {
+        auto item = name + "[" + std::to_string(i) + "]";
+        if (i >= n && m_.unit_state(item).empty())
+          break;
+        keys.push_back(std::move(item));
+      }
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<std::string> before;
+  before.reserve(keys.size());
+  for (const auto& k : keys)
+    before.push_back(m_.unit_state(k));
+  if (auto r = m_.apply(ev); !r)
+    return r.error();
+  json changes = json::array();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto now = m_.unit_state(keys[i]);
+    if (now.empty() || now == before[i]
+        || (before[i].empty() && now == "blocked"))
+      continue;
+    changes.push_back(json{{"task", keys[i]}, {"from", before[i]},
+                           {"to", std::move(now)}});
+  }
+  const auto& status = m_.status();
+  if (status != status_) {
+    changes.push_back(json{{"execution", status}, {"from", status_}});
+    status_ = status;
+  }
+  json r{{"seq", ev.seq}, {"type", ev.type}};
+  if (p.is_object() && p.contains("task"))
+    r["task"] = p["task"];
+  r["changes"] = std::move(changes);
+  return r;
+}
+
 json event_json(const event& ev) {
   return json{{"type", ev.type}, {"payload", ev.payload.get()}};
 }
@@ -576,28 +637,26 @@ json to_json(const divergence& d) {
 
 expected<replay_check> check_against(const log_walk& walk, const json* doc) {
   // A fork's edits decide from its first event on, but its marker comes
-  // after the history it took over: a fork that diverges without them is
-  // checked again with them (a second walk, only for forks).
+  // after the history it took over. Without them, a fork diverges first at
+  // a result its edits gave (`by: "fork"`): only then is the rest of the
+  // log read for the marker and the log checked again with its edits.
   std::optional<json> edits;
   auto pass = [&]() -> expected<replay_check> {
     lockstep check{doc, edits ? &*edits : nullptr};
-    bool diverged = false;
-    bool marked = false;
+    bool looking = false; // for the marker, past a fork's edited result
     auto walked = walk([&](const event& ev) -> expected<bool> {
-      if (ev.type == events::forked && !marked) {
-        marked = true;
-        if (!edits && diverged) {
-          edits = field(ev.payload.get(), "edits");
-          return false;
-        }
+      if (looking) {
+        if (ev.type != events::forked)
+          return true;
+        edits = field(ev.payload.get(), "edits");
+        return false;
       }
-      if (diverged)
-        return !edits; // past a divergence: only a marker matters
       auto more = check.add(ev);
-      if (!more)
-        return more.error();
-      diverged = !*more;
-      return !diverged || (!edits && !marked);
+      if (!more || *more)
+        return more;
+      looking = !edits && ev.type == events::completed
+                && text(ev.payload.get(), "by") == "fork";
+      return looking;
     });
     if (!walked)
       return walked.error();

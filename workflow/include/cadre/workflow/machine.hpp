@@ -177,6 +177,9 @@ public:
   uint64_t last_seq() const;
   bool started() const;
   bool finished() const;
+  /// The status the index entry shows (info().status, without copying the
+  /// output).
+  const std::string& status() const;
   /// The index entry as of the last folded event.
   execution_info info() const;
   const definition* def() const;

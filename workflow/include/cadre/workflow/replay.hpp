@@ -129,6 +129,32 @@ private:
   uint64_t folded_ = 0;
 };
 
+/// What each event of a log changes (`cadre replay` piped), fed the events
+/// in order as they are read: the units (tasks and map items) whose state
+/// the event changed and the execution's status. A record costs what its
+/// event changes (a map's start: its items), not the size of the state.
+class change_feed {
+public:
+  /// The walk of execution `id`'s log.
+  explicit change_feed(std::string id);
+
+  /// Folds the next event and returns its record: {seq, type, task (the
+  /// payload's, if any), changes: [{task: "T" or "T[i]", from, to}, ...,
+  /// {execution, from}]}: units in the order of their keys, then the
+  /// status. A unit that appears blocked is not a change; one that
+  /// appears otherwise comes `from` "". Errors: the fold's.
+  [[nodiscard]] expected<json> add(const event& ev);
+
+  /// The state after the events added so far.
+  const machine& state() const {
+    return m_;
+  }
+
+private:
+  machine m_;
+  std::string status_ = "none"; // before the submission
+};
+
 /// One event as the comparison sees it: type and payload.
 json event_json(const event& ev);
 
@@ -170,9 +196,10 @@ using log_walk = std::function<expected<void>(
   const std::function<expected<bool>(const event&)>& fn)>;
 
 /// check_against on a log as it is read: memory holds the state and the
-/// decisions of one step, never the log. A fork whose log diverges without
-/// its edits (they decide from its first event, its marker comes after the
-/// history it took over) is walked a second time with them.
+/// decisions of one step, never the log, and the walk stops at the first
+/// divergence. A fork's edits decide from its first event but its marker
+/// comes after the history it took over: a fork that diverges at a result
+/// its edits gave is walked on to its marker, then again with its edits.
 [[nodiscard]] expected<replay_check> check_against(const log_walk& walk,
                                                    const json* doc = nullptr);
 
