@@ -638,25 +638,35 @@ json to_json(const divergence& d) {
 expected<replay_check> check_against(const log_walk& walk, const json* doc) {
   // A fork's edits decide from its first event on, but its marker comes
   // after the history it took over. Without them, a fork diverges first at
-  // a result its edits gave (`by: "fork"`): only then is the rest of the
+  // a unit its edits gave a result (`by: "fork"`), which is recorded right
+  // after that unit's dispatch or question: only then is the rest of the
   // log read for the marker and the log checked again with its edits.
   std::optional<json> edits;
+  auto edited = [](const event& ev) {
+    return ev.type == events::completed
+           && text(ev.payload.get(), "by") == "fork";
+  };
   auto pass = [&]() -> expected<replay_check> {
     lockstep check{doc, edits ? &*edits : nullptr};
-    bool looking = false; // for the marker, past a fork's edited result
+    enum { checking, peeking, looking } now = checking;
     auto walked = walk([&](const event& ev) -> expected<bool> {
-      if (looking) {
-        if (ev.type != events::forked)
-          return true;
-        edits = field(ev.payload.get(), "edits");
-        return false;
+      switch (now) {
+        case peeking:
+          now = looking;
+          return edited(ev);
+        case looking:
+          if (ev.type != events::forked)
+            return true;
+          edits = field(ev.payload.get(), "edits");
+          return false;
+        case checking:
+          break;
       }
       auto more = check.add(ev);
-      if (!more || *more)
+      if (!more || *more || edits)
         return more;
-      looking = !edits && ev.type == events::completed
-                && text(ev.payload.get(), "by") == "fork";
-      return looking;
+      now = edited(ev) ? looking : peeking;
+      return true;
     });
     if (!walked)
       return walked.error();

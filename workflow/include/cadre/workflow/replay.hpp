@@ -199,7 +199,8 @@ using log_walk = std::function<expected<void>(
 /// decisions of one step, never the log, and the walk stops at the first
 /// divergence. A fork's edits decide from its first event but its marker
 /// comes after the history it took over: a fork that diverges at a result
-/// its edits gave is walked on to its marker, then again with its edits.
+/// its edits gave (or just before it) is walked on to its marker, then
+/// again with its edits.
 [[nodiscard]] expected<replay_check> check_against(const log_walk& walk,
                                                    const json* doc = nullptr);
 
