@@ -256,6 +256,8 @@ struct machine::state {
   std::unique_ptr<tools::lua_sandbox> lua;
   // machine::replay_only: decisions build no actions.
   bool replay_only = false;
+  // The expressions evaluated so far, parsed: a path, or nullopt (Lua).
+  std::unordered_map<std::string, std::optional<std::vector<json>>> paths;
 
   // Sets up the tasks of a started execution (its submission, or the
   // dispatch of an item of a map of sub-workflows).
@@ -387,8 +389,12 @@ struct machine::state {
   }
 
   expected<json> eval(const std::string& raw, const scope& sc) {
-    auto expr = trim(raw);
-    if (auto path = parse_path(expr)) {
+    // A definition has few expressions and a map evaluates one per item:
+    // each is parsed once.
+    auto known = paths.find(raw);
+    if (known == paths.end())
+      known = paths.emplace(raw, parse_path(trim(raw))).first;
+    if (const auto& path = known->second) {
       const auto& root = (*path)[0].get_ref<const std::string&>();
       if (root == "input")
         return descend(input, *path, 1);
@@ -411,6 +417,7 @@ struct machine::state {
         return json{};
       }
     }
+    auto expr = trim(raw);
     if (!lua) {
       auto sb = tools::lua_sandbox::create();
       if (!sb)
@@ -776,7 +783,9 @@ struct decider {
   double draw = 0.5;
 
   void emit(const char* type, json payload) {
-    event ev{st.id, st.seq + 1, now, type, json_value{std::move(payload)}};
+    // A replay's decisions are compared, not written: no id to copy.
+    event ev{st.replay_only ? std::string{} : st.id, st.seq + 1, now, type,
+             json_value{std::move(payload)}};
     auto r = m.apply(ev);
     // Decisions only emit events the fold accepts; a failure is a bug.
     if (!r)
@@ -928,21 +937,24 @@ struct decider {
     const auto& td = st.def->tasks[task];
     auto runs = td.unit_kind();
     auto p = task_payload(task, item);
-    p["attempt"] = attempt;
+    // Fields put in place (one per item of a big map): operator[] would
+    // make a key string to look up first.
+    auto& fields = p.get_ref<json::object_t&>();
+    fields.emplace("attempt", attempt);
     if (runs == task_kind::agent)
-      p["agent"] = td.agent;
+      fields.emplace("agent", td.agent);
     else if (runs == task_kind::workflow)
-      p["workflow"] = td.workflow.value("name", std::string{});
+      fields.emplace("workflow", td.workflow.value("name", std::string{}));
     else
-      p["tool"] = td.tool;
+      fields.emplace("tool", td.tool);
     if (st.replay_only) {
-      p["input"] = std::move(input);
+      fields.emplace("input", std::move(input));
       emit(events::dispatched, std::move(p));
       if (runs == task_kind::workflow)
         start_child(task, item);
       return;
     }
-    p["input"] = input;
+    fields.emplace("input", input);
     emit(events::dispatched, std::move(p));
     if (runs == task_kind::workflow) {
       start_child(task, item);
@@ -1400,10 +1412,11 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     d.complete_task(ti, output, attempt, usage);
   } else {
     auto p = d.task_payload(ti, item);
-    p["attempt"] = attempt;
-    p["output"] = output;
+    auto& fields = p.get_ref<json::object_t&>();
+    fields.emplace("attempt", attempt);
+    fields.emplace("output", output);
     if (!usage.is_null())
-      p["usage"] = usage;
+      fields.emplace("usage", usage);
     d.emit(events::completed, std::move(p));
     d.item_done(ti);
   }

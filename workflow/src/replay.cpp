@@ -6,6 +6,7 @@
 #include "document.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <functional>
 #include <string_view>
@@ -29,12 +30,18 @@ std::string text(const json& obj, std::string_view key) {
   return v.is_string() ? v.get<std::string>() : std::string{};
 }
 
-// "task" or "task[item]" of an event's payload.
+// "task" or "task[item]" of an event's payload (one string built in place:
+// a replay asks it of every recorded result).
 std::string key_of(const json& payload) {
   auto task = text(payload, "task");
   const auto& item = field(payload, "item");
-  if (item.is_number_integer())
-    return task + "[" + std::to_string(item.get<int64_t>()) + "]";
+  if (item.is_number_integer()) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits,
+                             item.get<int64_t>()).ptr;
+    task.reserve(task.size() + static_cast<size_t>(end - digits) + 2);
+    task.append(1, '[').append(digits, end).append(1, ']');
+  }
   return task;
 }
 
