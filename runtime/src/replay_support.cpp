@@ -302,11 +302,12 @@ bundle_reader::bundle_reader(std::istream& in, std::string name)
   : in_(in), name_(std::move(name)) {
 }
 
-expected<void> bundle_reader::start() {
-  auto bad = [&](const std::string& what) {
-    return make_error(errc::invalid_input,
-                      name_ + ":" + std::to_string(line_) + ": " + what);
-  };
+caf::error bundle_reader::bad(const std::string& what) const {
+  return make_error(errc::invalid_input,
+                    name_ + ":" + std::to_string(line_) + ": " + what);
+}
+
+expected<json> bundle_reader::read_object() {
   while (std::getline(in_, text_)) {
     ++line_;
     if (text_.empty())
@@ -314,54 +315,57 @@ expected<void> bundle_reader::start() {
     auto j = try_parse_json(text_);
     if (j.is_discarded() || !j.is_object())
       return bad("not a JSON object");
-    if (j.value("cadre", std::string{}) != "export"
-        || !j["execution"].is_string())
-      return bad("not a cadre export (its first line names the execution)");
-    if (j.value("format", 0) != 1)
-      return bad("unsupported export format " + j["format"].dump());
-    execution_ = j["execution"].get<std::string>();
-    return {};
+    return j;
   }
-  line_ = 0; // no line is at fault
-  return make_error(errc::invalid_input, name_ + ": empty");
+  return json{};
+}
+
+expected<void> bundle_reader::start() {
+  auto j = read_object();
+  if (!j)
+    return j.error();
+  if (j->is_null()) {
+    line_ = 0; // no line is at fault
+    return make_error(errc::invalid_input, name_ + ": empty");
+  }
+  if (j->value("cadre", std::string{}) != "export"
+      || !(*j)["execution"].is_string())
+    return bad("not a cadre export (its first line names the execution)");
+  if (j->value("format", 0) != 1)
+    return bad("unsupported export format " + (*j)["format"].dump());
+  execution_ = (*j)["execution"].get<std::string>();
+  return {};
 }
 
 expected<bool> bundle_reader::next(event& ev) {
-  auto bad = [&](const std::string& what) {
-    return make_error(errc::invalid_input,
-                      name_ + ":" + std::to_string(line_) + ": " + what);
-  };
-  while (std::getline(in_, text_)) {
-    ++line_;
-    if (text_.empty())
-      continue;
-    auto j = try_parse_json(text_);
-    if (j.is_discarded() || !j.is_object())
-      return bad("not a JSON object");
-    if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
-        || !j["type"].is_string())
-      return bad("an event needs log, seq and type");
-    auto log = j["log"].get<std::string>();
-    if (log != log_) {
-      if (std::find(done_.begin(), done_.end(), log) != done_.end())
-        return bad("the events of log '" + log + "' are not together");
-      if (!log_.empty())
-        done_.push_back(std::move(log_));
-      log_ = std::move(log);
-      seq_ = 0;
-    }
-    ev.execution_id = log_;
-    ev.seq = j["seq"].get<uint64_t>();
-    if (ev.seq != seq_ + 1)
-      return bad("log '" + log_ + "': expected seq " + std::to_string(seq_ + 1)
-                 + ", got " + std::to_string(ev.seq));
-    seq_ = ev.seq;
-    ev.time_us = j.value("time_us", int64_t{0});
-    ev.type = j["type"].get<std::string>();
-    ev.payload = json_value{j.value("payload", json{})};
-    return true;
+  auto got = read_object();
+  if (!got)
+    return got.error();
+  auto& j = *got;
+  if (j.is_null())
+    return false;
+  if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
+      || !j["type"].is_string())
+    return bad("an event needs log, seq and type");
+  auto log = j["log"].get<std::string>();
+  if (log != log_) {
+    if (std::find(done_.begin(), done_.end(), log) != done_.end())
+      return bad("the events of log '" + log + "' are not together");
+    if (!log_.empty())
+      done_.push_back(std::move(log_));
+    log_ = std::move(log);
+    seq_ = 0;
   }
-  return false;
+  ev.execution_id = log_;
+  ev.seq = j["seq"].get<uint64_t>();
+  if (ev.seq != seq_ + 1)
+    return bad("log '" + log_ + "': expected seq " + std::to_string(seq_ + 1)
+               + ", got " + std::to_string(ev.seq));
+  seq_ = ev.seq;
+  ev.time_us = j.value("time_us", int64_t{0});
+  ev.type = j["type"].get<std::string>();
+  ev.payload = json_value{j.value("payload", json{})};
+  return true;
 }
 
 expected<bundle> read_bundle(std::istream& in, const std::string& name,

@@ -137,6 +137,10 @@ public:
   }
 
 private:
+  // The next line that is not empty, as an object; null at the end.
+  expected<json> read_object();
+  caf::error bad(const std::string& what) const;
+
   std::istream& in_;
   std::string name_;
   std::string execution_;

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "big_map_log.hpp"
+
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
 
@@ -1099,28 +1101,7 @@ json view_changes(const json& before, const json& after) {
   return out;
 }
 
-// A map of `n` echo items, every item at once, run to its end.
-std::vector<event> big_map_log(size_t n) {
-  json doc{{"name", "fan"},
-           {"tasks", json::array({json{{"id", "map"}, {"kind", "map"},
-                                       {"items", "input.items"},
-                                       {"concurrency", 0}, {"tool", "echo"},
-                                       {"input", "{{ item }}"}}})}};
-  json items = json::array();
-  for (size_t i = 0; i < n; ++i)
-    items.push_back(i);
-  machine m{"fan"};
-  auto s = m.submit(doc, json{{"items", items}}, "k", 1000);
-  EXPECT_TRUE(s) << describe(s.error());
-  std::vector<event> log = s->events;
-  for (size_t i = 0; i < n; ++i)
-    for (auto& ev : m.succeeded("map[" + std::to_string(i) + "]", 1, json(i),
-                                5, 2000 + static_cast<int64_t>(i))
-                      .events)
-      log.push_back(std::move(ev));
-  EXPECT_TRUE(m.finished());
-  return log;
-}
+using test::big_map_log;
 
 } // namespace
 
