@@ -232,99 +232,168 @@ const std::vector<event>* bundle::log(const std::string& name) const {
 
 expected<void> write_bundle(const log_reader& read, const std::string& id,
                             std::ostream& out) {
-  auto log = read_execution(read, id);
-  if (!log)
-    return log.error();
+  auto last = read.last_seq(id);
+  if (!last)
+    return last.error();
+  if (*last == 0)
+    return make_error(errc::not_found,
+                      "no execution '" + id + "' in the store");
   // Every log the execution uses: its agents' logs of every memory scope,
-  // and a fork's branches of them and its recorded replies. A named log
-  // that was never written (a fork's that had nothing to keep) is left out.
+  // and a fork's branches of them and its recorded replies. The first line
+  // names them, so the log is walked once for the names and once to write.
+  workflow::agent_log_names used{true};
+  if (auto ok = read.each(id, 1, *last,
+                          [&used](const event& ev) -> expected<bool> {
+                            used.add(ev);
+                            return true;
+                          });
+      !ok)
+    return ok.error();
+  // A named log that was never written (a fork's that had nothing to keep)
+  // is left out.
   std::vector<std::string> names;
-  std::vector<std::vector<event>> logs;
-  for (auto& name : workflow::logs_of(*log)) {
-    auto evs = read(name);
-    if (!evs)
-      return evs.error();
-    if (evs->empty())
-      continue;
-    names.push_back(std::move(name));
-    logs.push_back(std::move(*evs));
+  for (auto& name : used.names()) {
+    auto n = read.last_seq(name);
+    if (!n)
+      return n.error();
+    if (*n > 0)
+      names.push_back(std::move(name));
   }
   out << dumped(json{{"cadre", "export"},
                      {"format", 1},
                      {"execution", id},
                      {"logs", names}})
       << '\n';
-  auto write = [&out](const std::string& name,
-                      const std::vector<event>& evs) {
-    for (const auto& ev : evs)
-      out << dumped(json{{"log", name},
-                         {"seq", ev.seq},
-                         {"time_us", ev.time_us},
-                         {"type", ev.type},
-                         {"payload", ev.payload.get()}})
-          << '\n';
+  // A line as dump_json of {log, payload, seq, time_us, type} writes it
+  // (its keys in that order), without copying the payload into an object.
+  auto write = [&out, &read](const std::string& name,
+                             uint64_t to) -> expected<void> {
+    auto quoted = dumped(json(name));
+    std::string line;
+    return read.each(name, 1, to, [&](const event& ev) -> expected<bool> {
+      line.assign("{\"log\":").append(quoted).append(",\"payload\":");
+      line.append(dump_json(ev.payload.get()))
+        .append(",\"seq\":")
+        .append(std::to_string(ev.seq))
+        .append(",\"time_us\":")
+        .append(std::to_string(ev.time_us))
+        .append(",\"type\":")
+        .append(dumped(json(ev.type)))
+        .append("}\n");
+      out << line;
+      if (!out)
+        return make_error(errc::storage_error, "cannot write the bundle");
+      return true;
+    });
   };
-  write(id, *log);
-  for (size_t i = 0; i < names.size(); ++i)
-    write(names[i], logs[i]);
+  // The execution's log as far as the names were taken, so that a running
+  // execution's bundle names every log its events use.
+  if (auto ok = write(id, *last); !ok)
+    return ok;
+  for (const auto& name : names)
+    if (auto ok = write(name, 0); !ok)
+      return ok;
   if (!out)
     return make_error(errc::storage_error, "cannot write the bundle");
   return {};
 }
 
+bundle_reader::bundle_reader(std::istream& in, std::string name)
+  : in_(in), name_(std::move(name)) {
+}
+
+caf::error bundle_reader::bad(const std::string& what) const {
+  return make_error(errc::invalid_input,
+                    name_ + ":" + std::to_string(line_) + ": " + what);
+}
+
+expected<json> bundle_reader::read_object() {
+  while (std::getline(in_, text_)) {
+    ++line_;
+    if (text_.empty())
+      continue;
+    auto j = try_parse_json(text_);
+    if (j.is_discarded() || !j.is_object())
+      return bad("not a JSON object");
+    return j;
+  }
+  return json{};
+}
+
+expected<void> bundle_reader::start() {
+  auto j = read_object();
+  if (!j)
+    return j.error();
+  if (j->is_null()) {
+    line_ = 0; // no line is at fault
+    return make_error(errc::invalid_input, name_ + ": empty");
+  }
+  if (j->value("cadre", std::string{}) != "export"
+      || !(*j)["execution"].is_string())
+    return bad("not a cadre export (its first line names the execution)");
+  if (j->value("format", 0) != 1)
+    return bad("unsupported export format " + (*j)["format"].dump());
+  execution_ = (*j)["execution"].get<std::string>();
+  return {};
+}
+
+expected<bool> bundle_reader::next(event& ev) {
+  auto got = read_object();
+  if (!got)
+    return got.error();
+  auto& j = *got;
+  if (j.is_null())
+    return false;
+  if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
+      || !j["type"].is_string())
+    return bad("an event needs log, seq and type");
+  auto log = j["log"].get<std::string>();
+  if (log != log_) {
+    if (std::find(done_.begin(), done_.end(), log) != done_.end())
+      return bad("the events of log '" + log + "' are not together");
+    if (!log_.empty())
+      done_.push_back(std::move(log_));
+    log_ = std::move(log);
+    seq_ = 0;
+  }
+  ev.execution_id = log_;
+  ev.seq = j["seq"].get<uint64_t>();
+  if (ev.seq != seq_ + 1)
+    return bad("log '" + log_ + "': expected seq " + std::to_string(seq_ + 1)
+               + ", got " + std::to_string(ev.seq));
+  seq_ = ev.seq;
+  ev.time_us = j.value("time_us", int64_t{0});
+  ev.type = j["type"].get<std::string>();
+  ev.payload = json_value{j.value("payload", json{})};
+  return true;
+}
+
 expected<bundle> read_bundle(std::istream& in, const std::string& name,
                              size_t* bad_line) {
   bundle b;
-  std::string line;
-  size_t n = 0;
+  bundle_reader r{in, name};
   if (bad_line)
     *bad_line = 0;
-  auto bad = [&](const std::string& what) {
-    if (bad_line)
-      *bad_line = n;
-    return make_error(errc::invalid_input,
-                      name + ":" + std::to_string(n) + ": " + what);
+  auto failed = [&](caf::error err) {
+    // "NAME: empty" is no line's fault.
+    if (bad_line && r.line() > 0)
+      *bad_line = r.line();
+    return err;
   };
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty())
-      continue;
-    auto j = try_parse_json(line);
-    if (j.is_discarded() || !j.is_object())
-      return bad("not a JSON object");
-    if (n == 1) {
-      if (j.value("cadre", std::string{}) != "export"
-          || !j["execution"].is_string())
-        return bad("not a cadre export (its first line names the execution)");
-      if (j.value("format", 0) != 1)
-        return bad("unsupported export format " + j["format"].dump());
-      b.execution = j["execution"].get<std::string>();
-      continue;
-    }
-    if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
-        || !j["type"].is_string())
-      return bad("an event needs log, seq and type");
-    auto log = j["log"].get<std::string>();
-    if (b.logs.empty() || b.logs.back().first != log) {
-      if (b.log(log))
-        return bad("the events of log '" + log + "' are not together");
-      b.logs.emplace_back(log, std::vector<event>{});
-    }
-    auto& evs = b.logs.back().second;
-    event ev;
-    ev.execution_id = log;
-    ev.seq = j["seq"].get<uint64_t>();
-    if (ev.seq != evs.size() + 1)
-      return bad("log '" + log + "': expected seq "
-                 + std::to_string(evs.size() + 1) + ", got "
-                 + std::to_string(ev.seq));
-    ev.time_us = j.value("time_us", int64_t{0});
-    ev.type = j["type"].get<std::string>();
-    ev.payload = json_value{j.value("payload", json{})};
-    evs.push_back(std::move(ev));
+  if (auto ok = r.start(); !ok)
+    return failed(ok.error());
+  b.execution = r.execution();
+  event ev;
+  for (;;) {
+    auto more = r.next(ev);
+    if (!more)
+      return failed(more.error());
+    if (!*more)
+      break;
+    if (b.logs.empty() || b.logs.back().first != ev.execution_id)
+      b.logs.emplace_back(ev.execution_id, std::vector<event>{});
+    b.logs.back().second.push_back(std::move(ev));
   }
-  if (n == 0)
-    return make_error(errc::invalid_input, name + ": empty");
   if (!b.log(b.execution))
     return make_error(errc::invalid_input,
                       name + ": no events of execution " + b.execution);

@@ -102,11 +102,54 @@ struct bundle {
 /// Writes the bundle of execution `id` as NDJSON: a first line {"cadre":
 /// "export", "format": 1, "execution": ID, "logs": [agent logs]}, then a
 /// line {log, seq, time_us, type, payload} per event, the execution's log
-/// first. `cadre export` and GET /v1/executions/{id}/export write it.
+/// first. `cadre export` and GET /v1/executions/{id}/export write it. The
+/// logs are read a chunk at a time (the execution's twice: the first line
+/// names the logs its events use), never whole.
 /// Errors: errc::not_found, the reader's, errc::storage_error when `out`
 /// fails.
 [[nodiscard]] expected<void>
 write_bundle(const log_reader& read, const std::string& id, std::ostream& out);
+
+/// Reads a bundle a line at a time, with read_bundle's checks: memory holds
+/// one line and the names of the logs read, never a log (`cadre test` on an
+/// exported run).
+class bundle_reader {
+public:
+  /// A reader of `in` (named `name` in errors), which must outlive it.
+  bundle_reader(std::istream& in, std::string name);
+
+  /// Reads the first line. Errors: errc::invalid_input "NAME:1: what",
+  /// "NAME: empty".
+  [[nodiscard]] expected<void> start();
+
+  /// The execution the first line names.
+  const std::string& execution() const {
+    return execution_;
+  }
+
+  /// The next event (its log in execution_id), or false at the end of the
+  /// bundle. Errors: errc::invalid_input "NAME:LINE: what".
+  [[nodiscard]] expected<bool> next(event& ev);
+
+  /// The last line read (the one at fault after an error).
+  size_t line() const {
+    return line_;
+  }
+
+private:
+  // The next line that is not empty, as an object; null at the end.
+  expected<json> read_object();
+  caf::error bad(const std::string& what) const;
+
+  std::istream& in_;
+  std::string name_;
+  std::string execution_;
+  std::string text_; // the line read last
+  size_t line_ = 0;
+  std::string log_;           // the log of the events being read
+  uint64_t seq_ = 0;          // its last seq
+  std::vector<std::string> done_; // logs read before it
+};
 
 /// Reads a bundle from `in`. Errors: errc::invalid_input "NAME:LINE: what"
 /// ("NAME: what" when no line is at fault); `bad_line`, when given, is set

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "cadre/workflow/agent_machine.hpp"
+#include "big_map_log.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
 #include "snapshot_logs.hpp"
@@ -1573,4 +1574,213 @@ TEST(Replay, AForkRefusesNestedUnitsThatAreNotThereNamingWhatIs) {
                                          + std::to_string(at) + ")"),
             std::string::npos)
     << message_of(bad.error());
+}
+
+namespace {
+
+// What a view diff shows between two states (what `cadre replay` printed
+// per event before it fed a change_feed): every task and map item whose
+// state changed, by key, then the status.
+json view_changes(const json& before, const json& after) {
+  auto states = [](const json& view) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : view["tasks"]) {
+      auto id = t["id"].get<std::string>();
+      out[id] = t["state"].get<std::string>();
+      if (t.contains("items"))
+        for (size_t i = 0; i < t["items"].size(); ++i)
+          out[id + "[" + std::to_string(i) + "]"]
+            = t["items"][i]["state"].get<std::string>();
+    }
+    return out;
+  };
+  json out = json::array();
+  auto was = states(before);
+  for (const auto& [key, now] : states(after)) {
+    auto i = was.find(key);
+    if (i == was.end() ? now != "blocked" : i->second != now)
+      out.push_back(json{{"task", key},
+                         {"from", i == was.end() ? "" : i->second},
+                         {"to", now}});
+  }
+  if (before["status"] != after["status"])
+    out.push_back(json{{"execution", after["status"]},
+                       {"from", before["status"]}});
+  return out;
+}
+
+using test::big_map_log;
+
+} // namespace
+
+TEST(Replay, AChangeFeedRecordsWhatAViewDiffShowsAtEveryEvent) {
+  std::vector<std::vector<event>> logs;
+  logs.push_back(record(pipeline(), pipeline_input()).log);
+  logs.push_back(record(pipeline("input.x == 'stop'"), pipeline_input()).log);
+  {
+    // A fork: its marker and the units its edits complete.
+    auto run = record(pipeline(), pipeline_input());
+    fork_edits edits;
+    edits.outputs["each[1]"] = json{{"v", "edited"}};
+    edits.answers["h"] = "no";
+    auto plan = plan_fork(run.log, 3, edits, "child", 5000);
+    ASSERT_TRUE(plan) << describe(plan.error());
+    logs.push_back(continue_fork(*plan).log);
+  }
+  logs.push_back(big_map_log(300));
+  for (const auto& log : logs) {
+    change_feed feed{log.front().execution_id};
+    machine m{log.front().execution_id};
+    json before{{"tasks", json::array()}, {"status", "none"}};
+    for (const auto& ev : log) {
+      auto rec = feed.add(ev);
+      ASSERT_TRUE(rec) << describe(rec.error());
+      ASSERT_TRUE(m.apply(ev));
+      auto after = m.view();
+      EXPECT_EQ((*rec)["changes"], view_changes(before, after))
+        << log.front().execution_id << " event " << ev.seq << " " << ev.type;
+      EXPECT_EQ((*rec)["seq"], ev.seq);
+      EXPECT_EQ((*rec)["type"], ev.type);
+      EXPECT_EQ(rec->value("task", json{}), ev.payload->value("task", json{}));
+      before = std::move(after);
+    }
+    EXPECT_EQ(feed.state().view(), m.view());
+  }
+}
+
+TEST(Replay, AChangeFeedOnABigMapRecordsEachItemAsItMoves) {
+  // 50,000 items: a view per event would build 50,000 items 100,004 times.
+  const size_t n = 50000;
+  auto log = big_map_log(n);
+  ASSERT_EQ(log.size(), 2 * n + 4);
+  change_feed feed{"fan"};
+  size_t item_moves = 0;
+  for (const auto& ev : log) {
+    auto rec = feed.add(ev);
+    ASSERT_TRUE(rec) << describe(rec.error());
+    const auto& changes = (*rec)["changes"];
+    const auto& p = ev.payload.get();
+    if (ev.type == "task_dispatched" || (ev.type == "task_completed"
+                                         && p.contains("item"))) {
+      auto key = "map[" + std::to_string(p["item"].get<int>()) + "]";
+      ASSERT_EQ(changes.size(), 1u) << ev.seq;
+      EXPECT_EQ(changes[0]["task"], key);
+      EXPECT_EQ(changes[0]["from"],
+                ev.type == "task_dispatched" ? "blocked" : "running");
+      EXPECT_EQ(changes[0]["to"],
+                ev.type == "task_dispatched" ? "running" : "done");
+      ++item_moves;
+    } else if (ev.type == "map_started") {
+      // 50,000 items appear blocked: not news; the map runs.
+      EXPECT_EQ(changes, json::parse(R"([{"task":"map","from":"blocked",
+                                          "to":"running"}])"));
+    } else if (ev.type == "task_completed") {
+      EXPECT_EQ(changes, json::parse(R"([{"task":"map","from":"running",
+                                          "to":"done"}])"));
+    } else if (ev.type == "execution_completed") {
+      EXPECT_EQ(changes, json::parse(R"([{"execution":"completed",
+                                          "from":"running"}])"));
+    } else {
+      EXPECT_EQ(ev.type, "execution_submitted");
+      EXPECT_EQ(changes, json::parse(R"([{"execution":"running",
+                                          "from":"none"}])"));
+    }
+  }
+  EXPECT_EQ(item_moves, 2 * n);
+}
+
+TEST(Replay, ACheckReadsTheLogAsItIsWalkedAndStopsAtTheDivergence) {
+  auto run = record(pipeline(), pipeline_input());
+  // Walked: the same outcomes as the log in memory.
+  size_t given = 0;
+  auto walk = [&](const std::vector<event>& log) {
+    return log_walk{
+      [&given, &log](const std::function<expected<bool>(const event&)>& fn)
+        -> expected<void> {
+        for (const auto& ev : log) {
+          ++given;
+          auto more = fn(ev);
+          if (!more)
+            return more.error();
+          if (!*more)
+            break;
+        }
+        return {};
+      }};
+  };
+  auto same = check_against(walk(run.log));
+  ASSERT_TRUE(same) << describe(same.error());
+  EXPECT_TRUE(same->compatible());
+  EXPECT_EQ(same->events, run.log.size());
+  EXPECT_EQ(given, run.log.size());
+  // A changed condition: the walk stops at the event that diverges.
+  auto changed = pipeline("input.x == 'stop'");
+  given = 0;
+  auto r = check_against(walk(run.log), &changed);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_FALSE(r->compatible());
+  auto in_memory = check_against(run.log, &changed);
+  ASSERT_TRUE(in_memory);
+  EXPECT_EQ(to_json(*r->first), to_json(*in_memory->first));
+  EXPECT_LE(given, r->first->seq + 1); // and one more: no fork's edit
+  // A fork with edits: walked again with them only once it diverged
+  // without them, and compatible.
+  fork_edits edits;
+  edits.outputs["d"] = json{{"answer", "edited"}};
+  auto plan = plan_fork(run.log, 3, edits, "child", 5000);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  auto child = continue_fork(*plan);
+  given = 0;
+  auto fork = check_against(walk(child.log));
+  ASSERT_TRUE(fork) << describe(fork.error());
+  EXPECT_TRUE(fork->compatible()) << to_json(*fork->first).dump(2);
+  EXPECT_LE(given, 2 * child.log.size());
+  // A fork whose edit a changed definition no longer takes diverges.
+  auto other = pipeline();
+  other["tasks"][6]["input"] = json{{"answer", "changed"}};
+  auto diverged = check_against(walk(child.log), &other);
+  ASSERT_TRUE(diverged) << describe(diverged.error());
+  EXPECT_FALSE(diverged->compatible());
+}
+
+TEST(Replay, ACheckOfABigMapHoldsOneStepNotTheLog) {
+  auto log = big_map_log(2000);
+  auto r = check_against(log);
+  ASSERT_TRUE(r) << describe(r.error());
+  EXPECT_TRUE(r->compatible());
+  EXPECT_EQ(r->events, log.size());
+  // A log cut short: the decisions left over are past its end.
+  std::vector<event> cut(log.begin(), log.begin() + 10);
+  auto c = check_against(cut);
+  ASSERT_TRUE(c) << describe(c.error());
+  ASSERT_FALSE(c->compatible());
+  EXPECT_EQ(c->first->seq, 11u);
+  EXPECT_EQ(c->first->got["type"], "task_dispatched");
+  EXPECT_EQ(c->first->task, "map[8]");
+}
+
+TEST(Replay, AForkThatSetsAnAgentsResultIsCompatibleWithItsDefinition) {
+  // The edited agent task is recorded as a dispatch of no agent: a check
+  // without the fork's edits diverges one event before its `by: "fork"`.
+  json doc{{"name", "w"},
+           {"agents", {{"helper", {{"system", "be brief"}}}}},
+           {"tasks", {{{"id", "ask"}, {"agent", "helper"}, {"input", "hi"}},
+                      {{"id", "then"}, {"tool", "echo"}, {"depends_on", "ask"},
+                       {"input", "{{ tasks.ask.output }}"}}}}};
+  machine m{"e"};
+  auto s = m.submit(doc, json::object(), "", 1);
+  ASSERT_TRUE(s) << describe(s.error());
+  std::vector<event> log = s->events;
+  for (auto& ev : m.succeeded("ask", 1, "hello", 0, 2).events)
+    log.push_back(ev);
+  for (auto& ev : m.succeeded("then", 1, "hello", 0, 3).events)
+    log.push_back(ev);
+  fork_edits edits;
+  edits.outputs["ask"] = "edited";
+  auto plan = plan_fork(log, 1, edits, "f", 10);
+  ASSERT_TRUE(plan) << describe(plan.error());
+  auto child = continue_fork(*plan);
+  auto r = check_against(child.log);
+  ASSERT_TRUE(r) << describe(r.error());
+  EXPECT_TRUE(r->compatible()) << to_json(*r->first).dump(2);
 }

@@ -298,6 +298,10 @@ struct machine::state {
     if (page < tp.pages.size())
       tp.pages[page] = {};
   }
+  // machine::replay_only: decisions build no actions.
+  bool replay_only = false;
+  // The expressions evaluated so far, parsed: a path, or nullopt (Lua).
+  std::unordered_map<std::string, std::optional<std::vector<json>>> paths;
 
   // Sets up the tasks of a started execution (its submission, or the
   // dispatch of an item of a map of sub-workflows).
@@ -426,8 +430,12 @@ struct machine::state {
   }
 
   expected<json> eval(const std::string& raw, const scope& sc) {
-    auto expr = trim(raw);
-    if (auto path = parse_path(expr)) {
+    // A definition has few expressions and a map evaluates one per item:
+    // each is parsed once.
+    auto known = paths.find(raw);
+    if (known == paths.end())
+      known = paths.emplace(raw, parse_path(trim(raw))).first;
+    if (const auto& path = known->second) {
       const auto& root = (*path)[0].get_ref<const std::string&>();
       if (root == "input")
         return descend(input, *path, 1);
@@ -450,6 +458,7 @@ struct machine::state {
         return json{};
       }
     }
+    auto expr = trim(raw);
     if (!lua) {
       auto sb = tools::lua_sandbox::create();
       if (!sb)
@@ -729,6 +738,7 @@ struct machine::state {
         ++children;
         inner(*u).init(std::move(*nested), u->input, ev.time_us);
         hand_down(*u, ti, item);
+        inner(*u).replay_only = replay_only;
       }
       return {};
     }
@@ -851,7 +861,9 @@ struct decider {
   double draw = 0.5;
 
   void emit(const char* type, json payload) {
-    event ev{st.id, st.seq + 1, now, type, json_value{std::move(payload)}};
+    // A replay's decisions are compared, not written: no id to copy.
+    event ev{st.replay_only ? std::string{} : st.id, st.seq + 1, now, type,
+             json_value{std::move(payload)}};
     auto r = m.apply(ev);
     // Decisions only emit events the fold accepts; a failure is a bug.
     if (!r)
@@ -926,7 +938,7 @@ struct decider {
     const auto& td = st.def->tasks[task];
     auto& u = *st.find_unit(task, item);
     auto& inner = machine::state::inner(u);
-    if (td.timeout_ms > 0) {
+    if (td.timeout_ms > 0 && !st.replay_only) {
       action a;
       a.kind = action::deadline_timer;
       a.key = key_of(task, item);
@@ -938,7 +950,7 @@ struct decider {
     }
     step cs;
     decider cd{inner, *u.child, cs, now};
-    if (inner.def->timeout_ms > 0) {
+    if (inner.def->timeout_ms > 0 && !inner.replay_only) {
       action a;
       a.kind = action::execution_timer;
       a.delay_ms = inner.def->timeout_ms;
@@ -1024,14 +1036,24 @@ struct decider {
     const auto& td = st.def->tasks[task];
     auto runs = td.unit_kind();
     auto p = task_payload(task, item);
-    p["attempt"] = attempt;
+    // Fields put in place (one per item of a big map): operator[] would
+    // make a key string to look up first.
+    auto& fields = p.get_ref<json::object_t&>();
+    fields.emplace("attempt", attempt);
     if (runs == task_kind::agent)
-      p["agent"] = td.agent;
+      fields.emplace("agent", td.agent);
     else if (runs == task_kind::workflow)
-      p["workflow"] = td.workflow.value("name", std::string{});
+      fields.emplace("workflow", td.workflow.value("name", std::string{}));
     else
-      p["tool"] = td.tool;
-    p["input"] = input;
+      fields.emplace("tool", td.tool);
+    if (st.replay_only) {
+      fields.emplace("input", std::move(input));
+      emit(events::dispatched, std::move(p));
+      if (runs == task_kind::workflow)
+        start_child(task, item);
+      return;
+    }
+    fields.emplace("input", input);
     emit(events::dispatched, std::move(p));
     if (runs == task_kind::workflow) {
       start_child(task, item);
@@ -1129,6 +1151,8 @@ struct decider {
         item_done(task);
       return;
     }
+    if (st.replay_only)
+      return;
     action a;
     a.kind = action::waiting_human;
     a.key = std::move(key);
@@ -1388,6 +1412,8 @@ void decider::attempt_failed(int task, int item, uint32_t attempt,
     // The draw makes the delay reproducible when a log is replayed.
     p["draw"] = draw;
     emit(events::failed, std::move(p));
+    if (st.replay_only)
+      return;
     action a;
     a.kind = action::retry_timer;
     a.key = key_of(task, item);
@@ -1449,7 +1475,7 @@ expected<step> machine::submit(const json& doc, const json& input,
               {"definition", doc},
               {"input", input},
               {"idempotency_key", idempotency_key}});
-  if (st_->def->timeout_ms > 0) {
+  if (st_->def->timeout_ms > 0 && !st_->replay_only) {
     action a;
     a.kind = action::execution_timer;
     a.delay_ms = st_->def->timeout_ms;
@@ -1485,10 +1511,11 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     d.complete_task(ti, output, attempt, usage);
   } else {
     auto p = d.task_payload(ti, item);
-    p["attempt"] = attempt;
-    p["output"] = output;
+    auto& fields = p.get_ref<json::object_t&>();
+    fields.emplace("attempt", attempt);
+    fields.emplace("output", output);
     if (!usage.is_null())
-      p["usage"] = usage;
+      fields.emplace("usage", usage);
     d.emit(events::completed, std::move(p));
     d.item_done(ti);
   }
@@ -1917,6 +1944,10 @@ bool machine::started() const {
 
 bool machine::finished() const {
   return st_->finished();
+}
+
+const std::string& machine::status() const {
+  return st_->shown_status();
 }
 
 execution_info machine::info() const {
@@ -2565,6 +2596,10 @@ bool reruns(const std::set<std::string>& rerun, const std::string& key) {
     path += segment + "/";
     from = slash + 1;
   }
+}
+
+void machine::replay_only() {
+  st_->replay_only = true;
 }
 
 void machine::use_fork_edits(const json& edits) {

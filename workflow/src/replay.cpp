@@ -6,6 +6,7 @@
 #include "document.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <functional>
 #include <string_view>
@@ -29,12 +30,18 @@ std::string text(const json& obj, std::string_view key) {
   return v.is_string() ? v.get<std::string>() : std::string{};
 }
 
-// "task" or "task[item]" of an event's payload.
+// "task" or "task[item]" of an event's payload (one string built in place:
+// a replay asks it of every recorded result).
 std::string key_of(const json& payload) {
   auto task = text(payload, "task");
   const auto& item = field(payload, "item");
-  if (item.is_number_integer())
-    return task + "[" + std::to_string(item.get<int64_t>()) + "]";
+  if (item.is_number_integer()) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits,
+                             item.get<int64_t>()).ptr;
+    task.reserve(task.size() + static_cast<size_t>(end - digits) + 2);
+    task.append(1, '[').append(digits, end).append(1, ']');
+  }
   return task;
 }
 
@@ -119,83 +126,122 @@ json external_spec(const definition& def, const std::string& task) {
   return nullptr;
 }
 
-// Drives a fresh machine with the stimuli a recorded log holds and compares
-// each decision with the recorded one.
+// Drives a machine with the stimuli of a recorded log, fed one event at a
+// time as it is read, and compares each decision with the recorded one. A
+// stimulus's decisions wait in `pending_` for the recorded events that
+// should match them, so memory holds the state and one step, not the log.
 class lockstep {
 public:
-  lockstep(const std::vector<event>& log, const definition& recorded_def)
-    : log_(log), recorded_def_(recorded_def), m_(log.front().execution_id) {
+  // A fresh machine for the log of `id`: its first event must be the
+  // submission. `doc`: the definition to check (null: the recorded one);
+  // `edits`: a fork's edits, which decide from its first event on.
+  lockstep(const json* doc, const json* edits) : doc_(doc), edits_(edits) {
   }
 
-  // Goes on from a machine restored from a snapshot: `log` holds the
-  // events after it, and `recorded_def` is its definition.
-  lockstep(const std::vector<event>& log, const definition& recorded_def,
-           machine from)
-    : log_(log), recorded_def_(recorded_def), m_(std::move(from)) {
+  // Goes on from a machine restored from a snapshot, whose definition is
+  // the recorded one.
+  explicit lockstep(machine from) : m_(std::move(from)) {
+    recorded_def_ = *m_->def();
+    m_->replay_only();
   }
 
-  // Re-decides the events after the restored state.
-  replay_check run_on() {
-    replay_check out;
-    pos_ = 0;
-    if (auto d = steps(out))
-      return *d;
-    out.events = log_.size();
-    return out;
+  // Checks recorded event `ev`; false once the decisions part (first()
+  // says where). Errors: errc::invalid_workflow for a `doc` that does not
+  // parse, errc::codec_error for a log that does not fold.
+  expected<bool> add(const event& ev) {
+    if (out_.first)
+      return false;
+    ++out_.events;
+    if (!recorded_def_) {
+      if (auto r = start(ev); !r)
+        return r.error();
+      return !out_.first;
+    }
+    if (next_ == pending_.size()) {
+      divergence why;
+      auto s = stimulus(ev, why);
+      if (!s)
+        return diverge(std::move(why));
+      pending_ = std::move(s->events);
+      next_ = 0;
+      if (pending_.empty()) {
+        // Folded as recorded (a fork marker, a redispatch): nothing to
+        // compare.
+        return true;
+      }
+    }
+    auto d = compare(ev, pending_[next_]);
+    ++next_;
+    if (next_ == pending_.size()) {
+      pending_.clear();
+      next_ = 0;
+    }
+    if (d)
+      return diverge(std::move(*d));
+    return true;
   }
 
-  expected<replay_check> run(const json& doc) {
-    replay_check out;
-    // A fork's edits decide for their tasks from its first event on.
-    for (const auto& ev : log_)
-      if (ev.type == events::forked)
-        m_.use_fork_edits(field(ev.payload.get(), "edits"));
-    const auto& first = log_.front();
+  // The outcome once every recorded event was added: decisions left over
+  // go past the end of the recorded log.
+  replay_check finish() {
+    if (!out_.first && next_ < pending_.size()) {
+      const auto& got = pending_[next_];
+      diverge(divergence{got.seq, key_of(got.payload.get()),
+                         "the definition decides " + describe_event(got)
+                           + " after the end of the recorded log",
+                         nullptr, event_json(got)});
+    }
+    return out_;
+  }
+
+private:
+  bool diverge(divergence d) {
+    out_.events = d.seq;
+    out_.first = std::move(d);
+    return false;
+  }
+
+  // The submission: parses the recorded definition and submits `doc`.
+  expected<void> start(const event& first) {
+    if (first.type != events::submitted)
+      return make_error(errc::codec_error,
+                        "execution " + first.execution_id
+                          + ": the first event is " + first.type
+                          + ", not execution_submitted");
     const auto& p = first.payload.get();
-    auto s = m_.submit(doc, field(p, "input"), text(p, "idempotency_key"),
+    auto parsed = parse_document(field(p, "definition"), validation_context{});
+    if (!parsed.def)
+      return make_error(errc::codec_error,
+                        "execution " + first.execution_id
+                          + ": the recorded definition does not parse");
+    recorded_def_ = std::move(*parsed.def);
+    m_.emplace(first.execution_id);
+    m_->replay_only();
+    if (edits_)
+      m_->use_fork_edits(*edits_);
+    auto s = m_->submit(doc_ ? *doc_ : field(p, "definition"),
+                       field(p, "input"), text(p, "idempotency_key"),
                        first.time_us);
     if (!s) {
       if (code_of(s.error()) == errc::invalid_workflow)
         return s.error();
-      out.first = divergence{first.seq, {},
-                             "the definition refuses the recorded input: "
-                               + message_of(s.error()),
-                             event_json(first), nullptr};
-      return out;
+      diverge(divergence{first.seq, {},
+                         "the definition refuses the recorded input: "
+                           + message_of(s.error()),
+                         event_json(first), nullptr});
+      return {};
     }
-    if (auto d = compare(*s, 0)) {
-      out.first = std::move(d);
-      out.events = out.first->seq;
-      return out;
+    pending_ = std::move(s->events);
+    next_ = 1;
+    if (pending_.empty()) // cannot be: a submission records itself
+      return make_error(errc::internal, "the submission decided nothing");
+    if (auto d = compare(first, pending_[0]))
+      diverge(std::move(*d));
+    if (next_ == pending_.size()) {
+      pending_.clear();
+      next_ = 0;
     }
-    pos_ = s->events.size();
-    if (auto d = steps(out))
-      return *d;
-    out.events = log_.size();
-    return out;
-  }
-
-private:
-  // Feeds the events from pos_ on as stimuli and compares each decision;
-  // the outcome at the first divergence, else nothing.
-  std::optional<replay_check> steps(replay_check& out) {
-    while (pos_ < log_.size()) {
-      const auto& ev = log_[pos_];
-      divergence why;
-      auto next = stimulus(ev, why);
-      if (!next) {
-        out.first = std::move(why);
-        out.events = ev.seq;
-        return out;
-      }
-      if (auto d = compare(*next, pos_)) {
-        out.first = std::move(d);
-        out.events = out.first->seq;
-        return out;
-      }
-      pos_ += std::max<size_t>(next->events.size(), 1);
-    }
-    return std::nullopt;
+    return {};
   }
 
   // Feeds the machine the stimulus recorded event `ev` stands for; a
@@ -203,132 +249,132 @@ private:
   std::optional<step> stimulus(const event& ev, divergence& why) {
     const auto& p = ev.payload.get();
     auto key = key_of(p);
-    auto attempt = field(p, "attempt").is_number_integer()
-                     ? field(p, "attempt").get<uint32_t>()
-                     : 1u;
+    const auto& at = field(p, "attempt");
+    auto attempt = at.is_number_integer() ? at.get<uint32_t>() : 1u;
     auto nothing = [&](std::string reason) {
       why = divergence{ev.seq, key, std::move(reason), event_json(ev), nullptr};
       return std::optional<step>{};
     };
-    auto state = key.empty() ? std::string{} : m_.unit_state(key);
-    auto unexpected = [&] {
-      return nothing("recorded " + describe_event(ev)
-                     + "; the definition "
-                     + (state.empty() ? "has no such task"
-                                      : "has it " + state));
+    // The unit's state is only read to explain a divergence or to tell a
+    // retry's dispatch: no string is built per event otherwise.
+    auto state = [&] {
+      return key.empty() ? std::string{} : m_->unit_state(key);
     };
-    if (ev.type == events::completed) {
+    auto unexpected = [&] {
+      auto s = state();
+      return nothing("recorded " + describe_event(ev) + "; the definition "
+                     + (s.empty() ? "has no such task" : "has it " + s));
+    };
+    const std::string_view type{ev.type};
+    if (type == events::completed) {
       if (text(p, "by") == "human") {
-        auto r = m_.human_answer(key, field(p, "output"), ev.time_us);
+        auto r = m_->human_answer(key, field(p, "output"), ev.time_us);
         if (!r)
           return nothing("recorded an answer to " + key
                          + "; the definition refuses it: "
                          + message_of(r.error()));
         return std::move(*r);
       }
-      auto s = m_.succeeded(key, attempt, field(p, "output"), 0, ev.time_us,
+      auto s = m_->succeeded(key, attempt, field(p, "output"), 0, ev.time_us,
                             field(p, "usage"));
       if (s.events.empty())
         return unexpected();
       return s;
     }
-    if (ev.type == events::failed) {
-      auto s = m_.failed(key, attempt, error_from(p), draw_of(p), ev.time_us);
+    if (type == events::failed) {
+      auto s = m_->failed(key, attempt, error_from(p), draw_of(p), ev.time_us);
       if (s.events.empty())
         return unexpected();
       return s;
     }
-    if (ev.type == events::dispatched && attempt > 1
-        && state == "retry_wait") {
-      auto s = m_.retry_due(key, attempt - 1, ev.time_us);
+    if (type == events::dispatched && attempt > 1 && state() == "retry_wait") {
+      auto s = m_->retry_due(key, attempt - 1, ev.time_us);
       if (s.events.empty())
         return unexpected();
       return s;
     }
     // The execution's timeout: it fails, or starts its on_failure tasks.
-    if ((ev.type == events::execution_failed
-         || ev.type == events::on_failure_started)
+    if ((type == events::execution_failed || type == events::on_failure_started)
         && text(p, "code") == "timeout" && text(p, "task").empty()) {
-      auto s = m_.execution_timed_out(ev.time_us);
+      auto s = m_->execution_timed_out(ev.time_us);
       if (s.events.empty())
         return nothing("recorded the execution's timeout; the definition "
                        "has finished it");
       return s;
     }
-    if (ev.type == events::execution_cancelled) {
-      auto s = m_.cancel(text(p, "reason"), ev.time_us);
+    if (type == events::execution_cancelled) {
+      auto s = m_->cancel(text(p, "reason"), ev.time_us);
       if (s.events.empty())
         return nothing("recorded a cancellation; the definition has "
                        "finished the execution");
       return s;
     }
-    if (ev.type == events::forked || ev.type == events::redispatched) {
+    if (type == events::forked || type == events::redispatched) {
       // A fork's marker, or a start of the node that dispatched a task
       // again, is history, not a decision: fold it as recorded.
       event copy = ev;
-      copy.seq = m_.last_seq() + 1;
-      if (auto r = m_.apply(copy); !r)
+      copy.seq = m_->last_seq() + 1;
+      if (auto r = m_->apply(copy); !r)
         return nothing("cannot fold the fork marker: "
                        + message_of(r.error()));
-      step s;
-      s.events.push_back(std::move(copy));
-      return s;
+      return step{};
     }
+    auto s = state();
     return nothing("recorded " + describe_event(ev)
                    + "; the definition decides nothing here"
-                   + (state.empty() ? std::string{}
-                                    : " (" + key + " is " + state + ")"));
+                   + (s.empty() ? std::string{} : " (" + key + " is " + s + ")"));
   }
 
-  // Compares the events of step `s` with the recorded ones from `at`.
-  std::optional<divergence> compare(const step& s, size_t at) {
-    for (size_t k = 0; k < s.events.size(); ++k) {
-      const auto& got = s.events[k];
-      if (at + k >= log_.size())
-        return divergence{got.seq, key_of(got.payload.get()),
-                          "the definition decides " + describe_event(got)
-                            + " after the end of the recorded log",
-                          nullptr, event_json(got)};
-      const auto& rec = log_[at + k];
-      if (!same_decision(rec, got)) {
-        std::string reason = "recorded " + describe_event(rec);
-        if (rec.type == got.type) {
-          auto changes = json_changes(rec.payload.get(), got.payload.get(), 1);
-          reason += ", the definition decides it with another "
-                    + (changes.empty()
-                         ? std::string{"payload"}
-                         : changes[0]["pointer"].get<std::string>().substr(1));
-        } else {
-          reason += ", the definition decides " + describe_event(got);
-        }
-        return divergence{rec.seq, key_of(rec.payload.get()),
-                          std::move(reason), event_json(rec),
-                          event_json(got)};
+  // Compares decision `got` with recorded event `rec`.
+  std::optional<divergence> compare(const event& rec, const event& got) {
+    if (!same_decision(rec, got)) {
+      std::string reason = "recorded " + describe_event(rec);
+      if (rec.type == got.type) {
+        auto changes = json_changes(rec.payload.get(), got.payload.get(), 1);
+        reason += ", the definition decides it with another "
+                  + (changes.empty()
+                       ? std::string{"payload"}
+                       : changes[0]["pointer"].get<std::string>().substr(1));
+      } else {
+        reason += ", the definition decides " + describe_event(got);
       }
-      if (got.type == events::dispatched) {
-        auto task = text(got.payload.get(), "task");
-        auto before = external_spec(recorded_def_, task);
-        auto now = m_.def() ? external_spec(*m_.def(), task) : json{};
-        if (before != now)
-          return divergence{
-            rec.seq, key_of(rec.payload.get()),
-            "task " + task + " runs "
-              + (got.payload.get().contains("agent")
-                   ? "agent " + text(got.payload.get(), "agent")
-                       + " with a spec that differs from the recorded one"
-                   : std::string{"a child workflow that differs from the "
-                                 "recorded one"})
-              + " (its recorded model replies and results do not apply)",
-            before, now};
-      }
+      return divergence{rec.seq, key_of(rec.payload.get()), std::move(reason),
+                        event_json(rec), event_json(got)};
     }
-    return std::nullopt;
+    if (got.type != events::dispatched)
+      return std::nullopt;
+    // What acts outside the log is compared once per task, not per item.
+    const auto& task = field(got.payload.get(), "task");
+    if (!task.is_string())
+      return std::nullopt;
+    const auto& name = task.get_ref<const std::string&>();
+    if (!specs_checked_.insert(name).second)
+      return std::nullopt;
+    auto before = external_spec(*recorded_def_, name);
+    auto now = m_->def() ? external_spec(*m_->def(), name) : json{};
+    if (before == now)
+      return std::nullopt;
+    specs_checked_.erase(name);
+    return divergence{
+      rec.seq, key_of(rec.payload.get()),
+      "task " + name + " runs "
+        + (got.payload.get().contains("agent")
+             ? "agent " + text(got.payload.get(), "agent")
+                 + " with a spec that differs from the recorded one"
+             : std::string{"a child workflow that differs from the "
+                           "recorded one"})
+        + " (its recorded model replies and results do not apply)",
+      before, now};
   }
 
-  const std::vector<event>& log_;
-  const definition& recorded_def_;
-  machine m_;
-  size_t pos_ = 0;
+  std::optional<machine> m_; // made at the submission, or restored
+  const json* doc_ = nullptr;
+  const json* edits_ = nullptr;
+  std::optional<definition> recorded_def_;
+  std::vector<event> pending_; // decisions not yet matched, from next_
+  size_t next_ = 0;
+  std::set<std::string> specs_checked_; // tasks whose spec is the same
+  replay_check out_;
 };
 
 } // namespace
@@ -595,6 +641,67 @@ expected<json> stepper::view_at(uint64_t seq) {
   return current_->view();
 }
 
+change_feed::change_feed(std::string id) : m_(std::move(id)) {
+}
+
+expected<json> change_feed::add(const event& ev) {
+  const auto& p = ev.payload.get();
+  // The units whose state the event may change: its own (and its map's),
+  // a fallback it starts, the items of a map it starts. A unit of a
+  // sub-workflow ("T/inner") changes only the sub-workflow's state, and a
+  // submission makes every task blocked, which is not news.
+  std::vector<std::string> keys;
+  const auto& task = field(p, "task");
+  if (ev.type != events::submitted && task.is_string()
+      && task.get_ref<const std::string&>().find('/') == std::string::npos
+      && m_.def()) {
+    const auto& name = task.get_ref<const std::string&>();
+    keys.push_back(name);
+    if (field(p, "item").is_number_integer())
+      keys.push_back(key_of(p));
+    if (ev.type == events::fallback_started)
+      if (auto fb = text(p, "fallback"); !fb.empty())
+        keys.push_back(std::move(fb));
+    if (ev.type == events::map_started) {
+      // Items it had (a map started again) and items it gets.
+      size_t n = field(p, "items").is_array() ? field(p, "items").size() : 0;
+      for (size_t i = 0;; ++i) {
+        auto item = name + "[" + std::to_string(i) + "]";
+        if (i >= n && m_.unit_state(item).empty())
+          break;
+        keys.push_back(std::move(item));
+      }
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<std::string> before;
+  before.reserve(keys.size());
+  for (const auto& k : keys)
+    before.push_back(m_.unit_state(k));
+  if (auto r = m_.apply(ev); !r)
+    return r.error();
+  json changes = json::array();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto now = m_.unit_state(keys[i]);
+    if (now.empty() || now == before[i]
+        || (before[i].empty() && now == "blocked"))
+      continue;
+    changes.push_back(json{{"task", keys[i]}, {"from", before[i]},
+                           {"to", std::move(now)}});
+  }
+  const auto& status = m_.status();
+  if (status != status_) {
+    changes.push_back(json{{"execution", status}, {"from", status_}});
+    status_ = status;
+  }
+  json r{{"seq", ev.seq}, {"type", ev.type}};
+  if (p.is_object() && p.contains("task"))
+    r["task"] = p["task"];
+  r["changes"] = std::move(changes);
+  return r;
+}
+
 json event_json(const event& ev) {
   return json{{"type", ev.type}, {"payload", ev.payload.get()}};
 }
@@ -608,38 +715,66 @@ json to_json(const divergence& d) {
   return out;
 }
 
-namespace {
-
-// The recorded definition of a log, parsed.
-expected<definition> recorded_definition(const std::vector<event>& log) {
-  if (log.empty())
-    return make_error(errc::not_found, "the execution has no events");
-  const auto& first = log.front();
-  if (first.type != events::submitted)
-    return make_error(errc::codec_error,
-                      "execution " + first.execution_id
-                        + ": the first event is " + first.type
-                        + ", not execution_submitted");
-  auto parsed = parse_document(field(first.payload.get(), "definition"),
-                               validation_context{});
-  if (!parsed.def)
-    return make_error(errc::codec_error,
-                      "execution " + first.execution_id
-                        + ": the recorded definition does not parse");
-  return std::move(*parsed.def);
+expected<replay_check> check_against(const log_walk& walk, const json* doc) {
+  // A fork's edits decide from its first event on, but its marker comes
+  // after the history it took over. Without them, a fork diverges first at
+  // a unit its edits gave a result (`by: "fork"`), which is recorded right
+  // after that unit's dispatch or question: only then is the rest of the
+  // log read for the marker and the log checked again with its edits.
+  std::optional<json> edits;
+  auto edited = [](const event& ev) {
+    return ev.type == events::completed
+           && text(ev.payload.get(), "by") == "fork";
+  };
+  auto pass = [&]() -> expected<replay_check> {
+    lockstep check{doc, edits ? &*edits : nullptr};
+    enum { checking, peeking, looking } now = checking;
+    auto walked = walk([&](const event& ev) -> expected<bool> {
+      switch (now) {
+        case peeking:
+          now = looking;
+          return edited(ev);
+        case looking:
+          if (ev.type != events::forked)
+            return true;
+          edits = field(ev.payload.get(), "edits");
+          return false;
+        case checking:
+          break;
+      }
+      auto more = check.add(ev);
+      if (!more || *more || edits)
+        return more;
+      now = edited(ev) ? looking : peeking;
+      return true;
+    });
+    if (!walked)
+      return walked.error();
+    return check.finish();
+  };
+  auto first = pass();
+  if (!first || first->compatible() || !edits)
+    return first;
+  return pass();
 }
-
-} // namespace
 
 expected<replay_check> check_against(const std::vector<event>& log,
                                      const json* doc) {
-  auto recorded = recorded_definition(log);
-  if (!recorded)
-    return recorded.error();
-  lockstep driver{log, *recorded};
-  if (doc)
-    return driver.run(*doc);
-  return driver.run(field(log.front().payload.get(), "definition"));
+  if (log.empty())
+    return make_error(errc::not_found, "the execution has no events");
+  return check_against(
+    [&log](const std::function<expected<bool>(const event&)>& fn)
+      -> expected<void> {
+      for (const auto& ev : log) {
+        auto more = fn(ev);
+        if (!more)
+          return more.error();
+        if (!*more)
+          break;
+      }
+      return {};
+    },
+    doc);
 }
 
 expected<replay_check> check_recovery(const std::string& id, const json& snap,
@@ -652,13 +787,15 @@ expected<replay_check> check_recovery(const std::string& id, const json& snap,
   if (!m->def())
     return make_error(errc::codec_error,
                       "execution " + id + ": the snapshot has no definition");
-  replay_check out;
-  if (log.empty())
-    return out;
-  // A copy: the machine moves into the driver.
-  definition recorded = *m->def();
-  lockstep driver{log, recorded, std::move(*m)};
-  return driver.run_on();
+  lockstep check{std::move(*m)};
+  for (const auto& ev : log) {
+    auto more = check.add(ev);
+    if (!more)
+      return more.error();
+    if (!*more)
+      break;
+  }
+  return check.finish();
 }
 
 json to_json(const fork_edits& e) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <caf/actor_system.hpp>
@@ -267,6 +268,46 @@ expected<json> definition_of_file(const std::string& file) {
   return res.def->document;
 }
 
+// The log of execution `id` walked a chunk at a time (log_reader::each).
+workflow::log_walk execution_walk(const log_reader& reader,
+                                  const std::string& id) {
+  return [&reader, id](const std::function<expected<bool>(const event&)>& fn) {
+    return reader.each(id, 1, 0, fn);
+  };
+}
+
+// The execution's log in an exported bundle, walked a line at a time.
+workflow::log_walk bundle_walk(const std::string& path) {
+  return [path](const std::function<expected<bool>(const event&)>& fn)
+           -> expected<void> {
+    std::ifstream in{path};
+    bundle_reader r{in, path};
+    if (auto ok = r.start(); !ok)
+      return ok.error();
+    bool any = false;
+    event ev;
+    for (;;) {
+      auto more = r.next(ev);
+      if (!more)
+        return more.error();
+      if (!*more)
+        break;
+      if (ev.execution_id != r.execution())
+        continue;
+      any = true;
+      auto go_on = fn(ev);
+      if (!go_on)
+        return go_on.error();
+      if (!*go_on)
+        return {};
+    }
+    if (!any)
+      return make_error(errc::invalid_input,
+                        path + ": no events of execution " + r.execution());
+    return {};
+  };
+}
+
 } // namespace
 
 int replay_exit(const caf::error& err) {
@@ -304,17 +345,20 @@ int cmd_replay(persistence::event_store& store, const std::string& id,
                const std::string& against, bool json_out) {
   auto reader = store_reader(store);
   if (!against.empty()) {
-    auto log = read_execution(reader, id);
-    if (!log) {
-      print_error(message_of(log.error()));
-      return replay_exit(log.error());
+    auto last = reader.last_seq(id);
+    if (last && *last == 0)
+      last = make_error(errc::not_found,
+                        "no execution '" + id + "' in the store");
+    if (!last) {
+      print_error(message_of(last.error()));
+      return replay_exit(last.error());
     }
     auto doc = definition_of_file(against);
     if (!doc) {
       print_error(message_of(doc.error()));
       return exit_usage;
     }
-    auto r = workflow::check_against(*log, &*doc);
+    auto r = workflow::check_against(execution_walk(reader, id), &*doc);
     if (!r) {
       print_error(message_of(r.error()));
       return exit_failed;
@@ -336,19 +380,17 @@ int cmd_replay(persistence::event_store& store, const std::string& id,
                            *last};
     return step_interactively(walk);
   }
-  // One record per event; the fold advances once per event as it is read.
-  workflow::machine m{id};
-  json before{{"tasks", json::array()}, {"status", "none"}};
+  // One record per event, as it is read; each costs what its event
+  // changed, not a view of the whole state.
+  workflow::change_feed feed{id};
   auto walked = reader.each(id, 1, *last, [&](const event& ev) -> expected<bool> {
-    if (auto r = m.apply(ev); !r)
-      return r.error();
-    auto after = m.view();
-    auto rec = step_record(ev, before, after);
+    auto rec = feed.add(ev);
+    if (!rec)
+      return rec.error();
     if (json_out)
-      std::printf("%s\n", dump_json(rec).c_str());
+      std::printf("%s\n", dump_json(*rec).c_str());
     else
-      print_step(rec);
-    before = std::move(after);
+      print_step(*rec);
     return true;
   });
   if (!walked) {
@@ -370,18 +412,31 @@ int cmd_test(persistence::event_store* store,
     }
     by_name[doc->value("name", std::string{})] = {file, *doc};
   }
-  // (label, log) of every recorded execution named.
-  std::vector<std::pair<std::string, std::vector<event>>> runs;
+  // (label, walk over its log, its first event) of every recorded execution
+  // named; each log is read as it is checked, a chunk or a line at a time.
+  struct run {
+    std::string label;
+    workflow::log_walk walk;
+    event first;
+  };
+  std::vector<run> runs;
   auto add_bundle = [&](const std::filesystem::path& path) -> bool {
-    std::ifstream in{path};
-    auto b = read_bundle(in, path.string());
-    if (!b) {
-      print_error(message_of(b.error()));
+    auto walk = bundle_walk(path.string());
+    event first;
+    auto peeked = walk([&first](const event& ev) -> expected<bool> {
+      first = ev;
+      return false;
+    });
+    if (!peeked) {
+      print_error(message_of(peeked.error()));
       return false;
     }
-    runs.emplace_back(path.string(), *b->log(b->execution));
+    runs.push_back(run{path.string(), std::move(walk), std::move(first)});
     return true;
   };
+  std::optional<log_reader> reader;
+  if (store)
+    reader = store_reader(*store);
   for (const auto& t : targets) {
     std::error_code ec;
     if (std::filesystem::is_directory(t, ec)) {
@@ -400,33 +455,38 @@ int cmd_test(persistence::event_store* store,
     } else if (std::filesystem::is_regular_file(t, ec)) {
       if (!add_bundle(t))
         return exit_usage;
-    } else if (store) {
-      auto log = read_execution(store_reader(*store), t);
-      if (!log) {
-        print_error(message_of(log.error()));
+    } else if (reader) {
+      auto first = reader->read(t, 1, 1);
+      if (first && first->empty())
+        first = make_error(errc::not_found,
+                           "no execution '" + t + "' in the store");
+      if (!first) {
+        print_error(message_of(first.error()));
         return exit_usage;
       }
-      runs.emplace_back(t, std::move(*log));
+      runs.push_back(run{t, execution_walk(*reader, t),
+                         std::move(first->front())});
     } else {
       print_error(t + ": neither a file, a directory nor an execution id");
       return exit_usage;
     }
   }
   size_t diverged = 0;
-  for (const auto& [label, log] : runs) {
-    auto name = log.front().payload.get().value("workflow", std::string{});
+  for (const auto& r : runs) {
+    auto name = r.first.payload.get().value("workflow", std::string{});
     auto w = by_name.find(name);
     auto against = w == by_name.end() ? std::string{"its recorded definition"}
                                       : w->second.first;
-    auto r = workflow::check_against(
-      log, w == by_name.end() ? nullptr : &w->second.second);
-    if (!r) {
-      print_error(label + ": " + message_of(r.error()));
-      return exit_failed;
+    auto check = workflow::check_against(
+      r.walk, w == by_name.end() ? nullptr : &w->second.second);
+    if (!check) {
+      print_error(r.label + ": " + message_of(check.error()));
+      return code_of(check.error()) == errc::invalid_input ? exit_usage
+                                                           : exit_failed;
     }
-    if (!r->compatible())
+    if (!check->compatible())
       ++diverged;
-    print_divergence(label, *r, json_out, against);
+    print_divergence(r.label, *check, json_out, against);
   }
   if (!json_out)
     std::printf("%zu of %zu recorded runs decide the same\n",

@@ -186,6 +186,9 @@ public:
   uint64_t last_seq() const;
   bool started() const;
   bool finished() const;
+  /// The status the index entry shows (info().status, without copying the
+  /// output).
+  const std::string& status() const;
   /// The index entry as of the last folded event.
   execution_info info() const;
   const definition* def() const;
@@ -256,6 +259,11 @@ public:
   /// `task_completed` with `by: "fork"`. Folding `execution_forked` does
   /// this too (docs/replay.md#fork).
   void use_fork_edits(const json& edits);
+
+  /// Decisions from now on record their events and build no actions (what
+  /// replay --against needs: it runs nothing), which spares copying every
+  /// dispatched input into an action.
+  void replay_only();
 
   /// A fork's parent (from its execution_forked event); empty otherwise.
   const std::string& forked_from() const;

@@ -178,6 +178,32 @@ private:
   uint64_t folded_ = 0;
 };
 
+/// What each event of a log changes (`cadre replay` piped), fed the events
+/// in order as they are read: the units (tasks and map items) whose state
+/// the event changed and the execution's status. A record costs what its
+/// event changes (a map's start: its items), not the size of the state.
+class change_feed {
+public:
+  /// The walk of execution `id`'s log.
+  explicit change_feed(std::string id);
+
+  /// Folds the next event and returns its record: {seq, type, task (the
+  /// payload's, if any), changes: [{task: "T" or "T[i]", from, to}, ...,
+  /// {execution, from}]}: units in the order of their keys, then the
+  /// status. A unit that appears blocked is not a change; one that
+  /// appears otherwise comes `from` "". Errors: the fold's.
+  [[nodiscard]] expected<json> add(const event& ev);
+
+  /// The state after the events added so far.
+  const machine& state() const {
+    return m_;
+  }
+
+private:
+  machine m_;
+  std::string status_ = "none"; // before the submission
+};
+
 /// One event as the comparison sees it: type and payload.
 json event_json(const event& ev);
 
@@ -210,6 +236,21 @@ struct replay_check {
 /// errc::invalid_workflow for a `doc` that does not parse,
 /// errc::codec_error for a log that does not fold.
 [[nodiscard]] expected<replay_check> check_against(const std::vector<event>& log,
+                                                   const json* doc = nullptr);
+
+/// Walks a recorded log from its first event, calling `fn` on each event
+/// in order until it returns false (e.g. runtime::log_reader::each over a
+/// store, a chunk at a time). Errors: the reader's and fn's.
+using log_walk = std::function<expected<void>(
+  const std::function<expected<bool>(const event&)>& fn)>;
+
+/// check_against on a log as it is read: memory holds the state and the
+/// decisions of one step, never the log, and the walk stops at the first
+/// divergence. A fork's edits decide from its first event but its marker
+/// comes after the history it took over: a fork that diverges at a result
+/// its edits gave (or just before it) is walked on to its marker, then
+/// again with its edits.
+[[nodiscard]] expected<replay_check> check_against(const log_walk& walk,
                                                    const json* doc = nullptr);
 
 /// The check of a recovering coordinator (non-determinism detection): the
