@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -73,6 +74,25 @@ void callgrind_dump(const char* label) {
 #endif
 }
 
+// Voluntary context switches of every thread of this process: each is a
+// thread that went to sleep and was woken again (a futex wake-up, tens of
+// us on an idle VM), so their count over a loop counts its hand-offs to a
+// sleeping thread. A busy machine's threads sleep less often.
+uint64_t thread_sleeps() {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& d :
+       std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream f(d.path() / "status");
+    std::string line;
+    const std::string key = "voluntary_ctxt_switches:";
+    while (std::getline(f, line))
+      if (line.compare(0, key.size(), key) == 0)
+        n += std::stoull(line.substr(key.size()));
+  }
+  return n;
+}
+
 double elapsed_us(clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
 }
@@ -86,6 +106,8 @@ struct turn_run {
   /// (empty) log, starts its LLM worker and provider.
   double cold_us = 0;
   std::string agent_log;
+  /// Thread sleeps (thread_sleeps) a turn after the first.
+  double sleeps = 0;
 };
 
 // n + 1 sequential turns of one agent id (memory scope execution: one
@@ -99,6 +121,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
   caf::scoped_actor self{node.system()};
   auto agents = node.agents();
   clock::time_point t0;
+  uint64_t sleeps0 = 0;
   for (size_t i = 0; i <= n; ++i) {
     agent_turn turn;
     turn.agent = "bench";
@@ -108,6 +131,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
     turn.task_id = "t" + std::to_string(i);
     turn.idempotency_key = execution + "/" + turn.task_id + "/1";
     if (i == 1) {
+      sleeps0 = thread_sleeps();
       if (measure != nullptr)
         callgrind_zero();
       t0 = clock::now();
@@ -134,7 +158,41 @@ turn_run run_turns(runtime::node& node, const json& spec,
   }
   out.seconds = seconds_since(t0);
   callgrind_dump(measure);
+  out.sleeps = static_cast<double>(thread_sleeps() - sleeps0)
+               / static_cast<double>(n);
   out.ok = true;
+  return out;
+}
+
+struct loop_run {
+  std::vector<double> us;
+  /// Thread sleeps (thread_sleeps) a call.
+  double sleeps = 0;
+};
+
+// n + n/10 calls of `op(i)` one at a time, the first n/10 a warm-up; under
+// callgrind the instructions of the others go to a dump named `label`.
+// Stops at the first call that fails (op returns false).
+template <class Op>
+loop_run run_loop(size_t n, const char* label, Op op) {
+  loop_run out;
+  out.us.reserve(n);
+  auto warm = n / 10;
+  uint64_t sleeps0 = 0;
+  for (size_t i = 0; i < n + warm; ++i) {
+    if (i == warm) {
+      sleeps0 = thread_sleeps();
+      callgrind_zero();
+    }
+    auto t = clock::now();
+    if (!op(i))
+      return out;
+    if (i >= warm)
+      out.us.push_back(elapsed_us(t));
+  }
+  callgrind_dump(label);
+  out.sleeps = static_cast<double>(thread_sleeps() - sleeps0)
+               / static_cast<double>(n);
   return out;
 }
 
@@ -283,8 +341,10 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   const auto& m = median_run(runs);
   auto s = summarize(m.latency_us);
   auto rate = static_cast<double>(m.latency_us.size()) / m.seconds;
-  std::printf("  %-30s: %7.1f us mean %7.1f p50 %7.1f p99 %8s turns/s\n",
-              label, s.mean, s.p50, s.p99, with_commas(rate).c_str());
+  std::printf("  %-30s: %7.1f us mean %7.1f p50 %7.1f p99 %8s turns/s "
+              "%4.1f thread sleeps a turn\n",
+              label, s.mean, s.p50, s.p99, with_commas(rate).c_str(),
+              m.sleeps);
   std::vector<double> cold, means;
   for (auto& r : runs) {
     cold.push_back(r.cold_us);
@@ -295,6 +355,7 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   j["turns_per_sec"] = rate;
   j["runs_mean_us"] = means;
   j["first_turn_us"] = cold;
+  j["thread_sleeps_per_turn"] = m.sleeps;
   return j;
 }
 
@@ -380,8 +441,10 @@ void run_agent(run_context& ctx) {
               "worker, reads its log)\n",
               "first turn of an agent id", median(cold));
 
-  // What a tool call adds, against the same call through its pool.
+  // What a tool call adds, against the same call through its pool, and
+  // against the append that must be durable before the tool runs.
   double echo_pool_us = 0;
+  loop_run echo_loop;
   {
     auto pool = actors::spawn_tool_pool(node.system(), node.registry(), "echo",
                                         json_value{json::object()},
@@ -396,35 +459,66 @@ void run_agent(run_context& ctx) {
       req.tool = "echo";
       req.input = json_value{json{{"text", "hi"}}};
       caf::scoped_actor self{node.system()};
-      std::vector<double> us;
-      for (size_t i = 0; i < n + n / 10; ++i) {
-        if (i == n / 10)
-          callgrind_zero();
-        auto t = clock::now();
+      echo_loop = run_loop(n, "echo through its pool", [&](size_t) {
+        bool done = true;
         self->request(*pool, caf::infinite, run_atom_v, req)
           .receive([](task_result&) {},
                    [&](caf::error& err) {
-                     ok = false;
+                     done = false;
                      std::fprintf(stderr, "agent: %s\n",
                                   to_string(err).c_str());
                    });
-        if (i >= n / 10)
-          us.push_back(elapsed_us(t));
-      }
-      callgrind_dump("echo through its pool");
-      echo_pool_us = median(us);
+        return done;
+      });
+      ok = ok && echo_loop.us.size() == n;
+      echo_pool_us = median(echo_loop.us);
       caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
     }
   }
+  // The durable record a tool call needs before its tool runs, alone: one
+  // event the size of a `tool_called` appended to the event store and
+  // acknowledged, from a scoped requester as the echo call above.
+  loop_run append_loop;
+  {
+    caf::scoped_actor self{node.system()};
+    const std::string log = "agent:bench-append";
+    append_loop = run_loop(n, "append round trip", [&](size_t i) {
+      append_request req;
+      req.events.push_back(
+        event{log, i + 1, 0, "tool_called",
+              json_value{json{{"turn", "bench-append/t/1"},
+                              {"call", 1},
+                              {"id", "call_1_1"},
+                              {"name", "echo"},
+                              {"arguments", json{{"text", "hi"}}}}}});
+      bool done = true;
+      self->request(node.store(), caf::infinite, append_atom_v, std::move(req))
+        .receive([](uint64_t) {},
+                 [&](caf::error& err) {
+                   done = false;
+                   std::fprintf(stderr, "agent: append: %s\n",
+                                to_string(err).c_str());
+                 });
+      return done;
+    });
+    ok = ok && append_loop.us.size() == n;
+  }
+  auto append_us = median(append_loop.us);
   auto per_tool = tt50 - tp50;
   auto per_tool_runtime = overhead_tool - overhead_plain;
   std::printf("  %-30s: %7.1f us p50 (echo turn - plain turn; %.1f us of "
               "it the runtime's)\n",
               "a tool call in a turn", per_tool, per_tool_runtime);
-  std::printf("  %-30s: %7.1f us median, so a tool call in a turn costs "
-              "%.1fx\n",
-              "echo through its pool", echo_pool_us,
+  std::printf("  %-30s: %7.1f us median %4.1f thread sleeps a call, so a "
+              "tool call in a turn costs %.1fx\n",
+              "echo through its pool", echo_pool_us, echo_loop.sleeps,
               echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0);
+  std::printf("  %-30s: %7.1f us median %4.1f thread sleeps an append; "
+              "floor of a tool call in a turn (append + echo) = %.1fx the "
+              "echo\n",
+              "append round trip, one event", append_us, append_loop.sleeps,
+              echo_pool_us > 0 ? (append_us + echo_pool_us) / echo_pool_us
+                               : 0.0);
 
   // Events per turn, from the logs (first turn included).
   auto events_plain = static_cast<double>(plain_log->size())
@@ -479,6 +573,11 @@ void run_agent(run_context& ctx) {
   out["echo_pool_median_us"] = echo_pool_us;
   out["tool_call_over_echo_pool"]
     = echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0;
+  out["echo_pool_thread_sleeps_per_call"] = echo_loop.sleeps;
+  out["append_round_trip_median_us"] = append_us;
+  out["append_round_trip_thread_sleeps"] = append_loop.sleeps;
+  out["tool_call_floor_over_echo_pool"]
+    = echo_pool_us > 0 ? (append_us + echo_pool_us) / echo_pool_us : 0.0;
   out["events_per_turn"]
     = json{{"no_tool", events_plain}, {"one_echo_call", events_tool}};
   out["echo_turn_events_by_type"] = kinds;
