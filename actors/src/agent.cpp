@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -239,7 +240,18 @@ struct agent_state {
   } inline_llm;
   std::vector<uint32_t> inline_calls;
   bool draining = false;
-  uint64_t idle_generation = 0;
+  // One timer for two deadlines: an append unanswered for local_deadline
+  // (the store is stuck) and idle_timeout without turns. A timer per append
+  // and per turn would each wake CAF's clock thread (bench/README.md).
+  struct {
+    bool armed = false;
+    uint64_t generation = 0;
+    uint64_t appends = 0; // sent
+    uint64_t watched = 0; // the append in flight when last looked at
+    caf::actor_clock::time_point watched_from;
+    caf::actor_clock::time_point idle_from;
+    caf::actor_clock::time_point due; // of the armed timer
+  } tick;
   // Tool calls running on another node's pool, by call id, with their turn.
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
   // get_atom requests that came before the log was read.
@@ -329,6 +341,61 @@ void answer(agent_self self, const std::string& key);
 void call_llm(agent_self self, uint32_t call);
 void call_summary(agent_self self);
 void dispatch_tool(agent_self self, const llm_tool_call& call);
+
+bool idle(agent_self self) {
+  auto& st = self->state;
+  return !st.m().active() && st.queue.empty() && st.waiting.empty()
+         && !st.in_flight;
+}
+
+// Arms the agent's one timer for the earlier of: the append in flight
+// reaching local_deadline, the agent idle for idle_timeout; unless it is
+// armed for that time or earlier (when it fires, it looks again).
+void arm_tick(agent_self self) {
+  auto& st = self->state;
+  auto& k = st.tick;
+  auto now = self->clock().now();
+  std::optional<caf::actor_clock::time_point> due;
+  if (st.in_flight) {
+    if (k.watched != k.appends) {
+      k.watched = k.appends;
+      k.watched_from = now;
+    }
+    due = k.watched_from + local_deadline;
+  }
+  if (idle(self)) {
+    auto at = k.idle_from + st.opts->idle_timeout;
+    due = due ? std::min(*due, at) : at;
+  }
+  if (!due || (k.armed && k.due <= *due))
+    return;
+  k.armed = true;
+  k.due = *due;
+  // A timer armed for later stays with the clock, ignored when it fires.
+  self->delayed_send(self, std::max(*due - now, caf::timespan{0}),
+                     timer_atom_v, ++k.generation);
+}
+
+// The timer: an append past its deadline stops the agent (as a failed
+// append does: it restarts from its log); an agent idle long enough stops.
+void on_tick(agent_self self, uint64_t generation) {
+  auto& st = self->state;
+  auto& k = st.tick;
+  if (generation != k.generation)
+    return;
+  k.armed = false;
+  auto now = self->clock().now();
+  if (st.in_flight && k.watched == k.appends
+      && now - k.watched_from >= local_deadline) {
+    self->quit(caf::make_error(caf::sec::request_timeout));
+    return;
+  }
+  if (idle(self) && now - k.idle_from >= st.opts->idle_timeout) {
+    self->quit();
+    return;
+  }
+  arm_tick(self);
+}
 
 void after(agent_self self, std::function<void()> fn) {
   self->state.pending_actions.push_back(std::move(fn));
@@ -433,7 +500,10 @@ void flush(agent_self self) {
   req.events = std::exchange(st.pending_events, {});
   auto actions = std::exchange(st.pending_actions, {});
   st.in_flight = true;
-  self->request(st.store, local_deadline, append_atom_v, std::move(req))
+  ++st.tick.appends;
+  arm_tick(self);
+  // The deadline is the agent's one timer (arm_tick), not a timer a request.
+  self->request(st.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t) {
         self->state.in_flight = false;
@@ -904,8 +974,8 @@ void schedule_idle(agent_self self) {
   auto& st = self->state;
   if (st.m().active() || !st.queue.empty() || !st.waiting.empty())
     return;
-  self->delayed_send(self, st.opts->idle_timeout, timer_atom_v,
-                     ++st.idle_generation);
+  st.tick.idle_from = self->clock().now();
+  arm_tick(self);
 }
 
 void start_turn(agent_self self, agent_turn req) {
@@ -1049,14 +1119,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
       }
       return memory_reply(self);
     },
-    [=](timer_atom, uint64_t generation) {
-      auto& st = self->state;
-      if (generation == 0 || generation != st.idle_generation)
-        return;
-      if (!st.m().active() && st.queue.empty() && st.waiting.empty()
-          && !st.in_flight)
-        self->quit();
-    },
+    [=](timer_atom, uint64_t generation) { on_tick(self, generation); },
   };
 }
 
