@@ -74,23 +74,59 @@ void callgrind_dump(const char* label) {
 #endif
 }
 
-// Voluntary context switches of every thread of this process: each is a
-// thread that went to sleep and was woken again (a futex wake-up, tens of
-// us on an idle VM), so their count over a loop counts its hand-offs to a
-// sleeping thread. A busy machine's threads sleep less often.
-uint64_t thread_sleeps() {
-  uint64_t n = 0;
+// Voluntary context switches of every thread of this process, by thread
+// id, with the thread's name: each is a thread that went to sleep and was
+// woken again (a futex wake-up, tens of us on an idle VM), so their count
+// over a loop counts its hand-offs to a sleeping thread. A busy machine's
+// threads sleep less often.
+using sleep_counts = std::map<std::string, std::pair<std::string, uint64_t>>;
+
+sleep_counts thread_sleeps() {
+  sleep_counts out;
   std::error_code ec;
   for (const auto& d :
        std::filesystem::directory_iterator("/proc/self/task", ec)) {
     std::ifstream f(d.path() / "status");
-    std::string line;
+    std::string line, name;
     const std::string key = "voluntary_ctxt_switches:";
-    while (std::getline(f, line))
-      if (line.compare(0, key.size(), key) == 0)
-        n += std::stoull(line.substr(key.size()));
+    while (std::getline(f, line)) {
+      if (line.compare(0, 5, "Name:") == 0)
+        name = line.substr(line.find_first_not_of(" \t", 5));
+      else if (line.compare(0, key.size(), key) == 0)
+        out[d.path().filename().string()]
+          = {name, std::stoull(line.substr(key.size()))};
+    }
   }
-  return n;
+  return out;
+}
+
+// The sleeps an operation between two counts: in all, and by thread name
+// (CAF names its scheduler threads, its clock's and a detached actor's;
+// the event store's writer is a detached actor, the client the main
+// thread).
+struct sleeps_per_op {
+  double total = 0;
+  json by_thread = json::object();
+};
+
+sleeps_per_op sleeps_between(const sleep_counts& before,
+                             const sleep_counts& after, size_t ops) {
+  sleeps_per_op out;
+  std::map<std::string, uint64_t> by_name;
+  uint64_t total = 0;
+  for (const auto& [tid, now] : after) {
+    auto i = before.find(tid);
+    auto then = i == before.end() ? 0 : i->second.second;
+    auto d = now.second >= then ? now.second - then : 0;
+    by_name[now.first] += d;
+    total += d;
+  }
+  auto n = static_cast<double>(std::max<size_t>(ops, 1));
+  out.total = static_cast<double>(total) / n;
+  for (const auto& [name, d] : by_name)
+    if (d > 0)
+      out.by_thread[name] = static_cast<double>(d) / n;
+  return out;
 }
 
 double elapsed_us(clock::time_point t0) {
@@ -107,7 +143,7 @@ struct turn_run {
   double cold_us = 0;
   std::string agent_log;
   /// Thread sleeps (thread_sleeps) a turn after the first.
-  double sleeps = 0;
+  sleeps_per_op sleeps;
 };
 
 // n + 1 sequential turns of one agent id (memory scope execution: one
@@ -121,7 +157,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
   caf::scoped_actor self{node.system()};
   auto agents = node.agents();
   clock::time_point t0;
-  uint64_t sleeps0 = 0;
+  sleep_counts sleeps0;
   for (size_t i = 0; i <= n; ++i) {
     agent_turn turn;
     turn.agent = "bench";
@@ -158,8 +194,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
   }
   out.seconds = seconds_since(t0);
   callgrind_dump(measure);
-  out.sleeps = static_cast<double>(thread_sleeps() - sleeps0)
-               / static_cast<double>(n);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   out.ok = true;
   return out;
 }
@@ -167,7 +202,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
 struct loop_run {
   std::vector<double> us;
   /// Thread sleeps (thread_sleeps) a call.
-  double sleeps = 0;
+  sleeps_per_op sleeps;
 };
 
 // n + n/10 calls of `op(i)` one at a time, the first n/10 a warm-up; under
@@ -178,7 +213,7 @@ loop_run run_loop(size_t n, const char* label, Op op) {
   loop_run out;
   out.us.reserve(n);
   auto warm = n / 10;
-  uint64_t sleeps0 = 0;
+  sleep_counts sleeps0;
   for (size_t i = 0; i < n + warm; ++i) {
     if (i == warm) {
       sleeps0 = thread_sleeps();
@@ -191,8 +226,7 @@ loop_run run_loop(size_t n, const char* label, Op op) {
       out.us.push_back(elapsed_us(t));
   }
   callgrind_dump(label);
-  out.sleeps = static_cast<double>(thread_sleeps() - sleeps0)
-               / static_cast<double>(n);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   return out;
 }
 
@@ -344,7 +378,15 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   std::printf("  %-30s: %7.1f us mean %7.1f p50 %7.1f p99 %8s turns/s "
               "%4.1f thread sleeps a turn\n",
               label, s.mean, s.p50, s.p99, with_commas(rate).c_str(),
-              m.sleeps);
+              m.sleeps.total);
+  std::string threads;
+  for (const auto& [name, x] : m.sleeps.by_thread.items()) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%s%s %.2f", threads.empty() ? "" : ", ",
+                  name.c_str(), x.get<double>());
+    threads += buf;
+  }
+  std::printf("  %-30s  sleeps a turn by thread: %s\n", "", threads.c_str());
   std::vector<double> cold, means;
   for (auto& r : runs) {
     cold.push_back(r.cold_us);
@@ -355,7 +397,8 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   j["turns_per_sec"] = rate;
   j["runs_mean_us"] = means;
   j["first_turn_us"] = cold;
-  j["thread_sleeps_per_turn"] = m.sleeps;
+  j["thread_sleeps_per_turn"] = m.sleeps.total;
+  j["thread_sleeps_per_turn_by_thread"] = m.sleeps.by_thread;
   return j;
 }
 
@@ -511,12 +554,13 @@ void run_agent(run_context& ctx) {
               "a tool call in a turn", per_tool, per_tool_runtime);
   std::printf("  %-30s: %7.1f us median %4.1f thread sleeps a call, so a "
               "tool call in a turn costs %.1fx\n",
-              "echo through its pool", echo_pool_us, echo_loop.sleeps,
+              "echo through its pool", echo_pool_us, echo_loop.sleeps.total,
               echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0);
   std::printf("  %-30s: %7.1f us median %4.1f thread sleeps an append; "
               "floor of a tool call in a turn (append + echo) = %.1fx the "
               "echo\n",
-              "append round trip, one event", append_us, append_loop.sleeps,
+              "append round trip, one event", append_us,
+              append_loop.sleeps.total,
               echo_pool_us > 0 ? (append_us + echo_pool_us) / echo_pool_us
                                : 0.0);
 
@@ -573,9 +617,12 @@ void run_agent(run_context& ctx) {
   out["echo_pool_median_us"] = echo_pool_us;
   out["tool_call_over_echo_pool"]
     = echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0;
-  out["echo_pool_thread_sleeps_per_call"] = echo_loop.sleeps;
+  out["echo_pool_thread_sleeps_per_call"] = echo_loop.sleeps.total;
+  out["echo_pool_thread_sleeps_by_thread"] = echo_loop.sleeps.by_thread;
   out["append_round_trip_median_us"] = append_us;
-  out["append_round_trip_thread_sleeps"] = append_loop.sleeps;
+  out["append_round_trip_thread_sleeps"] = append_loop.sleeps.total;
+  out["append_round_trip_thread_sleeps_by_thread"]
+    = append_loop.sleeps.by_thread;
   out["tool_call_floor_over_echo_pool"]
     = echo_pool_us > 0 ? (append_us + echo_pool_us) / echo_pool_us : 0.0;
   out["events_per_turn"]
