@@ -246,11 +246,9 @@ struct agent_state {
   struct {
     bool armed = false;
     uint64_t generation = 0;
-    uint64_t appends = 0; // sent
-    uint64_t watched = 0; // the append in flight when last looked at
-    caf::actor_clock::time_point watched_from;
-    caf::actor_clock::time_point idle_from;
     caf::actor_clock::time_point due; // of the armed timer
+    caf::actor_clock::time_point append_sent; // of the one in flight
+    caf::actor_clock::time_point idle_from;
   } tick;
   // Tool calls running on another node's pool, by call id, with their turn.
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
@@ -354,15 +352,9 @@ bool idle(agent_self self) {
 void arm_tick(agent_self self) {
   auto& st = self->state;
   auto& k = st.tick;
-  auto now = self->clock().now();
   std::optional<caf::actor_clock::time_point> due;
-  if (st.in_flight) {
-    if (k.watched != k.appends) {
-      k.watched = k.appends;
-      k.watched_from = now;
-    }
-    due = k.watched_from + local_deadline;
-  }
+  if (st.in_flight)
+    due = k.append_sent + local_deadline;
   if (idle(self)) {
     auto at = k.idle_from + st.opts->idle_timeout;
     due = due ? std::min(*due, at) : at;
@@ -372,8 +364,9 @@ void arm_tick(agent_self self) {
   k.armed = true;
   k.due = *due;
   // A timer armed for later stays with the clock, ignored when it fires.
-  self->delayed_send(self, std::max(*due - now, caf::timespan{0}),
-                     timer_atom_v, ++k.generation);
+  auto in = *due - self->clock().now();
+  self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
+                     ++k.generation);
 }
 
 // The timer: an append past its deadline stops the agent (as a failed
@@ -385,8 +378,7 @@ void on_tick(agent_self self, uint64_t generation) {
     return;
   k.armed = false;
   auto now = self->clock().now();
-  if (st.in_flight && k.watched == k.appends
-      && now - k.watched_from >= local_deadline) {
+  if (st.in_flight && now - k.append_sent >= local_deadline) {
     self->quit(caf::make_error(caf::sec::request_timeout));
     return;
   }
@@ -500,9 +492,9 @@ void flush(agent_self self) {
   req.events = std::exchange(st.pending_events, {});
   auto actions = std::exchange(st.pending_actions, {});
   st.in_flight = true;
-  ++st.tick.appends;
+  st.tick.append_sent = self->clock().now();
   arm_tick(self);
-  // The deadline is the agent's one timer (arm_tick), not a timer a request.
+  // Its deadline is the agent's one timer (arm_tick), not one per request.
   self->request(st.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t) {
