@@ -5,8 +5,9 @@
 // call), the appends to the agent's log. Turns go to the node's agents
 // actor one at a time (as a coordinator sends an agent task's turn), in wal
 // mode; beside them the provider's complete() on the very requests the
-// agents recorded, an echo call through its pool, and a workflow that
-// chains agent tasks (the path a user's workflow takes).
+// agents recorded, an echo call through its pool, the append a tool call
+// waits for before its tool runs, each loop's thread sleeps, and a
+// workflow that chains agent tasks (the path a user's workflow takes).
 
 #include <algorithm>
 #include <cstdio>
