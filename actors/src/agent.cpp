@@ -26,6 +26,7 @@
 #include "cadre/messages/json_text.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "llm_cache.hpp"
+#include "one_timer.hpp"
 #include "remote_calls.hpp"
 
 namespace cadre::actors {
@@ -241,15 +242,10 @@ struct agent_state {
   std::vector<uint32_t> inline_calls;
   bool draining = false;
   // One timer for two deadlines: an append unanswered for local_deadline
-  // (the store is stuck) and idle_timeout without turns. A timer per append
-  // and per turn would each wake CAF's clock thread (bench/README.md).
-  struct {
-    bool armed = false;
-    uint64_t generation = 0;
-    caf::actor_clock::time_point due; // of the armed timer
-    caf::actor_clock::time_point append_sent; // of the one in flight
-    caf::actor_clock::time_point idle_from;
-  } tick;
+  // (the store is stuck) and idle_timeout without turns (bench/README.md).
+  one_timer<caf::actor_clock::time_point> timer;
+  caf::actor_clock::time_point append_sent; // of the one in flight
+  caf::actor_clock::time_point idle_from;
   // Tool calls running on another node's pool, by call id, with their turn.
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
   // get_atom requests that came before the log was read.
@@ -347,42 +343,38 @@ bool idle(agent_self self) {
 }
 
 // Arms the agent's one timer for the earlier of: the append in flight
-// reaching local_deadline, the agent idle for idle_timeout; unless it is
-// armed for that time or earlier (when it fires, it looks again).
+// reaching local_deadline, the agent idle for idle_timeout.
 void arm_tick(agent_self self) {
   auto& st = self->state;
-  auto& k = st.tick;
   std::optional<caf::actor_clock::time_point> due;
   if (st.in_flight)
-    due = k.append_sent + local_deadline;
+    due = st.append_sent + local_deadline;
   if (idle(self)) {
-    auto at = k.idle_from + st.opts->idle_timeout;
+    auto at = st.idle_from + st.opts->idle_timeout;
     due = due ? std::min(*due, at) : at;
   }
-  if (!due || (k.armed && k.due <= *due))
+  if (!due)
     return;
-  k.armed = true;
-  k.due = *due;
   // A timer armed for later stays with the clock, ignored when it fires.
-  auto in = *due - self->clock().now();
-  self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
-                     ++k.generation);
+  if (auto generation = st.timer.arm(*due)) {
+    auto in = *due - self->clock().now();
+    self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
+                       *generation);
+  }
 }
 
 // The timer: an append past its deadline stops the agent (as a failed
 // append does: it restarts from its log); an agent idle long enough stops.
 void on_tick(agent_self self, uint64_t generation) {
   auto& st = self->state;
-  auto& k = st.tick;
-  if (generation != k.generation)
+  if (!st.timer.fired(generation))
     return;
-  k.armed = false;
   auto now = self->clock().now();
-  if (st.in_flight && now - k.append_sent >= local_deadline) {
+  if (st.in_flight && now - st.append_sent >= local_deadline) {
     self->quit(caf::make_error(caf::sec::request_timeout));
     return;
   }
-  if (idle(self) && now - k.idle_from >= st.opts->idle_timeout) {
+  if (idle(self) && now - st.idle_from >= st.opts->idle_timeout) {
     self->quit();
     return;
   }
@@ -492,7 +484,7 @@ void flush(agent_self self) {
   req.events = std::exchange(st.pending_events, {});
   auto actions = std::exchange(st.pending_actions, {});
   st.in_flight = true;
-  st.tick.append_sent = self->clock().now();
+  st.append_sent = self->clock().now();
   arm_tick(self);
   // Its deadline is the agent's one timer (arm_tick), not one per request.
   self->request(st.store, caf::infinite, append_atom_v, std::move(req))
@@ -966,7 +958,7 @@ void schedule_idle(agent_self self) {
   auto& st = self->state;
   if (st.m().active() || !st.queue.empty() || !st.waiting.empty())
     return;
-  st.tick.idle_from = self->clock().now();
+  st.idle_from = self->clock().now();
   arm_tick(self);
 }
 
