@@ -316,6 +316,8 @@ struct chain_run {
   double seconds = 0;
   size_t events = 0;
   std::vector<double> task_us;
+  /// Thread sleeps a task (submission to completion, over the tasks).
+  sleeps_per_op sleeps;
 };
 
 chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
@@ -327,6 +329,7 @@ chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
   caf::error failure;
   std::string id;
   execution_info info;
+  auto sleeps0 = thread_sleeps();
   auto t0 = clock::now();
   self->request(node.executions(), caf::infinite, submit_atom_v, req)
     .receive([&](std::string& x) { id = x; },
@@ -336,6 +339,7 @@ chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
       .receive([&](execution_info& x) { info = std::move(x); },
                [&](caf::error& err) { failure = err; });
   out.seconds = seconds_since(t0);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   if (failure || info.status != "completed") {
     std::fprintf(stderr, "agent chain: %s\n",
                  failure ? to_string(failure).c_str()
@@ -596,11 +600,12 @@ void run_agent(run_context& ctx) {
   auto chain_rate = static_cast<double>(chain_n) / chain_med;
   auto ct = summarize(cm->task_us);
   std::printf("  %-30s: %8.3f ms %8s turns/s (%zu events in the "
-              "execution log)  task latency p50 %.1f us p99 %.1f us\n",
+              "execution log)  task latency p50 %.1f us p99 %.1f us, %.1f "
+              "thread sleeps a task\n",
               ("workflow, chain of " + std::to_string(chain_n) + " agent "
                "tasks").c_str(),
               chain_med * 1000, with_commas(chain_rate).c_str(), cm->events,
-              ct.p50, ct.p99);
+              ct.p50, ct.p99, cm->sleeps.total);
 
   out["through"] = "agents actor of a node (agent_turn, as a coordinator "
                    "sends it)";
@@ -636,6 +641,9 @@ void run_agent(run_context& ctx) {
                                {"runs_seconds", chain_secs},
                                {"turns_per_sec", chain_rate},
                                {"events", cm->events},
+                               {"thread_sleeps_per_task", cm->sleeps.total},
+                               {"thread_sleeps_per_task_by_thread",
+                                cm->sleeps.by_thread},
                                {"task_latency", cj}};
   out["ok"] = ok;
   ctx.results["agent"] = out;
