@@ -1,7 +1,8 @@
 #pragma once
 
-// One timer for several deadlines of an actor (the agent's: the append in
-// flight and the idle stop), instead of a CAF timer for each: every CAF
+// One timer for the deadlines of an actor (an agent's append in flight and
+// idle stop, a coordinator's append in flight; local_deadline bounds an
+// append), instead of a CAF timer for each: every CAF
 // timer is a message to CAF's clock thread, which wakes for it, and CAF
 // 0.17 does not cancel a request's timeout when the answer comes. Pure:
 // the owner computes its earliest deadline and sends the timer messages.
