@@ -5,12 +5,14 @@
 // call), the appends to the agent's log. Turns go to the node's agents
 // actor one at a time (as a coordinator sends an agent task's turn), in wal
 // mode; beside them the provider's complete() on the very requests the
-// agents recorded, an echo call through its pool, and a workflow that
-// chains agent tasks (the path a user's workflow takes).
+// agents recorded, an echo call through its pool, the append a tool call
+// waits for before its tool runs, each loop's thread sleeps, and a
+// workflow that chains agent tasks (the path a user's workflow takes).
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -73,6 +75,61 @@ void callgrind_dump(const char* label) {
 #endif
 }
 
+// Voluntary context switches of every thread of this process, by thread
+// id, with the thread's name: each is a thread that went to sleep and was
+// woken again (a futex wake-up, tens of us on an idle VM), so their count
+// over a loop counts its hand-offs to a sleeping thread. A busy machine's
+// threads sleep less often.
+using sleep_counts = std::map<std::string, std::pair<std::string, uint64_t>>;
+
+sleep_counts thread_sleeps() {
+  sleep_counts out;
+  std::error_code ec;
+  for (const auto& d :
+       std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream f(d.path() / "status");
+    std::string line, name;
+    const std::string key = "voluntary_ctxt_switches:";
+    while (std::getline(f, line)) {
+      if (line.compare(0, 5, "Name:") == 0)
+        name = line.substr(line.find_first_not_of(" \t", 5));
+      else if (line.compare(0, key.size(), key) == 0)
+        out[d.path().filename().string()]
+          = {name, std::stoull(line.substr(key.size()))};
+    }
+  }
+  return out;
+}
+
+// The sleeps an operation between two counts: in all, and by thread name
+// (CAF names its scheduler threads, its clock's and a detached actor's;
+// the event store's writer is a detached actor, the client the main
+// thread).
+struct sleeps_per_op {
+  double total = 0;
+  json by_thread = json::object();
+};
+
+sleeps_per_op sleeps_between(const sleep_counts& before,
+                             const sleep_counts& after, size_t ops) {
+  sleeps_per_op out;
+  std::map<std::string, uint64_t> by_name;
+  uint64_t total = 0;
+  for (const auto& [tid, now] : after) {
+    auto i = before.find(tid);
+    auto then = i == before.end() ? 0 : i->second.second;
+    auto d = now.second >= then ? now.second - then : 0;
+    by_name[now.first] += d;
+    total += d;
+  }
+  auto n = static_cast<double>(std::max<size_t>(ops, 1));
+  out.total = static_cast<double>(total) / n;
+  for (const auto& [name, d] : by_name)
+    if (d > 0)
+      out.by_thread[name] = static_cast<double>(d) / n;
+  return out;
+}
+
 double elapsed_us(clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
 }
@@ -86,6 +143,8 @@ struct turn_run {
   /// (empty) log, starts its LLM worker and provider.
   double cold_us = 0;
   std::string agent_log;
+  /// Thread sleeps (thread_sleeps) a turn after the first.
+  sleeps_per_op sleeps;
 };
 
 // n + 1 sequential turns of one agent id (memory scope execution: one
@@ -99,6 +158,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
   caf::scoped_actor self{node.system()};
   auto agents = node.agents();
   clock::time_point t0;
+  sleep_counts sleeps0;
   for (size_t i = 0; i <= n; ++i) {
     agent_turn turn;
     turn.agent = "bench";
@@ -108,6 +168,7 @@ turn_run run_turns(runtime::node& node, const json& spec,
     turn.task_id = "t" + std::to_string(i);
     turn.idempotency_key = execution + "/" + turn.task_id + "/1";
     if (i == 1) {
+      sleeps0 = thread_sleeps();
       if (measure != nullptr)
         callgrind_zero();
       t0 = clock::now();
@@ -134,7 +195,39 @@ turn_run run_turns(runtime::node& node, const json& spec,
   }
   out.seconds = seconds_since(t0);
   callgrind_dump(measure);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   out.ok = true;
+  return out;
+}
+
+struct loop_run {
+  std::vector<double> us;
+  /// Thread sleeps (thread_sleeps) a call.
+  sleeps_per_op sleeps;
+};
+
+// n + n/10 calls of `op(i)` one at a time, the first n/10 a warm-up; under
+// callgrind the instructions of the others go to a dump named `label`.
+// Stops at the first call that fails (op returns false).
+template <class Op>
+loop_run run_loop(size_t n, const char* label, Op op) {
+  loop_run out;
+  out.us.reserve(n);
+  auto warm = n / 10;
+  sleep_counts sleeps0;
+  for (size_t i = 0; i < n + warm; ++i) {
+    if (i == warm) {
+      sleeps0 = thread_sleeps();
+      callgrind_zero();
+    }
+    auto t = clock::now();
+    if (!op(i))
+      return out;
+    if (i >= warm)
+      out.us.push_back(elapsed_us(t));
+  }
+  callgrind_dump(label);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   return out;
 }
 
@@ -223,6 +316,8 @@ struct chain_run {
   double seconds = 0;
   size_t events = 0;
   std::vector<double> task_us;
+  /// Thread sleeps a task (submission to completion, over the tasks).
+  sleeps_per_op sleeps;
 };
 
 chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
@@ -234,6 +329,7 @@ chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
   caf::error failure;
   std::string id;
   execution_info info;
+  auto sleeps0 = thread_sleeps();
   auto t0 = clock::now();
   self->request(node.executions(), caf::infinite, submit_atom_v, req)
     .receive([&](std::string& x) { id = x; },
@@ -243,6 +339,7 @@ chain_run run_chain(runtime::node& node, const json& spec, size_t n) {
       .receive([&](execution_info& x) { info = std::move(x); },
                [&](caf::error& err) { failure = err; });
   out.seconds = seconds_since(t0);
+  out.sleeps = sleeps_between(sleeps0, thread_sleeps(), n);
   if (failure || info.status != "completed") {
     std::fprintf(stderr, "agent chain: %s\n",
                  failure ? to_string(failure).c_str()
@@ -283,8 +380,18 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   const auto& m = median_run(runs);
   auto s = summarize(m.latency_us);
   auto rate = static_cast<double>(m.latency_us.size()) / m.seconds;
-  std::printf("  %-30s: %7.1f us mean %7.1f p50 %7.1f p99 %8s turns/s\n",
-              label, s.mean, s.p50, s.p99, with_commas(rate).c_str());
+  std::printf("  %-30s: %7.1f us mean %7.1f p50 %7.1f p99 %8s turns/s "
+              "%4.1f thread sleeps a turn\n",
+              label, s.mean, s.p50, s.p99, with_commas(rate).c_str(),
+              m.sleeps.total);
+  std::string threads;
+  for (const auto& [name, x] : m.sleeps.by_thread.items()) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%s%s %.2f", threads.empty() ? "" : ", ",
+                  name.c_str(), x.get<double>());
+    threads += buf;
+  }
+  std::printf("  %-30s  sleeps a turn by thread: %s\n", "", threads.c_str());
   std::vector<double> cold, means;
   for (auto& r : runs) {
     cold.push_back(r.cold_us);
@@ -295,6 +402,8 @@ json report(const char* label, const std::vector<turn_run>& runs) {
   j["turns_per_sec"] = rate;
   j["runs_mean_us"] = means;
   j["first_turn_us"] = cold;
+  j["thread_sleeps_per_turn"] = m.sleeps.total;
+  j["thread_sleeps_per_turn_by_thread"] = m.sleeps.by_thread;
   return j;
 }
 
@@ -380,8 +489,10 @@ void run_agent(run_context& ctx) {
               "worker, reads its log)\n",
               "first turn of an agent id", median(cold));
 
-  // What a tool call adds, against the same call through its pool.
+  // What a tool call adds, against the same call through its pool, and
+  // against the append that must be durable before the tool runs.
   double echo_pool_us = 0;
+  loop_run echo_loop;
   {
     auto pool = actors::spawn_tool_pool(node.system(), node.registry(), "echo",
                                         json_value{json::object()},
@@ -396,35 +507,67 @@ void run_agent(run_context& ctx) {
       req.tool = "echo";
       req.input = json_value{json{{"text", "hi"}}};
       caf::scoped_actor self{node.system()};
-      std::vector<double> us;
-      for (size_t i = 0; i < n + n / 10; ++i) {
-        if (i == n / 10)
-          callgrind_zero();
-        auto t = clock::now();
+      echo_loop = run_loop(n, "echo through its pool", [&](size_t) {
+        bool done = true;
         self->request(*pool, caf::infinite, run_atom_v, req)
           .receive([](task_result&) {},
                    [&](caf::error& err) {
-                     ok = false;
+                     done = false;
                      std::fprintf(stderr, "agent: %s\n",
                                   to_string(err).c_str());
                    });
-        if (i >= n / 10)
-          us.push_back(elapsed_us(t));
-      }
-      callgrind_dump("echo through its pool");
-      echo_pool_us = median(us);
+        return done;
+      });
+      ok = ok && echo_loop.us.size() == n;
+      echo_pool_us = median(echo_loop.us);
       caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
     }
   }
+  // The durable record a tool call needs before its tool runs, alone: one
+  // event the size of a `tool_called` appended to the event store and
+  // acknowledged, from a scoped requester as the echo call above.
+  loop_run append_loop;
+  {
+    caf::scoped_actor self{node.system()};
+    const std::string log = "agent:bench-append";
+    append_loop = run_loop(n, "append round trip", [&](size_t i) {
+      append_request req;
+      req.events.push_back(
+        event{log, i + 1, 0, "tool_called",
+              json_value{json{{"turn", "bench-append/t/1"},
+                              {"call", 1},
+                              {"id", "call_1_1"},
+                              {"name", "echo"},
+                              {"arguments", json{{"text", "hi"}}}}}});
+      bool done = true;
+      self->request(node.store(), caf::infinite, append_atom_v, std::move(req))
+        .receive([](uint64_t) {},
+                 [&](caf::error& err) {
+                   done = false;
+                   std::fprintf(stderr, "agent: append: %s\n",
+                                to_string(err).c_str());
+                 });
+      return done;
+    });
+    ok = ok && append_loop.us.size() == n;
+  }
+  auto append_us = median(append_loop.us);
   auto per_tool = tt50 - tp50;
   auto per_tool_runtime = overhead_tool - overhead_plain;
   std::printf("  %-30s: %7.1f us p50 (echo turn - plain turn; %.1f us of "
               "it the runtime's)\n",
               "a tool call in a turn", per_tool, per_tool_runtime);
-  std::printf("  %-30s: %7.1f us median, so a tool call in a turn costs "
-              "%.1fx\n",
-              "echo through its pool", echo_pool_us,
+  std::printf("  %-30s: %7.1f us median %4.1f thread sleeps a call, so a "
+              "tool call in a turn costs %.1fx\n",
+              "echo through its pool", echo_pool_us, echo_loop.sleeps.total,
               echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0);
+  // What must precede a tool call alone: below it no tool call in a turn
+  // goes (both from a scoped requester, so with the client's wake-ups).
+  std::printf("  %-30s: %7.1f us median %4.1f thread sleeps an append; "
+              "the append alone = %.1fx the echo\n",
+              "append round trip, one event", append_us,
+              append_loop.sleeps.total,
+              echo_pool_us > 0 ? append_us / echo_pool_us : 0.0);
 
   // Events per turn, from the logs (first turn included).
   auto events_plain = static_cast<double>(plain_log->size())
@@ -457,11 +600,12 @@ void run_agent(run_context& ctx) {
   auto chain_rate = static_cast<double>(chain_n) / chain_med;
   auto ct = summarize(cm->task_us);
   std::printf("  %-30s: %8.3f ms %8s turns/s (%zu events in the "
-              "execution log)  task latency p50 %.1f us p99 %.1f us\n",
+              "execution log)  task latency p50 %.1f us p99 %.1f us, %.1f "
+              "thread sleeps a task\n",
               ("workflow, chain of " + std::to_string(chain_n) + " agent "
                "tasks").c_str(),
               chain_med * 1000, with_commas(chain_rate).c_str(), cm->events,
-              ct.p50, ct.p99);
+              ct.p50, ct.p99, cm->sleeps.total);
 
   out["through"] = "agents actor of a node (agent_turn, as a coordinator "
                    "sends it)";
@@ -479,6 +623,14 @@ void run_agent(run_context& ctx) {
   out["echo_pool_median_us"] = echo_pool_us;
   out["tool_call_over_echo_pool"]
     = echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0;
+  out["echo_pool_thread_sleeps_per_call"] = echo_loop.sleeps.total;
+  out["echo_pool_thread_sleeps_by_thread"] = echo_loop.sleeps.by_thread;
+  out["append_round_trip_median_us"] = append_us;
+  out["append_round_trip_thread_sleeps"] = append_loop.sleeps.total;
+  out["append_round_trip_thread_sleeps_by_thread"]
+    = append_loop.sleeps.by_thread;
+  out["append_over_echo_pool"]
+    = echo_pool_us > 0 ? append_us / echo_pool_us : 0.0;
   out["events_per_turn"]
     = json{{"no_tool", events_plain}, {"one_echo_call", events_tool}};
   out["echo_turn_events_by_type"] = kinds;
@@ -489,6 +641,9 @@ void run_agent(run_context& ctx) {
                                {"runs_seconds", chain_secs},
                                {"turns_per_sec", chain_rate},
                                {"events", cm->events},
+                               {"thread_sleeps_per_task", cm->sleeps.total},
+                               {"thread_sleeps_per_task_by_thread",
+                                cm->sleeps.by_thread},
                                {"task_latency", cj}};
   out["ok"] = ok;
   ctx.results["agent"] = out;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -25,6 +26,7 @@
 #include "cadre/messages/json_text.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "llm_cache.hpp"
+#include "one_timer.hpp"
 #include "remote_calls.hpp"
 
 namespace cadre::actors {
@@ -239,7 +241,11 @@ struct agent_state {
   } inline_llm;
   std::vector<uint32_t> inline_calls;
   bool draining = false;
-  uint64_t idle_generation = 0;
+  // One timer for two deadlines: an append unanswered for local_deadline
+  // (the store is stuck) and idle_timeout without turns (bench/README.md).
+  one_timer<caf::actor_clock::time_point> timer;
+  caf::actor_clock::time_point append_sent; // of the one in flight
+  caf::actor_clock::time_point idle_from;
   // Tool calls running on another node's pool, by call id, with their turn.
   remote_calls<std::pair<std::string, llm_tool_call>> remote;
   // get_atom requests that came before the log was read.
@@ -329,6 +335,51 @@ void answer(agent_self self, const std::string& key);
 void call_llm(agent_self self, uint32_t call);
 void call_summary(agent_self self);
 void dispatch_tool(agent_self self, const llm_tool_call& call);
+
+bool idle(agent_self self) {
+  auto& st = self->state;
+  return !st.m().active() && st.queue.empty() && st.waiting.empty()
+         && !st.in_flight;
+}
+
+// Arms the agent's one timer for the earlier of: the append in flight
+// reaching local_deadline, the agent idle for idle_timeout.
+void arm_tick(agent_self self) {
+  auto& st = self->state;
+  std::optional<caf::actor_clock::time_point> due;
+  if (st.in_flight)
+    due = st.append_sent + local_deadline;
+  if (idle(self)) {
+    auto at = st.idle_from + st.opts->idle_timeout;
+    due = due ? std::min(*due, at) : at;
+  }
+  if (!due)
+    return;
+  // A timer armed for later stays with the clock, ignored when it fires.
+  if (auto generation = st.timer.arm(*due)) {
+    auto in = *due - self->clock().now();
+    self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
+                       *generation);
+  }
+}
+
+// The timer: an append past its deadline stops the agent (as a failed
+// append does: it restarts from its log); an agent idle long enough stops.
+void on_tick(agent_self self, uint64_t generation) {
+  auto& st = self->state;
+  if (!st.timer.fired(generation))
+    return;
+  auto now = self->clock().now();
+  if (st.in_flight && now - st.append_sent >= local_deadline) {
+    self->quit(caf::make_error(caf::sec::request_timeout));
+    return;
+  }
+  if (idle(self) && now - st.idle_from >= st.opts->idle_timeout) {
+    self->quit();
+    return;
+  }
+  arm_tick(self);
+}
 
 void after(agent_self self, std::function<void()> fn) {
   self->state.pending_actions.push_back(std::move(fn));
@@ -433,7 +484,10 @@ void flush(agent_self self) {
   req.events = std::exchange(st.pending_events, {});
   auto actions = std::exchange(st.pending_actions, {});
   st.in_flight = true;
-  self->request(st.store, local_deadline, append_atom_v, std::move(req))
+  st.append_sent = self->clock().now();
+  arm_tick(self);
+  // Its deadline is the agent's one timer (arm_tick), not one per request.
+  self->request(st.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t) {
         self->state.in_flight = false;
@@ -904,8 +958,8 @@ void schedule_idle(agent_self self) {
   auto& st = self->state;
   if (st.m().active() || !st.queue.empty() || !st.waiting.empty())
     return;
-  self->delayed_send(self, st.opts->idle_timeout, timer_atom_v,
-                     ++st.idle_generation);
+  st.idle_from = self->clock().now();
+  arm_tick(self);
 }
 
 void start_turn(agent_self self, agent_turn req) {
@@ -1049,14 +1103,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
       }
       return memory_reply(self);
     },
-    [=](timer_atom, uint64_t generation) {
-      auto& st = self->state;
-      if (generation == 0 || generation != st.idle_generation)
-        return;
-      if (!st.m().active() && st.queue.empty() && st.waiting.empty()
-          && !st.in_flight)
-        self->quit();
-    },
+    [=](timer_atom, uint64_t generation) { on_tick(self, generation); },
   };
 }
 

@@ -78,6 +78,23 @@ void route(agents_self self, std::string id, agent_turn turn,
           });
 }
 
+// The memory of agent `id`. An agent that stopped (idle, or crashed) with
+// the question in its mailbox leaves it to its successor, as a turn does.
+void ask_memory(agents_self self, std::string id,
+                caf::typed_response_promise<json_value> promise, int tries) {
+  auto handle = agent_of(self, id);
+  self->request(handle, local_deadline, get_atom_v)
+    .then([=](json_value& v) mutable { promise.deliver(std::move(v)); },
+          [=](caf::error& err) mutable {
+            if (err == caf::sec::request_receiver_down && tries > 0)
+              self->state.children->await_successor(id, handle, [=] {
+                ask_memory(self, id, promise, tries - 1);
+              });
+            else
+              promise.deliver(std::move(err));
+          });
+}
+
 // Agents restart lazily: the next turn (or one waiting) starts the
 // successor, unless the agent is given up.
 void on_agent_down(agents_self self, const caf::down_msg& msg) {
@@ -161,9 +178,7 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
     },
     [=](get_atom, const std::string& id) -> caf::result<json_value> {
       auto promise = self->make_response_promise<json_value>();
-      self->request(agent_of(self, id), local_deadline, get_atom_v)
-        .then([=](json_value& v) mutable { promise.deliver(v); },
-              [=](caf::error& e) mutable { promise.deliver(e); });
+      ask_memory(self, id, promise, 5);
       return promise;
     },
   };

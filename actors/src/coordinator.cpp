@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -17,6 +18,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "one_timer.hpp"
 #include "remote_calls.hpp"
 #include "cadre/messages/json_text.hpp"
 
@@ -29,7 +31,9 @@ using coordinator_impl_actor = coordinator_actor::extend<
   caf::reacts_to<timer_atom, std::string, uint32_t>, // retry of a task
   // deadline of an item running a sub-workflow
   caf::reacts_to<timer_atom, cancel_atom, std::string, uint32_t>,
-  caf::reacts_to<timer_atom>>;                       // execution timeout
+  caf::reacts_to<timer_atom>,                        // execution timeout
+  // deadline of the append in flight
+  caf::reacts_to<timer_atom, append_atom, uint64_t>>;
 
 int64_t now_us() {
   using namespace std::chrono;
@@ -74,6 +78,12 @@ struct coordinator_state {
   std::vector<ack> pending_acks;
   std::optional<caf::typed_response_promise<std::string>> submit_promise;
   bool in_flight = false;
+  // The append in flight: who waits for it, and its deadline
+  // (local_deadline) kept by one timer rather than a request timeout per
+  // append, which would wake CAF's clock thread each step (one_timer.hpp).
+  std::vector<ack> acks_in_flight;
+  caf::actor_clock::time_point append_sent;
+  one_timer<caf::actor_clock::time_point> append_timer;
   std::vector<caf::typed_response_promise<execution_info>> awaiters;
   // Requests that arrived before recovery finished, run once it has.
   std::vector<std::function<void()>> deferred;
@@ -158,6 +168,25 @@ std::map<std::string, size_t> task_outcomes(const std::vector<event>& events) {
   return out;
 }
 
+// The in-memory state ran ahead of the log; only a restart that folds the
+// log again is safe.
+void append_failed(self_ptr self, const caf::error& err) {
+  for (auto& a : std::exchange(self->state.acks_in_flight, {}))
+    a.promise.deliver(err);
+  fail_all(self, err);
+  self->quit(err);
+}
+
+void arm_append_deadline(self_ptr self) {
+  auto& st = self->state;
+  auto due = st.append_sent + local_deadline;
+  if (auto generation = st.append_timer.arm(due)) {
+    auto in = due - self->clock().now();
+    self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
+                       append_atom_v, *generation);
+  }
+}
+
 // Persist, then act: one append in flight at a time; decisions made
 // meanwhile are batched into the next append.
 void flush(self_ptr self) {
@@ -180,7 +209,7 @@ void flush(self_ptr self) {
   }
   req.idempotency_key = std::exchange(st.pending_idempotency_key, {});
   auto actions = std::exchange(st.pending_actions, {});
-  auto acks = std::exchange(st.pending_acks, {});
+  st.acks_in_flight = std::exchange(st.pending_acks, {});
   auto batch = req.events.size();
   auto outcomes = task_outcomes(req.events);
   // The snapshots the machine took at multiples of snapshot_every go in
@@ -190,11 +219,14 @@ void flush(self_ptr self) {
   for (auto& ev : std::exchange(st.pending_snapshots, {}))
     req.events.push_back(std::move(ev));
   st.in_flight = true;
-  self->request(st.args.store, local_deadline, append_atom_v, std::move(req))
+  st.append_sent = self->clock().now();
+  arm_append_deadline(self);
+  self->request(st.args.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t last_seq) mutable {
         auto& st = self->state;
         st.in_flight = false;
+        auto acks = std::exchange(st.acks_in_flight, {});
         if (st.args.metrics)
           for (auto& [outcome, n] : outcomes)
             st.args.metrics->add("cadre_tasks_total", {{"outcome", outcome}},
@@ -212,14 +244,7 @@ void flush(self_ptr self) {
         else
           finish_if_done(self);
       },
-      [=](caf::error& err) mutable {
-        // The in-memory state ran ahead of the log; only a restart that
-        // folds the log again is safe.
-        for (auto& a : acks)
-          a.promise.deliver(err);
-        fail_all(self, err);
-        self->quit(err);
-      });
+      [=](caf::error& err) { append_failed(self, err); });
 }
 
 // Info, not warn: a failing task is the workflow's business (the CLI
@@ -718,6 +743,15 @@ coordinator_impl(self_ptr self, coordinator_args args) {
     },
     [=](timer_atom) {
       enqueue(self, self->state.m.execution_timed_out(now_us()));
+    },
+    [=](timer_atom, append_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (!st.append_timer.fired(generation) || !st.in_flight)
+        return;
+      if (self->clock().now() - st.append_sent < local_deadline)
+        arm_append_deadline(self); // a later append is in flight
+      else
+        append_failed(self, caf::make_error(caf::sec::request_timeout));
     },
     [=](timer_atom, cancel_atom, const std::string& key, uint32_t attempt) {
       auto s = self->state.m.deadline_due(key, attempt, now_us());

@@ -260,16 +260,20 @@ private:
 };
 
 // The store, except that reads of agent logs fail while `failing` is set:
-// an agent that cannot read its log stops with an error, a crash.
+// an agent that cannot read its log stops with an error, a crash. `reads`
+// (unless null) counts the reads of agent logs: one for each agent started.
 event_store_actor::behavior_type
 failing_agent_reads(event_store_actor::pointer self, event_store_actor real,
-                    std::shared_ptr<std::atomic<bool>> failing) {
+                    std::shared_ptr<std::atomic<bool>> failing,
+                    std::shared_ptr<std::atomic<int>> reads) {
   return {
     [=](append_atom, append_request& r) {
       return self->delegate(real, append_atom_v, std::move(r));
     },
     [=](read_atom, std::string& id, uint64_t first,
         uint64_t n) -> caf::result<std::vector<event>> {
+      if (reads && id.rfind("agent:", 0) == 0)
+        ++*reads;
       if (*failing && id.rfind("agent:", 0) == 0)
         return make_error(errc::unavailable, "test: agent log unreadable");
       return self->delegate(real, read_atom_v, std::move(id), first, n);
@@ -602,7 +606,8 @@ TEST(Agent, AgentOverTheRestartIntensityTakesTurnsAgainAfterTheWindow) {
   opts.restart_window_ms = 2000;
   agent_node node{dir.str(), opts,
                   [failing](caf::actor_system& sys, event_store_actor real) {
-                    return sys.spawn(failing_agent_reads, real, failing);
+                    return sys.spawn(failing_agent_reads, real, failing,
+                                     std::shared_ptr<std::atomic<int>>{});
                   }};
   json spec{{"script", json::parse(R"js([{"default": true,
               "reply": {"text": "ok"}}])js")}};
@@ -617,6 +622,35 @@ TEST(Agent, AgentOverTheRestartIntensityTakesTurnsAgainAfterTheWindow) {
   auto res = node.turn(make_turn("a", spec, "q", "e1", "t3"));
   ASSERT_TRUE(res) << describe(res.error());
   EXPECT_EQ(res->output.get(), "ok");
+}
+
+// An agent without turns stops after idle_timeout, though its last append
+// left a longer deadline armed (an append's, local_deadline): asking its
+// memory afterwards starts a new agent, which reads its log again.
+TEST(Agent, IdleAgentStopsAfterIdleTimeout) {
+  test::temp_dir dir;
+  auto failing = std::make_shared<std::atomic<bool>>(false);
+  auto reads = std::make_shared<std::atomic<int>>(0);
+  actors::agents_options opts;
+  opts.idle_timeout = 200ms;
+  agent_node node{dir.str(), opts,
+                  [=](caf::actor_system& sys, event_store_actor real) {
+                    return sys.spawn(failing_agent_reads, real, failing,
+                                     reads);
+                  }};
+  json spec{{"script", json::parse(R"js([{"default": true,
+              "reply": {"text": "ok"}}])js")}};
+  ASSERT_TRUE(node.turn(make_turn("a", spec, "q")));
+  ASSERT_TRUE(node.turn(make_turn("a", spec, "q", "e1", "t2")));
+  EXPECT_EQ(*reads, 1);
+  // Polling until a new agent was started, far beyond idle_timeout but well
+  // below local_deadline (60 s): a wait, not a measurement.
+  for (int i = 0; i < 300 && *reads < 2; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto memory = node.memory("e1/a");
+    ASSERT_TRUE(memory) << describe(memory.error());
+  }
+  EXPECT_EQ(*reads, 2);
 }
 
 TEST(Agent, BadSpecsAndUnknownAgentsAreClearErrors) {

@@ -35,14 +35,37 @@ void add_usage(json& total, const llm_usage& u) {
   total["llm_calls"] = total["llm_calls"].get<uint64_t>() + 1;
 }
 
+void put(json::object_t&) {
+}
+
+template <class V, class... Ts>
+void put(json::object_t& o, const char* key, V&& value, Ts&&... rest) {
+  o.emplace(key, std::forward<V>(value));
+  put(o, std::forward<Ts>(rest)...);
+}
+
+// An event payload from keys and values, built in place as
+// workflow::machine builds its: an initializer list of pairs makes each
+// pair an array and copies it again.
+template <class... Ts>
+json payload(Ts&&... kvs) {
+  json p(json::value_t::object);
+  put(p.get_ref<json::object_t&>(), std::forward<Ts>(kvs)...);
+  return p;
+}
+
 constexpr const char* summary_instruction
   = "Summarize the agent's conversation below for its later turns.";
 
 } // namespace
 
 json zero_agent_usage() {
-  return json{{"input_tokens", 0}, {"output_tokens", 0}, {"cost_usd", 0.0},
-              {"llm_calls", 0},    {"tool_calls", 0}};
+  // Built once: every turn starts from it, and an initializer list costs
+  // several times a copy.
+  static const json zero{{"input_tokens", 0}, {"output_tokens", 0},
+                         {"cost_usd", 0.0},   {"llm_calls", 0},
+                         {"tool_calls", 0}};
+  return zero;
 }
 
 uint64_t agent_spec_table::id_of(const json& payload) {
@@ -122,7 +145,9 @@ void agent_machine::fold(const event& e, const known& k) {
     return;
   auto& t = *active_;
   if (e.type == ev::message) {
-    if (auto m = from<llm_message>(p.value("message", json::object())))
+    if (k.message)
+      t.messages.push_back(*k.message);
+    else if (auto m = from<llm_message>(p.value("message", json::object())))
       t.messages.push_back(std::move(*m));
     if (p.value("repair", false))
       t.repaired = true;
@@ -262,8 +287,10 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
   user.role = "user";
   user.content = req.input->is_string() ? req.input->get<std::string>()
                                         : dump_json(*req.input);
-  emit(ev::message, json{{"turn", req.idempotency_key}, {"message", user}},
-       now_us, out);
+  known km;
+  km.message = &user;
+  emit(ev::message, payload("turn", req.idempotency_key, "message", user),
+       now_us, out, km);
   return out;
 }
 
@@ -317,7 +344,7 @@ void agent_machine::request_model(int64_t now_us, agent_step& out) {
   known k;
   k.request = &req;
   emit(ev::llm_requested,
-       json{{"turn", active_->key}, {"call", call}, {"request", std::move(j)}},
+       payload("turn", active_->key, "call", call, "request", std::move(j)),
        now_us, out, k);
   out.actions.push_back(std::move(a));
 }
@@ -429,7 +456,7 @@ void agent_machine::finish(bool ok, json output, errc code,
   // Folding the end closes the turn: what the action needs is read first.
   auto key = active_->key;
   auto agent = active_->spec.name;
-  json p{{"turn", key}, {"usage", active_->usage}};
+  auto p = payload("turn", key, "usage", active_->usage);
   if (ok) {
     p["output"] = std::move(output);
     emit(ev::turn_completed, std::move(p), now_us, out);
@@ -508,9 +535,11 @@ void agent_machine::final_answer(const llm_message& msg, int64_t now_us,
                    + "). Answer again with only a JSON value that matches "
                      "this schema: "
                    + dump_json(t.spec.output_schema);
+  known k;
+  k.message = &repair;
   emit(ev::message,
-       json{{"turn", t.key}, {"message", repair}, {"repair", true}}, now_us,
-       out);
+       payload("turn", t.key, "message", repair, "repair", true), now_us,
+       out, k);
   request_model(now_us, out);
 }
 
@@ -536,7 +565,7 @@ agent_step agent_machine::model_replied(const std::string& turn,
       seen.insert(c.id);
     }
   }
-  json p{{"turn", turn}, {"call", call}, {"response", res}};
+  auto p = payload("turn", turn, "call", call, "response", res);
   if (cached)
     p["cached"] = true;
   if (reused)
@@ -557,8 +586,8 @@ agent_step agent_machine::model_replied(const std::string& turn,
     // Every call is recorded before any is sent: they run in parallel.
     for (const auto& c : res.message.tool_calls)
       emit(ev::tool_called,
-           json{{"turn", turn}, {"call", call}, {"id", c.id}, {"name", c.name},
-                {"arguments", c.arguments.get()}},
+           payload("turn", turn, "call", call, "id", c.id, "name", c.name,
+                   "arguments", c.arguments.get()),
            now_us, out);
     agent_action a;
     a.kind = agent_action::call_tools;
@@ -595,7 +624,7 @@ agent_step agent_machine::tool_done(const std::string& turn,
   if (std::none_of(t.tool_calls.begin(), t.tool_calls.end(),
                    [&](const llm_tool_call& c) { return c.id == call.id; }))
     return out;
-  json p{{"turn", turn}, {"id", call.id}, {"name", call.name}};
+  auto p = payload("turn", turn, "id", call.id, "name", call.name);
   if (result)
     p["output"] = *result;
   else

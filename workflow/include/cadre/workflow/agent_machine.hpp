@@ -212,6 +212,7 @@ private:
     agent_spec* spec = nullptr;
     llm_request* request = nullptr;
     const llm_response* response = nullptr;
+    const llm_message* message = nullptr;
   };
   void fold(const event& ev, const known& k);
   void emit(const char* type, json payload, int64_t now_us, agent_step& out);
