@@ -312,6 +312,14 @@ int init_state(lua_State* L) {
   return 0;
 }
 
+/// Protected: the state of a compile-only sandbox needs only the cache of
+/// compiled chunks (compile).
+int init_compiler(lua_State* L) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+  return 0;
+}
+
 /// Protected: arg 1 points to a json object; builds the evaluation's globals
 /// table from it and keeps it in the registry.
 int bind_env(lua_State* L) {
@@ -535,6 +543,9 @@ struct lua_sandbox::impl : evaluation_bounds {
   /// Binds the globals and starts the clock of one evaluation.
   expected<void> bind(const json& env, const call_bounds& bounds) {
     stopped = stop::none;
+    if (opts.compile_only)
+      return make_error(errc::invalid_config,
+                        "lua: this sandbox only compiles (compile_only)");
     if (!env.is_object() && !env.is_null())
       return make_error(errc::script_error,
                         "lua: the globals must be a JSON object, got "
@@ -795,8 +806,13 @@ lua_sandbox::create(sandbox_options opts) {
                         + std::to_string(opts.memory_limit) + " bytes");
   p->instruction_limit = opts.instruction_limit;
   *static_cast<evaluation_bounds**>(lua_getextraspace(p->L)) = p.get();
-  const std::string& bytecode = stdlib_bytecode();
-  int status = p->protect(init_state, const_cast<std::string*>(&bytecode), 0);
+  int status = LUA_OK;
+  if (opts.compile_only) {
+    status = p->protect(init_compiler, nullptr, 0);
+  } else {
+    const std::string& bytecode = stdlib_bytecode();
+    status = p->protect(init_state, const_cast<std::string*>(&bytecode), 0);
+  }
   if (status != LUA_OK) {
     auto msg = p->error_text(status);
     return make_error(errc::invalid_config, "lua sandbox: set-up: " + msg);

@@ -23,6 +23,7 @@
 #include "codec_detail.hpp"
 #include "info_log.hpp"
 #include "status.hpp"
+#include "store_creation.hpp"
 #include "store_layout.hpp"
 
 namespace cadre::persistence {
@@ -178,21 +179,18 @@ rocksdb_event_store::open(store_options opts) {
   if (opts.dir.empty())
     return make_error(errc::invalid_input, where + ": directory is empty");
   std::error_code ec;
-  auto files = detail::inspect_store_dir(opts.dir);
-  if (!files.has_current && !files.rocksdb_files.empty())
-    return detail::missing_current_error(opts.dir, files);
   if (opts.read_only) {
+    auto files = detail::inspect_store_dir(opts.dir);
+    if (!files.has_current && !files.rocksdb_files.empty())
+      return detail::missing_current_error(opts.dir, files);
     // A secondary instance cannot create a database; say so plainly instead
     // of passing on RocksDB's complaint about a missing CURRENT file.
     if (!files.has_current)
       return make_error(errc::not_found,
                         "no cadre store at '" + opts.dir + "'");
-  } else {
-    std::filesystem::create_directories(opts.dir, ec);
-    if (ec)
-      return make_error(errc::storage_error,
-                        where + ": cannot create the directory: "
-                          + ec.message());
+  } else if (auto err = detail::prepare_store_dir(opts.dir)) {
+    // A new store is created whole or not at all (store_creation.hpp).
+    return err;
   }
   auto layout = detail::store_layout(opts.dir, opts.read_only);
   if (!layout)

@@ -22,6 +22,7 @@
 #include "info_log.hpp"
 #include "rocksdb_event_store.hpp"
 #include "status.hpp"
+#include "store_creation.hpp"
 
 namespace cadre::persistence::detail {
 
@@ -84,6 +85,11 @@ store_dir_files inspect_store_dir(const std::string& dir) {
       out.rocksdb_files.push_back(std::move(name));
   }
   std::sort(out.rocksdb_files.begin(), out.rocksdb_files.end());
+  // Parts of a new, empty store whose move into place was killed: no store
+  // yet, which the next writer completes.
+  if (!out.has_current && !out.rocksdb_files.empty()
+      && creation_interrupted(dir))
+    out.rocksdb_files.clear();
   return out;
 }
 

@@ -29,7 +29,9 @@ struct store_dir_files {
   std::vector<std::string> rocksdb_files;
 };
 
-/// Lists `dir` (missing or unreadable: nothing).
+/// Lists `dir` (missing or unreadable: nothing). The files of a creation
+/// killed while it moved a new store into place (creation_interrupted) are
+/// not listed: they are no store yet.
 store_dir_files inspect_store_dir(const std::string& dir);
 
 /// errc::storage_error: `dir` holds RocksDB files but no CURRENT, so it is a

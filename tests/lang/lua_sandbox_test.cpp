@@ -195,6 +195,34 @@ TEST(LuaSandbox, SyntaxErrorCarriesLuaMessage) {
   EXPECT_FALSE(sb->check_chunk("local = 1"));
 }
 
+TEST(LuaSandbox, ACompileOnlySandboxChecksAsAFullOneAndRefusesToEvaluate) {
+  // The validator's sandbox: it must accept and refuse exactly what a
+  // full one does, with the same messages.
+  sandbox_options opts;
+  opts.compile_only = true;
+  auto only = make_sandbox(opts);
+  auto full = make_sandbox();
+  for (std::string expr :
+       {"input.x + 1", "input.x +", "x = 1", "string.upper(input.s)",
+        "tasks.a.output.items[1]", "(", "'unterminated", "a --[[ b"}) {
+    auto x = only->check_expression(expr);
+    auto y = full->check_expression(expr);
+    ASSERT_EQ(bool(x), bool(y)) << expr;
+    if (!x) {
+      EXPECT_EQ(cadre::message_of(x.error()), cadre::message_of(y.error()));
+    }
+  }
+  for (std::string code : {"local x = 1 return x", "local = 1"}) {
+    auto x = only->check_chunk(code);
+    ASSERT_EQ(bool(x), bool(full->check_chunk(code))) << code;
+  }
+  eval_error(*only, "1 + 1", {}, errc::invalid_config);
+  run_error(*only, "return 1", {}, errc::invalid_config);
+  auto rendered = only->render(json{{"a", "{{ 1 }}"}}, json::object());
+  ASSERT_FALSE(rendered);
+  EXPECT_EQ(cadre::code_of(rendered.error()), errc::invalid_config);
+}
+
 TEST(LuaSandbox, RuntimeErrorCarriesLuaMessage) {
   auto sb = make_sandbox();
   auto msg = eval_error(*sb, "nothing.field");

@@ -187,6 +187,103 @@ TEST(StoreDamage, AnEmptyDirectoryStillBecomesAStore) {
   EXPECT_TRUE(store->append(make_request("e1", 1)));
 }
 
+namespace {
+
+/// The files RocksDB leaves when it creates a store (those of a store
+/// opened once and closed, without cadre's ACKED and info log), in
+/// `dir`/.creating-4194304, the staging directory of a creation killed
+/// midway; `moved` of them are already in `dir`, as a kill while the new
+/// store moved into place leaves them.
+void stage_killed_creation(const test::temp_dir& tmp, const std::string& dir,
+                           const std::vector<std::string>& moved,
+                           bool with_current) {
+  auto fresh = tmp / "fresh";
+  ASSERT_TRUE(open_store(fresh));
+  auto staging = fs::path{dir} / ".creating-4194304";
+  fs::create_directories(staging);
+  for (auto& e : fs::directory_iterator(fresh)) {
+    auto name = e.path().filename().string();
+    if (name == "ACKED" || name.rfind("LOG", 0) == 0
+        || (name == "CURRENT" && !with_current) || !e.is_regular_file())
+      continue;
+    bool is_moved = std::any_of(moved.begin(), moved.end(), [&](auto& m) {
+      return name.rfind(m, 0) == 0;
+    });
+    fs::copy_file(e.path(), (is_moved ? fs::path{dir} : staging) / name);
+  }
+}
+
+} // namespace
+
+TEST(StoreDamage, ACreationKilledWhileMovingTheStoreIntoPlaceOpensAsANewStore) {
+  // The state of a store whose creation was killed before its CURRENT
+  // moved in: RocksDB's files in the directory, CURRENT only in staging.
+  // It never held anything, so it is no damaged store.
+  test::temp_dir tmp;
+  auto dir = tmp / "db";
+  stage_killed_creation(tmp, dir, {"IDENTITY", "MANIFEST-", "OPTIONS-"},
+                        true);
+  ASSERT_FALSE(fs::exists(fs::path{dir} / "CURRENT"));
+  {
+    auto reader = event_store::open(store_options{.dir = dir,
+                                                  .read_only = true});
+    ASSERT_FALSE(reader);
+    EXPECT_EQ(code_of(reader.error()), errc::not_found)
+      << describe(reader.error());
+    auto checked = check_store(dir);
+    ASSERT_FALSE(checked);
+    EXPECT_EQ(code_of(checked.error()), errc::not_found);
+  }
+  {
+    auto store = open_store(dir);
+    ASSERT_TRUE(store) << "a store killed while being created is refused";
+    auto list = store->list(execution_filter{});
+    ASSERT_TRUE(list) << describe(list.error());
+    EXPECT_TRUE(list->empty());
+    EXPECT_TRUE(store->append(make_request("e1", 3)));
+  }
+  EXPECT_FALSE(fs::exists(fs::path{dir} / ".creating-4194304"));
+  auto store = open_store(dir, true);
+  ASSERT_TRUE(store);
+  auto evs = store->read("e1", 1, 0);
+  ASSERT_TRUE(evs) << describe(evs.error());
+  EXPECT_EQ(evs->size(), 3u);
+}
+
+TEST(StoreDamage, ACreationKilledBeforeItsStoreWasWholeIsRemovedAtTheNextOpen) {
+  // Killed while RocksDB created the store in staging (no CURRENT yet):
+  // the directory itself holds nothing of it.
+  test::temp_dir tmp;
+  auto dir = tmp / "db";
+  stage_killed_creation(tmp, dir, {}, false);
+  auto store = open_store(dir);
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->append(make_request("e1", 1)));
+  EXPECT_FALSE(fs::exists(fs::path{dir} / ".creating-4194304"));
+}
+
+TEST(StoreDamage, AStagingDirectoryNeverExcusesADamagedStore) {
+  // A store that held data and lost its CURRENT stays refused, whatever
+  // staging directory lies beside it; directories not named as cadre's
+  // staging ones are never touched.
+  test::temp_dir tmp;
+  auto dir = make_filled_store(tmp);
+  fs::remove(fs::path{dir} / "CURRENT");
+  auto tables = files_of(dir, ".sst");
+  fs::create_directories(fs::path{dir} / ".creating-12" / "x");
+  fs::create_directories(fs::path{dir} / ".creating-me");
+  for (bool read_only : {true, false}) {
+    auto store = event_store::open(store_options{.dir = dir,
+                                                 .read_only = read_only});
+    ASSERT_FALSE(store) << "a new store was created over a damaged one";
+    EXPECT_EQ(code_of(store.error()), errc::storage_error);
+    EXPECT_NE(message_of(store.error()).find("CURRENT"), std::string::npos);
+  }
+  for (auto& t : tables)
+    EXPECT_TRUE(fs::exists(t)) << t << " was deleted";
+  EXPECT_TRUE(fs::exists(fs::path{dir} / ".creating-me"));
+}
+
 TEST(StoreDamage, DamagedWalRecordRefusesInsteadOfDroppingTheRest) {
   // Offsets 2 (a record's length) and 20 (its payload): RocksDB's default
   // recovery keeps what comes before and drops the rest without an error.

@@ -3,6 +3,7 @@
 #include "cadre/yaml/reader.hpp"
 
 #include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -169,4 +170,30 @@ TEST(Issue12, TheExpansionIsCountedExactlyBeforeAnythingIsBuilt) {
   ASSERT_EQ(long_text.problems.size(), 1u);
   EXPECT_NE(long_text.problems[0].message.find("more than 10 bytes"),
             std::string::npos);
+}
+
+// Found by fuzz_workflow: an alias inside the node its anchor names
+// (`c: &c [*c, *c]`) makes yaml-cpp build a recursive structure, which the
+// event count did not see (the anchor was not finished) and the converter
+// expanded until its value bound: 8 to 17 s under ASan for one input. A
+// recursive structure has no JSON form: a located error, nothing built.
+TEST(YamlReader, AnAliasInsideItsOwnAnchorIsALocatedError) {
+  for (auto [text, line, column] :
+       {std::tuple{"c: &c [*c, *c, *c, *c, *c, *c, *c, *c]\n", 1, 8},
+        std::tuple{"a: 1\nc: &c\n  k: [1, {x: *c}]\n", 3, 14}}) {
+    auto doc = yaml::read(text);
+    ASSERT_EQ(doc.problems.size(), 1u) << text;
+    EXPECT_EQ(doc.problems[0].message,
+              "an alias of a node inside that node (a structure that "
+              "contains itself has no JSON form)")
+      << text;
+    EXPECT_EQ(doc.problems[0].at.line, line) << text;
+    EXPECT_EQ(doc.problems[0].at.column, column) << text;
+    EXPECT_TRUE(doc.value.is_null());
+    EXPECT_TRUE(doc.values.empty());
+  }
+  // An alias of a finished node, even inside a sibling, stays fine.
+  auto ok = yaml::read("a: &a [1]\nb: [*a, {c: *a}]\n");
+  EXPECT_TRUE(ok.problems.empty());
+  EXPECT_EQ(ok.value, (json{{"a", {1}}, {"b", {{1}, {{"c", {1}}}}}}));
 }

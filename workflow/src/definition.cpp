@@ -48,42 +48,51 @@ std::string child_pointer(const std::string& pointer,
 
 namespace {
 
-/// Optimal string alignment distance (a swap of neighbours costs 1).
+/// Optimal string alignment distance (a swap of neighbours costs 1), on
+/// three rows instead of a matrix: a mistyped key may be 64 KB long.
 size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1,
-                                     std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i)
-    d[i][0] = i;
+  auto lower = [](char c) {
+    return std::tolower(static_cast<unsigned char>(c));
+  };
+  // before2, before, row: the rows of a's prefixes i-2, i-1 and i.
+  std::vector<size_t> before2(b.size() + 1), before(b.size() + 1),
+    row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j)
-    d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
+    before[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = std::tolower(static_cast<unsigned char>(a[i - 1]))
-                        == std::tolower(static_cast<unsigned char>(b[j - 1]))
-                      ? 0
-                      : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + cost});
+      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      row[j] = std::min({before[j] + 1, row[j - 1] + 1,
+                         before[j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        row[j] = std::min(row[j], before2[j - 2] + 1);
     }
-  return d[a.size()][b.size()];
+    std::swap(before2, before);
+    std::swap(before, row);
+  }
+  return before[b.size()];
 }
 
 } // namespace
 
 std::string closest(const std::string& word,
                     const std::vector<std::string>& candidates) {
+  size_t allowed = std::clamp<size_t>((word.size() + 1) / 2, 1, 3);
   std::string best;
   size_t best_distance = std::numeric_limits<size_t>::max();
   for (const auto& c : candidates) {
+    // The distance is at least the difference in length.
+    auto gap = word.size() > c.size() ? word.size() - c.size()
+                                      : c.size() - word.size();
+    if (gap > allowed)
+      continue;
     auto d = edit_distance(word, c);
     if (d < best_distance) {
       best_distance = d;
       best = c;
     }
   }
-  size_t allowed = std::clamp<size_t>((word.size() + 1) / 2, 1, 3);
   return best_distance <= allowed ? best : std::string{};
 }
 

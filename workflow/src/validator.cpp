@@ -280,7 +280,10 @@ private:
 
   tools::lua_sandbox* lua() {
     if (!lua_ && !lua_failed_) {
-      auto sb = tools::lua_sandbox::create();
+      // Validation only compiles: no libraries to load.
+      tools::sandbox_options opts;
+      opts.compile_only = true;
+      auto sb = tools::lua_sandbox::create(opts);
       if (sb)
         lua_ = std::move(*sb);
       else

@@ -337,6 +337,8 @@ public:
   /// max_bytes): where (the node whose use crossed the bound) and which.
   std::optional<YAML::Mark> too_large_at;
   bool too_many_bytes = false;
+  /// The first document has an alias inside its anchor's node: where.
+  std::optional<YAML::Mark> recursive_at;
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     marks.push_back(mark);
@@ -356,8 +358,17 @@ public:
     if (!counting_)
       return;
     auto found = anchors_.find(anchor);
-    if (found == anchors_.end())
-      return; // yaml-cpp refuses an unknown alias itself
+    if (found == anchors_.end()) {
+      // Not finished: the anchor is on a node that holds this alias, which
+      // yaml-cpp builds as a structure that contains itself (it refuses an
+      // unknown alias itself).
+      bool open = std::any_of(
+        stack_.begin(), stack_.end(),
+        [&](const frame& f) { return f.anchor == anchor; });
+      if (open && !recursive_at)
+        recursive_at = mark;
+      return;
+    }
     // A key is read only as text: an alias there counts as none (the
     // converter's own count still bounds it).
     if (next_is_key())
@@ -521,6 +532,14 @@ document read(const std::string& text, const read_options& opts) {
            : "the document holds more than "
                + std::to_string(opts.max_values)
                + " values once its aliases are expanded"});
+      return doc;
+    }
+    if (starts->recursive_at) {
+      doc.empty = false;
+      doc.problems.push_back({position_of(*starts->recursive_at), "",
+                              "an alias of a node inside that node (a "
+                              "structure that contains itself has no JSON "
+                              "form)"});
       return doc;
     }
     if (!starts->marks.empty())
