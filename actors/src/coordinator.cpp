@@ -221,6 +221,7 @@ void flush(self_ptr self) {
   st.in_flight = true;
   st.append_sent = self->clock().now();
   arm_append_deadline(self);
+  // Its deadline is the coordinator's one timer (arm_append_deadline).
   self->request(st.args.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t last_seq) mutable {
