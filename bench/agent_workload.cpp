@@ -540,6 +540,8 @@ void run_agent(run_context& ctx) {
                               {"name", "echo"},
                               {"arguments", json{{"text", "hi"}}}}}});
       bool done = true;
+      // No request timeout: it would put a timer in CAF's clock, the cost
+      // this loop measures without; the store is local and answers each.
       self->request(node.store(), caf::infinite, append_atom_v, std::move(req))
         .receive([](uint64_t) {},
                  [&](caf::error& err) {
