@@ -209,6 +209,48 @@ const json* find_key(const json& obj, std::string_view key) {
   return it == obj.end() ? nullptr : &*it;
 }
 
+// {task, item} of a unit's event (no item for the task itself). Built in
+// place: an initializer list copies every element again.
+json unit_payload(const task_def& td, int item) {
+  json p(json::value_t::object);
+  auto& fields = p.get_ref<json::object_t&>();
+  fields.emplace("task", td.id);
+  if (item >= 0)
+    fields.emplace("item", item);
+  return p;
+}
+
+// task_dispatched of a unit that runs `runs` (machine::event_of builds a
+// replay's unbuilt ones with it too). Fields put in place (one per item of
+// a big map): operator[] would make a key string to look up first.
+json dispatch_payload(const task_def& td, task_kind runs, int item,
+                      uint32_t attempt, json input) {
+  auto p = unit_payload(td, item);
+  auto& fields = p.get_ref<json::object_t&>();
+  fields.emplace("attempt", attempt);
+  if (runs == task_kind::agent)
+    fields.emplace("agent", td.agent);
+  else if (runs == task_kind::workflow)
+    fields.emplace("workflow", td.workflow.value("name", std::string{}));
+  else
+    fields.emplace("tool", td.tool);
+  fields.emplace("input", std::move(input));
+  return p;
+}
+
+// task_completed of a map item's attempt (machine::succeeded's, and a
+// replay's unbuilt one).
+json item_completion_payload(const task_def& td, int item, uint32_t attempt,
+                             json output, const json& usage) {
+  auto p = unit_payload(td, item);
+  auto& fields = p.get_ref<json::object_t&>();
+  fields.emplace("attempt", attempt);
+  fields.emplace("output", std::move(output));
+  if (!usage.is_null())
+    fields.emplace("usage", usage);
+  return p;
+}
+
 } // namespace
 
 std::pair<std::string, int> split_key(const std::string& key) {
@@ -300,6 +342,9 @@ struct machine::state {
   }
   // machine::replay_only: decisions build no actions.
   bool replay_only = false;
+  // machine::replay_only of this machine itself (a sub-workflow's never):
+  // tool dispatches and item completions come as step::unbuilt.
+  bool unbuilt_decisions = false;
   // The expressions evaluated so far, parsed: a path, or nullopt (Lua).
   std::unordered_map<std::string, std::optional<std::vector<json>>> paths;
 
@@ -619,6 +664,47 @@ struct machine::state {
       --unfinished;
   }
 
+  // A unit's dispatch: the fold of task_dispatched (a replay's unbuilt
+  // one too), the sub-workflow of a workflow unit aside.
+  void dispatched(task_rt& t, unit& u, int item, uint32_t attempt,
+                  const json* input) {
+    if (item >= 0 && u.status == unit_status::blocked) {
+      ++t.in_progress;
+      // Items start in order, so this restores the cursor on replay.
+      t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
+    }
+    u.status = unit_status::running;
+    u.restarts = 0;
+    u.attempt = attempt;
+    if (input)
+      u.input = *input;
+  }
+
+  // A unit's success: the fold of task_completed (a replay's unbuilt one
+  // too).
+  void completed(int ti, int item, unit& u, json output, const json* usage,
+                 uint32_t attempt) {
+    auto& t = tasks[ti];
+    u.output = std::move(output);
+    if (usage)
+      u.usage = *usage;
+    u.attempt = attempt;
+    ++completions;
+    if (item >= 0) {
+      if (u.status == unit_status::human_wait && human_waits > 0)
+        --human_waits;
+      if (u.status != unit_status::done) {
+        u.status = unit_status::done;
+        ++t.done_items;
+        if (t.in_progress > 0)
+          --t.in_progress;
+      }
+      return;
+    }
+    finish_task(ti, unit_status::done);
+    release(ti);
+  }
+
   expected<void> fold(const event& ev) {
     const auto& p = ev.payload.get();
     // Compared as a view: a length check rejects most types at once.
@@ -718,17 +804,9 @@ struct machine::state {
     touched(ti, item);
     auto& t = tasks[ti];
     if (type == events::dispatched) {
-      if (item >= 0 && u->status == unit_status::blocked) {
-        ++t.in_progress;
-        // Items start in order, so this restores the cursor on replay.
-        t.next_item = std::max(t.next_item, static_cast<size_t>(item) + 1);
-      }
-      u->status = unit_status::running;
-      u->restarts = 0;
-      if (auto* a = find_key(p, "attempt"))
-        u->attempt = a->get<uint32_t>();
-      if (auto* in = find_key(p, "input"))
-        u->input = *in;
+      auto* a = find_key(p, "attempt");
+      dispatched(t, *u, item, a ? a->get<uint32_t>() : u->attempt,
+                 find_key(p, "input"));
       if (def->tasks[ti].unit_kind() == task_kind::workflow) {
         // Each attempt runs the sub-workflow afresh.
         auto nested = load_document(def->tasks[ti].workflow);
@@ -750,24 +828,9 @@ struct machine::state {
       return {};
     }
     if (type == events::completed) {
-      u->output = p.value("output", json{});
-      if (auto* us = find_key(p, "usage"))
-        u->usage = *us;
-      u->attempt = p.value("attempt", u->attempt);
-      ++completions;
-      if (item >= 0) {
-        if (u->status == unit_status::human_wait && human_waits > 0)
-          --human_waits;
-        if (u->status != unit_status::done) {
-          u->status = unit_status::done;
-          ++t.done_items;
-          if (t.in_progress > 0)
-            --t.in_progress;
-        }
-        return {};
-      }
-      finish_task(ti, unit_status::done);
-      release(ti);
+      auto attempt = p.value("attempt", u->attempt);
+      completed(ti, item, *u, p.value("output", json{}), find_key(p, "usage"),
+                attempt);
       return {};
     }
     if (type == events::failed) {
@@ -885,13 +948,19 @@ struct decider {
   }
 
   json task_payload(int task, int item) const {
-    // Built in place: an initializer list copies every element again.
-    json p(json::value_t::object);
-    auto& fields = p.get_ref<json::object_t&>();
-    fields.emplace("task", st.def->tasks[task].id);
-    if (item >= 0)
-      fields.emplace("item", item);
-    return p;
+    return unit_payload(st.def->tasks[task], item);
+  }
+
+  // A replay's decision folded without its event (machine::replay_only):
+  // it takes its seq as emit's event would.
+  void fold_unbuilt(unbuilt_decision::kind_t kind, int task, int item,
+                        uint32_t attempt, json value, json usage = nullptr) {
+    ++st.seq;
+    out.unbuilt.push_back(unbuilt_decision{kind, out.events.size(), st.seq, task, item,
+                                  attempt, std::move(value),
+                                  std::move(usage)});
+    if (st.snapshot_every > 0 && st.seq % st.snapshot_every == 0)
+      take_snapshot();
   }
 
   std::string key_of(int task, int item) const {
@@ -1035,26 +1104,24 @@ struct decider {
   void dispatch_unit(int task, int item, uint32_t attempt, json input) {
     const auto& td = st.def->tasks[task];
     auto runs = td.unit_kind();
-    auto p = task_payload(task, item);
-    // Fields put in place (one per item of a big map): operator[] would
-    // make a key string to look up first.
-    auto& fields = p.get_ref<json::object_t&>();
-    fields.emplace("attempt", attempt);
-    if (runs == task_kind::agent)
-      fields.emplace("agent", td.agent);
-    else if (runs == task_kind::workflow)
-      fields.emplace("workflow", td.workflow.value("name", std::string{}));
-    else
-      fields.emplace("tool", td.tool);
+    if (st.unbuilt_decisions && runs == task_kind::tool) {
+      // What folding the event would do, without building it.
+      st.updated_us = now;
+      st.touched(task, item);
+      st.dispatched(st.tasks[task], *st.find_unit(task, item), item, attempt,
+                    &input);
+      fold_unbuilt(unbuilt_decision::dispatch, task, item, attempt,
+                       std::move(input));
+      return;
+    }
     if (st.replay_only) {
-      fields.emplace("input", std::move(input));
-      emit(events::dispatched, std::move(p));
+      emit(events::dispatched,
+           dispatch_payload(td, runs, item, attempt, std::move(input)));
       if (runs == task_kind::workflow)
         start_child(task, item);
       return;
     }
-    fields.emplace("input", input);
-    emit(events::dispatched, std::move(p));
+    emit(events::dispatched, dispatch_payload(td, runs, item, attempt, input));
     if (runs == task_kind::workflow) {
       start_child(task, item);
       return;
@@ -1509,14 +1576,18 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
   decider d{*st_, *this, out, now_us};
   if (item < 0) {
     d.complete_task(ti, output, attempt, usage);
+  } else if (st_->unbuilt_decisions) {
+    // What folding the event would do, without building it.
+    st_->updated_us = now_us;
+    st_->touched(ti, item);
+    st_->completed(ti, item, *u, output, usage.is_null() ? nullptr : &usage,
+                   attempt);
+    d.fold_unbuilt(unbuilt_decision::completion, ti, item, attempt, output, usage);
+    d.item_done(ti);
   } else {
-    auto p = d.task_payload(ti, item);
-    auto& fields = p.get_ref<json::object_t&>();
-    fields.emplace("attempt", attempt);
-    fields.emplace("output", output);
-    if (!usage.is_null())
-      fields.emplace("usage", usage);
-    d.emit(events::completed, std::move(p));
+    d.emit(events::completed,
+           item_completion_payload(st_->def->tasks[ti], item, attempt, output,
+                                   usage));
     d.item_done(ti);
   }
   d.check_finished();
@@ -2600,6 +2671,63 @@ bool reruns(const std::set<std::string>& rerun, const std::string& key) {
 
 void machine::replay_only() {
   st_->replay_only = true;
+  st_->unbuilt_decisions = true;
+}
+
+bool machine::decided_as(const unbuilt_decision& d, const event& rec) const {
+  const auto& td = st_->def->tasks[static_cast<size_t>(d.task)];
+  const auto& p = rec.payload.get();
+  bool dispatch = d.kind == unbuilt_decision::dispatch;
+  if (rec.type != (dispatch ? events::dispatched : events::completed)
+      || !p.is_object())
+    return false;
+  // The payload event_of(d) builds has these keys and no others: as many
+  // keys, each there and equal, is the same payload.
+  const auto& fields = p.get_ref<const json::object_t&>();
+  size_t keys = 4 + (d.item >= 0 ? 1 : 0);
+  if (!dispatch && d.usage.is_null())
+    --keys;
+  if (fields.size() != keys)
+    return false;
+  auto at = [&fields](std::string_view key) -> const json* {
+    auto i = fields.find(key);
+    return i == fields.end() ? nullptr : &i->second;
+  };
+  auto is_text = [](const json* v, const std::string& want) {
+    return v && v->is_string() && v->get_ref<const std::string&>() == want;
+  };
+  if (!is_text(at("task"), td.id))
+    return false;
+  if (d.item >= 0) {
+    auto* item = at("item");
+    if (!item || *item != d.item)
+      return false;
+  }
+  auto* attempt = at("attempt");
+  if (!attempt || *attempt != d.attempt)
+    return false;
+  if (dispatch) {
+    auto* input = at("input");
+    return is_text(at("tool"), td.tool) && input && *input == d.value;
+  }
+  auto* output = at("output");
+  if (!output || *output != d.value)
+    return false;
+  if (d.usage.is_null())
+    return true;
+  auto* usage = at("usage");
+  return usage && *usage == d.usage;
+}
+
+event machine::event_of(const unbuilt_decision& d) const {
+  const auto& td = st_->def->tasks[static_cast<size_t>(d.task)];
+  if (d.kind == unbuilt_decision::dispatch)
+    return event{std::string{}, d.seq, st_->updated_us, events::dispatched,
+                 json_value{dispatch_payload(td, task_kind::tool, d.item,
+                                             d.attempt, d.value)}};
+  return event{std::string{}, d.seq, st_->updated_us, events::completed,
+               json_value{item_completion_payload(td, d.item, d.attempt,
+                                                  d.value, d.usage)}};
 }
 
 void machine::use_fork_edits(const json& edits) {

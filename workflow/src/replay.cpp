@@ -157,26 +157,19 @@ public:
         return r.error();
       return !out_.first;
     }
-    if (next_ == pending_.size()) {
+    if (!waiting()) {
       divergence why;
       auto s = stimulus(ev, why);
       if (!s)
         return diverge(std::move(why));
-      pending_ = std::move(s->events);
-      next_ = 0;
-      if (pending_.empty()) {
+      wait_for(std::move(*s));
+      if (!waiting()) {
         // Folded as recorded (a fork marker, a redispatch): nothing to
         // compare.
         return true;
       }
     }
-    auto d = compare(ev, pending_[next_]);
-    ++next_;
-    if (next_ == pending_.size()) {
-      pending_.clear();
-      next_ = 0;
-    }
-    if (d)
+    if (auto d = compare_next(ev))
       return diverge(std::move(*d));
     return true;
   }
@@ -184,8 +177,9 @@ public:
   // The outcome once every recorded event was added: decisions left over
   // go past the end of the recorded log.
   replay_check finish() {
-    if (!out_.first && next_ < pending_.size()) {
-      const auto& got = pending_[next_];
+    if (!out_.first && waiting()) {
+      auto* u = next_unbuilt();
+      const auto& got = u ? m_->event_of(*u) : pending_.events[next_event_];
       diverge(divergence{got.seq, key_of(got.payload.get()),
                          "the definition decides " + describe_event(got)
                            + " after the end of the recorded log",
@@ -199,6 +193,46 @@ private:
     out_.events = d.seq;
     out_.first = std::move(d);
     return false;
+  }
+
+  // Whether decisions wait for the recorded events that should match them.
+  bool waiting() const {
+    return next_event_ < pending_.events.size()
+           || next_unbuilt_ < pending_.unbuilt.size();
+  }
+
+  void wait_for(step s) {
+    pending_ = std::move(s);
+    next_event_ = 0;
+    next_unbuilt_ = 0;
+  }
+
+  // The next decision when it is one the machine folded without building
+  // its event (machine::replay_only), else null.
+  const unbuilt_decision* next_unbuilt() const {
+    if (next_unbuilt_ < pending_.unbuilt.size()
+        && pending_.unbuilt[next_unbuilt_].at <= next_event_)
+      return &pending_.unbuilt[next_unbuilt_];
+    return nullptr;
+  }
+
+  // Compares the next decision with recorded event `rec`; an unbuilt one
+  // field by field, and built only when it differs, to show it.
+  std::optional<divergence> compare_next(const event& rec) {
+    std::optional<divergence> d;
+    if (auto* u = next_unbuilt()) {
+      ++next_unbuilt_;
+      if (!m_->decided_as(*u, rec))
+        d = compare(rec, m_->event_of(*u));
+      else if (u->kind == unbuilt_decision::dispatch)
+        d = spec_changed(rec, m_->def()->tasks[static_cast<size_t>(u->task)].id,
+                         json{});
+    } else {
+      d = compare(rec, pending_.events[next_event_++]);
+    }
+    if (!waiting())
+      wait_for(step{});
+    return d;
   }
 
   // The submission: parses the recorded definition and submits `doc`.
@@ -231,16 +265,11 @@ private:
                          event_json(first), nullptr});
       return {};
     }
-    pending_ = std::move(s->events);
-    next_ = 1;
-    if (pending_.empty()) // cannot be: a submission records itself
+    wait_for(std::move(*s));
+    if (!waiting()) // cannot be: a submission records itself
       return make_error(errc::internal, "the submission decided nothing");
-    if (auto d = compare(first, pending_[0]))
+    if (auto d = compare_next(first))
       diverge(std::move(*d));
-    if (next_ == pending_.size()) {
-      pending_.clear();
-      next_ = 0;
-    }
     return {};
   }
 
@@ -265,6 +294,10 @@ private:
       return nothing("recorded " + describe_event(ev) + "; the definition "
                      + (s.empty() ? "has no such task" : "has it " + s));
     };
+    // Decisions built or not (machine::replay_only).
+    auto none = [](const step& s) {
+      return s.events.empty() && s.unbuilt.empty();
+    };
     const std::string_view type{ev.type};
     if (type == events::completed) {
       if (text(p, "by") == "human") {
@@ -277,19 +310,19 @@ private:
       }
       auto s = m_->succeeded(key, attempt, field(p, "output"), 0, ev.time_us,
                             field(p, "usage"));
-      if (s.events.empty())
+      if (none(s))
         return unexpected();
       return s;
     }
     if (type == events::failed) {
       auto s = m_->failed(key, attempt, error_from(p), draw_of(p), ev.time_us);
-      if (s.events.empty())
+      if (none(s))
         return unexpected();
       return s;
     }
     if (type == events::dispatched && attempt > 1 && state() == "retry_wait") {
       auto s = m_->retry_due(key, attempt - 1, ev.time_us);
-      if (s.events.empty())
+      if (none(s))
         return unexpected();
       return s;
     }
@@ -297,14 +330,14 @@ private:
     if ((type == events::execution_failed || type == events::on_failure_started)
         && text(p, "code") == "timeout" && text(p, "task").empty()) {
       auto s = m_->execution_timed_out(ev.time_us);
-      if (s.events.empty())
+      if (none(s))
         return nothing("recorded the execution's timeout; the definition "
                        "has finished it");
       return s;
     }
     if (type == events::execution_cancelled) {
       auto s = m_->cancel(text(p, "reason"), ev.time_us);
-      if (s.events.empty())
+      if (none(s))
         return nothing("recorded a cancellation; the definition has "
                        "finished the execution");
       return s;
@@ -343,11 +376,19 @@ private:
     }
     if (got.type != events::dispatched)
       return std::nullopt;
-    // What acts outside the log is compared once per task, not per item.
     const auto& task = field(got.payload.get(), "task");
     if (!task.is_string())
       return std::nullopt;
-    const auto& name = task.get_ref<const std::string&>();
+    return spec_changed(rec, task.get_ref<const std::string&>(),
+                        got.payload.get());
+  }
+
+  // A dispatch of task `name` (its payload `got`; null: a tool's that was
+  // not built) that agrees with recorded event `rec`: whether what the task
+  // runs outside the log changed. Compared once per task, not per item.
+  std::optional<divergence> spec_changed(const event& rec,
+                                         const std::string& name,
+                                         const json& got) {
     if (!specs_checked_.insert(name).second)
       return std::nullopt;
     auto before = external_spec(*recorded_def_, name);
@@ -358,8 +399,8 @@ private:
     return divergence{
       rec.seq, key_of(rec.payload.get()),
       "task " + name + " runs "
-        + (got.payload.get().contains("agent")
-             ? "agent " + text(got.payload.get(), "agent")
+        + (got.contains("agent")
+             ? "agent " + text(got, "agent")
                  + " with a spec that differs from the recorded one"
              : std::string{"a child workflow that differs from the "
                            "recorded one"})
@@ -371,8 +412,11 @@ private:
   const json* doc_ = nullptr;
   const json* edits_ = nullptr;
   std::optional<definition> recorded_def_;
-  std::vector<event> pending_; // decisions not yet matched, from next_
-  size_t next_ = 0;
+  // Decisions not yet matched: events from next_event_, unbuilt ones from
+  // next_unbuilt_, in their order (unbuilt_decision::at).
+  step pending_;
+  size_t next_event_ = 0;
+  size_t next_unbuilt_ = 0;
   std::set<std::string> specs_checked_; // tasks whose spec is the same
   replay_check out_;
 };

@@ -89,10 +89,33 @@ struct action {
   int64_t delay_ms = 0;
 };
 
+/// A decision of a replay-only machine (machine::replay_only) that was
+/// folded without building its event: a tool unit's dispatch or a map
+/// item's completion, as the fields its payload would hold. A replay
+/// compares it with the recorded event field by field
+/// (machine::decided_as) and builds it only to show a divergence
+/// (machine::event_of): most of a replay's decisions are these.
+struct unbuilt_decision {
+  enum kind_t { dispatch, completion };
+  kind_t kind = dispatch;
+  /// Its place among the step's decisions: how many of step::events
+  /// were decided before it.
+  size_t at = 0;
+  uint64_t seq = 0;
+  int task = -1; ///< index in the definition's tasks
+  int item = -1;
+  uint32_t attempt = 1;
+  json value; ///< dispatch: the input; completion: the output
+  json usage; ///< completion: the agent's usage (null: none)
+};
+
 /// New events (already folded into the machine) and what to do after they
 /// are on disk.
 struct step {
   std::vector<event> events;
+  /// Replay only: decisions folded without their events, in order with
+  /// `events` (see unbuilt_decision::at). Always empty for a live machine.
+  std::vector<unbuilt_decision> unbuilt;
   std::vector<action> actions;
   /// Set when the execution's status (or output) changed.
   std::optional<execution_info> index;
@@ -102,7 +125,7 @@ struct step {
   std::vector<event> snapshots;
 
   bool empty() const {
-    return events.empty() && actions.empty();
+    return events.empty() && unbuilt.empty() && actions.empty();
   }
 };
 
@@ -262,8 +285,19 @@ public:
 
   /// Decisions from now on record their events and build no actions (what
   /// replay --against needs: it runs nothing), which spares copying every
-  /// dispatched input into an action.
+  /// dispatched input into an action. A tool unit's dispatch and a map
+  /// item's completion are folded without building their events: they
+  /// come as step::unbuilt (this machine's own, not a sub-workflow's).
   void replay_only();
+
+  /// Whether recorded event `rec` is the event `d` (a decision of this
+  /// machine's last step) would be: its type and its whole payload,
+  /// compared field by field as event_of(d) would compare, without
+  /// building it.
+  bool decided_as(const unbuilt_decision& d, const event& rec) const;
+
+  /// The event of decision `d` (a divergence shows it).
+  event event_of(const unbuilt_decision& d) const;
 
   /// A fork's parent (from its execution_forked event); empty otherwise.
   const std::string& forked_from() const;
