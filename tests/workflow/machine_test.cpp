@@ -480,3 +480,245 @@ TEST(Machine, EveryDecisionFoldsBackToTheSameState) {
   EXPECT_EQ(folded->view(), m.view());
   EXPECT_EQ(folded->info().status, "completed");
 }
+
+// -- a replay's unbuilt decisions (machine::replay_only) --------------------
+
+namespace {
+
+// A tool task and a map of three tool items, both roots.
+json unbuilt_doc() {
+  return doc_of({tool_task("a"),
+                 json{{"id", "m"},
+                      {"kind", "map"},
+                      {"items", "input.items"},
+                      {"tool", "echo"},
+                      {"input", json{{"n", "{{ item }}"}}}}});
+}
+
+const json unbuilt_input = json{{"items", json::array({10, 11, 12})}};
+
+// A step's decisions in order, the unbuilt ones built (machine::event_of).
+std::vector<event> decisions(const machine& m, const step& s) {
+  std::vector<event> out;
+  size_t u = 0;
+  for (size_t i = 0; i <= s.events.size(); ++i) {
+    for (; u < s.unbuilt.size() && s.unbuilt[u].at == i; ++u)
+      out.push_back(m.event_of(s.unbuilt[u]));
+    if (i < s.events.size())
+      out.push_back(s.events[i]);
+  }
+  return out;
+}
+
+void expect_same_events(const std::vector<event>& got,
+                        const std::vector<event>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, want[i].seq);
+    EXPECT_EQ(got[i].type, want[i].type);
+    EXPECT_EQ(got[i].payload.get(), want[i].payload.get()) << i;
+  }
+}
+
+// The log of a map of `n` echo items, run by a live machine.
+std::vector<event> map_log(size_t n) {
+  json items = json::array();
+  for (size_t i = 0; i < n; ++i)
+    items.push_back(i);
+  machine m{"e"};
+  auto s = submit(m, doc_of({json{{"id", "m"},
+                                  {"kind", "map"},
+                                  {"items", "input.items"},
+                                  {"tool", "echo"},
+                                  {"input", "{{ item }}"}}}),
+                  json{{"items", items}});
+  std::vector<event> log = s.events;
+  int64_t now = 2000;
+  for (const auto& a : s.actions) {
+    auto r = m.succeeded(a.key, a.attempt, a.input, 10, now++);
+    log.insert(log.end(), r.events.begin(), r.events.end());
+  }
+  EXPECT_TRUE(m.finished());
+  return log;
+}
+
+json doc_in(const std::vector<event>& log) {
+  return log.front().payload->at("definition");
+}
+
+} // namespace
+
+TEST(Machine, AReplayFoldsToolDispatchesAndItemCompletionsWithoutBuildingThem) {
+  machine live{"e"};
+  machine replay{"e"};
+  replay.replay_only();
+  auto l = submit(live, unbuilt_doc(), unbuilt_input);
+  auto r = submit(replay, unbuilt_doc(), unbuilt_input);
+  // submitted and map_started built; a's dispatch and the items' unbuilt.
+  EXPECT_EQ(types(r), (std::vector<std::string>{events::submitted,
+                                                events::map_started}));
+  ASSERT_EQ(r.unbuilt.size(), 4u);
+  EXPECT_TRUE(r.actions.empty());
+  // In the live machine's order, each one the event it records.
+  expect_same_events(decisions(replay, r), l.events);
+  for (const auto& d : r.unbuilt)
+    EXPECT_TRUE(replay.decided_as(d, l.events[d.seq - 1])) << d.seq;
+  // An item's completion (with an agent's usage), and a task's: the task's
+  // is built as before.
+  json usage{{"input_tokens", 3}};
+  auto lc = live.succeeded("m[1]", 1, json{{"echo", 11}}, 10, 2000, usage);
+  auto rc = replay.succeeded("m[1]", 1, json{{"echo", 11}}, 10, 2000, usage);
+  ASSERT_EQ(rc.unbuilt.size(), 1u);
+  EXPECT_TRUE(rc.events.empty());
+  EXPECT_EQ(rc.unbuilt[0].kind, unbuilt_decision::completion);
+  expect_same_events(decisions(replay, rc), lc.events);
+  EXPECT_TRUE(replay.decided_as(rc.unbuilt[0], lc.events[0]));
+  auto la = live.succeeded("a", 1, "done", 10, 2100);
+  auto ra = replay.succeeded("a", 1, "done", 10, 2100);
+  EXPECT_TRUE(ra.unbuilt.empty());
+  expect_same_events(decisions(replay, ra), la.events);
+  // Folded without their events, the state is the one the events fold to.
+  EXPECT_EQ(replay.view(), live.view());
+  for (const char* key : {"a", "m", "m[0]", "m[1]", "m[2]"})
+    EXPECT_EQ(replay.unit_state(key), live.unit_state(key)) << key;
+  // The last items complete the map and the execution, built.
+  for (const char* key : {"m[0]", "m[2]"}) {
+    auto lx = live.succeeded(key, 1, key, 10, 2200);
+    auto rx = replay.succeeded(key, 1, key, 10, 2200);
+    expect_same_events(decisions(replay, rx), lx.events);
+  }
+  EXPECT_TRUE(replay.finished());
+  EXPECT_EQ(replay.view(), live.view());
+  EXPECT_EQ(replay.info().output, live.info().output);
+}
+
+TEST(Machine, AnUnbuiltDecisionAgreesOnlyWithItsWholeEvent) {
+  machine replay{"e"};
+  replay.replay_only();
+  auto r = submit(replay, unbuilt_doc(), unbuilt_input);
+  auto c = replay.succeeded("m[2]", 1, json{{"echo", 12}}, 10, 2000,
+                            json{{"cost_usd", 0.5}});
+  ASSERT_EQ(r.unbuilt.size(), 4u);
+  ASSERT_EQ(c.unbuilt.size(), 1u);
+  // a's dispatch (no item), an item's dispatch, an item's completion.
+  for (const auto* d : {&r.unbuilt[0], &r.unbuilt[2], &c.unbuilt[0]}) {
+    auto same = replay.event_of(*d);
+    ASSERT_TRUE(replay.decided_as(*d, same));
+    const auto& payload = same.payload.get();
+    auto with = [&](json p, const std::string& type) {
+      auto ev = same;
+      ev.type = type;
+      ev.payload = json_value{std::move(p)};
+      return replay.decided_as(*d, ev);
+    };
+    EXPECT_FALSE(with(payload, d->kind == unbuilt_decision::dispatch
+                                 ? events::completed
+                                 : events::dispatched));
+    EXPECT_FALSE(with(json::array({payload}), same.type));
+    auto extra = payload;
+    extra["by"] = "tool";
+    EXPECT_FALSE(with(extra, same.type));
+    // Every field: another value, another type, or none at all.
+    for (const auto& [key, value] : payload.items()) {
+      for (const json& other :
+           {json{"other"}, json{7}, json{nullptr}, json{{"n", value}}}) {
+        auto changed = payload;
+        changed[key] = other;
+        EXPECT_FALSE(with(changed, same.type)) << key << " " << other;
+      }
+      auto missing = payload;
+      missing.erase(key);
+      EXPECT_FALSE(with(missing, same.type)) << key;
+      // The same count of keys, one of them another.
+      missing["zz"] = value;
+      EXPECT_FALSE(with(missing, same.type)) << key;
+    }
+  }
+  // A completion without usage agrees with no usage only.
+  auto n = replay.succeeded("m[0]", 1, 10, 10, 2100);
+  ASSERT_EQ(n.unbuilt.size(), 1u);
+  auto plain = replay.event_of(n.unbuilt[0]);
+  EXPECT_FALSE(plain.payload->contains("usage"));
+  auto with_null = plain.payload.get();
+  with_null["usage"] = nullptr;
+  EXPECT_FALSE(replay.decided_as(n.unbuilt[0],
+                                 event{"e", plain.seq, 0, plain.type,
+                                       json_value{with_null}}));
+}
+
+TEST(Machine, AReplayFindsADivergenceAtAnUnbuiltDispatch) {
+  auto log = map_log(20);
+  // Another input for every item: the first item's dispatch (seq 3).
+  auto doc = doc_in(log);
+  doc["tasks"][0]["input"] = json{{"n", "{{ item }}"}};
+  auto r = check_against(log, &doc);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_FALSE(r->compatible());
+  EXPECT_EQ(r->first->seq, 3u);
+  EXPECT_EQ(r->first->task, "m[0]");
+  EXPECT_EQ(r->first->reason, "recorded task_dispatched of m[0] (attempt 1), "
+                              "the definition decides it with another input");
+  EXPECT_EQ(r->first->expected, event_json(log[2]));
+  EXPECT_EQ(r->first->got,
+            (json{{"type", events::dispatched},
+                  {"payload", {{"task", "m"}, {"item", 0}, {"attempt", 1},
+                               {"tool", "echo"}, {"input", {{"n", 0}}}}}}));
+  // Another tool: the same place, the tool named.
+  doc = doc_in(log);
+  doc["tasks"][0]["tool"] = "upper";
+  r = check_against(log, &doc);
+  ASSERT_TRUE(r && !r->compatible());
+  EXPECT_EQ(r->first->seq, 3u);
+  EXPECT_EQ(r->first->reason, "recorded task_dispatched of m[0] (attempt 1), "
+                              "the definition decides it with another tool");
+  EXPECT_EQ(r->first->got["payload"]["tool"], "upper");
+  // A recorded dispatch in the middle of the step that differs (m[10] at
+  // seq 13): the ten before it agree.
+  auto tampered = log;
+  auto p = tampered[12].payload.get();
+  ASSERT_EQ(p.at("item"), 10);
+  p["input"] = 99;
+  tampered[12].payload = json_value{p};
+  r = check_against(tampered);
+  ASSERT_TRUE(r && !r->compatible());
+  EXPECT_EQ(r->first->seq, 13u);
+  EXPECT_EQ(r->first->task, "m[10]");
+  EXPECT_EQ(r->first->expected, event_json(tampered[12]));
+  EXPECT_EQ(r->first->got, event_json(log[12]));
+  // The same definition: compatible, every event checked.
+  auto same = check_against(log);
+  ASSERT_TRUE(same) << describe(same.error());
+  EXPECT_TRUE(same->compatible());
+  EXPECT_EQ(same->events, log.size());
+}
+
+TEST(Machine, AReplayFindsADivergenceAtAnUnbuiltItemCompletion) {
+  auto log = map_log(5);
+  // submitted, map_started, 5 dispatches, then m[0]'s completion at seq 8.
+  ASSERT_EQ(log[7].type, events::completed);
+  ASSERT_EQ(log[7].payload->at("item"), 0);
+  // A recorded completion with a field this build does not decide.
+  auto tampered = log;
+  auto p = tampered[7].payload.get();
+  p["duration_us"] = 10;
+  tampered[7].payload = json_value{p};
+  auto r = check_against(tampered);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_FALSE(r->compatible());
+  EXPECT_EQ(r->first->seq, 8u);
+  EXPECT_EQ(r->first->task, "m[0]");
+  EXPECT_EQ(r->first->reason,
+            "recorded task_completed of m[0] (attempt 1), the definition "
+            "decides it with another duration_us");
+  EXPECT_EQ(r->first->expected, event_json(tampered[7]));
+  EXPECT_EQ(r->first->got, event_json(log[7]));
+  // A recorded usage of null is not the absent usage it decides.
+  tampered = log;
+  p = tampered[9].payload.get();
+  p["usage"] = nullptr;
+  tampered[9].payload = json_value{p};
+  r = check_against(tampered);
+  ASSERT_TRUE(r && !r->compatible());
+  EXPECT_EQ(r->first->seq, 10u);
+  EXPECT_EQ(r->first->got, event_json(log[9]));
+}

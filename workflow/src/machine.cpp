@@ -435,7 +435,7 @@ struct machine::state {
   // here or in a sub-workflow (walked only when there is one).
   const std::string& shown_status() const {
     static const std::string waiting = "waiting";
-    if (status != "running")
+    if (std::string_view{status} != "running")
       return status;
     if (children == 0)
       return failing.is_null() && human_waits > 0 ? waiting : status;
@@ -956,9 +956,9 @@ struct decider {
   void fold_unbuilt(unbuilt_decision::kind_t kind, int task, int item,
                         uint32_t attempt, json value, json usage = nullptr) {
     ++st.seq;
-    out.unbuilt.push_back(unbuilt_decision{kind, out.events.size(), st.seq, task, item,
-                                  attempt, std::move(value),
-                                  std::move(usage)});
+    out.unbuilt.push_back(unbuilt_decision{kind, out.events.size(), st.seq,
+                                           task, item, attempt,
+                                           std::move(value), std::move(usage)});
     if (st.snapshot_every > 0 && st.seq % st.snapshot_every == 0)
       take_snapshot();
   }
@@ -1165,8 +1165,11 @@ struct decider {
                     message_of(input.error()), 1);
       return;
     }
-    if (auto o = st.fork_outputs.find(key_of(task, item));
-        o != st.fork_outputs.end()) {
+    // No key built per item when the execution is no fork.
+    auto o = st.fork_outputs.empty()
+               ? st.fork_outputs.end()
+               : st.fork_outputs.find(key_of(task, item));
+    if (o != st.fork_outputs.end()) {
       // A fork's edit (of a task, or of one item of a map as "task[i]"):
       // recorded as dispatched and done, nothing runs.
       auto p = task_payload(task, item);
@@ -1444,7 +1447,9 @@ bool machine::state::finished_or_failed(int task) const {
 }
 
 bool machine::state::finished() const {
-  return status == "completed" || status == "failed" || status == "cancelled";
+  // As a view: a few times a decision, told apart by length first.
+  const std::string_view s{status};
+  return s == "completed" || s == "failed" || s == "cancelled";
 }
 
 namespace {
@@ -1582,7 +1587,8 @@ step machine::succeeded(const std::string& key, uint32_t attempt,
     st_->touched(ti, item);
     st_->completed(ti, item, *u, output, usage.is_null() ? nullptr : &usage,
                    attempt);
-    d.fold_unbuilt(unbuilt_decision::completion, ti, item, attempt, output, usage);
+    d.fold_unbuilt(unbuilt_decision::completion, ti, item, attempt, output,
+                   usage);
     d.item_done(ti);
   } else {
     d.emit(events::completed,
@@ -2682,41 +2688,40 @@ bool machine::decided_as(const unbuilt_decision& d, const event& rec) const {
       || !p.is_object())
     return false;
   // The payload event_of(d) builds has these keys and no others: as many
-  // keys, each there and equal, is the same payload.
+  // keys, each there and equal, is the same payload. The object keeps its
+  // keys sorted, so one walk meets them in this order.
   const auto& fields = p.get_ref<const json::object_t&>();
   size_t keys = 4 + (d.item >= 0 ? 1 : 0);
   if (!dispatch && d.usage.is_null())
     --keys;
   if (fields.size() != keys)
     return false;
-  auto at = [&fields](std::string_view key) -> const json* {
-    auto i = fields.find(key);
-    return i == fields.end() ? nullptr : &i->second;
+  auto i = fields.begin();
+  auto next = [&](std::string_view key) -> const json* {
+    if (i == fields.end() || i->first != key)
+      return nullptr;
+    return &(i++)->second;
   };
+  auto is = [](const json* v, const auto& want) { return v && *v == want; };
   auto is_text = [](const json* v, const std::string& want) {
     return v && v->is_string() && v->get_ref<const std::string&>() == want;
   };
-  if (!is_text(at("task"), td.id))
-    return false;
-  if (d.item >= 0) {
-    auto* item = at("item");
-    if (!item || *item != d.item)
-      return false;
-  }
-  auto* attempt = at("attempt");
-  if (!attempt || *attempt != d.attempt)
+  if (!is(next("attempt"), d.attempt))
     return false;
   if (dispatch) {
-    auto* input = at("input");
-    return is_text(at("tool"), td.tool) && input && *input == d.value;
+    // attempt, input, item, task, tool
+    if (!is(next("input"), d.value))
+      return false;
+    if (d.item >= 0 && !is(next("item"), d.item))
+      return false;
+    return is_text(next("task"), td.id) && is_text(next("tool"), td.tool);
   }
-  auto* output = at("output");
-  if (!output || *output != d.value)
+  // attempt, item, output, task, usage
+  if (d.item >= 0 && !is(next("item"), d.item))
     return false;
-  if (d.usage.is_null())
-    return true;
-  auto* usage = at("usage");
-  return usage && *usage == d.usage;
+  if (!is(next("output"), d.value) || !is_text(next("task"), td.id))
+    return false;
+  return d.usage.is_null() || is(next("usage"), d.usage);
 }
 
 event machine::event_of(const unbuilt_decision& d) const {

@@ -128,8 +128,9 @@ json external_spec(const definition& def, const std::string& task) {
 
 // Drives a machine with the stimuli of a recorded log, fed one event at a
 // time as it is read, and compares each decision with the recorded one. A
-// stimulus's decisions wait in `pending_` for the recorded events that
-// should match them, so memory holds the state and one step, not the log.
+// stimulus's decisions wait in `decided_` and `unbuilt_` for the recorded
+// events that should match them, so memory holds the state and one step,
+// not the log.
 class lockstep {
 public:
   // A fresh machine for the log of `id`: its first event must be the
@@ -179,7 +180,7 @@ public:
   replay_check finish() {
     if (!out_.first && waiting()) {
       auto* u = next_unbuilt();
-      const auto& got = u ? m_->event_of(*u) : pending_.events[next_event_];
+      const auto& got = u ? m_->event_of(*u) : decided_[next_event_];
       diverge(divergence{got.seq, key_of(got.payload.get()),
                          "the definition decides " + describe_event(got)
                            + " after the end of the recorded log",
@@ -197,12 +198,14 @@ private:
 
   // Whether decisions wait for the recorded events that should match them.
   bool waiting() const {
-    return next_event_ < pending_.events.size()
-           || next_unbuilt_ < pending_.unbuilt.size();
+    return next_event_ < decided_.size()
+           || next_unbuilt_ < unbuilt_.size();
   }
 
+  // Only a step's decisions are compared (not its index or snapshots).
   void wait_for(step s) {
-    pending_ = std::move(s);
+    decided_.swap(s.events);
+    unbuilt_.swap(s.unbuilt);
     next_event_ = 0;
     next_unbuilt_ = 0;
   }
@@ -210,9 +213,9 @@ private:
   // The next decision when it is one the machine folded without building
   // its event (machine::replay_only), else null.
   const unbuilt_decision* next_unbuilt() const {
-    if (next_unbuilt_ < pending_.unbuilt.size()
-        && pending_.unbuilt[next_unbuilt_].at <= next_event_)
-      return &pending_.unbuilt[next_unbuilt_];
+    if (next_unbuilt_ < unbuilt_.size()
+        && unbuilt_[next_unbuilt_].at <= next_event_)
+      return &unbuilt_[next_unbuilt_];
     return nullptr;
   }
 
@@ -228,10 +231,14 @@ private:
         d = spec_changed(rec, m_->def()->tasks[static_cast<size_t>(u->task)].id,
                          json{});
     } else {
-      d = compare(rec, pending_.events[next_event_++]);
+      d = compare(rec, decided_[next_event_++]);
     }
-    if (!waiting())
-      wait_for(step{});
+    if (!waiting()) {
+      decided_.clear();
+      unbuilt_.clear();
+      next_event_ = 0;
+      next_unbuilt_ = 0;
+    }
     return d;
   }
 
@@ -300,7 +307,8 @@ private:
     };
     const std::string_view type{ev.type};
     if (type == events::completed) {
-      if (text(p, "by") == "human") {
+      if (const auto& by = field(p, "by");
+          by.is_string() && by.get_ref<const std::string&>() == "human") {
         auto r = m_->human_answer(key, field(p, "output"), ev.time_us);
         if (!r)
           return nothing("recorded an answer to " + key
@@ -414,7 +422,8 @@ private:
   std::optional<definition> recorded_def_;
   // Decisions not yet matched: events from next_event_, unbuilt ones from
   // next_unbuilt_, in their order (unbuilt_decision::at).
-  step pending_;
+  std::vector<event> decided_;
+  std::vector<unbuilt_decision> unbuilt_;
   size_t next_event_ = 0;
   size_t next_unbuilt_ = 0;
   std::set<std::string> specs_checked_; // tasks whose spec is the same
