@@ -9,6 +9,7 @@
 #include <charconv>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <string_view>
 #include <utility>
 
@@ -57,45 +58,59 @@ double draw_of(const json& payload) {
   return d.is_number() ? d.get<double>() : 0.0;
 }
 
-// The payload as a decision is compared: what the definition decides, not
-// what differs by construction (the submitted definition, a retry delay
-// recorded before draws were).
-json comparable(const event& ev, bool recorded_has_draw,
-               bool same_definition = false) {
-  json p = ev.payload.get();
-  if (ev.type == events::submitted && p.is_object()) {
-    p.erase("idempotency_key");
-    if (!same_definition) {
-      p.erase("definition");
-      p.erase("workflow");
-      p.erase("version");
-    }
+// Whether payloads x and y are equal but for the keys `ignored` (sorted),
+// without copying either: a submission holds the whole definition and input.
+bool same_but(const json& x, const json& y,
+              std::initializer_list<std::string_view> ignored) {
+  if (!x.is_object() || !y.is_object())
+    return x == y;
+  auto skip = [&ignored](const std::string& key) {
+    return std::binary_search(ignored.begin(), ignored.end(),
+                              std::string_view{key});
+  };
+  // Both objects keep their keys sorted: one walk over the two.
+  const auto& a = x.get_ref<const json::object_t&>();
+  const auto& b = y.get_ref<const json::object_t&>();
+  auto i = a.begin();
+  auto j = b.begin();
+  for (;;) {
+    while (i != a.end() && skip(i->first))
+      ++i;
+    while (j != b.end() && skip(j->first))
+      ++j;
+    if (i == a.end() || j == b.end())
+      return i == a.end() && j == b.end();
+    if (i->first != j->first || i->second != j->second)
+      return false;
+    ++i;
+    ++j;
   }
-  if (ev.type == events::failed && p.is_object() && !recorded_has_draw) {
-    p.erase("retry_in_ms");
-    p.erase("draw");
-  }
-  return p;
 }
 
+// A decision compared with the recorded event: what the definition decides,
+// not what differs by construction (the submitted definition, a retry delay
+// recorded before draws were).
 bool same_decision(const event& recorded, const event& got) {
   if (recorded.type != got.type)
     return false;
-  // Most decisions compare as they are: no copies of their payloads.
-  if (recorded.type != events::submitted && recorded.type != events::failed)
-    return recorded.payload.get() == got.payload.get();
-  bool has_draw = field(recorded.payload.get(), "draw").is_number();
-  return comparable(recorded, has_draw) == comparable(got, has_draw);
+  const auto& x = recorded.payload.get();
+  const auto& y = got.payload.get();
+  if (recorded.type == events::submitted)
+    return same_but(x, y,
+                    {"definition", "idempotency_key", "version", "workflow"});
+  if (recorded.type == events::failed && !field(x, "draw").is_number())
+    return same_but(x, y, {"draw", "retry_in_ms"});
+  return x == y;
 }
 
-// Whether two logs hold the same event here (times and ids aside): only a
-// submission is copied to leave its idempotency key out.
+// Whether two logs hold the same event here (times and ids aside): a
+// submission is compared without its idempotency key.
 bool same_event(const event& x, const event& y) {
   if (x.type != y.type)
     return false;
   if (x.type != events::submitted)
     return x.payload.get() == y.payload.get();
-  return comparable(x, true, true) == comparable(y, true, true);
+  return same_but(x.payload.get(), y.payload.get(), {"idempotency_key"});
 }
 
 // A sentence for an event: "task_dispatched of fetch (attempt 2)".
