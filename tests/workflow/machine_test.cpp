@@ -685,6 +685,17 @@ TEST(Machine, AReplayFindsADivergenceAtAnUnbuiltDispatch) {
   EXPECT_EQ(r->first->task, "m[10]");
   EXPECT_EQ(r->first->expected, event_json(tampered[12]));
   EXPECT_EQ(r->first->got, event_json(log[12]));
+  // A log that ends before the items' dispatches: the first one the
+  // definition decides past its end, built to show it.
+  std::vector<event> cut(log.begin(), log.begin() + 2);
+  r = check_against(cut);
+  ASSERT_TRUE(r && !r->compatible());
+  EXPECT_EQ(r->first->seq, 3u);
+  EXPECT_EQ(r->first->task, "m[0]");
+  EXPECT_EQ(r->first->reason, "the definition decides task_dispatched of m[0] "
+                              "(attempt 1) after the end of the recorded log");
+  EXPECT_TRUE(r->first->expected.is_null());
+  EXPECT_EQ(r->first->got, event_json(log[2]));
   // The same definition: compatible, every event checked.
   auto same = check_against(log);
   ASSERT_TRUE(same) << describe(same.error());
