@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 
 #include "cadre/workflow/machine.hpp"
@@ -732,4 +733,56 @@ TEST(Machine, AReplayFindsADivergenceAtAnUnbuiltItemCompletion) {
   ASSERT_TRUE(r && !r->compatible());
   EXPECT_EQ(r->first->seq, 10u);
   EXPECT_EQ(r->first->got, event_json(log[9]));
+}
+
+TEST(Machine, AReplayComparesSubmissionsAndFailuresButForWhatDiffersByConstruction) {
+  machine m{"e"};
+  auto s = submit(m, doc_of({tool_task("a", {{"retry", 2}})}));
+  std::vector<event> log = s.events;
+  for (auto&& step : {m.failed("a", 1, failure(errc::timeout), 0.3, 2000),
+                      m.retry_due("a", 1, 3000),
+                      m.succeeded("a", 2, "ok", 10, 4000)})
+    log.insert(log.end(), step.events.begin(), step.events.end());
+  ASSERT_TRUE(m.finished());
+  // submitted, dispatched, failed (seq 3), dispatched, completed, done.
+  ASSERT_EQ(log[2].type, events::failed);
+  auto with = [&log](size_t i, const std::function<void(json&)>& change) {
+    auto copy = log;
+    auto p = copy[i].payload.get();
+    change(p);
+    copy[i].payload = json_value{p};
+    auto r = check_against(copy);
+    EXPECT_TRUE(r) << describe(r.error());
+    return r ? *r : replay_check{};
+  };
+  EXPECT_TRUE(with(0, [](json&) {}).compatible());
+  // The submission's definition, name, version and key are not decided.
+  EXPECT_TRUE(with(0, [](json& p) {
+                p["idempotency_key"] = "other";
+                p["workflow"] = "renamed";
+                p["version"] = 9;
+              }).compatible());
+  // Anything else in it is.
+  auto r = with(0, [](json& p) { p["priority"] = 1; });
+  ASSERT_FALSE(r.compatible());
+  EXPECT_EQ(r.first->seq, 1u);
+  EXPECT_EQ(r.first->reason, "recorded execution_submitted, the definition "
+                             "decides it with another priority");
+  // A failure recorded before draws were: its delay is not compared.
+  EXPECT_TRUE(with(2, [](json& p) {
+                p.erase("draw");
+                p["retry_in_ms"] = 12345;
+              }).compatible());
+  // With its draw, the delay is; and a field it does not decide, always.
+  r = with(2, [](json& p) { p["retry_in_ms"] = 12345; });
+  ASSERT_FALSE(r.compatible());
+  EXPECT_EQ(r.first->seq, 3u);
+  EXPECT_EQ(r.first->reason, "recorded task_failed of a (attempt 1), the "
+                             "definition decides it with another retry_in_ms");
+  r = with(2, [](json& p) {
+    p.erase("draw");
+    p["final"] = true;
+  });
+  ASSERT_FALSE(r.compatible());
+  EXPECT_EQ(r.first->seq, 3u);
 }

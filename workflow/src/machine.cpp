@@ -954,7 +954,7 @@ struct decider {
   // A replay's decision folded without its event (machine::replay_only):
   // it takes its seq as emit's event would.
   void fold_unbuilt(unbuilt_decision::kind_t kind, int task, int item,
-                        uint32_t attempt, json value, json usage = nullptr) {
+                    uint32_t attempt, json value, json usage = nullptr) {
     ++st.seq;
     out.unbuilt.push_back(unbuilt_decision{kind, out.events.size(), st.seq,
                                            task, item, attempt,
@@ -1111,7 +1111,7 @@ struct decider {
       st.dispatched(st.tasks[task], *st.find_unit(task, item), item, attempt,
                     &input);
       fold_unbuilt(unbuilt_decision::dispatch, task, item, attempt,
-                       std::move(input));
+                   std::move(input));
       return;
     }
     if (st.replay_only) {
