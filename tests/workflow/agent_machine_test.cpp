@@ -125,13 +125,16 @@ TEST(AgentMachine, APlainTurnCallsTheModelOnceAndAnswersItsText) {
   EXPECT_EQ(a.kind, agent_action::call_model);
   EXPECT_EQ(a.turn, "t1");
   EXPECT_EQ(a.call, 1u);
-  ASSERT_EQ(a.request.messages.size(), 2u);
-  EXPECT_EQ(a.request.messages[0].role, "system");
-  EXPECT_EQ(a.request.messages[0].content, "Be brief.");
-  EXPECT_EQ(a.request.messages[1].role, "user");
-  EXPECT_EQ(a.request.messages[1].content, "What is the answer?");
-  EXPECT_EQ(a.request.agent, "helper");
-  EXPECT_EQ(a.request.profile, "default");
+  // The call asks the log's last request.
+  ASSERT_NE(m.last_request(), nullptr);
+  const auto& req = *m.last_request();
+  ASSERT_EQ(req.messages.size(), 2u);
+  EXPECT_EQ(req.messages[0].role, "system");
+  EXPECT_EQ(req.messages[0].content, "Be brief.");
+  EXPECT_EQ(req.messages[1].role, "user");
+  EXPECT_EQ(req.messages[1].content, "What is the answer?");
+  EXPECT_EQ(req.agent, "helper");
+  EXPECT_EQ(req.profile, "default");
   auto r = rec(m.model_replied("t1", 1, text_reply("42"), false, now));
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
                                                 ev::turn_completed}));
@@ -164,8 +167,8 @@ TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
   auto b = start_and_begin(m, rec, turn_of("t", spec));
   // Only the tools known and allowed are offered.
   ASSERT_EQ(b.actions.size(), 1u);
-  ASSERT_EQ(b.actions[0].request.tools.size(), 1u);
-  EXPECT_EQ(b.actions[0].request.tools[0].name, "echo");
+  ASSERT_EQ(m.last_request()->tools.size(), 1u);
+  EXPECT_EQ(m.last_request()->tools[0].name, "echo");
   auto r = rec(m.model_replied(
     "t", 1,
     tools_reply({call_of("c1", "echo", {{"x", 1}}), call_of("c2", "clock")}),
@@ -192,7 +195,7 @@ TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
   EXPECT_EQ(types(t1), (std::vector<std::string>{ev::tool_result,
                                                  ev::llm_requested}));
   ASSERT_EQ(t1.actions.size(), 1u);
-  const auto& req = t1.actions[0].request;
+  const auto& req = *m.last_request();
   EXPECT_EQ(t1.actions[0].call, 2u);
   // user, assistant (calls), then the results in call order.
   ASSERT_EQ(req.messages.size(), 4u);
@@ -273,7 +276,7 @@ TEST(AgentMachine, AFinalAnswerIsCheckedAgainstTheOutputSchemaWithOneRepair) {
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
   EXPECT_EQ(r.actions[0].call, 2u);
-  const auto& fix = r.actions[0].request.messages.back();
+  const auto& fix = m.last_request()->messages.back();
   EXPECT_EQ(fix.role, "user");
   EXPECT_NE(fix.content.find("the answer is not JSON"), std::string::npos);
   EXPECT_TRUE(m.active()->repaired);
@@ -336,7 +339,7 @@ TEST(AgentMachine, TheMemoryWindowKeepsTheNewestMessages) {
   plain_turn(m, rec, "t2", spec, "two", "2");
   auto b = start_and_begin(m, rec, turn_of("t3", spec, "three"));
   ASSERT_EQ(b.actions.size(), 1u);
-  const auto& msgs = b.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].content, "two");
   EXPECT_EQ(msgs[1].content, "2");
@@ -370,7 +373,7 @@ TEST(AgentMachine, SummaryMemoryAsksForASummaryFirstThenSendsIt) {
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::summarized,
                                                 ev::llm_requested}));
   ASSERT_EQ(r.actions.size(), 1u);
-  const auto& msgs = r.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].role, "system");
   EXPECT_NE(msgs[0].content.find("They counted."), std::string::npos);
@@ -394,7 +397,7 @@ TEST(AgentMachine, AFailedSummaryGoesOnWithTheWindow) {
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::summary_failed,
                                                 ev::llm_requested}));
   ASSERT_EQ(r.actions.size(), 1u);
-  const auto& msgs = r.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].content, "two");
   // Answered once: a late reply is stale.
@@ -436,7 +439,7 @@ TEST(AgentMachine, ResumeContinuesWhereTheLogStops) {
     ASSERT_EQ(r.actions.size(), 1u);
     EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
     EXPECT_EQ(r.actions[0].call, 2u);
-    EXPECT_EQ(r.actions[0].request.messages.size(), 4u);
+    EXPECT_EQ(again.last_request()->messages.size(), 4u);
   }
   // The reply recorded, the end not: the final answer is decided again.
   llm_response last = text_reply("done");
@@ -647,7 +650,7 @@ TEST(AgentMachine, EachDistinctSpecIsRecordedOnceAndTurnsNameIt) {
   EXPECT_EQ(s->events[0].payload.get()["spec_id"], 2);
   auto b = again.begin(now);
   ASSERT_EQ(b.actions.size(), 1u);
-  EXPECT_EQ(b.actions[0].request.messages[0].content, "Be thorough.");
+  EXPECT_EQ(again.last_request()->messages[0].content, "Be thorough.");
 }
 
 // A log written before specs were recorded apart holds the spec in each
@@ -675,7 +678,7 @@ TEST(AgentMachine, AnOldLogWithTheSpecInEveryTurnStillFoldsAndResumes) {
   auto r = m.resume(now);
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
-  EXPECT_EQ(r.actions[0].request.messages[0].content, "Old and wise.");
+  EXPECT_EQ(m.last_request()->messages[0].content, "Old and wise.");
   // The turn finishes; the next one records its spec in the new form.
   EXPECT_EQ(types(m.model_replied("t1", 1, text_reply("a"), false, now)),
             (std::vector<std::string>{ev::llm_responded, ev::turn_completed}));
@@ -738,7 +741,7 @@ TEST(AgentMachine, ARequestIsRecordedAsWhatChangedSinceTheLogsPreviousOne) {
   auto keep = [&](const agent_step& s) {
     for (const auto& a : s.actions)
       if (a.kind == agent_action::call_model)
-        asked.push_back(a.request);
+        asked.push_back(*m.last_request());
   };
   // Three plain turns (the window of 2 slides at the third), then a turn
   // with a tool call: its second call adds the reply and the result.
@@ -790,14 +793,14 @@ TEST(AgentMachine, ARequestIsRecordedAsWhatChangedSinceTheLogsPreviousOne) {
   auto r = again.resume(now);
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
-  EXPECT_EQ(json(r.actions[0].request), json(asked.back()));
+  EXPECT_EQ(json(*again.last_request()), json(asked.back()));
   // Its next request is recorded relative to what it folded.
   rec(again.model_replied("t4", 2, text_reply("done"), false, now));
   auto next = start_and_begin(again, rec, turn_of("t5", spec, "qt5"));
   ASSERT_EQ(next.actions.size(), 1u);
   rebuilt = requests_in(rec.log);
   ASSERT_EQ(rebuilt.size(), 6u);
-  EXPECT_EQ(json(rebuilt.back()), json(next.actions[0].request));
+  EXPECT_EQ(json(rebuilt.back()), json(*again.last_request()));
 }
 
 // Every field of a request, changed alone, is carried by the change and

@@ -694,7 +694,7 @@ TEST(Replay, AForksBranchRebuildsRequestsRecordedAsChanges) {
     log.insert(log.end(), s->events.begin(), s->events.end());
     auto b = m.begin(1);
     ASSERT_EQ(b.actions.size(), 1u);
-    asked[t.idempotency_key] = b.actions[0].request;
+    asked[t.idempotency_key] = *m.last_request();
     log.insert(log.end(), b.events.begin(), b.events.end());
     llm_response res;
     res.message.role = "assistant";

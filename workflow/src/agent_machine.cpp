@@ -510,7 +510,7 @@ void agent_machine::request_model(int64_t now_us, agent_step& out) {
   a.kind = agent_action::call_model;
   a.turn = active_->key;
   a.call = call;
-  a.request = req;
+  // The log's last request is the one the call asks: no copy of it here.
   auto p = requests_.record(active_->key, call, std::move(req));
   known k;
   k.recorded = true;
@@ -604,7 +604,6 @@ agent_step agent_machine::resume(int64_t now_us) {
     a.kind = agent_action::call_model;
     a.turn = t.key;
     a.call = t.calls;
-    a.request = *requests_.last();
     out.actions.push_back(std::move(a));
   } else if (!t.tool_calls.empty() && t.results.size() < t.tool_calls.size()
              && replied) {

@@ -92,7 +92,8 @@ private:
 /// Something the agent actor does once the events of its step are durable.
 struct agent_action {
   enum kind_t {
-    call_model,   ///< ask the model `request` (call number `call`)
+    call_model,   ///< ask the model call `call`: last_request() while
+                  ///< the call is pending (not copied into the action)
     call_summary, ///< ask the model `request` for a memory summary
     call_tools,   ///< run `tools` in parallel, each answered by tool_result
     answer,       ///< turn `turn` finished: answer who waits for it
