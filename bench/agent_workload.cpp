@@ -30,6 +30,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/workflow/agent_machine.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "driver.hpp"
 
@@ -265,18 +266,19 @@ std::vector<double> direct_provider_us(const std::vector<event>& log,
   cc.on_text = [](std::string_view) {};
   std::vector<std::string> order;
   std::map<std::string, double> per_turn;
+  workflow::agent_request_log requests;
   for (const auto& ev : log) {
-    if (ev.type != "llm_requested")
+    if (ev.type != workflow::agent_events::llm_requested)
       continue;
     const auto& pl = ev.payload.get();
-    llm_request req;
-    try {
-      req = pl.at("request").get<llm_request>();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "agent: recorded request: %s\n", e.what());
+    const llm_request* whole = requests.apply(ev);
+    if (!whole) {
+      std::fprintf(stderr, "agent: recorded request %llu does not read\n",
+                   static_cast<unsigned long long>(ev.seq));
       ok = false;
       return {};
     }
+    const auto& req = *whole;
     auto turn = pl.value("turn", std::string{});
     if (!per_turn.count(turn))
       order.push_back(turn);

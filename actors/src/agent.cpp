@@ -747,11 +747,13 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
 
 void call_llm(agent_self self, uint32_t call) {
   auto* t = self->state.m().active();
-  if (!t || t->calls != call || !t->llm_pending)
+  // Pending, the call's request is the log's last.
+  const auto* req = self->state.m().last_request();
+  if (!t || t->calls != call || !t->llm_pending || !req)
     return;
   auto key = t->key;
   ask_model(
-    self, t->request,
+    self, *req,
     [=](llm_response res, reply_from from) {
       auto s = self->state.m().model_replied(
         key, call, std::move(res), from == reply_from::cache, now_us(),

@@ -24,6 +24,7 @@
 #include "cadre/messages/register_types.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "cadre/workflow/agent_machine.hpp"
 #include "fake_llm_server.hpp"
 #include "llm_test_util.hpp"
 #include "temp_dir.hpp"
@@ -365,6 +366,19 @@ size_t count_of(const std::vector<event>& evs, const std::string& type) {
   for (auto& ev : evs)
     n += ev.type == type ? 1 : 0;
   return n;
+}
+
+// The whole requests an agent log recorded, in order: a request after the
+// log's first is recorded as what changed, and readers rebuild it.
+std::vector<json> requests_of(const std::vector<event>& log) {
+  std::vector<json> out;
+  workflow::agent_request_log requests;
+  for (const auto& ev : log)
+    if (const auto* r = requests.apply(ev))
+      out.push_back(*r);
+    else if (ev.type == "llm_requested")
+      ADD_FAILURE() << "request " << ev.seq << " does not read";
+  return out;
 }
 
 } // namespace
@@ -804,11 +818,10 @@ TEST(Agent, AFailedToolResultReachesTheModelWithoutAPrefix) {
   auto res = node.turn(make_turn("f", spec, "go"));
   ASSERT_TRUE(res) << describe(res.error());
   json tool_message;
-  for (auto& ev : node.log("agent:e1/f"))
-    if (ev.type == "llm_requested")
-      for (const auto& m : ev.payload->at("request")["messages"])
-        if (m.value("role", "") == "tool")
-          tool_message = m;
+  for (const auto& req : requests_of(node.log("agent:e1/f")))
+    for (const auto& m : req["messages"])
+      if (m.value("role", "") == "tool")
+        tool_message = m;
   ASSERT_TRUE(tool_message.is_object());
   EXPECT_TRUE(tool_message.value("is_error", false)) << tool_message.dump();
   auto content = tool_message.value("content", std::string{});
@@ -913,9 +926,9 @@ TEST(Agent, SummaryMemoryFoldsOldTurnsIntoAModelWrittenSummary) {
     EXPECT_EQ(text.find("q1"), std::string::npos) << text;
     // Turn 6's model call: the summary in the system prompt, then only the
     // unsummarized messages (turn 5's), then the turn's own prompt.
-    auto requests = of_type(log, "llm_requested");
+    auto requests = requests_of(log);
     ASSERT_EQ(requests.size(), 6u);
-    auto msgs = requests.back().payload->at("request")["messages"];
+    auto msgs = requests.back()["messages"];
     ASSERT_EQ(msgs.size(), 4u) << msgs.dump();
     EXPECT_EQ(msgs[0]["role"], "system");
     EXPECT_EQ(msgs[0]["content"],
@@ -936,8 +949,9 @@ TEST(Agent, SummaryMemoryFoldsOldTurnsIntoAModelWrittenSummary) {
   EXPECT_EQ((*mem)["summary"], "SUMMARY-B");
   EXPECT_EQ((*mem)["summarized"], 8);
   ASSERT_TRUE(ask(node, spec, 7));
-  auto requests = of_type(node.log("agent:keeper"), "llm_requested");
-  auto msgs = requests.back().payload->at("request")["messages"];
+  auto requests = requests_of(node.log("agent:keeper"));
+  ASSERT_FALSE(requests.empty());
+  auto msgs = requests.back()["messages"];
   EXPECT_NE(msgs[0]["content"].get<std::string>().find("SUMMARY-B"),
             std::string::npos);
 }
@@ -963,8 +977,7 @@ TEST(Agent, FailedSummaryFallsBackToTheWindowAndTheTurnGoesOn) {
             std::string::npos);
   EXPECT_TRUE(of_type(log, "memory_summarized").empty());
   // Turn 4 sent the newest `window` messages, as the window policy would.
-  auto msgs = of_type(log, "llm_requested").back().payload->at(
-    "request")["messages"];
+  auto msgs = requests_of(log).back()["messages"];
   ASSERT_EQ(msgs.size(), 6u) << msgs.dump();
   EXPECT_EQ(msgs[0]["content"], "Be brief.");
   EXPECT_EQ(msgs[1]["content"], "q2");

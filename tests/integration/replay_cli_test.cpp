@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "cadre/messages/json_value.hpp"
+#include "cadre/workflow/agent_machine.hpp"
 #include "cadre_process.hpp"
 #include "cadre_server.hpp"
 #include "fake_llm_server.hpp"
@@ -367,14 +368,15 @@ TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
   EXPECT_EQ(export_of(id), before);
 }
 
-// `bundle` (an export) as a build from before agent specs were recorded
-// apart wrote it: no agent_spec events, each agent_turn_started holding its
-// spec inline.
-std::string with_specs_inline(const std::string& bundle) {
+// `bundle` (an export) as a build from before agent specs and requests were
+// recorded apart wrote it: no agent_spec events, each agent_turn_started
+// holding its spec inline, each llm_requested its request whole.
+std::string in_the_older_format(const std::string& bundle) {
   std::istringstream in{bundle};
   std::string line;
   std::string out;
   std::map<std::string, std::map<uint64_t, json>> specs; // log -> id -> spec
+  std::map<std::string, workflow::agent_request_log> requests;
   std::map<std::string, uint64_t> seq;
   bool header = true;
   while (std::getline(in, line)) {
@@ -394,6 +396,17 @@ std::string with_specs_inline(const std::string& bundle) {
       p["spec"] = specs[log].at(p["spec_id"].get<uint64_t>());
       p.erase("spec_id");
     }
+    if (j["type"] == "llm_requested") {
+      const auto* whole = requests[log].apply(
+        event{log, j["seq"].get<uint64_t>(), 0, "llm_requested",
+              json_value{p}});
+      if (!whole) {
+        ADD_FAILURE() << "a request that does not read: " << line;
+        return {};
+      }
+      p.erase("delta");
+      p["request"] = *whole;
+    }
     j["seq"] = ++seq[log];
     out += j.dump() + "\n";
   }
@@ -406,9 +419,11 @@ TEST_F(ReplayCli, AnOldFormatAgentLogStillImportsInspectsExportsAndForks) {
   auto id = two_turns_run();
   ASSERT_FALSE(id.empty());
   auto current = export_of(id);
-  auto old = with_specs_inline(current);
+  ASSERT_NE(current.find("\"delta\":{"), std::string::npos);
+  auto old = in_the_older_format(current);
   ASSERT_NE(old, current);
   ASSERT_EQ(old.find("agent_spec"), std::string::npos);
+  ASSERT_EQ(old.find("\"delta\":{"), std::string::npos);
   ASSERT_NE(old.find("\"spec\":{"), std::string::npos);
   auto bundle = tmp_ / "old.ndjson";
   std::ofstream{bundle} << old;

@@ -125,13 +125,16 @@ TEST(AgentMachine, APlainTurnCallsTheModelOnceAndAnswersItsText) {
   EXPECT_EQ(a.kind, agent_action::call_model);
   EXPECT_EQ(a.turn, "t1");
   EXPECT_EQ(a.call, 1u);
-  ASSERT_EQ(a.request.messages.size(), 2u);
-  EXPECT_EQ(a.request.messages[0].role, "system");
-  EXPECT_EQ(a.request.messages[0].content, "Be brief.");
-  EXPECT_EQ(a.request.messages[1].role, "user");
-  EXPECT_EQ(a.request.messages[1].content, "What is the answer?");
-  EXPECT_EQ(a.request.agent, "helper");
-  EXPECT_EQ(a.request.profile, "default");
+  // The call asks the log's last request.
+  ASSERT_NE(m.last_request(), nullptr);
+  const auto& req = *m.last_request();
+  ASSERT_EQ(req.messages.size(), 2u);
+  EXPECT_EQ(req.messages[0].role, "system");
+  EXPECT_EQ(req.messages[0].content, "Be brief.");
+  EXPECT_EQ(req.messages[1].role, "user");
+  EXPECT_EQ(req.messages[1].content, "What is the answer?");
+  EXPECT_EQ(req.agent, "helper");
+  EXPECT_EQ(req.profile, "default");
   auto r = rec(m.model_replied("t1", 1, text_reply("42"), false, now));
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
                                                 ev::turn_completed}));
@@ -164,8 +167,8 @@ TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
   auto b = start_and_begin(m, rec, turn_of("t", spec));
   // Only the tools known and allowed are offered.
   ASSERT_EQ(b.actions.size(), 1u);
-  ASSERT_EQ(b.actions[0].request.tools.size(), 1u);
-  EXPECT_EQ(b.actions[0].request.tools[0].name, "echo");
+  ASSERT_EQ(m.last_request()->tools.size(), 1u);
+  EXPECT_EQ(m.last_request()->tools[0].name, "echo");
   auto r = rec(m.model_replied(
     "t", 1,
     tools_reply({call_of("c1", "echo", {{"x", 1}}), call_of("c2", "clock")}),
@@ -192,7 +195,7 @@ TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
   EXPECT_EQ(types(t1), (std::vector<std::string>{ev::tool_result,
                                                  ev::llm_requested}));
   ASSERT_EQ(t1.actions.size(), 1u);
-  const auto& req = t1.actions[0].request;
+  const auto& req = *m.last_request();
   EXPECT_EQ(t1.actions[0].call, 2u);
   // user, assistant (calls), then the results in call order.
   ASSERT_EQ(req.messages.size(), 4u);
@@ -273,7 +276,7 @@ TEST(AgentMachine, AFinalAnswerIsCheckedAgainstTheOutputSchemaWithOneRepair) {
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
   EXPECT_EQ(r.actions[0].call, 2u);
-  const auto& fix = r.actions[0].request.messages.back();
+  const auto& fix = m.last_request()->messages.back();
   EXPECT_EQ(fix.role, "user");
   EXPECT_NE(fix.content.find("the answer is not JSON"), std::string::npos);
   EXPECT_TRUE(m.active()->repaired);
@@ -336,7 +339,7 @@ TEST(AgentMachine, TheMemoryWindowKeepsTheNewestMessages) {
   plain_turn(m, rec, "t2", spec, "two", "2");
   auto b = start_and_begin(m, rec, turn_of("t3", spec, "three"));
   ASSERT_EQ(b.actions.size(), 1u);
-  const auto& msgs = b.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].content, "two");
   EXPECT_EQ(msgs[1].content, "2");
@@ -370,7 +373,7 @@ TEST(AgentMachine, SummaryMemoryAsksForASummaryFirstThenSendsIt) {
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::summarized,
                                                 ev::llm_requested}));
   ASSERT_EQ(r.actions.size(), 1u);
-  const auto& msgs = r.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].role, "system");
   EXPECT_NE(msgs[0].content.find("They counted."), std::string::npos);
@@ -394,7 +397,7 @@ TEST(AgentMachine, AFailedSummaryGoesOnWithTheWindow) {
   EXPECT_EQ(types(r), (std::vector<std::string>{ev::summary_failed,
                                                 ev::llm_requested}));
   ASSERT_EQ(r.actions.size(), 1u);
-  const auto& msgs = r.actions[0].request.messages;
+  const auto& msgs = m.last_request()->messages;
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].content, "two");
   // Answered once: a late reply is stale.
@@ -436,7 +439,7 @@ TEST(AgentMachine, ResumeContinuesWhereTheLogStops) {
     ASSERT_EQ(r.actions.size(), 1u);
     EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
     EXPECT_EQ(r.actions[0].call, 2u);
-    EXPECT_EQ(r.actions[0].request.messages.size(), 4u);
+    EXPECT_EQ(again.last_request()->messages.size(), 4u);
   }
   // The reply recorded, the end not: the final answer is decided again.
   llm_response last = text_reply("done");
@@ -579,7 +582,9 @@ TEST(AgentMachine, ItsOwnFoldOfATurnEqualsTheFoldOfItsLog) {
     ASSERT_NE(again.active(), nullptr);
     const auto& a = *m.active();
     const auto& b = *again.active();
-    EXPECT_EQ(json(a.request), json(b.request));
+    ASSERT_NE(m.last_request(), nullptr);
+    ASSERT_NE(again.last_request(), nullptr);
+    EXPECT_EQ(json(*m.last_request()), json(*again.last_request()));
     EXPECT_EQ(a.spec.name, b.spec.name);
     EXPECT_EQ(a.spec.system, b.spec.system);
     EXPECT_EQ(a.spec.tools, b.spec.tools);
@@ -645,7 +650,7 @@ TEST(AgentMachine, EachDistinctSpecIsRecordedOnceAndTurnsNameIt) {
   EXPECT_EQ(s->events[0].payload.get()["spec_id"], 2);
   auto b = again.begin(now);
   ASSERT_EQ(b.actions.size(), 1u);
-  EXPECT_EQ(b.actions[0].request.messages[0].content, "Be thorough.");
+  EXPECT_EQ(again.last_request()->messages[0].content, "Be thorough.");
 }
 
 // A log written before specs were recorded apart holds the spec in each
@@ -673,7 +678,7 @@ TEST(AgentMachine, AnOldLogWithTheSpecInEveryTurnStillFoldsAndResumes) {
   auto r = m.resume(now);
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
-  EXPECT_EQ(r.actions[0].request.messages[0].content, "Old and wise.");
+  EXPECT_EQ(m.last_request()->messages[0].content, "Old and wise.");
   // The turn finishes; the next one records its spec in the new form.
   EXPECT_EQ(types(m.model_replied("t1", 1, text_reply("a"), false, now)),
             (std::vector<std::string>{ev::llm_responded, ev::turn_completed}));
@@ -682,4 +687,215 @@ TEST(AgentMachine, AnOldLogWithTheSpecInEveryTurnStillFoldsAndResumes) {
   EXPECT_EQ(types(*s), (std::vector<std::string>{ev::spec, ev::turn_started,
                                                  ev::message}));
   EXPECT_EQ(s->events[0].seq, 6u);
+}
+
+namespace {
+
+// The whole requests `log` records, in order, as every reader rebuilds
+// them.
+std::vector<llm_request> requests_in(const std::vector<event>& log) {
+  std::vector<llm_request> out;
+  agent_request_log requests;
+  for (const auto& e : log)
+    if (const auto* r = requests.apply(e))
+      out.push_back(*r);
+    else if (e.type == ev::llm_requested)
+      ADD_FAILURE() << "request " << e.seq << " does not read: "
+                    << e.payload.get();
+  return out;
+}
+
+std::vector<json> payloads_of(const std::vector<event>& log,
+                              const char* type) {
+  std::vector<json> out;
+  for (const auto& e : log)
+    if (e.type == type)
+      out.push_back(e.payload.get());
+  return out;
+}
+
+llm_message message_of(const std::string& role, const std::string& text) {
+  llm_message m;
+  m.role = role;
+  m.content = text;
+  return m;
+}
+
+} // namespace
+
+// A call mostly resends the memory window the previous call sent: the
+// log's first request is recorded whole, each later one as what changed
+// (ranges of the previous request's messages, and its new messages), and
+// the log rebuilds every request the model was asked.
+TEST(AgentMachine, ARequestIsRecordedAsWhatChangedSinceTheLogsPreviousOne) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"system", "Be brief."}, {"tools", {"echo"}},
+            {"memory", {{"window", 2}}}};
+  llm_tool_spec echo;
+  echo.name = "echo";
+  echo.description = "Echoes.";
+  echo.parameters = json_value{json{{"type", "object"}}};
+  m.know_tool(echo);
+  std::vector<llm_request> asked;
+  auto keep = [&](const agent_step& s) {
+    for (const auto& a : s.actions)
+      if (a.kind == agent_action::call_model)
+        asked.push_back(*m.last_request());
+  };
+  // Three plain turns (the window of 2 slides at the third), then a turn
+  // with a tool call: its second call adds the reply and the result.
+  for (int n = 1; n <= 3; ++n) {
+    auto key = "t" + std::to_string(n);
+    auto b = start_and_begin(m, rec, turn_of(key, spec, "q" + key));
+    keep(b);
+    rec(m.model_replied(key, 1, text_reply("a" + key), false, now));
+  }
+  keep(start_and_begin(m, rec, turn_of("t4", spec, "qt4")));
+  rec(m.model_replied("t4", 1,
+                      tools_reply({call_of("c1", "echo", json{{"x", 1}})}),
+                      false, now));
+  keep(rec(m.tool_done("t4", call_of("c1", "echo"), json{{"x", 1}}, now)));
+  ASSERT_EQ(asked.size(), 5u);
+  auto payloads = payloads_of(rec.log, ev::llm_requested);
+  ASSERT_EQ(payloads.size(), 5u);
+  EXPECT_TRUE(payloads[0].contains("request")) << payloads[0];
+  EXPECT_FALSE(payloads[0].contains("delta")) << payloads[0];
+  for (size_t i = 1; i < payloads.size(); ++i) {
+    EXPECT_FALSE(payloads[i].contains("request")) << payloads[i];
+    EXPECT_TRUE(payloads[i].contains("delta")) << payloads[i];
+  }
+  // Turn 3: the system prompt kept, the two oldest messages out of the
+  // window, the rest kept, turn 2's answer and turn 3's prompt new.
+  EXPECT_EQ(payloads[2]["delta"]["messages"],
+            json::parse(R"([[0, 1], [3, 4],
+              {"role": "assistant", "content": "at2"},
+              {"role": "user", "content": "qt3"}])"));
+  // The second call of turn 4: everything kept, the reply and the result
+  // new, its call number changed; the tools and the rest are the same.
+  const auto& d = payloads[4]["delta"];
+  ASSERT_EQ(d["messages"].size(), 3u) << d;
+  EXPECT_EQ(d["messages"][0], json::array({0, 4})) << d;
+  EXPECT_EQ(d["messages"][2]["role"], "tool") << d;
+  EXPECT_EQ(d["turn"], 2) << d;
+  EXPECT_FALSE(d.contains("tools")) << d;
+  EXPECT_FALSE(d.contains("profile")) << d;
+  // Each request rebuilds to the very one the model was asked, and a
+  // restarted machine resumes the call in flight with it.
+  auto rebuilt = requests_in(rec.log);
+  ASSERT_EQ(rebuilt.size(), asked.size());
+  for (size_t i = 0; i < asked.size(); ++i)
+    EXPECT_EQ(json(rebuilt[i]), json(asked[i])) << i;
+  agent_machine again{"a"};
+  again.know_tool(echo);
+  for (const auto& e : rec.log)
+    again.apply(e);
+  auto r = again.resume(now);
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::call_model);
+  EXPECT_EQ(json(*again.last_request()), json(asked.back()));
+  // Its next request is recorded relative to what it folded.
+  rec(again.model_replied("t4", 2, text_reply("done"), false, now));
+  auto next = start_and_begin(again, rec, turn_of("t5", spec, "qt5"));
+  ASSERT_EQ(next.actions.size(), 1u);
+  rebuilt = requests_in(rec.log);
+  ASSERT_EQ(rebuilt.size(), 6u);
+  EXPECT_EQ(json(rebuilt.back()), json(*again.last_request()));
+}
+
+// Every field of a request, changed alone, is carried by the change and
+// rebuilt; an unchanged request records no message again.
+TEST(AgentMachine, EveryFieldOfARequestSurvivesItsRecordedChange) {
+  llm_request base;
+  base.profile = "p";
+  base.model = "m";
+  base.messages = {message_of("system", "s"), message_of("user", "u")};
+  llm_tool_spec t;
+  t.name = "echo";
+  t.parameters = json_value{json{{"type", "object"}}};
+  base.tools = {t};
+  base.tool_choice = "auto";
+  base.temperature = 0.5;
+  base.max_tokens = 10;
+  base.stream = true;
+  base.agent = "a";
+  base.turn = 1;
+  std::vector<llm_request> variants(11, base);
+  variants[0].profile = "q";
+  variants[1].model = "";
+  variants[2].tools.clear();
+  variants[3].tools[0].parameters = json_value{json{{"type", "string"}}};
+  variants[4].tool_choice = "";
+  variants[5].temperature = -1;
+  variants[6].max_tokens = 0;
+  variants[7].stream = false;
+  variants[8].agent = "b";
+  variants[9].turn = 2;
+  variants[10].messages[1].tool_calls = {call_of("c", "echo")};
+  for (size_t i = 0; i < variants.size(); ++i) {
+    agent_request_log writer;
+    std::vector<event> log;
+    for (const auto* r : {&base, &variants[i], &base, &base})
+      log.push_back(event{"agent:a", log.size() + 1, now, ev::llm_requested,
+                          json_value{writer.record("t", 1, *r)}});
+    auto rebuilt = requests_in(log);
+    ASSERT_EQ(rebuilt.size(), 4u);
+    EXPECT_EQ(json(rebuilt[1]), json(variants[i])) << i;
+    EXPECT_EQ(json(rebuilt[2]), json(base)) << i;
+    EXPECT_EQ(log[3].payload.get()["delta"],
+              (json{{"messages", json::array({json::array({0, 2})})}}))
+      << i;
+  }
+}
+
+// A change recorded relative to a request that does not read does not read
+// either (never a request rebuilt from the wrong one), up to the next one
+// recorded whole; a turn whose call in flight does not read fails, saying
+// so, instead of asking the model something else.
+TEST(AgentMachine, ARecordedRequestThatDoesNotReadIsNeverGuessed) {
+  llm_request a;
+  a.messages = {message_of("user", "one")};
+  llm_request b = a;
+  b.messages.push_back(message_of("assistant", "two"));
+  agent_request_log writer;
+  auto whole = writer.record("t", 1, a);
+  auto delta = writer.record("t", 2, b);
+  auto ev_of = [](uint64_t seq, json payload) {
+    return event{"agent:a", seq, 1, ev::llm_requested,
+                 json_value{std::move(payload)}};
+  };
+  {
+    // A change with no request before it, or out of the previous range.
+    agent_request_log reader;
+    EXPECT_EQ(reader.apply(ev_of(1, delta)), nullptr);
+    json wide = delta;
+    wide["delta"]["messages"][0] = json::array({0, 5});
+    agent_request_log other;
+    ASSERT_NE(other.apply(ev_of(1, whole)), nullptr);
+    EXPECT_EQ(other.apply(ev_of(2, wide)), nullptr);
+    EXPECT_EQ(other.apply(ev_of(3, delta)), nullptr);
+    ASSERT_NE(other.apply(ev_of(4, whole)), nullptr);
+    ASSERT_NE(other.apply(ev_of(5, delta)), nullptr);
+    EXPECT_EQ(json(*other.last()), json(b));
+  }
+  // A turn whose pending call's request does not read.
+  agent_machine m{"a"};
+  recorder rec;
+  start_and_begin(m, rec, turn_of("t", json::object()));
+  auto& requested = rec.log.back();
+  ASSERT_EQ(requested.type, ev::llm_requested);
+  json broken = requested.payload.get();
+  broken["request"] = json{{"messages", 3}};
+  requested.payload = json_value{broken};
+  agent_machine again{"a"};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  auto r = again.resume(now);
+  EXPECT_EQ(types(r), std::vector<std::string>{ev::turn_failed});
+  ASSERT_NE(again.finished("t"), nullptr);
+  EXPECT_EQ(again.finished("t")->code, errc::invalid_input);
+  EXPECT_NE(again.finished("t")->message.find(
+              "the recorded request of LLM call 1 in agent:a does not read"),
+            std::string::npos)
+    << again.finished("t")->message;
 }

@@ -672,6 +672,64 @@ TEST(Replay, AForkTakesTheSpecsItsKeptTurnsName) {
   EXPECT_EQ(got[1].payload.get()["request"], (json{{"n", 2}}));
 }
 
+// A request recorded as what changed since the log's previous one: a
+// fork's branch that leaves a turn out records the next request again
+// relative to its own previous one, so the branch and the fork's recorded
+// replies rebuild the very requests the parent's turns asked.
+TEST(Replay, AForksBranchRebuildsRequestsRecordedAsChanges) {
+  agent_machine m{"p/helper"};
+  std::vector<event> log;
+  std::map<std::string, llm_request> asked;
+  json spec{{"system", "s"}, {"script", "hi"}};
+  for (const char* key : {"a", "b", "c"}) {
+    agent_turn t;
+    t.agent = "helper";
+    t.spec = json_value{spec};
+    t.input = json_value{json(std::string{"q "} + key)};
+    t.execution_id = "p";
+    t.task_id = key;
+    t.idempotency_key = std::string{"p/"} + key + "/1";
+    auto s = m.start(t, 1);
+    ASSERT_TRUE(s);
+    log.insert(log.end(), s->events.begin(), s->events.end());
+    auto b = m.begin(1);
+    ASSERT_EQ(b.actions.size(), 1u);
+    asked[t.idempotency_key] = *m.last_request();
+    log.insert(log.end(), b.events.begin(), b.events.end());
+    llm_response res;
+    res.message.role = "assistant";
+    res.message.content = std::string{"answer "} + key;
+    auto r = m.model_replied(t.idempotency_key, 1, res, false, 1);
+    log.insert(log.end(), r.events.begin(), r.events.end());
+  }
+  auto whole_requests = [](const std::vector<event>& evs) {
+    std::map<std::string, json> out;
+    agent_request_log requests;
+    for (const auto& e : evs)
+      if (const auto* r = requests.apply(e))
+        out[e.payload.get().value("turn", "")] = *r;
+      else if (e.type == agent_events::llm_requested)
+        ADD_FAILURE() << e.payload.get();
+    return out;
+  };
+  // `b` left out: c's request was recorded relative to b's.
+  auto branch = branch_agent_log(log, "p", "f", {"a", "c"}, 100);
+  auto rebuilt = whole_requests(branch);
+  ASSERT_EQ(rebuilt.size(), 2u);
+  EXPECT_EQ(rebuilt["p/a/1"], json(asked["p/a/1"]));
+  EXPECT_EQ(rebuilt["p/c/1"], json(asked["p/c/1"]));
+  for (const auto& e : branch) {
+    if (e.type == agent_events::llm_requested
+        && e.payload.get()["turn"] == "p/c/1") {
+      EXPECT_TRUE(e.payload.get().contains("delta")) << e.payload.get();
+    }
+  }
+  // The recorded replies carry each request whole.
+  auto got = fork_replies({log}, "p", "f", 7);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[2].payload.get()["request"], json(asked["p/c/1"]));
+}
+
 TEST(Replay, AStepperGivesTheStateAtEverySeqAndStepsBackCheaply) {
   auto run = record(pipeline(), pipeline_input());
   const uint64_t n = run.log.size();

@@ -102,6 +102,177 @@ uint64_t agent_spec_table::find(const json& doc) const {
   return 0;
 }
 
+// -- recorded requests -----------------------------------------------------------
+
+namespace {
+
+bool same_call(const llm_tool_call& a, const llm_tool_call& b) {
+  return a.id == b.id && a.name == b.name && a.arguments == b.arguments
+         && a.arguments_error == b.arguments_error;
+}
+
+bool same_message(const llm_message& a, const llm_message& b) {
+  return a.role == b.role && a.content == b.content
+         && a.tool_call_id == b.tool_call_id && a.name == b.name
+         && a.is_error == b.is_error
+         && std::equal(a.tool_calls.begin(), a.tool_calls.end(),
+                       b.tool_calls.begin(), b.tool_calls.end(), same_call);
+}
+
+bool same_tools(const std::vector<llm_tool_spec>& a,
+                const std::vector<llm_tool_spec>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const llm_tool_spec& x, const llm_tool_spec& y) {
+                      return x.name == y.name
+                             && x.description == y.description
+                             && x.parameters == y.parameters;
+                    });
+}
+
+template <class T>
+void changed(json::object_t& o, const char* key, const T& now, const T& was) {
+  if (now != was)
+    o.emplace(key, now);
+}
+
+// What `req` changes of `prev`: its messages as pieces in order, each a
+// range [from, to) of prev's messages or a message of its own, and each
+// other field of llm_request that differs (read back by apply_delta).
+json delta_of(const llm_request& prev, const llm_request& req) {
+  const auto& was = prev.messages;
+  json pieces(json::value_t::array);
+  auto& out = pieces.get_ref<json::array_t&>();
+  // A run [from, to) of prev's messages being kept; kept runs stay in
+  // order, searched from where the last ended (the window slides, a call
+  // appends).
+  size_t from = 0;
+  size_t to = 0;
+  size_t floor = 0;
+  bool run = false;
+  for (const auto& m : req.messages) {
+    if (run && to < was.size() && same_message(was[to], m)) {
+      ++to;
+      continue;
+    }
+    if (run) {
+      out.push_back(json::array({from, to}));
+      floor = to;
+      run = false;
+    }
+    auto k = floor;
+    while (k < was.size() && !same_message(was[k], m))
+      ++k;
+    if (k < was.size()) {
+      from = k;
+      to = k + 1;
+      run = true;
+    } else {
+      out.push_back(m);
+    }
+  }
+  if (run)
+    out.push_back(json::array({from, to}));
+  auto d = payload("messages", std::move(pieces));
+  auto& o = d.get_ref<json::object_t&>();
+  changed(o, "profile", req.profile, prev.profile);
+  changed(o, "model", req.model, prev.model);
+  if (!same_tools(req.tools, prev.tools))
+    o.emplace("tools", req.tools);
+  changed(o, "tool_choice", req.tool_choice, prev.tool_choice);
+  changed(o, "temperature", req.temperature, prev.temperature);
+  changed(o, "max_tokens", req.max_tokens, prev.max_tokens);
+  changed(o, "stream", req.stream, prev.stream);
+  changed(o, "agent", req.agent, prev.agent);
+  changed(o, "turn", req.turn, prev.turn);
+  return d;
+}
+
+template <class T>
+bool take(const json& d, const char* key, T& out) {
+  auto i = d.find(key);
+  if (i == d.end())
+    return true;
+  auto v = from<T>(*i);
+  if (!v)
+    return false;
+  out = std::move(*v);
+  return true;
+}
+
+// The request `d` (a delta_of) makes of `prev`; nullopt when it does not
+// read.
+std::optional<llm_request> apply_delta(const llm_request& prev,
+                                       const json& d) {
+  if (!d.is_object())
+    return std::nullopt;
+  auto pieces = d.find("messages");
+  if (pieces == d.end() || !pieces->is_array())
+    return std::nullopt;
+  std::vector<llm_message> messages;
+  for (const auto& piece : *pieces) {
+    if (piece.is_object()) {
+      auto m = from<llm_message>(piece);
+      if (!m)
+        return std::nullopt;
+      messages.push_back(std::move(*m));
+      continue;
+    }
+    if (!piece.is_array() || piece.size() != 2
+        || !piece[0].is_number_unsigned() || !piece[1].is_number_unsigned())
+      return std::nullopt;
+    auto a = piece[0].get<size_t>();
+    auto b = piece[1].get<size_t>();
+    if (a > b || b > prev.messages.size())
+      return std::nullopt;
+    messages.insert(messages.end(),
+                    prev.messages.begin() + static_cast<ptrdiff_t>(a),
+                    prev.messages.begin() + static_cast<ptrdiff_t>(b));
+  }
+  // Read back only (recovery, forks), not on a turn's path.
+  auto r = prev;
+  r.messages = std::move(messages);
+  if (!take(d, "profile", r.profile) || !take(d, "model", r.model)
+      || !take(d, "tools", r.tools) || !take(d, "tool_choice", r.tool_choice)
+      || !take(d, "temperature", r.temperature)
+      || !take(d, "max_tokens", r.max_tokens) || !take(d, "stream", r.stream)
+      || !take(d, "agent", r.agent) || !take(d, "turn", r.turn))
+    return std::nullopt;
+  return r;
+}
+
+} // namespace
+
+const llm_request* agent_request_log::apply(const event& e) {
+  if (e.type != ev::llm_requested)
+    return nullptr;
+  const auto& p = e.payload.get();
+  std::optional<llm_request> r;
+  if (p.is_object()) {
+    if (auto whole = p.find("request"); whole != p.end())
+      r = from<llm_request>(*whole);
+    else if (auto d = p.find("delta"); d != p.end() && last_)
+      r = apply_delta(*last_, *d);
+  }
+  last_ = std::move(r);
+  return last();
+}
+
+json agent_request_log::record(const std::string& turn, uint32_t call,
+                               llm_request req) {
+  auto p = payload("turn", turn, "call", call);
+  auto& o = p.get_ref<json::object_t&>();
+  if (last_)
+    o.emplace("delta", delta_of(*last_, req));
+  else
+    o.emplace("request", req);
+  last_ = std::move(req);
+  return p;
+}
+
+const llm_request* agent_request_log::last() const {
+  return last_ ? &*last_ : nullptr;
+}
+
 agent_machine::agent_machine(std::string id)
   : id_(std::move(id)), log_("agent:" + id_) {
 }
@@ -114,6 +285,10 @@ void agent_machine::apply(const event& e) {
 
 void agent_machine::fold(const event& e, const known& k) {
   seq_ = e.seq;
+  // Every request of the log, whichever turn: the next is recorded
+  // relative to it.
+  if (e.type == ev::llm_requested && !k.recorded)
+    requests_.apply(e);
   const auto& p = e.payload.get();
   if (!p.is_object())
     return;
@@ -154,10 +329,6 @@ void agent_machine::fold(const event& e, const known& k) {
   } else if (e.type == ev::llm_requested) {
     t.calls = p.value("call", t.calls + 1);
     t.llm_pending = true;
-    if (k.request)
-      t.request = std::move(*k.request);
-    else if (auto r = from<llm_request>(p.value("request", json::object())))
-      t.request = std::move(*r);
   } else if (e.type == ev::llm_responded) {
     t.llm_pending = false;
     std::optional<llm_response> read;
@@ -335,17 +506,15 @@ llm_request agent_machine::model_request() const {
 void agent_machine::request_model(int64_t now_us, agent_step& out) {
   auto req = model_request();
   auto call = req.turn;
-  json j = req;
   agent_action a;
   a.kind = agent_action::call_model;
   a.turn = active_->key;
   a.call = call;
-  a.request = req;
+  // The log's last request is the one the call asks: no copy of it here.
+  auto p = requests_.record(active_->key, call, std::move(req));
   known k;
-  k.request = &req;
-  emit(ev::llm_requested,
-       payload("turn", active_->key, "call", call, "request", std::move(j)),
-       now_us, out, k);
+  k.recorded = true;
+  emit(ev::llm_requested, std::move(p), now_us, out, k);
   out.actions.push_back(std::move(a));
 }
 
@@ -424,13 +593,17 @@ agent_step agent_machine::resume(int64_t now_us) {
     a.turn = t.key;
     a.request = t.summary_request;
     out.actions.push_back(std::move(a));
+  } else if (t.llm_pending && !requests_.last()) {
+    fail(errc::invalid_input,
+         "the recorded request of LLM call " + std::to_string(t.calls)
+           + " in " + log_ + " does not read; the call cannot run again",
+         now_us, out);
   } else if (t.llm_pending) {
     // At-least-once: the one call in flight at the crash runs again.
     agent_action a;
     a.kind = agent_action::call_model;
     a.turn = t.key;
     a.call = t.calls;
-    a.request = t.request;
     out.actions.push_back(std::move(a));
   } else if (!t.tool_calls.empty() && t.results.size() < t.tool_calls.size()
              && replied) {
@@ -698,6 +871,10 @@ uint64_t agent_machine::last_seq() const {
 
 const agent_active_turn* agent_machine::active() const {
   return active_ ? &*active_ : nullptr;
+}
+
+const llm_request* agent_machine::last_request() const {
+  return requests_.last();
 }
 
 const agent_finished_turn*

@@ -1530,8 +1530,13 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
       if (auto id = agent_spec_table::id_of(p); id != 0)
         named.insert(id);
   }
+  // A request recorded relative to the log's previous one is recorded
+  // again relative to the branch's previous one: turns are left out.
+  agent_request_log asked;
+  agent_request_log branch;
   for (const auto& ev : agent_log) {
     const auto& p = ev.payload.get();
+    const llm_request* whole = asked.apply(ev);
     bool keep = ev.type == agent_events::spec
                   ? named.count(agent_spec_table::id_of(p)) != 0
                   : kept(text(p, "turn"));
@@ -1540,6 +1545,23 @@ std::vector<event> branch_agent_log(const std::vector<event>& agent_log,
     event copy = ev;
     copy.execution_id = target;
     copy.seq = out.size() + 1;
+    if (ev.type == agent_events::llm_requested) {
+      if (whole && !p.contains("request")) {
+        auto call = field(p, "call");
+        copy.payload = json_value{branch.record(
+          text(p, "turn"), call.is_number_unsigned() ? call.get<uint32_t>() : 0,
+          *whole)};
+      } else {
+        // Recorded whole, it stays so; a change that does not read is
+        // relative to nothing in the branch either.
+        if (!whole && p.contains("delta")) {
+          json q = p;
+          q.erase("delta");
+          copy.payload = json_value{std::move(q)};
+        }
+        branch.apply(copy);
+      }
+    }
     out.push_back(std::move(copy));
   }
   return out;
@@ -1567,9 +1589,11 @@ std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
     std::map<std::string, json> scripts; // turn -> its agent's script
     std::map<std::pair<std::string, uint64_t>, json> asked;
     agent_spec_table specs;
+    agent_request_log requests;
     for (const auto& ev : log) {
       const auto& p = ev.payload.get();
       specs.apply(ev);
+      const llm_request* request = requests.apply(ev);
       // A parent that is a fork passes on the replies it could reuse.
       if (ev.type == "llm_recorded") {
         keep(p);
@@ -1586,10 +1610,13 @@ std::vector<event> fork_replies(const std::vector<std::vector<event>>& logs,
         parse_agent_spec(text(p, "agent"), doc ? *doc : json{}, spec);
         scripts[turn] = spec.script;
       } else if (ev.type == agent_events::llm_requested) {
+        // A request recorded whole goes as recorded; one recorded as what
+        // changed, as rebuilt.
         asked[{turn, field(p, "call").is_number_unsigned()
                        ? field(p, "call").get<uint64_t>()
                        : 0}]
-          = field(p, "request");
+          = request && !p.contains("request") ? json(*request)
+                                               : field(p, "request");
       } else if (ev.type == agent_events::llm_responded) {
         auto call = field(p, "call").is_number_unsigned()
                       ? field(p, "call").get<uint64_t>()

@@ -62,10 +62,38 @@ struct agent_spec_table {
   static uint64_t id_of(const json& payload);
 };
 
+/// The whole requests of an agent log's llm_requested events. The first
+/// request of a log is recorded whole (`request`); each later one as what
+/// changed since the previous llm_requested of the same log (`delta`: the
+/// ranges of the previous request's messages it keeps, the messages it
+/// adds, the other fields that differ), since a call mostly resends the
+/// memory window the previous call sent. Logs written before hold every
+/// request whole. Every reader of a recorded request folds the log through
+/// here, in order (docs/agents.md#memory).
+class agent_request_log {
+public:
+  /// Folds event `ev` of the log: for an llm_requested, its whole request;
+  /// null for other events and for a request that does not read (neither
+  /// does a later one recorded relative to it, until one recorded whole).
+  const llm_request* apply(const event& ev);
+
+  /// The payload of an llm_requested for call `call` of turn `turn` asking
+  /// `req`, relative to the requests folded so far; `req` becomes the last.
+  json record(const std::string& turn, uint32_t call, llm_request req);
+
+  /// The last request folded or recorded; null when none, or it did not
+  /// read.
+  const llm_request* last() const;
+
+private:
+  std::optional<llm_request> last_;
+};
+
 /// Something the agent actor does once the events of its step are durable.
 struct agent_action {
   enum kind_t {
-    call_model,   ///< ask the model `request` (call number `call`)
+    call_model,   ///< ask the model call `call`: last_request() while
+                  ///< the call is pending (not copied into the action)
     call_summary, ///< ask the model `request` for a memory summary
     call_tools,   ///< run `tools` in parallel, each answered by tool_result
     answer,       ///< turn `turn` finished: answer who waits for it
@@ -121,7 +149,6 @@ struct agent_active_turn {
   std::vector<llm_message> messages; ///< this turn's conversation
   uint32_t calls = 0;                ///< LLM calls requested
   bool llm_pending = false;          ///< requested, not answered
-  llm_request request;               ///< the last request
   std::vector<llm_tool_call> tool_calls;      ///< of the last reply
   std::map<std::string, llm_message> results; ///< call id -> tool message
   bool repaired = false;
@@ -198,6 +225,9 @@ public:
   const std::string& log() const;
   uint64_t last_seq() const;
   const agent_active_turn* active() const;
+  /// The log's last model request (the one in flight when the active turn
+  /// has llm_pending), or null.
+  const llm_request* last_request() const;
   const agent_finished_turn* finished(const std::string& turn) const;
   /// Prompts and final answers of earlier turns.
   const std::vector<llm_message>& history() const;
@@ -210,7 +240,8 @@ private:
   // folding its own event does not read it back from the JSON payload.
   struct known {
     agent_spec* spec = nullptr;
-    llm_request* request = nullptr;
+    /// An llm_requested whose request record() already took as the last.
+    bool recorded = false;
     const llm_response* response = nullptr;
     const llm_message* message = nullptr;
   };
@@ -240,6 +271,7 @@ private:
   std::optional<agent_active_turn> active_;
   std::map<std::string, llm_tool_spec> tool_specs_;
   agent_spec_table specs_;
+  agent_request_log requests_;
 };
 
 /// The JSON of a final answer: the whole text, else the first fenced block
