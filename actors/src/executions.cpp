@@ -56,11 +56,12 @@ struct executions_state {
   };
   std::unordered_map<std::string, submitting_entry> submitting;
   std::mt19937_64 rng{std::random_device{}()};
-  // The appends in flight (forks), each with what fails it past
-  // opts.append_deadline: one timer for all rather than a request timeout
-  // per append, which would wake CAF's clock thread (one_timer.hpp).
+  // The appends in flight (forks), each with who waits for its answer:
+  // one timer for their deadline (opts.append_deadline) rather than a
+  // request timeout per append, which would wake CAF's clock thread
+  // (one_timer.hpp).
   in_flight<caf::actor_clock::time_point,
-            std::function<void(const caf::error&)>>
+            std::function<void(expected<uint64_t>)>>
     appends;
 };
 
@@ -78,19 +79,18 @@ void arm_appends(self_ptr self) {
 void append(self_ptr self, append_request req,
             std::function<void(expected<uint64_t>)> done) {
   auto& st = self->state;
-  auto ticket = st.appends.add(self->clock().now(),
-                               [done](const caf::error& err) { done(err); });
+  auto ticket = st.appends.add(self->clock().now(), std::move(done));
   arm_appends(self);
   // Its deadline is the actor's one timer (arm_appends).
   self->request(st.store, caf::infinite, append_atom_v, std::move(req))
     .then(
       [=](uint64_t last_seq) {
-        if (self->state.appends.answered(ticket))
-          done(last_seq);
+        if (auto done = self->state.appends.answered(ticket))
+          (*done)(last_seq);
       },
       [=](caf::error& err) {
-        if (self->state.appends.answered(ticket))
-          done(err);
+        if (auto done = self->state.appends.answered(ticket))
+          (*done)(std::move(err));
       });
 }
 
@@ -678,9 +678,9 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
     },
     [=](timer_atom, append_atom, uint64_t generation) {
       auto deadline = self->state.opts.append_deadline;
-      for (auto& fail : self->state.appends.fired(
+      for (auto& done : self->state.appends.fired(
              generation, self->clock().now(), deadline))
-        fail(append_unanswered(deadline));
+        done(append_unanswered(deadline));
       arm_appends(self);
     },
     [=](resume_atom) -> caf::result<std::vector<std::string>> {
