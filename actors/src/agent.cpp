@@ -26,6 +26,7 @@
 #include "cadre/messages/json_text.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "llm_cache.hpp"
+#include "append_deadline.hpp"
 #include "one_timer.hpp"
 #include "remote_calls.hpp"
 
@@ -241,7 +242,7 @@ struct agent_state {
   } inline_llm;
   std::vector<uint32_t> inline_calls;
   bool draining = false;
-  // One timer for two deadlines: an append unanswered for local_deadline
+  // One timer for two deadlines: an append unanswered for append_deadline
   // (the store is stuck) and idle_timeout without turns (bench/README.md).
   one_timer<caf::actor_clock::time_point> timer;
   caf::actor_clock::time_point append_sent; // of the one in flight
@@ -343,12 +344,12 @@ bool idle(agent_self self) {
 }
 
 // Arms the agent's one timer for the earlier of: the append in flight
-// reaching local_deadline, the agent idle for idle_timeout.
+// reaching append_deadline, the agent idle for idle_timeout.
 void arm_tick(agent_self self) {
   auto& st = self->state;
   std::optional<caf::actor_clock::time_point> due;
   if (st.in_flight)
-    due = st.append_sent + local_deadline;
+    due = st.append_sent + st.opts->append_deadline;
   if (idle(self)) {
     auto at = st.idle_from + st.opts->idle_timeout;
     due = due ? std::min(*due, at) : at;
@@ -370,8 +371,8 @@ void on_tick(agent_self self, uint64_t generation) {
   if (!st.timer.fired(generation))
     return;
   auto now = self->clock().now();
-  if (st.in_flight && now - st.append_sent >= local_deadline) {
-    self->quit(caf::make_error(caf::sec::request_timeout));
+  if (st.in_flight && now - st.append_sent >= st.opts->append_deadline) {
+    self->quit(append_unanswered(st.opts->append_deadline));
     return;
   }
   if (idle(self) && now - st.idle_from >= st.opts->idle_timeout) {
@@ -649,8 +650,10 @@ void ask_cache_or_model(agent_self self, const llm_request& req,
   auto answered = [=](const llm_request& asked, llm_response res,
                       const std::string& cache_log) {
     if (!cache_log.empty()) {
-      // A lost race (conflict) is harmless.
-      self->request(self->state.store, local_deadline, append_atom_v,
+      // A lost race (conflict) is harmless. No deadline of its own: the
+      // reply's append follows it to the same store, whose deadline (the
+      // agent's one timer) stops the agent if the store is stuck.
+      self->request(self->state.store, caf::infinite, append_atom_v,
                     llm_cache::entry(cache_log, cache_key, res, now_us()))
         .then([](uint64_t) {},
               [=, agent = asked.agent](caf::error& err) {

@@ -18,6 +18,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "append_deadline.hpp"
 #include "one_timer.hpp"
 #include "remote_calls.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -79,7 +80,7 @@ struct coordinator_state {
   std::optional<caf::typed_response_promise<std::string>> submit_promise;
   bool in_flight = false;
   // The append in flight: who waits for it, and its deadline
-  // (local_deadline) kept by one timer rather than a request timeout per
+  // (args.append_deadline) kept by one timer rather than a request timeout per
   // append, which would wake CAF's clock thread each step (one_timer.hpp).
   std::vector<ack> acks_in_flight;
   caf::actor_clock::time_point append_sent;
@@ -179,7 +180,7 @@ void append_failed(self_ptr self, const caf::error& err) {
 
 void arm_append_deadline(self_ptr self) {
   auto& st = self->state;
-  auto due = st.append_sent + local_deadline;
+  auto due = st.append_sent + st.args.append_deadline;
   if (auto generation = st.append_timer.arm(due)) {
     auto in = due - self->clock().now();
     self->delayed_send(self, std::max(in, caf::timespan{0}), timer_atom_v,
@@ -749,10 +750,10 @@ coordinator_impl(self_ptr self, coordinator_args args) {
       auto& st = self->state;
       if (!st.append_timer.fired(generation) || !st.in_flight)
         return;
-      if (self->clock().now() - st.append_sent < local_deadline)
+      if (self->clock().now() - st.append_sent < st.args.append_deadline)
         arm_append_deadline(self); // a later append is in flight
       else
-        append_failed(self, caf::make_error(caf::sec::request_timeout));
+        append_failed(self, append_unanswered(st.args.append_deadline));
     },
     [=](timer_atom, cancel_atom, const std::string& key, uint32_t attempt) {
       auto s = self->state.m.deadline_due(key, attempt, now_us());

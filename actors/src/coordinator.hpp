@@ -1,8 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/spawn.hpp"
 
 namespace cadre::actors {
@@ -28,6 +30,10 @@ struct coordinator_args {
   /// it is parked as failed with errc::crash_loop (machine::resume); 0: no
   /// limit. Default: 3
   uint32_t crash_loop_limit = 3;
+  /// An append unanswered this long stops the coordinator (restarted from
+  /// its log); its waiting requests fail with errc::unavailable.
+  /// Default: local_deadline
+  std::chrono::milliseconds append_deadline = local_deadline;
 };
 
 /// Spawns a coordinator as a child of `parent_self` (monitored by the

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -16,12 +17,18 @@
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "append_deadline.hpp"
 #include "coordinator.hpp"
+#include "one_timer.hpp"
 #include "cadre/messages/json_text.hpp"
 
 namespace cadre::actors {
 
 namespace {
+
+// The interface plus the timer of the appends in flight.
+using executions_impl_actor = executions_actor::extend<
+  caf::reacts_to<timer_atom, append_atom, uint64_t>>;
 
 int64_t now_us() {
   using namespace std::chrono;
@@ -49,9 +56,43 @@ struct executions_state {
   };
   std::unordered_map<std::string, submitting_entry> submitting;
   std::mt19937_64 rng{std::random_device{}()};
+  // The appends in flight (forks), each with who waits for its answer:
+  // one timer for their deadline (opts.append_deadline) rather than a
+  // request timeout per append, which would wake CAF's clock thread
+  // (one_timer.hpp).
+  in_flight<caf::actor_clock::time_point,
+            std::function<void(expected<uint64_t>)>>
+    appends;
 };
 
-using self_ptr = executions_actor::stateful_pointer<executions_state>;
+using self_ptr = executions_impl_actor::stateful_pointer<executions_state>;
+
+// Arms the timer for the oldest append in flight, unless one as early is.
+void arm_appends(self_ptr self) {
+  actors::arm_append_deadline(self, self->state.appends,
+                              self->state.opts.append_deadline);
+}
+
+// Appends `req` and calls `done` with its answer, or with
+// append_unanswered once it is older than opts.append_deadline (a later
+// answer is dropped, as a request timeout would).
+void append(self_ptr self, append_request req,
+            std::function<void(expected<uint64_t>)> done) {
+  auto& st = self->state;
+  auto ticket = st.appends.add(self->clock().now(), std::move(done));
+  arm_appends(self);
+  // Its deadline is the actor's one timer (arm_appends).
+  self->request(st.store, caf::infinite, append_atom_v, std::move(req))
+    .then(
+      [=](uint64_t last_seq) {
+        if (auto done = self->state.appends.answered(ticket))
+          (*done)(last_seq);
+      },
+      [=](caf::error& err) {
+        if (auto done = self->state.appends.answered(ticket))
+          (*done)(std::move(err));
+      });
+}
 
 // Time-ordered, unique enough ids: "e" + 12 hex digits of the time in ms +
 // 6 random hex digits.
@@ -133,6 +174,7 @@ coordinator_actor start(self_ptr self, const std::string& id,
   args.metrics = st.opts.metrics;
   args.snapshot_every = st.opts.snapshot_every;
   args.crash_loop_limit = st.opts.crash_loop_limit;
+  args.append_deadline = st.opts.append_deadline;
   auto handle = spawn_coordinator(self, std::move(args));
   self->monitor(handle);
   st.live->started(id, handle);
@@ -190,7 +232,7 @@ bool coordinator_died(const caf::error& err) {
   return err == caf::sec::request_receiver_down;
 }
 
-executions_actor::behavior_type
+executions_impl_actor::behavior_type
 executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                 std::shared_ptr<const tool_directory> tools,
                 agents_actor agents, executions_options opts) {
@@ -468,19 +510,21 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
               for (auto& ev : others)
                 app->events.push_back(std::move(ev));
               app->index.push_back(*planned->index);
-              self->request(self->state.store, local_deadline, append_atom_v,
-                            *app)
-                .then(
-                  [=](uint64_t) mutable {
-                    log::info("execution forked", {{"actor", "executions"},
-                                                   {"execution", id},
-                                                   {"parent", parent}});
-                    if (reply["status"] == "running"
-                        || reply["status"] == "waiting")
-                      start(self, id, coordinator_mode::recover);
-                    promise.deliver(json_value{std::move(reply)});
-                  },
-                  [=](caf::error& err) mutable { promise.deliver(err); });
+              append(self, std::move(*app),
+                     [=](expected<uint64_t> written) mutable {
+                       if (!written) {
+                         promise.deliver(written.error());
+                         return;
+                       }
+                       log::info("execution forked",
+                                 {{"actor", "executions"},
+                                  {"execution", id},
+                                  {"parent", parent}});
+                       if (reply["status"] == "running"
+                           || reply["status"] == "waiting")
+                         start(self, id, coordinator_mode::recover);
+                       promise.deliver(json_value{std::move(reply)});
+                     });
             };
             // Reads the agent logs one after another; each pending read
             // holds the reader, which holds itself only weakly.
@@ -631,6 +675,13 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         return caf::actor_cast<caf::actor>(c);
       return make_error(errc::not_found,
                         "execution " + id + ": no running coordinator");
+    },
+    [=](timer_atom, append_atom, uint64_t generation) {
+      auto deadline = self->state.opts.append_deadline;
+      for (auto& done : self->state.appends.fired(
+             generation, self->clock().now(), deadline))
+        done(append_unanswered(deadline));
+      arm_appends(self);
     },
     [=](resume_atom) -> caf::result<std::vector<std::string>> {
       auto promise

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -17,16 +18,20 @@
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
 #include "cadre/workflow/machine.hpp"
+#include "append_deadline.hpp"
+#include "one_timer.hpp"
 
 namespace cadre::actors {
 
 namespace {
 
 // The interface plus the messages it sends itself: a schedule's timer
-// (name, generation) and the retry of a submission (name, firing, key).
+// (name, generation), the retry of a submission (name, firing, key) and the
+// timer of the appends in flight (generation).
 using schedules_impl_actor = schedules_actor::extend<
   caf::reacts_to<timer_atom, std::string, uint64_t>,
-  caf::reacts_to<submit_atom, std::string, uint64_t, std::string>>;
+  caf::reacts_to<submit_atom, std::string, uint64_t, std::string>,
+  caf::reacts_to<timer_atom, append_atom, uint64_t>>;
 
 // Events read per request when a log is folded at start.
 constexpr uint64_t read_page = 1024;
@@ -58,6 +63,11 @@ struct schedules_state {
   std::map<std::string, std::unique_ptr<entry>> entries;
   // Executions watched until they end -> the schedule that waits.
   std::unordered_map<std::string, std::string> watched;
+  // The appends in flight (one per schedule at most), by the schedule's
+  // name, and one timer for their deadline (opts.append_deadline) rather
+  // than a request timeout per append, which would wake CAF's clock thread
+  // (one_timer.hpp).
+  in_flight<caf::actor_clock::time_point, std::string> appends;
 };
 
 using self_ptr = schedules_impl_actor::stateful_pointer<schedules_state>;
@@ -219,6 +229,22 @@ void run_action(self_ptr self, const std::string& name,
   }
 }
 
+// Arms the timer for the oldest append in flight, unless one as early is.
+void arm_appends(self_ptr self) {
+  actors::arm_append_deadline(self, self->state.appends,
+                              self->state.opts.append_deadline);
+}
+
+// The machine ran ahead of the log; only a restart that folds the log
+// again is safe.
+void append_failed(self_ptr self, const std::string& name,
+                   const caf::error& err) {
+  log::error("schedule log append failed", {{"actor", "schedules"},
+                                            {"schedule", name},
+                                            {"reason", describe(err)}});
+  self->quit(err);
+}
+
 // Persist, then act: the step's events are appended (one append in flight
 // per schedule; later decisions are batched into the next) and only then
 // are its submissions sent.
@@ -237,12 +263,15 @@ void flush(self_ptr self, const std::string& name) {
   auto actions = std::exchange(e->pending_actions, {});
   auto written = req.events;
   e->appending = true;
-  self->request(self->state.store, local_deadline, append_atom_v,
+  auto ticket = self->state.appends.add(self->clock().now(), name);
+  arm_appends(self);
+  // Its deadline is the actor's one timer (arm_appends).
+  self->request(self->state.store, caf::infinite, append_atom_v,
                 std::move(req))
     .then(
       [=](uint64_t) {
         auto* e = find(self, name);
-        if (!e)
+        if (!self->state.appends.answered(ticket) || !e)
           return;
         e->appending = false;
         log_decisions(name, written);
@@ -251,13 +280,8 @@ void flush(self_ptr self, const std::string& name) {
         flush(self, name);
       },
       [=](caf::error& err) {
-        // The machine ran ahead of the log; only a restart that folds the
-        // log again is safe.
-        log::error("schedule log append failed",
-                   {{"actor", "schedules"},
-                    {"schedule", name},
-                    {"reason", describe(err)}});
-        self->quit(err);
+        if (self->state.appends.answered(ticket))
+          append_failed(self, name, err);
       });
 }
 
@@ -369,6 +393,16 @@ schedules_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
         arm(self, name); // early (a capped wait, or the clocks differ)
       else
         enqueue(self, name, std::move(s));
+    },
+    [=](timer_atom, append_atom, uint64_t generation) {
+      auto deadline = self->state.opts.append_deadline;
+      auto late = self->state.appends.fired(generation, self->clock().now(),
+                                            deadline);
+      if (!late.empty()) {
+        append_failed(self, late.front(), append_unanswered(deadline));
+        return;
+      }
+      arm_appends(self);
     },
     [=](submit_atom, const std::string& name, uint64_t firing,
         const std::string& key) {

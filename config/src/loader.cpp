@@ -404,9 +404,21 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
         if (!v)
           return v.error();
         cfg.snapshot_every = *v;
+      } else if (key == "append_deadline") {
+        int64_t ms = 0;
+        if (value.is_object() || value.is_array())
+          return src.fail(at, "store.append_deadline",
+                          "expected a duration such as 60s or 500ms");
+        if (auto problem = parse_duration(value, ms); !problem.empty())
+          return src.fail(at, "store.append_deadline", problem);
+        if (ms < 1)
+          return src.fail(at, "store.append_deadline",
+                          "at least 1ms, got " + dump_json(value));
+        cfg.append_deadline_ms = ms;
       } else {
         return src.fail(at, "store." + key,
-                        "unknown key (known: dir, mode, snapshot_every, sync)",
+                        "unknown key (known: append_deadline, dir, mode, "
+                        "snapshot_every, sync)",
                         true);
       }
     }

@@ -62,6 +62,7 @@ agents_options_of(const config::node_config& cfg,
                    + "' under llm.profiles");
   }
   opts.agents = cfg.agents;
+  opts.append_deadline = std::chrono::milliseconds{cfg.append_deadline_ms};
   return opts;
 }
 

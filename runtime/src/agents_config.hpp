@@ -15,7 +15,8 @@ namespace cadre::runtime {
 /// Reads `llm.profiles.<name>` (kind, model, base_url, api_key_env,
 /// price_input_per_mtok, price_output_per_mtok, timeout_ms, max_attempts;
 /// every other key goes to the profile's settings), `llm.cache` and
-/// `agents.<name>`. Scripted profiles are built once to check their script.
+/// `agents.<name>`, and `store.append_deadline` (the agents' append
+/// deadline). Scripted profiles are built once to check their script.
 /// Errors: errc::invalid_config naming the key, e.g.
 /// "agents.writer/tools/0: unknown tool 'ech' ...".
 [[nodiscard]] expected<actors::agents_options>

@@ -329,6 +329,7 @@ std::vector<actors::child_spec> node::impl::root_specs() {
       eopts.owners = live->owners;
     }
     eopts.crash_loop_limit = cfg.crash_loop_limit;
+    eopts.append_deadline = std::chrono::milliseconds{cfg.append_deadline_ms};
     eopts.secret_names
       = std::make_shared<const std::vector<std::string>>(secrets->names());
     std::shared_ptr<const actors::tool_directory> pools;
@@ -369,9 +370,11 @@ std::vector<actors::child_spec> node::impl::root_specs() {
         executions_hdl = live->executions;
       }
       // A restart folds each schedule's log again and goes on from there.
+      actors::schedules_options sopts;
+      sopts.append_deadline
+        = std::chrono::milliseconds{cfg.append_deadline_ms};
       auto hdl = actors::spawn_schedules(ctx.system, store_hdl, bus_hdl,
-                                         executions_hdl, schedules,
-                                         actors::schedules_options{});
+                                         executions_hdl, schedules, sopts);
       std::lock_guard<std::mutex> guard{live->mtx};
       live->schedules = hdl;
       return caf::actor_cast<caf::actor>(hdl);

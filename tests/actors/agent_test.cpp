@@ -26,6 +26,7 @@
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "fake_llm_server.hpp"
+#include "held_appends.hpp"
 #include "llm_test_util.hpp"
 #include "temp_dir.hpp"
 
@@ -126,10 +127,14 @@ private:
 using store_wrapper
   = std::function<event_store_actor(caf::actor_system&, event_store_actor)>;
 
+// Puts a store between the store actor and RocksDB (e.g. one that stalls).
+using raw_wrapper = std::function<std::shared_ptr<persistence::event_store>(
+  std::shared_ptr<persistence::event_store>)>;
+
 class agent_node {
 public:
   agent_node(const std::string& dir, actors::agents_options opts = {},
-             store_wrapper wrap = {}) {
+             store_wrapper wrap = {}, raw_wrapper wrap_raw = {}) {
     register_types(cfg_);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -137,6 +142,8 @@ public:
     auto store = persistence::event_store::open({dir, false});
     EXPECT_TRUE(store) << describe(store.error());
     raw_ = std::move(*store);
+    if (wrap_raw)
+      raw_ = wrap_raw(raw_);
     bus_ = actors::spawn_event_bus(*sys_);
     store_ = actors::spawn_event_store(*sys_, raw_, bus_);
     auto pools = std::make_shared<actors::tool_directory>();
@@ -665,6 +672,66 @@ TEST(Agent, IdleAgentStopsAfterIdleTimeout) {
     ASSERT_TRUE(memory) << describe(memory.error());
   }
   EXPECT_EQ(*reads, 2);
+}
+
+// A store stuck on an append (a stalled disk) past append_deadline stops
+// the agent with an error naming the append and the deadline; the agent
+// restarts from its log, and once the store answers again the turn, sent
+// again to the successor, completes: nothing hangs, nothing is lost.
+TEST(Agent, AnAppendUnansweredPastItsDeadlineRestartsTheAgent) {
+  auto* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  log::init(log::level::info, log::format::json, file);
+  test::temp_dir dir;
+  auto failing = std::make_shared<std::atomic<bool>>(false);
+  auto reads = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<test::held_appends> disk;
+  actors::agents_options opts;
+  opts.append_deadline = 200ms;
+  json spec{{"script", json::parse(R"js([{"default": true,
+              "reply": {"text": "ok"}}])js")}};
+  expected<task_result> res{task_result{}};
+  {
+    agent_node node{dir.str(), opts,
+                    [=](caf::actor_system& sys, event_store_actor real) {
+                      return sys.spawn(failing_agent_reads, real, failing,
+                                       reads);
+                    },
+                    [&](std::shared_ptr<persistence::event_store> real) {
+                      disk = std::make_shared<test::held_appends>(real);
+                      return disk;
+                    }};
+    test::release_at_end release{disk};
+    disk->hold();
+    auto turn = std::async(std::launch::async, [&] {
+      return node.turn(make_turn("a", spec, "q"));
+    });
+    ASSERT_TRUE(disk->wait_held());
+    // The successor reads its log: the first agent stopped. Polling with
+    // a bound far beyond the deadline: a wait, not a measurement.
+    for (int i = 0; i < 600 && *reads < 2; ++i)
+      std::this_thread::sleep_for(100ms);
+    EXPECT_GE(*reads, 2);
+    disk->release();
+    ASSERT_EQ(turn.wait_for(120s), std::future_status::ready);
+    res = turn.get();
+  }
+  log::init(log::level::warn, log::format::text, stderr);
+  ASSERT_TRUE(res) << describe(res.error());
+  EXPECT_EQ(res->output.get(), "ok");
+  std::rewind(file);
+  std::string all;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), file))
+    all += buf;
+  std::fclose(file);
+  auto restarted = all.find("\"agent restarted\"");
+  ASSERT_NE(restarted, std::string::npos) << all;
+  auto line = all.substr(restarted, all.find('\n', restarted) - restarted);
+  EXPECT_NE(line.find("the event store did not answer an append within 200 "
+                      "ms (store.append_deadline)"),
+            std::string::npos)
+    << line;
 }
 
 TEST(Agent, BadSpecsAndUnknownAgentsAreClearErrors) {

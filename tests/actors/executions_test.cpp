@@ -2,6 +2,7 @@
 // a real actor system and a real RocksDB store in a temporary directory.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/machine.hpp"
+#include "held_appends.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -22,11 +24,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Puts a store between the store actor and RocksDB (e.g. one that stalls).
+using raw_wrapper = std::function<std::shared_ptr<persistence::event_store>(
+  std::shared_ptr<persistence::event_store>)>;
+
 // A node's actors without runtime/: store, bus, pools, executions.
 class mini_node {
 public:
   explicit mini_node(const std::string& dir,
-                     actors::executions_options eopts = {}) {
+                     actors::executions_options eopts = {},
+                     raw_wrapper wrap_raw = {}) {
     register_types(cfg_);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -34,6 +41,8 @@ public:
     auto store = persistence::event_store::open({dir, false});
     EXPECT_TRUE(store) << describe(store.error());
     raw_ = std::move(*store);
+    if (wrap_raw)
+      raw_ = wrap_raw(raw_);
     bus_ = actors::spawn_event_bus(*sys_);
     store_ = actors::spawn_event_store(*sys_, raw_, bus_);
     auto pools = std::make_shared<actors::tool_directory>();
@@ -179,6 +188,16 @@ public:
     return executions_;
   }
 
+  // Every execution, as the store actor knows it.
+  std::vector<execution_info> list() {
+    std::vector<execution_info> out;
+    caf::scoped_actor self{*sys_};
+    self->request(store_, 60s, list_atom_v, execution_filter{})
+      .receive([&](std::vector<execution_info>& x) { out = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return out;
+  }
+
   std::vector<event> events(const std::string& id) {
     auto evs = raw_->read(id, 1, 0);
     EXPECT_TRUE(evs);
@@ -196,6 +215,26 @@ private:
   executions_actor executions_;
   std::vector<std::shared_ptr<persistence::event_store>> peer_raw_;
   std::vector<caf::actor> peers_;
+};
+
+// A node on a store whose appends can be held up (a stalled disk), with an
+// append deadline of 200 ms. Members end in reverse: the store is released
+// before the node stops.
+struct held_node {
+  explicit held_node(const std::string& dir)
+    : n{dir, options(), [this](std::shared_ptr<persistence::event_store> real) {
+          disk = std::make_shared<test::held_appends>(real);
+          return disk;
+        }} {
+  }
+  static actors::executions_options options() {
+    actors::executions_options o;
+    o.append_deadline = 200ms;
+    return o;
+  }
+  std::shared_ptr<test::held_appends> disk;
+  mini_node n;
+  test::release_at_end release{disk};
 };
 
 // Counts task_completed events per task key.
@@ -775,4 +814,69 @@ TEST(Executions, AnItemsDeadlineFailsItAndTheFailureHookRuns) {
   EXPECT_EQ(alert.value("text", ""),
             *id + ": timeout: " + info.error);
   EXPECT_EQ(evs.back().type, "execution_failed");
+}
+
+// A store stuck on the coordinator's append (a stalled disk) past
+// append_deadline: the submission fails with an error naming the append and
+// the deadline, and the coordinator stops. Once the store answers, the
+// append it was stuck on is there, and the coordinator, restarted from the
+// log, runs the execution: nothing hangs, nothing is lost.
+TEST(Executions, ACoordinatorsAppendUnansweredPastItsDeadlineFailsTheSubmission) {
+  test::temp_dir dir;
+  held_node h{dir.str()};
+  auto& n = h.n;
+  auto& disk = h.disk;
+  disk->hold();
+  submit_request req;
+  req.definition = json_value{json::parse(R"({"name": "held", "tasks": [
+    {"id": "say", "tool": "echo", "input": {"text": "hi"}}]})")};
+  expected<std::string> id{std::string{}};
+  caf::scoped_actor self{n.system()};
+  // Bounded far beyond the deadline: a wait, not a measurement.
+  self->request(n.executions(), 60s, submit_atom_v, req)
+    .receive([&](std::string& x) { id = x; },
+             [&](caf::error& err) { id = err; });
+  ASSERT_FALSE(id);
+  EXPECT_EQ(code_of(id.error()), errc::unavailable) << describe(id.error());
+  EXPECT_EQ(message_of(id.error()),
+            "the event store did not answer an append within 200 ms "
+            "(store.append_deadline)");
+  disk->release();
+  // The store actor answers after the append it was stuck on.
+  auto all = n.list();
+  ASSERT_EQ(all.size(), 1u);
+  auto info = n.await(all[0].id);
+  EXPECT_EQ(info.status, "completed") << info.error;
+}
+
+// A store stuck on a fork's append past append_deadline: the fork fails
+// with an error naming the append and the deadline, and the executions
+// actor goes on answering.
+TEST(Executions, AForksAppendUnansweredPastItsDeadlineFailsTheFork) {
+  test::temp_dir dir;
+  held_node h{dir.str()};
+  auto& n = h.n;
+  auto& disk = h.disk;
+  auto parent = n.submit(json::parse(R"({"name": "forked", "tasks": [
+    {"id": "say", "tool": "echo", "input": {"text": "hi"}}]})"));
+  ASSERT_TRUE(parent) << describe(parent.error());
+  ASSERT_EQ(n.await(*parent).status, "completed");
+  disk->hold();
+  fork_request req;
+  req.execution_id = *parent;
+  req.rerun = {"say"};
+  expected<json_value> forked{json_value{}};
+  caf::scoped_actor self{n.system()};
+  // Bounded far beyond the deadline: a wait, not a measurement.
+  self->request(n.executions(), 60s, fork_atom_v, req)
+    .receive([&](json_value& x) { forked = std::move(x); },
+             [&](caf::error& err) { forked = err; });
+  ASSERT_FALSE(forked) << forked->get().dump();
+  EXPECT_EQ(code_of(forked.error()), errc::unavailable)
+    << describe(forked.error());
+  EXPECT_EQ(message_of(forked.error()),
+            "the event store did not answer an append within 200 ms "
+            "(store.append_deadline)");
+  disk->release();
+  EXPECT_EQ(n.status(*parent).status, "completed");
 }

@@ -8,9 +8,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <gtest/gtest.h>
 
@@ -45,13 +47,22 @@ struct world {
   // Key -> execution: the same key answers the same execution.
   std::map<std::string, std::string> executions;
   std::map<std::string, std::string> status; // execution -> status
+  // While set, appends are taken and never answered (a stuck store).
+  bool hold_appends = false;
+  std::vector<caf::typed_response_promise<uint64_t>> held;
+  // How the schedules actor ended, once it has (watcher).
+  std::optional<caf::error> exit_reason;
 };
 using world_ptr = std::shared_ptr<world>;
 
 event_store_actor::behavior_type
-fake_store(event_store_actor::pointer, world_ptr w) {
+fake_store(event_store_actor::pointer self, world_ptr w) {
   return {
-    [w](append_atom, append_request& req) -> caf::result<uint64_t> {
+    [self, w](append_atom, append_request& req) -> caf::result<uint64_t> {
+      if (w->hold_appends) {
+        w->held.push_back(self->make_response_promise<uint64_t>());
+        return w->held.back();
+      }
       auto& log = w->logs[req.events.at(0).execution_id];
       for (auto& ev : req.events) {
         if (ev.seq != log.size() + 1)
@@ -139,6 +150,18 @@ event_bus_actor::behavior_type fake_bus(event_bus_actor::pointer) {
   };
 }
 
+// Keeps the reason `watched` ended with in `w`. Monitors hold weak
+// references: the test keeps the watcher's handle.
+caf::behavior watcher(caf::event_based_actor* self, caf::actor watched,
+                      world_ptr w) {
+  self->monitor(watched);
+  self->set_down_handler([self, w](const caf::down_msg& msg) {
+    w->exit_reason = msg.reason;
+    self->quit();
+  });
+  return {[](caf::ok_atom) {}};
+}
+
 class SchedulesActor : public ::testing::Test,
                        public cadre::test::caf_test_fixture {
 public:
@@ -163,6 +186,7 @@ public:
     stop();
     actors::schedules_options opts;
     opts.clock = [w = w] { return w->now; };
+    opts.append_deadline = append_deadline;
     actors::scheduled_workflow s{std::move(spec),
                                  json_value{json{{"name", "tick"}}}};
     actor = actors::spawn_schedules(sys, store, bus, executions, {s}, opts);
@@ -200,6 +224,7 @@ public:
   }
 
   world_ptr w = std::make_shared<world>();
+  std::chrono::milliseconds append_deadline = actors::local_deadline;
   event_store_actor store;
   executions_actor executions;
   event_bus_actor bus;
@@ -279,4 +304,26 @@ TEST_F(SchedulesActor, ALongWaitIsCutSoAClockJumpIsNoticed) {
   run();
   ASSERT_EQ(w->submissions.size(), 1u);
   EXPECT_EQ(w->submissions[0].key, "schedule:tick:2026-12-07T11:00:00Z");
+}
+
+// A store that leaves a schedule's append unanswered past append_deadline
+// ends the actor with an error naming the append and the deadline, as a
+// failed append does: its supervisor starts it again from the log.
+TEST_F(SchedulesActor, AnAppendUnansweredPastItsDeadlineEndsTheActor) {
+  append_deadline = 200ms;
+  w->hold_appends = true;
+  start(every_minute());
+  ASSERT_EQ(w->held.size(), 1u); // schedule_configured, held
+  auto watching = sys.spawn(watcher, caf::actor_cast<caf::actor>(actor), w);
+  run();
+  pass(100ms);
+  EXPECT_FALSE(w->exit_reason);
+  pass(100ms);
+  ASSERT_TRUE(w->exit_reason);
+  EXPECT_EQ(code_of(*w->exit_reason), errc::unavailable)
+    << describe(*w->exit_reason);
+  EXPECT_EQ(message_of(*w->exit_reason),
+            "the event store did not answer an append within 200 ms "
+            "(store.append_deadline)");
+  EXPECT_TRUE(w->submissions.empty());
 }

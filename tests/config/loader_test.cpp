@@ -51,6 +51,10 @@ TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
   EXPECT_EQ(cfg->crash_loop_limit, 7u);
   EXPECT_EQ(cfg->scheduler_threads, 2u);
   EXPECT_EQ(cfg->server, (json{{"port", 8080}}));
+  EXPECT_EQ(cfg->append_deadline_ms, 60000);
+  auto deadline = load(dir, "store: {append_deadline: 250ms}\n");
+  ASSERT_TRUE(deadline) << describe(deadline.error());
+  EXPECT_EQ(deadline->append_deadline_ms, 250);
   // A directory named by digits is still a path.
   auto digits = load(dir, "store: {dir: 2024}\n");
   ASSERT_TRUE(digits);
@@ -61,7 +65,8 @@ TEST(ConfigFile, ErrorsNameFileLineColumnAndKey) {
   test::temp_dir dir;
   auto path = dir / "cadre.yaml";
   EXPECT_EQ(error_of(load(dir, "store:\n  dri: x\n")),
-            path + ":2:3: store.dri: unknown key (known: dir, mode, snapshot_every, sync)");
+            path + ":2:3: store.dri: unknown key (known: append_deadline, dir, mode, "
+                   "snapshot_every, sync)");
   // A tool's keys, the pool's included, are its settings schema's to check
   // (tests/runtime/node_test.cpp); the loader only wants a mapping.
   EXPECT_EQ(error_of(load(dir, "tools:\n  ocr: 5\n")),
@@ -73,6 +78,11 @@ TEST(ConfigFile, ErrorsNameFileLineColumnAndKey) {
                    "cluster, secrets)");
   EXPECT_EQ(error_of(load(dir, "store: {sync: maybe}\n")),
             path + ":1:15: store.sync: expected true or false");
+  EXPECT_EQ(error_of(load(dir, "store: {append_deadline: 0}\n")),
+            path + ":1:26: store.append_deadline: at least 1ms, got 0");
+  EXPECT_EQ(error_of(load(dir, "store: {append_deadline: [1]}\n")),
+            path + ":1:26: store.append_deadline: expected a duration such "
+                   "as 60s or 500ms");
   EXPECT_EQ(error_of(load(dir, "a: [1\n")).rfind(path + ":2:1: ", 0), 0u);
   EXPECT_TRUE(load(dir, ""));
 }

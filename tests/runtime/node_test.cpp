@@ -20,6 +20,7 @@
 #include "cadre/config/node_config.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "agents_config.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -488,4 +489,15 @@ TEST(Node, FiveHundredTasksCompleteWhenThirtyPercentOfCallsCrashOrHang) {
   auto out = info.output.get();
   EXPECT_EQ(out.value("n", 0), 500);
   EXPECT_EQ(out.value("sum", int64_t{0}), expected_sum);
+}
+
+// store.append_deadline is the agents' append deadline (the node gives the
+// executions and schedules actors the same, beside their other options).
+TEST(Node, TheStoreAppendDeadlineIsTheAgentsAppendDeadline) {
+  config::node_config cfg;
+  cfg.append_deadline_ms = 250;
+  tools::tool_registry registry;
+  auto opts = runtime::agents_options_of(cfg, registry);
+  ASSERT_TRUE(opts) << describe(opts.error());
+  EXPECT_EQ(opts->append_deadline, 250ms);
 }

@@ -13,6 +13,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "cadre/actors/deadlines.hpp"
 #include "cadre/actors/member_directory.hpp"
 #include "cadre/actors/tool_directory.hpp"
 #include "cadre/messages/interfaces.hpp"
@@ -91,6 +92,11 @@ struct executions_options {
   /// parked with crash_loop (workflow::machine::resume); 0: no limit.
   /// Default: 3
   uint32_t crash_loop_limit = 3;
+  /// How long an append to the store (a coordinator's, a fork's) may go
+  /// unanswered: then a coordinator stops (restarted from its log) and its
+  /// waiting requests, or the fork, fail with errc::unavailable.
+  /// Default: local_deadline (store.append_deadline)
+  std::chrono::milliseconds append_deadline = local_deadline;
   /// The names of the node's secrets, so a submission that names another
   /// is refused at its place. Default: none (any name passes; the tool
   /// worker checks when the task runs)
@@ -146,6 +152,10 @@ struct agents_options {
   /// An agent without turns for this long stops (its memory stays in its
   /// log). Default: 60 s
   std::chrono::milliseconds idle_timeout = std::chrono::seconds{60};
+  /// An agent whose append goes unanswered this long stops with
+  /// errc::unavailable and restarts from its log.
+  /// Default: local_deadline (store.append_deadline)
+  std::chrono::milliseconds append_deadline = local_deadline;
   /// Where LLM calls, tokens, cost, turns and tool calls are counted
   /// (docs/metrics.md). Default: none (not counted)
   std::shared_ptr<metric_registry> metrics;

@@ -44,6 +44,11 @@ struct node_config {
   /// inspect and recovery read at most that many past one
   /// (docs/replay.md#snapshots); 0: none. Default: 1000
   uint64_t snapshot_every = 1000;
+  /// How long an append to the store may go unanswered before the writer
+  /// gives up on it (a coordinator, an agent or the schedules actor stops
+  /// and restarts from its log; a fork fails): `store.append_deadline`.
+  /// Default: 60000 (actors::local_deadline)
+  int64_t append_deadline_ms = 60000;
   /// Workers per tool pool when a tool sets none. Default: 2
   size_t default_workers = 2;
   /// Per-tool settings by tool name.
