@@ -16,6 +16,7 @@
 #include "cadre/log/log.hpp"
 #include "cadre/lang/secrets.hpp"
 #include "cadre/tools/tool_registry.hpp"
+#include "one_timer.hpp"
 
 namespace cadre::actors {
 
@@ -45,8 +46,8 @@ int64_t since_us(std::chrono::steady_clock::time_point start) {
 }
 
 // The pool's interface plus what it hears from its workers and its clock:
-// a worker that could not free its own slot (slot index), and the time of a
-// deadline sweep (microseconds since the epoch).
+// a worker that could not free its own slot (slot index), and a deadline
+// sweep (its generation, one_timer.hpp).
 using pool_impl_actor
   = tool_pool_actor::extend<caf::reacts_to<done_atom, uint64_t>,
                             caf::reacts_to<timer_atom, uint64_t>>;
@@ -84,6 +85,21 @@ std::string label(const task_request& req) {
   return "task " + req.task_id + " attempt " + std::to_string(req.attempt);
 }
 
+// Whether `msg` is (run_atom, task_request), checked on every message the
+// pool receives: the second element's type by its type_info's address
+// first (the deserializer and make_message both take it from typeid), which
+// costs less than CAF's generic match_elements.
+bool is_whole_call(const caf::type_erased_tuple& msg) {
+  if (msg.size() != 2)
+    return false;
+  auto second = msg.type(1);
+  if (second.first != 0 || second.second == nullptr
+      || (second.second != &typeid(task_request)
+          && *second.second != typeid(task_request)))
+    return false;
+  return msg.match_element<run_atom>(0);
+}
+
 // A whole call as its caller sent it, (run_atom, task_request) with the
 // caller as sender: whoever starts it (the caller's thread, the pool, or
 // the worker that has just finished a call) forwards this very message to a
@@ -115,36 +131,45 @@ struct queued_job {
   std::optional<whole_call> call;
 };
 
-// Has the pool hear a timer_atom at `at_us` (microseconds since the epoch):
-// the deadline sweep.
-void schedule_sweep(int64_t at_us, caf::actor_control_block* pool,
+// A deadline sweep to schedule: its time (microseconds since the epoch;
+// 0: none) and its timer's generation.
+struct sweep_at {
+  int64_t us = 0;
+  uint64_t generation = 0;
+};
+
+// Has the pool hear the timer_atom of `sweep` at its time.
+void schedule_sweep(sweep_at sweep, caf::actor_control_block* pool,
                     caf::actor_clock& clock) {
-  auto left = std::chrono::microseconds{at_us - now_us()};
+  auto left = std::chrono::microseconds{sweep.us - now_us()};
   clock.schedule_message(clock.now() + left, caf::strong_actor_ptr{pool},
                          caf::make_mailbox_element(nullptr,
                                                    caf::make_message_id(), {},
                                                    timer_atom_v,
-                                                   static_cast<uint64_t>(
-                                                     at_us)));
+                                                   sweep.generation));
 }
 
 // A whole call given to a worker, to send once the table's lock is released;
-// `sweep_us`: a deadline sweep to schedule first (0: none).
+// `sweep`: a deadline sweep to schedule first. `worker`: the worker's
+// handle, held across the lock's release (none when the worker takes the
+// call itself).
 struct outgoing {
   worker_actor worker;
-  int64_t sweep_us = 0;
+  sweep_at sweep;
   whole_call call;
 };
 
-// Sends `out` to its worker.
+// Sends `out` to `worker` (the worker `out` names when null).
 void send_call(outgoing& out, caf::actor_control_block* pool,
-               caf::actor_clock& clock, caf::execution_unit* eu) {
-  if (out.sweep_us > 0)
-    schedule_sweep(out.sweep_us, pool, clock);
+               caf::actor_system& sys, caf::execution_unit* eu,
+               caf::abstract_actor* worker = nullptr) {
+  if (out.sweep.us > 0)
+    schedule_sweep(out.sweep, pool, sys.clock());
   // A worker replaced since the lock was released (deadline, death)
   // bounces the call to its caller as CAF does for any dead receiver; the
   // pool has answered it by then.
-  auto* worker = caf::actor_cast<caf::abstract_actor*>(out.worker);
+  if (worker == nullptr)
+    worker = caf::actor_cast<caf::abstract_actor*>(out.worker);
   worker->enqueue(std::move(out.call.msg), eu);
 }
 
@@ -163,10 +188,10 @@ struct slot_table {
   std::deque<queued_job> queue;
   std::string tool_name;
   size_t max_queue = 0;
-  // The earliest deadline sweep scheduled (0: none). Whole calls' deadlines
-  // share sweeps: a call whose deadline is later than this one's schedules
-  // none, so a call costs no timer of its own.
-  int64_t sweep_at_us = 0;
+  // The deadline sweep's timer. Whole calls' deadlines share sweeps: a call
+  // whose deadline is later than the sweep armed schedules none, so a call
+  // costs no timer of its own.
+  one_timer<int64_t> sweep;
   uint64_t timeouts = 0;
   // Calls that never passed the pool's mailbox (describe: `direct`).
   uint64_t direct_calls = 0;
@@ -191,13 +216,15 @@ struct slot_table {
                 == w;
   }
 
-  // A sweep to schedule for `deadline_us` (0: the sweep scheduled already
-  // comes first, or no deadline).
-  int64_t sweep_for(int64_t deadline_us) {
-    if (deadline_us <= 0 || (sweep_at_us > 0 && sweep_at_us <= deadline_us))
-      return 0;
-    sweep_at_us = deadline_us;
-    return deadline_us;
+  // A sweep to schedule for `deadline_us` (none: no deadline, or the sweep
+  // armed already comes first).
+  sweep_at sweep_for(int64_t deadline_us) {
+    if (deadline_us <= 0)
+      return {};
+    auto generation = sweep.arm(deadline_us);
+    if (!generation)
+      return {};
+    return {deadline_us, *generation};
   }
 
   // The earliest deadline of the whole calls on workers (0: none).
@@ -217,7 +244,8 @@ struct slot_table {
   }
 
   // Gives `c` to the worker in slot `i`. The slot keeps who waits and the
-  // deadline, for the pool's own answers.
+  // deadline, for the pool's own answers. The worker's handle is the
+  // sender's to add: the worker itself needs none.
   outgoing assign(size_t i, whole_call c) {
     auto& slot = workers[i];
     slot.busy = true;
@@ -228,7 +256,7 @@ struct slot_table {
     slot.call.execution_id = req.execution_id;
     slot.call.task_id = req.task_id;
     slot.call.attempt = req.attempt;
-    return {slot.handle, sweep_for(req.deadline_us), std::move(c)};
+    return {worker_actor{}, sweep_for(req.deadline_us), std::move(c)};
   }
 
   caf::error too_late(const task_request& req) {
@@ -249,8 +277,10 @@ struct slot_table {
     if (i == workers.size() && queue.size() >= max_queue)
       return false; // the pool refuses it as overloaded
     whole_call c{std::move(ptr)};
-    if (i < workers.size())
+    if (i < workers.size()) {
       out = assign(i, std::move(c));
+      out->worker = workers[i].handle;
+    }
     else
       queue.push_back({nullptr, std::move(c)});
     ++direct_calls;
@@ -314,7 +344,9 @@ void fill_context(tools::tool_context& ctx, const task_request& req,
                   const secrets_ptr& secrets) {
   if (ctx.secrets != secrets)
     ctx.secrets = secrets;
-  ctx.secret_pointers = req.secret_pointers;
+  // Most calls name no secret: no vector assignment then.
+  if (!req.secret_pointers.empty() || !ctx.secret_pointers.empty())
+    ctx.secret_pointers = req.secret_pointers;
   ctx.execution_id = req.execution_id;
   ctx.task_id = req.task_id;
   ctx.attempt = req.attempt;
@@ -401,12 +433,17 @@ expected<task_result> invoke(tools::tool& tool, const task_request& req,
                              const std::shared_ptr<std::atomic<bool>>& flag,
                              const secrets_ptr& secrets,
                              tools::tool_context& ctx) {
-  auto input = filled_input(req, secrets);
-  if (!input)
-    return std::move(input.error());
+  // Without secrets to fill, the tool reads the request's own input.
+  std::optional<expected<json_value>> filled;
+  if (!req.secret_pointers.empty()) {
+    filled = filled_input(req, secrets);
+    if (!*filled)
+      return std::move(filled->error());
+  }
+  const json_value& input = filled ? **filled : req.input;
   fill_context(ctx, req, flag, secrets);
   auto start = std::chrono::steady_clock::now();
-  auto out = tool.invoke(*input, ctx);
+  auto out = tool.invoke(input, ctx);
   if (!out)
     return std::move(out.error());
   task_result res;
@@ -426,7 +463,7 @@ void take_next(worker_self self, const pool_impl_actor& pool,
   for (auto& [c, err] : expired)
     c.answer(self->ctrl(), std::move(err));
   if (what == slot_table::released::next)
-    send_call(*next, pool_ptr, self->home_system().clock(), self->context());
+    send_call(*next, pool_ptr, self->home_system(), self->context(), self);
   else if (what == slot_table::released::tell_pool)
     self->send(pool, done_atom_v, uint64_t{i});
 }
@@ -747,7 +784,8 @@ void pump(pool_self self) {
         job.call->answer(me, slots.too_late(job.call->req()));
       } else {
         auto out = slots.assign(i, std::move(*job.call));
-        send_call(out, me, self->home_system().clock(), self->context());
+        out.worker = slots.workers[i].handle;
+        send_call(out, me, self->home_system(), self->context());
       }
     }
   }
@@ -833,14 +871,14 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       self->state.slots->vacate(self->state.slots->workers[i]);
       pump(self);
     },
-    [=](timer_atom, uint64_t at_us) {
+    [=](timer_atom, uint64_t generation) {
       // A deadline sweep: answers `timeout` for every whole call past its
       // deadline and replaces its worker, then schedules the next sweep.
       auto& st = self->state;
       auto& slots = *st.slots;
       std::lock_guard<std::mutex> guard{slots.mtx};
-      if (slots.sweep_at_us == static_cast<int64_t>(at_us))
-        slots.sweep_at_us = 0;
+      // An earlier sweep replaced by a sooner one sweeps too (no harm).
+      slots.sweep.fired(generation);
       auto now = now_us();
       for (size_t i = 0; i < slots.workers.size(); ++i) {
         auto& slot = slots.workers[i];
@@ -856,7 +894,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                            + " passed its deadline"));
         abandon(self, i);
       }
-      if (auto next = slots.sweep_for(slots.earliest_deadline()); next > 0)
+      if (auto next = slots.sweep_for(slots.earliest_deadline()); next.us > 0)
         schedule_sweep(next, self->ctrl(), self->home_system().clock());
       pump(self);
     },
@@ -922,7 +960,7 @@ public:
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     auto& msg = ptr->content();
-    if (msg.match_elements<run_atom, task_request>()) {
+    if (is_whole_call(msg)) {
       if (take_whole_call(ptr, eu))
         return;
       ++slots_->unread;
@@ -941,7 +979,7 @@ private:
     if (!slots_->try_take(ptr, out))
       return false;
     if (out)
-      send_call(*out, ctrl(), home_system().clock(), eu);
+      send_call(*out, ctrl(), home_system(), eu);
     return true;
   }
 
