@@ -47,12 +47,13 @@ json plain_spec() {
      json::array({json{{"reply", json{{"text", "done"}}}}})}};
 }
 
-// Calls echo once, then answers from its result.
-json tool_spec() {
-  json call{{"name", "echo"}, {"arguments", json{{"text", "hi"}}}};
+// Calls `tool` (echo, or echo_effects below) once, then answers from its
+// result.
+json tool_spec(const std::string& tool = "echo") {
+  json call{{"name", tool}, {"arguments", json{{"text", "hi"}}}};
   return json{
     {"system", "You answer in one word after calling echo."},
-    {"tools", json::array({"echo"})},
+    {"tools", json::array({tool})},
     {"script",
      json::array(
        {json{{"turn", 1}, {"reply", json{{"tool_calls", json::array({call})}}}},
@@ -78,18 +79,6 @@ public:
     return input;
   }
 };
-
-// Calls echo_effects once, then answers from its result.
-json effects_spec() {
-  json call{{"name", "echo_effects"}, {"arguments", json{{"text", "hi"}}}};
-  return json{
-    {"system", "You answer in one word after calling echo."},
-    {"tools", json::array({"echo_effects"})},
-    {"script",
-     json::array(
-       {json{{"turn", 1}, {"reply", json{{"tool_calls", json::array({call})}}}},
-        json{{"turn", 2}, {"reply", json{{"text", "done"}}}}})}};
-}
 
 // Under callgrind, the instructions of a measured loop (every thread's) go
 // to a dump of their own, named `label`: instruction counts a turn are
@@ -471,7 +460,7 @@ void run_agent(run_context& ctx) {
   auto& node = **nd;
   auto plain = plain_spec();
   auto tool = tool_spec();
-  auto effects = effects_spec();
+  auto effects = tool_spec("echo_effects");
   std::printf("agent       : %zu sequential turns per run to the node's "
               "agents actor, wal, median run of %d (scripted model, no "
               "delay)\n",

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent_log_counts.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre_process.hpp"
 #include "loopback_server.hpp"
@@ -39,21 +40,6 @@ std::vector<event> agent_log(const std::string& db) {
     return {};
   auto evs = (*store)->read("agent:" + list->front().id + "/worker", 1, 0);
   return evs ? *evs : std::vector<event>{};
-}
-
-// "type id" of each tool event, "type call" of each model event.
-std::map<std::string, int> recorded(const std::vector<event>& log) {
-  std::map<std::string, int> seen;
-  for (const auto& ev : log) {
-    const auto& p = ev.payload.get();
-    if (ev.type == "llm_requested" || ev.type == "llm_responded")
-      ++seen[ev.type + " " + std::to_string(p.value("call", 0))];
-    if (ev.type == "tool_called" || ev.type == "tool_result")
-      ++seen[ev.type + " " + p.value("id", std::string{})];
-    if (ev.type == "agent_turn_started" || ev.type == "agent_turn_completed")
-      ++seen[ev.type];
-  }
-  return seen;
 }
 
 std::string the_only_status(const std::string& db, json& output) {
@@ -81,7 +67,7 @@ TEST(AgentToolOrder, AToolWithSideEffectsRunsOnlyOnceItsCallIsOnDisk) {
   srv.server().Post("/hook", [&](const httplib::Request&,
                                  httplib::Response& res) {
     // What the log holds while the tool runs.
-    auto seen = recorded(agent_log(db));
+    auto seen = test::recorded_calls(agent_log(db));
     {
       std::lock_guard<std::mutex> guard{mx};
       at_call.push_back(std::move(seen));
@@ -155,7 +141,7 @@ TEST(AgentToolOrder, APureToolKilledBeforeItsRecordRunsAgainOnResume) {
                                   httplib::Response& res) {
     std::unique_lock<std::mutex> guard{mx};
     if (++searches == 1) {
-      at_first = recorded(agent_log(db));
+      at_first = test::recorded_calls(agent_log(db));
       cv.notify_all();
       cv.wait_for(guard, 60s, [&] { return released; });
     }
@@ -214,7 +200,7 @@ TEST(AgentToolOrder, APureToolKilledBeforeItsRecordRunsAgainOnResume) {
       << "the search waited for its tool_called to be on disk";
     EXPECT_EQ(at_first.count("agent_turn_completed"), 0u);
   }
-  auto before = recorded(agent_log(db));
+  auto before = test::recorded_calls(agent_log(db));
   EXPECT_EQ(before.count("tool_called call_1_1"), 0u);
   auto resumed = test::run_to_end({"--db", db, "--config",
                                    dir / "cadre.yaml", "resume"},
@@ -229,7 +215,7 @@ TEST(AgentToolOrder, APureToolKilledBeforeItsRecordRunsAgainOnResume) {
     EXPECT_EQ(searches, 2) << "the search is made again on resume";
   }
   // Each call and result is recorded once, the search's with its call.
-  auto seen = recorded(agent_log(db));
+  auto seen = test::recorded_calls(agent_log(db));
   for (auto& [what, n] : seen)
     EXPECT_EQ(n, 1) << what << " is recorded " << n << " times";
   EXPECT_EQ(seen.count("tool_called call_1_1"), 1u);
