@@ -3,8 +3,8 @@
 // back -> ... -> final answer). This actor reads the agent's log
 // ("agent:<id>") into the machine, appends each step's events before
 // carrying out its actions (model calls on the LLM worker, tool calls on
-// the pools), feeds the answers back, and answers who waits for a turn
-// (docs/agents.md). The agents actor (agents_router.cpp) starts it.
+// the pools; calls of tools without side effects go at once), feeds the
+// answers back, and answers who waits for a turn (docs/agents.md). The agents actor (agents_router.cpp) starts it.
 
 #include "agent.hpp"
 

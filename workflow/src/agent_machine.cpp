@@ -1,6 +1,7 @@
 // The agent loop's fold and decisions (agent_machine.hpp). Every decision
-// is recorded as an event before the actor acts on it, so folding the log
-// again gives the state the decisions were made in.
+// is recorded as an event before the actor acts on it (but calls of tools
+// without side effects, which may go first: agent_action::early), so
+// folding the log again gives the state the decisions were made in.
 
 #include "cadre/workflow/agent_machine.hpp"
 
