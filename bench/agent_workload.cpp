@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/tools/llm/provider.hpp"
+#include "cadre/tools/tool.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "cadre/workflow/machine.hpp"
 #include "driver.hpp"
@@ -46,17 +48,38 @@ json plain_spec() {
      json::array({json{{"reply", json{{"text", "done"}}}}})}};
 }
 
-// Calls echo once, then answers from its result.
-json tool_spec() {
-  json call{{"name", "echo"}, {"arguments", json{{"text", "hi"}}}};
+// Calls `tool` (echo, or echo_effects below) once, then answers from its
+// result.
+json tool_spec(const std::string& tool = "echo") {
+  json call{{"name", tool}, {"arguments", json{{"text", "hi"}}}};
   return json{
     {"system", "You answer in one word after calling echo."},
-    {"tools", json::array({"echo"})},
+    {"tools", json::array({tool})},
     {"script",
      json::array(
        {json{{"turn", 1}, {"reply", json{{"tool_calls", json::array({call})}}}},
         json{{"turn", 2}, {"reply", json{{"text", "done"}}}}})}};
 }
+
+// The echo tool, but declaring side effects, as http or sql do: an agent
+// sends its call only once the call's `tool_called` is on disk.
+class echo_with_effects final : public tools::tool {
+public:
+  std::string name() const override {
+    return "echo_effects";
+  }
+  tools::tool_description describe() const override {
+    return {"echo_effects", "Returns its input (declared side effects).",
+            json::object(), json::object()};
+  }
+  bool blocking() const override {
+    return false;
+  }
+  expected<json_value> invoke(const json_value& input,
+                              tools::tool_context&) override {
+    return input;
+  }
+};
 
 // Under callgrind, the instructions of a measured loop (every thread's) go
 // to a dump of their own, named `label`: instruction counts a turn are
@@ -426,7 +449,12 @@ void run_agent(run_context& ctx) {
   config::node_config cfg;
   cfg.store_dir = dir;
   cfg.store_sync = false;
-  auto nd = runtime::node::start(cfg);
+  runtime::start_options start;
+  start.extra_tools["echo_effects"] = [](const json_value&)
+    -> expected<std::unique_ptr<tools::tool>> {
+    return std::make_unique<echo_with_effects>();
+  };
+  auto nd = runtime::node::start(cfg, std::move(start));
   if (!nd) {
     std::fprintf(stderr, "agent: node: %s\n", to_string(nd.error()).c_str());
     return;
@@ -434,6 +462,7 @@ void run_agent(run_context& ctx) {
   auto& node = **nd;
   auto plain = plain_spec();
   auto tool = tool_spec();
+  auto effects = tool_spec("echo_effects");
   std::printf("agent       : %zu sequential turns per run to the node's "
               "agents actor, wal, median run of %d (scripted model, no "
               "delay)\n",
@@ -441,8 +470,9 @@ void run_agent(run_context& ctx) {
   // Warm-up: threads, allocator, RocksDB memtable.
   run_turns(node, plain, "warm-plain", n / 10);
   run_turns(node, tool, "warm-tool", n / 10);
+  run_turns(node, effects, "warm-effects", n / 10);
   run_chain(node, plain, chain_n / 10 + 1);
-  std::vector<turn_run> plain_runs, tool_runs;
+  std::vector<turn_run> plain_runs, tool_runs, effects_runs;
   std::vector<chain_run> chains;
   // Interleaved, so drift in the machine's load hits both alike. Each run
   // is a new execution id, so a new agent with an empty memory.
@@ -452,14 +482,19 @@ void run_agent(run_context& ctx) {
                                    r == 0 ? "agent plain turns" : nullptr));
     tool_runs.push_back(run_turns(node, tool, "tool-" + rs, n,
                                   r == 0 ? "agent echo turns" : nullptr));
+    effects_runs.push_back(run_turns(node, effects, "effects-" + rs, n,
+                                     r == 0 ? "agent side-effect turns"
+                                            : nullptr));
     chains.push_back(run_chain(node, plain, chain_n));
-    if (!plain_runs.back().ok || !tool_runs.back().ok || !chains.back().ok)
+    if (!plain_runs.back().ok || !tool_runs.back().ok
+        || !effects_runs.back().ok || !chains.back().ok)
       return;
   }
   json out;
   bool ok = true;
   auto jp = report("turn, no tool", plain_runs);
   auto jt = report("turn, one echo call", tool_runs);
+  auto je = report("turn, one call with effects", effects_runs);
   const auto& mp = median_run(plain_runs);
   const auto& mt = median_run(tool_runs);
 
@@ -565,6 +600,13 @@ void run_agent(run_context& ctx) {
               "tool call in a turn costs %.1fx\n",
               "echo through its pool", echo_pool_us, echo_loop.sleeps.total,
               echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0);
+  // The same call of a tool that declares side effects: its tool_called is
+  // appended and acknowledged before it runs (docs/agents.md).
+  auto per_effects = je["p50"].get<double>() - tp50;
+  std::printf("  %-30s: %7.1f us p50 (its turn - plain turn) = %.1fx the "
+              "echo through its pool\n",
+              "a call with side effects", per_effects,
+              echo_pool_us > 0 ? per_effects / echo_pool_us : 0.0);
   // What must precede a tool call alone: below it no tool call in a turn
   // goes (both from a scoped requester, so with the client's wake-ups).
   std::printf("  %-30s: %7.1f us median %4.1f thread sleeps an append; "
@@ -617,6 +659,7 @@ void run_agent(run_context& ctx) {
   out["turns_per_run"] = n;
   out["no_tool"] = jp;
   out["one_echo_call"] = jt;
+  out["one_call_with_side_effects"] = je;
   out["provider_direct_no_tool_us"] = to_json(dp);
   out["provider_direct_echo_turn_us"] = to_json(dt);
   out["runtime_overhead_p50_us"]
@@ -627,6 +670,9 @@ void run_agent(run_context& ctx) {
   out["echo_pool_median_us"] = echo_pool_us;
   out["tool_call_over_echo_pool"]
     = echo_pool_us > 0 ? per_tool / echo_pool_us : 0.0;
+  out["side_effect_call_in_turn_p50_us"] = per_effects;
+  out["side_effect_call_over_echo_pool"]
+    = echo_pool_us > 0 ? per_effects / echo_pool_us : 0.0;
   out["echo_pool_thread_sleeps_per_call"] = echo_loop.sleeps.total;
   out["echo_pool_thread_sleeps_by_thread"] = echo_loop.sleeps.by_thread;
   out["append_round_trip_median_us"] = append_us;

@@ -3,8 +3,8 @@
 // back -> ... -> final answer). This actor reads the agent's log
 // ("agent:<id>") into the machine, appends each step's events before
 // carrying out its actions (model calls on the LLM worker, tool calls on
-// the pools), feeds the answers back, and answers who waits for a turn
-// (docs/agents.md). The agents actor (agents_router.cpp) starts it.
+// the pools; calls of tools without side effects go at once), feeds the
+// answers back, and answers who waits for a turn (docs/agents.md). The agents actor (agents_router.cpp) starts it.
 
 #include "agent.hpp"
 
@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
@@ -241,6 +242,11 @@ struct agent_state {
     std::unique_ptr<tools::llm::provider> made;
   } inline_llm;
   std::vector<uint32_t> inline_calls;
+  // Calls of tools without side effects, sent before the append of the step
+  // that asked for them (agent_action::early), and the ids of those sent
+  // and not answered yet, for which a cheap step's append waits (flush).
+  std::vector<std::pair<std::string, llm_tool_call>> early_calls;
+  std::set<std::string> early_running;
   bool draining = false;
   // One timer for two deadlines: an append unanswered for append_deadline
   // (the store is stuck) and idle_timeout without turns (bench/README.md).
@@ -438,6 +444,11 @@ void take(agent_self self, agent_step s) {
         after(self, [=] { call_summary(self); });
         break;
       case agent_action::call_tools:
+        if (a.early) {
+          for (auto& c : a.tools)
+            st.early_calls.emplace_back(a.turn, std::move(c));
+          break;
+        }
         after(self, [=, calls = a.tools] {
           for (const auto& c : calls)
             dispatch_tool(self, c);
@@ -457,14 +468,49 @@ void take(agent_self self, agent_step s) {
   }
 }
 
+// Sends the calls of tools without side effects that a step asked for,
+// without waiting for its append.
+void send_early_calls(agent_self self) {
+  auto& st = self->state;
+  for (auto& [turn, call] : std::exchange(st.early_calls, {})) {
+    const auto* t = st.m().active();
+    if (!t || t->key != turn || t->results.count(call.id) > 0)
+      continue;
+    st.early_running.insert(call.id);
+    dispatch_tool(self, call);
+  }
+}
+
+// Whether the pending step's append may wait for the early tool calls in
+// flight, so that their results join it: nothing waits for that append
+// (no action, no tool with side effects), and what it records costs nothing
+// to redo (the turn's model calls are inline). A crash before it redoes the
+// turn's step from the log: the model call at once, the tools again.
+bool hold_for_early_calls(agent_self self) {
+  auto& st = self->state;
+  return !st.early_running.empty() && st.pending_actions.empty()
+         && model_inline(self);
+}
+
 void flush(agent_self self) {
   auto& st = self->state;
-  if (st.in_flight || st.draining)
+  if (st.draining)
     return;
+  // Calls of tools without side effects go at once, even while an append
+  // is in flight; their results are acted on after the appends before them.
+  if (st.in_flight) {
+    st.draining = true;
+    send_early_calls(self);
+    st.draining = false;
+    return;
+  }
   // Model calls that produce only events join this append (model_inline);
-  // their replies may ask for more (a repair call).
+  // their replies may ask for more (a repair call, tool calls).
   st.draining = true;
-  while (!st.inline_calls.empty()) {
+  while (!st.inline_calls.empty() || !st.early_calls.empty()) {
+    send_early_calls(self);
+    if (st.inline_calls.empty())
+      continue;
     auto call = st.inline_calls.front();
     st.inline_calls.erase(st.inline_calls.begin());
     // A provider dropped meanwhile (it threw): the call waits for the append.
@@ -474,6 +520,8 @@ void flush(agent_self self) {
       after(self, [=] { call_llm(self, call); });
   }
   st.draining = false;
+  if (hold_for_early_calls(self))
+    return;
   if (st.pending_events.empty()) {
     for (auto& fn : std::exchange(st.pending_actions, {}))
       fn();
@@ -809,13 +857,16 @@ void on_tool_result(agent_self self, const std::string& key,
                     const llm_tool_call& call, const expected<json>& out,
                     int64_t sent_us) {
   auto& st = self->state;
+  st.early_running.erase(call.id);
   auto* t = st.m().active();
   auto agent = t ? t->spec.name : std::string{};
   auto execution = t ? t->execution : std::string{};
   auto task = t ? t->task : std::string{};
   auto s = st.m().tool_done(key, call, out, now_us());
-  if (s.empty())
+  if (s.empty()) {
+    flush(self); // an append held for this call goes now
     return;
+  }
   auto level = out ? log::level::info : log::level::warn;
   if (log::enabled(level))
     log::write(level, "agent tool call",
@@ -950,7 +1001,9 @@ void load_tool_specs(agent_self self, std::vector<std::string> names,
           spec.description = d->value("description", std::string{});
           spec.parameters = json_value{d->value("input_schema",
                                                 json::object())};
-          self->state.m().know_tool(std::move(spec));
+          // A pool that does not say (an older node): side effects.
+          self->state.m().know_tool(std::move(spec),
+                                    d->value("side_effects", true));
           done();
         },
         [=](caf::error&) { done(); });

@@ -537,6 +537,7 @@ struct pool_state {
   tools::tool_description description;
   bool blocking = false;
   bool splits = false;
+  bool side_effects = true;
   slots_ptr slots;
   uint64_t crashes = 0;
   uint64_t fanouts = 0;
@@ -807,6 +808,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   st.description = first->describe();
   st.blocking = first->blocking();
   st.splits = first->splits();
+  st.side_effects = first->side_effects();
   st.slots->workers.resize(std::max<size_t>(1, workers));
   start_worker(self, 0, std::move(first));
   for (size_t i = 1; i < st.slots->workers.size(); ++i)
@@ -919,6 +921,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
                              {"output_schema", st.description.output_schema},
                              {"blocking", st.blocking},
                              {"splits", st.splits},
+                             {"side_effects", st.side_effects},
                              {"workers", workers},
                              {"busy", busy},
                              {"queued", queued},

@@ -663,6 +663,7 @@ int cmd_tools(const global_options& g) {
     out.push_back(json{{"name", d.name},
                        {"description", d.description},
                        {"blocking", (*t)->blocking()},
+                       {"side_effects", (*t)->side_effects()},
                        {"input_schema", d.input_schema},
                        {"output_schema", d.output_schema}});
   }

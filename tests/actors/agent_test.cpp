@@ -1116,11 +1116,13 @@ TEST(Agent, TurnsPastTheQueueBoundAreRefusedOverloaded) {
   auto first = std::async(std::launch::async, [&] {
     return n.turn(make_turn("slow", spec, "one", "e1", "t1"));
   });
-  // Until the first turn's tool call is on record: the turn is running.
+  // Until the first turn's model call is on record: the turn is running
+  // (its sleep, a tool without side effects, may go before its
+  // tool_called is on disk, so that is no sign).
   bool running = false;
   for (int i = 0; i < 3000 && !running; ++i) {
     for (auto& ev : n.log("agent:e1/slow"))
-      running = running || ev.type == "tool_called";
+      running = running || ev.type == "llm_requested";
     if (!running)
       std::this_thread::sleep_for(5ms);
   }

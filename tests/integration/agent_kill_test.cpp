@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent_log_counts.hpp"
 #include "cadre/persistence/event_store.hpp"
 #include "cadre_process.hpp"
 #include "temp_dir.hpp"
@@ -115,16 +116,7 @@ TEST(AgentKill, ResumedConversationRepeatsNoRecordedCall) {
             (json{{"echo", "remember this"}, {"slept", 300}, {"n", 7}}));
   auto evs = (*store)->read(agent_log, 1, 0);
   ASSERT_TRUE(evs);
-  std::map<std::string, int> seen;
-  for (auto& ev : *evs) {
-    const auto& p = ev.payload.get();
-    if (ev.type == "llm_requested" || ev.type == "llm_responded")
-      ++seen[ev.type + " " + std::to_string(p.value("call", 0))];
-    if (ev.type == "tool_called" || ev.type == "tool_result")
-      ++seen[ev.type + " " + p.value("id", std::string{})];
-    if (ev.type == "agent_turn_started" || ev.type == "agent_turn_completed")
-      ++seen[ev.type];
-  }
+  auto seen = test::recorded_calls(*evs);
   for (auto& [what, n] : seen)
     EXPECT_EQ(n, 1) << what << " is recorded " << n << " times";
   EXPECT_EQ(seen.count("llm_responded 3"), 1u);

@@ -212,6 +212,75 @@ TEST(AgentMachine, ToolCallsAreRecordedThenRunAndTheirResultsGoBackInOrder) {
   EXPECT_EQ(m.finished("t")->usage["llm_calls"], 2);
 }
 
+TEST(AgentMachine, CallsOfToolsWithoutSideEffectsMayGoBeforeTheirRecord) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"tools", {"echo", "http", "clock"}}};
+  m.know_tool(llm_tool_spec{"echo", "Echoes", json_value{json::object()}},
+              false);
+  m.know_tool(llm_tool_spec{"http", "Sends", json_value{json::object()}});
+  start_and_begin(m, rec, turn_of("t", spec));
+  auto before = rec.log.size();
+  auto r = rec(m.model_replied("t", 1,
+                               tools_reply({call_of("c1", "echo"),
+                                            call_of("c2", "http"),
+                                            call_of("c3", "clock")}),
+                               false, now));
+  // Every call is recorded in the step, as before; only when each may go
+  // differs: echo at once, http and the unknown clock once it is on disk.
+  EXPECT_EQ(types(r), (std::vector<std::string>{ev::llm_responded,
+                                                ev::tool_called,
+                                                ev::tool_called,
+                                                ev::tool_called}));
+  ASSERT_EQ(r.actions.size(), 2u);
+  EXPECT_EQ(r.actions[0].kind, agent_action::call_tools);
+  EXPECT_TRUE(r.actions[0].early);
+  ASSERT_EQ(r.actions[0].tools.size(), 1u);
+  EXPECT_EQ(r.actions[0].tools[0].id, "c1");
+  EXPECT_EQ(r.actions[1].kind, agent_action::call_tools);
+  EXPECT_FALSE(r.actions[1].early);
+  ASSERT_EQ(r.actions[1].tools.size(), 2u);
+  EXPECT_EQ(r.actions[1].tools[0].id, "c2");
+  EXPECT_EQ(r.actions[1].tools[1].id, "c3");
+  {
+    // A crash before the step's append: the log stops at the model call,
+    // which runs again and asks for the calls again, echo again early.
+    agent_machine again{"a"};
+    again.know_tool(llm_tool_spec{"echo", "", json_value{json::object()}},
+                    false);
+    for (size_t i = 0; i < before; ++i)
+      again.apply(rec.log[i]);
+    auto resumed = again.resume(now);
+    EXPECT_TRUE(resumed.events.empty());
+    ASSERT_EQ(resumed.actions.size(), 1u);
+    EXPECT_EQ(resumed.actions[0].kind, agent_action::call_model);
+    auto re = again.model_replied("t", 1,
+                                  tools_reply({call_of("c1", "echo")}), false,
+                                  now);
+    ASSERT_EQ(re.actions.size(), 1u);
+    EXPECT_TRUE(re.actions[0].early);
+  }
+  {
+    // A crash after it: every unanswered call goes again from the log.
+    agent_machine again{"a"};
+    for (const auto& e : rec.log)
+      again.apply(e);
+    auto resumed = again.resume(now);
+    ASSERT_EQ(resumed.actions.size(), 1u);
+    EXPECT_EQ(resumed.actions[0].tools.size(), 3u);
+  }
+  // A tool that says it has side effects after all is no longer early.
+  m.know_tool(llm_tool_spec{"echo", "Echoes", json_value{json::object()}});
+  rec(m.tool_done("t", call_of("c1", "echo"), json{1}, now));
+  rec(m.tool_done("t", call_of("c2", "http"), json{2}, now));
+  auto last = rec(m.tool_done("t", call_of("c3", "clock"), json{3}, now));
+  ASSERT_EQ(last.actions.size(), 1u);
+  auto again = rec(m.model_replied(
+    "t", 2, tools_reply({call_of("c4", "echo")}), false, now));
+  ASSERT_EQ(again.actions.size(), 1u);
+  EXPECT_FALSE(again.actions[0].early);
+}
+
 TEST(AgentMachine, MissingOrRepeatedToolCallIdsAreMadeUnique) {
   agent_machine m{"a"};
   recorder rec;

@@ -11,6 +11,10 @@ std::string tool_context::redact(std::string text) const {
   return secrets ? secrets->redact(std::move(text)) : text;
 }
 
+bool tool::side_effects() const {
+  return true;
+}
+
 bool tool::splits() const {
   return false;
 }

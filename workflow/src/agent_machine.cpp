@@ -1,6 +1,7 @@
 // The agent loop's fold and decisions (agent_machine.hpp). Every decision
-// is recorded as an event before the actor acts on it, so folding the log
-// again gives the state the decisions were made in.
+// is recorded as an event before the actor acts on it (but calls of tools
+// without side effects, which may go first: agent_action::early), so
+// folding the log again gives the state the decisions were made in.
 
 #include "cadre/workflow/agent_machine.hpp"
 
@@ -756,17 +757,25 @@ agent_step agent_machine::model_replied(const std::string& turn,
            + ") LLM calls; the model still calls tools",
          now_us, out);
   } else {
-    // Every call is recorded before any is sent: they run in parallel.
-    for (const auto& c : res.message.tool_calls)
+    // Every call is recorded in this step, before any result: they run in
+    // parallel. Calls of tools without side effects may go before the
+    // step is on disk; the others wait for their tool_called to be.
+    agent_action early;
+    early.kind = agent_action::call_tools;
+    early.turn = turn;
+    early.early = true;
+    agent_action durable = early;
+    durable.early = false;
+    for (const auto& c : res.message.tool_calls) {
       emit(ev::tool_called,
            payload("turn", turn, "call", call, "id", c.id, "name", c.name,
                    "arguments", c.arguments.get()),
            now_us, out);
-    agent_action a;
-    a.kind = agent_action::call_tools;
-    a.turn = turn;
-    a.tools = res.message.tool_calls;
-    out.actions.push_back(std::move(a));
+      (pure_tools_.count(c.name) > 0 ? early : durable).tools.push_back(c);
+    }
+    for (auto* a : {&early, &durable})
+      if (!a->tools.empty())
+        out.actions.push_back(std::move(*a));
   }
   return out;
 }
@@ -848,9 +857,13 @@ void agent_machine::set_deadline(const std::string& turn,
     active_->deadline_us = deadline_us;
 }
 
-void agent_machine::know_tool(llm_tool_spec spec) {
+void agent_machine::know_tool(llm_tool_spec spec, bool side_effects) {
   auto name = spec.name;
   tool_specs_[name] = std::move(spec);
+  if (side_effects)
+    pure_tools_.erase(name);
+  else
+    pure_tools_.insert(name);
 }
 
 bool agent_machine::knows_tool(const std::string& name) const {

@@ -159,6 +159,11 @@ public:
     };
   }
 
+  // Fails, hangs or crashes its worker: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return true;
   }

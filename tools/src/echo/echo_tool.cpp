@@ -25,6 +25,11 @@ public:
     };
   }
 
+  // Returns its input: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return false;
   }

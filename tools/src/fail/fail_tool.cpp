@@ -58,6 +58,11 @@ public:
     };
   }
 
+  // Fails as asked: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return false;
   }

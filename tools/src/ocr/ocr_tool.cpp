@@ -653,6 +653,11 @@ public:
     };
   }
 
+  // Reads its document: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return true;
   }

@@ -70,6 +70,11 @@ public:
 
   // A call may take up to its time limit (string patterns can keep it
   // busy that long), too long for a scheduler thread.
+  // The sandbox has no I/O: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return true;
   }

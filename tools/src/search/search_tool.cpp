@@ -284,6 +284,11 @@ public:
     };
   }
 
+  // A search reads only (a GET to the provider).
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return true;
   }

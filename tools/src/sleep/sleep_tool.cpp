@@ -56,6 +56,11 @@ public:
     };
   }
 
+  // Waits: nothing outside changes.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     return true;
   }

@@ -138,6 +138,11 @@ public:
     };
   }
 
+  // Checks its input against a schema: reads only.
+  bool side_effects() const override {
+    return false;
+  }
+
   bool blocking() const override {
     // Big instances or schemas with heavy patterns take real CPU time.
     return true;

@@ -76,6 +76,13 @@ public:
                                                     tool_context& ctx)
     = 0;
 
+  /// True when a call may change something outside the call (a request
+  /// sent, a row written, a file written, a message posted). An agent sends
+  /// the calls of a tool that says false before its `tool_called` event is
+  /// on disk, since running one twice after a crash changes nothing
+  /// (docs/agents.md#tool-calls-and-durability). Default: true.
+  virtual bool side_effects() const;
+
   /// True when split() may cut a call into parts. The pool asks only tools
   /// that say so, so the others pay nothing for fan-out. Default: false.
   virtual bool splits() const;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,11 @@ struct agent_action {
   uint32_t call = 0;
   llm_request request;
   std::vector<llm_tool_call> tools;
+  /// call_tools: the calls may go before this step's events are on disk
+  /// (their tools declare no side effects; a crash before the append leaves
+  /// nothing changed outside, and the turn goes on from the log). Else they
+  /// go only once the events, their `tool_called` among them, are durable.
+  bool early = false;
   /// answer: whether the turn completed (else it failed), and the agent's
   /// name (what metrics are labelled by).
   bool ok = false;
@@ -216,9 +222,10 @@ public:
   void set_deadline(const std::string& turn, int64_t deadline_us);
 
   /// A tool's offer (name, description, input schema), sent along with
-  /// the requests of agents that may call it. Not in the log: the pools
-  /// tell it.
-  void know_tool(llm_tool_spec spec);
+  /// the requests of agents that may call it, and whether its calls may
+  /// change something outside (tools::tool::side_effects; unknown: true).
+  /// Not in the log: the pools tell it.
+  void know_tool(llm_tool_spec spec, bool side_effects = true);
   bool knows_tool(const std::string& name) const;
 
   const std::string& id() const;
@@ -270,6 +277,8 @@ private:
   std::map<std::string, agent_finished_turn> finished_;
   std::optional<agent_active_turn> active_;
   std::map<std::string, llm_tool_spec> tool_specs_;
+  // Tools that declared no side effects: their calls may run early.
+  std::set<std::string> pure_tools_;
   agent_spec_table specs_;
   agent_request_log requests_;
 };
