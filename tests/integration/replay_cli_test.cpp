@@ -23,6 +23,7 @@
 #include "cadre_process.hpp"
 #include "cadre_server.hpp"
 #include "fake_llm_server.hpp"
+#include "pty_process.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -234,6 +235,78 @@ TEST_F(ReplayCli, InspectShowsTheStateAfterEveryEvent) {
   auto first = json::parse(steps.out.front(), nullptr, false);
   EXPECT_EQ(first["type"], "execution_submitted");
   ASSERT_EQ(model_calls(), 1u); // reading asks no model
+}
+
+TEST_F(ReplayCli, SteppingOnATerminalShowsWhatThePipedReplayShows) {
+  // A map run: its items move one event at a time.
+  auto file = tmp_ / "fan.yaml";
+  std::ofstream{file} << R"yaml(name: fan
+version: "1"
+tasks:
+  - id: each
+    items: input.jobs
+    concurrency: 2
+    tool: echo
+    input: {job: "{{ item }}"}
+  - id: report
+    depends_on: each
+    tool: echo
+    input: {all: "{{ tasks.each.output }}"}
+)yaml";
+  auto run = cadre({"--json", "run", file, "--input",
+                    R"({"jobs": ["a", "b", "c", "d", "e"]})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)
+              .value("id", std::string{});
+  ASSERT_FALSE(id.empty());
+  // Piped: a line per event, what the event changed.
+  auto piped = cadre({"replay", id});
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  const auto n = piped.out.size();
+  ASSERT_GT(n, 12u) << joined(piped.out);
+  test::pty_process walk{{"--db", tmp_ / "db", "replay", id}};
+  ASSERT_TRUE(walk.ok()) << walk.error();
+  auto deadline = test::clock_type::now() + command_limit;
+  auto prompt = [n](size_t at) {
+    return "[" + std::to_string(at) + "/" + std::to_string(n) + "] > ";
+  };
+  // What the terminal shows between typing `cmd` and prompt `at`: the
+  // step's line, without the echo of what was typed.
+  auto step = [&](const std::string& cmd, size_t at) -> std::string {
+    auto from = walk.shown().size();
+    if (!cmd.empty())
+      walk.type(cmd);
+    if (!walk.expect(prompt(at), deadline))
+      return "(no prompt " + prompt(at) + ")";
+    auto text = walk.shown().substr(from, walk.shown().rfind(prompt(at))
+                                            - from);
+    std::string out;
+    std::istringstream lines{text};
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+      if (!line.empty() && line != cmd)
+        out = line;
+    }
+    return out;
+  };
+  ASSERT_EQ(step("", 1), piped.out[0]) << walk.shown();
+  // Forward through the map's items, then back and forward again: each
+  // step shows what the piped replay says of its event.
+  for (size_t at = 2; at <= n; ++at)
+    ASSERT_EQ(step("n", at), piped.out[at - 1]) << "forward to " << at;
+  for (size_t at = n - 1; at >= n - 6; --at)
+    ASSERT_EQ(step("b", at), piped.out[at - 1]) << "back to " << at;
+  ASSERT_EQ(step("n", n - 5), piped.out[n - 6]) << "forward again";
+  ASSERT_EQ(step("g 3", 3), piped.out[2]) << "jump back";
+  ASSERT_EQ(step("b", 2), piped.out[1]);
+  ASSERT_EQ(step("n", 3), piped.out[2]);
+  ASSERT_EQ(step("g " + std::to_string(n), n), piped.out[n - 1]);
+  EXPECT_EQ(step("t report", n), "no later event of task 'report'");
+  walk.type("q");
+  auto st = walk.wait_until(deadline);
+  ASSERT_TRUE(st) << walk.shown();
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << walk.shown();
 }
 
 TEST_F(ReplayCli, ReplayAgainstAndTestGateOnDrift) {
