@@ -126,11 +126,9 @@ void run_timetravel(run_context& ctx) {
           return;
         std::istringstream in{text.str()};
         auto t1 = clock::now();
-        auto b = runtime::read_bundle(in, "bench");
-        if (!b)
-          return;
         auto done = runtime::import_bundle((*nd)->system(), (*nd)->store(),
-                                           *b, std::chrono::seconds{60});
+                                           in, "bench",
+                                           std::chrono::seconds{60});
         if (!done) {
           std::fprintf(stderr, "timetravel: import: %s\n",
                        to_string(done.error()).c_str());

@@ -531,12 +531,8 @@ int cmd_import(node& n, const std::string& file, bool json_out) {
     print_error(file + ": cannot open");
     return exit_usage;
   }
-  auto b = read_bundle(in, file);
-  if (!b) {
-    print_error(message_of(b.error()));
-    return exit_usage;
-  }
-  auto done = import_bundle(n.system(), n.store(), *b, actors::local_deadline);
+  auto done = import_bundle(n.system(), n.store(), in, file,
+                            actors::local_deadline);
   if (!done) {
     print_error(message_of(done.error()));
     return replay_exit(done.error());
