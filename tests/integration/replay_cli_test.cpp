@@ -477,7 +477,7 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
   EXPECT_EQ(stored(tmp_ / "big", id, id), std::make_pair(events, true));
   // Its peak memory: what importing the run alone takes, the store's write
   // buffer (64 MiB of events at most) and one batch, not the bundle. Held
-  // whole, this bundle's 61 MB of text took 537 MiB (measured before
+  // whole, this bundle's 61 MB of text took 525 MiB (measured before
   // import streamed); streaming, about 100 MiB.
   std::printf("import of %llu bytes: peak %ld KiB (%ld KiB for the run "
               "alone)\n",
