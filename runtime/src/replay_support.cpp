@@ -516,6 +516,8 @@ expected<json> import_bundle(caf::actor_system& sys,
   // Writes the batch but, for the execution's log, its last event.
   auto flush = [&]() -> expected<void> {
     std::vector<event> rest;
+    if (log == id && batch.size() < 2)
+      return {}; // one big event: held back, written with the next
     if (log == id) {
       rest.push_back(std::move(batch.back()));
       batch.pop_back();

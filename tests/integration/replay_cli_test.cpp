@@ -508,6 +508,71 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+TEST_F(ReplayCli, AnImportThatFailsAfterItsFirstBatchesLeavesNothing) {
+  // A map of 1,500 items: 3,004 events, more than a batch.
+  auto file = tmp_ / "fan.yaml";
+  std::ofstream{file} << R"yaml(name: fan
+version: "1"
+tasks:
+  - id: each
+    items: input.jobs
+    tool: echo
+    input: {job: "{{ item }}"}
+)yaml";
+  json jobs = json::array();
+  for (int i = 0; i < 1500; ++i)
+    jobs.push_back(i);
+  auto run = cadre({"--json", "run", file, "--input",
+                    json{{"jobs", jobs}}.dump()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto id = json::parse(run.out.back()).value("id", std::string{});
+  auto text = export_of(id);
+  std::vector<std::string> lines;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  ASSERT_GT(lines.size(), 3000u);
+  auto write = [&](const std::string& name) {
+    auto path = tmp_ / name;
+    std::ofstream out{path};
+    for (const auto& line : lines)
+      out << line << '\n';
+    return path;
+  };
+  // An event that does not fold at line 2,500: the events before it were
+  // written, and are removed.
+  auto ev = json::parse(lines[2499]);
+  ev["payload"]["task"] = "nope";
+  auto good = lines[2499];
+  lines[2499] = ev.dump();
+  auto refused = cadre({"import", write("bad.ndjson")}, "other");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("bad.ndjson:2500: execution " + id
+                             + " does not fold"),
+            std::string::npos)
+    << refused.err;
+  EXPECT_EQ(stored(tmp_ / "other", id, id), std::make_pair(uint64_t{0},
+                                                           false));
+  // A bundle whose first events are not its execution's is refused at
+  // once.
+  lines[2499] = good;
+  lines.insert(lines.begin() + 1,
+               R"({"log":"agent:x","payload":{},"seq":1,"time_us":1,)"
+               R"("type":"agent_message"})");
+  auto first = cadre({"import", write("first.ndjson")}, "other");
+  EXPECT_EQ(first.exit_code, 2);
+  EXPECT_NE(first.err.find("first.ndjson:2: the events of execution " + id
+                           + " must come first"),
+            std::string::npos)
+    << first.err;
+  // Mended, it imports whole.
+  lines.erase(lines.begin() + 1);
+  auto done = cadre({"--json", "import", write("ok.ndjson")}, "other");
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_EQ(json::parse(done.out.back())["events"], lines.size() - 1);
+  EXPECT_EQ(export_of(id, "other"), text);
+}
+
 TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
   auto id = two_turns_run();
   ASSERT_FALSE(id.empty());
