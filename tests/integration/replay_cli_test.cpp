@@ -173,6 +173,34 @@ protected:
       .value("id", std::string{});
   }
 
+  // Runs a map of `items` echo items to its end: its execution id.
+  std::string map_run(int items) {
+    auto file = tmp_ / "fan.yaml";
+    std::ofstream{file} << R"yaml(name: fan
+version: "1"
+tasks:
+  - id: each
+    items: input.jobs
+    concurrency: 2
+    tool: echo
+    input: {job: "{{ item }}"}
+  - id: report
+    depends_on: each
+    tool: echo
+    input: {all: "{{ tasks.each.output }}"}
+)yaml";
+    json jobs = json::array();
+    for (int i = 0; i < items; ++i)
+      jobs.push_back("job " + std::to_string(i));
+    auto run = cadre({"--json", "run", file, "--input",
+                      json{{"jobs", jobs}}.dump()});
+    EXPECT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+    if (run.out.empty())
+      return {};
+    return json::parse(run.out.back(), nullptr, false)
+      .value("id", std::string{});
+  }
+
   std::string export_of(const std::string& id, const std::string& db = "db") {
     auto res = cadre({"export", id}, db);
     EXPECT_EQ(res.exit_code, 0) << res.err;
@@ -241,25 +269,7 @@ TEST_F(ReplayCli, InspectShowsTheStateAfterEveryEvent) {
 
 TEST_F(ReplayCli, SteppingOnATerminalShowsWhatThePipedReplayShows) {
   // A map run: its items move one event at a time.
-  auto file = tmp_ / "fan.yaml";
-  std::ofstream{file} << R"yaml(name: fan
-version: "1"
-tasks:
-  - id: each
-    items: input.jobs
-    concurrency: 2
-    tool: echo
-    input: {job: "{{ item }}"}
-  - id: report
-    depends_on: each
-    tool: echo
-    input: {all: "{{ tasks.each.output }}"}
-)yaml";
-  auto run = cadre({"--json", "run", file, "--input",
-                    R"({"jobs": ["a", "b", "c", "d", "e"]})"});
-  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)
-              .value("id", std::string{});
+  auto id = map_run(5);
   ASSERT_FALSE(id.empty());
   // Piped: a line per event, what the event changed.
   auto piped = cadre({"replay", id});
@@ -509,23 +519,9 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
 }
 
 TEST_F(ReplayCli, AnImportThatFailsAfterItsFirstBatchesLeavesNothing) {
-  // A map of 1,500 items: 3,004 events, more than a batch.
-  auto file = tmp_ / "fan.yaml";
-  std::ofstream{file} << R"yaml(name: fan
-version: "1"
-tasks:
-  - id: each
-    items: input.jobs
-    tool: echo
-    input: {job: "{{ item }}"}
-)yaml";
-  json jobs = json::array();
-  for (int i = 0; i < 1500; ++i)
-    jobs.push_back(i);
-  auto run = cadre({"--json", "run", file, "--input",
-                    json{{"jobs", jobs}}.dump()});
-  ASSERT_EQ(run.exit_code, 0) << run.err;
-  auto id = json::parse(run.out.back()).value("id", std::string{});
+  // A map of 1,500 items: 3,006 events, more than a batch.
+  auto id = map_run(1500);
+  ASSERT_FALSE(id.empty());
   auto text = export_of(id);
   std::vector<std::string> lines;
   std::istringstream in{text};
@@ -539,32 +535,29 @@ tasks:
       out << line << '\n';
     return path;
   };
+  // The lines as a bundle `name`, refused: it says `what` at its line.
+  auto refused = [&](const std::string& name, const std::string& what) {
+    auto res = cadre({"import", write(name)}, "other");
+    EXPECT_EQ(res.exit_code, 2);
+    EXPECT_NE(res.err.find(name + ":" + what), std::string::npos) << res.err;
+    EXPECT_EQ(stored(tmp_ / "other", id, id),
+              std::make_pair(uint64_t{0}, false));
+  };
   // An event that does not fold at line 2,500: the events before it were
   // written, and are removed.
   auto ev = json::parse(lines[2499]);
   ev["payload"]["task"] = "nope";
   auto good = lines[2499];
   lines[2499] = ev.dump();
-  auto refused = cadre({"import", write("bad.ndjson")}, "other");
-  EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_NE(refused.err.find("bad.ndjson:2500: execution " + id
-                             + " does not fold"),
-            std::string::npos)
-    << refused.err;
-  EXPECT_EQ(stored(tmp_ / "other", id, id), std::make_pair(uint64_t{0},
-                                                           false));
+  refused("bad.ndjson", "2500: execution " + id + " does not fold");
   // A bundle whose first events are not its execution's is refused at
   // once.
   lines[2499] = good;
   lines.insert(lines.begin() + 1,
                R"({"log":"agent:x","payload":{},"seq":1,"time_us":1,)"
                R"("type":"agent_message"})");
-  auto first = cadre({"import", write("first.ndjson")}, "other");
-  EXPECT_EQ(first.exit_code, 2);
-  EXPECT_NE(first.err.find("first.ndjson:2: the events of execution " + id
-                           + " must come first"),
-            std::string::npos)
-    << first.err;
+  refused("first.ndjson",
+          "2: the events of execution " + id + " must come first");
   // Mended, it imports whole.
   lines.erase(lines.begin() + 1);
   auto done = cadre({"--json", "import", write("ok.ndjson")}, "other");
