@@ -102,8 +102,9 @@ void run_timetravel(run_context& ctx) {
                           {"events_per_sec", rate}};
   }
 
-  // Export and import (the CLI's bundle writer and reader, then one
-  // append per log into a fresh store).
+  // Export and import as `cadre export` and `cadre import` run them: the
+  // bundle writer, then the import through a node's store actor into a
+  // fresh store (its checks, the fold, the appends).
   {
     auto store = persistence::event_store::open(
       persistence::store_options{dir, false, true});
@@ -118,19 +119,21 @@ void run_timetravel(run_context& ctx) {
       ex.push_back(seconds_since(t0));
       auto target_dir = fresh_dir(ctx.opts);
       {
-        auto target = persistence::event_store::open(
-          persistence::store_options{target_dir, false});
+        config::node_config cfg;
+        cfg.store_dir = target_dir;
+        auto nd = runtime::node::start(cfg, runtime::start_options{false});
+        if (!nd)
+          return;
         std::istringstream in{text.str()};
         auto t1 = clock::now();
-        auto b = runtime::read_bundle(in, "bench");
-        if (!b || !target)
+        auto done = runtime::import_bundle((*nd)->system(), (*nd)->store(),
+                                           in, "bench",
+                                           std::chrono::seconds{60});
+        if (!done) {
+          std::fprintf(stderr, "timetravel: import: %s\n",
+                       to_string(done.error()).c_str());
           return;
-        std::vector<append_request> reqs;
-        for (auto& [name, evs] : b->logs)
-          reqs.push_back(append_request{std::move(evs), {}, {}});
-        for (auto& res : (*target)->append_group(reqs))
-          if (!res)
-            return;
+        }
         im.push_back(seconds_since(t1));
       }
       std::filesystem::remove_all(target_dir);

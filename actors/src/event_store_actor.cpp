@@ -113,6 +113,10 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
         return r.error();
       return static_cast<uint64_t>(*r);
     },
+    [=](delete_atom, read_atom,
+        const std::string& name) -> caf::result<uint64_t> {
+      return reply(self->state.store->erase_unindexed(name));
+    },
   };
 }
 

@@ -565,6 +565,48 @@ rocksdb_event_store::append_group(const std::vector<append_request>& group) {
   return results;
 }
 
+expected<uint64_t>
+rocksdb_event_store::erase_unindexed(const std::string& name) {
+  auto what = "erase log '" + name + "'";
+  if (opts_.read_only)
+    return read_only_error(what);
+  if (!valid_key_part(name))
+    return invalid_id(what, name);
+  // Under the appends' lock: no append (an index entry among them) comes
+  // between the look at the index and the removal.
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  rocksdb::PinnableSlice entry;
+  auto st = db_->Get(rocksdb::ReadOptions{}, executions_, name, &entry);
+  if (st.ok())
+    return make_error(errc::conflict,
+                      what + ": it is an execution in the index");
+  if (!st.IsNotFound())
+    if (auto err = fail(st, what))
+      return err;
+  auto last = stored_last_seq(name);
+  if (!last || *last == 0)
+    return last;
+  if (write_failed_) {
+    // As in append_group: no write before RocksDB resumed.
+    auto resumed = db_->Resume();
+    if (!resumed.ok())
+      return fail(resumed, what + ": writes stopped after a failed write");
+    write_failed_ = false;
+  }
+  prefix_bounds bounds{name};
+  rocksdb::WriteBatch batch;
+  st = batch.DeleteRange(events_, bounds.lower, bounds.upper);
+  if (st.ok())
+    st = db_->Write(write_opts_, &batch);
+  last_seq_.erase(name);
+  if (!st.ok()) {
+    write_failed_ = true;
+    return fail(st, what);
+  }
+  acknowledge();
+  return last;
+}
+
 // -- reading events -----------------------------------------------------------
 
 expected<std::vector<event>>

@@ -85,6 +85,8 @@ public:
   get_definition(const std::string& name,
                  const std::string& version) const override;
 
+  expected<uint64_t> erase_unindexed(const std::string& name) override;
+
   expected<uint64_t>
   scan(const std::function<void(const event&)>& fn) const override;
 

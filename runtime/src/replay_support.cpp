@@ -400,74 +400,210 @@ expected<bundle> read_bundle(std::istream& in, const std::string& name,
   return b;
 }
 
+namespace {
+
+// One request to the store, answered or failed within `deadline`.
+template <class R, class... Ts>
+expected<R> ask_store(caf::scoped_actor& self, const event_store_actor& store,
+                      caf::timespan deadline, Ts... xs) {
+  expected<R> out{R{}};
+  self->request(store, deadline, std::move(xs)...)
+    .receive([&out](R& x) { out = std::move(x); },
+             [&out](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+} // namespace
+
 expected<json> import_bundle(caf::actor_system& sys,
-                             const event_store_actor& store, const bundle& b,
-                             caf::timespan deadline) {
-  if (!addressable(b.execution))
-    return make_error(errc::invalid_input,
-                      "execution id '" + b.execution.substr(0, 140)
-                        + "': expected 1 to 128 letters, digits, '.', '_' "
-                          "or '-'");
-  const auto& log = *b.log(b.execution);
-  auto m = workflow::fold_log(log);
-  if (!m)
-    return make_error(errc::invalid_input,
-                      "execution " + b.execution
-                        + " does not fold: " + message_of(m.error()));
-  // Only the logs it uses travel with an execution: its agent logs, and a
-  // fork's branches and recorded replies.
-  auto used = workflow::logs_of(log);
-  for (const auto& [name, evs] : b.logs)
-    if (name != b.execution
-        && std::find(used.begin(), used.end(), name) == used.end())
-      return make_error(errc::invalid_input,
-                        "log '" + name + "' is not a log of execution "
-                          + b.execution
-                          + " (its agent logs, a fork's branches of them "
-                            "and its recorded replies)");
-  caf::scoped_actor self{sys};
-  bool exists = false;
-  caf::error failure;
-  self->request(store, deadline, get_atom_v, b.execution)
-    .receive([&](execution_info&) { exists = true; },
-             [&](caf::error& err) {
-               if (code_of(err) != errc::not_found)
-                 failure = std::move(err);
-             });
-  if (failure)
-    return failure;
-  if (exists)
-    return make_error(errc::conflict,
-                      "execution " + b.execution + " is already in the store");
-  json skipped = json::array();
-  auto append = [&](const std::string& name, const std::vector<event>& evs,
-                    bool index) {
-    append_request req;
-    req.events = evs;
-    if (index)
-      req.index.push_back(m->info());
-    self->request(store, deadline, append_atom_v, req)
-      .receive([](uint64_t) {},
-               [&](caf::error& err) {
-                 // An agent log shared across executions (memory scope
-                 // `agent`) may be here already: it keeps its own history.
-                 if (!index && code_of(err) == errc::conflict)
-                   skipped.push_back(name);
-                 else
-                   failure = std::move(err);
-               });
+                             const event_store_actor& store, std::istream& in,
+                             const std::string& name, caf::timespan deadline,
+                             size_t* bad_line) {
+  if (bad_line)
+    *bad_line = 0;
+  bundle_reader r{in, name};
+  // What is wrong with the bundle, at the line read last.
+  auto bad = [&](caf::error err) {
+    if (bad_line && r.line() > 0)
+      *bad_line = r.line();
+    return err;
   };
-  for (const auto& [name, evs] : b.logs)
-    if (name != b.execution && !failure)
-      append(name, evs, false);
-  if (!failure)
-    append(b.execution, log, true);
-  if (failure)
-    return failure;
-  json out{{"execution", b.execution},
-           {"events", log.size()},
-           {"agent_logs", b.logs.size() - 1},
-           {"status", m->info().status}};
+  auto bad_here = [&](const std::string& what) {
+    return bad(make_error(errc::invalid_input,
+                          name + ":" + std::to_string(r.line()) + ": "
+                            + what));
+  };
+  if (auto ok = r.start(); !ok)
+    return bad(ok.error());
+  const auto id = r.execution();
+  if (!addressable(id))
+    return bad_here("execution id '" + id.substr(0, 140)
+                    + "': expected 1 to 128 letters, digits, '.', '_' or "
+                      "'-'");
+  caf::scoped_actor self{sys};
+  workflow::machine m{id};
+  workflow::agent_log_names uses{true};
+  std::vector<std::string> used;    // the execution's logs, once read
+  std::vector<std::string> created; // the logs written, removed on failure
+  json skipped = json::array();
+  bool checked = false;
+  // Writes `evs` of log `log` (its first events when `first`), with the
+  // execution's index entry when `index`. An agent log the store has
+  // already (memory scope `agent`) keeps its own history: false.
+  auto append = [&](const std::string& log, std::vector<event> evs,
+                    bool first, bool index) -> expected<bool> {
+    if (!checked) {
+      // Before the first write, so that a bundle that is bad early costs
+      // the store nothing.
+      checked = true;
+      auto known = ask_store<execution_info>(self, store, deadline,
+                                             get_atom_v, id);
+      if (known)
+        return make_error(errc::conflict,
+                          "execution " + id + " is already in the store");
+      if (code_of(known.error()) != errc::not_found)
+        return known.error();
+      auto last = ask_store<uint64_t>(self, store, deadline, get_atom_v,
+                                      read_atom_v, id);
+      if (!last)
+        return last.error();
+      if (*last > 0)
+        return make_error(errc::conflict,
+                          "the store has " + std::to_string(*last)
+                            + " events under " + id
+                            + " but no execution of that id (an import "
+                              "that did not finish?)");
+    }
+    append_request req;
+    req.events = std::move(evs);
+    if (index)
+      req.index.push_back(m.info());
+    auto done = ask_store<uint64_t>(self, store, deadline, append_atom_v,
+                                    std::move(req));
+    if (!done) {
+      if (first && log != id && code_of(done.error()) == errc::conflict) {
+        skipped.push_back(log);
+        return false;
+      }
+      return done.error();
+    }
+    if (first)
+      created.push_back(log);
+    return true;
+  };
+  // Removes what was written before `err`, so that no part of the
+  // execution stays behind.
+  auto fail = [&](caf::error err) -> caf::error {
+    for (auto i = created.rbegin(); i != created.rend(); ++i)
+      if (auto gone = ask_store<uint64_t>(self, store, deadline, delete_atom_v,
+                                          read_atom_v, *i);
+          !gone)
+        return make_error(code_of(err),
+                          message_of(err) + "; removing what the import "
+                            "wrote failed: " + message_of(gone.error()));
+    return err;
+  };
+  // The log being read, its events not written yet (the execution's last
+  // one is always held back: its index entry goes with it, last of all).
+  std::string log;
+  bool first = true;    // nothing of `log` written yet
+  bool keeping = false; // `log` is an agent log the store has
+  std::vector<event> batch;
+  size_t batch_bytes = 0;
+  std::vector<event> held; // the execution's last batch
+  uint64_t events = 0;
+  size_t agent_logs = 0;
+  // Writes the batch but, for the execution's log, its last event.
+  auto flush = [&]() -> expected<void> {
+    std::vector<event> rest;
+    if (log == id && batch.size() < 2)
+      return {}; // one big event: held back, written with the next
+    if (log == id) {
+      rest.push_back(std::move(batch.back()));
+      batch.pop_back();
+    }
+    auto wrote = append(log, std::move(batch), first, false);
+    batch = std::move(rest);
+    batch_bytes = 0;
+    if (!wrote)
+      return wrote.error();
+    keeping = !*wrote;
+    first = false;
+    if (keeping)
+      batch.clear();
+    return {};
+  };
+  event ev;
+  for (;;) {
+    auto more = r.next(ev);
+    if (!more)
+      return fail(bad(more.error()));
+    if (!*more)
+      break;
+    if (ev.execution_id != log) {
+      if (log.empty()) {
+        if (ev.execution_id != id)
+          return fail(bad_here("the events of execution " + id
+                               + " must come first, before log '"
+                               + ev.execution_id + "'"));
+      } else {
+        if (log == id) {
+          used = uses.names();
+          held = std::move(batch);
+        } else if (!batch.empty() && !keeping) {
+          if (auto ok = flush(); !ok)
+            return fail(ok.error());
+        }
+        batch.clear();
+        batch_bytes = 0;
+        if (std::find(used.begin(), used.end(), ev.execution_id)
+            == used.end())
+          return fail(bad_here("log '" + ev.execution_id
+                               + "' is not a log of execution " + id
+                               + " (its agent logs, a fork's branches of "
+                                 "them and its recorded replies)"));
+        ++agent_logs;
+        first = true;
+        keeping = false;
+      }
+      log = ev.execution_id;
+    }
+    if (log == id) {
+      if (auto ok = m.apply(ev); !ok)
+        return fail(bad_here("execution " + id
+                             + " does not fold: " + message_of(ok.error())));
+      uses.add(ev);
+      ++events;
+    }
+    if (keeping)
+      continue;
+    batch_bytes += r.line_size();
+    batch.push_back(std::move(ev));
+    if (batch.size() > import_batch_events
+        || batch_bytes >= import_batch_bytes)
+      if (auto ok = flush(); !ok)
+        return fail(ok.error());
+  }
+  if (log.empty())
+    return fail(make_error(errc::invalid_input,
+                           name + ": no events of execution " + id));
+  if (log == id) {
+    held = std::move(batch);
+  } else if (!batch.empty() && !keeping) {
+    if (auto ok = flush(); !ok)
+      return fail(ok.error());
+  }
+  // Last, the execution's last events with its index entry: only now is it
+  // in the store.
+  if (auto ok = append(id, std::move(held), !std::count(created.begin(),
+                                                        created.end(), id),
+                       true);
+      !ok)
+    return fail(ok.error());
+  json out{{"execution", id},
+           {"events", events},
+           {"agent_logs", agent_logs},
+           {"status", m.info().status}};
   if (!skipped.empty())
     out["skipped_agent_logs"] = std::move(skipped);
   return out;

@@ -136,6 +136,11 @@ public:
     return line_;
   }
 
+  /// The bytes of the last line read.
+  size_t line_size() const {
+    return text_.size();
+  }
+
 private:
   // The next line that is not empty, as an object; null at the end.
   expected<json> read_object();
@@ -158,17 +163,33 @@ private:
                                            const std::string& name,
                                            size_t* bad_line = nullptr);
 
-/// Imports `b` into the store behind `store`: checks that the execution's
-/// log folds and that every other log is an agent log its turns wrote,
-/// then appends the agent logs (keeping one the store already has: memory
-/// scope `agent` is shared across executions) and the execution's log with
-/// its index entry. Each request carries `deadline`. Returns {execution,
-/// events, agent_logs, status, skipped_agent_logs?}. Errors:
-/// errc::invalid_input (the bundle), errc::conflict (the store has the
-/// execution), the store's.
+/// Imports the bundle read from `in` (named `name` in errors) into the
+/// store behind `store` as it is read, a line at a time: memory holds the
+/// execution's state and one batch of events (import_batch_events or
+/// import_batch_bytes), never a log, whatever the bundle's size. Checks
+/// what read_bundle checks, that the execution's log comes first and folds,
+/// and that every other log is one it uses (its agent logs, a fork's
+/// branches of them and its recorded replies); writes each log in batches
+/// (keeping an agent log the store already has: memory scope `agent` is
+/// shared across executions), the execution's last batch with its index
+/// entry after the agent logs. All or nothing: when anything fails after a
+/// write, what the import wrote is removed (event_store::erase_unindexed),
+/// so the store never holds part of an execution. Each request carries
+/// `deadline`. Returns {execution, events, agent_logs, status,
+/// skipped_agent_logs?}. Errors: errc::invalid_input (the bundle: "NAME:
+/// LINE: what", with `bad_line`, when given, set to LINE; 0: none),
+/// errc::conflict (the store has the execution, or events under its id
+/// without an index entry), the store's.
 [[nodiscard]] expected<json> import_bundle(caf::actor_system& sys,
                                            const event_store_actor& store,
-                                           const bundle& b,
-                                           caf::timespan deadline);
+                                           std::istream& in,
+                                           const std::string& name,
+                                           caf::timespan deadline,
+                                           size_t* bad_line = nullptr);
+
+/// The batches import_bundle writes: at most this many events, or a batch
+/// reaching this many bytes of bundle lines.
+constexpr size_t import_batch_events = 1024;
+constexpr size_t import_batch_bytes = size_t{4} << 20;
 
 } // namespace cadre::runtime

@@ -311,6 +311,9 @@ failing_agent_reads(event_store_actor::pointer self, event_store_actor real,
     [=](delete_atom, std::string& name) {
       return self->delegate(real, delete_atom_v, std::move(name));
     },
+    [=](delete_atom, read_atom, std::string& name) {
+      return self->delegate(real, delete_atom_v, read_atom_v, std::move(name));
+    },
   };
 }
 

@@ -99,6 +99,11 @@ fake_store(event_store_actor::pointer self, world_ptr w) {
     [](list_atom, put_atom,
        const std::string&) -> std::vector<definition_record> { return {}; },
     [](delete_atom, const std::string&) { return uint64_t{0}; },
+    [w](delete_atom, read_atom, const std::string& name) -> uint64_t {
+      auto n = w->logs[name].size();
+      w->logs.erase(name);
+      return n;
+    },
   };
 }
 

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -20,10 +21,12 @@
 #include <gtest/gtest.h>
 
 #include "cadre/messages/json_value.hpp"
+#include "cadre/persistence/event_store.hpp"
 #include "cadre/workflow/agent_machine.hpp"
 #include "cadre_process.hpp"
 #include "cadre_server.hpp"
 #include "fake_llm_server.hpp"
+#include "pty_process.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -171,6 +174,34 @@ protected:
       .value("id", std::string{});
   }
 
+  // Runs a map of `items` echo items to its end: its execution id.
+  std::string map_run(int items) {
+    auto file = tmp_ / "fan.yaml";
+    std::ofstream{file} << R"yaml(name: fan
+version: "1"
+tasks:
+  - id: each
+    items: input.jobs
+    concurrency: 2
+    tool: echo
+    input: {job: "{{ item }}"}
+  - id: report
+    depends_on: each
+    tool: echo
+    input: {all: "{{ tasks.each.output }}"}
+)yaml";
+    json jobs = json::array();
+    for (int i = 0; i < items; ++i)
+      jobs.push_back("job " + std::to_string(i));
+    auto run = cadre({"--json", "run", file, "--input",
+                      json{{"jobs", jobs}}.dump()});
+    EXPECT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+    if (run.out.empty())
+      return {};
+    return json::parse(run.out.back(), nullptr, false)
+      .value("id", std::string{});
+  }
+
   std::string export_of(const std::string& id, const std::string& db = "db") {
     auto res = cadre({"export", id}, db);
     EXPECT_EQ(res.exit_code, 0) << res.err;
@@ -235,6 +266,60 @@ TEST_F(ReplayCli, InspectShowsTheStateAfterEveryEvent) {
   auto first = json::parse(steps.out.front(), nullptr, false);
   EXPECT_EQ(first["type"], "execution_submitted");
   ASSERT_EQ(model_calls(), 1u); // reading asks no model
+}
+
+TEST_F(ReplayCli, SteppingOnATerminalShowsWhatThePipedReplayShows) {
+  // A map run: its items move one event at a time.
+  auto id = map_run(5);
+  ASSERT_FALSE(id.empty());
+  // Piped: a line per event, what the event changed.
+  auto piped = cadre({"replay", id});
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  const auto n = piped.out.size();
+  ASSERT_GT(n, 12u) << joined(piped.out);
+  test::pty_process walk{{"--db", tmp_ / "db", "replay", id}};
+  ASSERT_TRUE(walk.ok()) << walk.error();
+  auto deadline = test::clock_type::now() + command_limit;
+  auto prompt = [n](size_t at) {
+    return "[" + std::to_string(at) + "/" + std::to_string(n) + "] > ";
+  };
+  // What the terminal shows between typing `cmd` and prompt `at`: the
+  // step's line, without the echo of what was typed.
+  auto step = [&](const std::string& cmd, size_t at) -> std::string {
+    auto from = walk.shown().size();
+    if (!cmd.empty())
+      walk.type(cmd);
+    if (!walk.expect(prompt(at), deadline))
+      return "(no prompt " + prompt(at) + ")";
+    auto text = walk.shown().substr(from, walk.shown().rfind(prompt(at))
+                                            - from);
+    std::string out;
+    std::istringstream lines{text};
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+      if (!line.empty() && line != cmd)
+        out = line;
+    }
+    return out;
+  };
+  ASSERT_EQ(step("", 1), piped.out[0]) << walk.shown();
+  // Forward through the map's items, then back and forward again: each
+  // step shows what the piped replay says of its event.
+  for (size_t at = 2; at <= n; ++at)
+    ASSERT_EQ(step("n", at), piped.out[at - 1]) << "forward to " << at;
+  for (size_t at = n - 1; at >= n - 6; --at)
+    ASSERT_EQ(step("b", at), piped.out[at - 1]) << "back to " << at;
+  ASSERT_EQ(step("n", n - 5), piped.out[n - 6]) << "forward again";
+  ASSERT_EQ(step("g 3", 3), piped.out[2]) << "jump back";
+  ASSERT_EQ(step("b", 2), piped.out[1]);
+  ASSERT_EQ(step("n", 3), piped.out[2]);
+  ASSERT_EQ(step("g " + std::to_string(n), n), piped.out[n - 1]);
+  EXPECT_EQ(step("t report", n), "no later event of task 'report'");
+  walk.type("q");
+  auto st = walk.wait_until(deadline);
+  ASSERT_TRUE(st) << walk.shown();
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << walk.shown();
 }
 
 TEST_F(ReplayCli, ReplayAgainstAndTestGateOnDrift) {
@@ -335,6 +420,152 @@ TEST_F(ReplayCli, ExportAndImportGiveTheSameState) {
     << refused.err;
 }
 
+
+// The logs of a store on disk, as they are: (last seq of `log`, whether the
+// index has execution `id`).
+std::pair<uint64_t, bool> stored(const std::string& db, const std::string& log,
+                                 const std::string& id) {
+  persistence::store_options opts;
+  opts.dir = db;
+  opts.read_only = true;
+  auto store = persistence::event_store::open(opts);
+  EXPECT_TRUE(store) << to_string(store.error());
+  if (!store)
+    return {0, false};
+  auto last = (*store)->last_seq(log);
+  EXPECT_TRUE(last);
+  return {last ? *last : 0, static_cast<bool>((*store)->get(id))};
+}
+
+TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
+  // A real run exported, its agent log then extended to 200,000 events
+  // (its own events again, renumbered): a bundle far bigger than what an
+  // import may hold.
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
+  auto text = export_of(id);
+  std::istringstream lines{text};
+  std::string line;
+  std::getline(lines, line);
+  auto head = json::parse(line);
+  ASSERT_EQ(head["logs"].size(), 1u) << line;
+  const auto agent = head["logs"][0].get<std::string>();
+  std::vector<json> turns;
+  uint64_t events = 0;
+  while (std::getline(lines, line)) {
+    auto ev = json::parse(line);
+    if (ev["log"] == agent)
+      turns.push_back(std::move(ev));
+    else
+      ++events;
+  }
+  ASSERT_FALSE(turns.empty());
+  const uint64_t agent_events = 200000;
+  auto big = tmp_ / "big.ndjson";
+  std::streamoff before_last = 0;
+  {
+    std::ofstream out{big};
+    out << text;
+    for (auto seq = turns.size() + 1; seq <= agent_events; ++seq) {
+      auto ev = turns[seq % turns.size()];
+      ev["seq"] = seq;
+      before_last = out.tellp();
+      out << ev.dump() << '\n';
+    }
+  }
+  const auto bytes = std::filesystem::file_size(big);
+  // What an import of the run as it was takes, for comparison.
+  std::ofstream{tmp_ / "small.ndjson"} << text;
+  auto small = cadre({"import", tmp_ / "small.ndjson"}, "small");
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  auto imported = cadre({"--json", "import", big}, "big");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  auto result = json::parse(imported.out.back());
+  EXPECT_EQ(result["events"], events);
+  EXPECT_EQ(result["agent_logs"], 1);
+  EXPECT_EQ(stored(tmp_ / "big", agent, id),
+            std::make_pair(agent_events, true));
+  EXPECT_EQ(stored(tmp_ / "big", id, id), std::make_pair(events, true));
+  // Its peak memory: what importing the run alone takes, the store's write
+  // buffer (64 MiB of events at most) and one batch, not the bundle. Held
+  // whole, this bundle's 61 MB of text took 525 MiB (measured before
+  // import streamed); streaming, about 100 MiB.
+  std::printf("import of %llu bytes: peak %ld KiB (%ld KiB for the run "
+              "alone)\n",
+              static_cast<unsigned long long>(bytes), imported.max_rss_kib,
+              small.max_rss_kib);
+  EXPECT_GT(bytes, 50'000'000u);
+  EXPECT_LT(imported.max_rss_kib, small.max_rss_kib + 160 * 1024)
+    << "bundle of " << bytes << " bytes";
+  // Broken at its last line: refused naming it, and nothing of it stays
+  // (the execution's log and the agent log were written before that line).
+  const auto last = std::to_string(events + agent_events + 1);
+  std::filesystem::resize_file(big, static_cast<uintmax_t>(before_last));
+  std::ofstream{big, std::ios::app} << "{\"log\": \"" << agent
+                                    << "\", oops\n";
+  auto refused = cadre({"import", big}, "broken");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("big.ndjson:" + last + ": not a JSON object"),
+            std::string::npos)
+    << refused.err;
+  EXPECT_EQ(stored(tmp_ / "broken", agent, id), std::make_pair(uint64_t{0},
+                                                               false));
+  EXPECT_EQ(stored(tmp_ / "broken", id, id), std::make_pair(uint64_t{0},
+                                                            false));
+  auto inspect = cadre({"inspect", id}, "broken");
+  EXPECT_EQ(inspect.exit_code, 2) << joined(inspect.out);
+  // And the run imports there afterwards, nothing in its way.
+  auto again = cadre({"import", tmp_ / "small.ndjson"}, "broken");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+}
+
+TEST_F(ReplayCli, AnImportThatFailsAfterItsFirstBatchesLeavesNothing) {
+  // A map of 1,500 items: 3,006 events, more than a batch.
+  auto id = map_run(1500);
+  ASSERT_FALSE(id.empty());
+  auto text = export_of(id);
+  std::vector<std::string> lines;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  ASSERT_GT(lines.size(), 3000u);
+  auto write = [&](const std::string& name) {
+    auto path = tmp_ / name;
+    std::ofstream out{path};
+    for (const auto& line : lines)
+      out << line << '\n';
+    return path;
+  };
+  // The lines as a bundle `name`, refused: it says `what` at its line.
+  auto refused = [&](const std::string& name, const std::string& what) {
+    auto res = cadre({"import", write(name)}, "other");
+    EXPECT_EQ(res.exit_code, 2);
+    EXPECT_NE(res.err.find(name + ":" + what), std::string::npos) << res.err;
+    EXPECT_EQ(stored(tmp_ / "other", id, id),
+              std::make_pair(uint64_t{0}, false));
+  };
+  // An event that does not fold at line 2,500: the events before it were
+  // written, and are removed.
+  auto ev = json::parse(lines[2499]);
+  ev["payload"]["task"] = "nope";
+  auto good = lines[2499];
+  lines[2499] = ev.dump();
+  refused("bad.ndjson", "2500: execution " + id + " does not fold");
+  // A bundle whose first events are not its execution's is refused at
+  // once.
+  lines[2499] = good;
+  lines.insert(lines.begin() + 1,
+               R"({"log":"agent:x","payload":{},"seq":1,"time_us":1,)"
+               R"("type":"agent_message"})");
+  refused("first.ndjson",
+          "2: the events of execution " + id + " must come first");
+  // Mended, it imports whole.
+  lines.erase(lines.begin() + 1);
+  auto done = cadre({"--json", "import", write("ok.ndjson")}, "other");
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_EQ(json::parse(done.out.back())["events"], lines.size() - 1);
+  EXPECT_EQ(export_of(id, "other"), text);
+}
 
 TEST_F(ReplayCli, AForkRemembersTheAgentsTurnsBeforeTheForkPoint) {
   auto id = two_turns_run();

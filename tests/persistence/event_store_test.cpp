@@ -373,6 +373,37 @@ TEST(EventStore, IndexEntriesAreUpsertedWhole) {
   EXPECT_TRUE(got->finished());
 }
 
+TEST(EventStore, EraseUnindexedRemovesALogButNeverAnIndexedExecution) {
+  test::temp_dir tmp;
+  auto store = open_store(tmp.str());
+  ASSERT_NE(store, nullptr);
+  // What a failed import wrote: a log without its index entry, beside a
+  // log whose name it is a prefix of and a whole execution.
+  ASSERT_TRUE(store->append(make_request("e", 1, 3000)));
+  ASSERT_TRUE(store->append(make_request("e2", 1, 2)));
+  auto whole = make_request("f", 1, 2);
+  whole.index.push_back(make_info("f", "wf", "completed", 10));
+  ASSERT_TRUE(store->append(whole));
+  auto gone = store->erase_unindexed("e");
+  ASSERT_TRUE(gone) << describe(gone.error());
+  EXPECT_EQ(*gone, 3000u);
+  EXPECT_EQ(*store->last_seq("e"), 0u);
+  EXPECT_TRUE(store->read("e", 1, 0)->empty());
+  EXPECT_EQ(seqs(*store->read("e2", 1, 0)), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(*store->erase_unindexed("e"), 0u);
+  // The log starts again from seq 1 (no stale last seq is remembered).
+  EXPECT_FALSE(store->append(make_request("e", 3001)));
+  ASSERT_TRUE(store->append(make_request("e", 1)));
+  // An execution in the index stays whole.
+  auto refused = store->erase_unindexed("f");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::conflict);
+  EXPECT_EQ(seqs(*store->read("f", 1, 0)), (std::vector<uint64_t>{1, 2}));
+  EXPECT_TRUE(store->get("f"));
+  EXPECT_EQ(code_of(store->erase_unindexed(std::string{"a\0b", 3}).error()),
+            errc::invalid_input);
+}
+
 TEST(EventStore, GetUnknownExecutionIsNotFound) {
   test::temp_dir tmp;
   auto store = open_store(tmp.str());

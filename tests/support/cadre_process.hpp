@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,6 +196,12 @@ public:
     return status_;
   }
 
+  /// What the process used (ru_maxrss: its peak resident set, in KiB),
+  /// once reaped.
+  const rusage& usage() const {
+    return usage_;
+  }
+
   void signal(int sig) {
     if (pid_ > 0 && !reaped_)
       ::kill(pid_, sig);
@@ -214,7 +221,7 @@ private:
     if (reaped_ || pid_ <= 0)
       return true;
     for (;;) {
-      auto r = waitpid(pid_, &status_, block ? 0 : WNOHANG);
+      auto r = wait4(pid_, &status_, block ? 0 : WNOHANG, &usage_);
       if (r < 0 && errno == EINTR)
         continue;
       if (r == 0)
@@ -232,6 +239,7 @@ private:
   bool eof_ = false;
   bool reaped_ = false;
   int status_ = 0;
+  rusage usage_{};
   std::string error_;
   clock_type::time_point started_ = clock_type::now();
 };
@@ -241,6 +249,7 @@ struct outcome {
   int exit_code = -1; ///< -1 when it did not exit normally
   std::vector<std::string> out;
   std::string err;
+  long max_rss_kib = 0; ///< the process's peak resident set (getrusage)
 };
 
 /// Runs a command to its end, bounded by `limit`; nullopt (after a gtest
@@ -269,6 +278,7 @@ run_to_end(const std::vector<std::string>& args, const std::string& err_file,
   }
   res.exit_code = WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
   res.err = p.stderr_text();
+  res.max_rss_kib = p.usage().ru_maxrss;
   if (res.exit_code < 0 && !may_die)
     ADD_FAILURE() << p.what() << ": " << describe_status(*st)
                   << "; stderr:\n"

@@ -1747,6 +1747,54 @@ TEST(Replay, AChangeFeedOnABigMapRecordsEachItemAsItMoves) {
   EXPECT_EQ(item_moves, 2 * n);
 }
 
+TEST(Replay, AStepperShowsWhatEachEventChangedAsTheChangeFeedDoes) {
+  // `cadre replay` on a terminal and piped say the same of every event,
+  // however the terminal reached it: forward, back, or by a jump.
+  std::vector<std::vector<event>> logs;
+  logs.push_back(record(pipeline(), pipeline_input()).log);
+  logs.push_back(big_map_log(300));
+  for (const auto& log : logs) {
+    const uint64_t n = log.size();
+    change_feed feed{log.front().execution_id};
+    std::vector<json> piped{json{}};
+    for (const auto& ev : log) {
+      auto rec = feed.add(ev);
+      ASSERT_TRUE(rec) << describe(rec.error());
+      piped.push_back(std::move(*rec));
+    }
+    const uint64_t every = 8;
+    stepper walk{log, every};
+    // Forward: one fold per step.
+    for (uint64_t seq = 1; seq <= n; ++seq) {
+      auto r = walk.changes_at(seq);
+      ASSERT_TRUE(r) << describe(r.error());
+      ASSERT_EQ(*r, piped[seq]) << "at " << seq;
+    }
+    EXPECT_EQ(walk.folded(), n);
+    // Back: from a kept snapshot, at most an interval of folds a step.
+    auto before = walk.folded();
+    for (uint64_t seq = n - 1; seq >= 1; --seq) {
+      auto r = walk.changes_at(seq);
+      ASSERT_TRUE(r) << describe(r.error());
+      ASSERT_EQ(*r, piped[seq]) << "back at " << seq;
+    }
+    EXPECT_LE(walk.folded() - before, (n - 1) * every);
+    // Jumps either way, and a step back then forward again.
+    for (uint64_t seq : {n, uint64_t{3}, n / 2, uint64_t{1}, n - 2,
+                         n / 2 + 1, n / 2, n / 2 + 1}) {
+      auto r = walk.changes_at(seq);
+      ASSERT_TRUE(r) << describe(r.error());
+      EXPECT_EQ(*r, piped[seq]) << "jump to " << seq;
+    }
+    // The state a step leaves is the one after its event.
+    auto v = walk.view_at(n / 2);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(*v, fold_log(log, n / 2)->view());
+    EXPECT_EQ(code_of(walk.changes_at(0).error()), errc::not_found);
+    EXPECT_EQ(code_of(walk.changes_at(n + 1).error()), errc::not_found);
+  }
+}
+
 TEST(Replay, ACheckReadsTheLogAsItIsWalkedAndStopsAtTheDivergence) {
   auto run = record(pipeline(), pipeline_input());
   // Walked: the same outcomes as the log in memory.

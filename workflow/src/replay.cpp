@@ -604,6 +604,13 @@ expected<machine> fold_from(const std::string& id, const json& snap,
   return m;
 }
 
+namespace {
+
+// change_feed::add on `m`: folds `ev` and says what it changed.
+expected<json> record_changes(machine& m, const event& ev);
+
+} // namespace
+
 stepper::stepper(reader read, uint64_t last, uint64_t every)
   : read_(std::move(read)), last_(last), every_(std::max<uint64_t>(every, 1)),
     stride_(every_) {
@@ -668,11 +675,7 @@ expected<const event*> stepper::event_at(uint64_t seq) {
   return &chunk_[seq - chunk_from_];
 }
 
-expected<json> stepper::view_at(uint64_t seq) {
-  if (seq == 0 || seq > last_)
-    return make_error(errc::not_found,
-                      "no event " + std::to_string(seq) + " (1.."
-                        + std::to_string(last_) + ")");
+expected<void> stepper::seek(uint64_t seq) {
   // Going back, or far ahead: start over from the nearest snapshot at or
   // before `seq`, unless the position is nearer.
   bool behind = !current_ || current_seq_ > seq;
@@ -695,24 +698,60 @@ expected<json> stepper::view_at(uint64_t seq) {
       current_seq_ = 0;
     }
   }
-  while (current_seq_ < seq) {
-    auto ev = event_at(current_seq_ + 1);
-    if (!ev)
-      return ev.error();
-    if (auto r = current_->apply(**ev); !r)
+  while (current_seq_ < seq)
+    if (auto r = advance(seq, false); !r)
       return r.error();
-    ++current_seq_;
-    ++folded_;
-    if (current_seq_ % every_ == 0 && snapshots_.count(current_seq_) == 0)
-      keep(current_seq_, current_->snapshot(), seq);
+  return {};
+}
+
+expected<json> stepper::advance(uint64_t around, bool record) {
+  auto ev = event_at(current_seq_ + 1);
+  if (!ev)
+    return ev.error();
+  expected<json> r{json{}};
+  if (record) {
+    r = record_changes(*current_, **ev);
+  } else if (auto ok = current_->apply(**ev); !ok) {
+    r = ok.error();
   }
+  if (!r) {
+    // A fold that failed half-way leaves no state to go on from.
+    current_.reset();
+    return r;
+  }
+  ++current_seq_;
+  ++folded_;
+  if (current_seq_ % every_ == 0 && snapshots_.count(current_seq_) == 0)
+    keep(current_seq_, current_->snapshot(), around);
+  return r;
+}
+
+expected<json> stepper::view_at(uint64_t seq) {
+  if (seq == 0 || seq > last_)
+    return make_error(errc::not_found,
+                      "no event " + std::to_string(seq) + " (1.."
+                        + std::to_string(last_) + ")");
+  if (auto ok = seek(seq); !ok)
+    return ok.error();
   return current_->view();
+}
+
+expected<json> stepper::changes_at(uint64_t seq) {
+  if (seq == 0 || seq > last_)
+    return make_error(errc::not_found,
+                      "no event " + std::to_string(seq) + " (1.."
+                        + std::to_string(last_) + ")");
+  if (auto ok = seek(seq - 1); !ok)
+    return ok.error();
+  return advance(seq, true);
 }
 
 change_feed::change_feed(std::string id) : m_(std::move(id)) {
 }
 
-expected<json> change_feed::add(const event& ev) {
+namespace {
+
+expected<json> record_changes(machine& m, const event& ev) {
   const auto& p = ev.payload.get();
   // The units whose state the event may change: its own (and its map's),
   // a fallback it starts, the items of a map it starts. A unit of a
@@ -722,7 +761,7 @@ expected<json> change_feed::add(const event& ev) {
   const auto& task = field(p, "task");
   if (ev.type != events::submitted && task.is_string()
       && task.get_ref<const std::string&>().find('/') == std::string::npos
-      && m_.def()) {
+      && m.def()) {
     const auto& name = task.get_ref<const std::string&>();
     keys.push_back(name);
     if (field(p, "item").is_number_integer())
@@ -735,7 +774,7 @@ expected<json> change_feed::add(const event& ev) {
       size_t n = field(p, "items").is_array() ? field(p, "items").size() : 0;
       for (size_t i = 0;; ++i) {
         auto item = name + "[" + std::to_string(i) + "]";
-        if (i >= n && m_.unit_state(item).empty())
+        if (i >= n && m.unit_state(item).empty())
           break;
         keys.push_back(std::move(item));
       }
@@ -746,28 +785,33 @@ expected<json> change_feed::add(const event& ev) {
   std::vector<std::string> before;
   before.reserve(keys.size());
   for (const auto& k : keys)
-    before.push_back(m_.unit_state(k));
-  if (auto r = m_.apply(ev); !r)
+    before.push_back(m.unit_state(k));
+  // Before the submission there is no status yet.
+  auto status = m.last_seq() == 0 ? std::string{"none"} : m.status();
+  if (auto r = m.apply(ev); !r)
     return r.error();
   json changes = json::array();
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto now = m_.unit_state(keys[i]);
+    auto now = m.unit_state(keys[i]);
     if (now.empty() || now == before[i]
         || (before[i].empty() && now == "blocked"))
       continue;
     changes.push_back(json{{"task", keys[i]}, {"from", before[i]},
                            {"to", std::move(now)}});
   }
-  const auto& status = m_.status();
-  if (status != status_) {
-    changes.push_back(json{{"execution", status}, {"from", status_}});
-    status_ = status;
-  }
+  if (status != m.status())
+    changes.push_back(json{{"execution", m.status()}, {"from", status}});
   json r{{"seq", ev.seq}, {"type", ev.type}};
   if (p.is_object() && p.contains("task"))
     r["task"] = p["task"];
   r["changes"] = std::move(changes);
   return r;
+}
+
+} // namespace
+
+expected<json> change_feed::add(const event& ev) {
+  return record_changes(m_, ev);
 }
 
 json event_json(const event& ev) {

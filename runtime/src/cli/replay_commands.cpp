@@ -81,45 +81,6 @@ void print_state(const json& v) {
       std::printf("  agent  %s: %zu messages\n", name.c_str(), conv.size());
 }
 
-// What changed between two states, per task: "b: running -> done".
-json state_changes(const json& before, const json& after) {
-  json out = json::array();
-  auto states = [](const json& view) {
-    std::map<std::string, std::string> out;
-    for (const auto& t : view["tasks"]) {
-      auto id = t["id"].get<std::string>();
-      out[id] = t["state"].get<std::string>();
-      if (t.contains("items"))
-        for (size_t i = 0; i < t["items"].size(); ++i)
-          out[id + "[" + std::to_string(i) + "]"]
-            = t["items"][i]["state"].get<std::string>();
-    }
-    return out;
-  };
-  auto was = states(before);
-  for (const auto& [key, now] : states(after)) {
-    auto i = was.find(key);
-    // A task that merely appears (blocked) is not news.
-    if (i == was.end() ? now != "blocked" : i->second != now)
-      out.push_back(json{{"task", key},
-                         {"from", i == was.end() ? "" : i->second},
-                         {"to", now}});
-  }
-  if (before["status"] != after["status"])
-    out.push_back(json{{"execution", after["status"]},
-                       {"from", before["status"]}});
-  return out;
-}
-
-json step_record(const event& ev, const json& before, const json& after) {
-  json r{{"seq", ev.seq}, {"type", ev.type}};
-  const auto& p = ev.payload.get();
-  if (p.is_object() && p.contains("task"))
-    r["task"] = p["task"];
-  r["changes"] = state_changes(before, after);
-  return r;
-}
-
 void print_step(const json& r) {
   std::string changes;
   for (const auto& c : r["changes"]) {
@@ -139,31 +100,21 @@ void print_step(const json& r) {
               r.value("task", std::string{}).c_str(), changes.c_str());
 }
 
-// Interactive stepping on a terminal: a step forward folds one event, a
-// step back or a jump at most a stepper's interval from a snapshot it kept;
-// events are read as the walk reaches them.
+// Interactive stepping on a terminal: each step shows what its event
+// changed as the piped records say it (stepper::changes_at: the event
+// folded onto the state before it); a step forward folds one event, a step
+// back or a jump at most a stepper's interval from a snapshot it kept.
+// Events are read as the walk reaches them.
 int step_interactively(workflow::stepper& walk) {
   uint64_t at = 1;
   const auto size = walk.size();
-  auto view = [&](uint64_t seq) -> json {
-    auto v = walk.view_at(seq);
-    if (!v) {
-      print_error(message_of(v.error()));
-      return json{{"tasks", json::array()}, {"status", "unreadable"}};
-    }
-    return std::move(*v);
-  };
   auto show = [&](uint64_t seq) {
-    auto before = seq > 1 ? view(seq - 1)
-                          : json{{"tasks", json::array()},
-                                 {"status", "none"}};
-    auto after = view(seq);
-    auto ev = walk.event_at(seq);
-    if (!ev) {
-      print_error(message_of(ev.error()));
+    auto r = walk.changes_at(seq);
+    if (!r) {
+      print_error(message_of(r.error()));
       return;
     }
-    print_step(step_record(**ev, before, after));
+    print_step(*r);
   };
   std::printf("%llu events; n(ext), b(ack), g SEQ, t TASK (next event of "
               "TASK), p(ayload), s(tate), q(uit)\n",
@@ -218,7 +169,10 @@ int step_interactively(workflow::stepper& walk) {
       else
         print_error(message_of(ev.error()));
     } else if (cmd == "s") {
-      print_state(view(at));
+      if (auto v = walk.view_at(at))
+        print_state(*v);
+      else
+        print_error(message_of(v.error()));
     } else if (cmd == "q") {
       break;
     } else {
@@ -577,12 +531,8 @@ int cmd_import(node& n, const std::string& file, bool json_out) {
     print_error(file + ": cannot open");
     return exit_usage;
   }
-  auto b = read_bundle(in, file);
-  if (!b) {
-    print_error(message_of(b.error()));
-    return exit_usage;
-  }
-  auto done = import_bundle(n.system(), n.store(), *b, actors::local_deadline);
+  auto done = import_bundle(n.system(), n.store(), in, file,
+                            actors::local_deadline);
   if (!done) {
     print_error(message_of(done.error()));
     return replay_exit(done.error());

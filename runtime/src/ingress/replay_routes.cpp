@@ -131,24 +131,23 @@ void http_server::impl::replay() {
         }
         std::istringstream in{req.body};
         size_t line = 0;
-        auto b = read_bundle(in, "body", &line);
-        if (!b) {
-          auto p = make_problem(400, "bad_request", message_of(b.error()));
+        auto done = import_bundle(sys(), n.store(), in, "body",
+                                  opts.request_timeout, &line);
+        if (!done) {
+          // What is wrong with the bundle is the request's fault.
+          if (code_of(done.error()) != errc::invalid_input) {
+            send_problem(res, problem_of(done.error()));
+            return;
+          }
+          auto p = make_problem(400, "bad_request", message_of(done.error()));
           p.line = static_cast<int>(line);
           p.column = line > 0 ? 1 : 0;
           send_problem(res, p);
           return;
         }
-        auto done = import_bundle(sys(), n.store(), *b, opts.request_timeout);
-        if (!done) {
-          // What is wrong with the bundle is the request's fault.
-          send_problem(res, code_of(done.error()) == errc::invalid_input
-                              ? make_problem(400, "bad_request",
-                                             message_of(done.error()))
-                              : problem_of(done.error()));
-          return;
-        }
-        res.set_header("Location", "/v1/executions/" + b->execution);
+        res.set_header("Location",
+                       "/v1/executions/"
+                         + (*done)["execution"].get<std::string>());
         send_json(res, 201, *done);
       });
 }

@@ -39,7 +39,10 @@ using event_store_actor = caf::typed_actor<
   caf::replies_to<list_atom, put_atom, std::string>::with<
     std::vector<definition_record>>,
   // (name) -> how many versions were removed.
-  caf::replies_to<delete_atom, std::string>::with<uint64_t>>;
+  caf::replies_to<delete_atom, std::string>::with<uint64_t>,
+  // (log name) -> how many events were removed: the log of a failed
+  // import (event_store::erase_unindexed; never an indexed execution).
+  caf::replies_to<delete_atom, read_atom, std::string>::with<uint64_t>>;
 
 /// Receives published events.
 using event_sink_actor

@@ -127,6 +127,16 @@ public:
   [[nodiscard]] virtual expected<size_t>
   delete_definition(const std::string& name) = 0;
 
+  /// Removes every event of log `name` in one write, unless the index has
+  /// an entry of that name: what an import that failed half-way wrote (its
+  /// execution's log, whose index entry comes with its last events, and the
+  /// agent logs it created). A whole execution is never removed this way.
+  /// Returns how many events the log had (0: none).
+  /// Errors: errc::conflict for an execution in the index,
+  /// errc::invalid_input in a read-only store, errc::storage_error.
+  [[nodiscard]] virtual expected<uint64_t>
+  erase_unindexed(const std::string& name) = 0;
+
   /// Calls `fn` for every event of every execution, in key order; stops and
   /// returns the first error. Used by replay benchmarks and store checks.
   /// The event passed to `fn` is reused: it is valid only during the call.

@@ -135,6 +135,13 @@ public:
   /// fold's, the reader's, and errc::not_found for a seq outside the log.
   expected<json> view_at(uint64_t seq);
 
+  /// What event `seq` (1 .. size()) changed, as change_feed::add records
+  /// it: the event folded onto the state after seq - 1, reached as view_at
+  /// reaches a state (from the position or a kept snapshot). `cadre replay`
+  /// on a terminal shows it at each step, forward, back or jump. Errors:
+  /// view_at's.
+  [[nodiscard]] expected<json> changes_at(uint64_t seq);
+
   /// Event `seq` (1 .. size()), valid until the next call. Errors: the
   /// reader's, errc::not_found for a seq outside the log, errc::codec_error
   /// for a log whose seqs are not dense.
@@ -164,6 +171,13 @@ private:
   // Keeps the snapshot at `seq`, then drops what max_kept allows no
   // longer, the walk being at `around`.
   void keep(uint64_t seq, json snap, uint64_t around);
+
+  // Brings the position to the state after event `seq` (0: before any).
+  expected<void> seek(uint64_t seq);
+
+  // Folds the event after the position, the walk heading for `around`;
+  // with `record`, returns what it changed (change_feed::add), else null.
+  expected<json> advance(uint64_t around, bool record);
 
   reader read_;
   uint64_t last_;
@@ -201,7 +215,6 @@ public:
 
 private:
   machine m_;
-  std::string status_ = "none"; // before the submission
 };
 
 /// One event as the comparison sees it: type and payload.
