@@ -89,6 +89,9 @@ public:
   expected<size_t> delete_definition(const std::string& name) override {
     return real_->delete_definition(name);
   }
+  expected<uint64_t> erase_unindexed(const std::string& name) override {
+    return real_->erase_unindexed(name);
+  }
   expected<uint64_t>
   scan(const std::function<void(const event&)>& fn) const override {
     return real_->scan(fn);
