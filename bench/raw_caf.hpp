@@ -13,6 +13,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "cadre/config/node_config.hpp"
 #include "cadre/messages/cluster_protocol.hpp"
 #include "cadre/messages/interfaces.hpp"
 #include "cadre/runtime/cluster_options.hpp"
@@ -47,9 +48,10 @@ inline task_request echo_request() {
 // The settings of a cadre node (runtime/src/node.cpp) that bear on a
 // round trip, so that the bench process and the raw peer talk to nodes and
 // to each other under the same conditions: the middleman's, and with
-// `node_scheduler` the scheduler's (idle workers wait on their condition
-// variable at once instead of polling with 50 us sleeps; without it, CAF's
-// defaults). The caller loads caf::io::middleman.
+// `node_scheduler` the scheduler's (idle workers spin scheduler.spin_polls
+// times, then wait on their condition variable at once instead of polling
+// with 50 us sleeps; without it, CAF's defaults). The caller loads
+// caf::io::middleman.
 inline void configure_like_a_node(caf::actor_system_config& cfg,
                                   bool node_scheduler = true) {
   cfg.set("middleman.app-identifiers",
@@ -61,8 +63,11 @@ inline void configure_like_a_node(caf::actor_system_config& cfg,
   cfg.set("middleman.connection-timeout",
           caf::timespan{std::chrono::milliseconds{5000}});
   cfg.set("middleman.enable-automatic-connections", false);
-  if (node_scheduler)
+  if (node_scheduler) {
     cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+    cfg.set("work-stealing.aggressive-poll-attempts",
+            config::node_config{}.scheduler_spin_polls);
+  }
 }
 
 } // namespace cadre::bench

@@ -536,12 +536,29 @@ expected<node_config> load_file(const std::string& path, node_config cfg) {
     }
   }
   if (auto* sc = section("scheduler")) {
-    if (auto v = sc->find("threads"); v != sc->end()) {
-      auto r = scalar<size_t>(src, *v, "/scheduler/threads",
-                              "scheduler.threads", "a non-negative integer");
-      if (!r)
-        return r.error();
-      cfg.scheduler_threads = *r;
+    if (!sc->is_object())
+      return src.fail("/scheduler", "scheduler", "expected a mapping");
+    for (const auto& [key, value] : sc->items()) {
+      auto at = "/scheduler/" + key;
+      if (key == "threads") {
+        auto r = scalar<size_t>(src, value, at, "scheduler.threads",
+                                "a non-negative integer");
+        if (!r)
+          return r.error();
+        cfg.scheduler_threads = *r;
+      } else if (key == "spin_polls") {
+        auto r = scalar<size_t>(src, value, at, "scheduler.spin_polls",
+                                "an integer >= 1");
+        if (!r)
+          return r.error();
+        if (*r < 1)
+          return src.fail(at, "scheduler.spin_polls",
+                          "expected an integer >= 1, got 0");
+        cfg.scheduler_spin_polls = *r;
+      } else {
+        return src.fail(at, "scheduler." + key,
+                        "unknown key (known: spin_polls, threads)", true);
+      }
     }
   }
   return cfg;
@@ -578,6 +595,12 @@ expected<node_config> apply_environment(node_config cfg) {
     return r.error();
   if (auto r = num("CADRE_SCHEDULER_THREADS", cfg.scheduler_threads); !r)
     return r.error();
+  if (auto r = num("CADRE_SCHEDULER_SPIN_POLLS", cfg.scheduler_spin_polls); !r)
+    return r.error();
+  if (cfg.scheduler_spin_polls < 1)
+    return make_error(errc::invalid_config,
+                      "CADRE_SCHEDULER_SPIN_POLLS: expected an integer >= 1, "
+                      "got 0");
   if (auto r = apply_llm_environment(cfg.llm); !r)
     return r.error();
   return cfg;

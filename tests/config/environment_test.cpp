@@ -254,3 +254,16 @@ TEST(ConfigEnvironment, OtherVariablesStillApply) {
             std::string::npos)
     << error_of(bad);
 }
+
+TEST(ConfigEnvironment, SchedulerSpinPollsComeFromTheEnvironmentAndZeroIsRefused) {
+  ::setenv("CADRE_SCHEDULER_SPIN_POLLS", "100", 1);
+  auto out = config::apply_environment(config::node_config{});
+  ::setenv("CADRE_SCHEDULER_SPIN_POLLS", "0", 1);
+  auto zero = config::apply_environment(config::node_config{});
+  ::unsetenv("CADRE_SCHEDULER_SPIN_POLLS");
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(out->scheduler_spin_polls, 100u);
+  EXPECT_EQ(error_of(zero),
+            "cadre: invalid_config: CADRE_SCHEDULER_SPIN_POLLS: expected an "
+            "integer >= 1, got 0");
+}

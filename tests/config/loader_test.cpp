@@ -50,7 +50,11 @@ TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
   EXPECT_EQ(cfg->restart_window_ms, 100);
   EXPECT_EQ(cfg->crash_loop_limit, 7u);
   EXPECT_EQ(cfg->scheduler_threads, 2u);
+  EXPECT_EQ(cfg->scheduler_spin_polls, 5000u);
   EXPECT_EQ(cfg->server, (json{{"port", 8080}}));
+  auto spin = load(dir, "scheduler: {spin_polls: 100}\n");
+  ASSERT_TRUE(spin) << describe(spin.error());
+  EXPECT_EQ(spin->scheduler_spin_polls, 100u);
   EXPECT_EQ(cfg->append_deadline_ms, 60000);
   auto deadline = load(dir, "store: {append_deadline: 250ms}\n");
   ASSERT_TRUE(deadline) << describe(deadline.error());
@@ -64,6 +68,12 @@ TEST(ConfigFile, ReadsTypedKeysAndFreeSections) {
 TEST(ConfigFile, ErrorsNameFileLineColumnAndKey) {
   test::temp_dir dir;
   auto path = dir / "cadre.yaml";
+  EXPECT_EQ(error_of(load(dir, "scheduler:\n  spin: 9\n")),
+            path + ":2:3: scheduler.spin: unknown key (known: spin_polls, "
+                   "threads)");
+  EXPECT_EQ(error_of(load(dir, "scheduler: {spin_polls: 0}\n")),
+            path + ":1:25: scheduler.spin_polls: expected an integer >= 1, "
+                   "got 0");
   EXPECT_EQ(error_of(load(dir, "store:\n  dri: x\n")),
             path + ":2:3: store.dri: unknown key (known: append_deadline, dir, mode, "
                    "snapshot_every, sync)");

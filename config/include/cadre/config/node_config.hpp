@@ -60,8 +60,14 @@ struct node_config {
   /// Starts of the node that may dispatch one running attempt again before
   /// it is parked as failed with crash_loop; 0: no limit. Default: 3
   uint32_t crash_loop_limit = 3;
-  /// CAF scheduler threads; 0: one per core. Default: 0
+  /// CAF scheduler threads; 0: CAF's default (one per core, at least 4).
+  /// Default: 0
   size_t scheduler_threads = 0;
+  /// Times an idle scheduler thread polls for work before it sleeps (CAF's
+  /// `work-stealing.aggressive-poll-attempts`): a short spin after work, as
+  /// Erlang's schedulers busy-wait, spares waking a sleeping thread for the
+  /// next message (docs/operations.md#scheduler). Default: 5000
+  size_t scheduler_spin_polls = 5000;
   /// The `llm` section as JSON: `profiles` (LLM provider profiles by
   /// name) and `cache` (answer identical requests from the response
   /// cache). Read by runtime/. Default: {}
