@@ -4,7 +4,8 @@
 // ("agent:<id>") into the machine, appends each step's events before
 // carrying out its actions (model calls on the LLM worker, tool calls on
 // the pools; calls of tools without side effects go at once), feeds the
-// answers back, and answers who waits for a turn (docs/agents.md). The agents actor (agents_router.cpp) starts it.
+// answers back, and answers who waits for a turn (docs/agents.md). The
+// agents actor (agents_router.cpp) starts it.
 
 #include "agent.hpp"
 
