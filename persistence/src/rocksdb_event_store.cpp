@@ -607,6 +607,80 @@ rocksdb_event_store::erase_unindexed(const std::string& name) {
   return last;
 }
 
+expected<std::vector<std::string>> rocksdb_event_store::erase_killed_imports() {
+  const std::string what = "remove what killed imports left";
+  if (opts_.read_only)
+    return read_only_error(what);
+  // Every record, with the logs it names, in one pass over its key range
+  // (each record is a few events: one per log its import created).
+  std::vector<std::pair<std::string, std::vector<std::string>>> records;
+  {
+    std::string lower{import_record_prefix};
+    std::string upper = lower;
+    upper.back() = static_cast<char>(upper.back() + 1);
+    rocksdb::Slice lower_slice{lower};
+    rocksdb::Slice upper_slice{upper};
+    rocksdb::ReadOptions ro;
+    ro.iterate_lower_bound = &lower_slice;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
+    event ev;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view name;
+      uint64_t seq = 0;
+      auto key = view(it->key());
+      if (!detail::split_event_key(key, name, seq))
+        return malformed_key(what, key.size());
+      if (auto err = detail::decode_event_value(view(it->value()), ev))
+        return wrap_event_error(name, seq, err);
+      if (records.empty() || records.back().first != name)
+        records.emplace_back(std::string{name}, std::vector<std::string>{});
+      const auto& payload = ev.payload.get();
+      if (ev.type == import_record_type && payload.is_object()
+          && payload.contains("log") && payload["log"].is_string())
+        records.back().second.push_back(payload["log"].get<std::string>());
+    }
+    if (auto err = fail(it->status(), what))
+      return err;
+  }
+  std::vector<std::string> out;
+  for (auto& [record, logs] : records) {
+    auto id = record.substr(import_record_prefix.size());
+    std::string line;
+    auto known = get(id);
+    if (known) {
+      line = "import of execution '" + id
+             + "': its record stayed after the import finished; removed";
+    } else if (code_of(known.error()) != errc::not_found) {
+      return std::move(known.error());
+    } else {
+      // The execution's log last of the logs: a log the import created
+      // before its own (one batch long, written with its index entry)
+      // is named too.
+      if (std::find(logs.begin(), logs.end(), id) == logs.end())
+        logs.push_back(id);
+      uint64_t events = 0;
+      std::string names;
+      for (const auto& log : logs) {
+        auto gone = erase_unindexed(log);
+        // A name in the index was never the import's to remove.
+        if (!gone && code_of(gone.error()) == errc::conflict)
+          continue;
+        if (!gone)
+          return std::move(gone.error());
+        events += *gone;
+        names += (names.empty() ? "'" : ", '") + log + "'";
+      }
+      line = "import of execution '" + id + "' was killed half-way: removed "
+             + std::to_string(events) + " events of " + names;
+    }
+    if (auto gone = erase_unindexed(record); !gone)
+      return std::move(gone.error());
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
 // -- reading events -----------------------------------------------------------
 
 expected<std::vector<event>>

@@ -87,6 +87,8 @@ public:
 
   expected<uint64_t> erase_unindexed(const std::string& name) override;
 
+  expected<std::vector<std::string>> erase_killed_imports() override;
+
   expected<uint64_t>
   scan(const std::function<void(const event&)>& fn) const override;
 

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <istream>
+#include <iterator>
 #include <ostream>
 
 #include <caf/actor_system.hpp>
@@ -445,6 +447,11 @@ expected<json> import_bundle(caf::actor_system& sys,
   workflow::agent_log_names uses{true};
   std::vector<std::string> used;    // the execution's logs, once read
   std::vector<std::string> created; // the logs written, removed on failure
+  // Where the import names each log before it is created, so that what a
+  // killed import wrote is found and removed by the next node start
+  // (event_store::erase_killed_imports); its last seq written.
+  const auto record = std::string{persistence::import_record_prefix} + id;
+  uint64_t recorded = 0;
   json skipped = json::array();
   bool checked = false;
   // Writes `evs` of log `log` (its first events when `first`), with the
@@ -475,7 +482,19 @@ expected<json> import_bundle(caf::actor_system& sys,
                               "that did not finish?)");
     }
     append_request req;
-    req.events = std::move(evs);
+    if (first && !index) {
+      // In the same write as the log's first events: a log is named
+      // exactly when it was created, never one the store had before.
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      req.events.reserve(evs.size() + 1);
+      req.events.push_back(event{
+        record, recorded + 1,
+        std::chrono::duration_cast<std::chrono::microseconds>(now).count(),
+        std::string{persistence::import_record_type}, json{{"log", log}}});
+      std::move(evs.begin(), evs.end(), std::back_inserter(req.events));
+    } else {
+      req.events = std::move(evs);
+    }
     if (index)
       req.index.push_back(m.info());
     auto done = ask_store<uint64_t>(self, store, deadline, append_atom_v,
@@ -489,11 +508,15 @@ expected<json> import_bundle(caf::actor_system& sys,
     }
     if (first)
       created.push_back(log);
+    if (first && !index)
+      ++recorded;
     return true;
   };
   // Removes what was written before `err`, so that no part of the
   // execution stays behind.
   auto fail = [&](caf::error err) -> caf::error {
+    if (recorded > 0)
+      created.insert(created.begin(), record); // last: it names the others
     for (auto i = created.rbegin(); i != created.rend(); ++i)
       if (auto gone = ask_store<uint64_t>(self, store, deadline, delete_atom_v,
                                           read_atom_v, *i);
@@ -600,6 +623,12 @@ expected<json> import_bundle(caf::actor_system& sys,
                        true);
       !ok)
     return fail(ok.error());
+  // The execution is whole: its record names nothing to remove any more. A
+  // record left by a failure here is removed by the next node start, which
+  // sees the execution in the index.
+  if (recorded > 0)
+    (void)ask_store<uint64_t>(self, store, deadline, delete_atom_v,
+                              read_atom_v, record);
   json out{{"execution", id},
            {"events", events},
            {"agent_logs", agent_logs},

@@ -437,42 +437,57 @@ std::pair<uint64_t, bool> stored(const std::string& db, const std::string& log,
   return {last ? *last : 0, static_cast<bool>((*store)->get(id))};
 }
 
-TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
-  // A real run exported, its agent log then extended to 200,000 events
-  // (its own events again, renumbered): a bundle far bigger than what an
-  // import may hold.
-  auto id = two_turns_run();
-  ASSERT_FALSE(id.empty());
-  auto text = export_of(id);
-  std::istringstream lines{text};
+// The export of a two-turns run, its agent log then extended to
+// `agent_events` events (its own events again, renumbered), written to
+// `path`: a bundle far bigger than what an import may hold.
+struct big_bundle {
+  std::string text;  // the export as it was
+  std::string agent; // its agent log
+  uint64_t events = 0; // of the execution's log
+  std::streamoff before_last = 0; // where its last line starts
+};
+
+big_bundle write_big_bundle(std::string text, uint64_t agent_events,
+                            const std::string& path) {
+  big_bundle b;
+  b.text = std::move(text);
+  std::istringstream lines{b.text};
   std::string line;
   std::getline(lines, line);
   auto head = json::parse(line);
-  ASSERT_EQ(head["logs"].size(), 1u) << line;
-  const auto agent = head["logs"][0].get<std::string>();
+  EXPECT_EQ(head["logs"].size(), 1u) << line;
+  if (head["logs"].size() != 1)
+    return b;
+  b.agent = head["logs"][0].get<std::string>();
   std::vector<json> turns;
-  uint64_t events = 0;
   while (std::getline(lines, line)) {
     auto ev = json::parse(line);
-    if (ev["log"] == agent)
+    if (ev["log"] == b.agent)
       turns.push_back(std::move(ev));
     else
-      ++events;
+      ++b.events;
   }
-  ASSERT_FALSE(turns.empty());
+  EXPECT_FALSE(turns.empty());
+  std::ofstream out{path};
+  out << b.text;
+  for (auto seq = turns.size() + 1; !turns.empty() && seq <= agent_events;
+       ++seq) {
+    auto ev = turns[seq % turns.size()];
+    ev["seq"] = seq;
+    b.before_last = out.tellp();
+    out << ev.dump() << '\n';
+  }
+  return b;
+}
+
+TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
   const uint64_t agent_events = 200000;
   auto big = tmp_ / "big.ndjson";
-  std::streamoff before_last = 0;
-  {
-    std::ofstream out{big};
-    out << text;
-    for (auto seq = turns.size() + 1; seq <= agent_events; ++seq) {
-      auto ev = turns[seq % turns.size()];
-      ev["seq"] = seq;
-      before_last = out.tellp();
-      out << ev.dump() << '\n';
-    }
-  }
+  const auto [text, agent, events, before_last] =
+    write_big_bundle(export_of(id), agent_events, big);
+  ASSERT_FALSE(agent.empty());
   const auto bytes = std::filesystem::file_size(big);
   // What an import of the run as it was takes, for comparison.
   std::ofstream{tmp_ / "small.ndjson"} << text;
@@ -512,11 +527,83 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
                                                                false));
   EXPECT_EQ(stored(tmp_ / "broken", id, id), std::make_pair(uint64_t{0},
                                                             false));
+  EXPECT_EQ(stored(tmp_ / "broken", "import:" + id, id),
+            std::make_pair(uint64_t{0}, false));
   auto inspect = cadre({"inspect", id}, "broken");
   EXPECT_EQ(inspect.exit_code, 2) << joined(inspect.out);
   // And the run imports there afterwards, nothing in its way.
   auto again = cadre({"import", tmp_ / "small.ndjson"}, "broken");
   EXPECT_EQ(again.exit_code, 0) << again.err;
+}
+
+TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
+  // A kill -9 of `cadre import` could not clean up: its events stayed
+  // under the execution's id, without an index entry, and every later
+  // import of it was refused. The next node start removes them.
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
+  const uint64_t agent_events = 200000;
+  auto big = tmp_ / "big.ndjson";
+  const auto [text, agent, events, before_last] =
+    write_big_bundle(export_of(id), agent_events, big);
+  ASSERT_FALSE(agent.empty());
+  auto two = tmp_ / "two.yaml";
+  // Each round on a store of its own, with an unrelated run in it; kills
+  // the import once it has written a few batches of the agent log (a
+  // round whose import finished first tells nothing).
+  std::string db;
+  std::string other;
+  std::string other_text;
+  bool landed = false;
+  for (int round = 0; round < 5 && !landed; ++round) {
+    db = "kill" + std::to_string(round);
+    auto ran = cadre({"--json", "run", two}, db);
+    ASSERT_EQ(ran.exit_code, 0) << ran.err;
+    other = json::parse(ran.out.back()).value("id", std::string{});
+    other_text = export_of(other, db);
+    test::cadre_process p{{"--db", tmp_ / db, "import", big},
+                          tmp_ / "killed-err", env()};
+    ASSERT_TRUE(p.ok()) << p.what();
+    auto deadline = test::clock_type::now() + command_limit;
+    while (!p.exited() && test::clock_type::now() < deadline
+           && stored(tmp_ / db, agent, id).first < 3 * 1024)
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    p.kill_now();
+    auto [written, indexed] = stored(tmp_ / db, agent, id);
+    landed = written > 0 && !indexed;
+  }
+  ASSERT_TRUE(landed) << "every import finished before its kill";
+  // What the kill left: events of the execution, not in the index, and
+  // the import's record of them.
+  EXPECT_GT(stored(tmp_ / db, "import:" + id, id).first, 0u);
+  // The next import removes them, says so, and imports the bundle whole.
+  auto again = cadre({"--json", "import", big}, db);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("import of execution '" + id
+                           + "' was killed half-way: removed"),
+            std::string::npos)
+    << again.err;
+  auto result = json::parse(again.out.back());
+  EXPECT_EQ(result["events"], events);
+  EXPECT_EQ(result["agent_logs"], 1);
+  EXPECT_EQ(stored(tmp_ / db, agent, id), std::make_pair(agent_events, true));
+  EXPECT_EQ(stored(tmp_ / db, id, id), std::make_pair(events, true));
+  EXPECT_EQ(stored(tmp_ / db, "import:" + id, id).first, 0u);
+  // The execution's state is the original run's (its agents' conversation
+  // aside: the bundle's agent log is the longer one).
+  auto state = [&](const std::string& in) {
+    auto res = cadre({"--json", "inspect", id}, in);
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    auto v = res.out.empty() ? json{} : json::parse(res.out.back());
+    if (v.is_object())
+      v.erase("agents");
+    return v;
+  };
+  auto original = state("db");
+  EXPECT_EQ(state(db), original);
+  EXPECT_EQ(original["status"], "completed") << original.dump();
+  // The unrelated run and its agent log are as they were.
+  EXPECT_EQ(export_of(other, db), other_text);
 }
 
 TEST_F(ReplayCli, AnImportThatFailsAfterItsFirstBatchesLeavesNothing) {

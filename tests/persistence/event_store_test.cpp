@@ -404,6 +404,60 @@ TEST(EventStore, EraseUnindexedRemovesALogButNeverAnIndexedExecution) {
             errc::invalid_input);
 }
 
+TEST(EventStore, EraseKilledImportsRemovesWhatTheirRecordsNameAndNoMore) {
+  test::temp_dir tmp;
+  auto store = open_store(tmp.str());
+  ASSERT_NE(store, nullptr);
+  // A record naming `log`, written with its first events as an import
+  // writes it.
+  auto created = [&](const std::string& id, uint64_t record_seq,
+                     const std::string& log, uint64_t count) {
+    auto req = make_request(log, 1, count);
+    auto mark = make_event(std::string{import_record_prefix} + id, record_seq,
+                           std::string{import_record_type});
+    mark.payload = json{{"log", log}};
+    req.events.insert(req.events.begin(), mark);
+    return store->append(req);
+  };
+  // Killed half-way: its execution's log and one agent log written, no
+  // index entry.
+  ASSERT_TRUE(created("k", 1, "k", 1024));
+  ASSERT_TRUE(created("k", 2, "agent:k/a", 3000));
+  // Killed after its index entry, before its record went: all of it stays.
+  ASSERT_TRUE(created("w", 1, "w", 5));
+  ASSERT_TRUE(created("w", 2, "agent:w/a", 7));
+  auto last = make_request("w", 6);
+  last.index.push_back(make_info("w", "wf", "completed", 10));
+  ASSERT_TRUE(store->append(last));
+  // Unrelated: an execution and an agent log of the store's own, and a log
+  // whose name the killed import's is a prefix of.
+  auto other = make_request("o", 1, 2);
+  other.index.push_back(make_info("o", "wf", "completed", 10));
+  ASSERT_TRUE(store->append(other));
+  ASSERT_TRUE(store->append(make_request("agent:o/a", 1, 4)));
+  ASSERT_TRUE(store->append(make_request("k2", 1, 2)));
+  auto gone = store->erase_killed_imports();
+  ASSERT_TRUE(gone) << describe(gone.error());
+  ASSERT_EQ(gone->size(), 2u);
+  EXPECT_EQ((*gone)[0], "import of execution 'k' was killed half-way: "
+                        "removed 4024 events of 'k', 'agent:k/a'");
+  EXPECT_NE((*gone)[1].find("'w'"), std::string::npos) << (*gone)[1];
+  EXPECT_EQ(*store->last_seq("k"), 0u);
+  EXPECT_EQ(*store->last_seq("agent:k/a"), 0u);
+  EXPECT_EQ(*store->last_seq("import:k"), 0u);
+  EXPECT_EQ(*store->last_seq("import:w"), 0u);
+  EXPECT_EQ(*store->last_seq("w"), 6u);
+  EXPECT_EQ(*store->last_seq("agent:w/a"), 7u);
+  EXPECT_EQ(*store->last_seq("o"), 2u);
+  EXPECT_EQ(*store->last_seq("agent:o/a"), 4u);
+  EXPECT_EQ(*store->last_seq("k2"), 2u);
+  EXPECT_TRUE(store->get("w"));
+  // Nothing is left to do the next time.
+  auto again = store->erase_killed_imports();
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->empty());
+}
+
 TEST(EventStore, GetUnknownExecutionIsNotFound) {
   test::temp_dir tmp;
   auto store = open_store(tmp.str());

@@ -92,6 +92,9 @@ public:
   expected<uint64_t> erase_unindexed(const std::string& name) override {
     return real_->erase_unindexed(name);
   }
+  expected<std::vector<std::string>> erase_killed_imports() override {
+    return real_->erase_killed_imports();
+  }
   expected<uint64_t>
   scan(const std::function<void(const event&)>& fn) const override {
     return real_->scan(fn);

@@ -49,6 +49,10 @@ expected<std::vector<std::string>> rebuild_index(const std::string& dir) {
   if (!opened)
     return std::move(opened.error());
   auto& store = **opened;
+  // First, so that the half of a killed import is removed, not indexed.
+  auto gone = store.erase_killed_imports();
+  if (!gone)
+    return std::move(gone.error());
   auto logs = persistence::summarize_logs(store);
   if (!logs)
     return std::move(logs.error());
@@ -58,7 +62,7 @@ expected<std::vector<std::string>> rebuild_index(const std::string& dir) {
   std::map<std::string, execution_info> by_id;
   for (auto& info : *index)
     by_id[info.id] = info;
-  std::vector<std::string> notes;
+  std::vector<std::string> notes = std::move(*gone);
   for (const auto& [id, log] : *logs) {
     if (log.first_type != "execution_submitted")
       continue;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cadre/messages/error.hpp"
@@ -34,6 +35,16 @@ struct store_options {
   /// Default: 128 MiB
   uint64_t min_free_bytes = uint64_t{128} << 20;
 };
+
+/// The log in which an import records, before it writes them, the logs it
+/// creates: log import_record_prefix + the execution's id, one event of type
+/// import_record_type per log created (payload {"log": NAME}), each written
+/// in one request with that log's first events. The import removes it once
+/// the execution's index entry is written (or what it wrote is removed);
+/// one a killed import left is what event_store::erase_killed_imports
+/// finds. No execution id has a ':', so no execution's log is named so.
+inline constexpr std::string_view import_record_prefix = "import:";
+inline constexpr std::string_view import_record_type = "import_log_created";
 
 /// The durable log of every execution, the execution index and the stored
 /// definitions, in one RocksDB database with a column family each
@@ -136,6 +147,17 @@ public:
   /// errc::invalid_input in a read-only store, errc::storage_error.
   [[nodiscard]] virtual expected<uint64_t>
   erase_unindexed(const std::string& name) = 0;
+
+  /// Removes what imports killed half-way left: for each import record
+  /// (import_record_prefix) whose execution has no index entry, every log it
+  /// names and the execution's log (as erase_unindexed: never an execution
+  /// in the index); then the record, last, so a removal killed midway is
+  /// done again by the next. Returns a line per record saying what went.
+  /// Only a writer with no import running may call it: the node does as it
+  /// opens the store (the store's lock keeps other processes out).
+  /// Errors: errc::invalid_input in a read-only store, errc::storage_error.
+  [[nodiscard]] virtual expected<std::vector<std::string>>
+  erase_killed_imports() = 0;
 
   /// Calls `fn` for every event of every execution, in key order; stops and
   /// returns the first error. Used by replay benchmarks and store checks.
