@@ -538,8 +538,10 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
 
 TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
   // A kill -9 of `cadre import` could not clean up: its events stayed
-  // under the execution's id, without an index entry, and every later
-  // import of it was refused. The next node start removes them.
+  // (under the execution's id, without an index entry, and in the agent
+  // logs it created), a later import of it was refused or, when only an
+  // agent log had been written, kept that half as a log the store had. The
+  // next node start removes them.
   auto id = two_turns_run();
   ASSERT_FALSE(id.empty());
   const uint64_t agent_events = 200000;
@@ -576,16 +578,28 @@ TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
   // What the kill left: events of the execution, not in the index, and
   // the import's record of them.
   EXPECT_GT(stored(tmp_ / db, "import:" + id, id).first, 0u);
+  const auto said = "import of execution '" + id + "' was killed half-way";
+  // `cadre repair` (on a copy) removes them as well, rather than take them
+  // for an execution to index.
+  std::filesystem::copy(tmp_ / db, tmp_ / "repaired",
+                        std::filesystem::copy_options::recursive);
+  auto repaired = cadre({"repair"}, "repaired");
+  EXPECT_EQ(repaired.exit_code, 0) << repaired.err << joined(repaired.out);
+  EXPECT_NE(joined(repaired.out).find(said), std::string::npos)
+    << joined(repaired.out);
+  EXPECT_EQ(stored(tmp_ / "repaired", agent, id),
+            std::make_pair(uint64_t{0}, false));
+  EXPECT_EQ(stored(tmp_ / "repaired", "import:" + id, id).first, 0u);
   // The next import removes them, says so, and imports the bundle whole.
   auto again = cadre({"--json", "import", big}, db);
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.err.find("import of execution '" + id
-                           + "' was killed half-way: removed"),
-            std::string::npos)
+  EXPECT_NE(again.err.find(said + ": removed"), std::string::npos)
     << again.err;
   auto result = json::parse(again.out.back());
   EXPECT_EQ(result["events"], events);
   EXPECT_EQ(result["agent_logs"], 1);
+  // Not kept as a log the store had: it was the killed import's half.
+  EXPECT_FALSE(result.contains("skipped_agent_logs")) << result.dump();
   EXPECT_EQ(stored(tmp_ / db, agent, id), std::make_pair(agent_events, true));
   EXPECT_EQ(stored(tmp_ / db, id, id), std::make_pair(events, true));
   EXPECT_EQ(stored(tmp_ / db, "import:" + id, id).first, 0u);
