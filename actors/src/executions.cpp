@@ -2,7 +2,9 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -160,6 +162,56 @@ std::string digest_of(const event& submitted) {
   const auto& p = submitted.payload.get();
   return digest_of(p.value("workflow", std::string{}),
                    p.contains("input") ? p["input"] : json::object());
+}
+
+// Delivers a fork's plan with each tool it runs again marked by what the
+// tool declares (`side_effects`, from its pool's describe), so the plan
+// names the calls that change something outside from the tools themselves.
+// A tool no node offers, or whose pool does not answer or say, is marked
+// as having side effects. Agents' runs are not marked.
+void deliver_plan(self_ptr self,
+                  caf::typed_response_promise<json_value> promise,
+                  json plan) {
+  struct pending {
+    caf::typed_response_promise<json_value> promise;
+    json plan;
+    size_t left = 0;
+  };
+  auto p = std::make_shared<pending>();
+  p->promise = std::move(promise);
+  p->plan = std::move(plan);
+  std::set<std::string> tools;
+  for (auto& r : p->plan["to_run"]) {
+    auto runner = r.value("runs", std::string{});
+    if (runner.rfind("agent:", 0) == 0)
+      continue;
+    r["side_effects"] = true;
+    tools.insert(runner);
+  }
+  auto done = [p] {
+    if (--p->left == 0)
+      p->promise.deliver(json_value{std::move(p->plan)});
+  };
+  p->left = tools.size() + 1; // + 1: none delivers before all are asked
+  for (const auto& name : tools) {
+    auto route = self->state.tools ? self->state.tools->pick(name)
+                                   : std::nullopt;
+    if (!route) {
+      done();
+      continue;
+    }
+    self->request(route->pool, local_deadline, describe_atom_v)
+      .then(
+        [=](json_value& d) {
+          if (!d->value("side_effects", true))
+            for (auto& r : p->plan["to_run"])
+              if (r.value("runs", std::string{}) == name)
+                r["side_effects"] = false;
+          done();
+        },
+        [=](caf::error&) { done(); });
+  }
+  done();
 }
 
 coordinator_actor start(self_ptr self, const std::string& id,
@@ -485,7 +537,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                        {"status", plan->index->status},
                        {"dry_run", dry_run}};
             if (dry_run) {
-              promise.deliver(json_value{std::move(reply)});
+              deliver_plan(self, promise, std::move(reply));
               return;
             }
             // The fork's log, its agents' memory as of the fork point and
@@ -523,7 +575,7 @@ executions_impl(self_ptr self, event_store_actor store, event_bus_actor bus,
                        if (reply["status"] == "running"
                            || reply["status"] == "waiting")
                          start(self, id, coordinator_mode::recover);
-                       promise.deliver(json_value{std::move(reply)});
+                       deliver_plan(self, promise, std::move(reply));
                      });
             };
             // Reads the agent logs one after another; each pending read

@@ -395,6 +395,56 @@ TEST_F(ReplayCli, AForkWithAnotherAnswerReusesTheAgentAndLeavesTheParent) {
   EXPECT_NE(bad.err.find("no task 'nope'"), std::string::npos) << bad.err;
 }
 
+TEST_F(ReplayCli, ADryRunNamesTheToolsThatDeclareSideEffects) {
+  // `file` writes outside the call, `echo` does not: the dry run says so
+  // from what each tool declares, as it would for an embedder's tool.
+  auto root = tmp_ / "files";
+  std::filesystem::create_directories(root);
+  auto file = tmp_ / "notes.yaml";
+  std::ofstream{file} << R"yaml(name: notes
+version: "1"
+tasks:
+  - id: note
+    tool: file
+    input: {op: write, path: note.txt, content: "{{ input.text }}"}
+  - id: greet
+    tool: echo
+    input: {text: "{{ input.text }}"}
+)yaml";
+  const std::string file_tool = "tools:\n  file: {root: " + root + "}\n";
+  use_config(file_tool);
+  auto run = cadre({"--json", "run", file, "--input", R"({"text": "a"})"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
+  auto id = json::parse(run.out.back(), nullptr, false)
+              .value("id", std::string{});
+  const std::vector<std::string> fork = {"fork", id, "--input",
+                                         R"({"text": "b"})", "--dry-run"};
+  auto plan = cadre_json(fork)["plan"];
+  std::map<std::string, json> marked;
+  for (const auto& r : plan["to_run"])
+    marked[r["task"].get<std::string>()] = r.value("side_effects", json());
+  EXPECT_EQ(marked, (std::map<std::string, json>{{"greet", false},
+                                                 {"note", true}}))
+    << plan.dump();
+  auto text = cadre(fork);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  auto printed = joined(text.out);
+  EXPECT_NE(printed.find("note (file, side effects)"), std::string::npos)
+    << printed;
+  EXPECT_NE(printed.find("greet (echo)"), std::string::npos) << printed;
+  // A tool this node has no pool of may have side effects for all it knows.
+  use_config(file_tool + "  echo: {enabled: false}\n");
+  text = cadre(fork);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  printed = joined(text.out);
+  EXPECT_NE(printed.find("greet (echo, side effects)"), std::string::npos)
+    << printed;
+  std::ifstream note{root + "/note.txt"};
+  std::string written;
+  std::getline(note, written);
+  EXPECT_EQ(written, "a") << "a dry run writes nothing";
+}
+
 TEST_F(ReplayCli, ExportAndImportGiveTheSameState) {
   auto id = recorded_run();
   auto bundle = tmp_ / "run.ndjson";
@@ -1083,6 +1133,7 @@ TEST_F(ReplayHttp, ForkWithEditsRunsWhatTheEditsReach) {
   EXPECT_EQ(plan["id"], "");
   ASSERT_EQ(plan["to_run"].size(), 1u) << plan.dump();
   EXPECT_EQ(plan["to_run"][0]["task"], "act");
+  EXPECT_EQ(plan["to_run"][0]["side_effects"], false) << "echo says so";
   EXPECT_EQ(test::get(*s, "/v1/executions")["executions"].size(), 1u);
   // A corrected tool result and answer: the agent's turn is reused.
   auto r = send(*s, "POST", fork_path,

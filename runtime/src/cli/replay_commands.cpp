@@ -617,15 +617,15 @@ void print_fork_plan(const json& plan, bool json_out) {
   std::printf("  reused:   %s\n", list(plan["reused"]).c_str());
   if (!plan["edited"].empty())
     std::printf("  edited:   %s\n", list(plan["edited"]).c_str());
-  static const char* side_effecting[] = {"http", "sql", "notify", "airflow"};
   std::string runs;
   for (const auto& r : plan["to_run"]) {
     auto runner = r["runs"].get<std::string>();
     runs += (runs.empty() ? "" : ", ") + r["task"].get<std::string>() + " ("
             + runner;
-    for (const char* s : side_effecting)
-      if (runner == s)
-        runs += ", side effects";
+    // As the node marks it from the tool's declaration; a tool left
+    // unmarked (an older server) may have side effects.
+    if (r.value("side_effects", runner.rfind("agent:", 0) != 0))
+      runs += ", side effects";
     runs += ")";
   }
   std::printf("  run again: %s\n", runs.empty() ? "none" : runs.c_str());
