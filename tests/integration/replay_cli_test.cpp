@@ -560,8 +560,13 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
               static_cast<unsigned long long>(bytes), imported.max_rss_kib,
               small.max_rss_kib);
   EXPECT_GT(bytes, 50'000'000u);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // Not under a sanitizer: its quarantine of freed blocks (256 MiB under
+  // ASan) and redzones around each of a JSON tree's small nodes say nothing
+  // of what a release build holds.
   EXPECT_LT(imported.max_rss_kib, small.max_rss_kib + 160 * 1024)
     << "bundle of " << bytes << " bytes";
+#endif
   // Broken at its last line: refused naming it, and nothing of it stays
   // (the execution's log and the agent log were written before that line).
   const auto last = std::to_string(events + agent_events + 1);
