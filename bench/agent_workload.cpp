@@ -447,6 +447,15 @@ void run_agent(run_context& ctx) {
     }
   } cleanup{dir};
   config::node_config cfg;
+  // The node's variables (CADRE_SCHEDULER_SPIN_POLLS among them: callgrind
+  // counts spinning workers' polls, so instructions are counted with a
+  // short spin) apply as they do to a node started by `cadre`.
+  if (auto env = config::apply_environment(cfg); env) {
+    cfg = std::move(*env);
+  } else {
+    std::fprintf(stderr, "agent: %s\n", to_string(env.error()).c_str());
+    return;
+  }
   cfg.store_dir = dir;
   cfg.store_sync = false;
   runtime::start_options start;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cadre/messages/cbor.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "codec_detail.hpp"
 
@@ -15,39 +16,18 @@ namespace detail {
 namespace {
 
 // CBOR (RFC 8949) major types used by the event value.
-constexpr uint8_t cbor_uint = 0;
-constexpr uint8_t cbor_negint = 1;
-constexpr uint8_t cbor_text = 3;
-constexpr uint8_t cbor_map = 5;
+constexpr uint8_t cbor_uint = cbor::uint_type;
+constexpr uint8_t cbor_negint = cbor::negint_type;
+constexpr uint8_t cbor_text = cbor::text_type;
+constexpr uint8_t cbor_map = cbor::map_type;
 constexpr unsigned char cbor_null = 0xf6;
 
 constexpr std::string_view key_time_us = "time_us";
 constexpr std::string_view key_type = "type";
 constexpr std::string_view key_payload = "payload";
 
-void put_head(std::string& out, uint8_t major, uint64_t arg) {
-  auto m = static_cast<uint8_t>(major << 5);
-  auto put = [&](uint8_t info, int bytes) {
-    out.push_back(static_cast<char>(m | info));
-    for (int i = bytes - 1; i >= 0; --i)
-      out.push_back(static_cast<char>((arg >> (8 * i)) & 0xff));
-  };
-  if (arg < 24)
-    put(static_cast<uint8_t>(arg), 0);
-  else if (arg <= 0xff)
-    put(24, 1);
-  else if (arg <= 0xffff)
-    put(25, 2);
-  else if (arg <= 0xffffffff)
-    put(26, 4);
-  else
-    put(27, 8);
-}
-
-void put_text(std::string& out, std::string_view x) {
-  put_head(out, cbor_text, x.size());
-  out.append(x);
-}
+using cbor::put_head;
+using cbor::put_text;
 
 /// Decodes the CBOR that nlohmann/json's to_cbor writes (definite lengths,
 /// no tags) straight into a json, without nlohmann's SAX layer and its
@@ -385,7 +365,7 @@ void encode_event_to(const event& ev, std::string& out) {
   if (ev.payload.is_null())
     out.push_back(static_cast<char>(cbor_null));
   else
-    json::to_cbor(ev.payload.get(), out);
+    cbor::append(ev.payload.get(), out);
 }
 
 caf::error decode_event_value(std::string_view value, event& out) {
@@ -432,7 +412,7 @@ bool valid_key_part(std::string_view x) {
 std::string encode_execution_info(const execution_info& info) {
   json doc = info;
   std::string out(1, static_cast<char>(format_version));
-  json::to_cbor(doc, out);
+  cbor::append(doc, out);
   return out;
 }
 
@@ -458,7 +438,7 @@ expected<execution_info> decode_execution_info(std::string_view key,
 
 std::string encode_document(const json_value& doc) {
   std::string out(1, static_cast<char>(format_version));
-  json::to_cbor(doc.get(), out);
+  cbor::append(doc.get(), out);
   return out;
 }
 
