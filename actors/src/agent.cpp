@@ -431,8 +431,14 @@ bool model_inline(agent_self self) {
 // Queues a step of the machine: its events to append, then its actions.
 void take(agent_self self, agent_step s) {
   auto& st = self->state;
-  for (auto& e : s.events)
-    st.pending_events.push_back(std::move(e));
+  // One append takes a step's events or several steps': grow once, not
+  // per event (each append takes the vector).
+  if (st.pending_events.empty())
+    st.pending_events = std::move(s.events);
+  else
+    st.pending_events.insert(st.pending_events.end(),
+                             std::make_move_iterator(s.events.begin()),
+                             std::make_move_iterator(s.events.end()));
   for (auto& a : s.actions) {
     switch (a.kind) {
       case agent_action::call_model:

@@ -59,6 +59,12 @@ event_store_impl(store_impl_actor::stateful_pointer<event_store_state> self,
       st.promises.clear();
       auto results = st.store->append_group(group);
       std::vector<event> published;
+      if (st.bus) {
+        size_t n = 0;
+        for (const auto& req : group)
+          n += req.events.size();
+        published.reserve(n);
+      }
       for (size_t i = 0; i < group.size(); ++i) {
         if (results[i]) {
           promises[i].deliver(*results[i]);
