@@ -59,6 +59,20 @@ void put_binary(std::string& out, const json::binary_t& b) {
 
 } // namespace
 
+void put_long_head(std::string& out, uint8_t major, uint64_t arg) {
+  if (arg <= 0xff)
+    put_big_endian(out, static_cast<uint8_t>((major << 5) | 24),
+                   static_cast<uint8_t>(arg));
+  else if (arg <= 0xffff)
+    put_big_endian(out, static_cast<uint8_t>((major << 5) | 25),
+                   static_cast<uint16_t>(arg));
+  else if (arg <= 0xffffffff)
+    put_big_endian(out, static_cast<uint8_t>((major << 5) | 26),
+                   static_cast<uint32_t>(arg));
+  else
+    put_big_endian(out, static_cast<uint8_t>((major << 5) | 27), arg);
+}
+
 void append(const json& doc, std::string& out) {
   switch (doc.type()) {
     case json::value_t::null:

@@ -21,22 +21,15 @@ constexpr uint8_t array_type = 4;
 constexpr uint8_t map_type = 5;
 constexpr uint8_t tag_type = 6;
 
+/// Appends a head whose argument needs bytes after it (arg >= 24).
+void put_long_head(std::string& out, uint8_t major, uint64_t arg);
+
 /// Appends an item head with the shortest argument, as to_cbor writes it.
 inline void put_head(std::string& out, uint8_t major, uint64_t arg) {
-  auto m = static_cast<char>(major << 5);
-  if (arg < 24) {
-    out.push_back(static_cast<char>(m | static_cast<char>(arg)));
-    return;
-  }
-  char buf[9];
-  int bytes = arg <= 0xff ? 1 : arg <= 0xffff ? 2 : arg <= 0xffffffff ? 4 : 8;
-  buf[0] = static_cast<char>(m | (bytes == 1   ? 24
-                                  : bytes == 2 ? 25
-                                  : bytes == 4 ? 26
-                                               : 27));
-  for (int i = 0; i < bytes; ++i)
-    buf[bytes - i] = static_cast<char>((arg >> (8 * i)) & 0xff);
-  out.append(buf, static_cast<size_t>(bytes) + 1);
+  if (arg < 24)
+    out.push_back(static_cast<char>((major << 5) | static_cast<int>(arg)));
+  else
+    put_long_head(out, major, arg);
 }
 
 inline void put_text(std::string& out, std::string_view x) {
