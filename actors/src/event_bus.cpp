@@ -56,9 +56,20 @@ event_bus_impl(event_bus_actor::stateful_pointer<event_bus_state> self) {
       auto& subs = self->state.subs;
       if (subs.empty())
         return;
-      if (auto all = subs.find(""); all != subs.end())
-        for (auto& sink : all->second)
-          self->send(sink, event_atom_v, events);
+      auto all = subs.find("");
+      bool by_execution = subs.size() > (all != subs.end() ? 1u : 0u);
+      if (all != subs.end()) {
+        // The payloads are shared; the last sink takes the vector itself
+        // when no per-execution subscriber needs it.
+        auto& sinks = all->second;
+        for (size_t i = 0; i < sinks.size(); ++i)
+          if (i + 1 == sinks.size() && !by_execution)
+            self->send(sinks[i], event_atom_v, std::move(events));
+          else
+            self->send(sinks[i], event_atom_v, events);
+      }
+      if (!by_execution)
+        return;
       // Per-execution subscribers get only their execution's events.
       std::unordered_map<std::string, std::vector<event>> by_id;
       for (auto& ev : events)
