@@ -968,3 +968,79 @@ TEST(AgentMachine, ARecordedRequestThatDoesNotReadIsNeverGuessed) {
             std::string::npos)
     << again.finished("t")->message;
 }
+
+// A later call of a turn extends the turn's previous request with what the
+// turn added (the reply, the tools' results, a repair prompt) instead of
+// building it whole: it asks and records exactly what a machine that folded
+// the log and built the request whole does, and a tool whose offer changed
+// in between is sent as it is now.
+TEST(AgentMachine, ALaterCallOfATurnAsksAndRecordsWhatARestartedMachineWould) {
+  json schema{{"type", "object"},
+              {"required", {"n"}},
+              {"properties", {{"n", {{"type", "integer"}}}}}};
+  json spec{{"system", "Be brief."},
+            {"tools", {"echo"}},
+            {"output_schema", schema}};
+  llm_tool_spec echo;
+  echo.name = "echo";
+  echo.description = "Echoes.";
+  echo.parameters = json_value{json{{"type", "object"}}};
+  agent_machine m{"a"};
+  m.know_tool(echo);
+  recorder rec;
+  std::vector<llm_request> asked;
+  auto keep = [&](const agent_step& s) {
+    for (const auto& a : s.actions)
+      if (a.kind == agent_action::call_model)
+        asked.push_back(*m.last_request());
+    return s;
+  };
+  plain_turn(m, rec, "t1", spec, "q1", R"({"n": 1})");
+  keep(start_and_begin(m, rec, turn_of("t2", spec, "q2")));
+  rec(m.model_replied("t2", 1,
+                      tools_reply({call_of("c1", "echo", json{{"x", 1}}),
+                                   call_of("c2", "echo", json{{"x", 2}})}),
+                      false, now));
+  rec(m.tool_done("t2", call_of("c2", "echo"), json{{"x", 2}}, now));
+  keep(rec(m.tool_done("t2", call_of("c1", "echo"), json{{"x", 1}}, now)));
+  rec(m.model_replied("t2", 2,
+                      tools_reply({call_of("c3", "echo", json{{"x", 3}})}),
+                      false, now));
+  // The pools tell a changed offer meanwhile: the next request carries it.
+  auto told = echo;
+  told.description = "Echoes its input.";
+  m.know_tool(told);
+  keep(rec(m.tool_done("t2", call_of("c3", "echo"), "oops", now)));
+  EXPECT_EQ(asked.back().tools.at(0).description, "Echoes its input.");
+  keep(rec(m.model_replied("t2", 3, text_reply("three"), false, now)));
+  rec(m.model_replied("t2", 4, text_reply(R"({"n": 3})"), false, now));
+  ASSERT_NE(m.finished("t2"), nullptr);
+  EXPECT_TRUE(m.finished("t2")->ok);
+  ASSERT_EQ(asked.size(), 4u);
+  // Each request of turn t2, asked again by a machine that folded the log
+  // up to it and resumed.
+  size_t n = 0;
+  for (size_t i = 0; i < rec.log.size(); ++i) {
+    if (rec.log[i].type != ev::llm_requested
+        || rec.log[i].payload.get()["turn"] != "t2")
+      continue;
+    SCOPED_TRACE("call " + std::to_string(n + 1));
+    agent_machine again{"a"};
+    again.know_tool(n < 2 ? echo : told);
+    for (size_t j = 0; j < i; ++j)
+      again.apply(rec.log[j]);
+    auto r = again.resume(now);
+    ASSERT_FALSE(r.events.empty());
+    EXPECT_EQ(r.events[0].type, ev::llm_requested);
+    EXPECT_EQ(r.events[0].seq, rec.log[i].seq);
+    EXPECT_EQ(r.events[0].payload.get(), rec.log[i].payload.get());
+    ASSERT_NE(again.last_request(), nullptr);
+    EXPECT_EQ(json(*again.last_request()), json(asked[n]));
+    ++n;
+  }
+  EXPECT_EQ(n, asked.size());
+  auto rebuilt = requests_in(rec.log);
+  ASSERT_EQ(rebuilt.size(), 5u);
+  for (size_t i = 0; i < asked.size(); ++i)
+    EXPECT_EQ(json(rebuilt[i + 1]), json(asked[i])) << i;
+}

@@ -270,6 +270,29 @@ json agent_request_log::record(const std::string& turn, uint32_t call,
   return p;
 }
 
+json agent_request_log::record_appended(const std::string& turn,
+                                        uint32_t call,
+                                        const llm_message* first,
+                                        const llm_message* last) {
+  // What delta_of gives for this request: one run of all the last
+  // request's messages, then the new ones, and the changed call number.
+  auto& r = *last_;
+  json pieces(json::value_t::array);
+  auto& out = pieces.get_ref<json::array_t&>();
+  out.reserve(1 + static_cast<size_t>(last - first));
+  if (!r.messages.empty())
+    out.push_back(json::array({size_t{0}, r.messages.size()}));
+  for (auto m = first; m != last; ++m)
+    out.push_back(*m);
+  auto d = payload("messages", std::move(pieces));
+  changed(d.get_ref<json::object_t&>(), "turn", call, r.turn);
+  r.messages.insert(r.messages.end(), first, last);
+  r.turn = call;
+  auto p = payload("turn", turn, "call", call);
+  p.get_ref<json::object_t&>().emplace("delta", std::move(d));
+  return p;
+}
+
 const llm_request* agent_request_log::last() const {
   return last_ ? &*last_ : nullptr;
 }
@@ -288,8 +311,10 @@ void agent_machine::fold(const event& e, const known& k) {
   seq_ = e.seq;
   // Every request of the log, whichever turn: the next is recorded
   // relative to it.
-  if (e.type == ev::llm_requested && !k.recorded)
+  if (e.type == ev::llm_requested && !k.recorded) {
     requests_.apply(e);
+    sent_.reset();
+  }
   const auto& p = e.payload.get();
   if (!p.is_object())
     return;
@@ -306,15 +331,16 @@ void agent_machine::fold(const event& e, const known& k) {
     t.attempt = p.value("attempt", uint32_t{1});
     t.fork_of = p.value("fork_of", std::string{});
     t.replies = p.value("replies", std::string{});
-    const json* doc = specs_.of(p);
-    t.spec_doc = doc ? *doc : json::object();
     // Checked when the turn started; the log keeps what ran.
-    if (k.spec)
+    if (k.spec) {
       t.spec = std::move(*k.spec);
-    else
-      (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
-                              t.spec);
+    } else {
+      const json* doc = specs_.of(p);
+      (void) parse_agent_spec(p.value("agent", std::string{}),
+                              doc ? *doc : json::object(), t.spec);
+    }
     active_ = std::move(t);
+    sent_.reset();
     return;
   }
   if (!active_ || active_->key != turn)
@@ -354,6 +380,7 @@ void agent_machine::fold(const event& e, const known& k) {
     t.summary_pending = false;
     summary_ = p.value("summary", std::string{});
     summarized_ = std::min(p.value("to", size_t{0}), history_.size());
+    sent_.reset();
     if (auto u = from<llm_usage>(p.value("usage", json::object())))
       add_usage(t.usage, *u);
   } else if (e.type == ev::summary_failed) {
@@ -403,6 +430,7 @@ void agent_machine::fold(const event& e, const known& k) {
     }
     finished_[turn] = std::move(f);
     active_.reset();
+    sent_.reset();
   }
 }
 
@@ -505,14 +533,21 @@ llm_request agent_machine::model_request() const {
 }
 
 void agent_machine::request_model(int64_t now_us, agent_step& out) {
-  auto req = model_request();
-  auto call = req.turn;
+  const auto& t = *active_;
+  auto call = t.calls + 1;
   agent_action a;
   a.kind = agent_action::call_model;
-  a.turn = active_->key;
+  a.turn = t.key;
   a.call = call;
   // The log's last request is the one the call asks: no copy of it here.
-  auto p = requests_.record(active_->key, call, std::move(req));
+  // A later call of the turn appends to it what the turn added since.
+  json p;
+  if (sent_ && requests_.last() && *sent_ <= t.messages.size())
+    p = requests_.record_appended(t.key, call, t.messages.data() + *sent_,
+                                  t.messages.data() + t.messages.size());
+  else
+    p = requests_.record(t.key, call, model_request());
+  sent_ = t.messages.size();
   known k;
   k.recorded = true;
   emit(ev::llm_requested, std::move(p), now_us, out, k);
@@ -858,6 +893,7 @@ void agent_machine::set_deadline(const std::string& turn,
 }
 
 void agent_machine::know_tool(llm_tool_spec spec, bool side_effects) {
+  sent_.reset();
   auto name = spec.name;
   tool_specs_[name] = std::move(spec);
   if (side_effects)

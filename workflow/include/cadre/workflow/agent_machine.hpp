@@ -82,6 +82,13 @@ public:
   /// `req`, relative to the requests folded so far; `req` becomes the last.
   json record(const std::string& turn, uint32_t call, llm_request req);
 
+  /// record() of the last request with the messages [first, last) appended
+  /// and `call` as its turn number, without building that request whole
+  /// and comparing it with the last (the next call of a turn only adds the
+  /// reply and the tools' results). The last request must exist.
+  json record_appended(const std::string& turn, uint32_t call,
+                       const llm_message* first, const llm_message* last);
+
   /// The last request folded or recorded; null when none, or it did not
   /// read.
   const llm_request* last() const;
@@ -151,7 +158,6 @@ struct agent_active_turn {
   /// Not in the log: the deadline of the request that asked (0: none).
   int64_t deadline_us = 0;
   agent_spec spec;
-  json spec_doc;
   std::vector<llm_message> messages; ///< this turn's conversation
   uint32_t calls = 0;                ///< LLM calls requested
   bool llm_pending = false;          ///< requested, not answered
@@ -281,6 +287,11 @@ private:
   std::set<std::string> pure_tools_;
   agent_spec_table specs_;
   agent_request_log requests_;
+  // How many of the active turn's messages the log's last request holds,
+  // when this machine built it in this turn and nothing else a request is
+  // built from (memory, summary, tools) changed since: the turn's next
+  // call is that request with the turn's newer messages appended.
+  std::optional<size_t> sent_;
 };
 
 /// The JSON of a final answer: the whole text, else the first fenced block
