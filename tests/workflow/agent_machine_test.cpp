@@ -1044,3 +1044,43 @@ TEST(AgentMachine, ALaterCallOfATurnAsksAndRecordsWhatARestartedMachineWould) {
   for (size_t i = 0; i < asked.size(); ++i)
     EXPECT_EQ(json(rebuilt[i + 1]), json(asked[i])) << i;
 }
+
+// A turn's usage is recorded with the value types it always had: counts a
+// turn never added to as the integer 0 of zero_agent_usage(), added ones
+// unsigned, the cost a double; so its log reads as before.
+TEST(AgentMachine, TheRecordedUsageKeepsTheTypesOfItsValues) {
+  json spec{{"tools", {"echo"}}};
+  agent_machine m{"a"};
+  recorder rec;
+  auto usage_of = [&](const std::string& turn) {
+    for (const auto& e : rec.log)
+      if (e.type == ev::turn_completed && e.payload.get()["turn"] == turn)
+        return e.payload.get()["usage"];
+    ADD_FAILURE() << "no agent_turn_completed of " << turn;
+    return json{};
+  };
+  plain_turn(m, rec, "t1", spec, "q1", "a1");
+  auto plain = usage_of("t1");
+  EXPECT_EQ(plain, (json{{"input_tokens", 10u}, {"output_tokens", 5u},
+                         {"cost_usd", 0.0}, {"llm_calls", 1u},
+                         {"tool_calls", 0}}));
+  EXPECT_TRUE(plain["llm_calls"].is_number_unsigned());
+  EXPECT_TRUE(plain["input_tokens"].is_number_unsigned());
+  EXPECT_TRUE(plain["cost_usd"].is_number_float());
+  EXPECT_TRUE(plain["tool_calls"].is_number_integer());
+  EXPECT_FALSE(plain["tool_calls"].is_number_unsigned());
+  start_and_begin(m, rec, turn_of("t2", spec, "q2"));
+  auto reply = tools_reply({call_of("c1", "echo")});
+  reply.usage.cost_usd = 0.25;
+  rec(m.model_replied("t2", 1, reply, false, now));
+  rec(m.tool_done("t2", call_of("c1", "echo"), json::object(), now));
+  auto last = text_reply("done", 1, 2);
+  last.usage.cost_usd = 0.5;
+  rec(m.model_replied("t2", 2, last, false, now));
+  auto tool = usage_of("t2");
+  EXPECT_EQ(tool, (json{{"input_tokens", 1u}, {"output_tokens", 2u},
+                        {"cost_usd", 0.75}, {"llm_calls", 2u},
+                        {"tool_calls", 1u}}));
+  EXPECT_TRUE(tool["tool_calls"].is_number_unsigned());
+  EXPECT_EQ(m.finished("t2")->usage, tool);
+}

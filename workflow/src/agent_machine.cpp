@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
@@ -25,15 +27,6 @@ std::optional<T> from(const json& j) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
-}
-
-void add_usage(json& total, const llm_usage& u) {
-  total["input_tokens"] = total["input_tokens"].get<uint64_t>()
-                          + u.input_tokens;
-  total["output_tokens"] = total["output_tokens"].get<uint64_t>()
-                           + u.output_tokens;
-  total["cost_usd"] = total["cost_usd"].get<double>() + u.cost_usd;
-  total["llm_calls"] = total["llm_calls"].get<uint64_t>() + 1;
 }
 
 void put(json::object_t&) {
@@ -67,6 +60,36 @@ json zero_agent_usage() {
                          {"cost_usd", 0.0},   {"llm_calls", 0},
                          {"tool_calls", 0}};
   return zero;
+}
+
+void agent_usage::add(const llm_usage& u) {
+  input_tokens += u.input_tokens;
+  output_tokens += u.output_tokens;
+  cost_usd += u.cost_usd;
+  ++llm_calls;
+}
+
+json agent_usage::to_json() const {
+  // A count never added to stays zero_agent_usage()'s integer 0; an added
+  // one is unsigned, as the JSON arithmetic this replaces made them.
+  auto count = [](uint64_t n, bool added) {
+    return added ? json(n) : json(0);
+  };
+  bool called = llm_calls > 0;
+  json j(json::value_t::object);
+  auto& o = j.get_ref<json::object_t&>();
+  o.emplace("input_tokens", count(input_tokens, called));
+  o.emplace("output_tokens", count(output_tokens, called));
+  o.emplace("cost_usd", cost_usd);
+  o.emplace("llm_calls", count(llm_calls, called));
+  o.emplace("tool_calls", count(tool_calls, tool_calls > 0));
+  return j;
+}
+
+bool agent_usage::operator==(const agent_usage& o) const {
+  return input_tokens == o.input_tokens && output_tokens == o.output_tokens
+         && cost_usd == o.cost_usd && llm_calls == o.llm_calls
+         && tool_calls == o.tool_calls;
 }
 
 uint64_t agent_spec_table::id_of(const json& payload) {
@@ -303,15 +326,56 @@ agent_machine::agent_machine(std::string id)
 
 // -- fold ---------------------------------------------------------------------------
 
+namespace {
+
+enum class event_kind {
+  other,
+  spec,
+  turn_started,
+  message,
+  llm_requested,
+  llm_responded,
+  summary_requested,
+  summarized,
+  summary_failed,
+  tool_called,
+  tool_result,
+  turn_completed,
+  turn_failed,
+};
+
+// One lookup an event instead of comparing its type with each in turn.
+event_kind kind_of(const std::string& type) {
+  static const std::unordered_map<std::string_view, event_kind> kinds{
+    {ev::spec, event_kind::spec},
+    {ev::turn_started, event_kind::turn_started},
+    {ev::message, event_kind::message},
+    {ev::llm_requested, event_kind::llm_requested},
+    {ev::llm_responded, event_kind::llm_responded},
+    {ev::summary_requested, event_kind::summary_requested},
+    {ev::summarized, event_kind::summarized},
+    {ev::summary_failed, event_kind::summary_failed},
+    {ev::tool_called, event_kind::tool_called},
+    {ev::tool_result, event_kind::tool_result},
+    {ev::turn_completed, event_kind::turn_completed},
+    {ev::turn_failed, event_kind::turn_failed},
+  };
+  auto i = kinds.find(type);
+  return i == kinds.end() ? event_kind::other : i->second;
+}
+
+} // namespace
+
 void agent_machine::apply(const event& e) {
   fold(e, known{});
 }
 
 void agent_machine::fold(const event& e, const known& k) {
   seq_ = e.seq;
+  auto kind = kind_of(e.type);
   // Every request of the log, whichever turn: the next is recorded
   // relative to it.
-  if (e.type == ev::llm_requested && !k.recorded) {
+  if (kind == event_kind::llm_requested && !k.recorded) {
     requests_.apply(e);
     sent_.reset();
   }
@@ -319,11 +383,11 @@ void agent_machine::fold(const event& e, const known& k) {
   if (!p.is_object())
     return;
   auto turn = p.value("turn", std::string{});
-  if (e.type == ev::spec) {
+  if (kind == event_kind::spec) {
     specs_.apply(e);
     return;
   }
-  if (e.type == ev::turn_started) {
+  if (kind == event_kind::turn_started) {
     agent_active_turn t;
     t.key = turn;
     t.execution = p.value("execution", std::string{});
@@ -346,17 +410,17 @@ void agent_machine::fold(const event& e, const known& k) {
   if (!active_ || active_->key != turn)
     return;
   auto& t = *active_;
-  if (e.type == ev::message) {
+  if (kind == event_kind::message) {
     if (k.message)
       t.messages.push_back(*k.message);
     else if (auto m = from<llm_message>(p.value("message", json::object())))
       t.messages.push_back(std::move(*m));
     if (p.value("repair", false))
       t.repaired = true;
-  } else if (e.type == ev::llm_requested) {
+  } else if (kind == event_kind::llm_requested) {
     t.calls = p.value("call", t.calls + 1);
     t.llm_pending = true;
-  } else if (e.type == ev::llm_responded) {
+  } else if (kind == event_kind::llm_responded) {
     t.llm_pending = false;
     std::optional<llm_response> read;
     const llm_response* r = k.response;
@@ -369,25 +433,25 @@ void agent_machine::fold(const event& e, const known& k) {
     t.messages.push_back(r->message);
     t.tool_calls = r->message.tool_calls;
     t.results.clear();
-    add_usage(t.usage, r->usage);
-  } else if (e.type == ev::summary_requested) {
+    t.usage.add(r->usage);
+  } else if (kind == event_kind::summary_requested) {
     t.summary_pending = true;
     t.summary_tried = true;
     t.summary_to = p.value("to", size_t{0});
     if (auto r = from<llm_request>(p.value("request", json::object())))
       t.summary_request = std::move(*r);
-  } else if (e.type == ev::summarized) {
+  } else if (kind == event_kind::summarized) {
     t.summary_pending = false;
     summary_ = p.value("summary", std::string{});
     summarized_ = std::min(p.value("to", size_t{0}), history_.size());
     sent_.reset();
     if (auto u = from<llm_usage>(p.value("usage", json::object())))
-      add_usage(t.usage, *u);
-  } else if (e.type == ev::summary_failed) {
+      t.usage.add(*u);
+  } else if (kind == event_kind::summary_failed) {
     t.summary_pending = false;
-  } else if (e.type == ev::tool_called) {
-    t.usage["tool_calls"] = t.usage["tool_calls"].get<uint64_t>() + 1;
-  } else if (e.type == ev::tool_result) {
+  } else if (kind == event_kind::tool_called) {
+    ++t.usage.tool_calls;
+  } else if (kind == event_kind::tool_result) {
     llm_message m;
     m.role = "tool";
     m.tool_call_id = p.value("id", std::string{});
@@ -405,9 +469,10 @@ void agent_machine::fold(const event& e, const known& k) {
       for (const auto& c : t.tool_calls)
         if (auto i = t.results.find(c.id); i != t.results.end())
           t.messages.push_back(i->second);
-  } else if (e.type == ev::turn_completed || e.type == ev::turn_failed) {
+  } else if (kind == event_kind::turn_completed
+             || kind == event_kind::turn_failed) {
     agent_finished_turn f;
-    f.ok = e.type == ev::turn_completed;
+    f.ok = kind == event_kind::turn_completed;
     f.output = p.value("output", json{});
     f.usage = p.value("usage", json{});
     if (!f.ok) {
@@ -506,17 +571,20 @@ llm_request agent_machine::model_request() const {
     system += (system.empty() ? "" : "\n\n")
               + std::string{"Summary of the earlier conversation:\n"}
               + summary_;
+  // The newest `memory_window` messages, none of them already summarized.
+  auto window = std::min<size_t>(t.spec.memory_window, history_.size());
+  auto first = history_.size() - window;
+  if (summarizing)
+    first = std::max(first, std::min(summarized_, history_.size()));
+  // With room for what the turn's later calls append (record_appended): a
+  // reply and its tools' results, without moving the window again.
+  r.messages.reserve(1 + (history_.size() - first) + t.messages.size() + 4);
   if (!system.empty()) {
     llm_message sys;
     sys.role = "system";
     sys.content = std::move(system);
     r.messages.push_back(std::move(sys));
   }
-  // The newest `memory_window` messages, none of them already summarized.
-  auto window = std::min<size_t>(t.spec.memory_window, history_.size());
-  auto first = history_.size() - window;
-  if (summarizing)
-    first = std::max(first, std::min(summarized_, history_.size()));
   r.messages.insert(r.messages.end(),
                     history_.begin() + static_cast<ptrdiff_t>(first),
                     history_.end());
@@ -665,7 +733,7 @@ void agent_machine::finish(bool ok, json output, errc code,
   // Folding the end closes the turn: what the action needs is read first.
   auto key = active_->key;
   auto agent = active_->spec.name;
-  auto p = payload("turn", key, "usage", active_->usage);
+  auto p = payload("turn", key, "usage", active_->usage.to_json());
   if (ok) {
     p["output"] = std::move(output);
     emit(ev::turn_completed, std::move(p), now_us, out);

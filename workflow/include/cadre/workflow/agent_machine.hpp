@@ -136,6 +136,21 @@ struct agent_step {
 /// Usage of a turn as it is recorded: tokens, cost, calls.
 json zero_agent_usage();
 
+/// The usage of the turn being run, as the log tells so far; recorded as
+/// to_json() when the turn ends.
+struct agent_usage {
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  double cost_usd = 0;
+  uint64_t llm_calls = 0;
+  uint64_t tool_calls = 0;
+
+  void add(const llm_usage& u);
+  /// As zero_agent_usage() plus each call's usage, value types included.
+  json to_json() const;
+  bool operator==(const agent_usage& o) const;
+};
+
 /// The fold of a turn that ended.
 struct agent_finished_turn {
   bool ok = false;
@@ -164,7 +179,7 @@ struct agent_active_turn {
   std::vector<llm_tool_call> tool_calls;      ///< of the last reply
   std::map<std::string, llm_message> results; ///< call id -> tool message
   bool repaired = false;
-  json usage = zero_agent_usage();
+  agent_usage usage;
   /// Summary memory: a summary call asked for and not answered, and
   /// whether this turn already tried one (a failed summary falls back to
   /// the window).
