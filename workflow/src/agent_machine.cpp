@@ -285,12 +285,20 @@ json agent_request_log::record(const std::string& turn, uint32_t call,
                                llm_request req) {
   auto p = payload("turn", turn, "call", call);
   auto& o = p.get_ref<json::object_t&>();
-  if (last_)
+  if (last_) {
     o.emplace("delta", delta_of(*last_, req));
-  else
+    // Its messages' room serves the request after this one.
+    spare_ = std::move(last_->messages);
+    spare_.clear();
+  } else {
     o.emplace("request", req);
+  }
   last_ = std::move(req);
   return p;
+}
+
+std::vector<llm_message> agent_request_log::storage() {
+  return std::move(spare_);
 }
 
 json agent_request_log::record_appended(const std::string& turn,
@@ -559,9 +567,12 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
   return out;
 }
 
-llm_request agent_machine::model_request() const {
+llm_request agent_machine::model_request(
+  std::vector<llm_message> storage) const {
   const auto& t = *active_;
   llm_request r;
+  storage.clear();
+  r.messages = std::move(storage);
   r.profile = t.spec.provider;
   r.model = t.spec.model;
   bool summarizing = t.spec.memory_policy == "summary";
@@ -614,7 +625,7 @@ void agent_machine::request_model(int64_t now_us, agent_step& out) {
     p = requests_.record_appended(t.key, call, t.messages.data() + *sent_,
                                   t.messages.data() + t.messages.size());
   else
-    p = requests_.record(t.key, call, model_request());
+    p = requests_.record(t.key, call, model_request(requests_.storage()));
   sent_ = t.messages.size();
   known k;
   k.recorded = true;

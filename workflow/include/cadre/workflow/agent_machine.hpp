@@ -93,8 +93,14 @@ public:
   /// read.
   const llm_request* last() const;
 
+  /// An empty vector with the room of a request's messages before the
+  /// last, to build the next request in: a request's messages (the memory
+  /// window) are one large allocation, costly in glibc's malloc each call.
+  std::vector<llm_message> storage();
+
 private:
   std::optional<llm_request> last_;
+  std::vector<llm_message> spare_;
 };
 
 /// Something the agent actor does once the events of its step are durable.
@@ -284,7 +290,7 @@ private:
   void fail(errc code, const std::string& message, int64_t now_us,
             agent_step& out);
   bool needs_summary() const;
-  llm_request model_request() const;
+  llm_request model_request(std::vector<llm_message> storage) const;
   llm_request summary_request(size_t to) const;
   bool current(const std::string& turn) const;
 
