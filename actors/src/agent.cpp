@@ -943,12 +943,14 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     if (watch)
       self->monitor(route->pool);
   }
+  // One copy of the call for the two handlers (CAF copies them again).
+  auto shared = std::make_shared<const llm_tool_call>(call);
   // False for the answer of a call that was sent again meanwhile.
   auto current = [=] {
     auto& remote = self->state.remote;
-    if (!remote.answered(call.id, token))
+    if (!remote.answered(shared->id, token))
       return false;
-    remote.settled(call.id);
+    remote.settled(shared->id);
     return true;
   };
   auto sent_us = now_us();
@@ -956,11 +958,11 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     .then(
       [=](task_result& res) {
         if (current())
-          on_tool_result(self, key, call, res.output.get(), sent_us);
+          on_tool_result(self, key, *shared, res.output.get(), sent_us);
       },
       [=](caf::error& err) {
         if (current())
-          on_tool_result(self, key, call, err, sent_us);
+          on_tool_result(self, key, *shared, err, sent_us);
       });
 }
 
