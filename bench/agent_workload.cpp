@@ -29,6 +29,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "cadre/actors/spawn.hpp"
+#include "cadre/config/node_config.hpp"
 #include "cadre/runtime/node.hpp"
 #include "cadre/tools/llm/provider.hpp"
 #include "cadre/tools/tool.hpp"
@@ -446,16 +447,15 @@ void run_agent(run_context& ctx) {
       std::filesystem::remove_all(dir, ec);
     }
   } cleanup{dir};
-  config::node_config cfg;
-  // The node's variables (CADRE_SCHEDULER_SPIN_POLLS among them: callgrind
-  // counts spinning workers' polls, so instructions are counted with a
-  // short spin) apply as they do to a node started by `cadre`.
-  if (auto env = config::apply_environment(cfg); env) {
-    cfg = std::move(*env);
-  } else {
+  // The node's settings from the environment as `cadre` reads them
+  // (CADRE_SCHEDULER_SPIN_POLLS: callgrind counts spinning workers' polls,
+  // so instruction counts are taken with CAF's 100), then the bench's store.
+  auto env = config::apply_environment(config::node_config{});
+  if (!env) {
     std::fprintf(stderr, "agent: %s\n", to_string(env.error()).c_str());
     return;
   }
+  auto cfg = std::move(*env);
   cfg.store_dir = dir;
   cfg.store_sync = false;
   runtime::start_options start;

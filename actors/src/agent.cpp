@@ -128,15 +128,17 @@ context_for(const llm_request& req, int64_t deadline_us,
                                      {"delay_ms", delay.count()}});
   };
   if (req.stream && publish) {
-    auto meta = json{{"agent", req.agent},
-                     {"agent_id", origin.agent_id},
-                     {"task", origin.task},
-                     {"call", req.turn}};
-    cc.on_text = [meta, execution = origin.execution,
+    // Built per piece, not per call: a reply of tool calls streams none.
+    cc.on_text = [agent = req.agent, call = req.turn, origin,
                   publish = std::move(publish)](std::string_view piece) {
-      auto p = meta;
-      p["text"] = std::string{piece};
-      publish(event{execution, 0, now_us(), ev_type::token,
+      json p(json::value_t::object);
+      auto& o = p.get_ref<json::object_t&>();
+      o.emplace("agent", agent);
+      o.emplace("agent_id", origin.agent_id);
+      o.emplace("task", origin.task);
+      o.emplace("call", call);
+      o.emplace("text", std::string{piece});
+      publish(event{origin.execution, 0, now_us(), ev_type::token,
                     json_value{std::move(p)}});
     };
   }
@@ -241,6 +243,9 @@ struct agent_state {
     std::string profile;
     json script;
     std::unique_ptr<tools::llm::provider> made;
+    // The turn whose profile and script were found to be made's: a turn's
+    // spec does not change, so its later calls skip comparing the script.
+    std::string fits_turn;
   } inline_llm;
   std::vector<uint32_t> inline_calls;
   // Calls of tools without side effects, sent before the append of the step
@@ -406,12 +411,17 @@ tools::llm::provider* inline_provider(agent_self self) {
       st.inline_llm.profile = std::move(st.handover->profile);
       st.inline_llm.script = std::move(st.handover->script);
       st.inline_llm.made = std::move(st.handover->made);
+      st.inline_llm.fits_turn.clear();
     }
   }
   auto& own = st.inline_llm;
-  if (!own.made || own.profile != t->spec.provider
-      || own.script != t->spec.script)
+  if (!own.made)
     return nullptr;
+  if (own.fits_turn != t->key) {
+    if (own.profile != t->spec.provider || own.script != t->spec.script)
+      return nullptr;
+    own.fits_turn = t->key;
+  }
   return own.made.get();
 }
 
@@ -939,12 +949,14 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     if (watch)
       self->monitor(route->pool);
   }
+  // One copy of the call for the two handlers (CAF copies them again).
+  auto shared = std::make_shared<const llm_tool_call>(call);
   // False for the answer of a call that was sent again meanwhile.
   auto current = [=] {
     auto& remote = self->state.remote;
-    if (!remote.answered(call.id, token))
+    if (!remote.answered(shared->id, token))
       return false;
-    remote.settled(call.id);
+    remote.settled(shared->id);
     return true;
   };
   auto sent_us = now_us();
@@ -952,11 +964,11 @@ void dispatch_tool(agent_self self, const llm_tool_call& call) {
     .then(
       [=](task_result& res) {
         if (current())
-          on_tool_result(self, key, call, res.output.get(), sent_us);
+          on_tool_result(self, key, *shared, res.output.get(), sent_us);
       },
       [=](caf::error& err) {
         if (current())
-          on_tool_result(self, key, call, err, sent_us);
+          on_tool_result(self, key, *shared, err, sent_us);
       });
 }
 

@@ -30,19 +30,26 @@ void count_llm_call(const std::shared_ptr<metric_registry>& m,
                     const char* outcome) {
   if (!m)
     return;
-  auto model = res && !res->model.empty() ? res->model : req.model;
-  metric_labels ls{{"agent", req.agent}, {"profile", req.profile},
-                   {"model", model}};
-  auto with_outcome = ls;
-  with_outcome.emplace_back("outcome", outcome);
-  m->add("cadre_llm_calls_total", with_outcome);
+  // Every model call counts here: the names are made once, the labels
+  // once a call.
+  static const std::string calls = "cadre_llm_calls_total";
+  static const std::string input = "cadre_llm_input_tokens_total";
+  static const std::string output = "cadre_llm_output_tokens_total";
+  static const std::string cost = "cadre_llm_cost_usd_total";
+  metric_labels ls;
+  ls.reserve(4);
+  ls.emplace_back("agent", req.agent);
+  ls.emplace_back("profile", req.profile);
+  ls.emplace_back("model",
+                  res && !res->model.empty() ? res->model : req.model);
+  ls.emplace_back("outcome", outcome);
+  m->add(calls, ls);
+  ls.pop_back();
   // A cached reply cost nothing this time.
   if (res && std::string_view{outcome} == "ok") {
-    m->add("cadre_llm_input_tokens_total", ls,
-           static_cast<double>(res->usage.input_tokens));
-    m->add("cadre_llm_output_tokens_total", ls,
-           static_cast<double>(res->usage.output_tokens));
-    m->add("cadre_llm_cost_usd_total", ls, res->usage.cost_usd);
+    m->add(input, ls, static_cast<double>(res->usage.input_tokens));
+    m->add(output, ls, static_cast<double>(res->usage.output_tokens));
+    m->add(cost, ls, res->usage.cost_usd);
   }
 }
 

@@ -968,3 +968,119 @@ TEST(AgentMachine, ARecordedRequestThatDoesNotReadIsNeverGuessed) {
             std::string::npos)
     << again.finished("t")->message;
 }
+
+// A later call of a turn extends the turn's previous request with what the
+// turn added (the reply, the tools' results, a repair prompt) instead of
+// building it whole: it asks and records exactly what a machine that folded
+// the log and built the request whole does, and a tool whose offer changed
+// in between is sent as it is now.
+TEST(AgentMachine, ALaterCallOfATurnAsksAndRecordsWhatARestartedMachineWould) {
+  json schema{{"type", "object"},
+              {"required", {"n"}},
+              {"properties", {{"n", {{"type", "integer"}}}}}};
+  json spec{{"system", "Be brief."},
+            {"tools", {"echo"}},
+            {"output_schema", schema}};
+  llm_tool_spec echo;
+  echo.name = "echo";
+  echo.description = "Echoes.";
+  echo.parameters = json_value{json{{"type", "object"}}};
+  agent_machine m{"a"};
+  m.know_tool(echo);
+  recorder rec;
+  std::vector<llm_request> asked;
+  auto keep = [&](const agent_step& s) {
+    for (const auto& a : s.actions)
+      if (a.kind == agent_action::call_model)
+        asked.push_back(*m.last_request());
+    return s;
+  };
+  plain_turn(m, rec, "t1", spec, "q1", R"({"n": 1})");
+  keep(start_and_begin(m, rec, turn_of("t2", spec, "q2")));
+  rec(m.model_replied("t2", 1,
+                      tools_reply({call_of("c1", "echo", json{{"x", 1}}),
+                                   call_of("c2", "echo", json{{"x", 2}})}),
+                      false, now));
+  rec(m.tool_done("t2", call_of("c2", "echo"), json{{"x", 2}}, now));
+  keep(rec(m.tool_done("t2", call_of("c1", "echo"), json{{"x", 1}}, now)));
+  rec(m.model_replied("t2", 2,
+                      tools_reply({call_of("c3", "echo", json{{"x", 3}})}),
+                      false, now));
+  // The pools tell a changed offer meanwhile: the next request carries it.
+  auto told = echo;
+  told.description = "Echoes its input.";
+  m.know_tool(told);
+  keep(rec(m.tool_done("t2", call_of("c3", "echo"), "oops", now)));
+  EXPECT_EQ(asked.back().tools.at(0).description, "Echoes its input.");
+  keep(rec(m.model_replied("t2", 3, text_reply("three"), false, now)));
+  rec(m.model_replied("t2", 4, text_reply(R"({"n": 3})"), false, now));
+  ASSERT_NE(m.finished("t2"), nullptr);
+  EXPECT_TRUE(m.finished("t2")->ok);
+  ASSERT_EQ(asked.size(), 4u);
+  // Each request of turn t2, asked again by a machine that folded the log
+  // up to it and resumed.
+  size_t n = 0;
+  for (size_t i = 0; i < rec.log.size(); ++i) {
+    if (rec.log[i].type != ev::llm_requested
+        || rec.log[i].payload.get()["turn"] != "t2")
+      continue;
+    SCOPED_TRACE("call " + std::to_string(n + 1));
+    agent_machine again{"a"};
+    again.know_tool(n < 2 ? echo : told);
+    for (size_t j = 0; j < i; ++j)
+      again.apply(rec.log[j]);
+    auto r = again.resume(now);
+    ASSERT_FALSE(r.events.empty());
+    EXPECT_EQ(r.events[0].type, ev::llm_requested);
+    EXPECT_EQ(r.events[0].seq, rec.log[i].seq);
+    EXPECT_EQ(r.events[0].payload.get(), rec.log[i].payload.get());
+    ASSERT_NE(again.last_request(), nullptr);
+    EXPECT_EQ(json(*again.last_request()), json(asked[n]));
+    ++n;
+  }
+  EXPECT_EQ(n, asked.size());
+  auto rebuilt = requests_in(rec.log);
+  ASSERT_EQ(rebuilt.size(), 5u);
+  for (size_t i = 0; i < asked.size(); ++i)
+    EXPECT_EQ(json(rebuilt[i + 1]), json(asked[i])) << i;
+}
+
+// A turn's usage is recorded with the value types it always had: counts a
+// turn never added to as the integer 0 of zero_agent_usage(), added ones
+// unsigned, the cost a double; so its log reads as before.
+TEST(AgentMachine, TheRecordedUsageKeepsTheTypesOfItsValues) {
+  json spec{{"tools", {"echo"}}};
+  agent_machine m{"a"};
+  recorder rec;
+  auto usage_of = [&](const std::string& turn) {
+    for (const auto& e : rec.log)
+      if (e.type == ev::turn_completed && e.payload.get()["turn"] == turn)
+        return e.payload.get()["usage"];
+    ADD_FAILURE() << "no agent_turn_completed of " << turn;
+    return json{};
+  };
+  plain_turn(m, rec, "t1", spec, "q1", "a1");
+  auto plain = usage_of("t1");
+  EXPECT_EQ(plain, (json{{"input_tokens", 10u}, {"output_tokens", 5u},
+                         {"cost_usd", 0.0}, {"llm_calls", 1u},
+                         {"tool_calls", 0}}));
+  EXPECT_TRUE(plain["llm_calls"].is_number_unsigned());
+  EXPECT_TRUE(plain["input_tokens"].is_number_unsigned());
+  EXPECT_TRUE(plain["cost_usd"].is_number_float());
+  EXPECT_TRUE(plain["tool_calls"].is_number_integer());
+  EXPECT_FALSE(plain["tool_calls"].is_number_unsigned());
+  start_and_begin(m, rec, turn_of("t2", spec, "q2"));
+  auto reply = tools_reply({call_of("c1", "echo")});
+  reply.usage.cost_usd = 0.25;
+  rec(m.model_replied("t2", 1, reply, false, now));
+  rec(m.tool_done("t2", call_of("c1", "echo"), json::object(), now));
+  auto last = text_reply("done", 1, 2);
+  last.usage.cost_usd = 0.5;
+  rec(m.model_replied("t2", 2, last, false, now));
+  auto tool = usage_of("t2");
+  EXPECT_EQ(tool, (json{{"input_tokens", 1u}, {"output_tokens", 2u},
+                        {"cost_usd", 0.75}, {"llm_calls", 2u},
+                        {"tool_calls", 1u}}));
+  EXPECT_TRUE(tool["tool_calls"].is_number_unsigned());
+  EXPECT_EQ(m.finished("t2")->usage, tool);
+}

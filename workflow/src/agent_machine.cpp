@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
@@ -25,15 +27,6 @@ std::optional<T> from(const json& j) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
-}
-
-void add_usage(json& total, const llm_usage& u) {
-  total["input_tokens"] = total["input_tokens"].get<uint64_t>()
-                          + u.input_tokens;
-  total["output_tokens"] = total["output_tokens"].get<uint64_t>()
-                           + u.output_tokens;
-  total["cost_usd"] = total["cost_usd"].get<double>() + u.cost_usd;
-  total["llm_calls"] = total["llm_calls"].get<uint64_t>() + 1;
 }
 
 void put(json::object_t&) {
@@ -67,6 +60,36 @@ json zero_agent_usage() {
                          {"cost_usd", 0.0},   {"llm_calls", 0},
                          {"tool_calls", 0}};
   return zero;
+}
+
+void agent_usage::add(const llm_usage& u) {
+  input_tokens += u.input_tokens;
+  output_tokens += u.output_tokens;
+  cost_usd += u.cost_usd;
+  ++llm_calls;
+}
+
+json agent_usage::to_json() const {
+  // A count never added to stays zero_agent_usage()'s integer 0; an added
+  // one is unsigned, as the JSON arithmetic this replaces made them.
+  auto count = [](uint64_t n, bool added) {
+    return added ? json(n) : json(0);
+  };
+  bool called = llm_calls > 0;
+  json j(json::value_t::object);
+  auto& o = j.get_ref<json::object_t&>();
+  o.emplace("input_tokens", count(input_tokens, called));
+  o.emplace("output_tokens", count(output_tokens, called));
+  o.emplace("cost_usd", cost_usd);
+  o.emplace("llm_calls", count(llm_calls, called));
+  o.emplace("tool_calls", count(tool_calls, tool_calls > 0));
+  return j;
+}
+
+bool agent_usage::operator==(const agent_usage& o) const {
+  return input_tokens == o.input_tokens && output_tokens == o.output_tokens
+         && cost_usd == o.cost_usd && llm_calls == o.llm_calls
+         && tool_calls == o.tool_calls;
 }
 
 uint64_t agent_spec_table::id_of(const json& payload) {
@@ -262,11 +285,42 @@ json agent_request_log::record(const std::string& turn, uint32_t call,
                                llm_request req) {
   auto p = payload("turn", turn, "call", call);
   auto& o = p.get_ref<json::object_t&>();
-  if (last_)
+  if (last_) {
     o.emplace("delta", delta_of(*last_, req));
-  else
+    // Its messages' room serves the request after this one.
+    spare_ = std::move(last_->messages);
+    spare_.clear();
+  } else {
     o.emplace("request", req);
+  }
   last_ = std::move(req);
+  return p;
+}
+
+std::vector<llm_message> agent_request_log::storage() {
+  return std::move(spare_);
+}
+
+json agent_request_log::record_appended(const std::string& turn,
+                                        uint32_t call,
+                                        const llm_message* first,
+                                        const llm_message* last) {
+  // What delta_of gives for this request: one run of all the last
+  // request's messages, then the new ones, and the changed call number.
+  auto& r = *last_;
+  json pieces(json::value_t::array);
+  auto& out = pieces.get_ref<json::array_t&>();
+  out.reserve(1 + static_cast<size_t>(last - first));
+  if (!r.messages.empty())
+    out.push_back(json::array({size_t{0}, r.messages.size()}));
+  for (auto m = first; m != last; ++m)
+    out.push_back(*m);
+  auto d = payload("messages", std::move(pieces));
+  changed(d.get_ref<json::object_t&>(), "turn", call, r.turn);
+  r.messages.insert(r.messages.end(), first, last);
+  r.turn = call;
+  auto p = payload("turn", turn, "call", call);
+  p.get_ref<json::object_t&>().emplace("delta", std::move(d));
   return p;
 }
 
@@ -280,25 +334,68 @@ agent_machine::agent_machine(std::string id)
 
 // -- fold ---------------------------------------------------------------------------
 
+namespace {
+
+enum class event_kind {
+  other,
+  spec,
+  turn_started,
+  message,
+  llm_requested,
+  llm_responded,
+  summary_requested,
+  summarized,
+  summary_failed,
+  tool_called,
+  tool_result,
+  turn_completed,
+  turn_failed,
+};
+
+// One lookup an event instead of comparing its type with each in turn.
+event_kind kind_of(const std::string& type) {
+  static const std::unordered_map<std::string_view, event_kind> kinds{
+    {ev::spec, event_kind::spec},
+    {ev::turn_started, event_kind::turn_started},
+    {ev::message, event_kind::message},
+    {ev::llm_requested, event_kind::llm_requested},
+    {ev::llm_responded, event_kind::llm_responded},
+    {ev::summary_requested, event_kind::summary_requested},
+    {ev::summarized, event_kind::summarized},
+    {ev::summary_failed, event_kind::summary_failed},
+    {ev::tool_called, event_kind::tool_called},
+    {ev::tool_result, event_kind::tool_result},
+    {ev::turn_completed, event_kind::turn_completed},
+    {ev::turn_failed, event_kind::turn_failed},
+  };
+  auto i = kinds.find(type);
+  return i == kinds.end() ? event_kind::other : i->second;
+}
+
+} // namespace
+
 void agent_machine::apply(const event& e) {
   fold(e, known{});
 }
 
 void agent_machine::fold(const event& e, const known& k) {
   seq_ = e.seq;
+  auto kind = kind_of(e.type);
   // Every request of the log, whichever turn: the next is recorded
   // relative to it.
-  if (e.type == ev::llm_requested && !k.recorded)
+  if (kind == event_kind::llm_requested && !k.recorded) {
     requests_.apply(e);
+    sent_.reset();
+  }
   const auto& p = e.payload.get();
   if (!p.is_object())
     return;
   auto turn = p.value("turn", std::string{});
-  if (e.type == ev::spec) {
+  if (kind == event_kind::spec) {
     specs_.apply(e);
     return;
   }
-  if (e.type == ev::turn_started) {
+  if (kind == event_kind::turn_started) {
     agent_active_turn t;
     t.key = turn;
     t.execution = p.value("execution", std::string{});
@@ -306,31 +403,32 @@ void agent_machine::fold(const event& e, const known& k) {
     t.attempt = p.value("attempt", uint32_t{1});
     t.fork_of = p.value("fork_of", std::string{});
     t.replies = p.value("replies", std::string{});
-    const json* doc = specs_.of(p);
-    t.spec_doc = doc ? *doc : json::object();
     // Checked when the turn started; the log keeps what ran.
-    if (k.spec)
+    if (k.spec) {
       t.spec = std::move(*k.spec);
-    else
-      (void) parse_agent_spec(p.value("agent", std::string{}), t.spec_doc,
-                              t.spec);
+    } else {
+      const json* doc = specs_.of(p);
+      (void) parse_agent_spec(p.value("agent", std::string{}),
+                              doc ? *doc : json::object(), t.spec);
+    }
     active_ = std::move(t);
+    sent_.reset();
     return;
   }
   if (!active_ || active_->key != turn)
     return;
   auto& t = *active_;
-  if (e.type == ev::message) {
+  if (kind == event_kind::message) {
     if (k.message)
       t.messages.push_back(*k.message);
     else if (auto m = from<llm_message>(p.value("message", json::object())))
       t.messages.push_back(std::move(*m));
     if (p.value("repair", false))
       t.repaired = true;
-  } else if (e.type == ev::llm_requested) {
+  } else if (kind == event_kind::llm_requested) {
     t.calls = p.value("call", t.calls + 1);
     t.llm_pending = true;
-  } else if (e.type == ev::llm_responded) {
+  } else if (kind == event_kind::llm_responded) {
     t.llm_pending = false;
     std::optional<llm_response> read;
     const llm_response* r = k.response;
@@ -343,24 +441,25 @@ void agent_machine::fold(const event& e, const known& k) {
     t.messages.push_back(r->message);
     t.tool_calls = r->message.tool_calls;
     t.results.clear();
-    add_usage(t.usage, r->usage);
-  } else if (e.type == ev::summary_requested) {
+    t.usage.add(r->usage);
+  } else if (kind == event_kind::summary_requested) {
     t.summary_pending = true;
     t.summary_tried = true;
     t.summary_to = p.value("to", size_t{0});
     if (auto r = from<llm_request>(p.value("request", json::object())))
       t.summary_request = std::move(*r);
-  } else if (e.type == ev::summarized) {
+  } else if (kind == event_kind::summarized) {
     t.summary_pending = false;
     summary_ = p.value("summary", std::string{});
     summarized_ = std::min(p.value("to", size_t{0}), history_.size());
+    sent_.reset();
     if (auto u = from<llm_usage>(p.value("usage", json::object())))
-      add_usage(t.usage, *u);
-  } else if (e.type == ev::summary_failed) {
+      t.usage.add(*u);
+  } else if (kind == event_kind::summary_failed) {
     t.summary_pending = false;
-  } else if (e.type == ev::tool_called) {
-    t.usage["tool_calls"] = t.usage["tool_calls"].get<uint64_t>() + 1;
-  } else if (e.type == ev::tool_result) {
+  } else if (kind == event_kind::tool_called) {
+    ++t.usage.tool_calls;
+  } else if (kind == event_kind::tool_result) {
     llm_message m;
     m.role = "tool";
     m.tool_call_id = p.value("id", std::string{});
@@ -378,9 +477,10 @@ void agent_machine::fold(const event& e, const known& k) {
       for (const auto& c : t.tool_calls)
         if (auto i = t.results.find(c.id); i != t.results.end())
           t.messages.push_back(i->second);
-  } else if (e.type == ev::turn_completed || e.type == ev::turn_failed) {
+  } else if (kind == event_kind::turn_completed
+             || kind == event_kind::turn_failed) {
     agent_finished_turn f;
-    f.ok = e.type == ev::turn_completed;
+    f.ok = kind == event_kind::turn_completed;
     f.output = p.value("output", json{});
     f.usage = p.value("usage", json{});
     if (!f.ok) {
@@ -403,6 +503,7 @@ void agent_machine::fold(const event& e, const known& k) {
     }
     finished_[turn] = std::move(f);
     active_.reset();
+    sent_.reset();
   }
 }
 
@@ -466,9 +567,12 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
   return out;
 }
 
-llm_request agent_machine::model_request() const {
+llm_request agent_machine::model_request(
+  std::vector<llm_message> storage) const {
   const auto& t = *active_;
   llm_request r;
+  storage.clear();
+  r.messages = std::move(storage);
   r.profile = t.spec.provider;
   r.model = t.spec.model;
   bool summarizing = t.spec.memory_policy == "summary";
@@ -478,17 +582,20 @@ llm_request agent_machine::model_request() const {
     system += (system.empty() ? "" : "\n\n")
               + std::string{"Summary of the earlier conversation:\n"}
               + summary_;
+  // The newest `memory_window` messages, none of them already summarized.
+  auto window = std::min<size_t>(t.spec.memory_window, history_.size());
+  auto first = history_.size() - window;
+  if (summarizing)
+    first = std::max(first, std::min(summarized_, history_.size()));
+  // With room for what the turn's later calls append (record_appended): a
+  // reply and its tools' results, without moving the window again.
+  r.messages.reserve(1 + (history_.size() - first) + t.messages.size() + 4);
   if (!system.empty()) {
     llm_message sys;
     sys.role = "system";
     sys.content = std::move(system);
     r.messages.push_back(std::move(sys));
   }
-  // The newest `memory_window` messages, none of them already summarized.
-  auto window = std::min<size_t>(t.spec.memory_window, history_.size());
-  auto first = history_.size() - window;
-  if (summarizing)
-    first = std::max(first, std::min(summarized_, history_.size()));
   r.messages.insert(r.messages.end(),
                     history_.begin() + static_cast<ptrdiff_t>(first),
                     history_.end());
@@ -505,14 +612,21 @@ llm_request agent_machine::model_request() const {
 }
 
 void agent_machine::request_model(int64_t now_us, agent_step& out) {
-  auto req = model_request();
-  auto call = req.turn;
+  const auto& t = *active_;
+  auto call = t.calls + 1;
   agent_action a;
   a.kind = agent_action::call_model;
-  a.turn = active_->key;
+  a.turn = t.key;
   a.call = call;
   // The log's last request is the one the call asks: no copy of it here.
-  auto p = requests_.record(active_->key, call, std::move(req));
+  // A later call of the turn appends to it what the turn added since.
+  json p;
+  if (sent_ && requests_.last() && *sent_ <= t.messages.size())
+    p = requests_.record_appended(t.key, call, t.messages.data() + *sent_,
+                                  t.messages.data() + t.messages.size());
+  else
+    p = requests_.record(t.key, call, model_request(requests_.storage()));
+  sent_ = t.messages.size();
   known k;
   k.recorded = true;
   emit(ev::llm_requested, std::move(p), now_us, out, k);
@@ -630,7 +744,7 @@ void agent_machine::finish(bool ok, json output, errc code,
   // Folding the end closes the turn: what the action needs is read first.
   auto key = active_->key;
   auto agent = active_->spec.name;
-  auto p = payload("turn", key, "usage", active_->usage);
+  auto p = payload("turn", key, "usage", active_->usage.to_json());
   if (ok) {
     p["output"] = std::move(output);
     emit(ev::turn_completed, std::move(p), now_us, out);
@@ -858,6 +972,7 @@ void agent_machine::set_deadline(const std::string& turn,
 }
 
 void agent_machine::know_tool(llm_tool_spec spec, bool side_effects) {
+  sent_.reset();
   auto name = spec.name;
   tool_specs_[name] = std::move(spec);
   if (side_effects)

@@ -82,12 +82,25 @@ public:
   /// `req`, relative to the requests folded so far; `req` becomes the last.
   json record(const std::string& turn, uint32_t call, llm_request req);
 
+  /// record() of the last request with the messages [first, last) appended
+  /// and `call` as its turn number, without building that request whole
+  /// and comparing it with the last (the next call of a turn only adds the
+  /// reply and the tools' results). The last request must exist.
+  json record_appended(const std::string& turn, uint32_t call,
+                       const llm_message* first, const llm_message* last);
+
   /// The last request folded or recorded; null when none, or it did not
   /// read.
   const llm_request* last() const;
 
+  /// An empty vector with the room of a request's messages before the
+  /// last, to build the next request in: a request's messages (the memory
+  /// window) are one large allocation, costly in glibc's malloc each call.
+  std::vector<llm_message> storage();
+
 private:
   std::optional<llm_request> last_;
+  std::vector<llm_message> spare_;
 };
 
 /// Something the agent actor does once the events of its step are durable.
@@ -129,6 +142,21 @@ struct agent_step {
 /// Usage of a turn as it is recorded: tokens, cost, calls.
 json zero_agent_usage();
 
+/// The usage of the turn being run, as the log tells so far; recorded as
+/// to_json() when the turn ends.
+struct agent_usage {
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  double cost_usd = 0;
+  uint64_t llm_calls = 0;
+  uint64_t tool_calls = 0;
+
+  void add(const llm_usage& u);
+  /// As zero_agent_usage() plus each call's usage, value types included.
+  json to_json() const;
+  bool operator==(const agent_usage& o) const;
+};
+
 /// The fold of a turn that ended.
 struct agent_finished_turn {
   bool ok = false;
@@ -151,14 +179,13 @@ struct agent_active_turn {
   /// Not in the log: the deadline of the request that asked (0: none).
   int64_t deadline_us = 0;
   agent_spec spec;
-  json spec_doc;
   std::vector<llm_message> messages; ///< this turn's conversation
   uint32_t calls = 0;                ///< LLM calls requested
   bool llm_pending = false;          ///< requested, not answered
   std::vector<llm_tool_call> tool_calls;      ///< of the last reply
   std::map<std::string, llm_message> results; ///< call id -> tool message
   bool repaired = false;
-  json usage = zero_agent_usage();
+  agent_usage usage;
   /// Summary memory: a summary call asked for and not answered, and
   /// whether this turn already tried one (a failed summary falls back to
   /// the window).
@@ -263,7 +290,7 @@ private:
   void fail(errc code, const std::string& message, int64_t now_us,
             agent_step& out);
   bool needs_summary() const;
-  llm_request model_request() const;
+  llm_request model_request(std::vector<llm_message> storage) const;
   llm_request summary_request(size_t to) const;
   bool current(const std::string& turn) const;
 
@@ -281,6 +308,11 @@ private:
   std::set<std::string> pure_tools_;
   agent_spec_table specs_;
   agent_request_log requests_;
+  // How many of the active turn's messages the log's last request holds,
+  // when this machine built it in this turn and nothing else a request is
+  // built from (memory, summary, tools) changed since: the turn's next
+  // call is that request with the turn's newer messages appended.
+  std::optional<size_t> sent_;
 };
 
 /// The JSON of a final answer: the whole text, else the first fenced block
