@@ -387,8 +387,8 @@ expected<bool> bundle_reader::next(event& ev) {
   return true;
 }
 
-expected<bool> bundle_reader::take(std::string line, event& ev) {
-  text_ = std::move(line);
+expected<bool> bundle_reader::take(std::string_view line, event& ev) {
+  text_.assign(line); // its buffer kept from line to line
   ++line_;
   if (text_.empty())
     return false;
@@ -668,10 +668,10 @@ struct bundle_import::state {
   }
 
   // One whole line of the bundle.
-  expected<void> line(std::string text) {
+  expected<void> line(std::string_view text) {
     event ev;
     bool was_started = r.started();
-    auto got = r.take(std::move(text), ev);
+    auto got = r.take(text, ev);
     if (!got)
       return bad(got.error());
     if (!*got)
@@ -689,20 +689,27 @@ struct bundle_import::state {
       auto end = bytes.find('\n');
       auto piece = bytes.substr(0, end);
       if (partial.size() + piece.size() > import_max_line_bytes) {
-        bad_line = reading() + (partial.empty() ? 1 : 0);
+        bad_line = r.line() + 1;
         return make_error(errc::invalid_input,
                           name + ":" + std::to_string(bad_line)
                             + ": a line of over "
                             + std::to_string(import_max_line_bytes)
                             + " bytes (an event is far smaller)");
       }
-      partial.append(piece);
-      if (end == std::string_view::npos)
+      if (end == std::string_view::npos) {
+        partial.append(piece);
         return {};
+      }
       bytes.remove_prefix(end + 1);
-      std::string text;
-      text.swap(partial);
-      if (auto ok = line(std::move(text)); !ok)
+      // A line within the piece is read where it is; one begun in an
+      // earlier piece from `partial`.
+      if (!partial.empty()) {
+        partial.append(piece);
+        piece = partial;
+      }
+      auto ok = line(piece);
+      partial.clear();
+      if (!ok)
         return ok;
     }
     return {};
@@ -710,9 +717,9 @@ struct bundle_import::state {
 
   expected<json> finish() {
     if (!partial.empty()) {
-      std::string text;
-      text.swap(partial);
-      if (auto ok = line(std::move(text)); !ok)
+      auto ok = line(partial);
+      partial.clear();
+      if (!ok)
         return ok.error();
     }
     if (!r.started())

@@ -140,7 +140,7 @@ public:
   /// Takes the next line (without its '\n'): the first that is not empty
   /// is start's, each later one next's. True when it was an event, now in
   /// `ev`. Errors: start's and next's.
-  [[nodiscard]] expected<bool> take(std::string line, event& ev);
+  [[nodiscard]] expected<bool> take(std::string_view line, event& ev);
 
   /// True once the first line was read.
   bool started() const {

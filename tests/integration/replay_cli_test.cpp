@@ -596,6 +596,28 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+TEST_F(ReplayCli, ALineOverTheLimitIsRefusedNotHeld) {
+  // A line without end (a damaged or hostile bundle, over HTTP too) would
+  // be held whole: past 64 MiB it is an error naming it.
+  auto id = two_turns_run();
+  ASSERT_FALSE(id.empty());
+  auto text = export_of(id);
+  auto file = tmp_ / "endless.ndjson";
+  {
+    std::ofstream out{file, std::ios::binary};
+    out << text.substr(0, text.find('\n') + 1) << "{\"log\": \"";
+    std::string block(1 << 20, 'x');
+    for (int i = 0; i < 65; ++i)
+      out << block;
+  }
+  auto refused = cadre({"import", file}, "endless");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("endless.ndjson:2: a line of over 67108864 "
+                             "bytes"),
+            std::string::npos)
+    << refused.err;
+}
+
 TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
   // A kill -9 of `cadre import` could not clean up: its events stayed
   // (under the execution's id, without an index entry, and in the agent
