@@ -1020,9 +1020,8 @@ void load_tool_specs(agent_self self, std::vector<std::string> names,
           spec.description = d->value("description", std::string{});
           spec.parameters = json_value{d->value("input_schema",
                                                 json::object())};
-          // A pool that does not say (an older node): side effects.
           self->state.m().know_tool(std::move(spec),
-                                    d->value("side_effects", true));
+                                    described_side_effects(d.get()));
           done();
         },
         [=](caf::error&) { done(); });

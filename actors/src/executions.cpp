@@ -167,8 +167,9 @@ std::string digest_of(const event& submitted) {
 // Delivers a fork's plan with each tool it runs again marked by what the
 // tool declares (`side_effects`, from its pool's describe), so the plan
 // names the calls that change something outside from the tools themselves.
-// A tool no node offers, or whose pool does not answer or say, is marked
-// as having side effects. Agents' runs are not marked.
+// A tool no node offers, or whose pool does not answer or say
+// (described_side_effects), is marked as having side effects. Agents' runs
+// are not marked.
 void deliver_plan(self_ptr self,
                   caf::typed_response_promise<json_value> promise,
                   json plan) {
@@ -203,7 +204,7 @@ void deliver_plan(self_ptr self,
     self->request(route->pool, local_deadline, describe_atom_v)
       .then(
         [=](json_value& d) {
-          if (!d->value("side_effects", true))
+          if (!described_side_effects(d.get()))
             for (auto& r : p->plan["to_run"])
               if (r.value("runs", std::string{}) == name)
                 r["side_effects"] = false;

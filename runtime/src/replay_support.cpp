@@ -8,6 +8,7 @@
 #include <chrono>
 #include <istream>
 #include <iterator>
+#include <optional>
 #include <ostream>
 
 #include <caf/actor_system.hpp>
@@ -301,7 +302,10 @@ expected<void> write_bundle(const log_reader& read, const std::string& id,
 }
 
 bundle_reader::bundle_reader(std::istream& in, std::string name)
-  : in_(in), name_(std::move(name)) {
+  : in_(&in), name_(std::move(name)) {
+}
+
+bundle_reader::bundle_reader(std::string name) : name_(std::move(name)) {
 }
 
 caf::error bundle_reader::bad(const std::string& what) const {
@@ -309,17 +313,31 @@ caf::error bundle_reader::bad(const std::string& what) const {
                     name_ + ":" + std::to_string(line_) + ": " + what);
 }
 
+expected<json> bundle_reader::object() const {
+  auto j = try_parse_json(text_);
+  if (j.is_discarded() || !j.is_object())
+    return bad("not a JSON object");
+  return j;
+}
+
 expected<json> bundle_reader::read_object() {
-  while (std::getline(in_, text_)) {
+  while (in_ && std::getline(*in_, text_)) {
     ++line_;
-    if (text_.empty())
-      continue;
-    auto j = try_parse_json(text_);
-    if (j.is_discarded() || !j.is_object())
-      return bad("not a JSON object");
-    return j;
+    if (!text_.empty())
+      return object();
   }
   return json{};
+}
+
+expected<void> bundle_reader::header(const json& j) {
+  if (j.value("cadre", std::string{}) != "export"
+      || !j["execution"].is_string())
+    return bad("not a cadre export (its first line names the execution)");
+  if (j.value("format", 0) != 1)
+    return bad("unsupported export format " + j["format"].dump());
+  execution_ = j["execution"].get<std::string>();
+  started_ = true;
+  return {};
 }
 
 expected<void> bundle_reader::start() {
@@ -330,22 +348,10 @@ expected<void> bundle_reader::start() {
     line_ = 0; // no line is at fault
     return make_error(errc::invalid_input, name_ + ": empty");
   }
-  if (j->value("cadre", std::string{}) != "export"
-      || !(*j)["execution"].is_string())
-    return bad("not a cadre export (its first line names the execution)");
-  if (j->value("format", 0) != 1)
-    return bad("unsupported export format " + (*j)["format"].dump());
-  execution_ = (*j)["execution"].get<std::string>();
-  return {};
+  return header(*j);
 }
 
-expected<bool> bundle_reader::next(event& ev) {
-  auto got = read_object();
-  if (!got)
-    return got.error();
-  auto& j = *got;
-  if (j.is_null())
-    return false;
+expected<void> bundle_reader::event_of(json& j, event& ev) {
   if (!j["log"].is_string() || !j["seq"].is_number_unsigned()
       || !j["type"].is_string())
     return bad("an event needs log, seq and type");
@@ -367,6 +373,35 @@ expected<bool> bundle_reader::next(event& ev) {
   ev.time_us = j.value("time_us", int64_t{0});
   ev.type = j["type"].get<std::string>();
   ev.payload = json_value{j.value("payload", json{})};
+  return {};
+}
+
+expected<bool> bundle_reader::next(event& ev) {
+  auto got = read_object();
+  if (!got)
+    return got.error();
+  if (got->is_null())
+    return false;
+  if (auto ok = event_of(*got, ev); !ok)
+    return ok.error();
+  return true;
+}
+
+expected<bool> bundle_reader::take(std::string_view line, event& ev) {
+  text_.assign(line); // its buffer kept from line to line
+  ++line_;
+  if (text_.empty())
+    return false;
+  auto j = object();
+  if (!j)
+    return j.error();
+  if (!started_) {
+    if (auto ok = header(*j); !ok)
+      return ok.error();
+    return false;
+  }
+  if (auto ok = event_of(*j, ev); !ok)
+    return ok.error();
   return true;
 }
 
@@ -417,48 +452,67 @@ expected<R> ask_store(caf::scoped_actor& self, const event_store_actor& store,
 
 } // namespace
 
-expected<json> import_bundle(caf::actor_system& sys,
-                             const event_store_actor& store, std::istream& in,
-                             const std::string& name, caf::timespan deadline,
-                             size_t* bad_line) {
-  if (bad_line)
-    *bad_line = 0;
-  bundle_reader r{in, name};
-  // What is wrong with the bundle, at the line read last.
-  auto bad = [&](caf::error err) {
-    if (bad_line && r.line() > 0)
-      *bad_line = r.line();
-    return err;
-  };
-  auto bad_here = [&](const std::string& what) {
-    return bad(make_error(errc::invalid_input,
-                          name + ":" + std::to_string(r.line()) + ": "
-                            + what));
-  };
-  if (auto ok = r.start(); !ok)
-    return bad(ok.error());
-  const auto id = r.execution();
-  if (!addressable(id))
-    return bad_here("execution id '" + id.substr(0, 140)
-                    + "': expected 1 to 128 letters, digits, '.', '_' or "
-                      "'-'");
-  caf::scoped_actor self{sys};
-  workflow::machine m{id};
+struct bundle_import::state {
+  state(caf::actor_system& sys, const event_store_actor& st, std::string nm,
+        caf::timespan dl)
+    : self(sys), store(st), name(std::move(nm)), deadline(dl), r(name) {
+  }
+
+  caf::scoped_actor self;
+  event_store_actor store;
+  std::string name;
+  caf::timespan deadline;
+  bundle_reader r;
+  std::string partial; // a line not yet ended
+  // Set once the import is over: finished, or its error (what it wrote
+  // removed).
+  bool finished = false;
+  std::optional<caf::error> failed;
+  size_t bad_line = 0;
+
+  // From the first line on.
+  std::string id;
+  std::optional<workflow::machine> m;
   workflow::agent_log_names uses{true};
   std::vector<std::string> used;    // the execution's logs, once read
   std::vector<std::string> created; // the logs written, removed on failure
   // Where the import names each log before it is created, so that what a
   // killed import wrote is found and removed by the next node start
   // (event_store::erase_killed_imports); its last seq written.
-  const auto record = std::string{persistence::import_record_prefix} + id;
+  std::string record;
   uint64_t recorded = 0;
   json skipped = json::array();
   bool checked = false;
-  // Writes `evs` of log `log` (its first events when `first`), with the
-  // execution's index entry when `index`. An agent log the store has
+
+  // The log being read, its events not written yet (the execution's last
+  // one is always held back: its index entry goes with it, last of all).
+  std::string log;
+  bool first = true;    // nothing of `log` written yet
+  bool keeping = false; // `log` is an agent log the store has
+  std::vector<event> batch;
+  size_t batch_bytes = 0;
+  std::vector<event> held; // the execution's last batch
+  uint64_t events = 0;
+  size_t agent_logs = 0;
+
+  // What is wrong with the bundle, at the line read last.
+  caf::error bad(caf::error err) {
+    if (r.line() > 0)
+      bad_line = r.line();
+    return err;
+  }
+
+  caf::error bad_here(const std::string& what) {
+    return bad(make_error(errc::invalid_input,
+                          name + ":" + std::to_string(r.line()) + ": "
+                            + what));
+  }
+
+  // Writes `evs` of log `lg` (its first events when `first_events`), with
+  // the execution's index entry when `index`. An agent log the store has
   // already (memory scope `agent`) keeps its own history: false.
-  auto append = [&](const std::string& log, std::vector<event> evs,
-                    bool first, bool index) -> expected<bool> {
+  expected<bool> append(const std::string& lg, std::vector<event> evs,
+                        bool first_events, bool index) {
     if (!checked) {
       // Before the first write, so that a bundle that is bad early costs
       // the store nothing.
@@ -482,7 +536,7 @@ expected<json> import_bundle(caf::actor_system& sys,
                               "that did not finish?)");
     }
     append_request req;
-    if (first && !index) {
+    if (first_events && !index) {
       // In the same write as the log's first events: a log is named
       // exactly when it was created, never one the store had before.
       auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -490,54 +544,52 @@ expected<json> import_bundle(caf::actor_system& sys,
       req.events.push_back(event{
         record, recorded + 1,
         std::chrono::duration_cast<std::chrono::microseconds>(now).count(),
-        std::string{persistence::import_record_type}, json{{"log", log}}});
+        std::string{persistence::import_record_type}, json{{"log", lg}}});
       std::move(evs.begin(), evs.end(), std::back_inserter(req.events));
     } else {
       req.events = std::move(evs);
     }
     if (index)
-      req.index.push_back(m.info());
+      req.index.push_back(m->info());
     auto done = ask_store<uint64_t>(self, store, deadline, append_atom_v,
                                     std::move(req));
     if (!done) {
-      if (first && log != id && code_of(done.error()) == errc::conflict) {
-        skipped.push_back(log);
+      if (first_events && lg != id
+          && code_of(done.error()) == errc::conflict) {
+        skipped.push_back(lg);
         return false;
       }
       return done.error();
     }
-    if (first)
-      created.push_back(log);
-    if (first && !index)
+    if (first_events)
+      created.push_back(lg);
+    if (first_events && !index)
       ++recorded;
     return true;
-  };
+  }
+
   // Removes what was written before `err`, so that no part of the
-  // execution stays behind.
-  auto fail = [&](caf::error err) -> caf::error {
+  // execution stays behind; the import is over.
+  caf::error fail(caf::error err) {
     if (recorded > 0)
       created.insert(created.begin(), record); // last: it names the others
     for (auto i = created.rbegin(); i != created.rend(); ++i)
       if (auto gone = ask_store<uint64_t>(self, store, deadline, delete_atom_v,
                                           read_atom_v, *i);
-          !gone)
-        return make_error(code_of(err),
-                          message_of(err) + "; removing what the import "
-                            "wrote failed: " + message_of(gone.error()));
+          !gone) {
+        err = make_error(code_of(err),
+                         message_of(err) + "; removing what the import "
+                           "wrote failed: " + message_of(gone.error()));
+        break;
+      }
+    created.clear();
+    recorded = 0;
+    failed = err;
     return err;
-  };
-  // The log being read, its events not written yet (the execution's last
-  // one is always held back: its index entry goes with it, last of all).
-  std::string log;
-  bool first = true;    // nothing of `log` written yet
-  bool keeping = false; // `log` is an agent log the store has
-  std::vector<event> batch;
-  size_t batch_bytes = 0;
-  std::vector<event> held; // the execution's last batch
-  uint64_t events = 0;
-  size_t agent_logs = 0;
+  }
+
   // Writes the batch but, for the execution's log, its last event.
-  auto flush = [&]() -> expected<void> {
+  expected<void> flush() {
     std::vector<event> rest;
     if (log == id && batch.size() < 2)
       return {}; // one big event: held back, written with the next
@@ -555,36 +607,43 @@ expected<json> import_bundle(caf::actor_system& sys,
     if (keeping)
       batch.clear();
     return {};
-  };
-  event ev;
-  for (;;) {
-    auto more = r.next(ev);
-    if (!more)
-      return fail(bad(more.error()));
-    if (!*more)
-      break;
+  }
+
+  // The first line read: the execution it names.
+  expected<void> begin() {
+    id = r.execution();
+    if (!addressable(id))
+      return bad_here("execution id '" + id.substr(0, 140)
+                      + "': expected 1 to 128 letters, digits, '.', '_' or "
+                        "'-'");
+    m.emplace(id);
+    record = std::string{persistence::import_record_prefix} + id;
+    return {};
+  }
+
+  expected<void> add(event ev) {
     if (ev.execution_id != log) {
       if (log.empty()) {
         if (ev.execution_id != id)
-          return fail(bad_here("the events of execution " + id
-                               + " must come first, before log '"
-                               + ev.execution_id + "'"));
+          return bad_here("the events of execution " + id
+                          + " must come first, before log '"
+                          + ev.execution_id + "'");
       } else {
         if (log == id) {
           used = uses.names();
           held = std::move(batch);
         } else if (!batch.empty() && !keeping) {
           if (auto ok = flush(); !ok)
-            return fail(ok.error());
+            return ok;
         }
         batch.clear();
         batch_bytes = 0;
         if (std::find(used.begin(), used.end(), ev.execution_id)
             == used.end())
-          return fail(bad_here("log '" + ev.execution_id
-                               + "' is not a log of execution " + id
-                               + " (its agent logs, a fork's branches of "
-                                 "them and its recorded replies)"));
+          return bad_here("log '" + ev.execution_id
+                          + "' is not a log of execution " + id
+                          + " (its agent logs, a fork's branches of them "
+                            "and its recorded replies)");
         ++agent_logs;
         first = true;
         keeping = false;
@@ -592,50 +651,185 @@ expected<json> import_bundle(caf::actor_system& sys,
       log = ev.execution_id;
     }
     if (log == id) {
-      if (auto ok = m.apply(ev); !ok)
-        return fail(bad_here("execution " + id
-                             + " does not fold: " + message_of(ok.error())));
+      if (auto ok = m->apply(ev); !ok)
+        return bad_here("execution " + id
+                        + " does not fold: " + message_of(ok.error()));
       uses.add(ev);
       ++events;
     }
     if (keeping)
-      continue;
+      return {};
     batch_bytes += r.line_size();
     batch.push_back(std::move(ev));
     if (batch.size() > import_batch_events
         || batch_bytes >= import_batch_bytes)
+      return flush();
+    return {};
+  }
+
+  // One whole line of the bundle.
+  expected<void> line(std::string_view text) {
+    event ev;
+    bool was_started = r.started();
+    auto got = r.take(text, ev);
+    if (!got)
+      return bad(got.error());
+    if (!*got)
+      return r.started() && !was_started ? begin() : expected<void>{};
+    return add(std::move(ev));
+  }
+
+  // The line being read when the bundle stops short.
+  size_t reading() const {
+    return r.line() + (partial.empty() ? 0 : 1);
+  }
+
+  expected<void> feed(std::string_view bytes) {
+    while (!bytes.empty()) {
+      auto end = bytes.find('\n');
+      auto piece = bytes.substr(0, end);
+      if (partial.size() + piece.size() > import_max_line_bytes) {
+        bad_line = r.line() + 1;
+        return make_error(errc::invalid_input,
+                          name + ":" + std::to_string(bad_line)
+                            + ": a line of over "
+                            + std::to_string(import_max_line_bytes)
+                            + " bytes (an event is far smaller)");
+      }
+      if (end == std::string_view::npos) {
+        partial.append(piece);
+        return {};
+      }
+      bytes.remove_prefix(end + 1);
+      // A line within the piece is read where it is; one begun in an
+      // earlier piece from `partial`.
+      if (!partial.empty()) {
+        partial.append(piece);
+        piece = partial;
+      }
+      auto ok = line(piece);
+      partial.clear();
+      if (!ok)
+        return ok;
+    }
+    return {};
+  }
+
+  expected<json> finish() {
+    if (!partial.empty()) {
+      auto ok = line(partial);
+      partial.clear();
+      if (!ok)
+        return ok.error();
+    }
+    if (!r.started())
+      return make_error(errc::invalid_input, name + ": empty");
+    if (log.empty())
+      return make_error(errc::invalid_input,
+                        name + ": no events of execution " + id);
+    if (log == id) {
+      held = std::move(batch);
+    } else if (!batch.empty() && !keeping) {
       if (auto ok = flush(); !ok)
-        return fail(ok.error());
+        return ok.error();
+    }
+    // Last, the execution's last events with its index entry: only now is
+    // it in the store.
+    if (auto ok = append(id, std::move(held),
+                         !std::count(created.begin(), created.end(), id),
+                         true);
+        !ok)
+      return ok.error();
+    // The execution is whole: its record names nothing to remove any more.
+    // A record left by a failure here is removed by the next node start,
+    // which sees the execution in the index.
+    if (recorded > 0)
+      (void) ask_store<uint64_t>(self, store, deadline, delete_atom_v,
+                                 read_atom_v, record);
+    json out{{"execution", id},
+             {"events", events},
+             {"agent_logs", agent_logs},
+             {"status", m->info().status}};
+    if (!skipped.empty())
+      out["skipped_agent_logs"] = std::move(skipped);
+    return out;
   }
-  if (log.empty())
-    return fail(make_error(errc::invalid_input,
-                           name + ": no events of execution " + id));
-  if (log == id) {
-    held = std::move(batch);
-  } else if (!batch.empty() && !keeping) {
-    if (auto ok = flush(); !ok)
-      return fail(ok.error());
+};
+
+bundle_import::bundle_import(caf::actor_system& sys,
+                             const event_store_actor& store, std::string name,
+                             caf::timespan deadline)
+  : st_(std::make_unique<state>(sys, store, std::move(name), deadline)) {
+}
+
+bundle_import::~bundle_import() {
+  // Unfinished (an exception, a caller gone): nothing of it may stay.
+  if (!st_->finished && !st_->failed)
+    (void) abandon("the import was stopped");
+}
+
+expected<void> bundle_import::feed(std::string_view bytes) {
+  auto& s = *st_;
+  if (s.failed)
+    return *s.failed;
+  if (s.finished)
+    return make_error(errc::internal, s.name + ": fed after its end");
+  if (auto ok = s.feed(bytes); !ok)
+    return s.fail(ok.error());
+  return {};
+}
+
+expected<json> bundle_import::finish() {
+  auto& s = *st_;
+  if (s.failed)
+    return *s.failed;
+  if (s.finished)
+    return make_error(errc::internal, s.name + ": finished twice");
+  auto done = s.finish();
+  if (!done)
+    return s.fail(done.error());
+  s.finished = true;
+  return done;
+}
+
+caf::error bundle_import::abandon(const std::string& why) {
+  auto& s = *st_;
+  if (s.failed)
+    return *s.failed;
+  if (s.finished)
+    return make_error(errc::internal, s.name + ": abandoned after its end");
+  s.bad_line = s.reading();
+  return s.fail(make_error(errc::invalid_input,
+                           s.name + ":" + std::to_string(s.bad_line)
+                             + ": the bundle ended early: " + why));
+}
+
+size_t bundle_import::bad_line() const {
+  return st_->bad_line;
+}
+
+expected<json> import_bundle(caf::actor_system& sys,
+                             const event_store_actor& store, std::istream& in,
+                             const std::string& name, caf::timespan deadline,
+                             size_t* bad_line) {
+  bundle_import imp{sys, store, name, deadline};
+  auto out = [&](auto result) {
+    if (bad_line)
+      *bad_line = imp.bad_line();
+    return result;
+  };
+  std::vector<char> buf(size_t{64} << 10);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    auto n = static_cast<size_t>(in.gcount());
+    if (n == 0)
+      break;
+    if (auto ok = imp.feed(std::string_view{buf.data(), n}); !ok)
+      return out(expected<json>{ok.error()});
   }
-  // Last, the execution's last events with its index entry: only now is it
-  // in the store.
-  if (auto ok = append(id, std::move(held), !std::count(created.begin(),
-                                                        created.end(), id),
-                       true);
-      !ok)
-    return fail(ok.error());
-  // The execution is whole: its record names nothing to remove any more. A
-  // record left by a failure here is removed by the next node start, which
-  // sees the execution in the index.
-  if (recorded > 0)
-    (void)ask_store<uint64_t>(self, store, deadline, delete_atom_v,
-                              read_atom_v, record);
-  json out{{"execution", id},
-           {"events", events},
-           {"agent_logs", agent_logs},
-           {"status", m.info().status}};
-  if (!skipped.empty())
-    out["skipped_agent_logs"] = std::move(skipped);
-  return out;
+  if (in.bad())
+    return out(expected<json>{imp.abandon("cannot read")});
+  return out(imp.finish());
 }
 
 } // namespace cadre::runtime

@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -112,11 +114,15 @@ write_bundle(const log_reader& read, const std::string& id, std::ostream& out);
 
 /// Reads a bundle a line at a time, with read_bundle's checks: memory holds
 /// one line and the names of the logs read, never a log (`cadre test` on an
-/// exported run).
+/// exported run). Reads a stream (start, next), or takes the lines it is
+/// given (take), for a bundle that arrives a piece at a time.
 class bundle_reader {
 public:
   /// A reader of `in` (named `name` in errors), which must outlive it.
   bundle_reader(std::istream& in, std::string name);
+
+  /// A reader of the lines given to take.
+  explicit bundle_reader(std::string name);
 
   /// Reads the first line. Errors: errc::invalid_input "NAME:1: what",
   /// "NAME: empty".
@@ -131,6 +137,16 @@ public:
   /// bundle. Errors: errc::invalid_input "NAME:LINE: what".
   [[nodiscard]] expected<bool> next(event& ev);
 
+  /// Takes the next line (without its '\n'): the first that is not empty
+  /// is start's, each later one next's. True when it was an event, now in
+  /// `ev`. Errors: start's and next's.
+  [[nodiscard]] expected<bool> take(std::string_view line, event& ev);
+
+  /// True once the first line was read.
+  bool started() const {
+    return started_;
+  }
+
   /// The last line read (the one at fault after an error).
   size_t line() const {
     return line_;
@@ -144,11 +160,16 @@ public:
 private:
   // The next line that is not empty, as an object; null at the end.
   expected<json> read_object();
+  // The line read last, as an object.
+  expected<json> object() const;
+  expected<void> header(const json& j);
+  expected<void> event_of(json& j, event& ev);
   caf::error bad(const std::string& what) const;
 
-  std::istream& in_;
+  std::istream* in_ = nullptr;
   std::string name_;
   std::string execution_;
+  bool started_ = false;
   std::string text_; // the line read last
   size_t line_ = 0;
   std::string log_;           // the log of the events being read
@@ -163,23 +184,64 @@ private:
                                            const std::string& name,
                                            size_t* bad_line = nullptr);
 
-/// Imports the bundle read from `in` (named `name` in errors) into the
-/// store behind `store` as it is read, a line at a time: memory holds the
-/// execution's state and one batch of events (import_batch_events or
-/// import_batch_bytes), never a log, whatever the bundle's size. Checks
-/// what read_bundle checks, that the execution's log comes first and folds,
-/// and that every other log is one it uses (its agent logs, a fork's
-/// branches of them and its recorded replies); writes each log in batches
-/// (keeping an agent log the store already has: memory scope `agent` is
-/// shared across executions), the execution's last batch with its index
-/// entry after the agent logs. All or nothing: when anything fails after a
-/// write, what the import wrote is removed (event_store::erase_unindexed),
-/// so the store never holds part of an execution. Each request carries
-/// `deadline`. Returns {execution, events, agent_logs, status,
-/// skipped_agent_logs?}. Errors: errc::invalid_input (the bundle: "NAME:
-/// LINE: what", with `bad_line`, when given, set to LINE; 0: none),
-/// errc::conflict (the store has the execution, or events under its id
-/// without an index entry), the store's.
+/// Imports a bundle into the store behind `store` as it arrives, a piece
+/// at a time (feed), a line at a time: memory holds the execution's state,
+/// one line (at most import_max_line_bytes) and one batch of events
+/// (import_batch_events or import_batch_bytes), never a log, whatever the
+/// bundle's size. POST /v1/imports feeds it the request body as it is
+/// received; import_bundle feeds it a stream. Checks what read_bundle
+/// checks, that the execution's log comes first and folds, and that every
+/// other log is one it uses (its agent logs, a fork's branches of them and
+/// its recorded replies); writes each log in batches (keeping an agent log
+/// the store already has: memory scope `agent` is shared across
+/// executions), the execution's last batch with its index entry after the
+/// agent logs, at finish. All or nothing: when anything fails after a
+/// write, or the bundle does not arrive whole (abandon, or the import is
+/// destroyed unfinished), what the import wrote is removed, so the store
+/// never holds part of an execution; a killed process leaves the logs it
+/// created named under import:<id> (event_store::erase_killed_imports).
+/// Each request to the store carries `deadline`. Errors: errc::invalid_input
+/// (the bundle: "NAME:LINE: what", bad_line() then LINE; "NAME: what" when
+/// no line is at fault), errc::conflict (the store has the execution, or
+/// events under its id without an index entry), the store's. After an
+/// error the import is over, what it wrote removed, and every later call
+/// answers that error.
+class bundle_import {
+public:
+  bundle_import(caf::actor_system& sys, const event_store_actor& store,
+                std::string name, caf::timespan deadline);
+  ~bundle_import();
+  bundle_import(const bundle_import&) = delete;
+  bundle_import& operator=(const bundle_import&) = delete;
+
+  /// Imports the complete lines of `bytes`, the bundle's next piece; a
+  /// last line without its '\n' waits for the next piece (or finish).
+  [[nodiscard]] expected<void> feed(std::string_view bytes);
+
+  /// The bundle is whole: imports its last line and writes the execution's
+  /// last events with its index entry. Returns {execution, events,
+  /// agent_logs, status, skipped_agent_logs?}.
+  [[nodiscard]] expected<json> finish();
+
+  /// The bundle did not arrive whole (`why`: how it ended, e.g. "the
+  /// connection closed"): removes what the import wrote. Returns
+  /// errc::invalid_input "NAME:LINE: the bundle ended early: WHY", LINE the
+  /// line being read, or the import's earlier error.
+  caf::error abandon(const std::string& why);
+
+  /// The line at fault after an error (0: none).
+  size_t bad_line() const;
+
+private:
+  struct state;
+  std::unique_ptr<state> st_;
+};
+
+/// Imports the bundle read from `in` (named `name` in errors) with a
+/// bundle_import, a chunk at a time. Errors: bundle_import's, and
+/// errc::invalid_input "NAME:LINE: the bundle ended early: cannot read"
+/// when `in` fails; `bad_line`, when given, is set to the line at fault
+/// (0: none).
 [[nodiscard]] expected<json> import_bundle(caf::actor_system& sys,
                                            const event_store_actor& store,
                                            std::istream& in,
@@ -187,9 +249,13 @@ private:
                                            caf::timespan deadline,
                                            size_t* bad_line = nullptr);
 
-/// The batches import_bundle writes: at most this many events, or a batch
+/// The batches an import writes: at most this many events, or a batch
 /// reaching this many bytes of bundle lines.
 constexpr size_t import_batch_events = 1024;
 constexpr size_t import_batch_bytes = size_t{4} << 20;
+
+/// The longest line of a bundle an import takes: a longer one is an error
+/// rather than memory held without bound (an event is far smaller).
+constexpr size_t import_max_line_bytes = size_t{64} << 20;
 
 } // namespace cadre::runtime

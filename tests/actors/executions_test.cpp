@@ -9,6 +9,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <gtest/gtest.h>
 
 #include "cadre/actors/spawn.hpp"
@@ -53,6 +55,7 @@ public:
       pools->add_local(name, *pool);
     }
     pools_ = pools;
+    directory_ = pools;
     executions_
       = actors::spawn_executions(*sys_, store_, bus_, pools_, std::move(eopts));
   }
@@ -188,6 +191,13 @@ public:
     return executions_;
   }
 
+  // Serves tool `name` with `pool` instead of its own.
+  void replace_pool(const std::string& name, tool_pool_actor pool) {
+    caf::anon_send_exit(directory_->local().at(name),
+                        caf::exit_reason::user_shutdown);
+    directory_->add_local(name, std::move(pool));
+  }
+
   // Every execution, as the store actor knows it.
   std::vector<execution_info> list() {
     std::vector<execution_info> out;
@@ -212,6 +222,7 @@ private:
   event_bus_actor bus_;
   event_store_actor store_;
   std::shared_ptr<const actors::tool_directory> pools_;
+  std::shared_ptr<actors::tool_directory> directory_; // pools_, to change
   executions_actor executions_;
   std::vector<std::shared_ptr<persistence::event_store>> peer_raw_;
   std::vector<caf::actor> peers_;
@@ -879,4 +890,56 @@ TEST(Executions, AForksAppendUnansweredPastItsDeadlineFailsTheFork) {
             "(store.append_deadline)");
   disk->release();
   EXPECT_EQ(n.status(*parent).status, "completed");
+}
+
+// A pool that runs as echo does but says `side_effects: null` when asked
+// to describe itself (not a boolean: a node of another build). A fork plan
+// counts its tool as having side effects, as it does a pool that does not
+// say, and is answered; reading the field as a boolean threw in the
+// executions actor.
+tool_pool_actor::behavior_type unclear_echo() {
+  return {
+    [](run_atom, task_request& req) -> task_result {
+      task_result out;
+      out.output = req.input;
+      return out;
+    },
+    [](describe_atom) {
+      return json_value{json{{"name", "echo"}, {"side_effects", nullptr}}};
+    },
+  };
+}
+
+TEST(Executions, AForkPlanCountsAPoolsUnclearSideEffectsAsSome) {
+  test::temp_dir dir;
+  mini_node n{dir.str()};
+  n.replace_pool("echo", n.system().spawn(unclear_echo));
+  auto parent = n.submit(json::parse(R"({"name": "forked", "tasks": [
+    {"id": "say", "tool": "echo", "input": {"text": "hi"}}]})"));
+  ASSERT_TRUE(parent) << describe(parent.error());
+  ASSERT_EQ(n.await(*parent).status, "completed");
+  fork_request req;
+  req.execution_id = *parent;
+  req.rerun = {"say"};
+  req.dry_run = true;
+  expected<json_value> plan{json_value{}};
+  caf::scoped_actor self{n.system()};
+  self->request(n.executions(), 60s, fork_atom_v, req)
+    .receive([&](json_value& x) { plan = std::move(x); },
+             [&](caf::error& err) { plan = err; });
+  ASSERT_TRUE(plan) << describe(plan.error());
+  const auto to_run = plan->get().value("to_run", json::array());
+  ASSERT_EQ(to_run.size(), 1u) << plan->get().dump();
+  EXPECT_EQ(to_run[0]["runs"], "echo");
+  EXPECT_EQ(to_run[0]["side_effects"], true) << plan->get().dump();
+}
+
+TEST(Executions, APoolsDescribeSaysItsSideEffects) {
+  EXPECT_FALSE(described_side_effects(json{{"side_effects", false}}));
+  EXPECT_TRUE(described_side_effects(json{{"side_effects", true}}));
+  // Not said, or not said as a boolean: some.
+  EXPECT_TRUE(described_side_effects(json{{"name", "echo"}}));
+  EXPECT_TRUE(described_side_effects(json{{"side_effects", nullptr}}));
+  EXPECT_TRUE(described_side_effects(json{{"side_effects", "no"}}));
+  EXPECT_TRUE(described_side_effects(json{}));
 }

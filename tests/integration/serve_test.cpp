@@ -28,6 +28,7 @@ using namespace cadre;
 using test::body_of;
 using test::cadre_process;
 using test::clock_type;
+using test::connect_to;
 using test::get;
 using test::post;
 using server = test::cadre_server;
@@ -163,25 +164,6 @@ int put_workflow(const server& s, const std::string& name,
   if (body)
     *body = body_of(r);
   return r ? r->status : -1;
-}
-
-// A TCP connection to the server, reads bounded at 30 s; `rcvbuf` > 0
-// shrinks the receive buffer first (a client that reads slowly).
-int connect_to(int port, int rcvbuf = 0) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (rcvbuf > 0)
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // Sends `request` and reads until the end of the response headers (or the

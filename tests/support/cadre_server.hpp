@@ -3,6 +3,11 @@
 // A real `cadre serve` process on a free loopback port, and the JSON calls
 // tests make to it. Needs <gtest/gtest.h> included first.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -74,6 +79,26 @@ private:
   std::string url_;
   int port_ = 0;
 };
+
+/// A TCP connection to a server on loopback `port` (-1 when refused),
+/// reads bounded at 30 s; `rcvbuf` > 0 shrinks the receive buffer first (a
+/// client that reads slowly).
+inline int connect_to(int port, int rcvbuf = 0) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (rcvbuf > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 /// The body of a response as JSON (discarded when it is not), or
 /// {"transport_error": ...} when no response came.

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "loopback_server.hpp"
+#include "temp_dir.hpp"
 
 using namespace cadre;
 using namespace cadre::tools::net;
@@ -204,6 +206,50 @@ TEST(HttpClient, SendsMethodHeadersAndBody) {
   auto del = client.perform(local(srv, "/echo", "DELETE"));
   ASSERT_TRUE(del) << describe(del.error());
   EXPECT_EQ(del->body, "DELETE|||");
+}
+
+TEST(HttpClient, SendsABodyFileAsItIsReadWithItsLength) {
+  loopback_server srv;
+  srv.server().Post("/echo", [](const httplib::Request& req,
+                                httplib::Response& res) {
+    res.set_content(req.get_header_value("Content-Length") + "|"
+                      + req.get_header_value("Transfer-Encoding") + "|"
+                      + req.body,
+                    "text/plain");
+  });
+  srv.server().Post("/temporary", [](const httplib::Request&,
+                                     httplib::Response& res) {
+    res.set_redirect("/echo", 307);
+  });
+  srv.start();
+  test::temp_dir dir;
+  // Over curl's buffer, so it is read in several pieces.
+  std::string text;
+  for (int i = 0; text.size() < 300'000; ++i)
+    text += "{\"line\": " + std::to_string(i) + "}\n";
+  auto file = dir.str() + "/body.ndjson";
+  std::ofstream{file, std::ios::binary} << text;
+  http_client client;
+  auto req = local(srv, "/echo", "POST");
+  req.headers.add("Content-Type", "application/x-ndjson");
+  req.body_file = file;
+  auto sent = client.perform(req);
+  ASSERT_TRUE(sent) << describe(sent.error());
+  EXPECT_EQ(sent->body, std::to_string(text.size()) + "||" + text);
+  // A 307 sends it again from its start.
+  req.url = srv.url("/temporary");
+  auto again = client.perform(req);
+  ASSERT_TRUE(again) << describe(again.error());
+  EXPECT_EQ(again->redirects, 1u);
+  EXPECT_EQ(again->body, std::to_string(text.size()) + "||" + text);
+  // A file that is not there is the request's fault, named.
+  req.body_file = dir.str() + "/missing.ndjson";
+  auto missing = client.perform(req);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(code_of(missing.error()), errc::invalid_input);
+  EXPECT_TRUE(contains(message_of(missing.error()),
+                       "cannot open the body file " + req.body_file))
+    << describe(missing.error());
 }
 
 TEST(HttpClient, ReusesTheConnectionBetweenCalls) {

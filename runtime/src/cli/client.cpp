@@ -579,10 +579,12 @@ api_client::export_bundle(const std::string& id,
   return {};
 }
 
-expected<json> api_client::import_bundle(std::string ndjson) {
-  auto req = make_request("POST", url("/v1/imports"), call_timeout);
+expected<json> api_client::import_bundle(const std::string& file) {
+  // A bundle of gigabytes takes what it takes to send and import; the
+  // server disconnects a client that stops sending (server.read_timeout).
+  auto req = make_request("POST", url("/v1/imports"), stream_timeout);
   req.headers.set("Content-Type", "application/x-ndjson");
-  req.body = std::move(ndjson);
+  req.body_file = file;
   return call(std::move(req));
 }
 

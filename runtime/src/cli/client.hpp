@@ -233,9 +233,10 @@ public:
   export_bundle(const std::string& id,
                 const std::function<bool(std::string_view)>& sink);
 
-  /// POST /v1/imports with an exported bundle (NDJSON): {execution, events,
-  /// agent_logs, status, skipped_agent_logs?}.
-  [[nodiscard]] expected<json> import_bundle(std::string ndjson);
+  /// POST /v1/imports with the exported bundle (NDJSON) in `file`, read as
+  /// it is sent: {execution, events, agent_logs, status,
+  /// skipped_agent_logs?}.
+  [[nodiscard]] expected<json> import_bundle(const std::string& file);
 
   /// POST /v1/executions/{id}/fork: the fork's plan, as the executions
   /// actor answers it.

@@ -481,16 +481,31 @@ int client_import(api_client& client, const client_command& cmd) {
     print_error(cmd.file + ": cannot open");
     return exit_usage;
   }
-  std::string text{std::istreambuf_iterator<char>{in},
-                   std::istreambuf_iterator<char>{}};
-  // Read here too, so a damaged bundle is named by its file and line, as
-  // on a local store.
-  std::istringstream check{text};
-  if (auto b = read_bundle(check, cmd.file); !b) {
-    print_error(message_of(b.error()));
+  // Read here too, a line at a time, so a damaged bundle is named by its
+  // file and line, as on a local store; then sent from the file, never
+  // held.
+  bundle_reader check{in, cmd.file};
+  auto checked = check.start();
+  bool any = false; // of the execution's log
+  for (event ev; checked;) {
+    auto more = check.next(ev);
+    if (!more) {
+      checked = more.error();
+    } else if (!*more) {
+      if (!any)
+        checked = make_error(errc::invalid_input,
+                             cmd.file + ": no events of execution "
+                               + check.execution());
+      break;
+    }
+    any = any || ev.execution_id == check.execution();
+  }
+  if (!checked) {
+    print_error(message_of(checked.error()));
     return exit_usage;
   }
-  auto done = client.import_bundle(std::move(text));
+  in.close();
+  auto done = client.import_bundle(cmd.file);
   if (!done)
     return fail(done.error(), replay_exit(done.error()));
   print_import(*done, cmd.json_out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -109,9 +110,11 @@ void http_server::impl::install() {
   // client's delayed ACK, some 40 ms on Linux, on every request
   // (bench/README.md, "HTTP service").
   srv->set_tcp_nodelay(true);
-  // A backstop for chunked bodies; a declared Content-Length over the
-  // limit is refused before the body is read (middleware).
-  srv->set_payload_max_length(opts.max_body_bytes);
+  // No limit of httplib's: it is one for every route, and POST /v1/imports
+  // reads bodies far over server.max_body_bytes as they arrive. A declared
+  // Content-Length over its route's limit is refused before the body is
+  // read (middleware, body_limit).
+  srv->set_payload_max_length(std::numeric_limits<size_t>::max());
   middleware();
   probes();
   workflows();
@@ -242,14 +245,15 @@ void http_server::impl::middleware() {
     if (req.has_header("Content-Length")) {
       auto declared = std::strtoull(
         req.get_header_value("Content-Length").c_str(), nullptr, 10);
-      if (declared > opts.max_body_bytes) {
+      auto [limit, setting] = body_limit(req.method, req.path);
+      if (limit > 0 && declared > limit) {
         res.set_header("Connection", "close");
         send_problem(res,
                      make_problem(413, "too_large",
                                   "the body has " + std::to_string(declared)
                                     + " bytes; the limit is "
-                                    + std::to_string(opts.max_body_bytes)
-                                    + " (server.max_body_bytes)"));
+                                    + std::to_string(limit) + " ("
+                                    + setting + ")"));
         return httplib::Server::HandlerResponse::Handled;
       }
     }

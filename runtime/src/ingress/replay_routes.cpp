@@ -5,7 +5,9 @@
 
 #include "ingress/server_impl.hpp"
 
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "cadre/workflow/definition.hpp"
 #include "ingress/request_body.hpp"
@@ -114,42 +116,75 @@ void http_server::impl::replay() {
         res.set_header("Location", "/v1/executions/" + id);
         send_json(res, 201, plan->get());
       });
-  add("POST", "/v1/imports", "/v1/imports",
-      [this](const httplib::Request& req, httplib::Response& res) {
-        auto ctype = req.get_header_value("Content-Type");
-        if (ctype.find("ndjson") == std::string::npos) {
-          send_problem(res, make_problem(415, "unsupported_media_type",
-                                         "an import is an export bundle "
-                                         "(Content-Type: "
-                                         "application/x-ndjson), got '"
-                                           + ctype.substr(0, 80) + "'"));
-          return;
-        }
-        if (auto bad = check_json_text(req.body)) {
-          send_problem(res, *bad);
-          return;
-        }
-        std::istringstream in{req.body};
-        size_t line = 0;
-        auto done = import_bundle(sys(), n.store(), in, "body",
-                                  opts.request_timeout, &line);
-        if (!done) {
-          // What is wrong with the bundle is the request's fault.
-          if (code_of(done.error()) != errc::invalid_input) {
-            send_problem(res, problem_of(done.error()));
-            return;
-          }
-          auto p = make_problem(400, "bad_request", message_of(done.error()));
-          p.line = static_cast<int>(line);
-          p.column = line > 0 ? 1 : 0;
-          send_problem(res, p);
-          return;
-        }
-        res.set_header("Location",
-                       "/v1/executions/"
-                         + (*done)["execution"].get<std::string>());
-        send_json(res, 201, *done);
-      });
+  // The body is read as it arrives and imported a line at a time
+  // (bundle_import): a bundle of gigabytes holds a batch in memory, never
+  // the body.
+  add_reading("/v1/imports", "/v1/imports",
+              [this](const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& body) {
+    auto ctype = req.get_header_value("Content-Type");
+    if (ctype.find("ndjson") == std::string::npos) {
+      // The body is not read: this connection cannot carry another request.
+      res.set_header("Connection", "close");
+      send_problem(res, make_problem(415, "unsupported_media_type",
+                                     "an import is an export bundle "
+                                     "(Content-Type: "
+                                     "application/x-ndjson), got '"
+                                       + ctype.substr(0, 80) + "'"));
+      return;
+    }
+    bundle_import imp{sys(), n.store(), "body", opts.request_timeout};
+    const auto limit = opts.max_import_bytes;
+    uint64_t received = 0;
+    std::optional<caf::error> failed;
+    bool too_large = false;
+    bool whole = body([&](const char* data, size_t len) {
+      received += len;
+      if (limit > 0 && received > limit) {
+        too_large = true;
+        return false;
+      }
+      // After an error the rest is read and dropped, so that the client,
+      // still sending, gets the answer rather than a reset connection.
+      if (!failed)
+        if (auto ok = imp.feed(std::string_view{data, len}); !ok)
+          failed = ok.error();
+      return true;
+    });
+    if (too_large) {
+      (void) imp.abandon("over server.max_import_bytes");
+      res.set_header("Connection", "close");
+      send_problem(res, make_problem(413, "too_large",
+                                     "the body is over "
+                                       + std::to_string(limit)
+                                       + " bytes (server.max_import_bytes)"));
+      return;
+    }
+    if (!whole && !failed) {
+      failed = imp.abandon("the request body stopped after "
+                           + std::to_string(received)
+                           + " bytes (the client closed the connection, "
+                             "or sent nothing for server.read_timeout)");
+      res.set_header("Connection", "close");
+    }
+    auto done = failed ? expected<json>{*failed} : imp.finish();
+    if (!done) {
+      // What is wrong with the bundle is the request's fault.
+      if (code_of(done.error()) != errc::invalid_input) {
+        send_problem(res, problem_of(done.error()));
+        return;
+      }
+      auto line = imp.bad_line();
+      auto p = make_problem(400, "bad_request", message_of(done.error()));
+      p.line = static_cast<int>(line);
+      p.column = line > 0 ? 1 : 0;
+      send_problem(res, p);
+      return;
+    }
+    res.set_header("Location",
+                   "/v1/executions/" + (*done)["execution"].get<std::string>());
+    send_json(res, 201, *done);
+  });
 }
 
 } // namespace cadre::runtime

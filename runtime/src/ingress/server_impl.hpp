@@ -114,25 +114,62 @@ struct http_server::impl {
 
   using handler
     = std::function<void(const httplib::Request&, httplib::Response&)>;
+  /// A handler that reads the request body itself, as it arrives.
+  using reading_handler
+    = std::function<void(const httplib::Request&, httplib::Response&,
+                         const httplib::ContentReader&)>;
 
-  void add(const std::string& method, const std::string& pattern,
-           const std::string& label, handler fn) {
+  void add_route(const std::string& method, const std::string& pattern) {
     // The patterns are this file's own; one RE2 refused is a bug.
     auto re = tools::regex::compile(pattern);
     if (!re)
       throw std::logic_error{"route " + pattern + ": "
                              + message_of(re.error())};
     routes.push_back(route_def{method, std::move(*re)});
-    auto wrapped = [this, label, fn = std::move(fn)](
-                     const httplib::Request& req, httplib::Response& res) {
-      current_request().route = label;
-      try {
-        fn(req, res);
-      } catch (const std::exception& ex) {
-        send_problem(res, make_problem(500, "internal",
-                                       std::string{"unexpected error: "}
-                                         + ex.what()));
-      }
+  }
+
+  /// Runs `fn` as the handler of route `label`, an exception its 500.
+  template <class F>
+  static void handle(const std::string& label, httplib::Response& res,
+                     F&& fn) {
+    current_request().route = label;
+    try {
+      fn();
+    } catch (const std::exception& ex) {
+      send_problem(res, make_problem(500, "internal",
+                                     std::string{"unexpected error: "}
+                                       + ex.what()));
+    }
+  }
+
+  /// A POST route whose body `fn` reads as it arrives (httplib does not
+  /// hold it): no server.max_body_bytes, see body_limit.
+  void add_reading(const std::string& pattern, const std::string& label,
+                   reading_handler fn) {
+    add_route("POST", pattern);
+    srv->Post(pattern, [label, fn = std::move(fn)](
+                         const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& body) {
+      handle(label, res, [&] { fn(req, res, body); });
+    });
+  }
+
+  /// The largest body of a request to `path` (0: none) and the setting
+  /// that says so: server.max_body_bytes but for the routes that read their
+  /// bodies as they arrive.
+  std::pair<size_t, const char*> body_limit(const std::string& method,
+                                            const std::string& path) const {
+    if (method == "POST" && path == "/v1/imports")
+      return {opts.max_import_bytes, "server.max_import_bytes"};
+    return {opts.max_body_bytes, "server.max_body_bytes"};
+  }
+
+  void add(const std::string& method, const std::string& pattern,
+           const std::string& label, handler fn) {
+    add_route(method, pattern);
+    auto wrapped = [label, fn = std::move(fn)](const httplib::Request& req,
+                                               httplib::Response& res) {
+      handle(label, res, [&] { fn(req, res); });
     };
     if (method == "GET")
       srv->Get(pattern, wrapped);

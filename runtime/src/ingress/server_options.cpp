@@ -90,6 +90,8 @@ expected<server_options> parse_server_options(const json& section) {
       err = duration(v, key, opts.write_timeout);
     } else if (key == "max_body_bytes") {
       err = count(v, key, opts.max_body_bytes, 1);
+    } else if (key == "max_import_bytes") {
+      err = count(v, key, opts.max_import_bytes, 0);
     } else if (key == "threads") {
       err = count(v, key, opts.threads, 2);
     } else if (key == "max_queued_connections") {
@@ -146,7 +148,8 @@ expected<server_options> parse_server_options(const json& section) {
     } else {
       return bad(key, "unknown key (known: listen, insecure, drain_timeout, "
                       "request_timeout, read_timeout, write_timeout, "
-                      "max_body_bytes, threads, max_queued_connections, sse, "
+                      "max_body_bytes, max_import_bytes, threads, "
+                      "max_queued_connections, sse, "
                       "rate_limit, cors_origins, tls, tokens, jwt)");
     }
     if (err)

@@ -28,6 +28,10 @@ struct server_options {
   std::chrono::milliseconds request_timeout{30'000};
   /// Largest request body; a larger one is 413. Default: 10 MiB
   size_t max_body_bytes = 10u << 20;
+  /// Largest body of POST /v1/imports, which is read as it arrives, never
+  /// held (so not max_body_bytes'); a larger one is 413. 0: no limit.
+  /// Default: 0
+  size_t max_import_bytes = 0;
   /// Threads serving connections (each open stream holds one).
   /// Default: 64
   size_t threads = 64;

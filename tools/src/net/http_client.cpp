@@ -4,12 +4,15 @@
 #include <arpa/inet.h>
 #include <cctype>
 #include <cmath>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <limits>
 #include <netinet/in.h>
 #include <random>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 
 #include <curl/curl.h>
@@ -187,7 +190,8 @@ enum class stop_reason {
   cancelled,
   deadline,
   idle,
-  blocked
+  blocked,
+  body_file
 };
 
 /// State shared with curl's callbacks during one hop.
@@ -201,6 +205,7 @@ struct transfer {
     = route::unknown;
   stop_reason why = stop_reason::none;
   std::string blocked; // why an address was refused
+  std::FILE* body_file = nullptr; // the body, read as it is sent
   // When the last body byte arrived (the hop's start before the first).
   steady_clock::time_point last_data = steady_clock::now();
   std::exception_ptr error;
@@ -294,6 +299,24 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return 0;
 }
 
+size_t on_read(char* data, size_t size, size_t count, void* user) {
+  auto* t = static_cast<transfer*>(user);
+  auto n = std::fread(data, size, count, t->body_file);
+  if (n == 0 && std::ferror(t->body_file)) {
+    t->why = stop_reason::body_file;
+    return CURL_READFUNC_ABORT;
+  }
+  return n;
+}
+
+// curl rewinds the body when it sends it again on a new connection.
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<transfer*>(user);
+  return ::fseeko(t->body_file, static_cast<off_t>(offset), origin) == 0
+           ? CURL_SEEKFUNC_OK
+           : CURL_SEEKFUNC_CANTSEEK;
+}
+
 std::string sockaddr_text(const curl_sockaddr* a) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (a->family == AF_INET) {
@@ -357,6 +380,13 @@ struct slist_deleter {
   }
 };
 using slist_ptr = std::unique_ptr<curl_slist, slist_deleter>;
+
+struct file_closer {
+  void operator()(std::FILE* f) const noexcept {
+    std::fclose(f);
+  }
+};
+using file_ptr = std::unique_ptr<std::FILE, file_closer>;
 
 } // namespace
 
@@ -591,6 +621,9 @@ caf::error hop_error(CURLcode rc, const transfer& t, const std::string& what,
                       "nothing received for "
                         + std::to_string(req.idle_timeout.count())
                         + " ms (idle timeout)");
+        case stop_reason::body_file:
+          return fail(errc::tool_failed, "reading the body file "
+                                         + req.body_file + " failed");
         default:
           return fail(errc::cancelled, "cancelled");
       }
@@ -630,6 +663,7 @@ expected<http_response> http_client::perform(const http_request& req) {
   std::string method = req.method;
   std::string url = req.url;
   std::string body = req.body;
+  std::string body_file = req.body_file;
   http_headers headers = req.headers;
   auto what = [&] {
     return method + " "
@@ -652,8 +686,10 @@ expected<http_response> http_client::perform(const http_request& req) {
     if (!is_token(name) || has_line_break(value))
       return fail(errc::invalid_input,
                   "header '" + name + "' has an invalid name or value");
-  if (method == "HEAD" && !body.empty())
+  if (method == "HEAD" && (!body.empty() || !body_file.empty()))
     return fail(errc::invalid_input, "a HEAD request cannot have a body");
+  if (!body.empty() && !body_file.empty())
+    return fail(errc::invalid_input, "a body and a body file: send one");
 
   // The exchange ends at the earlier of timeout and deadline.
   auto end = start + req.timeout;
@@ -720,8 +756,20 @@ expected<http_response> http_client::perform(const http_request& req) {
       list.reset(next);
       return true;
     };
-    bool with_body = !body.empty() || method == "POST" || method == "PUT"
-                     || method == "PATCH";
+    bool with_body = !body.empty() || !body_file.empty() || method == "POST"
+                     || method == "PUT" || method == "PATCH";
+    file_ptr file;
+    curl_off_t file_size = 0;
+    if (!body_file.empty()) {
+      file.reset(std::fopen(body_file.c_str(), "rb"));
+      struct stat st{};
+      if (!file || ::fstat(::fileno(file.get()), &st) != 0)
+        return fail(errc::invalid_input, "cannot open the body file "
+                                           + body_file + ": "
+                                           + std::strerror(errno));
+      file_size = static_cast<curl_off_t>(st.st_size);
+      t.body_file = file.get();
+    }
     bool ok = true;
     for (const auto& [name, value] : headers.entries())
       ok = ok && append(value.empty() ? name + ";" : name + ": " + value);
@@ -753,12 +801,19 @@ expected<http_response> http_client::perform(const http_request& req) {
     if (!headers.contains("user-agent"))
       curl_easy_setopt(h, CURLOPT_USERAGENT, "cadre");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
-    if (method == "GET" && body.empty()) {
+    if (method == "GET" && body.empty() && !file) {
       curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (method == "HEAD") {
       curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else {
-      if (with_body) {
+      if (file) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, file_size);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, &on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &t);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
+      } else if (with_body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                          static_cast<curl_off_t>(body.size()));
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
@@ -818,6 +873,7 @@ expected<http_response> http_client::perform(const http_request& req) {
         || ((status == 301 || status == 302) && method == "POST")) {
       method = "GET";
       body.clear();
+      body_file.clear();
       headers.remove("content-type");
       headers.remove("content-length");
     }

@@ -11,6 +11,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "cadre/messages/json_value.hpp"
 #include "cadre/messages/type_ids.hpp"
 
 namespace cadre {
@@ -57,8 +58,18 @@ using event_bus_actor = caf::typed_actor<
 /// The pool of workers of one tool.
 using tool_pool_actor = caf::typed_actor<
   caf::replies_to<run_atom, task_request>::with<task_result>,
-  // -> {name, description, input_schema, output_schema, blocking, workers}
+  // -> {name, description, input_schema, output_schema, blocking, splits,
+  // side_effects, workers, busy, queued, ...}
   caf::replies_to<describe_atom>::with<json_value>>;
+
+/// Whether the tool a pool's describe answer `described` is about has side
+/// effects: its `side_effects`, true unless it is false, so that a pool
+/// that does not say (a node of an earlier version) or says something else
+/// counts as changing something outside. What agents and fork plans read.
+inline bool described_side_effects(const json& described) {
+  auto it = described.find("side_effects");
+  return it == described.end() || !it->is_boolean() || it->get<bool>();
+}
 
 /// The node's agents: one actor per agent id, each with its memory
 /// recovered from its log ("agent:<agent id>").

@@ -128,6 +128,13 @@ struct http_request {
   /// Request body, sent when not empty or when the method is POST, PUT or
   /// PATCH. Default: empty
   std::string body;
+  /// A file to send as the body instead of `body`: read as it is sent, with
+  /// its size as Content-Length, so a body of gigabytes is never in memory.
+  /// Each hop (a 307 or 308 redirect) and each attempt sends it from its
+  /// start. Errors: errc::invalid_input when it cannot be opened,
+  /// errc::tool_failed when reading it fails or it shrinks while sent.
+  /// Default: none
+  std::string body_file;
   /// Longest time to open a connection. Default: 10 s
   std::chrono::milliseconds connect_timeout{10'000};
   /// Longest time for the whole exchange, every redirect included.
