@@ -593,3 +593,49 @@ TEST_F(ToolPoolDirect, AWorkerThatThrowsFailsItsCallAndIsReplaced) {
     EXPECT_EQ((*next)["id"], k);
   }
 }
+
+// While one worker is held by a long call, calls keep running on the other:
+// a call that arrives when every worker is busy waits in the pool's
+// lock-free intake only until a worker finishes, and a worker that is free
+// never leaves a call waiting there (each quick call below would otherwise
+// wait for the held one, which ends only when the pool does).
+TEST_F(ToolPoolDirect, AFreeWorkerTakesCallsWhileAnotherIsHeld) {
+  auto pool = spawn("whole", 2);
+  warm_up(pool);
+  caf::scoped_actor holder{*sys_};
+  holder->send(pool, run_atom_v, request("whole", json{{"hang", true}}));
+  // The held call has reached a worker before the others start.
+  for (int k = 0; k < 1000 && describe_pool(pool)["busy"] != 1; ++k)
+    std::this_thread::sleep_for(1ms);
+  constexpr int callers = 3;
+  constexpr int per_caller = 200;
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  std::atomic<int> wrong{0};
+  for (int c = 0; c < callers; ++c)
+    threads.emplace_back([&, c] {
+      caf::scoped_actor self{*sys_};
+      for (int k = 0; k < per_caller; ++k) {
+        auto id = c * per_caller + k;
+        self->request(pool, 30s, run_atom_v, request("whole", json{{"id", id}}))
+          .receive(
+            [&](task_result& res) {
+              if (res.output->value("id", -1) == id)
+                ++right;
+              else
+                ++wrong;
+            },
+            [&](caf::error& err) {
+              ADD_FAILURE() << describe(err);
+              ++wrong;
+            });
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(right.load(), callers * per_caller);
+  EXPECT_EQ(wrong.load(), 0);
+  auto d = describe_pool(pool);
+  EXPECT_EQ(d["busy"], 1) << "the held call still runs: " << d.dump();
+  EXPECT_EQ(d["queued"], 0) << d.dump();
+}
