@@ -226,16 +226,21 @@ public:
 
   // Closes an empty intake; false when a call came in first (drain again).
   bool try_close() {
-    caf::mailbox_element* expected = nullptr;
+    caf::mailbox_element* expected = head_.load(std::memory_order_relaxed);
+    if (expected != nullptr)
+      return expected == closed();
     return head_.compare_exchange_strong(expected, closed(),
                                          std::memory_order_acq_rel)
            || expected == closed();
   }
 
+  // Opens a closed intake (under the pool's lock, the only place that
+  // opens or closes it; a plain load spares the open one a locked swap).
   void open() {
     auto* expected = closed();
-    head_.compare_exchange_strong(expected, nullptr,
-                                  std::memory_order_acq_rel);
+    if (head_.load(std::memory_order_relaxed) == expected)
+      head_.compare_exchange_strong(expected, nullptr,
+                                    std::memory_order_acq_rel);
   }
 
   // Closes the intake for good, handing what waits to `f`.
