@@ -231,6 +231,17 @@ void run_cluster_roundtrip(run_context& ctx) {
   if (raw_defaults)
     pipelined(sys, raw_defaults_echo, n / 10, k);
   std::vector<sample> raw_runs, cadre_runs, defaults_runs;
+  // One side alone: for a profile of one peer's process over its own calls.
+  if (o.cluster_side != "both") {
+    bool cadre = o.cluster_side == "cadre";
+    for (int r = 0; r < o.repeat; ++r)
+      (cadre ? cadre_runs : raw_runs)
+        .push_back(cadre ? pipelined(sys, via_directory, n, k)
+                         : pipelined(sys, raw_echo, n, k));
+    report(cadre ? "cadre remote echo pool" : "raw CAF remote_actor echo",
+           cadre ? cadre_runs : raw_runs);
+    return;
+  }
   // Interleaved, so drift in the machine's load hits all sides alike.
   for (int r = 0; r < o.repeat; ++r) {
     raw_runs.push_back(pipelined(sys, raw_echo, n, k));

@@ -46,6 +46,10 @@ struct options {
   /// Default: 100000, 64
   size_t cluster_ops = 100000;
   size_t cluster_inflight = 64;
+  /// Which side runs: "both" (the comparison), or "cadre" or "raw" alone,
+  /// so each process can be profiled over its own calls only.
+  /// Default: both
+  std::string cluster_side = "both";
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty

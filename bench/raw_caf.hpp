@@ -4,7 +4,9 @@
 // echo actor speaking a tool worker's protocol (same message types), and
 // the network settings a raw CAF process needs to talk to cadre nodes.
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,8 +67,12 @@ inline void configure_like_a_node(caf::actor_system_config& cfg,
   cfg.set("middleman.enable-automatic-connections", false);
   if (node_scheduler) {
     cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
-    cfg.set("work-stealing.aggressive-poll-attempts",
-            config::node_config{}.scheduler_spin_polls);
+    // CADRE_SCHEDULER_SPIN_POLLS as a node reads it (config/src/loader.cpp),
+    // so a profile can run every side with the same spin.
+    auto spin = config::node_config{}.scheduler_spin_polls;
+    if (const char* env = std::getenv("CADRE_SCHEDULER_SPIN_POLLS"))
+      spin = std::max<size_t>(1, std::strtoull(env, nullptr, 10));
+    cfg.set("work-stealing.aggressive-poll-attempts", spin);
   }
 }
 

@@ -1,4 +1,6 @@
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -173,10 +175,124 @@ void send_call(outgoing& out, caf::actor_control_block* pool,
   worker->enqueue(std::move(out.call.msg), eu);
 }
 
+// Whole calls that arrive while every worker is busy, pushed without a lock:
+// a remote call is handed over inside CAF's BASP message queue, under that
+// queue's lock, which the middleman's thread takes for every message it
+// reads, so the shorter this step the fewer threads wait there. Open only
+// while every worker is busy (each drains it when its call ends); a worker
+// that would become free closes it, so no call waits here while a worker
+// idles, and a closed intake sends callers the locked way.
+class intake_stack {
+public:
+  intake_stack() = default;
+  intake_stack(const intake_stack&) = delete;
+  intake_stack& operator=(const intake_stack&) = delete;
+
+  ~intake_stack() {
+    auto* x = head_.exchange(closed());
+    if (x != closed())
+      take(x, [](caf::mailbox_element_ptr) {});
+  }
+
+  // Pushes `ptr` unless the intake is closed or `bound` calls wait already
+  // (`queued`: those in the pool's queue); false leaves `ptr` untouched.
+  bool push(caf::mailbox_element_ptr& ptr, size_t queued, size_t bound) {
+    if (count_.fetch_add(1, std::memory_order_relaxed) + queued >= bound) {
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    auto* h = head_.load(std::memory_order_relaxed);
+    do {
+      if (h == closed()) {
+        count_.fetch_sub(1, std::memory_order_relaxed);
+        return false;
+      }
+      ptr->next = h;
+    } while (!head_.compare_exchange_weak(h, ptr.get(),
+                                          std::memory_order_release,
+                                          std::memory_order_relaxed));
+    ptr.release();
+    return true;
+  }
+
+  // Hands every call waiting to `f`, oldest first; the intake stays open.
+  template <class F>
+  size_t drain(F f) {
+    auto* h = head_.load(std::memory_order_relaxed);
+    if (h == nullptr || h == closed())
+      return 0;
+    return take(head_.exchange(nullptr, std::memory_order_acquire), f);
+  }
+
+  // Closes an empty intake; false when a call came in first (drain again).
+  bool try_close() {
+    caf::mailbox_element* expected = head_.load(std::memory_order_relaxed);
+    if (expected != nullptr)
+      return expected == closed();
+    return head_.compare_exchange_strong(expected, closed(),
+                                         std::memory_order_acq_rel)
+           || expected == closed();
+  }
+
+  // Opens a closed intake (under the pool's lock, the only place that
+  // opens or closes it; a plain load spares the open one a locked swap).
+  void open() {
+    auto* expected = closed();
+    if (head_.load(std::memory_order_relaxed) == expected)
+      head_.compare_exchange_strong(expected, nullptr,
+                                    std::memory_order_acq_rel);
+  }
+
+  // Closes the intake for good, handing what waits to `f`.
+  template <class F>
+  void shut(F f) {
+    auto* x = head_.exchange(closed(), std::memory_order_acq_rel);
+    if (x != closed())
+      take(x, f);
+  }
+
+  size_t size() const {
+    return count_.load(std::memory_order_relaxed);
+  }
+
+private:
+  // The closed tag: no mailbox element lives at address 1.
+  static caf::mailbox_element* closed() {
+    return reinterpret_cast<caf::mailbox_element*>(std::uintptr_t{1});
+  }
+
+  // Reverses the stack `x` (newest first) and hands it to `f` oldest first.
+  template <class F>
+  size_t take(caf::mailbox_element* x, F&& f) {
+    caf::mailbox_element* fifo = nullptr;
+    size_t n = 0;
+    while (x != nullptr) {
+      auto* next = static_cast<caf::mailbox_element*>(x->next);
+      x->next = fifo;
+      fifo = x;
+      x = next;
+      ++n;
+    }
+    count_.fetch_sub(n, std::memory_order_relaxed);
+    while (fifo != nullptr) {
+      auto* next = static_cast<caf::mailbox_element*>(fifo->next);
+      fifo->next = nullptr;
+      f(caf::mailbox_element_ptr{fifo});
+      fifo = next;
+    }
+    return n;
+  }
+
+  std::atomic<caf::mailbox_element*> head_{closed()};
+  std::atomic<size_t> count_{0};
+};
+
 // The pool's workers and queue, shared by the pool actor, the callers and
 // the workers. A whole call that finds a free worker goes straight into its
-// mailbox from the caller's thread; one that finds none waits in the queue;
-// a worker that finishes a call takes the next whole call waiting itself.
+// mailbox from the caller's thread; one that finds none waits in the queue
+// (or, while every worker is busy, in the lock-free intake, which the
+// workers move into the queue); a worker that finishes a call takes the
+// next whole call waiting itself.
 // So a call passes through no mailbox but its worker's (locally as for a
 // call from another node, which arrives on the middleman's thread). Callers
 // and workers only ever try_lock: a scheduler thread never waits here, it
@@ -201,6 +317,31 @@ struct slot_table {
   // Splitting tools and a pool that has ended (its state is gone) take the
   // mailbox way only.
   bool direct = false;
+  // Whole calls that came in while every worker was busy, and the queue's
+  // length as of its last change (the intake's share of max_queue).
+  intake_stack intake;
+  std::atomic<size_t> queued{0};
+
+  // Moves the intake's calls to the end of the queue.
+  void drain_intake() {
+    direct_calls += intake.drain([this](caf::mailbox_element_ptr m) {
+      queue.push_back({nullptr, whole_call{std::move(m)}});
+    });
+  }
+
+  // After the workers or the queue changed: the intake is open exactly
+  // while every worker is busy. False when a call came into it as it was
+  // closing: drain it and start that call.
+  bool settle() {
+    queued.store(queue.size(), std::memory_order_relaxed);
+    if (!direct)
+      return true;
+    if (free_slot() == workers.size()) {
+      intake.open();
+      return true;
+    }
+    return intake.try_close();
+  }
 
   size_t free_slot() const {
     for (size_t i = 0; i < workers.size(); ++i)
@@ -273,9 +414,13 @@ struct slot_table {
     std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
     if (!guard.owns_lock() || !direct || unread > 0)
       return false;
+    // The bound counts the intake's calls too (they came first).
+    drain_intake();
     auto i = queue.empty() ? free_slot() : workers.size();
-    if (i == workers.size() && queue.size() >= max_queue)
+    if (i == workers.size() && queue.size() >= max_queue) {
+      settle();
       return false; // the pool refuses it as overloaded
+    }
     whole_call c{std::move(ptr)};
     if (i < workers.size()) {
       out = assign(i, std::move(c));
@@ -284,6 +429,9 @@ struct slot_table {
     else
       queue.push_back({nullptr, std::move(c)});
     ++direct_calls;
+    // The intake was closed (a worker was free) or every worker is busy:
+    // settling only opens it or keeps it closed, so it cannot fail here.
+    settle();
     return true;
   }
 
@@ -302,21 +450,29 @@ struct slot_table {
       return released::tell_pool;
     if (!holds(i, me))
       return released::freed; // the pool has given up on this worker
-    while (!queue.empty() && queue.front().call) {
-      auto c = std::move(*queue.front().call);
-      queue.pop_front();
-      if (c.expired()) {
-        auto err = too_late(c.req());
-        expired.emplace_back(std::move(c), std::move(err));
-        continue;
+    for (;;) {
+      drain_intake();
+      while (!queue.empty() && queue.front().call) {
+        auto c = std::move(*queue.front().call);
+        queue.pop_front();
+        if (c.expired()) {
+          auto err = too_late(c.req());
+          expired.emplace_back(std::move(c), std::move(err));
+          continue;
+        }
+        next = assign(i, std::move(c));
+        settle();
+        return released::next;
       }
-      next = assign(i, std::move(c));
-      return released::next;
+      if (!queue.empty()) {
+        settle();
+        return released::tell_pool;
+      }
+      vacate(workers[i]);
+      if (settle())
+        return released::freed;
+      // A call came into the intake as this worker closed it: take it.
     }
-    if (!queue.empty())
-      return released::tell_pool;
-    vacate(workers[i]);
-    return released::freed;
   }
 };
 
@@ -549,6 +705,8 @@ struct pool_state {
       return;
     std::lock_guard<std::mutex> guard{slots->mtx};
     slots->direct = false;
+    // Calls waiting there share the fate of those in the queue.
+    slots->intake.shut([](caf::mailbox_element_ptr) {});
     for (auto& w : slots->workers)
       if (w.handle) {
         w.cancel_flag->store(true);
@@ -772,24 +930,28 @@ void pump(pool_self self) {
   auto& st = self->state;
   auto& slots = *st.slots;
   auto* me = caf::actor_cast<caf::actor_control_block*>(self);
-  for (size_t i = 0; i < slots.workers.size() && !slots.queue.empty(); ++i) {
-    // A job may be dropped or fail before it starts; the slot then takes
-    // the next one.
-    while (slots.workers[i].handle && !slots.workers[i].busy
-           && !slots.queue.empty()) {
-      auto job = std::move(slots.queue.front());
-      slots.queue.pop_front();
-      if (!job.call) {
-        job.start(i);
-      } else if (job.call->expired()) {
-        job.call->answer(me, slots.too_late(job.call->req()));
-      } else {
-        auto out = slots.assign(i, std::move(*job.call));
-        out.worker = slots.workers[i].handle;
-        send_call(out, me, self->home_system(), self->context());
+  // Until the intake settles: a call may come into it as it closes.
+  do {
+    slots.drain_intake();
+    for (size_t i = 0; i < slots.workers.size() && !slots.queue.empty(); ++i) {
+      // A job may be dropped or fail before it starts; the slot then takes
+      // the next one.
+      while (slots.workers[i].handle && !slots.workers[i].busy
+             && !slots.queue.empty()) {
+        auto job = std::move(slots.queue.front());
+        slots.queue.pop_front();
+        if (!job.call) {
+          job.start(i);
+        } else if (job.call->expired()) {
+          job.call->answer(me, slots.too_late(job.call->req()));
+        } else {
+          auto out = slots.assign(i, std::move(*job.call));
+          out.worker = slots.workers[i].handle;
+          send_call(out, me, self->home_system(), self->context());
+        }
       }
     }
-  }
+  } while (!slots.settle());
 }
 
 pool_impl_actor::behavior_type
@@ -845,7 +1007,11 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       std::lock_guard<std::mutex> guard{st.slots->mtx};
       if (st.slots->unread > 0)
         --st.slots->unread;
+      // The bound counts the intake's calls too.
+      st.slots->drain_intake();
       if (st.slots->queue.size() >= max_queue) {
+        st.slots->queued.store(st.slots->queue.size(),
+                               std::memory_order_relaxed);
         log::warn("tool call refused: queue full",
                   {{"actor", "tool_pool"},
                    {"tool", st.tool_name},
@@ -911,7 +1077,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
         workers = st.slots->workers.size();
         for (auto& w : st.slots->workers)
           busy += w.busy ? 1 : 0;
-        queued = st.slots->queue.size();
+        queued = st.slots->queue.size() + st.slots->intake.size();
         direct = st.slots->direct_calls;
         timeouts = st.slots->timeouts;
       }
@@ -952,6 +1118,7 @@ public:
       factory_(factory),
       settings_(std::move(settings)),
       first_(std::move(first)),
+      max_queue_(opts.max_queue),
       opts_(std::move(opts)) {
     // nop
   }
@@ -964,6 +1131,12 @@ public:
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     auto& msg = ptr->content();
     if (is_whole_call(msg)) {
+      // Every worker busy: the call waits in the intake, without a lock,
+      // for the first worker to finish.
+      if (slots_->unread.load(std::memory_order_relaxed) == 0
+          && slots_->intake.push(
+            ptr, slots_->queued.load(std::memory_order_relaxed), max_queue_))
+        return;
       if (take_whole_call(ptr, eu))
         return;
       ++slots_->unread;
@@ -991,6 +1164,7 @@ private:
   tools::tool_factory factory_;
   json_value settings_;
   std::shared_ptr<tools::tool> first_;
+  size_t max_queue_;
   pool_options opts_;
 };
 

@@ -483,6 +483,36 @@ protected:
     return ::describe_pool(*sys_, pool);
   }
 
+  // `callers` threads each call `tool` `per_caller` times in turn with
+  // input {"id": k}; returns how many answers carried their own id (every
+  // other answer, errors included, fails the test).
+  int race(tool_pool_actor pool, const std::string& tool, int callers,
+           int per_caller) {
+    std::vector<std::thread> threads;
+    std::atomic<int> right{0};
+    for (int c = 0; c < callers; ++c)
+      threads.emplace_back([&, c] {
+        caf::scoped_actor self{*sys_};
+        for (int k = 0; k < per_caller; ++k) {
+          auto id = c * per_caller + k;
+          self->request(pool, 30s, run_atom_v, request(tool, json{{"id", id}}))
+            .receive(
+              [&](task_result& res) {
+                if (res.output->value("id", -1) == id)
+                  ++right;
+                else
+                  ADD_FAILURE() << "call " << id << " got " << res.output.dump();
+              },
+              [&](caf::error& err) {
+                ADD_FAILURE() << "call " << id << ": " << describe(err);
+              });
+        }
+      });
+    for (auto& t : threads)
+      t.join();
+    return right.load();
+  }
+
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   tools::tool_registry registry_;
@@ -496,33 +526,9 @@ protected:
 // answered once, with its own output, and the pool ends idle.
 TEST_F(ToolPoolDirect, RacingCallersEachGetTheirOwnAnswer) {
   auto pool = spawn("echo", 2);
-  constexpr int callers = 4;
-  constexpr int per_caller = 500;
-  std::vector<std::thread> threads;
-  std::atomic<int> right{0};
-  std::atomic<int> wrong{0};
-  for (int c = 0; c < callers; ++c)
-    threads.emplace_back([&, c] {
-      caf::scoped_actor self{*sys_};
-      // Four callers, two workers: some calls find a free worker, the
-      // others wait in the pool's queue.
-      for (int k = 0; k < per_caller; ++k) {
-        auto id = c * per_caller + k;
-        self->request(pool, 60s, run_atom_v, request("echo", json{{"id", id}}))
-          .receive(
-            [&](task_result& res) {
-              if (res.output->value("id", -1) == id)
-                ++right;
-              else
-                ++wrong;
-            },
-            [&](caf::error&) { ++wrong; });
-      }
-    });
-  for (auto& t : threads)
-    t.join();
-  EXPECT_EQ(right.load(), callers * per_caller);
-  EXPECT_EQ(wrong.load(), 0);
+  // Four callers, two workers: some calls find a free worker, the others
+  // wait in the pool's queue.
+  EXPECT_EQ(race(pool, "echo", 4, 500), 4 * 500);
   auto d = describe_pool(pool);
   EXPECT_EQ(d["busy"], 0) << d.dump();
   EXPECT_EQ(d["queued"], 0) << d.dump();
@@ -592,4 +598,23 @@ TEST_F(ToolPoolDirect, AWorkerThatThrowsFailsItsCallAndIsReplaced) {
     ASSERT_TRUE(next) << describe(next.error());
     EXPECT_EQ((*next)["id"], k);
   }
+}
+
+// While one worker is held by a long call, calls keep running on the other:
+// a call that arrives when every worker is busy waits in the pool's
+// lock-free intake only until a worker finishes, and a worker that is free
+// never leaves a call waiting there (each quick call below would otherwise
+// wait for the held one, which ends only when the pool does).
+TEST_F(ToolPoolDirect, AFreeWorkerTakesCallsWhileAnotherIsHeld) {
+  auto pool = spawn("whole", 2);
+  warm_up(pool);
+  caf::scoped_actor holder{*sys_};
+  holder->send(pool, run_atom_v, request("whole", json{{"hang", true}}));
+  // The held call has reached a worker before the others start.
+  for (int k = 0; k < 1000 && describe_pool(pool)["busy"] != 1; ++k)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(race(pool, "whole", 3, 200), 3 * 200);
+  auto d = describe_pool(pool);
+  EXPECT_EQ(d["busy"], 1) << "the held call still runs: " << d.dump();
+  EXPECT_EQ(d["queued"], 0) << d.dump();
 }
