@@ -88,12 +88,16 @@ void http_server::impl::stream_execution(
                   {"last_seq", last}};
         return sse_message("", "end", dump_json(data));
       };
+      // A stream opened before its execution was submitted takes every
+      // event live: reading the store first would end it at an execution
+      // that finished meanwhile, before the live-only tokens in `q`.
+      bool live_from_start = opened && opened->from_start && after == 0;
       // Unknown executions are 404 before any byte would be better, but
       // the headers are out once the provider runs; an execution without
       // events gets a close event naming the problem instead.
-      if (!catch_up())
+      if (!live_from_start && !catch_up())
         return finish();
-      if (!ended) {
+      if (!ended && !live_from_start) {
         auto info = ask<execution_info>(n.store(), get_atom_v, id);
         if (!info && last == 0) {
           write(sse_message("", "close",

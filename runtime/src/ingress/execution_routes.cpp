@@ -73,6 +73,7 @@ void http_server::impl::executions() {
         res.set_header("Location", "/v1/executions/" + *id);
         if (early) {
           early->q->only(*id);
+          early->from_start = existing != *id;
           stream_execution(*id, 0, res, early);
           return;
         }

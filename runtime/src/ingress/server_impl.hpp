@@ -217,6 +217,9 @@ struct http_server::impl {
     std::shared_ptr<stream_queue> q;
     event_sink_actor sink;
     std::string topic;
+    // Opened before the execution was submitted: every event of it,
+    // tokens included, arrives through `q` in order.
+    bool from_start = false;
   };
   void stream_execution(const std::string& id, uint64_t after,
                         httplib::Response& res,
