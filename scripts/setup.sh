@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libcaf-dev nlohmann-json3-dev librocksdb-dev liblua5.4-dev
+  libcaf-dev nlohmann-json3-dev librocksdb-dev liblua5.4-dev libjemalloc-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libvalijson-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tools: OCR, PDF, HTTP client and test servers, SQL
