@@ -580,6 +580,21 @@ task_result result_of(agent_self self, const workflow::agent_finished_turn& f) {
   return r;
 }
 
+// A turn that finished so long ago that its answer is no longer kept:
+// refused, not run again (its tools' side effects would repeat). A task
+// retries it as a new attempt, under a new key.
+caf::error forgotten_turn(agent_self self, const std::string& key) {
+  auto& st = self->state;
+  return make_error(errc::not_found,
+                    "agent " + st.id + ": turn '" + key
+                      + "' finished before the last "
+                      + std::to_string(st.opts->max_finished_turns)
+                      + " turns and its answer is no longer kept "
+                        "(llm.max_finished_turns); it is not run again. Its "
+                        "events are in log "
+                      + st.m().log());
+}
+
 void answer(agent_self self, const std::string& key) {
   auto& st = self->state;
   auto* f = st.m().finished(key);
@@ -1070,6 +1085,16 @@ void next_turn(agent_self self) {
       answer(self, req.idempotency_key);
       continue;
     }
+    if (st.m().forgotten(req.idempotency_key)) {
+      auto err = forgotten_turn(self, req.idempotency_key);
+      if (auto w = st.waiting.find(req.idempotency_key);
+          w != st.waiting.end()) {
+        for (auto& p : w->second)
+          p.deliver(err);
+        st.waiting.erase(w);
+      }
+      continue;
+    }
     start_turn(self, std::move(req));
     return;
   }
@@ -1092,7 +1117,7 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
   install_exception_handler(self);
   auto& st = self->state;
   st.id = id;
-  st.machine.emplace(id);
+  st.machine.emplace(id, opts->max_finished_turns);
   st.store = std::move(store);
   st.bus = std::move(bus);
   st.tools = std::move(tools);
@@ -1136,6 +1161,8 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
       auto* active = st.m().active();
       bool running = active && active->key == key;
       bool done = st.m().finished(key) != nullptr;
+      if (!done && !running && st.m().forgotten(key))
+        return forgotten_turn(self, key);
       // One agent id runs one turn at a time; turns past the bound are
       // refused rather than queued without end (a task retries them).
       bool known = done || running || st.waiting.count(key) > 0;

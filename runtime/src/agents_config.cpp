@@ -20,12 +20,20 @@ agents_options_of(const config::node_config& cfg,
                   const tools::tool_registry& registry) {
   actors::agents_options opts;
   if (!cfg.llm.is_object())
-    return bad("llm", "expected a mapping (profiles, cache)");
+    return bad("llm",
+               "expected a mapping (profiles, cache, max_finished_turns)");
   for (auto& [k, v] : cfg.llm.items()) {
     if (k == "cache") {
       if (!v.is_boolean())
         return bad("llm.cache", "expected true or false, got " + dump_json(v));
       opts.cache = v.get<bool>();
+    } else if (k == "max_finished_turns") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1
+          || v.get<int64_t>() > 1000000)
+        return bad("llm.max_finished_turns",
+                   "expected a whole number from 1 to 1000000, got "
+                     + dump_json(v));
+      opts.max_finished_turns = v.get<size_t>();
     } else if (k == "profiles") {
       if (!v.is_object())
         return bad("llm.profiles", "expected a mapping of profile names");
@@ -41,7 +49,8 @@ agents_options_of(const config::node_config& cfg,
         opts.profiles[name] = std::move(*p);
       }
     } else {
-      return bad("llm." + k, "unknown key (known: profiles, cache)");
+      return bad("llm." + k, "unknown key (known: profiles, cache, "
+                             "max_finished_turns)");
     }
   }
   if (!cfg.agents.is_object())

@@ -1141,6 +1141,47 @@ TEST(Agent, TurnsPastTheQueueBoundAreRefusedOverloaded) {
   EXPECT_TRUE(first.get());
 }
 
+// A turn asked for again is answered from the answers an agent keeps, its
+// last llm.max_finished_turns; an older one is refused, naming it, and does
+// not run again: live and after a restart folds the log.
+TEST(Agent, ATurnAskedAgainPastTheKeptAnswersIsRefusedNotRunAgain) {
+  test::temp_dir dir;
+  actors::agents_options opts;
+  opts.max_finished_turns = 2;
+  auto spec = json::parse(R"js({"script": [
+    {"match": "", "reply": {"text": "done"}}]})js");
+  auto started = [&](agent_node& n) {
+    return count_of(n.log("agent:e1/bounded"), "agent_turn_started");
+  };
+  auto check = [&](agent_node& n) {
+    auto kept = n.turn(make_turn("bounded", spec, "four", "e1", "t4"));
+    ASSERT_TRUE(kept) << describe(kept.error());
+    EXPECT_EQ(kept->output.get(), "done");
+    auto old = n.turn(make_turn("bounded", spec, "one", "e1", "t1"));
+    ASSERT_FALSE(old);
+    EXPECT_EQ(code_of(old.error()), errc::not_found) << describe(old.error());
+    EXPECT_NE(message_of(old.error()).find("turn 'e1/t1/1'"),
+              std::string::npos)
+      << message_of(old.error());
+    EXPECT_NE(message_of(old.error()).find("llm.max_finished_turns"),
+              std::string::npos);
+    EXPECT_EQ(started(n), 4u) << "a turn ran again";
+  };
+  {
+    agent_node n{dir.str(), opts};
+    for (auto* t : {"t1", "t2", "t3", "t4"}) {
+      auto r = n.turn(make_turn("bounded", spec, t, "e1", t));
+      ASSERT_TRUE(r) << describe(r.error());
+    }
+    check(n);
+    auto mem = n.memory("e1/bounded");
+    ASSERT_TRUE(mem) << describe(mem.error());
+    EXPECT_EQ((*mem)["turns"], 4);
+  }
+  agent_node n{dir.str(), opts};
+  check(n);
+}
+
 // Wraps the scripted provider, saying whether it may block as told, and
 // notes the thread of every call.
 class thread_noting_provider final : public tools::llm::provider {

@@ -501,3 +501,26 @@ TEST(Node, TheStoreAppendDeadlineIsTheAgentsAppendDeadline) {
   ASSERT_TRUE(opts) << describe(opts.error());
   EXPECT_EQ(opts->append_deadline, 250ms);
 }
+
+// llm.max_finished_turns bounds the answers each agent keeps; a value that
+// is not a whole number from 1 is refused with its key.
+TEST(Node, LlmMaxFinishedTurnsIsTheAgentsBoundOfKeptAnswers) {
+  tools::tool_registry registry;
+  config::node_config cfg;
+  auto opts = runtime::agents_options_of(cfg, registry);
+  ASSERT_TRUE(opts) << describe(opts.error());
+  EXPECT_EQ(opts->max_finished_turns, 1024u);
+  cfg.llm = json{{"max_finished_turns", 50}};
+  opts = runtime::agents_options_of(cfg, registry);
+  ASSERT_TRUE(opts) << describe(opts.error());
+  EXPECT_EQ(opts->max_finished_turns, 50u);
+  for (auto bad : {json(0), json(-3), json("many"), json(2.5)}) {
+    cfg.llm = json{{"max_finished_turns", bad}};
+    auto refused = runtime::agents_options_of(cfg, registry);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(code_of(refused.error()), errc::invalid_config);
+    EXPECT_NE(message_of(refused.error()).find("llm.max_finished_turns"),
+              std::string::npos)
+      << message_of(refused.error());
+  }
+}

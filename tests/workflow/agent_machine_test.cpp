@@ -1084,3 +1084,78 @@ TEST(AgentMachine, TheRecordedUsageKeepsTheTypesOfItsValues) {
   EXPECT_TRUE(tool["tool_calls"].is_number_unsigned());
   EXPECT_EQ(m.finished("t2")->usage, tool);
 }
+
+TEST(AgentMachine, FinishedTurnsPastTheDefaultBoundAreNotKept) {
+  // Before the bound every finished turn's answer stayed in memory for the
+  // agent's life.
+  agent_machine m{"a"};
+  recorder rec;
+  json spec = json::object();
+  auto n = default_max_finished_turns + 3;
+  for (size_t i = 1; i <= n; ++i)
+    plain_turn(m, rec, "t" + std::to_string(i), spec, "Q", "A");
+  for (size_t i = 1; i <= 3; ++i)
+    EXPECT_EQ(m.finished("t" + std::to_string(i)), nullptr) << i;
+  EXPECT_NE(m.finished("t4"), nullptr);
+  EXPECT_NE(m.finished("t" + std::to_string(n)), nullptr);
+  EXPECT_EQ(m.view()["turns"], n);
+}
+
+TEST(AgentMachine, ItKeepsTheLastFinishedTurnsAndKnowsTheForgottenOnes) {
+  agent_machine m{"a", 2};
+  recorder rec;
+  json spec = json::object();
+  for (int i = 1; i <= 4; ++i)
+    plain_turn(m, rec, "t" + std::to_string(i), spec, "Q" + std::to_string(i),
+               "A" + std::to_string(i));
+  // A failed turn is kept like a completed one.
+  auto b = start_and_begin(m, rec, turn_of("t5", spec));
+  rec(m.model_failed("t5", b.actions.at(0).call,
+                     make_error(errc::timeout, "slow"), now));
+  auto check = [](const agent_machine& x) {
+    EXPECT_EQ(x.finished("t1"), nullptr);
+    EXPECT_EQ(x.finished("t3"), nullptr);
+    ASSERT_NE(x.finished("t4"), nullptr);
+    EXPECT_EQ(x.finished("t4")->output, "A4");
+    ASSERT_NE(x.finished("t5"), nullptr);
+    EXPECT_FALSE(x.finished("t5")->ok);
+    EXPECT_EQ(x.finished("t5")->code, errc::timeout);
+    for (auto* k : {"t1", "t2", "t3"})
+      EXPECT_TRUE(x.forgotten(k)) << k;
+    for (auto* k : {"t4", "t5", "t6", "never"})
+      EXPECT_FALSE(x.forgotten(k)) << k;
+    EXPECT_EQ(x.finished_turns(), 5u);
+    // Memory is not the answers: every turn's prompt and answer stay.
+    EXPECT_EQ(x.history().size(), 8u);
+  };
+  check(m);
+  // Folding the log again (an agent's recovery) keeps the same bound.
+  agent_machine again{"a", 2};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  check(again);
+  EXPECT_EQ(again.view(), m.view());
+}
+
+TEST(AgentMachine, TheKeysOfForgottenTurnsAreBoundedToo) {
+  // One answer kept, and the keys of the forgotten_turns_factor turns
+  // before it: the oldest key goes as well.
+  agent_machine m{"a", 1};
+  recorder rec;
+  json spec = json::object();
+  auto n = forgotten_turns_factor + 2;
+  for (size_t i = 1; i <= n; ++i)
+    plain_turn(m, rec, "t" + std::to_string(i), spec, "Q", "A");
+  EXPECT_FALSE(m.forgotten("t1"));
+  EXPECT_EQ(m.finished("t1"), nullptr);
+  for (size_t i = 2; i < n; ++i)
+    EXPECT_TRUE(m.forgotten("t" + std::to_string(i))) << i;
+  EXPECT_NE(m.finished("t" + std::to_string(n)), nullptr);
+  // The same after a fold of the whole log.
+  agent_machine again{"a", 1};
+  for (const auto& e : rec.log)
+    again.apply(e);
+  EXPECT_FALSE(again.forgotten("t1"));
+  EXPECT_TRUE(again.forgotten("t2"));
+  EXPECT_TRUE(again.forgotten("t" + std::to_string(n - 1)));
+}

@@ -6,6 +6,7 @@
 #include "cadre/workflow/agent_machine.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -328,8 +329,9 @@ const llm_request* agent_request_log::last() const {
   return last_ ? &*last_ : nullptr;
 }
 
-agent_machine::agent_machine(std::string id)
-  : id_(std::move(id)), log_("agent:" + id_) {
+agent_machine::agent_machine(std::string id, size_t max_finished_turns)
+  : id_(std::move(id)), log_("agent:" + id_),
+    max_finished_(std::max<size_t>(max_finished_turns, 1)) {
 }
 
 // -- fold ---------------------------------------------------------------------------
@@ -501,7 +503,7 @@ void agent_machine::fold(const event& e, const known& k) {
         history_.push_back(std::move(a));
       }
     }
-    finished_[turn] = std::move(f);
+    remember(turn, std::move(f));
     active_.reset();
     sent_.reset();
   }
@@ -1011,6 +1013,50 @@ agent_machine::finished(const std::string& turn) const {
   return i == finished_.end() ? nullptr : &i->second;
 }
 
+namespace {
+
+// In memory only and recomputed by every fold: std::hash need not be
+// stable across builds.
+uint64_t key_hash(const std::string& turn) {
+  return static_cast<uint64_t>(std::hash<std::string>{}(turn));
+}
+
+} // namespace
+
+void agent_machine::remember(const std::string& turn, agent_finished_turn f) {
+  ++finished_turns_;
+  auto [i, fresh] = finished_.insert_or_assign(turn, std::move(f));
+  (void) i;
+  if (fresh)
+    finished_order_.push_back(turn);
+  while (finished_.size() > max_finished_) {
+    auto old = std::move(finished_order_.front());
+    finished_order_.pop_front();
+    finished_.erase(old);
+    auto h = key_hash(old);
+    if (forgotten_.size() < max_finished_ * forgotten_turns_factor) {
+      forgotten_.push_back(h);
+    } else {
+      forgotten_[forgotten_next_] = h;
+      forgotten_next_ = (forgotten_next_ + 1) % forgotten_.size();
+    }
+  }
+}
+
+bool agent_machine::forgotten(const std::string& turn) const {
+  if (forgotten_.empty() || finished_.count(turn) > 0)
+    return false;
+  // A linear scan of at most 16k words, once per turn asked for: cheap
+  // next to the turn, and no second table to keep.
+  auto h = key_hash(turn);
+  return std::find(forgotten_.begin(), forgotten_.end(), h)
+         != forgotten_.end();
+}
+
+uint64_t agent_machine::finished_turns() const {
+  return finished_turns_;
+}
+
 const std::vector<llm_message>& agent_machine::history() const {
   return history_;
 }
@@ -1028,7 +1074,7 @@ json agent_machine::view() const {
               {"messages", std::move(msgs)},
               {"summary", summary_},
               {"summarized", summarized_},
-              {"turns", finished_.size()},
+              {"turns", finished_turns_},
               {"active", std::move(active)}};
 }
 

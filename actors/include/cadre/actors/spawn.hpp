@@ -149,6 +149,11 @@ struct agents_options {
   /// Turns waiting for one agent id while it runs another; past it a turn
   /// fails with errc::overloaded. Default: 1024
   size_t max_queued_turns = 1024;
+  /// Finished turns of one agent id whose answer it keeps, for a turn
+  /// asked for again (docs/agents.md#replay-and-resume); the keys of the
+  /// 16 times as many before them are kept to refuse those turns.
+  /// Default: 1024 (workflow::default_max_finished_turns)
+  size_t max_finished_turns = 1024;
   /// An agent without turns for this long stops (its memory stays in its
   /// log). Default: 60 s
   std::chrono::milliseconds idle_timeout = std::chrono::seconds{60};

@@ -69,8 +69,9 @@ struct node_config {
   /// next message (docs/operations.md#scheduler). Default: 5000
   size_t scheduler_spin_polls = 5000;
   /// The `llm` section as JSON: `profiles` (LLM provider profiles by
-  /// name) and `cache` (answer identical requests from the response
-  /// cache). Read by runtime/. Default: {}
+  /// name), `cache` (answer identical requests from the response
+  /// cache) and `max_finished_turns` (finished turns an agent keeps the
+  /// answer of). Read by runtime/. Default: {}
   json llm = json::object();
   /// The `agents` section as JSON: agent specs by name (docs/agents.md).
   /// Default: {}

@@ -8,6 +8,7 @@
 // the way the coordinator adapts workflow::machine.
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -195,11 +196,23 @@ struct agent_active_turn {
   llm_request summary_request;
 };
 
+/// How many finished turns an agent machine keeps the answer of, by
+/// default (llm.max_finished_turns, docs/agents.md#replay-and-resume).
+inline constexpr size_t default_max_finished_turns = 1024;
+
+/// How many times max_finished_turns an agent machine remembers the keys
+/// of turns whose answers it no longer keeps (8 bytes a turn).
+inline constexpr size_t forgotten_turns_factor = 16;
+
 /// One agent's state. Not thread-safe: one agent actor owns it.
 class agent_machine {
 public:
-  /// The machine of agent `id`, whose log is "agent:<id>".
-  explicit agent_machine(std::string id);
+  /// The machine of agent `id`, whose log is "agent:<id>", keeping the
+  /// answers of its last `max_finished_turns` finished turns (at least 1),
+  /// live and when its log is folded again.
+  explicit agent_machine(std::string id,
+                         size_t max_finished_turns
+                         = default_max_finished_turns);
 
   /// Folds one event of the log (in sequence order).
   void apply(const event& ev);
@@ -262,7 +275,16 @@ public:
   /// The log's last model request (the one in flight when the active turn
   /// has llm_pending), or null.
   const llm_request* last_request() const;
+  /// Turn `turn` as it ended, when it is among the last
+  /// max_finished_turns finished turns; else null.
   const agent_finished_turn* finished(const std::string& turn) const;
+  /// Whether turn `turn` finished but its answer is no longer kept: one
+  /// of the forgotten_turns_factor * max_finished_turns turns that ended
+  /// before the kept ones (found by a 64-bit hash of the key). Older turns
+  /// are not known at all.
+  bool forgotten(const std::string& turn) const;
+  /// Turns finished in the log, kept or not.
+  uint64_t finished_turns() const;
   /// Prompts and final answers of earlier turns.
   const std::vector<llm_message>& history() const;
 
@@ -301,7 +323,16 @@ private:
   // Summary memory: the model's summary of history_[0, summarized_).
   std::string summary_;
   size_t summarized_ = 0;
+  // The last max_finished_ finished turns, and their keys oldest first;
+  // past the bound the oldest answer goes and its key's hash joins
+  // forgotten_, a ring of the hashes of the turns forgotten last.
+  void remember(const std::string& turn, agent_finished_turn f);
+  size_t max_finished_;
   std::map<std::string, agent_finished_turn> finished_;
+  std::deque<std::string> finished_order_;
+  std::vector<uint64_t> forgotten_;
+  size_t forgotten_next_ = 0;
+  uint64_t finished_turns_ = 0;
   std::optional<agent_active_turn> active_;
   std::map<std::string, llm_tool_spec> tool_specs_;
   // Tools that declared no side effects: their calls may run early.
