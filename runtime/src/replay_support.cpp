@@ -313,16 +313,26 @@ caf::error bundle_reader::bad(const std::string& what) const {
                     name_ + ":" + std::to_string(line_) + ": " + what);
 }
 
-expected<json> bundle_reader::object() const {
-  auto j = try_parse_json(text_);
-  if (j.is_discarded() || !j.is_object())
-    return bad("not a JSON object");
-  return j;
+expected<json> bundle_reader::object() {
+  json_text_error where;
+  auto j = parse_json(text_, &where);
+  if (!j) {
+    column_ = static_cast<size_t>(where.column);
+    return make_error(errc::invalid_input,
+                      name_ + ":" + std::to_string(line_) + ":"
+                        + std::to_string(column_)
+                        + ": not a JSON object: " + where.reason);
+  }
+  if (!j->is_object())
+    return bad(std::string{"not a JSON object (a JSON "} + j->type_name()
+               + ")");
+  return std::move(*j);
 }
 
 expected<json> bundle_reader::read_object() {
   while (in_ && std::getline(*in_, text_)) {
     ++line_;
+    column_ = 0;
     if (!text_.empty())
       return object();
   }
@@ -390,6 +400,7 @@ expected<bool> bundle_reader::next(event& ev) {
 expected<bool> bundle_reader::take(std::string_view line, event& ev) {
   text_.assign(line); // its buffer kept from line to line
   ++line_;
+  column_ = 0;
   if (text_.empty())
     return false;
   auto j = object();
@@ -469,6 +480,7 @@ struct bundle_import::state {
   bool finished = false;
   std::optional<caf::error> failed;
   size_t bad_line = 0;
+  size_t bad_column = 0;
 
   // From the first line on.
   std::string id;
@@ -497,8 +509,10 @@ struct bundle_import::state {
 
   // What is wrong with the bundle, at the line read last.
   caf::error bad(caf::error err) {
-    if (r.line() > 0)
+    if (r.line() > 0) {
       bad_line = r.line();
+      bad_column = r.column();
+    }
     return err;
   }
 
@@ -806,6 +820,10 @@ caf::error bundle_import::abandon(const std::string& why) {
 
 size_t bundle_import::bad_line() const {
   return st_->bad_line;
+}
+
+size_t bundle_import::bad_column() const {
+  return st_->bad_column;
 }
 
 expected<json> import_bundle(caf::actor_system& sys,

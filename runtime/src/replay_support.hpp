@@ -134,7 +134,9 @@ public:
   }
 
   /// The next event (its log in execution_id), or false at the end of the
-  /// bundle. Errors: errc::invalid_input "NAME:LINE: what".
+  /// bundle. Errors: errc::invalid_input "NAME:LINE: what", or
+  /// "NAME:LINE:COLUMN: not a JSON object: REASON" for a line that is not
+  /// JSON (parse_json's place and reason; column() is COLUMN).
   [[nodiscard]] expected<bool> next(event& ev);
 
   /// Takes the next line (without its '\n'): the first that is not empty
@@ -152,6 +154,12 @@ public:
     return line_;
   }
 
+  /// The column at fault in line() after an error: where a line that is
+  /// not JSON goes wrong (parse_json's); 0 for the line as a whole.
+  size_t column() const {
+    return column_;
+  }
+
   /// The bytes of the last line read.
   size_t line_size() const {
     return text_.size();
@@ -161,7 +169,7 @@ private:
   // The next line that is not empty, as an object; null at the end.
   expected<json> read_object();
   // The line read last, as an object.
-  expected<json> object() const;
+  expected<json> object();
   expected<void> header(const json& j);
   expected<void> event_of(json& j, event& ev);
   caf::error bad(const std::string& what) const;
@@ -172,6 +180,7 @@ private:
   bool started_ = false;
   std::string text_; // the line read last
   size_t line_ = 0;
+  size_t column_ = 0;
   std::string log_;           // the log of the events being read
   uint64_t seq_ = 0;          // its last seq
   std::vector<std::string> done_; // logs read before it
@@ -231,6 +240,9 @@ public:
 
   /// The line at fault after an error (0: none).
   size_t bad_line() const;
+
+  /// The column at fault in bad_line() (0: the line as a whole).
+  size_t bad_column() const;
 
 private:
   struct state;

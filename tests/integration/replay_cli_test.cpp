@@ -466,7 +466,19 @@ TEST_F(ReplayCli, ExportAndImportGiveTheSameState) {
   std::ofstream{broken} << text.substr(0, text.find('\n') + 1) << "{oops\n";
   auto refused = cadre({"import", broken}, "third");
   EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_NE(refused.err.find("broken.ndjson:2"), std::string::npos)
+  // Its line and column, and what the parser found there.
+  EXPECT_NE(refused.err.find("broken.ndjson:2:2: not a JSON object: syntax "
+                             "error while parsing object key"),
+            std::string::npos)
+    << refused.err;
+  // A byte that is not UTF-8 is named where it is.
+  std::ofstream{broken} << text.substr(0, text.find('\n') + 1)
+                        << "{\"log\": \"caf\xe9\"}\n";
+  refused = cadre({"import", broken}, "third");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("broken.ndjson:2:13: not a JSON object: not "
+                             "valid UTF-8"),
+            std::string::npos)
     << refused.err;
 }
 
@@ -585,7 +597,10 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
                                     << "\", oops\n";
   auto refused = cadre({"import", big}, "broken");
   EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_NE(refused.err.find("big.ndjson:" + last + ": not a JSON object"),
+  // Named by line and column: where `oops` begins.
+  EXPECT_NE(refused.err.find("big.ndjson:" + last + ":"
+                             + std::to_string(agent.size() + 13)
+                             + ": not a JSON object: syntax error"),
             std::string::npos)
     << refused.err;
   expect_nothing_imported(tmp_ / "broken", id, agent);
@@ -1295,8 +1310,11 @@ TEST_F(ReplayHttp, ExportImportedIntoAnotherServerHasTheSameState) {
   auto damaged = bundle.substr(0, bundle.find('\n') + 1) + "{oops\n";
   auto bad = send(*other, "POST", "/v1/imports", damaged,
                   "application/x-ndjson");
-  expect_problem(bad, 400, "body:2:");
+  expect_problem(bad, 400,
+                 "body:2:2: not a JSON object: syntax error while parsing "
+                 "object key");
   EXPECT_EQ(json::parse(bad->body)["line"], 2);
+  EXPECT_EQ(json::parse(bad->body)["column"], 2);
   expect_problem(send(*other, "POST", "/v1/imports", bundle,
                       "application/json"),
                  415, "application/x-ndjson");

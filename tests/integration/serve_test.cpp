@@ -178,6 +178,20 @@ std::string exchange_head(int fd, const std::string& request) {
   return got;
 }
 
+// Reads what `fd` receives until the connection's end, then closes it.
+std::string read_to_end(int fd) {
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
+
 } // namespace
 
 TEST(Serve, ProbesMetricsAndEveryDocumentedRoute) {
@@ -600,15 +614,7 @@ TEST(Serve, SlowStreamClientIsCutOffNotBuffered) {
   }
   EXPECT_TRUE(cut) << "the slow stream was never cut off";
   // What the client gets when it reads again ends with the close event.
-  std::string got;
-  char buf[65536];
-  for (;;) {
-    auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0)
-      break;
-    got.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
+  auto got = read_to_end(fd);
   EXPECT_NE(got.find("event: close\ndata: {\"reason\":\"overloaded\""),
             std::string::npos);
 }
@@ -653,18 +659,133 @@ TEST(Serve, BadBodiesGetProblemDocumentsThatNameThePlace) {
                      "Content-Length: 52428800\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), 0),
             static_cast<ssize_t>(head.size()));
-  std::string answer;
-  char buf[4096];
-  for (;;) {
-    auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0)
-      break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
+  auto answer = read_to_end(fd);
   EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
   EXPECT_NE(answer.find("/problems/too_large"), std::string::npos);
   // Still serving.
+  int status = 0;
+  get(s, "/healthz", &status);
+  EXPECT_EQ(status, 200);
+}
+
+// Sends `head` (a request line and headers), then a body without end, a
+// chunk of 64 KiB after another (`chunked`) or bare bytes, until `cap`
+// bytes are sent or the server stops taking them; the bytes sent and the
+// answer read then.
+std::pair<size_t, std::string> send_endless_body(int port,
+                                                 const std::string& head,
+                                                 bool chunked, size_t cap) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return {0, "no connection"};
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  const std::string data(64 << 10, 'x');
+  const std::string piece = chunked ? "10000\r\n" + data + "\r\n" : data;
+  auto send_all = [fd](const std::string& bytes) {
+    for (size_t off = 0; off < bytes.size();) {
+      auto n = ::send(fd, bytes.data() + off, bytes.size() - off,
+                      MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  };
+  size_t sent = 0;
+  if (send_all(head))
+    while (sent < cap && send_all(piece))
+      sent += piece.size();
+  return {sent, read_to_end(fd)};
+}
+
+TEST(Serve, EveryBodyIsBoundedWhateverItsFraming) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  max_body_bytes: 1000\n"
+                        "  read_timeout: 3s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  // Each request's body never ends, and 64 MiB of it is offered: a server
+  // holding bodies whole would take all of it and still wait for the end.
+  // Loopback's socket buffers hold a few MiB: the client sending less than
+  // the cap means the server stopped taking the body and closed.
+  const size_t cap = size_t{64} << 20;
+  const std::string chunked = "Transfer-Encoding: chunked\r\n\r\n";
+  struct endless {
+    std::string head;
+    bool chunked;
+    std::string status;
+  };
+  const std::vector<endless> cases{
+    // Chunked, on a route that takes a body: 413 once over the limit.
+    {"POST /v1/executions HTTP/1.1\r\nHost: x\r\n"
+     "Content-Type: application/json\r\n" + chunked,
+     true, "413"},
+    {"PUT /v1/workflows/w HTTP/1.1\r\nHost: x\r\n"
+     "Content-Type: application/yaml\r\n" + chunked,
+     true, "413"},
+    // On no route, and with a method no route serves.
+    {"POST /v1/nowhere HTTP/1.1\r\nHost: x\r\n" + chunked, true, "413"},
+    {"PATCH /v1/workflows/w HTTP/1.1\r\nHost: x\r\n" + chunked, true,
+     "413"},
+    {"PRI /v1/executions HTTP/1.1\r\nHost: x\r\n" + chunked, true,
+     "405"},
+    // A body the server does not read: the answer ends the connection
+    // rather than reading the body as the next request.
+    {"GET /healthz HTTP/1.1\r\nHost: x\r\n" + chunked, true, "200"},
+    // A declared length over the limit, the body sent all the same.
+    {"POST /v1/executions HTTP/1.1\r\nHost: x\r\n"
+     "Content-Type: application/json\r\nContent-Length: 67108864\r\n\r\n",
+     false, "413"},
+  };
+  for (const auto& c : cases) {
+    auto [sent, answer] = send_endless_body(s.port(), c.head, c.chunked, cap);
+    auto line = c.head.substr(0, c.head.find('\r'));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + c.status, 0), 0u)
+      << line << ": " << answer.substr(0, 400);
+    EXPECT_LT(sent, cap) << line;
+    if (c.status == "413") {
+      EXPECT_NE(answer.find("/problems/too_large"), std::string::npos)
+        << line;
+      // "the body has N bytes; the limit is 1000" when declared, "the
+      // body is over 1000 bytes" when chunked.
+      EXPECT_TRUE(
+        answer.find("the limit is 1000 (server.max_body_bytes)")
+          != std::string::npos
+        || answer.find("over 1000 bytes (server.max_body_bytes)")
+             != std::string::npos)
+        << line << ": " << answer.substr(0, 400);
+    }
+  }
+  // Under the limit, chunked bodies are read and handed to their routes.
+  auto c = s.client();
+  auto chunks = [](std::string body) {
+    return [body](size_t offset, httplib::DataSink& sink) {
+      if (offset < body.size())
+        sink.write(body.data() + offset,
+                   std::min<size_t>(50, body.size() - offset));
+      else
+        sink.done();
+      return true;
+    };
+  };
+  ASSERT_LT(std::string{human_yaml}.size(), 1000u);
+  auto put = c.Put("/v1/workflows/approval", chunks(human_yaml),
+                   "application/yaml");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 201) << put->body;
+  auto sub = c.Post("/v1/executions?wait=30",
+                    chunks(R"({"workflow": "approval"})"), "application/json");
+  ASSERT_TRUE(sub);
+  EXPECT_EQ(sub->status, 200) << sub->body;
+  EXPECT_EQ(body_of(sub)["status"], "waiting") << sub->body;
+  // A bad one is still named where it is wrong.
+  auto bad = c.Post("/v1/executions", chunks("{\"workflow\": \"x\",\n }"),
+                    "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_EQ(body_of(bad)["line"], 2) << bad->body;
   int status = 0;
   get(s, "/healthz", &status);
   EXPECT_EQ(status, 200);

@@ -144,3 +144,37 @@ TEST(ReplaySupport, ABundleReaderNamesTheLineAtFault) {
             "run.ndjson:3: log 'x': expected seq 2, got 3");
   EXPECT_EQ(line, 3u);
 }
+
+TEST(ReplaySupport, ALineThatIsNotJsonIsNamedByLineAndColumn) {
+  // Taken a line at a time (as an import over HTTP is) and read from a
+  // stream (as a local import checks a file): the place and the parser's
+  // reason, one check for both.
+  const std::string header
+    = "{\"cadre\": \"export\", \"format\": 1, \"execution\": \"x\"}";
+  const std::vector<std::pair<std::string, std::string>> cases{
+    {"{\"log\": \"x\", \"seq\": 1, oops}",
+     "run.ndjson:2:24: not a JSON object: syntax error while parsing object "
+     "key - invalid literal"},
+    {"{\"log\": \"caf\xe9\"}", "run.ndjson:2:13: not a JSON object: not valid "
+                               "UTF-8"},
+    {"{\"log\": " + std::string(600, '['),
+     "run.ndjson:2:520: not a JSON object: nested deeper than 512 levels"},
+    {"[1, 2]", "run.ndjson:2: not a JSON object (a JSON array)"},
+  };
+  for (const auto& [line, expected] : cases) {
+    runtime::bundle_reader taken{"run.ndjson"};
+    event ev;
+    ASSERT_TRUE(taken.take(header, ev));
+    auto got = taken.take(line, ev);
+    ASSERT_FALSE(got) << line;
+    EXPECT_EQ(message_of(got.error()).substr(0, expected.size()), expected);
+    EXPECT_EQ(taken.line(), 2u);
+    std::istringstream in{header + "\n" + line + "\n"};
+    runtime::bundle_reader read{in, "run.ndjson"};
+    ASSERT_TRUE(read.start());
+    auto next = read.next(ev);
+    ASSERT_FALSE(next) << line;
+    EXPECT_EQ(message_of(next.error()), message_of(got.error()));
+    EXPECT_EQ(read.column(), taken.column());
+  }
+}

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <utility>
 
 #include <sys/socket.h>
 
@@ -64,6 +65,23 @@ void send_problem(httplib::Response& res, const problem& p) {
                   "application/problem+json");
 }
 
+void send_problem_closing(httplib::Response& res, const problem& p) {
+  send_problem(res, p);
+  if (res.get_header_value("Connection") != "close")
+    res.set_header("Connection", "close");
+  current_request().end_connection = true;
+}
+
+problem too_large_problem(uint64_t limit, const char* setting,
+                          uint64_t declared) {
+  return make_problem(413, "too_large",
+                      (declared > 0 ? "the body has " + std::to_string(declared)
+                                        + " bytes; the limit is "
+                                    : std::string{"the body is over "})
+                        + std::to_string(limit)
+                        + (declared > 0 ? " (" : " bytes (") + setting + ")");
+}
+
 bool wants_stream(const httplib::Request& req) {
   return req.get_header_value("Accept").find("text/event-stream")
          != std::string::npos;
@@ -110,10 +128,11 @@ void http_server::impl::install() {
   // client's delayed ACK, some 40 ms on Linux, on every request
   // (bench/README.md, "HTTP service").
   srv->set_tcp_nodelay(true);
-  // No limit of httplib's: it is one for every route, and POST /v1/imports
-  // reads bodies far over server.max_body_bytes as they arrive. A declared
-  // Content-Length over its route's limit is refused before the body is
-  // read (middleware, body_limit).
+  // No limit of httplib's: it bounds a declared Content-Length only (a
+  // chunked body it reads without bound) and is one for every route.
+  // Every body is read through read_body instead, at its route's limit
+  // (body_limit), and a declared Content-Length over it is refused before
+  // the body is read (middleware).
   srv->set_payload_max_length(std::numeric_limits<size_t>::max());
   middleware();
   probes();
@@ -124,6 +143,49 @@ void http_server::impl::install() {
   tools_agents_tree();
   schedules();
   nodes();
+  // A body sent to no route is read as a route's would be (httplib would
+  // hold it whole), then answered 404 or 405 (error handler).
+  auto unrouted = [this](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& body) {
+    if (read_whole(req, res, body, [](const char*, size_t) {}))
+      res.status = 404;
+  };
+  srv->Post(".*", unrouted);
+  srv->Put(".*", unrouted);
+  srv->Patch(".*", unrouted);
+  srv->Delete(".*", unrouted);
+}
+
+bool http_server::impl::read_whole(
+  const httplib::Request& req, httplib::Response& res,
+  const httplib::ContentReader& body,
+  const std::function<void(const char*, size_t)>& sink) {
+  if (req.is_multipart_form_data()) {
+    send_problem_closing(res, make_problem(415, "unsupported_media_type",
+                                           "a multipart/form-data body is "
+                                           "not read; send JSON or YAML"));
+    return false;
+  }
+  auto [limit, setting] = body_limit(req.method, req.path);
+  uint64_t received = 0;
+  switch (read_body(body, limit, received, sink)) {
+    case body_end::whole:
+      return true;
+    case body_end::too_large:
+      send_problem_closing(res, too_large_problem(limit, setting));
+      return false;
+    case body_end::cut_short:
+      break;
+  }
+  send_problem_closing(res, make_problem(400, "bad_request",
+                                         "the request body could not be "
+                                         "read: it stopped after "
+                                           + std::to_string(received)
+                                           + " bytes (the client closed the "
+                                             "connection, sent nothing for "
+                                             "server.read_timeout, or broke "
+                                             "its chunked encoding)"));
+  return false;
 }
 
 bool http_server::impl::route_to_owner(const httplib::Request& req,
@@ -163,8 +225,9 @@ bool http_server::impl::route_to_owner(const httplib::Request& req,
 }
 
 void http_server::impl::middleware() {
-  srv->set_pre_routing_handler([this](const httplib::Request& req,
-                                      httplib::Response& res) {
+  using answer = httplib::Server::HandlerResponse;
+  auto before = [this](const httplib::Request& req,
+                       httplib::Response& res) -> answer {
     current_request() = request_context{};
     current_request().start = steady_clock::now();
     auto given = req.get_header_value("X-Request-Id");
@@ -242,22 +305,41 @@ void http_server::impl::middleware() {
     }
     if (route_to_owner(req, res))
       return httplib::Server::HandlerResponse::Handled;
+    if (req.method == "PRI") {
+      // Served by no route, and httplib would read its body whole.
+      res.status = 404; // the error handler says 404 or 405
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.has_header("Content-Length")) {
       auto declared = std::strtoull(
         req.get_header_value("Content-Length").c_str(), nullptr, 10);
       auto [limit, setting] = body_limit(req.method, req.path);
       if (limit > 0 && declared > limit) {
-        res.set_header("Connection", "close");
-        send_problem(res,
-                     make_problem(413, "too_large",
-                                  "the body has " + std::to_string(declared)
-                                    + " bytes; the limit is "
-                                    + std::to_string(limit) + " ("
-                                    + setting + ")"));
+        send_problem_closing(res,
+                             too_large_problem(limit, setting, declared));
         return httplib::Server::HandlerResponse::Handled;
       }
     }
     return httplib::Server::HandlerResponse::Unhandled;
+  };
+  srv->set_pre_routing_handler([before](const httplib::Request& req,
+                                        httplib::Response& res) {
+    auto handled = before(req, res);
+    // A body left unread (answered before it, or of a method httplib reads
+    // no body of, or a DELETE's without Content-Length) would be read as
+    // the next request, its request line without bound: the connection
+    // ends after the answer.
+    bool has_body = req.has_header("Transfer-Encoding")
+                    || req.get_header_value<uint64_t>("Content-Length") > 0;
+    bool read = req.method == "POST" || req.method == "PUT"
+                || req.method == "PATCH"
+                || (req.method == "DELETE" && req.has_header("Content-Length"));
+    if (has_body && (handled == answer::Handled || !read)) {
+      if (res.get_header_value("Connection") != "close")
+        res.set_header("Connection", "close");
+      current_request().end_connection = true;
+    }
+    return handled;
   });
   srv->set_error_handler(httplib::Server::HandlerWithResponse{
     [this](const httplib::Request& req, httplib::Response& res) {
@@ -285,10 +367,8 @@ void http_server::impl::middleware() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (res.status == 413) {
-      send_problem(res, make_problem(413, "too_large",
-                                     "the body is over "
-                                       + std::to_string(opts.max_body_bytes)
-                                       + " bytes (server.max_body_bytes)"));
+      send_problem(res, too_large_problem(opts.max_body_bytes,
+                                          "server.max_body_bytes"));
       return httplib::Server::HandlerResponse::Handled;
     }
     send_problem(res, make_problem(res.status,
@@ -297,6 +377,27 @@ void http_server::impl::middleware() {
                                    "the request could not be read"));
     return httplib::Server::HandlerResponse::Handled;
   }});
+  srv->set_post_routing_handler([](const httplib::Request& req,
+                                   httplib::Response& res) {
+    // httplib keeps a connection open whatever its answer's Connection
+    // header says. An answer whose body reports a failure once written
+    // ends it (send_problem_closing).
+    if (!std::exchange(current_request().end_connection, false)
+        || res.body.empty() || req.method == "HEAD")
+      return;
+    if (!res.has_header("Content-Length"))
+      res.set_header("Content-Length", std::to_string(res.body.size()));
+    auto body = std::make_shared<std::string>(std::move(res.body));
+    res.body.clear();
+    auto type = res.get_header_value("Content-Type");
+    res.headers.erase("Content-Type");
+    res.set_content_provider(
+      body->size(), type,
+      [body](size_t offset, size_t length, httplib::DataSink& sink) {
+        sink.write(body->data() + offset, length);
+        return false;
+      });
+  });
   srv->set_logger([this](const httplib::Request& req,
                          const httplib::Response& res) {
     auto elapsed = std::chrono::duration<double>(steady_clock::now()

@@ -125,46 +125,37 @@ void http_server::impl::replay() {
     auto ctype = req.get_header_value("Content-Type");
     if (ctype.find("ndjson") == std::string::npos) {
       // The body is not read: this connection cannot carry another request.
-      res.set_header("Connection", "close");
-      send_problem(res, make_problem(415, "unsupported_media_type",
-                                     "an import is an export bundle "
-                                     "(Content-Type: "
-                                     "application/x-ndjson), got '"
-                                       + ctype.substr(0, 80) + "'"));
+      send_problem_closing(res, make_problem(415, "unsupported_media_type",
+                                             "an import is an export bundle "
+                                             "(Content-Type: "
+                                             "application/x-ndjson), got '"
+                                               + ctype.substr(0, 80) + "'"));
       return;
     }
     bundle_import imp{sys(), n.store(), "body", opts.request_timeout};
-    const auto limit = opts.max_import_bytes;
+    auto [limit, setting] = body_limit(req.method, req.path);
     uint64_t received = 0;
     std::optional<caf::error> failed;
-    bool too_large = false;
-    bool whole = body([&](const char* data, size_t len) {
-      received += len;
-      if (limit > 0 && received > limit) {
-        too_large = true;
-        return false;
-      }
-      // After an error the rest is read and dropped, so that the client,
-      // still sending, gets the answer rather than a reset connection.
-      if (!failed)
-        if (auto ok = imp.feed(std::string_view{data, len}); !ok)
-          failed = ok.error();
-      return true;
-    });
-    if (too_large) {
+    // After an error the rest is read and dropped, so that the client,
+    // still sending, gets the answer rather than a reset connection.
+    auto end = read_body(body, limit, received,
+                         [&](const char* data, size_t len) {
+                           if (!failed)
+                             if (auto ok = imp.feed({data, len}); !ok)
+                               failed = ok.error();
+                         });
+    if (end == body_end::too_large) {
       (void) imp.abandon("over server.max_import_bytes");
-      res.set_header("Connection", "close");
-      send_problem(res, make_problem(413, "too_large",
-                                     "the body is over "
-                                       + std::to_string(limit)
-                                       + " bytes (server.max_import_bytes)"));
+      send_problem_closing(res, too_large_problem(limit, setting));
       return;
     }
-    if (!whole && !failed) {
-      failed = imp.abandon("the request body stopped after "
-                           + std::to_string(received)
-                           + " bytes (the client closed the connection, "
-                             "or sent nothing for server.read_timeout)");
+    if (end == body_end::cut_short) {
+      if (!failed)
+        failed = imp.abandon("the request body stopped after "
+                             + std::to_string(received)
+                             + " bytes (the client closed the connection, "
+                               "or sent nothing for server.read_timeout)");
+      current_request().end_connection = true;
       res.set_header("Connection", "close");
     }
     auto done = failed ? expected<json>{*failed} : imp.finish();
@@ -177,7 +168,8 @@ void http_server::impl::replay() {
       auto line = imp.bad_line();
       auto p = make_problem(400, "bad_request", message_of(done.error()));
       p.line = static_cast<int>(line);
-      p.column = line > 0 ? 1 : 0;
+      p.column = imp.bad_column() > 0 ? static_cast<int>(imp.bad_column())
+                                      : line > 0 ? 1 : 0;
       send_problem(res, p);
       return;
     }

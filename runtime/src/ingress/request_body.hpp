@@ -1,8 +1,9 @@
 #pragma once
 
-// Request bodies of the HTTP API: parsed with bounds (size is checked
-// before the body is read; depth and UTF-8 here) into the message types,
-// every refusal a problem that names the place. Pure: no server, no actors.
+// Request bodies of the HTTP API: parsed with bounds (size as the body is
+// read, read_body in server_impl.hpp; depth and UTF-8 here) into the
+// message types, every refusal a problem that names the place. Pure: no
+// server, no actors.
 
 #include <optional>
 #include <string>

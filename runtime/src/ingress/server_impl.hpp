@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <mutex>
@@ -45,6 +47,8 @@ struct request_context {
   std::string principal;
   std::string route = "unmatched";
   std::chrono::steady_clock::time_point start;
+  /// The connection ends after the answer (send_problem_closing).
+  bool end_connection = false;
 };
 
 /// The request this thread handles.
@@ -59,6 +63,41 @@ void send_json(httplib::Response& res, int status, const json& body);
 /// Writes `p` as the response (with Retry-After and WWW-Authenticate where
 /// they belong) and the request's id.
 void send_problem(httplib::Response& res, const problem& p);
+
+/// send_problem for a request whose body is left unread (refused before it
+/// or part way): the connection ends after the answer, since httplib would
+/// read the rest of the body as the next request.
+void send_problem_closing(httplib::Response& res, const problem& p);
+
+/// 413 /problems/too_large for a body over `limit` bytes (`setting` says
+/// so); `declared` is its Content-Length, 0 when it had none.
+problem too_large_problem(uint64_t limit, const char* setting,
+                          uint64_t declared = 0);
+
+/// How reading a request body through read_body ended.
+enum class body_end { whole, too_large, cut_short };
+
+/// Reads a request body as it arrives, each piece to `sink`, stopping once
+/// more than `limit` bytes (0: no limit) came, whatever its framing
+/// (httplib's own limit bounds a declared Content-Length only, not a
+/// chunked body). `received` counts the bytes read. Memory holds what
+/// `sink` keeps and one piece (4 KiB), never more.
+template <class Sink>
+body_end read_body(const httplib::ContentReader& body, uint64_t limit,
+                   uint64_t& received, Sink&& sink) {
+  bool over = false;
+  bool whole = body([&](const char* data, size_t len) {
+    received += len;
+    if (limit > 0 && received > limit) {
+      over = true;
+      return false;
+    }
+    sink(data, len);
+    return true;
+  });
+  return over ? body_end::too_large
+              : whole ? body_end::whole : body_end::cut_short;
+}
 
 bool wants_stream(const httplib::Request& req);
 
@@ -142,8 +181,8 @@ struct http_server::impl {
     }
   }
 
-  /// A POST route whose body `fn` reads as it arrives (httplib does not
-  /// hold it): no server.max_body_bytes, see body_limit.
+  /// A POST route whose body `fn` reads as it arrives (read_body; httplib
+  /// does not hold it): no server.max_body_bytes, see body_limit.
   void add_reading(const std::string& pattern, const std::string& label,
                    reading_handler fn) {
     add_route("POST", pattern);
@@ -164,21 +203,51 @@ struct http_server::impl {
     return {opts.max_body_bytes, "server.max_body_bytes"};
   }
 
+  /// Reads the body of `req` through `body` into `sink`, at most
+  /// body_limit's bytes. False when it was not read whole, and answered:
+  /// 413 over the limit, 415 multipart, 400 cut short (the connection
+  /// ends after the answer).
+  bool read_whole(const httplib::Request& req, httplib::Response& res,
+                  const httplib::ContentReader& body,
+                  const std::function<void(const char*, size_t)>& sink);
+
+  /// A route: `fn` gets the request with its whole body, read bounded
+  /// (read_whole) rather than by httplib, which would hold a chunked body
+  /// of any size.
   void add(const std::string& method, const std::string& pattern,
            const std::string& label, handler fn) {
     add_route(method, pattern);
-    auto wrapped = [label, fn = std::move(fn)](const httplib::Request& req,
-                                               httplib::Response& res) {
-      handle(label, res, [&] { fn(req, res); });
+    if (method == "GET") {
+      srv->Get(pattern, [label, fn = std::move(fn)](
+                          const httplib::Request& req, httplib::Response& res) {
+        handle(label, res, [&] { fn(req, res); });
+      });
+      return;
+    }
+    auto reading = [this, label, fn = std::move(fn)](
+                     const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& body) {
+      handle(label, res, [&] {
+        std::string text;
+        if (!read_whole(req, res, body, [&text](const char* data,
+                                                size_t len) {
+              text.append(data, len);
+            }))
+          return;
+        // httplib hands a reading handler its request without the body.
+        httplib::Request with_body = req;
+        with_body.body = std::move(text);
+        fn(with_body, res);
+      });
     };
-    if (method == "GET")
-      srv->Get(pattern, wrapped);
-    else if (method == "POST")
-      srv->Post(pattern, wrapped);
+    if (method == "POST")
+      srv->Post(pattern, reading);
     else if (method == "PUT")
-      srv->Put(pattern, wrapped);
+      srv->Put(pattern, reading);
     else if (method == "DELETE")
-      srv->Delete(pattern, wrapped);
+      srv->Delete(pattern, reading);
+    else
+      throw std::logic_error{"route " + pattern + ": method " + method};
   }
 
   /// Methods of the routes whose pattern matches `path`.
