@@ -1276,6 +1276,14 @@ TEST(AgentMachine, SummaryMemoryHoldsTheUnsummarizedTailUpToItsBound) {
   EXPECT_LE(m.history().size(), 2u * 20 + 2 + 1);
   EXPECT_GE(m.history().size(), 2u * 20 + 2);
   // A summary made again folds what is held but the newest `keep`.
+  auto earlier = m.earlier_messages();
+  auto held = m.history().size();
   summary_turn(m, rec, "t" + std::to_string(++turn), spec, true);
+  json asked;
+  for (const auto& e : rec.log)
+    if (e.type == ev::summary_requested)
+      asked = e.payload.get();
+  EXPECT_EQ(asked["from"], earlier);
+  EXPECT_EQ(asked["to"], earlier + held - 10);
   same_after_fold(m, rec.log, turn_of("probe2", spec, "Q probe"));
 }
