@@ -1159,3 +1159,131 @@ TEST(AgentMachine, TheKeysOfForgottenTurnsAreBoundedToo) {
   EXPECT_TRUE(again.forgotten("t2"));
   EXPECT_TRUE(again.forgotten("t" + std::to_string(n - 1)));
 }
+
+namespace {
+
+// Runs a turn of memory policy summary: its summary, when one is due,
+// answered (`summary_ok`) or failed, then its model call.
+void summary_turn(agent_machine& m, recorder& rec, const std::string& key,
+                  const json& spec, bool summary_ok) {
+  auto b = start_and_begin(m, rec, turn_of(key, spec, "Q " + key));
+  ASSERT_EQ(b.actions.size(), 1u);
+  auto call = b.actions[0].call;
+  if (b.actions[0].kind == agent_action::call_summary) {
+    auto r = summary_ok
+               ? rec(m.summary_replied(key, text_reply("S " + key), false,
+                                       now))
+               : rec(m.summary_failed(key, "no model", now));
+    ASSERT_EQ(r.actions.size(), 1u);
+    call = r.actions[0].call;
+  }
+  rec(m.model_replied(key, call, text_reply("A " + key), false, now));
+  ASSERT_NE(m.finished(key), nullptr);
+}
+
+// Folds `log` into a new machine, and asserts it holds what `m` holds and
+// takes its next turn `next` exactly as `m` (a copy) does.
+void same_after_fold(agent_machine m, const std::vector<event>& log,
+                     const agent_turn& next) {
+  agent_machine again{"a"};
+  for (const auto& e : log)
+    again.apply(e);
+  EXPECT_EQ(again.view(), m.view());
+  auto steps = [&](agent_machine& x) {
+    std::vector<event> out;
+    auto s = x.start(next, now);
+    EXPECT_TRUE(s);
+    if (s)
+      out = s->events;
+    auto b = x.begin(now);
+    out.insert(out.end(), b.events.begin(), b.events.end());
+    return out;
+  };
+  auto mine = steps(m);
+  auto folded = steps(again);
+  ASSERT_EQ(mine.size(), folded.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    EXPECT_EQ(mine[i].type, folded[i].type) << i;
+    EXPECT_EQ(mine[i].payload.get(), folded[i].payload.get()) << i;
+  }
+}
+
+} // namespace
+
+TEST(AgentMachine, ItHoldsOnlyTheWindowAndTheLastTurnsOfALongHistory) {
+  // Before the bound every turn's prompt and answer stayed in memory for
+  // the agent's life, and a fold of its log rebuilt them all.
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 2}}}};
+  size_t n = 200;
+  for (size_t i = 1; i <= n; ++i)
+    plain_turn(m, rec, "t" + std::to_string(i), spec,
+               "Q" + std::to_string(i), "A" + std::to_string(i));
+  // The window (2) needs less than the turns the view shows.
+  ASSERT_EQ(m.history().size(), 2 * memory_view_turns);
+  EXPECT_EQ(m.history().front().content,
+            "Q" + std::to_string(n - memory_view_turns + 1));
+  EXPECT_EQ(m.history().back().content, "A" + std::to_string(n));
+  EXPECT_EQ(m.earlier_messages(), 2 * (n - memory_view_turns));
+  auto v = m.view();
+  EXPECT_EQ(v["messages"].size(), 2 * memory_view_turns);
+  EXPECT_EQ(v["earlier_turns"], n - memory_view_turns);
+  EXPECT_EQ(v["earlier_messages"], 2 * (n - memory_view_turns));
+  EXPECT_EQ(v["turns"], n);
+  same_after_fold(m, rec.log, turn_of("next", spec, "Q next"));
+  // The request is still the window and the prompt.
+  start_and_begin(m, rec, turn_of("next", spec, "Q next"));
+  const auto& msgs = m.last_request()->messages;
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].content, "Q" + std::to_string(n));
+  EXPECT_EQ(msgs[1].content, "A" + std::to_string(n));
+  EXPECT_EQ(msgs[2].content, "Q next");
+}
+
+TEST(AgentMachine, AWideWindowIsHeldWholeAndNoMore) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 51}}}};
+  for (int i = 1; i <= 100; ++i)
+    plain_turn(m, rec, "t" + std::to_string(i), spec, "Q", "A");
+  // Whole turns: the 51 newest messages take 26 turns.
+  EXPECT_EQ(m.history().size(), 52u);
+  EXPECT_EQ(m.earlier_messages(), 148u);
+  start_and_begin(m, rec, turn_of("next", spec, "Q next"));
+  EXPECT_EQ(m.last_request()->messages.size(), 52u);
+}
+
+TEST(AgentMachine, SummaryMemoryHoldsTheUnsummarizedTailUpToItsBound) {
+  agent_machine m{"a"};
+  recorder rec;
+  json spec{{"memory", {{"window", 20}, {"policy", "summary"}, {"keep", 10}}}};
+  size_t turn = 0;
+  auto run = [&](size_t count, bool summary_ok) {
+    for (size_t i = 0; i < count; ++i)
+      summary_turn(m, rec, "t" + std::to_string(++turn), spec, summary_ok);
+  };
+  // Summaries made: at most the window and a turn is unsummarized.
+  run(60, true);
+  EXPECT_LE(m.history().size(), 20u + 2);
+  EXPECT_GT(m.earlier_messages(), 0u);
+  auto summarized = m.view()["summarized"].get<size_t>();
+  EXPECT_GE(summarized, m.earlier_messages());
+  same_after_fold(m, rec.log, turn_of("probe1", spec, "Q probe"));
+  // Summaries failing: the unsummarized tail grows to twice the window and
+  // a turn (42 messages), then no further.
+  run(60, false);
+  EXPECT_LE(m.history().size(), 2u * 20 + 2 + 1);
+  EXPECT_GE(m.history().size(), 2u * 20 + 2);
+  // A summary made again folds what is held but the newest `keep`.
+  auto earlier = m.earlier_messages();
+  auto held = m.history().size();
+  summary_turn(m, rec, "t" + std::to_string(++turn), spec, true);
+  json asked;
+  for (const auto& e : rec.log)
+    if (e.type == ev::summary_requested)
+      asked = e.payload.get();
+  EXPECT_EQ(asked["from"], earlier);
+  EXPECT_EQ(asked["to"], earlier + held - 10);
+  same_after_fold(m, rec.log, turn_of("probe2", spec, "Q probe"));
+}

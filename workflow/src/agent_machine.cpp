@@ -413,6 +413,7 @@ void agent_machine::fold(const event& e, const known& k) {
       (void) parse_agent_spec(p.value("agent", std::string{}),
                               doc ? *doc : json::object(), t.spec);
     }
+    widest_window_ = std::max<size_t>(widest_window_, t.spec.memory_window);
     active_ = std::move(t);
     sent_.reset();
     return;
@@ -453,7 +454,8 @@ void agent_machine::fold(const event& e, const known& k) {
   } else if (kind == event_kind::summarized) {
     t.summary_pending = false;
     summary_ = p.value("summary", std::string{});
-    summarized_ = std::min(p.value("to", size_t{0}), history_.size());
+    summarized_
+      = std::min(p.value("to", size_t{0}), earlier_ + history_.size());
     sent_.reset();
     if (auto u = from<llm_usage>(p.value("usage", json::object())))
       t.usage.add(*u);
@@ -491,6 +493,7 @@ void agent_machine::fold(const event& e, const known& k) {
       f.message = p.value("message", std::string{});
     } else {
       // Memory keeps each turn's prompt and final answer.
+      auto before = history_.size();
       for (const auto& m : t.messages)
         if (m.role == "user") {
           history_.push_back(m);
@@ -502,6 +505,9 @@ void agent_machine::fold(const event& e, const known& k) {
         a.content = t.messages.back().content;
         history_.push_back(std::move(a));
       }
+      if (history_.size() > before)
+        held_turns_.push_back(history_.size() - before);
+      forget_history(t.spec);
     }
     remember(turn, std::move(f));
     active_.reset();
@@ -584,11 +590,12 @@ llm_request agent_machine::model_request(
     system += (system.empty() ? "" : "\n\n")
               + std::string{"Summary of the earlier conversation:\n"}
               + summary_;
-  // The newest `memory_window` messages, none of them already summarized.
+  // The newest `memory_window` messages, none of them already summarized
+  // (summarized_ counts the earlier_ messages no longer held too).
   auto window = std::min<size_t>(t.spec.memory_window, history_.size());
   auto first = history_.size() - window;
-  if (summarizing)
-    first = std::max(first, std::min(summarized_, history_.size()));
+  if (summarizing && summarized_ > earlier_)
+    first = std::max(first, std::min(summarized_ - earlier_, history_.size()));
   // With room for what the turn's later calls append (record_appended): a
   // reply and its tools' results, without moving the window again.
   r.messages.reserve(1 + (history_.size() - first) + t.messages.size() + 4);
@@ -639,10 +646,36 @@ void agent_machine::request_model(int64_t now_us, agent_step& out) {
 // than `memory_window` unsummarized messages, and no try yet this turn.
 bool agent_machine::needs_summary() const {
   const auto& t = *active_;
+  auto total = earlier_ + history_.size();
   return t.spec.memory_policy == "summary" && !t.summary_tried
-         && history_.size() > summarized_
-         && history_.size() - summarized_ > t.spec.memory_window
-         && history_.size() - t.spec.memory_keep > summarized_;
+         && total > summarized_ && total - summarized_ > t.spec.memory_window
+         && total - t.spec.memory_keep > std::max(summarized_, earlier_);
+}
+
+// Lets go of the oldest turns' messages no request can use any more:
+// requests send at most the widest window of the log's turns, and under
+// policy summary a summary folds the messages since the last one (a
+// summary that keeps failing folds at most twice the window and a turn).
+// Whole turns go, and the last memory_view_turns stay for the view.
+void agent_machine::forget_history(const agent_spec& spec) {
+  size_t need = widest_window_;
+  if (spec.memory_policy == "summary") {
+    auto total = earlier_ + history_.size();
+    auto unsummarized = total - std::min(summarized_, total);
+    need = std::max(need, std::min(unsummarized, 2 * widest_window_ + 2));
+  }
+  size_t drop = 0;
+  while (held_turns_.size() > memory_view_turns
+         && history_.size() - drop - held_turns_.front() >= need) {
+    drop += held_turns_.front();
+    held_turns_.pop_front();
+    ++earlier_turns_;
+  }
+  if (drop == 0)
+    return;
+  history_.erase(history_.begin(),
+                 history_.begin() + static_cast<ptrdiff_t>(drop));
+  earlier_ += drop;
 }
 
 llm_request agent_machine::summary_request(size_t to) const {
@@ -664,8 +697,11 @@ llm_request agent_machine::summary_request(size_t to) const {
   if (!summary_.empty())
     text += "\n\nSummary so far:\n" + summary_;
   text += "\n\nConversation to add:";
-  for (size_t i = summarized_; i < to; ++i)
-    text += "\n[" + history_[i].role + "] " + history_[i].content;
+  // Messages no longer held are left out, as the window leaves them out.
+  for (size_t i = std::max(summarized_, earlier_); i < to; ++i) {
+    const auto& m = history_[i - earlier_];
+    text += "\n[" + m.role + "] " + m.content;
+  }
   llm_message user;
   user.role = "user";
   user.content = std::move(text);
@@ -681,12 +717,12 @@ agent_step agent_machine::begin(int64_t now_us) {
     request_model(now_us, out);
     return out;
   }
-  auto to = history_.size() - active_->spec.memory_keep;
+  auto to = earlier_ + history_.size() - active_->spec.memory_keep;
   auto req = summary_request(to);
   json j = req;
   emit(ev::summary_requested,
        json{{"turn", active_->key},
-            {"from", summarized_},
+            {"from", std::max(summarized_, earlier_)},
             {"to", to},
             {"request", std::move(j)}},
        now_us, out);
@@ -1061,6 +1097,10 @@ const std::vector<llm_message>& agent_machine::history() const {
   return history_;
 }
 
+size_t agent_machine::earlier_messages() const {
+  return earlier_;
+}
+
 json agent_machine::view() const {
   json msgs = history_;
   json active = nullptr;
@@ -1075,6 +1115,8 @@ json agent_machine::view() const {
               {"summary", summary_},
               {"summarized", summarized_},
               {"turns", finished_turns_},
+              {"earlier_turns", earlier_turns_},
+              {"earlier_messages", earlier_},
               {"active", std::move(active)}};
 }
 

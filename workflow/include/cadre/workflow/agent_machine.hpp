@@ -204,6 +204,11 @@ inline constexpr size_t default_max_finished_turns = 1024;
 /// of turns whose answers it no longer keeps (8 bytes a turn).
 inline constexpr size_t forgotten_turns_factor = 16;
 
+/// How many recent turns' prompts and answers an agent machine holds at
+/// least, for `cadre agent memory`, beyond what its requests can still
+/// use; older ones are only in its log (docs/agents.md#memory).
+inline constexpr size_t memory_view_turns = 10;
+
 /// One agent's state. Not thread-safe: one agent actor owns it.
 class agent_machine {
 public:
@@ -285,10 +290,17 @@ public:
   bool forgotten(const std::string& turn) const;
   /// Turns finished in the log, kept or not.
   uint64_t finished_turns() const;
-  /// Prompts and final answers of earlier turns.
+  /// Prompts and final answers of the earlier turns still held: what a
+  /// request can still use (the widest memory window of the log's turns,
+  /// and under policy summary the messages not summarized yet, at most
+  /// twice that window and a turn), and at least the last
+  /// memory_view_turns turns. Live and when the log is folded again.
   const std::vector<llm_message>& history() const;
+  /// Messages of earlier turns no longer held (in the log only).
+  size_t earlier_messages() const;
 
-  /// What `cadre agent memory` shows: history, summary, the active turn.
+  /// What `cadre agent memory` shows: history, summary, the active turn,
+  /// and how many earlier turns and messages only the log holds.
   json view() const;
 
 private:
@@ -319,8 +331,18 @@ private:
   std::string id_;
   std::string log_;
   uint64_t seq_ = 0;
+  // The newest messages of memory; the `earlier_` before them (of
+  // `earlier_turns_` turns) are in the log only. Indexes of memory (a
+  // summary's from and to) count them too: history_[i - earlier_].
   std::vector<llm_message> history_;
-  // Summary memory: the model's summary of history_[0, summarized_).
+  size_t earlier_ = 0;
+  uint64_t earlier_turns_ = 0;
+  // How many messages each held turn added, oldest first.
+  std::deque<size_t> held_turns_;
+  // The widest memory_window of the turns started in the log.
+  size_t widest_window_ = 0;
+  void forget_history(const agent_spec& spec);
+  // Summary memory: the model's summary of memory [0, summarized_).
   std::string summary_;
   size_t summarized_ = 0;
   // The last max_finished_ finished turns, and their keys oldest first;
