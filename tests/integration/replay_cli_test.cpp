@@ -143,8 +143,8 @@ protected:
     EXPECT_EQ(res.exit_code, 0) << res.err << joined(res.out);
     if (res.out.empty())
       return nullptr;
-    auto doc = json::parse(res.out.back(), nullptr, false);
-    EXPECT_FALSE(doc.is_discarded()) << res.out.back();
+    auto doc = json::parse(res.last_line(), nullptr, false);
+    EXPECT_FALSE(doc.is_discarded()) << res.last_line();
     return doc;
   }
 
@@ -154,9 +154,9 @@ protected:
     auto run = cadre({"--json", "run", workflow_, "--input",
                       R"({"text": "job 7 failed"})"});
     EXPECT_EQ(run.exit_code, 3) << run.err << joined(run.out);
-    auto result = json::parse(run.out.back(), nullptr, false);
+    auto result = json::parse(run.last_line(), nullptr, false);
     auto id = result.value("id", std::string{});
-    EXPECT_FALSE(id.empty()) << run.out.back();
+    EXPECT_FALSE(id.empty()) << run.last_line();
     auto answered = cadre({"input", id, "approve", "yes"});
     EXPECT_EQ(answered.exit_code, 0) << answered.err;
     return id;
@@ -170,7 +170,7 @@ protected:
     EXPECT_EQ(run.exit_code, 0) << run.err << joined(run.out);
     if (run.out.empty())
       return {};
-    return json::parse(run.out.back(), nullptr, false)
+    return json::parse(run.last_line(), nullptr, false)
       .value("id", std::string{});
   }
 
@@ -198,7 +198,7 @@ tasks:
     EXPECT_EQ(run.exit_code, 0) << run.err << joined(run.out);
     if (run.out.empty())
       return {};
-    return json::parse(run.out.back(), nullptr, false)
+    return json::parse(run.last_line(), nullptr, false)
       .value("id", std::string{});
   }
 
@@ -364,8 +364,8 @@ TEST_F(ReplayCli, AForkWithAnotherAnswerReusesTheAgentAndLeavesTheParent) {
   ASSERT_EQ(fork.exit_code, 0) << fork.err << joined(fork.out);
   auto planned = json::parse(fork.out.front(), nullptr, false);
   auto child = planned["plan"]["id"].get<std::string>();
-  auto result = json::parse(fork.out.back(), nullptr, false);
-  EXPECT_EQ(result["output"]["act"]["decision"], "no") << fork.out.back();
+  auto result = json::parse(fork.last_line(), nullptr, false);
+  EXPECT_EQ(result["output"]["act"]["decision"], "no") << fork.last_line();
   EXPECT_EQ(result["output"]["act"]["why"], "The disk was full.");
   // The agent's turn was reused: still one model call.
   EXPECT_EQ(model_calls(), 1u);
@@ -415,7 +415,7 @@ tasks:
   use_config(file_tool);
   auto run = cadre({"--json", "run", file, "--input", R"({"text": "a"})"});
   ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)
+  auto id = json::parse(run.last_line(), nullptr, false)
               .value("id", std::string{});
   const std::vector<std::string> fork = {"fork", id, "--input",
                                          R"({"text": "b"})", "--dry-run"};
@@ -567,7 +567,7 @@ TEST_F(ReplayCli, ImportStreamsABigBundleAndLeavesNothingOfOneThatFails) {
   ASSERT_EQ(small.exit_code, 0) << small.err;
   auto imported = cadre({"--json", "import", big}, "big");
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  auto result = json::parse(imported.out.back());
+  auto result = json::parse(imported.last_line());
   EXPECT_EQ(result["events"], events);
   EXPECT_EQ(result["agent_logs"], 1);
   EXPECT_EQ(stored(tmp_ / "big", agent, id),
@@ -658,7 +658,7 @@ TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
     db = "kill" + std::to_string(round);
     auto ran = cadre({"--json", "run", two}, db);
     ASSERT_EQ(ran.exit_code, 0) << ran.err;
-    other = json::parse(ran.out.back()).value("id", std::string{});
+    other = json::parse(ran.last_line()).value("id", std::string{});
     other_text = export_of(other, db);
     test::cadre_process p{{"--db", tmp_ / db, "import", big},
                           tmp_ / "killed-err", env()};
@@ -692,7 +692,7 @@ TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find(said + ": removed"), std::string::npos)
     << again.err;
-  auto result = json::parse(again.out.back());
+  auto result = json::parse(again.last_line());
   EXPECT_EQ(result["events"], events);
   EXPECT_EQ(result["agent_logs"], 1);
   // Not kept as a log the store had: it was the killed import's half.
@@ -705,7 +705,7 @@ TEST_F(ReplayCli, AnImportKilledHalfWayIsRemovedByTheNextWhichImportsIt) {
   auto state = [&](const std::string& in) {
     auto res = cadre({"--json", "inspect", id}, in);
     EXPECT_EQ(res.exit_code, 0) << res.err;
-    auto v = res.out.empty() ? json{} : json::parse(res.out.back());
+    auto v = res.out.empty() ? json{} : json::parse(res.last_line());
     if (v.is_object())
       v.erase("agents");
     return v;
@@ -761,7 +761,7 @@ TEST_F(ReplayCli, AnImportThatFailsAfterItsFirstBatchesLeavesNothing) {
   lines.erase(lines.begin() + 1);
   auto done = cadre({"--json", "import", write("ok.ndjson")}, "other");
   ASSERT_EQ(done.exit_code, 0) << done.err;
-  EXPECT_EQ(json::parse(done.out.back())["events"], lines.size() - 1);
+  EXPECT_EQ(json::parse(done.last_line())["events"], lines.size() - 1);
   EXPECT_EQ(export_of(id, "other"), text);
 }
 
@@ -881,8 +881,8 @@ TEST_F(ReplayCli, AnOldFormatAgentLogStillImportsInspectsExportsAndForks) {
   EXPECT_NE(sent.find("You explain failures in one sentence."),
             std::string::npos) << sent;
   EXPECT_NE(sent.find("The disk was full."), std::string::npos) << sent;
-  auto result = json::parse(fork.out.back(), nullptr, false);
-  EXPECT_EQ(result["status"], "completed") << fork.out.back();
+  auto result = json::parse(fork.last_line(), nullptr, false);
+  EXPECT_EQ(result["status"], "completed") << fork.last_line();
 }
 
 const char* two_inputs_yaml = R"yaml(name: two-inputs
@@ -921,7 +921,7 @@ TEST_F(ReplayCli, AForkAfterALateEditAsksTheModelOnlyForTheChangedTurn) {
   auto run = cadre({"--json", "run", file, "--input",
                     R"({"job": "job 7", "who": "ops"})"});
   ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+  auto id = json::parse(run.last_line(), nullptr, false)["id"]
               .get<std::string>();
   ASSERT_EQ(model_calls(), 2u);
   auto before = export_of(id);
@@ -961,7 +961,7 @@ TEST_F(ReplayCli, AForkBranchesAnAgentsSharedMemoryAndLeavesItAlone) {
   std::ofstream{file} << yaml;
   auto run = cadre({"--json", "run", file});
   ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+  auto id = json::parse(run.last_line(), nullptr, false)["id"]
               .get<std::string>();
   ASSERT_EQ(model_calls(), 2u);
   auto shared = cadre({"--json", "events", "agent:analyst"});
@@ -1015,7 +1015,7 @@ TEST_F(ReplayCli, SnapshotsServeInspectAndRecoveryWithTheSameState) {
   std::ofstream{file} << flaky_yaml;
   auto run = cadre({"--json", "run", file});
   ASSERT_EQ(run.exit_code, 3) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+  auto id = json::parse(run.last_line(), nullptr, false)["id"]
               .get<std::string>();
   // Snapshots in their own logs, never in the execution's.
   std::vector<uint64_t> snapshot_seqs;
@@ -1042,7 +1042,7 @@ TEST_F(ReplayCli, SnapshotsServeInspectAndRecoveryWithTheSameState) {
   ASSERT_EQ(answered.exit_code, 0) << answered.err << joined(answered.out);
   EXPECT_NE(answered.err.find("recovering from a snapshot"), std::string::npos)
     << answered.err;
-  auto result = json::parse(answered.out.back(), nullptr, false);
+  auto result = json::parse(answered.last_line(), nullptr, false);
   EXPECT_EQ(result["output"]["done"]["approved"], "yes");
   EXPECT_EQ(result["output"]["upload"]["attempt"], 15);
   // The state at every event is the same from snapshots as from the log.
@@ -1211,8 +1211,8 @@ TEST_F(ReplayHttp, ForkWithEditsRunsWhatTheEditsReach) {
   auto cli = cadre({"--server", s->url(), "--json", "fork", id, "--answer",
                     "approve=maybe"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err << joined(cli.out);
-  auto result = json::parse(cli.out.back(), nullptr, false);
-  EXPECT_EQ(result["output"]["act"]["decision"], "maybe") << cli.out.back();
+  auto result = json::parse(cli.last_line(), nullptr, false);
+  EXPECT_EQ(result["output"]["act"]["decision"], "maybe") << cli.last_line();
   EXPECT_EQ(model_calls(), 1u);
   // Bad edits are refused, naming what is wrong and where.
   auto refuse = [&](const json& body, int status, const std::string& names,
@@ -1328,7 +1328,7 @@ TEST_F(ReplayHttp, ExportImportedIntoAnotherServerHasTheSameState) {
   auto third = serve("third");
   auto ok = cadre({"--server", third->url(), "--json", "import", file});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_EQ(json::parse(ok.out.back())["type"], "imported");
+  EXPECT_EQ(json::parse(ok.last_line())["type"], "imported");
   EXPECT_EQ(test::get(*third, "/v1/executions/" + id + "/state"),
             test::get(*s, "/v1/executions/" + id + "/state"));
 }
@@ -1417,7 +1417,7 @@ TEST_F(ReplayHttp, ACliImportStreamsABigBundleAndACutUploadLeavesNothing) {
   auto s = serve("big");
   auto imported = cadre({"--server", s->url(), "--json", "import", big});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  auto result = json::parse(imported.out.back());
+  auto result = json::parse(imported.last_line());
   EXPECT_EQ(result["events"], events);
   EXPECT_EQ(result["agent_logs"], 1);
   const auto peak = stopped_peak_kib(*s);
@@ -1586,7 +1586,7 @@ class ReplayForks : public ReplayCli {
 protected:
   // The id of an execution printed by `cadre --json run|fork`.
   static std::string id_in(const outcome& res, bool fork) {
-    auto doc = json::parse(fork ? res.out.front() : res.out.back(), nullptr,
+    auto doc = json::parse(fork ? res.out.front() : res.last_line(), nullptr,
                            false);
     return fork ? doc["plan"]["id"].get<std::string>()
                 : doc["id"].get<std::string>();
@@ -1716,8 +1716,8 @@ TEST_F(ReplayForks, AnExportedForkCarriesItsRecordedReplies) {
               (std::vector<std::pair<std::string, bool>>{
                 {f2 + "/first/1", true}, {f2 + "/second/1", true}}))
       << db << joined(agent.out);
-    auto result = json::parse(again.out.back(), nullptr, false);
-    EXPECT_EQ(result["status"], "completed") << again.out.back();
+    auto result = json::parse(again.last_line(), nullptr, false);
+    EXPECT_EQ(result["status"], "completed") << again.last_line();
   }
 }
 
@@ -1743,19 +1743,19 @@ TEST_F(ReplayForks, AForkRerunsOrSetsOneItemOfAMap) {
   auto rerun = cadre({"--json", "fork", p, "--rerun", "explain[1]"});
   ASSERT_EQ(rerun.exit_code, 0) << rerun.err << joined(rerun.out);
   EXPECT_EQ(model_calls(), 4u) << "only that item asks the model";
-  auto result = json::parse(rerun.out.back(), nullptr, false);
+  auto result = json::parse(rerun.last_line(), nullptr, false);
   EXPECT_EQ(result["output"]["report"]["why"],
             json::array({"The disk was full.", "Job b hit a quota.",
                          "Job c timed out."}))
-    << rerun.out.back();
+    << rerun.last_line();
   // Setting an item's result asks no model.
   auto set = cadre({"--json", "fork", p, "--set",
                     R"(tasks.explain[2].output="Job c was cancelled.")"});
   ASSERT_EQ(set.exit_code, 0) << set.err << joined(set.out);
   EXPECT_EQ(model_calls(), 4u);
-  result = json::parse(set.out.back(), nullptr, false);
+  result = json::parse(set.last_line(), nullptr, false);
   EXPECT_EQ(result["output"]["report"]["why"][2], "Job c was cancelled.")
-    << set.out.back();
+    << set.last_line();
   EXPECT_EQ(result["output"]["report"]["why"][1], "Job b ran out of memory.");
   // Refused, naming the item: past the map's end, a task that is no map,
   // an answer to an item that asks no person.
@@ -1783,7 +1783,7 @@ TEST_F(ReplayHttp, AForkOverHttpNamesOneItemOfAMap) {
   auto run = cadre({"--json", "run", file, "--input",
                     R"({"jobs": ["a", "b"]})"});
   ASSERT_EQ(run.exit_code, 0) << run.err << joined(run.out);
-  auto id = json::parse(run.out.back(), nullptr, false)["id"]
+  auto id = json::parse(run.last_line(), nullptr, false)["id"]
               .get<std::string>();
   ASSERT_EQ(model_calls(), 2u);
   auto s = serve();

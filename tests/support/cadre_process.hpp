@@ -250,6 +250,14 @@ struct outcome {
   std::vector<std::string> out;
   std::string err;
   long max_rss_kib = 0; ///< the process's peak resident set (getrusage)
+
+  /// The last line printed, or "" when none was: a command that hung and
+  /// was killed printed nothing, and its test fails on its checks, not on
+  /// reading past an empty vector.
+  const std::string& last_line() const {
+    static const std::string none;
+    return out.empty() ? none : out.back();
+  }
 };
 
 /// Runs a command to its end, bounded by `limit`; nullopt (after a gtest
