@@ -36,7 +36,13 @@ namespace {
 using test::outcome;
 using std::chrono::seconds;
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// Sanitized builds run 5 to 15 times slower (a big import under TSan takes
+// minutes); the limit only ends a command that hangs.
+constexpr seconds command_limit{600};
+#else
 constexpr seconds command_limit{60};
+#endif
 
 // A server may close a connection while a test still writes a body (413).
 [[maybe_unused]] const bool sigpipe_ignored = [] {
