@@ -65,11 +65,17 @@ void send_problem(httplib::Response& res, const problem& p) {
                   "application/problem+json");
 }
 
-void send_problem_closing(httplib::Response& res, const problem& p) {
-  send_problem(res, p);
+// The connection ends once this request's answer is written (the post-
+// routing handler): a body left unread would be read as the next request.
+void end_connection_after(httplib::Response& res) {
   if (res.get_header_value("Connection") != "close")
     res.set_header("Connection", "close");
   current_request().end_connection = true;
+}
+
+void send_problem_closing(httplib::Response& res, const problem& p) {
+  send_problem(res, p);
+  end_connection_after(res);
 }
 
 problem too_large_problem(uint64_t limit, const char* setting,
@@ -334,11 +340,8 @@ void http_server::impl::middleware() {
     bool read = req.method == "POST" || req.method == "PUT"
                 || req.method == "PATCH"
                 || (req.method == "DELETE" && req.has_header("Content-Length"));
-    if (has_body && (handled == answer::Handled || !read)) {
-      if (res.get_header_value("Connection") != "close")
-        res.set_header("Connection", "close");
-      current_request().end_connection = true;
-    }
+    if (has_body && (handled == answer::Handled || !read))
+      end_connection_after(res);
     return handled;
   });
   srv->set_error_handler(httplib::Server::HandlerWithResponse{
