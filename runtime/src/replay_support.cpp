@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <fstream>
 #include <istream>
 #include <iterator>
 #include <optional>
@@ -414,6 +415,36 @@ expected<bool> bundle_reader::take(std::string_view line, event& ev) {
   if (auto ok = event_of(*j, ev); !ok)
     return ok.error();
   return true;
+}
+
+expected<void>
+walk_bundle_file(const std::string& path,
+                 const std::function<expected<bool>(const event&)>& fn) {
+  std::ifstream in{path};
+  bundle_reader r{in, path};
+  if (auto ok = r.start(); !ok)
+    return ok.error();
+  bool any = false;
+  event ev;
+  for (;;) {
+    auto more = r.next(ev);
+    if (!more)
+      return more.error();
+    if (!*more)
+      break;
+    if (ev.execution_id != r.execution())
+      continue;
+    any = true;
+    auto go_on = fn(ev);
+    if (!go_on)
+      return go_on.error();
+    if (!*go_on)
+      return {};
+  }
+  if (!any)
+    return make_error(errc::invalid_input,
+                      path + ": no events of execution " + r.execution());
+  return {};
 }
 
 expected<bundle> read_bundle(std::istream& in, const std::string& name,

@@ -107,6 +107,14 @@ struct bundle {
 /// first. `cadre export` and GET /v1/executions/{id}/export write it. The
 /// logs are read a chunk at a time (the execution's twice: the first line
 /// names the logs its events use), never whole.
+/// Walks the events of the bundle's own execution in the file at `path` a
+/// line at a time, every line checked as read_bundle does; `fn` answers
+/// false to stop. Errors: the reader's and `fn`'s, errc::invalid_input
+/// "PATH: no events of execution ID".
+[[nodiscard]] expected<void>
+walk_bundle_file(const std::string& path,
+                 const std::function<expected<bool>(const event&)>& fn);
+
 /// Errors: errc::not_found, the reader's, errc::storage_error when `out`
 /// fails.
 [[nodiscard]] expected<void>

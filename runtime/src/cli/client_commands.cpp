@@ -484,27 +484,13 @@ int client_import(api_client& client, const client_command& cmd) {
   // Read here too, a line at a time, so a damaged bundle is named by its
   // file and line, as on a local store; then sent from the file, never
   // held.
-  bundle_reader check{in, cmd.file};
-  auto checked = check.start();
-  bool any = false; // of the execution's log
-  for (event ev; checked;) {
-    auto more = check.next(ev);
-    if (!more) {
-      checked = more.error();
-    } else if (!*more) {
-      if (!any)
-        checked = make_error(errc::invalid_input,
-                             cmd.file + ": no events of execution "
-                               + check.execution());
-      break;
-    }
-    any = any || ev.execution_id == check.execution();
-  }
+  in.close();
+  auto checked = walk_bundle_file(
+    cmd.file, [](const event&) -> expected<bool> { return true; });
   if (!checked) {
     print_error(message_of(checked.error()));
     return exit_usage;
   }
-  in.close();
   auto done = client.import_bundle(cmd.file);
   if (!done)
     return fail(done.error(), replay_exit(done.error()));

@@ -232,33 +232,8 @@ workflow::log_walk execution_walk(const log_reader& reader,
 
 // The execution's log in an exported bundle, walked a line at a time.
 workflow::log_walk bundle_walk(const std::string& path) {
-  return [path](const std::function<expected<bool>(const event&)>& fn)
-           -> expected<void> {
-    std::ifstream in{path};
-    bundle_reader r{in, path};
-    if (auto ok = r.start(); !ok)
-      return ok.error();
-    bool any = false;
-    event ev;
-    for (;;) {
-      auto more = r.next(ev);
-      if (!more)
-        return more.error();
-      if (!*more)
-        break;
-      if (ev.execution_id != r.execution())
-        continue;
-      any = true;
-      auto go_on = fn(ev);
-      if (!go_on)
-        return go_on.error();
-      if (!*go_on)
-        return {};
-    }
-    if (!any)
-      return make_error(errc::invalid_input,
-                        path + ": no events of execution " + r.execution());
-    return {};
+  return [path](const std::function<expected<bool>(const event&)>& fn) {
+    return walk_bundle_file(path, fn);
   };
 }
 
