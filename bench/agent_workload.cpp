@@ -662,6 +662,27 @@ void run_agent(run_context& ctx) {
               chain_med * 1000, with_commas(chain_rate).c_str(), cm->events,
               ct.p50, ct.p99, cm->sleeps.total);
 
+  // The same durable unit without an agent: a workflow's chain of echo
+  // tasks on a node of its own (the `chain` workload), each step recorded
+  // before it is acknowledged as a tool call in a turn is. What a durable
+  // tool call costs in cadre, against which a tool call in a turn compares.
+  std::vector<double> step_us;
+  std::vector<double> echo_task_p50;
+  for (int r = 0; r < ctx.opts.repeat; ++r) {
+    auto run = run_once(ctx.opts, "chain", chain_n, false);
+    ok = ok && run.ok;
+    if (!run.ok)
+      break;
+    step_us.push_back(run.seconds * 1e6 / static_cast<double>(chain_n));
+    echo_task_p50.push_back(run.task_latency_us.p50);
+  }
+  auto echo_step_us = step_us.empty() ? 0.0 : median(step_us);
+  auto echo_task_us = echo_task_p50.empty() ? 0.0 : median(echo_task_p50);
+  std::printf("  %-30s: %7.1f us a step (chain of %zu, median run), task "
+              "latency p50 %.1f us; a tool call in a turn = %.2fx a step\n",
+              "durable echo task, workflow", echo_step_us, chain_n,
+              echo_task_us, echo_step_us > 0 ? per_tool / echo_step_us : 0.0);
+
   out["through"] = "agents actor of a node (agent_turn, as a coordinator "
                    "sends it)";
   out["mode"] = "wal";
@@ -704,6 +725,13 @@ void run_agent(run_context& ctx) {
                                {"thread_sleeps_per_task_by_thread",
                                 cm->sleeps.by_thread},
                                {"task_latency", cj}};
+  out["durable_echo_step"]
+    = json{{"tasks", chain_n},
+           {"step_us_median", echo_step_us},
+           {"runs_step_us", step_us},
+           {"task_latency_p50_us_median", echo_task_us}};
+  out["tool_call_over_durable_echo_step"]
+    = echo_step_us > 0 ? per_tool / echo_step_us : 0.0;
   out["ok"] = ok;
   ctx.results["agent"] = out;
 }
