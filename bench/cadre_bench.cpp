@@ -9,6 +9,7 @@
 //               [--caf_peer_defaults=HOST:PORT]
 //               [--cluster_ops=100000] [--cluster_inflight=64]
 //               [--cluster_side=both|cadre|raw]
+//               [--roundtrip_side=both|cadre|raw]
 //               [--json NAME|PATH]
 
 #include <algorithm>
@@ -202,6 +203,7 @@ void usage() {
     "                   [--caf_peer_defaults=HOST:PORT]\n"
     "                   [--cluster_ops=N] [--cluster_inflight=N]\n"
     "                   [--cluster_side=both|cadre|raw]\n"
+    "                   [--roundtrip_side=both|cadre|raw]\n"
     "                   [--json NAME|PATH]\n"
     "workloads: roundtrip fanout_N chain_N replay timetravel langgraph ocr\n"
     "           agent cluster_roundtrip (run by bench/cluster_bench.py)\n"
@@ -260,13 +262,15 @@ bool parse_flags(int argc, char** argv, options& opts) {
       opts.cluster_ops = std::max<size_t>(1000, std::stoull(v));
     } else if (value_of("--cluster_inflight", v)) {
       opts.cluster_inflight = std::max<size_t>(1, std::stoull(v));
-    } else if (value_of("--cluster_side", v)) {
+    } else if (value_of("--cluster_side", v)
+               || value_of("--roundtrip_side", v)) {
+      auto flag = arg.substr(0, arg.find('='));
       if (v != "both" && v != "cadre" && v != "raw") {
-        std::fprintf(stderr, "cadre_bench: --cluster_side wants both, cadre "
-                             "or raw, got '%s'\n", v.c_str());
+        std::fprintf(stderr, "cadre_bench: %s wants both, cadre or raw, got "
+                             "'%s'\n", flag.c_str(), v.c_str());
         return false;
       }
-      opts.cluster_side = v;
+      (flag == "--cluster_side" ? opts.cluster_side : opts.roundtrip_side) = v;
     } else if (value_of("--db", v)) {
       opts.db = v;
     } else if (value_of("--json", v)) {

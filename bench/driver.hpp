@@ -50,6 +50,9 @@ struct options {
   /// so each process can be profiled over its own calls only.
   /// Default: both
   std::string cluster_side = "both";
+  /// The same for `roundtrip`: one side alone runs its event-based
+  /// requester only, for a profile of that side's calls. Default: both
+  std::string roundtrip_side = "both";
   /// Directory for the temporary stores. Default: the system temp dir
   std::string db;
   /// Where the results go as JSON; empty: nowhere. Default: empty

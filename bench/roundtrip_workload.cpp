@@ -145,6 +145,19 @@ void run_roundtrip(run_context& ctx) {
   std::printf("roundtrip   : %zu sequential requests per run, median run of "
               "%d (echo pool: %zu workers)\n",
               n, ctx.opts.repeat, actors::pool_options{}.workers);
+  // One side alone, event-based requester only: for a profile of that
+  // side's calls (callgrind's count over n calls, less that over fewer).
+  if (ctx.opts.roundtrip_side != "both") {
+    bool cadre = ctx.opts.roundtrip_side == "cadre";
+    std::vector<sample> runs;
+    for (int r = 0; r < ctx.opts.repeat; ++r)
+      runs.push_back(cadre ? event_based(sys, *pool, n)
+                           : event_based(sys, raw, n));
+    report(cadre ? "cadre tool_pool echo" : "raw CAF (2 actors)", runs);
+    caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(raw, caf::exit_reason::user_shutdown);
+    return;
+  }
   // Warm-up: the first requests pay for allocations and thread start.
   event_based(sys, raw, n / 10);
   event_based(sys, *pool, n / 10);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -99,7 +100,10 @@ bool is_whole_call(const caf::type_erased_tuple& msg) {
       || (second.second != &typeid(task_request)
           && *second.second != typeid(task_request)))
     return false;
-  return msg.match_element<run_atom>(0);
+  // The atom by its type number and value: CAF's match_element goes
+  // through two calls out of line.
+  return msg.type_nr(0) == caf::type_nr<caf::atom_value>::value
+         && msg.get_as<caf::atom_value>(0) == run_atom::get_value();
 }
 
 // A whole call as its caller sent it, (run_atom, task_request) with the
@@ -197,6 +201,10 @@ public:
   // Pushes `ptr` unless the intake is closed or `bound` calls wait already
   // (`queued`: those in the pool's queue); false leaves `ptr` untouched.
   bool push(caf::mailbox_element_ptr& ptr, size_t queued, size_t bound) {
+    // Closed while a worker is free, i.e. for most calls: a plain load
+    // spares them the count's two locked updates.
+    if (head_.load(std::memory_order_relaxed) == closed())
+      return false;
     if (count_.fetch_add(1, std::memory_order_relaxed) + queued >= bound) {
       count_.fetch_sub(1, std::memory_order_relaxed);
       return false;
@@ -287,6 +295,30 @@ private:
   std::atomic<size_t> count_{0};
 };
 
+// The slot table's lock. Callers and workers only try it and hold it for a
+// few hundred instructions; the pool actor takes it, spinning (with a yield)
+// through such a short hold. Unlike a std::mutex, taking it is one exchange
+// and releasing it a plain store, on every call's path twice.
+class table_lock {
+public:
+  bool try_lock() noexcept {
+    return !held_.load(std::memory_order_relaxed)
+           && !held_.exchange(true, std::memory_order_acquire);
+  }
+
+  void lock() noexcept {
+    while (!try_lock())
+      std::this_thread::yield();
+  }
+
+  void unlock() noexcept {
+    held_.store(false, std::memory_order_release);
+  }
+
+private:
+  std::atomic<bool> held_{false};
+};
+
 // The pool's workers and queue, shared by the pool actor, the callers and
 // the workers. A whole call that finds a free worker goes straight into its
 // mailbox from the caller's thread; one that finds none waits in the queue
@@ -299,7 +331,7 @@ private:
 // takes the pool's mailbox instead. The pool actor holds the lock through
 // each of its handlers that changes the table (describe only reads it).
 struct slot_table {
-  std::mutex mtx;
+  table_lock mtx;
   std::vector<worker_slot> workers;
   std::deque<queued_job> queue;
   std::string tool_name;
@@ -331,12 +363,15 @@ struct slot_table {
 
   // After the workers or the queue changed: the intake is open exactly
   // while every worker is busy. False when a call came into it as it was
-  // closing: drain it and start that call.
-  bool settle() {
-    queued.store(queue.size(), std::memory_order_relaxed);
+  // closing: drain it and start that call. `freed`: a worker has just
+  // been freed (no need to look for one).
+  bool settle(bool freed = false) {
+    // Stored only when it changed: callers read it on every call.
+    if (queued.load(std::memory_order_relaxed) != queue.size())
+      queued.store(queue.size(), std::memory_order_relaxed);
     if (!direct)
       return true;
-    if (free_slot() == workers.size()) {
+    if (!freed && free_slot() == workers.size()) {
       intake.open();
       return true;
     }
@@ -390,7 +425,12 @@ struct slot_table {
   outgoing assign(size_t i, whole_call c) {
     auto& slot = workers[i];
     slot.busy = true;
-    slot.caller = caller_ref{c.msg->sender, c.msg->stages, c.msg->mid};
+    // Filled in place: no temporary to copy the caller through.
+    auto& caller = slot.caller.emplace();
+    caller.sender = c.msg->sender;
+    if (!c.msg->stages.empty())
+      caller.stages = c.msg->stages;
+    caller.mid = c.msg->mid;
     const auto& req = c.req();
     slot.deadline_us = req.deadline_us;
     // Assigned into the slot's own strings, whose capacity stays.
@@ -411,7 +451,7 @@ struct slot_table {
   // when a worker was free; otherwise the call waits in the queue. False
   // leaves `ptr` untouched, for the pool's mailbox.
   bool try_take(caf::mailbox_element_ptr& ptr, std::optional<outgoing>& out) {
-    std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
+    std::unique_lock<table_lock> guard{mtx, std::try_to_lock};
     if (!guard.owns_lock() || !direct || unread > 0)
       return false;
     // The bound counts the intake's calls too (they came first).
@@ -445,7 +485,7 @@ struct slot_table {
   released release(size_t i, caf::actor_control_block* me,
                    std::vector<std::pair<whole_call, caf::error>>& expired,
                    std::optional<outgoing>& next) {
-    std::unique_lock<std::mutex> guard{mtx, std::try_to_lock};
+    std::unique_lock<table_lock> guard{mtx, std::try_to_lock};
     if (!guard.owns_lock())
       return released::tell_pool;
     if (!holds(i, me))
@@ -469,7 +509,7 @@ struct slot_table {
         return released::tell_pool;
       }
       vacate(workers[i]);
-      if (settle())
+      if (settle(true))
         return released::freed;
       // A call came into the intake as this worker closed it: take it.
     }
@@ -703,7 +743,7 @@ struct pool_state {
   ~pool_state() {
     if (!slots)
       return;
-    std::lock_guard<std::mutex> guard{slots->mtx};
+    std::lock_guard<table_lock> guard{slots->mtx};
     slots->direct = false;
     // Calls waiting there share the fate of those in the queue.
     slots->intake.shut([](caf::mailbox_element_ptr) {});
@@ -793,7 +833,7 @@ void dispatch(pool_self self, size_t i, const task_request& req,
   self->request(handle, timeout, std::move(xs)...)
     .then(
       [=](Reply& res) {
-        std::lock_guard<std::mutex> guard{self->state.slots->mtx};
+        std::lock_guard<table_lock> guard{self->state.slots->mtx};
         auto j = slot_of(self, handle.address());
         if (j < self->state.slots->workers.size())
           self->state.slots->workers[j].busy = false;
@@ -802,7 +842,7 @@ void dispatch(pool_self self, size_t i, const task_request& req,
       },
       [=, execution = req.execution_id, task = req.task_id](caf::error& err) {
         auto& st = self->state;
-        std::lock_guard<std::mutex> guard{st.slots->mtx};
+        std::lock_guard<table_lock> guard{st.slots->mtx};
         auto j = slot_of(self, handle.address());
         if (err == caf::sec::request_timeout) {
           ++st.slots->timeouts;
@@ -962,7 +1002,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   auto max_queue = opts.max_queue;
   auto& st = self->state;
   st.slots = std::move(slots);
-  std::lock_guard<std::mutex> guard{st.slots->mtx};
+  std::lock_guard<table_lock> guard{st.slots->mtx};
   st.tool_name = std::move(name);
   st.factory = factory;
   st.settings = std::move(settings);
@@ -979,7 +1019,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   st.slots->max_queue = max_queue;
   st.slots->direct = !st.splits;
   self->set_down_handler([=](const caf::down_msg& msg) {
-    std::lock_guard<std::mutex> guard{self->state.slots->mtx};
+    std::lock_guard<table_lock> guard{self->state.slots->mtx};
     auto i = slot_of(self, msg.source);
     if (i == self->state.slots->workers.size())
       return;
@@ -1004,7 +1044,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   return {
     [=](run_atom, task_request& req) -> caf::result<task_result> {
       auto& st = self->state;
-      std::lock_guard<std::mutex> guard{st.slots->mtx};
+      std::lock_guard<table_lock> guard{st.slots->mtx};
       if (st.slots->unread > 0)
         --st.slots->unread;
       // The bound counts the intake's calls too.
@@ -1033,7 +1073,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
     },
     [=](done_atom, uint64_t i) {
       // A worker in slot i that could not free its slot itself.
-      std::lock_guard<std::mutex> guard{self->state.slots->mtx};
+      std::lock_guard<table_lock> guard{self->state.slots->mtx};
       if (!self->state.slots->holds(i, self->current_sender().get()))
         return;
       self->state.slots->vacate(self->state.slots->workers[i]);
@@ -1044,7 +1084,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       // deadline and replaces its worker, then schedules the next sweep.
       auto& st = self->state;
       auto& slots = *st.slots;
-      std::lock_guard<std::mutex> guard{slots.mtx};
+      std::lock_guard<table_lock> guard{slots.mtx};
       // An earlier sweep replaced by a sooner one sweeps too (no harm).
       slots.sweep.fired(generation);
       auto now = now_us();
@@ -1073,7 +1113,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
       size_t workers = 0, busy = 0, queued = 0;
       uint64_t direct = 0, timeouts = 0;
       {
-        std::lock_guard<std::mutex> guard{st.slots->mtx};
+        std::lock_guard<table_lock> guard{st.slots->mtx};
         workers = st.slots->workers.size();
         for (auto& w : st.slots->workers)
           busy += w.busy ? 1 : 0;
