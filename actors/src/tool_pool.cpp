@@ -131,6 +131,9 @@ struct queued_job {
   // already failed (the slot then stays free).
   std::function<void(size_t)> start;
   std::optional<whole_call> call;
+  // A stage's answer to its call's caller when it cannot start (the pool
+  // ends); a whole call is answered through `call`.
+  std::function<void(caf::error)> fail;
 };
 
 // A deadline sweep to schedule: its time (microseconds since the epoch;
@@ -325,7 +328,7 @@ struct slot_table {
   // Moves the intake's calls to the end of the queue.
   void drain_intake() {
     direct_calls += intake.drain([this](caf::mailbox_element_ptr m) {
-      queue.push_back({nullptr, whole_call{std::move(m)}});
+      queue.push_back({nullptr, whole_call{std::move(m)}, nullptr});
     });
   }
 
@@ -427,7 +430,7 @@ struct slot_table {
       out->worker = workers[i].handle;
     }
     else
-      queue.push_back({nullptr, std::move(c)});
+      queue.push_back({nullptr, std::move(c), nullptr});
     ++direct_calls;
     // The intake was closed (a worker was free) or every worker is busy:
     // settling only opens it or keeps it closed, so it cannot fail here.
@@ -698,20 +701,44 @@ struct pool_state {
   uint64_t crashes = 0;
   uint64_t fanouts = 0;
 
+  // The pool itself, to answer from (set once it runs).
+  caf::actor_control_block* self = nullptr;
+
   // The pool's end is its workers' end; a worker blocked in a tool sees its
-  // cancel flag.
+  // cancel flag. Every call still waiting (intake and queue) is answered at
+  // once, not left to its caller's deadline.
   ~pool_state() {
     if (!slots)
       return;
     std::lock_guard<std::mutex> guard{slots->mtx};
     slots->direct = false;
-    // Calls waiting there share the fate of those in the queue.
+    slots->drain_intake();
     slots->intake.shut([](caf::mailbox_element_ptr) {});
+    // Runs while the pool terminates (its handle still counts): the
+    // answers come from it. Without a live handle there is no one to
+    // answer from (and, workers holding the pool, no call waits then).
+    auto* me = self != nullptr && self->strong_refs.load() > 0 ? self : nullptr;
+    for (auto& job : slots->queue) {
+      if (me == nullptr)
+        break;
+      if (job.call)
+        job.call->answer(me, ended(label(job.call->req())));
+      else if (job.fail)
+        job.fail(ended("a stage of a split call"));
+    }
+    slots->queue.clear();
+    slots->queued.store(0, std::memory_order_relaxed);
     for (auto& w : slots->workers)
       if (w.handle) {
         w.cancel_flag->store(true);
         caf::anon_send_exit(w.handle, caf::exit_reason::kill);
       }
+  }
+
+  caf::error ended(const std::string& what) const {
+    return make_error(errc::unavailable, what + ": the pool of tool "
+                                           + tool_name
+                                           + " ended before it could start");
   }
 };
 
@@ -838,7 +865,8 @@ queued_job whole_job(caf::typed_response_promise<task_result> promise,
   return {nullptr,
           whole_call{caf::make_mailbox_element(untyped.source(), untyped.id(),
                                                untyped.stages(), run_atom_v,
-                                               std::move(req))}};
+                                               std::move(req))},
+          nullptr};
 }
 
 // One split call: its parts' outputs, filled in any order, joined in order.
@@ -895,10 +923,10 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
           };
           dispatch<task_result>(self, j, g->req, label(g->req) + " join",
                                 joined, join_atom_v, g->req, g->outputs);
-        }});
+        }, std::nullopt, [g](caf::error err) { g->fail(std::move(err)); }});
       };
       dispatch<task_result>(self, i, part, what, done, run_atom_v, part);
-    }});
+    }, std::nullopt, [g](caf::error err) { g->fail(std::move(err)); }});
   }
 }
 
@@ -923,6 +951,8 @@ queued_job split_job(pool_self self, task_request req,
     };
     dispatch<std::vector<json_value>>(self, i, req, label(req) + " split",
                                       done, split_atom_v, req);
+  }, std::nullopt, [promise](caf::error err) mutable {
+    promise.deliver(std::move(err));
   }};
 }
 
@@ -962,6 +992,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   auto max_queue = opts.max_queue;
   auto& st = self->state;
   st.slots = std::move(slots);
+  st.self = self->ctrl();
   std::lock_guard<std::mutex> guard{st.slots->mtx};
   st.tool_name = std::move(name);
   st.factory = factory;
