@@ -791,6 +791,86 @@ TEST(Serve, EveryBodyIsBoundedWhateverItsFraming) {
   EXPECT_EQ(status, 200);
 }
 
+// Sends `head`, then `piece` after piece until `cap` bytes are sent or the
+// server stops taking them; the bytes sent and the answer read then.
+std::pair<size_t, std::string> send_endless_head(int port,
+                                                 const std::string& head,
+                                                 const std::string& piece,
+                                                 size_t cap) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return {0, "no connection"};
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  auto send_all = [fd](const std::string& bytes) {
+    for (size_t off = 0; off < bytes.size();) {
+      auto n = ::send(fd, bytes.data() + off, bytes.size() - off,
+                      MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  };
+  size_t sent = 0;
+  if (send_all(head))
+    while (sent < cap && send_all(piece))
+      sent += piece.size();
+  return {sent, read_to_end(fd)};
+}
+
+// A request line or headers without end: the server holds a bounded part
+// of them, answers 414 or 431 with a problem document, ends the connection
+// and serves the next request.
+TEST(Serve, EveryRequestHeadIsBounded) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  read_timeout: 3s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  // 64 MiB offered; loopback's socket buffers hold a few MiB, so sending
+  // less means the server stopped taking them and closed.
+  const size_t cap = size_t{64} << 20;
+  std::string line_piece(64 << 10, 'x');
+  std::string header_lines;
+  while (header_lines.size() < (64u << 10))
+    header_lines += "X-Pad: " + std::string(100, 'y') + "\r\n";
+  struct endless {
+    std::string head;
+    std::string piece;
+    std::string status;
+    std::string type;
+  };
+  const std::vector<endless> cases{
+    {"GET /", line_piece, "414", "/problems/uri_too_long"},
+    {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", line_piece, "431",
+     "/problems/headers_too_large"},
+    {"GET /healthz HTTP/1.1\r\nHost: x\r\n", header_lines, "431",
+     "/problems/headers_too_large"},
+  };
+  for (const auto& c : cases) {
+    auto [sent, answer] = send_endless_head(s.port(), c.head, c.piece, cap);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + c.status, 0), 0u)
+      << c.head << ": " << answer.substr(0, 400);
+    EXPECT_NE(answer.find(c.type), std::string::npos)
+      << answer.substr(0, 400);
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos)
+      << answer.substr(0, 400);
+    EXPECT_LT(sent, cap) << c.head;
+    int status = 0;
+    get(s, "/healthz", &status);
+    EXPECT_EQ(status, 200) << "after " << c.head;
+  }
+  // Heads within the bounds are served as before, on one connection.
+  auto c = s.client();
+  auto big = c.Get("/healthz", {{"X-Token", std::string(7000, 't')}});
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 200);
+  auto again = c.Get(("/healthz?q=" + std::string(4000, 'q')).c_str());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
 TEST(Serve, SecondServerOnTheStoreNamesTheHolder) {
   test::temp_dir dir;
   auto db = dir.str() + "/db";
@@ -1034,6 +1114,14 @@ TEST(Serve, TlsServesHttpsWithTheConfiguredCertificate) {
   auto r = tls.Get("/healthz");
   ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 200);
+  // Over TLS too a head is bounded (the connection's reader is cadre's).
+  auto big = tls.Get("/healthz", {{"X-Big", std::string(100 << 10, 'x')}});
+  ASSERT_TRUE(big) << httplib::to_string(big.error());
+  EXPECT_EQ(big->status, 431) << big->body;
+  EXPECT_NE(big->body.find("/problems/headers_too_large"), std::string::npos);
+  auto next = tls.Get("/healthz");
+  ASSERT_TRUE(next) << httplib::to_string(next.error());
+  EXPECT_EQ(next->status, 200);
   // Plain HTTP on the same port gets no answer.
   auto plain = s.client();
   plain.set_read_timeout(5, 0);

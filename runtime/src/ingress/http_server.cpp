@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "cadre/actors/metrics.hpp"
+#include "ingress/bounded_head.hpp"
 #include "ingress/bounded_pool.hpp"
 #include "ingress/openapi.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -346,6 +347,23 @@ void http_server::impl::middleware() {
   });
   srv->set_error_handler(httplib::Server::HandlerWithResponse{
     [this](const httplib::Request& req, httplib::Response& res) {
+    // A head past its bound: httplib has read no more of it (bounded_head),
+    // and the connection ends after this answer.
+    if (auto code = std::exchange(current_request().head_too_large, 0)) {
+      send_problem(res, code == 414
+                          ? make_problem(414, "uri_too_long",
+                                         "the request line is over "
+                                           + std::to_string(
+                                             max_request_line_bytes)
+                                           + " bytes")
+                          : make_problem(431, "headers_too_large",
+                                         "the request's head (request line "
+                                         "and headers) is over "
+                                           + std::to_string(max_head_bytes)
+                                           + " bytes"));
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // Handlers that answered an error wrote their own problem document.
     if (!res.body.empty())
       return httplib::Server::HandlerResponse::Unhandled;
@@ -509,8 +527,8 @@ expected<int> http_server::bind() {
     st.limiter = std::make_unique<rate_limiter>(st.opts.rate_limit,
                                                 st.opts.rate_burst);
   if (!st.opts.tls_cert_file.empty()) {
-    auto tls = std::make_unique<httplib::SSLServer>(
-      st.opts.tls_cert_file.c_str(), st.opts.tls_key_file.c_str());
+    auto tls = make_bounded_tls_server(st.opts.tls_cert_file.c_str(),
+                                       st.opts.tls_key_file.c_str());
     if (!tls->is_valid())
       return make_error(errc::invalid_config,
                         "server.tls: cannot load the certificate "
@@ -518,7 +536,7 @@ expected<int> http_server::bind() {
                           + st.opts.tls_key_file);
     st.srv = std::move(tls);
   } else {
-    st.srv = std::make_unique<httplib::Server>();
+    st.srv = make_bounded_server();
   }
   st.install();
   // Debian's libcpp-httplib listens with a backlog of 5 (compiled in): past

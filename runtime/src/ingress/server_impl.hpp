@@ -49,6 +49,9 @@ struct request_context {
   std::chrono::steady_clock::time_point start;
   /// The connection ends after the answer (send_problem_closing).
   bool end_connection = false;
+  /// 414 or 431 when the request's head passed its bound (bounded_head.hpp);
+  /// the error handler answers it and the connection ends.
+  int head_too_large = 0;
 };
 
 /// The request this thread handles.
