@@ -1167,6 +1167,58 @@ TEST(Serve, CorsAnswersConfiguredOriginsOnly) {
   EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
 }
 
+// A preflight with a body (no browser sends one, and httplib reads none)
+// is answered and ends the connection, so its body is never read as a next
+// request; a declared body over the limit is refused as on any route.
+TEST(Serve, APreflightWithABodyIsAnsweredAndEndsTheConnection) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  cors_origins: [https://app.example]\n"
+                        "  max_body_bytes: 1000\n  read_timeout: 3s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  const std::string preflight = "OPTIONS /v1/executions HTTP/1.1\r\n"
+                                "Host: x\r\nOrigin: https://app.example\r\n"
+                                "Access-Control-Request-Method: POST\r\n";
+  // The body is a request of its own: read as one, it would be answered.
+  const std::string inner = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  int fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  auto request = preflight + "Content-Length: "
+                 + std::to_string(inner.size()) + "\r\n\r\n" + inner;
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  auto answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 204", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Access-Control-Allow-Origin: https://app.example"),
+            std::string::npos)
+    << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos)
+    << "the body was answered as a request: " << answer;
+  // Declared over server.max_body_bytes: 413, as on any route.
+  fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  request = preflight + "Content-Length: 52428800\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
+  EXPECT_NE(answer.find("/problems/too_large"), std::string::npos) << answer;
+  // Chunked without end: answered, and the connection ends rather than
+  // reading the chunks as requests.
+  auto [sent, endless] = send_endless_body(
+    s.port(), preflight + "Transfer-Encoding: chunked\r\n\r\n", true,
+    size_t{64} << 20);
+  EXPECT_EQ(endless.rfind("HTTP/1.1 204", 0), 0u) << endless.substr(0, 400);
+  EXPECT_EQ(endless.find("HTTP/1.1", 1), std::string::npos)
+    << endless.substr(0, 400);
+  EXPECT_LT(sent, size_t{64} << 20);
+  int status = 0;
+  get(s, "/healthz", &status);
+  EXPECT_EQ(status, 200);
+}
+
 TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {
   test::temp_dir dir;
   auto cfg = dir.str() + "/cadre.yaml";

@@ -249,6 +249,7 @@ private:
     }
     bool ret = false;
     bool too_large = false;
+    bool ending = false;
     {
       bounded_stream strm{sock, ssl,
                           timeout_ms(this->read_timeout_sec_,
@@ -265,7 +266,11 @@ private:
         bool closed = false;
         ret = this->process_request(strm, count == 1, closed, nullptr);
         too_large = strm.too_large() != 0;
-        if (!ret || closed || too_large)
+        // An answer given before its request's body was read (or of a
+        // method httplib reads no body of) ends the connection, a 204
+        // without a body too (end_connection_after).
+        ending = current_request().end_connection;
+        if (!ret || closed || too_large || ending)
           break;
       }
     }
@@ -274,16 +279,16 @@ private:
         SSL_shutdown(ssl);
       SSL_free(ssl);
     }
-    if (too_large)
+    if (too_large || ending)
       linger(sock);
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
     return ret;
   }
 
-  // After a head past its bound the client may still be sending it:
-  // closing with bytes unread would reset the connection, and a client
-  // still writing would lose the answer. The rest is read and dropped, at
+  // After a head past its bound or an answer before the body was read the
+  // client may still be sending: closing with bytes unread would reset the
+  // connection, and a client still writing would lose the answer. The rest is read and dropped, at
   // most linger_bytes and for at most the read timeout.
   void linger(socket_t sock) {
     ::shutdown(sock, SHUT_WR);

@@ -5,7 +5,9 @@
 // runs. The servers made here read each connection through their own
 // stream, which gives httplib at most max_request_line_bytes of a request
 // line and max_head_bytes of a whole head; past either the request is
-// answered 414 or 431 and the connection ends. Private to
+// answered 414 or 431 and the connection ends. The same connection loop
+// ends a connection after an answer marked end_connection_after
+// (server_impl.hpp), which httplib's own loop would keep open. Private to
 // runtime/src/ingress.
 
 #include <cstddef>

@@ -66,8 +66,9 @@ void send_problem(httplib::Response& res, const problem& p) {
                   "application/problem+json");
 }
 
-// The connection ends once this request's answer is written (the post-
-// routing handler): a body left unread would be read as the next request.
+// The connection ends once this request's answer is written, whatever
+// the answer (bounded_head.cpp's connection loop): a body left unread
+// would be read as the next request.
 void end_connection_after(httplib::Response& res) {
   if (res.get_header_value("Connection") != "close")
     res.set_header("Connection", "close");
@@ -233,8 +234,21 @@ bool http_server::impl::route_to_owner(const httplib::Request& req,
 
 void http_server::impl::middleware() {
   using answer = httplib::Server::HandlerResponse;
-  auto before = [this](const httplib::Request& req,
-                       httplib::Response& res) -> answer {
+  // A declared body over the route's limit is refused before it is read.
+  auto declared_too_large = [this](const httplib::Request& req,
+                                   httplib::Response& res) {
+    if (!req.has_header("Content-Length"))
+      return false;
+    auto declared = std::strtoull(
+      req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    auto [limit, setting] = body_limit(req.method, req.path);
+    if (limit == 0 || declared <= limit)
+      return false;
+    send_problem_closing(res, too_large_problem(limit, setting, declared));
+    return true;
+  };
+  auto before = [this, declared_too_large](const httplib::Request& req,
+                                           httplib::Response& res) -> answer {
     current_request() = request_context{};
     current_request().start = steady_clock::now();
     auto given = req.get_header_value("X-Request-Id");
@@ -250,6 +264,11 @@ void http_server::impl::middleware() {
         res.set_header("Access-Control-Expose-Headers",
                        "X-Request-Id, X-Execution-Id, Retry-After");
         if (req.method == "OPTIONS") {
+          // A preflight's body, which no browser sends, is bounded as any
+          // other; httplib reads none, so the connection ends after the
+          // answer (set_pre_routing_handler below).
+          if (declared_too_large(req, res))
+            return httplib::Server::HandlerResponse::Handled;
           res.set_header("Access-Control-Allow-Methods",
                          "GET, POST, PUT, DELETE, OPTIONS");
           res.set_header("Access-Control-Allow-Headers",
@@ -317,16 +336,8 @@ void http_server::impl::middleware() {
       res.status = 404; // the error handler says 404 or 405
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (req.has_header("Content-Length")) {
-      auto declared = std::strtoull(
-        req.get_header_value("Content-Length").c_str(), nullptr, 10);
-      auto [limit, setting] = body_limit(req.method, req.path);
-      if (limit > 0 && declared > limit) {
-        send_problem_closing(res,
-                             too_large_problem(limit, setting, declared));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
+    if (declared_too_large(req, res))
+      return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   };
   srv->set_pre_routing_handler([before](const httplib::Request& req,
@@ -398,27 +409,6 @@ void http_server::impl::middleware() {
                                    "the request could not be read"));
     return httplib::Server::HandlerResponse::Handled;
   }});
-  srv->set_post_routing_handler([](const httplib::Request& req,
-                                   httplib::Response& res) {
-    // httplib keeps a connection open whatever its answer's Connection
-    // header says. An answer whose body reports a failure once written
-    // ends it (send_problem_closing).
-    if (!std::exchange(current_request().end_connection, false)
-        || res.body.empty() || req.method == "HEAD")
-      return;
-    if (!res.has_header("Content-Length"))
-      res.set_header("Content-Length", std::to_string(res.body.size()));
-    auto body = std::make_shared<std::string>(std::move(res.body));
-    res.body.clear();
-    auto type = res.get_header_value("Content-Type");
-    res.headers.erase("Content-Type");
-    res.set_content_provider(
-      body->size(), type,
-      [body](size_t offset, size_t length, httplib::DataSink& sink) {
-        sink.write(body->data() + offset, length);
-        return false;
-      });
-  });
   srv->set_logger([this](const httplib::Request& req,
                          const httplib::Response& res) {
     auto elapsed = std::chrono::duration<double>(steady_clock::now()
