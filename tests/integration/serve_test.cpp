@@ -861,6 +861,19 @@ TEST(Serve, EveryRequestHeadIsBounded) {
     get(s, "/healthz", &status);
     EXPECT_EQ(status, 200) << "after " << c.head;
   }
+  // A request line ending just past the bound (its line end within it)
+  // is answered alike.
+  int fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  std::string line = "GET /" + std::string(8177, 'x') + " HTTP/1.1\r\n";
+  ASSERT_EQ(line.size(), 8193u);
+  auto request = line + "Host: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  auto answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 414", 0), 0u) << answer.substr(0, 400);
+  EXPECT_NE(answer.find("/problems/uri_too_long"), std::string::npos)
+    << answer.substr(0, 400);
   // Heads within the bounds are served as before, on one connection.
   auto c = s.client();
   auto big = c.Get("/healthz", {{"X-Token", std::string(7000, 't')}});

@@ -288,8 +288,9 @@ private:
 
   // After a head past its bound or an answer before the body was read the
   // client may still be sending: closing with bytes unread would reset the
-  // connection, and a client still writing would lose the answer. The rest is read and dropped, at
-  // most linger_bytes and for at most the read timeout.
+  // connection, and a client still writing would lose the answer. The rest
+  // is read and dropped, at most linger_bytes and for at most the read
+  // timeout.
   void linger(socket_t sock) {
     ::shutdown(sock, SHUT_WR);
     auto deadline = std::chrono::steady_clock::now()

@@ -359,8 +359,12 @@ void http_server::impl::middleware() {
   srv->set_error_handler(httplib::Server::HandlerWithResponse{
     [this](const httplib::Request& req, httplib::Response& res) {
     // A head past its bound: httplib has read no more of it (bounded_head),
-    // and the connection ends after this answer.
-    if (auto code = std::exchange(current_request().head_too_large, 0)) {
+    // and the connection ends after this answer. A request line just past
+    // httplib's own bound (its line end within ours) is httplib's 414.
+    auto code = std::exchange(current_request().head_too_large, 0);
+    if (code == 0 && res.status == 414)
+      code = 414;
+    if (code != 0) {
       send_problem(res, code == 414
                           ? make_problem(414, "uri_too_long",
                                          "the request line is over "
@@ -372,7 +376,7 @@ void http_server::impl::middleware() {
                                          "and headers) is over "
                                            + std::to_string(max_head_bytes)
                                            + " bytes"));
-      res.set_header("Connection", "close");
+      end_connection_after(res);
       return httplib::Server::HandlerResponse::Handled;
     }
     // Handlers that answered an error wrote their own problem document.
