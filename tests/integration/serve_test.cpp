@@ -874,6 +874,18 @@ TEST(Serve, EveryRequestHeadIsBounded) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 414", 0), 0u) << answer.substr(0, 400);
   EXPECT_NE(answer.find("/problems/uri_too_long"), std::string::npos)
     << answer.substr(0, 400);
+  // One header line over httplib's own bound (8192 bytes): 400, and the
+  // connection ends rather than reading the rest of the head as requests.
+  fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  request = "GET /healthz HTTP/1.1\r\nX-Long: " + std::string(9000, 'l')
+            + "\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer.substr(0, 400);
+  EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos)
+    << answer.substr(0, 600);
   // Heads within the bounds are served as before, on one connection.
   auto c = s.client();
   auto big = c.Get("/healthz", {{"X-Token", std::string(7000, 't')}});

@@ -407,10 +407,12 @@ void http_server::impl::middleware() {
                                           "server.max_body_bytes"));
       return httplib::Server::HandlerResponse::Handled;
     }
-    send_problem(res, make_problem(res.status,
-                                   res.status >= 500 ? "internal"
-                                                     : "bad_request",
-                                   "the request could not be read"));
+    // httplib's own answer to a request it could not read (a header line
+    // over its 8192 bytes): where the next request starts is unknown.
+    send_problem_closing(res, make_problem(res.status,
+                                           res.status >= 500 ? "internal"
+                                                             : "bad_request",
+                                           "the request could not be read"));
     return httplib::Server::HandlerResponse::Handled;
   }});
   srv->set_logger([this](const httplib::Request& req,
