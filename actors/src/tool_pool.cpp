@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -720,6 +721,41 @@ worker_impl(worker_self self, std::shared_ptr<tools::tool> tool,
   };
 }
 
+// One split call: its parts' outputs, filled in any order, joined in order.
+struct fanout {
+  task_request req;
+  caf::typed_response_promise<task_result> promise;
+  std::vector<json_value> outputs;
+  size_t left = 0;
+  // Its caller has its answer (or, without parts, the whole call took
+  // over): no stage of it runs any more.
+  bool answered = false;
+  std::chrono::steady_clock::time_point start;
+
+  void fail(caf::error err) {
+    if (answered)
+      return;
+    answered = true;
+    promise.deliver(std::move(err));
+    release();
+  }
+
+  void deliver(task_result res) {
+    if (answered)
+      return;
+    answered = true;
+    promise.deliver(std::move(res));
+    release();
+  }
+
+  // Answered, it is held only until the pool's list of open split calls
+  // drops it: without its outputs and input.
+  void release() {
+    outputs = {};
+    req.input = json_value{};
+  }
+};
+
 // -- pool ---------------------------------------------------------------------
 
 struct pool_state {
@@ -737,21 +773,61 @@ struct pool_state {
   slots_ptr slots;
   uint64_t crashes = 0;
   uint64_t fanouts = 0;
+  // The split calls, queued or on workers, with those answered since the
+  // last prune: when the pool ends, their answers (made in the pool's
+  // response handlers, which CAF drops first) would never come.
+  std::vector<std::shared_ptr<fanout>> open_splits;
+  size_t prune_at = 64;
+
+  void track(std::shared_ptr<fanout> g) {
+    if (open_splits.size() >= prune_at) {
+      open_splits.erase(std::remove_if(open_splits.begin(), open_splits.end(),
+                                       [](const std::shared_ptr<fanout>& x) {
+                                         return x->answered;
+                                       }),
+                        open_splits.end());
+      prune_at = std::max<size_t>(64, 2 * open_splits.size());
+    }
+    open_splits.push_back(std::move(g));
+  }
+
+  // The pool itself, to answer from (set once it runs).
+  caf::actor_control_block* self = nullptr;
 
   // The pool's end is its workers' end; a worker blocked in a tool sees its
-  // cancel flag.
+  // cancel flag. Every call still waiting (intake and queue) and every
+  // split call is answered at once, not left to its caller's deadline.
   ~pool_state() {
     if (!slots)
       return;
     std::lock_guard<table_lock> guard{slots->mtx};
     slots->direct = false;
-    // Calls waiting there share the fate of those in the queue.
+    slots->drain_intake();
     slots->intake.shut([](caf::mailbox_element_ptr) {});
+    // Runs while the pool terminates (its handle still counts): the
+    // answers come from it. Without a live handle there is no one to
+    // answer from (and, workers holding the pool, no call waits then).
+    auto* me = self != nullptr && self->strong_refs.load() > 0 ? self : nullptr;
+    for (auto& job : slots->queue)
+      if (me != nullptr && job.call)
+        job.call->answer(me, ended(label(job.call->req())));
+    for (auto& g : open_splits)
+      if (me != nullptr)
+        g->fail(ended(label(g->req)));
+    open_splits.clear();
+    slots->queue.clear();
+    slots->queued.store(0, std::memory_order_relaxed);
     for (auto& w : slots->workers)
       if (w.handle) {
         w.cancel_flag->store(true);
         caf::anon_send_exit(w.handle, caf::exit_reason::kill);
       }
+  }
+
+  caf::error ended(const std::string& what) const {
+    return make_error(errc::unavailable, what + ": the pool of tool "
+                                           + tool_name
+                                           + " ended before it could start");
   }
 };
 
@@ -881,23 +957,6 @@ queued_job whole_job(caf::typed_response_promise<task_result> promise,
                                                std::move(req))}};
 }
 
-// One split call: its parts' outputs, filled in any order, joined in order.
-struct fanout {
-  task_request req;
-  caf::typed_response_promise<task_result> promise;
-  std::vector<json_value> outputs;
-  size_t left = 0;
-  bool failed = false;
-  std::chrono::steady_clock::time_point start;
-
-  void fail(caf::error err) {
-    if (failed)
-      return;
-    failed = true;
-    promise.deliver(std::move(err));
-  }
-};
-
 // Queues the parts of a split call behind the work already waiting; the
 // last part to finish queues the join ahead of everything.
 void fan_out(pool_self self, std::shared_ptr<fanout> g,
@@ -912,10 +971,10 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
     auto what = label(g->req) + " part " + std::to_string(k + 1) + " of "
                 + std::to_string(n);
     self->state.slots->queue.push_back({[=](size_t i) {
-      if (g->failed)
+      if (g->answered)
         return;
       auto done = [self, g, k](caf::expected<task_result> res) {
-        if (g->failed)
+        if (g->answered)
           return;
         if (!res) {
           g->fail(std::move(res.error()));
@@ -931,7 +990,7 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
               return;
             }
             res->duration_us = since_us(g->start);
-            g->promise.deliver(std::move(*res));
+            g->deliver(std::move(*res));
           };
           dispatch<task_result>(self, j, g->req, label(g->req) + " join",
                                 joined, join_atom_v, g->req, g->outputs);
@@ -946,23 +1005,28 @@ void fan_out(pool_self self, std::shared_ptr<fanout> g,
 // files), then the parts or, without parts, the whole call.
 queued_job split_job(pool_self self, task_request req,
                      caf::typed_response_promise<task_result> promise) {
+  auto g = std::make_shared<fanout>();
+  g->req = std::move(req);
+  g->promise = std::move(promise);
+  self->state.track(g);
   return {[=](size_t i) {
-    auto start = std::chrono::steady_clock::now();
-    auto done = [=](caf::expected<std::vector<json_value>> parts) mutable {
+    if (g->answered)
+      return;
+    g->start = std::chrono::steady_clock::now();
+    auto done = [=](caf::expected<std::vector<json_value>> parts) {
       if (!parts) {
-        promise.deliver(std::move(parts.error()));
+        g->fail(std::move(parts.error()));
       } else if (parts->empty()) {
-        self->state.slots->queue.push_front(whole_job(promise, req));
+        // The whole call answers its caller from here on.
+        g->answered = true;
+        self->state.slots->queue.push_front(whole_job(g->promise, g->req));
       } else {
-        auto g = std::make_shared<fanout>();
-        g->req = req;
-        g->promise = promise;
-        g->start = start;
-        fan_out(self, std::move(g), std::move(*parts));
+        fan_out(self, g, std::move(*parts));
       }
     };
-    dispatch<std::vector<json_value>>(self, i, req, label(req) + " split",
-                                      done, split_atom_v, req);
+    dispatch<std::vector<json_value>>(self, i, g->req,
+                                      label(g->req) + " split", done,
+                                      split_atom_v, g->req);
   }};
 }
 
@@ -1002,6 +1066,7 @@ pool_impl(pool_self self, std::string name, tools::tool_factory factory,
   auto max_queue = opts.max_queue;
   auto& st = self->state;
   st.slots = std::move(slots);
+  st.self = self->ctrl();
   std::lock_guard<table_lock> guard{st.slots->mtx};
   st.tool_name = std::move(name);
   st.factory = factory;

@@ -153,7 +153,7 @@ expected<json> call_pool(caf::actor_system& sys, tool_pool_actor pool,
                          task_request req) {
   expected<json> out{json{}};
   caf::scoped_actor self{sys};
-  self->request(pool, 120s, run_atom_v, std::move(req))
+  self->request(pool, 60s, run_atom_v, std::move(req))
     .receive([&](task_result& res) { out = res.output.get(); },
              [&](caf::error& err) { out = std::move(err); });
   return out;
@@ -617,4 +617,113 @@ TEST_F(ToolPoolDirect, AFreeWorkerTakesCallsWhileAnotherIsHeld) {
   auto d = describe_pool(pool);
   EXPECT_EQ(d["busy"], 1) << "the held call still runs: " << d.dump();
   EXPECT_EQ(d["queued"], 0) << d.dump();
+}
+
+// Calls waiting for a worker when the pool ends are answered at once, with
+// an error naming the pool, not left to their callers' deadlines: those in
+// the lock-free intake (every worker busy) ...
+TEST_F(ToolPoolDirect, ItsEndAnswersTheCallsWaitingInItsIntake) {
+  auto pool = spawn("whole", 1);
+  warm_up(pool);
+  caf::scoped_actor holder{*sys_};
+  holder->send(pool, run_atom_v, request("whole", json{{"hang", true}}));
+  for (int k = 0; k < 1000 && describe_pool(pool)["busy"] != 1; ++k)
+    std::this_thread::sleep_for(1ms);
+  caf::scoped_actor self{*sys_};
+  auto first = self->request(pool, 60s, run_atom_v,
+                             request("whole", json{{"id", 1}}));
+  auto second = self->request(pool, 60s, run_atom_v,
+                              request("whole", json{{"id", 2}}));
+  ASSERT_EQ(describe_pool(pool)["queued"], 2);
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+  for (auto* h : {&first, &second})
+    h->receive(
+      [](task_result& res) { ADD_FAILURE() << res.output.dump(); },
+      [](caf::error& err) {
+        EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
+        EXPECT_NE(message_of(err).find("the pool of tool whole ended"),
+                  std::string::npos)
+          << describe(err);
+      });
+}
+
+// ... and those in its queue.
+TEST_F(ToolPoolDirect, ItsEndAnswersTheCallsWaitingInItsQueue) {
+  auto spawned = actors::spawn_tool_pool(*sys_, registry_, "whole",
+                                         json_value{}, {1, 2});
+  ASSERT_TRUE(spawned);
+  auto pool = *spawned;
+  pools_.push_back(pool);
+  warm_up(pool);
+  caf::scoped_actor holder{*sys_};
+  holder->send(pool, run_atom_v, request("whole", json{{"hang", true}}));
+  for (int k = 0; k < 1000 && describe_pool(pool)["busy"] != 1; ++k)
+    std::this_thread::sleep_for(1ms);
+  caf::scoped_actor self{*sys_};
+  auto first = self->request(pool, 60s, run_atom_v,
+                             request("whole", json{{"id", 1}}));
+  auto second = self->request(pool, 60s, run_atom_v,
+                              request("whole", json{{"id", 2}}));
+  // The third finds the bound reached: the pool moves the two waiting into
+  // its queue to count them and refuses it.
+  self->request(pool, 60s, run_atom_v, request("whole", json{{"id", 3}}))
+    .receive([](task_result& res) { ADD_FAILURE() << res.output.dump(); },
+             [](caf::error& err) {
+               EXPECT_EQ(code_of(err), errc::overloaded) << describe(err);
+             });
+  ASSERT_EQ(describe_pool(pool)["queued"], 2);
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+  for (auto* h : {&first, &second})
+    h->receive(
+      [](task_result& res) { ADD_FAILURE() << res.output.dump(); },
+      [](caf::error& err) {
+        EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
+        EXPECT_NE(message_of(err).find("the pool of tool whole ended"),
+                  std::string::npos)
+          << describe(err);
+      });
+}
+
+// Split calls are answered too when the pool ends: one waiting behind a
+// held one, and the held one, whose part runs on a worker (the pool makes
+// a split call's answer, so no worker would give it).
+TEST(ToolPoolEnd, ItsEndAnswersItsSplitCalls) {
+  caf::actor_system_config cfg;
+  register_types(cfg);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  tools::tool_registry registry;
+  registry.add("probe", &make_probe);
+  auto pool = actors::spawn_tool_pool(sys, registry, "probe", json_value{},
+                                      {1});
+  ASSERT_TRUE(pool);
+  board().reset(1);
+  task_request req;
+  req.execution_id = "e";
+  req.task_id = "t";
+  req.tool = "probe";
+  req.input = json_value{json{{"n", 1}, {"hang", 0}}};
+  caf::scoped_actor holder{sys};
+  auto held = holder->request(*pool, 60s, run_atom_v, req);
+  // Its one part holds the one worker.
+  {
+    std::unique_lock<std::mutex> lock{board().mtx};
+    ASSERT_TRUE(board().cv.wait_for(lock, 60s,
+                                    [] { return board().entered >= 1; }));
+  }
+  caf::scoped_actor self{sys};
+  req.input = json_value{json{{"n", 2}}};
+  auto waiting = self->request(*pool, 60s, run_atom_v, req);
+  ASSERT_EQ(describe_pool(sys, *pool)["queued"], 1);
+  self->send_exit(*pool, caf::exit_reason::user_shutdown);
+  auto check = [](caf::error& err) {
+    EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
+    EXPECT_NE(message_of(err).find("the pool of tool probe ended"),
+              std::string::npos)
+      << describe(err);
+  };
+  waiting.receive(
+    [](task_result& res) { ADD_FAILURE() << res.output.dump(); }, check);
+  held.receive(
+    [](task_result& res) { ADD_FAILURE() << res.output.dump(); }, check);
 }

@@ -791,6 +791,111 @@ TEST(Serve, EveryBodyIsBoundedWhateverItsFraming) {
   EXPECT_EQ(status, 200);
 }
 
+// Sends `head`, then `piece` after piece until `cap` bytes are sent or the
+// server stops taking them; the bytes sent and the answer read then.
+std::pair<size_t, std::string> send_endless_head(int port,
+                                                 const std::string& head,
+                                                 const std::string& piece,
+                                                 size_t cap) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return {0, "no connection"};
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  auto send_all = [fd](const std::string& bytes) {
+    for (size_t off = 0; off < bytes.size();) {
+      auto n = ::send(fd, bytes.data() + off, bytes.size() - off,
+                      MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  };
+  size_t sent = 0;
+  if (send_all(head))
+    while (sent < cap && send_all(piece))
+      sent += piece.size();
+  return {sent, read_to_end(fd)};
+}
+
+// A request line or headers without end: the server holds a bounded part
+// of them, answers 414 or 431 with a problem document, ends the connection
+// and serves the next request.
+TEST(Serve, EveryRequestHeadIsBounded) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  read_timeout: 3s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  // 64 MiB offered; loopback's socket buffers hold a few MiB, so sending
+  // less means the server stopped taking them and closed.
+  const size_t cap = size_t{64} << 20;
+  std::string line_piece(64 << 10, 'x');
+  std::string header_lines;
+  while (header_lines.size() < (64u << 10))
+    header_lines += "X-Pad: " + std::string(100, 'y') + "\r\n";
+  struct endless {
+    std::string head;
+    std::string piece;
+    std::string status;
+    std::string type;
+  };
+  const std::vector<endless> cases{
+    {"GET /", line_piece, "414", "/problems/uri_too_long"},
+    {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", line_piece, "431",
+     "/problems/headers_too_large"},
+    {"GET /healthz HTTP/1.1\r\nHost: x\r\n", header_lines, "431",
+     "/problems/headers_too_large"},
+  };
+  for (const auto& c : cases) {
+    auto [sent, answer] = send_endless_head(s.port(), c.head, c.piece, cap);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + c.status, 0), 0u)
+      << c.head << ": " << answer.substr(0, 400);
+    EXPECT_NE(answer.find(c.type), std::string::npos)
+      << answer.substr(0, 400);
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos)
+      << answer.substr(0, 400);
+    EXPECT_LT(sent, cap) << c.head;
+    int status = 0;
+    get(s, "/healthz", &status);
+    EXPECT_EQ(status, 200) << "after " << c.head;
+  }
+  // A request line ending just past the bound (its line end within it)
+  // is answered alike.
+  int fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  std::string line = "GET /" + std::string(8177, 'x') + " HTTP/1.1\r\n";
+  ASSERT_EQ(line.size(), 8193u);
+  auto request = line + "Host: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  auto answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 414", 0), 0u) << answer.substr(0, 400);
+  EXPECT_NE(answer.find("/problems/uri_too_long"), std::string::npos)
+    << answer.substr(0, 400);
+  // One header line over httplib's own bound (8192 bytes): 400, and the
+  // connection ends rather than reading the rest of the head as requests.
+  fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  request = "GET /healthz HTTP/1.1\r\nX-Long: " + std::string(9000, 'l')
+            + "\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer.substr(0, 400);
+  EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos)
+    << answer.substr(0, 600);
+  // Heads within the bounds are served as before, on one connection.
+  auto c = s.client();
+  auto big = c.Get("/healthz", {{"X-Token", std::string(7000, 't')}});
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 200);
+  auto again = c.Get(("/healthz?q=" + std::string(4000, 'q')).c_str());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
 TEST(Serve, SecondServerOnTheStoreNamesTheHolder) {
   test::temp_dir dir;
   auto db = dir.str() + "/db";
@@ -1034,6 +1139,14 @@ TEST(Serve, TlsServesHttpsWithTheConfiguredCertificate) {
   auto r = tls.Get("/healthz");
   ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 200);
+  // Over TLS too a head is bounded (the connection's reader is cadre's).
+  auto big = tls.Get("/healthz", {{"X-Big", std::string(100 << 10, 'x')}});
+  ASSERT_TRUE(big) << httplib::to_string(big.error());
+  EXPECT_EQ(big->status, 431) << big->body;
+  EXPECT_NE(big->body.find("/problems/headers_too_large"), std::string::npos);
+  auto next = tls.Get("/healthz");
+  ASSERT_TRUE(next) << httplib::to_string(next.error());
+  EXPECT_EQ(next->status, 200);
   // Plain HTTP on the same port gets no answer.
   auto plain = s.client();
   plain.set_read_timeout(5, 0);
@@ -1077,6 +1190,58 @@ TEST(Serve, CorsAnswersConfiguredOriginsOnly) {
   ASSERT_TRUE(other);
   EXPECT_EQ(other->status, 200);
   EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
+}
+
+// A preflight with a body (no browser sends one, and httplib reads none)
+// is answered and ends the connection, so its body is never read as a next
+// request; a declared body over the limit is refused as on any route.
+TEST(Serve, APreflightWithABodyIsAnsweredAndEndsTheConnection) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  cors_origins: [https://app.example]\n"
+                        "  max_body_bytes: 1000\n  read_timeout: 3s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  const std::string preflight = "OPTIONS /v1/executions HTTP/1.1\r\n"
+                                "Host: x\r\nOrigin: https://app.example\r\n"
+                                "Access-Control-Request-Method: POST\r\n";
+  // The body is a request of its own: read as one, it would be answered.
+  const std::string inner = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  int fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  auto request = preflight + "Content-Length: "
+                 + std::to_string(inner.size()) + "\r\n\r\n" + inner;
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  auto answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 204", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Access-Control-Allow-Origin: https://app.example"),
+            std::string::npos)
+    << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos)
+    << "the body was answered as a request: " << answer;
+  // Declared over server.max_body_bytes: 413, as on any route.
+  fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  request = preflight + "Content-Length: 52428800\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  answer = read_to_end(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
+  EXPECT_NE(answer.find("/problems/too_large"), std::string::npos) << answer;
+  // Chunked without end: answered, and the connection ends rather than
+  // reading the chunks as requests.
+  auto [sent, endless] = send_endless_body(
+    s.port(), preflight + "Transfer-Encoding: chunked\r\n\r\n", true,
+    size_t{64} << 20);
+  EXPECT_EQ(endless.rfind("HTTP/1.1 204", 0), 0u) << endless.substr(0, 400);
+  EXPECT_EQ(endless.find("HTTP/1.1", 1), std::string::npos)
+    << endless.substr(0, 400);
+  EXPECT_LT(sent, size_t{64} << 20);
+  int status = 0;
+  get(s, "/healthz", &status);
+  EXPECT_EQ(status, 200);
 }
 
 TEST(Serve, SlowClientsAreDisconnectedAndRequestsLogged) {

@@ -722,6 +722,57 @@ TEST(AgentMachine, EachDistinctSpecIsRecordedOnceAndTurnsNameIt) {
   EXPECT_EQ(again.last_request()->messages[0].content, "Be thorough.");
 }
 
+// An agent whose turns each run a different spec (a prompt made from the
+// task's input) holds only the specs it ran last: one it dropped is
+// recorded again under a new id when a turn runs it again, one it holds is
+// named again, and the log folded again resolves every turn's spec.
+TEST(AgentMachine, ItHoldsOnlyTheSpecsItRanLast) {
+  agent_machine m{"a"};
+  recorder rec;
+  auto spec_of = [](size_t k) {
+    return json{{"system", "Prompt " + std::to_string(k)}};
+  };
+  size_t n = 2 * max_held_specs + 5;
+  for (size_t k = 0; k < n; ++k) {
+    plain_turn(m, rec, "t" + std::to_string(k), spec_of(k), "q", "a");
+    EXPECT_LE(m.held_specs(), max_held_specs) << "after turn " << k;
+  }
+  auto spec_events = [&] {
+    std::vector<json> out;
+    for (const auto& e : rec.log)
+      if (e.type == ev::spec)
+        out.push_back(e.payload.get());
+    return out;
+  };
+  ASSERT_EQ(spec_events().size(), n);
+  // The last spec run is held: its next turn names it.
+  plain_turn(m, rec, "again-last", spec_of(n - 1), "q", "a");
+  ASSERT_EQ(spec_events().size(), n);
+  // The first was dropped: recorded again, under an id no spec had.
+  auto b = start_and_begin(m, rec, turn_of("again-first", spec_of(0), "q"));
+  ASSERT_EQ(b.actions.size(), 1u);
+  auto specs = spec_events();
+  ASSERT_EQ(specs.size(), n + 1);
+  EXPECT_EQ(specs.back()["spec_id"], n + 1);
+  EXPECT_EQ(specs.back()["spec"], spec_of(0));
+  // Folded again with that turn in flight, the turn has its spec, and so
+  // did every turn before it.
+  agent_machine again{"a"};
+  for (const auto& e : rec.log) {
+    again.apply(e);
+    if (e.type == ev::turn_started) {
+      auto id = e.payload.get()["spec_id"].get<size_t>();
+      auto want = id <= n ? spec_of(id - 1) : spec_of(0);
+      ASSERT_NE(again.active(), nullptr);
+      EXPECT_EQ(again.active()->spec.system, want["system"]) << id;
+    }
+  }
+  EXPECT_EQ(again.view(), m.view());
+  ASSERT_NE(again.active(), nullptr);
+  EXPECT_EQ(again.active()->key, "again-first");
+  EXPECT_EQ(again.active()->spec.system, "Prompt 0");
+}
+
 // A log written before specs were recorded apart holds the spec in each
 // agent_turn_started: it still folds, and a turn cut off in it resumes
 // with its spec.

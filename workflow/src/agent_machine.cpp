@@ -6,6 +6,7 @@
 #include "cadre/workflow/agent_machine.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <string_view>
@@ -106,8 +107,33 @@ void agent_spec_table::apply(const event& ev) {
   if (ev.type != agent_events::spec)
     return;
   const auto& p = ev.payload.get();
-  if (auto id = id_of(p); id != 0 && p.contains("spec"))
+  if (auto id = id_of(p); id != 0 && p.contains("spec")) {
     specs[id] = p["spec"];
+    last_id_ = std::max(last_id_, id);
+    use(id);
+  }
+}
+
+void agent_spec_table::use(uint64_t id) {
+  if (specs.count(id) != 0)
+    used_[id] = ++uses_;
+}
+
+void agent_spec_table::trim(size_t keep) {
+  while (specs.size() > keep) {
+    auto oldest = specs.begin();
+    uint64_t when = UINT64_MAX;
+    for (auto i = specs.begin(); i != specs.end(); ++i) {
+      auto u = used_.find(i->first);
+      auto w = u == used_.end() ? 0 : u->second;
+      if (w < when) {
+        when = w;
+        oldest = i;
+      }
+    }
+    used_.erase(oldest->first);
+    specs.erase(oldest);
+  }
 }
 
 const json* agent_spec_table::of(const json& started) const {
@@ -405,6 +431,7 @@ void agent_machine::fold(const event& e, const known& k) {
     t.attempt = p.value("attempt", uint32_t{1});
     t.fork_of = p.value("fork_of", std::string{});
     t.replies = p.value("replies", std::string{});
+    specs_.use(agent_spec_table::id_of(p));
     // Checked when the turn started; the log keeps what ran.
     if (k.spec) {
       t.spec = std::move(*k.spec);
@@ -542,7 +569,10 @@ expected<agent_step> agent_machine::start(const agent_turn& req,
   // and the same for most turns.
   auto spec_id = specs_.find(req.spec.get());
   if (spec_id == 0) {
-    spec_id = specs_.specs.empty() ? 1 : specs_.specs.rbegin()->first + 1;
+    // Bounded live only: a fold of the log keeps every spec it reads, so
+    // an older turn's spec_id always resolves.
+    specs_.trim(max_held_specs - 1);
+    spec_id = specs_.next_id();
     emit(ev::spec,
          json{{"spec_id", spec_id}, {"agent", req.agent},
               {"spec", req.spec.get()}},

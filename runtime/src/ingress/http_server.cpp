@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "cadre/actors/metrics.hpp"
+#include "ingress/bounded_head.hpp"
 #include "ingress/bounded_pool.hpp"
 #include "ingress/openapi.hpp"
 #include "cadre/messages/json_text.hpp"
@@ -65,8 +66,9 @@ void send_problem(httplib::Response& res, const problem& p) {
                   "application/problem+json");
 }
 
-// The connection ends once this request's answer is written (the post-
-// routing handler): a body left unread would be read as the next request.
+// The connection ends once this request's answer is written, whatever
+// the answer (bounded_head.cpp's connection loop): a body left unread
+// would be read as the next request.
 void end_connection_after(httplib::Response& res) {
   if (res.get_header_value("Connection") != "close")
     res.set_header("Connection", "close");
@@ -232,8 +234,21 @@ bool http_server::impl::route_to_owner(const httplib::Request& req,
 
 void http_server::impl::middleware() {
   using answer = httplib::Server::HandlerResponse;
-  auto before = [this](const httplib::Request& req,
-                       httplib::Response& res) -> answer {
+  // A declared body over the route's limit is refused before it is read.
+  auto declared_too_large = [this](const httplib::Request& req,
+                                   httplib::Response& res) {
+    if (!req.has_header("Content-Length"))
+      return false;
+    auto declared = std::strtoull(
+      req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    auto [limit, setting] = body_limit(req.method, req.path);
+    if (limit == 0 || declared <= limit)
+      return false;
+    send_problem_closing(res, too_large_problem(limit, setting, declared));
+    return true;
+  };
+  auto before = [this, declared_too_large](const httplib::Request& req,
+                                           httplib::Response& res) -> answer {
     current_request() = request_context{};
     current_request().start = steady_clock::now();
     auto given = req.get_header_value("X-Request-Id");
@@ -249,6 +264,11 @@ void http_server::impl::middleware() {
         res.set_header("Access-Control-Expose-Headers",
                        "X-Request-Id, X-Execution-Id, Retry-After");
         if (req.method == "OPTIONS") {
+          // A preflight's body, which no browser sends, is bounded as any
+          // other; httplib reads none, so the connection ends after the
+          // answer (set_pre_routing_handler below).
+          if (declared_too_large(req, res))
+            return httplib::Server::HandlerResponse::Handled;
           res.set_header("Access-Control-Allow-Methods",
                          "GET, POST, PUT, DELETE, OPTIONS");
           res.set_header("Access-Control-Allow-Headers",
@@ -316,16 +336,8 @@ void http_server::impl::middleware() {
       res.status = 404; // the error handler says 404 or 405
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (req.has_header("Content-Length")) {
-      auto declared = std::strtoull(
-        req.get_header_value("Content-Length").c_str(), nullptr, 10);
-      auto [limit, setting] = body_limit(req.method, req.path);
-      if (limit > 0 && declared > limit) {
-        send_problem_closing(res,
-                             too_large_problem(limit, setting, declared));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
+    if (declared_too_large(req, res))
+      return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   };
   srv->set_pre_routing_handler([before](const httplib::Request& req,
@@ -346,6 +358,27 @@ void http_server::impl::middleware() {
   });
   srv->set_error_handler(httplib::Server::HandlerWithResponse{
     [this](const httplib::Request& req, httplib::Response& res) {
+    // A head past its bound: httplib has read no more of it (bounded_head),
+    // and the connection ends after this answer. A request line just past
+    // httplib's own bound (its line end within ours) is httplib's 414.
+    auto code = std::exchange(current_request().head_too_large, 0);
+    if (code == 0 && res.status == 414)
+      code = 414;
+    if (code != 0) {
+      send_problem(res, code == 414
+                          ? make_problem(414, "uri_too_long",
+                                         "the request line is over "
+                                           + std::to_string(
+                                             max_request_line_bytes)
+                                           + " bytes")
+                          : make_problem(431, "headers_too_large",
+                                         "the request's head (request line "
+                                         "and headers) is over "
+                                           + std::to_string(max_head_bytes)
+                                           + " bytes"));
+      end_connection_after(res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // Handlers that answered an error wrote their own problem document.
     if (!res.body.empty())
       return httplib::Server::HandlerResponse::Unhandled;
@@ -374,33 +407,14 @@ void http_server::impl::middleware() {
                                           "server.max_body_bytes"));
       return httplib::Server::HandlerResponse::Handled;
     }
-    send_problem(res, make_problem(res.status,
-                                   res.status >= 500 ? "internal"
-                                                     : "bad_request",
-                                   "the request could not be read"));
+    // httplib's own answer to a request it could not read (a header line
+    // over its 8192 bytes): where the next request starts is unknown.
+    send_problem_closing(res, make_problem(res.status,
+                                           res.status >= 500 ? "internal"
+                                                             : "bad_request",
+                                           "the request could not be read"));
     return httplib::Server::HandlerResponse::Handled;
   }});
-  srv->set_post_routing_handler([](const httplib::Request& req,
-                                   httplib::Response& res) {
-    // httplib keeps a connection open whatever its answer's Connection
-    // header says. An answer whose body reports a failure once written
-    // ends it (send_problem_closing).
-    if (!std::exchange(current_request().end_connection, false)
-        || res.body.empty() || req.method == "HEAD")
-      return;
-    if (!res.has_header("Content-Length"))
-      res.set_header("Content-Length", std::to_string(res.body.size()));
-    auto body = std::make_shared<std::string>(std::move(res.body));
-    res.body.clear();
-    auto type = res.get_header_value("Content-Type");
-    res.headers.erase("Content-Type");
-    res.set_content_provider(
-      body->size(), type,
-      [body](size_t offset, size_t length, httplib::DataSink& sink) {
-        sink.write(body->data() + offset, length);
-        return false;
-      });
-  });
   srv->set_logger([this](const httplib::Request& req,
                          const httplib::Response& res) {
     auto elapsed = std::chrono::duration<double>(steady_clock::now()
@@ -509,8 +523,8 @@ expected<int> http_server::bind() {
     st.limiter = std::make_unique<rate_limiter>(st.opts.rate_limit,
                                                 st.opts.rate_burst);
   if (!st.opts.tls_cert_file.empty()) {
-    auto tls = std::make_unique<httplib::SSLServer>(
-      st.opts.tls_cert_file.c_str(), st.opts.tls_key_file.c_str());
+    auto tls = make_bounded_tls_server(st.opts.tls_cert_file.c_str(),
+                                       st.opts.tls_key_file.c_str());
     if (!tls->is_valid())
       return make_error(errc::invalid_config,
                         "server.tls: cannot load the certificate "
@@ -518,7 +532,7 @@ expected<int> http_server::bind() {
                           + st.opts.tls_key_file);
     st.srv = std::move(tls);
   } else {
-    st.srv = std::make_unique<httplib::Server>();
+    st.srv = make_bounded_server();
   }
   st.install();
   // Debian's libcpp-httplib listens with a backlog of 5 (compiled in): past

@@ -15,6 +15,8 @@ std::string title_of(const std::string& type) {
     {"method_not_allowed", "Method not allowed"},
     {"conflict", "Conflict"},
     {"too_large", "Body too large"},
+    {"uri_too_long", "Request line too long"},
+    {"headers_too_large", "Request headers too large"},
     {"unsupported_media_type", "Unsupported media type"},
     {"invalid_input", "Invalid input"},
     {"invalid_workflow", "Invalid workflow"},

@@ -47,8 +47,12 @@ struct request_context {
   std::string principal;
   std::string route = "unmatched";
   std::chrono::steady_clock::time_point start;
-  /// The connection ends after the answer (send_problem_closing).
+  /// The connection ends after the answer (end_connection_after; the
+  /// connection loop of bounded_head.cpp reads it).
   bool end_connection = false;
+  /// 414 or 431 when the request's head passed its bound (bounded_head.hpp);
+  /// the error handler answers it and the connection ends.
+  int head_too_large = 0;
 };
 
 /// The request this thread handles.

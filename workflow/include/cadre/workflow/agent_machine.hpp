@@ -53,6 +53,21 @@ struct agent_spec_table {
   /// Folds an agent_spec event; other events are ignored.
   void apply(const event& ev);
 
+  /// Notes that a turn ran spec `id` (for trim(): the least recently used
+  /// go first).
+  void use(uint64_t id);
+
+  /// Drops the least recently used specs until at most `keep` remain. A
+  /// spec dropped is recorded again, under a new id, by the next turn that
+  /// runs it; the log keeps every spec its turns name.
+  void trim(size_t keep);
+
+  /// The id for the next spec recorded: above every id the log has used,
+  /// dropped ones included.
+  uint64_t next_id() const {
+    return last_id_ + 1;
+  }
+
   /// The spec of an agent_turn_started payload, or null when its log lacks
   /// it.
   const json* of(const json& started) const;
@@ -62,6 +77,12 @@ struct agent_spec_table {
 
   /// The `spec_id` of an agent_spec or agent_turn_started payload, or 0.
   static uint64_t id_of(const json& payload);
+
+private:
+  uint64_t last_id_ = 0;
+  // When each spec held was last recorded or run (a count of uses).
+  std::map<uint64_t, uint64_t> used_;
+  uint64_t uses_ = 0;
 };
 
 /// The whole requests of an agent log's llm_requested events. The first
@@ -204,6 +225,11 @@ inline constexpr size_t default_max_finished_turns = 1024;
 /// of turns whose answers it no longer keeps (8 bytes a turn).
 inline constexpr size_t forgotten_turns_factor = 16;
 
+/// How many distinct specs an agent machine holds to reuse their recorded
+/// ids; a turn that runs one it dropped records it in the log again. Not a
+/// setting: past it a log only holds a spec more than once.
+inline constexpr size_t max_held_specs = 64;
+
 /// How many recent turns' prompts and answers an agent machine holds at
 /// least, for `cadre agent memory`, beyond what its requests can still
 /// use; older ones are only in its log (docs/agents.md#memory).
@@ -277,6 +303,12 @@ public:
   const std::string& log() const;
   uint64_t last_seq() const;
   const agent_active_turn* active() const;
+
+  /// How many distinct specs the machine holds (at most max_held_specs
+  /// once a turn has started since the log was folded).
+  size_t held_specs() const {
+    return specs_.specs.size();
+  }
   /// The log's last model request (the one in flight when the active turn
   /// has llm_pending), or null.
   const llm_request* last_request() const;
