@@ -15,6 +15,7 @@
 #include "cadre/persistence/event_store.hpp"
 #include "cadre_process.hpp"
 #include "cadre_server.hpp"
+#include "openapi_schema.hpp"
 #include "temp_dir.hpp"
 
 using namespace cadre;
@@ -90,6 +91,14 @@ TEST(AgentView, RouteAndCliShowTheMemoryOfAnAgentAlsoAfterKill9) {
     EXPECT_EQ(before["turns"], 2);
     EXPECT_EQ(said(before), conversation) << before.dump();
     EXPECT_TRUE(before["active"].is_null());
+    // The answer is what the OpenAPI document says it is.
+    auto api = test::openapi_document::load(
+      std::string{CADRE_SOURCE_DIR} + "/runtime/src/ingress/openapi.json");
+    auto schema = test::openapi_document::compile(
+      api.response_schema("/v1/agents/{agent_id}", "get", 200));
+    for (const auto& e : schema.validate(before))
+      ADD_FAILURE() << e.pointer << ": " << e.message;
+    EXPECT_FALSE(schema.validate(json::object()).empty());
     // What the view holds is the documented set of fields, no more: the
     // conversation and counts, never a spec, profile or key.
     std::set<std::string> keys;
