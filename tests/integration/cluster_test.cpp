@@ -89,6 +89,13 @@ bool eventually(const std::function<bool()>& ok) {
   return ok();
 }
 
+// True once `a` and `b` see each other up and `b` knows `a`'s API URL
+// (where it sends requests for what `a` owns).
+bool up_with_url(const cluster_node& a, const cluster_node& b) {
+  return state_of(a, "b") == "up" && state_of(b, "a") == "up"
+         && !members(b)["a"].value("url", "").empty();
+}
+
 json sleep_workflow(int ms) {
   return json{{"name", "remote"},
               {"tasks",
@@ -394,10 +401,8 @@ TEST(Cluster, RequestsForAnotherNodesExecutionGoToItsOwnerOrAreRefusedWhileItIsD
   ASSERT_TRUE(a.server->ok());
   auto b = start_node(dir, "b", a.address);
   ASSERT_TRUE(b.server->ok());
-  ASSERT_TRUE(eventually([&] {
-    return state_of(a, "b") == "up" && state_of(b, "a") == "up"
-           && !members(b)["a"].value("url", "").empty();
-  })) << json(members(b)).dump();
+  ASSERT_TRUE(eventually([&] { return up_with_url(a, b); }))
+    << json(members(b)).dump();
   int status = 0;
   auto done = test::post(*a.server, "/v1/executions?wait=60",
                          json{{"definition", sleep_workflow(1)}}, &status);
@@ -486,10 +491,8 @@ TEST(Cluster, AnAgentOfAnExecutionIsShownByItsOwnerAskedOfAnyNode) {
   ASSERT_TRUE(a.server->ok());
   auto b = start_node(dir, "b", a.address);
   ASSERT_TRUE(b.server->ok());
-  ASSERT_TRUE(eventually([&] {
-    return state_of(a, "b") == "up" && state_of(b, "a") == "up"
-           && !members(b)["a"].value("url", "").empty();
-  })) << json(members(b)).dump();
+  ASSERT_TRUE(eventually([&] { return up_with_url(a, b); }))
+    << json(members(b)).dump();
   json wf{{"name", "ask"},
           {"agents",
            {{"helper", {{"script", json::array({json{
