@@ -1140,12 +1140,6 @@ agent_actor::behavior_type agent_impl(agent_self self, std::string id,
           else
             p.deliver(json_value{st.m().view()});
         }
-        // An id without a log that was only asked about stops at once, not
-        // after idle_timeout: questions about unknown ids hold no actors.
-        if (st.m().last_seq() == 0 && idle(self)) {
-          self->quit();
-          return;
-        }
         if (auto* t = st.m().active()) {
           note_turn_started(self, "agent turn resumed from its log");
           auto tools = t->spec.tools;
