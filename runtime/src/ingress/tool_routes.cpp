@@ -73,13 +73,13 @@ void http_server::impl::tools_agents_tree() {
             list.push_back(json{{"name", name}, {"spec", spec}});
         send_json(res, 200, json{{"agents", list}});
       });
-  // An agent id is one to three segments ("researcher", "e1/researcher",
+  // An agent id is one or two segments ("researcher", "e1/researcher",
   // "e1/extract"), sent with its slashes as they are or as %2F.
   add("GET", "/v1/agents/([A-Za-z0-9._\\[\\]/-]{1,512})",
       "/v1/agents/{agent_id}",
       [this](const httplib::Request& req, httplib::Response& res) {
-        // Asking starts the agent, which folds its log; an id without a
-        // log is not_found and no log is written.
+        // The agents actor starts an agent not running that has a log (it
+        // folds it); an id without one is not_found, starting nothing.
         auto view = ask<json_value>(n.agents(), get_atom_v,
                                     req.matches[1].str());
         if (!view) {
