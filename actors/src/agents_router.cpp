@@ -17,6 +17,7 @@
 #include "cadre/actors/spawn.hpp"
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/log/log.hpp"
+#include "cadre/workflow/agent_machine.hpp"
 #include "cadre/workflow/agent_spec.hpp"
 
 namespace cadre::actors {
@@ -80,19 +81,41 @@ void route(agents_self self, std::string id, agent_turn turn,
 
 // The memory of agent `id`. An agent that stopped (idle, or crashed) with
 // the question in its mailbox leaves it to its successor, as a turn does.
-void ask_memory(agents_self self, std::string id,
-                caf::typed_response_promise<json_value> promise, int tries) {
+void ask_agent(agents_self self, std::string id,
+               caf::typed_response_promise<json_value> promise, int tries) {
   auto handle = agent_of(self, id);
   self->request(handle, local_deadline, get_atom_v)
     .then([=](json_value& v) mutable { promise.deliver(std::move(v)); },
           [=](caf::error& err) mutable {
             if (err == caf::sec::request_receiver_down && tries > 0)
               self->state.children->await_successor(id, handle, [=] {
-                ask_memory(self, id, promise, tries - 1);
+                ask_agent(self, id, promise, tries - 1);
               });
             else
               promise.deliver(std::move(err));
           });
+}
+
+// An agent not running is started only when it has a log: a question about
+// an unknown id (any client may ask) leaves no actor behind for
+// idle_timeout, and writes no log.
+void ask_memory(agents_self self, std::string id,
+                caf::typed_response_promise<json_value> promise) {
+  if (self->state.children->get(id)) {
+    ask_agent(self, std::move(id), std::move(promise), 5);
+    return;
+  }
+  self->request(self->state.store, local_deadline, get_atom_v, read_atom_v,
+                workflow::agent_log_of(id))
+    .then(
+      [=](uint64_t last) mutable {
+        if (last == 0)
+          promise.deliver(make_error(errc::not_found,
+                                     "agent " + id + " has no log"));
+        else
+          ask_agent(self, id, promise, 5);
+      },
+      [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
 }
 
 // Agents restart lazily: the next turn (or one waiting) starts the
@@ -178,7 +201,7 @@ agents_impl(agents_self self, event_store_actor store, event_bus_actor bus,
     },
     [=](get_atom, const std::string& id) -> caf::result<json_value> {
       auto promise = self->make_response_promise<json_value>();
-      ask_memory(self, id, promise, 5);
+      ask_memory(self, id, promise);
       return promise;
     },
   };

@@ -27,6 +27,7 @@
 #include "cadre/tools/tool_registry.hpp"
 #include "cadre/workflow/definition.hpp"
 #include "cadre/workflow/replay.hpp"
+#include "cli/agent_commands.hpp"
 #include "cli/client_commands.hpp"
 #include "cli/inline_prompt.hpp"
 #include "cli/output.hpp"
@@ -854,6 +855,13 @@ int main(int argc, char** argv) {
   inspect->add_option("ID", id, "execution id")->required();
   inspect->add_option("--at", at, "sequence number of the event");
 
+  auto* agent_cmd = app.add_subcommand(
+    "agent", "show an agent's memory: its held messages, summary and turns");
+  agent_cmd->add_option("ID", id,
+                        "agent id (e.g. EXECUTION/AGENT; `usage.agent_id` "
+                        "of its task)")
+    ->required();
+
   std::string against;
   auto* replay = app.add_subcommand(
     "replay", "step through an execution's events, or check them against "
@@ -1026,6 +1034,8 @@ int main(int argc, char** argv) {
                                      cfg ? cfg->snapshot_every : 0,
                                      g.json_out);
   }
+  if (agent_cmd->parsed())
+    return runtime::cli::cmd_agent(*open_reader(g), id, g.json_out);
   if (replay->parsed())
     return runtime::cli::cmd_replay(*open_reader(g), id, against, g.json_out);
   if (test->parsed()) {

@@ -677,6 +677,41 @@ TEST(Agent, IdleAgentStopsAfterIdleTimeout) {
   EXPECT_EQ(*reads, 2);
 }
 
+// Asking the memory of an id without a log answers not_found naming it,
+// writes no log, and starts no agent (which would stay for idle_timeout):
+// no agent reads a log.
+TEST(Agent, AnIdWithoutALogIsNotFoundAndKeepsNoAgent) {
+  test::temp_dir dir;
+  auto failing = std::make_shared<std::atomic<bool>>(false);
+  auto reads = std::make_shared<std::atomic<int>>(0);
+  actors::agents_options opts;
+  opts.idle_timeout = std::chrono::hours{1};
+  agent_node node{dir.str(), opts,
+                  [=](caf::actor_system& sys, event_store_actor real) {
+                    return sys.spawn(failing_agent_reads, real, failing,
+                                     reads);
+                  }};
+  for (int i = 0; i < 3; ++i) {
+    auto memory = node.memory("e1/nobody");
+    ASSERT_FALSE(memory);
+    EXPECT_EQ(code_of(memory.error()), errc::not_found);
+    EXPECT_EQ(message_of(memory.error()), "agent e1/nobody has no log");
+  }
+  EXPECT_EQ(*reads, 0);
+  EXPECT_TRUE(node.log("agent:e1/nobody").empty());
+  // An agent with a log stays (until idle_timeout) and answers from memory.
+  json spec{{"script", json::parse(R"js([{"default": true,
+              "reply": {"text": "ok"}}])js")}};
+  ASSERT_TRUE(node.turn(make_turn("a", spec, "q")));
+  auto before = reads->load();
+  for (int i = 0; i < 2; ++i) {
+    auto memory = node.memory("e1/a");
+    ASSERT_TRUE(memory) << describe(memory.error());
+    EXPECT_EQ((*memory)["turns"], 1);
+  }
+  EXPECT_EQ(*reads, before);
+}
+
 // A store stuck on an append (a stalled disk) past append_deadline stops
 // the agent with an error naming the append and the deadline; the agent
 // restarts from its log, and once the store answers again the turn, sent

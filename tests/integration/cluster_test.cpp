@@ -89,6 +89,13 @@ bool eventually(const std::function<bool()>& ok) {
   return ok();
 }
 
+// True once `a` and `b` see each other up and `b` knows `a`'s API URL
+// (where it sends requests for what `a` owns).
+bool up_with_url(const cluster_node& a, const cluster_node& b) {
+  return state_of(a, "b") == "up" && state_of(b, "a") == "up"
+         && !members(b)["a"].value("url", "").empty();
+}
+
 json sleep_workflow(int ms) {
   return json{{"name", "remote"},
               {"tasks",
@@ -394,10 +401,8 @@ TEST(Cluster, RequestsForAnotherNodesExecutionGoToItsOwnerOrAreRefusedWhileItIsD
   ASSERT_TRUE(a.server->ok());
   auto b = start_node(dir, "b", a.address);
   ASSERT_TRUE(b.server->ok());
-  ASSERT_TRUE(eventually([&] {
-    return state_of(a, "b") == "up" && state_of(b, "a") == "up"
-           && !members(b)["a"].value("url", "").empty();
-  })) << json(members(b)).dump();
+  ASSERT_TRUE(eventually([&] { return up_with_url(a, b); }))
+    << json(members(b)).dump();
   int status = 0;
   auto done = test::post(*a.server, "/v1/executions?wait=60",
                          json{{"definition", sleep_workflow(1)}}, &status);
@@ -478,4 +483,61 @@ TEST(Cluster, AnAgentsToolCallLostWithItsNodeIsSentAgainElsewhere) {
   EXPECT_NE(a.server->proc().stderr_text().find(
               "agent tool call sent again: its node was lost"),
             std::string::npos);
+}
+
+TEST(Cluster, AnAgentOfAnExecutionIsShownByItsOwnerAskedOfAnyNode) {
+  test::temp_dir dir;
+  auto a = start_node(dir, "a", "");
+  ASSERT_TRUE(a.server->ok());
+  auto b = start_node(dir, "b", a.address);
+  ASSERT_TRUE(b.server->ok());
+  ASSERT_TRUE(eventually([&] { return up_with_url(a, b); }))
+    << json(members(b)).dump();
+  json wf{{"name", "ask"},
+          {"agents",
+           {{"helper", {{"script", json::array({json{
+                                     {"reply", {{"text", "done"}}}}})}}}}},
+          {"tasks", json::array({json{{"id", "t"},
+                                      {"agent", "helper"},
+                                      {"input", "help"}}})}};
+  int status = 0;
+  auto done = test::post(*a.server, "/v1/executions?wait=60",
+                         json{{"definition", wf}}, &status);
+  ASSERT_EQ(status, 200) << done.dump();
+  auto agent_id = done["id"].get<std::string>() + "/helper";
+  // The agent's log is on a's disk: b sends the question there.
+  auto c = b.server->client();
+  auto r = c.Get(("/v1/agents/" + agent_id).c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 307);
+  EXPECT_EQ(r->get_header_value("Location"),
+            a.server->url() + "/v1/agents/" + agent_id);
+  c.set_follow_location(true);
+  auto followed = c.Get(("/v1/agents/" + agent_id).c_str());
+  ASSERT_TRUE(followed);
+  ASSERT_EQ(followed->status, 200) << followed->body;
+  auto view = json::parse(followed->body);
+  EXPECT_EQ(view["turns"], 1);
+  EXPECT_EQ(view["messages"].size(), 2u) << view.dump();
+  // The CLI, pointed at b, follows the redirect too.
+  auto cli = test::run_to_end({"--server", b.server->url(), "agent", agent_id,
+                               "--json"},
+                              dir / "cli.err", 60s);
+  ASSERT_TRUE(cli);
+  EXPECT_EQ(cli->exit_code, 0) << cli->err;
+  EXPECT_EQ(json::parse(cli->last_line(), nullptr, false), view);
+  // An id of no execution (memory scope `agent`) is b's own: b has none.
+  test::get(*b.server, "/v1/agents/helper", &status);
+  EXPECT_EQ(status, 404);
+  // With a gone, b refuses with owner_unavailable naming the agent and a.
+  a.server->proc().signal(SIGKILL);
+  json problem;
+  ASSERT_TRUE(eventually([&] {
+    problem = test::get(*b.server, "/v1/agents/" + agent_id, &status);
+    return status == 503;
+  })) << problem.dump();
+  EXPECT_EQ(problem["type"], "/problems/owner_unavailable");
+  auto detail = problem["detail"].get<std::string>();
+  EXPECT_NE(detail.find("agent " + agent_id), std::string::npos) << detail;
+  EXPECT_NE(detail.find("node a"), std::string::npos) << detail;
 }

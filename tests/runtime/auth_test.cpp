@@ -224,6 +224,7 @@ TEST_F(Auth, RequiredScopeOfEveryDocumentedRoute) {
     {"GET", "/v1/tools", scope::read},
     {"POST", "/v1/tools/echo/invoke", scope::admin},
     {"GET", "/v1/agents", scope::read},
+    {"GET", "/v1/agents/e0193c1f2a4b17c3e9a/researcher", scope::read},
     {"GET", "/v1/tree", scope::read},
   };
   for (const auto& r : routes)

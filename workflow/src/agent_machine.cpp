@@ -356,7 +356,7 @@ const llm_request* agent_request_log::last() const {
 }
 
 agent_machine::agent_machine(std::string id, size_t max_finished_turns)
-  : id_(std::move(id)), log_("agent:" + id_),
+  : id_(std::move(id)), log_(agent_log_of(id_)),
     max_finished_(std::max<size_t>(max_finished_turns, 1)) {
 }
 

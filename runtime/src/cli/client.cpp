@@ -668,6 +668,21 @@ expected<json> api_client::tree() {
   return call(make_request("GET", url("/v1/tree"), call_timeout));
 }
 
+expected<json> api_client::agent(const std::string& id) {
+  // Each segment encoded and the slashes of the id kept ("e1/researcher"):
+  // the route takes them as they are.
+  std::string path = "/v1/agents/";
+  for (size_t pos = 0;;) {
+    auto slash = id.find('/', pos);
+    path += percent_encode(id.substr(pos, slash - pos));
+    if (slash == std::string::npos)
+      break;
+    path += '/';
+    pos = slash + 1;
+  }
+  return call(make_request("GET", url(path), call_timeout));
+}
+
 expected<std::string> api_client::metrics() {
   auto req = make_request("GET", url("/metrics"), call_timeout);
   req.headers.set("Accept", "text/plain");

@@ -258,6 +258,10 @@ public:
   /// GET /v1/tree: the supervision tree, as `cadre tree --json`.
   [[nodiscard]] expected<json> tree();
 
+  /// GET /v1/agents/{agent_id}: the agent's memory view (docs/agents.md);
+  /// errc::not_found for an agent without a log.
+  [[nodiscard]] expected<json> agent(const std::string& id);
+
   /// GET /metrics: the server's counters in Prometheus text format.
   [[nodiscard]] expected<std::string> metrics();
 

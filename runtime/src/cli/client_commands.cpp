@@ -20,6 +20,7 @@
 #include "cadre/actors/supervisor.hpp"
 #include "cadre/runtime/progress.hpp"
 #include "cadre/workflow/definition.hpp"
+#include "cli/agent_commands.hpp"
 #include "cli/client.hpp"
 #include "cli/inline_prompt.hpp"
 #include "cli/output.hpp"
@@ -449,6 +450,14 @@ int client_tree(api_client& client, const client_command& cmd) {
   return exit_ok;
 }
 
+int client_agent(api_client& client, const client_command& cmd) {
+  auto view = client.agent(cmd.id);
+  if (!view)
+    return fail(view.error(), replay_exit(view.error()));
+  print_agent(*view, cmd.json_out);
+  return exit_ok;
+}
+
 int client_inspect(api_client& client, const client_command& cmd) {
   auto state = client.state(cmd.id, cmd.at);
   if (!state)
@@ -539,6 +548,7 @@ std::optional<int> run_on_server(const client_command& cmd) {
     {"tool", &client_tool},
     {"tree", &client_tree},
     {"inspect", &client_inspect},
+    {"agent", &client_agent},
     {"diff", &client_diff},
     {"export", &client_export},
     {"import", &client_import},

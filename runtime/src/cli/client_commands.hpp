@@ -2,8 +2,8 @@
 
 // The `cadre` commands that talk to `cadre serve` over its HTTP API when
 // `--server URL` (or CADRE_SERVER) is given: run, executions, events,
-// input, cancel, tools, tool, tree, schedules, inspect, diff, export,
-// import and fork, with the same output and exit codes as on an embedded
+// input, cancel, tools, tool, tree, schedules, inspect, agent, diff,
+// export, import and fork, with the same output and exit codes as on an embedded
 // node or a local store. Private to runtime/.
 
 #include <cstdint>
@@ -31,7 +31,8 @@ struct client_command {
   std::string idempotency_key;
   /// executions --status.
   std::string status;
-  /// events, input, cancel, inspect, diff, export: the execution; events
+  /// events, input, cancel, inspect, diff, export: the execution (agent:
+  /// the agent id); events
   /// --from and --follow; inspect --at; diff: the other execution.
   std::string id;
   uint64_t at = 0;

@@ -11,6 +11,22 @@
 
 namespace cadre::runtime::cli {
 
+// Text from a model for one terminal line: no control characters (a model
+// must not move the cursor or change colours), runs of space as one.
+void append_visible(std::string& out, std::string_view piece) {
+  for (char c : piece) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      if (!out.empty() && out.back() != ' ')
+        out += ' ';
+      continue;
+    }
+    if (c == ' ' && !out.empty() && out.back() == ' ')
+      continue;
+    out += c;
+  }
+}
+
 void print_error(std::string_view msg) {
   constexpr std::string_view own = "cadre: ";
   if (msg.substr(0, own.size()) == own)

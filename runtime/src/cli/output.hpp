@@ -26,6 +26,11 @@ constexpr int exit_waiting = 3; // the execution waits for a person
 constexpr int exit_out_of_memory = 4; // an allocation failed; restart
 constexpr int exit_interrupted = 130; // SIGINT or SIGTERM (128 + SIGINT)
 
+/// Appends model text `piece` to `out` for one terminal line: control
+/// characters (a model must not move the cursor or change colours) and runs
+/// of space become one space.
+void append_visible(std::string& out, std::string_view piece);
+
 /// Prints "cadre: <msg>" on stderr (without a second "cadre: " that
 /// describe() puts before the cadre error category).
 void print_error(std::string_view msg);

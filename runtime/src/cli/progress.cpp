@@ -1,6 +1,7 @@
 #include "cadre/runtime/progress.hpp"
 #include "cadre/messages/json_text.hpp"
 #include "cadre/messages/utf8.hpp"
+#include "cli/output.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -74,22 +75,6 @@ std::string_view last_columns(std::string_view s, size_t n) {
   return s.substr(i);
 }
 
-// Text from a model for one terminal line: no control characters (a model
-// must not move the cursor or change colours), runs of space as one.
-void append_visible(std::string& out, std::string_view piece) {
-  for (char c : piece) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      if (!out.empty() && out.back() != ' ')
-        out += ' ';
-      continue;
-    }
-    if (c == ' ' && !out.empty() && out.back() == ' ')
-      continue;
-    out += c;
-  }
-}
-
 size_t terminal_columns(std::FILE* f) {
   if (f == nullptr || !isatty(fileno(f)))
     return 0;
@@ -122,7 +107,7 @@ bool token_view::add(const event& ev) {
       i->call = call;
       i->text.clear();
     }
-    append_visible(i->text, p.value("text", std::string{}));
+    cli::append_visible(i->text, p.value("text", std::string{}));
     if (i->text.size() > 2 * max_stream_tail) {
       auto keep = last_columns(i->text, max_stream_tail);
       i->text = std::string{keep};

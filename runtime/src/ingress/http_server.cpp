@@ -199,14 +199,25 @@ bool http_server::impl::read_whole(
 bool http_server::impl::route_to_owner(const httplib::Request& req,
                                        httplib::Response& res) {
   static const std::string prefix = "/v1/executions/";
-  if (n.node_name().empty() || req.path.rfind(prefix, 0) != 0)
+  // An agent of an execution ("<execution>/<agent or task>") lives where
+  // its turns run: on the execution's owner, whose disk has its log. An
+  // agent of scope `agent` (no slash) has a log on every node it ran on.
+  static const std::string agents = "/v1/agents/";
+  if (n.node_name().empty())
     return false;
-  auto id = req.path.substr(prefix.size());
-  id = id.substr(0, id.find('/'));
+  bool agent = req.path.rfind(agents, 0) == 0;
+  if (!agent && req.path.rfind(prefix, 0) != 0)
+    return false;
+  auto rest = req.path.substr(agent ? agents.size() : prefix.size());
+  auto slash = rest.find('/');
+  if (agent && slash == std::string::npos)
+    return false;
+  auto id = rest.substr(0, slash);
   auto owner = execution_owner(id);
   if (owner.empty() || owner == n.node_name())
     return false;
-  current_request().route = "/v1/executions/{id} (owner)";
+  current_request().route = agent ? "/v1/agents/{agent_id} (owner)"
+                                  : "/v1/executions/{id} (owner)";
   std::string state = "unknown to this node";
   for (const auto& m : n.nodes()) {
     if (m.value("name", std::string{}) != owner)
@@ -222,11 +233,14 @@ bool http_server::impl::route_to_owner(const httplib::Request& req,
       return true;
     }
   }
-  auto p = make_problem(503, "owner_unavailable",
-                        "execution " + id + " is owned by node " + owner
-                          + ", which is " + state
-                          + ": its log is on that node's disk; it resumes "
-                            "when the node is back");
+  auto p = make_problem(
+    503, "owner_unavailable",
+    agent ? "agent " + rest + " lives on node " + owner + ", which is "
+              + state + ": its log is on that node's disk"
+          : "execution " + id + " is owned by node " + owner + ", which is "
+              + state
+              + ": its log is on that node's disk; it resumes when the "
+                "node is back");
   p.retry_after_s = 5;
   send_problem(res, p);
   return true;

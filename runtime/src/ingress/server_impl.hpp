@@ -267,9 +267,9 @@ struct http_server::impl {
   /// be registered (agents are checked when they run).
   workflow::validation_context validation() const;
 
-  /// A request for an execution another node owns: answered with a 307 to
-  /// the owner's URL, or 503 owner_unavailable while the owner is not up.
-  /// False when the request is for this node.
+  /// A request for an execution another node owns, or for an agent of
+  /// one: answered with a 307 to the owner's URL, or 503 owner_unavailable
+  /// while the owner is not up. False when the request is for this node.
   bool route_to_owner(const httplib::Request& req, httplib::Response& res);
 
   void install();

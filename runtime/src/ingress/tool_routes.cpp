@@ -1,4 +1,5 @@
-// Tools (list, invoke), agents and the supervision tree.
+// Tools (list, invoke), agents (list, one's memory) and the supervision
+// tree.
 
 #include "ingress/server_impl.hpp"
 
@@ -71,6 +72,21 @@ void http_server::impl::tools_agents_tree() {
           for (auto& [name, spec] : agents.items())
             list.push_back(json{{"name", name}, {"spec", spec}});
         send_json(res, 200, json{{"agents", list}});
+      });
+  // An agent id is one or two segments ("researcher", "e1/researcher",
+  // "e1/extract"), sent with its slashes as they are or as %2F.
+  add("GET", "/v1/agents/([A-Za-z0-9._\\[\\]/-]{1,512})",
+      "/v1/agents/{agent_id}",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        // The agents actor starts an agent not running that has a log (it
+        // folds it); an id without one is not_found, starting nothing.
+        auto view = ask<json_value>(n.agents(), get_atom_v,
+                                    req.matches[1].str());
+        if (!view) {
+          send_problem(res, problem_of(view.error()));
+          return;
+        }
+        send_json(res, 200, view->get());
       });
   add("GET", "/v1/tree", "/v1/tree",
       [this](const httplib::Request&, httplib::Response& res) {

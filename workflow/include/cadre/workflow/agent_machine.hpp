@@ -231,9 +231,14 @@ inline constexpr size_t forgotten_turns_factor = 16;
 inline constexpr size_t max_held_specs = 64;
 
 /// How many recent turns' prompts and answers an agent machine holds at
-/// least, for `cadre agent memory`, beyond what its requests can still
+/// least, for the memory view (`cadre agent ID`), beyond what its requests can still
 /// use; older ones are only in its log (docs/agents.md#memory).
 inline constexpr size_t memory_view_turns = 10;
+
+/// The log of agent `id`: "agent:<id>".
+inline std::string agent_log_of(const std::string& id) {
+  return "agent:" + id;
+}
 
 /// One agent's state. Not thread-safe: one agent actor owns it.
 class agent_machine {
