@@ -668,20 +668,17 @@ TEST(Serve, BadBodiesGetProblemDocumentsThatNameThePlace) {
   EXPECT_EQ(status, 200);
 }
 
-// Sends `head` (a request line and headers), then a body without end, a
-// chunk of 64 KiB after another (`chunked`) or bare bytes, until `cap`
-// bytes are sent or the server stops taking them; the bytes sent and the
-// answer read then.
-std::pair<size_t, std::string> send_endless_body(int port,
+// Sends `head`, then `piece` after piece until `cap` bytes are sent or the
+// server stops taking them; the bytes sent and the answer read then.
+std::pair<size_t, std::string> send_endless_head(int port,
                                                  const std::string& head,
-                                                 bool chunked, size_t cap) {
+                                                 const std::string& piece,
+                                                 size_t cap) {
   int fd = connect_to(port);
   if (fd < 0)
     return {0, "no connection"};
   timeval tv{30, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  const std::string data(64 << 10, 'x');
-  const std::string piece = chunked ? "10000\r\n" + data + "\r\n" : data;
   auto send_all = [fd](const std::string& bytes) {
     for (size_t off = 0; off < bytes.size();) {
       auto n = ::send(fd, bytes.data() + off, bytes.size() - off,
@@ -697,6 +694,18 @@ std::pair<size_t, std::string> send_endless_body(int port,
     while (sent < cap && send_all(piece))
       sent += piece.size();
   return {sent, read_to_end(fd)};
+}
+
+// Sends `head` (a request line and headers), then a body without end, a
+// chunk of 64 KiB after another (`chunked`) or bare bytes, until `cap`
+// bytes are sent or the server stops taking them; the bytes sent and the
+// answer read then.
+std::pair<size_t, std::string> send_endless_body(int port,
+                                                 const std::string& head,
+                                                 bool chunked, size_t cap) {
+  const std::string data(64 << 10, 'x');
+  return send_endless_head(port, head,
+                           chunked ? "10000\r\n" + data + "\r\n" : data, cap);
 }
 
 TEST(Serve, EveryBodyIsBoundedWhateverItsFraming) {
@@ -789,34 +798,6 @@ TEST(Serve, EveryBodyIsBoundedWhateverItsFraming) {
   int status = 0;
   get(s, "/healthz", &status);
   EXPECT_EQ(status, 200);
-}
-
-// Sends `head`, then `piece` after piece until `cap` bytes are sent or the
-// server stops taking them; the bytes sent and the answer read then.
-std::pair<size_t, std::string> send_endless_head(int port,
-                                                 const std::string& head,
-                                                 const std::string& piece,
-                                                 size_t cap) {
-  int fd = connect_to(port);
-  if (fd < 0)
-    return {0, "no connection"};
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  auto send_all = [fd](const std::string& bytes) {
-    for (size_t off = 0; off < bytes.size();) {
-      auto n = ::send(fd, bytes.data() + off, bytes.size() - off,
-                      MSG_NOSIGNAL);
-      if (n <= 0)
-        return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  };
-  size_t sent = 0;
-  if (send_all(head))
-    while (sent < cap && send_all(piece))
-      sent += piece.size();
-  return {sent, read_to_end(fd)};
 }
 
 // A request line or headers without end: the server holds a bounded part
