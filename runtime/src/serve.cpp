@@ -113,6 +113,15 @@ int serve(const config::node_config& cfg, const serve_flags& flags) {
   (*n)->advertise_url(url);
   write_holder(cfg.store_dir,
                store_holder{static_cast<long>(::getpid()), "cadre serve", url});
+  // Requests still in hand when the drain timeout passes are left as a
+  // kill would leave them (the node resumes their work at its next start):
+  // the process ends here, before the parts they use are destroyed.
+  srv->on_drain_timeout([](size_t left) {
+    log::warn("drain timeout passed; exiting with requests in hand",
+              {{"actor", "serve"}, {"requests", left}});
+    std::fflush(nullptr);
+    std::_Exit(exit_ok);
+  });
   std::thread runner{[&srv] { srv->run(); }};
   // Programs read the first line of stdout; people read stderr.
   auto listening = json{{"type", "listening"},

@@ -1450,7 +1450,10 @@ TEST_F(ReplayHttp, ACliImportStreamsABigBundleAndACutUploadLeavesNothing) {
   // error, and nothing of it in the store. (httplib writes no answer to a
   // client that closed its sending side: this one stalls instead.)
   auto cfg = tmp_ / "stall.yaml";
-  std::ofstream{cfg} << "server:\n  read_timeout: 2s\n";
+  // The drain lets the cut imports' clean-up finish however slow the build
+  // (a sanitizer's), as long as a command may take.
+  std::ofstream{cfg} << "server:\n  read_timeout: 2s\n  drain_timeout: "
+                     << command_limit.count() << "s\n";
   auto cut = std::make_unique<test::cadre_server>(
     tmp_ / "cut", std::vector<std::string>{"--config", cfg}, env());
   ASSERT_TRUE(cut->ok());

@@ -578,6 +578,42 @@ TEST(Serve, SigtermDrainsAndEndsStreams) {
     << test::describe_status(*st) << s.proc().stderr_text();
 }
 
+// A request still in hand when the drain timeout passes (here a client that
+// sent half a request head and waits) is left as a kill would leave it: the
+// process says so and exits, instead of destroying the server and the node
+// under that request's thread.
+TEST(Serve, RequestsInHandPastTheDrainTimeoutEndTheProcess) {
+  test::temp_dir dir;
+  auto cfg = dir.str() + "/cadre.yaml";
+  std::ofstream{cfg} << "server:\n  drain_timeout: 200ms\n"
+                        "  read_timeout: 60s\n";
+  server s{dir.str() + "/db", {"--config", cfg}};
+  ASSERT_TRUE(s.ok());
+  int fd = connect_to(s.port());
+  ASSERT_GE(fd, 0);
+  const std::string half = "POST /v1/executions HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(::send(fd, half.data(), half.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(half.size()));
+  // Once a thread has the connection in hand (the other requests finish).
+  int status = 0;
+  get(s, "/healthz", &status);
+  ASSERT_EQ(status, 200);
+  s.proc().signal(SIGTERM);
+  auto st = s.proc().wait_until(clock_type::now() + 60s);
+  ::close(fd);
+  ASSERT_TRUE(st.has_value()) << "still running after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+    << test::describe_status(*st) << s.proc().stderr_text();
+  auto err = s.proc().stderr_text();
+  EXPECT_NE(err.find("drain timeout passed; exiting with requests in hand"),
+            std::string::npos)
+    << err;
+  EXPECT_NE(err.find("requests=1"), std::string::npos) << err;
+  // The store opens again: the next node starts on it.
+  server again{dir.str() + "/db"};
+  EXPECT_TRUE(again.ok());
+}
+
 TEST(Serve, SlowStreamClientIsCutOffNotBuffered) {
   test::temp_dir dir;
   auto cfg = dir.str() + "/cadre.yaml";

@@ -27,8 +27,14 @@ void set_overflow_lane(bool on);
 /// blocks the accept loop, so the kernel's backlog pushes back.
 class bounded_pool final : public httplib::TaskQueue {
 public:
-  bounded_pool(size_t threads, size_t max_queued, std::chrono::milliseconds drain)
-    : workers_(threads), max_queued_(max_queued), drain_(drain) {
+  /// `abandon`: called with the number of connections still in hand when
+  /// the drain timeout passes (see shutdown); may be empty.
+  bounded_pool(size_t threads, size_t max_queued, std::chrono::milliseconds drain,
+               std::function<void(size_t)> abandon = {})
+    : workers_(threads),
+      max_queued_(max_queued),
+      drain_(drain),
+      abandon_(std::move(abandon)) {
     for (size_t i = 0; i < threads; ++i)
       threads_.emplace_back([this] { work(false); });
     threads_.emplace_back([this] { work(true); });
@@ -61,8 +67,11 @@ public:
     }
   }
 
-  // Waits for the connections in hand up to the drain timeout; threads
-  // still busy after it are left to end with the process.
+  // Waits for the connections in hand up to the drain timeout. Past it,
+  // `abandon` is told how many are left (`cadre serve` ends the process
+  // there, as a kill would); if it returns, the wait goes on. A thread is
+  // never left running: its connection uses this pool, the server and the
+  // node, all destroyed once this returns.
   void shutdown() override {
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -74,20 +83,17 @@ public:
     reject_work_.notify_all();
     space_.notify_all();
     auto deadline = std::chrono::steady_clock::now() + drain_;
+    size_t left = 0;
     {
       std::unique_lock<std::mutex> guard{mtx_};
       done_.wait_until(guard, deadline,
                        [this] { return running_ == 0 && jobs_.empty(); });
+      left = running_ + jobs_.size() + rejects_.size();
     }
-    for (auto& t : threads_) {
-      std::unique_lock<std::mutex> guard{mtx_};
-      bool finished = running_ == 0;
-      guard.unlock();
-      if (finished || std::chrono::steady_clock::now() < deadline)
-        t.join();
-      else
-        t.detach();
-    }
+    if (left > 0 && abandon_)
+      abandon_(left);
+    for (auto& t : threads_)
+      t.join();
     threads_.clear();
   }
 
@@ -133,6 +139,7 @@ private:
   size_t workers_;
   size_t max_queued_;
   std::chrono::milliseconds drain_;
+  std::function<void(size_t)> abandon_;
   // Connections being handled, on either lane, and on the workers' lane.
   size_t running_ = 0;
   size_t busy_ = 0;

@@ -123,7 +123,7 @@ expected<uint64_t> query_number(const httplib::Request& req,
 void http_server::impl::install() {
   srv->new_task_queue = [this] {
     return new bounded_pool(opts.threads, opts.max_queued_connections,
-                            opts.drain_timeout);
+                            opts.drain_timeout, drain_timeout_passed);
   };
   srv->set_read_timeout(opts.read_timeout);
   srv->set_write_timeout(opts.write_timeout);
@@ -593,6 +593,10 @@ void http_server::shutdown() {
     if (st.srv)
       st.srv->stop();
   });
+}
+
+void http_server::on_drain_timeout(std::function<void(size_t)> f) {
+  impl_->drain_timeout_passed = std::move(f);
 }
 
 std::string http_server::url() const {

@@ -5,6 +5,8 @@
 // talk to the node's actors by request/response with a deadline
 // (server_options::request_timeout).
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 
 #include "cadre/messages/error.hpp"
@@ -36,6 +38,12 @@ public:
   /// `event: close`, lets requests in flight finish within the drain
   /// timeout, then returns. Safe from any thread, once.
   void shutdown();
+
+  /// Called on run()'s thread when the drain timeout passes with requests
+  /// still in hand (their number). Those requests use the server and the
+  /// node, so shutdown() waits for them after it returns; `cadre serve`
+  /// ends the process in it instead. Set before run().
+  void on_drain_timeout(std::function<void(size_t)> f);
 
   /// The base URL clients use, e.g. "http://127.0.0.1:8700".
   std::string url() const;

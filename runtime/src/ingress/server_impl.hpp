@@ -133,6 +133,8 @@ struct http_server::impl {
   // step.
   std::mutex workflows_mtx;
   std::once_flag shutdown_once;
+  // See http_server::on_drain_timeout.
+  std::function<void(size_t)> drain_timeout_passed;
 
   impl(node& nd, server_options o) : n(nd), opts(std::move(o)) {
   }
