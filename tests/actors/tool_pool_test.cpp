@@ -619,6 +619,18 @@ TEST_F(ToolPoolDirect, AFreeWorkerTakesCallsWhileAnotherIsHeld) {
   EXPECT_EQ(d["queued"], 0) << d.dump();
 }
 
+// A call the ending pool of tool `whole` answered: unavailable, naming it.
+template <class Handle>
+void expect_ended(Handle& call) {
+  call.receive([](task_result& res) { ADD_FAILURE() << res.output.dump(); },
+               [](caf::error& err) {
+                 EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
+                 EXPECT_NE(message_of(err).find("the pool of tool whole ended"),
+                           std::string::npos)
+                   << describe(err);
+               });
+}
+
 // Calls waiting for a worker when the pool ends are answered at once, with
 // an error naming the pool, not left to their callers' deadlines: those in
 // the lock-free intake (every worker busy) ...
@@ -636,15 +648,8 @@ TEST_F(ToolPoolDirect, ItsEndAnswersTheCallsWaitingInItsIntake) {
                               request("whole", json{{"id", 2}}));
   ASSERT_EQ(describe_pool(pool)["queued"], 2);
   self->send_exit(pool, caf::exit_reason::user_shutdown);
-  for (auto* h : {&first, &second})
-    h->receive(
-      [](task_result& res) { ADD_FAILURE() << res.output.dump(); },
-      [](caf::error& err) {
-        EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
-        EXPECT_NE(message_of(err).find("the pool of tool whole ended"),
-                  std::string::npos)
-          << describe(err);
-      });
+  expect_ended(first);
+  expect_ended(second);
 }
 
 // ... and those in its queue.
@@ -673,15 +678,8 @@ TEST_F(ToolPoolDirect, ItsEndAnswersTheCallsWaitingInItsQueue) {
              });
   ASSERT_EQ(describe_pool(pool)["queued"], 2);
   self->send_exit(pool, caf::exit_reason::user_shutdown);
-  for (auto* h : {&first, &second})
-    h->receive(
-      [](task_result& res) { ADD_FAILURE() << res.output.dump(); },
-      [](caf::error& err) {
-        EXPECT_EQ(code_of(err), errc::unavailable) << describe(err);
-        EXPECT_NE(message_of(err).find("the pool of tool whole ended"),
-                  std::string::npos)
-          << describe(err);
-      });
+  expect_ended(first);
+  expect_ended(second);
 }
 
 // Split calls are answered too when the pool ends: one waiting behind a
